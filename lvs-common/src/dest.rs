@@ -1,0 +1,46 @@
+//! Destinations: a real server (or a fallback) as a member of one virtual service.
+
+/// Flag bits of [`Dest::flags`].
+pub mod dest_flags {
+    /// The slot holds a destination. A flow whose entry names a slot without it (or with
+    /// another generation) is scheduled again.
+    pub const VALID: u32 = 1 << 0;
+    /// The destination is the director itself (a local fallback): packets go up the stack
+    /// with XDP_PASS instead of being rewritten.
+    pub const LOCAL: u32 = 1 << 1;
+    /// The destination takes new connections (weight above 0). Without it, established flows
+    /// and nothing else reach it (quiescent), and persistence does not pick it.
+    pub const SCHEDULABLE: u32 = 1 << 2;
+}
+
+/// Where packets for one destination go. Indexed by destination id in the dests array.
+///
+/// `generation` changes whenever the slot stops meaning what it meant (the real was removed
+/// from the service, the slot was reused): flows and persistence entries remember the
+/// generation they were scheduled with, and a mismatch sends them back to the scheduler, as
+/// IPVS does for connections to a removed destination (`expire_nodest_conn`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dest {
+    /// The real server's MAC address (new Ethernet destination).
+    pub dst_mac: [u8; 6],
+    /// The egress interface's MAC address (new Ethernet source).
+    pub src_mac: [u8; 6],
+    /// The egress interface. Equal to the ingress interface: XDP_TX; otherwise XDP_REDIRECT
+    /// through the devmap.
+    pub ifindex: u32,
+    /// The slot's generation (see above).
+    pub generation: u32,
+    /// [`dest_flags`] bits.
+    pub flags: u32,
+    /// The service this destination belongs to (for per-service counters of established flows).
+    pub service: u32,
+}
+
+impl Dest {
+    /// Whether a flow remembered with `generation` may keep using this slot.
+    #[inline(always)]
+    pub const fn holds(&self, generation: u32) -> bool {
+        self.flags & dest_flags::VALID != 0 && self.generation == generation
+    }
+}

@@ -1,0 +1,38 @@
+//! Types shared by the lvs XDP program (`lvs-ebpf`) and its agent (`lvs-userspace`).
+//!
+//! Everything that crosses the kernel/user boundary lives here once: map names and sizes, the
+//! keys and values of every map, flag bits, and the few pure functions both sides must agree on
+//! (the source hash used by the `sh` scheduler and persistence masks).
+//!
+//! Every type is `#[repr(C)]` with explicit padding and only integer fields, so its layout is the
+//! same for `bpfel-unknown-none` and the host, and any bit pattern is a valid value. With the
+//! `user` feature they implement [`aya::Pod`].
+#![no_std]
+
+pub mod addr;
+pub mod conntrack;
+pub mod dest;
+pub mod hash;
+pub mod limits;
+pub mod service;
+pub mod stats;
+
+pub use addr::Addr;
+pub use conntrack::{CtValue, FlowKey, PersistKey, PersistValue};
+pub use dest::Dest;
+pub use service::{Service, VipKey};
+pub use stats::{Counters, DropReason};
+
+/// Implements `aya::Pod` for the listed types when the `user` feature is on.
+macro_rules! pod {
+    ($($t:ty),* $(,)?) => {
+        $(
+            #[cfg(feature = "user")]
+            // SAFETY: the type is `#[repr(C)]`, made only of integers and integer arrays, with
+            // explicit padding fields, so every bit pattern is a valid value and it has no
+            // implicit padding bytes.
+            unsafe impl aya::Pod for $t {}
+        )*
+    };
+}
+pod!(Addr, FlowKey, CtValue, PersistKey, PersistValue, Dest, VipKey, Service, Counters);

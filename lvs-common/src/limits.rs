@@ -1,0 +1,61 @@
+//! Map names and sizes. The kernel declares its maps with these, and the agent finds them by
+//! these names.
+
+/// Virtual services that can be configured at once (service ids are `0..MAX_SERVICES`).
+pub const MAX_SERVICES: u32 = 256;
+
+/// Destination slots: one per (virtual service, real server) pair, plus fallbacks.
+pub const MAX_DESTS: u32 = 16_384;
+
+/// Slots in one scheduler ring. A service has two rings (double buffering), so the ring map
+/// holds `MAX_SERVICES * 2 * RING_SIZE` entries.
+pub const RING_SIZE: u32 = 4096;
+
+/// Entries of the connection table (LRU: the least recently used flow is evicted when full).
+pub const CONNTRACK_ENTRIES: u32 = 262_144;
+
+/// Entries of the persistence table (LRU).
+pub const PERSIST_ENTRIES: u32 = 65_536;
+
+/// Interfaces the program may redirect to (devmap entries).
+pub const MAX_TX_PORTS: u32 = 64;
+
+/// A value meaning "no destination".
+pub const NO_DEST: u32 = u32::MAX;
+
+/// Map names, as the kernel program declares them and the agent looks them up.
+pub mod map_names {
+    /// `HASH` [`crate::VipKey`] → [`crate::Service`].
+    pub const SERVICES: &str = "LVS_SERVICES";
+    /// `ARRAY` of [`crate::Dest`], indexed by destination id.
+    pub const DESTS: &str = "LVS_DESTS";
+    /// `ARRAY` of `u32` destination ids: the scheduler rings.
+    pub const RINGS: &str = "LVS_RINGS";
+    /// `PERCPU_ARRAY` of `u32`: each CPU's position in each service's ring.
+    pub const RING_POS: &str = "LVS_RING_POS";
+    /// `LRU_HASH` [`crate::FlowKey`] → [`crate::CtValue`].
+    pub const CONNTRACK: &str = "LVS_CONNTRACK";
+    /// `LRU_HASH` [`crate::PersistKey`] → [`crate::PersistValue`].
+    pub const PERSIST: &str = "LVS_PERSIST";
+    /// `DEVMAP_HASH` ifindex → ifindex, for XDP_REDIRECT to another interface.
+    pub const TX_PORTS: &str = "LVS_TX_PORTS";
+    /// `PERCPU_ARRAY` of [`crate::Counters`] per service id.
+    pub const SERVICE_STATS: &str = "LVS_SERVICE_STATS";
+    /// `PERCPU_ARRAY` of [`crate::Counters`] per destination id.
+    pub const DEST_STATS: &str = "LVS_DEST_STATS";
+    /// `PERCPU_ARRAY` of `u64` per [`crate::DropReason`].
+    pub const DROPS: &str = "LVS_DROPS";
+}
+
+/// Program names in the object file.
+pub mod program_names {
+    /// The load balancer.
+    pub const BALANCER: &str = "lvs_xdp";
+    /// A program that passes every packet. Native XDP_TX on a veth needs an XDP program on its
+    /// peer; the lab attaches this one there.
+    pub const PASS: &str = "lvs_pass";
+    /// The benchmark floor: parse Ethernet/IPv4/TCP, one hash lookup, MAC rewrite, XDP_TX.
+    pub const FLOOR: &str = "lvs_floor";
+    /// The floor program's hash map.
+    pub const FLOOR_MAP: &str = "LVS_FLOOR_FLOWS";
+}

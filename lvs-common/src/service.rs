@@ -1,0 +1,75 @@
+//! Virtual services: the key a packet is matched by, and what the program needs to schedule it.
+
+use crate::addr::Addr;
+
+/// IP protocol numbers the data plane balances.
+pub mod proto {
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+}
+
+/// The key of a virtual service: (VIP, port, protocol). Port 0 means every port of the VIP.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VipKey {
+    /// The virtual address (IPv4-mapped for IPv4).
+    pub addr: Addr,
+    /// Destination port in network byte order; 0 for every port.
+    pub port_be: u16,
+    /// [`proto::TCP`] or [`proto::UDP`].
+    pub proto: u8,
+    /// Explicit padding, always 0.
+    pub _pad: u8,
+}
+
+/// Scheduler kinds as the kernel sees them. Userspace turns `wrr`, `rr` (and any other
+/// sequence scheduler) into a ring; the kernel either walks it or hashes into it.
+pub mod sched {
+    /// Walk the ring: each new connection takes the next slot (per CPU).
+    pub const RING_WALK: u32 = 0;
+    /// Hash the client address into the ring (`sh`).
+    pub const SOURCE_HASH: u32 = 1;
+}
+
+/// Flag bits of [`Service::flags`].
+pub mod service_flags {
+    /// New connections of a client (masked by the persistence netmask) stick to the real they
+    /// got for `persist_timeout_s`.
+    pub const PERSISTENT: u32 = 1 << 0;
+}
+
+/// A virtual service as the kernel program sees it. The agent replaces the whole value in one
+/// hash-map update, which is what makes a change atomic for packets: `ring_gen`, `ring_len` and
+/// `fallback` switch together.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    /// Index of this service in the per-service arrays (rings, counters).
+    pub id: u32,
+    /// [`service_flags`] bits.
+    pub flags: u32,
+    /// One of [`sched`].
+    pub scheduler: u32,
+    /// Which of the service's two rings is live (0 or 1).
+    pub ring_gen: u32,
+    /// Slots used in the live ring; 0 when no real is usable.
+    pub ring_len: u32,
+    /// Destination id that takes new flows when `ring_len` is 0, or [`crate::limits::NO_DEST`].
+    pub fallback: u32,
+    /// Persistence timeout in seconds (with [`service_flags::PERSISTENT`]).
+    pub persist_timeout_s: u32,
+    /// Explicit padding, always 0.
+    pub _pad: u32,
+    /// Client addresses are masked with this before the persistence lookup.
+    pub persist_mask: Addr,
+}
+
+impl Service {
+    /// The index of slot `pos` of ring `gen` of service `id` in the ring map.
+    #[inline(always)]
+    pub const fn ring_index(id: u32, generation: u32, pos: u32) -> u32 {
+        (id * 2 + (generation & 1)) * crate::limits::RING_SIZE + pos
+    }
+}

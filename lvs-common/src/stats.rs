@@ -1,0 +1,57 @@
+//! Per-CPU counters kept by the data plane.
+
+/// Traffic counters of a service or a destination (per CPU; the agent sums them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets forwarded.
+    pub packets: u64,
+    /// Bytes forwarded (whole frames).
+    pub bytes: u64,
+    /// New connections scheduled.
+    pub connections: u64,
+}
+
+impl Counters {
+    /// The sum of two counters (used to fold per-CPU values).
+    pub const fn plus(self, other: Counters) -> Counters {
+        Counters {
+            packets: self.packets + other.packets,
+            bytes: self.bytes + other.bytes,
+            connections: self.connections + other.connections,
+        }
+    }
+}
+
+/// Why the program dropped a packet for a virtual service. The discriminant is the index in
+/// the drops array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The service has no usable real server and no fallback.
+    NoDestination = 0,
+    /// The scheduler or a table named a destination slot that does not hold one.
+    BadDestination = 1,
+    /// XDP_REDIRECT to the destination's interface failed (not in the devmap).
+    RedirectFailed = 2,
+}
+
+impl DropReason {
+    /// Number of reasons (size of the drops array).
+    pub const COUNT: u32 = 3;
+    /// Every reason, in index order.
+    pub const ALL: [DropReason; 3] = [
+        DropReason::NoDestination,
+        DropReason::BadDestination,
+        DropReason::RedirectFailed,
+    ];
+
+    /// A short name for logs and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::NoDestination => "no_destination",
+            DropReason::BadDestination => "bad_destination",
+            DropReason::RedirectFailed => "redirect_failed",
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The lvs XDP programs.
+//!
+//! `lvs_xdp` is the load balancer, a pipeline of small stages, one file each, in the order a
+//! packet meets them:
+//!
+//! 1. [`parse`]: Ethernet (one VLAN tag), IPv4/IPv6, TCP/UDP ports → a [`parse::Packet`].
+//! 2. [`conntrack`]: a known flow goes straight to its destination (SYNs skip this: a SYN
+//!    starts a new connection).
+//! 3. [`vip`]: is the packet for a virtual service?
+//! 4. [`scheduler`]: persistence, then the service's ring, then its fallback.
+//! 5. [`conntrack`] again: remember the choice.
+//! 6. [`rewrite`]: direct routing, new MACs, XDP_TX or XDP_REDIRECT.
+//!
+//! [`stats`] counts along the way. Each stage returns `Result<T, u32>`: a value for the next
+//! stage, or the final XDP verdict. Anything that is not for a virtual service leaves as
+//! XDP_PASS, untouched.
+#![no_std]
+#![no_main]
+
+mod conntrack;
+mod floor;
+mod maps;
+mod parse;
+mod rewrite;
+mod scheduler;
+mod stats;
+mod vip;
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+
+/// The load balancer.
+#[xdp]
+pub fn lvs_xdp(ctx: XdpContext) -> u32 {
+    match balance(&ctx) {
+        Ok(verdict) | Err(verdict) => verdict,
+    }
+}
+
+/// Passes every packet. Native XDP_TX on a veth needs an XDP program on its peer; this is it.
+#[xdp]
+pub fn lvs_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[inline(always)]
+fn balance(ctx: &XdpContext) -> Result<u32, u32> {
+    let pkt = parse::parse(ctx)?;
+
+    if !pkt.syn {
+        if let Some((dest_id, dest)) = conntrack::established(&pkt.key) {
+            stats::forwarded(dest.service, dest_id, pkt.len, false);
+            return rewrite::forward(ctx, dest);
+        }
+    }
+
+    let service = vip::lookup(&pkt.key)?;
+    let (dest_id, dest) = scheduler::pick(service, &pkt.key)?;
+    conntrack::remember(&pkt.key, dest_id, dest.generation);
+    stats::forwarded(service.id, dest_id, pkt.len, true);
+    rewrite::forward(ctx, dest)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

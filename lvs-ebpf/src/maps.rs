@@ -1,0 +1,56 @@
+//! Every map of the load balancer, declared once with the names and sizes of
+//! [`lvs_common::limits`].
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
+};
+use lvs_common::{
+    Counters, CtValue, Dest, FlowKey, PersistKey, PersistValue, Service, VipKey,
+    limits::{
+        CONNTRACK_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES, RING_SIZE,
+    },
+    stats::DropReason,
+};
+
+/// Virtual services. A hash map, so the agent replaces a service's value atomically.
+#[map(name = "LVS_SERVICES")]
+pub static SERVICES: HashMap<VipKey, Service> = HashMap::with_max_entries(MAX_SERVICES, 0);
+
+/// Destination slots.
+#[map(name = "LVS_DESTS")]
+pub static DESTS: Array<Dest> = Array::with_max_entries(MAX_DESTS, 0);
+
+/// Two scheduler rings per service, of destination ids.
+#[map(name = "LVS_RINGS")]
+pub static RINGS: Array<u32> = Array::with_max_entries(MAX_SERVICES * 2 * RING_SIZE, 0);
+
+/// Each CPU's position in each service's ring.
+#[map(name = "LVS_RING_POS")]
+pub static RING_POS: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_SERVICES, 0);
+
+/// The connection table.
+#[map(name = "LVS_CONNTRACK")]
+pub static CONNTRACK: LruHashMap<FlowKey, CtValue> =
+    LruHashMap::with_max_entries(CONNTRACK_ENTRIES, 0);
+
+/// The persistence table.
+#[map(name = "LVS_PERSIST")]
+pub static PERSIST: LruHashMap<PersistKey, PersistValue> =
+    LruHashMap::with_max_entries(PERSIST_ENTRIES, 0);
+
+/// Interfaces reachable by XDP_REDIRECT, keyed by ifindex.
+#[map(name = "LVS_TX_PORTS")]
+pub static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(MAX_TX_PORTS, 0);
+
+/// Per-service counters.
+#[map(name = "LVS_SERVICE_STATS")]
+pub static SERVICE_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SERVICES, 0);
+
+/// Per-destination counters.
+#[map(name = "LVS_DEST_STATS")]
+pub static DEST_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_DESTS, 0);
+
+/// Drops by [`DropReason`].
+#[map(name = "LVS_DROPS")]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropReason::COUNT, 0);

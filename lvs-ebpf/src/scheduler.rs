@@ -1,0 +1,120 @@
+//! Stage 4: choose a destination for a new flow: the client's persistence entry, else the
+//! service's ring (walked for `wrr`/`rr`, hashed by client address for `sh`), else the
+//! service's fallback, else drop.
+//!
+//! The ring is computed by the agent; the kernel only indexes it. Each CPU walks the ring with
+//! its own position, so new connections never contend on a shared counter; over many
+//! connections each CPU reproduces the weighted cycle exactly.
+
+use aya_ebpf::{
+    bindings::BPF_ANY,
+    helpers::bpf_ktime_get_ns,
+};
+use lvs_common::{
+    Dest, FlowKey, PersistKey, PersistValue, Service,
+    dest::dest_flags,
+    hash::source_hash_slot,
+    limits::{NO_DEST, RING_SIZE},
+    service::{sched, service_flags},
+    stats::DropReason,
+};
+
+use crate::{
+    conntrack::live_dest,
+    maps::{DESTS, PERSIST, RING_POS, RINGS},
+    stats,
+};
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// The destination (id and slot) for a new flow of `service`, or XDP_DROP.
+#[inline(always)]
+pub fn pick(service: &Service, key: &FlowKey) -> Result<(u32, &'static Dest), u32> {
+    if service.flags & service_flags::PERSISTENT == 0 {
+        return from_ring(service, key);
+    }
+    let pkey = PersistKey {
+        client: key.src.masked(&service.persist_mask),
+        service: service.id,
+    };
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(p) = PERSIST.get_ptr(&pkey) {
+        // SAFETY: a valid pointer into the map for this program run, copied out at once; a
+        // concurrent update can at worst give a stale entry, which the checks below reject.
+        let p = unsafe { *p };
+        if now.saturating_sub(p.last_used_ns) < service.persist_timeout_s as u64 * NS_PER_SEC {
+            if let Some(d) = live_dest(p.dest, p.generation) {
+                if d.flags & dest_flags::SCHEDULABLE != 0 {
+                    remember(&pkey, now, p.dest, p.generation);
+                    return Ok((p.dest, d));
+                }
+            }
+        }
+    }
+    let (id, dest) = from_ring(service, key)?;
+    // A client sent to the fallback is not made to stick to it.
+    if service.ring_len != 0 {
+        remember(&pkey, now, id, dest.generation);
+    }
+    Ok((id, dest))
+}
+
+#[inline(always)]
+fn remember(pkey: &PersistKey, now: u64, dest: u32, generation: u32) {
+    let v = PersistValue {
+        last_used_ns: now,
+        dest,
+        generation,
+    };
+    // Failure only under memory pressure; the next connection schedules again.
+    let _ = PERSIST.insert(pkey, v, BPF_ANY as u64);
+}
+
+/// The ring's choice, or the fallback when the ring is empty.
+#[inline(always)]
+fn from_ring(service: &Service, key: &FlowKey) -> Result<(u32, &'static Dest), u32> {
+    let len = service.ring_len;
+    if len == 0 || len > RING_SIZE {
+        return fallback(service);
+    }
+    let pos = if service.scheduler == sched::SOURCE_HASH {
+        source_hash_slot(&key.src, len)
+    } else {
+        next_position(service.id, len)
+    };
+    let slot = Service::ring_index(service.id, service.ring_gen, pos);
+    let Some(&id) = RINGS.get(slot) else {
+        return Err(stats::drop(DropReason::BadDestination));
+    };
+    match DESTS.get(id) {
+        Some(d) if d.flags & dest_flags::VALID != 0 => Ok((id, d)),
+        _ => Err(stats::drop(DropReason::BadDestination)),
+    }
+}
+
+/// This CPU's next position in the ring of service `id` (length `len`).
+#[inline(always)]
+fn next_position(id: u32, len: u32) -> u32 {
+    let Some(pos) = RING_POS.get_ptr_mut(id) else {
+        return 0;
+    };
+    // SAFETY: a per-CPU slot: no other CPU touches it, and XDP runs without preemption on
+    // this CPU.
+    unsafe {
+        let cur = if *pos >= len { 0 } else { *pos };
+        *pos = if cur + 1 >= len { 0 } else { cur + 1 };
+        cur
+    }
+}
+
+#[inline(always)]
+fn fallback(service: &Service) -> Result<(u32, &'static Dest), u32> {
+    if service.fallback == NO_DEST {
+        return Err(stats::drop(DropReason::NoDestination));
+    }
+    match DESTS.get(service.fallback) {
+        Some(d) if d.flags & dest_flags::VALID != 0 => Ok((service.fallback, d)),
+        _ => Err(stats::drop(DropReason::BadDestination)),
+    }
+}

@@ -1,0 +1,313 @@
+//! The configuration model: what both readers (TOML and ldirectord.cf) produce, with every
+//! default already applied. Everything downstream (checks, the data plane, `lvs check`,
+//! `lvs convert`) works from this and never from the text.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Where a thing was written: file and 1-based line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// A whole configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The file it was read from.
+    pub source: PathBuf,
+    /// Global settings.
+    pub globals: Globals,
+    /// The virtual services, in file order.
+    pub virtuals: Vec<VirtualService>,
+    /// Warnings for directives that were accepted but have no effect here (file:line: why).
+    pub warnings: Vec<String>,
+}
+
+/// Where the agent logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard output (the default, and always under `supervised`).
+    Stdout,
+    /// A file, appended to.
+    File(PathBuf),
+    /// A syslog facility such as `local0`.
+    Syslog(String),
+}
+
+/// Which state changes are mailed (ldirectord's `emailalertstatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlertStatus {
+    /// A real (or fallback) came up.
+    pub starting: bool,
+    /// A real went down.
+    pub stopping: bool,
+    /// A real was (re)checked and is still in the same state (`running`).
+    pub running: bool,
+    /// The service's config was reloaded (`sent`).
+    pub sent: bool,
+}
+
+impl AlertStatus {
+    /// ldirectord's default: `all`.
+    pub const ALL: AlertStatus = AlertStatus {
+        starting: true,
+        stopping: true,
+        running: true,
+        sent: true,
+    };
+}
+
+/// Global settings, with defaults applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Globals {
+    /// Default `checkinterval` (ldirectord: 10 s).
+    pub check_interval: Duration,
+    /// Default `checktimeout` (ldirectord: negotiatetimeout if set, else 5 s).
+    pub check_timeout: Duration,
+    /// Default `negotiatetimeout` (ldirectord: checktimeout if set, else 30 s).
+    pub negotiate_timeout: Duration,
+    /// Default `failurecount` (1).
+    pub failure_count: u32,
+    /// Default `successcount` (1). An lvs addition against flapping.
+    pub success_count: u32,
+    /// Global IPv4 fallback.
+    pub fallback: Option<Fallback>,
+    /// Global IPv6 fallback.
+    pub fallback6: Option<Fallback>,
+    /// Global `fallbackcommand`.
+    pub fallback_command: Option<String>,
+    /// Default `quiescent` (ldirectord's code: no).
+    pub quiescent: bool,
+    /// Reload when the file changes.
+    pub autoreload: bool,
+    /// Where to log.
+    pub log: LogTarget,
+    /// `supervised`: stay in the foreground and log to stdout.
+    pub supervised: bool,
+    /// `emailalert` recipients.
+    pub email_alert: Vec<String>,
+    /// `emailalertfrom`.
+    pub email_alert_from: Option<String>,
+    /// `emailalertfreq`: repeat an alert for an unrecovered real this often (0: never).
+    pub email_alert_freq: Duration,
+    /// `emailalertstatus`.
+    pub email_alert_status: AlertStatus,
+    /// `smtp`: the mail server (host or host:port).
+    pub smtp: Option<String>,
+    /// `notify`: a command run on every state change with the real, the service and the new
+    /// state (as keepalived's notify scripts).
+    pub notify: Option<String>,
+    /// `maintenancedir`: a file named after a real forces it down.
+    pub maintenance_dir: Option<PathBuf>,
+    /// `cleanstop`: detach the data plane on a clean exit (default yes).
+    pub cleanstop: bool,
+    /// `callback`: a command run after each reload.
+    pub callback: Option<String>,
+    /// Interface to attach to (lvs addition; default: the one holding the VIPs).
+    pub interface: Option<String>,
+    /// Verify TLS certificates in https checks (lvs addition; ldirectord never does).
+    pub verify_tls: bool,
+    /// Prometheus metrics listen address (lvs addition; off when `None`).
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Default for Globals {
+    fn default() -> Self {
+        Globals {
+            check_interval: Duration::from_secs(10),
+            check_timeout: Duration::from_secs(5),
+            negotiate_timeout: Duration::from_secs(30),
+            failure_count: 1,
+            success_count: 1,
+            fallback: None,
+            fallback6: None,
+            fallback_command: None,
+            quiescent: false,
+            autoreload: false,
+            log: LogTarget::Stdout,
+            supervised: false,
+            email_alert: Vec::new(),
+            email_alert_from: None,
+            email_alert_freq: Duration::ZERO,
+            email_alert_status: AlertStatus::ALL,
+            smtp: None,
+            notify: None,
+            maintenance_dir: None,
+            cleanstop: true,
+            callback: None,
+            interface: None,
+            verify_tls: false,
+            metrics: None,
+        }
+    }
+}
+
+/// Transport protocol of a virtual service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// Scheduler of a virtual service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheduler {
+    /// Weighted round-robin, the cycle of the kernel's ip_vs_wrr.c.
+    Wrr,
+    /// Round-robin over reals with weight above 0.
+    Rr,
+    /// Source-address hashing, weighted.
+    Sh,
+}
+
+/// How packets reach a real server. Only direct routing exists in XDP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forwarding {
+    /// Direct routing (`gate`): rewrite the destination MAC.
+    Gate,
+}
+
+/// A fallback ("sorry") server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fallback {
+    /// Its address; port 0 means the service's port.
+    pub addr: SocketAddr,
+    /// How it is reached.
+    pub forwarding: Forwarding,
+}
+
+/// Kind of health check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckType {
+    /// TCP connect (UDP: an ICMP-aware datagram probe).
+    Connect,
+    /// The service's negotiate check (request, expect receive).
+    Negotiate,
+    /// ICMP echo.
+    Ping,
+    /// `checkcommand`, called with ldirectord's arguments.
+    External,
+    /// Always up, never checked.
+    On,
+    /// Always down.
+    Off,
+    /// N connect checks, then one negotiate check, repeating.
+    ConnectThenNegotiate(u32),
+}
+
+/// The protocol spoken by a negotiate check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckService {
+    /// HTTP.
+    Http,
+    /// HTTPS.
+    Https,
+    /// Send `request`, expect `receive` in the answer.
+    SimpleTcp,
+    /// A DNS query for `request`; `receive` expected in the answer when given.
+    Dns,
+    /// No negotiate protocol: a negotiate check is a connect check.
+    None,
+}
+
+/// HTTP method of http/https checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// GET (ldirectord's default).
+    Get,
+    /// HEAD.
+    Head,
+}
+
+/// How one virtual service checks its reals, with every default applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckSpec {
+    /// The kind of check.
+    pub check_type: CheckType,
+    /// The negotiate protocol.
+    pub service: CheckService,
+    /// `checkport`: the port checked, if not the real's.
+    pub port: Option<u16>,
+    /// `request`: URL path (http), payload (simpletcp), or name (dns).
+    pub request: Option<String>,
+    /// `receive`: a regular expression the answer must match.
+    pub receive: Option<String>,
+    /// `httpmethod`.
+    pub http_method: HttpMethod,
+    /// `virtualhost`: the Host header.
+    pub virtual_host: Option<String>,
+    /// Verify TLS certificates for https.
+    pub verify_tls: bool,
+    /// `checkcommand` for external checks.
+    pub command: Option<String>,
+    /// `checkinterval`.
+    pub interval: Duration,
+    /// `checktimeout` (connect, ping, external).
+    pub timeout: Duration,
+    /// `negotiatetimeout` (negotiate).
+    pub negotiate_timeout: Duration,
+    /// `failurecount`: consecutive failures that take a real down.
+    pub failure_count: u32,
+    /// `successcount`: consecutive successes that bring it back.
+    pub success_count: u32,
+}
+
+/// A real server of a virtual service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RealServer {
+    /// Where it was configured.
+    pub location: Location,
+    /// Its address; port 0 means the service's port.
+    pub addr: SocketAddr,
+    /// Weight (default 1); 0 means no new connections.
+    pub weight: u32,
+    /// How packets reach it.
+    pub forwarding: Forwarding,
+    /// Per-real `request` override.
+    pub request: Option<String>,
+    /// Per-real `receive` override.
+    pub receive: Option<String>,
+}
+
+/// A virtual service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VirtualService {
+    /// Where it was configured.
+    pub location: Location,
+    /// `servicename`, if any.
+    pub name: Option<String>,
+    /// `comment`, if any.
+    pub comment: Option<String>,
+    /// VIP and port; port 0 means every port.
+    pub vip: SocketAddr,
+    /// Transport protocol.
+    pub protocol: Protocol,
+    /// Scheduler.
+    pub scheduler: Scheduler,
+    /// `persistent` timeout; `None` when not persistent.
+    pub persistent: Option<Duration>,
+    /// `netmask` for persistence, as a prefix length within the VIP's family.
+    pub netmask_prefix: u8,
+    /// Real servers, in file order, ranges expanded.
+    pub reals: Vec<RealServer>,
+    /// The fallback server (the service's own or the global one for its family).
+    pub fallback: Option<Fallback>,
+    /// `fallbackcommand`.
+    pub fallback_command: Option<String>,
+    /// `quiescent`: a failed real keeps its established flows (weight 0) instead of being
+    /// removed.
+    pub quiescent: bool,
+    /// Health checking.
+    pub check: CheckSpec,
+}

@@ -1,0 +1,4 @@
+//! The lvs agent: loads the XDP load balancer, checks real servers, and keeps the BPF maps in
+//! line with the configuration and the servers' health.
+
+pub mod config;
