@@ -2,3 +2,4 @@
 //! line with the configuration and the servers' health.
 
 pub mod config;
+pub mod dataplane;
