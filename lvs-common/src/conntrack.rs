@@ -17,7 +17,9 @@ pub struct FlowKey {
     /// IP protocol.
     pub proto: u8,
     /// Explicit padding, always 0.
-    pub _pad: [u8; 3],
+    pub _pad0: u8,
+    /// Explicit padding, always 0.
+    pub _pad1: u16,
 }
 
 /// What the connection table remembers of a flow.

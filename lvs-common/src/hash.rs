@@ -19,8 +19,12 @@ pub const fn addr_hash(addr: &Addr) -> u32 {
     h ^ (h >> 16)
 }
 
-/// The ring slot the `sh` scheduler picks for `client` in a ring of `ring_len` slots.
+/// The ring slot the `sh` scheduler picks for `client` in a ring of `ring_len` slots (0 for an
+/// empty ring).
 #[inline(always)]
 pub const fn source_hash_slot(client: &Addr, ring_len: u32) -> u32 {
-    addr_hash(client) % ring_len
+    match addr_hash(client).checked_rem(ring_len) {
+        Some(slot) => slot,
+        None => 0,
+    }
 }

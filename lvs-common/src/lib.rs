@@ -35,4 +35,14 @@ macro_rules! pod {
         )*
     };
 }
-pod!(Addr, FlowKey, CtValue, PersistKey, PersistValue, Dest, VipKey, Service, Counters);
+pod!(
+    Addr,
+    FlowKey,
+    CtValue,
+    PersistKey,
+    PersistValue,
+    Dest,
+    VipKey,
+    Service,
+    Counters
+);

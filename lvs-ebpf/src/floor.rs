@@ -42,7 +42,8 @@ fn floor(ctx: &XdpContext) -> Option<u32> {
             sport_be: core::ptr::read_unaligned(p.add(34) as *const u16),
             dport_be: core::ptr::read_unaligned(p.add(36) as *const u16),
             proto: 6,
-            _pad: [0; 3],
+            _pad0: 0,
+            _pad1: 0,
         };
         let macs = FLOOR_FLOWS.get(&key)?;
         core::ptr::write_unaligned(start as *mut [u8; 12], *macs);

@@ -6,10 +6,7 @@
 //! its own position, so new connections never contend on a shared counter; over many
 //! connections each CPU reproduces the weighted cycle exactly.
 
-use aya_ebpf::{
-    bindings::BPF_ANY,
-    helpers::bpf_ktime_get_ns,
-};
+use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_ns};
 use lvs_common::{
     Dest, FlowKey, PersistKey, PersistValue, Service,
     dest::dest_flags,

@@ -1,4 +1,13 @@
-//! The data plane as the agent sees it: the embedded kernel object, loading and attaching it,
-//! and writing its maps.
+//! The data plane as the agent sees it: the embedded kernel object ([`object`]), loading and
+//! attaching it ([`loader`]), the desired state ([`plan`]), the scheduler rings ([`ring`]) and
+//! writing the kernel's tables atomically ([`tables`]).
 
+pub mod loader;
 pub mod object;
+pub mod plan;
+pub mod ring;
+pub mod stats;
+pub mod tables;
+
+pub use loader::{AttachMode, Dataplane, LoadError};
+pub use plan::{DestPlan, ServicePlan, Target};

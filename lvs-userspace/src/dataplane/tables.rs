@@ -1,0 +1,385 @@
+//! Writing the kernel's tables from a [`ServicePlan`] list, so that packets always meet a
+//! consistent state.
+//!
+//! The rules that make an update atomic as packets see it:
+//! - A service's value (live ring, ring length, fallback) is one hash-map element, replaced
+//!   whole by one update. Each service has two rings; the new ring is written into the one not
+//!   in use (only the slots that differ), then the service value switches to it.
+//! - A destination slot is written before any ring names it, and loses its SCHEDULABLE flag
+//!   only after the ring that stopped naming it is live.
+//! - A removed destination's slot gets a new generation and no VALID flag: flows and
+//!   persistence entries scheduled to it are scheduled again on their next packet.
+//! - A freed slot is reused only with the generation it got when freed, which no remembered
+//!   flow holds.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+};
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError};
+use lvs_common::{
+    Dest, Service, VipKey,
+    dest::dest_flags,
+    limits::{MAX_DESTS, MAX_SERVICES, NO_DEST, RING_SIZE},
+    service::{sched, service_flags},
+};
+
+use super::{
+    plan::{DestPlan, ServicePlan, Target},
+    ring::{self, RingKind, Weighted},
+    stats::{Stats, StatsError},
+};
+use crate::config::Scheduler;
+
+/// Errors writing the tables.
+#[derive(Debug, thiserror::Error)]
+pub enum TablesError {
+    /// A map write failed.
+    #[error("writing map {map}: {source}")]
+    Map {
+        /// The map's name.
+        map: &'static str,
+        /// The cause.
+        #[source]
+        source: MapError,
+    },
+    /// More services than the data plane holds.
+    #[error("too many virtual services: at most {max}")]
+    TooManyServices {
+        /// The limit.
+        max: u32,
+    },
+    /// A counter reset failed.
+    #[error(transparent)]
+    Stats(#[from] StatsError),
+    /// More destinations than the data plane holds.
+    #[error("too many real servers across all services: at most {max}")]
+    TooManyDests {
+        /// The limit.
+        max: u32,
+    },
+}
+
+/// Which role a destination slot plays in its service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Role {
+    Real,
+    Fallback,
+}
+
+/// What is written for one service.
+#[derive(Clone, Debug)]
+struct ServiceState {
+    value: Service,
+    /// The contents of both rings as written.
+    rings: [Vec<u32>; 2],
+    /// Destination slots by (address, role).
+    dests: BTreeMap<(IpAddr, Role), u32>,
+    /// Whether `value` has been written to the services map.
+    in_kernel: bool,
+}
+
+/// The maps the agent writes, with a shadow copy of what they hold.
+pub struct Tables {
+    services: BpfHashMap<MapData, VipKey, Service>,
+    dests: Array<MapData, Dest>,
+    rings: Array<MapData, u32>,
+    stats: Stats,
+    written: HashMap<VipKey, ServiceState>,
+    /// Every destination slot's contents as written (index = id).
+    slots: Vec<Dest>,
+    free_dests: Vec<u32>,
+    free_services: Vec<u32>,
+}
+
+fn map_err(map: &'static str) -> impl Fn(MapError) -> TablesError {
+    move |source| TablesError::Map { map, source }
+}
+
+impl Tables {
+    /// Takes the writable maps. The tables start empty: freshly created maps.
+    pub fn new(
+        services: BpfHashMap<MapData, VipKey, Service>,
+        dests: Array<MapData, Dest>,
+        rings: Array<MapData, u32>,
+        stats: Stats,
+    ) -> Self {
+        Tables {
+            services,
+            dests,
+            rings,
+            stats,
+            written: HashMap::new(),
+            slots: vec![Dest::default(); MAX_DESTS as usize],
+            free_dests: (0..MAX_DESTS).rev().collect(),
+            free_services: (0..MAX_SERVICES).rev().collect(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The destination id of `addr` in the service `key` (a real, not a fallback).
+    pub fn dest_id(&self, key: &VipKey, addr: IpAddr) -> Option<u32> {
+        self.written
+            .get(key)?
+            .dests
+            .get(&(addr, Role::Real))
+            .copied()
+    }
+
+    /// The service id of `key`.
+    pub fn service_id(&self, key: &VipKey) -> Option<u32> {
+        self.written.get(key).map(|s| s.value.id)
+    }
+
+    /// The ring currently live for `key`.
+    pub fn live_ring(&self, key: &VipKey) -> Option<&[u32]> {
+        let s = self.written.get(key)?;
+        Some(&s.rings[(s.value.ring_gen & 1) as usize][..s.value.ring_len as usize])
+    }
+
+    /// Makes the kernel's tables say what `plans` say. Services not in `plans` are removed.
+    pub fn apply(&mut self, plans: &[ServicePlan]) -> Result<(), TablesError> {
+        let wanted: HashMap<VipKey, &ServicePlan> = plans.iter().map(|p| (p.key(), p)).collect();
+        let gone: Vec<VipKey> = self
+            .written
+            .keys()
+            .filter(|k| !wanted.contains_key(k))
+            .copied()
+            .collect();
+        for key in gone {
+            self.remove_service(&key)?;
+        }
+        for plan in plans {
+            self.apply_service(plan)?;
+        }
+        Ok(())
+    }
+
+    fn apply_service(&mut self, plan: &ServicePlan) -> Result<(), TablesError> {
+        let key = plan.key();
+        let mut state = match self.written.remove(&key) {
+            Some(s) => s,
+            None => {
+                let id = self
+                    .free_services
+                    .pop()
+                    .ok_or(TablesError::TooManyServices { max: MAX_SERVICES })?;
+                self.stats.reset_service(id)?;
+                ServiceState {
+                    value: Service {
+                        id,
+                        fallback: NO_DEST,
+                        ..Service::default()
+                    },
+                    rings: [Vec::new(), Vec::new()],
+                    dests: BTreeMap::new(),
+                    in_kernel: false,
+                }
+            }
+        };
+        let result = self.write_service(plan, &key, &mut state);
+        // Keep the shadow of whatever was written, also when a later write failed.
+        self.written.insert(key, state);
+        result
+    }
+
+    fn write_service(
+        &mut self,
+        plan: &ServicePlan,
+        key: &VipKey,
+        state: &mut ServiceState,
+    ) -> Result<(), TablesError> {
+        let service_id = state.value.id;
+        let members: Vec<(IpAddr, Role, &DestPlan)> = plan
+            .dests
+            .iter()
+            .map(|d| (d.addr, Role::Real, d))
+            .chain(plan.fallback.iter().map(|d| (d.addr, Role::Fallback, d)))
+            .collect();
+
+        // 1. Destination slots: allocate new ones, rewrite changed ones. Slots that stop being
+        //    schedulable are written after the switch.
+        let mut late: Vec<(u32, Dest)> = Vec::new();
+        let mut ids: BTreeMap<(IpAddr, Role), u32> = BTreeMap::new();
+        for &(addr, role, d) in &members {
+            let id = match state.dests.get(&(addr, role)) {
+                Some(&id) => id,
+                None => {
+                    let id = self
+                        .free_dests
+                        .pop()
+                        .ok_or(TablesError::TooManyDests { max: MAX_DESTS })?;
+                    self.stats.reset_dest(id)?;
+                    state.dests.insert((addr, role), id);
+                    id
+                }
+            };
+            ids.insert((addr, role), id);
+            let old = self.slots[id as usize];
+            let mut new = dest_value(d, service_id, old.generation);
+            if role == Role::Fallback {
+                new.flags &= !dest_flags::SCHEDULABLE;
+            }
+            if new == old {
+                continue;
+            }
+            if old.flags & dest_flags::SCHEDULABLE != 0 && new.flags & dest_flags::SCHEDULABLE == 0
+            {
+                // Keep it schedulable until the new ring is live, but take the new MAC now.
+                late.push((id, new));
+                new.flags |= dest_flags::SCHEDULABLE;
+            }
+            self.write_dest(id, new)?;
+        }
+
+        // 2. The new ring, into the ring not in use, only the slots that differ.
+        let kind = match plan.scheduler {
+            Scheduler::Rr => RingKind::RoundRobin,
+            Scheduler::Wrr | Scheduler::Sh => RingKind::Weighted,
+        };
+        let weighted: Vec<Weighted> = plan
+            .dests
+            .iter()
+            .map(|d| Weighted {
+                id: ids[&(d.addr, Role::Real)],
+                weight: d.weight,
+            })
+            .collect();
+        let ring = ring::build(kind, &weighted);
+        let live = (state.value.ring_gen & 1) as usize;
+        let live_ring = &state.rings[live][..state.value.ring_len as usize];
+        let ring_changed = live_ring != ring.as_slice();
+        let mut new_value = Service {
+            id: service_id,
+            flags: if plan.persistence.is_some() {
+                service_flags::PERSISTENT
+            } else {
+                0
+            },
+            scheduler: if plan.scheduler == Scheduler::Sh {
+                sched::SOURCE_HASH
+            } else {
+                sched::RING_WALK
+            },
+            ring_gen: state.value.ring_gen,
+            ring_len: state.value.ring_len,
+            fallback: plan
+                .fallback
+                .as_ref()
+                .map_or(NO_DEST, |f| ids[&(f.addr, Role::Fallback)]),
+            persist_timeout_s: plan.persistence.map_or(0, |(t, _)| t),
+            _pad: 0,
+            persist_mask: plan.persist_mask(),
+        };
+        if ring_changed {
+            let spare = 1 - live;
+            let spare_ring = &mut state.rings[spare];
+            for (pos, &id) in ring.iter().enumerate() {
+                if spare_ring.get(pos) != Some(&id) {
+                    let index = Service::ring_index(service_id, spare as u32, pos as u32);
+                    self.rings.set(index, id, 0).map_err(map_err("LVS_RINGS"))?;
+                }
+            }
+            // Slots past the new length are never read; keep the shadow exact.
+            spare_ring.clear();
+            spare_ring.extend_from_slice(&ring);
+            new_value.ring_gen = spare as u32;
+            new_value.ring_len = ring.len() as u32;
+        }
+        debug_assert!(new_value.ring_len <= RING_SIZE);
+
+        // 3. The switch: one element replaced.
+        if new_value != state.value || !state.in_kernel {
+            self.services
+                .insert(key, new_value, 0)
+                .map_err(map_err("LVS_SERVICES"))?;
+            state.value = new_value;
+            state.in_kernel = true;
+        }
+
+        // 4. After the switch: drop SCHEDULABLE where it went, free the slots of removed
+        //    destinations.
+        for (id, value) in late {
+            self.write_dest(id, value)?;
+        }
+        let removed: Vec<(IpAddr, Role)> = state
+            .dests
+            .keys()
+            .filter(|k| !ids.contains_key(k))
+            .copied()
+            .collect();
+        for k in removed {
+            if let Some(id) = state.dests.remove(&k) {
+                self.free_dest(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_service(&mut self, key: &VipKey) -> Result<(), TablesError> {
+        let Some(state) = self.written.remove(key) else {
+            return Ok(());
+        };
+        match self.services.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err("LVS_SERVICES")(e)),
+        }
+        for id in state.dests.into_values() {
+            self.free_dest(id)?;
+        }
+        self.free_services.push(state.value.id);
+        Ok(())
+    }
+
+    fn write_dest(&mut self, id: u32, value: Dest) -> Result<(), TablesError> {
+        self.dests.set(id, value, 0).map_err(map_err("LVS_DESTS"))?;
+        self.slots[id as usize] = value;
+        Ok(())
+    }
+
+    /// Invalidates a slot with a new generation and returns it to the free list.
+    fn free_dest(&mut self, id: u32) -> Result<(), TablesError> {
+        let old = self.slots[id as usize];
+        self.write_dest(
+            id,
+            Dest {
+                generation: old.generation.wrapping_add(1),
+                ..Dest::default()
+            },
+        )?;
+        self.free_dests.push(id);
+        Ok(())
+    }
+}
+
+/// The slot value for a destination plan.
+fn dest_value(d: &DestPlan, service: u32, generation: u32) -> Dest {
+    let mut flags = dest_flags::VALID;
+    if d.weight > 0 {
+        flags |= dest_flags::SCHEDULABLE;
+    }
+    let (dst_mac, src_mac, ifindex) = match d.target {
+        Target::Remote {
+            mac,
+            src_mac,
+            ifindex,
+        } => (mac, src_mac, ifindex),
+        Target::Local => {
+            flags |= dest_flags::LOCAL;
+            ([0; 6], [0; 6], 0)
+        }
+    };
+    Dest {
+        dst_mac,
+        src_mac,
+        ifindex,
+        generation,
+        flags,
+        service,
+    }
+}
