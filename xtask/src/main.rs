@@ -1,1 +1,157 @@
-fn main() {}
+//! Project tasks. This crate builds with stable Rust and nothing else, so it can install what
+//! the rest of the workspace needs before building it:
+//!
+//! - `cargo xtask setup`: the nightly toolchain's `rust-src`, `bpf-linker` 0.9.13, and the
+//!   Debian packages the lab uses (iproute2, ethtool, curl, python3). Idempotent.
+//! - `cargo xtask demo`: set-up, then the demo lab (`lvs demo`).
+//! - `cargo xtask test`: set-up, then every test.
+//! - `cargo xtask bench`: set-up, then the benchmarks.
+//! - `cargo xtask run -- ARGS`: set-up, then `lvs ARGS` (release build).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "lvs project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (idempotent).
+    Setup,
+    /// Run the demo lab: namespaces, lvs on the director, traffic through the VIP.
+    Demo,
+    /// Run every test.
+    Test {
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the benchmarks.
+    Bench,
+    /// Build and run the lvs binary with ARGS.
+    Run {
+        /// Arguments for lvs.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+const BPF_LINKER_VERSION: &str = "0.9.13";
+/// Commands the lab needs, and the Debian package that has each.
+const PACKAGES: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("ethtool", "ethtool"),
+    ("curl", "curl"),
+    ("python3", "python3"),
+];
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    setup()?;
+    match cli.task {
+        Task::Setup => Ok(()),
+        Task::Demo => {
+            cargo(&root, &["build", "--release", "--bin", "lvs"])?;
+            run(Command::new(root.join("target/release/lvs")).arg("demo"))
+        }
+        Task::Test { args } => {
+            let mut a = vec!["test", "--workspace", "--exclude", "lvs-ebpf"];
+            if !args.is_empty() {
+                a.push("--");
+                a.extend(args.iter().map(String::as_str));
+            }
+            cargo(&root, &a)
+        }
+        Task::Bench => cargo(&root, &["run", "--release", "-p", "lvs-tests", "--bin", "lvs-bench"]),
+        Task::Run { args } => {
+            cargo(&root, &["build", "--release", "--bin", "lvs"])?;
+            run(Command::new(root.join("target/release/lvs")).args(args))
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args(args))
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn output(cmd: &mut Command) -> String {
+    cmd.output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Installs what is missing, and nothing that is there already.
+fn setup() -> Result<()> {
+    if !output(Command::new("rustup").args(["toolchain", "list"])).contains("nightly") {
+        eprintln!("xtask: installing the nightly toolchain");
+        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+    }
+    let components = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        "nightly",
+    ]));
+    if !components.lines().any(|l| l.starts_with("rust-src")) {
+        eprintln!("xtask: adding rust-src to the nightly toolchain");
+        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    }
+    if !output(Command::new("bpf-linker").arg("--version")).contains(BPF_LINKER_VERSION) {
+        eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION}");
+        run(Command::new("cargo").args([
+            "+nightly",
+            "install",
+            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+            "--locked",
+        ]))?;
+    }
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(cmd, _)| !succeeds(Command::new("sh").args(["-c", &format!("command -v {cmd}")])))
+        .map(|&(_, pkg)| pkg)
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("xtask: installing Debian packages {}", missing.join(" "));
+        run(Command::new("apt-get").args(["update", "-q"]))?;
+        run(Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q"])
+            .args(&missing))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! From what the agent knows to what the data plane should do: the config, each real's
+//! health and each server's MAC become [`ServicePlan`]s. This is where ldirectord's semantics
+//! live: a real that is up is in at its weight; a real that is down is out (its flows are
+//! rescheduled) or, with `quiescent = yes`, in at weight 0 (its established flows go on); a
+//! real whose MAC is unknown is out; the fallback is always handed to the kernel, which uses
+//! it only while no real has a weight above 0.
+
+use std::net::IpAddr;
+
+use crate::{
+    config::{Config, RealServer, VirtualService},
+    dataplane::{DestPlan, ServicePlan, Target},
+};
+
+/// What the agent knows of the servers, as the planner asks for it.
+pub trait Knowledge {
+    /// Whether the real (of that virtual service) is up after its health checks.
+    fn is_up(&self, virt: &VirtualService, real: &RealServer) -> bool;
+    /// How to reach a server: its MAC, or local; `None` while unresolved.
+    fn target(&self, addr: IpAddr) -> Option<Target>;
+}
+
+/// The plans for every virtual service of `config`.
+pub fn plans(config: &Config, k: &impl Knowledge) -> Vec<ServicePlan> {
+    config.virtuals.iter().map(|v| plan(v, k)).collect()
+}
+
+/// The plan for one virtual service.
+pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
+    let mut dests: Vec<DestPlan> = Vec::new();
+    for real in &v.reals {
+        let Some(target) = k.target(real.addr.ip()) else {
+            continue;
+        };
+        let weight = match (k.is_up(v, real), v.quiescent) {
+            (true, _) => real.weight,
+            (false, true) => 0,
+            (false, false) => continue,
+        };
+        // A real listed twice (ranges can overlap) counts once, at its first weight.
+        if dests.iter().all(|d| d.addr != real.addr.ip()) {
+            dests.push(DestPlan {
+                addr: real.addr.ip(),
+                weight,
+                target,
+            });
+        }
+    }
+    let fallback = v.fallback.as_ref().and_then(|f| {
+        k.target(f.addr.ip()).map(|target| DestPlan {
+            addr: f.addr.ip(),
+            weight: 1,
+            target,
+        })
+    });
+    ServicePlan {
+        vip: v.vip,
+        protocol: v.protocol,
+        scheduler: v.scheduler,
+        persistence: v
+            .persistent
+            .map(|t| (t.as_secs().min(u64::from(u32::MAX)) as u32, v.netmask_prefix)),
+        dests,
+        fallback,
+    }
+}
+
+/// Whether a plan sends new connections to the fallback (no real with a weight above 0).
+pub fn on_fallback(plan: &ServicePlan) -> bool {
+    plan.dests.iter().all(|d| d.weight == 0)
+}
