@@ -1,0 +1,329 @@
+//! The TOML reader.
+//!
+//! # Schema
+//!
+//! Keys have ldirectord's names and meanings; defaults are ldirectord's. Durations are whole
+//! seconds. Unknown keys are errors.
+//!
+//! ```toml
+//! # Global settings (all optional).
+//! checktimeout = 5          # connect/ping/external timeout; default negotiatetimeout, else 5
+//! negotiatetimeout = 30     # negotiate timeout; default checktimeout, else 30
+//! checkinterval = 10        # seconds between checks of one real
+//! failurecount = 1          # consecutive failures that take a real down
+//! successcount = 1          # consecutive successes that bring it back (lvs addition)
+//! fallback = "127.0.0.1:80"     # IPv4 sorry server for every IPv4 virtual without its own
+//! fallback6 = "[::1]:80"        # IPv6 sorry server
+//! fallbackcommand = "/usr/local/bin/sorry"
+//! quiescent = false         # a failed real keeps its flows (weight 0) instead of removal
+//! autoreload = false        # reload when the file changes
+//! logfile = "/var/log/lvs.log"  # a path, or a syslog facility such as "local0"
+//! supervised = false
+//! emailalert = ["admin@example.org"]   # or one string, comma-separated
+//! emailalertfrom = "lvs@example.org"
+//! emailalertfreq = 0        # repeat alerts for unrecovered reals (0: never)
+//! emailalertstatus = "all"  # all, none, or e.g. "starting,stopping"
+//! smtp = "mail.example.org"
+//! notify = "/usr/local/bin/notify"     # run on every state change
+//! maintenancedir = "/etc/lvs/maintenance"
+//! cleanstop = true
+//! callback = "/usr/local/bin/reloaded"
+//! interface = "eth0"        # lvs addition: where to attach XDP
+//! metrics = "127.0.0.1:9100"   # lvs addition: Prometheus listener
+//! verify_tls = false        # lvs addition: verify certificates in https checks
+//!
+//! [[virtual]]
+//! address = "192.168.6.240:80"   # VIP:port; IPv6 "[2001:db8::5]:80"; port 0: every port
+//! protocol = "tcp"          # tcp | udp (default tcp, udp for port 53)
+//! scheduler = "wrr"         # wrr | rr | sh
+//! persistent = 600          # seconds; omit for no persistence
+//! netmask = "255.255.255.255"   # persistence granularity: dotted quad or prefix length
+//! fallback = "127.0.0.1:80" # this service's sorry server (overrides the global one)
+//! fallbackcommand = "..."
+//! quiescent = false
+//! checktype = "negotiate"   # connect | negotiate | ping | external | on | off | N
+//! service = "http"          # http | https | simpletcp | dns | none (default: from the port)
+//! checkport = 80            # default: the real's port
+//! request = "/index.html"
+//! receive = "Test Page"     # a regular expression
+//! httpmethod = "GET"        # GET | HEAD
+//! virtualhost = "www.example.org"
+//! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
+//! checkinterval = 10        # these five override the globals
+//! checktimeout = 5
+//! negotiatetimeout = 30
+//! failurecount = 1
+//! successcount = 1
+//! verify_tls = false
+//! servicename = "Web site"
+//! comment = "..."
+//!
+//! [[virtual.real]]
+//! address = "192.168.6.2:80"     # also ranges: "192.168.6.2->192.168.6.7:80"
+//! weight = 1                # default 1; 0: no new connections
+//! method = "gate"           # the default and the only one (direct routing)
+//! request = "/other.html"   # optional per-real overrides
+//! receive = "pattern"
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+use ::toml::Spanned;
+
+use super::{
+    Config, ConfigError, Location,
+    raw::{Opt, RawConfig, RawGlobals, RawReal, RawVirtual, Val, resolve},
+};
+
+/// Reads TOML text; `path` names it in messages and in [`Config::source`]. The result is
+/// validated.
+pub fn parse_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let file: TomlFile = ::toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
+    let raw = file.into_raw(text);
+    let config = resolve(path, raw)?;
+    super::validate(&config)?;
+    Ok(config)
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn toml_error(path: &Path, text: &str, e: ::toml::de::Error) -> ConfigError {
+    let (line, key) = match e.span() {
+        Some(span) => {
+            let line = line_of(text, span.start);
+            let src = text.lines().nth(line - 1).unwrap_or("");
+            let key = match src.split_once('=') {
+                Some((k, _)) => k.trim().to_string(),
+                None => src.trim().to_string(),
+            };
+            (line, key)
+        }
+        None => (1, "?".to_string()),
+    };
+    // Prefer the key named in the message (`unknown field `x``).
+    let msg = e.message();
+    let key = match msg.split('`').nth(1) {
+        Some(k) if msg.starts_with("unknown field") => k.to_string(),
+        _ if key.is_empty() => "?".to_string(),
+        _ => key,
+    };
+    ConfigError::Toml {
+        location: Location {
+            file: path.to_path_buf(),
+            line,
+        },
+        key,
+        source: e,
+    }
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A string or an integer (`checktype = 3`, `netmask = 24`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StrOrInt {
+    Str(String),
+    Int(u64),
+}
+
+impl StrOrInt {
+    fn into_string(self) -> String {
+        match self {
+            StrOrInt::Str(s) => s,
+            StrOrInt::Int(n) => n.to_string(),
+        }
+    }
+}
+
+type S<T> = Option<Spanned<T>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlFile {
+    checktimeout: S<u64>,
+    negotiatetimeout: S<u64>,
+    checkinterval: S<u64>,
+    failurecount: S<u64>,
+    successcount: S<u64>,
+    fallback: S<String>,
+    fallback6: S<String>,
+    fallbackcommand: S<String>,
+    quiescent: S<bool>,
+    autoreload: S<bool>,
+    logfile: S<String>,
+    supervised: S<bool>,
+    emailalert: S<OneOrMany>,
+    emailalertfrom: S<String>,
+    emailalertfreq: S<u64>,
+    emailalertstatus: S<String>,
+    smtp: S<String>,
+    notify: S<String>,
+    maintenancedir: S<String>,
+    cleanstop: S<bool>,
+    callback: S<String>,
+    interface: S<String>,
+    metrics: S<String>,
+    verify_tls: S<bool>,
+    #[serde(default, rename = "virtual")]
+    virtuals: Vec<TomlVirtual>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlVirtual {
+    address: Spanned<String>,
+    protocol: S<String>,
+    scheduler: S<String>,
+    persistent: S<u64>,
+    netmask: S<StrOrInt>,
+    fallback: S<String>,
+    fallbackcommand: S<String>,
+    quiescent: S<bool>,
+    checktype: S<StrOrInt>,
+    service: S<String>,
+    checkport: S<u64>,
+    request: S<String>,
+    receive: S<String>,
+    httpmethod: S<String>,
+    virtualhost: S<String>,
+    checkcommand: S<String>,
+    checkinterval: S<u64>,
+    checktimeout: S<u64>,
+    negotiatetimeout: S<u64>,
+    failurecount: S<u64>,
+    successcount: S<u64>,
+    verify_tls: S<bool>,
+    servicename: S<String>,
+    comment: S<String>,
+    #[serde(default)]
+    real: Vec<TomlReal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlReal {
+    address: Spanned<String>,
+    weight: Option<u64>,
+    method: Option<String>,
+    request: Option<String>,
+    receive: Option<String>,
+}
+
+/// Converts spanned values into line-numbered ones.
+struct Lines<'a>(&'a str);
+
+impl Lines<'_> {
+    fn val<T>(&self, s: Spanned<T>) -> Val<T> {
+        let line = line_of(self.0, s.span().start);
+        Val::new(s.into_inner(), line)
+    }
+
+    fn opt<T>(&self, s: S<T>) -> Opt<T> {
+        s.map(|s| self.val(s))
+    }
+
+    fn opt_string(&self, s: S<StrOrInt>) -> Opt<String> {
+        self.opt(s).map(|v| Val::new(v.value.into_string(), v.line))
+    }
+}
+
+impl TomlFile {
+    fn into_raw(self, text: &str) -> RawConfig {
+        let l = Lines(text);
+        let globals = RawGlobals {
+            checktimeout: l.opt(self.checktimeout),
+            negotiatetimeout: l.opt(self.negotiatetimeout),
+            checkinterval: l.opt(self.checkinterval),
+            failurecount: l.opt(self.failurecount),
+            successcount: l.opt(self.successcount),
+            fallback: l.opt(self.fallback),
+            fallback6: l.opt(self.fallback6),
+            fallbackcommand: l.opt(self.fallbackcommand),
+            quiescent: l.opt(self.quiescent),
+            autoreload: l.opt(self.autoreload),
+            logfile: l.opt(self.logfile),
+            supervised: l.opt(self.supervised),
+            emailalert: l.opt(self.emailalert).map(|v| {
+                let list = match v.value {
+                    OneOrMany::One(s) => vec![s],
+                    OneOrMany::Many(m) => m,
+                };
+                Val::new(list, v.line)
+            }),
+            emailalertfrom: l.opt(self.emailalertfrom),
+            emailalertfreq: l.opt(self.emailalertfreq),
+            emailalertstatus: l.opt(self.emailalertstatus),
+            smtp: l.opt(self.smtp),
+            notify: l.opt(self.notify),
+            maintenancedir: l.opt(self.maintenancedir),
+            cleanstop: l.opt(self.cleanstop),
+            callback: l.opt(self.callback),
+            interface: l.opt(self.interface),
+            metrics: l.opt(self.metrics),
+            verify_tls: l.opt(self.verify_tls),
+        };
+        let virtuals = self
+            .virtuals
+            .into_iter()
+            .map(|v| {
+                let mut rv = RawVirtual::new(l.val(v.address), None);
+                rv.protocol = l.opt(v.protocol);
+                rv.scheduler = l.opt(v.scheduler);
+                rv.persistent = l.opt(v.persistent);
+                rv.netmask = l.opt_string(v.netmask);
+                rv.fallback = l.opt(v.fallback);
+                rv.fallbackcommand = l.opt(v.fallbackcommand);
+                rv.quiescent = l.opt(v.quiescent);
+                rv.checktype = l.opt_string(v.checktype);
+                rv.service = l.opt(v.service);
+                rv.checkport = l.opt(v.checkport);
+                rv.request = l.opt(v.request);
+                rv.receive = l.opt(v.receive);
+                rv.httpmethod = l.opt(v.httpmethod);
+                rv.virtualhost = l.opt(v.virtualhost);
+                rv.checkcommand = l.opt(v.checkcommand);
+                rv.checkinterval = l.opt(v.checkinterval);
+                rv.checktimeout = l.opt(v.checktimeout);
+                rv.negotiatetimeout = l.opt(v.negotiatetimeout);
+                rv.failurecount = l.opt(v.failurecount);
+                rv.successcount = l.opt(v.successcount);
+                rv.verify_tls = l.opt(v.verify_tls);
+                rv.servicename = l.opt(v.servicename);
+                rv.comment = l.opt(v.comment);
+                rv.reals = v
+                    .real
+                    .into_iter()
+                    .map(|r| {
+                        let a = l.val(r.address);
+                        RawReal {
+                            line: a.line,
+                            address: a.value,
+                            family: None,
+                            method: r.method,
+                            weight: r.weight,
+                            request: r.request,
+                            receive: r.receive,
+                        }
+                    })
+                    .collect();
+                rv
+            })
+            .collect();
+        RawConfig {
+            globals,
+            virtuals,
+            warnings: Vec::new(),
+        }
+    }
+}
