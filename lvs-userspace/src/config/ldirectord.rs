@@ -22,15 +22,46 @@ use super::{
 
 /// Directives only meaningful inside a virtual block.
 const VIRTUAL_ONLY: &[&str] = &[
-    "real", "real6", "request", "receive", "checktype", "checkcommand", "checkport", "login",
-    "passwd", "database", "secret", "load", "scheduler", "persistent", "schedflags", "netmask",
-    "protocol", "ops", "service", "httpmethod", "virtualhost", "monitorfile", "servicename",
+    "real",
+    "real6",
+    "request",
+    "receive",
+    "checktype",
+    "checkcommand",
+    "checkport",
+    "login",
+    "passwd",
+    "database",
+    "secret",
+    "load",
+    "scheduler",
+    "persistent",
+    "schedflags",
+    "netmask",
+    "protocol",
+    "ops",
+    "service",
+    "httpmethod",
+    "virtualhost",
+    "monitorfile",
+    "servicename",
     "comment",
 ];
 /// Directives only meaningful at the top level.
 const GLOBAL_ONLY: &[&str] = &[
-    "autoreload", "callback", "logfile", "execute", "fork", "supervised", "readdquiescent",
-    "emailalertfrom", "maintenancedir", "notify", "interface", "metrics", "timeout",
+    "autoreload",
+    "callback",
+    "logfile",
+    "execute",
+    "fork",
+    "supervised",
+    "readdquiescent",
+    "emailalertfrom",
+    "maintenancedir",
+    "notify",
+    "interface",
+    "metrics",
+    "timeout",
 ];
 
 /// Reads ldirectord.cf text; `path` names it in messages and in [`Config::source`]. The result
@@ -182,7 +213,11 @@ impl Reader<'_> {
             "autoreload" => self.raw.globals.autoreload = Some(self.yes_no(line, key, v)?),
             "supervised" if bare => {
                 self.raw.globals.supervised = Some(Val::new(true, line));
-                self.warn(line, key, "a bare `supervised` means supervised=yes; write that");
+                self.warn(
+                    line,
+                    key,
+                    "a bare `supervised` means supervised=yes; write that",
+                );
             }
             "supervised" => self.raw.globals.supervised = Some(self.yes_no(line, key, v)?),
             "cleanstop" => self.raw.globals.cleanstop = Some(self.yes_no(line, key, v)?),
@@ -190,10 +225,16 @@ impl Reader<'_> {
             "logfile" => self.raw.globals.logfile = Some(self.nonempty(line, key, v)?),
             "emailalert" => self.raw.globals.emailalert = Some(Val::new(vec![v.to_string()], line)),
             "emailalertfreq" => self.raw.globals.emailalertfreq = Some(self.number(line, key, v)?),
-            "emailalertstatus" => self.raw.globals.emailalertstatus = Some(Val::new(v.to_string(), line)),
-            "emailalertfrom" => self.raw.globals.emailalertfrom = Some(self.nonempty(line, key, v)?),
+            "emailalertstatus" => {
+                self.raw.globals.emailalertstatus = Some(Val::new(v.to_string(), line))
+            }
+            "emailalertfrom" => {
+                self.raw.globals.emailalertfrom = Some(self.nonempty(line, key, v)?)
+            }
             "smtp" => self.raw.globals.smtp = Some(self.nonempty(line, key, v)?),
-            "maintenancedir" => self.raw.globals.maintenancedir = Some(self.nonempty(line, key, v)?),
+            "maintenancedir" => {
+                self.raw.globals.maintenancedir = Some(self.nonempty(line, key, v)?)
+            }
             "notify" => self.raw.globals.notify = Some(self.nonempty(line, key, v)?),
             "interface" => self.raw.globals.interface = Some(self.nonempty(line, key, v)?),
             "metrics" => self.raw.globals.metrics = Some(self.nonempty(line, key, v)?),
@@ -248,12 +289,25 @@ impl Reader<'_> {
         let val = Val::new(v.to_string(), line);
         match key {
             "real" | "real6" => {
-                let family = if key == "real6" { Family::V6 } else { Family::V4 };
+                let family = if key == "real6" {
+                    Family::V6
+                } else {
+                    Family::V4
+                };
                 let real = parse_real(self.file, line, key, v, family)?;
-                self.raw.virtuals.last_mut().expect("in a virtual").reals.push(real);
+                self.raw
+                    .virtuals
+                    .last_mut()
+                    .expect("in a virtual")
+                    .reals
+                    .push(real);
             }
             "fallback" | "fallback6" => {
-                let want = if vfamily == Some(Family::V6) { "fallback6" } else { "fallback" };
+                let want = if vfamily == Some(Family::V6) {
+                    "fallback6"
+                } else {
+                    "fallback"
+                };
                 if key != want {
                     return Err(self.err(
                         line,
@@ -309,7 +363,11 @@ impl Reader<'_> {
             ),
             "cleanstop" => {
                 self.yes_no(line, key, v)?;
-                self.warn(line, key, "ignored per virtual service: the global cleanstop applies");
+                self.warn(
+                    line,
+                    key,
+                    "ignored per virtual service: the global cleanstop applies",
+                );
             }
             "emailalert" | "emailalertfreq" | "emailalertstatus" | "smtp" => {
                 return Err(self.err(
@@ -391,7 +449,10 @@ fn parse_real(
     if let Some((w, false)) = it.peek()
         && w.chars().all(|c| c.is_ascii_digit())
     {
-        real.weight = Some(w.parse().map_err(|_| bad(format!("weight `{w}` is too large")))?);
+        real.weight = Some(
+            w.parse()
+                .map_err(|_| bad(format!("weight `{w}` is too large")))?,
+        );
         it.next();
     }
     if let Some((_, true)) = it.peek() {
@@ -438,8 +499,16 @@ fn parse_raw(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
             Some((k, v)) => (k.trim(), v.trim(), false),
             None => (content, "", true),
         };
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(r.err(line, key, format!("cannot parse `{content}`: expected key=value")));
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(r.err(
+                line,
+                key,
+                format!("cannot parse `{content}`: expected key=value"),
+            ));
         }
         if indented {
             if !in_virtual {
@@ -454,7 +523,11 @@ fn parse_raw(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
                 return Err(r.err(line, key, "expected key=value"));
             }
             // Real lines keep their quotes (per-real request and receive).
-            let v = if key == "real" || key == "real6" { value } else { unquote(value) };
+            let v = if key == "real" || key == "real6" {
+                value
+            } else {
+                unquote(value)
+            };
             r.virtual_directive(line, key, v)?;
             continue;
         }
@@ -463,7 +536,11 @@ fn parse_raw(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
             if bare || value.is_empty() {
                 return Err(r.err(line, key, "no virtual service address given"));
             }
-            let family = if key == "virtual6" { Family::V6 } else { Family::V4 };
+            let family = if key == "virtual6" {
+                Family::V6
+            } else {
+                Family::V4
+            };
             let value = unquote(value);
             if family == Family::V4 && value.starts_with('[') {
                 return Err(r.err(
@@ -472,9 +549,10 @@ fn parse_raw(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
                     "cannot specify an IPv6 address here: use virtual6=",
                 ));
             }
-            r.raw
-                .virtuals
-                .push(RawVirtual::new(Val::new(value.to_string(), line), Some(family)));
+            r.raw.virtuals.push(RawVirtual::new(
+                Val::new(value.to_string(), line),
+                Some(family),
+            ));
             in_virtual = true;
             continue;
         }
@@ -492,7 +570,7 @@ mod tests {
     };
 
     use super::parse_str;
-    use crate::config::{model::*, load};
+    use crate::config::{load, model::*};
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -525,7 +603,10 @@ mod tests {
             msg.starts_with(&format!("{}:15: virtual: ", path.display())),
             "{msg}"
         );
-        assert!(msg.contains("fwmark virtual services are not supported"), "{msg}");
+        assert!(
+            msg.contains("fwmark virtual services are not supported"),
+            "{msg}"
+        );
         assert!(msg.contains("use virtual=VIP:port"), "{msg}");
         assert_eq!(e.location().unwrap().line, 15);
     }
@@ -618,8 +699,7 @@ mod tests {
     }
 
     const ALL_BLOCKS: &[usize] = &[
-        45, 63, 80, 97, 116, 130, 144, 160, 177, 195, 209, 224, 239, 254, 270, 284, 299, 318,
-        333,
+        45, 63, 80, 97, 116, 130, 144, 160, 177, 195, 209, 224, 239, 254, 270, 284, 299, 318, 333,
     ];
 
     fn check_blocks(text: &str, expected: &[(usize, Option<(usize, &str)>)]) {
@@ -653,7 +733,10 @@ mod tests {
         assert_eq!(base.globals.email_alert, vec!["admin@x.y.z".to_string()]);
         assert_eq!(base.globals.email_alert_freq, Duration::from_secs(3600));
         assert_eq!(base.globals.email_alert_status, AlertStatus::ALL);
-        assert_eq!(base.globals.fallback6.as_ref().unwrap().addr, sa("[::1]:80"));
+        assert_eq!(
+            base.globals.fallback6.as_ref().unwrap().addr,
+            sa("[::1]:80")
+        );
         assert_eq!(base.virtuals[0].persistent, Some(Duration::from_secs(600)));
 
         let masq = "lvs forwards by direct routing only (gate)";
@@ -663,7 +746,10 @@ mod tests {
             &text,
             &[
                 (45, Some((45, fwmark))),
-                (63, Some((63, "duplicate virtual service tcp 192.168.6.240:80"))),
+                (
+                    63,
+                    Some((63, "duplicate virtual service tcp 192.168.6.240:80")),
+                ),
                 (80, Some((81, masq))),
                 (97, Some((98, masq))),
                 (116, Some((117, masq))),
@@ -679,7 +765,10 @@ mod tests {
                 (270, Some((271, masq))),
                 (284, None),
                 (299, Some((309, "service `radius` is not supported"))),
-                (318, Some((319, "`192.168.6.2::5060` is not a valid address"))),
+                (
+                    318,
+                    Some((319, "`192.168.6.2::5060` is not a valid address")),
+                ),
                 (333, Some((334, masq))),
             ],
         );
@@ -696,7 +785,13 @@ mod tests {
                 (160, Some((165, "service `imap` is not supported"))),
                 (177, Some((181, "service `ldap` is not supported"))),
                 (195, Some((199, unsupported))),
-                (209, Some((214, "scheduler `wlc` is not supported: lvs implements wrr, rr and sh"))),
+                (
+                    209,
+                    Some((
+                        214,
+                        "scheduler `wlc` is not supported: lvs implements wrr, rr and sh",
+                    )),
+                ),
                 (270, Some((275, "scheduler `wlc`"))),
                 (333, Some((337, "service `nntp`"))),
             ],
@@ -709,14 +804,19 @@ mod tests {
         let text = read("ldirectord-all.cf");
         let path = fixture("ldirectord-all.cf");
         // The range block under its own VIP.
-        let t = isolate(&text, 63).replace("virtual=192.168.6.240:80\n\treal=192.168.6.2->", "virtual=192.168.6.241:80\n\treal=192.168.6.2->");
+        let t = isolate(&text, 63).replace(
+            "virtual=192.168.6.240:80\n\treal=192.168.6.2->",
+            "virtual=192.168.6.241:80\n\treal=192.168.6.2->",
+        );
         let c = parse_str(&path, &t).unwrap();
         let v = &c.virtuals[1];
         assert_eq!(v.vip, sa("192.168.6.241:80"));
         let addrs: Vec<String> = v.reals.iter().map(|r| r.addr.to_string()).collect();
         assert_eq!(
             addrs,
-            [2, 3, 4, 5, 6, 7, 32].map(|i| format!("192.168.6.{i}:80")).to_vec()
+            [2, 3, 4, 5, 6, 7, 32]
+                .map(|i| format!("192.168.6.{i}:80"))
+                .to_vec()
         );
         assert!(v.reals[..6].iter().all(|r| r.location.line == 64));
         // https with gate: service https, the virtual's own fallback on the virtual's port.
@@ -732,15 +832,28 @@ mod tests {
         assert_eq!(v.check.failure_count, 3);
         assert_eq!(v.check.service, CheckService::Dns);
         // Radius with checktype=connect: the service no longer matters, login etc. warn.
-        let t = isolate(&text, 299).replace("\tchecktype=negotiate\n\tservice=radius", "\tchecktype=connect\n\tservice=radius");
+        let t = isolate(&text, 299).replace(
+            "\tchecktype=negotiate\n\tservice=radius",
+            "\tchecktype=connect\n\tservice=radius",
+        );
         let c = parse_str(&path, &t).unwrap();
         let v = &c.virtuals[1];
         assert_eq!(v.check.check_type, CheckType::Connect);
         assert_eq!(v.check.service, CheckService::None);
         assert_eq!(v.check.timeout, Duration::from_secs(1));
         assert_eq!(v.check.negotiate_timeout, Duration::from_secs(1));
-        assert!(c.warnings.iter().any(|w| w.contains(":310: login: ignored")), "{:?}", c.warnings);
-        assert!(c.warnings.iter().any(|w| w.contains(":309: service: ")), "{:?}", c.warnings);
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains(":310: login: ignored")),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            c.warnings.iter().any(|w| w.contains(":309: service: ")),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]
@@ -748,27 +861,42 @@ mod tests {
         let v = "virtual=10.0.0.1:80\n real=10.0.0.2:80 gate\n";
         let c = parse(v).unwrap();
         assert_eq!(c.virtuals[0].check.timeout, Duration::from_secs(5));
-        assert_eq!(c.virtuals[0].check.negotiate_timeout, Duration::from_secs(30));
+        assert_eq!(
+            c.virtuals[0].check.negotiate_timeout,
+            Duration::from_secs(30)
+        );
         assert_eq!(c.virtuals[0].check.interval, Duration::from_secs(10));
         assert_eq!(c.virtuals[0].check.failure_count, 1);
         let c = parse(&format!("checktimeout=7\n{v}")).unwrap();
         assert_eq!(c.virtuals[0].check.timeout, Duration::from_secs(7));
-        assert_eq!(c.virtuals[0].check.negotiate_timeout, Duration::from_secs(7));
+        assert_eq!(
+            c.virtuals[0].check.negotiate_timeout,
+            Duration::from_secs(7)
+        );
         assert_eq!(c.globals.negotiate_timeout, Duration::from_secs(7));
         let c = parse(&format!("negotiatetimeout=9\n{v}")).unwrap();
         assert_eq!(c.virtuals[0].check.timeout, Duration::from_secs(9));
-        assert_eq!(c.virtuals[0].check.negotiate_timeout, Duration::from_secs(9));
+        assert_eq!(
+            c.virtuals[0].check.negotiate_timeout,
+            Duration::from_secs(9)
+        );
         // A virtual's own negotiatetimeout beats the global checktimeout, as in ldirectord.
         let c = parse(&format!("checktimeout=7\n{v} negotiatetimeout=2\n")).unwrap();
         assert_eq!(c.virtuals[0].check.timeout, Duration::from_secs(2));
-        assert_eq!(c.virtuals[0].check.negotiate_timeout, Duration::from_secs(2));
+        assert_eq!(
+            c.virtuals[0].check.negotiate_timeout,
+            Duration::from_secs(2)
+        );
         let c = parse(&format!(
             "checktimeout=7\nnegotiatetimeout=8\ncheckinterval=3\nfailurecount=2\nquiescent=yes\n{v} checktimeout=4\n"
         ))
         .unwrap();
         let k = &c.virtuals[0].check;
         // The virtual's checktimeout also beats the global negotiatetimeout (ld_setup's order).
-        assert_eq!((k.timeout, k.negotiate_timeout), (Duration::from_secs(4), Duration::from_secs(4)));
+        assert_eq!(
+            (k.timeout, k.negotiate_timeout),
+            (Duration::from_secs(4), Duration::from_secs(4))
+        );
         assert_eq!(c.globals.negotiate_timeout, Duration::from_secs(8));
         assert_eq!(k.interval, Duration::from_secs(3));
         assert_eq!(k.failure_count, 2);
@@ -788,7 +916,10 @@ mod tests {
         assert_eq!(c.virtuals[0].check.service, CheckService::None);
         assert_eq!(c.virtuals[0].reals[0].addr.port(), 0);
         let e = err("virtual=10.0.0.1:3306\n real=10.0.0.2:3306 gate\n");
-        assert!(e.starts_with("test.cf:1: service: port 3306 implies service=mysql"), "{e}");
+        assert!(
+            e.starts_with("test.cf:1: service: port 3306 implies service=mysql"),
+            "{e}"
+        );
         parse("virtual=10.0.0.1:3306\n real=10.0.0.2:3306 gate\n checktype=connect\n").unwrap();
     }
 
@@ -804,7 +935,11 @@ mod tests {
         assert_eq!(v.reals[0].addr, sa("10.0.1.250:80"));
         assert_eq!(v.reals[6].addr, sa("10.0.2.0:80"));
         assert_eq!(v.reals[7].addr, sa("10.0.2.1:80"));
-        assert!(v.reals[..8].iter().all(|r| r.weight == 5 && r.request.is_none()));
+        assert!(
+            v.reals[..8]
+                .iter()
+                .all(|r| r.weight == 5 && r.request.is_none())
+        );
         let r = v.reals.last().unwrap();
         assert_eq!(r.weight, 0);
         assert_eq!(r.request.as_deref(), Some("/other.html"));
@@ -814,7 +949,10 @@ mod tests {
         let e = err("virtual=10.0.0.1:80\n real=10.0.0.2:80 gate 1 l:5\n");
         assert!(e.contains("thresholds"), "{e}");
         let e = err("virtual=10.0.0.1:80\n real=10.0.0.2:80 gate\n real=10.0.0.2:80 gate 3\n");
-        assert!(e.starts_with("test.cf:3: real: real server 10.0.0.2:80 is listed twice"), "{e}");
+        assert!(
+            e.starts_with("test.cf:3: real: real server 10.0.0.2:80 is listed twice"),
+            "{e}"
+        );
         // Host names go through the system resolver.
         let c = parse("virtual=10.0.0.1:80\n real=localhost:80 gate\n").unwrap();
         assert_eq!(c.virtuals[0].reals[0].addr, sa("127.0.0.1:80"));
@@ -838,7 +976,10 @@ mod tests {
         let e = err("virtual=[2001:db8::5]:80\n");
         assert!(e.contains("use virtual6="), "{e}");
         let e = err("virtual6=[2001:db8::5]:80\n\treal=10.0.0.1:80 gate\n");
-        assert!(e.starts_with("test.cf:2: real: cannot specify `real`"), "{e}");
+        assert!(
+            e.starts_with("test.cf:2: real: cannot specify `real`"),
+            "{e}"
+        );
         let e = err("virtual6=[2001:db8::5]:80\n\treal6=[2001:db8::1]->[2001:db8::3]:80 gate\n");
         assert!(e.contains("only supported for IPv4"), "{e}");
         let e = err("virtual6=[2001:db8::5]:80\n\tfallback=127.0.0.1:80\n");
@@ -848,26 +989,83 @@ mod tests {
     #[test]
     fn refusals_and_bad_values_name_file_line_and_key() {
         for (text, want) in [
-            ("checktimeout=abc\n", "test.cf:1: checktimeout: `abc` is not a whole number"),
-            ("checkinterval=0\n", "test.cf:1: checkinterval: must be a positive"),
+            (
+                "checktimeout=abc\n",
+                "test.cf:1: checktimeout: `abc` is not a whole number",
+            ),
+            (
+                "checkinterval=0\n",
+                "test.cf:1: checkinterval: must be a positive",
+            ),
             ("bogus=1\n", "test.cf:1: bogus: unknown directive"),
-            ("connecttimeout=3\n", "test.cf:1: connecttimeout: connecttimeout is deprecated"),
-            ("quiescent=maybe\n", "test.cf:1: quiescent: must be 'yes' or 'no'"),
-            ("\n  checktimeout=3\n", "test.cf:2: checktimeout: indented directive outside"),
-            ("scheduler=rr\n", "test.cf:1: scheduler: belongs inside a virtual= block"),
-            ("virtual=10.0.0.1:80\n\tbogus=1\n", "test.cf:2: bogus: unknown directive"),
-            ("virtual=10.0.0.1:80\n\tautoreload=yes\n", "test.cf:2: autoreload: is a global directive"),
-            ("virtual=10.0.0.1:80\n\tprotocol=fwm\n", "test.cf:2: protocol: fwmark virtual services are not supported"),
-            ("virtual=10.0.0.1:80\n\tscheduler=lc\n", "test.cf:2: scheduler: scheduler `lc` is not supported: lvs implements wrr, rr and sh"),
-            ("virtual=10.0.0.1:80\n\treal=10.0.0.2:80 ipip\n", "test.cf:2: real: forwarding method `ipip` is not supported: lvs forwards by direct routing only (gate)"),
-            ("virtual=10.0.0.1:80\n\treceive=\"(unclosed\"\n", "test.cf:2: receive: `(unclosed` is not a valid regular expression"),
-            ("virtual=10.0.0.1:80\n\tchecktype=sometimes\n", "test.cf:2: checktype: unknown check type"),
-            ("virtual=10.0.0.1:80\n\tnetmask=255.0.255.0\n", "test.cf:2: netmask: `255.0.255.0` is not a contiguous netmask"),
-            ("virtual=10.0.0.1:80\n\tops=yes\n", "test.cf:2: ops: one-packet scheduling"),
-            ("virtual=10.0.0.1:80\n\temailalert=a@b\n", "test.cf:2: emailalert: per-virtual email alerts"),
-            ("virtual=10.0.0.1\n", "test.cf:1: virtual: `10.0.0.1` has no port"),
-            ("virtual=10.0.0.1:80\nvirtual=10.0.0.1:80\n", "test.cf:2: virtual: duplicate virtual service"),
-            ("fallback=[::1]:80\n", "test.cf:1: fallback: `[::1]` is an IPv6 address"),
+            (
+                "connecttimeout=3\n",
+                "test.cf:1: connecttimeout: connecttimeout is deprecated",
+            ),
+            (
+                "quiescent=maybe\n",
+                "test.cf:1: quiescent: must be 'yes' or 'no'",
+            ),
+            (
+                "\n  checktimeout=3\n",
+                "test.cf:2: checktimeout: indented directive outside",
+            ),
+            (
+                "scheduler=rr\n",
+                "test.cf:1: scheduler: belongs inside a virtual= block",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tbogus=1\n",
+                "test.cf:2: bogus: unknown directive",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tautoreload=yes\n",
+                "test.cf:2: autoreload: is a global directive",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tprotocol=fwm\n",
+                "test.cf:2: protocol: fwmark virtual services are not supported",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tscheduler=lc\n",
+                "test.cf:2: scheduler: scheduler `lc` is not supported: lvs implements wrr, rr and sh",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 ipip\n",
+                "test.cf:2: real: forwarding method `ipip` is not supported: lvs forwards by direct routing only (gate)",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\treceive=\"(unclosed\"\n",
+                "test.cf:2: receive: `(unclosed` is not a valid regular expression",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tchecktype=sometimes\n",
+                "test.cf:2: checktype: unknown check type",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tnetmask=255.0.255.0\n",
+                "test.cf:2: netmask: `255.0.255.0` is not a contiguous netmask",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tops=yes\n",
+                "test.cf:2: ops: one-packet scheduling",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\temailalert=a@b\n",
+                "test.cf:2: emailalert: per-virtual email alerts",
+            ),
+            (
+                "virtual=10.0.0.1\n",
+                "test.cf:1: virtual: `10.0.0.1` has no port",
+            ),
+            (
+                "virtual=10.0.0.1:80\nvirtual=10.0.0.1:80\n",
+                "test.cf:2: virtual: duplicate virtual service",
+            ),
+            (
+                "fallback=[::1]:80\n",
+                "test.cf:1: fallback: `[::1]` is an IPv6 address",
+            ),
         ] {
             let e = err(text);
             assert!(e.starts_with(want), "for {text:?}: got {e}");
@@ -877,18 +1075,30 @@ mod tests {
     #[test]
     fn checktypes_and_warnings() {
         let c = parse("virtual=10.0.0.1:80\n\tchecktype=3\n\thttpmethod=head\n").unwrap();
-        assert_eq!(c.virtuals[0].check.check_type, CheckType::ConnectThenNegotiate(3));
+        assert_eq!(
+            c.virtuals[0].check.check_type,
+            CheckType::ConnectThenNegotiate(3)
+        );
         assert_eq!(c.virtuals[0].check.http_method, HttpMethod::Head);
         let c = parse("fork=yes\nvirtual=10.0.0.1:80\n\tchecktype=external\n").unwrap();
         assert_eq!(c.virtuals[0].check.command.as_deref(), Some("/bin/true"));
-        assert!(c.warnings[0].starts_with("test.cf:1: fork: ignored"), "{:?}", c.warnings);
-        let c = parse("virtual=10.0.0.1:80\n\tchecktype=external-perl\n\tcheckcommand=\"/x y\"\n").unwrap();
+        assert!(
+            c.warnings[0].starts_with("test.cf:1: fork: ignored"),
+            "{:?}",
+            c.warnings
+        );
+        let c = parse("virtual=10.0.0.1:80\n\tchecktype=external-perl\n\tcheckcommand=\"/x y\"\n")
+            .unwrap();
         assert_eq!(c.virtuals[0].check.check_type, CheckType::External);
         assert_eq!(c.virtuals[0].check.command.as_deref(), Some("/x y"));
         assert_eq!(c.warnings.len(), 1);
-        let c = parse("supervised\nemailalertstatus=starting, stopping\nemailalert=a@b, c@d\n").unwrap();
+        let c = parse("supervised\nemailalertstatus=starting, stopping\nemailalert=a@b, c@d\n")
+            .unwrap();
         assert!(c.globals.supervised);
-        assert_eq!(c.globals.email_alert, vec!["a@b".to_string(), "c@d".to_string()]);
+        assert_eq!(
+            c.globals.email_alert,
+            vec!["a@b".to_string(), "c@d".to_string()]
+        );
         assert!(c.globals.email_alert_status.starting && !c.globals.email_alert_status.running);
     }
 }

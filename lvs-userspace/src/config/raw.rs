@@ -478,14 +478,26 @@ fn split_host_port(s: &str) -> (&str, Option<&str>) {
 }
 
 /// A port: a number, or a service name from /etc/services.
-fn parse_port(file: &Path, line: usize, key: &str, p: &str, proto: &str) -> Result<u16, ConfigError> {
+fn parse_port(
+    file: &Path,
+    line: usize,
+    key: &str,
+    p: &str,
+    proto: &str,
+) -> Result<u16, ConfigError> {
     if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() {
         return p.parse::<u16>().map_err(|_| {
-            ConfigError::invalid(file, line, key, format!("port `{p}` is out of range 0..65535"))
+            ConfigError::invalid(
+                file,
+                line,
+                key,
+                format!("port `{p}` is out of range 0..65535"),
+            )
         });
     }
     if !p.is_empty()
-        && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && let Some(port) = service_port(p, proto)
     {
         return Ok(port);
@@ -631,20 +643,29 @@ fn parse_endpoint(
 }
 
 /// A forwarding method: only `gate`.
-fn parse_method(file: &Path, line: usize, key: &str, m: Option<&str>) -> Result<Forwarding, ConfigError> {
+fn parse_method(
+    file: &Path,
+    line: usize,
+    key: &str,
+    m: Option<&str>,
+) -> Result<Forwarding, ConfigError> {
     match m {
         None | Some("gate") => Ok(Forwarding::Gate),
         Some(m @ ("masq" | "ipip")) => Err(ConfigError::invalid(
             file,
             line,
             key,
-            format!("forwarding method `{m}` is not supported: lvs forwards by direct routing only (gate)"),
+            format!(
+                "forwarding method `{m}` is not supported: lvs forwards by direct routing only (gate)"
+            ),
         )),
         Some(m) => Err(ConfigError::invalid(
             file,
             line,
             key,
-            format!("unknown forwarding method `{m}`: must be gate (masq and ipip are not supported)"),
+            format!(
+                "unknown forwarding method `{m}`: must be gate (masq and ipip are not supported)"
+            ),
         )),
     }
 }
@@ -659,7 +680,12 @@ fn parse_fallback(
 ) -> Result<Fallback, ConfigError> {
     let mut words = f.value.split_whitespace();
     let Some(addr) = words.next() else {
-        return Err(ConfigError::invalid(file, f.line, key, "no fallback server given"));
+        return Err(ConfigError::invalid(
+            file,
+            f.line,
+            key,
+            "no fallback server given",
+        ));
     };
     let method = words.next();
     if let Some(extra) = words.next() {
@@ -690,9 +716,11 @@ fn parse_netmask(file: &Path, n: &Val<String>, v6: bool) -> Result<u8, ConfigErr
             "`{s}`: an IPv6 service needs a prefix length between 1 and 128"
         )));
     }
-    let mask: Ipv4Addr = s
-        .parse()
-        .map_err(|_| bad(format!("`{s}` is neither a dotted quad nor a prefix length")))?;
+    let mask: Ipv4Addr = s.parse().map_err(|_| {
+        bad(format!(
+            "`{s}` is neither a dotted quad nor a prefix length"
+        ))
+    })?;
     let bits = u32::from(mask);
     if bits.leading_ones() + bits.trailing_zeros() != 32 || bits == 0 {
         return Err(bad(format!("`{s}` is not a contiguous netmask")));
@@ -700,7 +728,11 @@ fn parse_netmask(file: &Path, n: &Val<String>, v6: bool) -> Result<u8, ConfigErr
     Ok(bits.leading_ones() as u8)
 }
 
-fn parse_check_type(file: &Path, c: &Val<String>, warnings: &mut Vec<String>) -> Result<CheckType, ConfigError> {
+fn parse_check_type(
+    file: &Path,
+    c: &Val<String>,
+    warnings: &mut Vec<String>,
+) -> Result<CheckType, ConfigError> {
     let s = c.value.trim();
     if let Ok(n) = s.parse::<u32>() {
         return Ok(if n == 0 {
@@ -806,14 +838,20 @@ fn resolve_virtual(
             );
             None
         } else {
-            errs.ok(parse_endpoint(file, vline, "virtual", addr, v.family, 0, proto_name))
+            errs.ok(parse_endpoint(
+                file, vline, "virtual", addr, v.family, 0, proto_name,
+            ))
         }
     };
     let port = vip.map_or(0, |a| a.port());
     let v6 = vip.map_or(v.family == Some(Family::V6), |a| a.is_ipv6());
     let family = if v6 { Family::V6 } else { Family::V4 };
     // ldirectord: port 53 defaults to udp.
-    let protocol = protocol.unwrap_or(if port == 53 { Protocol::Udp } else { Protocol::Tcp });
+    let protocol = protocol.unwrap_or(if port == 53 {
+        Protocol::Udp
+    } else {
+        Protocol::Tcp
+    });
 
     let scheduler = match &v.scheduler {
         None => Scheduler::Wrr,
@@ -842,7 +880,9 @@ fn resolve_virtual(
 
     let check_type = match &v.checktype {
         None => CheckType::Negotiate,
-        Some(c) => errs.ok(parse_check_type(file, c, warnings)).unwrap_or(CheckType::Negotiate),
+        Some(c) => errs
+            .ok(parse_check_type(file, c, warnings))
+            .unwrap_or(CheckType::Negotiate),
     };
     let negotiates = matches!(
         check_type,
@@ -926,7 +966,11 @@ fn resolve_virtual(
 
     let fallback = match &v.fallback {
         Some(f) => {
-            let key = if v.family == Some(Family::V6) { "fallback6" } else { "fallback" };
+            let key = if v.family == Some(Family::V6) {
+                "fallback6"
+            } else {
+                "fallback"
+            };
             errs.ok(parse_fallback(file, f, key, family, port))
         }
         None => {
@@ -986,11 +1030,19 @@ fn resolve_virtual(
     };
 
     // Mutual defaults of checktimeout and negotiatetimeout, as ldirectord's ld_setup.
-    let vct = errs.ok(positive(file, "checktimeout", &v.checktimeout)).flatten();
-    let vnt = errs.ok(positive(file, "negotiatetimeout", &v.negotiatetimeout)).flatten();
+    let vct = errs
+        .ok(positive(file, "checktimeout", &v.checktimeout))
+        .flatten();
+    let vnt = errs
+        .ok(positive(file, "negotiatetimeout", &v.negotiatetimeout))
+        .flatten();
     let gct = g.checktimeout.as_ref().map(|x| x.value);
     let gnt = g.negotiatetimeout.as_ref().map(|x| x.value);
-    let timeout = vct.or(vnt).or(gct).or(gnt).map_or(Duration::from_secs(5), Duration::from_secs);
+    let timeout = vct
+        .or(vnt)
+        .or(gct)
+        .or(gnt)
+        .map_or(Duration::from_secs(5), Duration::from_secs);
     let negotiate_timeout = vnt
         .or(vct)
         .or(gnt)
@@ -1060,7 +1112,10 @@ fn resolve_virtual(
             receive,
             http_method,
             virtual_host: v.virtualhost.as_ref().map(|h| h.value.clone()),
-            verify_tls: v.verify_tls.as_ref().map_or(globals.verify_tls, |b| b.value),
+            verify_tls: v
+                .verify_tls
+                .as_ref()
+                .map_or(globals.verify_tls, |b| b.value),
             command,
             interval,
             timeout,
@@ -1079,11 +1134,19 @@ fn resolve_real(
     proto: &str,
     is_http: bool,
 ) -> Result<Vec<RealServer>, ConfigError> {
-    let key = if r.family == Some(Family::V6) { "real6" } else { "real" };
+    let key = if r.family == Some(Family::V6) {
+        "real6"
+    } else {
+        "real"
+    };
     if let Some(f) = r.family
         && f != family
     {
-        let want = if family == Family::V6 { "real6" } else { "real" };
+        let want = if family == Family::V6 {
+            "real6"
+        } else {
+            "real"
+        };
         return Err(ConfigError::invalid(
             file,
             r.line,
@@ -1104,7 +1167,10 @@ fn resolve_real(
             ));
         }
     };
-    let request = r.request.as_ref().map(|q| if is_http { http_path(q) } else { q.clone() });
+    let request = r
+        .request
+        .as_ref()
+        .map(|q| if is_http { http_path(q) } else { q.clone() });
     if let Some(re) = &r.receive {
         check_regex(file, r.line, key, re)?;
     }

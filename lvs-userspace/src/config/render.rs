@@ -65,7 +65,12 @@ fn addr_or_any_port(a: SocketAddr) -> String {
 pub fn render_check(config: &Config) -> String {
     let mut o = String::new();
     let g = &config.globals;
-    let _ = writeln!(o, "{}: {} virtual service(s)", config.source.display(), config.virtuals.len());
+    let _ = writeln!(
+        o,
+        "{}: {} virtual service(s)",
+        config.source.display(),
+        config.virtuals.len()
+    );
     for v in &config.virtuals {
         let _ = writeln!(o);
         let _ = write!(o, "virtual {} {}", protocol_name(v.protocol), v.vip);
@@ -111,7 +116,10 @@ pub fn render_check(config: &Config) -> String {
         }
         let c = &v.check;
         let _ = write!(o, "  check {}", check_type_name(c.check_type));
-        if matches!(c.check_type, CheckType::Negotiate | CheckType::ConnectThenNegotiate(_)) {
+        if matches!(
+            c.check_type,
+            CheckType::Negotiate | CheckType::ConnectThenNegotiate(_)
+        ) {
             let _ = write!(o, " {}", service_name(c.service));
         }
         match c.port {
@@ -132,7 +140,12 @@ pub fn render_check(config: &Config) -> String {
             c.success_count
         );
         if matches!(c.service, CheckService::Http | CheckService::Https) {
-            let _ = write!(o, "    {} {}", method_name(c.http_method), c.request.as_deref().unwrap_or("/"));
+            let _ = write!(
+                o,
+                "    {} {}",
+                method_name(c.http_method),
+                c.request.as_deref().unwrap_or("/")
+            );
             if let Some(h) = &c.virtual_host {
                 let _ = write!(o, " Host: {h}");
             }
@@ -160,7 +173,11 @@ pub fn render_check(config: &Config) -> String {
         let _ = writeln!(
             o,
             "  failed reals are {}",
-            if v.quiescent { "quiesced (weight 0, flows kept)" } else { "removed" }
+            if v.quiescent {
+                "quiesced (weight 0, flows kept)"
+            } else {
+                "removed"
+            }
         );
     }
     let _ = writeln!(o);
@@ -173,7 +190,11 @@ pub fn render_check(config: &Config) -> String {
             LogTarget::File(p) => p.display().to_string(),
             LogTarget::Syslog(f) => format!("syslog {f}"),
         },
-        if g.email_alert.is_empty() { "none".to_string() } else { g.email_alert.join(", ") }
+        if g.email_alert.is_empty() {
+            "none".to_string()
+        } else {
+            g.email_alert.join(", ")
+        }
     );
     for w in &config.warnings {
         let _ = writeln!(o, "warning: {w}");
@@ -239,7 +260,11 @@ pub fn to_toml(config: &Config) -> String {
         if s.sent {
             w.push("reloading");
         }
-        if w.is_empty() { "none".to_string() } else { w.join(",") }
+        if w.is_empty() {
+            "none".to_string()
+        } else {
+            w.join(",")
+        }
     };
     let _ = writeln!(o, "emailalertstatus = {}", q(&status));
     for (k, v) in [
@@ -277,11 +302,8 @@ pub fn to_toml(config: &Config) -> String {
             let _ = writeln!(o, "persistent = {}", p.as_secs());
         }
         let _ = writeln!(o, "netmask = {}", v.netmask_prefix);
-        match &v.fallback {
-            Some(f) => {
-                let _ = writeln!(o, "fallback = {}", q(&f.addr.to_string()));
-            }
-            None => {}
+        if let Some(f) = &v.fallback {
+            let _ = writeln!(o, "fallback = {}", q(&f.addr.to_string()));
         }
         if let Some(f) = &v.fallback_command {
             let _ = writeln!(o, "fallbackcommand = {}", q(f));

@@ -68,8 +68,8 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
 use ::toml::Spanned;
+use serde::Deserialize;
 
 use super::{
     Config, ConfigError, Location,
@@ -117,7 +117,7 @@ fn toml_error(path: &Path, text: &str, e: ::toml::de::Error) -> ConfigError {
             line,
         },
         key,
-        source: e,
+        source: Box::new(e),
     }
 }
 
@@ -325,5 +325,166 @@ impl TomlFile {
             virtuals,
             warnings: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        path::{Path, PathBuf},
+        time::Duration,
+    };
+
+    use super::parse_str;
+    use crate::config::{load, model::*, to_toml};
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name)
+    }
+
+    /// Drops what a conversion does not keep: source, locations, warnings.
+    fn normalized(mut c: Config) -> Config {
+        let nowhere = Location {
+            file: PathBuf::new(),
+            line: 0,
+        };
+        c.source = PathBuf::new();
+        c.warnings.clear();
+        for v in &mut c.virtuals {
+            v.location = nowhere.clone();
+            for r in &mut v.reals {
+                r.location = nowhere.clone();
+            }
+        }
+        c
+    }
+
+    fn round_trip(c: Config) {
+        let text = to_toml(&c);
+        let back =
+            parse_str(Path::new("converted.toml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(normalized(back), normalized(c), "{text}");
+    }
+
+    #[test]
+    fn sample_round_trips() {
+        round_trip(load(&fixture("ldirectord-sample.cf")).unwrap());
+        let seed = std::fs::read_to_string(fixture("seed-ldirectord.cf"))
+            .unwrap()
+            .replace("virtual=3", "virtual=192.168.1.100:80");
+        round_trip(crate::config::ldirectord::parse_str(Path::new("seed.cf"), &seed).unwrap());
+    }
+
+    #[test]
+    fn varied_config_round_trips() {
+        let text = r#"
+fallback6 = "[::1]:80"
+emailalert = "a@b, c@d"
+emailalertstatus = "starting,stopping"
+logfile = "local0"
+metrics = "127.0.0.1:9100"
+notify = "/bin/notify"
+supervised = true
+
+[[virtual]]
+address = "[2001:db8::5]:443"
+scheduler = "sh"
+persistent = 300
+netmask = 64
+checktype = 2
+request = "health"
+receive = "ok|fine"
+httpmethod = "HEAD"
+virtualhost = "www.example.org"
+verify_tls = true
+
+[[virtual.real]]
+address = "[2001:db8::1]:443"
+weight = 4
+
+[[virtual.real]]
+address = "[2001:db8::2]:443"
+request = "/other"
+receive = "x"
+
+[[virtual]]
+address = "10.0.0.1:53"
+checktype = "external"
+fallbackcommand = "/bin/sorry"
+
+[[virtual.real]]
+address = "10.0.0.2->10.0.0.4:53"
+weight = 0
+"#;
+        let c = parse_str(Path::new("t.toml"), text).unwrap();
+        let v = &c.virtuals[0];
+        assert_eq!(v.scheduler, Scheduler::Sh);
+        assert_eq!(v.netmask_prefix, 64);
+        assert_eq!(v.check.check_type, CheckType::ConnectThenNegotiate(2));
+        assert_eq!(v.check.service, CheckService::Https);
+        assert_eq!(v.check.request.as_deref(), Some("/health"));
+        assert_eq!(v.fallback.as_ref().unwrap().addr.to_string(), "[::1]:80");
+        assert_eq!(v.reals[0].location.line, 23);
+        let w = &c.virtuals[1];
+        assert_eq!(w.protocol, Protocol::Udp);
+        assert_eq!(w.check.service, CheckService::Dns);
+        assert_eq!(w.check.command.as_deref(), Some("/bin/true"));
+        assert_eq!(w.reals.len(), 3);
+        assert_eq!(w.check.negotiate_timeout, Duration::from_secs(30));
+        assert_eq!(c.globals.email_alert.len(), 2);
+        round_trip(c);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let text = "checkinterval = 3\n\n[[virtual]]\naddress = \"10.0.0.1:80\"\nbogus = 1\n";
+        let e = parse_str(Path::new("x.toml"), text).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("x.toml:5: bogus: unknown field `bogus`"),
+            "{msg}"
+        );
+        let e = parse_str(Path::new("x.toml"), "checkinterval = 3\nchecktimout = 4\n").unwrap_err();
+        assert!(e.to_string().starts_with("x.toml:2: checktimout: "), "{e}");
+        let e = parse_str(Path::new("x.toml"), "checkinterval = \"often\"\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("x.toml:1: checkinterval: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn value_errors_name_line_and_key() {
+        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\nscheduler = \"wlc\"\n";
+        let e = parse_str(Path::new("x.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("x.toml:3: scheduler: scheduler `wlc` is not supported"),
+            "{e}"
+        );
+        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\n[[virtual.real]]\naddress = \"10.0.0.2:80\"\nmethod = \"masq\"\n";
+        let e = parse_str(Path::new("x.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("x.toml:4: real: forwarding method `masq`"),
+            "{e}"
+        );
+        let text = "[[virtual]]\naddress = \"3\"\n";
+        let e = parse_str(Path::new("x.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("x.toml:2: virtual: fwmark virtual services"),
+            "{e}"
+        );
+        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\nfallback = \"[::1]:80\"\n";
+        let e = parse_str(Path::new("x.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:3: fallback: "), "{e}");
     }
 }
