@@ -784,9 +784,9 @@ fn check_regex(file: &Path, line: usize, key: &str, re: &str) -> Result<(), Conf
     })
 }
 
-/// An http request path starts with `/` (ldirectord adds it).
+/// An http request path starts with `/` (ldirectord adds it); a full URL stays as written.
 fn http_path(r: &str) -> String {
-    if r.starts_with('/') {
+    if r.starts_with('/') || r.starts_with("http://") || r.starts_with("https://") {
         r.to_string()
     } else {
         format!("/{r}")
