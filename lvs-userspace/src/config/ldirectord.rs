@@ -1,0 +1,1104 @@
+//! The ldirectord.cf reader.
+//!
+//! Syntax, as ldirectord reads it, with a little more leniency:
+//! - `key=value`, spaces allowed around `=`; a value wholly in double quotes is unquoted.
+//! - Global directives start in the first column. `virtual=` / `virtual6=` open a block; the
+//!   block's directives are the following lines that begin with whitespace (any amount: the
+//!   seed example indents by two spaces where ldirectord wants four). Blank lines and comment
+//!   lines do not end a block; the next unindented directive does.
+//! - `#` starts a comment, outside double quotes, on any line (ldirectord only strips trailing
+//!   comments inside blocks; configs in the wild put them on global lines too).
+//!
+//! Every directive ldirectord knows is honoured, refused with the reason, or accepted with a
+//! warning in [`Config::warnings`]; anything else is an error. Values are interpreted (and
+//! defaults applied) by the reader shared with TOML.
+
+use std::path::Path;
+
+use super::{
+    Config, ConfigError,
+    raw::{Family, RawConfig, RawReal, RawVirtual, Val, resolve},
+};
+
+/// Directives only meaningful inside a virtual block.
+const VIRTUAL_ONLY: &[&str] = &[
+    "real",
+    "real6",
+    "request",
+    "receive",
+    "checktype",
+    "checkcommand",
+    "checkport",
+    "login",
+    "passwd",
+    "database",
+    "secret",
+    "load",
+    "scheduler",
+    "persistent",
+    "schedflags",
+    "netmask",
+    "protocol",
+    "ops",
+    "service",
+    "httpmethod",
+    "virtualhost",
+    "monitorfile",
+    "servicename",
+    "comment",
+];
+/// Directives only meaningful at the top level.
+const GLOBAL_ONLY: &[&str] = &[
+    "autoreload",
+    "callback",
+    "logfile",
+    "execute",
+    "fork",
+    "supervised",
+    "readdquiescent",
+    "emailalertfrom",
+    "maintenancedir",
+    "notify",
+    "interface",
+    "metrics",
+    "timeout",
+];
+
+/// Reads ldirectord.cf text; `path` names it in messages and in [`Config::source`]. The result
+/// is validated.
+pub fn parse_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw = parse_raw(path, text)?;
+    let config = resolve(path, raw)?;
+    super::validate(&config)?;
+    Ok(config)
+}
+
+/// Removes a `#` comment that is outside double quotes.
+fn strip_comment(line: &str) -> &str {
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// A value wholly in double quotes loses them.
+fn unquote(v: &str) -> &str {
+    let v = v.trim();
+    if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
+        &v[1..v.len() - 1]
+    } else {
+        v
+    }
+}
+
+struct Reader<'a> {
+    file: &'a Path,
+    raw: RawConfig,
+}
+
+impl Reader<'_> {
+    fn err(&self, line: usize, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::invalid(self.file, line, key, reason)
+    }
+
+    fn warn(&mut self, line: usize, key: &str, why: &str) {
+        self.raw
+            .warnings
+            .push(format!("{}:{line}: {key}: {why}", self.file.display()));
+    }
+
+    fn cur(&mut self) -> &mut RawVirtual {
+        self.raw.virtuals.last_mut().expect("in a virtual")
+    }
+
+    fn yes_no(&self, line: usize, key: &str, v: &str) -> Result<Val<bool>, ConfigError> {
+        match v {
+            "yes" => Ok(Val::new(true, line)),
+            "no" => Ok(Val::new(false, line)),
+            _ => Err(self.err(line, key, format!("must be 'yes' or 'no', not `{v}`"))),
+        }
+    }
+
+    fn number(&self, line: usize, key: &str, v: &str) -> Result<Val<u64>, ConfigError> {
+        v.parse::<u64>()
+            .map(|n| Val::new(n, line))
+            .map_err(|_| self.err(line, key, format!("`{v}` is not a whole number")))
+    }
+
+    fn nonempty(&self, line: usize, key: &str, v: &str) -> Result<Val<String>, ConfigError> {
+        if v.is_empty() {
+            Err(self.err(line, key, "no value given"))
+        } else {
+            Ok(Val::new(v.to_string(), line))
+        }
+    }
+
+    /// A directive both levels share; `Ok(false)` when `key` is not one of them.
+    fn common(
+        &mut self,
+        line: usize,
+        key: &str,
+        v: &str,
+        in_virtual: bool,
+    ) -> Result<bool, ConfigError> {
+        // Which set of fields: the current virtual's or the globals'.
+        macro_rules! slot {
+            ($field:ident) => {
+                if in_virtual {
+                    &mut self.raw.virtuals.last_mut().expect("in a virtual").$field
+                } else {
+                    &mut self.raw.globals.$field
+                }
+            };
+        }
+        match key {
+            "checktimeout" | "negotiatetimeout" | "checkinterval" | "failurecount"
+            | "successcount" => {
+                let n = self.number(line, key, v)?;
+                if n.value == 0 {
+                    return Err(self.err(line, key, "must be a positive whole number"));
+                }
+                *match key {
+                    "checktimeout" => slot!(checktimeout),
+                    "negotiatetimeout" => slot!(negotiatetimeout),
+                    "checkinterval" => slot!(checkinterval),
+                    "failurecount" => slot!(failurecount),
+                    _ => slot!(successcount),
+                } = Some(n);
+            }
+            "connecttimeout" => {
+                return Err(self.err(
+                    line,
+                    key,
+                    "connecttimeout is deprecated in favour of negotiatetimeout (as in ldirectord)",
+                ));
+            }
+            "checkcount" => {
+                self.number(line, key, v)?;
+                self.warn(
+                    line,
+                    key,
+                    "checkcount is deprecated (ldirectord too) and ignored: use failurecount",
+                );
+            }
+            "fallbackcommand" => *slot!(fallbackcommand) = Some(self.nonempty(line, key, v)?),
+            "quiescent" => *slot!(quiescent) = Some(self.yes_no(line, key, v)?),
+            "verify_tls" => *slot!(verify_tls) = Some(self.yes_no(line, key, v)?),
+            "fallback" | "fallback6" if !in_virtual => {
+                let val = Some(self.nonempty(line, key, v)?);
+                if key == "fallback" {
+                    self.raw.globals.fallback = val;
+                } else {
+                    self.raw.globals.fallback6 = val;
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn global(&mut self, line: usize, key: &str, v: &str, bare: bool) -> Result<(), ConfigError> {
+        if bare && key != "supervised" {
+            return Err(self.err(line, key, "expected key=value"));
+        }
+        if self.common(line, key, v, false)? {
+            return Ok(());
+        }
+        match key {
+            "autoreload" => self.raw.globals.autoreload = Some(self.yes_no(line, key, v)?),
+            "supervised" if bare => {
+                self.raw.globals.supervised = Some(Val::new(true, line));
+                self.warn(
+                    line,
+                    key,
+                    "a bare `supervised` means supervised=yes; write that",
+                );
+            }
+            "supervised" => self.raw.globals.supervised = Some(self.yes_no(line, key, v)?),
+            "cleanstop" => self.raw.globals.cleanstop = Some(self.yes_no(line, key, v)?),
+            "callback" => self.raw.globals.callback = Some(self.nonempty(line, key, v)?),
+            "logfile" => self.raw.globals.logfile = Some(self.nonempty(line, key, v)?),
+            "emailalert" => self.raw.globals.emailalert = Some(Val::new(vec![v.to_string()], line)),
+            "emailalertfreq" => self.raw.globals.emailalertfreq = Some(self.number(line, key, v)?),
+            "emailalertstatus" => {
+                self.raw.globals.emailalertstatus = Some(Val::new(v.to_string(), line))
+            }
+            "emailalertfrom" => {
+                self.raw.globals.emailalertfrom = Some(self.nonempty(line, key, v)?)
+            }
+            "smtp" => self.raw.globals.smtp = Some(self.nonempty(line, key, v)?),
+            "maintenancedir" => {
+                self.raw.globals.maintenancedir = Some(self.nonempty(line, key, v)?)
+            }
+            "notify" => self.raw.globals.notify = Some(self.nonempty(line, key, v)?),
+            "interface" => self.raw.globals.interface = Some(self.nonempty(line, key, v)?),
+            "metrics" => self.raw.globals.metrics = Some(self.nonempty(line, key, v)?),
+            "fork" => {
+                self.yes_no(line, key, v)?;
+                self.warn(
+                    line,
+                    key,
+                    "ignored: lvs always checks every virtual service concurrently",
+                );
+            }
+            "readdquiescent" => {
+                self.yes_no(line, key, v)?;
+                self.warn(
+                    line,
+                    key,
+                    "ignored: lvs starts every real server down until its first check passes",
+                );
+            }
+            "execute" => {
+                return Err(self.err(
+                    line,
+                    key,
+                    "not supported: run one lvs agent per configuration instead",
+                ));
+            }
+            "timeout" => {
+                return Err(self.err(
+                    line,
+                    key,
+                    "timeout is deprecated in favour of checktimeout and negotiatetimeout \
+                     (as in ldirectord)",
+                ));
+            }
+            k if VIRTUAL_ONLY.contains(&k) => {
+                return Err(self.err(
+                    line,
+                    key,
+                    "belongs inside a virtual= block: indent it under its virtual",
+                ));
+            }
+            _ => return Err(self.err(line, key, "unknown directive")),
+        }
+        Ok(())
+    }
+
+    fn virtual_directive(&mut self, line: usize, key: &str, v: &str) -> Result<(), ConfigError> {
+        if self.common(line, key, v, true)? {
+            return Ok(());
+        }
+        let vfamily = self.raw.virtuals.last().and_then(|x| x.family);
+        let val = Val::new(v.to_string(), line);
+        match key {
+            "real" | "real6" => {
+                let family = if key == "real6" {
+                    Family::V6
+                } else {
+                    Family::V4
+                };
+                let real = parse_real(self.file, line, key, v, family)?;
+                self.raw
+                    .virtuals
+                    .last_mut()
+                    .expect("in a virtual")
+                    .reals
+                    .push(real);
+            }
+            "fallback" | "fallback6" => {
+                let want = if vfamily == Some(Family::V6) {
+                    "fallback6"
+                } else {
+                    "fallback"
+                };
+                if key != want {
+                    return Err(self.err(
+                        line,
+                        key,
+                        format!("cannot specify `{key}` here: use `{want}`"),
+                    ));
+                }
+                self.cur().fallback = Some(val);
+            }
+            "request" => self.cur().request = Some(val),
+            "receive" => self.cur().receive = Some(val),
+            "checktype" => self.cur().checktype = Some(val),
+            "checkcommand" => self.cur().checkcommand = Some(val),
+            "checkport" => self.cur().checkport = Some(self.number(line, key, v)?),
+            "scheduler" => self.cur().scheduler = Some(val),
+            "persistent" => self.cur().persistent = Some(self.number(line, key, v)?),
+            "netmask" => self.cur().netmask = Some(val),
+            "protocol" => self.cur().protocol = Some(val),
+            "service" => self.cur().service = Some(val),
+            "httpmethod" => self.cur().httpmethod = Some(val),
+            "virtualhost" => self.cur().virtualhost = Some(val),
+            "servicename" => self.cur().servicename = Some(val),
+            "comment" => self.cur().comment = Some(val),
+            "ops" => match v {
+                "no" => {}
+                "yes" => {
+                    return Err(self.err(
+                        line,
+                        key,
+                        "one-packet scheduling is not supported: lvs tracks UDP flows",
+                    ));
+                }
+                _ => return Err(self.err(line, key, "ops must be 'yes' or 'no'")),
+            },
+            "schedflags" => {
+                return Err(self.err(
+                    line,
+                    key,
+                    "scheduler flags are not supported: lvs implements plain wrr, rr and sh",
+                ));
+            }
+            "login" | "passwd" | "database" | "secret" => self.warn(
+                line,
+                key,
+                "ignored: only used by ftp, sql, radius and similar checks, which lvs does not \
+                 perform",
+            ),
+            "load" => self.warn(line, key, "ignored: load-based checks are not supported"),
+            "monitorfile" => self.warn(
+                line,
+                key,
+                "ignored: lvs reports check results in its log and metrics instead",
+            ),
+            "cleanstop" => {
+                self.yes_no(line, key, v)?;
+                self.warn(
+                    line,
+                    key,
+                    "ignored per virtual service: the global cleanstop applies",
+                );
+            }
+            "emailalert" | "emailalertfreq" | "emailalertstatus" | "smtp" => {
+                return Err(self.err(
+                    line,
+                    key,
+                    "per-virtual email alerts are not supported: set it globally",
+                ));
+            }
+            k if GLOBAL_ONLY.contains(&k) => {
+                return Err(self.err(
+                    line,
+                    key,
+                    "is a global directive: write it unindented, outside virtual blocks",
+                ));
+            }
+            _ => return Err(self.err(line, key, "unknown directive")),
+        }
+        Ok(())
+    }
+}
+
+/// `real=ADDR[->ADDR][:PORT] [gate|masq|ipip] [WEIGHT] ["REQUEST" "RECEIVE"]`.
+fn parse_real(
+    file: &Path,
+    line: usize,
+    key: &str,
+    v: &str,
+    family: Family,
+) -> Result<RawReal, ConfigError> {
+    let bad = |why: String| ConfigError::invalid(file, line, key, why);
+    // Words, with double-quoted strings kept whole (and marked quoted).
+    let mut words: Vec<(String, bool)> = Vec::new();
+    let mut chars = v.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() || c == ',' {
+            chars.next();
+        } else if c == '"' {
+            chars.next();
+            let mut s = String::new();
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some(c) => s.push(c),
+                    None => return Err(bad("unterminated quoted string".into())),
+                }
+            }
+            words.push((s, true));
+        } else {
+            let mut s = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || c == '"' {
+                    break;
+                }
+                s.push(c);
+                chars.next();
+            }
+            words.push((s, false));
+        }
+    }
+    let mut it = words.into_iter().peekable();
+    let Some((address, false)) = it.next() else {
+        return Err(bad("no real server address given".into()));
+    };
+    let mut real = RawReal {
+        line,
+        address,
+        family: Some(family),
+        method: None,
+        weight: None,
+        request: None,
+        receive: None,
+    };
+    if let Some((w, false)) = it.peek()
+        && !w.chars().all(|c| c.is_ascii_digit())
+    {
+        real.method = Some(w.clone());
+        it.next();
+    }
+    if let Some((w, false)) = it.peek()
+        && w.chars().all(|c| c.is_ascii_digit())
+    {
+        real.weight = Some(
+            w.parse()
+                .map_err(|_| bad(format!("weight `{w}` is too large")))?,
+        );
+        it.next();
+    }
+    if let Some((_, true)) = it.peek() {
+        let (req, _) = it.next().expect("peeked");
+        match it.next() {
+            Some((rec, true)) => {
+                real.request = Some(req);
+                real.receive = Some(rec);
+            }
+            _ => {
+                return Err(bad(
+                    "a per-real request must be followed by a quoted receive string".into(),
+                ));
+            }
+        }
+    }
+    if let Some((w, _)) = it.next() {
+        if w.starts_with("l:") || w.starts_with("u:") {
+            return Err(bad(format!(
+                "connection thresholds (`{w}`) are not supported"
+            )));
+        }
+        return Err(bad(format!("invalid real server line, around `{w}`")));
+    }
+    Ok(real)
+}
+
+/// ldirectord.cf text into the raw form.
+fn parse_raw(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    let mut r = Reader {
+        file,
+        raw: RawConfig::default(),
+    };
+    let mut in_virtual = false;
+    for (i, full) in text.lines().enumerate() {
+        let line = i + 1;
+        let content = strip_comment(full.trim_end_matches('\r')).trim_end();
+        if content.trim().is_empty() {
+            continue;
+        }
+        let indented = content.starts_with([' ', '\t']);
+        let content = content.trim();
+        let (key, value, bare) = match content.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim(), false),
+            None => (content, "", true),
+        };
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(r.err(
+                line,
+                key,
+                format!("cannot parse `{content}`: expected key=value"),
+            ));
+        }
+        if indented {
+            if !in_virtual {
+                return Err(r.err(
+                    line,
+                    key,
+                    "indented directive outside a virtual block (global directives start in \
+                     the first column)",
+                ));
+            }
+            if bare {
+                return Err(r.err(line, key, "expected key=value"));
+            }
+            // Real lines keep their quotes (per-real request and receive).
+            let v = if key == "real" || key == "real6" {
+                value
+            } else {
+                unquote(value)
+            };
+            r.virtual_directive(line, key, v)?;
+            continue;
+        }
+        in_virtual = false;
+        if key == "virtual" || key == "virtual6" {
+            if bare || value.is_empty() {
+                return Err(r.err(line, key, "no virtual service address given"));
+            }
+            let family = if key == "virtual6" {
+                Family::V6
+            } else {
+                Family::V4
+            };
+            let value = unquote(value);
+            if family == Family::V4 && value.starts_with('[') {
+                return Err(r.err(
+                    line,
+                    key,
+                    "cannot specify an IPv6 address here: use virtual6=",
+                ));
+            }
+            r.raw.virtuals.push(RawVirtual::new(
+                Val::new(value.to_string(), line),
+                Some(family),
+            ));
+            in_virtual = true;
+            continue;
+        }
+        r.global(line, key, unquote(value), bare)?;
+    }
+    Ok(r.raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        net::SocketAddr,
+        path::{Path, PathBuf},
+        time::Duration,
+    };
+
+    use super::parse_str;
+    use crate::config::{load, model::*};
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name)
+    }
+
+    fn read(name: &str) -> String {
+        std::fs::read_to_string(fixture(name)).unwrap()
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn parse(text: &str) -> Result<Config, crate::config::ConfigError> {
+        parse_str(Path::new("test.cf"), text)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn seed_is_refused_as_fwmark_at_its_line() {
+        let path = fixture("seed-ldirectord.cf");
+        let e = load(&path).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("{}:15: virtual: ", path.display())),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("fwmark virtual services are not supported"),
+            "{msg}"
+        );
+        assert!(msg.contains("use virtual=VIP:port"), "{msg}");
+        assert_eq!(e.location().unwrap().line, 15);
+    }
+
+    #[test]
+    fn seed_with_an_address_loads() {
+        let text = read("seed-ldirectord.cf").replace("virtual=3", "virtual=192.168.1.100:80");
+        let c = parse(&text).unwrap();
+        let g = &c.globals;
+        assert_eq!(g.check_timeout, Duration::from_secs(3));
+        assert_eq!(g.negotiate_timeout, Duration::from_secs(3));
+        assert_eq!(g.check_interval, Duration::from_secs(1));
+        assert!(g.autoreload);
+        assert!(!g.quiescent);
+        assert_eq!(g.log, LogTarget::File("/var/log/ldirectord.log".into()));
+        assert_eq!(g.fallback.as_ref().unwrap().addr, sa("127.0.0.1:80"));
+        assert_eq!(c.virtuals.len(), 1);
+        let v = &c.virtuals[0];
+        assert_eq!(v.location.line, 15);
+        assert_eq!(v.vip, sa("192.168.1.100:80"));
+        assert_eq!(v.protocol, Protocol::Tcp);
+        assert_eq!(v.scheduler, Scheduler::Wrr);
+        assert_eq!(v.persistent, None);
+        assert_eq!(v.netmask_prefix, 32);
+        let reals: Vec<_> = v.reals.iter().map(|r| (r.addr, r.weight)).collect();
+        assert_eq!(
+            reals,
+            vec![(sa("192.168.1.107:80"), 2), (sa("192.168.1.109:80"), 1)]
+        );
+        assert_eq!(v.reals[0].location.line, 16);
+        assert_eq!(v.fallback.as_ref().unwrap().addr, sa("127.0.0.1:80"));
+        assert_eq!(v.fallback.as_ref().unwrap().forwarding, Forwarding::Gate);
+        let k = &v.check;
+        assert_eq!(k.check_type, CheckType::Negotiate);
+        assert_eq!(k.service, CheckService::Http);
+        assert_eq!(k.port, Some(80));
+        // ldirectord makes the request a path.
+        assert_eq!(k.request.as_deref(), Some("/index.html"));
+        assert_eq!(k.receive, None);
+        assert_eq!(k.virtual_host, None);
+        assert_eq!(k.http_method, HttpMethod::Get);
+        assert_eq!(k.interval, Duration::from_secs(1));
+        assert_eq!(k.timeout, Duration::from_secs(3));
+        assert_eq!(k.negotiate_timeout, Duration::from_secs(3));
+        assert_eq!(k.failure_count, 1);
+        assert_eq!(k.success_count, 1);
+        assert!(!v.quiescent);
+    }
+
+    #[test]
+    fn sample_loads() {
+        let c = load(&fixture("ldirectord-sample.cf")).unwrap();
+        assert_eq!(c.globals.check_timeout, Duration::from_secs(3));
+        assert_eq!(c.globals.check_interval, Duration::from_secs(1));
+        assert!(!c.globals.quiescent);
+        assert!(c.globals.autoreload);
+        assert_eq!(c.globals.fallback, None);
+        assert_eq!(c.virtuals.len(), 1);
+        let v = &c.virtuals[0];
+        assert_eq!(v.vip, sa("192.168.6.240:80"));
+        assert_eq!(v.name.as_deref(), Some("Web Site"));
+        assert_eq!(v.comment.as_deref(), Some("Test load balanced web site"));
+        assert_eq!(v.scheduler, Scheduler::Rr);
+        assert_eq!(v.protocol, Protocol::Tcp);
+        assert_eq!(v.reals.len(), 3);
+        assert!(v.reals.iter().all(|r| r.weight == 1 && r.addr.port() == 80));
+        assert_eq!(v.fallback.as_ref().unwrap().addr, sa("127.0.0.1:80"));
+        assert_eq!(v.check.receive.as_deref(), Some("Test Page"));
+        assert_eq!(v.check.virtual_host.as_deref(), Some("www.x.y.z"));
+        assert_eq!(v.check.request.as_deref(), Some("/index.html"));
+        assert_eq!(v.check.negotiate_timeout, Duration::from_secs(3));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    /// ldirectord-all.cf keeping the globals and the first virtual (lines 1..=42) and only the
+    /// block that starts at `start`; every other line blanked so line numbers stay.
+    fn isolate(text: &str, start: usize) -> String {
+        let mut in_block = false;
+        let mut out = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            let n = i + 1;
+            if n == start {
+                in_block = true;
+            } else if in_block && l.trim().is_empty() {
+                in_block = false;
+            }
+            out.push(if n <= 42 || in_block { l } else { "" });
+        }
+        out.join("\n")
+    }
+
+    const ALL_BLOCKS: &[usize] = &[
+        45, 63, 80, 97, 116, 130, 144, 160, 177, 195, 209, 224, 239, 254, 270, 284, 299, 318, 333,
+    ];
+
+    fn check_blocks(text: &str, expected: &[(usize, Option<(usize, &str)>)]) {
+        let path = fixture("ldirectord-all.cf");
+        for (start, want) in expected {
+            let r = parse_str(&path, &isolate(text, *start));
+            match (want, r) {
+                (None, Ok(_)) => {}
+                (None, Err(e)) => panic!("block at {start}: unexpected error: {e}"),
+                (Some((line, what)), Ok(_)) => {
+                    panic!("block at {start}: expected error at {line}: {what}")
+                }
+                (Some((line, what)), Err(e)) => {
+                    let msg = e.to_string();
+                    let prefix = format!("{}:{line}: ", path.display());
+                    assert!(
+                        msg.starts_with(&prefix) && msg.contains(what),
+                        "block at {start}: want {prefix}...{what}, got {msg}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_sample_block_is_honoured_or_refused() {
+        let text = read("ldirectord-all.cf");
+        // Globals and the first block alone.
+        let base = parse_str(&fixture("ldirectord-all.cf"), &isolate(&text, 0)).unwrap();
+        assert_eq!(base.globals.log, LogTarget::Syslog("local0".into()));
+        assert_eq!(base.globals.email_alert, vec!["admin@x.y.z".to_string()]);
+        assert_eq!(base.globals.email_alert_freq, Duration::from_secs(3600));
+        assert_eq!(base.globals.email_alert_status, AlertStatus::ALL);
+        assert_eq!(
+            base.globals.fallback6.as_ref().unwrap().addr,
+            sa("[::1]:80")
+        );
+        assert_eq!(base.virtuals[0].persistent, Some(Duration::from_secs(600)));
+
+        let masq = "lvs forwards by direct routing only (gate)";
+        let fwmark = "fwmark virtual services are not supported";
+        let unsupported = "is not supported for negotiate checks";
+        check_blocks(
+            &text,
+            &[
+                (45, Some((45, fwmark))),
+                (
+                    63,
+                    Some((63, "duplicate virtual service tcp 192.168.6.240:80")),
+                ),
+                (80, Some((81, masq))),
+                (97, Some((98, masq))),
+                (116, Some((117, masq))),
+                (130, Some((131, masq))),
+                (144, Some((145, masq))),
+                (160, Some((161, masq))),
+                (177, Some((178, masq))),
+                (195, Some((196, masq))),
+                (209, Some((210, masq))),
+                (224, Some((225, "sql01"))),
+                (239, Some((240, "sql01"))),
+                (254, Some((255, "sql01"))),
+                (270, Some((271, masq))),
+                (284, None),
+                (299, Some((309, "service `radius` is not supported"))),
+                (
+                    318,
+                    Some((319, "`192.168.6.2::5060` is not a valid address")),
+                ),
+                (333, Some((334, masq))),
+            ],
+        );
+        // With gate instead of masq, the next refusal of each block shows.
+        let gated = text.replace(" masq", " gate");
+        check_blocks(
+            &gated,
+            &[
+                (80, None),
+                (97, Some((101, "service `ftp` is not supported"))),
+                (116, Some((120, "service `smtp` is not supported"))),
+                (130, Some((134, "service `submission` is not supported"))),
+                (144, Some((148, "service `pop` is not supported"))),
+                (160, Some((165, "service `imap` is not supported"))),
+                (177, Some((181, "service `ldap` is not supported"))),
+                (195, Some((199, unsupported))),
+                (
+                    209,
+                    Some((
+                        214,
+                        "scheduler `wlc` is not supported: lvs implements wrr, rr and sh",
+                    )),
+                ),
+                (270, Some((275, "scheduler `wlc`"))),
+                (333, Some((337, "service `nntp`"))),
+            ],
+        );
+        assert_eq!(ALL_BLOCKS.len(), 19);
+    }
+
+    #[test]
+    fn all_sample_blocks_in_detail() {
+        let text = read("ldirectord-all.cf");
+        let path = fixture("ldirectord-all.cf");
+        // The range block under its own VIP.
+        let t = isolate(&text, 63).replace(
+            "virtual=192.168.6.240:80\n\treal=192.168.6.2->",
+            "virtual=192.168.6.241:80\n\treal=192.168.6.2->",
+        );
+        let c = parse_str(&path, &t).unwrap();
+        let v = &c.virtuals[1];
+        assert_eq!(v.vip, sa("192.168.6.241:80"));
+        let addrs: Vec<String> = v.reals.iter().map(|r| r.addr.to_string()).collect();
+        assert_eq!(
+            addrs,
+            [2, 3, 4, 5, 6, 7, 32]
+                .map(|i| format!("192.168.6.{i}:80"))
+                .to_vec()
+        );
+        assert!(v.reals[..6].iter().all(|r| r.location.line == 64));
+        // https with gate: service https, the virtual's own fallback on the virtual's port.
+        let c = parse_str(&path, &isolate(&text.replace(" masq", " gate"), 80)).unwrap();
+        let v = &c.virtuals[1];
+        assert_eq!(v.check.service, CheckService::Https);
+        assert_eq!(v.fallback.as_ref().unwrap().addr, sa("127.0.0.1:443"));
+        // ping over udp.
+        let c = parse_str(&path, &isolate(&text, 284)).unwrap();
+        let v = &c.virtuals[1];
+        assert_eq!(v.protocol, Protocol::Udp);
+        assert_eq!(v.check.check_type, CheckType::Ping);
+        assert_eq!(v.check.failure_count, 3);
+        assert_eq!(v.check.service, CheckService::Dns);
+        // Radius with checktype=connect: the service no longer matters, login etc. warn.
+        let t = isolate(&text, 299).replace(
+            "\tchecktype=negotiate\n\tservice=radius",
+            "\tchecktype=connect\n\tservice=radius",
+        );
+        let c = parse_str(&path, &t).unwrap();
+        let v = &c.virtuals[1];
+        assert_eq!(v.check.check_type, CheckType::Connect);
+        assert_eq!(v.check.service, CheckService::None);
+        assert_eq!(v.check.timeout, Duration::from_secs(1));
+        assert_eq!(v.check.negotiate_timeout, Duration::from_secs(1));
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains(":310: login: ignored")),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            c.warnings.iter().any(|w| w.contains(":309: service: ")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn timeout_defaults_chain() {
+        let v = "virtual=10.0.0.1:80\n real=10.0.0.2:80 gate\n";
+        let c = parse(v).unwrap();
+        assert_eq!(c.virtuals[0].check.timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.virtuals[0].check.negotiate_timeout,
+            Duration::from_secs(30)
+        );
+        assert_eq!(c.virtuals[0].check.interval, Duration::from_secs(10));
+        assert_eq!(c.virtuals[0].check.failure_count, 1);
+        let c = parse(&format!("checktimeout=7\n{v}")).unwrap();
+        assert_eq!(c.virtuals[0].check.timeout, Duration::from_secs(7));
+        assert_eq!(
+            c.virtuals[0].check.negotiate_timeout,
+            Duration::from_secs(7)
+        );
+        assert_eq!(c.globals.negotiate_timeout, Duration::from_secs(7));
+        let c = parse(&format!("negotiatetimeout=9\n{v}")).unwrap();
+        assert_eq!(c.virtuals[0].check.timeout, Duration::from_secs(9));
+        assert_eq!(
+            c.virtuals[0].check.negotiate_timeout,
+            Duration::from_secs(9)
+        );
+        // A virtual's own negotiatetimeout beats the global checktimeout, as in ldirectord.
+        let c = parse(&format!("checktimeout=7\n{v} negotiatetimeout=2\n")).unwrap();
+        assert_eq!(c.virtuals[0].check.timeout, Duration::from_secs(2));
+        assert_eq!(
+            c.virtuals[0].check.negotiate_timeout,
+            Duration::from_secs(2)
+        );
+        let c = parse(&format!(
+            "checktimeout=7\nnegotiatetimeout=8\ncheckinterval=3\nfailurecount=2\nquiescent=yes\n{v} checktimeout=4\n"
+        ))
+        .unwrap();
+        let k = &c.virtuals[0].check;
+        // The virtual's checktimeout also beats the global negotiatetimeout (ld_setup's order).
+        assert_eq!(
+            (k.timeout, k.negotiate_timeout),
+            (Duration::from_secs(4), Duration::from_secs(4))
+        );
+        assert_eq!(c.globals.negotiate_timeout, Duration::from_secs(8));
+        assert_eq!(k.interval, Duration::from_secs(3));
+        assert_eq!(k.failure_count, 2);
+        assert!(c.virtuals[0].quiescent);
+        let c = parse(&format!("quiescent=yes\n{v} quiescent=no\n")).unwrap();
+        assert!(!c.virtuals[0].quiescent);
+    }
+
+    #[test]
+    fn service_and_protocol_follow_the_port() {
+        let c = parse("virtual=10.0.0.1:53\n real=10.0.0.2:53 gate\n request=\"x.y.z\"\n").unwrap();
+        let v = &c.virtuals[0];
+        assert_eq!(v.protocol, Protocol::Udp);
+        assert_eq!(v.check.service, CheckService::Dns);
+        assert_eq!(v.check.request.as_deref(), Some("x.y.z"));
+        let c = parse("virtual=10.0.0.1:8080\n real=10.0.0.2 gate\n").unwrap();
+        assert_eq!(c.virtuals[0].check.service, CheckService::None);
+        assert_eq!(c.virtuals[0].reals[0].addr.port(), 0);
+        let e = err("virtual=10.0.0.1:3306\n real=10.0.0.2:3306 gate\n");
+        assert!(
+            e.starts_with("test.cf:1: service: port 3306 implies service=mysql"),
+            "{e}"
+        );
+        parse("virtual=10.0.0.1:3306\n real=10.0.0.2:3306 gate\n checktype=connect\n").unwrap();
+    }
+
+    #[test]
+    fn ranges_weights_and_per_real_checks() {
+        let c = parse(
+            "virtual = 10.0.0.1:80   # web\n\treal = 10.0.1.250->10.0.2.1:80 gate 5\n    real=10.0.3.1:80 gate 0 \"other.html\" \"pat+ern\" # x\n",
+        )
+        .unwrap();
+        let v = &c.virtuals[0];
+        // .250 to .255, then .0 and .1 of the next /24 (ldirectord counts through), then one.
+        assert_eq!(v.reals.len(), 9);
+        assert_eq!(v.reals[0].addr, sa("10.0.1.250:80"));
+        assert_eq!(v.reals[6].addr, sa("10.0.2.0:80"));
+        assert_eq!(v.reals[7].addr, sa("10.0.2.1:80"));
+        assert!(
+            v.reals[..8]
+                .iter()
+                .all(|r| r.weight == 5 && r.request.is_none())
+        );
+        let r = v.reals.last().unwrap();
+        assert_eq!(r.weight, 0);
+        assert_eq!(r.request.as_deref(), Some("/other.html"));
+        assert_eq!(r.receive.as_deref(), Some("pat+ern"));
+        let e = err("virtual=10.0.0.1:80\n real=10.0.0.9->10.0.0.2:80 gate\n");
+        assert!(e.starts_with("test.cf:2: real: invalid range"), "{e}");
+        let e = err("virtual=10.0.0.1:80\n real=10.0.0.2:80 gate 1 l:5\n");
+        assert!(e.contains("thresholds"), "{e}");
+        let e = err("virtual=10.0.0.1:80\n real=10.0.0.2:80 gate\n real=10.0.0.2:80 gate 3\n");
+        assert!(
+            e.starts_with("test.cf:3: real: real server 10.0.0.2:80 is listed twice"),
+            "{e}"
+        );
+        // Host names go through the system resolver.
+        let c = parse("virtual=10.0.0.1:80\n real=localhost:80 gate\n").unwrap();
+        assert_eq!(c.virtuals[0].reals[0].addr, sa("127.0.0.1:80"));
+    }
+
+    #[test]
+    fn ipv6() {
+        let c = parse(
+            "fallback6=[::1]:80\nvirtual6=[2001:db8::5]:80\n\treal6=[2001:db8::1]:80 gate 3\n\treal6=[2001:db8::2]:80 gate\n\tpersistent=300\n\tnetmask=64\n",
+        )
+        .unwrap();
+        let v = &c.virtuals[0];
+        assert_eq!(v.vip, sa("[2001:db8::5]:80"));
+        assert_eq!(v.reals[0].addr, sa("[2001:db8::1]:80"));
+        assert_eq!(v.reals[0].weight, 3);
+        assert_eq!(v.netmask_prefix, 64);
+        assert_eq!(v.persistent, Some(Duration::from_secs(300)));
+        assert_eq!(v.fallback.as_ref().unwrap().addr, sa("[::1]:80"));
+        let c = parse("virtual6=[2001:db8::5]:80\n\treal6=[2001:db8::1]:80 gate\n").unwrap();
+        assert_eq!(c.virtuals[0].netmask_prefix, 128);
+        let e = err("virtual=[2001:db8::5]:80\n");
+        assert!(e.contains("use virtual6="), "{e}");
+        let e = err("virtual6=[2001:db8::5]:80\n\treal=10.0.0.1:80 gate\n");
+        assert!(
+            e.starts_with("test.cf:2: real: cannot specify `real`"),
+            "{e}"
+        );
+        let e = err("virtual6=[2001:db8::5]:80\n\treal6=[2001:db8::1]->[2001:db8::3]:80 gate\n");
+        assert!(e.contains("only supported for IPv4"), "{e}");
+        let e = err("virtual6=[2001:db8::5]:80\n\tfallback=127.0.0.1:80\n");
+        assert!(e.contains("use `fallback6`"), "{e}");
+    }
+
+    #[test]
+    fn refusals_and_bad_values_name_file_line_and_key() {
+        for (text, want) in [
+            (
+                "checktimeout=abc\n",
+                "test.cf:1: checktimeout: `abc` is not a whole number",
+            ),
+            (
+                "checkinterval=0\n",
+                "test.cf:1: checkinterval: must be a positive",
+            ),
+            ("bogus=1\n", "test.cf:1: bogus: unknown directive"),
+            (
+                "connecttimeout=3\n",
+                "test.cf:1: connecttimeout: connecttimeout is deprecated",
+            ),
+            (
+                "quiescent=maybe\n",
+                "test.cf:1: quiescent: must be 'yes' or 'no'",
+            ),
+            (
+                "\n  checktimeout=3\n",
+                "test.cf:2: checktimeout: indented directive outside",
+            ),
+            (
+                "scheduler=rr\n",
+                "test.cf:1: scheduler: belongs inside a virtual= block",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tbogus=1\n",
+                "test.cf:2: bogus: unknown directive",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tautoreload=yes\n",
+                "test.cf:2: autoreload: is a global directive",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tprotocol=fwm\n",
+                "test.cf:2: protocol: fwmark virtual services are not supported",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tscheduler=lc\n",
+                "test.cf:2: scheduler: scheduler `lc` is not supported: lvs implements wrr, rr and sh",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 ipip\n",
+                "test.cf:2: real: forwarding method `ipip` is not supported: lvs forwards by direct routing only (gate)",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\treceive=\"(unclosed\"\n",
+                "test.cf:2: receive: `(unclosed` is not a valid regular expression",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tchecktype=sometimes\n",
+                "test.cf:2: checktype: unknown check type",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tnetmask=255.0.255.0\n",
+                "test.cf:2: netmask: `255.0.255.0` is not a contiguous netmask",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tops=yes\n",
+                "test.cf:2: ops: one-packet scheduling",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\temailalert=a@b\n",
+                "test.cf:2: emailalert: per-virtual email alerts",
+            ),
+            (
+                "virtual=10.0.0.1\n",
+                "test.cf:1: virtual: `10.0.0.1` has no port",
+            ),
+            (
+                "virtual=10.0.0.1:80\nvirtual=10.0.0.1:80\n",
+                "test.cf:2: virtual: duplicate virtual service",
+            ),
+            (
+                "fallback=[::1]:80\n",
+                "test.cf:1: fallback: `[::1]` is an IPv6 address",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.starts_with(want), "for {text:?}: got {e}");
+        }
+    }
+
+    #[test]
+    fn checktypes_and_warnings() {
+        let c = parse("virtual=10.0.0.1:80\n\tchecktype=3\n\thttpmethod=head\n").unwrap();
+        assert_eq!(
+            c.virtuals[0].check.check_type,
+            CheckType::ConnectThenNegotiate(3)
+        );
+        assert_eq!(c.virtuals[0].check.http_method, HttpMethod::Head);
+        let c = parse("fork=yes\nvirtual=10.0.0.1:80\n\tchecktype=external\n").unwrap();
+        assert_eq!(c.virtuals[0].check.command.as_deref(), Some("/bin/true"));
+        assert!(
+            c.warnings[0].starts_with("test.cf:1: fork: ignored"),
+            "{:?}",
+            c.warnings
+        );
+        let c = parse("virtual=10.0.0.1:80\n\tchecktype=external-perl\n\tcheckcommand=\"/x y\"\n")
+            .unwrap();
+        assert_eq!(c.virtuals[0].check.check_type, CheckType::External);
+        assert_eq!(c.virtuals[0].check.command.as_deref(), Some("/x y"));
+        assert_eq!(c.warnings.len(), 1);
+        let c = parse("supervised\nemailalertstatus=starting, stopping\nemailalert=a@b, c@d\n")
+            .unwrap();
+        assert!(c.globals.supervised);
+        assert_eq!(
+            c.globals.email_alert,
+            vec!["a@b".to_string(), "c@d".to_string()]
+        );
+        assert!(c.globals.email_alert_status.starting && !c.globals.email_alert_status.running);
+    }
+}

@@ -1,0 +1,1226 @@
+//! The readers' common ground: a raw description of a configuration (every value as written,
+//! with its line) and [`resolve`], the one place that applies ldirectord's defaults, refuses
+//! what lvs cannot do, and builds the [`Config`].
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use super::{ConfigError, model::*};
+
+/// A value as written, with its 1-based line.
+#[derive(Clone, Debug)]
+pub(crate) struct Val<T> {
+    pub value: T,
+    pub line: usize,
+}
+
+impl<T> Val<T> {
+    pub fn new(value: T, line: usize) -> Self {
+        Val { value, line }
+    }
+}
+
+/// An optional value with its line.
+pub(crate) type Opt<T> = Option<Val<T>>;
+
+/// An address family, when the syntax fixes it (`virtual6=`, `real6=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Family {
+    V4,
+    V6,
+}
+
+/// Global settings as written.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RawGlobals {
+    pub checktimeout: Opt<u64>,
+    pub negotiatetimeout: Opt<u64>,
+    pub checkinterval: Opt<u64>,
+    pub failurecount: Opt<u64>,
+    pub successcount: Opt<u64>,
+    pub fallback: Opt<String>,
+    pub fallback6: Opt<String>,
+    pub fallbackcommand: Opt<String>,
+    pub quiescent: Opt<bool>,
+    pub autoreload: Opt<bool>,
+    pub logfile: Opt<String>,
+    pub supervised: Opt<bool>,
+    pub emailalert: Opt<Vec<String>>,
+    pub emailalertfrom: Opt<String>,
+    pub emailalertfreq: Opt<u64>,
+    pub emailalertstatus: Opt<String>,
+    pub smtp: Opt<String>,
+    pub notify: Opt<String>,
+    pub maintenancedir: Opt<String>,
+    pub cleanstop: Opt<bool>,
+    pub callback: Opt<String>,
+    pub interface: Opt<String>,
+    pub metrics: Opt<String>,
+    pub verify_tls: Opt<bool>,
+}
+
+/// A virtual service as written.
+#[derive(Clone, Debug)]
+pub(crate) struct RawVirtual {
+    /// `VIP:port`, `[VIP6]:port`, a host name, or a fwmark number.
+    pub address: Val<String>,
+    /// Fixed by `virtual=`/`virtual6=`; `None` (TOML): taken from the address.
+    pub family: Option<Family>,
+    pub protocol: Opt<String>,
+    pub scheduler: Opt<String>,
+    pub persistent: Opt<u64>,
+    pub netmask: Opt<String>,
+    pub fallback: Opt<String>,
+    pub fallbackcommand: Opt<String>,
+    pub quiescent: Opt<bool>,
+    pub checktype: Opt<String>,
+    pub service: Opt<String>,
+    pub checkport: Opt<u64>,
+    pub request: Opt<String>,
+    pub receive: Opt<String>,
+    pub httpmethod: Opt<String>,
+    pub virtualhost: Opt<String>,
+    pub checkcommand: Opt<String>,
+    pub checkinterval: Opt<u64>,
+    pub checktimeout: Opt<u64>,
+    pub negotiatetimeout: Opt<u64>,
+    pub failurecount: Opt<u64>,
+    pub successcount: Opt<u64>,
+    pub verify_tls: Opt<bool>,
+    pub servicename: Opt<String>,
+    pub comment: Opt<String>,
+    pub reals: Vec<RawReal>,
+}
+
+impl RawVirtual {
+    /// A virtual with only its address set.
+    pub fn new(address: Val<String>, family: Option<Family>) -> Self {
+        RawVirtual {
+            address,
+            family,
+            protocol: None,
+            scheduler: None,
+            persistent: None,
+            netmask: None,
+            fallback: None,
+            fallbackcommand: None,
+            quiescent: None,
+            checktype: None,
+            service: None,
+            checkport: None,
+            request: None,
+            receive: None,
+            httpmethod: None,
+            virtualhost: None,
+            checkcommand: None,
+            checkinterval: None,
+            checktimeout: None,
+            negotiatetimeout: None,
+            failurecount: None,
+            successcount: None,
+            verify_tls: None,
+            servicename: None,
+            comment: None,
+            reals: Vec::new(),
+        }
+    }
+}
+
+/// A real server (or a range of them) as written.
+#[derive(Clone, Debug)]
+pub(crate) struct RawReal {
+    pub line: usize,
+    /// `host[:port]`, `[v6][:port]` or `first->last[:port]`.
+    pub address: String,
+    /// Fixed by `real=`/`real6=`.
+    pub family: Option<Family>,
+    /// `gate`, `masq`, `ipip`; `None` means gate.
+    pub method: Option<String>,
+    pub weight: Option<u64>,
+    pub request: Option<String>,
+    pub receive: Option<String>,
+}
+
+/// A whole configuration as written.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RawConfig {
+    pub globals: RawGlobals,
+    pub virtuals: Vec<RawVirtual>,
+    /// Warnings the reader already produced (`file:line: key: why`).
+    pub warnings: Vec<String>,
+}
+
+/// Schedulers lvs implements, for messages.
+const SCHEDULERS: &str = "wrr, rr and sh";
+/// Other ipvs schedulers, refused by name.
+const IPVS_SCHEDULERS: &[&str] = &[
+    "wlc", "lc", "dh", "sed", "nq", "lblc", "lblcr", "mh", "fo", "ovf", "twos",
+];
+/// Negotiate services lvs implements, for messages.
+const SERVICES: &str = "http, https, simpletcp, dns and none";
+/// ldirectord services lvs has no negotiate check for.
+const LDIRECTORD_ONLY_SERVICES: &[&str] = &[
+    "ftp",
+    "smtp",
+    "submission",
+    "pop",
+    "pops",
+    "imap",
+    "imaps",
+    "ldap",
+    "ldaps",
+    "nntp",
+    "mysql",
+    "pgsql",
+    "oracle",
+    "radius",
+    "sip",
+    "http_proxy",
+];
+/// The most real servers one range may expand to.
+const MAX_RANGE: u32 = 4096;
+
+/// ldirectord's `ld_port_to_service`: the service a port implies.
+pub(crate) fn port_to_service(port: u16) -> &'static str {
+    match port {
+        21 => "ftp",
+        25 => "smtp",
+        53 => "dns",
+        80 => "http",
+        110 => "pop",
+        119 => "nntp",
+        143 => "imap",
+        389 => "ldap",
+        443 => "https",
+        587 => "submission",
+        636 => "ldaps",
+        993 => "imaps",
+        995 => "pops",
+        1521 => "oracle",
+        1812 => "radius",
+        3128 => "http_proxy",
+        3306 => "mysql",
+        5060 => "sip",
+        5432 => "pgsql",
+        _ => "none",
+    }
+}
+
+/// Collects the errors of one virtual service; the earliest line wins, so the reported error
+/// is the first one in file order whatever order the checks run in.
+struct Errors<'a> {
+    file: &'a Path,
+    first: Option<(usize, ConfigError)>,
+}
+
+impl<'a> Errors<'a> {
+    fn new(file: &'a Path) -> Self {
+        Errors { file, first: None }
+    }
+
+    fn push(&mut self, e: ConfigError) {
+        let line = e.location().map_or(0, |l| l.line);
+        if self.first.as_ref().is_none_or(|(l, _)| line < *l) {
+            self.first = Some((line, e));
+        }
+    }
+
+    fn bad(&mut self, line: usize, key: &str, reason: impl Into<String>) {
+        let e = ConfigError::invalid(self.file, line, key, reason);
+        self.push(e);
+    }
+
+    /// Keeps the value of `r`, or records its error and returns `None`.
+    fn ok<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.push(e);
+                None
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), ConfigError> {
+        match self.first {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn loc(file: &Path, line: usize) -> Location {
+    Location {
+        file: file.to_path_buf(),
+        line,
+    }
+}
+
+fn warn(warnings: &mut Vec<String>, file: &Path, line: usize, key: &str, why: &str) {
+    warnings.push(format!("{}:{line}: {key}: {why}", file.display()));
+}
+
+/// Turns a raw configuration into the model: ldirectord's defaults, lvs's refusals, host and
+/// port resolution, range expansion. Does not run [`super::validate`].
+pub(crate) fn resolve(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let mut warnings = raw.warnings;
+    let g = &raw.globals;
+    let globals = resolve_globals(file, g, &mut warnings)?;
+    let mut virtuals = Vec::with_capacity(raw.virtuals.len());
+    for v in &raw.virtuals {
+        virtuals.push(resolve_virtual(file, v, g, &globals, &mut warnings)?);
+    }
+    Ok(Config {
+        source: file.to_path_buf(),
+        globals,
+        virtuals,
+        warnings,
+    })
+}
+
+fn positive(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u64>, ConfigError> {
+    match v {
+        None => Ok(None),
+        Some(Val { value: 0, line }) => Err(ConfigError::invalid(
+            file,
+            *line,
+            key,
+            "must be a positive whole number",
+        )),
+        Some(Val { value, .. }) => Ok(Some(*value)),
+    }
+}
+
+fn count(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u32>, ConfigError> {
+    match positive(file, key, v)? {
+        None => Ok(None),
+        Some(n) => u32::try_from(n).map(Some).map_err(|_| {
+            ConfigError::invalid(file, v.as_ref().unwrap().line, key, "number too large")
+        }),
+    }
+}
+
+fn resolve_globals(
+    file: &Path,
+    g: &RawGlobals,
+    warnings: &mut Vec<String>,
+) -> Result<Globals, ConfigError> {
+    let d = Globals::default();
+    let ct = positive(file, "checktimeout", &g.checktimeout)?;
+    let nt = positive(file, "negotiatetimeout", &g.negotiatetimeout)?;
+    let fallback = match &g.fallback {
+        Some(f) => Some(parse_fallback(file, f, "fallback", Family::V4, 0)?),
+        None => None,
+    };
+    let fallback6 = match &g.fallback6 {
+        Some(f) => Some(parse_fallback(file, f, "fallback6", Family::V6, 0)?),
+        None => None,
+    };
+    let log = match &g.logfile {
+        None => LogTarget::Stdout,
+        Some(Val { value, line }) if value.trim().is_empty() => {
+            return Err(ConfigError::invalid(file, *line, "logfile", "is empty"));
+        }
+        Some(Val { value, .. }) if value.starts_with('/') => LogTarget::File(PathBuf::from(value)),
+        Some(Val { value, .. }) => LogTarget::Syslog(value.trim().to_string()),
+    };
+    let email_alert_status = match &g.emailalertstatus {
+        None => d.email_alert_status,
+        Some(s) => parse_alert_status(file, s)?,
+    };
+    let metrics = match &g.metrics {
+        None => None,
+        Some(Val { value, line }) => Some(value.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::invalid(
+                file,
+                *line,
+                "metrics",
+                format!("`{value}` is not an address:port to listen on ({e})"),
+            )
+        })?),
+    };
+    let maintenance_dir = g.maintenancedir.as_ref().map(|m| {
+        let p = PathBuf::from(&m.value);
+        if !p.is_dir() {
+            warn(
+                warnings,
+                file,
+                m.line,
+                "maintenancedir",
+                "the maintenance directory does not exist (yet)",
+            );
+        }
+        p
+    });
+    let email_alert = g
+        .emailalert
+        .as_ref()
+        .map(|v| {
+            v.value
+                .iter()
+                .flat_map(|s| s.split(','))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if let Some(e) = &g.emailalert
+        && email_alert.is_empty()
+    {
+        return Err(ConfigError::invalid(
+            file,
+            e.line,
+            "emailalert",
+            "no email address specified",
+        ));
+    }
+    Ok(Globals {
+        check_interval: positive(file, "checkinterval", &g.checkinterval)?
+            .map_or(d.check_interval, Duration::from_secs),
+        check_timeout: ct.or(nt).map_or(d.check_timeout, Duration::from_secs),
+        negotiate_timeout: nt.or(ct).map_or(d.negotiate_timeout, Duration::from_secs),
+        failure_count: count(file, "failurecount", &g.failurecount)?.unwrap_or(d.failure_count),
+        success_count: count(file, "successcount", &g.successcount)?.unwrap_or(d.success_count),
+        fallback,
+        fallback6,
+        fallback_command: g.fallbackcommand.as_ref().map(|v| v.value.clone()),
+        quiescent: g.quiescent.as_ref().map_or(d.quiescent, |v| v.value),
+        autoreload: g.autoreload.as_ref().map_or(d.autoreload, |v| v.value),
+        log,
+        supervised: g.supervised.as_ref().map_or(d.supervised, |v| v.value),
+        email_alert,
+        email_alert_from: g.emailalertfrom.as_ref().map(|v| v.value.clone()),
+        email_alert_freq: g
+            .emailalertfreq
+            .as_ref()
+            .map_or(d.email_alert_freq, |v| Duration::from_secs(v.value)),
+        email_alert_status,
+        smtp: g.smtp.as_ref().map(|v| v.value.clone()),
+        notify: g.notify.as_ref().map(|v| v.value.clone()),
+        maintenance_dir,
+        cleanstop: g.cleanstop.as_ref().map_or(d.cleanstop, |v| v.value),
+        callback: g.callback.as_ref().map(|v| v.value.clone()),
+        interface: g.interface.as_ref().map(|v| v.value.clone()),
+        verify_tls: g.verify_tls.as_ref().map_or(d.verify_tls, |v| v.value),
+        metrics,
+    })
+}
+
+fn parse_alert_status(file: &Path, s: &Val<String>) -> Result<AlertStatus, ConfigError> {
+    let words: Vec<&str> = s.value.split(',').map(str::trim).collect();
+    let mut st = AlertStatus {
+        starting: false,
+        stopping: false,
+        running: false,
+        sent: false,
+    };
+    let none = words.contains(&"none");
+    for w in words {
+        match w {
+            "none" => continue,
+            "all" => st = AlertStatus::ALL,
+            "starting" => st.starting = true,
+            "stopping" => st.stopping = true,
+            "running" => st.running = true,
+            "reloading" | "sent" => st.sent = true,
+            other => {
+                return Err(ConfigError::invalid(
+                    file,
+                    s.line,
+                    "emailalertstatus",
+                    format!(
+                        "invalid status `{other}`: use all, none, or a comma-separated list of \
+                         starting, running, stopping, reloading"
+                    ),
+                ));
+            }
+        }
+        if none {
+            return Err(ConfigError::invalid(
+                file,
+                s.line,
+                "emailalertstatus",
+                format!("`{w}` given together with `none`"),
+            ));
+        }
+    }
+    Ok(st)
+}
+
+/// Splits `host[:port]`, `[v6][:port]` or `a->b[:port]` into host part and port text.
+fn split_host_port(s: &str) -> (&str, Option<&str>) {
+    let s = s.trim();
+    if s.starts_with('[') {
+        if let Some(end) = s.find(']') {
+            let rest = &s[end + 1..];
+            // `[a]->[b]:port`
+            if let Some(r) = rest.strip_prefix("->")
+                && r.starts_with('[')
+                && let Some(e2) = r.find(']')
+            {
+                let host_end = end + 1 + 2 + e2 + 1;
+                return (&s[..host_end], s[host_end..].strip_prefix(':'));
+            }
+            return (&s[..=end], rest.strip_prefix(':'));
+        }
+        return (s, None);
+    }
+    if s.parse::<std::net::Ipv6Addr>().is_ok() {
+        return (s, None);
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (s, None),
+    }
+}
+
+/// A port: a number, or a service name from /etc/services.
+fn parse_port(
+    file: &Path,
+    line: usize,
+    key: &str,
+    p: &str,
+    proto: &str,
+) -> Result<u16, ConfigError> {
+    if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() {
+        return p.parse::<u16>().map_err(|_| {
+            ConfigError::invalid(
+                file,
+                line,
+                key,
+                format!("port `{p}` is out of range 0..65535"),
+            )
+        });
+    }
+    if !p.is_empty()
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && let Some(port) = service_port(p, proto)
+    {
+        return Ok(port);
+    }
+    Err(ConfigError::invalid(
+        file,
+        line,
+        key,
+        format!("`{p}` is neither a port number nor a service name known to /etc/services"),
+    ))
+}
+
+/// Looks a service name up in /etc/services (a few common names are built in).
+fn service_port(name: &str, proto: &str) -> Option<u16> {
+    if let Ok(text) = std::fs::read_to_string("/etc/services") {
+        for l in text.lines() {
+            let l = l.split('#').next().unwrap_or("");
+            let mut it = l.split_whitespace();
+            let (Some(svc), Some(pp)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let Some((port, pr)) = pp.split_once('/') else {
+                continue;
+            };
+            if (proto.is_empty() || pr == proto) && (svc == name || it.any(|a| a == name)) {
+                return port.parse().ok();
+            }
+        }
+    }
+    Some(match name {
+        "http" | "www" => 80,
+        "https" => 443,
+        "domain" => 53,
+        "ftp" => 21,
+        "smtp" => 25,
+        "mysql" => 3306,
+        "postgresql" => 5432,
+        _ => return None,
+    })
+}
+
+/// One host: an address literal (brackets allowed) or a name for the system resolver.
+fn resolve_host(
+    file: &Path,
+    line: usize,
+    key: &str,
+    host: &str,
+    family: Option<Family>,
+) -> Result<IpAddr, ConfigError> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if bare.is_empty() {
+        return Err(ConfigError::invalid(file, line, key, "no address given"));
+    }
+    let ip = match bare.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => {
+            if host.starts_with('[')
+                || !bare
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+            {
+                return Err(ConfigError::invalid(
+                    file,
+                    line,
+                    key,
+                    format!("`{host}` is not a valid address"),
+                ));
+            }
+            let addrs = (bare, 0u16)
+                .to_socket_addrs()
+                .map_err(|source| ConfigError::Resolve {
+                    location: loc(file, line),
+                    key: key.to_string(),
+                    host: bare.to_string(),
+                    source,
+                })?;
+            let want_v6 = family == Some(Family::V6);
+            let found = addrs.map(|a| a.ip()).collect::<Vec<_>>();
+            match found.iter().find(|ip| ip.is_ipv6() == want_v6) {
+                Some(ip) => *ip,
+                None => {
+                    return Err(ConfigError::invalid(
+                        file,
+                        line,
+                        key,
+                        format!(
+                            "host `{bare}` has no {} address",
+                            if want_v6 { "IPv6" } else { "IPv4" }
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    match (family, ip) {
+        (Some(Family::V4), IpAddr::V6(_)) => Err(ConfigError::invalid(
+            file,
+            line,
+            key,
+            format!("`{host}` is an IPv6 address: use {key}6= (with [brackets])"),
+        )),
+        (Some(Family::V6), IpAddr::V4(_)) => Err(ConfigError::invalid(
+            file,
+            line,
+            key,
+            format!(
+                "`{host}` is an IPv4 address: use {}=",
+                key.trim_end_matches('6')
+            ),
+        )),
+        _ => Ok(ip),
+    }
+}
+
+/// `host[:port]` into one socket address; a missing port is `default_port`.
+fn parse_endpoint(
+    file: &Path,
+    line: usize,
+    key: &str,
+    s: &str,
+    family: Option<Family>,
+    default_port: u16,
+    proto: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let (host, port) = split_host_port(s);
+    if host.contains("->") {
+        return Err(ConfigError::invalid(
+            file,
+            line,
+            key,
+            "an address range is only allowed for real servers",
+        ));
+    }
+    let ip = resolve_host(file, line, key, host, family)?;
+    let port = match port {
+        Some(p) => parse_port(file, line, key, p, proto)?,
+        None => default_port,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// A forwarding method: only `gate`.
+fn parse_method(
+    file: &Path,
+    line: usize,
+    key: &str,
+    m: Option<&str>,
+) -> Result<Forwarding, ConfigError> {
+    match m {
+        None | Some("gate") => Ok(Forwarding::Gate),
+        Some(m @ ("masq" | "ipip")) => Err(ConfigError::invalid(
+            file,
+            line,
+            key,
+            format!(
+                "forwarding method `{m}` is not supported: lvs forwards by direct routing only (gate)"
+            ),
+        )),
+        Some(m) => Err(ConfigError::invalid(
+            file,
+            line,
+            key,
+            format!(
+                "unknown forwarding method `{m}`: must be gate (masq and ipip are not supported)"
+            ),
+        )),
+    }
+}
+
+/// `host[:port] [gate|masq|ipip]`.
+fn parse_fallback(
+    file: &Path,
+    f: &Val<String>,
+    key: &str,
+    family: Family,
+    default_port: u16,
+) -> Result<Fallback, ConfigError> {
+    let mut words = f.value.split_whitespace();
+    let Some(addr) = words.next() else {
+        return Err(ConfigError::invalid(
+            file,
+            f.line,
+            key,
+            "no fallback server given",
+        ));
+    };
+    let method = words.next();
+    if let Some(extra) = words.next() {
+        return Err(ConfigError::invalid(
+            file,
+            f.line,
+            key,
+            format!("unexpected `{extra}` after the forwarding method"),
+        ));
+    }
+    let forwarding = parse_method(file, f.line, key, method)?;
+    let addr = parse_endpoint(file, f.line, key, addr, Some(family), default_port, "tcp")?;
+    Ok(Fallback { addr, forwarding })
+}
+
+fn parse_netmask(file: &Path, n: &Val<String>, v6: bool) -> Result<u8, ConfigError> {
+    let s = n.value.trim().trim_start_matches('/');
+    let bad = |why: String| ConfigError::invalid(file, n.line, "netmask", why);
+    if let Ok(p) = s.parse::<u8>() {
+        let max = if v6 { 128 } else { 32 };
+        if (1..=max).contains(&p) {
+            return Ok(p);
+        }
+        return Err(bad(format!("prefix length {p} is out of range 1..{max}")));
+    }
+    if v6 {
+        return Err(bad(format!(
+            "`{s}`: an IPv6 service needs a prefix length between 1 and 128"
+        )));
+    }
+    let mask: Ipv4Addr = s.parse().map_err(|_| {
+        bad(format!(
+            "`{s}` is neither a dotted quad nor a prefix length"
+        ))
+    })?;
+    let bits = u32::from(mask);
+    if bits.leading_ones() + bits.trailing_zeros() != 32 || bits == 0 {
+        return Err(bad(format!("`{s}` is not a contiguous netmask")));
+    }
+    Ok(bits.leading_ones() as u8)
+}
+
+fn parse_check_type(
+    file: &Path,
+    c: &Val<String>,
+    warnings: &mut Vec<String>,
+) -> Result<CheckType, ConfigError> {
+    let s = c.value.trim();
+    if let Ok(n) = s.parse::<u32>() {
+        return Ok(if n == 0 {
+            CheckType::Negotiate
+        } else {
+            CheckType::ConnectThenNegotiate(n)
+        });
+    }
+    Ok(match s {
+        "connect" => CheckType::Connect,
+        "negotiate" => CheckType::Negotiate,
+        "ping" => CheckType::Ping,
+        "external" => CheckType::External,
+        "external-perl" => {
+            warn(
+                warnings,
+                file,
+                c.line,
+                "checktype",
+                "external-perl is run as checktype=external: checkcommand is executed as a \
+                 program (it must be executable, with a #! line), not inside a perl interpreter",
+            );
+            CheckType::External
+        }
+        "on" => CheckType::On,
+        "off" => CheckType::Off,
+        other => {
+            return Err(ConfigError::invalid(
+                file,
+                c.line,
+                "checktype",
+                format!(
+                    "unknown check type `{other}`: must be connect, negotiate, ping, external, \
+                     external-perl, on, off or a positive number"
+                ),
+            ));
+        }
+    })
+}
+
+fn check_regex(file: &Path, line: usize, key: &str, re: &str) -> Result<(), ConfigError> {
+    regex::Regex::new(re).map(|_| ()).map_err(|e| {
+        ConfigError::invalid(
+            file,
+            line,
+            key,
+            format!("`{re}` is not a valid regular expression: {e}"),
+        )
+    })
+}
+
+/// An http request path starts with `/` (ldirectord adds it); a full URL stays as written.
+fn http_path(r: &str) -> String {
+    if r.starts_with('/') || r.starts_with("http://") || r.starts_with("https://") {
+        r.to_string()
+    } else {
+        format!("/{r}")
+    }
+}
+
+fn resolve_virtual(
+    file: &Path,
+    v: &RawVirtual,
+    g: &RawGlobals,
+    globals: &Globals,
+    warnings: &mut Vec<String>,
+) -> Result<VirtualService, ConfigError> {
+    let mut errs = Errors::new(file);
+    let vline = v.address.line;
+    let addr = v.address.value.trim();
+    let fwmark_msg = "fwmark virtual services are not supported: XDP runs before netfilter marks \
+                      packets; use virtual=VIP:port";
+
+    // Protocol first (it decides how a named port resolves).
+    let mut protocol = None;
+    if let Some(p) = &v.protocol {
+        match p.value.trim() {
+            "tcp" => protocol = Some(Protocol::Tcp),
+            "udp" => protocol = Some(Protocol::Udp),
+            "fwm" => errs.bad(p.line, "protocol", fwmark_msg),
+            other => errs.bad(
+                p.line,
+                "protocol",
+                format!("unknown protocol `{other}`: must be tcp or udp"),
+            ),
+        }
+    }
+    let proto_name = match protocol {
+        Some(Protocol::Udp) => "udp",
+        _ => "tcp",
+    };
+
+    let vip = if !addr.is_empty() && addr.chars().all(|c| c.is_ascii_digit()) {
+        errs.bad(vline, "virtual", fwmark_msg);
+        None
+    } else {
+        let (_, port) = split_host_port(addr);
+        if port.is_none() {
+            errs.bad(
+                vline,
+                "virtual",
+                format!("`{addr}` has no port: write VIP:port (IPv6: [VIP]:port)"),
+            );
+            None
+        } else {
+            errs.ok(parse_endpoint(
+                file, vline, "virtual", addr, v.family, 0, proto_name,
+            ))
+        }
+    };
+    let port = vip.map_or(0, |a| a.port());
+    let v6 = vip.map_or(v.family == Some(Family::V6), |a| a.is_ipv6());
+    let family = if v6 { Family::V6 } else { Family::V4 };
+    // ldirectord: port 53 defaults to udp.
+    let protocol = protocol.unwrap_or(if port == 53 {
+        Protocol::Udp
+    } else {
+        Protocol::Tcp
+    });
+
+    let scheduler = match &v.scheduler {
+        None => Scheduler::Wrr,
+        Some(s) => match s.value.trim() {
+            "wrr" => Scheduler::Wrr,
+            "rr" => Scheduler::Rr,
+            "sh" => Scheduler::Sh,
+            other if IPVS_SCHEDULERS.contains(&other) => {
+                errs.bad(
+                    s.line,
+                    "scheduler",
+                    format!("scheduler `{other}` is not supported: lvs implements {SCHEDULERS}"),
+                );
+                Scheduler::Wrr
+            }
+            other => {
+                errs.bad(
+                    s.line,
+                    "scheduler",
+                    format!("unknown scheduler `{other}`: lvs implements {SCHEDULERS}"),
+                );
+                Scheduler::Wrr
+            }
+        },
+    };
+
+    let check_type = match &v.checktype {
+        None => CheckType::Negotiate,
+        Some(c) => errs
+            .ok(parse_check_type(file, c, warnings))
+            .unwrap_or(CheckType::Negotiate),
+    };
+    let negotiates = matches!(
+        check_type,
+        CheckType::Negotiate | CheckType::ConnectThenNegotiate(_)
+    );
+
+    let (service_name, service_line, written) = match &v.service {
+        Some(s) => (s.value.trim().to_string(), s.line, true),
+        None => (port_to_service(port).to_string(), vline, false),
+    };
+    let service = match service_name.as_str() {
+        "http" => CheckService::Http,
+        "https" => CheckService::Https,
+        "simpletcp" => CheckService::SimpleTcp,
+        "dns" => CheckService::Dns,
+        "none" => CheckService::None,
+        other if LDIRECTORD_ONLY_SERVICES.contains(&other) => {
+            if !negotiates {
+                if written {
+                    warn(
+                        warnings,
+                        file,
+                        service_line,
+                        "service",
+                        &format!(
+                            "service={other} has no effect: the service only matters for \
+                             negotiate checks"
+                        ),
+                    );
+                }
+            } else if written {
+                errs.bad(
+                    service_line,
+                    "service",
+                    format!(
+                        "service `{other}` is not supported for negotiate checks: lvs checks \
+                         {SERVICES} (or use checktype=connect)"
+                    ),
+                );
+            } else {
+                errs.bad(
+                    service_line,
+                    "service",
+                    format!(
+                        "port {port} implies service={other} (ldirectord's default), which lvs \
+                         cannot check: lvs checks {SERVICES}; set service= or checktype=connect"
+                    ),
+                );
+            }
+            CheckService::None
+        }
+        other => {
+            errs.bad(
+                service_line,
+                "service",
+                format!("unknown service `{other}`: lvs checks {SERVICES}"),
+            );
+            CheckService::None
+        }
+    };
+    let is_http = matches!(service, CheckService::Http | CheckService::Https);
+
+    let persistent = match &v.persistent {
+        None => None,
+        Some(Val { value: 0, line }) => {
+            errs.bad(*line, "persistent", "must be a positive number of seconds");
+            None
+        }
+        Some(p) => Some(Duration::from_secs(p.value)),
+    };
+    let netmask_prefix = match &v.netmask {
+        None => {
+            if v6 {
+                128
+            } else {
+                32
+            }
+        }
+        Some(n) => errs.ok(parse_netmask(file, n, v6)).unwrap_or(32),
+    };
+
+    let fallback = match &v.fallback {
+        Some(f) => {
+            let key = if v.family == Some(Family::V6) {
+                "fallback6"
+            } else {
+                "fallback"
+            };
+            errs.ok(parse_fallback(file, f, key, family, port))
+        }
+        None => {
+            if v6 {
+                globals.fallback6.clone()
+            } else {
+                globals.fallback.clone()
+            }
+        }
+    };
+
+    let http_method = match &v.httpmethod {
+        None => HttpMethod::Get,
+        Some(m) => match m.value.trim().to_ascii_uppercase().as_str() {
+            "GET" => HttpMethod::Get,
+            "HEAD" => HttpMethod::Head,
+            _ => {
+                errs.bad(m.line, "httpmethod", "httpmethod must be GET or HEAD");
+                HttpMethod::Get
+            }
+        },
+    };
+    let request = match &v.request {
+        Some(r) if r.value.is_empty() => {
+            errs.bad(r.line, "request", "no request string specified");
+            None
+        }
+        Some(r) if is_http => Some(http_path(&r.value)),
+        Some(r) => Some(r.value.clone()),
+        None if is_http => Some("/".to_string()),
+        None => None,
+    };
+    let receive = match &v.receive {
+        Some(r) if r.value.is_empty() => {
+            errs.bad(r.line, "receive", "invalid receive string: empty");
+            None
+        }
+        Some(r) => {
+            errs.ok(check_regex(file, r.line, "receive", &r.value));
+            Some(r.value.clone())
+        }
+        None => None,
+    };
+    let check_port = match &v.checkport {
+        None => None,
+        Some(p) if (1..=65535).contains(&p.value) => Some(p.value as u16),
+        Some(p) => {
+            errs.bad(p.line, "checkport", "checkport must be in range 1..65535");
+            None
+        }
+    };
+    let command = match (&v.checkcommand, check_type) {
+        (Some(c), _) => Some(c.value.clone()),
+        // ldirectord's default checkcommand.
+        (None, CheckType::External) => Some("/bin/true".to_string()),
+        (None, _) => None,
+    };
+
+    // Mutual defaults of checktimeout and negotiatetimeout, as ldirectord's ld_setup.
+    let vct = errs
+        .ok(positive(file, "checktimeout", &v.checktimeout))
+        .flatten();
+    let vnt = errs
+        .ok(positive(file, "negotiatetimeout", &v.negotiatetimeout))
+        .flatten();
+    let gct = g.checktimeout.as_ref().map(|x| x.value);
+    let gnt = g.negotiatetimeout.as_ref().map(|x| x.value);
+    let timeout = vct
+        .or(vnt)
+        .or(gct)
+        .or(gnt)
+        .map_or(Duration::from_secs(5), Duration::from_secs);
+    let negotiate_timeout = vnt
+        .or(vct)
+        .or(gnt)
+        .or(gct)
+        .map_or(Duration::from_secs(30), Duration::from_secs);
+
+    let interval = errs
+        .ok(positive(file, "checkinterval", &v.checkinterval))
+        .flatten()
+        .map_or(globals.check_interval, Duration::from_secs);
+    let failure_count = errs
+        .ok(count(file, "failurecount", &v.failurecount))
+        .flatten()
+        .unwrap_or(globals.failure_count);
+    let success_count = errs
+        .ok(count(file, "successcount", &v.successcount))
+        .flatten()
+        .unwrap_or(globals.success_count);
+
+    let mut reals = Vec::new();
+    for r in &v.reals {
+        if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http)) {
+            for rr in &rs {
+                if rr.addr.port() != 0 && port != 0 && rr.addr.port() != port {
+                    warn(
+                        warnings,
+                        file,
+                        r.line,
+                        "real",
+                        &format!(
+                            "direct routing cannot change the port: {} receives connections on \
+                             port {port}, port {} is only used for checks",
+                            rr.addr.ip(),
+                            rr.addr.port()
+                        ),
+                    );
+                    break;
+                }
+            }
+            reals.append(&mut rs);
+        }
+    }
+
+    errs.finish()?;
+    Ok(VirtualService {
+        location: loc(file, vline),
+        name: v.servicename.as_ref().map(|s| s.value.clone()),
+        comment: v.comment.as_ref().map(|s| s.value.clone()),
+        vip: vip.expect("no error means the address parsed"),
+        protocol,
+        scheduler,
+        persistent,
+        netmask_prefix,
+        reals,
+        fallback,
+        fallback_command: v
+            .fallbackcommand
+            .as_ref()
+            .map(|c| c.value.clone())
+            .or_else(|| globals.fallback_command.clone()),
+        quiescent: v.quiescent.as_ref().map_or(globals.quiescent, |q| q.value),
+        check: CheckSpec {
+            check_type,
+            service,
+            port: check_port,
+            request,
+            receive,
+            http_method,
+            virtual_host: v.virtualhost.as_ref().map(|h| h.value.clone()),
+            verify_tls: v
+                .verify_tls
+                .as_ref()
+                .map_or(globals.verify_tls, |b| b.value),
+            command,
+            interval,
+            timeout,
+            negotiate_timeout,
+            failure_count,
+            success_count,
+        },
+    })
+}
+
+/// One `real=` line: a server, or every address of a range.
+fn resolve_real(
+    file: &Path,
+    r: &RawReal,
+    family: Family,
+    proto: &str,
+    is_http: bool,
+) -> Result<Vec<RealServer>, ConfigError> {
+    let key = if r.family == Some(Family::V6) {
+        "real6"
+    } else {
+        "real"
+    };
+    if let Some(f) = r.family
+        && f != family
+    {
+        let want = if family == Family::V6 {
+            "real6"
+        } else {
+            "real"
+        };
+        return Err(ConfigError::invalid(
+            file,
+            r.line,
+            key,
+            format!("cannot specify `{key}` in this virtual service: use `{want}`"),
+        ));
+    }
+    let forwarding = parse_method(file, r.line, key, r.method.as_deref())?;
+    let weight = match r.weight {
+        None => 1,
+        Some(w) if w <= 65535 => w as u32,
+        Some(w) => {
+            return Err(ConfigError::invalid(
+                file,
+                r.line,
+                key,
+                format!("weight {w} is out of range 0..65535"),
+            ));
+        }
+    };
+    let request = r
+        .request
+        .as_ref()
+        .map(|q| if is_http { http_path(q) } else { q.clone() });
+    if let Some(re) = &r.receive {
+        check_regex(file, r.line, key, re)?;
+    }
+    let (host, port) = split_host_port(&r.address);
+    let port = match port {
+        Some(p) => parse_port(file, r.line, key, p, proto)?,
+        None => 0,
+    };
+    let ips = match host.split_once("->") {
+        None => vec![resolve_host(file, r.line, key, host, Some(family))?],
+        Some((a, b)) => {
+            let a = resolve_host(file, r.line, key, a, Some(family))?;
+            let b = resolve_host(file, r.line, key, b, Some(family))?;
+            let (IpAddr::V4(a), IpAddr::V4(b)) = (a, b) else {
+                return Err(ConfigError::invalid(
+                    file,
+                    r.line,
+                    key,
+                    "address ranges are only supported for IPv4",
+                ));
+            };
+            let (a, b) = (u32::from(a), u32::from(b));
+            if a > b {
+                return Err(ConfigError::invalid(
+                    file,
+                    r.line,
+                    key,
+                    "invalid range: the first address must not be above the last",
+                ));
+            }
+            if b - a >= MAX_RANGE {
+                return Err(ConfigError::invalid(
+                    file,
+                    r.line,
+                    key,
+                    format!("range too large: at most {MAX_RANGE} addresses"),
+                ));
+            }
+            (a..=b).map(|i| IpAddr::V4(Ipv4Addr::from(i))).collect()
+        }
+    };
+    Ok(ips
+        .into_iter()
+        .map(|ip| RealServer {
+            location: loc(file, r.line),
+            addr: SocketAddr::new(ip, port),
+            weight,
+            forwarding,
+            request: request.clone(),
+            receive: r.receive.clone(),
+        })
+        .collect())
+}

@@ -1,0 +1,490 @@
+//! The TOML reader.
+//!
+//! # Schema
+//!
+//! Keys have ldirectord's names and meanings; defaults are ldirectord's. Durations are whole
+//! seconds. Unknown keys are errors.
+//!
+//! ```toml
+//! # Global settings (all optional).
+//! checktimeout = 5          # connect/ping/external timeout; default negotiatetimeout, else 5
+//! negotiatetimeout = 30     # negotiate timeout; default checktimeout, else 30
+//! checkinterval = 10        # seconds between checks of one real
+//! failurecount = 1          # consecutive failures that take a real down
+//! successcount = 1          # consecutive successes that bring it back (lvs addition)
+//! fallback = "127.0.0.1:80"     # IPv4 sorry server for every IPv4 virtual without its own
+//! fallback6 = "[::1]:80"        # IPv6 sorry server
+//! fallbackcommand = "/usr/local/bin/sorry"
+//! quiescent = false         # a failed real keeps its flows (weight 0) instead of removal
+//! autoreload = false        # reload when the file changes
+//! logfile = "/var/log/lvs.log"  # a path, or a syslog facility such as "local0"
+//! supervised = false
+//! emailalert = ["admin@example.org"]   # or one string, comma-separated
+//! emailalertfrom = "lvs@example.org"
+//! emailalertfreq = 0        # repeat alerts for unrecovered reals (0: never)
+//! emailalertstatus = "all"  # all, none, or e.g. "starting,stopping"
+//! smtp = "mail.example.org"
+//! notify = "/usr/local/bin/notify"     # run on every state change
+//! maintenancedir = "/etc/lvs/maintenance"
+//! cleanstop = true
+//! callback = "/usr/local/bin/reloaded"
+//! interface = "eth0"        # lvs addition: where to attach XDP
+//! metrics = "127.0.0.1:9100"   # lvs addition: Prometheus listener
+//! verify_tls = false        # lvs addition: verify certificates in https checks
+//!
+//! [[virtual]]
+//! address = "192.168.6.240:80"   # VIP:port; IPv6 "[2001:db8::5]:80"; port 0: every port
+//! protocol = "tcp"          # tcp | udp (default tcp, udp for port 53)
+//! scheduler = "wrr"         # wrr | rr | sh
+//! persistent = 600          # seconds; omit for no persistence
+//! netmask = "255.255.255.255"   # persistence granularity: dotted quad or prefix length
+//! fallback = "127.0.0.1:80" # this service's sorry server (overrides the global one)
+//! fallbackcommand = "..."
+//! quiescent = false
+//! checktype = "negotiate"   # connect | negotiate | ping | external | on | off | N
+//! service = "http"          # http | https | simpletcp | dns | none (default: from the port)
+//! checkport = 80            # default: the real's port
+//! request = "/index.html"
+//! receive = "Test Page"     # a regular expression
+//! httpmethod = "GET"        # GET | HEAD
+//! virtualhost = "www.example.org"
+//! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
+//! checkinterval = 10        # these five override the globals
+//! checktimeout = 5
+//! negotiatetimeout = 30
+//! failurecount = 1
+//! successcount = 1
+//! verify_tls = false
+//! servicename = "Web site"
+//! comment = "..."
+//!
+//! [[virtual.real]]
+//! address = "192.168.6.2:80"     # also ranges: "192.168.6.2->192.168.6.7:80"
+//! weight = 1                # default 1; 0: no new connections
+//! method = "gate"           # the default and the only one (direct routing)
+//! request = "/other.html"   # optional per-real overrides
+//! receive = "pattern"
+//! ```
+
+use std::path::Path;
+
+use ::toml::Spanned;
+use serde::Deserialize;
+
+use super::{
+    Config, ConfigError, Location,
+    raw::{Opt, RawConfig, RawGlobals, RawReal, RawVirtual, Val, resolve},
+};
+
+/// Reads TOML text; `path` names it in messages and in [`Config::source`]. The result is
+/// validated.
+pub fn parse_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let file: TomlFile = ::toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
+    let raw = file.into_raw(text);
+    let config = resolve(path, raw)?;
+    super::validate(&config)?;
+    Ok(config)
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn toml_error(path: &Path, text: &str, e: ::toml::de::Error) -> ConfigError {
+    let (line, key) = match e.span() {
+        Some(span) => {
+            let line = line_of(text, span.start);
+            let src = text.lines().nth(line - 1).unwrap_or("");
+            let key = match src.split_once('=') {
+                Some((k, _)) => k.trim().to_string(),
+                None => src.trim().to_string(),
+            };
+            (line, key)
+        }
+        None => (1, "?".to_string()),
+    };
+    // Prefer the key named in the message (`unknown field `x``).
+    let msg = e.message();
+    let key = match msg.split('`').nth(1) {
+        Some(k) if msg.starts_with("unknown field") => k.to_string(),
+        _ if key.is_empty() => "?".to_string(),
+        _ => key,
+    };
+    ConfigError::Toml {
+        location: Location {
+            file: path.to_path_buf(),
+            line,
+        },
+        key,
+        source: Box::new(e),
+    }
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A string or an integer (`checktype = 3`, `netmask = 24`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StrOrInt {
+    Str(String),
+    Int(u64),
+}
+
+impl StrOrInt {
+    fn into_string(self) -> String {
+        match self {
+            StrOrInt::Str(s) => s,
+            StrOrInt::Int(n) => n.to_string(),
+        }
+    }
+}
+
+type S<T> = Option<Spanned<T>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlFile {
+    checktimeout: S<u64>,
+    negotiatetimeout: S<u64>,
+    checkinterval: S<u64>,
+    failurecount: S<u64>,
+    successcount: S<u64>,
+    fallback: S<String>,
+    fallback6: S<String>,
+    fallbackcommand: S<String>,
+    quiescent: S<bool>,
+    autoreload: S<bool>,
+    logfile: S<String>,
+    supervised: S<bool>,
+    emailalert: S<OneOrMany>,
+    emailalertfrom: S<String>,
+    emailalertfreq: S<u64>,
+    emailalertstatus: S<String>,
+    smtp: S<String>,
+    notify: S<String>,
+    maintenancedir: S<String>,
+    cleanstop: S<bool>,
+    callback: S<String>,
+    interface: S<String>,
+    metrics: S<String>,
+    verify_tls: S<bool>,
+    #[serde(default, rename = "virtual")]
+    virtuals: Vec<TomlVirtual>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlVirtual {
+    address: Spanned<String>,
+    protocol: S<String>,
+    scheduler: S<String>,
+    persistent: S<u64>,
+    netmask: S<StrOrInt>,
+    fallback: S<String>,
+    fallbackcommand: S<String>,
+    quiescent: S<bool>,
+    checktype: S<StrOrInt>,
+    service: S<String>,
+    checkport: S<u64>,
+    request: S<String>,
+    receive: S<String>,
+    httpmethod: S<String>,
+    virtualhost: S<String>,
+    checkcommand: S<String>,
+    checkinterval: S<u64>,
+    checktimeout: S<u64>,
+    negotiatetimeout: S<u64>,
+    failurecount: S<u64>,
+    successcount: S<u64>,
+    verify_tls: S<bool>,
+    servicename: S<String>,
+    comment: S<String>,
+    #[serde(default)]
+    real: Vec<TomlReal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlReal {
+    address: Spanned<String>,
+    weight: Option<u64>,
+    method: Option<String>,
+    request: Option<String>,
+    receive: Option<String>,
+}
+
+/// Converts spanned values into line-numbered ones.
+struct Lines<'a>(&'a str);
+
+impl Lines<'_> {
+    fn val<T>(&self, s: Spanned<T>) -> Val<T> {
+        let line = line_of(self.0, s.span().start);
+        Val::new(s.into_inner(), line)
+    }
+
+    fn opt<T>(&self, s: S<T>) -> Opt<T> {
+        s.map(|s| self.val(s))
+    }
+
+    fn opt_string(&self, s: S<StrOrInt>) -> Opt<String> {
+        self.opt(s).map(|v| Val::new(v.value.into_string(), v.line))
+    }
+}
+
+impl TomlFile {
+    fn into_raw(self, text: &str) -> RawConfig {
+        let l = Lines(text);
+        let globals = RawGlobals {
+            checktimeout: l.opt(self.checktimeout),
+            negotiatetimeout: l.opt(self.negotiatetimeout),
+            checkinterval: l.opt(self.checkinterval),
+            failurecount: l.opt(self.failurecount),
+            successcount: l.opt(self.successcount),
+            fallback: l.opt(self.fallback),
+            fallback6: l.opt(self.fallback6),
+            fallbackcommand: l.opt(self.fallbackcommand),
+            quiescent: l.opt(self.quiescent),
+            autoreload: l.opt(self.autoreload),
+            logfile: l.opt(self.logfile),
+            supervised: l.opt(self.supervised),
+            emailalert: l.opt(self.emailalert).map(|v| {
+                let list = match v.value {
+                    OneOrMany::One(s) => vec![s],
+                    OneOrMany::Many(m) => m,
+                };
+                Val::new(list, v.line)
+            }),
+            emailalertfrom: l.opt(self.emailalertfrom),
+            emailalertfreq: l.opt(self.emailalertfreq),
+            emailalertstatus: l.opt(self.emailalertstatus),
+            smtp: l.opt(self.smtp),
+            notify: l.opt(self.notify),
+            maintenancedir: l.opt(self.maintenancedir),
+            cleanstop: l.opt(self.cleanstop),
+            callback: l.opt(self.callback),
+            interface: l.opt(self.interface),
+            metrics: l.opt(self.metrics),
+            verify_tls: l.opt(self.verify_tls),
+        };
+        let virtuals = self
+            .virtuals
+            .into_iter()
+            .map(|v| {
+                let mut rv = RawVirtual::new(l.val(v.address), None);
+                rv.protocol = l.opt(v.protocol);
+                rv.scheduler = l.opt(v.scheduler);
+                rv.persistent = l.opt(v.persistent);
+                rv.netmask = l.opt_string(v.netmask);
+                rv.fallback = l.opt(v.fallback);
+                rv.fallbackcommand = l.opt(v.fallbackcommand);
+                rv.quiescent = l.opt(v.quiescent);
+                rv.checktype = l.opt_string(v.checktype);
+                rv.service = l.opt(v.service);
+                rv.checkport = l.opt(v.checkport);
+                rv.request = l.opt(v.request);
+                rv.receive = l.opt(v.receive);
+                rv.httpmethod = l.opt(v.httpmethod);
+                rv.virtualhost = l.opt(v.virtualhost);
+                rv.checkcommand = l.opt(v.checkcommand);
+                rv.checkinterval = l.opt(v.checkinterval);
+                rv.checktimeout = l.opt(v.checktimeout);
+                rv.negotiatetimeout = l.opt(v.negotiatetimeout);
+                rv.failurecount = l.opt(v.failurecount);
+                rv.successcount = l.opt(v.successcount);
+                rv.verify_tls = l.opt(v.verify_tls);
+                rv.servicename = l.opt(v.servicename);
+                rv.comment = l.opt(v.comment);
+                rv.reals = v
+                    .real
+                    .into_iter()
+                    .map(|r| {
+                        let a = l.val(r.address);
+                        RawReal {
+                            line: a.line,
+                            address: a.value,
+                            family: None,
+                            method: r.method,
+                            weight: r.weight,
+                            request: r.request,
+                            receive: r.receive,
+                        }
+                    })
+                    .collect();
+                rv
+            })
+            .collect();
+        RawConfig {
+            globals,
+            virtuals,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        path::{Path, PathBuf},
+        time::Duration,
+    };
+
+    use super::parse_str;
+    use crate::config::{load, model::*, to_toml};
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name)
+    }
+
+    /// Drops what a conversion does not keep: source, locations, warnings.
+    fn normalized(mut c: Config) -> Config {
+        let nowhere = Location {
+            file: PathBuf::new(),
+            line: 0,
+        };
+        c.source = PathBuf::new();
+        c.warnings.clear();
+        for v in &mut c.virtuals {
+            v.location = nowhere.clone();
+            for r in &mut v.reals {
+                r.location = nowhere.clone();
+            }
+        }
+        c
+    }
+
+    fn round_trip(c: Config) {
+        let text = to_toml(&c);
+        let back =
+            parse_str(Path::new("converted.toml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(normalized(back), normalized(c), "{text}");
+    }
+
+    #[test]
+    fn sample_round_trips() {
+        round_trip(load(&fixture("ldirectord-sample.cf")).unwrap());
+        let seed = std::fs::read_to_string(fixture("seed-ldirectord.cf"))
+            .unwrap()
+            .replace("virtual=3", "virtual=192.168.1.100:80");
+        round_trip(crate::config::ldirectord::parse_str(Path::new("seed.cf"), &seed).unwrap());
+    }
+
+    #[test]
+    fn varied_config_round_trips() {
+        let text = r#"
+fallback6 = "[::1]:80"
+emailalert = "a@b, c@d"
+emailalertstatus = "starting,stopping"
+logfile = "local0"
+metrics = "127.0.0.1:9100"
+notify = "/bin/notify"
+supervised = true
+
+[[virtual]]
+address = "[2001:db8::5]:443"
+scheduler = "sh"
+persistent = 300
+netmask = 64
+checktype = 2
+request = "health"
+receive = "ok|fine"
+httpmethod = "HEAD"
+virtualhost = "www.example.org"
+verify_tls = true
+
+[[virtual.real]]
+address = "[2001:db8::1]:443"
+weight = 4
+
+[[virtual.real]]
+address = "[2001:db8::2]:443"
+request = "/other"
+receive = "x"
+
+[[virtual]]
+address = "10.0.0.1:53"
+checktype = "external"
+fallbackcommand = "/bin/sorry"
+
+[[virtual.real]]
+address = "10.0.0.2->10.0.0.4:53"
+weight = 0
+"#;
+        let c = parse_str(Path::new("t.toml"), text).unwrap();
+        let v = &c.virtuals[0];
+        assert_eq!(v.scheduler, Scheduler::Sh);
+        assert_eq!(v.netmask_prefix, 64);
+        assert_eq!(v.check.check_type, CheckType::ConnectThenNegotiate(2));
+        assert_eq!(v.check.service, CheckService::Https);
+        assert_eq!(v.check.request.as_deref(), Some("/health"));
+        assert_eq!(v.fallback.as_ref().unwrap().addr.to_string(), "[::1]:80");
+        assert_eq!(v.reals[0].location.line, 23);
+        let w = &c.virtuals[1];
+        assert_eq!(w.protocol, Protocol::Udp);
+        assert_eq!(w.check.service, CheckService::Dns);
+        assert_eq!(w.check.command.as_deref(), Some("/bin/true"));
+        assert_eq!(w.reals.len(), 3);
+        assert_eq!(w.check.negotiate_timeout, Duration::from_secs(30));
+        assert_eq!(c.globals.email_alert.len(), 2);
+        round_trip(c);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let text = "checkinterval = 3\n\n[[virtual]]\naddress = \"10.0.0.1:80\"\nbogus = 1\n";
+        let e = parse_str(Path::new("x.toml"), text).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("x.toml:5: bogus: unknown field `bogus`"),
+            "{msg}"
+        );
+        let e = parse_str(Path::new("x.toml"), "checkinterval = 3\nchecktimout = 4\n").unwrap_err();
+        assert!(e.to_string().starts_with("x.toml:2: checktimout: "), "{e}");
+        let e = parse_str(Path::new("x.toml"), "checkinterval = \"often\"\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("x.toml:1: checkinterval: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn value_errors_name_line_and_key() {
+        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\nscheduler = \"wlc\"\n";
+        let e = parse_str(Path::new("x.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("x.toml:3: scheduler: scheduler `wlc` is not supported"),
+            "{e}"
+        );
+        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\n[[virtual.real]]\naddress = \"10.0.0.2:80\"\nmethod = \"masq\"\n";
+        let e = parse_str(Path::new("x.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("x.toml:4: real: forwarding method `masq`"),
+            "{e}"
+        );
+        let text = "[[virtual]]\naddress = \"3\"\n";
+        let e = parse_str(Path::new("x.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("x.toml:2: virtual: fwmark virtual services"),
+            "{e}"
+        );
+        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\nfallback = \"[::1]:80\"\n";
+        let e = parse_str(Path::new("x.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:3: fallback: "), "{e}");
+    }
+}
