@@ -1,1 +1,78 @@
-fn main() {}
+//! `lvs`: an XDP layer-4 load balancer (IPVS direct routing) with ldirectord's health checks.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use lvs::{
+    agent::{self, RunOptions},
+    config,
+    dataplane::AttachMode,
+};
+
+#[derive(Parser)]
+#[command(name = "lvs", version, about = "XDP direct-routing load balancer with ldirectord-compatible health checks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attach the balancer and keep it in line with the config and the reals' health.
+    Run {
+        /// Config file: TOML if it ends in .toml, ldirectord.cf syntax otherwise.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Interface to attach to (default: the one holding the VIPs).
+        #[arg(long, short)]
+        interface: Option<String>,
+        /// XDP attach mode.
+        #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
+        xdp_mode: AttachMode,
+    },
+    /// Validate a config and print what would run.
+    Check {
+        /// Config file.
+        file: PathBuf,
+    },
+    /// Print the TOML equivalent of a config (ldirectord.cf or TOML).
+    Convert {
+        /// Config file.
+        file: PathBuf,
+    },
+    /// Build a lab in network namespaces, run lvs in it and show the split per real server.
+    Demo {
+        /// New HTTP connections to send through the VIP.
+        #[arg(long, default_value_t = 600)]
+        requests: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config, interface, xdp_mode } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            rt.block_on(agent::run(RunOptions { config, interface, mode: xdp_mode }))?;
+            Ok(())
+        }
+        Command::Check { file } => {
+            let c = config::load(&file)?;
+            print!("{}", config::render_check(&c));
+            Ok(())
+        }
+        Command::Convert { file } => {
+            let c = config::load(&file)?;
+            print!("{}", config::to_toml(&c));
+            Ok(())
+        }
+        Command::Demo { requests } => lvs::demo::run(requests),
+    }
+}
