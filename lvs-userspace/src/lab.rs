@@ -18,6 +18,22 @@
 //! Nothing is created in or changed in the caller's namespace. Dropping the [`Lab`] kills its
 //! children and deletes its namespaces (which removes the veths and the bridge), also when a
 //! test panics; [`cleanup_stale`] removes what runs that were killed left behind.
+//!
+//! Needs root, `ip` (iproute2), `ethtool` and `python3`.
+//!
+//! ```no_run
+//! use lvs::lab::{self, Lab, LabOptions};
+//!
+//! let lab = Lab::create(LabOptions::default())?;
+//! let real = &lab.reals()[0];
+//! let (status, body) = lab::http_get(lab.client_ns(), (real.addr_v4, lab.http_port()), "/")?;
+//! assert_eq!((status, body.as_slice()), (200, &b"real1\n"[..]));
+//! // Load and attach the balancer from inside the director's namespace:
+//! let ebpf = lab::run_in_netns(lab.director_ns(), || {
+//!     aya::Ebpf::load(lvs::dataplane::object::EBPF_OBJECT) // ... attach to "eth0"
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -308,13 +324,27 @@ impl Lab {
             (self.director_ns.clone(), "dir".to_string(), HOST_DIRECTOR),
         ];
         for (i, r) in self.reals.iter().enumerate() {
-            hosts.push((r.ns.clone(), r.switch_port.clone(), HOST_FIRST_REAL + i as u8));
+            hosts.push((
+                r.ns.clone(),
+                r.switch_port.clone(),
+                HOST_FIRST_REAL + i as u8,
+            ));
         }
         for (ns, port, n) in &hosts {
             self.add_netns(ns)?;
             run(Command::new("ip").args([
-                "-n", &sw, "link", "add", port, "type", "veth", "peer", "name", HOST_IFNAME,
-                "netns", ns,
+                "-n",
+                &sw,
+                "link",
+                "add",
+                port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                HOST_IFNAME,
+                "netns",
+                ns,
             ]))?;
             sh_in(
                 &sw,
@@ -411,7 +441,9 @@ impl Lab {
                 source: e,
             })?;
             prog.attach_to_if_index(link.ifindex, XdpMode::Driver)
-                .map_err(|e| xdp_err("attaching lvs_pass natively to the director's port")(Box::new(e)))?;
+                .map_err(|e| {
+                    xdp_err("attaching lvs_pass natively to the director's port")(Box::new(e))
+                })?;
             Ok(ebpf)
         })??;
         *lock(&self.pass_program) = Some(ebpf);
@@ -530,7 +562,10 @@ impl Lab {
 
     fn real(&self, index: usize) -> Result<&RealHost> {
         self.reals.get(index).ok_or_else(|| LabError::BadOption {
-            detail: format!("there is no real number {index} (0-based) of {}", self.reals.len()),
+            detail: format!(
+                "there is no real number {index} (0-based) of {}",
+                self.reals.len()
+            ),
         })
     }
 
@@ -852,7 +887,8 @@ pub fn http_get_here(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>)> {
     )
     .map_err(io_err("sending the request"))?;
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(io_err("reading the answer"))?;
+    s.read_to_end(&mut buf)
+        .map_err(io_err("reading the answer"))?;
     let bad = |detail: &str| LabError::HttpAnswer {
         addr: addr.to_string(),
         path: path.to_string(),

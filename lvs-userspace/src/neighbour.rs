@@ -59,7 +59,9 @@ impl std::str::FromStr for MacAddr {
 
     /// Parses `aa:bb:cc:dd:ee:ff` (or with `-` separators).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || NeighbourError::BadMac { text: s.to_string() };
+        let bad = || NeighbourError::BadMac {
+            text: s.to_string(),
+        };
         let mut out = [0u8; 6];
         let mut parts = s.split([':', '-']);
         for byte in &mut out {
@@ -195,9 +197,7 @@ impl NudState {
 
     /// Whether an entry in this state holds a usable link-layer address.
     pub fn is_valid(self) -> bool {
-        self.0
-            & (Self::REACHABLE | Self::STALE | Self::DELAY | Self::PROBE | Self::PERMANENT)
-            != 0
+        self.0 & (Self::REACHABLE | Self::STALE | Self::DELAY | Self::PROBE | Self::PERMANENT) != 0
     }
 }
 
@@ -315,8 +315,12 @@ pub fn lookup_route(addr: IpAddr) -> Result<Route> {
     msg.extend_from_slice(&[family, (bytes.len() * 8) as u8, 0, 0, 0, 0, 0, 0]);
     msg.extend_from_slice(&0u32.to_ne_bytes());
     push_attr(&mut msg, RTA_DST, &bytes);
-    let answers = match sock.request(libc::RTM_GETROUTE, libc::NLM_F_REQUEST as u16, &msg, &request)
-    {
+    let answers = match sock.request(
+        libc::RTM_GETROUTE,
+        libc::NLM_F_REQUEST as u16,
+        &msg,
+        &request,
+    ) {
         Ok(a) => a,
         Err(NeighbourError::Kernel { source, .. })
             if matches!(
@@ -348,7 +352,9 @@ pub fn lookup_route(addr: IpAddr) -> Result<Route> {
     let mut gateway = None;
     for (ty, val) in attrs(&body[12..]) {
         match ty {
-            RTA_OIF if val.len() >= 4 => ifindex = Some(u32::from_ne_bytes(val[..4].try_into().unwrap_or_default())),
+            RTA_OIF if val.len() >= 4 => {
+                ifindex = Some(u32::from_ne_bytes(val[..4].try_into().unwrap_or_default()))
+            }
             RTA_GATEWAY => gateway = parse_ip(val),
             RTA_VIA if val.len() >= 2 => {
                 let fam = u16::from_ne_bytes([val[0], val[1]]);
@@ -709,14 +715,7 @@ impl Netlink {
     fn recv(&self) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; 65536];
         // SAFETY: buf is valid for its length.
-        let n = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                0,
-            )
-        };
+        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n < 0 {
             return Err(sock_err("recv"));
         }
@@ -733,7 +732,11 @@ impl Netlink {
         what: &str,
     ) -> Result<Vec<(u16, Vec<u8>)>> {
         let dump = flags & libc::NLM_F_DUMP as u16 == libc::NLM_F_DUMP as u16;
-        let flags = if dump { flags } else { flags | libc::NLM_F_ACK as u16 };
+        let flags = if dump {
+            flags
+        } else {
+            flags | libc::NLM_F_ACK as u16
+        };
         let seq = self.send(ty, flags, payload)?;
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let mut out = Vec::new();
@@ -829,7 +832,7 @@ fn push_attr(msg: &mut Vec<u8>, ty: u16, val: &[u8]) {
     msg.extend_from_slice(&(len as u16).to_ne_bytes());
     msg.extend_from_slice(&ty.to_ne_bytes());
     msg.extend_from_slice(val);
-    while msg.len() % 4 != 0 {
+    while !msg.len().is_multiple_of(4) {
         msg.push(0);
     }
 }
@@ -904,8 +907,12 @@ fn get_neigh(
     let mut msg = ndmsg(family, ifindex, 0, 0);
     push_attr(&mut msg, NDA_DST, &bytes);
     let request = format!("RTM_GETNEIGH for {addr} on ifindex {ifindex}");
-    let answers = match sock.request(libc::RTM_GETNEIGH, libc::NLM_F_REQUEST as u16, &msg, &request)
-    {
+    let answers = match sock.request(
+        libc::RTM_GETNEIGH,
+        libc::NLM_F_REQUEST as u16,
+        &msg,
+        &request,
+    ) {
         Ok(a) => a,
         Err(NeighbourError::Kernel { source, .. })
             if source.raw_os_error() == Some(libc::ENOENT) =>
@@ -959,8 +966,12 @@ fn get_link(ifindex: u32, name: Option<&str>) -> Result<Link> {
         None => format!("with index {ifindex}"),
     };
     let request = format!("RTM_GETLINK for the interface {what}");
-    let answers = match sock.request(libc::RTM_GETLINK, libc::NLM_F_REQUEST as u16, &msg, &request)
-    {
+    let answers = match sock.request(
+        libc::RTM_GETLINK,
+        libc::NLM_F_REQUEST as u16,
+        &msg,
+        &request,
+    ) {
         Ok(a) => a,
         Err(NeighbourError::Kernel { source, .. })
             if matches!(source.raw_os_error(), Some(libc::ENODEV | libc::ENOENT)) =>

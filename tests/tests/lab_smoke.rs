@@ -6,6 +6,12 @@ use std::time::Duration;
 use lvs::lab::{self, Lab, LabOptions};
 use lvs::neighbour;
 
+/// Tests share labs across threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Lab>();
+};
+
 fn small_lab() -> Lab {
     Lab::create(LabOptions {
         big_file_size: 1 << 20,
@@ -53,10 +59,15 @@ fn client_reaches_every_real_directly_and_only_the_director_answers_arp_for_the_
     )
     .unwrap();
     assert_eq!(status, 200);
-    assert!(body == lab::big_file_bytes(lab.big_file_size()), "big.bin differs");
+    assert!(
+        body == lab::big_file_bytes(lab.big_file_size()),
+        "big.bin differs"
+    );
 
     // Only the director answers ARP for the VIP.
-    let dir_mac = lab.mac_of(lab.director_ns(), lab.director_ifname()).unwrap();
+    let dir_mac = lab
+        .mac_of(lab.director_ns(), lab.director_ifname())
+        .unwrap();
     let answers = lab::arp_probe(
         lab.client_ns(),
         "eth0",
@@ -86,7 +97,11 @@ fn client_reaches_every_real_directly_and_only_the_director_answers_arp_for_the_
         })
         .unwrap()
         .expect_err("nothing listens on the director");
-        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{vip}: {err}");
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionRefused,
+            "{vip}: {err}"
+        );
         let entry = lab::run_in_netns(lab.client_ns(), || {
             let eth0 = neighbour::link_by_name("eth0").unwrap();
             neighbour::neighbour_entry(vip, eth0.ifindex).unwrap()
@@ -103,7 +118,10 @@ fn client_reaches_every_real_directly_and_only_the_director_answers_arp_for_the_
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("xdp") && !text.contains("xdpgeneric"), "{text}");
+    assert!(
+        text.contains("xdp") && !text.contains("xdpgeneric"),
+        "{text}"
+    );
 
     // A real's server can be stopped and started again.
     let r1 = SocketAddr::new(IpAddr::V4(lab.reals()[0].addr_v4), port);
@@ -117,7 +135,10 @@ fn client_reaches_every_real_directly_and_only_the_director_answers_arp_for_the_
     let pid = lab.spawn(lab.client_ns(), "sleep", ["600"]).unwrap();
     let names: Vec<String> = lab.namespaces().to_vec();
     drop(lab);
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "sleep survived");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "sleep survived"
+    );
     for n in names {
         assert!(!netns_exists(&n), "{n} survived");
     }
@@ -145,7 +166,13 @@ fn a_failed_build_and_a_panic_leave_nothing_behind() {
     assert!(lab_namespaces_with_prefix(&prefix).is_empty());
 
     // Bad options fail before anything is created.
-    assert!(Lab::create(LabOptions { reals: 0, ..LabOptions::default() }).is_err());
+    assert!(
+        Lab::create(LabOptions {
+            reals: 0,
+            ..LabOptions::default()
+        })
+        .is_err()
+    );
 }
 
 #[test]
@@ -158,12 +185,17 @@ fn cleanup_stale_removes_namespaces_of_dead_processes_only() {
     let stale = format!("{base}-{dead}-7-stale");
     let alive = format!("{base}-{}-999-alive", std::process::id());
     for n in [&stale, &alive] {
-        let st = std::process::Command::new("ip").args(["netns", "add", n]).status().unwrap();
+        let st = std::process::Command::new("ip")
+            .args(["netns", "add", n])
+            .status()
+            .unwrap();
         assert!(st.success());
     }
     let removed = lab::cleanup_stale(base).unwrap();
     let alive_exists = netns_exists(&alive);
-    let _ = std::process::Command::new("ip").args(["netns", "del", &alive]).status();
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", &alive])
+        .status();
     assert!(removed.contains(&stale), "{removed:?}");
     assert!(!netns_exists(&stale));
     assert!(alive_exists);

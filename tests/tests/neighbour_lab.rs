@@ -64,16 +64,27 @@ fn director_resolves_routes_and_addresses() {
                 Some((eth0.ifindex, "eth0".to_string()))
             );
             assert!(neighbour::is_local(vip).unwrap());
-            assert!(matches!(neighbour::route_to(vip), Err(NeighbourError::Local { .. })));
+            assert!(matches!(
+                neighbour::route_to(vip),
+                Err(NeighbourError::Local { .. })
+            ));
         }
-        for a in [IpAddr::V4(dir4), IpAddr::V6(dir6), "127.0.0.1".parse().unwrap(), "::1".parse().unwrap()] {
+        for a in [
+            IpAddr::V4(dir4),
+            IpAddr::V6(dir6),
+            "127.0.0.1".parse().unwrap(),
+            "::1".parse().unwrap(),
+        ] {
             assert!(neighbour::is_local(a).unwrap(), "{a}");
         }
         assert_eq!(
             neighbour::interface_holding("127.0.0.1".parse().unwrap()).unwrap(),
             Some((1, "lo".to_string()))
         );
-        assert_eq!(neighbour::interface_holding("198.18.0.77".parse().unwrap()).unwrap(), None);
+        assert_eq!(
+            neighbour::interface_holding("198.18.0.77".parse().unwrap()).unwrap(),
+            None
+        );
 
         // Nobody has .99: resolution fails within the timeout, clearly.
         for addr in ["198.18.0.99", "fd00:198:18::99"] {
@@ -82,9 +93,15 @@ fn director_resolves_routes_and_addresses() {
             let err = neighbour::resolve_timeout(addr, Duration::from_millis(1500)).unwrap_err();
             let took = t0.elapsed();
             assert!(took < Duration::from_millis(2500), "{addr} took {took:?}");
-            assert!(matches!(err, NeighbourError::Unresolved { .. }), "{addr}: {err}");
+            assert!(
+                matches!(err, NeighbourError::Unresolved { .. }),
+                "{addr}: {err}"
+            );
             let msg = err.to_string();
-            assert!(msg.contains("no neighbour answered") && msg.contains("eth0"), "{msg}");
+            assert!(
+                msg.contains("no neighbour answered") && msg.contains("eth0"),
+                "{msg}"
+            );
         }
 
         // Not routable at all.
@@ -131,7 +148,10 @@ fn watch_sees_a_real_change_its_mac() {
         // The resolution itself is announced.
         let deadline = Instant::now() + Duration::from_secs(2);
         let mut seen_old = false;
-        while let Some(ev) = watch.next_timeout(Some(deadline.saturating_duration_since(Instant::now()))).unwrap() {
+        while let Some(ev) = watch
+            .next_timeout(Some(deadline.saturating_duration_since(Instant::now())))
+            .unwrap()
+        {
             if ev.addr == addr && ev.mac == Some(old.mac) {
                 seen_old = true;
                 break;
@@ -153,8 +173,12 @@ fn watch_sees_a_real_change_its_mac() {
         assert!(st.success());
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut event = None;
-        while let Some(ev) = watch.next_timeout(Some(deadline.saturating_duration_since(Instant::now()))).unwrap() {
-            if ev.addr == addr && ev.kind == NeighbourEventKind::Changed && ev.mac == Some(new_mac) {
+        while let Some(ev) = watch
+            .next_timeout(Some(deadline.saturating_duration_since(Instant::now())))
+            .unwrap()
+        {
+            if ev.addr == addr && ev.kind == NeighbourEventKind::Changed && ev.mac == Some(new_mac)
+            {
                 event = Some(ev);
                 break;
             }
