@@ -3,3 +3,5 @@
 
 pub mod config;
 pub mod dataplane;
+pub mod lab;
+pub mod neighbour;

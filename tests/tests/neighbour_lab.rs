@@ -1,0 +1,191 @@
+//! The netlink neighbour/route module, from the director of the namespace lab. Needs root.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use lvs::lab::{self, Lab, LabOptions};
+use lvs::neighbour::{self, MacAddr, NeighbourError, NeighbourEventKind};
+
+fn lab_without_servers() -> Lab {
+    Lab::create(LabOptions {
+        big_file_size: 1024,
+        start_servers: false,
+        ..LabOptions::default()
+    })
+    .expect("creating the lab")
+}
+
+/// The MAC `ip -n NS link show IF` prints.
+fn ip_link_mac(ns: &str, ifname: &str) -> MacAddr {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns, "link", "show", ifname])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mac = text
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no link/ether in {text}"));
+    mac.parse().unwrap()
+}
+
+#[test]
+fn director_resolves_routes_and_addresses() {
+    let lab = lab_without_servers();
+    let dir_mac = ip_link_mac(lab.director_ns(), "eth0");
+    let reals = lab.reals().to_vec();
+    let (vip4, vip6) = (lab.vip_v4(), lab.vip_v6());
+    let (dir4, dir6) = (lab.director_v4(), lab.director_v6());
+    lab::run_in_netns(lab.director_ns(), || {
+        let eth0 = neighbour::link_by_name("eth0").unwrap();
+        assert_eq!(eth0.mac, Some(dir_mac));
+        for r in &reals {
+            let want = ip_link_mac(&r.ns, "eth0");
+            for addr in [IpAddr::V4(r.addr_v4), IpAddr::V6(r.addr_v6)] {
+                let route = neighbour::route_to(addr).unwrap();
+                assert_eq!(route.ifname, "eth0");
+                assert_eq!(route.ifindex, eth0.ifindex);
+                assert_eq!(route.gateway, None);
+                assert_eq!(route.src_mac, dir_mac);
+                let n = neighbour::resolve(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+                assert_eq!(n.mac, want, "{} {addr}", r.name);
+                assert_eq!(n.src_mac, dir_mac);
+                assert_eq!(n.ifindex, eth0.ifindex);
+                assert!(n.state.is_valid());
+                // A second resolve reads the table.
+                assert_eq!(neighbour::resolve(addr).unwrap().mac, want);
+                assert!(!neighbour::is_local(addr).unwrap());
+            }
+        }
+        for vip in [IpAddr::V4(vip4), IpAddr::V6(vip6)] {
+            assert_eq!(
+                neighbour::interface_holding(vip).unwrap(),
+                Some((eth0.ifindex, "eth0".to_string()))
+            );
+            assert!(neighbour::is_local(vip).unwrap());
+            assert!(matches!(
+                neighbour::route_to(vip),
+                Err(NeighbourError::Local { .. })
+            ));
+        }
+        for a in [
+            IpAddr::V4(dir4),
+            IpAddr::V6(dir6),
+            "127.0.0.1".parse().unwrap(),
+            "::1".parse().unwrap(),
+        ] {
+            assert!(neighbour::is_local(a).unwrap(), "{a}");
+        }
+        assert_eq!(
+            neighbour::interface_holding("127.0.0.1".parse().unwrap()).unwrap(),
+            Some((1, "lo".to_string()))
+        );
+        assert_eq!(
+            neighbour::interface_holding("198.18.0.77".parse().unwrap()).unwrap(),
+            None
+        );
+
+        // Nobody has .99: resolution fails within the timeout, clearly.
+        for addr in ["198.18.0.99", "fd00:198:18::99"] {
+            let addr: IpAddr = addr.parse().unwrap();
+            let t0 = Instant::now();
+            let err = neighbour::resolve_timeout(addr, Duration::from_millis(1500)).unwrap_err();
+            let took = t0.elapsed();
+            assert!(took < Duration::from_millis(2500), "{addr} took {took:?}");
+            assert!(
+                matches!(err, NeighbourError::Unresolved { .. }),
+                "{addr}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains("no neighbour answered") && msg.contains("eth0"),
+                "{msg}"
+            );
+        }
+
+        // Not routable at all.
+        let err = neighbour::route_to("203.0.113.9".parse().unwrap()).unwrap_err();
+        assert!(matches!(err, NeighbourError::NoRoute { .. }), "{err}");
+    })
+    .unwrap();
+
+    // A real behind a gateway is refused for direct routing.
+    let st = lab
+        .command(lab.director_ns(), "ip")
+        .args(["route", "add", "203.0.113.0/24", "via", "198.18.0.11"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let err = lab::run_in_netns(lab.director_ns(), || {
+        neighbour::route_to("203.0.113.9".parse().unwrap()).unwrap_err()
+    })
+    .unwrap();
+    let msg = err.to_string();
+    assert!(matches!(err, NeighbourError::NotOnLink { .. }), "{msg}");
+    assert!(
+        msg.contains("real 203.0.113.9 is not on a directly connected network of the director")
+            && msg.contains("direct routing needs it on-link"),
+        "{msg}"
+    );
+    let route = lab::run_in_netns(lab.director_ns(), || {
+        neighbour::lookup_route("203.0.113.9".parse().unwrap()).unwrap()
+    })
+    .unwrap();
+    assert_eq!(route.gateway, Some("198.18.0.11".parse().unwrap()));
+}
+
+#[test]
+fn watch_sees_a_real_change_its_mac() {
+    let lab = lab_without_servers();
+    let real = lab.reals()[0].clone();
+    let new_mac: MacAddr = "02:00:5e:00:53:01".parse().unwrap();
+    lab::run_in_netns(lab.director_ns(), || {
+        let mut watch = neighbour::watch().unwrap();
+        let addr = IpAddr::V4(real.addr_v4);
+        let old = neighbour::resolve(addr).unwrap();
+        assert_ne!(old.mac, new_mac);
+        // The resolution itself is announced.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut seen_old = false;
+        while let Some(ev) = watch
+            .next_timeout(Some(deadline.saturating_duration_since(Instant::now())))
+            .unwrap()
+        {
+            if ev.addr == addr && ev.mac == Some(old.mac) {
+                seen_old = true;
+                break;
+            }
+        }
+        assert!(seen_old, "the first resolution was not announced");
+
+        // The real changes its MAC and announces it (arp_notify), after the neighbour
+        // entry's lock time (1 s) so the director accepts the update.
+        std::thread::sleep(Duration::from_millis(1100));
+        let st = std::process::Command::new("ip")
+            .args(["netns", "exec", &real.ns, "sh", "-c"])
+            .arg(format!(
+                "set -e; echo 1 > /proc/sys/net/ipv4/conf/eth0/arp_notify; \
+                 ip link set eth0 address {new_mac}"
+            ))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut event = None;
+        while let Some(ev) = watch
+            .next_timeout(Some(deadline.saturating_duration_since(Instant::now())))
+            .unwrap()
+        {
+            if ev.addr == addr && ev.kind == NeighbourEventKind::Changed && ev.mac == Some(new_mac)
+            {
+                event = Some(ev);
+                break;
+            }
+        }
+        let ev = event.expect("no neighbour event with the new MAC");
+        assert_eq!(ev.ifindex, old.ifindex);
+        assert_eq!(neighbour::resolve(addr).unwrap().mac, new_mac);
+    })
+    .unwrap();
+}
