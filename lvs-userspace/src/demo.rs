@@ -55,8 +55,9 @@ pub fn run(requests: usize) -> Result<()> {
         Ok(())
     })();
     // SIGTERM: lvs detaches cleanly.
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-    std::thread::sleep(Duration::from_millis(300));
+    if !lab.terminate(pid, Duration::from_secs(5)) {
+        eprintln!("lvs demo: lvs did not stop on SIGTERM within 5 s");
+    }
     if result.is_err() {
         if let Ok(text) = std::fs::read_to_string(&log) {
             eprintln!("--- lvs log ---\n{text}");

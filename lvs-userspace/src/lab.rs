@@ -582,11 +582,46 @@ impl Lab {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        self.spawn_with(ns, program, args, Stdio::null, Stdio::null)
+    }
+
+    /// Like [`Lab::spawn`], with standard output and error appended to `log`.
+    pub fn spawn_logged<I, S>(&self, ns: &str, program: &str, args: I, log: &Path) -> Result<u32>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(|source| LabError::Io {
+                    what: format!("opening log {}", log.display()),
+                    source,
+                })
+        };
+        let (out, err) = (open()?, open()?);
+        self.spawn_with(ns, program, args, move || out.into(), move || err.into())
+    }
+
+    fn spawn_with<I, S>(
+        &self,
+        ns: &str,
+        program: &str,
+        args: I,
+        stdout: impl FnOnce() -> Stdio,
+        stderr: impl FnOnce() -> Stdio,
+    ) -> Result<u32>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         let mut cmd = netns_command(ns, program);
         cmd.args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(stdout())
+            .stderr(stderr())
             .process_group(0);
         let child = cmd.spawn().map_err(|source| LabError::Spawn {
             command: format!("{cmd:?}"),
@@ -595,6 +630,26 @@ impl Lab {
         let pid = child.id();
         lock(&self.children).push(child);
         Ok(pid)
+    }
+
+    /// Sends SIGTERM to a child started with [`Lab::spawn`] and waits up to `timeout` for it
+    /// to exit; returns whether it did.
+    pub fn terminate(&self, pid: u32, timeout: Duration) -> bool {
+        let mut children = lock(&self.children);
+        let Some(pos) = children.iter().position(|c| c.id() == pid) else {
+            return true;
+        };
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = children[pos].try_wait() {
+                children.remove(pos);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Kills (SIGKILL, whole process group) a child started with [`Lab::spawn`] and reaps it.

@@ -1,7 +1,13 @@
 //! The lvs agent: loads the XDP load balancer, checks real servers, and keeps the BPF maps in
 //! line with the configuration and the servers' health.
+//!
+//! Follow a config change: [`config`] → [`agent`] → [`agent::desired`] → [`dataplane::tables`].
+//! Follow a health change: [`health`] → [`agent`] → the same path.
 
+pub mod agent;
 pub mod config;
 pub mod dataplane;
+pub mod demo;
+pub mod health;
 pub mod lab;
 pub mod neighbour;

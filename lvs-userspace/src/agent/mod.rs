@@ -16,10 +16,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::mpsc,
-};
+use tokio::signal::unix::{SignalKind, signal};
 
 use self::{
     desired::Knowledge,

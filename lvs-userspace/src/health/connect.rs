@@ -1,0 +1,125 @@
+//! Connect checks: a TCP connect, or for UDP services a datagram probe.
+//!
+//! The UDP probe sends one empty datagram on a connected socket and waits: an ICMP
+//! port-unreachable comes back as `ECONNREFUSED` and means down; a reply, or silence until the
+//! timeout, means up (nothing refused the port). ldirectord itself falls back to a ping for UDP
+//! connect checks; the datagram probe is stricter, as it also notices a dead port.
+
+use std::{io, net::SocketAddr, time::Duration};
+
+use tokio::net::{TcpStream, UdpSocket};
+
+/// Errors of connect checks.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The TCP connect failed.
+    #[error("connect to {addr} failed")]
+    Connect {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// No connection within the timeout.
+    #[error("connect to {addr} timed out after {timeout:?}")]
+    Timeout {
+        /// The address.
+        addr: SocketAddr,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The UDP port answered with ICMP port-unreachable.
+    #[error("udp port {addr} unreachable")]
+    Refused {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// A socket operation of the UDP probe failed.
+    #[error("udp probe to {addr} failed")]
+    Udp {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Connects to `addr` over TCP within `timeout`, then closes.
+pub async fn check_tcp(addr: SocketAddr, timeout: Duration) -> Result<String, ConnectError> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            drop(stream);
+            Ok(format!("connected to {addr}"))
+        }
+        Ok(Err(source)) => Err(ConnectError::Connect { addr, source }),
+        Err(_) => Err(ConnectError::Timeout { addr, timeout }),
+    }
+}
+
+/// Probes the UDP port `addr`: down only when it is refused within `timeout`.
+pub async fn check_udp(addr: SocketAddr, timeout: Duration) -> Result<String, ConnectError> {
+    let udp = |source| ConnectError::Udp { addr, source };
+    let local: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let socket = UdpSocket::bind(local).await.map_err(udp)?;
+    socket.connect(addr).await.map_err(udp)?;
+    match socket.send(&[]).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            return Err(ConnectError::Refused { addr });
+        }
+        Err(e) => return Err(udp(e)),
+    }
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(timeout, socket.recv(&mut buf)).await {
+        Err(_) => Ok(format!("no icmp error from {addr} within {timeout:?}")),
+        Ok(Ok(n)) => Ok(format!("{n} byte answer from {addr}")),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            Err(ConnectError::Refused { addr })
+        }
+        Ok(Err(e)) => Err(udp(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn tcp_ok_and_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        check_tcp(addr, Duration::from_secs(2)).await.unwrap();
+        drop(listener);
+        let err = check_tcp(addr, Duration::from_secs(2)).await.unwrap_err();
+        assert!(matches!(err, ConnectError::Connect { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn tcp_ipv6_loopback() {
+        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+            return; // no IPv6 on this host
+        };
+        check_tcp(listener.local_addr().unwrap(), Duration::from_secs(2))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn udp_open_silent_and_closed() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        // A bound socket that never answers: silence means up.
+        check_udp(addr, Duration::from_millis(200)).await.unwrap();
+        drop(server);
+        // Nothing bound: the kernel answers port-unreachable.
+        let err = check_udp(addr, Duration::from_secs(2)).await.unwrap_err();
+        assert!(matches!(err, ConnectError::Refused { .. }), "{err:?}");
+    }
+}

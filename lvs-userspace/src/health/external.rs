@@ -1,0 +1,172 @@
+//! External checks: run `checkcommand`.
+//!
+//! As ldirectord's `check_external`: the command is executed directly (no shell) with four
+//! arguments: the virtual server's address, the virtual port, the real server's address and
+//! the real's port. Exit status 0 means up; anything else, failing to start, or running past
+//! the timeout (its process group is then killed) means down. Whitespace in `checkcommand` separates
+//! extra leading arguments (an lvs leniency; ldirectord would fail to exec such a command).
+
+use std::{io, net::SocketAddr, process::Stdio, time::Duration};
+
+use tokio::process::Command;
+
+/// Errors of external checks.
+#[derive(Debug, thiserror::Error)]
+pub enum ExternalError {
+    /// The command is empty.
+    #[error("empty checkcommand")]
+    Empty,
+    /// The command could not be started.
+    #[error("cannot run {command:?}")]
+    Spawn {
+        /// The command.
+        command: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Waiting for the command failed.
+    #[error("waiting for {command:?} failed")]
+    Wait {
+        /// The command.
+        command: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The command exited with a failure.
+    #[error("{command:?} exited with {status}")]
+    Failed {
+        /// The command.
+        command: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+    },
+    /// The command ran past the timeout and was killed.
+    #[error("{command:?} killed after {timeout:?}")]
+    Timeout {
+        /// The command.
+        command: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+}
+
+/// The four arguments ldirectord passes: VIP, virtual port, real IP, real port.
+pub fn arguments(virtual_addr: SocketAddr, real: SocketAddr) -> [String; 4] {
+    [
+        virtual_addr.ip().to_string(),
+        virtual_addr.port().to_string(),
+        real.ip().to_string(),
+        real.port().to_string(),
+    ]
+}
+
+/// Runs `command` with `args`, killing it at `timeout`.
+pub async fn check(
+    command: &str,
+    args: &[String; 4],
+    timeout: Duration,
+) -> Result<String, ExternalError> {
+    let mut words = command.split_whitespace();
+    let program = words.next().ok_or(ExternalError::Empty)?;
+    let mut child = Command::new(program)
+        .args(words)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        // Its own process group, so a timeout kills what it started too.
+        .process_group(0)
+        .spawn()
+        .map_err(|source| ExternalError::Spawn {
+            command: command.to_string(),
+            source,
+        })?;
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(format!("{command:?} exited 0")),
+        Ok(Ok(status)) => Err(ExternalError::Failed {
+            command: command.to_string(),
+            status,
+        }),
+        Ok(Err(source)) => Err(ExternalError::Wait {
+            command: command.to_string(),
+            source,
+        }),
+        Err(_) => {
+            // Kill the whole group and reap now rather than leaving it to the drop.
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                // SAFETY: kill(2) on the group this child leads; no memory is involved.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            let _ = child.kill().await;
+            Err(ExternalError::Timeout {
+                command: command.to_string(),
+                timeout,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn script(name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("lvs-ext-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn args() -> [String; 4] {
+        arguments(
+            "192.0.2.1:80".parse().unwrap(),
+            "127.0.0.1:8080".parse().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn exit_codes_and_arguments() {
+        let ok = script(
+            "args.sh",
+            r#"[ "$1 $2 $3 $4" = "192.0.2.1 80 127.0.0.1 8080" ] && exit 0; exit 1"#,
+        );
+        check(ok.to_str().unwrap(), &args(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let fail = script("fail.sh", "exit 1");
+        let err = check(fail.to_str().unwrap(), &args(), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExternalError::Failed { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn slow_command_is_killed() {
+        let marker = std::env::temp_dir().join(format!("lvs-ext-{}-marker", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let slow = script("slow.sh", &format!("sleep 2; touch {}", marker.display()));
+        let start = std::time::Instant::now();
+        let err = check(slow.to_str().unwrap(), &args(), Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExternalError::Timeout { .. }), "{err:?}");
+        assert!(start.elapsed() < Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!marker.exists(), "the killed command must not finish");
+    }
+
+    #[tokio::test]
+    async fn missing_command_fails() {
+        let err = check("/nonexistent/lvs-check", &args(), Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExternalError::Spawn { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,834 @@
+//! http and https negotiate checks over a small HTTP/1.1 client.
+//!
+//! As ldirectord's `check_http`: the request goes to the real (at the check port) with
+//! `Host:` set to `virtualhost` or the real's address; the check passes on a 2xx status and,
+//! when `receive` is set, the regex matching the body. Redirects are followed (at most
+//! [`MAX_REDIRECTS`]), only on the same host, and always to the same real. The whole exchange,
+//! redirects included, runs under one timeout (ldirectord's cumulative alarm), and at most
+//! [`MAX_RESPONSE`] bytes of each response are read.
+
+use std::{io, net::SocketAddr, time::Duration};
+
+use regex::bytes::Regex;
+use rustls::pki_types::ServerName;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+};
+use tokio_rustls::TlsConnector;
+
+use super::tls;
+use crate::config::model::HttpMethod;
+
+/// The most bytes read from one response, headers included.
+pub const MAX_RESPONSE: usize = 64 * 1024;
+/// The most redirects followed.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// Errors of http checks.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The TCP connect failed.
+    #[error("connect to {addr} failed")]
+    Connect {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS handshake failed.
+    #[error("tls handshake with {addr} failed")]
+    Tls {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Sending the request or reading the response failed.
+    #[error("http exchange with {addr} failed")]
+    Io {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The check did not finish in time.
+    #[error("no complete http answer within {timeout:?}")]
+    Timeout {
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The answer is not HTTP.
+    #[error("malformed http response: {reason}")]
+    Malformed {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A status other than 2xx.
+    #[error("status {status} {reason}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The reason phrase.
+        reason: String,
+    },
+    /// The body does not match `receive`.
+    #[error("status {status}, body does not match {pattern:?}")]
+    ReceiveMismatch {
+        /// The status code.
+        status: u16,
+        /// The regex.
+        pattern: String,
+    },
+    /// A redirect that is not followed.
+    #[error("redirect to {location:?} not followed: {reason}")]
+    Redirect {
+        /// The `Location` header.
+        location: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// TLS parameters could not be built.
+    #[error("bad tls parameters")]
+    TlsParams {
+        /// Why.
+        #[source]
+        source: tls::TlsError,
+    },
+}
+
+/// A prepared http(s) check: everything parsed and built once per target.
+#[derive(Clone)]
+pub struct HttpCheck {
+    addr: SocketAddr,
+    method: HttpMethod,
+    path: String,
+    host: String,
+    receive: Option<Regex>,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpCheck")
+            .field("addr", &self.addr)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("host", &self.host)
+            .field("https", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Parameters of an http(s) check.
+#[derive(Clone, Debug)]
+pub struct HttpParams<'a> {
+    /// The real at the check port.
+    pub addr: SocketAddr,
+    /// https instead of http.
+    pub https: bool,
+    /// GET or HEAD.
+    pub method: HttpMethod,
+    /// `request`: a path (`index.html` means `/index.html`) or a full URL.
+    pub request: Option<&'a str>,
+    /// `virtualhost`: the Host header; the real's address when `None`.
+    pub virtual_host: Option<&'a str>,
+    /// The compiled `receive`.
+    pub receive: Option<Regex>,
+    /// Verify the server's certificate (https).
+    pub verify_tls: bool,
+    /// The whole check's timeout.
+    pub timeout: Duration,
+}
+
+impl HttpCheck {
+    /// Prepares a check; the TLS configuration is the shared one from [`tls::client_config`].
+    pub fn new(p: HttpParams<'_>) -> Result<Self, HttpError> {
+        let host = match p.virtual_host {
+            Some(h) => h.to_string(),
+            None => match p.addr {
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            },
+        };
+        let tls = if p.https {
+            let name = tls::server_name(p.virtual_host, p.addr.ip())
+                .map_err(|source| HttpError::TlsParams { source })?;
+            Some((TlsConnector::from(tls::client_config(p.verify_tls)), name))
+        } else {
+            None
+        };
+        Ok(HttpCheck {
+            addr: p.addr,
+            method: p.method,
+            path: request_path(p.request.unwrap_or("/")),
+            host,
+            receive: p.receive,
+            tls,
+            timeout: p.timeout,
+        })
+    }
+
+    /// The path requested first.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Runs the check: `Ok(status line)` when up.
+    pub async fn run(&self) -> Result<String, HttpError> {
+        tokio::time::timeout(self.timeout, self.run_inner())
+            .await
+            .unwrap_or(Err(HttpError::Timeout {
+                timeout: self.timeout,
+            }))
+    }
+
+    async fn run_inner(&self) -> Result<String, HttpError> {
+        let mut path = self.path.clone();
+        let mut redirects = 0;
+        loop {
+            let resp = self.fetch(&path).await?;
+            if matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+                let location = resp.location.clone().unwrap_or_default();
+                if location.is_empty() {
+                    return Err(HttpError::Status {
+                        status: resp.status,
+                        reason: resp.reason,
+                    });
+                }
+                if redirects == MAX_REDIRECTS {
+                    return Err(HttpError::Redirect {
+                        location,
+                        reason: "too many redirects",
+                    });
+                }
+                path = self.redirect_path(&path, &location)?;
+                redirects += 1;
+                continue;
+            }
+            if !(200..300).contains(&resp.status) {
+                return Err(HttpError::Status {
+                    status: resp.status,
+                    reason: resp.reason,
+                });
+            }
+            if let Some(re) = &self.receive
+                && !re.is_match(&resp.body)
+            {
+                return Err(HttpError::ReceiveMismatch {
+                    status: resp.status,
+                    pattern: re.as_str().to_string(),
+                });
+            }
+            return Ok(format!("{} {}", resp.status, resp.reason));
+        }
+    }
+
+    async fn fetch(&self, path: &str) -> Result<Response, HttpError> {
+        let addr = self.addr;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|source| HttpError::Connect { addr, source })?;
+        let _ = tcp.set_nodelay(true);
+        let method = match self.method {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+        };
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lvs-health\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+            self.host
+        );
+        let head = self.method == HttpMethod::Head;
+        match &self.tls {
+            None => exchange(tcp, request.as_bytes(), head, addr).await,
+            Some((connector, name)) => {
+                let stream = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|source| HttpError::Tls { addr, source })?;
+                exchange(stream, request.as_bytes(), head, addr).await
+            }
+        }
+    }
+
+    /// The path to request after a redirect to `location`, or why it is not followed.
+    fn redirect_path(&self, current: &str, location: &str) -> Result<String, HttpError> {
+        let refuse = |reason| HttpError::Redirect {
+            location: location.to_string(),
+            reason,
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let rest = if let Some(rest) = location.strip_prefix("//") {
+            Some(rest)
+        } else if let Some((s, rest)) = location.split_once("://") {
+            if !s.eq_ignore_ascii_case(scheme) {
+                return Err(refuse("different scheme"));
+            }
+            Some(rest)
+        } else {
+            None
+        };
+        let Some(rest) = rest else {
+            // Relative: absolute path, or relative to the current directory.
+            if location.starts_with('/') {
+                return Ok(location.to_string());
+            }
+            let dir = match current.split('?').next().unwrap_or("/").rfind('/') {
+                Some(i) => &current[..=i],
+                None => "/",
+            };
+            return Ok(format!("{dir}{location}"));
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_string()),
+        };
+        let host = tls::strip_port(authority);
+        let port = &authority[host.len()..];
+        let same_host = host.eq_ignore_ascii_case(tls::strip_port(&self.host))
+            || host.trim_matches(['[', ']']) == self.addr.ip().to_string();
+        if !same_host {
+            return Err(refuse("different host"));
+        }
+        if let Some(port) = port.strip_prefix(':')
+            && port.parse::<u16>().ok() != Some(self.addr.port())
+        {
+            return Err(refuse("different port"));
+        }
+        Ok(path)
+    }
+}
+
+/// ldirectord's request forms: `index.html` → `/index.html`; `http://host/x` → `/x`.
+pub fn request_path(request: &str) -> String {
+    let request = request.trim();
+    for scheme in ["http://", "https://"] {
+        if request.len() >= scheme.len() && request[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &request[scheme.len()..];
+            return match rest.find(['/', '?']) {
+                Some(i) if rest.as_bytes()[i] == b'/' => rest[i..].to_string(),
+                Some(i) => format!("/{}", &rest[i..]),
+                None => "/".to_string(),
+            };
+        }
+    }
+    if request.starts_with('/') {
+        request.to_string()
+    } else {
+        format!("/{request}")
+    }
+}
+
+/// A response, cut at [`MAX_RESPONSE`].
+struct Response {
+    status: u16,
+    reason: String,
+    location: Option<String>,
+    body: Vec<u8>,
+}
+
+/// The parsed head of a response.
+struct Head {
+    status: u16,
+    reason: String,
+    location: Option<String>,
+    content_length: Option<usize>,
+    chunked: bool,
+    /// Where the body starts in the buffer.
+    body_start: usize,
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    request: &[u8],
+    head_request: bool,
+    addr: SocketAddr,
+) -> Result<Response, HttpError> {
+    let io = |source| HttpError::Io { addr, source };
+    stream.write_all(request).await.map_err(io)?;
+    stream.flush().await.map_err(io)?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut head: Option<Head> = None;
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(h) = &head
+            && response_complete(h, &buf, head_request)
+        {
+            break;
+        }
+        let room = MAX_RESPONSE - buf.len();
+        if room == 0 {
+            break;
+        }
+        let want = room.min(chunk.len());
+        let n = match stream.read(&mut chunk[..want]).await {
+            Ok(n) => n,
+            // A TLS peer closing without close_notify: treat as end of data.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(io(e)),
+        };
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if head.is_none() {
+            head = parse_head(&buf)?;
+        }
+    }
+    let Some(h) = head.or(parse_head(&buf)?) else {
+        return Err(HttpError::Malformed {
+            reason: if buf.is_empty() {
+                "empty response".into()
+            } else {
+                "incomplete response head".into()
+            },
+        });
+    };
+    let raw = &buf[h.body_start..];
+    let body = if head_request {
+        Vec::new()
+    } else if h.chunked {
+        dechunk(raw).0
+    } else if let Some(len) = h.content_length {
+        raw[..raw.len().min(len)].to_vec()
+    } else {
+        raw.to_vec()
+    };
+    Ok(Response {
+        status: h.status,
+        reason: h.reason,
+        location: h.location,
+        body,
+    })
+}
+
+fn response_complete(h: &Head, buf: &[u8], head_request: bool) -> bool {
+    if head_request || matches!(h.status, 100..=199 | 204 | 304) {
+        return true;
+    }
+    let body = &buf[h.body_start..];
+    if h.chunked {
+        dechunk(body).1
+    } else if let Some(len) = h.content_length {
+        body.len() >= len
+    } else {
+        false
+    }
+}
+
+/// Parses the head once it is complete; `Ok(None)` while more is needed.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
+    let malformed = |reason: &str| HttpError::Malformed {
+        reason: reason.to_string(),
+    };
+    let Some(end) = find(buf, b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| find(buf, b"\n\n").map(|i| i + 2))
+    else {
+        if buf.len() >= 5 && !buf.starts_with(b"HTTP/") {
+            return Err(malformed("not an http response"));
+        }
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&buf[..end]);
+    let mut lines = text.lines();
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/") {
+        return Err(malformed("not an http response"));
+    }
+    let status = parts
+        .next()
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| malformed("bad status line"))?;
+    let reason = parts.next().unwrap_or_default().trim().to_string();
+    let mut head = Head {
+        status,
+        reason,
+        location: None,
+        content_length: None,
+        chunked: false,
+        body_start: end,
+    };
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("location") {
+            head.location = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("content-length") {
+            head.content_length = value.parse().ok();
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            head.chunked = value.to_ascii_lowercase().contains("chunked");
+        }
+    }
+    Ok(Some(head))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Decodes a chunked body as far as it goes; the flag tells whether the last chunk was seen.
+fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(raw.len());
+    loop {
+        let Some(eol) = find(raw, b"\r\n") else {
+            return (out, false);
+        };
+        let size_text = String::from_utf8_lossy(&raw[..eol]);
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            return (out, false);
+        };
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return (out, true);
+        }
+        let take = size.min(raw.len());
+        out.extend_from_slice(&raw[..take]);
+        if take < size || raw.len() < size + 2 {
+            return (out, false);
+        }
+        raw = &raw[size + 2..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    use tokio::net::TcpListener;
+
+    /// A bounded in-test server: answers each connection via `respond(request) -> bytes`;
+    /// `None` means "accept, read, and never answer". Stops when the test's runtime ends.
+    async fn serve(
+        respond: impl Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        let respond = Arc::new(respond);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                seen.fetch_add(1, Ordering::SeqCst);
+                let respond = respond.clone();
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut b = [0u8; 1024];
+                    while find(&req, b"\r\n\r\n").is_none() {
+                        match s.read(&mut b).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&b[..n]),
+                        }
+                    }
+                    match respond(&String::from_utf8_lossy(&req)) {
+                        Some(bytes) => {
+                            let _ = s.write_all(&bytes).await;
+                            let _ = s.shutdown().await;
+                        }
+                        None => tokio::time::sleep(Duration::from_secs(30)).await,
+                    }
+                });
+            }
+        });
+        (addr, count)
+    }
+
+    fn ok(body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    fn params<'a>(
+        addr: SocketAddr,
+        request: Option<&'a str>,
+        receive: Option<&str>,
+    ) -> HttpParams<'a> {
+        HttpParams {
+            addr,
+            https: false,
+            method: HttpMethod::Get,
+            request,
+            virtual_host: None,
+            receive: receive.map(|r| Regex::new(r).unwrap()),
+            verify_tls: false,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn request_forms() {
+        assert_eq!(request_path("index.html"), "/index.html");
+        assert_eq!(request_path("/a/b?c"), "/a/b?c");
+        assert_eq!(request_path("http://10.0.0.1:80/x.html"), "/x.html");
+        assert_eq!(request_path("HTTPS://host"), "/");
+        assert_eq!(request_path("http://host?q=1"), "/?q=1");
+    }
+
+    #[test]
+    fn chunked_decoding() {
+        assert_eq!(
+            dechunk(b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n"),
+            (b"Wikipedia".to_vec(), true)
+        );
+        assert_eq!(dechunk(b"4\r\nWi"), (b"Wi".to_vec(), false));
+    }
+
+    #[tokio::test]
+    async fn ok_with_receive_and_host_header() {
+        let (addr, _) = serve(|req| {
+            let good = req.starts_with("GET /check.html HTTP/1.1\r\n")
+                && req.contains("\r\nHost: www.example.com\r\n")
+                && req.contains("Connection: close");
+            Some(ok(if good { "alive and well" } else { "bad request" }))
+        })
+        .await;
+        let mut p = params(addr, Some("check.html"), Some("alive"));
+        p.virtual_host = Some("www.example.com");
+        let msg = HttpCheck::new(p).unwrap().run().await.unwrap();
+        assert_eq!(msg, "200 OK");
+    }
+
+    #[tokio::test]
+    async fn host_defaults_to_real_address() {
+        let (addr, _) = serve(|req| {
+            Some(ok(if req.contains("\r\nHost: 127.0.0.1\r\n") {
+                "yes"
+            } else {
+                "no"
+            }))
+        })
+        .await;
+        HttpCheck::new(params(addr, None, Some("^yes$")))
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn wrong_status_fails() {
+        let (addr, _) =
+            serve(|_| Some(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec()))
+                .await;
+        let err = HttpCheck::new(params(addr, None, None)).unwrap().run().await.unwrap_err();
+        assert!(matches!(err, HttpError::Status { status: 503, .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn receive_mismatch_fails() {
+        let (addr, _) = serve(|_| Some(ok("maintenance page"))).await;
+        let err = HttpCheck::new(params(addr, None, Some("all good")))
+            .unwrap()
+            .run()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HttpError::ReceiveMismatch { status: 200, .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn head_request_ignores_body() {
+        let (addr, _) = serve(|req| {
+            Some(if req.starts_with("HEAD / ") {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec()
+            } else {
+                b"HTTP/1.1 400 Bad\r\n\r\n".to_vec()
+            })
+        })
+        .await;
+        let mut p = params(addr, None, None);
+        p.method = HttpMethod::Head;
+        HttpCheck::new(p).unwrap().run().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn chunked_body_matches() {
+        let (addr, _) = serve(|_| {
+            Some(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nfoo\r\n3\r\nbar\r\n0\r\n\r\n"
+                    .to_vec(),
+            )
+        })
+        .await;
+        HttpCheck::new(params(addr, None, Some("foobar")))
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn redirect_to_same_host_is_followed() {
+        let (addr, count) = serve(move |req| {
+            Some(if req.starts_with("GET / ") {
+                b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1/real\r\nContent-Length: 0\r\n\r\n"
+                    .to_vec()
+            } else if req.starts_with("GET /real ") {
+                b"HTTP/1.1 301 Moved\r\nLocation: final\r\nContent-Length: 0\r\n\r\n".to_vec()
+            } else if req.starts_with("GET /final ") {
+                ok("landed")
+            } else {
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()
+            })
+        })
+        .await;
+        HttpCheck::new(params(addr, None, Some("landed")))
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn redirect_elsewhere_or_looping_fails() {
+        let (addr, _) = serve(|_| {
+            Some(b"HTTP/1.1 302 Found\r\nLocation: http://example.com/\r\n\r\n".to_vec())
+        })
+        .await;
+        let err = HttpCheck::new(params(addr, None, None)).unwrap().run().await.unwrap_err();
+        assert!(
+            matches!(err, HttpError::Redirect { reason: "different host", .. }),
+            "{err:?}"
+        );
+
+        let (addr, count) =
+            serve(|_| Some(b"HTTP/1.1 302 Found\r\nLocation: /again\r\n\r\n".to_vec())).await;
+        let err = HttpCheck::new(params(addr, None, None)).unwrap().run().await.unwrap_err();
+        assert!(
+            matches!(err, HttpError::Redirect { reason: "too many redirects", .. }),
+            "{err:?}"
+        );
+        assert_eq!(count.load(Ordering::SeqCst), MAX_REDIRECTS + 1);
+    }
+
+    #[tokio::test]
+    async fn timeout_when_server_never_answers() {
+        let (addr, _) = serve(|_| None).await;
+        let mut p = params(addr, None, None);
+        p.timeout = Duration::from_millis(300);
+        let start = std::time::Instant::now();
+        let err = HttpCheck::new(p).unwrap().run().await.unwrap_err();
+        assert!(matches!(err, HttpError::Timeout { .. }), "{err:?}");
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn large_body_is_cut_without_hanging() {
+        // A 1 MiB body on a connection the server keeps open: reading stops at 64 KiB.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut b = [0u8; 1024];
+                let _ = s.read(&mut b).await;
+                let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\nSTART".to_vec();
+                resp.resize(resp.len() + 1048576 - 8, b'x');
+                resp.extend_from_slice(b"END");
+                // The client stops reading, so this write blocks; hold the socket open.
+                let _ = tokio::time::timeout(Duration::from_secs(5), s.write_all(&resp)).await;
+            }
+        });
+        let mut p = params(addr, None, Some("START"));
+        p.timeout = Duration::from_secs(3);
+        let start = std::time::Instant::now();
+        HttpCheck::new(p).unwrap().run().await.unwrap();
+        assert!(start.elapsed() < Duration::from_secs(2), "did not hang");
+        let mut p = params(addr, None, Some("END"));
+        p.timeout = Duration::from_secs(3);
+        let err = HttpCheck::new(p).unwrap().run().await.unwrap_err();
+        assert!(matches!(err, HttpError::ReceiveMismatch { .. }), "{err:?}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn refused_fails() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = HttpCheck::new(params(addr, None, None)).unwrap().run().await.unwrap_err();
+        assert!(matches!(err, HttpError::Connect { .. }), "{err:?}");
+    }
+
+    /// An https server with a fresh self-signed certificate for 127.0.0.1.
+    async fn serve_tls(body: &'static str) -> SocketAddr {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap();
+        let chain = vec![CertificateDer::from(cert.cert.der().to_vec())];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut s) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let mut req = Vec::new();
+                    let mut b = [0u8; 1024];
+                    while find(&req, b"\r\n\r\n").is_none() {
+                        match s.read(&mut b).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&b[..n]),
+                        }
+                    }
+                    let _ = s.write_all(&ok(body)).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn https_without_verification_passes() {
+        let addr = serve_tls("secure hello").await;
+        let mut p = params(addr, Some("/"), Some("secure"));
+        p.https = true;
+        let msg = HttpCheck::new(p).unwrap().run().await.unwrap();
+        assert_eq!(msg, "200 OK");
+    }
+
+    #[tokio::test]
+    async fn https_with_verification_rejects_self_signed() {
+        let addr = serve_tls("secure hello").await;
+        let mut p = params(addr, Some("/"), Some("secure"));
+        p.https = true;
+        p.verify_tls = true;
+        let err = HttpCheck::new(p).unwrap().run().await.unwrap_err();
+        assert!(matches!(err, HttpError::Tls { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,607 @@
+//! The health-check engine: replaces ldirectord's checking loop.
+//!
+//! Each distinct check — a [`CheckKey`]: the real, the port checked and every parameter that
+//! changes the check — runs as one tokio task on its own schedule, however many virtual
+//! services share it. [`HealthChecker::spawn`] starts the engine and returns a
+//! [`HealthHandle`], through which the set of targets is reconciled
+//! ([`HealthHandle::set_targets`]) and their state read ([`HealthHandle::snapshot`]), and a
+//! channel of [`HealthEvent`]s, sent when a target's hard state or soft-failing flag changes.
+//!
+//! One module per check: [`connect`], [`http`] (http and https), [`simpletcp`], [`dns`],
+//! [`ping`], [`external`]; the state machine is in [`state`], `maintenancedir` in
+//! [`maintenance`].
+
+pub mod connect;
+pub mod dns;
+pub mod external;
+pub mod http;
+pub mod maintenance;
+pub mod ping;
+pub mod probe;
+pub mod simpletcp;
+pub mod state;
+pub mod tls;
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, Hash, Hasher},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
+
+pub use probe::CheckError;
+pub use state::{HardState, StateMachine, Transition};
+
+use crate::config::model::{
+    CheckService, CheckSpec, CheckType, HttpMethod, Protocol, RealServer, VirtualService,
+};
+
+/// Everything that makes one check distinct. Targets with equal keys are checked once.
+///
+/// Build it with [`CheckKey::from_config`], which also clears the fields the check type does
+/// not use (a connect check ignores `request`...), so that more targets share a check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckKey {
+    /// The real: its address and port (the service's port when configured as 0). Its port is
+    /// the one used for `maintenancedir` names and passed to external checks.
+    pub real: SocketAddr,
+    /// The port checked (`checkport`, else the real's port, else the service's well-known
+    /// port). 0 for ping, on and off.
+    pub port: u16,
+    /// The virtual service's protocol (UDP connect checks probe with a datagram; DNS over TCP
+    /// for TCP services).
+    pub protocol: Protocol,
+    /// The check type.
+    pub check_type: CheckType,
+    /// The negotiate protocol.
+    pub service: CheckService,
+    /// The request (per-real override applied).
+    pub request: Option<String>,
+    /// The receive regex (per-real override applied).
+    pub receive: Option<String>,
+    /// The http method.
+    pub http_method: HttpMethod,
+    /// The Host header / TLS server name.
+    pub virtual_host: Option<String>,
+    /// Verify TLS certificates.
+    pub verify_tls: bool,
+    /// The external command.
+    pub command: Option<String>,
+    /// The virtual service's address, kept only for external checks (their arguments).
+    pub virtual_addr: Option<SocketAddr>,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Timeout of connect, ping and external checks.
+    pub timeout: Duration,
+    /// Timeout of negotiate checks.
+    pub negotiate_timeout: Duration,
+    /// Consecutive failures that take the real down.
+    pub failure_count: u32,
+    /// Consecutive successes that bring it back.
+    pub success_count: u32,
+}
+
+impl Hash for CheckKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The config enums do not derive Hash; hash their discriminants by hand.
+        self.real.hash(state);
+        self.port.hash(state);
+        (self.protocol as u8).hash(state);
+        match self.check_type {
+            CheckType::Connect => 0u32.hash(state),
+            CheckType::Negotiate => 1u32.hash(state),
+            CheckType::Ping => 2u32.hash(state),
+            CheckType::External => 3u32.hash(state),
+            CheckType::On => 4u32.hash(state),
+            CheckType::Off => 5u32.hash(state),
+            CheckType::ConnectThenNegotiate(n) => {
+                6u32.hash(state);
+                n.hash(state);
+            }
+        }
+        (self.service as u8).hash(state);
+        self.request.hash(state);
+        self.receive.hash(state);
+        (self.http_method as u8).hash(state);
+        self.virtual_host.hash(state);
+        self.verify_tls.hash(state);
+        self.command.hash(state);
+        self.virtual_addr.hash(state);
+        self.interval.hash(state);
+        self.timeout.hash(state);
+        self.negotiate_timeout.hash(state);
+        self.failure_count.hash(state);
+        self.success_count.hash(state);
+    }
+}
+
+/// The well-known port of a negotiate service (ldirectord's `ld_service_to_port`).
+fn service_port(service: CheckService) -> u16 {
+    match service {
+        CheckService::Http => 80,
+        CheckService::Https => 443,
+        CheckService::Dns => 53,
+        CheckService::SimpleTcp | CheckService::None => 0,
+    }
+}
+
+impl CheckKey {
+    /// The key checking `real` of `vs`, with the per-real request/receive overrides applied.
+    pub fn from_config(vs: &VirtualService, real: &RealServer) -> CheckKey {
+        let c: &CheckSpec = &vs.check;
+        let real_port = if real.addr.port() == 0 {
+            vs.vip.port()
+        } else {
+            real.addr.port()
+        };
+        let real_addr = SocketAddr::new(real.addr.ip(), real_port);
+        let port = c
+            .port
+            .or((real_port != 0).then_some(real_port))
+            .unwrap_or_else(|| service_port(c.service));
+        CheckKey {
+            real: real_addr,
+            port,
+            protocol: vs.protocol,
+            check_type: c.check_type,
+            service: c.service,
+            request: real.request.clone().or_else(|| c.request.clone()),
+            receive: real.receive.clone().or_else(|| c.receive.clone()),
+            http_method: c.http_method,
+            virtual_host: c.virtual_host.clone(),
+            verify_tls: c.verify_tls,
+            command: c.command.clone(),
+            virtual_addr: Some(vs.vip),
+            interval: c.interval,
+            timeout: c.timeout,
+            negotiate_timeout: c.negotiate_timeout,
+            failure_count: c.failure_count,
+            success_count: c.success_count,
+        }
+        .normalized()
+    }
+
+    /// Clears the fields the check type does not use.
+    pub fn normalized(mut self) -> CheckKey {
+        let negotiates = matches!(
+            self.check_type,
+            CheckType::Negotiate | CheckType::ConnectThenNegotiate(_)
+        );
+        if !negotiates || self.service == CheckService::None {
+            self.request = None;
+            self.receive = None;
+            self.http_method = HttpMethod::Get;
+            self.virtual_host = None;
+            self.verify_tls = false;
+            self.negotiate_timeout = Duration::ZERO;
+            if !negotiates {
+                self.service = CheckService::None;
+            }
+        } else if !matches!(self.service, CheckService::Http | CheckService::Https) {
+            self.http_method = HttpMethod::Get;
+            self.virtual_host = None;
+            self.verify_tls = false;
+        } else if self.service == CheckService::Http {
+            self.verify_tls = false;
+        }
+        if self.check_type != CheckType::External {
+            self.command = None;
+            self.virtual_addr = None;
+        }
+        if matches!(self.check_type, CheckType::Ping | CheckType::On | CheckType::Off) {
+            self.port = 0;
+            self.protocol = Protocol::Tcp;
+        }
+        if matches!(self.check_type, CheckType::On | CheckType::Off) {
+            self.timeout = Duration::ZERO;
+        }
+        self
+    }
+}
+
+/// A target to check: its key and the hard state it starts in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetSpec {
+    /// What to check.
+    pub key: CheckKey,
+    /// The starting hard state; `None` (unknown): the first result decides.
+    pub initial: Option<HardState>,
+}
+
+impl TargetSpec {
+    /// The target checking `real` of `vs`, starting unknown.
+    pub fn from_config(vs: &VirtualService, real: &RealServer) -> TargetSpec {
+        TargetSpec {
+            key: CheckKey::from_config(vs, real),
+            initial: None,
+        }
+    }
+}
+
+/// The outcome of one check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckResult {
+    /// Whether it passed.
+    pub ok: bool,
+    /// Which check ran: "connect", "negotiate", "ping", "external", "on", "off",
+    /// "maintenance" or "invalid".
+    pub check: &'static str,
+    /// What happened (the status line, the error chain...).
+    pub message: String,
+    /// How long it took.
+    pub latency: Duration,
+    /// When it started.
+    pub at: SystemTime,
+}
+
+/// A change of a target's state.
+///
+/// Sent when the hard state changes (including the first decision from unknown), and when
+/// a target starts or stops soft-failing without a hard change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthEvent {
+    /// The target.
+    pub key: CheckKey,
+    /// Its hard state now.
+    pub state: HardState,
+    /// Its hard state before (`None`: unknown). Equal to `state` for soft-failing changes.
+    pub previous: Option<HardState>,
+    /// Hard up but with failed checks below `failure_count`.
+    pub soft_failing: bool,
+    /// The check that caused the event.
+    pub result: CheckResult,
+}
+
+impl HealthEvent {
+    /// Whether the hard state changed (what the data plane acts on).
+    pub fn is_transition(&self) -> bool {
+        self.previous != Some(self.state)
+    }
+}
+
+/// The current state of a target, for `lvs status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetStatus {
+    /// The target.
+    pub key: CheckKey,
+    /// The hard state; `None` until decided.
+    pub state: Option<HardState>,
+    /// Hard up with recent failures.
+    pub soft_failing: bool,
+    /// Consecutive failed checks.
+    pub consecutive_failures: u32,
+    /// Consecutive successful checks.
+    pub consecutive_successes: u32,
+    /// Forced down by a `maintenancedir` file.
+    pub maintenance: bool,
+    /// The last check, if any ran yet.
+    pub last: Option<CheckResult>,
+    /// Checks run since the target was added.
+    pub checks: u64,
+}
+
+/// What [`HealthHandle::set_targets`] changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Targets started.
+    pub added: usize,
+    /// Targets stopped.
+    pub removed: usize,
+    /// Targets kept with their state.
+    pub kept: usize,
+}
+
+/// The engine's settings.
+#[derive(Clone, Debug)]
+pub struct HealthChecker {
+    /// `maintenancedir`: a file named after a real forces it down.
+    pub maintenance_dir: Option<PathBuf>,
+    /// Capacity of the event channel. Target tasks wait when it is full: drain it.
+    pub event_capacity: usize,
+}
+
+impl Default for HealthChecker {
+    fn default() -> Self {
+        HealthChecker {
+            maintenance_dir: None,
+            event_capacity: 1024,
+        }
+    }
+}
+
+impl HealthChecker {
+    /// Starts the engine with no targets on the current tokio runtime.
+    ///
+    /// Panics outside a tokio runtime. The engine stops (every task aborted) when the last
+    /// clone of the handle is dropped; the receiver then ends.
+    pub fn spawn(self) -> (HealthHandle, mpsc::Receiver<HealthEvent>) {
+        let (tx, rx) = mpsc::channel(self.event_capacity.max(1));
+        let inner = Inner {
+            targets: Mutex::new(HashMap::new()),
+            events: tx,
+            maintenance_dir: self.maintenance_dir.map(Arc::from),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        (
+            HealthHandle {
+                inner: Arc::new(inner),
+            },
+            rx,
+        )
+    }
+}
+
+/// The running engine. Cheap to clone; usable from any thread.
+#[derive(Clone)]
+pub struct HealthHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HealthHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthHandle")
+            .field("targets", &self.len())
+            .finish()
+    }
+}
+
+struct Inner {
+    targets: Mutex<HashMap<CheckKey, Target>>,
+    events: mpsc::Sender<HealthEvent>,
+    maintenance_dir: Option<Arc<Path>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let targets = self.targets.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (_, t) in targets.drain() {
+            t.task.abort();
+        }
+    }
+}
+
+struct Target {
+    status: Arc<Mutex<TargetStatus>>,
+    task: JoinHandle<()>,
+}
+
+impl HealthHandle {
+    /// Makes `targets` the set checked: new keys start at once (first check immediately),
+    /// keys no longer present stop, and kept keys keep their task, schedule and state.
+    /// Duplicate keys are checked once (the first spec's initial state wins).
+    pub fn set_targets(&self, targets: Vec<TargetSpec>) -> Reconciled {
+        let mut wanted: HashMap<CheckKey, Option<HardState>> = HashMap::with_capacity(targets.len());
+        for t in targets {
+            wanted.entry(t.key).or_insert(t.initial);
+        }
+        let mut map = self.inner.targets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut done = Reconciled::default();
+        map.retain(|key, target| {
+            let keep = wanted.contains_key(key);
+            if !keep {
+                target.task.abort();
+                done.removed += 1;
+            }
+            keep
+        });
+        for (key, initial) in wanted {
+            if map.contains_key(&key) {
+                done.kept += 1;
+                continue;
+            }
+            let target = self.start(key.clone(), initial);
+            map.insert(key, target);
+            done.added += 1;
+        }
+        tracing::debug!(?done, total = map.len(), "health targets reconciled");
+        done
+    }
+
+    fn start(&self, key: CheckKey, initial: Option<HardState>) -> Target {
+        let status = Arc::new(Mutex::new(TargetStatus {
+            key: key.clone(),
+            state: initial,
+            soft_failing: false,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            maintenance: false,
+            last: None,
+            checks: 0,
+        }));
+        let worker = Worker {
+            machine: StateMachine::new(initial, key.failure_count, key.success_count),
+            probe: probe::Probe::new(&key),
+            key,
+            status: status.clone(),
+            events: self.inner.events.clone(),
+            maintenance_dir: self.inner.maintenance_dir.clone(),
+        };
+        let task = self.inner.runtime.spawn(worker.run());
+        Target { status, task }
+    }
+
+    /// Stops every target.
+    pub fn clear(&self) {
+        self.set_targets(Vec::new());
+    }
+
+    /// The number of distinct targets checked.
+    pub fn len(&self) -> usize {
+        self.inner
+            .targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Whether nothing is checked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The state of one target.
+    pub fn status(&self, key: &CheckKey) -> Option<TargetStatus> {
+        let map = self.inner.targets.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .map(|t| t.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// The state of every target, in no particular order.
+    pub fn snapshot(&self) -> Vec<TargetStatus> {
+        let map = self.inner.targets.lock().unwrap_or_else(|e| e.into_inner());
+        map.values()
+            .map(|t| t.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect()
+    }
+}
+
+/// One target's task.
+struct Worker {
+    key: CheckKey,
+    probe: probe::Probe,
+    machine: StateMachine,
+    status: Arc<Mutex<TargetStatus>>,
+    events: mpsc::Sender<HealthEvent>,
+    maintenance_dir: Option<Arc<Path>>,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let interval = self.key.interval.max(Duration::from_millis(10));
+        // Maintenance names: the address forms at once, host names once resolved.
+        let mut names = maintenance::candidate_names(self.key.real, None);
+        let mut lookup = self.maintenance_dir.as_ref().map(|_| {
+            let ip = self.key.real.ip();
+            tokio::task::spawn_blocking(move || maintenance::reverse_lookup(ip))
+        });
+        let first = Instant::now();
+        let mut next = first + interval + jitter(&self.key, interval);
+        loop {
+            if let Some(task) = lookup.take_if(|t| t.is_finished())
+                && let Ok(Some(host)) = task.await
+            {
+                names = maintenance::candidate_names(self.key.real, Some(&host));
+            }
+            self.check_once(&names).await;
+            let now = Instant::now();
+            while next <= now {
+                next += interval;
+            }
+            tokio::time::sleep_until(next).await;
+        }
+    }
+
+    async fn check_once(&mut self, names: &[String]) {
+        let at = SystemTime::now();
+        let started = Instant::now();
+        let in_maintenance = match &self.maintenance_dir {
+            Some(dir) => match maintenance::find_in(dir, names) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "maintenance check failed");
+                    None
+                }
+            },
+            None => None,
+        };
+        let (result, transition) = match &in_maintenance {
+            Some(file) => {
+                let transition = self.machine.force_down();
+                let result = CheckResult {
+                    ok: false,
+                    check: "maintenance",
+                    message: format!("Server in maintenance (file {file})"),
+                    latency: started.elapsed(),
+                    at,
+                };
+                (result, transition)
+            }
+            None => {
+                let run = self.probe.run().await;
+                let latency = started.elapsed();
+                let (ok, message) = match run.result {
+                    Ok(m) => (true, m),
+                    Err(CheckError::Off) => (false, "checktype off".to_string()),
+                    Err(e) => (false, error_chain(&e)),
+                };
+                let transition = if run.check == "off" {
+                    self.machine.force_down()
+                } else {
+                    self.machine.record(ok)
+                };
+                let result = CheckResult {
+                    ok,
+                    check: run.check,
+                    message,
+                    latency,
+                    at,
+                };
+                (result, transition)
+            }
+        };
+        tracing::trace!(real = %self.key.real, port = self.key.port, ok = result.ok,
+            message = %result.message, "health check");
+        let soft = self.machine.is_soft_failing();
+        let event = {
+            let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            let soft_changed = s.soft_failing != soft;
+            s.state = self.machine.hard();
+            s.soft_failing = soft;
+            s.consecutive_failures = self.machine.consecutive_failures();
+            s.consecutive_successes = self.machine.consecutive_successes();
+            s.maintenance = in_maintenance.is_some();
+            s.last = Some(result.clone());
+            s.checks += 1;
+            (transition.is_some() || soft_changed).then(|| HealthEvent {
+                key: self.key.clone(),
+                state: self.machine.hard().unwrap_or(HardState::Down),
+                previous: match transition {
+                    Some(t) => t.from,
+                    None => self.machine.hard(),
+                },
+                soft_failing: soft,
+                result,
+            })
+        };
+        let Some(event) = event else { return };
+        if event.is_transition() {
+            tracing::info!(real = %self.key.real, port = self.key.port,
+                state = %event.state, message = %event.result.message, "real server state changed");
+        } else {
+            tracing::debug!(real = %self.key.real, port = self.key.port,
+                soft_failing = soft, message = %event.result.message, "real server soft state");
+        }
+        // A closed receiver only means nobody listens any more.
+        let _ = self.events.send(event).await;
+    }
+}
+
+/// A random delay below `interval` for the second check, spreading targets over the interval.
+fn jitter(key: &CheckKey, interval: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new().hash_one(key);
+    let nanos = interval.as_nanos().max(1) as u64;
+    Duration::from_nanos(random % nanos)
+}
+
+/// An error and its sources, joined with ": ".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,330 @@
+//! A target's check, prepared once: regexes compiled, TLS connector chosen, request parsed.
+//! Running it dispatches to the check modules.
+
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicU16, Ordering},
+    time::Duration,
+};
+
+use super::{
+    CheckKey, connect, dns, external,
+    http::{self, HttpCheck, HttpParams},
+    ping, simpletcp,
+};
+use crate::config::model::{CheckService, CheckType, Protocol};
+
+/// Why a check failed, or why a target's check could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The connect check failed.
+    #[error(transparent)]
+    Connect {
+        /// The cause.
+        #[from]
+        source: connect::ConnectError,
+    },
+    /// The http(s) check failed.
+    #[error(transparent)]
+    Http {
+        /// The cause.
+        #[from]
+        source: http::HttpError,
+    },
+    /// The simpletcp check failed.
+    #[error(transparent)]
+    SimpleTcp {
+        /// The cause.
+        #[from]
+        source: simpletcp::SimpleTcpError,
+    },
+    /// The dns check failed.
+    #[error(transparent)]
+    Dns {
+        /// The cause.
+        #[from]
+        source: dns::DnsError,
+    },
+    /// The ping check failed.
+    #[error(transparent)]
+    Ping {
+        /// The cause.
+        #[from]
+        source: ping::PingError,
+    },
+    /// The external check failed.
+    #[error(transparent)]
+    External {
+        /// The cause.
+        #[from]
+        source: external::ExternalError,
+    },
+    /// `receive` is not a valid regular expression.
+    #[error("receive {pattern:?} is not a valid regex")]
+    Regex {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        #[source]
+        source: regex::Error,
+    },
+    /// An external check without `checkcommand`.
+    #[error("external check without checkcommand")]
+    NoCommand,
+    /// `checktype = off`.
+    #[error("checktype off")]
+    Off,
+    /// The check could not be prepared; it fails every time.
+    #[error("check not runnable: {message}")]
+    Invalid {
+        /// Why it could not be prepared.
+        message: String,
+    },
+}
+
+/// The negotiate part of a check.
+#[derive(Debug)]
+enum Negotiate {
+    Http(Box<HttpCheck>),
+    SimpleTcp {
+        addr: SocketAddr,
+        payload: Vec<u8>,
+        receive: Option<regex::bytes::Regex>,
+        timeout: Duration,
+    },
+    Dns(dns::DnsCheck),
+    Connect(Connect),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Connect {
+    addr: SocketAddr,
+    udp: bool,
+    timeout: Duration,
+}
+
+impl Connect {
+    async fn run(self) -> Result<String, CheckError> {
+        Ok(if self.udp {
+            connect::check_udp(self.addr, self.timeout).await?
+        } else {
+            connect::check_tcp(self.addr, self.timeout).await?
+        })
+    }
+}
+
+impl Negotiate {
+    async fn run(&self) -> Result<String, CheckError> {
+        match self {
+            Negotiate::Http(h) => Ok(h.run().await?),
+            Negotiate::SimpleTcp {
+                addr,
+                payload,
+                receive,
+                timeout,
+            } => Ok(simpletcp::check(*addr, payload, receive.as_ref(), *timeout).await?),
+            Negotiate::Dns(d) => Ok(d.run().await?),
+            Negotiate::Connect(c) => c.run().await,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Kind {
+    On,
+    Off,
+    Connect(Connect),
+    Ping {
+        addr: SocketAddr,
+        id: u16,
+        seq: u16,
+        timeout: Duration,
+    },
+    External {
+        command: String,
+        args: Box<[String; 4]>,
+        timeout: Duration,
+    },
+    Negotiate(Negotiate),
+    /// `n` connect checks, then a negotiate check; `done` counts connects since the last
+    /// successful negotiate (`u32::MAX` after a failed connect forces a negotiate).
+    Combined {
+        n: u32,
+        done: u32,
+        connect: Connect,
+        negotiate: Negotiate,
+    },
+    Invalid(String),
+}
+
+/// A prepared check.
+#[derive(Debug)]
+pub struct Probe {
+    kind: Kind,
+}
+
+/// What one run of a probe found.
+#[derive(Debug)]
+pub struct ProbeRun {
+    /// Which check ran: "connect", "negotiate", "ping", "external", "on", "off".
+    pub check: &'static str,
+    /// `Ok(message)` when up.
+    pub result: Result<String, CheckError>,
+}
+
+impl Probe {
+    /// Prepares the check of `key`; a key that cannot be prepared (bad regex...) yields a
+    /// probe that fails every run with the reason.
+    pub fn new(key: &CheckKey) -> Probe {
+        let kind = match Self::build(key) {
+            Ok(kind) => kind,
+            Err(e) => {
+                tracing::warn!(real = %key.real, error = %e, "health check cannot be prepared");
+                Kind::Invalid(e.to_string())
+            }
+        };
+        Probe { kind }
+    }
+
+    fn build(key: &CheckKey) -> Result<Kind, CheckError> {
+        let addr = SocketAddr::new(key.real.ip(), key.port);
+        let connect = Connect {
+            addr,
+            udp: key.protocol == Protocol::Udp,
+            timeout: key.timeout,
+        };
+        Ok(match key.check_type {
+            CheckType::On => Kind::On,
+            CheckType::Off => Kind::Off,
+            CheckType::Connect => Kind::Connect(connect),
+            CheckType::Ping => Kind::Ping {
+                addr,
+                id: next_ping_id(),
+                seq: 0,
+                timeout: key.timeout,
+            },
+            CheckType::External => Kind::External {
+                command: key.command.clone().ok_or(CheckError::NoCommand)?,
+                args: Box::new(external::arguments(
+                    key.virtual_addr.unwrap_or(SocketAddr::new(key.real.ip(), 0)),
+                    key.real,
+                )),
+                timeout: key.timeout,
+            },
+            CheckType::Negotiate => Kind::Negotiate(Self::negotiate(key, connect)?),
+            CheckType::ConnectThenNegotiate(n) => Kind::Combined {
+                n,
+                done: 0,
+                connect,
+                negotiate: Self::negotiate(key, connect)?,
+            },
+        })
+    }
+
+    fn negotiate(key: &CheckKey, connect: Connect) -> Result<Negotiate, CheckError> {
+        let addr = connect.addr;
+        let timeout = key.negotiate_timeout;
+        let pattern = key.receive.as_deref().filter(|r| !r.is_empty());
+        let regex_err = |source| CheckError::Regex {
+            pattern: pattern.unwrap_or_default().to_string(),
+            source,
+        };
+        Ok(match key.service {
+            CheckService::Http | CheckService::Https => {
+                let receive = pattern
+                    .map(regex::bytes::Regex::new)
+                    .transpose()
+                    .map_err(regex_err)?;
+                Negotiate::Http(Box::new(HttpCheck::new(HttpParams {
+                    addr,
+                    https: key.service == CheckService::Https,
+                    method: key.http_method,
+                    request: key.request.as_deref(),
+                    virtual_host: key.virtual_host.as_deref(),
+                    receive,
+                    verify_tls: key.verify_tls,
+                    timeout,
+                })?))
+            }
+            CheckService::SimpleTcp => Negotiate::SimpleTcp {
+                addr,
+                payload: simpletcp::request_payload(key.request.as_deref()),
+                receive: pattern
+                    .map(regex::bytes::Regex::new)
+                    .transpose()
+                    .map_err(regex_err)?,
+                timeout,
+            },
+            CheckService::Dns => Negotiate::Dns(dns::DnsCheck::new(
+                addr,
+                key.protocol == Protocol::Tcp,
+                key.request.as_deref(),
+                pattern.map(regex::Regex::new).transpose().map_err(regex_err)?,
+                timeout,
+            )?),
+            CheckService::None => Negotiate::Connect(connect),
+        })
+    }
+
+    /// Runs the check once.
+    pub async fn run(&mut self) -> ProbeRun {
+        let (check, result) = match &mut self.kind {
+            Kind::On => ("on", Ok("checktype on".to_string())),
+            Kind::Off => ("off", Err(CheckError::Off)),
+            Kind::Invalid(message) => (
+                "invalid",
+                Err(CheckError::Invalid {
+                    message: message.clone(),
+                }),
+            ),
+            Kind::Connect(c) => ("connect", c.run().await),
+            Kind::Ping {
+                addr,
+                id,
+                seq,
+                timeout,
+            } => {
+                *seq = seq.wrapping_add(1);
+                let r = ping::check(addr.ip(), *id, *seq, *timeout).await;
+                ("ping", r.map_err(CheckError::from))
+            }
+            Kind::External {
+                command,
+                args,
+                timeout,
+            } => (
+                "external",
+                external::check(command, args, *timeout)
+                    .await
+                    .map_err(CheckError::from),
+            ),
+            Kind::Negotiate(n) => ("negotiate", n.run().await),
+            Kind::Combined {
+                n,
+                done,
+                connect,
+                negotiate,
+            } => {
+                if *done >= *n {
+                    let r = negotiate.run().await;
+                    if r.is_ok() {
+                        *done = 0;
+                    }
+                    ("negotiate", r)
+                } else {
+                    let r = connect.run().await;
+                    *done = if r.is_ok() { *done + 1 } else { u32::MAX };
+                    ("connect", r)
+                }
+            }
+        };
+        ProbeRun { check, result }
+    }
+}
+
+/// Distinct ICMP identifiers per probe, starting from a per-process value.
+fn next_ping_id() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = (std::process::id() as u16).wrapping_mul(31);
+    base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+}

@@ -1,0 +1,324 @@
+//! Engine tests: everything on loopback, every server bounded by the test.
+
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use tokio::net::TcpListener;
+
+use super::*;
+use crate::config::model::{Forwarding, Location, Scheduler};
+
+fn spec(check_type: CheckType) -> CheckSpec {
+    CheckSpec {
+        check_type,
+        service: CheckService::None,
+        port: None,
+        request: None,
+        receive: None,
+        http_method: HttpMethod::Get,
+        virtual_host: None,
+        verify_tls: false,
+        command: None,
+        interval: Duration::from_secs(3600),
+        timeout: Duration::from_secs(1),
+        negotiate_timeout: Duration::from_secs(1),
+        failure_count: 1,
+        success_count: 1,
+    }
+}
+
+fn real(addr: SocketAddr) -> RealServer {
+    RealServer {
+        location: Location {
+            file: "test.cf".into(),
+            line: 1,
+        },
+        addr,
+        weight: 1,
+        forwarding: Forwarding::Gate,
+        request: None,
+        receive: None,
+    }
+}
+
+fn virtual_service(vip: &str, check: CheckSpec, reals: Vec<RealServer>) -> VirtualService {
+    VirtualService {
+        location: Location {
+            file: "test.cf".into(),
+            line: 1,
+        },
+        name: None,
+        comment: None,
+        vip: vip.parse().unwrap(),
+        protocol: Protocol::Tcp,
+        scheduler: Scheduler::Wrr,
+        persistent: None,
+        netmask_prefix: 32,
+        reals,
+        fallback: None,
+        fallback_command: None,
+        quiescent: false,
+        check,
+    }
+}
+
+/// A listener counting accepted connections; closes each at once.
+async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    (addr, count, task)
+}
+
+async fn next_event(rx: &mut mpsc::Receiver<HealthEvent>) -> HealthEvent {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("an event within 5 s")
+        .expect("the engine is running")
+}
+
+#[tokio::test]
+async fn same_check_of_two_virtuals_runs_once() {
+    let (addr, count, server) = counting_listener().await;
+    let mut a = spec(CheckType::Connect);
+    a.request = Some("/ignored-by-connect".into());
+    let b = spec(CheckType::Connect);
+    let va = virtual_service("192.0.2.1:80", a, vec![real(addr)]);
+    let vb = virtual_service("192.0.2.2:8080", b, vec![real(addr)]);
+    let ta = TargetSpec::from_config(&va, &va.reals[0]);
+    let tb = TargetSpec::from_config(&vb, &vb.reals[0]);
+    assert_eq!(ta, tb, "connect checks ignore the virtual and the request");
+
+    let (health, mut rx) = HealthChecker::default().spawn();
+    let done = health.set_targets(vec![ta.clone(), tb]);
+    assert_eq!(done, Reconciled { added: 1, removed: 0, kept: 0 });
+    assert_eq!(health.len(), 1);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.key, ta.key);
+    assert_eq!(ev.state, HardState::Up);
+    assert_eq!(ev.previous, None);
+    assert!(ev.is_transition());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(count.load(Ordering::SeqCst), 1, "one connection for both virtuals");
+    server.abort();
+}
+
+#[tokio::test]
+async fn set_targets_keeps_unchanged_targets() {
+    let (addr_a, count_a, server_a) = counting_listener().await;
+    let (addr_b, count_b, server_b) = counting_listener().await;
+    let v = virtual_service(
+        "192.0.2.1:80",
+        spec(CheckType::Connect),
+        vec![real(addr_a), real(addr_b)],
+    );
+    let ta = TargetSpec::from_config(&v, &v.reals[0]);
+    let tb = TargetSpec::from_config(&v, &v.reals[1]);
+    let (health, mut rx) = HealthChecker::default().spawn();
+
+    health.set_targets(vec![ta.clone()]);
+    assert_eq!(next_event(&mut rx).await.key, ta.key);
+    let before = health.status(&ta.key).unwrap();
+    assert_eq!(before.state, Some(HardState::Up));
+    assert_eq!(before.checks, 1);
+
+    let done = health.set_targets(vec![ta.clone(), tb.clone()]);
+    assert_eq!(done, Reconciled { added: 1, removed: 0, kept: 1 });
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.key, tb.key, "only the new target reports");
+    let after = health.status(&ta.key).unwrap();
+    assert_eq!(after, before, "the kept target was neither re-checked nor reset");
+    assert_eq!(count_a.load(Ordering::SeqCst), 1);
+    assert_eq!(count_b.load(Ordering::SeqCst), 1);
+
+    let done = health.set_targets(vec![tb.clone()]);
+    assert_eq!(done, Reconciled { added: 0, removed: 1, kept: 1 });
+    assert!(health.status(&ta.key).is_none());
+    assert_eq!(health.snapshot().len(), 1);
+    health.clear();
+    assert!(health.is_empty());
+    server_a.abort();
+    server_b.abort();
+}
+
+#[tokio::test]
+async fn soft_and_hard_transitions_through_the_engine() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut c = spec(CheckType::Connect);
+    c.interval = Duration::from_millis(50);
+    c.failure_count = 3;
+    c.success_count = 2;
+    let v = virtual_service("192.0.2.1:80", c, vec![real(addr)]);
+    let t = TargetSpec::from_config(&v, &v.reals[0]);
+    let (health, mut rx) = HealthChecker::default().spawn();
+    health.set_targets(vec![t.clone()]);
+
+    // The backlog accepts connects without an accept loop.
+    let ev = next_event(&mut rx).await;
+    assert_eq!((ev.previous, ev.state, ev.soft_failing), (None, HardState::Up, false));
+
+    drop(listener);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.state, HardState::Up);
+    assert!(ev.soft_failing && !ev.is_transition());
+    assert!(!ev.result.ok);
+    assert!(ev.result.message.contains("refused"), "{}", ev.result.message);
+    let ev = next_event(&mut rx).await;
+    assert_eq!((ev.previous, ev.state), (Some(HardState::Up), HardState::Down));
+    assert!(!ev.soft_failing);
+    let status = health.status(&t.key).unwrap();
+    assert!(status.consecutive_failures >= 3);
+
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let ev = next_event(&mut rx).await;
+    assert_eq!((ev.previous, ev.state), (Some(HardState::Down), HardState::Up));
+    let status = health.status(&t.key).unwrap();
+    assert!(status.consecutive_successes >= 2, "{status:?}");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn maintenance_file_forces_down() {
+    let (addr, _count, server) = counting_listener().await;
+    let dir = std::env::temp_dir().join(format!("lvs-hc-maint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("127.0.0.1:{}", addr.port()));
+    std::fs::write(&file, b"").unwrap();
+
+    let mut c = spec(CheckType::Connect);
+    c.interval = Duration::from_millis(50);
+    let v = virtual_service("192.0.2.1:80", c, vec![real(addr)]);
+    let t = TargetSpec::from_config(&v, &v.reals[0]);
+    let (health, mut rx) = HealthChecker {
+        maintenance_dir: Some(dir.clone()),
+        ..Default::default()
+    }
+    .spawn();
+    health.set_targets(vec![t]);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.state, HardState::Down);
+    assert_eq!(ev.result.check, "maintenance");
+    assert!(health.snapshot()[0].maintenance);
+
+    std::fs::remove_file(&file).unwrap();
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.state, HardState::Up);
+    assert_eq!(ev.result.check, "connect");
+    std::fs::remove_dir_all(&dir).unwrap();
+    server.abort();
+}
+
+#[tokio::test]
+async fn on_and_off() {
+    let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let v_on = virtual_service("192.0.2.1:80", spec(CheckType::On), vec![real(addr)]);
+    let v_off = virtual_service("192.0.2.2:80", spec(CheckType::Off), vec![real(addr)]);
+    let on = TargetSpec::from_config(&v_on, &v_on.reals[0]);
+    let mut off = TargetSpec::from_config(&v_off, &v_off.reals[0]);
+    off.initial = Some(HardState::Up);
+    let (health, mut rx) = HealthChecker::default().spawn();
+    health.set_targets(vec![on.clone(), off.clone()]);
+    let mut got = vec![next_event(&mut rx).await, next_event(&mut rx).await];
+    got.sort_by_key(|e| e.state == HardState::Down);
+    assert_eq!((got[0].key.clone(), got[0].state), (on.key, HardState::Up));
+    assert_eq!((got[1].key.clone(), got[1].state), (off.key, HardState::Down));
+    assert_eq!(got[1].previous, Some(HardState::Up), "off ignores failurecount");
+}
+
+#[tokio::test]
+async fn http_negotiate_through_the_engine() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut b = [0u8; 1024];
+            let _ = s.read(&mut b).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nhealthy")
+                .await;
+        }
+    });
+    let mut c = spec(CheckType::Negotiate);
+    c.service = CheckService::Http;
+    c.request = Some("status".into());
+    c.receive = Some("healthy".into());
+    let mut r = real(addr);
+    let v = virtual_service("192.0.2.1:80", c.clone(), vec![r.clone()]);
+    r.receive = Some("sick".into());
+    let v2 = virtual_service("192.0.2.1:80", c, vec![r]);
+    let good = TargetSpec::from_config(&v, &v.reals[0]);
+    let bad = TargetSpec::from_config(&v2, &v2.reals[0]);
+    assert_ne!(good.key, bad.key, "the per-real receive makes another check");
+    let (health, mut rx) = HealthChecker::default().spawn();
+    health.set_targets(vec![good.clone(), bad.clone()]);
+    for _ in 0..2 {
+        let ev = next_event(&mut rx).await;
+        assert_eq!(ev.result.check, "negotiate");
+        if ev.key == good.key {
+            assert_eq!(ev.state, HardState::Up, "{}", ev.result.message);
+            assert_eq!(ev.result.message, "200 OK");
+        } else {
+            assert_eq!(ev.state, HardState::Down);
+            assert!(ev.result.message.contains("does not match"), "{}", ev.result.message);
+        }
+    }
+    server.abort();
+}
+
+#[tokio::test]
+async fn bad_regex_target_reports_down() {
+    let mut c = spec(CheckType::Negotiate);
+    c.service = CheckService::Http;
+    c.receive = Some("(unclosed".into());
+    let v = virtual_service("192.0.2.1:80", c, vec![real("127.0.0.1:9".parse().unwrap())]);
+    let (health, mut rx) = HealthChecker::default().spawn();
+    health.set_targets(vec![TargetSpec::from_config(&v, &v.reals[0])]);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.state, HardState::Down);
+    assert_eq!(ev.result.check, "invalid");
+    assert!(ev.result.message.contains("(unclosed"), "{}", ev.result.message);
+}
+
+#[test]
+fn key_ports_and_external_arguments() {
+    let mut c = spec(CheckType::External);
+    c.command = Some("/bin/true".into());
+    let v = virtual_service("192.0.2.1:443", c, vec![real("10.0.0.1:0".parse().unwrap())]);
+    let k = CheckKey::from_config(&v, &v.reals[0]);
+    assert_eq!(k.real, "10.0.0.1:443".parse().unwrap(), "port 0 means the service's");
+    assert_eq!(k.virtual_addr, Some(v.vip));
+
+    let mut c = spec(CheckType::Negotiate);
+    c.service = CheckService::Http;
+    let v = virtual_service("192.0.2.1:0", c.clone(), vec![real("10.0.0.1:0".parse().unwrap())]);
+    assert_eq!(CheckKey::from_config(&v, &v.reals[0]).port, 80, "well-known port");
+    c.port = Some(8080);
+    let v = virtual_service("192.0.2.1:80", c, vec![real("10.0.0.1:80".parse().unwrap())]);
+    let k = CheckKey::from_config(&v, &v.reals[0]);
+    assert_eq!((k.port, k.virtual_addr), (8080, None));
+}
+
+#[test]
+fn jitter_stays_within_the_interval() {
+    let v = virtual_service(
+        "192.0.2.1:80",
+        spec(CheckType::Connect),
+        vec![real("10.0.0.1:80".parse().unwrap())],
+    );
+    let k = CheckKey::from_config(&v, &v.reals[0]);
+    let interval = Duration::from_secs(1);
+    let samples: Vec<_> = (0..50).map(|_| jitter(&k, interval)).collect();
+    assert!(samples.iter().all(|j| *j < interval));
+    assert!(samples.iter().any(|j| *j != samples[0]), "jitter is random");
+}
