@@ -776,7 +776,8 @@ fn delete_netns(ns: &str) -> Result<()> {
 
 /// Removes the namespaces of earlier labs whose process is gone: every `/var/run/netns` entry
 /// named `<base>-<pid>-…` whose `<pid>` is not a running process (processes left in it are
-/// killed first). Returns the names removed.
+/// killed first), and the content directories `<tmp>/<base>-<pid>-<n>` of such labs. Returns
+/// the namespace names removed.
 pub fn cleanup_stale(base: &str) -> Result<Vec<String>> {
     let dir = Path::new("/var/run/netns");
     let entries = match std::fs::read_dir(dir) {
@@ -803,6 +804,25 @@ pub fn cleanup_stale(base: &str) -> Result<Vec<String>> {
         }
         delete_netns(&name)?;
         removed.push(name);
+    }
+    // Their content directories, `<tmp>/<base>-<pid>-<n>`.
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(base).and_then(|r| r.strip_prefix('-')) else {
+                continue;
+            };
+            let mut parts = rest.split('-');
+            let (Some(pid), Some(seq), None) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            let (Ok(pid), Ok(_)) = (pid.parse::<i32>(), seq.parse::<u32>()) else {
+                continue;
+            };
+            if pid > 0 && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
     Ok(removed)
 }

@@ -191,7 +191,10 @@ fn cleanup_stale_removes_namespaces_of_dead_processes_only() {
             .unwrap();
         assert!(st.success());
     }
+    let stale_dir = std::env::temp_dir().join(format!("{base}-{dead}-7"));
+    std::fs::create_dir_all(&stale_dir).unwrap();
     let removed = lab::cleanup_stale(base).unwrap();
+    assert!(!stale_dir.exists(), "stale content directory survived");
     let alive_exists = netns_exists(&alive);
     let _ = std::process::Command::new("ip")
         .args(["netns", "del", &alive])
