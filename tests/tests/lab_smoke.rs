@@ -37,7 +37,8 @@ fn lab_namespaces_with_prefix(prefix: &str) -> Vec<String> {
 
 #[test]
 fn client_reaches_every_real_directly_and_only_the_director_answers_arp_for_the_vip() {
-    let lab = small_lab();
+    // The default options, as the end-to-end tests use them (32 MiB big.bin).
+    let lab = Lab::create(LabOptions::default()).expect("creating the lab");
     let prefix = lab.prefix().to_string();
     assert_eq!(lab.namespaces().len(), 3 + lab.reals().len());
     let port = lab.http_port();
@@ -59,6 +60,7 @@ fn client_reaches_every_real_directly_and_only_the_director_answers_arp_for_the_
     )
     .unwrap();
     assert_eq!(status, 200);
+    assert_eq!(body.len(), 32 << 20);
     assert!(
         body == lab::big_file_bytes(lab.big_file_size()),
         "big.bin differs"
