@@ -5,9 +5,16 @@
 //! real server, the interface that reaches it on-link, that interface's MAC (the new source MAC)
 //! and the real's MAC. This module asks the kernel through a raw `NETLINK_ROUTE` socket (no
 //! netlink crate) and is **synchronous**: every call blocks the calling thread for at most its
-//! timeout. From async code call it through `tokio::task::spawn_blocking`; a [`NeighbourWatch`]
-//! exposes its socket with [`AsRawFd`]/[`AsFd`] so it can also be driven by
-//! `tokio::io::unix::AsyncFd`.
+//! timeout (a netlink request at most 2 s, [`resolve`] [`DEFAULT_RESOLVE_TIMEOUT`]). From async
+//! code call it through `tokio::task::spawn_blocking`. Changes can be followed with the
+//! blocking [`watch`] or the tokio-driven [`watch_async`].
+//!
+//! Keeping a real's MAC fresh: packets the XDP program forwards bypass the kernel's neighbour
+//! state machine, so the director's entry for a real is only confirmed or re-probed when the
+//! director's own stack talks to the real (health checks do) or when [`probe`] is called. The
+//! kernel announces a new MAC (seen by the watches) when the real sends a gratuitous ARP or
+//! unsolicited NA (e.g. `arp_notify=1`), or when a stale entry's unicast probes fail and it is
+//! resolved again by broadcast.
 //!
 //! Every call works in the network namespace of the *calling thread*, so it composes with
 //! [`crate::lab::run_in_netns`].
@@ -163,6 +170,10 @@ pub enum NeighbourError {
         /// The last neighbour state seen.
         state: NudState,
     },
+    /// The kernel dropped neighbour notifications because they were not read fast enough
+    /// (`ENOBUFS`). The watch stays usable; re-resolve every address you follow.
+    #[error("neighbour notifications were lost (socket overrun); re-resolve what you follow")]
+    EventsLost,
     /// A MAC address text could not be parsed.
     #[error("{text:?} is not a MAC address")]
     BadMac {
@@ -546,33 +557,45 @@ impl NeighbourWatch {
             if !self.sock.wait_readable(wait)? {
                 continue;
             }
-            let buf = match self.sock.recv() {
-                Ok(b) => b,
-                // Overrun: events were lost; the caller should re-read what it cares about.
-                Err(NeighbourError::Socket { source, .. })
-                    if source.raw_os_error() == Some(libc::ENOBUFS) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e),
+            self.receive(false)?;
+        }
+    }
+
+    /// Receives one datagram of notifications into `pending`. `Ok(false)` if `dontwait` and
+    /// nothing was there.
+    fn receive(&mut self, dontwait: bool) -> Result<bool> {
+        let flags = if dontwait { libc::MSG_DONTWAIT } else { 0 };
+        let buf = match self.sock.recv_flags(flags) {
+            Ok(b) => b,
+            Err(NeighbourError::Socket { source, .. })
+                if source.kind() == io::ErrorKind::WouldBlock =>
+            {
+                return Ok(false);
+            }
+            Err(NeighbourError::Socket { source, .. })
+                if source.raw_os_error() == Some(libc::ENOBUFS) =>
+            {
+                return Err(NeighbourError::EventsLost);
+            }
+            Err(e) => return Err(e),
+        };
+        for (ty, _flags, _seq, body) in messages(&buf) {
+            let kind = match ty {
+                libc::RTM_NEWNEIGH => NeighbourEventKind::Changed,
+                libc::RTM_DELNEIGH => NeighbourEventKind::Deleted,
+                _ => continue,
             };
-            for (ty, _flags, _seq, body) in messages(&buf) {
-                let kind = match ty {
-                    libc::RTM_NEWNEIGH => NeighbourEventKind::Changed,
-                    libc::RTM_DELNEIGH => NeighbourEventKind::Deleted,
-                    _ => continue,
-                };
-                if let Some((addr, ifindex, state, mac)) = parse_neigh(body) {
-                    self.pending.push_back(NeighbourEvent {
-                        kind,
-                        addr,
-                        ifindex,
-                        mac,
-                        state,
-                    });
-                }
+            if let Some((addr, ifindex, state, mac)) = parse_neigh(body) {
+                self.pending.push_back(NeighbourEvent {
+                    kind,
+                    addr,
+                    ifindex,
+                    mac,
+                    state,
+                });
             }
         }
+        Ok(true)
     }
 
     /// Events already received, without blocking.
@@ -587,6 +610,49 @@ impl Iterator for NeighbourWatch {
     /// Blocks until the next change.
     fn next(&mut self) -> Option<Self::Item> {
         self.next_timeout(None).transpose()
+    }
+}
+
+/// Subscribes to neighbour changes for async code: like [`watch`], driven by tokio's reactor.
+/// Must be called inside a tokio runtime (with I/O enabled).
+pub fn watch_async() -> Result<AsyncNeighbourWatch> {
+    let inner = watch()?;
+    // SAFETY: the descriptor is the watch's own OwnedFd, open and unchanged for as long as
+    // the AsyncFd owns the watch; get_mut is only used to read from it.
+    let inner = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| NeighbourError::Socket {
+        op: "registering with the tokio reactor",
+        source: e.into_parts().1,
+    })?;
+    Ok(AsyncNeighbourWatch { inner })
+}
+
+/// An async subscription to neighbour changes; see [`watch_async`].
+pub struct AsyncNeighbourWatch {
+    inner: tokio::io::unix::AsyncFd<NeighbourWatch>,
+}
+
+impl AsyncNeighbourWatch {
+    /// The next change. Cancel-safe: an event is never lost by dropping the future.
+    pub async fn next(&mut self) -> Result<NeighbourEvent> {
+        loop {
+            if let Some(ev) = self.inner.get_mut().pending.pop_front() {
+                return Ok(ev);
+            }
+            let mut guard =
+                self.inner
+                    .readable_mut()
+                    .await
+                    .map_err(|source| NeighbourError::Socket {
+                        op: "waiting for notifications",
+                        source,
+                    })?;
+            if !guard.get_inner_mut().receive(true)? {
+                guard.clear_ready();
+            }
+        }
     }
 }
 
@@ -713,9 +779,20 @@ impl Netlink {
     }
 
     fn recv(&self) -> Result<Vec<u8>> {
+        self.recv_flags(0)
+    }
+
+    fn recv_flags(&self, flags: i32) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; 65536];
         // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                flags,
+            )
+        };
         if n < 0 {
             return Err(sock_err("recv"));
         }

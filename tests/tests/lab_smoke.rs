@@ -37,7 +37,8 @@ fn lab_namespaces_with_prefix(prefix: &str) -> Vec<String> {
 
 #[test]
 fn client_reaches_every_real_directly_and_only_the_director_answers_arp_for_the_vip() {
-    let lab = small_lab();
+    // The default options, as the end-to-end tests use them (32 MiB big.bin).
+    let lab = Lab::create(LabOptions::default()).expect("creating the lab");
     let prefix = lab.prefix().to_string();
     assert_eq!(lab.namespaces().len(), 3 + lab.reals().len());
     let port = lab.http_port();
@@ -59,6 +60,7 @@ fn client_reaches_every_real_directly_and_only_the_director_answers_arp_for_the_
     )
     .unwrap();
     assert_eq!(status, 200);
+    assert_eq!(body.len(), 32 << 20);
     assert!(
         body == lab::big_file_bytes(lab.big_file_size()),
         "big.bin differs"
@@ -191,7 +193,10 @@ fn cleanup_stale_removes_namespaces_of_dead_processes_only() {
             .unwrap();
         assert!(st.success());
     }
+    let stale_dir = std::env::temp_dir().join(format!("{base}-{dead}-7"));
+    std::fs::create_dir_all(&stale_dir).unwrap();
     let removed = lab::cleanup_stale(base).unwrap();
+    assert!(!stale_dir.exists(), "stale content directory survived");
     let alive_exists = netns_exists(&alive);
     let _ = std::process::Command::new("ip")
         .args(["netns", "del", &alive])
@@ -199,4 +204,62 @@ fn cleanup_stale_removes_namespaces_of_dead_processes_only() {
     assert!(removed.contains(&stale), "{removed:?}");
     assert!(!netns_exists(&stale));
     assert!(alive_exists);
+}
+
+#[test]
+fn chosen_source_ports_and_an_xdp_program_on_the_director() {
+    let lab = small_lab();
+    let port = lab.http_port();
+    let real = SocketAddr::new(IpAddr::V4(lab.reals()[2].addr_v4), port);
+    let real6 = SocketAddr::new(IpAddr::V6(lab.reals()[2].addr_v6), port);
+    for target in [real, real6] {
+        for _ in 0..2 {
+            let (status, body) = lab::http_get_from_port(lab.client_ns(), 40001, target, "/")
+                .unwrap_or_else(|e| panic!("{target}: {e}"));
+            assert_eq!((status, body.as_slice()), (200, &b"real3\n"[..]));
+        }
+        let local = lab::run_in_netns(lab.client_ns(), || {
+            lab::connect_from_port(40003, target)
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        })
+        .unwrap();
+        assert_eq!(local.port(), 40003);
+    }
+
+    // Load and attach a program natively to the director's eth0 from inside its namespace,
+    // the way the end-to-end tests load the balancer; the director's stack still works.
+    let ebpf = lab::run_in_netns(lab.director_ns(), || {
+        let mut ebpf = aya::Ebpf::load(lvs::dataplane::object::EBPF_OBJECT).unwrap();
+        let prog: &mut aya::programs::Xdp = ebpf
+            .program_mut(lvs_common::limits::program_names::PASS)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        prog.load().unwrap();
+        prog.attach("eth0", aya::programs::XdpMode::Driver).unwrap();
+        ebpf
+    })
+    .unwrap();
+    let out = lab
+        .command(lab.director_ns(), "ip")
+        .args(["link", "show", "eth0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("xdp") && !text.contains("xdpgeneric"),
+        "{text}"
+    );
+    let err = lab::run_in_netns(lab.client_ns(), || {
+        TcpStream::connect_timeout(
+            &SocketAddr::new(IpAddr::V4(lab.vip_v4()), port),
+            Duration::from_secs(3),
+        )
+    })
+    .unwrap()
+    .expect_err("nothing listens on the director");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    drop(ebpf);
 }

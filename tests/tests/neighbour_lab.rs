@@ -189,3 +189,56 @@ fn watch_sees_a_real_change_its_mac() {
     })
     .unwrap();
 }
+
+#[test]
+fn async_watch_sees_resolution_and_deletion() {
+    let lab = lab_without_servers();
+    let real = lab.reals()[1].clone();
+    let dir_ns = lab.director_ns().to_string();
+    lab::run_in_netns(lab.director_ns(), || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut watch = neighbour::watch_async().unwrap();
+            let addr = IpAddr::V6(real.addr_v6);
+            let n = neighbour::resolve(addr).unwrap();
+            let ev = wait_for(&mut watch, addr, NeighbourEventKind::Changed, Some(n.mac)).await;
+            assert_eq!(ev.ifindex, n.ifindex);
+            let st = std::process::Command::new("ip")
+                .args([
+                    "-n",
+                    &dir_ns,
+                    "neigh",
+                    "del",
+                    &addr.to_string(),
+                    "dev",
+                    "eth0",
+                ])
+                .status()
+                .unwrap();
+            assert!(st.success());
+            wait_for(&mut watch, addr, NeighbourEventKind::Deleted, None).await;
+        });
+    })
+    .unwrap();
+}
+
+async fn wait_for(
+    watch: &mut neighbour::AsyncNeighbourWatch,
+    addr: IpAddr,
+    kind: NeighbourEventKind,
+    mac: Option<MacAddr>,
+) -> neighbour::NeighbourEvent {
+    tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            let ev = watch.next().await.unwrap();
+            if ev.addr == addr && ev.kind == kind && (mac.is_none() || ev.mac == mac) {
+                return ev;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {kind:?} event for {addr}"))
+}
