@@ -38,7 +38,11 @@ pub fn run(requests: usize) -> Result<()> {
             &log,
         )
         .context("starting lvs on the director")?;
-    println!("lvs demo: lvs runs on the director ({}), log in {}", lab.director_ns(), log.display());
+    println!(
+        "lvs demo: lvs runs on the director ({}), log in {}",
+        lab.director_ns(),
+        log.display()
+    );
 
     let result = (|| {
         for vip in [
@@ -49,7 +53,10 @@ pub fn run(requests: usize) -> Result<()> {
             let split = split(&lab, vip, requests)?;
             println!("\n{requests} new HTTP connections to {vip} (weights 3:2:1):");
             for (real, n) in &split {
-                println!("  {real:<8} {n:>5}  {:>5.1}%", *n as f64 * 100.0 / requests as f64);
+                println!(
+                    "  {real:<8} {n:>5}  {:>5.1}%",
+                    *n as f64 * 100.0 / requests as f64
+                );
             }
         }
         Ok(())
@@ -90,7 +97,9 @@ pub fn split(lab: &Lab, vip: SocketAddr, n: usize) -> Result<BTreeMap<String, us
         if status != 200 {
             bail!("{vip} answered {status}");
         }
-        *counts.entry(String::from_utf8_lossy(&body).trim().to_string()).or_insert(0) += 1;
+        *counts
+            .entry(String::from_utf8_lossy(&body).trim().to_string())
+            .or_insert(0) += 1;
     }
     Ok(counts)
 }

@@ -369,7 +369,10 @@ impl Lab {
             )?;
         }
 
-        // The director holds the VIPs on eth0 and must announce with its own address.
+        // The director holds the VIPs on eth0 and must announce with its own address. Its IPv6
+        // VIP is deprecated (preferred_lft 0) so the kernel never picks it as the source of
+        // the director's own connections (health checks): a /128 would otherwise win source
+        // selection's longest-prefix rule, and the real would answer itself.
         sh_in(
             &self.director_ns,
             &format!(
@@ -378,7 +381,7 @@ impl Lab {
                      echo 2 > /proc/sys/net/ipv4/conf/$c/arp_announce
                  done
                  ip addr add {VIP_V4}/32 dev {HOST_IFNAME}
-                 ip -6 addr add {VIP_V6}/128 dev {HOST_IFNAME} nodad"
+                 ip -6 addr add {VIP_V6}/128 dev {HOST_IFNAME} nodad preferred_lft 0"
             ),
         )?;
         // The reals hold the VIPs on lo and keep quiet about them.

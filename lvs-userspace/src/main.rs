@@ -11,7 +11,11 @@ use lvs::{
 };
 
 #[derive(Parser)]
-#[command(name = "lvs", version, about = "XDP direct-routing load balancer with ldirectord-compatible health checks")]
+#[command(
+    name = "lvs",
+    version,
+    about = "XDP direct-routing load balancer with ldirectord-compatible health checks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,7 +56,11 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, interface, xdp_mode } => {
+        Command::Run {
+            config,
+            interface,
+            xdp_mode,
+        } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
@@ -60,7 +68,11 @@ fn main() -> Result<()> {
                 )
                 .init();
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            rt.block_on(agent::run(RunOptions { config, interface, mode: xdp_mode }))?;
+            rt.block_on(agent::run(RunOptions {
+                config,
+                interface,
+                mode: xdp_mode,
+            }))?;
             Ok(())
         }
         Command::Check { file } => {

@@ -72,7 +72,10 @@ fn main() -> Result<()> {
             }
             cargo(&root, &a)
         }
-        Task::Bench => cargo(&root, &["run", "--release", "-p", "lvs-tests", "--bin", "lvs-bench"]),
+        Task::Bench => cargo(
+            &root,
+            &["run", "--release", "-p", "lvs-tests", "--bin", "lvs-bench"],
+        ),
         Task::Run { args } => {
             cargo(&root, &["build", "--release", "--bin", "lvs"])?;
             run(Command::new(root.join("target/release/lvs")).args(args))
@@ -96,9 +99,11 @@ fn run(cmd: &mut Command) -> Result<()> {
 }
 
 fn cargo(root: &Path, args: &[&str]) -> Result<()> {
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(root)
-        .args(args))
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(args),
+    )
 }
 
 fn succeeds(cmd: &mut Command) -> bool {
@@ -118,7 +123,13 @@ fn output(cmd: &mut Command) -> String {
 fn setup() -> Result<()> {
     if !output(Command::new("rustup").args(["toolchain", "list"])).contains("nightly") {
         eprintln!("xtask: installing the nightly toolchain");
-        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
     }
     let components = output(Command::new("rustup").args([
         "component",
@@ -129,7 +140,13 @@ fn setup() -> Result<()> {
     ]));
     if !components.lines().any(|l| l.starts_with("rust-src")) {
         eprintln!("xtask: adding rust-src to the nightly toolchain");
-        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
     if !output(Command::new("bpf-linker").arg("--version")).contains(BPF_LINKER_VERSION) {
         eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION}");

@@ -57,9 +57,12 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
         vip: v.vip,
         protocol: v.protocol,
         scheduler: v.scheduler,
-        persistence: v
-            .persistent
-            .map(|t| (t.as_secs().min(u64::from(u32::MAX)) as u32, v.netmask_prefix)),
+        persistence: v.persistent.map(|t| {
+            (
+                t.as_secs().min(u64::from(u32::MAX)) as u32,
+                v.netmask_prefix,
+            )
+        }),
         dests,
         fallback,
     }

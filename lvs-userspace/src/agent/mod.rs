@@ -143,7 +143,11 @@ fn server_addrs(config: &Config) -> HashSet<IpAddr> {
 
 /// The interface to attach to: the option, the config's, or the one holding a VIP.
 fn choose_interface(opts: &RunOptions, config: &Config) -> Result<String, AgentError> {
-    if let Some(i) = opts.interface.clone().or_else(|| config.globals.interface.clone()) {
+    if let Some(i) = opts
+        .interface
+        .clone()
+        .or_else(|| config.globals.interface.clone())
+    {
         return Ok(i);
     }
     for v in &config.virtuals {
@@ -202,7 +206,10 @@ pub async fn run(opts: RunOptions) -> Result<(), AgentError> {
     agent.apply()?;
 
     let sig = |kind: SignalKind, name: &'static str| {
-        signal(kind).map_err(|source| AgentError::Signal { signal: name, source })
+        signal(kind).map_err(|source| AgentError::Signal {
+            signal: name,
+            source,
+        })
     };
     let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
     let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
@@ -274,8 +281,12 @@ impl Agent {
         if on && !was {
             self.on_fallback.insert(p.vip);
             match &p.fallback {
-                Some(f) => tracing::warn!(service = %p.vip, fallback = %f.addr, "no real server is up: new connections go to the fallback"),
-                None => tracing::warn!(service = %p.vip, "no real server is up and no fallback: new connections are dropped"),
+                Some(f) => {
+                    tracing::warn!(service = %p.vip, fallback = %f.addr, "no real server is up: new connections go to the fallback")
+                }
+                None => {
+                    tracing::warn!(service = %p.vip, "no real server is up and no fallback: new connections are dropped")
+                }
             }
         } else if !on && was {
             self.on_fallback.remove(&p.vip);
@@ -296,8 +307,12 @@ impl Agent {
 
     fn on_target(&mut self, up: TargetUpdate) {
         match (&up.target, &up.reason) {
-            (Some(_), _) => tracing::info!(server = %up.addr, target = ?up.target, "server reachable"),
-            (None, reason) => tracing::warn!(server = %up.addr, reason = reason.as_deref().unwrap_or(""), "server unusable: its MAC address is unknown"),
+            (Some(_), _) => {
+                tracing::info!(server = %up.addr, target = ?up.target, "server reachable")
+            }
+            (None, reason) => {
+                tracing::warn!(server = %up.addr, reason = reason.as_deref().unwrap_or(""), "server unusable: its MAC address is unknown")
+            }
         }
         self.targets.insert(up.addr, up.target);
     }

@@ -74,7 +74,10 @@ pub fn target_now(addr: IpAddr) -> Result<Target, String> {
             src_mac: route.src_mac.octets(),
             ifindex: route.ifindex,
         }),
-        _ => Err(format!("no link-layer address for {addr} on {} yet", route.ifname)),
+        _ => Err(format!(
+            "no link-layer address for {addr} on {} yet",
+            route.ifname
+        )),
     }
 }
 
@@ -163,7 +166,11 @@ impl Resolver {
         };
         let old = self.known.insert(addr, target);
         if old != Some(target) {
-            let _ = self.updates.send(TargetUpdate { addr, target, reason });
+            let _ = self.updates.send(TargetUpdate {
+                addr,
+                target,
+                reason,
+            });
         }
     }
 }

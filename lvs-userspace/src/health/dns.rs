@@ -347,7 +347,10 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, DnsError::Mismatch { .. }), "{err:?}");
-        let err = check(addr, "nope.example.test", None).run().await.unwrap_err();
+        let err = check(addr, "nope.example.test", None)
+            .run()
+            .await
+            .unwrap_err();
         assert!(matches!(err, DnsError::Rcode { rcode: 3 }), "{err:?}");
     }
 

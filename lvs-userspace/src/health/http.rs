@@ -598,7 +598,11 @@ mod tests {
             let good = req.starts_with("GET /check.html HTTP/1.1\r\n")
                 && req.contains("\r\nHost: www.example.com\r\n")
                 && req.contains("Connection: close");
-            Some(ok(if good { "alive and well" } else { "bad request" }))
+            Some(ok(if good {
+                "alive and well"
+            } else {
+                "bad request"
+            }))
         })
         .await;
         let mut p = params(addr, Some("check.html"), Some("alive"));
@@ -626,11 +630,19 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_status_fails() {
-        let (addr, _) =
-            serve(|_| Some(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec()))
-                .await;
-        let err = HttpCheck::new(params(addr, None, None)).unwrap().run().await.unwrap_err();
-        assert!(matches!(err, HttpError::Status { status: 503, .. }), "{err:?}");
+        let (addr, _) = serve(|_| {
+            Some(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec())
+        })
+        .await;
+        let err = HttpCheck::new(params(addr, None, None))
+            .unwrap()
+            .run()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, HttpError::Status { status: 503, .. }),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -641,7 +653,10 @@ mod tests {
             .run()
             .await
             .unwrap_err();
-        assert!(matches!(err, HttpError::ReceiveMismatch { status: 200, .. }), "{err:?}");
+        assert!(
+            matches!(err, HttpError::ReceiveMismatch { status: 200, .. }),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -704,17 +719,37 @@ mod tests {
             Some(b"HTTP/1.1 302 Found\r\nLocation: http://example.com/\r\n\r\n".to_vec())
         })
         .await;
-        let err = HttpCheck::new(params(addr, None, None)).unwrap().run().await.unwrap_err();
+        let err = HttpCheck::new(params(addr, None, None))
+            .unwrap()
+            .run()
+            .await
+            .unwrap_err();
         assert!(
-            matches!(err, HttpError::Redirect { reason: "different host", .. }),
+            matches!(
+                err,
+                HttpError::Redirect {
+                    reason: "different host",
+                    ..
+                }
+            ),
             "{err:?}"
         );
 
         let (addr, count) =
             serve(|_| Some(b"HTTP/1.1 302 Found\r\nLocation: /again\r\n\r\n".to_vec())).await;
-        let err = HttpCheck::new(params(addr, None, None)).unwrap().run().await.unwrap_err();
+        let err = HttpCheck::new(params(addr, None, None))
+            .unwrap()
+            .run()
+            .await
+            .unwrap_err();
         assert!(
-            matches!(err, HttpError::Redirect { reason: "too many redirects", .. }),
+            matches!(
+                err,
+                HttpError::Redirect {
+                    reason: "too many redirects",
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert_eq!(count.load(Ordering::SeqCst), MAX_REDIRECTS + 1);
@@ -765,7 +800,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let err = HttpCheck::new(params(addr, None, None)).unwrap().run().await.unwrap_err();
+        let err = HttpCheck::new(params(addr, None, None))
+            .unwrap()
+            .run()
+            .await
+            .unwrap_err();
         assert!(matches!(err, HttpError::Connect { .. }), "{err:?}");
     }
 

@@ -135,7 +135,11 @@ mod tests {
     fn short_name_rules() {
         assert_eq!(short_name("web-1.example"), Some("web-1"));
         assert_eq!(short_name("localhost"), None, "needs a dot");
-        assert_eq!(short_name("Web.example"), None, "lowercase only, as ldirectord");
+        assert_eq!(
+            short_name("Web.example"),
+            None,
+            "lowercase only, as ldirectord"
+        );
         assert_eq!(short_name("1web.example"), None);
         assert_eq!(short_name("w.example"), None, "at least two characters");
     }
@@ -158,7 +162,10 @@ mod tests {
         std::fs::write(dir.join("app"), b"").unwrap();
         assert_eq!(find_in(&dir, &names).unwrap().as_deref(), Some("app"));
         std::fs::write(dir.join("10.1.2.3:8080"), b"").unwrap();
-        assert_eq!(find_in(&dir, &names).unwrap().as_deref(), Some("10.1.2.3:8080"));
+        assert_eq!(
+            find_in(&dir, &names).unwrap().as_deref(),
+            Some("10.1.2.3:8080")
+        );
         // Another port of the same IP does not match the port-specific file.
         let other = candidate_names("10.1.2.3:9090".parse().unwrap(), None);
         assert_eq!(find_in(&dir, &other).unwrap(), None);

@@ -192,7 +192,10 @@ impl CheckKey {
             self.command = None;
             self.virtual_addr = None;
         }
-        if matches!(self.check_type, CheckType::Ping | CheckType::On | CheckType::Off) {
+        if matches!(
+            self.check_type,
+            CheckType::Ping | CheckType::On | CheckType::Off
+        ) {
             self.port = 0;
             self.protocol = Protocol::Tcp;
         }
@@ -375,7 +378,8 @@ impl HealthHandle {
     /// keys no longer present stop, and kept keys keep their task, schedule and state.
     /// Duplicate keys are checked once (the first spec's initial state wins).
     pub fn set_targets(&self, targets: Vec<TargetSpec>) -> Reconciled {
-        let mut wanted: HashMap<CheckKey, Option<HardState>> = HashMap::with_capacity(targets.len());
+        let mut wanted: HashMap<CheckKey, Option<HardState>> =
+            HashMap::with_capacity(targets.len());
         for t in targets {
             wanted.entry(t.key).or_insert(t.initial);
         }

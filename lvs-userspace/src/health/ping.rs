@@ -73,10 +73,7 @@ pub async fn check(ip: IpAddr, id: u16, seq: u16, timeout: Duration) -> Result<S
         }
     };
     match tokio::time::timeout(timeout, wait).await {
-        Ok(Ok(())) => Ok(format!(
-            "echo reply from {ip} in {:?}",
-            start.elapsed()
-        )),
+        Ok(Ok(())) => Ok(format!("echo reply from {ip} in {:?}", start.elapsed())),
         Ok(Err(source)) => Err(PingError::Socket { ip, source }),
         Err(_) => Err(PingError::Timeout { ip, timeout }),
     }
@@ -149,14 +146,22 @@ mod tests {
         assert!(!is_our_reply(&reply, true, 7, 10));
         assert!(!is_our_reply(&reply, true, 8, 9));
         let req = echo_request(ECHO_REQUEST_V6, 7, 9, false);
-        assert!(!is_our_reply(&req, false, 7, 9), "our own request is not a reply");
+        assert!(
+            !is_our_reply(&req, false, 7, 9),
+            "our own request is not a reply"
+        );
     }
 
     #[tokio::test]
     async fn ping_loopback_v4() {
-        let msg = check("127.0.0.1".parse().unwrap(), 0x4c56, 1, Duration::from_secs(2))
-            .await
-            .unwrap();
+        let msg = check(
+            "127.0.0.1".parse().unwrap(),
+            0x4c56,
+            1,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
         assert!(msg.starts_with("echo reply from 127.0.0.1"), "{msg}");
     }
 

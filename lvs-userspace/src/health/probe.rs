@@ -206,7 +206,8 @@ impl Probe {
             CheckType::External => Kind::External {
                 command: key.command.clone().ok_or(CheckError::NoCommand)?,
                 args: Box::new(external::arguments(
-                    key.virtual_addr.unwrap_or(SocketAddr::new(key.real.ip(), 0)),
+                    key.virtual_addr
+                        .unwrap_or(SocketAddr::new(key.real.ip(), 0)),
                     key.real,
                 )),
                 timeout: key.timeout,
@@ -259,7 +260,10 @@ impl Probe {
                 addr,
                 key.protocol == Protocol::Tcp,
                 key.request.as_deref(),
-                pattern.map(regex::Regex::new).transpose().map_err(regex_err)?,
+                pattern
+                    .map(regex::Regex::new)
+                    .transpose()
+                    .map_err(regex_err)?,
                 timeout,
             )?),
             CheckService::None => Negotiate::Connect(connect),

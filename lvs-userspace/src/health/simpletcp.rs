@@ -160,9 +160,14 @@ mod tests {
         })
         .await;
         let re = Regex::new("^\\+PONG").unwrap();
-        let msg = check(addr, &request_payload(Some("PING\\n")), Some(&re), Duration::from_secs(2))
-            .await
-            .unwrap();
+        let msg = check(
+            addr,
+            &request_payload(Some("PING\\n")),
+            Some(&re),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
         assert_eq!(msg, "answer: +PONG");
     }
 
@@ -179,8 +184,13 @@ mod tests {
     #[tokio::test]
     async fn empty_answer_fails_even_without_receive() {
         let addr = one_shot(|_| Vec::new()).await;
-        let err = check(addr, b"x", None, Duration::from_secs(2)).await.unwrap_err();
-        assert!(matches!(err, SimpleTcpError::NoMatch { read: 0, .. }), "{err:?}");
+        let err = check(addr, b"x", None, Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SimpleTcpError::NoMatch { read: 0, .. }),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

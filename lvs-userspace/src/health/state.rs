@@ -131,10 +131,19 @@ mod tests {
         let mut m = StateMachine::new(None, 3, 2);
         assert_eq!(
             m.record(false),
-            Some(Transition { from: None, to: HardState::Down })
+            Some(Transition {
+                from: None,
+                to: HardState::Down
+            })
         );
         let mut m = StateMachine::new(None, 3, 2);
-        assert_eq!(m.record(true), Some(Transition { from: None, to: HardState::Up }));
+        assert_eq!(
+            m.record(true),
+            Some(Transition {
+                from: None,
+                to: HardState::Up
+            })
+        );
         assert_eq!(m.hard(), UP);
     }
 
@@ -148,7 +157,10 @@ mod tests {
         assert_eq!(m.hard(), UP);
         assert_eq!(
             m.record(false),
-            Some(Transition { from: UP, to: HardState::Down })
+            Some(Transition {
+                from: UP,
+                to: HardState::Down
+            })
         );
         assert!(!m.is_soft_failing());
         assert_eq!(m.record(false), None);
@@ -175,7 +187,13 @@ mod tests {
         assert_eq!(m.record(false), None);
         assert_eq!(m.record(true), None);
         assert_eq!(m.hard(), DOWN);
-        assert_eq!(m.record(true), Some(Transition { from: DOWN, to: HardState::Up }));
+        assert_eq!(
+            m.record(true),
+            Some(Transition {
+                from: DOWN,
+                to: HardState::Up
+            })
+        );
         assert_eq!(m.record(true), None);
     }
 
@@ -183,7 +201,10 @@ mod tests {
     fn full_cycle_with_counts_three_and_two() {
         let mut m = StateMachine::new(None, 3, 2);
         let results = [true, false, false, false, true, true, false, true];
-        let got: Vec<_> = results.iter().map(|&ok| m.record(ok).map(|t| t.to)).collect();
+        let got: Vec<_> = results
+            .iter()
+            .map(|&ok| m.record(ok).map(|t| t.to))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -202,7 +223,13 @@ mod tests {
     #[test]
     fn force_down_is_immediate_and_needs_successes_to_recover() {
         let mut m = StateMachine::new(UP, 3, 2);
-        assert_eq!(m.force_down(), Some(Transition { from: UP, to: HardState::Down }));
+        assert_eq!(
+            m.force_down(),
+            Some(Transition {
+                from: UP,
+                to: HardState::Down
+            })
+        );
         assert_eq!(m.force_down(), None);
         assert_eq!(m.record(true), None);
         assert!(m.record(true).is_some());

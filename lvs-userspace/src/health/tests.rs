@@ -100,7 +100,14 @@ async fn same_check_of_two_virtuals_runs_once() {
 
     let (health, mut rx) = HealthChecker::default().spawn();
     let done = health.set_targets(vec![ta.clone(), tb]);
-    assert_eq!(done, Reconciled { added: 1, removed: 0, kept: 0 });
+    assert_eq!(
+        done,
+        Reconciled {
+            added: 1,
+            removed: 0,
+            kept: 0
+        }
+    );
     assert_eq!(health.len(), 1);
     let ev = next_event(&mut rx).await;
     assert_eq!(ev.key, ta.key);
@@ -108,7 +115,11 @@ async fn same_check_of_two_virtuals_runs_once() {
     assert_eq!(ev.previous, None);
     assert!(ev.is_transition());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(count.load(Ordering::SeqCst), 1, "one connection for both virtuals");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "one connection for both virtuals"
+    );
     server.abort();
 }
 
@@ -132,16 +143,33 @@ async fn set_targets_keeps_unchanged_targets() {
     assert_eq!(before.checks, 1);
 
     let done = health.set_targets(vec![ta.clone(), tb.clone()]);
-    assert_eq!(done, Reconciled { added: 1, removed: 0, kept: 1 });
+    assert_eq!(
+        done,
+        Reconciled {
+            added: 1,
+            removed: 0,
+            kept: 1
+        }
+    );
     let ev = next_event(&mut rx).await;
     assert_eq!(ev.key, tb.key, "only the new target reports");
     let after = health.status(&ta.key).unwrap();
-    assert_eq!(after, before, "the kept target was neither re-checked nor reset");
+    assert_eq!(
+        after, before,
+        "the kept target was neither re-checked nor reset"
+    );
     assert_eq!(count_a.load(Ordering::SeqCst), 1);
     assert_eq!(count_b.load(Ordering::SeqCst), 1);
 
     let done = health.set_targets(vec![tb.clone()]);
-    assert_eq!(done, Reconciled { added: 0, removed: 1, kept: 1 });
+    assert_eq!(
+        done,
+        Reconciled {
+            added: 0,
+            removed: 1,
+            kept: 1
+        }
+    );
     assert!(health.status(&ta.key).is_none());
     assert_eq!(health.snapshot().len(), 1);
     health.clear();
@@ -165,23 +193,36 @@ async fn soft_and_hard_transitions_through_the_engine() {
 
     // The backlog accepts connects without an accept loop.
     let ev = next_event(&mut rx).await;
-    assert_eq!((ev.previous, ev.state, ev.soft_failing), (None, HardState::Up, false));
+    assert_eq!(
+        (ev.previous, ev.state, ev.soft_failing),
+        (None, HardState::Up, false)
+    );
 
     drop(listener);
     let ev = next_event(&mut rx).await;
     assert_eq!(ev.state, HardState::Up);
     assert!(ev.soft_failing && !ev.is_transition());
     assert!(!ev.result.ok);
-    assert!(ev.result.message.contains("refused"), "{}", ev.result.message);
+    assert!(
+        ev.result.message.contains("refused"),
+        "{}",
+        ev.result.message
+    );
     let ev = next_event(&mut rx).await;
-    assert_eq!((ev.previous, ev.state), (Some(HardState::Up), HardState::Down));
+    assert_eq!(
+        (ev.previous, ev.state),
+        (Some(HardState::Up), HardState::Down)
+    );
     assert!(!ev.soft_failing);
     let status = health.status(&t.key).unwrap();
     assert!(status.consecutive_failures >= 3);
 
     let listener = TcpListener::bind(addr).await.unwrap();
     let ev = next_event(&mut rx).await;
-    assert_eq!((ev.previous, ev.state), (Some(HardState::Down), HardState::Up));
+    assert_eq!(
+        (ev.previous, ev.state),
+        (Some(HardState::Down), HardState::Up)
+    );
     let status = health.status(&t.key).unwrap();
     assert!(status.consecutive_successes >= 2, "{status:?}");
     drop(listener);
@@ -231,8 +272,15 @@ async fn on_and_off() {
     let mut got = vec![next_event(&mut rx).await, next_event(&mut rx).await];
     got.sort_by_key(|e| e.state == HardState::Down);
     assert_eq!((got[0].key.clone(), got[0].state), (on.key, HardState::Up));
-    assert_eq!((got[1].key.clone(), got[1].state), (off.key, HardState::Down));
-    assert_eq!(got[1].previous, Some(HardState::Up), "off ignores failurecount");
+    assert_eq!(
+        (got[1].key.clone(), got[1].state),
+        (off.key, HardState::Down)
+    );
+    assert_eq!(
+        got[1].previous,
+        Some(HardState::Up),
+        "off ignores failurecount"
+    );
 }
 
 #[tokio::test]
@@ -259,7 +307,10 @@ async fn http_negotiate_through_the_engine() {
     let v2 = virtual_service("192.0.2.1:80", c, vec![r]);
     let good = TargetSpec::from_config(&v, &v.reals[0]);
     let bad = TargetSpec::from_config(&v2, &v2.reals[0]);
-    assert_ne!(good.key, bad.key, "the per-real receive makes another check");
+    assert_ne!(
+        good.key, bad.key,
+        "the per-real receive makes another check"
+    );
     let (health, mut rx) = HealthChecker::default().spawn();
     health.set_targets(vec![good.clone(), bad.clone()]);
     for _ in 0..2 {
@@ -270,7 +321,11 @@ async fn http_negotiate_through_the_engine() {
             assert_eq!(ev.result.message, "200 OK");
         } else {
             assert_eq!(ev.state, HardState::Down);
-            assert!(ev.result.message.contains("does not match"), "{}", ev.result.message);
+            assert!(
+                ev.result.message.contains("does not match"),
+                "{}",
+                ev.result.message
+            );
         }
     }
     server.abort();
@@ -281,30 +336,58 @@ async fn bad_regex_target_reports_down() {
     let mut c = spec(CheckType::Negotiate);
     c.service = CheckService::Http;
     c.receive = Some("(unclosed".into());
-    let v = virtual_service("192.0.2.1:80", c, vec![real("127.0.0.1:9".parse().unwrap())]);
+    let v = virtual_service(
+        "192.0.2.1:80",
+        c,
+        vec![real("127.0.0.1:9".parse().unwrap())],
+    );
     let (health, mut rx) = HealthChecker::default().spawn();
     health.set_targets(vec![TargetSpec::from_config(&v, &v.reals[0])]);
     let ev = next_event(&mut rx).await;
     assert_eq!(ev.state, HardState::Down);
     assert_eq!(ev.result.check, "invalid");
-    assert!(ev.result.message.contains("(unclosed"), "{}", ev.result.message);
+    assert!(
+        ev.result.message.contains("(unclosed"),
+        "{}",
+        ev.result.message
+    );
 }
 
 #[test]
 fn key_ports_and_external_arguments() {
     let mut c = spec(CheckType::External);
     c.command = Some("/bin/true".into());
-    let v = virtual_service("192.0.2.1:443", c, vec![real("10.0.0.1:0".parse().unwrap())]);
+    let v = virtual_service(
+        "192.0.2.1:443",
+        c,
+        vec![real("10.0.0.1:0".parse().unwrap())],
+    );
     let k = CheckKey::from_config(&v, &v.reals[0]);
-    assert_eq!(k.real, "10.0.0.1:443".parse().unwrap(), "port 0 means the service's");
+    assert_eq!(
+        k.real,
+        "10.0.0.1:443".parse().unwrap(),
+        "port 0 means the service's"
+    );
     assert_eq!(k.virtual_addr, Some(v.vip));
 
     let mut c = spec(CheckType::Negotiate);
     c.service = CheckService::Http;
-    let v = virtual_service("192.0.2.1:0", c.clone(), vec![real("10.0.0.1:0".parse().unwrap())]);
-    assert_eq!(CheckKey::from_config(&v, &v.reals[0]).port, 80, "well-known port");
+    let v = virtual_service(
+        "192.0.2.1:0",
+        c.clone(),
+        vec![real("10.0.0.1:0".parse().unwrap())],
+    );
+    assert_eq!(
+        CheckKey::from_config(&v, &v.reals[0]).port,
+        80,
+        "well-known port"
+    );
     c.port = Some(8080);
-    let v = virtual_service("192.0.2.1:80", c, vec![real("10.0.0.1:80".parse().unwrap())]);
+    let v = virtual_service(
+        "192.0.2.1:80",
+        c,
+        vec![real("10.0.0.1:80".parse().unwrap())],
+    );
     let k = CheckKey::from_config(&v, &v.reals[0]);
     assert_eq!((k.port, k.virtual_addr), (8080, None));
 }

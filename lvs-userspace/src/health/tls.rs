@@ -163,7 +163,10 @@ mod tests {
     #[test]
     fn server_names() {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert!(matches!(server_name(None, ip).unwrap(), ServerName::IpAddress(_)));
+        assert!(matches!(
+            server_name(None, ip).unwrap(),
+            ServerName::IpAddress(_)
+        ));
         assert!(matches!(
             server_name(Some("www.example.com:443"), ip).unwrap(),
             ServerName::DnsName(_)

@@ -19,7 +19,9 @@ use aya::{
 };
 use lvs::{
     config::{Protocol, Scheduler},
-    dataplane::{Dataplane, DestPlan, ServicePlan, Target, loader::load_program, plan::kernel_addr},
+    dataplane::{
+        Dataplane, DestPlan, ServicePlan, Target, loader::load_program, plan::kernel_addr,
+    },
 };
 use lvs_common::{FlowKey, limits::program_names, service::proto};
 use lvs_tests::{
@@ -37,7 +39,11 @@ fn ns_per_packet(prog: &Xdp, frame: &[u8], repeat: u32) -> Result<f64> {
         repeat,
         ..TestRunOptions::new()
     })?;
-    ensure!(r.return_value == XDP_TX, "program returned {} instead of XDP_TX", r.return_value);
+    ensure!(
+        r.return_value == XDP_TX,
+        "program returned {} instead of XDP_TX",
+        r.return_value
+    );
     Ok(r.duration.as_nanos() as f64)
 }
 
@@ -47,7 +53,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<()> {
-    let repeat: u32 = std::env::var("LVS_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let repeat: u32 = std::env::var("LVS_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let rounds = 7;
     pin_to_one_cpu();
 
@@ -57,7 +66,11 @@ fn main() -> Result<()> {
         .map(|i| DestPlan {
             addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i)),
             weight: u32::from(4 - i),
-            target: Target::Remote { mac: [2, 0xaa, 0, 0, 0, i], src_mac: DIRECTOR_MAC, ifindex: TEST_RUN_IFINDEX },
+            target: Target::Remote {
+                mac: [2, 0xaa, 0, 0, 0, i],
+                src_mac: DIRECTOR_MAC,
+                ifindex: TEST_RUN_IFINDEX,
+            },
         })
         .collect();
     let mut dp = Dataplane::load().context("loading the balancer")?;
@@ -75,8 +88,10 @@ fn main() -> Result<()> {
 
     let ebpf = dp.ebpf();
     load_program(ebpf, program_names::FLOOR)?;
-    let mut flows: HashMap<_, FlowKey, [u8; 12]> =
-        HashMap::try_from(ebpf.map_mut(program_names::FLOOR_MAP).context("floor map")?)?;
+    let mut flows: HashMap<_, FlowKey, [u8; 12]> = HashMap::try_from(
+        ebpf.map_mut(program_names::FLOOR_MAP)
+            .context("floor map")?,
+    )?;
     let key = FlowKey {
         src: kernel_addr(client),
         dst: kernel_addr(vip),
@@ -90,8 +105,14 @@ fn main() -> Result<()> {
     macs[6..].copy_from_slice(&DIRECTOR_MAC);
     flows.insert(key, macs, 0)?;
 
-    let floor: &Xdp = ebpf.program(program_names::FLOOR).context("floor")?.try_into()?;
-    let balancer: &Xdp = ebpf.program(program_names::BALANCER).context("balancer")?.try_into()?;
+    let floor: &Xdp = ebpf
+        .program(program_names::FLOOR)
+        .context("floor")?
+        .try_into()?;
+    let balancer: &Xdp = ebpf
+        .program(program_names::BALANCER)
+        .context("balancer")?
+        .try_into()?;
     // Put the flow in the connection table.
     ns_per_packet(balancer, &syn, 1)?;
 
@@ -102,10 +123,25 @@ fn main() -> Result<()> {
         n.push(ns_per_packet(balancer, &syn, repeat)?);
     }
     let (f, e, n) = (median(f), median(e), median(n));
-    println!("XDP cost per packet, BPF_PROG_TEST_RUN, {repeat} repeats x {rounds} rounds (median), one CPU");
+    println!(
+        "XDP cost per packet, BPF_PROG_TEST_RUN, {repeat} repeats x {rounds} rounds (median), one CPU"
+    );
     println!("{:<34} {:>8} {:>10}", "program", "ns/pkt", "vs floor");
-    println!("{:<34} {:>8.1} {:>9.2}x", "floor (parse, 1 lookup, rewrite)", f, 1.0);
-    println!("{:<34} {:>8.1} {:>9.2}x   (target <= 1.5x)", "lvs established flow (ACK)", e, e / f);
-    println!("{:<34} {:>8.1} {:>9.2}x   (target <= 3x)", "lvs new flow (SYN)", n, n / f);
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x",
+        "floor (parse, 1 lookup, rewrite)", f, 1.0
+    );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (target <= 1.5x)",
+        "lvs established flow (ACK)",
+        e,
+        e / f
+    );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (target <= 3x)",
+        "lvs new flow (SYN)",
+        n,
+        n / f
+    );
     Ok(())
 }
