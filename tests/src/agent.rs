@@ -1,0 +1,132 @@
+//! Running the `lvs` binary on a lab's director, as an operator would.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use lvs::lab::{Lab, http_get};
+
+/// The `lvs` binary under test: `$LVS_BIN`, else `lvs` in the target directory these tests
+/// were built into (`cargo xtask test` builds it first).
+pub fn lvs_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("LVS_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> → target/<profile>/lvs
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("lvs");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build --bin lvs`), or run `cargo xtask test`",
+        bin.display()
+    );
+    bin
+}
+
+/// An `lvs run` on the lab's director.
+pub struct RunningLvs<'a> {
+    lab: &'a Lab,
+    pid: u32,
+    /// Its config file (rewrite it and send SIGHUP to reload).
+    pub config: PathBuf,
+    /// Its log.
+    pub log: PathBuf,
+}
+
+impl<'a> RunningLvs<'a> {
+    /// Writes `config` (TOML) and starts `lvs run` on the director.
+    pub fn start(lab: &'a Lab, config: &str) -> Result<Self> {
+        Self::start_file(lab, "lvs.toml", config)
+    }
+
+    /// Writes `config` to `name` in the lab's directory and starts `lvs run` with it.
+    pub fn start_file(lab: &'a Lab, name: &str, config: &str) -> Result<Self> {
+        let path = lab.work_dir().join(name);
+        std::fs::write(&path, config)?;
+        let log = lab.work_dir().join(format!("{name}.log"));
+        let bin = lvs_binary();
+        let pid = lab.spawn_logged(
+            lab.director_ns(),
+            bin.to_str().context("lvs path")?,
+            ["run", "--config", path.to_str().context("config path")?],
+            &log,
+        )?;
+        Ok(RunningLvs {
+            lab,
+            pid,
+            config: path,
+            log,
+        })
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGHUP (reload).
+    pub fn reload(&self) {
+        // SAFETY: kill(2) on our child.
+        unsafe { libc::kill(self.pid as i32, libc::SIGHUP) };
+    }
+
+    /// Waits until `vip` answers HTTP 200 from the client, or fails with the agent's log.
+    pub fn wait_served(&self, vip: SocketAddr, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = http_get(self.lab.client_ns(), vip, "/index.html") {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!(
+            "{vip} not served within {within:?}; lvs log:\n{}",
+            self.log()
+        )
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "no {needle:?} in the lvs log within {within:?}:\n{}",
+            self.log()
+        )
+    }
+
+    /// Stops it with SIGTERM; true if it exited in time.
+    pub fn stop(self) -> bool {
+        self.lab.terminate(self.pid, Duration::from_secs(5))
+    }
+}
+
+/// The answering real's name (`index.html` says it) for each of `n` new connections.
+pub fn who_answers(lab: &Lab, vip: SocketAddr, n: usize) -> Result<Vec<String>> {
+    (0..n)
+        .map(|_| {
+            let (status, body) = http_get(lab.client_ns(), vip, "/index.html")?;
+            if status != 200 {
+                bail!("{vip} answered {status}");
+            }
+            Ok(String::from_utf8_lossy(&body).trim().to_string())
+        })
+        .collect()
+}
+
+/// How many entries of `names` are `name`.
+pub fn count(names: &[String], name: &str) -> usize {
+    names.iter().filter(|n| *n == name).count()
+}
