@@ -5,12 +5,16 @@
 //!
 //! The UDP probe sends one empty datagram on a connected socket and waits: an ICMP
 //! port-unreachable comes back as `ECONNREFUSED` and means down; a reply, or silence until the
-//! timeout, means up (nothing refused the port). ldirectord itself falls back to a ping for UDP
+//! timeout (at most [`UDP_SILENCE`]: an ICMP error takes one round trip), means up. ldirectord itself falls back to a ping for UDP
 //! connect checks; the datagram probe is stricter, as it also notices a dead port.
 
 use std::{io, net::SocketAddr, time::Duration};
 
 use tokio::net::{TcpStream, UdpSocket};
+
+/// The longest a UDP probe waits for an ICMP error; silence that long means up. Bounds the
+/// number of sockets open at once with thousands of UDP targets.
+pub const UDP_SILENCE: Duration = Duration::from_secs(1);
 
 /// Errors of connect checks.
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +85,9 @@ pub async fn check_udp(addr: SocketAddr, timeout: Duration) -> Result<String, Co
         Err(e) => return Err(udp(e)),
     }
     let mut buf = [0u8; 512];
-    match tokio::time::timeout(timeout, socket.recv(&mut buf)).await {
-        Err(_) => Ok(format!("no icmp error from {addr} within {timeout:?}")),
+    let wait = timeout.min(UDP_SILENCE);
+    match tokio::time::timeout(wait, socket.recv(&mut buf)).await {
+        Err(_) => Ok(format!("no icmp error from {addr} within {wait:?}")),
         Ok(Ok(n)) => Ok(format!("{n} byte answer from {addr}")),
         Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
             Err(ConnectError::Refused { addr })

@@ -26,7 +26,7 @@ use std::{
     collections::HashMap,
     hash::{BuildHasher, Hash, Hasher},
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
@@ -300,6 +300,8 @@ pub struct Reconciled {
 pub struct HealthChecker {
     /// `maintenancedir`: a file named after a real forces it down.
     pub maintenance_dir: Option<PathBuf>,
+    /// How long a listing of `maintenance_dir` is reused (default 1 s).
+    pub maintenance_refresh: Duration,
     /// Capacity of the event channel. Target tasks wait when it is full: drain it.
     pub event_capacity: usize,
 }
@@ -308,6 +310,7 @@ impl Default for HealthChecker {
     fn default() -> Self {
         HealthChecker {
             maintenance_dir: None,
+            maintenance_refresh: Duration::from_secs(1),
             event_capacity: 1024,
         }
     }
@@ -323,7 +326,9 @@ impl HealthChecker {
         let inner = Inner {
             targets: Mutex::new(HashMap::new()),
             events: tx,
-            maintenance_dir: self.maintenance_dir.map(Arc::from),
+            maintenance_dir: self
+                .maintenance_dir
+                .map(|d| Arc::new(maintenance::MaintenanceDir::new(d, self.maintenance_refresh))),
             runtime: tokio::runtime::Handle::current(),
         };
         (
@@ -352,7 +357,7 @@ impl std::fmt::Debug for HealthHandle {
 struct Inner {
     targets: Mutex<HashMap<CheckKey, Target>>,
     events: mpsc::Sender<HealthEvent>,
-    maintenance_dir: Option<Arc<Path>>,
+    maintenance_dir: Option<Arc<maintenance::MaintenanceDir>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -467,7 +472,7 @@ struct Worker {
     machine: StateMachine,
     status: Arc<Mutex<TargetStatus>>,
     events: mpsc::Sender<HealthEvent>,
-    maintenance_dir: Option<Arc<Path>>,
+    maintenance_dir: Option<Arc<maintenance::MaintenanceDir>>,
 }
 
 impl Worker {
@@ -499,16 +504,7 @@ impl Worker {
     async fn check_once(&mut self, names: &[String]) {
         let at = SystemTime::now();
         let started = Instant::now();
-        let in_maintenance = match &self.maintenance_dir {
-            Some(dir) => match maintenance::find_in(dir, names) {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(error = %e, "maintenance check failed");
-                    None
-                }
-            },
-            None => None,
-        };
+        let in_maintenance = self.maintenance_dir.as_ref().and_then(|d| d.find(names));
         let (result, transition) = match &in_maintenance {
             Some(file) => {
                 let transition = self.machine.force_down();

@@ -201,6 +201,7 @@ async fn maintenance_file_forces_down() {
     let t = TargetSpec::from_config(&v, &v.reals[0]);
     let (health, mut rx) = HealthChecker {
         maintenance_dir: Some(dir.clone()),
+        maintenance_refresh: Duration::from_millis(20),
         ..Default::default()
     }
     .spawn();
