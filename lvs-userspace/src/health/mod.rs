@@ -37,7 +37,7 @@ pub use probe::CheckError;
 pub use state::{HardState, StateMachine, Transition};
 
 use crate::config::model::{
-    CheckService, CheckSpec, CheckType, HttpMethod, Protocol, RealServer, VirtualService,
+    CheckService, CheckSpec, CheckType, Config, HttpMethod, Protocol, RealServer, VirtualService,
 };
 
 /// Everything that makes one check distinct. Targets with equal keys are checked once.
@@ -220,6 +220,35 @@ impl TargetSpec {
             initial: None,
         }
     }
+}
+
+/// A configured real and the target checking it (see [`targets_for`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigTarget {
+    /// Index of the virtual service in `Config::virtuals`.
+    pub virtual_index: usize,
+    /// Index of the real in that service's `reals`.
+    pub real_index: usize,
+    /// The target; several reals may share its key (one check for all).
+    pub spec: TargetSpec,
+}
+
+/// Every real of `config` with its target, in file order. Pass the specs to
+/// [`HealthHandle::set_targets`] and keep the list to map [`HealthEvent::key`] back to the
+/// (virtual, real) pairs it concerns.
+pub fn targets_for(config: &Config) -> Vec<ConfigTarget> {
+    config
+        .virtuals
+        .iter()
+        .enumerate()
+        .flat_map(|(vi, vs)| {
+            vs.reals.iter().enumerate().map(move |(ri, r)| ConfigTarget {
+                virtual_index: vi,
+                real_index: ri,
+                spec: TargetSpec::from_config(vs, r),
+            })
+        })
+        .collect()
 }
 
 /// The outcome of one check.

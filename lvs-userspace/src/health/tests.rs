@@ -292,6 +292,26 @@ async fn bad_regex_target_reports_down() {
 }
 
 #[test]
+fn targets_for_maps_every_real() {
+    let r1 = real("10.0.0.1:80".parse().unwrap());
+    let r2 = real("10.0.0.2:80".parse().unwrap());
+    let config = Config {
+        source: "test.cf".into(),
+        globals: Default::default(),
+        virtuals: vec![
+            virtual_service("192.0.2.1:80", spec(CheckType::Connect), vec![r1.clone(), r2]),
+            virtual_service("192.0.2.2:80", spec(CheckType::Connect), vec![r1]),
+        ],
+        warnings: Vec::new(),
+    };
+    let t = targets_for(&config);
+    let pos: Vec<_> = t.iter().map(|c| (c.virtual_index, c.real_index)).collect();
+    assert_eq!(pos, vec![(0, 0), (0, 1), (1, 0)]);
+    assert_eq!(t[0].spec.key, t[2].spec.key, "the same real and check in two virtuals");
+    assert_ne!(t[0].spec.key, t[1].spec.key);
+}
+
+#[test]
 fn key_ports_and_external_arguments() {
     let mut c = spec(CheckType::External);
     c.command = Some("/bin/true".into());
