@@ -270,8 +270,34 @@ fn parse_answer(msg: &[u8], id: u16) -> Result<Vec<String>, DnsError> {
 mod tests {
     use super::*;
 
-    /// A loopback DNS responder: answers `www.example.test` A with 192.0.2.7 (compressed
-    /// name), AAAA with 2001:db8::7, anything else with NXDOMAIN. Stops with the runtime.
+    /// The answer of the test server: `www.example.test` A 192.0.2.7 (compressed name),
+    /// AAAA 2001:db8::7; anything else NXDOMAIN.
+    fn answer(q: &[u8]) -> Vec<u8> {
+        let qend = skip_name(q, 12).unwrap();
+        let qname = &q[12..qend];
+        let qtype = u16::from_be_bytes([q[qend], q[qend + 1]]);
+        let known = encode_name("www.example.test").unwrap();
+        let mut r = q[..qend + 4].to_vec();
+        r[2] = 0x81;
+        r[3] = 0x80;
+        if qname == known.as_slice() {
+            r[7] = 1; // one answer
+            r.extend_from_slice(&[0xc0, 12]);
+            r.extend_from_slice(&qtype.to_be_bytes());
+            r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            if qtype == TYPE_AAAA {
+                r.extend_from_slice(&[0, 16]);
+                r.extend_from_slice(&"2001:db8::7".parse::<Ipv6Addr>().unwrap().octets());
+            } else {
+                r.extend_from_slice(&[0, 4, 192, 0, 2, 7]);
+            }
+        } else {
+            r[3] = 0x83; // NXDOMAIN
+        }
+        r
+    }
+
+    /// A loopback UDP DNS responder; stops with the test's runtime.
     async fn responder() -> SocketAddr {
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
@@ -281,32 +307,35 @@ mod tests {
                 let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
                     return;
                 };
-                let q = &buf[..n];
-                let qend = skip_name(q, 12).unwrap();
-                let qname = &q[12..qend];
-                let qtype = u16::from_be_bytes([q[qend], q[qend + 1]]);
-                let known = encode_name("www.example.test").unwrap();
-                let mut r = q[..qend + 4].to_vec();
-                r[2] = 0x81;
-                r[3] = 0x80;
-                if qname == known.as_slice() {
-                    r[7] = 1; // one answer
-                    r.extend_from_slice(&[0xc0, 12]);
-                    r.extend_from_slice(&qtype.to_be_bytes());
-                    r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
-                    if qtype == TYPE_AAAA {
-                        r.extend_from_slice(&[0, 16]);
-                        r.extend_from_slice(&"2001:db8::7".parse::<Ipv6Addr>().unwrap().octets());
-                    } else {
-                        r.extend_from_slice(&[0, 4, 192, 0, 2, 7]);
-                    }
-                } else {
-                    r[3] = 0x83; // NXDOMAIN
-                }
-                let _ = sock.send_to(&r, peer).await;
+                let _ = sock.send_to(&answer(&buf[..n]), peer).await;
             }
         });
         addr
+    }
+
+    #[tokio::test]
+    async fn over_tcp() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let len = s.read_u16().await.unwrap() as usize;
+            let mut q = vec![0u8; len];
+            s.read_exact(&mut q).await.unwrap();
+            let r = answer(&q);
+            s.write_all(&(r.len() as u16).to_be_bytes()).await.unwrap();
+            s.write_all(&r).await.unwrap();
+        });
+        let c = DnsCheck::new(
+            addr,
+            true,
+            Some("www.example.test"),
+            Some(Regex::new("192\\.0\\.2\\.7").unwrap()),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        c.run().await.unwrap();
+        server.await.unwrap();
     }
 
     fn check(addr: SocketAddr, name: &str, receive: Option<&str>) -> DnsCheck {

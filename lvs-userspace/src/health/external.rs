@@ -52,12 +52,17 @@ pub enum ExternalError {
     },
 }
 
-/// The four arguments ldirectord passes: VIP, virtual port, real IP, real port.
+/// The four arguments ldirectord passes: VIP, virtual port, real IP, real port. IPv6
+/// addresses are bracketed (`[2001:db8::1]`), as ldirectord keeps them from its config.
 pub fn arguments(virtual_addr: SocketAddr, real: SocketAddr) -> [String; 4] {
+    let ip = |a: SocketAddr| match a {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
     [
-        virtual_addr.ip().to_string(),
+        ip(virtual_addr),
         virtual_addr.port().to_string(),
-        real.ip().to_string(),
+        ip(real),
         real.port().to_string(),
     ]
 }
@@ -145,6 +150,12 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ExternalError::Failed { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn ipv6_arguments_are_bracketed() {
+        let a = arguments("[2001:db8::1]:53".parse().unwrap(), "[::1]:5353".parse().unwrap());
+        assert_eq!(a, ["[2001:db8::1]", "53", "[::1]", "5353"]);
     }
 
     #[tokio::test]

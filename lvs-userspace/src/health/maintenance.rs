@@ -7,15 +7,27 @@
 //! both bare (`::1`) and bracketed (`[::1]`), since ldirectord keeps the brackets of its config.
 
 use std::{
+    collections::HashSet,
     ffi::CStr,
     io,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
+    sync::Mutex,
+    time::{Duration, Instant},
 };
 
 /// Errors of the maintenance check.
 #[derive(Debug, thiserror::Error)]
 pub enum MaintenanceError {
+    /// The directory could not be listed.
+    #[error("cannot list maintenance directory {path}")]
+    ReadDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A candidate file could not be tested.
     #[error("cannot test maintenance file {path}")]
     Stat {
@@ -81,6 +93,82 @@ pub fn find_in(dir: &Path, names: &[String]) -> Result<Option<String>, Maintenan
         }
     }
     Ok(None)
+}
+
+/// A `maintenancedir` shared by every target, its listing cached for a short while so that
+/// thousands of checks per second cost one directory read per refresh, not a `stat` each.
+#[derive(Debug)]
+pub struct MaintenanceDir {
+    dir: PathBuf,
+    refresh: Duration,
+    cache: Mutex<Listing>,
+}
+
+#[derive(Debug, Default)]
+struct Listing {
+    read_at: Option<Instant>,
+    names: HashSet<String>,
+    /// The last listing error, logged once per change.
+    error: Option<String>,
+}
+
+impl MaintenanceDir {
+    /// The directory `dir`, re-listed at most every `refresh`.
+    pub fn new(dir: impl Into<PathBuf>, refresh: Duration) -> Self {
+        MaintenanceDir {
+            dir: dir.into(),
+            refresh,
+            cache: Mutex::new(Listing::default()),
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The first of `names` present (as Perl's `-e`: dangling symlinks do not count). A
+    /// directory that cannot be listed holds nothing (logged once per distinct error).
+    pub fn find(&self, names: &[String]) -> Option<String> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.read_at.is_none_or(|t| t.elapsed() >= self.refresh) {
+            match self.list() {
+                Ok(names) => {
+                    cache.names = names;
+                    cache.error = None;
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    if cache.error.as_ref() != Some(&text) {
+                        tracing::warn!(error = %text, source = ?std::error::Error::source(&e),
+                            "maintenance directory unreadable; no real is in maintenance");
+                        cache.error = Some(text);
+                    }
+                    cache.names.clear();
+                }
+            }
+            cache.read_at = Some(Instant::now());
+        }
+        names.iter().find(|n| cache.names.contains(*n)).cloned()
+    }
+
+    fn list(&self) -> Result<HashSet<String>, MaintenanceError> {
+        let read_err = |source| MaintenanceError::ReadDir {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut names = HashSet::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if entry.path().try_exists().unwrap_or(false) {
+                names.insert(name);
+            }
+        }
+        Ok(names)
+    }
 }
 
 /// Reverse-resolves `ip` with the system resolver (`getnameinfo`, `NI_NAMEREQD`), blocking.
@@ -170,5 +258,27 @@ mod tests {
         let other = candidate_names("10.1.2.3:9090".parse().unwrap(), None);
         assert_eq!(find_in(&dir, &other).unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cached_listing_refreshes() {
+        let dir = std::env::temp_dir().join(format!("lvs-maint-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = candidate_names("10.9.9.9:80".parse().unwrap(), None);
+        let m = MaintenanceDir::new(&dir, Duration::from_millis(100));
+        assert_eq!(m.find(&names), None);
+        std::fs::write(dir.join("10.9.9.9"), b"").unwrap();
+        assert_eq!(m.find(&names), None, "cached listing");
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(m.find(&names).as_deref(), Some("10.9.9.9"));
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.join("missing"), dir.join("10.9.9.9:80")).unwrap();
+            std::thread::sleep(Duration::from_millis(150));
+            assert_eq!(m.find(&names).as_deref(), Some("10.9.9.9"), "dangling link ignored");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(m.find(&names), None, "a missing directory holds nothing");
     }
 }

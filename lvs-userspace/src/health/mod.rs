@@ -26,7 +26,7 @@ use std::{
     collections::HashMap,
     hash::{BuildHasher, Hash, Hasher},
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
@@ -37,7 +37,7 @@ pub use probe::CheckError;
 pub use state::{HardState, StateMachine, Transition};
 
 use crate::config::model::{
-    CheckService, CheckSpec, CheckType, HttpMethod, Protocol, RealServer, VirtualService,
+    CheckService, CheckSpec, CheckType, Config, HttpMethod, Protocol, RealServer, VirtualService,
 };
 
 /// Everything that makes one check distinct. Targets with equal keys are checked once.
@@ -225,6 +225,35 @@ impl TargetSpec {
     }
 }
 
+/// A configured real and the target checking it (see [`targets_for`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigTarget {
+    /// Index of the virtual service in `Config::virtuals`.
+    pub virtual_index: usize,
+    /// Index of the real in that service's `reals`.
+    pub real_index: usize,
+    /// The target; several reals may share its key (one check for all).
+    pub spec: TargetSpec,
+}
+
+/// Every real of `config` with its target, in file order. Pass the specs to
+/// [`HealthHandle::set_targets`] and keep the list to map [`HealthEvent::key`] back to the
+/// (virtual, real) pairs it concerns.
+pub fn targets_for(config: &Config) -> Vec<ConfigTarget> {
+    config
+        .virtuals
+        .iter()
+        .enumerate()
+        .flat_map(|(vi, vs)| {
+            vs.reals.iter().enumerate().map(move |(ri, r)| ConfigTarget {
+                virtual_index: vi,
+                real_index: ri,
+                spec: TargetSpec::from_config(vs, r),
+            })
+        })
+        .collect()
+}
+
 /// The outcome of one check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckResult {
@@ -303,6 +332,8 @@ pub struct Reconciled {
 pub struct HealthChecker {
     /// `maintenancedir`: a file named after a real forces it down.
     pub maintenance_dir: Option<PathBuf>,
+    /// How long a listing of `maintenance_dir` is reused (default 1 s).
+    pub maintenance_refresh: Duration,
     /// Capacity of the event channel. Target tasks wait when it is full: drain it.
     pub event_capacity: usize,
 }
@@ -311,6 +342,7 @@ impl Default for HealthChecker {
     fn default() -> Self {
         HealthChecker {
             maintenance_dir: None,
+            maintenance_refresh: Duration::from_secs(1),
             event_capacity: 1024,
         }
     }
@@ -326,7 +358,9 @@ impl HealthChecker {
         let inner = Inner {
             targets: Mutex::new(HashMap::new()),
             events: tx,
-            maintenance_dir: self.maintenance_dir.map(Arc::from),
+            maintenance_dir: self
+                .maintenance_dir
+                .map(|d| Arc::new(maintenance::MaintenanceDir::new(d, self.maintenance_refresh))),
             runtime: tokio::runtime::Handle::current(),
         };
         (
@@ -355,7 +389,7 @@ impl std::fmt::Debug for HealthHandle {
 struct Inner {
     targets: Mutex<HashMap<CheckKey, Target>>,
     events: mpsc::Sender<HealthEvent>,
-    maintenance_dir: Option<Arc<Path>>,
+    maintenance_dir: Option<Arc<maintenance::MaintenanceDir>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -471,7 +505,7 @@ struct Worker {
     machine: StateMachine,
     status: Arc<Mutex<TargetStatus>>,
     events: mpsc::Sender<HealthEvent>,
-    maintenance_dir: Option<Arc<Path>>,
+    maintenance_dir: Option<Arc<maintenance::MaintenanceDir>>,
 }
 
 impl Worker {
@@ -503,16 +537,7 @@ impl Worker {
     async fn check_once(&mut self, names: &[String]) {
         let at = SystemTime::now();
         let started = Instant::now();
-        let in_maintenance = match &self.maintenance_dir {
-            Some(dir) => match maintenance::find_in(dir, names) {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(error = %e, "maintenance check failed");
-                    None
-                }
-            },
-            None => None,
-        };
+        let in_maintenance = self.maintenance_dir.as_ref().and_then(|d| d.find(names));
         let (result, transition) = match &in_maintenance {
             Some(file) => {
                 let transition = self.machine.force_down();

@@ -242,6 +242,7 @@ async fn maintenance_file_forces_down() {
     let t = TargetSpec::from_config(&v, &v.reals[0]);
     let (health, mut rx) = HealthChecker {
         maintenance_dir: Some(dir.clone()),
+        maintenance_refresh: Duration::from_millis(20),
         ..Default::default()
     }
     .spawn();
@@ -269,7 +270,7 @@ async fn on_and_off() {
     off.initial = Some(HardState::Up);
     let (health, mut rx) = HealthChecker::default().spawn();
     health.set_targets(vec![on.clone(), off.clone()]);
-    let mut got = vec![next_event(&mut rx).await, next_event(&mut rx).await];
+    let mut got = [next_event(&mut rx).await, next_event(&mut rx).await];
     got.sort_by_key(|e| e.state == HardState::Down);
     assert_eq!((got[0].key.clone(), got[0].state), (on.key, HardState::Up));
     assert_eq!(
@@ -354,6 +355,26 @@ async fn bad_regex_target_reports_down() {
 }
 
 #[test]
+fn targets_for_maps_every_real() {
+    let r1 = real("10.0.0.1:80".parse().unwrap());
+    let r2 = real("10.0.0.2:80".parse().unwrap());
+    let config = Config {
+        source: "test.cf".into(),
+        globals: Default::default(),
+        virtuals: vec![
+            virtual_service("192.0.2.1:80", spec(CheckType::Connect), vec![r1.clone(), r2]),
+            virtual_service("192.0.2.2:80", spec(CheckType::Connect), vec![r1]),
+        ],
+        warnings: Vec::new(),
+    };
+    let t = targets_for(&config);
+    let pos: Vec<_> = t.iter().map(|c| (c.virtual_index, c.real_index)).collect();
+    assert_eq!(pos, vec![(0, 0), (0, 1), (1, 0)]);
+    assert_eq!(t[0].spec.key, t[2].spec.key, "the same real and check in two virtuals");
+    assert_ne!(t[0].spec.key, t[1].spec.key);
+}
+
+#[test]
 fn key_ports_and_external_arguments() {
     let mut c = spec(CheckType::External);
     c.command = Some("/bin/true".into());
@@ -404,4 +425,115 @@ fn jitter_stays_within_the_interval() {
     let samples: Vec<_> = (0..50).map(|_| jitter(&k, interval)).collect();
     assert!(samples.iter().all(|j| *j < interval));
     assert!(samples.iter().any(|j| *j != samples[0]), "jitter is random");
+}
+
+/// Runs `targets` for 5 s after a 3 s warm-up on a 2-thread runtime; returns
+/// (checks per second, user CPU %, system CPU %, targets up) for the whole process.
+async fn measure(targets: Vec<TargetSpec>) -> (f64, f64, f64, usize) {
+    let (health, mut rx) = HealthChecker {
+        event_capacity: 20_000,
+        ..Default::default()
+    }
+    .spawn();
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let n = targets.len();
+    assert_eq!(health.set_targets(targets).added, n);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = || {
+        // SAFETY: an all-zero rusage is valid; getrusage fills the struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+        let t = |tv: libc::timeval| Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
+        (t(u.ru_utime), t(u.ru_stime))
+    };
+    let checks = |h: &HealthHandle| h.snapshot().iter().map(|s| s.checks).sum::<u64>();
+    let (u0, s0) = cpu();
+    let c0 = checks(&health);
+    let wall = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (u1, s1) = cpu();
+    let c1 = checks(&health);
+    let secs = wall.elapsed().as_secs_f64();
+    let up = health
+        .snapshot()
+        .iter()
+        .filter(|s| s.state == Some(HardState::Up))
+        .count();
+    health.clear();
+    drain.abort();
+    (
+        (c1 - c0) as f64 / secs,
+        (u1 - u0).as_secs_f64() / secs * 100.0,
+        (s1 - s0).as_secs_f64() / secs * 100.0,
+        up,
+    )
+}
+
+fn bench_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// 10,000 distinct keys at a 1 s interval (the key varies by its timeout's microseconds).
+fn many(check_type: CheckType, addrs: &[SocketAddr]) -> Vec<TargetSpec> {
+    (0..10_000u32)
+        .map(|n| {
+            let mut c = spec(check_type);
+            c.interval = Duration::from_secs(1);
+            c.timeout = Duration::from_secs(2) + Duration::from_micros(u64::from(n));
+            let v = virtual_service("192.0.2.1:80", c, vec![real(addrs[n as usize % addrs.len()])]);
+            TargetSpec::from_config(&v, &v.reals[0])
+        })
+        .collect()
+}
+
+/// Scale, engine only: 10,000 `on` targets at 1 s. Run with `cargo test --release -p
+/// lvs-userspace --lib health::tests::scale -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark; takes ~10 s"]
+fn scale_10k_engine_only() {
+    bench_runtime().block_on(async {
+        // `on` keys ignore timeouts: distinct reals make the keys distinct.
+        let addrs: Vec<SocketAddr> = (1..=10_000u16)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        let (rate, user, sys, up) = measure(many(CheckType::On, &addrs)).await;
+        println!("on: checks/s {rate:.0}, user {user:.1}% sys {sys:.1}% of one core, {up} up");
+        assert_eq!(up, 10_000);
+        assert!(user + sys < 25.0);
+    });
+}
+
+/// Scale, TCP connects: 10,000 connect targets at 1 s against loopback listeners in this
+/// process, so the CPU printed includes the listeners' side of every handshake.
+#[test]
+#[ignore = "benchmark; takes ~10 s"]
+fn scale_10k_connect_targets() {
+    bench_runtime().block_on(async {
+        let mut servers = Vec::new();
+        let mut addrs = Vec::new();
+        for i in 1..=10u8 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_reuseaddr(true).unwrap();
+            socket
+                .bind((std::net::Ipv4Addr::new(127, 0, 0, i), 0).into())
+                .unwrap();
+            let listener = socket.listen(4096).unwrap();
+            addrs.push(listener.local_addr().unwrap());
+            servers.push(tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    drop(s);
+                }
+            }));
+        }
+        let (rate, user, sys, up) = measure(many(CheckType::Connect, &addrs)).await;
+        println!("connect: checks/s {rate:.0}, user {user:.1}% sys {sys:.1}% of one core, {up} up");
+        for s in servers {
+            s.abort();
+        }
+        assert_eq!(up, 10_000);
+    });
 }
