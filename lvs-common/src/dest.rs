@@ -35,6 +35,9 @@ pub struct Dest {
     pub flags: u32,
     /// The service this destination belongs to (for per-service counters of established flows).
     pub service: u32,
+    /// The server's address. The kernel does not read it; a restarted agent does, to know
+    /// which server each slot it adopts stands for.
+    pub addr: crate::Addr,
 }
 
 impl Dest {

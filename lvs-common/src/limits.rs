@@ -45,6 +45,20 @@ pub mod map_names {
     pub const DEST_STATS: &str = "LVS_DEST_STATS";
     /// `PERCPU_ARRAY` of `u64` per [`crate::DropReason`].
     pub const DROPS: &str = "LVS_DROPS";
+
+    /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
+    pub const ALL: [&str; 10] = [
+        SERVICES,
+        DESTS,
+        RINGS,
+        RING_POS,
+        CONNTRACK,
+        PERSIST,
+        TX_PORTS,
+        SERVICE_STATS,
+        DEST_STATS,
+        DROPS,
+    ];
 }
 
 /// Program names in the object file.

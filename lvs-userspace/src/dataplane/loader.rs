@@ -1,10 +1,16 @@
 //! Loading the kernel object, attaching the balancer to an interface, and handing out its
 //! maps.
 
+use std::path::{Path, PathBuf};
+
 use aya::{
-    Ebpf, EbpfError,
-    maps::{Array, DevMapHash, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray},
-    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+    Ebpf, EbpfError, EbpfLoader,
+    maps::{Array, DevMapHash, HashMap as BpfHashMap, Map, MapData, MapError, MapInfo, PerCpuArray},
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
 };
 use lvs_common::limits::{map_names, program_names};
 
@@ -70,6 +76,57 @@ pub enum LoadError {
         #[source]
         source: aya::maps::xdp::XdpMapError,
     },
+    /// A pinned map was made by an lvs with another map layout.
+    #[error(
+        "the pinned map {path} has another layout ({pinned}) than this lvs needs ({wanted}); \
+         it belongs to another lvs version: stop that data plane (or remove {dir}) first, or \
+         use another instance name"
+    )]
+    Layout {
+        /// The pinned map.
+        path: PathBuf,
+        /// Its layout.
+        pinned: String,
+        /// The layout this binary's object declares.
+        wanted: String,
+        /// The pin directory.
+        dir: PathBuf,
+    },
+    /// The object could not be parsed (to read its map layout).
+    #[error("parsing the BPF object: {source}")]
+    Parse {
+        /// The cause.
+        #[source]
+        source: aya_obj::ParseError,
+    },
+    /// A pin could not be read, written or removed.
+    #[error("{action} {path}: {source}")]
+    Pin {
+        /// What was being done.
+        action: &'static str,
+        /// The pin.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pinned link could not be adopted or pinned.
+    #[error("{action} the XDP link pinned at {path}: {detail}")]
+    Link {
+        /// What was being done.
+        action: &'static str,
+        /// The pin.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The tables left by an earlier agent could not be read.
+    #[error("adopting the pinned tables: {source}")]
+    Adopt {
+        /// The cause.
+        #[source]
+        source: super::tables::TablesError,
+    },
     /// The interface does not exist.
     #[error("interface {name} does not exist")]
     NoInterface {
@@ -97,6 +154,45 @@ pub struct Dataplane {
     pub tables: Tables,
     tx_ports: DevMapHash<MapData>,
     attached: Option<(u32, XdpLinkId)>,
+    /// Where maps and the link are pinned, when they are.
+    pins: Option<PathBuf>,
+    /// Whether the tables were adopted from an earlier agent.
+    adopted: bool,
+}
+
+/// The file name of the pinned XDP link in the pin directory.
+const LINK_PIN: &str = "link";
+
+/// A map's layout as the kernel sees it.
+fn layout(map_type: u32, key: u32, value: u32, max: u32, flags: u32) -> String {
+    format!("type {map_type}, key {key} B, value {value} B, {max} entries, flags {flags:#x}")
+}
+
+/// Refuses pinned maps whose layout differs from what this binary's object declares.
+fn check_layout(dir: &Path) -> Result<(), LoadError> {
+    let obj = aya_obj::Object::parse(EBPF_OBJECT).map_err(|source| LoadError::Parse { source })?;
+    for name in map_names::ALL {
+        let path = dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let Some(def) = obj.maps.get(name) else {
+            return Err(LoadError::MissingMap { name });
+        };
+        let info = MapInfo::from_pin(&path).map_err(|source| LoadError::Map { name, source })?;
+        let wanted = layout(def.map_type(), def.key_size(), def.value_size(), def.max_entries(), def.map_flags());
+        let pinned = layout(
+            info.map_type().map(|t| t as u32).unwrap_or(u32::MAX),
+            info.key_size(),
+            info.value_size(),
+            info.max_entries(),
+            info.map_flags(),
+        );
+        if wanted != pinned {
+            return Err(LoadError::Layout { path, pinned, wanted, dir: dir.to_path_buf() });
+        }
+    }
+    Ok(())
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, LoadError> {
@@ -111,9 +207,36 @@ fn typed<T: TryFrom<Map, Error = MapError>>(
 }
 
 impl Dataplane {
-    /// Loads the object and the balancer program (the verifier runs here), without attaching.
+    /// Loads the object and the balancer program (the verifier runs here), without attaching,
+    /// with maps of its own that live as long as it does.
     pub fn load() -> Result<Self, LoadError> {
-        let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| LoadError::Object { source })?;
+        let ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| LoadError::Object { source })?;
+        Self::from_ebpf(ebpf, None)
+    }
+
+    /// Loads with every map pinned in `dir` (on a bpffs), adopting the maps (and with
+    /// [`Dataplane::attach`], the XDP link) an earlier agent pinned there: established flows,
+    /// counters and forwarding survive a restart. Pinned maps of another layout are refused.
+    pub fn load_pinned(dir: &Path) -> Result<Self, LoadError> {
+        std::fs::create_dir_all(dir).map_err(|source| LoadError::Pin {
+            action: "creating",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        check_layout(dir)?;
+        let paths: Vec<(&str, PathBuf)> = map_names::ALL.iter().map(|&n| (n, dir.join(n))).collect();
+        let mut loader = EbpfLoader::new();
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let ebpf = loader.load(EBPF_OBJECT).map_err(|source| LoadError::Object { source })?;
+        let mut dp = Self::from_ebpf(ebpf, Some(dir.to_path_buf()))?;
+        let services = dp.tables.adopt().map_err(|source| LoadError::Adopt { source })?;
+        dp.adopted = services > 0 || dir.join(LINK_PIN).exists();
+        Ok(dp)
+    }
+
+    fn from_ebpf(mut ebpf: Ebpf, pins: Option<PathBuf>) -> Result<Self, LoadError> {
         load_program(&mut ebpf, program_names::BALANCER)?;
         let cpus =
             aya::util::nr_cpus().map_err(|(path, source)| LoadError::Cpus { path, source })?;
@@ -134,7 +257,14 @@ impl Dataplane {
             ebpf,
             tables,
             attached: None,
+            pins,
+            adopted: false,
         })
+    }
+
+    /// Whether this data plane took over tables (and a link) an earlier agent pinned.
+    pub fn adopted(&self) -> bool {
+        self.adopted
     }
 
     /// The loaded object, for tests and the benchmark (to run programs with
@@ -148,29 +278,73 @@ impl Dataplane {
         program(&mut self.ebpf, program_names::BALANCER)
     }
 
-    /// Attaches the balancer to `interface`. Returns the interface index.
+    /// Attaches the balancer to `interface`. Returns the interface index. With pins, a link an
+    /// earlier agent pinned is taken over by swapping this program in atomically (no packet
+    /// meets no program); otherwise the new link is pinned.
     pub fn attach(&mut self, interface: &str, mode: AttachMode) -> Result<u32, LoadError> {
-        let ifindex =
-            nix::net::if_::if_nametoindex(interface).map_err(|_| LoadError::NoInterface {
-                name: interface.to_string(),
-            })?;
+        let ifindex = nix::net::if_::if_nametoindex(interface).map_err(|_| LoadError::NoInterface {
+            name: interface.to_string(),
+        })?;
         let name = program_names::BALANCER;
+        let link_pin = self.pins.as_ref().map(|d| d.join(LINK_PIN));
+        if let Some(pin) = link_pin.as_ref().filter(|p| p.exists()) {
+            let link_err = |action, detail: String| LoadError::Link { action, path: pin.clone(), detail };
+            let pinned = PinnedLink::from_pin(pin).map_err(|e| link_err("opening", e.to_string()))?;
+            let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| link_err("adopting", e.to_string()))?;
+            let id = self
+                .balancer()?
+                .attach_to_link(link)
+                .map_err(|source| LoadError::Program { action: "swapping in", name, source })?;
+            self.attached = Some((ifindex, id));
+            return Ok(ifindex);
+        }
         let prog = self.balancer()?;
         let attach = |prog: &mut Xdp, mode| prog.attach_to_if_index(ifindex, mode);
         let link = match mode {
             AttachMode::Native => attach(prog, XdpMode::Driver),
             AttachMode::Generic => attach(prog, XdpMode::Skb),
-            AttachMode::Auto => {
-                attach(prog, XdpMode::Driver).or_else(|_| attach(prog, XdpMode::Skb))
-            }
+            AttachMode::Auto => attach(prog, XdpMode::Driver).or_else(|_| attach(prog, XdpMode::Skb)),
         }
-        .map_err(|source| LoadError::Program {
-            action: "attaching",
-            name,
-            source,
-        })?;
-        self.attached = Some((ifindex, link));
+        .map_err(|source| LoadError::Program { action: "attaching", name, source })?;
+        if let Some(pin) = link_pin {
+            let link_err = |action, detail: String| LoadError::Link { action, path: pin.clone(), detail };
+            let prog = self.balancer()?;
+            let owned = prog
+                .take_link(link)
+                .map_err(|source| LoadError::Program { action: "taking the link of", name, source })?;
+            let fd_link = FdLink::try_from(owned).map_err(|e| link_err("pinning", e.to_string()))?;
+            let pinned = fd_link.pin(&pin).map_err(|e| link_err("pinning", e.to_string()))?;
+            let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| link_err("keeping", e.to_string()))?;
+            let id = self
+                .balancer()?
+                .attach_to_link(link)
+                .map_err(|source| LoadError::Program { action: "keeping", name, source })?;
+            self.attached = Some((ifindex, id));
+        } else {
+            self.attached = Some((ifindex, link));
+        }
         Ok(ifindex)
+    }
+
+    /// Ends this agent's hold on the data plane. `detach` (ldirectord's `cleanstop`): the
+    /// balancer is detached and the pins removed. Otherwise the pinned link and maps keep
+    /// forwarding after the process exits, for the next agent to adopt.
+    pub fn release(mut self, detach: bool) -> Result<(), LoadError> {
+        if !detach {
+            return Ok(());
+        }
+        if let Some(dir) = self.pins.clone() {
+            for name in map_names::ALL.iter().copied().chain([LINK_PIN]) {
+                let path = dir.join(name);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(LoadError::Pin { action: "removing", path, source }),
+                }
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+        self.detach()
     }
 
     /// Detaches the balancer, if attached.

@@ -26,7 +26,7 @@ use lvs_common::{
 };
 
 use super::{
-    plan::{DestPlan, ServicePlan, Target},
+    plan::{DestPlan, ServicePlan, Target, ip_of, kernel_addr},
     ring::{self, RingKind, Weighted},
     stats::{Stats, StatsError},
 };
@@ -140,6 +140,93 @@ impl Tables {
     pub fn live_ring(&self, key: &VipKey) -> Option<&[u32]> {
         let s = self.written.get(key)?;
         Some(&s.rings[(s.value.ring_gen & 1) as usize][..s.value.ring_len as usize])
+    }
+
+    /// Rebuilds the shadow from tables an earlier agent left behind (pinned maps), so this
+    /// agent goes on from exactly what the kernel holds: the same service ids, destination
+    /// slots and generations, and the live rings. Returns how many services were adopted.
+    /// Slots of services that no longer exist are invalidated.
+    pub fn adopt(&mut self) -> Result<usize, TablesError> {
+        for (id, slot) in self.dests.iter().enumerate() {
+            self.slots[id] = slot.map_err(map_err("LVS_DESTS"))?;
+        }
+        let services: Vec<(VipKey, Service)> = self
+            .services
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(map_err("LVS_SERVICES"))?;
+        let mut used_dests = vec![false; MAX_DESTS as usize];
+        let mut used_services = vec![false; MAX_SERVICES as usize];
+        for (key, value) in &services {
+            let Some(used) = used_services.get_mut(value.id as usize) else {
+                continue;
+            };
+            *used = true;
+            let mut live = Vec::with_capacity(value.ring_len as usize);
+            for pos in 0..value.ring_len.min(RING_SIZE) {
+                let index = Service::ring_index(value.id, value.ring_gen, pos);
+                live.push(self.rings.get(&index, 0).map_err(map_err("LVS_RINGS"))?);
+            }
+            let mut rings = [Vec::new(), Vec::new()];
+            rings[(value.ring_gen & 1) as usize] = live;
+            let mut dests = BTreeMap::new();
+            for (id, slot) in self.slots.iter().enumerate() {
+                if slot.flags & dest_flags::VALID != 0 && slot.service == value.id {
+                    let role = if value.fallback == id as u32 { Role::Fallback } else { Role::Real };
+                    dests.insert((ip_of(&slot.addr), role), id as u32);
+                    used_dests[id] = true;
+                }
+            }
+            self.written.insert(
+                *key,
+                ServiceState {
+                    value: *value,
+                    rings,
+                    dests,
+                    in_kernel: true,
+                },
+            );
+        }
+        self.free_services = (0..MAX_SERVICES).rev().filter(|&i| !used_services[i as usize]).collect();
+        self.free_dests = Vec::new();
+        for id in (0..MAX_DESTS).rev() {
+            if used_dests[id as usize] {
+                continue;
+            }
+            if self.slots[id as usize].flags & dest_flags::VALID != 0 {
+                // An orphan: its service is gone. Its flows must not keep it.
+                self.free_dest(id)?;
+            } else {
+                self.free_dests.push(id);
+            }
+        }
+        Ok(services.len())
+    }
+
+    /// The destination slot of a real of a service, as written.
+    pub fn dest(&self, key: &VipKey, addr: IpAddr) -> Option<Dest> {
+        self.dest_id(key, addr).map(|id| self.slots[id as usize])
+    }
+
+    /// How every written destination is reached (to seed what a restarted agent knows).
+    pub fn targets(&self) -> Vec<(IpAddr, Target)> {
+        self.written
+            .values()
+            .flat_map(|s| s.dests.values())
+            .map(|&id| {
+                let d = &self.slots[id as usize];
+                let target = if d.flags & dest_flags::LOCAL != 0 {
+                    Target::Local
+                } else {
+                    Target::Remote {
+                        mac: d.dst_mac,
+                        src_mac: d.src_mac,
+                        ifindex: d.ifindex,
+                    }
+                };
+                (ip_of(&d.addr), target)
+            })
+            .collect()
     }
 
     /// Makes the kernel's tables say what `plans` say. Services not in `plans` are removed.
@@ -381,5 +468,6 @@ fn dest_value(d: &DestPlan, service: u32, generation: u32) -> Dest {
         generation,
         flags,
         service,
+        addr: kernel_addr(d.addr),
     }
 }
