@@ -275,7 +275,7 @@ struct MailSettings {
 }
 
 /// When the last mail about a real that is still down went out.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct DownEntry {
     last_mail: Instant,
 }
@@ -473,14 +473,33 @@ impl Alerter {
         if previous == Some(start) {
             return pending;
         }
-        pending.push(tokio::spawn(run_fallback_command(
-            command.to_string(),
-            start,
-            vip,
-            protocol,
-            self.command_timeout,
-        )));
+        let command = command.to_string();
+        let timeout = self.command_timeout;
+        pending.push(tokio::spawn(async move {
+            run_fallback_command(&command, start, vip, protocol, timeout).await
+        }));
         pending
+    }
+
+    /// A new alerter for `globals` (after a reload) that keeps this one's daemon phase, its
+    /// reminders for reals still down (unless `emailalertfreq` is now 0) and the last
+    /// `fallbackcommand` word per service. Keeps this one's timeouts.
+    pub fn reconfigured(&self, globals: &Globals) -> Alerter {
+        let smtp_timeout = self
+            .mail
+            .as_ref()
+            .map_or(DEFAULT_SMTP_TIMEOUT, |m| m.timeout);
+        let next = Alerter::with_timeouts(globals, self.command_timeout, smtp_timeout);
+        {
+            let old = self.lock();
+            let mut new = next.lock();
+            new.phase = old.phase;
+            new.fallback_status = old.fallback_status.clone();
+            if !next.freq.is_zero() {
+                new.down = old.down.clone();
+            }
+        }
+        next
     }
 
     fn mail(&self, pending: &mut Pending, phase: DaemonPhase, subject: String, check: &str) {
@@ -517,7 +536,7 @@ impl Alerter {
 /// Runs a fallback command as ldirectord does:
 /// `<command words…> <start|stop> <vip:port> <tcp|udp>`. Logs and returns the outcome.
 pub async fn run_fallback_command(
-    command: String,
+    command: &str,
     start: bool,
     vip: SocketAddr,
     protocol: Protocol,
@@ -532,7 +551,7 @@ pub async fn run_fallback_command(
         }
         .to_string(),
     ];
-    run_logged("fallbackcommand", &command, args, timeout).await
+    run_logged("fallbackcommand", command, args, timeout).await
 }
 
 /// Runs the `callback` command after a configuration change, as ldirectord does:
@@ -653,7 +672,7 @@ async fn log_lines<R: tokio::io::AsyncRead + Unpin>(program: String, r: R) {
 /// Splits a command line into words like a POSIX shell (no expansions): blanks separate
 /// words, `'…'` is literal, `"…"` honours `\"`, `\\`, `\$` and `` \` ``, and `\` outside
 /// quotes escapes the next character.
-pub fn split_words(s: &str) -> Result<Vec<String>, &'static str> {
+pub(crate) fn split_words(s: &str) -> Result<Vec<String>, &'static str> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -1215,6 +1234,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reconfigured_keeps_reminders_phase_and_fallback_state() {
+        let sink = Sink::start(4).await;
+        let mut g = globals_mail(&sink);
+        g.email_alert_freq = Duration::from_secs(60);
+        let a = alerter(&g);
+        a.set_phase(DaemonPhase::Reloading);
+        let t0 = Instant::now();
+        all_ok(a.on_change_at(&change(RealState::Down), t0).wait().await);
+        let vip: SocketAddr = "198.18.0.100:80".parse().unwrap();
+        all_ok(
+            a.fallback("/bin/true", true, vip, Protocol::Tcp)
+                .wait()
+                .await,
+        );
+
+        let b = a.reconfigured(&g);
+        assert_eq!(b.phase(), DaemonPhase::Reloading);
+        assert!(b.fallback("/bin/true", true, vip, Protocol::Tcp).is_empty());
+        assert!(b.tick(t0 + Duration::from_secs(30)).is_empty());
+        all_ok(b.tick(t0 + Duration::from_secs(60)).wait().await);
+        assert_eq!(sink.sessions().len(), 2);
+
+        g.email_alert_freq = Duration::ZERO;
+        let c = b.reconfigured(&g);
+        assert!(c.tick(t0 + Duration::from_secs(1000)).is_empty());
+    }
+
+    #[tokio::test]
     async fn emailalertfreq_zero_never_resends() {
         let sink = Sink::start(4).await;
         let a = alerter(&globals_mail(&sink));
@@ -1277,15 +1324,9 @@ mod tests {
         assert!(a.fallback(&cmd, true, vip, Protocol::Tcp).is_empty());
         all_ok(a.fallback(&cmd, false, vip, Protocol::Tcp).wait().await);
         let udp: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
-        run_fallback_command(
-            cmd.clone(),
-            true,
-            udp,
-            Protocol::Udp,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        run_fallback_command(&cmd, true, udp, Protocol::Udp, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "start 198.18.0.100:80 tcp\nstop 198.18.0.100:80 tcp\nstart [2001:db8::1]:53 udp\n"
