@@ -2,12 +2,14 @@
 //! line with the configuration and the servers' health.
 //!
 //! Follow a config change: [`config`] → [`agent`] → [`agent::desired`] → [`dataplane::tables`].
-//! Follow a health change: [`health`] → [`agent`] → the same path.
+//! Follow a health change: [`health`] → [`agent`] (and [`alert`]) → the same path.
 
 pub mod agent;
+pub mod alert;
 pub mod config;
 pub mod dataplane;
 pub mod demo;
 pub mod health;
 pub mod lab;
+pub mod logging;
 pub mod neighbour;

@@ -1,0 +1,1460 @@
+//! Alerting on real-server state changes, in the manner of ldirectord (e-mail alerts,
+//! `fallbackcommand`, `callback`) and keepalived (a `notify` command per change).
+//!
+//! The [`Alerter`] is built from the [`Globals`] of a configuration and rebuilt on reload. The
+//! agent calls [`Alerter::on_change`] on every hard state change of a real,
+//! [`Alerter::tick`] periodically (for `emailalertfreq`), [`Alerter::set_phase`] when the
+//! daemon starts, runs, reloads or stops (for `emailalertstatus`), and
+//! [`Alerter::fallback`] / [`run_callback`] as ldirectord does.
+//!
+//! Nothing here is fatal: every failure is logged and, for whoever wants to wait for it,
+//! returned through [`Pending::wait`].
+//!
+//! # Commands
+//!
+//! Commands from the configuration are split into words the way a POSIX shell would split a
+//! plain command line (whitespace, `'…'`, `"…"`, `\`), but no shell runs them: the first word
+//! is the program (looked up in `PATH`), the others its first arguments, and the addresses
+//! are appended as separate arguments, so nothing from the network or the configuration of
+//! the reals is ever parsed by a shell. Anyone who needs a shell writes it out, e.g.
+//! `notify = "/bin/sh -c 'logger \"$1 $2 $3\"' notify"` (the word after the script is `$0`).
+//!
+//! Every command runs in its own process group with stdin from `/dev/null`; its output is
+//! logged; after the timeout (10 s by default) the whole group is killed with `SIGKILL`.
+//!
+//! * `notify`: `<notify words…> <real ip:port> <virtual service> <up|down>`, e.g.
+//!   `/usr/local/bin/notify 10.0.0.2:80 198.18.0.100:80/tcp down`. IPv6 reals are written
+//!   `[2001:db8::2]:80`.
+//! * `fallbackcommand`: `<words…> <start|stop> <vip:port> <tcp|udp>` as ldirectord: `start`
+//!   when the last real of a service went down (the fallback server takes over), `stop` when
+//!   the first real came back; not run twice in a row with the same word for one service.
+//! * `callback`: `<words…> <config file path>`, after the configuration file changed.
+//!
+//! # E-mail
+//!
+//! As ldirectord's `ld_emailalert_send`: when `emailalert` names recipients, a mail goes to
+//! all of them in one SMTP transaction through `smtp` (default `127.0.0.1:25`). The subject
+//! is ldirectord's log line: `Deleted real server: 10.0.0.2:80 (198.18.0.100:80/tcp)` when a
+//! real went down, `Added real server: …` when it came up, `Inaccessible real server: …` for
+//! the `emailalertfreq` reminders. `emailalertstatus` filters on the *daemon's* phase, as in
+//! ldirectord (not on the direction of the change): `starting` while the daemon starts,
+//! `running` in normal operation, `stopping` while it stops, `reloading` (the model's
+//! `sent`) while it reloads. See [`DaemonPhase`].
+
+use std::{
+    collections::HashMap,
+    fmt,
+    net::SocketAddr,
+    path::Path,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+    process::Command,
+    task::JoinHandle,
+};
+
+use crate::config::model::{AlertStatus, Globals, Protocol};
+
+/// How long a command may run before it is killed.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one SMTP delivery (connect to `QUIT`) may take.
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The mail server used when `smtp` is not set.
+pub const DEFAULT_SMTP_SERVER: &str = "127.0.0.1:25";
+
+/// Everything that can go wrong while alerting.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// A configured command is empty or badly quoted.
+    #[error("bad command {command:?}: {reason}")]
+    BadCommand {
+        /// The command as configured.
+        command: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A command could not be started.
+    #[error("cannot run {program:?}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for a command failed.
+    #[error("waiting for {program:?}")]
+    Wait {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A command ran past its timeout and was killed.
+    #[error("{program:?} did not finish within {timeout:?} and was killed")]
+    CommandTimeout {
+        /// The program.
+        program: String,
+        /// The timeout it ran past.
+        timeout: Duration,
+    },
+    /// A command exited unsuccessfully.
+    #[error("{program:?} failed ({status})")]
+    CommandFailed {
+        /// The program.
+        program: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+    },
+    /// The `smtp` setting cannot be read as `host` or `host:port`.
+    #[error("bad smtp server {server:?}")]
+    BadSmtpServer {
+        /// The setting.
+        server: String,
+    },
+    /// Talking to the mail server failed at the transport level.
+    #[error("smtp {server}: {stage}")]
+    SmtpIo {
+        /// The mail server.
+        server: String,
+        /// What was being done.
+        stage: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The mail server refused something.
+    #[error("smtp {server}: {stage}: server replied {reply:?}")]
+    SmtpRejected {
+        /// The mail server.
+        server: String,
+        /// What was being done.
+        stage: &'static str,
+        /// The server's (last) reply line.
+        reply: String,
+    },
+    /// The delivery took longer than the SMTP timeout.
+    #[error("smtp {server}: no delivery within {timeout:?}")]
+    SmtpTimeout {
+        /// The mail server.
+        server: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// A spawned alert task panicked or was cancelled.
+    #[error("alert task failed")]
+    Task {
+        /// Why.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+/// The health of a real server after a hard state change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RealState {
+    /// It passes its checks and takes traffic.
+    Up,
+    /// It failed its checks and was taken out.
+    Down,
+}
+
+impl RealState {
+    /// `"up"` or `"down"`, as passed to the `notify` command.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RealState::Up => "up",
+            RealState::Down => "down",
+        }
+    }
+}
+
+impl fmt::Display for RealState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One hard state change of one real server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateChange {
+    /// The virtual service, written `vip:port/proto`, e.g. `198.18.0.100:80/tcp`.
+    pub virtual_service: String,
+    /// The real server.
+    pub real: SocketAddr,
+    /// Its new state.
+    pub new_state: RealState,
+    /// The result of the last check, for the log and the mail.
+    pub message: String,
+}
+
+/// The daemon's phase, which `emailalertstatus` filters on (ldirectord's `$DAEMON_STATUS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DaemonPhase {
+    /// Starting up: the first checks are being made (`starting`).
+    Starting,
+    /// Normal operation (`running`).
+    Running,
+    /// Shutting down (`stopping`).
+    Stopping,
+    /// Reloading the configuration (`reloading`, the model's `sent`).
+    Reloading,
+}
+
+impl DaemonPhase {
+    /// ldirectord's name for the phase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DaemonPhase::Starting => "starting",
+            DaemonPhase::Running => "running",
+            DaemonPhase::Stopping => "stopping",
+            DaemonPhase::Reloading => "reloading",
+        }
+    }
+
+    /// Whether `filter` lets mail through in this phase.
+    pub fn enabled_in(self, filter: &AlertStatus) -> bool {
+        match self {
+            DaemonPhase::Starting => filter.starting,
+            DaemonPhase::Running => filter.running,
+            DaemonPhase::Stopping => filter.stopping,
+            DaemonPhase::Reloading => filter.sent,
+        }
+    }
+}
+
+/// The background work started by one call; dropping it lets the work go on unobserved.
+#[derive(Debug, Default)]
+pub struct Pending {
+    tasks: Vec<JoinHandle<Result<(), AlertError>>>,
+}
+
+impl Pending {
+    /// How many background jobs (command runs, mails) were started.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether nothing was started.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Waits for every job and returns their outcomes (already logged), in start order.
+    pub async fn wait(self) -> Vec<Result<(), AlertError>> {
+        let mut out = Vec::with_capacity(self.tasks.len());
+        for t in self.tasks {
+            out.push(match t.await {
+                Ok(r) => r,
+                Err(source) => Err(AlertError::Task { source }),
+            });
+        }
+        out
+    }
+
+    fn push(&mut self, t: JoinHandle<Result<(), AlertError>>) {
+        self.tasks.push(t);
+    }
+}
+
+/// The mail settings, shared with the delivery tasks.
+#[derive(Debug)]
+struct MailSettings {
+    recipients: Vec<String>,
+    from_header: String,
+    envelope_from: String,
+    server: String,
+    hostname: String,
+    timeout: Duration,
+}
+
+/// When the last mail about a real that is still down went out.
+#[derive(Clone, Debug)]
+struct DownEntry {
+    last_mail: Instant,
+}
+
+#[derive(Debug)]
+struct State {
+    phase: DaemonPhase,
+    /// Reals that went down and are not back, keyed by (virtual service, real).
+    down: HashMap<(String, SocketAddr), DownEntry>,
+    /// The last `fallbackcommand` word run per service.
+    fallback_status: HashMap<(SocketAddr, Protocol), bool>,
+}
+
+/// Sends the alerts configured in [`Globals`]. Cheap to rebuild on reload (carry the phase
+/// over with [`Alerter::set_phase`]; reminders for reals still down restart from scratch).
+#[derive(Debug)]
+pub struct Alerter {
+    notify: Option<String>,
+    mail: Option<Arc<MailSettings>>,
+    status: AlertStatus,
+    freq: Duration,
+    command_timeout: Duration,
+    state: Mutex<State>,
+}
+
+impl Alerter {
+    /// An alerter for `globals` with the default timeouts.
+    pub fn new(globals: &Globals) -> Alerter {
+        Alerter::with_timeouts(globals, DEFAULT_COMMAND_TIMEOUT, DEFAULT_SMTP_TIMEOUT)
+    }
+
+    /// An alerter for `globals` that kills commands after `command_timeout` and gives up a
+    /// mail delivery after `smtp_timeout`.
+    pub fn with_timeouts(
+        globals: &Globals,
+        command_timeout: Duration,
+        smtp_timeout: Duration,
+    ) -> Alerter {
+        let recipients: Vec<String> = globals
+            .email_alert
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mail = (!recipients.is_empty()).then(|| {
+            let hostname = hostname();
+            let default_from = format!("{}@{}", username(), hostname);
+            let from_header = globals
+                .email_alert_from
+                .clone()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| default_from.clone());
+            let envelope_from = envelope_address(&from_header).unwrap_or(default_from);
+            Arc::new(MailSettings {
+                recipients,
+                from_header,
+                envelope_from,
+                server: globals
+                    .smtp
+                    .clone()
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or_else(|| DEFAULT_SMTP_SERVER.to_string()),
+                hostname,
+                timeout: smtp_timeout,
+            })
+        });
+        Alerter {
+            notify: globals.notify.clone().filter(|s| !s.trim().is_empty()),
+            mail,
+            status: globals.email_alert_status,
+            freq: globals.email_alert_freq,
+            command_timeout,
+            state: Mutex::new(State {
+                phase: DaemonPhase::Running,
+                down: HashMap::new(),
+                fallback_status: HashMap::new(),
+            }),
+        }
+    }
+
+    /// The daemon's phase (initially [`DaemonPhase::Running`]).
+    pub fn phase(&self) -> DaemonPhase {
+        self.lock().phase
+    }
+
+    /// Sets the daemon's phase, which decides whether mail goes out (`emailalertstatus`).
+    pub fn set_phase(&self, phase: DaemonPhase) {
+        self.lock().phase = phase;
+    }
+
+    /// Handles one hard state change of a real: logs it, starts the `notify` command and
+    /// sends the mail (if configured and enabled). Returns at once; the command and the
+    /// mail run in background tasks (must be called inside a tokio runtime).
+    pub async fn on_change(&self, change: &StateChange) -> Pending {
+        self.on_change_at(change, Instant::now())
+    }
+
+    /// [`Alerter::on_change`] with an explicit time (for reminders and tests).
+    pub fn on_change_at(&self, change: &StateChange, now: Instant) -> Pending {
+        match change.new_state {
+            RealState::Up => tracing::info!(
+                virtual_service = %change.virtual_service,
+                real = %change.real,
+                state = "up",
+                check = %change.message,
+                "real server up"
+            ),
+            RealState::Down => tracing::warn!(
+                virtual_service = %change.virtual_service,
+                real = %change.real,
+                state = "down",
+                check = %change.message,
+                "real server down"
+            ),
+        }
+        let mut pending = Pending::default();
+        if let Some(cmd) = &self.notify {
+            let args = vec![
+                change.real.to_string(),
+                change.virtual_service.clone(),
+                change.new_state.as_str().to_string(),
+            ];
+            pending.push(spawn_command(
+                "notify",
+                cmd.clone(),
+                args,
+                self.command_timeout,
+            ));
+        }
+        let key = (change.virtual_service.clone(), change.real);
+        let phase = {
+            let mut st = self.lock();
+            match change.new_state {
+                RealState::Down if !self.freq.is_zero() => {
+                    st.down.insert(key, DownEntry { last_mail: now });
+                }
+                _ => {
+                    st.down.remove(&key);
+                }
+            }
+            st.phase
+        };
+        let verb = match change.new_state {
+            RealState::Up => "Added",
+            RealState::Down => "Deleted",
+        };
+        let subject = format!(
+            "{verb} real server: {} ({})",
+            change.real, change.virtual_service
+        );
+        self.mail(&mut pending, phase, subject, &change.message);
+        pending
+    }
+
+    /// Re-sends the alert for every real still down whose last mail is at least
+    /// `emailalertfreq` old (never when it is 0). Call it periodically.
+    pub fn tick(&self, now: Instant) -> Pending {
+        let mut pending = Pending::default();
+        if self.freq.is_zero() {
+            return pending;
+        }
+        let (due, phase) = {
+            let mut st = self.lock();
+            let mut due = Vec::new();
+            for ((vs, real), e) in st.down.iter_mut() {
+                if now.saturating_duration_since(e.last_mail) >= self.freq {
+                    e.last_mail = now;
+                    due.push((vs.clone(), *real));
+                }
+            }
+            (due, st.phase)
+        };
+        for (vs, real) in due {
+            tracing::warn!(virtual_service = %vs, real = %real, "real server still down");
+            let subject = format!("Inaccessible real server: {real} ({vs})");
+            self.mail(&mut pending, phase, subject, "");
+        }
+        pending
+    }
+
+    /// Runs `fallbackcommand` for the service `vip`/`protocol` with ldirectord's arguments
+    /// (`start` when its last real went down, `stop` when one came back), unless it was
+    /// last run for that service with the same word. `command` is the service's own
+    /// `fallbackcommand` or the global one.
+    pub fn fallback(
+        &self,
+        command: &str,
+        start: bool,
+        vip: SocketAddr,
+        protocol: Protocol,
+    ) -> Pending {
+        let mut pending = Pending::default();
+        let previous = self.lock().fallback_status.insert((vip, protocol), start);
+        if previous == Some(start) {
+            return pending;
+        }
+        let command = command.to_string();
+        let timeout = self.command_timeout;
+        pending.push(tokio::spawn(async move {
+            run_fallback_command(&command, start, vip, protocol, timeout).await
+        }));
+        pending
+    }
+
+    /// A new alerter for `globals` (after a reload) that keeps this one's daemon phase, its
+    /// reminders for reals still down (unless `emailalertfreq` is now 0) and the last
+    /// `fallbackcommand` word per service. Keeps this one's timeouts.
+    pub fn reconfigured(&self, globals: &Globals) -> Alerter {
+        let smtp_timeout = self
+            .mail
+            .as_ref()
+            .map_or(DEFAULT_SMTP_TIMEOUT, |m| m.timeout);
+        let next = Alerter::with_timeouts(globals, self.command_timeout, smtp_timeout);
+        {
+            let old = self.lock();
+            let mut new = next.lock();
+            new.phase = old.phase;
+            new.fallback_status = old.fallback_status.clone();
+            if !next.freq.is_zero() {
+                new.down = old.down.clone();
+            }
+        }
+        next
+    }
+
+    fn mail(&self, pending: &mut Pending, phase: DaemonPhase, subject: String, check: &str) {
+        let Some(mail) = &self.mail else { return };
+        if !phase.enabled_in(&self.status) {
+            tracing::debug!(%subject, phase = phase.as_str(), "emailalert suppressed by emailalertstatus");
+            return;
+        }
+        tracing::info!(%subject, "emailalert");
+        let mut body = format!(
+            "lvs host: {}\r\nLog-Message: {}\r\nDaemon-Status: {}\r\n",
+            mail.hostname,
+            subject,
+            phase.as_str()
+        );
+        if !check.is_empty() {
+            body.push_str(&format!("Check-Result: {check}\r\n"));
+        }
+        let mail = Arc::clone(mail);
+        pending.push(tokio::spawn(async move {
+            let r = send_mail(&mail, &subject, &body).await;
+            if let Err(e) = &r {
+                tracing::error!(error = %ErrorChain(e), %subject, "failed to send alert mail");
+            }
+            r
+        }));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs a fallback command as ldirectord does:
+/// `<command words…> <start|stop> <vip:port> <tcp|udp>`. Logs and returns the outcome.
+pub async fn run_fallback_command(
+    command: &str,
+    start: bool,
+    vip: SocketAddr,
+    protocol: Protocol,
+    timeout: Duration,
+) -> Result<(), AlertError> {
+    let args = vec![
+        if start { "start" } else { "stop" }.to_string(),
+        vip.to_string(),
+        match protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+        .to_string(),
+    ];
+    run_logged("fallbackcommand", command, args, timeout).await
+}
+
+/// Runs the `callback` command after a configuration change, as ldirectord does:
+/// `<command words…> <config file path>`. Logs and returns the outcome.
+pub async fn run_callback(
+    command: &str,
+    config_path: &Path,
+    timeout: Duration,
+) -> Result<(), AlertError> {
+    let args = vec![config_path.display().to_string()];
+    run_logged("callback", command, args, timeout).await
+}
+
+fn spawn_command(
+    what: &'static str,
+    command: String,
+    args: Vec<String>,
+    timeout: Duration,
+) -> JoinHandle<Result<(), AlertError>> {
+    tokio::spawn(async move { run_logged(what, &command, args, timeout).await })
+}
+
+async fn run_logged(
+    what: &'static str,
+    command: &str,
+    args: Vec<String>,
+    timeout: Duration,
+) -> Result<(), AlertError> {
+    let r = run_command(command, &args, timeout).await;
+    match &r {
+        Ok(()) => tracing::info!(command = what, program = %command, ?args, "command ran"),
+        Err(e) => {
+            tracing::error!(command = what, program = %command, ?args, error = %ErrorChain(e), "command failed")
+        }
+    }
+    r
+}
+
+/// Runs `command` (split into words) with `extra` appended as arguments, without a shell,
+/// in its own process group, killing the group after `timeout`.
+async fn run_command(command: &str, extra: &[String], timeout: Duration) -> Result<(), AlertError> {
+    let words = split_words(command).map_err(|reason| AlertError::BadCommand {
+        command: command.to_string(),
+        reason,
+    })?;
+    let Some((program, first)) = words.split_first() else {
+        return Err(AlertError::BadCommand {
+            command: command.to_string(),
+            reason: "empty",
+        });
+    };
+    let mut child = Command::new(program)
+        .args(first)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| AlertError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let pid = child.id();
+    // Read the output concurrently so a chatty command cannot fill the pipe and hang.
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(log_lines(program.clone(), s)));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(log_lines(program.clone(), s)));
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(r) => r.map_err(|source| AlertError::Wait {
+            program: program.clone(),
+            source,
+        })?,
+        Err(_) => {
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = child.kill().await;
+            // Don't wait for the readers: a grandchild outside the group may hold the pipes.
+            for h in [out, err].into_iter().flatten() {
+                h.abort();
+            }
+            return Err(AlertError::CommandTimeout {
+                program: program.clone(),
+                timeout,
+            });
+        }
+    };
+    for h in [out, err].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), h).await;
+    }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(AlertError::CommandFailed {
+            program: program.clone(),
+            status,
+        })
+    }
+}
+
+async fn log_lines<R: tokio::io::AsyncRead + Unpin>(program: String, r: R) {
+    let mut lines = BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(%program, output = %line, "command output");
+    }
+}
+
+/// Splits a command line into words like a POSIX shell (no expansions): blanks separate
+/// words, `'…'` is literal, `"…"` honours `\"`, `\\`, `\$` and `` \` ``, and `\` outside
+/// quotes escapes the next character.
+pub(crate) fn split_words(s: &str) -> Result<Vec<String>, &'static str> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated single quote"),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
+                            Some('\n') => {}
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return Err("unterminated double quote"),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated double quote"),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(c) => cur.push(c),
+                    None => return Err("trailing backslash"),
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// `host:port` for the `smtp` setting: `host`, `host:port`, `ip`, `[ipv6]:port`.
+fn smtp_target(server: &str) -> Option<(String, u16)> {
+    let s = server.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some((sa.ip().to_string(), sa.port()));
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Some((ip.to_string(), 25));
+    }
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|ip| (ip.to_string(), 25));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && !h.is_empty() => {
+            p.parse::<u16>().ok().map(|p| (h.to_string(), p))
+        }
+        Some(_) => None,
+        None => Some((s.to_string(), 25)),
+    }
+}
+
+/// The address inside `Name <addr>`, or the whole thing when it has no angle brackets.
+fn envelope_address(from: &str) -> Option<String> {
+    let s = match (from.rfind('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &from[a + 1..b],
+        _ => from,
+    };
+    let s = s.trim();
+    (!s.is_empty() && !s.contains(char::is_whitespace)).then(|| s.to_string())
+}
+
+async fn send_mail(mail: &MailSettings, subject: &str, body: &str) -> Result<(), AlertError> {
+    match tokio::time::timeout(mail.timeout, smtp_deliver(mail, subject, body)).await {
+        Ok(r) => r,
+        Err(_) => Err(AlertError::SmtpTimeout {
+            server: mail.server.clone(),
+            timeout: mail.timeout,
+        }),
+    }
+}
+
+struct Smtp<'a> {
+    server: &'a str,
+    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Smtp<'_> {
+    /// Reads one (possibly multi-line) reply: its code and last line.
+    async fn reply(&mut self, stage: &'static str) -> Result<(u16, String), AlertError> {
+        loop {
+            let mut line = String::new();
+            let n = self
+                .r
+                .read_line(&mut line)
+                .await
+                .map_err(|source| AlertError::SmtpIo {
+                    server: self.server.to_string(),
+                    stage,
+                    source,
+                })?;
+            if n == 0 {
+                return Err(AlertError::SmtpIo {
+                    server: self.server.to_string(),
+                    stage,
+                    source: std::io::ErrorKind::UnexpectedEof.into(),
+                });
+            }
+            let line = line.trim_end().to_string();
+            let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
+            let Some(code) = code else {
+                return Err(AlertError::SmtpRejected {
+                    server: self.server.to_string(),
+                    stage,
+                    reply: line,
+                });
+            };
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok((code, line));
+            }
+        }
+    }
+
+    async fn send(&mut self, stage: &'static str, data: &str) -> Result<(), AlertError> {
+        self.w
+            .write_all(data.as_bytes())
+            .await
+            .map_err(|source| AlertError::SmtpIo {
+                server: self.server.to_string(),
+                stage,
+                source,
+            })
+    }
+
+    /// Sends `line` and expects a reply in `ok`.
+    async fn command(
+        &mut self,
+        stage: &'static str,
+        line: &str,
+        ok: &[u16],
+    ) -> Result<(u16, String), AlertError> {
+        self.send(stage, &format!("{line}\r\n")).await?;
+        let (code, reply) = self.reply(stage).await?;
+        if ok.contains(&code) {
+            Ok((code, reply))
+        } else {
+            Err(AlertError::SmtpRejected {
+                server: self.server.to_string(),
+                stage,
+                reply,
+            })
+        }
+    }
+}
+
+async fn smtp_deliver(mail: &MailSettings, subject: &str, body: &str) -> Result<(), AlertError> {
+    let server = mail.server.as_str();
+    let (host, port) = smtp_target(server).ok_or_else(|| AlertError::BadSmtpServer {
+        server: server.to_string(),
+    })?;
+    let stream = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|source| AlertError::SmtpIo {
+            server: server.to_string(),
+            stage: "connect",
+            source,
+        })?;
+    let (r, w) = stream.into_split();
+    let mut s = Smtp {
+        server,
+        r: BufReader::new(r),
+        w,
+    };
+    let (code, reply) = s.reply("greeting").await?;
+    if code != 220 {
+        return Err(AlertError::SmtpRejected {
+            server: server.to_string(),
+            stage: "greeting",
+            reply,
+        });
+    }
+    if s.command("EHLO", &format!("EHLO {}", mail.hostname), &[250])
+        .await
+        .is_err()
+    {
+        s.command("HELO", &format!("HELO {}", mail.hostname), &[250])
+            .await?;
+    }
+    s.command(
+        "MAIL FROM",
+        &format!("MAIL FROM:<{}>", mail.envelope_from),
+        &[250],
+    )
+    .await?;
+    for rcpt in &mail.recipients {
+        let addr = envelope_address(rcpt).unwrap_or_else(|| rcpt.clone());
+        s.command("RCPT TO", &format!("RCPT TO:<{addr}>"), &[250, 251])
+            .await?;
+    }
+    s.command("DATA", "DATA", &[354]).await?;
+    let message = format_message(mail, subject, body, SystemTime::now());
+    s.send("message", &message).await?;
+    let (code, reply) = s.reply("message").await?;
+    if code != 250 {
+        return Err(AlertError::SmtpRejected {
+            server: server.to_string(),
+            stage: "message",
+            reply,
+        });
+    }
+    // The mail is accepted; a failing QUIT changes nothing.
+    let _ = s.command("QUIT", "QUIT", &[221]).await;
+    Ok(())
+}
+
+/// The message after `DATA`: headers, body, dot-stuffed, with CRLF line ends and the final
+/// `.` line.
+fn format_message(mail: &MailSettings, subject: &str, body: &str, now: SystemTime) -> String {
+    let clean = |s: &str| s.replace(['\r', '\n'], " ");
+    let mut m = String::new();
+    m.push_str(&format!("From: {}\r\n", clean(&mail.from_header)));
+    m.push_str(&format!("To: {}\r\n", clean(&mail.recipients.join(", "))));
+    m.push_str(&format!("Subject: {}\r\n", clean(subject)));
+    m.push_str(&format!("Date: {}\r\n", rfc2822_date(now)));
+    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
+    for line in body.replace("\r\n", "\n").split('\n') {
+        if line.starts_with('.') {
+            m.push('.');
+        }
+        m.push_str(line);
+        m.push_str("\r\n");
+    }
+    m.push_str(".\r\n");
+    m
+}
+
+/// `Tue, 24 Nov 2026 19:04:50 +0000`.
+fn rfc2822_date(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        WD[days.rem_euclid(7) as usize],
+        d,
+        MON[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Year, month (1-12), day (1-31) of a day count since 1970-01-01 (Howard Hinnant's
+/// algorithm).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn username() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "root".to_string())
+}
+
+/// Displays an error with its sources, `a: b: c`.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut s = self.0.source();
+        while let Some(e) = s {
+            write!(f, ": {e}")?;
+            s = e.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::Globals;
+    use tokio::net::TcpListener;
+
+    /// One SMTP session as the sink saw it.
+    #[derive(Clone, Debug, Default)]
+    struct Session {
+        commands: Vec<String>,
+        data: String,
+    }
+
+    /// A minimal SMTP server on 127.0.0.1 that accepts every mail and records the dialogue.
+    /// It serves at most `max` sessions and stops when dropped.
+    struct Sink {
+        addr: SocketAddr,
+        sessions: Arc<Mutex<Vec<Session>>>,
+        task: JoinHandle<()>,
+    }
+
+    impl Drop for Sink {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    impl Sink {
+        async fn start(max: usize) -> Sink {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let sessions = Arc::new(Mutex::new(Vec::new()));
+            let rec = Arc::clone(&sessions);
+            let task = tokio::spawn(async move {
+                for _ in 0..max {
+                    let Ok((sock, _)) = l.accept().await else {
+                        return;
+                    };
+                    let s = tokio::time::timeout(Duration::from_secs(10), serve(sock))
+                        .await
+                        .unwrap_or_default();
+                    rec.lock().unwrap().push(s);
+                }
+            });
+            Sink {
+                addr,
+                sessions,
+                task,
+            }
+        }
+
+        fn sessions(&self) -> Vec<Session> {
+            self.sessions.lock().unwrap().clone()
+        }
+    }
+
+    async fn serve(sock: TcpStream) -> Session {
+        let (r, mut w) = sock.into_split();
+        let mut r = BufReader::new(r);
+        let mut s = Session::default();
+        w.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+        let mut in_data = false;
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return s;
+            }
+            if in_data {
+                if line == ".\r\n" {
+                    in_data = false;
+                    w.write_all(b"250 queued\r\n").await.unwrap();
+                } else {
+                    s.data.push_str(&line);
+                }
+                continue;
+            }
+            let cmd = line.trim_end().to_string();
+            s.commands.push(cmd.clone());
+            let up = cmd.to_ascii_uppercase();
+            let reply: &[u8] = if up.starts_with("EHLO") {
+                b"250-sink\r\n250 8BITMIME\r\n"
+            } else if up.starts_with("DATA") {
+                in_data = true;
+                b"354 go ahead\r\n"
+            } else if up.starts_with("QUIT") {
+                w.write_all(b"221 bye\r\n").await.unwrap();
+                return s;
+            } else {
+                b"250 ok\r\n"
+            };
+            w.write_all(reply).await.unwrap();
+        }
+    }
+
+    fn globals_mail(sink: &Sink) -> Globals {
+        Globals {
+            email_alert: vec!["a@x.y, b@x.y".to_string()],
+            email_alert_from: Some("\"LB alerts\" <lb@x.y>".to_string()),
+            smtp: Some(sink.addr.to_string()),
+            ..Globals::default()
+        }
+    }
+
+    fn change(state: RealState) -> StateChange {
+        StateChange {
+            virtual_service: "198.18.0.100:80/tcp".to_string(),
+            real: "10.0.0.2:80".parse().unwrap(),
+            new_state: state,
+            message: "connect: connection refused".to_string(),
+        }
+    }
+
+    fn alerter(g: &Globals) -> Alerter {
+        Alerter::with_timeouts(g, Duration::from_millis(500), Duration::from_secs(5))
+    }
+
+    fn all_ok(results: Vec<Result<(), AlertError>>) {
+        for r in results {
+            r.unwrap();
+        }
+    }
+
+    /// A fresh, empty scratch directory for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lvs-alert-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    use std::path::PathBuf;
+
+    #[tokio::test]
+    async fn down_mails_every_recipient_once() {
+        let sink = Sink::start(4).await;
+        let a = alerter(&globals_mail(&sink));
+        let p = a.on_change(&change(RealState::Down)).await;
+        assert_eq!(p.len(), 1);
+        all_ok(p.wait().await);
+        let s = sink.sessions();
+        assert_eq!(s.len(), 1, "{s:?}");
+        let c = &s[0].commands;
+        assert!(c[0].starts_with("EHLO "), "{c:?}");
+        assert_eq!(c[1], "MAIL FROM:<lb@x.y>");
+        assert_eq!(c[2], "RCPT TO:<a@x.y>");
+        assert_eq!(c[3], "RCPT TO:<b@x.y>");
+        assert_eq!(c[4], "DATA");
+        assert_eq!(c[5], "QUIT");
+        let d = &s[0].data;
+        assert!(
+            d.contains("Subject: Deleted real server: 10.0.0.2:80 (198.18.0.100:80/tcp)\r\n"),
+            "{d}"
+        );
+        assert!(d.contains("From: \"LB alerts\" <lb@x.y>\r\n"), "{d}");
+        assert!(d.contains("To: a@x.y, b@x.y\r\n"), "{d}");
+        assert!(d.contains("\r\nDate: "), "{d}");
+        assert!(d.contains("Daemon-Status: running\r\n"), "{d}");
+        assert!(
+            d.contains("Check-Result: connect: connection refused\r\n"),
+            "{d}"
+        );
+
+        // Coming back is mailed too, as "Added".
+        all_ok(a.on_change(&change(RealState::Up)).await.wait().await);
+        let s = sink.sessions();
+        assert_eq!(s.len(), 2);
+        assert!(
+            s[1].data
+                .contains("Subject: Added real server: 10.0.0.2:80 (198.18.0.100:80/tcp)")
+        );
+    }
+
+    #[tokio::test]
+    async fn emailalertstatus_filters_on_the_daemon_phase() {
+        let sink = Sink::start(4).await;
+        let mut g = globals_mail(&sink);
+        g.email_alert_status = AlertStatus {
+            starting: true,
+            stopping: false,
+            running: false,
+            sent: false,
+        };
+        let a = alerter(&g);
+        let p = a.on_change(&change(RealState::Down)).await;
+        assert!(p.is_empty(), "mail started in the running phase");
+        assert!(sink.sessions().is_empty());
+
+        a.set_phase(DaemonPhase::Starting);
+        all_ok(a.on_change(&change(RealState::Up)).await.wait().await);
+        let s = sink.sessions();
+        assert_eq!(s.len(), 1);
+        assert!(s[0].data.contains("Daemon-Status: starting"));
+    }
+
+    #[tokio::test]
+    async fn emailalertfreq_resends_while_down() {
+        let sink = Sink::start(8).await;
+        let mut g = globals_mail(&sink);
+        g.email_alert_freq = Duration::from_secs(60);
+        let a = alerter(&g);
+        let t0 = Instant::now();
+        all_ok(a.on_change_at(&change(RealState::Down), t0).wait().await);
+        assert!(a.tick(t0 + Duration::from_secs(59)).is_empty());
+        let p = a.tick(t0 + Duration::from_secs(60));
+        assert_eq!(p.len(), 1);
+        all_ok(p.wait().await);
+        // The reminder restarts the clock.
+        assert!(a.tick(t0 + Duration::from_secs(100)).is_empty());
+        let s = sink.sessions();
+        assert_eq!(s.len(), 2);
+        assert!(
+            s[1].data
+                .contains("Subject: Inaccessible real server: 10.0.0.2:80 (198.18.0.100:80/tcp)"),
+            "{}",
+            s[1].data
+        );
+        // Once it is back up, no more reminders.
+        all_ok(
+            a.on_change_at(&change(RealState::Up), t0 + Duration::from_secs(110))
+                .wait()
+                .await,
+        );
+        assert!(a.tick(t0 + Duration::from_secs(1000)).is_empty());
+        assert_eq!(sink.sessions().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn reconfigured_keeps_reminders_phase_and_fallback_state() {
+        let sink = Sink::start(4).await;
+        let mut g = globals_mail(&sink);
+        g.email_alert_freq = Duration::from_secs(60);
+        let a = alerter(&g);
+        a.set_phase(DaemonPhase::Reloading);
+        let t0 = Instant::now();
+        all_ok(a.on_change_at(&change(RealState::Down), t0).wait().await);
+        let vip: SocketAddr = "198.18.0.100:80".parse().unwrap();
+        all_ok(
+            a.fallback("/bin/true", true, vip, Protocol::Tcp)
+                .wait()
+                .await,
+        );
+
+        let b = a.reconfigured(&g);
+        assert_eq!(b.phase(), DaemonPhase::Reloading);
+        assert!(b.fallback("/bin/true", true, vip, Protocol::Tcp).is_empty());
+        assert!(b.tick(t0 + Duration::from_secs(30)).is_empty());
+        all_ok(b.tick(t0 + Duration::from_secs(60)).wait().await);
+        assert_eq!(sink.sessions().len(), 2);
+
+        g.email_alert_freq = Duration::ZERO;
+        let c = b.reconfigured(&g);
+        assert!(c.tick(t0 + Duration::from_secs(1000)).is_empty());
+    }
+
+    #[tokio::test]
+    async fn emailalertfreq_zero_never_resends() {
+        let sink = Sink::start(4).await;
+        let a = alerter(&globals_mail(&sink));
+        let t0 = Instant::now();
+        all_ok(a.on_change_at(&change(RealState::Down), t0).wait().await);
+        assert!(a.tick(t0 + Duration::from_secs(100_000)).is_empty());
+    }
+
+    #[tokio::test]
+    async fn notify_gets_real_service_and_state() {
+        let dir = scratch("notify");
+        let out = dir.join("argv");
+        let g = Globals {
+            notify: Some(format!(
+                "/bin/sh -c 'printf \"%s\\n\" \"$@\" > \"$0\"' {}",
+                out.display()
+            )),
+            ..Globals::default()
+        };
+        let a = alerter(&g);
+        let p = a.on_change(&change(RealState::Down)).await;
+        assert_eq!(p.len(), 1);
+        all_ok(p.wait().await);
+        let argv = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(argv, "10.0.0.2:80\n198.18.0.100:80/tcp\ndown\n");
+    }
+
+    #[tokio::test]
+    async fn hanging_notify_is_killed_after_the_timeout() {
+        let dir = scratch("hang");
+        let pidfile = dir.join("pid");
+        let g = Globals {
+            notify: Some(format!(
+                "/bin/sh -c 'echo $$ > \"$0\"; exec sleep 30' {}",
+                pidfile.display()
+            )),
+            ..Globals::default()
+        };
+        let a = Alerter::with_timeouts(&g, Duration::from_millis(300), Duration::from_secs(1));
+        let started = Instant::now();
+        let r = a.on_change(&change(RealState::Up)).await.wait().await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(r.as_slice(), [Err(AlertError::CommandTimeout { .. })]),
+            "{r:?}"
+        );
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let proc = PathBuf::from(format!("/proc/{}", pid.trim()));
+        assert!(!proc.exists(), "{} still exists", proc.display());
+    }
+
+    #[tokio::test]
+    async fn fallback_command_gets_ldirectord_arguments_once_per_word() {
+        let dir = scratch("fallback");
+        let out = dir.join("argv");
+        let cmd = format!("/bin/sh -c 'echo \"$@\" >> \"$0\"' {}", out.display());
+        let a = alerter(&Globals::default());
+        let vip: SocketAddr = "198.18.0.100:80".parse().unwrap();
+        all_ok(a.fallback(&cmd, true, vip, Protocol::Tcp).wait().await);
+        assert!(a.fallback(&cmd, true, vip, Protocol::Tcp).is_empty());
+        all_ok(a.fallback(&cmd, false, vip, Protocol::Tcp).wait().await);
+        let udp: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
+        run_fallback_command(&cmd, true, udp, Protocol::Udp, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "start 198.18.0.100:80 tcp\nstop 198.18.0.100:80 tcp\nstart [2001:db8::1]:53 udp\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn callback_gets_the_config_path() {
+        let dir = scratch("callback");
+        let out = dir.join("argv");
+        let cmd = format!("/bin/sh -c 'echo \"$1\" > \"$0\"' {}", out.display());
+        run_callback(&cmd, Path::new("/etc/lvs/lvs.cf"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "/etc/lvs/lvs.cf\n");
+    }
+
+    #[tokio::test]
+    async fn failing_and_missing_commands_are_errors() {
+        let r = run_callback("/bin/false", Path::new("x"), Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(AlertError::CommandFailed { .. })), "{r:?}");
+        let r = run_callback("/nonexistent/cb", Path::new("x"), Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(AlertError::Spawn { .. })), "{r:?}");
+        let r = run_callback("'unterminated", Path::new("x"), Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(AlertError::BadCommand { .. })), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn smtp_server_down_is_an_error_not_a_panic() {
+        // Find a loopback port with nobody listening.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let g = Globals {
+            email_alert: vec!["a@x.y".to_string()],
+            smtp: Some(format!("127.0.0.1:{port}")),
+            ..Globals::default()
+        };
+        let a = alerter(&g);
+        let r = a.on_change(&change(RealState::Down)).await.wait().await;
+        assert!(
+            matches!(
+                r.as_slice(),
+                [Err(AlertError::SmtpIo {
+                    stage: "connect",
+                    ..
+                })]
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn smtp_rejection_is_reported() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (sock, _) = l.accept().await.unwrap();
+            let (r, mut w) = sock.into_split();
+            let mut r = BufReader::new(r);
+            w.write_all(b"554 go away\r\n").await.unwrap();
+            let mut line = String::new();
+            let _ = tokio::time::timeout(Duration::from_secs(2), r.read_line(&mut line)).await;
+        });
+        let g = Globals {
+            email_alert: vec!["a@x.y".to_string()],
+            smtp: Some(addr.to_string()),
+            ..Globals::default()
+        };
+        let r = alerter(&g)
+            .on_change(&change(RealState::Down))
+            .await
+            .wait()
+            .await;
+        server.abort();
+        assert!(
+            matches!(
+                r.as_slice(),
+                [Err(AlertError::SmtpRejected {
+                    stage: "greeting",
+                    ..
+                })]
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn words_split_like_a_shell() {
+        assert_eq!(
+            split_words(r#"/bin/x  'a b' "c \"d\" $e" f\ g"#).unwrap(),
+            vec!["/bin/x", "a b", "c \"d\" $e", "f g"]
+        );
+        assert_eq!(split_words("").unwrap(), Vec::<String>::new());
+        assert_eq!(split_words("''").unwrap(), vec![""]);
+        assert!(split_words("\"open").is_err());
+    }
+
+    #[test]
+    fn smtp_targets() {
+        assert_eq!(smtp_target("mail.x.y"), Some(("mail.x.y".into(), 25)));
+        assert_eq!(
+            smtp_target("mail.x.y:2525"),
+            Some(("mail.x.y".into(), 2525))
+        );
+        assert_eq!(smtp_target("10.0.0.1"), Some(("10.0.0.1".into(), 25)));
+        assert_eq!(smtp_target("[::1]:587"), Some(("::1".into(), 587)));
+        assert_eq!(smtp_target("::1"), Some(("::1".into(), 25)));
+        assert_eq!(smtp_target("[::1]"), Some(("::1".into(), 25)));
+        assert_eq!(smtp_target("host:port"), None);
+    }
+
+    #[test]
+    fn dates_and_dot_stuffing() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_547_090);
+        assert_eq!(rfc2822_date(t), "Tue, 24 Nov 2026 19:04:50 +0000");
+        assert_eq!(rfc2822_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
+        let m = MailSettings {
+            recipients: vec!["a@x.y".into()],
+            from_header: "f@x.y".into(),
+            envelope_from: "f@x.y".into(),
+            server: String::new(),
+            hostname: "h".into(),
+            timeout: Duration::from_secs(1),
+        };
+        let msg = format_message(&m, "s\r\nBcc: evil@x.y", ".hidden\nok", UNIX_EPOCH);
+        assert!(msg.contains("Subject: s  Bcc: evil@x.y\r\n"), "{msg}");
+        assert!(msg.ends_with("\r\n\r\n..hidden\r\nok\r\n.\r\n"), "{msg}");
+    }
+}
