@@ -629,6 +629,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn ipv6_real_gets_bracketed_host() {
+        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+            return; // no IPv6 on this host
+        };
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = vec![0u8; 1024];
+            let n = s.read(&mut req).await.unwrap();
+            let req = String::from_utf8_lossy(&req[..n]).to_string();
+            let body = if req.contains("\r\nHost: [::1]\r\n") { "v6" } else { "no" };
+            s.write_all(&ok(body)).await.unwrap();
+        });
+        HttpCheck::new(params(addr, None, Some("^v6$")))
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
     async fn wrong_status_fails() {
         let (addr, _) = serve(|_| {
             Some(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec())

@@ -358,6 +358,7 @@ impl HealthChecker {
         let inner = Inner {
             targets: Mutex::new(HashMap::new()),
             events: tx,
+            pinger: Arc::new(ping::Pinger::new()),
             maintenance_dir: self
                 .maintenance_dir
                 .map(|d| Arc::new(maintenance::MaintenanceDir::new(d, self.maintenance_refresh))),
@@ -388,6 +389,7 @@ impl std::fmt::Debug for HealthHandle {
 
 struct Inner {
     targets: Mutex<HashMap<CheckKey, Target>>,
+    pinger: Arc<ping::Pinger>,
     events: mpsc::Sender<HealthEvent>,
     maintenance_dir: Option<Arc<maintenance::MaintenanceDir>>,
     runtime: tokio::runtime::Handle,
@@ -453,7 +455,7 @@ impl HealthHandle {
         }));
         let worker = Worker {
             machine: StateMachine::new(initial, key.failure_count, key.success_count),
-            probe: probe::Probe::new(&key),
+            probe: probe::Probe::new(&key, &self.inner.pinger),
             key,
             status: status.clone(),
             events: self.inner.events.clone(),

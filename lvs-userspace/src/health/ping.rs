@@ -1,16 +1,26 @@
 //! ICMP echo checks over raw sockets (IPv4 and IPv6; needs root or `CAP_NET_RAW`).
 //!
-//! One echo request per check, the reply matched by identifier, sequence number and payload.
-//! The socket is connected to the real so the kernel only hands over that host's ICMP.
+//! One echo request per check, the reply matched by source, identifier, sequence number and
+//! payload. The engine uses a [`Pinger`]: one raw socket per address family shared by every
+//! ping target, with one receive task dispatching replies, since every raw ICMP socket is
+//! handed a copy of every ICMP packet the host receives. [`check`] is the standalone form
+//! with a socket of its own, connected to the host.
 
 use std::{
-    io::{self, Read, Write},
-    net::{IpAddr, SocketAddr},
+    collections::HashMap,
+    io,
+    net::{IpAddr, SocketAddr, UdpSocket},
+    os::fd::OwnedFd,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{Interest, unix::AsyncFd};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::oneshot,
+    task::JoinHandle,
+};
 
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
@@ -40,34 +50,167 @@ pub enum PingError {
     },
 }
 
-/// Sends one echo request to `ip` with `id`/`seq` and waits up to `timeout` for its reply.
+/// Replies awaited: (host, id, seq) → the waiting check.
+type Pending = Arc<Mutex<HashMap<(IpAddr, u16, u16), oneshot::Sender<()>>>>;
+
+/// A shared ICMP echo client for many targets; sockets are opened on first use.
+#[derive(Debug, Default)]
+pub struct Pinger {
+    v4: Mutex<Option<Arc<Family>>>,
+    v6: Mutex<Option<Arc<Family>>>,
+}
+
+/// One family's raw socket and its receive task.
+#[derive(Debug)]
+struct Family {
+    socket: Arc<AsyncFd<UdpSocket>>,
+    pending: Pending,
+    receiver: JoinHandle<()>,
+}
+
+impl Drop for Family {
+    fn drop(&mut self) {
+        self.receiver.abort();
+    }
+}
+
+/// Removes a pending entry when its check ends, whatever the outcome.
+struct Unregister<'a>(&'a Pending, (IpAddr, u16, u16));
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
+    }
+}
+
+impl Pinger {
+    /// A pinger; no socket is opened before the first ping.
+    pub fn new() -> Self {
+        Pinger::default()
+    }
+
+    fn family(&self, ip: IpAddr) -> Result<Arc<Family>, PingError> {
+        let cell = if ip.is_ipv4() { &self.v4 } else { &self.v6 };
+        let mut cell = cell.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = cell.as_ref() {
+            return Ok(f.clone());
+        }
+        let socket = Arc::new(open(ip, false).map_err(|source| PingError::Socket { ip, source })?);
+        let pending: Pending = Arc::default();
+        let receiver = tokio::spawn(receive(socket.clone(), pending.clone(), ip.is_ipv4()));
+        let family = Arc::new(Family {
+            socket,
+            pending,
+            receiver,
+        });
+        *cell = Some(family.clone());
+        Ok(family)
+    }
+
+    /// Sends one echo request to `ip` with `id`/`seq` and waits up to `timeout` for its reply.
+    pub async fn ping(
+        &self,
+        ip: IpAddr,
+        id: u16,
+        seq: u16,
+        timeout: Duration,
+    ) -> Result<String, PingError> {
+        let family = self.family(ip)?;
+        let (tx, rx) = oneshot::channel();
+        let key = (ip, id, seq);
+        family
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, tx);
+        let _unregister = Unregister(&family.pending, key);
+        let packet = echo_request(request_type(ip), id, seq, ip.is_ipv4());
+        let start = tokio::time::Instant::now();
+        let dest = SocketAddr::new(ip, 0);
+        family
+            .socket
+            .async_io(Interest::WRITABLE, |s| s.send_to(&packet, dest))
+            .await
+            .map_err(|source| PingError::Socket { ip, source })?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(())) => Ok(format!("echo reply from {ip} in {:?}", start.elapsed())),
+            // The receive task ended (runtime shutting down): no answer.
+            Ok(Err(_)) | Err(_) => Err(PingError::Timeout { ip, timeout }),
+        }
+    }
+}
+
+/// Dispatches echo replies to the checks waiting for them.
+async fn receive(socket: Arc<AsyncFd<UdpSocket>>, pending: Pending, v4: bool) {
+    let mut buf = [0u8; 1500];
+    loop {
+        let (n, from) = match socket
+            .async_io(Interest::READABLE, |s| s.recv_from(&mut buf))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "icmp receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if let Some((id, seq)) = parse_reply(&buf[..n], v4) {
+            let waiter = pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(from.ip(), id, seq));
+            if let Some(tx) = waiter {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+fn request_type(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() {
+        ECHO_REQUEST_V4
+    } else {
+        ECHO_REQUEST_V6
+    }
+}
+
+/// A non-blocking raw ICMP socket for `ip`'s family, registered with tokio; connected to `ip`
+/// when `connect`.
+fn open(ip: IpAddr, connect: bool) -> io::Result<AsyncFd<UdpSocket>> {
+    let (domain, proto) = match ip {
+        IpAddr::V4(_) => (Domain::IPV4, Protocol::ICMPV4),
+        IpAddr::V6(_) => (Domain::IPV6, Protocol::ICMPV6),
+    };
+    let socket = Socket::new(domain, Type::RAW, Some(proto))?;
+    socket.set_nonblocking(true)?;
+    if connect {
+        socket.connect(&SocketAddr::new(ip, 0).into())?;
+    }
+    // std's UdpSocket is a thin datagram wrapper: its send_to/recv_from work on raw sockets.
+    let socket = UdpSocket::from(OwnedFd::from(socket));
+    // SAFETY: the UdpSocket owns its descriptor, which stays open and unchanged while the
+    // AsyncFd owns the socket.
+    unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)
+}
+
+/// Sends one echo request to `ip` with `id`/`seq` and waits up to `timeout` for its reply,
+/// on a socket of its own.
 pub async fn check(ip: IpAddr, id: u16, seq: u16, timeout: Duration) -> Result<String, PingError> {
     let err = |source| PingError::Socket { ip, source };
-    let (domain, proto, request_type) = match ip {
-        IpAddr::V4(_) => (Domain::IPV4, Protocol::ICMPV4, ECHO_REQUEST_V4),
-        IpAddr::V6(_) => (Domain::IPV6, Protocol::ICMPV6, ECHO_REQUEST_V6),
-    };
-    let socket = Socket::new(domain, Type::RAW, Some(proto)).map_err(err)?;
-    socket.set_nonblocking(true).map_err(err)?;
-    socket
-        .connect(&SocketAddr::new(ip, 0).into())
-        .map_err(err)?;
-    // SAFETY: the socket owns its descriptor, which stays open and unchanged while the
-    // AsyncFd owns the socket.
-    let fd = unsafe { AsyncFd::register(socket) }.map_err(|e| err(e.into_parts().1))?;
-
-    let packet = echo_request(request_type, id, seq, ip.is_ipv4());
+    let fd = open(ip, true).map_err(err)?;
+    let packet = echo_request(request_type(ip), id, seq, ip.is_ipv4());
     let start = tokio::time::Instant::now();
-    fd.async_io(Interest::WRITABLE, |s| (&*s).write(&packet))
+    fd.async_io(Interest::WRITABLE, |s| s.send(&packet))
         .await
         .map_err(err)?;
     let wait = async {
         let mut buf = [0u8; 1500];
         loop {
             let n = fd
-                .async_io(Interest::READABLE, |s| (&*s).read(&mut buf))
+                .async_io(Interest::READABLE, |s| s.recv(&mut buf))
                 .await?;
-            if is_our_reply(&buf[..n], ip.is_ipv4(), id, seq) {
+            if parse_reply(&buf[..n], ip.is_ipv4()) == Some((id, seq)) {
                 return Ok::<_, io::Error>(());
             }
         }
@@ -104,26 +247,25 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// Whether `data` (with the IPv4 header for IPv4 raw sockets) is the reply to `id`/`seq`.
-fn is_our_reply(data: &[u8], v4: bool, id: u16, seq: u16) -> bool {
+/// The id and sequence of an echo reply of ours in `data` (which starts with the IPv4 header
+/// on IPv4 raw sockets).
+fn parse_reply(data: &[u8], v4: bool) -> Option<(u16, u16)> {
     let icmp = if v4 {
-        let Some(&vihl) = data.first() else {
-            return false;
-        };
-        let ihl = usize::from(vihl & 0x0f) * 4;
-        match data.get(ihl..) {
-            Some(icmp) => icmp,
-            None => return false,
-        }
+        let ihl = usize::from(data.first()? & 0x0f) * 4;
+        data.get(ihl..)?
     } else {
         data
     };
     let reply_type = if v4 { ECHO_REPLY_V4 } else { ECHO_REPLY_V6 };
-    icmp.len() >= 8 + PAYLOAD.len()
+    (icmp.len() >= 8 + PAYLOAD.len()
         && icmp[0] == reply_type
-        && icmp[4..6] == id.to_be_bytes()
-        && icmp[6..8] == seq.to_be_bytes()
-        && &icmp[8..8 + PAYLOAD.len()] == PAYLOAD
+        && &icmp[8..8 + PAYLOAD.len()] == PAYLOAD)
+        .then(|| {
+            (
+                u16::from_be_bytes([icmp[4], icmp[5]]),
+                u16::from_be_bytes([icmp[6], icmp[7]]),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -142,26 +284,20 @@ mod tests {
         reply.resize(20, 0);
         let mut icmp = echo_request(ECHO_REPLY_V4, 7, 9, true);
         reply.append(&mut icmp);
-        assert!(is_our_reply(&reply, true, 7, 9));
-        assert!(!is_our_reply(&reply, true, 7, 10));
-        assert!(!is_our_reply(&reply, true, 8, 9));
+        assert_eq!(parse_reply(&reply, true), Some((7, 9)));
+        assert_eq!(parse_reply(&reply[..30], true), None, "truncated");
         let req = echo_request(ECHO_REQUEST_V6, 7, 9, false);
-        assert!(
-            !is_our_reply(&req, false, 7, 9),
-            "our own request is not a reply"
-        );
+        assert_eq!(parse_reply(&req, false), None, "our own request is not a reply");
+        let mut other = echo_request(ECHO_REPLY_V6, 7, 9, false);
+        other[8] = b'X';
+        assert_eq!(parse_reply(&other, false), None, "someone else's ping");
     }
 
     #[tokio::test]
     async fn ping_loopback_v4() {
-        let msg = check(
-            "127.0.0.1".parse().unwrap(),
-            0x4c56,
-            1,
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+        let msg = check("127.0.0.1".parse().unwrap(), 0x4c56, 1, Duration::from_secs(2))
+            .await
+            .unwrap();
         assert!(msg.starts_with("echo reply from 127.0.0.1"), "{msg}");
     }
 
@@ -173,5 +309,28 @@ mod tests {
         check("::1".parse().unwrap(), 0x4c57, 1, Duration::from_secs(2))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn shared_pinger_v4_and_v6_concurrently() {
+        let pinger = Arc::new(Pinger::new());
+        let v6 = std::net::UdpSocket::bind("[::1]:0").is_ok();
+        let mut tasks = Vec::new();
+        for i in 0..20u16 {
+            let pinger = pinger.clone();
+            let ip: IpAddr = if v6 && i % 2 == 1 {
+                "::1".parse().unwrap()
+            } else {
+                "127.0.0.1".parse().unwrap()
+            };
+            tasks.push(tokio::spawn(async move {
+                pinger.ping(ip, 0x5000 + i, i, Duration::from_secs(2)).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let pending = pinger.v4.lock().unwrap().as_ref().unwrap().pending.clone();
+        assert!(pending.lock().unwrap().is_empty(), "every waiter was removed");
     }
 }

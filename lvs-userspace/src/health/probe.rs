@@ -3,7 +3,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::atomic::{AtomicU16, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU16, Ordering},
+    },
     time::Duration,
 };
 
@@ -135,6 +138,7 @@ enum Kind {
     Off,
     Connect(Connect),
     Ping {
+        pinger: Arc<ping::Pinger>,
         addr: SocketAddr,
         id: u16,
         seq: u16,
@@ -173,10 +177,10 @@ pub struct ProbeRun {
 }
 
 impl Probe {
-    /// Prepares the check of `key`; a key that cannot be prepared (bad regex...) yields a
-    /// probe that fails every run with the reason.
-    pub fn new(key: &CheckKey) -> Probe {
-        let kind = match Self::build(key) {
+    /// Prepares the check of `key`, pinging through the shared `pinger`; a key that cannot be
+    /// prepared (bad regex...) yields a probe that fails every run with the reason.
+    pub fn new(key: &CheckKey, pinger: &Arc<ping::Pinger>) -> Probe {
+        let kind = match Self::build(key, pinger) {
             Ok(kind) => kind,
             Err(e) => {
                 tracing::warn!(real = %key.real, error = %e, "health check cannot be prepared");
@@ -186,7 +190,7 @@ impl Probe {
         Probe { kind }
     }
 
-    fn build(key: &CheckKey) -> Result<Kind, CheckError> {
+    fn build(key: &CheckKey, pinger: &Arc<ping::Pinger>) -> Result<Kind, CheckError> {
         let addr = SocketAddr::new(key.real.ip(), key.port);
         let connect = Connect {
             addr,
@@ -198,6 +202,7 @@ impl Probe {
             CheckType::Off => Kind::Off,
             CheckType::Connect => Kind::Connect(connect),
             CheckType::Ping => Kind::Ping {
+                pinger: pinger.clone(),
                 addr,
                 id: next_ping_id(),
                 seq: 0,
@@ -283,13 +288,14 @@ impl Probe {
             ),
             Kind::Connect(c) => ("connect", c.run().await),
             Kind::Ping {
+                pinger,
                 addr,
                 id,
                 seq,
                 timeout,
             } => {
                 *seq = seq.wrapping_add(1);
-                let r = ping::check(addr.ip(), *id, *seq, *timeout).await;
+                let r = pinger.ping(addr.ip(), *id, *seq, *timeout).await;
                 ("ping", r.map_err(CheckError::from))
             }
             Kind::External {

@@ -333,6 +333,32 @@ async fn http_negotiate_through_the_engine() {
 }
 
 #[tokio::test]
+async fn ping_targets_share_the_pinger() {
+    let mut c = spec(CheckType::Ping);
+    c.interval = Duration::from_millis(100);
+    let v = virtual_service(
+        "192.0.2.1:80",
+        c,
+        vec![real("127.0.0.1:80".parse().unwrap()), real("127.0.0.2:80".parse().unwrap())],
+    );
+    let (health, mut rx) = HealthChecker::default().spawn();
+    health.set_targets(targets_for_service(&v));
+    for _ in 0..2 {
+        let ev = next_event(&mut rx).await;
+        assert_eq!(ev.state, HardState::Up, "{}", ev.result.message);
+        assert_eq!(ev.result.check, "ping");
+    }
+    // Keep pinging for a few rounds: no event means they stay up.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(rx.try_recv().is_err());
+    assert!(health.snapshot().iter().all(|s| s.checks >= 3 && s.consecutive_failures == 0));
+}
+
+fn targets_for_service(v: &VirtualService) -> Vec<TargetSpec> {
+    v.reals.iter().map(|r| TargetSpec::from_config(v, r)).collect()
+}
+
+#[tokio::test]
 async fn bad_regex_target_reports_down() {
     let mut c = spec(CheckType::Negotiate);
     c.service = CheckService::Http;
