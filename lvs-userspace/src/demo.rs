@@ -30,11 +30,18 @@ pub fn run(requests: usize) -> Result<()> {
     let exe = std::env::current_exe().context("finding the lvs binary")?;
     let exe = exe.to_str().context("lvs binary path is not UTF-8")?;
     let log = lab.work_dir().join("lvs.log");
+    let bpffs = lab.bpffs().context("mounting the lab's bpffs")?;
     let pid = lab
         .spawn_logged(
             lab.director_ns(),
             exe,
-            ["run", "--config", config.to_str().context("config path")?],
+            [
+                "run",
+                "--config",
+                config.to_str().context("config path")?,
+                "--bpffs",
+                bpffs.to_str().context("bpffs path")?,
+            ],
             &log,
         )
         .context("starting lvs on the director")?;

@@ -728,6 +728,32 @@ impl Lab {
     pub fn big_file_size(&self) -> usize {
         self.opts.big_file_size
     }
+    /// A bpf filesystem mounted on the host for this lab (unmounted when the lab is dropped):
+    /// pass it to `lvs run --bpffs`.
+    pub fn bpffs(&self) -> Result<PathBuf> {
+        let path = self.dir.join(BPFFS_DIR);
+        let is_bpffs = nix::sys::statfs::statfs(&path)
+            .is_ok_and(|s| s.filesystem_type().0 as i64 == 0xcafe_4a11);
+        if !is_bpffs {
+            std::fs::create_dir_all(&path).map_err(|source| LabError::Io {
+                what: format!("creating {}", path.display()),
+                source,
+            })?;
+            nix::mount::mount(
+                Some("bpf"),
+                &path,
+                Some("bpf"),
+                nix::mount::MsFlags::empty(),
+                None::<&str>,
+            )
+            .map_err(|e| LabError::Io {
+                what: format!("mounting a bpffs on {}", path.display()),
+                source: e.into(),
+            })?;
+        }
+        Ok(path)
+    }
+
     /// The directory holding the servers' content and logs (removed on drop).
     pub fn work_dir(&self) -> &Path {
         &self.dir
@@ -757,6 +783,7 @@ impl Drop for Lab {
             kill_group(&mut child);
         }
         drop(lock(&self.pass_program).take());
+        unmount_bpffs(&self.dir.join(BPFFS_DIR));
         for ns in self.created.iter().rev() {
             if let Err(e) = delete_netns(ns) {
                 eprintln!("lvs lab: could not delete namespace {ns}: {e}");
@@ -765,6 +792,16 @@ impl Drop for Lab {
         if self.dir.starts_with(std::env::temp_dir()) && self.dir.exists() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// The lab's bpf filesystem, under its directory: mounted on the host (by the process that
+/// builds the lab), so pins made there by an `lvs` running under `ip netns exec` outlive it.
+const BPFFS_DIR: &str = "bpf";
+
+fn unmount_bpffs(path: &Path) {
+    if path.exists() {
+        let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
@@ -878,6 +915,7 @@ pub fn cleanup_stale(base: &str) -> Result<Vec<String>> {
                 continue;
             };
             if pid > 0 && !Path::new(&format!("/proc/{pid}")).exists() {
+                unmount_bpffs(&entry.path().join(BPFFS_DIR));
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use lvs::{
     agent::{self, RunOptions},
     config,
-    dataplane::AttachMode,
+    dataplane::{AttachMode, bpffs},
+    logging,
 };
 
 #[derive(Parser)]
@@ -34,6 +35,20 @@ enum Command {
         /// XDP attach mode.
         #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
         xdp_mode: AttachMode,
+        /// A bpf filesystem on the host, for the pins (maps and XDP link) that let a restarted
+        /// agent take over without a forwarding gap. Under `ip netns exec`, which hides
+        /// /sys/fs/bpf, pass one mounted elsewhere (e.g. /run/lvs/bpf).
+        #[arg(long, default_value = "/sys/fs/bpf")]
+        bpffs: PathBuf,
+        /// Instance name: pins go to BPFFS/lvs/INSTANCE.
+        #[arg(long, default_value = "default")]
+        instance: String,
+        /// Do not pin: the data plane lives and dies with this process.
+        #[arg(long)]
+        no_pin: bool,
+        /// Log as JSON lines.
+        #[arg(long)]
+        log_json: bool,
     },
     /// Validate a config and print what would run.
     Check {
@@ -57,22 +72,30 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run {
-            config,
+            config: path,
             interface,
             xdp_mode,
+            bpffs,
+            instance,
+            no_pin,
+            log_json,
         } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .init();
+            // A config that does not load stops here: nothing attached.
+            let config = config::load(&path)?;
+            let log = logging::init(&config.globals.log, config.globals.supervised, log_json)?;
+            let pin_dir = if no_pin {
+                None
+            } else {
+                Some(bpffs::pin_dir(&bpffs, &instance)?)
+            };
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            rt.block_on(agent::run(RunOptions {
-                config,
+            let opts = RunOptions {
+                config: path,
                 interface,
                 mode: xdp_mode,
-            }))?;
+                pin_dir,
+            };
+            rt.block_on(agent::run(opts, config, Some(log)))?;
             Ok(())
         }
         Command::Check { file } => {

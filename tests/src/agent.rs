@@ -52,10 +52,17 @@ impl<'a> RunningLvs<'a> {
         std::fs::write(&path, config)?;
         let log = lab.work_dir().join(format!("{name}.log"));
         let bin = lvs_binary();
+        let bpffs = lab.bpffs()?;
         let pid = lab.spawn_logged(
             lab.director_ns(),
             bin.to_str().context("lvs path")?,
-            ["run", "--config", path.to_str().context("config path")?],
+            [
+                "run",
+                "--config",
+                path.to_str().context("config path")?,
+                "--bpffs",
+                bpffs.to_str().context("bpffs path")?,
+            ],
             &log,
         )?;
         Ok(RunningLvs {
@@ -105,6 +112,11 @@ impl<'a> RunningLvs<'a> {
             "no {needle:?} in the lvs log within {within:?}:\n{}",
             self.log()
         )
+    }
+
+    /// Kills it with SIGKILL: nothing of it runs, pins stay.
+    pub fn kill(self) {
+        self.lab.kill(self.pid);
     }
 
     /// Stops it with SIGTERM; true if it exited in time.

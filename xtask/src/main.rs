@@ -2,7 +2,7 @@
 //! the rest of the workspace needs before building it:
 //!
 //! - `cargo xtask setup`: the nightly toolchain's `rust-src`, `bpf-linker` 0.9.13, and the
-//!   Debian packages the lab uses (iproute2, ethtool, curl, python3). Idempotent.
+//!   Debian packages the lab uses (iproute2, ethtool, curl, python3, bpftool). Idempotent.
 //! - `cargo xtask demo`: set-up, then the demo lab (`lvs demo`).
 //! - `cargo xtask test`: set-up, then every test.
 //! - `cargo xtask bench`: set-up, then the benchmarks.
@@ -52,6 +52,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ethtool", "ethtool"),
     ("curl", "curl"),
     ("python3", "python3"),
+    ("bpftool", "bpftool"),
 ];
 
 fn main() -> Result<()> {

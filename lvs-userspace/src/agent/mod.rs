@@ -5,6 +5,10 @@
 //! A config change travels: file → [`crate::config::load`] → [`Agent::reload`] →
 //! health targets and followed addresses → [`desired::plans`] →
 //! [`crate::dataplane::tables::Tables::apply`] → the kernel's maps.
+//!
+//! The maps and the XDP link are pinned (see [`crate::dataplane::bpffs`]): an agent that starts
+//! where an earlier one left pins (after a crash, a SIGKILL, an upgrade, or `cleanstop = no`)
+//! adopts them, and forwarding never stops.
 
 pub mod desired;
 pub mod neighbours;
@@ -13,7 +17,7 @@ use std::{
     collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -23,9 +27,13 @@ use self::{
     neighbours::{Neighbours, TargetUpdate},
 };
 use crate::{
+    alert::{Alerter, DaemonPhase, RealState, StateChange},
     config::{self, Config, ConfigError, RealServer, VirtualService},
-    dataplane::{AttachMode, Dataplane, LoadError, ServicePlan, Target, tables::TablesError},
+    dataplane::{
+        AttachMode, Dataplane, LoadError, ServicePlan, Target, plan::vip_key, tables::TablesError,
+    },
     health::{CheckKey, HardState, HealthChecker, HealthEvent, HealthHandle, TargetSpec},
+    logging::LoggingGuard,
     neighbour,
 };
 
@@ -79,15 +87,21 @@ pub struct RunOptions {
     pub interface: Option<String>,
     /// XDP attach mode.
     pub mode: AttachMode,
+    /// Where maps and the link are pinned (`None`: not pinned; the data plane lives as long as
+    /// the process).
+    pub pin_dir: Option<PathBuf>,
 }
 
 /// The running agent's state.
 pub struct Agent {
     config: Config,
+    config_path: PathBuf,
     dataplane: Dataplane,
     ifindex: u32,
     health: HealthHandle,
     neighbours: Neighbours,
+    alerter: Alerter,
+    logging: Option<LoggingGuard>,
     /// Hard state of each distinct check.
     states: HashMap<CheckKey, HardState>,
     /// How to reach each server (`None`: unresolved).
@@ -116,15 +130,6 @@ impl Knowledge for View<'_> {
 
 fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// Every check target of a config.
-fn health_targets(config: &Config) -> Vec<TargetSpec> {
-    config
-        .virtuals
-        .iter()
-        .flat_map(|v| v.reals.iter().map(move |r| TargetSpec::from_config(v, r)))
-        .collect()
 }
 
 /// Every server address the data plane must reach: reals and fallbacks.
@@ -168,21 +173,33 @@ fn choose_interface(opts: &RunOptions, config: &Config) -> Result<String, AgentE
     })
 }
 
-/// A service's name for logs: `VIP:port/proto`.
+/// A service's name for logs and alerts: `VIP:port/proto`.
 pub fn service_name(v: &VirtualService) -> String {
     format!("{}/{:?}", v.vip, v.protocol).to_lowercase()
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
-pub async fn run(opts: RunOptions) -> Result<(), AgentError> {
-    let config = config::load(&opts.config)?;
+/// Runs the agent until SIGTERM or SIGINT. `config` is the already loaded `opts.config`;
+/// `logging`, when given, follows the config's log target across reloads.
+pub async fn run(
+    opts: RunOptions,
+    config: Config,
+    logging: Option<LoggingGuard>,
+) -> Result<(), AgentError> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
     let interface = choose_interface(&opts, &config)?;
-    let mut dataplane = Dataplane::load()?;
+    let mut dataplane = match &opts.pin_dir {
+        Some(dir) => Dataplane::load_pinned(dir)?,
+        None => Dataplane::load()?,
+    };
+    let adopted = dataplane.adopted();
     let ifindex = dataplane.attach(&interface, opts.mode)?;
-    tracing::info!(interface, ifindex, mode = ?opts.mode, "balancer attached");
+    if adopted {
+        tracing::info!(interface, ifindex, pins = ?opts.pin_dir, "adopted the running data plane: established flows and counters kept");
+    } else {
+        tracing::info!(interface, ifindex, mode = ?opts.mode, pins = ?opts.pin_dir, "balancer attached");
+    }
 
     let (health, mut health_events) = HealthChecker {
         maintenance_dir: config.globals.maintenance_dir.clone(),
@@ -190,18 +207,26 @@ pub async fn run(opts: RunOptions) -> Result<(), AgentError> {
     }
     .spawn();
     let (neighbours, mut target_updates) = Neighbours::spawn();
+    let alerter = Alerter::new(&config.globals);
+    alerter.set_phase(DaemonPhase::Starting);
     let mut agent = Agent {
         config_mtime: mtime(&opts.config),
+        config_path: opts.config.clone(),
         config,
         dataplane,
         ifindex,
         health,
         neighbours,
+        alerter,
+        logging,
         states: HashMap::new(),
         targets: HashMap::new(),
         tx_ports: HashSet::new(),
         on_fallback: HashSet::new(),
     };
+    if adopted {
+        agent.seed_from_dataplane();
+    }
     agent.start_following();
     agent.apply()?;
 
@@ -215,26 +240,34 @@ pub async fn run(opts: RunOptions) -> Result<(), AgentError> {
     let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
     let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let started = Instant::now();
 
     let result = loop {
         tokio::select! {
             _ = term.recv() => break Ok(()),
             _ = int.recv() => break Ok(()),
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading {}", opts.config.display());
-                agent.reload(&opts.config);
-            }
-            Some(ev) = health_events.recv() => agent.on_health(ev),
-            Some(up) = target_updates.recv() => agent.on_target(up),
-            _ = tick.tick() => {
-                if agent.config.globals.autoreload {
-                    let now = mtime(&opts.config);
-                    if now != agent.config_mtime {
-                        tracing::info!("{} changed: reloading", opts.config.display());
-                        agent.reload(&opts.config);
+                tracing::info!("SIGHUP: reloading {}", agent.config_path.display());
+                if let Some(l) = &agent.logging {
+                    if let Err(e) = l.reopen() {
+                        tracing::warn!("reopening the log: {e}");
                     }
                 }
-                continue;
+                agent.reload().await;
+            }
+            Some(ev) = health_events.recv() => agent.on_health(ev).await,
+            Some(up) = target_updates.recv() => agent.on_target(up),
+            _ = tick.tick() => {
+                agent.alerter.tick(Instant::now());
+                if agent.alerter.phase() == DaemonPhase::Starting && started.elapsed() > Duration::from_secs(1) {
+                    agent.alerter.set_phase(DaemonPhase::Running);
+                }
+                if agent.config.globals.autoreload && mtime(&agent.config_path) != agent.config_mtime {
+                    tracing::info!("{} changed: reloading", agent.config_path.display());
+                    agent.reload().await;
+                } else {
+                    continue;
+                }
             }
         }
         if let Err(e) = agent.apply() {
@@ -246,8 +279,52 @@ pub async fn run(opts: RunOptions) -> Result<(), AgentError> {
 }
 
 impl Agent {
+    /// After adopting a running data plane: what it forwards to is taken as up and reachable
+    /// until checks and neighbour lookups say otherwise, so the first write changes nothing.
+    fn seed_from_dataplane(&mut self) {
+        for (addr, target) in self.dataplane.tables.targets() {
+            self.targets.insert(addr, Some(target));
+        }
+        let mut seeded = 0;
+        for v in &self.config.virtuals {
+            let key = vip_key(v.vip, v.protocol);
+            for r in &v.reals {
+                let schedulable = self
+                    .dataplane
+                    .tables
+                    .dest(&key, r.addr.ip())
+                    .is_some_and(|d| d.flags & lvs_common::dest::dest_flags::SCHEDULABLE != 0);
+                if schedulable {
+                    self.states
+                        .insert(CheckKey::from_config(v, r), HardState::Up);
+                    seeded += 1;
+                }
+            }
+        }
+        tracing::info!(
+            reals = seeded,
+            "reals in service in the adopted data plane start as up"
+        );
+    }
+
+    /// Health targets for the config, starting from the states already known.
+    fn health_targets(&self) -> Vec<TargetSpec> {
+        self.config
+            .virtuals
+            .iter()
+            .flat_map(|v| v.reals.iter().map(move |r| TargetSpec::from_config(v, r)))
+            .map(|mut t| {
+                t.initial = self.states.get(&t.key).copied();
+                t
+            })
+            .collect()
+    }
+
     fn start_following(&mut self) {
-        self.health.set_targets(health_targets(&self.config));
+        let targets = self.health_targets();
+        let keys: HashSet<CheckKey> = targets.iter().map(|t| t.key.clone()).collect();
+        self.states.retain(|k, _| keys.contains(k));
+        self.health.set_targets(targets);
         let addrs = server_addrs(&self.config);
         self.targets.retain(|a, _| addrs.contains(a));
         self.neighbours.follow(addrs);
@@ -274,11 +351,14 @@ impl Agent {
         Ok(())
     }
 
-    /// Logs a service entering or leaving its fallback.
+    /// Logs a service entering or leaving its fallback, and runs `fallbackcommand`.
     fn note_fallback(&mut self, p: &ServicePlan) {
         let on = desired::on_fallback(p);
         let was = self.on_fallback.contains(&p.vip);
-        if on && !was {
+        if on == was {
+            return;
+        }
+        if on {
             self.on_fallback.insert(p.vip);
             match &p.fallback {
                 Some(f) => {
@@ -288,19 +368,41 @@ impl Agent {
                     tracing::warn!(service = %p.vip, "no real server is up and no fallback: new connections are dropped")
                 }
             }
-        } else if !on && was {
+        } else {
             self.on_fallback.remove(&p.vip);
-            tracing::info!(service = %p.vip, "a real server is up again: new connections leave the fallback");
+            tracing::info!(service = %p.vip, "a real server is up: new connections leave the fallback");
+        }
+        let command = self
+            .config
+            .virtuals
+            .iter()
+            .find(|v| v.vip == p.vip && v.protocol == p.protocol)
+            .and_then(|v| v.fallback_command.clone());
+        if let Some(cmd) = command {
+            let _ = self.alerter.fallback(&cmd, on, p.vip, p.protocol);
         }
     }
 
-    fn on_health(&mut self, ev: HealthEvent) {
+    async fn on_health(&mut self, ev: HealthEvent) {
         if ev.is_transition() {
-            let state = match ev.state {
-                HardState::Up => "up",
-                HardState::Down => "down",
+            let new_state = match ev.state {
+                HardState::Up => RealState::Up,
+                HardState::Down => RealState::Down,
             };
-            tracing::info!(real = %ev.key.real, state, check = ev.result.check, result = %ev.result.message, "real server state changed");
+            for v in &self.config.virtuals {
+                if v.reals
+                    .iter()
+                    .any(|r| CheckKey::from_config(v, r) == ev.key)
+                {
+                    let change = StateChange {
+                        virtual_service: service_name(v),
+                        real: ev.key.real,
+                        new_state,
+                        message: ev.result.message.clone(),
+                    };
+                    let _ = self.alerter.on_change(&change).await;
+                }
+            }
         }
         self.states.insert(ev.key, ev.state);
     }
@@ -318,31 +420,46 @@ impl Agent {
     }
 
     /// Applies a changed config; a config that does not load leaves everything as it is.
-    fn reload(&mut self, path: &Path) {
-        self.config_mtime = mtime(path);
-        match config::load(path) {
+    async fn reload(&mut self) {
+        self.config_mtime = mtime(&self.config_path);
+        match config::load(&self.config_path) {
             Ok(new) => {
                 for w in &new.warnings {
                     tracing::warn!("{w}");
                 }
-                let checks: HashSet<CheckKey> =
-                    health_targets(&new).into_iter().map(|t| t.key).collect();
-                self.states.retain(|k, _| checks.contains(k));
+                self.alerter = self.alerter.reconfigured(&new.globals);
+                if let Some(l) = &self.logging {
+                    if let Err(e) = l.reload(&new.globals.log) {
+                        tracing::warn!("changing the log target: {e}");
+                    }
+                }
                 self.config = new;
                 self.start_following();
                 tracing::info!(services = self.config.virtuals.len(), "config reloaded");
+                if let Some(cb) = self.config.globals.callback.clone() {
+                    let path = self.config_path.clone();
+                    tokio::spawn(async move {
+                        let _ = crate::alert::run_callback(
+                            &cb,
+                            &path,
+                            crate::alert::DEFAULT_COMMAND_TIMEOUT,
+                        )
+                        .await;
+                    });
+                }
             }
             Err(e) => tracing::error!("reload refused, the running config stays in force: {e}"),
         }
     }
 
-    fn stop(&mut self) {
+    fn stop(self) {
+        self.alerter.set_phase(DaemonPhase::Stopping);
         self.health.clear();
-        if self.config.globals.cleanstop {
-            match self.dataplane.detach() {
-                Ok(()) => tracing::info!("balancer detached"),
-                Err(e) => tracing::error!("detaching: {e}"),
-            }
+        let cleanstop = self.config.globals.cleanstop;
+        match self.dataplane.release(cleanstop) {
+            Ok(()) if cleanstop => tracing::info!("balancer detached"),
+            Ok(()) => tracing::info!("cleanstop = no: the data plane keeps forwarding"),
+            Err(e) => tracing::error!("detaching: {e}"),
         }
     }
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, DevMapHash, HashMap as BpfHashMap, Map, MapData, MapError, MapInfo, PerCpuArray},
+    maps::{
+        Array, DevMapHash, HashMap as BpfHashMap, Map, MapData, MapError, MapInfo, PerCpuArray,
+    },
     programs::{
         ProgramError, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -163,8 +165,13 @@ pub struct Dataplane {
 /// The file name of the pinned XDP link in the pin directory.
 const LINK_PIN: &str = "link";
 
+/// Flags the kernel sets on a map by itself (a devmap is always `BPF_F_RDONLY_PROG`): not
+/// part of the layout an object declares.
+const KERNEL_SET_FLAGS: u32 = 0x80 | 0x100;
+
 /// A map's layout as the kernel sees it.
 fn layout(map_type: u32, key: u32, value: u32, max: u32, flags: u32) -> String {
+    let flags = flags & !KERNEL_SET_FLAGS;
     format!("type {map_type}, key {key} B, value {value} B, {max} entries, flags {flags:#x}")
 }
 
@@ -180,7 +187,13 @@ fn check_layout(dir: &Path) -> Result<(), LoadError> {
             return Err(LoadError::MissingMap { name });
         };
         let info = MapInfo::from_pin(&path).map_err(|source| LoadError::Map { name, source })?;
-        let wanted = layout(def.map_type(), def.key_size(), def.value_size(), def.max_entries(), def.map_flags());
+        let wanted = layout(
+            def.map_type(),
+            def.key_size(),
+            def.value_size(),
+            def.max_entries(),
+            def.map_flags(),
+        );
         let pinned = layout(
             info.map_type().map(|t| t as u32).unwrap_or(u32::MAX),
             info.key_size(),
@@ -189,7 +202,12 @@ fn check_layout(dir: &Path) -> Result<(), LoadError> {
             info.map_flags(),
         );
         if wanted != pinned {
-            return Err(LoadError::Layout { path, pinned, wanted, dir: dir.to_path_buf() });
+            return Err(LoadError::Layout {
+                path,
+                pinned,
+                wanted,
+                dir: dir.to_path_buf(),
+            });
         }
     }
     Ok(())
@@ -224,14 +242,20 @@ impl Dataplane {
             source,
         })?;
         check_layout(dir)?;
-        let paths: Vec<(&str, PathBuf)> = map_names::ALL.iter().map(|&n| (n, dir.join(n))).collect();
+        let paths: Vec<(&str, PathBuf)> =
+            map_names::ALL.iter().map(|&n| (n, dir.join(n))).collect();
         let mut loader = EbpfLoader::new();
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
-        let ebpf = loader.load(EBPF_OBJECT).map_err(|source| LoadError::Object { source })?;
+        let ebpf = loader
+            .load(EBPF_OBJECT)
+            .map_err(|source| LoadError::Object { source })?;
         let mut dp = Self::from_ebpf(ebpf, Some(dir.to_path_buf()))?;
-        let services = dp.tables.adopt().map_err(|source| LoadError::Adopt { source })?;
+        let services = dp
+            .tables
+            .adopt()
+            .map_err(|source| LoadError::Adopt { source })?;
         dp.adopted = services > 0 || dir.join(LINK_PIN).exists();
         Ok(dp)
     }
@@ -282,19 +306,30 @@ impl Dataplane {
     /// earlier agent pinned is taken over by swapping this program in atomically (no packet
     /// meets no program); otherwise the new link is pinned.
     pub fn attach(&mut self, interface: &str, mode: AttachMode) -> Result<u32, LoadError> {
-        let ifindex = nix::net::if_::if_nametoindex(interface).map_err(|_| LoadError::NoInterface {
-            name: interface.to_string(),
-        })?;
+        let ifindex =
+            nix::net::if_::if_nametoindex(interface).map_err(|_| LoadError::NoInterface {
+                name: interface.to_string(),
+            })?;
         let name = program_names::BALANCER;
         let link_pin = self.pins.as_ref().map(|d| d.join(LINK_PIN));
         if let Some(pin) = link_pin.as_ref().filter(|p| p.exists()) {
-            let link_err = |action, detail: String| LoadError::Link { action, path: pin.clone(), detail };
-            let pinned = PinnedLink::from_pin(pin).map_err(|e| link_err("opening", e.to_string()))?;
-            let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| link_err("adopting", e.to_string()))?;
-            let id = self
-                .balancer()?
-                .attach_to_link(link)
-                .map_err(|source| LoadError::Program { action: "swapping in", name, source })?;
+            let link_err = |action, detail: String| LoadError::Link {
+                action,
+                path: pin.clone(),
+                detail,
+            };
+            let pinned =
+                PinnedLink::from_pin(pin).map_err(|e| link_err("opening", e.to_string()))?;
+            let link = XdpLink::try_from(FdLink::from(pinned))
+                .map_err(|e| link_err("adopting", e.to_string()))?;
+            let id =
+                self.balancer()?
+                    .attach_to_link(link)
+                    .map_err(|source| LoadError::Program {
+                        action: "swapping in",
+                        name,
+                        source,
+                    })?;
             self.attached = Some((ifindex, id));
             return Ok(ifindex);
         }
@@ -303,22 +338,42 @@ impl Dataplane {
         let link = match mode {
             AttachMode::Native => attach(prog, XdpMode::Driver),
             AttachMode::Generic => attach(prog, XdpMode::Skb),
-            AttachMode::Auto => attach(prog, XdpMode::Driver).or_else(|_| attach(prog, XdpMode::Skb)),
+            AttachMode::Auto => {
+                attach(prog, XdpMode::Driver).or_else(|_| attach(prog, XdpMode::Skb))
+            }
         }
-        .map_err(|source| LoadError::Program { action: "attaching", name, source })?;
+        .map_err(|source| LoadError::Program {
+            action: "attaching",
+            name,
+            source,
+        })?;
         if let Some(pin) = link_pin {
-            let link_err = |action, detail: String| LoadError::Link { action, path: pin.clone(), detail };
+            let link_err = |action, detail: String| LoadError::Link {
+                action,
+                path: pin.clone(),
+                detail,
+            };
             let prog = self.balancer()?;
-            let owned = prog
-                .take_link(link)
-                .map_err(|source| LoadError::Program { action: "taking the link of", name, source })?;
-            let fd_link = FdLink::try_from(owned).map_err(|e| link_err("pinning", e.to_string()))?;
-            let pinned = fd_link.pin(&pin).map_err(|e| link_err("pinning", e.to_string()))?;
-            let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| link_err("keeping", e.to_string()))?;
-            let id = self
-                .balancer()?
-                .attach_to_link(link)
-                .map_err(|source| LoadError::Program { action: "keeping", name, source })?;
+            let owned = prog.take_link(link).map_err(|source| LoadError::Program {
+                action: "taking the link of",
+                name,
+                source,
+            })?;
+            let fd_link =
+                FdLink::try_from(owned).map_err(|e| link_err("pinning", e.to_string()))?;
+            let pinned = fd_link
+                .pin(&pin)
+                .map_err(|e| link_err("pinning", e.to_string()))?;
+            let link = XdpLink::try_from(FdLink::from(pinned))
+                .map_err(|e| link_err("keeping", e.to_string()))?;
+            let id =
+                self.balancer()?
+                    .attach_to_link(link)
+                    .map_err(|source| LoadError::Program {
+                        action: "keeping",
+                        name,
+                        source,
+                    })?;
             self.attached = Some((ifindex, id));
         } else {
             self.attached = Some((ifindex, link));
@@ -339,7 +394,13 @@ impl Dataplane {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(LoadError::Pin { action: "removing", path, source }),
+                    Err(source) => {
+                        return Err(LoadError::Pin {
+                            action: "removing",
+                            path,
+                            source,
+                        });
+                    }
                 }
             }
             let _ = std::fs::remove_dir(&dir);

@@ -2,6 +2,7 @@
 //! attaching it ([`loader`]), the desired state ([`plan`]), the scheduler rings ([`ring`]) and
 //! writing the kernel's tables atomically ([`tables`]).
 
+pub mod bpffs;
 pub mod loader;
 pub mod object;
 pub mod plan;

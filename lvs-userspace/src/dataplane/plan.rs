@@ -70,18 +70,23 @@ pub fn ip_of(addr: &Addr) -> IpAddr {
     }
 }
 
+/// The key of the virtual service (`vip`, `protocol`) in the services map.
+pub fn vip_key(vip: SocketAddr, protocol: Protocol) -> VipKey {
+    VipKey {
+        addr: kernel_addr(vip.ip()),
+        port_be: vip.port().to_be(),
+        proto: match protocol {
+            Protocol::Tcp => proto::TCP,
+            Protocol::Udp => proto::UDP,
+        },
+        _pad: 0,
+    }
+}
+
 impl ServicePlan {
     /// The service's key in the services map.
     pub fn key(&self) -> VipKey {
-        VipKey {
-            addr: kernel_addr(self.vip.ip()),
-            port_be: self.vip.port().to_be(),
-            proto: match self.protocol {
-                Protocol::Tcp => proto::TCP,
-                Protocol::Udp => proto::UDP,
-            },
-            _pad: 0,
-        }
+        vip_key(self.vip, self.protocol)
     }
 
     /// The persistence mask for client addresses, as the kernel applies it.

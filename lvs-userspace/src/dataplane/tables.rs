@@ -172,7 +172,11 @@ impl Tables {
             let mut dests = BTreeMap::new();
             for (id, slot) in self.slots.iter().enumerate() {
                 if slot.flags & dest_flags::VALID != 0 && slot.service == value.id {
-                    let role = if value.fallback == id as u32 { Role::Fallback } else { Role::Real };
+                    let role = if value.fallback == id as u32 {
+                        Role::Fallback
+                    } else {
+                        Role::Real
+                    };
                     dests.insert((ip_of(&slot.addr), role), id as u32);
                     used_dests[id] = true;
                 }
@@ -187,7 +191,10 @@ impl Tables {
                 },
             );
         }
-        self.free_services = (0..MAX_SERVICES).rev().filter(|&i| !used_services[i as usize]).collect();
+        self.free_services = (0..MAX_SERVICES)
+            .rev()
+            .filter(|&i| !used_services[i as usize])
+            .collect();
         self.free_dests = Vec::new();
         for id in (0..MAX_DESTS).rev() {
             if used_dests[id as usize] {

@@ -154,7 +154,10 @@ mod tests {
 
     #[test]
     fn ipv6_arguments_are_bracketed() {
-        let a = arguments("[2001:db8::1]:53".parse().unwrap(), "[::1]:5353".parse().unwrap());
+        let a = arguments(
+            "[2001:db8::1]:53".parse().unwrap(),
+            "[::1]:5353".parse().unwrap(),
+        );
         assert_eq!(a, ["[2001:db8::1]", "53", "[::1]", "5353"]);
     }
 

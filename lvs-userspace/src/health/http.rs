@@ -639,7 +639,11 @@ mod tests {
             let mut req = vec![0u8; 1024];
             let n = s.read(&mut req).await.unwrap();
             let req = String::from_utf8_lossy(&req[..n]).to_string();
-            let body = if req.contains("\r\nHost: [::1]\r\n") { "v6" } else { "no" };
+            let body = if req.contains("\r\nHost: [::1]\r\n") {
+                "v6"
+            } else {
+                "no"
+            };
             s.write_all(&ok(body)).await.unwrap();
         });
         HttpCheck::new(params(addr, None, Some("^v6$")))

@@ -275,7 +275,11 @@ mod tests {
         {
             std::os::unix::fs::symlink(dir.join("missing"), dir.join("10.9.9.9:80")).unwrap();
             std::thread::sleep(Duration::from_millis(150));
-            assert_eq!(m.find(&names).as_deref(), Some("10.9.9.9"), "dangling link ignored");
+            assert_eq!(
+                m.find(&names).as_deref(),
+                Some("10.9.9.9"),
+                "dangling link ignored"
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
         std::thread::sleep(Duration::from_millis(150));

@@ -245,11 +245,14 @@ pub fn targets_for(config: &Config) -> Vec<ConfigTarget> {
         .iter()
         .enumerate()
         .flat_map(|(vi, vs)| {
-            vs.reals.iter().enumerate().map(move |(ri, r)| ConfigTarget {
-                virtual_index: vi,
-                real_index: ri,
-                spec: TargetSpec::from_config(vs, r),
-            })
+            vs.reals
+                .iter()
+                .enumerate()
+                .map(move |(ri, r)| ConfigTarget {
+                    virtual_index: vi,
+                    real_index: ri,
+                    spec: TargetSpec::from_config(vs, r),
+                })
         })
         .collect()
 }
@@ -359,9 +362,12 @@ impl HealthChecker {
             targets: Mutex::new(HashMap::new()),
             events: tx,
             pinger: Arc::new(ping::Pinger::new()),
-            maintenance_dir: self
-                .maintenance_dir
-                .map(|d| Arc::new(maintenance::MaintenanceDir::new(d, self.maintenance_refresh))),
+            maintenance_dir: self.maintenance_dir.map(|d| {
+                Arc::new(maintenance::MaintenanceDir::new(
+                    d,
+                    self.maintenance_refresh,
+                ))
+            }),
             runtime: tokio::runtime::Handle::current(),
         };
         (

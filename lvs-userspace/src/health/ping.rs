@@ -79,7 +79,10 @@ struct Unregister<'a>(&'a Pending, (IpAddr, u16, u16));
 
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
     }
 }
 
@@ -156,10 +159,11 @@ async fn receive(socket: Arc<AsyncFd<UdpSocket>>, pending: Pending, v4: bool) {
             }
         };
         if let Some((id, seq)) = parse_reply(&buf[..n], v4) {
-            let waiter = pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&(from.ip(), id, seq));
+            let waiter =
+                pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(from.ip(), id, seq));
             if let Some(tx) = waiter {
                 let _ = tx.send(());
             }
@@ -287,7 +291,11 @@ mod tests {
         assert_eq!(parse_reply(&reply, true), Some((7, 9)));
         assert_eq!(parse_reply(&reply[..30], true), None, "truncated");
         let req = echo_request(ECHO_REQUEST_V6, 7, 9, false);
-        assert_eq!(parse_reply(&req, false), None, "our own request is not a reply");
+        assert_eq!(
+            parse_reply(&req, false),
+            None,
+            "our own request is not a reply"
+        );
         let mut other = echo_request(ECHO_REPLY_V6, 7, 9, false);
         other[8] = b'X';
         assert_eq!(parse_reply(&other, false), None, "someone else's ping");
@@ -295,9 +303,14 @@ mod tests {
 
     #[tokio::test]
     async fn ping_loopback_v4() {
-        let msg = check("127.0.0.1".parse().unwrap(), 0x4c56, 1, Duration::from_secs(2))
-            .await
-            .unwrap();
+        let msg = check(
+            "127.0.0.1".parse().unwrap(),
+            0x4c56,
+            1,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
         assert!(msg.starts_with("echo reply from 127.0.0.1"), "{msg}");
     }
 
@@ -331,6 +344,9 @@ mod tests {
             t.await.unwrap().unwrap();
         }
         let pending = pinger.v4.lock().unwrap().as_ref().unwrap().pending.clone();
-        assert!(pending.lock().unwrap().is_empty(), "every waiter was removed");
+        assert!(
+            pending.lock().unwrap().is_empty(),
+            "every waiter was removed"
+        );
     }
 }

@@ -339,7 +339,10 @@ async fn ping_targets_share_the_pinger() {
     let v = virtual_service(
         "192.0.2.1:80",
         c,
-        vec![real("127.0.0.1:80".parse().unwrap()), real("127.0.0.2:80".parse().unwrap())],
+        vec![
+            real("127.0.0.1:80".parse().unwrap()),
+            real("127.0.0.2:80".parse().unwrap()),
+        ],
     );
     let (health, mut rx) = HealthChecker::default().spawn();
     health.set_targets(targets_for_service(&v));
@@ -351,11 +354,19 @@ async fn ping_targets_share_the_pinger() {
     // Keep pinging for a few rounds: no event means they stay up.
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert!(rx.try_recv().is_err());
-    assert!(health.snapshot().iter().all(|s| s.checks >= 3 && s.consecutive_failures == 0));
+    assert!(
+        health
+            .snapshot()
+            .iter()
+            .all(|s| s.checks >= 3 && s.consecutive_failures == 0)
+    );
 }
 
 fn targets_for_service(v: &VirtualService) -> Vec<TargetSpec> {
-    v.reals.iter().map(|r| TargetSpec::from_config(v, r)).collect()
+    v.reals
+        .iter()
+        .map(|r| TargetSpec::from_config(v, r))
+        .collect()
 }
 
 #[tokio::test]
@@ -388,7 +399,11 @@ fn targets_for_maps_every_real() {
         source: "test.cf".into(),
         globals: Default::default(),
         virtuals: vec![
-            virtual_service("192.0.2.1:80", spec(CheckType::Connect), vec![r1.clone(), r2]),
+            virtual_service(
+                "192.0.2.1:80",
+                spec(CheckType::Connect),
+                vec![r1.clone(), r2],
+            ),
             virtual_service("192.0.2.2:80", spec(CheckType::Connect), vec![r1]),
         ],
         warnings: Vec::new(),
@@ -396,7 +411,10 @@ fn targets_for_maps_every_real() {
     let t = targets_for(&config);
     let pos: Vec<_> = t.iter().map(|c| (c.virtual_index, c.real_index)).collect();
     assert_eq!(pos, vec![(0, 0), (0, 1), (1, 0)]);
-    assert_eq!(t[0].spec.key, t[2].spec.key, "the same real and check in two virtuals");
+    assert_eq!(
+        t[0].spec.key, t[2].spec.key,
+        "the same real and check in two virtuals"
+    );
     assert_ne!(t[0].spec.key, t[1].spec.key);
 }
 
@@ -510,7 +528,11 @@ fn many(check_type: CheckType, addrs: &[SocketAddr]) -> Vec<TargetSpec> {
             let mut c = spec(check_type);
             c.interval = Duration::from_secs(1);
             c.timeout = Duration::from_secs(2) + Duration::from_micros(u64::from(n));
-            let v = virtual_service("192.0.2.1:80", c, vec![real(addrs[n as usize % addrs.len()])]);
+            let v = virtual_service(
+                "192.0.2.1:80",
+                c,
+                vec![real(addrs[n as usize % addrs.len()])],
+            );
             TargetSpec::from_config(&v, &v.reals[0])
         })
         .collect()
