@@ -21,6 +21,9 @@ pub use render::{render_check, to_toml};
 /// service table).
 pub const MAX_VIRTUALS: usize = 256;
 
+/// Real servers one virtual service can have: every one must fit in its scheduler ring.
+pub const MAX_REALS_PER_VIRTUAL: usize = lvs_common::limits::RING_SIZE as usize;
+
 /// Why a configuration could not be read. Display always starts with `file:line:` (or `file:`
 /// when the file itself could not be read), then names the key and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +135,19 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
                 config.virtuals.len()
             ),
         ));
+    }
+    for v in &config.virtuals {
+        if v.reals.len() > MAX_REALS_PER_VIRTUAL {
+            return Err(err(
+                &v.reals[MAX_REALS_PER_VIRTUAL].location,
+                "real",
+                format!(
+                    "too many real servers in one virtual service: {} (lvs handles at most \
+                     {MAX_REALS_PER_VIRTUAL}, the size of a scheduler ring)",
+                    v.reals.len()
+                ),
+            ));
+        }
     }
     for (i, v) in config.virtuals.iter().enumerate() {
         if let Some(first) = config.virtuals[..i]

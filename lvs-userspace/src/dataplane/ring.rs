@@ -53,6 +53,14 @@ fn fit(live: &[Weighted]) -> Vec<Weighted> {
     if total <= u64::from(RING_SIZE) {
         return live.to_vec();
     }
+    // More destinations than slots cannot all be in the ring (the config refuses that): the
+    // first ones, once each.
+    if live.len() >= RING_SIZE as usize {
+        return live[..RING_SIZE as usize]
+            .iter()
+            .map(|d| Weighted { id: d.id, weight: 1 })
+            .collect();
+    }
     // Scale into a budget that leaves room for the +1 floors.
     let budget = u64::from(RING_SIZE) - live.len() as u64;
     live.iter()
@@ -111,6 +119,17 @@ mod tests {
         assert_eq!(build(RingKind::Weighted, &w(&[2, 0, 1])), vec![0, 0, 2]);
         assert_eq!(build(RingKind::RoundRobin, &w(&[2, 0, 1])), vec![0, 2]);
         assert!(build(RingKind::Weighted, &w(&[0, 0])).is_empty());
+    }
+
+    #[test]
+    fn more_destinations_than_slots_never_overflow() {
+        let many: Vec<Weighted> = (0..RING_SIZE + 10).map(|id| Weighted { id, weight: 7 }).collect();
+        assert_eq!(build(RingKind::Weighted, &many).len(), RING_SIZE as usize);
+        let mut mixed: Vec<Weighted> = (0..3000).map(|id| Weighted { id, weight: 1 }).collect();
+        mixed[0].weight = 5000;
+        let ring = build(RingKind::Weighted, &mixed);
+        assert!(ring.len() <= RING_SIZE as usize);
+        assert!(ring.iter().filter(|&&x| x == 0).count() > 100);
     }
 
     #[test]
