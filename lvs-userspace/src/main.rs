@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use lvs::{
     agent::{self, RunOptions},
     config,
@@ -60,6 +60,13 @@ enum Command {
         /// Config file.
         file: PathBuf,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
     /// Build a lab in network namespaces, run lvs in it and show the split per real server.
     Demo {
         /// New HTTP connections to send through the VIP.
@@ -106,6 +113,14 @@ fn main() -> Result<()> {
         Command::Convert { file } => {
             let c = config::load(&file)?;
             print!("{}", config::to_toml(&c));
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "lvs", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(())
         }
         Command::Demo { requests } => lvs::demo::run(requests),

@@ -37,6 +37,9 @@ enum Task {
     },
     /// Run the benchmarks.
     Bench,
+    /// Build a release and package it in target/dist: the binary, shell completions and the
+    /// man page (generated from the CLI definitions), and the systemd unit.
+    Dist,
     /// Build and run the lvs binary with ARGS.
     Run {
         /// Arguments for lvs.
@@ -79,11 +82,35 @@ fn main() -> Result<()> {
             &root,
             &["run", "--release", "-p", "lvs-tests", "--bin", "lvs-bench"],
         ),
+        Task::Dist => dist(&root),
         Task::Run { args } => {
             cargo(&root, &["build", "--release", "--bin", "lvs"])?;
             run(Command::new(root.join("target/release/lvs")).args(args))
         }
     }
+}
+
+fn dist(root: &Path) -> Result<()> {
+    cargo(root, &["build", "--release", "--bin", "lvs"])?;
+    let bin = root.join("target/release/lvs");
+    let dist = root.join("target/dist");
+    std::fs::create_dir_all(dist.join("completions"))?;
+    std::fs::copy(&bin, dist.join("lvs"))?;
+    std::fs::copy(root.join("packaging/lvs.service"), dist.join("lvs.service"))?;
+    let generated = |args: &[&str], file: PathBuf| -> Result<()> {
+        let out = Command::new(&bin).args(args).output()?;
+        if !out.status.success() {
+            bail!("lvs {args:?} failed");
+        }
+        std::fs::write(file, out.stdout)?;
+        Ok(())
+    };
+    generated(&["man"], dist.join("lvs.1"))?;
+    for (shell, file) in [("bash", "lvs.bash"), ("zsh", "_lvs"), ("fish", "lvs.fish")] {
+        generated(&["completions", shell], dist.join("completions").join(file))?;
+    }
+    eprintln!("xtask: packaged in {}", dist.display());
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {
