@@ -54,7 +54,7 @@ fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     }
 
     let service = vip::lookup(&pkt.key)?;
-    let (dest_id, dest) = scheduler::pick(service, &pkt.key)?;
+    let (dest_id, dest) = scheduler::pick(ctx, service, &pkt.key)?;
     conntrack::remember(&pkt.key, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);
     rewrite::forward(ctx, dest)

@@ -56,3 +56,7 @@ pub static DEST_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX
 /// Drops by [`DropReason`].
 #[map(name = "LVS_DROPS")]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropReason::COUNT, 0);
+
+/// When each CPU last logged a drop of each reason (rate limit of [`crate::stats::drop`]).
+#[map(name = "LVS_DROP_LOGGED")]
+pub static DROP_LOGGED: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropReason::COUNT, 0);

@@ -33,5 +33,5 @@ pub fn forward(ctx: &XdpContext, dest: &Dest) -> Result<u32, u32> {
     }
     TX_PORTS
         .redirect(dest.ifindex, 0)
-        .map_err(|_| stats::drop(DropReason::RedirectFailed))
+        .map_err(|_| stats::drop(ctx, DropReason::RedirectFailed))
 }

@@ -6,7 +6,7 @@
 //! its own position, so new connections never contend on a shared counter; over many
 //! connections each CPU reproduces the weighted cycle exactly.
 
-use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_ns};
+use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_ns, programs::XdpContext};
 use lvs_common::{
     Dest, FlowKey, PersistKey, PersistValue, Service,
     dest::dest_flags,
@@ -26,9 +26,13 @@ const NS_PER_SEC: u64 = 1_000_000_000;
 
 /// The destination (id and slot) for a new flow of `service`, or XDP_DROP.
 #[inline(always)]
-pub fn pick(service: &Service, key: &FlowKey) -> Result<(u32, &'static Dest), u32> {
+pub fn pick(
+    ctx: &XdpContext,
+    service: &Service,
+    key: &FlowKey,
+) -> Result<(u32, &'static Dest), u32> {
     if service.flags & service_flags::PERSISTENT == 0 {
-        return from_ring(service, key);
+        return from_ring(ctx, service, key);
     }
     let pkey = PersistKey {
         client: key.src.masked(&service.persist_mask),
@@ -49,7 +53,7 @@ pub fn pick(service: &Service, key: &FlowKey) -> Result<(u32, &'static Dest), u3
             }
         }
     }
-    let (id, dest) = from_ring(service, key)?;
+    let (id, dest) = from_ring(ctx, service, key)?;
     // A client sent to the fallback is not made to stick to it.
     if service.ring_len != 0 {
         remember(&pkey, now, id, dest.generation);
@@ -70,10 +74,14 @@ fn remember(pkey: &PersistKey, now: u64, dest: u32, generation: u32) {
 
 /// The ring's choice, or the fallback when the ring is empty.
 #[inline(always)]
-fn from_ring(service: &Service, key: &FlowKey) -> Result<(u32, &'static Dest), u32> {
+fn from_ring(
+    ctx: &XdpContext,
+    service: &Service,
+    key: &FlowKey,
+) -> Result<(u32, &'static Dest), u32> {
     let len = service.ring_len;
     if len == 0 || len > RING_SIZE {
-        return fallback(service);
+        return fallback(ctx, service);
     }
     let pos = if service.scheduler == sched::SOURCE_HASH {
         source_hash_slot(&key.src, len)
@@ -82,11 +90,11 @@ fn from_ring(service: &Service, key: &FlowKey) -> Result<(u32, &'static Dest), u
     };
     let slot = Service::ring_index(service.id, service.ring_gen, pos);
     let Some(&id) = RINGS.get(slot) else {
-        return Err(stats::drop(DropReason::BadDestination));
+        return Err(stats::drop(ctx, DropReason::BadDestination));
     };
     match DESTS.get(id) {
         Some(d) if d.flags & dest_flags::VALID != 0 => Ok((id, d)),
-        _ => Err(stats::drop(DropReason::BadDestination)),
+        _ => Err(stats::drop(ctx, DropReason::BadDestination)),
     }
 }
 
@@ -106,12 +114,12 @@ fn next_position(id: u32, len: u32) -> u32 {
 }
 
 #[inline(always)]
-fn fallback(service: &Service) -> Result<(u32, &'static Dest), u32> {
+fn fallback(ctx: &XdpContext, service: &Service) -> Result<(u32, &'static Dest), u32> {
     if service.fallback == NO_DEST {
-        return Err(stats::drop(DropReason::NoDestination));
+        return Err(stats::drop(ctx, DropReason::NoDestination));
     }
     match DESTS.get(service.fallback) {
         Some(d) if d.flags & dest_flags::VALID != 0 => Ok((service.fallback, d)),
-        _ => Err(stats::drop(DropReason::BadDestination)),
+        _ => Err(stats::drop(ctx, DropReason::BadDestination)),
     }
 }

@@ -1,10 +1,14 @@
 //! Per-CPU counters: per service and per destination (packets, bytes, new connections), and
 //! drops by reason.
 
-use aya_ebpf::bindings::xdp_action::XDP_DROP;
+use aya_ebpf::{bindings::xdp_action::XDP_DROP, helpers::bpf_ktime_get_ns, programs::XdpContext};
+use aya_log_ebpf::error;
 use lvs_common::{Counters, stats::DropReason};
 
-use crate::maps::{DEST_STATS, DROPS, SERVICE_STATS};
+use crate::maps::{DEST_STATS, DROP_LOGGED, DROPS, SERVICE_STATS};
+
+/// Least time between two log lines for one reason on one CPU.
+const LOG_EVERY_NS: u64 = 1_000_000_000;
 
 /// Counts a forwarded packet of `len` bytes; `new` when it started a connection.
 #[inline(always)]
@@ -27,12 +31,31 @@ fn add(c: Option<*mut Counters>, len: u64, new: bool) {
     }
 }
 
-/// Counts a drop and returns the verdict XDP_DROP.
+/// Counts a drop and returns the verdict XDP_DROP. Drops that mean something is wrong (not a
+/// service without servers, which is an outage the agent already reports) are also logged,
+/// at most once a second per CPU: never a line per packet.
 #[inline(always)]
-pub fn drop(reason: DropReason) -> u32 {
+pub fn drop(ctx: &XdpContext, reason: DropReason) -> u32 {
     if let Some(n) = DROPS.get_ptr_mut(reason as u32) {
         // SAFETY: a per-CPU slot.
         unsafe { *n += 1 };
+    }
+    if reason != DropReason::NoDestination {
+        if let Some(last) = DROP_LOGGED.get_ptr_mut(reason as u32) {
+            // SAFETY: a helper without arguments; `last` is a per-CPU slot.
+            unsafe {
+                let now = bpf_ktime_get_ns();
+                if now.wrapping_sub(*last) >= LOG_EVERY_NS {
+                    *last = now;
+                    error!(
+                        ctx,
+                        "lvs: dropping packets: {} (reason {})",
+                        reason.name(),
+                        reason as u32
+                    );
+                }
+            }
+        }
     }
     XDP_DROP
 }

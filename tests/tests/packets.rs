@@ -3,7 +3,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use aya::programs::xdp::XdpLinkId;
 use lvs::{
     config::{Protocol, Scheduler},
     dataplane::{Dataplane, DestPlan, ServicePlan, Target},
@@ -540,11 +539,35 @@ fn redirect_to_an_interface_missing_from_the_devmap_is_a_counted_drop() {
         ifindex: 4242,
     };
     let mut dp = loaded(&[service(VIP4, 80, Protocol::Tcp, vec![r])]);
+    let lines = Lines::default();
+    let mut logger = aya_log::EbpfLogger::init_with_logger(dp.ebpf(), lines.clone()).unwrap();
     let syn = Frame::tcp(CLIENT4, 20000, VIP4, 80, SYN).build();
-    assert_eq!(run(&mut dp, &syn).verdict, XDP_DROP);
+    for _ in 0..50 {
+        assert_eq!(run(&mut dp, &syn).verdict, XDP_DROP);
+    }
     assert_eq!(
         dp.tables.stats().drops(DropReason::RedirectFailed).unwrap(),
-        1
+        50
     );
-    let _: Option<XdpLinkId> = None;
+    // The kernel logs it, but not once per packet.
+    logger.flush();
+    let lines = lines.0.lock().unwrap();
+    assert!(
+        (1..=2).contains(&lines.len()) && lines[0].contains("redirect_failed"),
+        "kernel log: {lines:?}"
+    );
+}
+
+/// Collects the kernel program's log lines.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl log::Log for Lines {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.lock().unwrap().push(record.args().to_string());
+    }
+    fn flush(&self) {}
 }

@@ -173,6 +173,36 @@ fn choose_interface(opts: &RunOptions, config: &Config) -> Result<String, AgentE
     })
 }
 
+/// Forwards the kernel program's log (rare events only: drops that mean something is wrong)
+/// into the agent's log.
+fn forward_kernel_log(dataplane: &mut Dataplane) {
+    let logger = match aya_log::EbpfLogger::init(dataplane.ebpf()) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("the kernel program's log is not forwarded: {e}");
+            return;
+        }
+    };
+    // SAFETY: the logger owns its ring buffer's fd, which stays open and the same for as long
+    // as the logger lives, and the AsyncFd owns the logger.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+    };
+    let mut fd = match registered {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!("the kernel program's log is not forwarded: {e}");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while let Ok(mut guard) = fd.readable_mut().await {
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}
+
 /// A service's name for logs and alerts: `VIP:port/proto`.
 pub fn service_name(v: &VirtualService) -> String {
     format!("{}/{:?}", v.vip, v.protocol).to_lowercase()
@@ -194,6 +224,7 @@ pub async fn run(
         None => Dataplane::load()?,
     };
     let adopted = dataplane.adopted();
+    forward_kernel_log(&mut dataplane);
     let ifindex = dataplane.attach(&interface, opts.mode)?;
     if adopted {
         tracing::info!(interface, ifindex, pins = ?opts.pin_dir, "adopted the running data plane: established flows and counters kept");

@@ -58,7 +58,10 @@ fn fit(live: &[Weighted]) -> Vec<Weighted> {
     if live.len() >= RING_SIZE as usize {
         return live[..RING_SIZE as usize]
             .iter()
-            .map(|d| Weighted { id: d.id, weight: 1 })
+            .map(|d| Weighted {
+                id: d.id,
+                weight: 1,
+            })
             .collect();
     }
     // Scale into a budget that leaves room for the +1 floors.
@@ -123,7 +126,9 @@ mod tests {
 
     #[test]
     fn more_destinations_than_slots_never_overflow() {
-        let many: Vec<Weighted> = (0..RING_SIZE + 10).map(|id| Weighted { id, weight: 7 }).collect();
+        let many: Vec<Weighted> = (0..RING_SIZE + 10)
+            .map(|id| Weighted { id, weight: 7 })
+            .collect();
         assert_eq!(build(RingKind::Weighted, &many).len(), RING_SIZE as usize);
         let mut mixed: Vec<Weighted> = (0..3000).map(|id| Weighted { id, weight: 1 }).collect();
         mixed[0].weight = 5000;
