@@ -43,16 +43,17 @@ pub enum LogTarget {
     Syslog(String),
 }
 
-/// Which state changes are mailed (ldirectord's `emailalertstatus`).
+/// In which phases of the agent state changes are mailed (ldirectord's `emailalertstatus`,
+/// which filters on the daemon's phase, not on the direction of the change).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AlertStatus {
-    /// A real (or fallback) came up.
+    /// While the agent starts (the first checks).
     pub starting: bool,
-    /// A real went down.
+    /// While the agent stops.
     pub stopping: bool,
-    /// A real was (re)checked and is still in the same state (`running`).
+    /// While it runs (ordinary failures and recoveries).
     pub running: bool,
-    /// The service's config was reloaded (`sent`).
+    /// While it reloads its config (ldirectord's `reloading`, written `sent` here).
     pub sent: bool,
 }
 
