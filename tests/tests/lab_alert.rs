@@ -66,17 +66,27 @@ fn smtp_sink(ns: &str) -> mpsc::Receiver<String> {
             }
         });
     });
-    ready_rx.recv_timeout(Duration::from_secs(5)).expect("SMTP sink started");
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("SMTP sink started");
     rx
 }
 
 #[test]
 fn a_failing_real_is_mailed_about_and_notified() {
-    let lab = Lab::create(LabOptions { big_file_size: 1024, ..LabOptions::default() }).unwrap();
+    let lab = Lab::create(LabOptions {
+        big_file_size: 1024,
+        ..LabOptions::default()
+    })
+    .unwrap();
     let mails = smtp_sink(lab.director_ns());
     let notified = lab.work_dir().join("notified");
     let script = lab.work_dir().join("notify.sh");
-    std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" >> {}\n", notified.display())).unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", notified.display()),
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = format!(
         r#"
@@ -98,7 +108,11 @@ address = "198.18.0.12:80"
         script.display()
     );
     let lvs = RunningLvs::start(&lab, &config).unwrap();
-    lvs.wait_served(SocketAddr::new(lab.vip_v4().into(), 80), Duration::from_secs(15)).unwrap();
+    lvs.wait_served(
+        SocketAddr::new(lab.vip_v4().into(), 80),
+        Duration::from_secs(15),
+    )
+    .unwrap();
     // Mails about the reals coming up at start may arrive first; wait for the one that counts.
     lab.stop_server(1).unwrap();
     let mut got = Vec::new();
@@ -113,9 +127,20 @@ address = "198.18.0.12:80"
             Err(_) => break None,
         }
     };
-    let mail = found.unwrap_or_else(|| panic!("no mail about 198.18.0.12 going down; got {got:?}\n{}", lvs.log()));
-    assert!(mail.contains("RCPT TO:<ops@example.org>"), "envelope: {mail}");
-    assert!(mail.contains("198.18.0.100:80/tcp"), "names the service: {mail}");
+    let mail = found.unwrap_or_else(|| {
+        panic!(
+            "no mail about 198.18.0.12 going down; got {got:?}\n{}",
+            lvs.log()
+        )
+    });
+    assert!(
+        mail.contains("RCPT TO:<ops@example.org>"),
+        "envelope: {mail}"
+    );
+    assert!(
+        mail.contains("198.18.0.100:80/tcp"),
+        "names the service: {mail}"
+    );
 
     let mut lines = String::new();
     for _ in 0..50 {

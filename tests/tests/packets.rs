@@ -571,3 +571,36 @@ impl log::Log for Lines {
     }
     fn flush(&self) {}
 }
+
+#[test]
+fn a_real_behind_another_interface_is_reached_by_redirect() {
+    const XDP_REDIRECT: u32 = 4;
+    // A private network namespace for this thread, with a second interface in it.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .expect("unshare the network namespace");
+    let ok = std::process::Command::new("ip")
+        .args([
+            "link", "add", "lvsnic2", "type", "veth", "peer", "name", "lvsnic2p",
+        ])
+        .status()
+        .expect("ip link add");
+    assert!(ok.success());
+    let ifindex = nix::net::if_::if_nametoindex("lvsnic2").expect("ifindex");
+    let mut r = real(2, 1);
+    r.target = Target::Remote {
+        mac: real_mac(2),
+        src_mac: [0x02, 0, 0, 0, 0, 0x99],
+        ifindex,
+    };
+    let mut dp = loaded(&[service(VIP4, 80, Protocol::Tcp, vec![r])]);
+    dp.add_tx_port(ifindex).expect("devmap entry");
+    let syn = Frame::tcp(CLIENT4, 20000, VIP4, 80, SYN).build();
+    let out = run(&mut dp, &syn);
+    assert_eq!(out.verdict, XDP_REDIRECT);
+    assert_eq!(&out.frame[..6], &real_mac(2));
+    assert_eq!(
+        &out.frame[6..12],
+        &[0x02, 0, 0, 0, 0, 0x99],
+        "source MAC of the egress interface"
+    );
+}
