@@ -313,25 +313,8 @@ impl Dataplane {
         let name = program_names::BALANCER;
         let link_pin = self.pins.as_ref().map(|d| d.join(LINK_PIN));
         if let Some(pin) = link_pin.as_ref().filter(|p| p.exists()) {
-            let link_err = |action, detail: String| LoadError::Link {
-                action,
-                path: pin.clone(),
-                detail,
-            };
-            let pinned =
-                PinnedLink::from_pin(pin).map_err(|e| link_err("opening", e.to_string()))?;
-            let link = XdpLink::try_from(FdLink::from(pinned))
-                .map_err(|e| link_err("adopting", e.to_string()))?;
-            let id =
-                self.balancer()?
-                    .attach_to_link(link)
-                    .map_err(|source| LoadError::Program {
-                        action: "swapping in",
-                        name,
-                        source,
-                    })?;
-            self.attached = Some((ifindex, id));
-            return Ok(ifindex);
+            let pinned = PinnedLink::from_pin(pin).map_err(|e| link_error("opening", pin, e))?;
+            return self.hold(ifindex, pin, pinned, "swapping in");
         }
         let prog = self.balancer()?;
         let attach = |prog: &mut Xdp, mode| prog.attach_to_if_index(ifindex, mode);
@@ -347,37 +330,44 @@ impl Dataplane {
             name,
             source,
         })?;
-        if let Some(pin) = link_pin {
-            let link_err = |action, detail: String| LoadError::Link {
-                action,
-                path: pin.clone(),
-                detail,
-            };
-            let prog = self.balancer()?;
-            let owned = prog.take_link(link).map_err(|source| LoadError::Program {
+        let Some(pin) = link_pin else {
+            self.attached = Some((ifindex, link));
+            return Ok(ifindex);
+        };
+        let owned = self
+            .balancer()?
+            .take_link(link)
+            .map_err(|source| LoadError::Program {
                 action: "taking the link of",
                 name,
                 source,
             })?;
-            let fd_link =
-                FdLink::try_from(owned).map_err(|e| link_err("pinning", e.to_string()))?;
-            let pinned = fd_link
-                .pin(&pin)
-                .map_err(|e| link_err("pinning", e.to_string()))?;
-            let link = XdpLink::try_from(FdLink::from(pinned))
-                .map_err(|e| link_err("keeping", e.to_string()))?;
-            let id =
-                self.balancer()?
-                    .attach_to_link(link)
-                    .map_err(|source| LoadError::Program {
-                        action: "keeping",
-                        name,
-                        source,
-                    })?;
-            self.attached = Some((ifindex, id));
-        } else {
-            self.attached = Some((ifindex, link));
-        }
+        let pinned = FdLink::try_from(owned)
+            .map_err(|e| link_error("pinning", &pin, e))?
+            .pin(&pin)
+            .map_err(|e| link_error("pinning", &pin, e))?;
+        self.hold(ifindex, &pin, pinned, "keeping")
+    }
+
+    /// Makes the pinned link this program's (replacing the program it runs, atomically).
+    fn hold(
+        &mut self,
+        ifindex: u32,
+        pin: &Path,
+        pinned: PinnedLink,
+        action: &'static str,
+    ) -> Result<u32, LoadError> {
+        let link =
+            XdpLink::try_from(FdLink::from(pinned)).map_err(|e| link_error(action, pin, e))?;
+        let id = self
+            .balancer()?
+            .attach_to_link(link)
+            .map_err(|source| LoadError::Program {
+                action,
+                name: program_names::BALANCER,
+                source,
+            })?;
+        self.attached = Some((ifindex, id));
         Ok(ifindex)
     }
 
@@ -435,6 +425,14 @@ impl Dataplane {
                 name: map_names::TX_PORTS,
                 source,
             })
+    }
+}
+
+fn link_error(action: &'static str, pin: &Path, e: impl std::fmt::Display) -> LoadError {
+    LoadError::Link {
+        action,
+        path: pin.to_path_buf(),
+        detail: e.to_string(),
     }
 }
 
