@@ -72,10 +72,10 @@ pub fn run(requests: usize) -> Result<()> {
     if !lab.terminate(pid, Duration::from_secs(5)) {
         eprintln!("lvs demo: lvs did not stop on SIGTERM within 5 s");
     }
-    if result.is_err() {
-        if let Ok(text) = std::fs::read_to_string(&log) {
-            eprintln!("--- lvs log ---\n{text}");
-        }
+    if result.is_err()
+        && let Ok(text) = std::fs::read_to_string(&log)
+    {
+        eprintln!("--- lvs log ---\n{text}");
     }
     drop(lab);
     println!("\nlvs demo: lab removed");

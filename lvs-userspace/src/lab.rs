@@ -647,7 +647,8 @@ impl Lab {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = children[pos].try_wait() {
-                children.remove(pos);
+                // Already reaped by try_wait; wait() returns its status at once.
+                let _ = children.remove(pos).wait();
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -732,8 +733,8 @@ impl Lab {
     /// pass it to `lvs run --bpffs`.
     pub fn bpffs(&self) -> Result<PathBuf> {
         let path = self.dir.join(BPFFS_DIR);
-        let is_bpffs = nix::sys::statfs::statfs(&path)
-            .is_ok_and(|s| s.filesystem_type().0 as i64 == 0xcafe_4a11);
+        let is_bpffs =
+            nix::sys::statfs::statfs(&path).is_ok_and(|s| s.filesystem_type().0 == 0xcafe_4a11);
         if !is_bpffs {
             std::fs::create_dir_all(&path).map_err(|source| LabError::Io {
                 what: format!("creating {}", path.display()),

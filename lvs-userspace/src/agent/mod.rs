@@ -279,11 +279,10 @@ pub async fn run(
             _ = int.recv() => break Ok(()),
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading {}", agent.config_path.display());
-                if let Some(l) = &agent.logging {
-                    if let Err(e) = l.reopen() {
+                if let Some(l) = &agent.logging
+                    && let Err(e) = l.reopen() {
                         tracing::warn!("reopening the log: {e}");
                     }
-                }
                 agent.reload().await;
             }
             Some(ev) = health_events.recv() => agent.on_health(ev).await,
@@ -371,10 +370,11 @@ impl Agent {
         for p in &plans {
             self.note_fallback(p);
             for t in p.dests.iter().chain(p.fallback.iter()).map(|d| d.target) {
-                if let Target::Remote { ifindex, .. } = t {
-                    if ifindex != self.ifindex && self.tx_ports.insert(ifindex) {
-                        self.dataplane.add_tx_port(ifindex)?;
-                    }
+                if let Target::Remote { ifindex, .. } = t
+                    && ifindex != self.ifindex
+                    && self.tx_ports.insert(ifindex)
+                {
+                    self.dataplane.add_tx_port(ifindex)?;
                 }
             }
         }
@@ -459,10 +459,10 @@ impl Agent {
                     tracing::warn!("{w}");
                 }
                 self.alerter = self.alerter.reconfigured(&new.globals);
-                if let Some(l) = &self.logging {
-                    if let Err(e) = l.reload(&new.globals.log) {
-                        tracing::warn!("changing the log target: {e}");
-                    }
+                if let Some(l) = &self.logging
+                    && let Err(e) = l.reload(&new.globals.log)
+                {
+                    tracing::warn!("changing the log target: {e}");
                 }
                 self.config = new;
                 self.start_following();
