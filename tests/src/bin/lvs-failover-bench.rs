@@ -18,6 +18,7 @@
 
 use std::{
     net::SocketAddr,
+    process::ExitCode,
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
@@ -123,7 +124,7 @@ fn config(lab: &Lab, interval: u64, timeout: u64) -> String {
     c
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(
@@ -135,6 +136,21 @@ fn main() -> Result<()> {
             on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
     }
+    // The lab lives inside `run` and is removed when it returns, whatever the outcome.
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) if STOP.load(Ordering::SeqCst) => {
+            eprintln!("interrupted; the lab is removed");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("lvs-failover-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let trials: usize = std::env::var("LVS_FAILOVER_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
