@@ -259,7 +259,7 @@ fn a_stopped_server_is_removed_from_the_ipv6_service() {
 fn a_body_that_does_not_match_receive_keeps_a_real_out() {
     let lab = lab();
     let vip = vip4(&lab);
-    let keys = "checktype = \"negotiate\"\nservice = \"http\"\nrequest = \"/index.html\"\nreceive = \"real[12]\"";
+    let keys = "checktype = \"negotiate\"\nservice = \"http\"\nrequest = \"/index.html\"\nreceive = \"^real[12]$\"";
     let lvs = RunningLvs::start(&lab, &config(&lab, "", vip, keys, &[0, 1, 2])).unwrap();
     wait_all_answer(
         &lab,
@@ -717,47 +717,62 @@ fn a_broken_reload_changes_nothing() {
 fn a_bad_config_at_start_exits_non_zero_and_attaches_nothing() {
     let lab = lab();
     let vip = vip4(&lab);
-    let text = format!(
-        "{}bogus_key = 1\n",
-        config(&lab, "", vip, "checktype = \"connect\"", &[0, 1, 2])
-    );
-    let line = text.lines().count();
-    let path = lab.work_dir().join("bad.toml");
-    std::fs::write(&path, &text).unwrap();
-    let out = lab
-        .command(lab.director_ns(), lvs_binary().to_str().unwrap())
-        .args(["run", "--config", path.to_str().unwrap()])
-        .output()
-        .expect("running lvs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "lvs run accepted a bad config: {stderr}"
-    );
-    let want = format!("{}:{line}", path.display());
-    assert!(
-        stderr.contains(&want) && stderr.contains("bogus_key"),
-        "the error should name {want} and bogus_key: {stderr}"
-    );
-    let link = Command::new("ip")
-        .args([
-            "-n",
-            lab.director_ns(),
-            "link",
-            "show",
-            lab.director_ifname(),
-        ])
-        .output()
-        .expect("ip link show");
-    let link = String::from_utf8_lossy(&link.stdout);
-    assert!(
-        link.contains("state UP") || link.contains("LOWER_UP"),
-        "{link}"
-    );
-    assert!(
-        !link.contains("xdp"),
-        "something is attached to the director's eth0: {link}"
-    );
+    let good = config(&lab, "", vip, "checktype = \"connect\"", &[0, 1, 2]);
+    // One the TOML reader refuses (unknown key), one the resolver refuses (bad value); each
+    // as the file's last line.
+    let cases = [
+        (
+            "unknown-key.toml",
+            format!("{good}bogus_key = 1\n"),
+            "bogus_key",
+        ),
+        (
+            "bad-value.toml",
+            good.replace("scheduler = \"rr\"\n", "")
+                + "[[virtual]]\naddress = \"198.18.0.200:80\"\nscheduler = \"bogus\"\n",
+            "scheduler",
+        ),
+    ];
+    for (name, text, key) in cases {
+        let line = text.lines().count();
+        let path = lab.work_dir().join(name);
+        std::fs::write(&path, &text).unwrap();
+        let out = lab
+            .command(lab.director_ns(), lvs_binary().to_str().unwrap())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("running lvs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{name}: lvs run accepted a bad config: {stderr}"
+        );
+        let want = format!("{}:{line}", path.display());
+        assert!(
+            stderr.contains(&format!("{want}: {key}")),
+            "{name}: the error should name {want} and {key}: {stderr}"
+        );
+        let link = Command::new("ip")
+            .args([
+                "-n",
+                lab.director_ns(),
+                "link",
+                "show",
+                lab.director_ifname(),
+            ])
+            .output()
+            .expect("ip link show");
+        let link = String::from_utf8_lossy(&link.stdout);
+        assert!(
+            link.contains("state UP") || link.contains("LOWER_UP"),
+            "{link}"
+        );
+        assert!(
+            !link.contains("xdp"),
+            "{name}: something is attached to the director's eth0: {link}"
+        );
+    }
 }
 
 // TODO(alerting): once alerts are wired into the agent, run an SMTP sink in the lab (e.g. in
