@@ -563,90 +563,85 @@ fn quiescent_keeps_established_flows_of_a_failed_real_and_removal_cuts_them() {
     );
 }
 
-#[test]
-fn a_reload_that_adds_a_real_sends_it_traffic() {
-    let lab = lab();
-    let vip = vip4(&lab);
+/// Runs lvs from `file` with reals 1 and 2, holds a download open from one of them, rewrites
+/// the file with real3 added and calls `trigger`; asserts real3 takes new connections within
+/// `within`, reals 1 and 2 kept their state (no transition logged) and the download arrives
+/// intact (its flow kept its real).
+fn reload_adds_real3(
+    lab: &Lab,
+    file: &str,
+    globals: &str,
+    within: Duration,
+    trigger: impl FnOnce(&RunningLvs),
+    logged: &str,
+) {
+    let vip = vip4(lab);
     let keys = "checktype = \"connect\"";
-
-    // SIGHUP.
-    let lvs = RunningLvs::start(&lab, &config(&lab, "", vip, keys, &[0, 1])).unwrap();
-    wait_all_answer(
-        &lab,
-        &lvs,
-        vip,
-        &["real1", "real2"],
-        Duration::from_secs(15),
-    );
-    all_from(&lab, &lvs, vip, 20, &["real1", "real2"]);
+    let lvs = RunningLvs::start_file(lab, file, &config(lab, globals, vip, keys, &[0, 1])).unwrap();
+    wait_all_answer(lab, &lvs, vip, &["real1", "real2"], Duration::from_secs(15));
+    all_from(lab, &lvs, vip, 20, &["real1", "real2"]);
     let before: Vec<usize> = (0..2)
-        .map(|i| transitions(&lvs.log(), real_addr(&lab, i, false), None))
+        .map(|i| transitions(&lvs.log(), real_addr(lab, i, false), None))
         .collect();
-    std::fs::write(&lvs.config, config(&lab, "", vip, keys, &[0, 1, 2])).unwrap();
-    lvs.reload();
-    lvs.wait_log("config reloaded", Duration::from_secs(5))
-        .unwrap();
-    wait_all_answer(&lab, &lvs, vip, &["real3"], bound());
-    let names = all_from(&lab, &lvs, vip, 30, &["real1", "real2", "real3"]);
+    let download = PausedDownload::start(lab, vip);
+
+    std::fs::write(&lvs.config, config(lab, globals, vip, keys, &[0, 1, 2])).unwrap();
+    trigger(&lvs);
+    wait_all_answer(lab, &lvs, vip, &["real3"], within);
+    lvs.wait_log(logged, Duration::from_secs(1)).unwrap();
+    let names = all_from(lab, &lvs, vip, 30, &["real1", "real2", "real3"]);
     assert!(
         names.iter().filter(|n| *n == "real3").count() >= 5,
-        "real3 takes its share after the reload: {names:?}"
+        "{file}: real3 takes its share after the reload: {names:?}"
     );
     let log = lvs.log();
     for (i, b) in before.iter().enumerate() {
         assert_eq!(
-            transitions(&log, real_addr(&lab, i, false), None),
+            transitions(&log, real_addr(lab, i, false), None),
             *b,
-            "real{} changed state across the reload (its check should be kept):\n{log}",
+            "{file}: real{} changed state across the reload (its check should be kept):\n{log}",
             i + 1
         );
     }
+    match download.finish() {
+        Ok(body) => assert!(
+            body == big_file_bytes(lab.big_file_size()),
+            "{file}: a download across the reload arrived altered ({} bytes)",
+            body.len()
+        ),
+        Err(e) => panic!(
+            "{file}: a download across the reload was cut: {e}; lvs log:\n{}",
+            lvs.log()
+        ),
+    }
     assert!(lvs.stop());
+}
 
-    // autoreload: rewriting the file is enough.
-    let lvs = RunningLvs::start_file(
+#[test]
+fn a_reload_that_adds_a_real_sends_it_traffic() {
+    let lab = Lab::create(LabOptions {
+        big_file_size: 16 << 20,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    // SIGHUP.
+    reload_adds_real3(
+        &lab,
+        "hup.toml",
+        "",
+        bound(),
+        |lvs| lvs.reload(),
+        "config reloaded",
+    );
+    // autoreload: rewriting the file is enough (polled every second, then checked).
+    reload_adds_real3(
         &lab,
         "auto.toml",
-        &config(&lab, "autoreload = true", vip, keys, &[0, 1]),
-    )
-    .unwrap();
-    wait_all_answer(
-        &lab,
-        &lvs,
-        vip,
-        &["real1", "real2"],
-        Duration::from_secs(15),
-    );
-    all_from(&lab, &lvs, vip, 20, &["real1", "real2"]);
-    let before: Vec<usize> = (0..2)
-        .map(|i| transitions(&lvs.log(), real_addr(&lab, i, false), None))
-        .collect();
-    std::fs::write(
-        &lvs.config,
-        config(&lab, "autoreload = true", vip, keys, &[0, 1, 2]),
-    )
-    .unwrap();
-    // Polled every second, then checked.
-    wait_all_answer(
-        &lab,
-        &lvs,
-        vip,
-        &["real3"],
+        "autoreload = true",
         bound() + Duration::from_secs(1),
+        |_| {},
+        "changed: reloading",
     );
-    lvs.wait_log("changed: reloading", Duration::from_secs(1))
-        .unwrap();
-    all_from(&lab, &lvs, vip, 30, &["real1", "real2", "real3"]);
-    let log = lvs.log();
-    for (i, b) in before.iter().enumerate() {
-        assert_eq!(
-            transitions(&log, real_addr(&lab, i, false), None),
-            *b,
-            "real{} changed state across the autoreload:\n{log}",
-            i + 1
-        );
-    }
-    assert!(lvs.stop());
 }
 
 #[test]
