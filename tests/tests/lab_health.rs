@@ -167,9 +167,7 @@ fn last_bad_after(
     while t0.elapsed() < bound {
         let at = t0.elapsed();
         let answer = ask(lab, vip);
-        if answer.as_deref().is_ok_and(|n| n != victim) {
-            // good
-        } else {
+        if !answer.as_deref().is_ok_and(|n| n != victim) {
             last_bad = Some(at);
         }
         seen.push((at, answer));
