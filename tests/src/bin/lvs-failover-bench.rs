@@ -4,9 +4,11 @@
 //!
 //! For each setting (1 s + 1 s, then 2 s + 2 s) it runs `lvs run` on the director with a
 //! connect check, and per trial: sends a new HTTP connection from the client every 20 ms,
-//! stops one real's server, and records the time from the stop to the last failed request;
-//! then restarts the server and waits until it takes traffic again. Each trial and the median
-//! per setting are printed:
+//! stops one real's server at a random point of its check period, and records the time from the stop to the last failed request;
+//! then restarts the server and waits until it takes traffic again. The first trial starts
+//! two intervals after lvs, past the first (jittered, up to twice as long) gap between checks,
+//! so every trial measures the steady state. Each trial and the median per setting are
+//! printed:
 //!
 //! ```text
 //! interval 1 s, timeout 1 s, trial 1: failover 1.43 s, bound 2.00 s, ratio 0.72
@@ -71,11 +73,25 @@ fn wait_answers(lab: &Lab, lvs: &RunningLvs, vip: SocketAddr, name: &str) -> Res
 }
 
 /// One trial: the time from stopping the victim's server to the last failed request.
-fn trial(lab: &Lab, lvs: &RunningLvs, vip: SocketAddr, bound: Duration) -> Result<Duration> {
+fn trial(
+    lab: &Lab,
+    lvs: &RunningLvs,
+    vip: SocketAddr,
+    interval: Duration,
+    bound: Duration,
+) -> Result<Duration> {
     let victim = lab.reals()[VICTIM].name.clone();
     // Every real answers before the stop.
     for r in lab.reals() {
         wait_answers(lab, lvs, vip, &r.name)?;
+    }
+    // The victim just came back at one of its checks: stop it at a random point of its check
+    // period, not always right after a check.
+    let phase = random_fraction() * interval.as_secs_f64();
+    let wake = Instant::now() + Duration::from_secs_f64(phase);
+    while Instant::now() < wake {
+        check_stop()?;
+        std::thread::sleep(PACE);
     }
     let t0 = Instant::now();
     lab.stop_server(VICTIM)?;
@@ -102,6 +118,13 @@ fn trial(lab: &Lab, lvs: &RunningLvs, vip: SocketAddr, bound: Duration) -> Resul
     lab.start_server(VICTIM)?;
     wait_answers(lab, lvs, vip, &victim)?;
     Ok(last_fail.unwrap_or_default())
+}
+
+/// A number in [0, 1) from the standard library's randomly seeded hasher.
+fn random_fraction() -> f64 {
+    use std::hash::BuildHasher as _;
+    let r = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    (r >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -175,10 +198,17 @@ fn run() -> Result<()> {
             &format!("failover-{interval}-{timeout}.toml"),
             &config(&lab, interval, timeout),
         )?;
+        // Steady state: the health engine puts each real's second check up to one interval
+        // late (it spreads checks over the interval), so the first gap after a start can be
+        // almost two intervals. Let every real get past it.
+        for _ in 0..2 * interval * 10 {
+            check_stop()?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let mut ratios = Vec::new();
         let mut times = Vec::new();
         for n in 1..=trials {
-            let t = trial(&lab, &lvs, vip, bound)?.as_secs_f64();
+            let t = trial(&lab, &lvs, vip, Duration::from_secs(interval), bound)?.as_secs_f64();
             let ratio = t / bound.as_secs_f64();
             println!(
                 "interval {interval} s, timeout {timeout} s, trial {n}: failover {t:.2} s, \
