@@ -4,8 +4,9 @@
 //!
 //! For each setting (1 s + 1 s, then 2 s + 2 s) it runs `lvs run` on the director with a
 //! connect check, and per trial: sends a new HTTP connection from the client every 20 ms,
-//! stops one real's server at a random point of its check period, and records the time from the stop to the last failed request;
-//! then restarts the server and waits until it takes traffic again. The first trial starts
+//! stops one real's server at a random point of its check period, and records the time from
+//! the stop to the last failed request; then restarts the server and waits until it takes
+//! traffic again. The first trial starts
 //! two intervals after lvs, past the first (jittered, up to twice as long) gap between checks,
 //! so every trial measures the steady state. Each trial and the median per setting are
 //! printed:
