@@ -10,18 +10,21 @@ use anyhow::{Context as _, Result, bail};
 use lvs::lab::{Lab, http_get};
 
 /// The `lvs` binary under test: `$LVS_BIN`, else `lvs` in the target directory these tests
-/// were built into (`cargo xtask test` builds it first).
+/// (or this tool) were built into (`cargo xtask test` builds it first).
 pub fn lvs_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("LVS_BIN") {
         return p.into();
     }
     let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> → target/<profile>/lvs
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("lvs");
+    let dir = exe.parent().expect("target dir");
+    // A tool: target/<profile>/<tool> → target/<profile>/lvs;
+    // a test: target/<profile>/deps/<test> → target/<profile>/lvs.
+    let beside = dir.join("lvs");
+    let bin = if beside.is_file() {
+        beside
+    } else {
+        dir.parent().expect("target dir").join("lvs")
+    };
     assert!(
         bin.exists(),
         "{} is missing: build it first (`cargo build --bin lvs`), or run `cargo xtask test`",
@@ -73,9 +76,14 @@ impl<'a> RunningLvs<'a> {
         })
     }
 
-    /// The agent's log so far.
+    /// The agent's log so far, terminal colour codes removed.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// Sends SIGHUP (reload).
@@ -123,6 +131,27 @@ impl<'a> RunningLvs<'a> {
     pub fn stop(self) -> bool {
         self.lab.terminate(self.pid, Duration::from_secs(5))
     }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ … letter`), as the log's formatter may colour
+/// its output.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The answering real's name (`index.html` says it) for each of `n` new connections.

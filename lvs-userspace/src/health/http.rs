@@ -216,8 +216,13 @@ impl HttpCheck {
                     reason: resp.reason,
                 });
             }
+            // Perl's `$` (ldirectord's `=~ /$receive/`) also matches before a final newline.
             if let Some(re) = &self.receive
                 && !re.is_match(&resp.body)
+                && !resp
+                    .body
+                    .strip_suffix(b"\n")
+                    .is_some_and(|b| re.is_match(b))
             {
                 return Err(HttpError::ReceiveMismatch {
                     status: resp.status,
@@ -675,6 +680,25 @@ mod tests {
     async fn receive_mismatch_fails() {
         let (addr, _) = serve(|_| Some(ok("maintenance page"))).await;
         let err = HttpCheck::new(params(addr, None, Some("all good")))
+            .unwrap()
+            .run()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, HttpError::ReceiveMismatch { status: 200, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn dollar_matches_before_a_final_newline_as_in_perl() {
+        let (addr, _) = serve(|_| Some(ok("real1\n"))).await;
+        HttpCheck::new(params(addr, None, Some("^real[12]$")))
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        let err = HttpCheck::new(params(addr, None, Some("^real[23]$")))
             .unwrap()
             .run()
             .await
