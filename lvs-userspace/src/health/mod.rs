@@ -526,7 +526,9 @@ impl Worker {
             tokio::task::spawn_blocking(move || maintenance::reverse_lookup(ip))
         });
         let first = Instant::now();
-        let mut next = first + interval + jitter(&self.key, interval);
+        // The second check comes within one interval of the first (spread by the jitter), so no
+        // gap between two checks is ever longer than the interval.
+        let mut next = first + jitter(&self.key, interval);
         loop {
             if let Some(task) = lookup.take_if(|t| t.is_finished())
                 && let Ok(Some(host)) = task.await
