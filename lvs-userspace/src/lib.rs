@@ -6,8 +6,11 @@
 
 pub mod agent;
 pub mod config;
+pub mod control;
 pub mod dataplane;
 pub mod demo;
 pub mod health;
 pub mod lab;
+pub mod metrics;
 pub mod neighbour;
+pub mod status;

@@ -34,6 +34,24 @@ enum Command {
         /// XDP attach mode.
         #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
         xdp_mode: AttachMode,
+        /// Control socket that `lvs status` asks.
+        #[arg(long, default_value = lvs::control::DEFAULT_SOCKET)]
+        control: PathBuf,
+    },
+    /// Show the virtual services, their reals, counters and health (like `ipvsadm -Ln`).
+    Status {
+        /// Control socket of the running agent.
+        #[arg(long, default_value = lvs::control::DEFAULT_SOCKET)]
+        control: PathBuf,
+        /// Totals: connections, packets and bytes (ipvsadm's --stats).
+        #[arg(long, conflicts_with_all = ["rate", "json"])]
+        stats: bool,
+        /// Rates per second over one second (ipvsadm's --rate).
+        #[arg(long, conflicts_with = "json")]
+        rate: bool,
+        /// The whole snapshot as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Validate a config and print what would run.
     Check {
@@ -60,6 +78,7 @@ fn main() -> Result<()> {
             config,
             interface,
             xdp_mode,
+            control,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -72,6 +91,7 @@ fn main() -> Result<()> {
                 config,
                 interface,
                 mode: xdp_mode,
+                control,
             }))?;
             Ok(())
         }
@@ -83,6 +103,27 @@ fn main() -> Result<()> {
         Command::Convert { file } => {
             let c = config::load(&file)?;
             print!("{}", config::to_toml(&c));
+            Ok(())
+        }
+        Command::Status {
+            control,
+            stats,
+            rate,
+            json,
+        } => {
+            let snap = lvs::control::status(&control)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snap)?);
+            } else if stats {
+                print!("{}", lvs::status::render_stats(&snap));
+            } else if rate {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = lvs::control::status(&control)?;
+                print!("{}", lvs::status::render_rate(&snap, &now));
+            } else {
+                let now = lvs::agent::snapshot::unix_ms(std::time::SystemTime::now());
+                print!("{}", lvs::status::render_table(&snap, now));
+            }
             Ok(())
         }
         Command::Demo { requests } => lvs::demo::run(requests),

@@ -8,6 +8,7 @@
 
 pub mod desired;
 pub mod neighbours;
+pub mod snapshot;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -59,6 +60,12 @@ pub enum AgentError {
     /// Writing the tables failed.
     #[error(transparent)]
     Tables(#[from] TablesError),
+    /// The control socket could not be set up.
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    /// The metrics listener could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// Installing a signal handler failed.
     #[error("installing the {signal} handler: {source}")]
     Signal {
@@ -79,6 +86,8 @@ pub struct RunOptions {
     pub interface: Option<String>,
     /// XDP attach mode.
     pub mode: AttachMode,
+    /// The control socket's path (`lvs status` asks there).
+    pub control: PathBuf,
 }
 
 /// The running agent's state.
@@ -97,6 +106,8 @@ pub struct Agent {
     /// Services whose new connections currently go to the fallback.
     on_fallback: HashSet<SocketAddr>,
     config_mtime: Option<SystemTime>,
+    /// Counters reported by `lvs status` and the metrics.
+    counters: snapshot::AgentCounters,
 }
 
 struct View<'a> {
@@ -201,9 +212,17 @@ pub async fn run(opts: RunOptions) -> Result<(), AgentError> {
         targets: HashMap::new(),
         tx_ports: HashSet::new(),
         on_fallback: HashSet::new(),
+        counters: snapshot::AgentCounters::default(),
     };
     agent.start_following();
     agent.apply()?;
+    // The control socket and the metrics ask the loop for snapshots through this channel.
+    let (snapshot_tx, mut snapshot_requests) = tokio::sync::mpsc::channel(16);
+    let _control = crate::control::ControlServer::start(&opts.control, snapshot_tx.clone())?;
+    let _metrics = match agent.config.globals.metrics {
+        Some(addr) => Some(crate::metrics::MetricsServer::start(addr, snapshot_tx)?),
+        None => None,
+    };
 
     let sig = |kind: SignalKind, name: &'static str| {
         signal(kind).map_err(|source| AgentError::Signal {
@@ -226,6 +245,10 @@ pub async fn run(opts: RunOptions) -> Result<(), AgentError> {
             }
             Some(ev) = health_events.recv() => agent.on_health(ev),
             Some(up) = target_updates.recv() => agent.on_target(up),
+            Some(reply) = snapshot_requests.recv() => {
+                let _ = reply.send(agent.snapshot());
+                continue;
+            }
             _ = tick.tick() => {
                 if agent.config.globals.autoreload {
                     let now = mtime(&opts.config);
@@ -271,6 +294,7 @@ impl Agent {
             }
         }
         self.dataplane.tables.apply(&plans)?;
+        self.counters.map_updates += 1;
         Ok(())
     }
 
@@ -295,6 +319,9 @@ impl Agent {
     }
 
     fn on_health(&mut self, ev: HealthEvent) {
+        if !ev.result.ok {
+            self.counters.check_errors += 1;
+        }
         if ev.is_transition() {
             let state = match ev.state {
                 HardState::Up => "up",
@@ -329,10 +356,14 @@ impl Agent {
                     health_targets(&new).into_iter().map(|t| t.key).collect();
                 self.states.retain(|k, _| checks.contains(k));
                 self.config = new;
+                self.counters.reloads += 1;
                 self.start_following();
                 tracing::info!(services = self.config.virtuals.len(), "config reloaded");
             }
-            Err(e) => tracing::error!("reload refused, the running config stays in force: {e}"),
+            Err(e) => {
+                self.counters.reload_failures += 1;
+                tracing::error!("reload refused, the running config stays in force: {e}")
+            }
         }
     }
 

@@ -1,0 +1,274 @@
+//! The control socket: how `lvs status` talks to `lvs run`.
+//!
+//! A Unix stream socket at a path (default [`DEFAULT_SOCKET`]; a path, not an abstract
+//! socket, so that it is reachable from any network namespace that sees the file system). Its
+//! directory is created mode 0700 when missing and the socket is chmod 0600: only its owner
+//! (root) may ask. A stale socket file is replaced at start and the file is removed on exit.
+//!
+//! Protocol: the client sends one JSON line, `{"cmd":"status"}`; the agent answers one JSON
+//! line, a [`Response`], and closes.
+//!
+//! The server does not read the agent's state itself: it sends a [`SnapshotRequest`] down a
+//! channel that the agent's loop answers, so the state keeps a single owner.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _},
+    net::{UnixListener, UnixStream},
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use crate::agent::snapshot::Snapshot;
+
+/// The default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/lvs/lvs.sock";
+
+/// The longest request line accepted.
+const MAX_REQUEST: u64 = 4096;
+
+/// How long a client may take to send its request, and the client waits for the answer.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A request for a snapshot: the agent sends it back through the oneshot.
+pub type SnapshotRequest = oneshot::Sender<Snapshot>;
+
+/// Errors of the control socket, server or client side.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Creating the socket's directory failed.
+    #[error("creating the control socket directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Binding or securing the socket failed.
+    #[error("{action} control socket {path}: {source}")]
+    Bind {
+        /// What was being done.
+        action: &'static str,
+        /// The socket's path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Connecting to or talking with the agent failed.
+    #[error("{step} {path} (is `lvs run` running with this --control path?): {source}")]
+    Io {
+        /// The step that failed.
+        step: &'static str,
+        /// The socket's path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The answer was not valid JSON of the expected shape.
+    #[error("the agent's answer on {path} is not understood: {source}")]
+    Decode {
+        /// The socket's path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The agent answered with an error.
+    #[error("the agent refused the request: {message}")]
+    Refused {
+        /// What the agent said.
+        message: String,
+    },
+}
+
+/// A request line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The command: only `status` exists.
+    pub cmd: String,
+}
+
+/// The answer line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was served.
+    pub ok: bool,
+    /// Why not, when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The snapshot, for `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
+}
+
+impl Response {
+    fn error(message: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(message.into()),
+            snapshot: None,
+        }
+    }
+}
+
+/// The running control socket server. Dropping it stops serving and removes the socket file.
+pub struct ControlServer {
+    path: PathBuf,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl ControlServer {
+    /// Binds `path` and serves it on the current tokio runtime; snapshot requests go to
+    /// `requests`.
+    pub fn start(
+        path: &Path,
+        requests: mpsc::Sender<SnapshotRequest>,
+    ) -> Result<ControlServer, ControlError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|source| ControlError::Dir {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+            }
+        }
+        let bind_err = |action| {
+            move |source| ControlError::Bind {
+                action,
+                path: path.to_path_buf(),
+                source,
+            }
+        };
+        // A socket file left by an agent that did not exit cleanly.
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(bind_err("removing the stale")(e));
+            }
+            _ => {}
+        }
+        let listener = UnixListener::bind(path).map_err(bind_err("binding"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(bind_err("securing (chmod 0600)"))?;
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let requests = requests.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = serve_one(stream, requests).await {
+                                tracing::debug!("control socket client: {e}");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("control socket accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        tracing::info!(path = %path.display(), "control socket listening");
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            task,
+        })
+    }
+}
+
+/// Asks the agent for a snapshot through `requests`.
+pub async fn ask(requests: &mpsc::Sender<SnapshotRequest>) -> Option<Snapshot> {
+    let (tx, rx) = oneshot::channel();
+    requests.send(tx).await.ok()?;
+    rx.await.ok()
+}
+
+async fn serve_one(
+    stream: UnixStream,
+    requests: mpsc::Sender<SnapshotRequest>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST));
+    let response = match tokio::time::timeout(TIMEOUT, reader.read_line(&mut line)).await {
+        Err(_) => Response::error("timed out waiting for the request"),
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
+            Err(e) => Response::error(format!("bad request: {e}")),
+            Ok(r) if r.cmd == "status" => match ask(&requests).await {
+                Some(s) => Response {
+                    ok: true,
+                    error: None,
+                    snapshot: Some(s),
+                },
+                None => Response::error("the agent is stopping"),
+            },
+            Ok(r) => Response::error(format!("unknown command `{}`", r.cmd)),
+        },
+    };
+    let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    write.shutdown().await
+}
+
+/// Client side: asks the agent at `path` for its status (blocking).
+pub fn status(path: &Path) -> Result<Snapshot, ControlError> {
+    let io = |step| {
+        move |source| ControlError::Io {
+            step,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(io("connecting to"))?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(io("setting a timeout on"))?;
+    let req = serde_json::to_string(&Request {
+        cmd: "status".into(),
+    })
+    .expect("a request serializes");
+    stream
+        .write_all(format!("{req}\n").as_bytes())
+        .map_err(io("sending to"))?;
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(io("reading from"))?;
+    let r: Response = serde_json::from_str(&line).map_err(|source| ControlError::Decode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match r {
+        Response {
+            ok: true,
+            snapshot: Some(s),
+            ..
+        } => Ok(s),
+        r => Err(ControlError::Refused {
+            message: r.error.unwrap_or_else(|| "no snapshot".into()),
+        }),
+    }
+}
