@@ -241,8 +241,7 @@ pub fn status(path: &Path) -> Result<Snapshot, ControlError> {
             source,
         }
     };
-    let mut stream =
-        std::os::unix::net::UnixStream::connect(path).map_err(io("connecting to"))?;
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(io("connecting to"))?;
     stream
         .set_read_timeout(Some(TIMEOUT))
         .map_err(io("setting a timeout on"))?;

@@ -97,8 +97,7 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
     let mut buf = Vec::with_capacity(1024);
     let read = async {
         let mut chunk = [0u8; 1024];
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n")
-        {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
             if buf.len() >= MAX_REQUEST {
                 return None;
             }
@@ -123,7 +122,9 @@ async fn serve_one(
         Some(head) => {
             let mut words = head.lines().next().unwrap_or("").split_whitespace();
             match (words.next(), words.next()) {
-                (Some("GET"), Some(path)) if path == "/metrics" || path.starts_with("/metrics?") => {
+                (Some("GET"), Some(path))
+                    if path == "/metrics" || path.starts_with("/metrics?") =>
+                {
                     match ask(&requests).await {
                         Some(s) => ("200 OK", "text/plain; version=0.0.4", render(&s)),
                         None => (
@@ -306,7 +307,13 @@ pub fn render(s: &Snapshot) -> String {
             a.check_errors,
         ),
     ] {
-        family(&mut out, name, "counter", help, &[(String::new(), v.to_string())]);
+        family(
+            &mut out,
+            name,
+            "counter",
+            help,
+            &[(String::new(), v.to_string())],
+        );
     }
     out
 }
@@ -338,15 +345,17 @@ mod tests {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}:\n{text}");
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}:\n{text}");
         }
-        assert!(text.contains(
-            "lvs_service_connections_total{service=\"198.18.0.100:80/tcp\"} 600\n"
-        ));
+        assert!(
+            text.contains("lvs_service_connections_total{service=\"198.18.0.100:80/tcp\"} 600\n")
+        );
         assert!(text.contains(
             "lvs_real_connections_total{service=\"198.18.0.100:80/tcp\",real=\"198.18.0.11:80\"} 300\n"
         ));
-        assert!(text.contains(
-            "lvs_real_up{service=\"198.18.0.100:80/tcp\",real=\"198.18.0.13:80\"} 0\n"
-        ));
+        assert!(
+            text.contains(
+                "lvs_real_up{service=\"198.18.0.100:80/tcp\",real=\"198.18.0.13:80\"} 0\n"
+            )
+        );
         assert!(text.contains(
             "lvs_real_weight{service=\"198.18.0.100:80/tcp\",real=\"198.18.0.13:80\"} -1\n"
         ));

@@ -151,9 +151,7 @@ pub fn render_table(snap: &Snapshot, now_ms: u64) -> String {
             let _ = writeln!(o, "{note}");
         }
     }
-    o.lines()
-        .map(|l| format!("{}\n", l.trim_end()))
-        .collect()
+    o.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
 /// The table of `ipvsadm -Ln --stats`: totals since each entry entered the data plane.
@@ -186,7 +184,7 @@ pub fn render_stats(snap: &Snapshot) -> String {
             let c = r.counters;
             let _ = writeln!(
                 o,
-                "  -> {:<29} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "  -> {:<28} {:>8} {:>8} {:>8} {:>8} {:>8}",
                 r.address.to_string(),
                 c.connections,
                 c.packets,
@@ -248,7 +246,7 @@ pub fn render_rate(before: &Snapshot, now: &Snapshot) -> String {
             let c = r.counters;
             let _ = writeln!(
                 o,
-                "  -> {:<29} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "  -> {:<28} {:>8} {:>8} {:>8} {:>8} {:>8}",
                 r.address.to_string(),
                 per_second(c.connections, rc.connections, secs),
                 per_second(c.packets, rc.packets, secs),
@@ -437,7 +435,8 @@ TCP  198.18.0.100:443 sh persistent 300
         let mut s = sample();
         s.services[1].netmask_prefix = 24;
         assert!(
-            render_table(&s, 0).contains("TCP  198.18.0.100:443 sh persistent 300 mask 255.255.255.0\n")
+            render_table(&s, 0)
+                .contains("TCP  198.18.0.100:443 sh persistent 300 mask 255.255.255.0\n")
         );
     }
 

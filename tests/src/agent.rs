@@ -48,6 +48,11 @@ impl<'a> RunningLvs<'a> {
 
     /// Writes `config` to `name` in the lab's directory and starts `lvs run` with it.
     pub fn start_file(lab: &'a Lab, name: &str, config: &str) -> Result<Self> {
+        Self::start_with_args(lab, name, config, &[])
+    }
+
+    /// Like [`RunningLvs::start_file`], with more arguments to `lvs run` (e.g. `--control`).
+    pub fn start_with_args(lab: &'a Lab, name: &str, config: &str, extra: &[&str]) -> Result<Self> {
         let path = lab.work_dir().join(name);
         std::fs::write(&path, config)?;
         let log = lab.work_dir().join(format!("{name}.log"));
@@ -55,7 +60,9 @@ impl<'a> RunningLvs<'a> {
         let pid = lab.spawn_logged(
             lab.director_ns(),
             bin.to_str().context("lvs path")?,
-            ["run", "--config", path.to_str().context("config path")?],
+            ["run", "--config", path.to_str().context("config path")?]
+                .into_iter()
+                .chain(extra.iter().copied()),
             &log,
         )?;
         Ok(RunningLvs {
