@@ -141,17 +141,18 @@ impl ControlServer {
         path: &Path,
         requests: mpsc::Sender<SnapshotRequest>,
     ) -> Result<ControlServer, ControlError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(|source| ControlError::Dir {
-                        path: dir.to_path_buf(),
-                        source,
-                    })?;
-            }
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| ControlError::Dir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
         }
         let bind_err = |action| {
             move |source| ControlError::Bind {

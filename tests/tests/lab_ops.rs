@@ -40,6 +40,15 @@ weight = 2
 [[virtual.real]]
 address = "198.18.0.13:80"
 weight = 1
+
+[[virtual]]
+address = "198.18.0.100:8080"
+scheduler = "sh"
+persistent = 300
+checktype = "off"
+fallback = "198.18.0.13:8080"
+[[virtual.real]]
+address = "198.18.0.11:8080"
 "#
     )
 }
@@ -168,6 +177,27 @@ fn status_lists_the_service_and_counts_connections_per_real() {
         assert_eq!(cols[6], "up", "{real}: {table}");
     }
 
+    // A persistent service whose only real is down runs on its fallback.
+    let table = wait_table(&sock, Duration::from_secs(10), "the fallback active", |t| {
+        t.contains("fallback (active)")
+    });
+    eprintln!("{table}");
+    assert!(
+        table.contains("\nTCP  198.18.0.100:8080 sh persistent 300\n"),
+        "{table}"
+    );
+    let cols: Vec<&str> = real_line(&table, "198.18.0.13:8080")
+        .split_whitespace()
+        .collect();
+    assert_eq!(cols[3], "1", "the active fallback has weight 1: {table}");
+    assert!(
+        table.contains(
+            "  (no real server is up: new connections go to the fallback 198.18.0.13:8080)"
+        ),
+        "{table}"
+    );
+    assert!(real_line(&table, "198.18.0.11:8080").contains(" down "));
+
     const N: usize = 120;
     let before = snapshot(&sock);
     let names = who_answers(&lab, vip(&lab), N).unwrap();
@@ -203,6 +233,7 @@ fn status_lists_the_service_and_counts_connections_per_real() {
         );
     }
     assert!(after.agent.map_updates >= 1);
+    eprintln!("{}", status(&sock, &[]));
 
     // --stats: the service's Conns column counts at least the requests sent.
     let stats = status(&sock, &["--stats"]);
@@ -217,6 +248,7 @@ fn status_lists_the_service_and_counts_connections_per_real() {
         .collect();
     assert!(cols[0] >= N as u64, "{stats}");
     assert_eq!(cols[2], 0, "OutPkts are 0 in DR: {stats}");
+    eprintln!("{stats}");
     let rate = status(&sock, &["--rate"]);
     assert!(rate.contains("CPS"), "{rate}");
     assert!(rate.contains("  -> 198.18.0.11:80 "), "{rate}");
