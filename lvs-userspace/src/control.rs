@@ -37,8 +37,15 @@ const MAX_REQUEST: u64 = 4096;
 /// How long a client may take to send its request, and the client waits for the answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A request for a snapshot: the agent sends it back through the oneshot.
-pub type SnapshotRequest = oneshot::Sender<Snapshot>;
+/// A request for a snapshot, answered by the agent's loop through `reply`.
+#[derive(Debug)]
+pub struct SnapshotRequest {
+    /// Walk the connection table to count active connections (the metrics skip it: it costs
+    /// two system calls per entry).
+    pub with_flows: bool,
+    /// Where the snapshot goes.
+    pub reply: oneshot::Sender<Snapshot>,
+}
 
 /// Errors of the control socket, server or client side.
 #[derive(Debug, thiserror::Error)]
@@ -198,9 +205,12 @@ impl ControlServer {
 }
 
 /// Asks the agent for a snapshot through `requests`.
-pub async fn ask(requests: &mpsc::Sender<SnapshotRequest>) -> Option<Snapshot> {
-    let (tx, rx) = oneshot::channel();
-    requests.send(tx).await.ok()?;
+pub async fn ask(requests: &mpsc::Sender<SnapshotRequest>, with_flows: bool) -> Option<Snapshot> {
+    let (reply, rx) = oneshot::channel();
+    requests
+        .send(SnapshotRequest { with_flows, reply })
+        .await
+        .ok()?;
     rx.await.ok()
 }
 
@@ -216,7 +226,7 @@ async fn serve_one(
         Ok(Err(e)) => return Err(e),
         Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
             Err(e) => Response::error(format!("bad request: {e}")),
-            Ok(r) if r.cmd == "status" => match ask(&requests).await {
+            Ok(r) if r.cmd == "status" => match ask(&requests, true).await {
                 Some(s) => Response {
                     ok: true,
                     error: None,

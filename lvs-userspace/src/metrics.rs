@@ -125,7 +125,7 @@ async fn serve_one(
                 (Some("GET"), Some(path))
                     if path == "/metrics" || path.starts_with("/metrics?") =>
                 {
-                    match ask(&requests).await {
+                    match ask(&requests, false).await {
                         Some(s) => ("200 OK", "text/plain; version=0.0.4", render(&s)),
                         None => (
                             "503 Service Unavailable",

@@ -38,6 +38,9 @@ pub struct RunningLvs<'a> {
     pub config: PathBuf,
     /// Its log.
     pub log: PathBuf,
+    /// Its control socket (`lvs status --control`), one per agent so that labs running in
+    /// parallel do not share `/run/lvs/lvs.sock`; its directory does not exist beforehand.
+    pub control: PathBuf,
 }
 
 impl<'a> RunningLvs<'a> {
@@ -48,21 +51,21 @@ impl<'a> RunningLvs<'a> {
 
     /// Writes `config` to `name` in the lab's directory and starts `lvs run` with it.
     pub fn start_file(lab: &'a Lab, name: &str, config: &str) -> Result<Self> {
-        Self::start_with_args(lab, name, config, &[])
-    }
-
-    /// Like [`RunningLvs::start_file`], with more arguments to `lvs run` (e.g. `--control`).
-    pub fn start_with_args(lab: &'a Lab, name: &str, config: &str, extra: &[&str]) -> Result<Self> {
         let path = lab.work_dir().join(name);
         std::fs::write(&path, config)?;
         let log = lab.work_dir().join(format!("{name}.log"));
+        let control = lab.work_dir().join("run-lvs").join(format!("{name}.sock"));
         let bin = lvs_binary();
         let pid = lab.spawn_logged(
             lab.director_ns(),
             bin.to_str().context("lvs path")?,
-            ["run", "--config", path.to_str().context("config path")?]
-                .into_iter()
-                .chain(extra.iter().copied()),
+            [
+                "run",
+                "--config",
+                path.to_str().context("config path")?,
+                "--control",
+                control.to_str().context("control path")?,
+            ],
             &log,
         )?;
         Ok(RunningLvs {
@@ -70,6 +73,7 @@ impl<'a> RunningLvs<'a> {
             pid,
             config: path,
             log,
+            control,
         })
     }
 

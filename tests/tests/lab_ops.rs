@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     os::unix::fs::PermissionsExt as _,
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
@@ -65,20 +65,9 @@ fn vip(lab: &Lab) -> SocketAddr {
     SocketAddr::new(lab.vip_v4().into(), 80)
 }
 
-/// The control socket, in a directory that does not exist yet (the agent creates it).
-fn socket(lab: &Lab) -> PathBuf {
-    lab.work_dir().join("run-lvs").join("lvs.sock")
-}
-
 fn start(lab: &Lab) -> RunningLvs<'_> {
-    let sock = socket(lab);
-    let lvs = RunningLvs::start_with_args(
-        lab,
-        "lvs.toml",
-        &config(),
-        &["--control", sock.to_str().unwrap()],
-    )
-    .unwrap();
+    // Its control socket is in a directory that does not exist yet: the agent creates it.
+    let lvs = RunningLvs::start(lab, &config()).unwrap();
     lvs.wait_served(vip(lab), Duration::from_secs(15)).unwrap();
     lvs
 }
@@ -153,7 +142,7 @@ fn all_up(t: &str) -> bool {
 fn status_lists_the_service_and_counts_connections_per_real() {
     let lab = lab();
     let lvs = start(&lab);
-    let sock = socket(&lab);
+    let sock = lvs.control.clone();
 
     // Owner-only: the directory is 0700, the socket 0600.
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -261,7 +250,7 @@ fn status_lists_the_service_and_counts_connections_per_real() {
 fn a_stopped_real_shows_down() {
     let lab = lab();
     let lvs = start(&lab);
-    let sock = socket(&lab);
+    let sock = lvs.control.clone();
     wait_table(&sock, Duration::from_secs(10), "all three reals up", all_up);
     lab.stop_server(2).unwrap();
     // checkinterval 1 + checktimeout 1, failurecount 1: down within a few seconds.
@@ -320,7 +309,7 @@ fn metrics_match_the_traffic_sent() {
     let lab = lab();
     let lvs = start(&lab);
     wait_table(
-        &socket(&lab),
+        &lvs.control,
         Duration::from_secs(10),
         "all three reals up",
         all_up,

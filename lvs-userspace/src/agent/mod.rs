@@ -245,8 +245,8 @@ pub async fn run(opts: RunOptions) -> Result<(), AgentError> {
             }
             Some(ev) = health_events.recv() => agent.on_health(ev),
             Some(up) = target_updates.recv() => agent.on_target(up),
-            Some(reply) = snapshot_requests.recv() => {
-                let _ = reply.send(agent.snapshot());
+            Some(req) = snapshot_requests.recv() => {
+                let _ = req.reply.send(agent.snapshot(req.with_flows));
                 continue;
             }
             _ = tick.tick() => {

@@ -153,7 +153,8 @@ pub struct Snapshot {
     pub conn_table_size: u32,
     /// When it was taken, in milliseconds since the Unix epoch.
     pub taken_unix_ms: u64,
-    /// Connection-table entries in total (all services, stale ones included).
+    /// Connection-table entries in total (all services, stale ones included); 0 when the
+    /// table was not walked (metrics snapshots).
     pub conn_table_entries: u64,
     /// Virtual services in config order.
     pub services: Vec<ServiceSnapshot>,
@@ -206,9 +207,14 @@ impl Agent {
         (counts, total)
     }
 
-    /// Builds a [`Snapshot`] of the agent now.
-    pub(crate) fn snapshot(&mut self) -> Snapshot {
-        let (flows, total) = self.flows_by_dest();
+    /// Builds a [`Snapshot`] of the agent now; without `with_flows`, active connections are
+    /// left at 0 (the connection table is not walked).
+    pub(crate) fn snapshot(&mut self, with_flows: bool) -> Snapshot {
+        let (flows, total) = if with_flows {
+            self.flows_by_dest()
+        } else {
+            (HashMap::new(), 0)
+        };
         let health: HashMap<CheckKey, _> = self
             .health
             .snapshot()
