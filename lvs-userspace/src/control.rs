@@ -282,3 +282,94 @@ pub fn status(path: &Path) -> Result<Snapshot, ControlError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::tests::sample;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lvs-control-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_status_replaces_a_stale_socket_and_removes_it_on_drop() {
+        let dir = temp_dir("serve");
+        let path = dir.join("sub").join("lvs.sock");
+        // A stale socket file from an agent that did not exit cleanly.
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+
+        let (tx, mut rx) = mpsc::channel::<SnapshotRequest>(4);
+        let server = ControlServer::start(&path, tx).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let agent = tokio::spawn(async move {
+            let req = rx.recv().await.unwrap();
+            assert!(req.with_flows, "status counts active connections");
+            req.reply.send(sample()).unwrap();
+        });
+        let p = path.clone();
+        let got = tokio::task::spawn_blocking(move || status(&p))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, sample());
+        agent.await.unwrap();
+
+        // Unknown commands and garbage are answered with an error.
+        for line in ["{\"cmd\":\"flush\"}\n", "not json\n"] {
+            let p = path.clone();
+            let answer = tokio::task::spawn_blocking(move || {
+                let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+                s.write_all(line.as_bytes()).unwrap();
+                let mut out = String::new();
+                BufReader::new(s).read_line(&mut out).unwrap();
+                out
+            })
+            .await
+            .unwrap();
+            let r: Response = serde_json::from_str(&answer).unwrap();
+            assert!(
+                !r.ok && r.error.is_some() && r.snapshot.is_none(),
+                "{answer}"
+            );
+        }
+
+        drop(server);
+        assert!(
+            !path.exists(),
+            "the socket is removed when the server stops"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn creates_its_directory_owner_only() {
+        let dir = temp_dir("dir");
+        let path = dir.join("run").join("lvs.sock");
+        let (tx, _rx) = mpsc::channel(1);
+        let server = ControlServer::start(&path, tx).unwrap();
+        let mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700);
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_agent_is_a_clear_error() {
+        let e = status(Path::new("/nonexistent/lvs.sock")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("connecting to /nonexistent/lvs.sock (is `lvs run` running"),
+            "{e}"
+        );
+    }
+}

@@ -368,6 +368,45 @@ mod tests {
         }
     }
 
+    /// One raw HTTP exchange with the server.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn serves_get_metrics_and_refuses_the_rest() {
+        let (tx, mut rx) = mpsc::channel::<SnapshotRequest>(4);
+        let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), tx).unwrap();
+        tokio::spawn(async move {
+            while let Some(req) = rx.recv().await {
+                assert!(!req.with_flows, "metrics do not walk the connection table");
+                let _ = req.reply.send(sample());
+            }
+        });
+        let addr = server.addr();
+        let ok = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(
+            ok.contains("Content-Type: text/plain; version=0.0.4\r\n"),
+            "{ok}"
+        );
+        let body = ok.split_once("\r\n\r\n").unwrap().1;
+        assert_eq!(body, render(&sample()));
+        assert!(ok.contains(&format!("Content-Length: {}\r\n", body.len())));
+        let not_found = exchange(addr, b"GET / HTTP/1.1\r\n\r\n").await;
+        assert!(not_found.starts_with("HTTP/1.1 404 "), "{not_found}");
+        let post = exchange(addr, b"POST /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        // A head that never ends is cut at MAX_REQUEST bytes.
+        let huge = vec![b'a'; MAX_REQUEST];
+        let bad = exchange(addr, &huge).await;
+        assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+    }
+
     #[test]
     fn escapes_label_values() {
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
