@@ -7,9 +7,12 @@
 pub mod agent;
 pub mod alert;
 pub mod config;
+pub mod control;
 pub mod dataplane;
 pub mod demo;
 pub mod health;
 pub mod lab;
 pub mod logging;
+pub mod metrics;
 pub mod neighbour;
+pub mod status;

@@ -49,6 +49,24 @@ enum Command {
         /// Log as JSON lines.
         #[arg(long)]
         log_json: bool,
+        /// Control socket that `lvs status` asks.
+        #[arg(long, default_value = lvs::control::DEFAULT_SOCKET)]
+        control: PathBuf,
+    },
+    /// Show the virtual services, their reals, counters and health (like `ipvsadm -Ln`).
+    Status {
+        /// Control socket of the running agent.
+        #[arg(long, default_value = lvs::control::DEFAULT_SOCKET)]
+        control: PathBuf,
+        /// Totals: connections, packets and bytes (ipvsadm's --stats).
+        #[arg(long, conflicts_with_all = ["rate", "json"])]
+        stats: bool,
+        /// Rates per second over one second (ipvsadm's --rate).
+        #[arg(long, conflicts_with = "json")]
+        rate: bool,
+        /// The whole snapshot as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Validate a config and print what would run.
     Check {
@@ -97,6 +115,7 @@ fn run(cli: Cli) -> Result<()> {
             instance,
             no_pin,
             log_json,
+            control,
         } => {
             // A config that does not load stops here: nothing attached.
             let config = config::load(&path)?;
@@ -112,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
                 interface,
                 mode: xdp_mode,
                 pin_dir,
+                control,
             };
             rt.block_on(agent::run(opts, config, Some(log)))?;
             Ok(())
@@ -132,6 +152,27 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
+        Command::Status {
+            control,
+            stats,
+            rate,
+            json,
+        } => {
+            let snap = lvs::control::status(&control)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snap)?);
+            } else if stats {
+                print!("{}", lvs::status::render_stats(&snap));
+            } else if rate {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = lvs::control::status(&control)?;
+                print!("{}", lvs::status::render_rate(&snap, &now));
+            } else {
+                let now = lvs::agent::snapshot::unix_ms(std::time::SystemTime::now());
+                print!("{}", lvs::status::render_table(&snap, now));
+            }
             Ok(())
         }
         Command::Demo { requests } => lvs::demo::run(requests),

@@ -41,6 +41,9 @@ pub struct RunningLvs<'a> {
     pub config: PathBuf,
     /// Its log.
     pub log: PathBuf,
+    /// Its control socket (`lvs status --control`), one per agent so that labs running in
+    /// parallel do not share `/run/lvs/lvs.sock`; its directory does not exist beforehand.
+    pub control: PathBuf,
 }
 
 impl<'a> RunningLvs<'a> {
@@ -54,6 +57,7 @@ impl<'a> RunningLvs<'a> {
         let path = lab.work_dir().join(name);
         std::fs::write(&path, config)?;
         let log = lab.work_dir().join(format!("{name}.log"));
+        let control = lab.work_dir().join("run-lvs").join(format!("{name}.sock"));
         let bin = lvs_binary();
         let bpffs = lab.bpffs()?;
         let pid = lab.spawn_logged(
@@ -65,6 +69,8 @@ impl<'a> RunningLvs<'a> {
                 path.to_str().context("config path")?,
                 "--bpffs",
                 bpffs.to_str().context("bpffs path")?,
+                "--control",
+                control.to_str().context("control path")?,
             ],
             &log,
         )?;
@@ -73,6 +79,7 @@ impl<'a> RunningLvs<'a> {
             pid,
             config: path,
             log,
+            control,
         })
     }
 

@@ -85,7 +85,10 @@ fn main() -> Result<()> {
             // SAFETY: single-threaded here; the benchmarks find the binary through it.
             unsafe { std::env::set_var("LVS_BIN", root.join("target/release/lvs")) };
             for bench in BENCHES {
-                cargo(&root, &["run", "--release", "-q", "-p", "lvs-tests", "--bin", bench])?;
+                cargo(
+                    &root,
+                    &["run", "--release", "-q", "-p", "lvs-tests", "--bin", bench],
+                )?;
             }
             Ok(())
         }

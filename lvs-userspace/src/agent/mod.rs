@@ -12,6 +12,7 @@
 
 pub mod desired;
 pub mod neighbours;
+pub mod snapshot;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -67,6 +68,12 @@ pub enum AgentError {
     /// Writing the tables failed.
     #[error(transparent)]
     Tables(#[from] TablesError),
+    /// The control socket could not be set up.
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    /// The metrics listener could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// Installing a signal handler failed.
     #[error("installing the {signal} handler: {source}")]
     Signal {
@@ -90,6 +97,8 @@ pub struct RunOptions {
     /// Where maps and the link are pinned (`None`: not pinned; the data plane lives as long as
     /// the process).
     pub pin_dir: Option<PathBuf>,
+    /// The control socket's path (`lvs status` asks there).
+    pub control: PathBuf,
 }
 
 /// The running agent's state.
@@ -111,6 +120,8 @@ pub struct Agent {
     /// Services whose new connections currently go to the fallback.
     on_fallback: HashSet<SocketAddr>,
     config_mtime: Option<SystemTime>,
+    /// Counters reported by `lvs status` and the metrics.
+    counters: snapshot::AgentCounters,
 }
 
 struct View<'a> {
@@ -254,12 +265,20 @@ pub async fn run(
         targets: HashMap::new(),
         tx_ports: HashSet::new(),
         on_fallback: HashSet::new(),
+        counters: snapshot::AgentCounters::default(),
     };
     if adopted {
         agent.seed_from_dataplane();
     }
     agent.start_following();
     agent.apply()?;
+    // The control socket and the metrics ask the loop for snapshots through this channel.
+    let (snapshot_tx, mut snapshot_requests) = tokio::sync::mpsc::channel(16);
+    let _control = crate::control::ControlServer::start(&opts.control, snapshot_tx.clone())?;
+    let _metrics = match agent.config.globals.metrics {
+        Some(addr) => Some(crate::metrics::MetricsServer::start(addr, snapshot_tx)?),
+        None => None,
+    };
 
     let sig = |kind: SignalKind, name: &'static str| {
         signal(kind).map_err(|source| AgentError::Signal {
@@ -287,6 +306,10 @@ pub async fn run(
             }
             Some(ev) = health_events.recv() => agent.on_health(ev).await,
             Some(up) = target_updates.recv() => agent.on_target(up),
+            Some(req) = snapshot_requests.recv() => {
+                let _ = req.reply.send(agent.snapshot(req.with_flows));
+                continue;
+            }
             _ = tick.tick() => {
                 agent.alerter.tick(Instant::now());
                 if agent.alerter.phase() == DaemonPhase::Starting && started.elapsed() > Duration::from_secs(1) {
@@ -379,6 +402,7 @@ impl Agent {
             }
         }
         self.dataplane.tables.apply(&plans)?;
+        self.counters.map_updates += 1;
         Ok(())
     }
 
@@ -415,6 +439,9 @@ impl Agent {
     }
 
     async fn on_health(&mut self, ev: HealthEvent) {
+        if !ev.result.ok {
+            self.counters.check_errors += 1;
+        }
         if ev.is_transition() {
             let new_state = match ev.state {
                 HardState::Up => RealState::Up,
@@ -465,6 +492,7 @@ impl Agent {
                     tracing::warn!("changing the log target: {e}");
                 }
                 self.config = new;
+                self.counters.reloads += 1;
                 self.start_following();
                 tracing::info!(services = self.config.virtuals.len(), "config reloaded");
                 if let Some(cb) = self.config.globals.callback.clone() {
@@ -479,7 +507,10 @@ impl Agent {
                     });
                 }
             }
-            Err(e) => tracing::error!("reload refused, the running config stays in force: {e}"),
+            Err(e) => {
+                self.counters.reload_failures += 1;
+                tracing::error!("reload refused, the running config stays in force: {e}")
+            }
         }
     }
 

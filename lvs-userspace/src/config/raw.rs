@@ -154,6 +154,9 @@ pub(crate) struct RawConfig {
 }
 
 /// Schedulers lvs implements, for messages.
+/// Where `metrics = true` (or `yes`) listens.
+pub const DEFAULT_METRICS: ([u8; 4], u16) = ([127, 0, 0, 1], 9100);
+
 const SCHEDULERS: &str = "wrr, rr and sh";
 /// Other ipvs schedulers, refused by name.
 const IPVS_SCHEDULERS: &[&str] = &[
@@ -333,6 +336,10 @@ fn resolve_globals(
     };
     let metrics = match &g.metrics {
         None => None,
+        Some(Val { value, .. }) if matches!(value.trim(), "true" | "yes") => {
+            Some(SocketAddr::from(DEFAULT_METRICS))
+        }
+        Some(Val { value, .. }) if matches!(value.trim(), "false" | "no") => None,
         Some(Val { value, line }) => Some(value.parse::<SocketAddr>().map_err(|e| {
             ConfigError::invalid(
                 file,

@@ -29,7 +29,7 @@
 //! cleanstop = true
 //! callback = "/usr/local/bin/reloaded"
 //! interface = "eth0"        # lvs addition: where to attach XDP
-//! metrics = "127.0.0.1:9100"   # lvs addition: Prometheus listener
+//! metrics = "127.0.0.1:9100"   # lvs addition: Prometheus listener (true: 127.0.0.1:9100)
 //! verify_tls = false        # lvs addition: verify certificates in https checks
 //!
 //! [[virtual]]
@@ -137,6 +137,14 @@ enum StrOrInt {
     Int(u64),
 }
 
+/// `metrics = "ADDR:PORT"` or `metrics = true` (the default address).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StrOrBool {
+    Str(String),
+    Bool(bool),
+}
+
 impl StrOrInt {
     fn into_string(self) -> String {
         match self {
@@ -173,7 +181,7 @@ struct TomlFile {
     cleanstop: S<bool>,
     callback: S<String>,
     interface: S<String>,
-    metrics: S<String>,
+    metrics: S<StrOrBool>,
     verify_tls: S<bool>,
     #[serde(default, rename = "virtual")]
     virtuals: Vec<TomlVirtual>,
@@ -270,7 +278,13 @@ impl TomlFile {
             cleanstop: l.opt(self.cleanstop),
             callback: l.opt(self.callback),
             interface: l.opt(self.interface),
-            metrics: l.opt(self.metrics),
+            metrics: l.opt(self.metrics).map(|v| {
+                let text = match v.value {
+                    StrOrBool::Str(s) => s,
+                    StrOrBool::Bool(b) => b.to_string(),
+                };
+                Val::new(text, v.line)
+            }),
             verify_tls: l.opt(self.verify_tls),
         };
         let virtuals = self
@@ -435,6 +449,20 @@ weight = 0
         assert_eq!(w.check.negotiate_timeout, Duration::from_secs(30));
         assert_eq!(c.globals.email_alert.len(), 2);
         round_trip(c);
+    }
+
+    #[test]
+    fn metrics_true_means_the_default_address() {
+        let m = |v: &str| {
+            parse_str(Path::new("x.toml"), &format!("metrics = {v}\n"))
+                .unwrap()
+                .globals
+                .metrics
+        };
+        assert_eq!(m("true"), Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(m("false"), None);
+        assert_eq!(m("\"[::1]:9200\""), Some("[::1]:9200".parse().unwrap()));
+        assert!(parse_str(Path::new("x.toml"), "metrics = \"nope\"\n").is_err());
     }
 
     #[test]

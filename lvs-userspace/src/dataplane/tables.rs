@@ -131,6 +131,22 @@ impl Tables {
             .copied()
     }
 
+    /// The destination id of the fallback of the service `key`, if it has one.
+    pub fn fallback_id(&self, key: &VipKey) -> Option<u32> {
+        self.written
+            .get(key)?
+            .dests
+            .iter()
+            .find(|((_, role), _)| *role == Role::Fallback)
+            .map(|(_, &id)| id)
+    }
+
+    /// The generation destination slot `id` currently holds (flows remembered with another
+    /// generation are stale).
+    pub fn dest_generation(&self, id: u32) -> Option<u32> {
+        self.slots.get(id as usize).map(|d| d.generation)
+    }
+
     /// The service id of `key`.
     pub fn service_id(&self, key: &VipKey) -> Option<u32> {
         self.written.get(key).map(|s| s.value.id)

@@ -1,0 +1,330 @@
+//! A serializable view of the running agent, for `lvs status` ([`crate::status`]) and the
+//! Prometheus endpoint ([`crate::metrics`]).
+//!
+//! The agent builds it on request, in its own loop ([`Agent::snapshot`]), so its state keeps a
+//! single owner: the control socket and the metrics server ask for one through a channel.
+//!
+//! Active connections are the connection-table entries that point at a destination with its
+//! current generation. The data plane does not follow TCP state, so an entry lives until the
+//! LRU table evicts it: "active" counts remembered flows (including recently closed ones),
+//! and "inactive" is always 0.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use aya::maps::HashMap as BpfHashMap;
+use lvs_common::{
+    Counters, CtValue, DropReason, FlowKey,
+    limits::{CONNTRACK_ENTRIES, map_names},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{Agent, View, desired};
+use crate::{
+    config::{Protocol, Scheduler},
+    health::{CheckKey, HardState},
+};
+
+/// Counters the agent keeps about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentCounters {
+    /// Plans written to the kernel's tables successfully.
+    pub map_updates: u64,
+    /// Config reloads applied.
+    pub reloads: u64,
+    /// Config reloads refused (the file did not load).
+    pub reload_failures: u64,
+    /// Failing check results the health engine reported (with a state change or a change of
+    /// the soft-failing flag).
+    pub check_errors: u64,
+}
+
+/// Packet, byte and connection counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterSnapshot {
+    /// Packets forwarded (client → server only: replies bypass the director).
+    pub packets: u64,
+    /// Bytes forwarded (whole frames).
+    pub bytes: u64,
+    /// New connections scheduled.
+    pub connections: u64,
+}
+
+impl From<Counters> for CounterSnapshot {
+    fn from(c: Counters) -> Self {
+        CounterSnapshot {
+            packets: c.packets,
+            bytes: c.bytes,
+            connections: c.connections,
+        }
+    }
+}
+
+/// The last check run on a real.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastCheck {
+    /// Whether it passed.
+    pub ok: bool,
+    /// Which check ran ("connect", "negotiate"...).
+    pub check: String,
+    /// What happened.
+    pub message: String,
+    /// How long it took, in seconds.
+    pub latency_s: f64,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+}
+
+/// A real's health.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthSnapshot {
+    /// "up", "down" or "unknown" (not decided yet).
+    pub state: String,
+    /// Up, with recent failures not yet enough to take it down.
+    pub soft_failing: bool,
+    /// Consecutive failed checks.
+    pub consecutive_failures: u32,
+    /// Failures that take it down (`failurecount`).
+    pub failure_count: u32,
+    /// Forced down by a `maintenancedir` file.
+    pub maintenance: bool,
+    /// The last check, if one ran.
+    pub last: Option<LastCheck>,
+}
+
+/// One real server of a service (or its fallback).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RealSnapshot {
+    /// Address and port (the service's port when configured as 0).
+    pub address: SocketAddr,
+    /// Forwarding method as ipvsadm names it ("Route": direct routing).
+    pub forward: String,
+    /// The configured weight.
+    pub weight: u32,
+    /// The weight in the data plane; absent when it is out (down, or MAC unknown).
+    pub effective_weight: Option<u32>,
+    /// Its counters (zero while absent from the data plane).
+    pub counters: CounterSnapshot,
+    /// Connection-table entries pointing at it (current generation).
+    pub active_connections: u64,
+    /// Always 0: TCP state is not tracked.
+    pub inactive_connections: u64,
+    /// Its health (absent for the fallback, which is not checked).
+    pub health: Option<HealthSnapshot>,
+}
+
+/// One virtual service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSnapshot {
+    /// VIP and port (0: every port).
+    pub address: SocketAddr,
+    /// "TCP" or "UDP".
+    pub protocol: String,
+    /// "wrr", "rr" or "sh".
+    pub scheduler: String,
+    /// Persistence timeout in seconds, when persistent.
+    pub persistent_s: Option<u64>,
+    /// Persistence netmask prefix.
+    pub netmask_prefix: u8,
+    /// `quiescent`: failed reals stay in at weight 0.
+    pub quiescent: bool,
+    /// `servicename`, if any.
+    pub name: Option<String>,
+    /// New connections go to the fallback (or are dropped without one): no real has a weight
+    /// above 0.
+    pub on_fallback: bool,
+    /// Its counters.
+    pub counters: CounterSnapshot,
+    /// The reals, in config order.
+    pub reals: Vec<RealSnapshot>,
+    /// The fallback ("sorry") server.
+    pub fallback: Option<RealSnapshot>,
+}
+
+/// The whole running agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The agent's version.
+    pub version: String,
+    /// Size of the connection table.
+    pub conn_table_size: u32,
+    /// When it was taken, in milliseconds since the Unix epoch.
+    pub taken_unix_ms: u64,
+    /// Connection-table entries in total (all services, stale ones included); 0 when the
+    /// table was not walked (metrics snapshots).
+    pub conn_table_entries: u64,
+    /// Virtual services in config order.
+    pub services: Vec<ServiceSnapshot>,
+    /// Packets dropped, by reason.
+    pub drops: BTreeMap<String, u64>,
+    /// The agent's own counters.
+    pub agent: AgentCounters,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}
+
+/// ipvsadm's protocol name.
+pub fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "TCP",
+        Protocol::Udp => "UDP",
+    }
+}
+
+/// ipvsadm's scheduler name.
+pub fn scheduler_name(s: Scheduler) -> &'static str {
+    match s {
+        Scheduler::Wrr => "wrr",
+        Scheduler::Rr => "rr",
+        Scheduler::Sh => "sh",
+    }
+}
+
+impl Agent {
+    /// Counts connection-table entries by (destination id, generation).
+    fn flows_by_dest(&mut self) -> (HashMap<(u32, u32), u64>, u64) {
+        let mut counts = HashMap::new();
+        let mut total = 0;
+        let Some(map) = self.dataplane.ebpf().map(map_names::CONNTRACK) else {
+            return (counts, 0);
+        };
+        let Ok(ct) = BpfHashMap::<_, FlowKey, CtValue>::try_from(map) else {
+            return (counts, 0);
+        };
+        // Entries can vanish while we walk (LRU eviction): skip what fails.
+        for (_, v) in ct.iter().flatten() {
+            *counts.entry((v.dest, v.generation)).or_insert(0) += 1;
+            total += 1;
+        }
+        (counts, total)
+    }
+
+    /// Builds a [`Snapshot`] of the agent now; without `with_flows`, active connections are
+    /// left at 0 (the connection table is not walked).
+    pub(crate) fn snapshot(&mut self, with_flows: bool) -> Snapshot {
+        let (flows, total) = if with_flows {
+            self.flows_by_dest()
+        } else {
+            (HashMap::new(), 0)
+        };
+        let health: HashMap<CheckKey, _> = self
+            .health
+            .snapshot()
+            .into_iter()
+            .map(|t| (t.key.clone(), t))
+            .collect();
+        let view = View {
+            states: &self.states,
+            targets: &self.targets,
+        };
+        let tables = &self.dataplane.tables;
+        let stats = tables.stats();
+        let active = |id: Option<u32>| -> u64 {
+            id.and_then(|id| tables.dest_generation(id).map(|g| (id, g)))
+                .and_then(|k| flows.get(&k).copied())
+                .unwrap_or(0)
+        };
+        let dest_counters = |id: Option<u32>| -> CounterSnapshot {
+            id.and_then(|id| stats.dest(id).ok())
+                .map(CounterSnapshot::from)
+                .unwrap_or_default()
+        };
+        let mut services = Vec::new();
+        for v in &self.config.virtuals {
+            let plan = desired::plan(v, &view);
+            let key = plan.key();
+            let with_port = |a: SocketAddr| {
+                if a.port() == 0 {
+                    SocketAddr::new(a.ip(), v.vip.port())
+                } else {
+                    a
+                }
+            };
+            let mut reals = Vec::new();
+            for r in &v.reals {
+                let ip = r.addr.ip();
+                let id = tables.dest_id(&key, ip);
+                let h = health.get(&CheckKey::from_config(v, r));
+                reals.push(RealSnapshot {
+                    address: with_port(r.addr),
+                    forward: "Route".into(),
+                    weight: r.weight,
+                    effective_weight: plan.dests.iter().find(|d| d.addr == ip).map(|d| d.weight),
+                    counters: dest_counters(id),
+                    active_connections: active(id),
+                    inactive_connections: 0,
+                    health: Some(HealthSnapshot {
+                        state: match h.and_then(|h| h.state) {
+                            Some(HardState::Up) => "up",
+                            Some(HardState::Down) => "down",
+                            None => "unknown",
+                        }
+                        .into(),
+                        soft_failing: h.is_some_and(|h| h.soft_failing),
+                        consecutive_failures: h.map_or(0, |h| h.consecutive_failures),
+                        failure_count: v.check.failure_count,
+                        maintenance: h.is_some_and(|h| h.maintenance),
+                        last: h.and_then(|h| h.last.as_ref()).map(|l| LastCheck {
+                            ok: l.ok,
+                            check: l.check.to_string(),
+                            message: l.message.clone(),
+                            latency_s: l.latency.as_secs_f64(),
+                            at_unix_ms: unix_ms(l.at),
+                        }),
+                    }),
+                });
+            }
+            let fallback = v.fallback.as_ref().map(|f| {
+                let id = tables.fallback_id(&key);
+                RealSnapshot {
+                    address: with_port(f.addr),
+                    forward: "Route".into(),
+                    weight: 1,
+                    effective_weight: plan.fallback.as_ref().map(|_| 1),
+                    counters: dest_counters(id),
+                    active_connections: active(id),
+                    inactive_connections: 0,
+                    health: None,
+                }
+            });
+            services.push(ServiceSnapshot {
+                address: v.vip,
+                protocol: protocol_name(v.protocol).into(),
+                scheduler: scheduler_name(v.scheduler).into(),
+                persistent_s: v.persistent.map(|d| d.as_secs()),
+                netmask_prefix: v.netmask_prefix,
+                quiescent: v.quiescent,
+                name: v.name.clone(),
+                on_fallback: desired::on_fallback(&plan),
+                counters: tables
+                    .service_id(&key)
+                    .and_then(|id| stats.service(id).ok())
+                    .map(CounterSnapshot::from)
+                    .unwrap_or_default(),
+                reals,
+                fallback,
+            });
+        }
+        let drops = DropReason::ALL
+            .iter()
+            .map(|&r| (r.name().to_string(), stats.drops(r).unwrap_or(0)))
+            .collect();
+        Snapshot {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            conn_table_size: CONNTRACK_ENTRIES,
+            taken_unix_ms: unix_ms(SystemTime::now()),
+            conn_table_entries: total,
+            services,
+            drops,
+            agent: self.counters,
+        }
+    }
+}

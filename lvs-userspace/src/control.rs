@@ -1,0 +1,375 @@
+//! The control socket: how `lvs status` talks to `lvs run`.
+//!
+//! A Unix stream socket at a path (default [`DEFAULT_SOCKET`]; a path, not an abstract
+//! socket, so that it is reachable from any network namespace that sees the file system). Its
+//! directory is created mode 0700 when missing and the socket is chmod 0600: only its owner
+//! (root) may ask. A stale socket file is replaced at start and the file is removed on exit.
+//!
+//! Protocol: the client sends one JSON line, `{"cmd":"status"}`; the agent answers one JSON
+//! line, a [`Response`], and closes.
+//!
+//! The server does not read the agent's state itself: it sends a [`SnapshotRequest`] down a
+//! channel that the agent's loop answers, so the state keeps a single owner.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _},
+    net::{UnixListener, UnixStream},
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use crate::agent::snapshot::Snapshot;
+
+/// The default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/lvs/lvs.sock";
+
+/// The longest request line accepted.
+const MAX_REQUEST: u64 = 4096;
+
+/// How long a client may take to send its request, and the client waits for the answer.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A request for a snapshot, answered by the agent's loop through `reply`.
+#[derive(Debug)]
+pub struct SnapshotRequest {
+    /// Walk the connection table to count active connections (the metrics skip it: it costs
+    /// two system calls per entry).
+    pub with_flows: bool,
+    /// Where the snapshot goes.
+    pub reply: oneshot::Sender<Snapshot>,
+}
+
+/// Errors of the control socket, server or client side.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Creating the socket's directory failed.
+    #[error("creating the control socket directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Binding or securing the socket failed.
+    #[error("{action} control socket {path}: {source}")]
+    Bind {
+        /// What was being done.
+        action: &'static str,
+        /// The socket's path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Connecting to or talking with the agent failed.
+    #[error("{step} {path} (is `lvs run` running with this --control path?): {source}")]
+    Io {
+        /// The step that failed.
+        step: &'static str,
+        /// The socket's path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The answer was not valid JSON of the expected shape.
+    #[error("the agent's answer on {path} is not understood: {source}")]
+    Decode {
+        /// The socket's path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The agent answered with an error.
+    #[error("the agent refused the request: {message}")]
+    Refused {
+        /// What the agent said.
+        message: String,
+    },
+}
+
+/// A request line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The command: only `status` exists.
+    pub cmd: String,
+}
+
+/// The answer line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was served.
+    pub ok: bool,
+    /// Why not, when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The snapshot, for `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
+}
+
+impl Response {
+    fn error(message: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(message.into()),
+            snapshot: None,
+        }
+    }
+}
+
+/// The running control socket server. Dropping it stops serving and removes the socket file.
+pub struct ControlServer {
+    path: PathBuf,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl ControlServer {
+    /// Binds `path` and serves it on the current tokio runtime; snapshot requests go to
+    /// `requests`.
+    pub fn start(
+        path: &Path,
+        requests: mpsc::Sender<SnapshotRequest>,
+    ) -> Result<ControlServer, ControlError> {
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| ControlError::Dir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+        }
+        let bind_err = |action| {
+            move |source| ControlError::Bind {
+                action,
+                path: path.to_path_buf(),
+                source,
+            }
+        };
+        // A socket file left by an agent that did not exit cleanly.
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(bind_err("removing the stale")(e));
+            }
+            _ => {}
+        }
+        let listener = UnixListener::bind(path).map_err(bind_err("binding"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(bind_err("securing (chmod 0600)"))?;
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let requests = requests.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = serve_one(stream, requests).await {
+                                tracing::debug!("control socket client: {e}");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("control socket accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        tracing::info!(path = %path.display(), "control socket listening");
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            task,
+        })
+    }
+}
+
+/// Asks the agent for a snapshot through `requests`.
+pub async fn ask(requests: &mpsc::Sender<SnapshotRequest>, with_flows: bool) -> Option<Snapshot> {
+    let (reply, rx) = oneshot::channel();
+    requests
+        .send(SnapshotRequest { with_flows, reply })
+        .await
+        .ok()?;
+    rx.await.ok()
+}
+
+async fn serve_one(
+    stream: UnixStream,
+    requests: mpsc::Sender<SnapshotRequest>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST));
+    let response = match tokio::time::timeout(TIMEOUT, reader.read_line(&mut line)).await {
+        Err(_) => Response::error("timed out waiting for the request"),
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
+            Err(e) => Response::error(format!("bad request: {e}")),
+            Ok(r) if r.cmd == "status" => match ask(&requests, true).await {
+                Some(s) => Response {
+                    ok: true,
+                    error: None,
+                    snapshot: Some(s),
+                },
+                None => Response::error("the agent is stopping"),
+            },
+            Ok(r) => Response::error(format!("unknown command `{}`", r.cmd)),
+        },
+    };
+    let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    write.shutdown().await
+}
+
+/// Client side: asks the agent at `path` for its status (blocking).
+pub fn status(path: &Path) -> Result<Snapshot, ControlError> {
+    let io = |step| {
+        move |source| ControlError::Io {
+            step,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(io("connecting to"))?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(io("setting a timeout on"))?;
+    let req = serde_json::to_string(&Request {
+        cmd: "status".into(),
+    })
+    .expect("a request serializes");
+    stream
+        .write_all(format!("{req}\n").as_bytes())
+        .map_err(io("sending to"))?;
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(io("reading from"))?;
+    let r: Response = serde_json::from_str(&line).map_err(|source| ControlError::Decode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match r {
+        Response {
+            ok: true,
+            snapshot: Some(s),
+            ..
+        } => Ok(s),
+        r => Err(ControlError::Refused {
+            message: r.error.unwrap_or_else(|| "no snapshot".into()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::tests::sample;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lvs-control-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_status_replaces_a_stale_socket_and_removes_it_on_drop() {
+        let dir = temp_dir("serve");
+        let path = dir.join("sub").join("lvs.sock");
+        // A stale socket file from an agent that did not exit cleanly.
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+
+        let (tx, mut rx) = mpsc::channel::<SnapshotRequest>(4);
+        let server = ControlServer::start(&path, tx).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let agent = tokio::spawn(async move {
+            let req = rx.recv().await.unwrap();
+            assert!(req.with_flows, "status counts active connections");
+            req.reply.send(sample()).unwrap();
+        });
+        let p = path.clone();
+        let got = tokio::task::spawn_blocking(move || status(&p))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, sample());
+        agent.await.unwrap();
+
+        // Unknown commands and garbage are answered with an error.
+        for line in ["{\"cmd\":\"flush\"}\n", "not json\n"] {
+            let p = path.clone();
+            let answer = tokio::task::spawn_blocking(move || {
+                let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+                s.write_all(line.as_bytes()).unwrap();
+                let mut out = String::new();
+                BufReader::new(s).read_line(&mut out).unwrap();
+                out
+            })
+            .await
+            .unwrap();
+            let r: Response = serde_json::from_str(&answer).unwrap();
+            assert!(
+                !r.ok && r.error.is_some() && r.snapshot.is_none(),
+                "{answer}"
+            );
+        }
+
+        drop(server);
+        assert!(
+            !path.exists(),
+            "the socket is removed when the server stops"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn creates_its_directory_owner_only() {
+        let dir = temp_dir("dir");
+        let path = dir.join("run").join("lvs.sock");
+        let (tx, _rx) = mpsc::channel(1);
+        let server = ControlServer::start(&path, tx).unwrap();
+        let mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700);
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_agent_is_a_clear_error() {
+        let e = status(Path::new("/nonexistent/lvs.sock")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("connecting to /nonexistent/lvs.sock (is `lvs run` running"),
+            "{e}"
+        );
+    }
+}
