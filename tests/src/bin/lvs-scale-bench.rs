@@ -492,6 +492,10 @@ fn run_one(o: &Options, bin: &Path, check: &'static str) -> Result<Outcome> {
         lab.kill(pid);
     }
     let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let kept = std::env::temp_dir().join(format!("lvs-scale-bench-{check}.log"));
+    if std::fs::write(&kept, &text).is_ok() {
+        eprintln!("[{check}] lvs log kept in {}", kept.display());
+    }
     drop(farm);
     Ok(Outcome {
         check,
