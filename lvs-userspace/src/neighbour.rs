@@ -19,7 +19,7 @@
 //! Every call works in the network namespace of the *calling thread*, so it composes with
 //! [`crate::lab::run_in_netns`].
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -465,6 +465,53 @@ pub fn probe(addr: IpAddr) -> Result<()> {
 pub fn neighbour_entry(addr: IpAddr, ifindex: u32) -> Result<Option<(NudState, Option<MacAddr>)>> {
     let sock = Netlink::open(0)?;
     get_neigh(&sock, addr, ifindex)
+}
+
+/// The whole neighbour table of this namespace (IPv4 and IPv6), keyed by (address, interface
+/// index): one `RTM_GETNEIGH` dump, for callers following many addresses (cheaper than a
+/// [`neighbour_entry`] per address).
+pub fn neighbour_table() -> Result<HashMap<(IpAddr, u32), (NudState, Option<MacAddr>)>> {
+    let sock = Netlink::open(0)?;
+    let msg = ndmsg(libc::AF_UNSPEC as u8, 0, 0, 0);
+    let answers = sock.request(
+        libc::RTM_GETNEIGH,
+        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+        &msg,
+        "RTM_GETNEIGH dump",
+    )?;
+    Ok(answers
+        .into_iter()
+        .filter(|(ty, _)| *ty == libc::RTM_NEWNEIGH)
+        .filter_map(|(_, body)| parse_neigh(&body))
+        .map(|(addr, ifindex, state, mac)| ((addr, ifindex), (state, mac)))
+        .collect())
+}
+
+/// Every address configured on an interface of this namespace (IPv4 and IPv6): one
+/// `RTM_GETADDR` dump. See [`is_local`] for one address.
+pub fn local_addresses() -> Result<HashSet<IpAddr>> {
+    let sock = Netlink::open(0)?;
+    let msg = [libc::AF_UNSPEC as u8, 0, 0, 0, 0, 0, 0, 0]; // struct ifaddrmsg
+    let answers = sock.request(
+        libc::RTM_GETADDR,
+        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+        &msg,
+        "RTM_GETADDR dump",
+    )?;
+    let mut out = HashSet::new();
+    for (ty, body) in answers {
+        if ty != libc::RTM_NEWADDR || body.len() < 8 {
+            continue;
+        }
+        for (aty, val) in attrs(&body[8..]) {
+            if (aty == IFA_LOCAL || aty == IFA_ADDRESS)
+                && let Some(a) = parse_ip_family(body[0], val)
+            {
+                out.insert(a);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The interface that has `addr` configured, as (index, name); `None` if no interface has it.

@@ -119,6 +119,9 @@ pub struct Agent {
     tx_ports: HashSet<u32>,
     /// Services whose new connections currently go to the fallback.
     on_fallback: HashSet<SocketAddr>,
+    /// The virtual services (indices in `config.virtuals`) each check concerns, so that a
+    /// health event finds its services without rebuilding every real's key.
+    services_of: HashMap<CheckKey, Vec<usize>>,
     config_mtime: Option<SystemTime>,
     /// Counters reported by `lvs status` and the metrics.
     counters: snapshot::AgentCounters,
@@ -184,6 +187,8 @@ fn choose_interface(opts: &RunOptions, config: &Config) -> Result<String, AgentE
     })
 }
 
+/// The shortest time between two writes of the tables; see [`run`].
+const APPLY_EVERY: Duration = Duration::from_millis(100);
 /// Forwards the kernel program's log (rare events only: drops that mean something is wrong)
 /// into the agent's log.
 fn forward_kernel_log(dataplane: &mut Dataplane) {
@@ -266,6 +271,7 @@ pub async fn run(
         tx_ports: HashSet::new(),
         on_fallback: HashSet::new(),
         counters: snapshot::AgentCounters::default(),
+        services_of: HashMap::new(),
     };
     if adopted {
         agent.seed_from_dataplane();
@@ -291,6 +297,11 @@ pub async fn run(
     let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let started = Instant::now();
+    // Changes are written at most every APPLY_EVERY: a change after a quiet spell is written
+    // at once, the changes that follow it within APPLY_EVERY are written together when it
+    // ends (a burst of 10,000 health events costs a few plans, not 10,000).
+    let mut last_apply = Instant::now();
+    let mut pending = false;
 
     let result = loop {
         tokio::select! {
@@ -306,6 +317,7 @@ pub async fn run(
             }
             Some(ev) = health_events.recv() => agent.on_health(ev).await,
             Some(up) = target_updates.recv() => agent.on_target(up),
+            _ = tokio::time::sleep_until((last_apply + APPLY_EVERY).into()), if pending => {}
             Some(req) = snapshot_requests.recv() => {
                 let _ = req.reply.send(agent.snapshot(req.with_flows));
                 continue;
@@ -323,6 +335,12 @@ pub async fn run(
                 }
             }
         }
+        if last_apply.elapsed() < APPLY_EVERY {
+            pending = true;
+            continue;
+        }
+        pending = false;
+        last_apply = Instant::now();
         if let Err(e) = agent.apply() {
             break Err(e);
         }
@@ -375,8 +393,19 @@ impl Agent {
 
     fn start_following(&mut self) {
         let targets = self.health_targets();
-        let keys: HashSet<CheckKey> = targets.iter().map(|t| t.key.clone()).collect();
-        self.states.retain(|k, _| keys.contains(k));
+        self.services_of.clear();
+        for (vi, v) in self.config.virtuals.iter().enumerate() {
+            for r in &v.reals {
+                let services = self
+                    .services_of
+                    .entry(CheckKey::from_config(v, r))
+                    .or_default();
+                if services.last() != Some(&vi) {
+                    services.push(vi);
+                }
+            }
+        }
+        self.states.retain(|k, _| self.services_of.contains_key(k));
         self.health.set_targets(targets);
         let addrs = server_addrs(&self.config);
         self.targets.retain(|a, _| addrs.contains(a));
@@ -447,19 +476,15 @@ impl Agent {
                 HardState::Up => RealState::Up,
                 HardState::Down => RealState::Down,
             };
-            for v in &self.config.virtuals {
-                if v.reals
-                    .iter()
-                    .any(|r| CheckKey::from_config(v, r) == ev.key)
-                {
-                    let change = StateChange {
-                        virtual_service: service_name(v),
-                        real: ev.key.real,
-                        new_state,
-                        message: ev.result.message.clone(),
-                    };
-                    let _ = self.alerter.on_change(&change).await;
-                }
+            let services = self.services_of.get(&ev.key).map_or(&[][..], Vec::as_slice);
+            for v in services.iter().filter_map(|&i| self.config.virtuals.get(i)) {
+                let change = StateChange {
+                    virtual_service: service_name(v),
+                    real: ev.key.real,
+                    new_state,
+                    message: ev.result.message.clone(),
+                };
+                let _ = self.alerter.on_change(&change).await;
             }
         }
         self.states.insert(ev.key, ev.state);

@@ -16,10 +16,18 @@ use crate::{
     neighbour::{self, NeighbourWatch},
 };
 
-/// How often an unresolved address is probed again.
+/// The first delay before an unresolved address is probed again; it doubles after each
+/// failed probe up to [`RETRY_MAX`] (a server that comes up is noticed sooner anyway: the
+/// kernel announces its entry when anything, a health check included, resolves it).
 const RETRY: Duration = Duration::from_secs(1);
-/// How often resolved addresses are re-read (besides the change notifications).
+/// The longest delay between two probes of an unresolved address.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How often every address's neighbour entry is re-read (besides the change notifications).
 const REFRESH: Duration = Duration::from_secs(5);
+/// How often the followed addresses are looked at.
+const ROUND: Duration = Duration::from_millis(200);
+/// How long a looked-up route is reused.
+const ROUTE_REFRESH: Duration = Duration::from_secs(30);
 
 /// A server's target changed (`None`: it cannot be reached now).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +67,39 @@ impl Neighbours {
 struct Resolver {
     updates: mpsc::UnboundedSender<TargetUpdate>,
     known: HashMap<IpAddr, Option<Target>>,
-    next_try: HashMap<IpAddr, Instant>,
+    /// Unresolved addresses: when to probe next, and the delay after that.
+    next_try: HashMap<IpAddr, (Instant, Duration)>,
+    /// Routes looked up, with when.
+    routes: HashMap<IpAddr, (Instant, Result<neighbour::Route, String>)>,
+    /// The kernel's tables as last read, the neighbour table kept current by notifications.
+    snap: Snapshot,
+}
+
+/// The kernel's neighbour table and local addresses, read at once (one dump each) instead of
+/// per address.
+#[derive(Default)]
+struct Snapshot {
+    neighbours: HashMap<(IpAddr, u32), (neighbour::NudState, Option<neighbour::MacAddr>)>,
+    local: HashSet<IpAddr>,
+}
+
+impl Snapshot {
+    fn read() -> Result<Snapshot, String> {
+        Ok(Snapshot {
+            neighbours: neighbour::neighbour_table().map_err(|e| e.to_string())?,
+            local: neighbour::local_addresses().map_err(|e| e.to_string())?,
+        })
+    }
+
+    fn is_local(&self, addr: IpAddr) -> bool {
+        let loopback = match addr {
+            IpAddr::V4(a) => a.is_loopback(),
+            IpAddr::V6(a) => {
+                a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        };
+        loopback || self.local.contains(&addr)
+    }
 }
 
 /// The target of `addr` as the kernel knows it now, without waiting.
@@ -87,6 +127,8 @@ impl Resolver {
             updates,
             known: HashMap::new(),
             next_try: HashMap::new(),
+            routes: HashMap::new(),
+            snap: Snapshot::default(),
         }
     }
 
@@ -96,41 +138,69 @@ impl Resolver {
             .ok();
         let mut last_refresh = Instant::now();
         loop {
+            let mut new = HashSet::new();
             match addrs.try_recv() {
-                Ok(set) => self.set(set),
+                Ok(set) => new = self.set(set),
                 Err(std_mpsc::TryRecvError::Disconnected) => return,
                 Err(std_mpsc::TryRecvError::Empty) => {}
             }
             let mut changed = HashSet::new();
+            let mut lost = false;
             if let Some(w) = watch.as_mut() {
-                match w.next_timeout(Some(Duration::from_millis(200))) {
-                    Ok(Some(ev)) => {
-                        changed.insert(ev.addr);
-                        while let Ok(Some(ev)) = w.try_next() {
+                // Rounds every 200 ms: notifications are gathered until the round ends (a
+                // flood of them costs one pass over the followed addresses per round).
+                let round_end = Instant::now() + ROUND;
+                let mut next = w.next_timeout(Some(ROUND));
+                loop {
+                    match next {
+                        Ok(Some(ev)) => {
+                            let key = (ev.addr, ev.ifindex);
+                            match ev.kind {
+                                neighbour::NeighbourEventKind::Deleted => {
+                                    self.snap.neighbours.remove(&key);
+                                }
+                                _ => {
+                                    self.snap.neighbours.insert(key, (ev.state, ev.mac));
+                                }
+                            }
                             changed.insert(ev.addr);
                         }
+                        Ok(None) => break,
+                        Err(neighbour::NeighbourError::EventsLost) => lost = true,
+                        Err(e) => {
+                            tracing::warn!("neighbour notifications stopped: {e}");
+                            watch = None;
+                            break;
+                        }
                     }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!("neighbour notifications stopped: {e}");
-                        watch = None;
-                    }
+                    let Some(w) = watch.as_mut() else { break };
+                    next =
+                        w.next_timeout(Some(round_end.saturating_duration_since(Instant::now())));
                 }
             } else {
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(ROUND);
             }
-            let refresh = last_refresh.elapsed() >= REFRESH;
+            if lost {
+                // The socket stays usable: re-read everything instead.
+                tracing::debug!("neighbour notifications were lost: re-reading every address");
+            }
+            let refresh = lost || !new.is_empty() || last_refresh.elapsed() >= REFRESH;
             if refresh {
                 last_refresh = Instant::now();
+                match Snapshot::read() {
+                    Ok(snap) => self.snap = snap,
+                    Err(e) => tracing::warn!("reading the neighbour table: {e}"),
+                }
             }
             let now = Instant::now();
             let due: Vec<IpAddr> = self
                 .known
                 .iter()
                 .filter(|(a, t)| {
-                    changed.contains(a)
-                        || refresh
-                        || (t.is_none() && self.next_try.get(a).is_none_or(|&at| at <= now))
+                    refresh
+                        || new.contains(*a)
+                        || changed.contains(*a)
+                        || (t.is_none() && self.next_try.get(*a).is_none_or(|&(at, _)| at <= now))
                 })
                 .map(|(a, _)| *a)
                 .collect();
@@ -140,27 +210,75 @@ impl Resolver {
         }
     }
 
-    fn set(&mut self, set: HashSet<IpAddr>) {
+    /// Follows `set` from now on; returns the addresses new to it.
+    fn set(&mut self, set: HashSet<IpAddr>) -> HashSet<IpAddr> {
         self.known.retain(|a, _| set.contains(a));
         self.next_try.retain(|a, _| set.contains(a));
+        self.routes.retain(|a, _| set.contains(a));
+        let mut new = HashSet::new();
         for addr in set {
             if let std::collections::hash_map::Entry::Vacant(e) = self.known.entry(addr) {
                 e.insert(None);
-                self.check(addr);
+                new.insert(addr);
             }
         }
+        new
     }
 
-    /// Reads the address's target; probes it when unresolved; reports a change.
+    /// The route to `addr`, looked up again when older than [`ROUTE_REFRESH`] or `fresh`.
+    fn route(&mut self, addr: IpAddr, fresh: bool) -> Result<neighbour::Route, String> {
+        let now = Instant::now();
+        if let Some((at, r)) = self.routes.get(&addr)
+            && !fresh
+            && now.duration_since(*at) < ROUTE_REFRESH
+        {
+            return r.clone();
+        }
+        let r = neighbour::route_to(addr).map_err(|e| e.to_string());
+        self.routes.insert(addr, (now, r.clone()));
+        r
+    }
+
+    /// Reads the address's target from the tables as known; probes it when unresolved and due (with
+    /// backoff); reports a change.
     fn check(&mut self, addr: IpAddr) {
-        let (target, reason) = match target_now(addr) {
-            Ok(t) => (Some(t), None),
-            Err(reason) => {
-                // Make the kernel resolve it (ARP/ND); the answer arrives as a notification.
-                if let Err(e) = neighbour::probe(addr) {
-                    tracing::debug!("probing {addr}: {e}");
+        let now = Instant::now();
+        let due = self.next_try.get(&addr).is_none_or(|&(at, _)| at <= now);
+        let target = if self.snap.is_local(addr) {
+            Ok(Target::Local)
+        } else {
+            // An unresolved address due for a probe also has its route looked up again.
+            let fresh = due && self.known.get(&addr) == Some(&None);
+            self.route(addr, fresh).and_then(|route| {
+                match self.snap.neighbours.get(&(addr, route.ifindex)) {
+                    Some((state, Some(mac))) if state.is_valid() => Ok(Target::Remote {
+                        mac: mac.octets(),
+                        src_mac: route.src_mac.octets(),
+                        ifindex: route.ifindex,
+                    }),
+                    _ => Err(format!(
+                        "no link-layer address for {addr} on {} yet",
+                        route.ifname
+                    )),
                 }
-                self.next_try.insert(addr, Instant::now() + RETRY);
+            })
+        };
+        let (target, reason) = match target {
+            Ok(t) => {
+                self.next_try.remove(&addr);
+                (Some(t), None)
+            }
+            Err(reason) => {
+                if due {
+                    // Make the kernel resolve it (ARP/ND); the answer arrives as a
+                    // notification.
+                    if let Err(e) = neighbour::probe(addr) {
+                        tracing::debug!("probing {addr}: {e}");
+                    }
+                    let delay = self.next_try.get(&addr).map_or(RETRY, |&(_, d)| d);
+                    self.next_try
+                        .insert(addr, (now + delay, (delay * 2).min(RETRY_MAX)));
+                }
                 (None, Some(reason))
             }
         };

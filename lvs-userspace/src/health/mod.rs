@@ -561,7 +561,9 @@ impl Worker {
                 (result, transition)
             }
             None => {
-                let run = self.probe.run().await;
+                // Boxed: the probe future (inline read buffers of every check type) is held only
+                // while a check runs, not for the life of each target task.
+                let run = Box::pin(self.probe.run()).await;
                 let latency = started.elapsed();
                 let (ok, message) = match run.result {
                     Ok(m) => (true, m),
