@@ -338,7 +338,8 @@ fn metrics_match_the_traffic_sent() {
         after[&format!("lvs_real_weight{{{svc},real=\"198.18.0.11:80\"}}")],
         3.0
     );
-    assert_eq!(after["lvs_drops_total{reason=\"no_destination\"}"], 0.0);
+    // Packets sent while the first checks were still running may have been dropped; none since.
+    assert_eq!(diff("lvs_drops_total{reason=\"no_destination\"}"), 0.0);
     assert!(after["lvs_map_updates_total"] >= 1.0);
     assert_eq!(after["lvs_reloads_total"], 0.0);
     // Anything but /metrics is not found.

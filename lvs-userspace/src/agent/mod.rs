@@ -319,6 +319,14 @@ pub async fn run(
             Some(up) = target_updates.recv() => agent.on_target(up),
             _ = tokio::time::sleep_until((last_apply + APPLY_EVERY).into()), if pending => {}
             Some(req) = snapshot_requests.recv() => {
+                // What status shows is what the kernel does: write pending changes first.
+                if pending {
+                    pending = false;
+                    last_apply = Instant::now();
+                    if let Err(e) = agent.apply() {
+                        break Err(e);
+                    }
+                }
                 let _ = req.reply.send(agent.snapshot(req.with_flows));
                 continue;
             }
