@@ -133,12 +133,14 @@ fn wait_all_answer(lab: &Lab, lvs: &RunningLvs, vip: SocketAddr, want: &[&str], 
     );
 }
 
-/// Lines of the log saying `real` changed state (to `state`, when given). The health engine
-/// and the agent each log every transition once.
+/// Lines of the log saying `real` changed state (to `state`, when given): the agent logs every
+/// transition once per virtual service.
 fn transitions(log: &str, real: SocketAddr, state: Option<&str>) -> usize {
     let real = format!("real={real}");
     log.lines()
-        .filter(|l| l.contains("real server state changed") && l.contains(&real))
+        .filter(|l| {
+            (l.contains("real server up") || l.contains("real server down")) && l.contains(&real)
+        })
         .filter(|l| {
             state.is_none_or(|s| {
                 l.contains(&format!("state={s}")) || l.contains(&format!("state=\"{s}\""))

@@ -235,6 +235,14 @@ pub async fn run(
         tracing::warn!("{w}");
     }
     let interface = choose_interface(&opts, &config)?;
+    // The control socket and the metrics ask the loop for snapshots through this channel.
+    // Both listen before anything is attached: a port in use stops lvs with nothing changed.
+    let (snapshot_tx, mut snapshot_requests) = tokio::sync::mpsc::channel(16);
+    let _control = crate::control::ControlServer::start(&opts.control, snapshot_tx.clone())?;
+    let _metrics = match config.globals.metrics {
+        Some(addr) => Some(crate::metrics::MetricsServer::start(addr, snapshot_tx)?),
+        None => None,
+    };
     let mut dataplane = match &opts.pin_dir {
         Some(dir) => Dataplane::load_pinned(dir)?,
         None => Dataplane::load()?,
@@ -277,14 +285,10 @@ pub async fn run(
         agent.seed_from_dataplane();
     }
     agent.start_following();
-    agent.apply()?;
-    // The control socket and the metrics ask the loop for snapshots through this channel.
-    let (snapshot_tx, mut snapshot_requests) = tokio::sync::mpsc::channel(16);
-    let _control = crate::control::ControlServer::start(&opts.control, snapshot_tx.clone())?;
-    let _metrics = match agent.config.globals.metrics {
-        Some(addr) => Some(crate::metrics::MetricsServer::start(addr, snapshot_tx)?),
-        None => None,
-    };
+    if let Err(e) = agent.apply() {
+        agent.stop();
+        return Err(e);
+    }
 
     let sig = |kind: SignalKind, name: &'static str| {
         signal(kind).map_err(|source| AgentError::Signal {

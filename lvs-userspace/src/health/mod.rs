@@ -610,9 +610,11 @@ impl Worker {
             })
         };
         let Some(event) = event else { return };
+        // The operator-facing line for a transition is the agent's (per virtual service, with
+        // alerts); here it is detail.
         if event.is_transition() {
-            tracing::info!(real = %self.key.real, port = self.key.port,
-                state = %event.state, message = %event.result.message, "real server state changed");
+            tracing::debug!(real = %self.key.real, port = self.key.port,
+                state = %event.state, message = %event.result.message, "check state changed");
         } else {
             tracing::debug!(real = %self.key.real, port = self.key.port,
                 soft_failing = soft, message = %event.result.message, "real server soft state");
