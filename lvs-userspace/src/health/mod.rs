@@ -525,6 +525,9 @@ impl Worker {
             let ip = self.key.real.ip();
             tokio::task::spawn_blocking(move || maintenance::reverse_lookup(ip))
         });
+        // Targets added together (10,000 at start) do not all check in the same instant: each
+        // first check comes within the first second (or interval, if shorter).
+        tokio::time::sleep(jitter(&self.key, interval.min(Duration::from_secs(1)))).await;
         let first = Instant::now();
         // The second check comes within one interval of the first (spread by the jitter), so no
         // gap between two checks is ever longer than the interval.
