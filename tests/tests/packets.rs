@@ -608,7 +608,12 @@ fn a_real_behind_another_interface_is_reached_by_redirect() {
 #[test]
 fn persistence_expires_after_its_timeout() {
     pin_to_one_cpu();
-    let mut s = service(VIP4, 80, Protocol::Tcp, vec![real(1, 1), real(2, 1), real(3, 1)]);
+    let mut s = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        vec![real(1, 1), real(2, 1), real(3, 1)],
+    );
     s.scheduler = Scheduler::Rr;
     s.persistence = Some((1, 32));
     let mut dp = loaded(&[s]);
@@ -621,7 +626,15 @@ fn persistence_expires_after_its_timeout() {
     assert_eq!(conn(&mut dp, 30001), first, "within the timeout: same real");
     // Each use refreshes the entry: 600 ms later it still holds.
     std::thread::sleep(std::time::Duration::from_millis(600));
-    assert_eq!(conn(&mut dp, 30002), first, "refreshed by the last connection");
+    assert_eq!(
+        conn(&mut dp, 30002),
+        first,
+        "refreshed by the last connection"
+    );
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_ne!(conn(&mut dp, 30003), first, "expired: scheduled by the ring again");
+    assert_ne!(
+        conn(&mut dp, 30003),
+        first,
+        "expired: scheduled by the ring again"
+    );
 }
