@@ -45,7 +45,7 @@ fn floor(ctx: &XdpContext) -> Option<u32> {
             _pad0: 0,
             _pad1: 0,
         };
-        let macs = FLOOR_FLOWS.get(&key)?;
+        let macs = FLOOR_FLOWS.get(key)?;
         core::ptr::write_unaligned(start as *mut [u8; 12], *macs);
     }
     Some(XDP_TX)

@@ -46,11 +46,11 @@ pub fn lvs_pass(_ctx: XdpContext) -> u32 {
 fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     let pkt = parse::parse(ctx)?;
 
-    if !pkt.syn {
-        if let Some((dest_id, dest)) = conntrack::established(&pkt.key) {
-            stats::forwarded(dest.service, dest_id, pkt.len, false);
-            return rewrite::forward(ctx, dest);
-        }
+    if !pkt.syn
+        && let Some((dest_id, dest)) = conntrack::established(&pkt.key)
+    {
+        stats::forwarded(dest.service, dest_id, pkt.len, false);
+        return rewrite::forward(ctx, dest);
     }
 
     let service = vip::lookup(&pkt.key)?;

@@ -40,19 +40,18 @@ pub fn pick(
     };
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(ptr) = PERSIST.get_ptr_mut(&pkey) {
+    if let Some(ptr) = PERSIST.get_ptr_mut(pkey) {
         // SAFETY: a valid pointer into the map for this program run, copied out at once; a
         // concurrent update can at worst give a stale entry, which the checks below reject.
         let p = unsafe { *ptr };
-        if now.saturating_sub(p.last_used_ns) < service.persist_timeout_s as u64 * NS_PER_SEC {
-            if let Some(d) = live_dest(p.dest, p.generation) {
-                if d.flags & dest_flags::SCHEDULABLE != 0 {
-                    // Refreshed in place: one aligned 8-byte store, no map update.
-                    // SAFETY: as above; the word is written whole.
-                    unsafe { (*ptr).last_used_ns = now };
-                    return Ok((p.dest, d));
-                }
-            }
+        if now.saturating_sub(p.last_used_ns) < service.persist_timeout_s as u64 * NS_PER_SEC
+            && let Some(d) = live_dest(p.dest, p.generation)
+            && d.flags & dest_flags::SCHEDULABLE != 0
+        {
+            // Refreshed in place: one aligned 8-byte store, no map update.
+            // SAFETY: as above; the word is written whole.
+            unsafe { (*ptr).last_used_ns = now };
+            return Ok((p.dest, d));
         }
     }
     let (id, dest) = from_ring(ctx, service, key)?;

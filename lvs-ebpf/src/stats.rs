@@ -40,20 +40,20 @@ pub fn drop(ctx: &XdpContext, reason: DropReason) -> u32 {
         // SAFETY: a per-CPU slot.
         unsafe { *n += 1 };
     }
-    if reason != DropReason::NoDestination {
-        if let Some(last) = DROP_LOGGED.get_ptr_mut(reason as u32) {
-            // SAFETY: a helper without arguments; `last` is a per-CPU slot.
-            unsafe {
-                let now = bpf_ktime_get_ns();
-                if now.wrapping_sub(*last) >= LOG_EVERY_NS {
-                    *last = now;
-                    error!(
-                        ctx,
-                        "lvs: dropping packets: {} (reason {})",
-                        reason.name(),
-                        reason as u32
-                    );
-                }
+    if reason != DropReason::NoDestination
+        && let Some(last) = DROP_LOGGED.get_ptr_mut(reason as u32)
+    {
+        // SAFETY: a helper without arguments; `last` is a per-CPU slot.
+        unsafe {
+            let now = bpf_ktime_get_ns();
+            if now.wrapping_sub(*last) >= LOG_EVERY_NS {
+                *last = now;
+                error!(
+                    ctx,
+                    "lvs: dropping packets: {} (reason {})",
+                    reason.name(),
+                    reason as u32
+                );
             }
         }
     }

@@ -17,10 +17,10 @@ pub fn lookup(key: &FlowKey) -> Result<&'static Service, u32> {
     };
     // SAFETY: the value is only read; the agent replaces services whole (hash-map updates
     // swap in a new element), so the reference never sees a half-written value.
-    if let Some(s) = unsafe { SERVICES.get(&vip) } {
+    if let Some(s) = unsafe { SERVICES.get(vip) } {
         return Ok(s);
     }
     vip.port_be = 0;
     // SAFETY: as above.
-    unsafe { SERVICES.get(&vip) }.ok_or(XDP_PASS)
+    unsafe { SERVICES.get(vip) }.ok_or(XDP_PASS)
 }

@@ -467,10 +467,13 @@ pub fn neighbour_entry(addr: IpAddr, ifindex: u32) -> Result<Option<(NudState, O
     get_neigh(&sock, addr, ifindex)
 }
 
+/// The neighbour table: (address, ifindex) → state and link-layer address.
+pub type NeighbourTable = HashMap<(IpAddr, u32), (NudState, Option<MacAddr>)>;
+
 /// The whole neighbour table of this namespace (IPv4 and IPv6), keyed by (address, interface
 /// index): one `RTM_GETNEIGH` dump, for callers following many addresses (cheaper than a
 /// [`neighbour_entry`] per address).
-pub fn neighbour_table() -> Result<HashMap<(IpAddr, u32), (NudState, Option<MacAddr>)>> {
+pub fn neighbour_table() -> Result<NeighbourTable> {
     let sock = Netlink::open(0)?;
     let msg = ndmsg(libc::AF_UNSPEC as u8, 0, 0, 0);
     let answers = sock.request(

@@ -123,7 +123,7 @@ fn parse_args() -> Result<Options> {
     }
     ensure!(o.services > 0 && o.services <= 256, "1..=256 services");
     ensure!(
-        (o.live + o.dead).div_ceil(o.services) <= lvs_common::limits::RING_SIZE as u32,
+        (o.live + o.dead).div_ceil(o.services) <= lvs_common::limits::RING_SIZE,
         "too many reals per service"
     );
     ensure!(
@@ -354,9 +354,8 @@ struct Outcome {
 }
 
 fn config(o: &Options, check: &str) -> String {
-    let mut c = format!(
-        "checkinterval = 1\nchecktimeout = 1\nnegotiatetimeout = 1\ninterface = \"eth0\"\n"
-    );
+    let mut c = "checkinterval = 1\nchecktimeout = 1\nnegotiatetimeout = 1\ninterface = \"eth0\"\n"
+        .to_string();
     let per = |n: u32, k: u32| {
         let (q, r) = (n / o.services, n % o.services);
         let start = k * q + k.min(r);
