@@ -412,10 +412,6 @@ impl Dataplane {
         Ok(())
     }
 
-    /// The interface the balancer is attached to.
-    pub fn ifindex(&self) -> Option<u32> {
-        self.attached.as_ref().map(|(i, _)| *i)
-    }
 
     /// Makes `ifindex` reachable by XDP_REDIRECT (for reals behind another interface).
     pub fn add_tx_port(&mut self, ifindex: u32) -> Result<(), LoadError> {

@@ -152,11 +152,6 @@ impl Tables {
         self.written.get(key).map(|s| s.value.id)
     }
 
-    /// The ring currently live for `key`.
-    pub fn live_ring(&self, key: &VipKey) -> Option<&[u32]> {
-        let s = self.written.get(key)?;
-        Some(&s.rings[(s.value.ring_gen & 1) as usize][..s.value.ring_len as usize])
-    }
 
     /// Rebuilds the shadow from tables an earlier agent left behind (pinned maps), so this
     /// agent goes on from exactly what the kernel holds: the same service ids, destination
