@@ -412,7 +412,6 @@ impl Dataplane {
         Ok(())
     }
 
-
     /// Makes `ifindex` reachable by XDP_REDIRECT (for reals behind another interface).
     pub fn add_tx_port(&mut self, ifindex: u32) -> Result<(), LoadError> {
         self.tx_ports

@@ -152,7 +152,6 @@ impl Tables {
         self.written.get(key).map(|s| s.value.id)
     }
 
-
     /// Rebuilds the shadow from tables an earlier agent left behind (pinned maps), so this
     /// agent goes on from exactly what the kernel holds: the same service ids, destination
     /// slots and generations, and the live rings. Returns how many services were adopted.
