@@ -178,3 +178,50 @@ pub fn who_answers(lab: &Lab, vip: SocketAddr, n: usize) -> Result<Vec<String>> 
 pub fn count(names: &[String], name: &str) -> usize {
     names.iter().filter(|n| *n == name).count()
 }
+
+/// A TCP connection whose receive buffer is small (128 KiB), set before the handshake so the
+/// window never grows: a paused download cannot finish into the kernel's buffers, the rest
+/// has to cross the network after the pause.
+pub fn connect_small_rcvbuf(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::FromRawFd as _;
+    let std::net::SocketAddr::V4(v4) = addr else {
+        return Err(std::io::Error::other("IPv4 only"));
+    };
+    // SAFETY: plain socket calls on a descriptor this function owns until it hands it to the
+    // std::net::TcpStream (closed on every error path).
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        let size: libc::c_int = 128 << 10;
+        if libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(v4.ip().octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        if libc::connect(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}

@@ -8,14 +8,14 @@
 
 use std::{
     io::{Read as _, Write as _},
-    net::{SocketAddr, TcpStream},
+    net::SocketAddr,
     process::Command,
     sync::mpsc,
     time::{Duration, Instant},
 };
 
 use lvs::lab::{Lab, LabOptions, big_file_bytes, http_get, run_in_netns};
-use lvs_tests::agent::{RunningLvs, lvs_binary};
+use lvs_tests::agent::{RunningLvs, connect_small_rcvbuf, lvs_binary};
 
 /// Seconds between checks of one real, in every config here.
 const INTERVAL: u64 = 1;
@@ -415,8 +415,7 @@ impl PausedDownload {
         let (go, go_rx) = mpsc::channel::<()>();
         let done = std::thread::spawn(move || {
             run_in_netns(&ns, move || -> Result<Vec<u8>, String> {
-                let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(5))
-                    .map_err(|e| format!("connect: {e}"))?;
+                let mut s = connect_small_rcvbuf(vip).map_err(|e| format!("connect: {e}"))?;
                 let port = s.local_addr().map_err(|e| e.to_string())?.port();
                 s.set_read_timeout(Some(Duration::from_secs(20)))
                     .map_err(|e| e.to_string())?;

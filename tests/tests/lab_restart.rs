@@ -4,12 +4,12 @@
 
 use std::{
     io::{Read as _, Write as _},
-    net::{SocketAddr, TcpStream},
+    net::SocketAddr,
     time::Duration,
 };
 
 use lvs::lab::{Lab, LabOptions, big_file_bytes, http_get, run_in_netns};
-use lvs_tests::agent::{RunningLvs, who_answers};
+use lvs_tests::agent::{RunningLvs, connect_small_rcvbuf, who_answers};
 
 fn config(cleanstop: bool) -> String {
     format!(
@@ -45,8 +45,8 @@ fn slow_download(
     let ns = lab.client_ns().to_string();
     std::thread::spawn(move || {
         run_in_netns(&ns, move || {
-            let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(3))
-                .expect("connect to the VIP");
+            // A small receive window: the file cannot all be buffered before the restart.
+            let mut s = connect_small_rcvbuf(vip).expect("connect to the VIP");
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             write!(s, "GET {path} HTTP/1.0\r\nHost: lab\r\n\r\n").unwrap();
             let mut all = Vec::new();
