@@ -175,33 +175,58 @@ impl ControlServer {
             }
             _ => {}
         }
-        let listener = UnixListener::bind(path).map_err(bind_err("binding"))?;
+        let listener = std::sync::Arc::new(UnixListener::bind(path).map_err(bind_err("binding"))?);
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(bind_err("securing (chmod 0600)"))?;
-        let task = tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let requests = requests.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = serve_one(stream, requests).await {
-                                tracing::debug!("control socket client: {e}");
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!("control socket accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
+        let task = serve_clients(
+            "control socket",
+            move || {
+                let listener = listener.clone();
+                async move { listener.accept().await.map(|(s, _)| s) }
+            },
+            move |stream| serve_one(stream, requests.clone()),
+        );
         tracing::info!(path = %path.display(), "control socket listening");
         Ok(ControlServer {
             path: path.to_path_buf(),
             task,
         })
     }
+}
+
+/// Accepts clients until aborted, serving each on its own task (`what` names the server in
+/// logs); a failed accept is logged and retried after a pause. The control socket and the
+/// metrics listener share it.
+pub(crate) fn serve_clients<S, A, AF, F, FF>(
+    what: &'static str,
+    accept: A,
+    serve: F,
+) -> JoinHandle<()>
+where
+    S: Send + 'static,
+    A: Fn() -> AF + Send + 'static,
+    AF: std::future::Future<Output = std::io::Result<S>> + Send,
+    F: Fn(S) -> FF + Send + 'static,
+    FF: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match accept().await {
+                Ok(stream) => {
+                    let client = serve(stream);
+                    tokio::spawn(async move {
+                        if let Err(e) = client.await {
+                            tracing::debug!("{what} client: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("{what} accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
 }
 
 /// Asks the agent for a snapshot through `requests`.

@@ -64,24 +64,15 @@ impl MetricsServer {
         std_listener.set_nonblocking(true).map_err(err)?;
         let listener = TcpListener::from_std(std_listener).map_err(err)?;
         let bound = listener.local_addr().map_err(err)?;
-        let task = tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let requests = requests.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = serve_one(stream, requests).await {
-                                tracing::debug!("metrics client: {e}");
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!("metrics accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
+        let listener = std::sync::Arc::new(listener);
+        let task = crate::control::serve_clients(
+            "metrics",
+            move || {
+                let listener = listener.clone();
+                async move { listener.accept().await.map(|(s, _)| s) }
+            },
+            move |stream| serve_one(stream, requests.clone()),
+        );
         tracing::info!(addr = %bound, "metrics listening");
         Ok(MetricsServer { task, addr: bound })
     }
