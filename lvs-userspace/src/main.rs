@@ -99,10 +99,26 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             // The error and its causes on one line, without a backtrace: what an operator
             // needs is the file, line and key, or the step that failed.
-            eprintln!("lvs: {e:#}");
+            eprintln!("lvs: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined with ": ", leaving out a cause whose text the message
+/// already holds (many errors name their cause in their own text).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn run(cli: Cli) -> Result<()> {
