@@ -1130,11 +1130,8 @@ mod tests {
     }
 
     /// A fresh, empty scratch directory for one test.
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("lvs-alert-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn scratch(name: &str) -> crate::testdir::TestDir {
+        crate::testdir::TestDir::new(&format!("alert-{name}"))
     }
 
     use std::path::PathBuf;

@@ -16,3 +16,5 @@ pub mod logging;
 pub mod metrics;
 pub mod neighbour;
 pub mod status;
+#[cfg(test)]
+pub(crate) mod testdir;

@@ -527,11 +527,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("lvs-logging-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn scratch(name: &str) -> crate::testdir::TestDir {
+        crate::testdir::TestDir::new(&format!("logging-{name}"))
     }
 
     fn no_dev_log() -> PathBuf {

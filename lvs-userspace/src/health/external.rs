@@ -119,14 +119,14 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    fn script(name: &str, body: &str) -> PathBuf {
+    /// An executable script `name` in its own test directory (kept alive by the caller).
+    fn script(name: &str, body: &str) -> (crate::testdir::TestDir, PathBuf) {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("lvs-ext-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testdir::TestDir::new(&format!("ext-{name}"));
         let path = dir.join(name);
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
+        (dir, path)
     }
 
     fn args() -> [String; 4] {
@@ -138,14 +138,14 @@ mod tests {
 
     #[tokio::test]
     async fn exit_codes_and_arguments() {
-        let ok = script(
+        let (_ok_dir, ok) = script(
             "args.sh",
             r#"[ "$1 $2 $3 $4" = "192.0.2.1 80 127.0.0.1 8080" ] && exit 0; exit 1"#,
         );
         check(ok.to_str().unwrap(), &args(), Duration::from_secs(5))
             .await
             .unwrap();
-        let fail = script("fail.sh", "exit 1");
+        let (_fail_dir, fail) = script("fail.sh", "exit 1");
         let err = check(fail.to_str().unwrap(), &args(), Duration::from_secs(5))
             .await
             .unwrap_err();
@@ -163,9 +163,9 @@ mod tests {
 
     #[tokio::test]
     async fn slow_command_is_killed() {
-        let marker = std::env::temp_dir().join(format!("lvs-ext-{}-marker", std::process::id()));
-        let _ = std::fs::remove_file(&marker);
-        let slow = script("slow.sh", &format!("sleep 2; touch {}", marker.display()));
+        let scratch = crate::testdir::TestDir::new("ext-marker");
+        let marker = scratch.join("marker");
+        let (_dir, slow) = script("slow.sh", &format!("sleep 2; touch {}", marker.display()));
         let start = std::time::Instant::now();
         let err = check(slow.to_str().unwrap(), &args(), Duration::from_millis(200))
             .await
