@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use crate::agent::snapshot::{RealSnapshot, ServiceSnapshot, Snapshot};
+use crate::agent::snapshot::{CounterSnapshot, RealSnapshot, ServiceSnapshot, Snapshot};
 
 /// The service line's address column, as ipvsadm prints it.
 fn service_head(s: &ServiceSnapshot) -> String {
@@ -154,44 +154,49 @@ pub fn render_table(snap: &Snapshot, now_ms: u64) -> String {
     o.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
-/// The table of `ipvsadm -Ln --stats`: totals since each entry entered the data plane.
-pub fn render_stats(snap: &Snapshot) -> String {
-    let mut o = String::new();
+/// The head of ipvsadm's counter tables (`--stats`, `--rate`), with the five column names.
+fn counter_head(o: &mut String, snap: &Snapshot, columns: [&str; 5]) {
     let _ = writeln!(
         o,
         "IP Virtual Server version lvs-{} (size={})",
         snap.version, snap.conn_table_size
     );
+    let [a, b, c, d, e] = columns;
     let _ = writeln!(
         o,
-        "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        "{:<33} {a:>8} {b:>8} {c:>8} {d:>8} {e:>8}",
+        "Prot LocalAddress:Port"
     );
     let _ = writeln!(o, "  -> RemoteAddress:Port");
+}
+
+/// One line of a counter table: connections, packets and bytes in; nothing goes out through
+/// the director in direct routing, so the out columns are 0.
+fn counter_row(o: &mut String, label: &str, [conns, packets, bytes]: [u64; 3]) {
+    let _ = writeln!(
+        o,
+        "{label:<33} {conns:>8} {packets:>8} {:>8} {bytes:>8} {:>8}",
+        0, 0
+    );
+}
+
+fn real_label(r: &RealSnapshot) -> String {
+    format!("  -> {}", r.address)
+}
+
+/// The table of `ipvsadm -Ln --stats`: totals since each entry entered the data plane.
+pub fn render_stats(snap: &Snapshot) -> String {
+    let totals = |c: &CounterSnapshot| [c.connections, c.packets, c.bytes];
+    let mut o = String::new();
+    counter_head(
+        &mut o,
+        snap,
+        ["Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"],
+    );
     for s in &snap.services {
-        let c = s.counters;
-        let _ = writeln!(
-            o,
-            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            service_head(s),
-            c.connections,
-            c.packets,
-            0,
-            c.bytes,
-            0
-        );
+        counter_row(&mut o, &service_head(s), totals(&s.counters));
         for r in s.reals.iter().chain(s.fallback.iter()) {
-            let c = r.counters;
-            let _ = writeln!(
-                o,
-                "  -> {:<28} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                r.address.to_string(),
-                c.connections,
-                c.packets,
-                0,
-                c.bytes,
-                0
-            );
+            counter_row(&mut o, &real_label(r), totals(&r.counters));
         }
     }
     o
@@ -204,35 +209,22 @@ fn per_second(now: u64, before: u64, secs: f64) -> u64 {
 /// The table of `ipvsadm -Ln --rate`, from two snapshots (`before` taken first).
 pub fn render_rate(before: &Snapshot, now: &Snapshot) -> String {
     let secs = (now.taken_unix_ms.saturating_sub(before.taken_unix_ms) as f64 / 1000.0).max(0.001);
+    let rates = |c: &CounterSnapshot, p: &CounterSnapshot| {
+        [
+            per_second(c.connections, p.connections, secs),
+            per_second(c.packets, p.packets, secs),
+            per_second(c.bytes, p.bytes, secs),
+        ]
+    };
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "IP Virtual Server version lvs-{} (size={})",
-        now.version, now.conn_table_size
-    );
-    let _ = writeln!(
-        o,
-        "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
-    );
-    let _ = writeln!(o, "  -> RemoteAddress:Port");
+    counter_head(&mut o, now, ["CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"]);
     for s in &now.services {
         let prev = before
             .services
             .iter()
             .find(|p| p.address == s.address && p.protocol == s.protocol);
         let pc = prev.map(|p| p.counters).unwrap_or_default();
-        let c = s.counters;
-        let _ = writeln!(
-            o,
-            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            service_head(s),
-            per_second(c.connections, pc.connections, secs),
-            per_second(c.packets, pc.packets, secs),
-            0,
-            per_second(c.bytes, pc.bytes, secs),
-            0
-        );
+        counter_row(&mut o, &service_head(s), rates(&s.counters, &pc));
         for r in s.reals.iter().chain(s.fallback.iter()) {
             let rc = prev
                 .and_then(|p| {
@@ -243,17 +235,7 @@ pub fn render_rate(before: &Snapshot, now: &Snapshot) -> String {
                 })
                 .map(|x| x.counters)
                 .unwrap_or_default();
-            let c = r.counters;
-            let _ = writeln!(
-                o,
-                "  -> {:<28} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                r.address.to_string(),
-                per_second(c.connections, rc.connections, secs),
-                per_second(c.packets, rc.packets, secs),
-                0,
-                per_second(c.bytes, rc.bytes, secs),
-                0
-            );
+            counter_row(&mut o, &real_label(r), rates(&r.counters, &rc));
         }
     }
     o
