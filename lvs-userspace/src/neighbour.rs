@@ -319,6 +319,15 @@ pub struct NeighbourEvent {
 /// interface's MAC. See [`route_to`] for the direct-routing check.
 pub fn lookup_route(addr: IpAddr) -> Result<Route> {
     let sock = Netlink::open(0)?;
+    lookup_route_on(&sock, addr, |ifindex| get_link_on(&sock, ifindex, None))
+}
+
+/// [`lookup_route`] over `sock`, finding the egress interface with `link`.
+fn lookup_route_on(
+    sock: &Netlink,
+    addr: IpAddr,
+    mut link: impl FnMut(u32) -> Result<Link>,
+) -> Result<Route> {
     let request = format!("RTM_GETROUTE for {addr}");
     let (family, bytes) = addr_bytes(addr);
     let mut msg = Vec::with_capacity(64);
@@ -375,7 +384,7 @@ pub fn lookup_route(addr: IpAddr) -> Result<Route> {
         }
     }
     let ifindex = ifindex.ok_or_else(|| malformed(&request, "the route has no RTA_OIF"))?;
-    let link = link_by_index(ifindex)?;
+    let link = link(ifindex)?;
     let src_mac = link.mac.ok_or_else(|| NeighbourError::NoLinkAddress {
         ifindex,
         ifname: link.name.clone(),
@@ -392,7 +401,11 @@ pub fn lookup_route(addr: IpAddr) -> Result<Route> {
 /// through a gateway is [`NeighbourError::NotOnLink`]; an address of this host is
 /// [`NeighbourError::Local`].
 pub fn route_to(addr: IpAddr) -> Result<Route> {
-    let route = lookup_route(addr)?;
+    on_link(addr, lookup_route(addr)?)
+}
+
+/// `route` if it reaches `addr` without a gateway.
+fn on_link(addr: IpAddr, route: Route) -> Result<Route> {
     if let Some(gateway) = route.gateway {
         return Err(NeighbourError::NotOnLink {
             addr,
@@ -459,6 +472,48 @@ pub fn probe(addr: IpAddr) -> Result<()> {
     let route = route_to(addr)?;
     let sock = Netlink::open(0)?;
     kick_resolution(&sock, addr, route.ifindex)
+}
+
+/// One netlink connection for a caller that makes many requests (the agent's resolver
+/// thread): a single socket, and the interfaces it has looked up kept until
+/// [`Rtnl::forget_links`]. The free functions of this module open a socket per call.
+pub struct Rtnl {
+    sock: Netlink,
+    links: HashMap<u32, Link>,
+}
+
+impl Rtnl {
+    /// Opens the connection (in the calling thread's network namespace).
+    pub fn open() -> Result<Rtnl> {
+        Ok(Rtnl {
+            sock: Netlink::open(0)?,
+            links: HashMap::new(),
+        })
+    }
+
+    /// Drops the cached interfaces: the next lookups read them again.
+    pub fn forget_links(&mut self) {
+        self.links.clear();
+    }
+
+    /// [`route_to`] over this connection.
+    pub fn route_to(&mut self, addr: IpAddr) -> Result<Route> {
+        let Rtnl { sock, links } = self;
+        let route = lookup_route_on(sock, addr, |ifindex| {
+            if let Some(link) = links.get(&ifindex) {
+                return Ok(link.clone());
+            }
+            let link = get_link_on(sock, ifindex, None)?;
+            links.insert(ifindex, link.clone());
+            Ok(link)
+        })?;
+        on_link(addr, route)
+    }
+
+    /// Asks the kernel to resolve `addr` on `ifindex` (see [`probe`]), without waiting.
+    pub fn probe_on(&self, addr: IpAddr, ifindex: u32) -> Result<()> {
+        kick_resolution(&self.sock, addr, ifindex)
+    }
 }
 
 /// The current neighbour entry for `addr` on `ifindex`, if there is one: state and MAC.
@@ -1076,7 +1131,10 @@ fn kick_resolution(sock: &Netlink, addr: IpAddr, ifindex: u32) -> Result<()> {
 }
 
 fn get_link(ifindex: u32, name: Option<&str>) -> Result<Link> {
-    let sock = Netlink::open(0)?;
+    get_link_on(&Netlink::open(0)?, ifindex, name)
+}
+
+fn get_link_on(sock: &Netlink, ifindex: u32, name: Option<&str>) -> Result<Link> {
     let mut msg = Vec::with_capacity(32);
     // struct ifinfomsg
     msg.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);

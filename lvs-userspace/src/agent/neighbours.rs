@@ -73,6 +73,8 @@ struct Resolver {
     routes: HashMap<IpAddr, (Instant, Result<neighbour::Route, String>)>,
     /// The kernel's tables as last read, the neighbour table kept current by notifications.
     snap: Snapshot,
+    /// The netlink connection for route lookups and probes (opened again after an error).
+    rtnl: Option<neighbour::Rtnl>,
 }
 
 /// The kernel's neighbour table and local addresses, read at once (one dump each) instead of
@@ -129,7 +131,28 @@ impl Resolver {
             next_try: HashMap::new(),
             routes: HashMap::new(),
             snap: Snapshot::default(),
+            rtnl: None,
         }
+    }
+
+    /// Runs `f` on the netlink connection, opening it first if needed; a socket error closes
+    /// it, so the next call starts on a fresh one.
+    fn with_rtnl<T>(
+        &mut self,
+        f: impl FnOnce(&mut neighbour::Rtnl) -> Result<T, neighbour::NeighbourError>,
+    ) -> Result<T, String> {
+        let rtnl = match self.rtnl.as_mut() {
+            Some(r) => r,
+            None => self
+                .rtnl
+                .insert(neighbour::Rtnl::open().map_err(|e| e.to_string())?),
+        };
+        f(rtnl).map_err(|e| {
+            if matches!(e, neighbour::NeighbourError::Socket { .. }) {
+                self.rtnl = None;
+            }
+            e.to_string()
+        })
     }
 
     fn run(mut self, addrs: std_mpsc::Receiver<HashSet<IpAddr>>) {
@@ -187,6 +210,9 @@ impl Resolver {
             let refresh = lost || !new.is_empty() || last_refresh.elapsed() >= REFRESH;
             if refresh {
                 last_refresh = Instant::now();
+                if let Some(r) = self.rtnl.as_mut() {
+                    r.forget_links();
+                }
                 match Snapshot::read() {
                     Ok(snap) => self.snap = snap,
                     Err(e) => tracing::warn!("reading the neighbour table: {e}"),
@@ -234,7 +260,7 @@ impl Resolver {
         {
             return r.clone();
         }
-        let r = neighbour::route_to(addr).map_err(|e| e.to_string());
+        let r = self.with_rtnl(|n| n.route_to(addr));
         self.routes.insert(addr, (now, r.clone()));
         r
     }
@@ -272,7 +298,14 @@ impl Resolver {
                 if due {
                     // Make the kernel resolve it (ARP/ND); the answer arrives as a
                     // notification.
-                    if let Err(e) = neighbour::probe(addr) {
+                    let ifindex = self
+                        .routes
+                        .get(&addr)
+                        .and_then(|(_, r)| r.as_ref().ok())
+                        .map(|r| r.ifindex);
+                    if let Some(ifindex) = ifindex
+                        && let Err(e) = self.with_rtnl(|n| n.probe_on(addr, ifindex))
+                    {
                         tracing::debug!("probing {addr}: {e}");
                     }
                     let delay = self.next_try.get(&addr).map_or(RETRY, |&(_, d)| d);

@@ -119,15 +119,15 @@ impl Connect {
 impl Negotiate {
     async fn run(&self) -> Result<String, CheckError> {
         match self {
-            Negotiate::Http(h) => Ok(h.run().await?),
+            Negotiate::Http(h) => Ok(Box::pin(h.run()).await?),
             Negotiate::SimpleTcp {
                 addr,
                 payload,
                 receive,
                 timeout,
-            } => Ok(simpletcp::check(*addr, payload, receive.as_ref(), *timeout).await?),
-            Negotiate::Dns(d) => Ok(d.run().await?),
-            Negotiate::Connect(c) => c.run().await,
+            } => Ok(Box::pin(simpletcp::check(*addr, payload, receive.as_ref(), *timeout)).await?),
+            Negotiate::Dns(d) => Ok(Box::pin(d.run()).await?),
+            Negotiate::Connect(c) => Box::pin(c.run()).await,
         }
     }
 }
@@ -275,7 +275,9 @@ impl Probe {
         })
     }
 
-    /// Runs the check once.
+    /// Runs the check once. Each check type's future is boxed on its own, so a run holds
+    /// memory for the check it makes, not for the largest of them all (thousands of connect
+    /// checks wait on their timeouts at once).
     pub async fn run(&mut self) -> ProbeRun {
         let (check, result) = match &mut self.kind {
             Kind::On => ("on", Ok("checktype on".to_string())),
@@ -286,7 +288,7 @@ impl Probe {
                     message: message.clone(),
                 }),
             ),
-            Kind::Connect(c) => ("connect", c.run().await),
+            Kind::Connect(c) => ("connect", Box::pin(c.run()).await),
             Kind::Ping {
                 pinger,
                 addr,
@@ -295,7 +297,7 @@ impl Probe {
                 timeout,
             } => {
                 *seq = seq.wrapping_add(1);
-                let r = pinger.ping(addr.ip(), *id, *seq, *timeout).await;
+                let r = Box::pin(pinger.ping(addr.ip(), *id, *seq, *timeout)).await;
                 ("ping", r.map_err(CheckError::from))
             }
             Kind::External {
@@ -304,7 +306,7 @@ impl Probe {
                 timeout,
             } => (
                 "external",
-                external::check(command, args, *timeout)
+                Box::pin(external::check(command, args, *timeout))
                     .await
                     .map_err(CheckError::from),
             ),
@@ -316,13 +318,13 @@ impl Probe {
                 negotiate,
             } => {
                 if *done >= *n {
-                    let r = negotiate.run().await;
+                    let r = Box::pin(negotiate.run()).await;
                     if r.is_ok() {
                         *done = 0;
                     }
                     ("negotiate", r)
                 } else {
-                    let r = connect.run().await;
+                    let r = Box::pin(connect.run()).await;
                     *done = if r.is_ok() { *done + 1 } else { u32::MAX };
                     ("connect", r)
                 }
