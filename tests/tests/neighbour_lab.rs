@@ -242,3 +242,48 @@ async fn wait_for(
     .await
     .unwrap_or_else(|_| panic!("no {kind:?} event for {addr}"))
 }
+
+/// The agent's resolver thread reports every followed address once it knows: the real's MAC,
+/// and, for an address nobody answers for, that it is unusable (after its first probe went
+/// unanswered, not at once).
+#[test]
+fn resolver_reports_a_reachable_real_and_an_address_nobody_answers() {
+    use lvs::agent::neighbours::Neighbours;
+
+    let lab = lab_without_servers();
+    let real = IpAddr::V4(lab.reals()[0].addr_v4);
+    let nobody = IpAddr::V4(lab::lab_v4(200));
+    let started = Instant::now();
+    let (resolver, mut updates) =
+        lab::run_in_netns(lab.director_ns(), Neighbours::spawn).expect("entering the director");
+    resolver.follow([real, nobody].into_iter().collect());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut seen = std::collections::HashMap::new();
+    rt.block_on(async {
+        while seen.len() < 2 {
+            let up = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+                .await
+                .expect("an update within 10 s")
+                .expect("the resolver runs");
+            seen.entry(up.addr).or_insert((up, started.elapsed()));
+        }
+    });
+    let (up, _) = &seen[&real];
+    assert!(up.target.is_some(), "{up:?}");
+    let (up, after) = &seen[&nobody];
+    assert!(up.target.is_none(), "{up:?}");
+    assert!(
+        up.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("no link-layer address"),
+        "{up:?}"
+    );
+    assert!(
+        *after >= Duration::from_millis(900),
+        "reported before its probe could be answered: {after:?}"
+    );
+}

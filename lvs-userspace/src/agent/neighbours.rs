@@ -67,6 +67,9 @@ impl Neighbours {
 struct Resolver {
     updates: mpsc::UnboundedSender<TargetUpdate>,
     known: HashMap<IpAddr, Option<Target>>,
+    /// Addresses followed but not yet reported either way: an address unresolved from the
+    /// start is reported once its first probe has had a second to get an answer.
+    unreported: HashSet<IpAddr>,
     /// Unresolved addresses: when to probe next, and the delay after that.
     next_try: HashMap<IpAddr, (Instant, Duration)>,
     /// Routes looked up, with when.
@@ -128,6 +131,7 @@ impl Resolver {
         Resolver {
             updates,
             known: HashMap::new(),
+            unreported: HashSet::new(),
             next_try: HashMap::new(),
             routes: HashMap::new(),
             snap: Snapshot::default(),
@@ -239,12 +243,14 @@ impl Resolver {
     /// Follows `set` from now on; returns the addresses new to it.
     fn set(&mut self, set: HashSet<IpAddr>) -> HashSet<IpAddr> {
         self.known.retain(|a, _| set.contains(a));
+        self.unreported.retain(|a| set.contains(a));
         self.next_try.retain(|a, _| set.contains(a));
         self.routes.retain(|a, _| set.contains(a));
         let mut new = HashSet::new();
         for addr in set {
             if let std::collections::hash_map::Entry::Vacant(e) = self.known.entry(addr) {
                 e.insert(None);
+                self.unreported.insert(addr);
                 new.insert(addr);
             }
         }
@@ -270,6 +276,8 @@ impl Resolver {
     fn check(&mut self, addr: IpAddr) {
         let now = Instant::now();
         let due = self.next_try.get(&addr).is_none_or(|&(at, _)| at <= now);
+        // Due for another probe after one already sent: the first one went unanswered.
+        let probe_unanswered = due && self.next_try.contains_key(&addr);
         let target = if self.snap.is_local(addr) {
             Ok(Target::Local)
         } else {
@@ -316,7 +324,12 @@ impl Resolver {
             }
         };
         let old = self.known.insert(addr, target);
-        if old != Some(target) {
+        let first_report =
+            self.unreported.contains(&addr) && (target.is_some() || probe_unanswered);
+        if first_report {
+            self.unreported.remove(&addr);
+        }
+        if old != Some(target) || first_report {
             let _ = self.updates.send(TargetUpdate {
                 addr,
                 target,
