@@ -13,7 +13,7 @@
 //! * `supervised` forces stdout, as in ldirectord.
 //!
 //! Which events are kept is set by `LVS_LOG`, else `RUST_LOG` (the `EnvFilter` syntax, e.g.
-//! `lvs=debug,info`), else `info`. `log` records (from aya) are forwarded to `tracing`.
+//! `lvs=debug,info`), else [`DEFAULT_FILTER`]. `log` records (from aya) are forwarded to `tracing`.
 //!
 //! [`init`] installs the global subscriber once per process; a reload of the configuration
 //! applies a changed target with [`LoggingGuard::reload`] (the filter stays as it was).
@@ -40,8 +40,10 @@ use crate::config::model::LogTarget;
 
 /// The syslog socket.
 pub const DEV_LOG: &str = "/dev/log";
-/// The filter used when neither `LVS_LOG` nor `RUST_LOG` is set.
-pub const DEFAULT_FILTER: &str = "info";
+/// The filter used when neither `LVS_LOG` nor `RUST_LOG` is set. It leaves out aya's only
+/// warning, that the kernel refuses the object's BTF (with a dump of a hundred lines): the
+/// programs need no BTF, their maps are declared the legacy way.
+pub const DEFAULT_FILTER: &str = "info,aya::bpf=error";
 
 /// Everything that can go wrong while setting up the log.
 #[derive(Debug, thiserror::Error)]
