@@ -162,6 +162,9 @@ pub struct CtBucket {
 /// A way a writer must not take: one being written by another CPU, or already tried.
 pub const CT_NO_CLAIM: u64 = u64::MAX;
 
+/// The rank of an empty way (see [`claim_rank`]).
+const CT_RANK_EMPTY: u64 = 1;
+
 /// How much a writer of a new flow wants the way whose `seq`, key match and `last_seen_ns` it
 /// read: the lowest rank is claimed first. The way already holding the flow (a SYN that
 /// schedules its flow again), then an empty way, then the least recently seen; never a way
@@ -173,12 +176,29 @@ pub const fn claim_rank(seq: u64, holds_key: bool, last_seen_ns: u64) -> u64 {
     } else if holds_key {
         0
     } else if seq == 0 {
-        1
+        CT_RANK_EMPTY
     } else {
         // Times of stable entries rank after the two above (a clock near u64::MAX is decades
         // away; it would only make the way rank as "being written" and be skipped).
         last_seen_ns.saturating_add(2)
     }
+}
+
+/// Whether no way after one of rank `rank` can rank lower, so a writer need not read them:
+/// after the way of its own key, or after an empty way. Ways fill in order and are never
+/// emptied: a writer takes a later way only after it saw this one being written (odd) or lost
+/// it to another writer, and either way it is no longer empty. So the ways after an empty one
+/// are empty too, and none of them holds the key.
+#[inline(always)]
+pub const fn rest_ranks_higher(rank: u64) -> bool {
+    rank <= CT_RANK_EMPTY
+}
+
+/// Whether a reader looking for a key may stop at a way with sequence number `seq`: an empty
+/// way is followed by empty ways only (see [`rest_ranks_higher`]).
+#[inline(always)]
+pub const fn rest_is_empty(seq: u64) -> bool {
+    seq == 0
 }
 
 /// The way to try to claim next: the lowest rank among the ways not in `tried` (a bit per
@@ -324,6 +344,12 @@ mod tests {
         assert_eq!(next_way(&full, 0b1010), Some(2));
         // An empty bucket fills in way order.
         assert_eq!(next_way(&[claim_rank(0, false, 0); CT_WAYS], 0), Some(0));
+        // Ranking stops at the own key or an empty way, not at a way being written or in use.
+        assert!(rest_ranks_higher(claim_rank(4, true, 9)));
+        assert!(rest_ranks_higher(claim_rank(0, false, 0)));
+        assert!(!rest_ranks_higher(claim_rank(3, false, 0)));
+        assert!(!rest_ranks_higher(claim_rank(4, false, 0)));
+        assert!(rest_is_empty(0) && !rest_is_empty(1) && !rest_is_empty(2));
         // An entry seen at time 0 still ranks after an empty way.
         assert!(claim_rank(2, false, 0) > claim_rank(0, false, 0));
     }

@@ -11,12 +11,14 @@
 //! # Concurrency: each way is a sequence lock
 //!
 //! A writer (a new flow, [`remember`]) ranks the bucket's ways ([`claim_rank`]): the way that
-//! already holds the flow, else an empty one, else the least recently seen. It claims the best
-//! one by turning its even `seq` s into s+1 with compare-and-exchange; if another CPU changed
-//! the way since it was read, the exchange fails and the writer tries the next way. Holding the
-//! way, it stores key, (destination, generation) and time, then `seq` = s+2. If no way can be
-//! claimed the packet is still forwarded; the flow is just not remembered, and its next packet
-//! is scheduled again. Two writers never fill one way: only one exchange from s succeeds.
+//! already holds the flow, else an empty one, else the least recently seen (ways fill in
+//! order, so it reads no further than the first empty way). It claims the best one by turning
+//! the even `seq` s it read into s+1 with compare-and-exchange; if another CPU changed the way
+//! since, the exchange fails and the writer ranks the other ways again and tries the best of
+//! them. Holding the way, it stores key, (destination, generation) and time, then `seq` = s+2.
+//! If no way can be claimed the packet is still forwarded; the flow is just not remembered,
+//! and its next packet is scheduled again. Two writers never fill one way: only one exchange
+//! from s succeeds.
 //!
 //! A reader ([`established`]) reads `seq`, skips an odd one (a writer at work), compares the
 //! key, reads the (destination, generation) word, reads `seq` again and accepts only if it did
@@ -50,8 +52,8 @@ use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lvs_common::{
     CtBucket, CtEntry, Dest, FlowKey,
     conntrack::{
-        CT_DEST_OFFSET, CT_KEY_OFFSET, FLOW_WORDS, claim_rank, dest_word, next_way, same_flow,
-        split_dest_word,
+        CT_DEST_OFFSET, CT_KEY_OFFSET, CT_NO_CLAIM, FLOW_WORDS, claim_rank, dest_word, next_way,
+        rest_is_empty, rest_ranks_higher, same_flow, split_dest_word,
     },
     hash::ct_bucket,
     limits::CT_WAYS,
@@ -70,7 +72,10 @@ pub fn established(key: &FlowKey) -> Option<(u32, &'static Dest)> {
         // (see `way`); every access is a volatile aligned load or store of a whole word.
         unsafe {
             let seq = read_volatile(addr_of!((*e).seq));
-            if seq == 0 || seq & 1 != 0 || !same_flow(&stored_key(e), &words) {
+            if rest_is_empty(seq) {
+                return None;
+            }
+            if seq & 1 != 0 || !same_flow(&stored_key(e), &words) {
                 continue;
             }
             let pair = read_volatile(dest_ptr(e));
@@ -104,22 +109,13 @@ pub fn remember(key: &FlowKey, dest: u32, generation: u32) {
     let Some(bucket) = bucket(&words) else {
         return;
     };
-    let mut seqs = [0u64; CT_WAYS];
-    let mut ranks = [0u64; CT_WAYS];
-    for w in 0..CT_WAYS {
-        let e = way(bucket, w);
-        // SAFETY: as in `established`.
-        unsafe {
-            let seq = read_volatile(addr_of!((*e).seq));
-            let holds = seq != 0 && same_flow(&stored_key(e), &words);
-            seqs[w] = seq;
-            ranks[w] = claim_rank(seq, holds, read_volatile(addr_of!((*e).last_seen_ns)));
-        }
-    }
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let mut tried = 0u32;
     for _ in 0..CT_WAYS {
+        // Ranked afresh after a lost claim: the ranking stops at an empty way, and the next
+        // choice may be a way it did not read.
+        let (seqs, ranks) = rank_ways(bucket, &words, tried);
         let Some(w) = next_way(&ranks, tried) else {
             return;
         };
@@ -144,6 +140,37 @@ pub fn remember(key: &FlowKey, dest: u32, generation: u32) {
         }
         tried |= 1 << w;
     }
+}
+
+/// The sequence numbers and [`claim_rank`]s of the ways of `bucket` for a writer of the flow
+/// `words`, in way order up to the first that no later way can beat ([`rest_ranks_higher`]);
+/// the ways in `tried` and those not read rank [`CT_NO_CLAIM`].
+#[inline(always)]
+fn rank_ways(
+    bucket: *mut CtBucket,
+    words: &[u64; FLOW_WORDS],
+    tried: u32,
+) -> ([u64; CT_WAYS], [u64; CT_WAYS]) {
+    let mut seqs = [0u64; CT_WAYS];
+    let mut ranks = [CT_NO_CLAIM; CT_WAYS];
+    for w in 0..CT_WAYS {
+        if tried & (1 << w) != 0 {
+            continue;
+        }
+        let e = way(bucket, w);
+        // SAFETY: as in `established`.
+        let rank = unsafe {
+            let seq = read_volatile(addr_of!((*e).seq));
+            let holds = seq != 0 && same_flow(&stored_key(e), words);
+            seqs[w] = seq;
+            claim_rank(seq, holds, read_volatile(addr_of!((*e).last_seen_ns)))
+        };
+        ranks[w] = rank;
+        if rest_ranks_higher(rank) {
+            break;
+        }
+    }
+    (seqs, ranks)
 }
 
 /// The flow's bucket.
