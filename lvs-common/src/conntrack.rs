@@ -333,12 +333,7 @@ mod tests {
         assert_eq!(next_way(&ranks, 0b0111), None, "never a way being written");
 
         // A full bucket: the oldest goes, the first of equals on a tie.
-        let full = [
-            claim_rank(2, false, 30),
-            claim_rank(2, false, 10),
-            claim_rank(2, false, 20),
-            claim_rank(2, false, 10),
-        ];
+        let full = [30, 10, 20, 10].map(|seen| claim_rank(2, false, seen));
         assert_eq!(next_way(&full, 0), Some(1));
         assert_eq!(next_way(&full, 0b0010), Some(3));
         assert_eq!(next_way(&full, 0b1010), Some(2));

@@ -5,7 +5,7 @@ use std::{collections::HashMap, net::IpAddr};
 
 use aya::{
     maps::{Array, MapData},
-    programs::{TestRun, TestRunOptions},
+    programs::{TestRun, TestRunOptions, Xdp},
 };
 use lvs::dataplane::{Dataplane, plan::kernel_addr};
 use lvs_common::{CtBucket, FlowKey, hash::ct_bucket, limits::map_names};
@@ -25,8 +25,13 @@ pub struct Outcome {
 
 /// Runs the balancer once on `frame`.
 pub fn run(dp: &mut Dataplane, frame: &[u8]) -> Outcome {
+    run_program(dp.balancer().expect("balancer program"), frame)
+}
+
+/// Runs `prog` once on `frame` (from any thread: the program is shared, not borrowed
+/// mutably).
+pub fn run_program(prog: &Xdp, frame: &[u8]) -> Outcome {
     let mut out = vec![0u8; frame.len() + 256];
-    let prog = dp.balancer().expect("balancer program");
     let r = prog
         .test_run(TestRunOptions {
             data_in: Some(frame),

@@ -9,17 +9,18 @@ use std::{
     time::Duration,
 };
 
-use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::programs::Xdp;
 use lvs::{
     config::{Protocol, Scheduler},
     dataplane::{Dataplane, DestPlan, ServicePlan, Target, plan::ip_of},
+    lab::{mount_bpffs, unmount_bpffs},
 };
 use lvs_common::{CtBucket, FlowKey, limits::CT_BUCKETS, service::proto, stats::DropReason};
 use lvs_tests::{
     packet::{ACK, DIRECTOR_MAC, Frame, L4, SYN},
     xdp::{
         Outcome, TEST_RUN_IFINDEX, allowed_cpus, bucket_of, ct_map, ct_seed, flow_key,
-        keys_sharing_buckets, pin_to_cpu, pin_to_one_cpu, run,
+        keys_sharing_buckets, pin_to_cpu, pin_to_one_cpu, run, run_program,
     },
 };
 
@@ -50,6 +51,11 @@ fn real(i: u8, weight: u32) -> DestPlan {
             ifindex: TEST_RUN_IFINDEX,
         },
     }
+}
+
+/// Reals 1, 2 and 3, each of weight 1.
+fn equal_reals() -> Vec<DestPlan> {
+    vec![real(1, 1), real(2, 1), real(3, 1)]
 }
 
 fn service(vip: IpAddr, port: u16, protocol: Protocol, dests: Vec<DestPlan>) -> ServicePlan {
@@ -259,12 +265,7 @@ fn a_flow_stays_on_its_real_while_weights_and_reals_change() {
     check(&mut dp);
     // UDP: every datagram of a 5-tuple to the same real.
     dp.tables
-        .apply(&[service(
-            VIP4,
-            53,
-            Protocol::Udp,
-            vec![real(1, 1), real(2, 1), real(3, 1)],
-        )])
+        .apply(&[service(VIP4, 53, Protocol::Udp, equal_reals())])
         .unwrap();
     for sport in 0..10 {
         let f = Frame::udp(CLIENT4, 30000 + sport, VIP4, 53).build();
@@ -322,12 +323,7 @@ fn rr_and_sh_schedulers() {
         assert_eq!(seen.iter().filter(|&&x| x == r).count(), 100);
     }
 
-    let mut sh = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        vec![real(1, 1), real(2, 1), real(3, 1)],
-    );
+    let mut sh = service(VIP4, 80, Protocol::Tcp, equal_reals());
     sh.scheduler = Scheduler::Sh;
     dp.tables.apply(&[sh]).unwrap();
     let mut per_client = std::collections::HashMap::new();
@@ -351,12 +347,7 @@ fn rr_and_sh_schedulers() {
 #[test]
 fn persistence_keeps_a_masked_client_on_its_real() {
     pin_to_one_cpu();
-    let mut s = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        vec![real(1, 1), real(2, 1), real(3, 1)],
-    );
+    let mut s = service(VIP4, 80, Protocol::Tcp, equal_reals());
     s.persistence = Some((300, 24));
     let mut dp = loaded(&[s.clone()]);
     let client = |host: u8| IpAddr::V4(Ipv4Addr::new(203, 0, 113, host));
@@ -444,7 +435,7 @@ fn fallback_takes_new_flows_when_no_real_is_usable() {
 #[test]
 fn removed_real_flows_are_rescheduled_and_quiescent_ones_kept() {
     pin_to_one_cpu();
-    let all = vec![real(1, 1), real(2, 1), real(3, 1)];
+    let all = equal_reals();
     let mut dp = loaded(&[service(VIP4, 80, Protocol::Tcp, all.clone())]);
     let mut flows = Vec::new();
     for port in 0..30u16 {
@@ -618,12 +609,7 @@ fn a_real_behind_another_interface_is_reached_by_redirect() {
 #[test]
 fn persistence_expires_after_its_timeout() {
     pin_to_one_cpu();
-    let mut s = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        vec![real(1, 1), real(2, 1), real(3, 1)],
-    );
+    let mut s = service(VIP4, 80, Protocol::Tcp, equal_reals());
     s.scheduler = Scheduler::Rr;
     s.persistence = Some((1, 32));
     let mut dp = loaded(&[s]);
@@ -674,12 +660,7 @@ fn held(dp: &mut Dataplane, bucket: u32) -> Vec<FlowKey> {
 #[test]
 fn a_new_flow_in_a_full_bucket_takes_the_way_of_the_least_recently_seen() {
     pin_to_one_cpu();
-    let s = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        vec![real(1, 1), real(2, 1), real(3, 1)],
-    );
+    let s = service(VIP4, 80, Protocol::Tcp, equal_reals());
     let sid_key = s.key();
     let mut dp = loaded(&[s]);
     let seed = ct_seed(&mut dp);
@@ -741,35 +722,12 @@ fn a_new_flow_in_a_full_bucket_takes_the_way_of_the_least_recently_seen() {
     );
 }
 
-/// Runs `prog` once on `frame` (from any thread); the output frame.
-///
-/// Only once: BPF_PROG_TEST_RUN with repeats swaps the program in and out of the XDP
-/// dispatcher around the loop, which waits for an RCU grace period each time.
-fn run_shared(prog: &Xdp, frame: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; frame.len() + 256];
-    let r = prog
-        .test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..TestRunOptions::new()
-        })
-        .expect("BPF_PROG_TEST_RUN");
-    assert_eq!(r.return_value, XDP_TX);
-    out.truncate(r.data_size_out as usize);
-    out
-}
-
 #[test]
 fn two_cpus_writing_the_same_buckets_never_tear_an_entry() {
     const BUCKETS: usize = 2;
     const PER_BUCKET: usize = 16;
     const ROUNDS: usize = 3000;
-    let mut s = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        vec![real(1, 1), real(2, 1), real(3, 1)],
-    );
+    let mut s = service(VIP4, 80, Protocol::Tcp, equal_reals());
     s.scheduler = Scheduler::Sh;
     let skey = s.key();
     let mut dp = loaded(&[s]);
@@ -832,8 +790,11 @@ fn two_cpus_writing_the_same_buckets_never_tear_an_entry() {
                     for round in 0..ROUNDS {
                         for (syn, ack, r) in &mine {
                             for f in [syn, ack] {
-                                let out = run_shared(prog, f);
-                                assert_eq!(out[5], *r, "round {round}: a packet went astray");
+                                // Once: BPF_PROG_TEST_RUN with repeats swaps the program in and
+                                // out of the XDP dispatcher, an RCU grace period each time.
+                                let out = run_program(prog, f);
+                                assert_eq!(out.verdict, XDP_TX);
+                                assert_eq!(out.frame[5], *r, "round {round}: a packet went astray");
                                 sent[*r as usize] += 1;
                             }
                         }
@@ -902,15 +863,7 @@ struct Bpffs(PathBuf);
 impl Bpffs {
     fn mount(name: &str) -> Bpffs {
         let dir = std::env::temp_dir().join(format!("lvs-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("creating the mount point");
-        nix::mount::mount(
-            Some("bpf"),
-            &dir,
-            Some("bpf"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .expect("mounting a bpffs");
+        mount_bpffs(&dir).expect("mounting a bpffs");
         Bpffs(dir)
     }
 
@@ -921,7 +874,7 @@ impl Bpffs {
 
 impl Drop for Bpffs {
     fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        unmount_bpffs(&self.0);
         let _ = std::fs::remove_dir(&self.0);
     }
 }
@@ -931,12 +884,7 @@ fn a_reloaded_data_plane_keeps_the_seed_and_finds_its_flows() {
     pin_to_one_cpu();
     let bpffs = Bpffs::mount("ct-reload");
     let pins = bpffs.path().join("lvs/test");
-    let plans = [service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        vec![real(1, 1), real(2, 1), real(3, 1)],
-    )];
+    let plans = [service(VIP4, 80, Protocol::Tcp, equal_reals())];
     let skey = plans[0].key();
     let syn = Frame::tcp(CLIENT4, 40000, VIP4, 80, SYN).build();
     let ack = Frame::tcp(CLIENT4, 40000, VIP4, 80, ACK).build();
