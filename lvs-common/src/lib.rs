@@ -2,7 +2,8 @@
 //!
 //! Everything that crosses the kernel/user boundary lives here once: map names and sizes, the
 //! keys and values of every map, flag bits, and the few pure functions both sides must agree on
-//! (the source hash used by the `sh` scheduler and persistence masks).
+//! (the source hash used by the `sh` scheduler, persistence masks, the connection table's
+//! bucket hash and its choice of a way).
 //!
 //! Every type is `#[repr(C)]` with explicit padding and only integer fields, so its layout is the
 //! same for `bpfel-unknown-none` and the host, and any bit pattern is a valid value. With the
@@ -18,7 +19,7 @@ pub mod service;
 pub mod stats;
 
 pub use addr::Addr;
-pub use conntrack::{CtValue, FlowKey, PersistKey, PersistValue};
+pub use conntrack::{CtBucket, CtEntry, FlowKey, PersistKey, PersistValue};
 pub use dest::Dest;
 pub use service::{Service, VipKey};
 pub use stats::{Counters, DropReason};
@@ -38,7 +39,8 @@ macro_rules! pod {
 pod!(
     Addr,
     FlowKey,
-    CtValue,
+    CtEntry,
+    CtBucket,
     PersistKey,
     PersistValue,
     Dest,

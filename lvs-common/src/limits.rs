@@ -11,8 +11,18 @@ pub const MAX_DESTS: u32 = 16_384;
 /// holds `MAX_SERVICES * 2 * RING_SIZE` entries.
 pub const RING_SIZE: u32 = 4096;
 
-/// Entries of the connection table (LRU: the least recently used flow is evicted when full).
+/// Flows the connection table holds: [`CT_BUCKETS`] buckets of [`CT_WAYS`] ways. A new flow
+/// whose bucket is full takes the place of the bucket's least recently seen flow.
 pub const CONNTRACK_ENTRIES: u32 = 262_144;
+
+/// Ways (flows) in one bucket of the connection table.
+pub const CT_WAYS: usize = 4;
+
+/// Buckets of the connection table (a power of two: the bucket index is a masked hash).
+pub const CT_BUCKETS: u32 = CONNTRACK_ENTRIES / CT_WAYS as u32;
+
+const _: () =
+    assert!(CT_BUCKETS.is_power_of_two() && CT_BUCKETS * CT_WAYS as u32 == CONNTRACK_ENTRIES);
 
 /// Entries of the persistence table (LRU).
 pub const PERSIST_ENTRIES: u32 = 65_536;
@@ -33,8 +43,12 @@ pub mod map_names {
     pub const RINGS: &str = "LVS_RINGS";
     /// `PERCPU_ARRAY` of `u32`: each CPU's position in each service's ring.
     pub const RING_POS: &str = "LVS_RING_POS";
-    /// `LRU_HASH` [`crate::FlowKey`] → [`crate::CtValue`].
+    /// `ARRAY` (`BPF_F_MMAPABLE`) of [`crate::CtBucket`], indexed by
+    /// [`crate::hash::ct_bucket`]: the connection table.
     pub const CONNTRACK: &str = "LVS_CONNTRACK";
+    /// `ARRAY` of one `u64`: the connection table's hash seed, random, written by the agent
+    /// before the balancer is attached and kept with the table.
+    pub const CT_SEED: &str = "LVS_CT_SEED";
     /// `LRU_HASH` [`crate::PersistKey`] → [`crate::PersistValue`].
     pub const PERSIST: &str = "LVS_PERSIST";
     /// `DEVMAP_HASH` ifindex → ifindex, for XDP_REDIRECT to another interface.
@@ -47,12 +61,13 @@ pub mod map_names {
     pub const DROPS: &str = "LVS_DROPS";
 
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         SERVICES,
         DESTS,
         RINGS,
         RING_POS,
         CONNTRACK,
+        CT_SEED,
         PERSIST,
         TX_PORTS,
         SERVICE_STATS,

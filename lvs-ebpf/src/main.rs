@@ -16,6 +16,11 @@
 //! XDP_PASS, untouched.
 #![no_std]
 #![no_main]
+// `core::intrinsics::atomic_cxchg`: the connection table claims a way with BPF_CMPXCHG, and
+// `AtomicU64::compare_exchange` does not exist for the BPF target. (Host builds, such as
+// `cargo clippy --workspace` on stable, use the atomic type instead.)
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 mod conntrack;
 mod floor;
@@ -60,7 +65,9 @@ fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     rewrite::forward(ctx, dest)
 }
 
-#[cfg(not(test))]
+// Only for BPF: a host build (`cargo clippy --workspace`, which type-checks this crate) links
+// std through the agent's features of lvs-common, and std has its own.
+#[cfg(all(not(test), target_arch = "bpf"))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}

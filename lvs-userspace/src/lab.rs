@@ -118,6 +118,9 @@ pub enum LabError {
         #[source]
         source: std::io::Error,
     },
+    /// A bpf filesystem could not be mounted.
+    #[error(transparent)]
+    Bpffs(#[from] crate::dataplane::bpffs::BpffsError),
     /// Entering a network namespace failed.
     #[error("cannot enter network namespace {ns}")]
     Setns {
@@ -736,21 +739,7 @@ impl Lab {
         let is_bpffs =
             nix::sys::statfs::statfs(&path).is_ok_and(|s| s.filesystem_type().0 == 0xcafe_4a11);
         if !is_bpffs {
-            std::fs::create_dir_all(&path).map_err(|source| LabError::Io {
-                what: format!("creating {}", path.display()),
-                source,
-            })?;
-            nix::mount::mount(
-                Some("bpf"),
-                &path,
-                Some("bpf"),
-                nix::mount::MsFlags::empty(),
-                None::<&str>,
-            )
-            .map_err(|e| LabError::Io {
-                what: format!("mounting a bpffs on {}", path.display()),
-                source: e.into(),
-            })?;
+            mount_bpffs(&path)?;
         }
         Ok(path)
     }
@@ -800,7 +789,13 @@ impl Drop for Lab {
 /// builds the lab), so pins made there by an `lvs` running under `ip netns exec` outlive it.
 const BPFFS_DIR: &str = "bpf";
 
-fn unmount_bpffs(path: &Path) {
+/// Mounts a bpf filesystem on `path` (created if missing), in this process's mount namespace.
+pub fn mount_bpffs(path: &Path) -> Result<()> {
+    Ok(crate::dataplane::bpffs::mount(path)?)
+}
+
+/// Unmounts what is mounted on `path` (lazily), if `path` exists.
+pub fn unmount_bpffs(path: &Path) {
     if path.exists() {
         let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
     }

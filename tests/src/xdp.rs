@@ -1,7 +1,14 @@
-//! Running the balancer on crafted frames with BPF_PROG_TEST_RUN.
+//! Running the balancer on crafted frames with BPF_PROG_TEST_RUN, and looking into its
+//! connection table.
 
-use aya::programs::{TestRun, TestRunOptions};
-use lvs::dataplane::Dataplane;
+use std::{collections::HashMap, net::IpAddr};
+
+use aya::{
+    maps::{Array, MapData},
+    programs::{TestRun, TestRunOptions, Xdp},
+};
+use lvs::dataplane::{Dataplane, plan::kernel_addr};
+use lvs_common::{CtBucket, FlowKey, hash::ct_bucket, limits::map_names};
 
 /// The loopback interface's index: BPF_PROG_TEST_RUN without a context runs the program as if
 /// the frame arrived on loopback, so a destination behind ifindex 1 gets XDP_TX.
@@ -18,8 +25,13 @@ pub struct Outcome {
 
 /// Runs the balancer once on `frame`.
 pub fn run(dp: &mut Dataplane, frame: &[u8]) -> Outcome {
+    run_program(dp.balancer().expect("balancer program"), frame)
+}
+
+/// Runs `prog` once on `frame` (from any thread: the program is shared, not borrowed
+/// mutably).
+pub fn run_program(prog: &Xdp, frame: &[u8]) -> Outcome {
     let mut out = vec![0u8; frame.len() + 256];
-    let prog = dp.balancer().expect("balancer program");
     let r = prog
         .test_run(TestRunOptions {
             data_in: Some(frame),
@@ -36,11 +48,83 @@ pub fn run(dp: &mut Dataplane, frame: &[u8]) -> Outcome {
 
 /// Pins the calling thread to one CPU, so per-CPU scheduler positions form one sequence.
 pub fn pin_to_one_cpu() {
+    let cpu = allowed_cpus().first().copied().unwrap_or(0);
+    pin_to_cpu(cpu);
+}
+
+/// The CPUs the calling thread may run on.
+pub fn allowed_cpus() -> Vec<usize> {
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map(|s| {
+            (0..nix::sched::CpuSet::count())
+                .filter(|&c| s.is_set(c).unwrap_or(false))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Pins the calling thread to CPU `cpu`.
+pub fn pin_to_cpu(cpu: usize) {
     let mut set = nix::sched::CpuSet::new();
-    let cpu = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
-        .ok()
-        .and_then(|s| (0..nix::sched::CpuSet::count()).find(|&c| s.is_set(c).unwrap_or(false)))
-        .unwrap_or(0);
     set.set(cpu).expect("cpu index");
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("sched_setaffinity");
+}
+
+/// The key the balancer makes of a packet from `src:sport` to `dst:dport` over `proto`.
+pub fn flow_key(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> FlowKey {
+    FlowKey {
+        src: kernel_addr(src),
+        dst: kernel_addr(dst),
+        sport_be: sport.to_be(),
+        dport_be: dport.to_be(),
+        proto,
+        ..FlowKey::default()
+    }
+}
+
+/// The connection table of a loaded data plane.
+pub fn ct_map(dp: &mut Dataplane) -> Array<&mut MapData, CtBucket> {
+    let map = dp
+        .ebpf()
+        .map_mut(map_names::CONNTRACK)
+        .expect("connection table");
+    Array::try_from(map).expect("connection table of buckets")
+}
+
+/// The connection table's hash seed.
+pub fn ct_seed(dp: &mut Dataplane) -> u64 {
+    let map = dp.ebpf().map_mut(map_names::CT_SEED).expect("seed map");
+    let seeds: Array<&mut MapData, u64> = Array::try_from(map).expect("seed array");
+    seeds.get(&0, 0).expect("seed")
+}
+
+/// The bucket `key` lands in under `seed`.
+pub fn bucket_of(key: &FlowKey, seed: u64) -> u32 {
+    ct_bucket(&key.words(), seed)
+}
+
+/// The first `buckets` buckets (under `seed`) to get `per_bucket` keys from `candidates`, each
+/// with those keys in the order met. Panics if the candidates run out first.
+pub fn keys_sharing_buckets(
+    seed: u64,
+    buckets: usize,
+    per_bucket: usize,
+    candidates: impl IntoIterator<Item = FlowKey>,
+) -> Vec<Vec<FlowKey>> {
+    let mut by_bucket: HashMap<u32, Vec<FlowKey>> = HashMap::new();
+    let mut full = Vec::new();
+    for key in candidates {
+        let keys = by_bucket.entry(bucket_of(&key, seed)).or_default();
+        if keys.len() == per_bucket {
+            continue; // already taken
+        }
+        keys.push(key);
+        if keys.len() == per_bucket {
+            full.push(keys.clone());
+            if full.len() == buckets {
+                return full;
+            }
+        }
+    }
+    panic!("the candidates ran out before {buckets} buckets got {per_bucket} keys each");
 }

@@ -5,9 +5,11 @@
 //! single owner: the control socket and the metrics server ask for one through a channel.
 //!
 //! Active connections are the connection-table entries that point at a destination with its
-//! current generation. The data plane does not follow TCP state, so an entry lives until the
-//! LRU table evicts it: "active" counts remembered flows (including recently closed ones),
-//! and "inactive" is always 0.
+//! current generation and saw a packet within the last 15 minutes (IPVS's timeout of an
+//! established TCP connection). The data plane does not follow TCP state, and an entry stays
+//! until a new flow of its bucket needs its way, so the idle time is what tells a connection
+//! that may still be open from one long gone: "active" counts flows seen in that window
+//! (including recently closed ones), and "inactive" is always 0.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -15,10 +17,10 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use aya::maps::HashMap as BpfHashMap;
+use aya::maps::Array;
 use lvs_common::{
-    Counters, CtValue, DropReason, FlowKey,
-    limits::{CONNTRACK_ENTRIES, map_names},
+    Counters, CtBucket, DropReason,
+    limits::{CONNTRACK_ENTRIES, CT_BUCKETS, map_names},
 };
 use serde::{Deserialize, Serialize};
 
@@ -153,8 +155,8 @@ pub struct Snapshot {
     pub conn_table_size: u32,
     /// When it was taken, in milliseconds since the Unix epoch.
     pub taken_unix_ms: u64,
-    /// Connection-table entries in total (all services, stale ones included); 0 when the
-    /// table was not walked (metrics snapshots).
+    /// Connection-table entries counted as active connections, in total (all services, those
+    /// of removed destinations included); 0 when the table was not walked (metrics snapshots).
     pub conn_table_entries: u64,
     /// Virtual services in config order.
     pub services: Vec<ServiceSnapshot>,
@@ -188,21 +190,38 @@ pub fn scheduler_name(s: Scheduler) -> &'static str {
     }
 }
 
+/// How long a flow may be idle and still count as an active connection: IPVS's timeout of an
+/// established TCP connection.
+pub const ACTIVE_IDLE: Duration = Duration::from_secs(15 * 60);
+
+/// Now on the connection table's clock: CLOCK_MONOTONIC, coarse, as `bpf_ktime_get_coarse_ns`.
+fn conntrack_now_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
+        .map(|t| Duration::from(t).as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 impl Agent {
-    /// Counts connection-table entries by (destination id, generation).
+    /// Counts the connection table's active entries (see the module docs) by (destination id,
+    /// generation), and in total.
     fn flows_by_dest(&mut self) -> (HashMap<(u32, u32), u64>, u64) {
         let mut counts = HashMap::new();
         let mut total = 0;
         let Some(map) = self.dataplane.ebpf().map(map_names::CONNTRACK) else {
             return (counts, 0);
         };
-        let Ok(ct) = BpfHashMap::<_, FlowKey, CtValue>::try_from(map) else {
+        let Ok(ct) = Array::<_, CtBucket>::try_from(map) else {
             return (counts, 0);
         };
-        // Entries can vanish while we walk (LRU eviction): skip what fails.
-        for (_, v) in ct.iter().flatten() {
-            *counts.entry((v.dest, v.generation)).or_insert(0) += 1;
-            total += 1;
+        let now = conntrack_now_ns();
+        let idle = ACTIVE_IDLE.as_nanos() as u64;
+        // One bucket per lookup. The data plane goes on writing meanwhile: a way copied while
+        // a writer held it has an odd sequence number and is not counted.
+        for bucket in (0..CT_BUCKETS).filter_map(|i| ct.get(&i, 0).ok()) {
+            for e in bucket.ways.iter().filter(|e| e.is_active(now, idle)) {
+                *counts.entry((e.dest, e.generation)).or_insert(0) += 1;
+                total += 1;
+            }
         }
         (counts, total)
     }

@@ -50,6 +50,27 @@ fn in_host_mount_namespace() -> bool {
     mine.is_some() && mine == ns("/proc/1/ns/mnt")
 }
 
+/// Mounts a bpf filesystem on `path` (created if missing), in this process's mount namespace.
+pub fn mount(path: &Path) -> Result<(), BpffsError> {
+    std::fs::create_dir_all(path).map_err(|source| BpffsError::Io {
+        action: "creating",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    nix::mount::mount(
+        Some("bpf"),
+        path,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| BpffsError::Io {
+        action: "mounting a bpffs on",
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
+}
+
 /// The pin directory of `instance` under the bpffs at `root`, created if missing. Mounts a
 /// bpffs at `root` when none is there and this process is in the host's mount namespace.
 pub fn pin_dir(root: &Path, instance: &str) -> Result<PathBuf, BpffsError> {
@@ -60,23 +81,7 @@ pub fn pin_dir(root: &Path, instance: &str) -> Result<PathBuf, BpffsError> {
                 why: " and lvs runs in a private mount namespace (ip netns exec?)".into(),
             });
         }
-        std::fs::create_dir_all(root).map_err(|source| BpffsError::Io {
-            action: "creating",
-            path: root.to_path_buf(),
-            source,
-        })?;
-        nix::mount::mount(
-            Some("bpf"),
-            root,
-            Some("bpf"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .map_err(|e| BpffsError::Io {
-            action: "mounting a bpffs on",
-            path: root.to_path_buf(),
-            source: e.into(),
-        })?;
+        mount(root)?;
     }
     let dir = root.join("lvs").join(instance);
     std::fs::create_dir_all(&dir).map_err(|source| BpffsError::Io {

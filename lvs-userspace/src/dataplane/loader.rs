@@ -135,6 +135,13 @@ pub enum LoadError {
         /// The interface's name.
         name: String,
     },
+    /// No random seed for the connection table could be drawn.
+    #[error("drawing a random seed for the connection table: {source}")]
+    Random {
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// How the balancer is attached (`--xdp-mode`).
@@ -213,6 +220,47 @@ fn check_layout(dir: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// Gives the connection table a random non-zero hash seed if it has none (a new map), before
+/// any program runs on it. A seed already there (pinned maps adopted from an earlier agent) is
+/// kept: the flows in the table are where that seed put them.
+fn seed_conntrack(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    let name = map_names::CT_SEED;
+    let map = ebpf.map_mut(name).ok_or(LoadError::MissingMap { name })?;
+    let mut seeds: Array<&mut MapData, u64> =
+        Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+    if seeds
+        .get(&0, 0)
+        .map_err(|source| LoadError::Map { name, source })?
+        != 0
+    {
+        return Ok(());
+    }
+    let seed = random_seed()?;
+    seeds
+        .set(0, seed, 0)
+        .map_err(|source| LoadError::Map { name, source })
+}
+
+/// A random non-zero `u64` from the kernel's random pool.
+fn random_seed() -> Result<u64, LoadError> {
+    loop {
+        let mut bytes = [0u8; 8];
+        // SAFETY: getrandom(2) writes at most `bytes.len()` bytes into the buffer.
+        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        if n < 0 {
+            let source = std::io::Error::last_os_error();
+            if source.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(LoadError::Random { source });
+        }
+        let seed = u64::from_ne_bytes(bytes);
+        if n as usize == bytes.len() && seed != 0 {
+            return Ok(seed);
+        }
+    }
+}
+
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, LoadError> {
     ebpf.take_map(name).ok_or(LoadError::MissingMap { name })
 }
@@ -261,6 +309,7 @@ impl Dataplane {
     }
 
     fn from_ebpf(mut ebpf: Ebpf, pins: Option<PathBuf>) -> Result<Self, LoadError> {
+        seed_conntrack(&mut ebpf)?;
         load_program(&mut ebpf, program_names::BALANCER)?;
         let cpus =
             aya::util::nr_cpus().map_err(|(path, source)| LoadError::Cpus { path, source })?;

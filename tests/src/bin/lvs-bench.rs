@@ -8,25 +8,30 @@
 //! - new flow: `lvs_xdp` on a SYN (a SYN always starts a new connection: virtual service
 //!   lookup, scheduling, connection-table update).
 //!
-//! The median of the rounds is printed, with the ratio to the floor.
+//! The median of the rounds is printed, with the ratio to the floor. Then SYNs of fresh
+//! 5-tuples, each run once, beside the floor on known flows run the same way: first into the
+//! nearly empty table, then into a full one (every way of every bucket written beforehand, so
+//! each new flow evicts one).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context as _, Result, ensure};
 use aya::{
-    maps::HashMap,
+    maps::{Array, HashMap, MapData},
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lvs::{
     config::{Protocol, Scheduler},
-    dataplane::{
-        Dataplane, DestPlan, ServicePlan, Target, loader::load_program, plan::kernel_addr,
-    },
+    dataplane::{Dataplane, DestPlan, ServicePlan, Target, loader::load_program},
 };
-use lvs_common::{FlowKey, limits::program_names, service::proto};
+use lvs_common::{
+    CtBucket, CtEntry, FlowKey,
+    limits::{CT_BUCKETS, CT_WAYS, map_names, program_names},
+    service::proto,
+};
 use lvs_tests::{
     packet::{ACK, DIRECTOR_MAC, Frame, SYN},
-    xdp::{TEST_RUN_IFINDEX, pin_to_one_cpu},
+    xdp::{TEST_RUN_IFINDEX, bucket_of, ct_seed, flow_key, pin_to_one_cpu},
 };
 
 const XDP_PASS: u32 = 2;
@@ -57,6 +62,64 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The three programs on frames each run once, interleaved: the mean ns of the pass program
+/// on `known`, of the floor on `known` and of the balancer on `new`.
+fn once_each(
+    (pass, floor, balancer): (&Xdp, &Xdp, &Xdp),
+    known: &[Vec<u8>],
+    new: &[Vec<u8>],
+) -> Result<(f64, f64, f64)> {
+    let (mut ps, mut fs, mut ns) = (0.0, 0.0, 0.0);
+    for (k, n) in known.iter().zip(new) {
+        ps += ns_with_verdict(pass, k, 1, XDP_PASS)?;
+        fs += ns_per_packet(floor, k, 1)?;
+        ns += ns_per_packet(balancer, n, 1)?;
+    }
+    let count = known.len() as f64;
+    Ok((ps / count, fs / count, ns / count))
+}
+
+/// Writes every way of every bucket of the connection table (hashed with `seed`): flows from
+/// 100.64.0.0/10 to `vip` that land there, scheduled to `dest` (with `generation`), last seen
+/// a second ago.
+fn fill_conntrack(
+    table: &mut Array<MapData, CtBucket>,
+    seed: u64,
+    vip: IpAddr,
+    dest: u32,
+    generation: u32,
+) -> Result<()> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)?;
+    let seen = std::time::Duration::from(now).as_nanos() as u64 - 1_000_000_000;
+    let mut buckets = vec![CtBucket::default(); CT_BUCKETS as usize];
+    let mut filled = vec![0usize; CT_BUCKETS as usize];
+    let (mut full, mut n) = (0, 0u32);
+    while full < CT_BUCKETS {
+        let src = IpAddr::V4(Ipv4Addr::from(0x6440_0000 | (n >> 8)));
+        let key = flow_key(src, 1024 + (n & 0xff) as u16, vip, 80, proto::TCP);
+        n += 1;
+        let b = bucket_of(&key, seed) as usize;
+        if filled[b] == CT_WAYS {
+            continue;
+        }
+        buckets[b].ways[filled[b]] = CtEntry {
+            seq: 2,
+            key,
+            dest,
+            generation,
+            last_seen_ns: seen,
+        };
+        filled[b] += 1;
+        if filled[b] == CT_WAYS {
+            full += 1;
+        }
+    }
+    for (i, b) in buckets.iter().enumerate() {
+        table.set(i as u32, b, 0)?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let repeat: u32 = std::env::var("LVS_BENCH_REPEAT")
         .ok()
@@ -79,14 +142,23 @@ fn main() -> Result<()> {
         })
         .collect();
     let mut dp = Dataplane::load().context("loading the balancer")?;
-    dp.tables.apply(&[ServicePlan {
+    let plan = ServicePlan {
         vip: SocketAddr::new(vip, 80),
         protocol: Protocol::Tcp,
         scheduler: Scheduler::Wrr,
         persistence: None,
         dests: reals,
         fallback: None,
-    }])?;
+    };
+    dp.tables.apply(std::slice::from_ref(&plan))?;
+    let first_real = dp
+        .tables
+        .dest_id(&plan.key(), plan.dests[0].addr)
+        .context("first real's slot")?;
+    let first_generation = dp
+        .tables
+        .dest_generation(first_real)
+        .context("first real's generation")?;
 
     let syn = Frame::tcp(client, 40000, vip, 80, SYN).build();
     let ack = Frame::tcp(client, 40000, vip, 80, ACK).build();
@@ -99,6 +171,14 @@ fn main() -> Result<()> {
         Frame::tcp(fresh_src(round, i), 10000 + i as u16, vip, 80, flags).build()
     };
 
+    // The connection table, to fill between the measurements.
+    let seed = ct_seed(&mut dp);
+    let mut conntrack: Array<MapData, CtBucket> = Array::try_from(
+        dp.ebpf()
+            .take_map(map_names::CONNTRACK)
+            .context("connection table")?,
+    )?;
+
     let ebpf = dp.ebpf();
     load_program(ebpf, program_names::FLOOR)?;
     load_program(ebpf, program_names::PASS)?;
@@ -107,14 +187,7 @@ fn main() -> Result<()> {
         ebpf.map_mut(program_names::FLOOR_MAP)
             .context("floor map")?,
     )?;
-    let floor_key = |src: IpAddr, sport: u16| FlowKey {
-        src: kernel_addr(src),
-        dst: kernel_addr(vip),
-        sport_be: sport.to_be(),
-        dport_be: 80u16.to_be(),
-        proto: proto::TCP,
-        ..FlowKey::default()
-    };
+    let floor_key = |src: IpAddr, sport: u16| flow_key(src, sport, vip, 80, proto::TCP);
     let mut macs = [0u8; 12];
     macs[..6].copy_from_slice(&[2, 0xaa, 0, 0, 0, 1]);
     macs[6..].copy_from_slice(&DIRECTOR_MAC);
@@ -146,21 +219,24 @@ fn main() -> Result<()> {
     // cost of a run of the pass program measured the same way (minus its cost at 1,000,000
     // repeats) is taken off both sides: what remains is each program's own time.
     let pass_long = ns_with_verdict(pass, &ack, repeat, XDP_PASS)?;
-    let (mut fo, mut no, mut po) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 1..=rounds as u32 {
-        let (mut fs, mut ns, mut ps) = (0.0, 0.0, 0.0);
-        for i in 0..FRESH {
-            ps += ns_with_verdict(pass, &fresh(0, i, ACK), 1, XDP_PASS)?;
-            fs += ns_per_packet(floor, &fresh(0, i, ACK), 1)?;
-            ns += ns_per_packet(balancer, &fresh(round, i, SYN), 1)?;
+    let known: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh(0, i, ACK)).collect();
+    let programs = (pass, floor, balancer);
+    // Rounds 1..=rounds into the nearly empty table, then the next rounds into a full one.
+    let measure = |first_round: u32| -> Result<(f64, f64, f64)> {
+        let (mut po, mut fo, mut no) = (Vec::new(), Vec::new(), Vec::new());
+        for round in first_round..first_round + rounds as u32 {
+            let new: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh(round, i, SYN)).collect();
+            let (p, f, n) = once_each(programs, &known, &new)?;
+            po.push(p);
+            fo.push(f);
+            no.push(n);
         }
-        let n = f64::from(FRESH);
-        po.push(ps / n);
-        fo.push(fs / n);
-        no.push(ns / n);
-    }
-    let overhead = median(po) - pass_long;
-    let (fo, no) = (median(fo) - overhead, median(no) - overhead);
+        let overhead = median(po) - pass_long;
+        Ok((overhead, median(fo) - overhead, median(no) - overhead))
+    };
+    let (overhead, fo, no) = measure(1)?;
+    fill_conntrack(&mut conntrack, seed, vip, first_real, first_generation)?;
+    let (full_overhead, ffo, fno) = measure(1 + rounds as u32)?;
     println!(
         "XDP cost per packet, BPF_PROG_TEST_RUN, {repeat} repeats x {rounds} rounds (median), one CPU"
     );
@@ -190,6 +266,17 @@ fn main() -> Result<()> {
         "lvs new flow (SYN, not in table)",
         no,
         no / fo
+    );
+    println!(
+        "\nthe same into a full table: all {} ways written first, each new flow evicts one ({full_overhead:.0} ns taken off)",
+        CT_BUCKETS as usize * CT_WAYS
+    );
+    println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", ffo, 1.0);
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (target <= 3x)",
+        "lvs new flow (SYN, full table)",
+        fno,
+        fno / ffo
     );
     Ok(())
 }
