@@ -531,7 +531,8 @@ impl Worker {
         tokio::time::sleep_until(on_tick(start)).await;
         let first = Instant::now();
         // The second check comes within one interval of the first (spread by the jitter), so no
-        // gap between two checks is ever longer than the interval.
+        // gap between two checks is ever longer than the interval (and the one [`TICK`] a check
+        // may wait for).
         let mut next = first + jitter(&self.key, interval);
         loop {
             if let Some(task) = lookup.take_if(|t| t.is_finished())
