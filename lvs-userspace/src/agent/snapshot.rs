@@ -17,11 +17,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use aya::maps::Array;
-use lvs_common::{
-    Counters, CtBucket, DropReason,
-    limits::{CONNTRACK_ENTRIES, CT_BUCKETS, map_names},
-};
+use lvs_common::{Counters, DropReason, limits::CONNTRACK_ENTRIES};
 use serde::{Deserialize, Serialize};
 
 use super::{Agent, View, desired};
@@ -207,21 +203,16 @@ impl Agent {
     fn flows_by_dest(&mut self) -> (HashMap<(u32, u32), u64>, u64) {
         let mut counts = HashMap::new();
         let mut total = 0;
-        let Some(map) = self.dataplane.ebpf().map(map_names::CONNTRACK) else {
-            return (counts, 0);
-        };
-        let Ok(ct) = Array::<_, CtBucket>::try_from(map) else {
-            return (counts, 0);
-        };
         let now = conntrack_now_ns();
         let idle = ACTIVE_IDLE.as_nanos() as u64;
-        // One bucket per lookup. The data plane goes on writing meanwhile: a way copied while
-        // a writer held it has an odd sequence number and is not counted.
-        for bucket in (0..CT_BUCKETS).filter_map(|i| ct.get(&i, 0).ok()) {
-            for e in bucket.ways.iter().filter(|e| e.is_active(now, idle)) {
+        let walked = crate::dataplane::conntrack::for_each_way(self.dataplane.ebpf(), |e| {
+            if e.is_active(now, idle) {
                 *counts.entry((e.dest, e.generation)).or_insert(0) += 1;
                 total += 1;
             }
+        });
+        if let Err(e) = walked {
+            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "counting active connections");
         }
         (counts, total)
     }
@@ -229,17 +220,20 @@ impl Agent {
     /// Builds a [`Snapshot`] of the agent now; without `with_flows`, active connections are
     /// left at 0 (the connection table is not walked).
     pub(crate) fn snapshot(&mut self, with_flows: bool) -> Snapshot {
-        let (flows, total) = if with_flows {
-            self.flows_by_dest()
-        } else {
-            (HashMap::new(), 0)
-        };
+        // The checks' states first, right after the caller applied what the agent knows: the
+        // checks go on while the connection table is walked, and a state read after the walk
+        // could be one the agent has not received yet (a real shown down but still weighted).
         let health: HashMap<CheckKey, _> = self
             .health
             .snapshot()
             .into_iter()
             .map(|t| (t.key.clone(), t))
             .collect();
+        let (flows, total) = if with_flows {
+            self.flows_by_dest()
+        } else {
+            (HashMap::new(), 0)
+        };
         let view = View {
             states: &self.states,
             targets: &self.targets,
