@@ -248,14 +248,20 @@ impl HttpCheck {
             self.host
         );
         let head = self.method == HttpMethod::Head;
+        // What follows the connect is boxed: a check waiting for its connect (thousands at
+        // once, to servers that do not answer) holds only the connect's state, not that of a
+        // TLS session and an exchange.
         match &self.tls {
-            None => exchange(tcp, request.as_bytes(), head, addr).await,
+            None => Box::pin(exchange(tcp, request.as_bytes(), head, addr)).await,
             Some((connector, name)) => {
-                let stream = connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map_err(|source| HttpError::Tls { addr, source })?;
-                exchange(stream, request.as_bytes(), head, addr).await
+                Box::pin(async {
+                    let stream = connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|source| HttpError::Tls { addr, source })?;
+                    exchange(stream, request.as_bytes(), head, addr).await
+                })
+                .await
             }
         }
     }
