@@ -121,6 +121,30 @@ fn one_line(e: &anyhow::Error) -> String {
     line
 }
 
+/// Raises the soft limit of open files to the hard one: a check holds a socket while it runs,
+/// thousands at once with thousands of reals, and the soft limit is often 1,024 (systemd's
+/// default) while the hard one is far higher.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!(
+                    "cannot raise the open-files limit to {}: {}",
+                    limit.rlim_max,
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run {
@@ -141,6 +165,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 Some(bpffs::pin_dir(&bpffs, &instance)?)
             };
+            raise_open_files_limit();
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             let opts = RunOptions {
                 config: path,

@@ -54,26 +54,35 @@ impl<'a> RunningLvs<'a> {
 
     /// Writes `config` to `name` in the lab's directory and starts `lvs run` with it.
     pub fn start_file(lab: &'a Lab, name: &str, config: &str) -> Result<Self> {
+        Self::start_under(lab, name, config, &[])
+    }
+
+    /// As [`RunningLvs::start_file`], through `wrapper` (a command that execs its arguments,
+    /// such as `prlimit --nofile=256:4096 --`): the pid is still the agent's.
+    pub fn start_under(lab: &'a Lab, name: &str, config: &str, wrapper: &[&str]) -> Result<Self> {
         let path = lab.work_dir().join(name);
         std::fs::write(&path, config)?;
         let log = lab.work_dir().join(format!("{name}.log"));
         let control = lab.work_dir().join("run-lvs").join(format!("{name}.sock"));
         let bin = lvs_binary();
         let bpffs = lab.bpffs()?;
-        let pid = lab.spawn_logged(
-            lab.director_ns(),
-            bin.to_str().context("lvs path")?,
-            [
-                "run",
-                "--config",
-                path.to_str().context("config path")?,
-                "--bpffs",
-                bpffs.to_str().context("bpffs path")?,
-                "--control",
-                control.to_str().context("control path")?,
-            ],
-            &log,
-        )?;
+        let bin = bin.to_str().context("lvs path")?;
+        let args = [
+            "run",
+            "--config",
+            path.to_str().context("config path")?,
+            "--bpffs",
+            bpffs.to_str().context("bpffs path")?,
+            "--control",
+            control.to_str().context("control path")?,
+        ];
+        let (program, rest) = wrapper.split_first().unwrap_or((&bin, &[]));
+        let args: Vec<&str> = if wrapper.is_empty() {
+            args.to_vec()
+        } else {
+            rest.iter().copied().chain([bin]).chain(args).collect()
+        };
+        let pid = lab.spawn_logged(lab.director_ns(), program, args, &log)?;
         Ok(RunningLvs {
             lab,
             pid,

@@ -347,3 +347,26 @@ fn metrics_match_the_traffic_sent() {
     assert_eq!(status, 404);
     assert!(lvs.stop());
 }
+
+/// The agent raises its soft limit of open files to the hard one (a check holds a socket while
+/// it runs, thousands at once with thousands of reals; systemd's default soft limit is 1,024).
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_one() {
+    let lab = lab();
+    let lvs = RunningLvs::start_under(
+        &lab,
+        "lvs.toml",
+        &config(),
+        &["prlimit", "--nofile=256:4096", "--"],
+    )
+    .unwrap();
+    lvs.wait_served(vip(&lab), Duration::from_secs(15)).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", lvs.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("no open-files limit in:\n{limits}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&cols[3..5], ["4096", "4096"], "{line}");
+    assert!(lvs.stop());
+}
