@@ -11,10 +11,10 @@
 //!
 //! Keeping a real's MAC fresh: packets the XDP program forwards bypass the kernel's neighbour
 //! state machine, so the director's entry for a real is only confirmed or re-probed when the
-//! director's own stack talks to the real (health checks do) or when [`probe`] is called. The
-//! kernel announces a new MAC (seen by the watches) when the real sends a gratuitous ARP or
-//! unsolicited NA (e.g. `arp_notify=1`), or when a stale entry's unicast probes fail and it is
-//! resolved again by broadcast.
+//! director's own stack talks to the real (health checks do) or when [`Rtnl::probe_on`] is
+//! called. The kernel announces a new MAC (seen by the watches) when the real sends a
+//! gratuitous ARP or unsolicited NA (e.g. `arp_notify=1`), or when a stale entry's unicast
+//! probes fail and it is resolved again by broadcast.
 //!
 //! Every call works in the network namespace of the *calling thread*, so it composes with
 //! [`crate::lab::run_in_netns`].
@@ -466,14 +466,6 @@ pub fn resolve_timeout(addr: IpAddr, timeout: Duration) -> Result<Neighbour> {
     }
 }
 
-/// Asks the kernel to (re)resolve `addr` on the interface that routes it (`NTF_USE`). A valid
-/// entry is left alone by the kernel; use this to start resolution without waiting for it.
-pub fn probe(addr: IpAddr) -> Result<()> {
-    let route = route_to(addr)?;
-    let sock = Netlink::open(0)?;
-    kick_resolution(&sock, addr, route.ifindex)
-}
-
 /// One netlink connection for a caller that makes many requests (the agent's resolver
 /// thread): a single socket, and the interfaces it has looked up kept until
 /// [`Rtnl::forget_links`]. The free functions of this module open a socket per call.
@@ -510,7 +502,8 @@ impl Rtnl {
         on_link(addr, route)
     }
 
-    /// Asks the kernel to resolve `addr` on `ifindex` (see [`probe`]), without waiting.
+    /// Asks the kernel to (re)resolve `addr` on `ifindex` (`NTF_USE`), without waiting for
+    /// it. A valid entry is left alone by the kernel.
     pub fn probe_on(&self, addr: IpAddr, ifindex: u32) -> Result<()> {
         kick_resolution(&self.sock, addr, ifindex)
     }
@@ -626,7 +619,7 @@ pub fn link_by_name(name: &str) -> Result<Link> {
 /// The kernel announces an entry whenever its state or link-layer address changes. Linux on
 /// the director only learns that a real's MAC changed when the real announces it (gratuitous
 /// ARP, e.g. with `arp_notify=1`; unsolicited NA) or when the entry is re-probed after going
-/// stale, so an agent should combine this with periodic [`probe`]s.
+/// stale, so an agent should combine this with periodic probes ([`Rtnl::probe_on`]).
 pub fn watch() -> Result<NeighbourWatch> {
     let sock = Netlink::open(RTMGRP_NEIGH)?;
     Ok(NeighbourWatch {

@@ -107,25 +107,6 @@ impl Snapshot {
     }
 }
 
-/// The target of `addr` as the kernel knows it now, without waiting.
-pub fn target_now(addr: IpAddr) -> Result<Target, String> {
-    if neighbour::is_local(addr).map_err(|e| e.to_string())? {
-        return Ok(Target::Local);
-    }
-    let route = neighbour::route_to(addr).map_err(|e| e.to_string())?;
-    match neighbour::neighbour_entry(addr, route.ifindex).map_err(|e| e.to_string())? {
-        Some((state, Some(mac))) if state.is_valid() => Ok(Target::Remote {
-            mac: mac.octets(),
-            src_mac: route.src_mac.octets(),
-            ifindex: route.ifindex,
-        }),
-        _ => Err(format!(
-            "no link-layer address for {addr} on {} yet",
-            route.ifname
-        )),
-    }
-}
-
 impl Resolver {
     fn new(updates: mpsc::UnboundedSender<TargetUpdate>) -> Self {
         Resolver {
