@@ -10,7 +10,7 @@
 //!
 //! Run: `cargo run --release -p lvs-tests --bin lvs-scale-bench [-- OPTIONS]`
 //!
-//! Options: `--check connect|negotiate|both` (default both), `--warmup S` (10), `--window S`
+//! Options: `--check connect|negotiate|both|on` (default both; `on`: no checks, the agent alone), `--warmup S` (10), `--window S`
 //! (20), `--live N` (5000), `--dead N` (5000), `--services N` (40), `--no-build` (do not run
 //! `cargo build --release --bin lvs` first; `LVS_BIN` overrides the binary).
 //!
@@ -103,7 +103,7 @@ fn parse_args() -> Result<Options> {
                     "negotiate" => vec!["negotiate"],
                     "on" => vec!["on"],
                     "both" => vec!["connect", "negotiate"],
-                    other => bail!("--check connect|negotiate|both, not {other}"),
+                    other => bail!("--check connect|negotiate|both|on, not {other}"),
                 }
             }
             "--warmup" => o.warmup = Duration::from_secs(value()?.parse()?),
@@ -114,7 +114,7 @@ fn parse_args() -> Result<Options> {
             "--no-build" => o.build = false,
             "-h" | "--help" => {
                 println!(
-                    "lvs-scale-bench [--check connect|negotiate|both] [--warmup S] [--window S] \
+                    "lvs-scale-bench [--check connect|negotiate|both|on] [--warmup S] [--window S] \
                      [--live N] [--dead N] [--services N] [--no-build]"
                 );
                 std::process::exit(0);
