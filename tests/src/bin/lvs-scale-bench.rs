@@ -10,9 +10,10 @@
 //!
 //! Run: `cargo run --release -p lvs-tests --bin lvs-scale-bench [-- OPTIONS]`
 //!
-//! Options: `--check connect|negotiate|both|on` (default both; `on`: no checks, the agent alone), `--warmup S` (10), `--window S`
-//! (20), `--live N` (5000), `--dead N` (5000), `--services N` (40), `--no-build` (do not run
-//! `cargo build --release --bin lvs` first; `LVS_BIN` overrides the binary).
+//! Options: `--check connect|negotiate|both|on` (default both; `on`: no checks, the agent
+//! alone), `--warmup S` (10), `--window S` (20), `--live N` (5000), `--dead N` (5000),
+//! `--services N` (40), `--no-build` (do not run `cargo build --release --bin lvs` first;
+//! `LVS_BIN` overrides the binary).
 //!
 //! The kernel's neighbour table is shared by all namespaces and holds 1024 entries by default
 //! (`gc_thresh3`); 10,000 reals need more, so the bench raises `net.ipv4.neigh.default.
