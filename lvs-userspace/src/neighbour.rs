@@ -622,11 +622,17 @@ pub fn link_by_name(name: &str) -> Result<Link> {
 /// stale, so an agent should combine this with periodic probes ([`Rtnl::probe_on`]).
 pub fn watch() -> Result<NeighbourWatch> {
     let sock = Netlink::open(RTMGRP_NEIGH)?;
+    // Room for bursts (thousands of reals changing at once) between two reads; beyond it the
+    // reader learns that events were lost and reads the table again.
+    sock.set_receive_buffer(WATCH_BUFFER);
     Ok(NeighbourWatch {
         sock,
         pending: VecDeque::new(),
     })
 }
+
+/// The receive buffer asked for a [`watch`] socket.
+const WATCH_BUFFER: i32 = 4 << 20;
 
 /// A subscription to neighbour changes; see [`watch`]. Blocking; its socket can be polled.
 pub struct NeighbourWatch {
@@ -696,9 +702,15 @@ impl NeighbourWatch {
         Ok(true)
     }
 
-    /// Events already received, without blocking.
+    /// The next change already announced, without blocking (one `recv` per datagram, no
+    /// `poll`).
     pub fn try_next(&mut self) -> Result<Option<NeighbourEvent>> {
-        self.next_timeout(Some(Duration::ZERO))
+        while self.pending.is_empty() {
+            if !self.receive(true)? {
+                return Ok(None);
+            }
+        }
+        Ok(self.pending.pop_front())
     }
 }
 
@@ -881,21 +893,42 @@ impl Netlink {
     }
 
     fn recv_flags(&self, flags: i32) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; 65536];
-        // SAFETY: buf is valid for its length.
+        // Not zeroed: the kernel writes what is read (a notification is a few hundred bytes).
+        let mut buf = Vec::<u8>::with_capacity(65536);
+        // SAFETY: buf's spare capacity is valid for writes of its length.
         let n = unsafe {
             libc::recv(
                 self.fd.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
-                buf.len(),
+                buf.capacity(),
                 flags,
             )
         };
         if n < 0 {
             return Err(sock_err("recv"));
         }
-        buf.truncate(n as usize);
+        // SAFETY: the kernel initialised the first n bytes (n <= capacity).
+        unsafe { buf.set_len(n as usize) };
         Ok(buf)
+    }
+
+    /// Asks for a receive buffer of `bytes` (beyond the `rmem_max` limit when privileged).
+    fn set_receive_buffer(&self, bytes: i32) {
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            // SAFETY: setsockopt with a valid int of the given length.
+            let rc = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&bytes as *const i32).cast(),
+                    std::mem::size_of::<i32>() as u32,
+                )
+            };
+            if rc == 0 {
+                return;
+            }
+        }
     }
 
     /// Sends a request and collects the answers (type, body) up to the ACK or NLMSG_DONE.

@@ -1,6 +1,6 @@
 //! The netlink neighbour/route module, from the director of the namespace lab. Needs root.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use lvs::lab::{self, Lab, LabOptions};
@@ -286,4 +286,62 @@ fn resolver_reports_a_reachable_real_and_an_address_nobody_answers() {
         *after >= Duration::from_millis(900),
         "reported before its probe could be answered: {after:?}"
     );
+}
+
+/// An address nobody answers for becomes silent once the kernel gives up resolving it (its
+/// entry FAILED), and stops being silent when a host takes the address and answers the
+/// resolver's next probe.
+#[test]
+fn resolver_calls_an_address_silent_until_it_answers() {
+    use lvs::agent::neighbours::{Neighbours, TargetUpdate};
+
+    let lab = lab_without_servers();
+    let real = IpAddr::V4(lab.reals()[0].addr_v4);
+    let nobody = lab::lab_v4(201);
+    let (resolver, mut updates) =
+        lab::run_in_netns(lab.director_ns(), Neighbours::spawn).expect("entering the director");
+    resolver.follow([real, IpAddr::V4(nobody)].into_iter().collect());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Waits for an update of `addr` that satisfies `want`; asserts the real is never silent.
+    let mut wait = |addr: Ipv4Addr, within: Duration, want: &dyn Fn(&TargetUpdate) -> bool| {
+        rt.block_on(async {
+            tokio::time::timeout(within, async {
+                loop {
+                    let up = updates.recv().await.expect("the resolver runs");
+                    assert!(
+                        !(up.addr == real && up.silent),
+                        "the real went silent: {up:?}"
+                    );
+                    if up.addr == IpAddr::V4(addr) && want(&up) {
+                        return up;
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no such update for {addr} within {within:?}"))
+        })
+    };
+    // Three unanswered ARP requests a second apart, then the kernel's entry fails.
+    let up = wait(nobody, Duration::from_secs(10), &|u| u.silent);
+    assert!(up.target.is_none(), "{up:?}");
+
+    // A host takes the address: the resolver's retries (at most 10 s apart) find it.
+    let status = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &lab.reals()[0].ns,
+            "addr",
+            "add",
+            &format!("{nobody}/24"),
+            "dev",
+            "eth0",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let up = wait(nobody, Duration::from_secs(15), &|u| u.target.is_some());
+    assert!(!up.silent, "{up:?}");
 }

@@ -503,6 +503,12 @@ impl Agent {
     }
 
     fn on_target(&mut self, up: TargetUpdate) {
+        self.health.set_silent(up.addr, up.silent);
+        if self.targets.get(&up.addr) == Some(&up.target) {
+            // Only its silence changed.
+            tracing::debug!(server = %up.addr, silent = up.silent, "server resolution");
+            return;
+        }
         match (&up.target, &up.reason) {
             (Some(_), _) => {
                 tracing::info!(server = %up.addr, target = ?up.target, "server reachable")

@@ -21,7 +21,7 @@ use crate::{
 /// kernel announces its entry when anything, a health check included, resolves it).
 const RETRY: Duration = Duration::from_secs(1);
 /// The longest delay between two probes of an unresolved address.
-const RETRY_MAX: Duration = Duration::from_secs(30);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 /// How often every address's neighbour entry is re-read (besides the change notifications).
 const REFRESH: Duration = Duration::from_secs(5);
 /// How often the followed addresses are looked at.
@@ -38,6 +38,10 @@ pub struct TargetUpdate {
     pub target: Option<Target>,
     /// Why it cannot be reached, when it cannot.
     pub reason: Option<String>,
+    /// It does not answer address resolution: the kernel's entry went `FAILED`, and no valid
+    /// one has come since. Health checks send it nothing meanwhile (see
+    /// [`crate::health::silent`]); this thread goes on probing it.
+    pub silent: bool,
 }
 
 /// The handle to the resolver thread.
@@ -70,6 +74,9 @@ struct Resolver {
     /// Addresses followed but not yet reported either way: an address unresolved from the
     /// start is reported once its first probe has had a second to get an answer.
     unreported: HashSet<IpAddr>,
+    /// Addresses whose resolution failed and has not succeeded since (see
+    /// [`TargetUpdate::silent`]).
+    silent: HashSet<IpAddr>,
     /// Unresolved addresses: when to probe next, and the delay after that.
     next_try: HashMap<IpAddr, (Instant, Duration)>,
     /// Routes looked up, with when.
@@ -113,6 +120,7 @@ impl Resolver {
             updates,
             known: HashMap::new(),
             unreported: HashSet::new(),
+            silent: HashSet::new(),
             next_try: HashMap::new(),
             routes: HashMap::new(),
             snap: Snapshot::default(),
@@ -145,6 +153,7 @@ impl Resolver {
             .map_err(|e| tracing::warn!("not following neighbour changes: {e}"))
             .ok();
         let mut last_refresh = Instant::now();
+        let mut last_retries = Instant::now();
         loop {
             let mut new = HashSet::new();
             match addrs.try_recv() {
@@ -155,12 +164,12 @@ impl Resolver {
             let mut changed = HashSet::new();
             let mut lost = false;
             if let Some(w) = watch.as_mut() {
-                // Rounds every 200 ms: notifications are gathered until the round ends (a
-                // flood of them costs one pass over the followed addresses per round).
-                let round_end = Instant::now() + ROUND;
-                let mut next = w.next_timeout(Some(ROUND));
+                // Rounds every 200 ms: the notifications of a round are read together at its
+                // end (one wakeup per round however many come, and a flood of them costs one
+                // pass over the followed addresses).
+                std::thread::sleep(ROUND);
                 loop {
-                    match next {
+                    match w.try_next() {
                         Ok(Some(ev)) => {
                             let key = (ev.addr, ev.ifindex);
                             match ev.kind {
@@ -181,9 +190,6 @@ impl Resolver {
                             break;
                         }
                     }
-                    let Some(w) = watch.as_mut() else { break };
-                    next =
-                        w.next_timeout(Some(round_end.saturating_duration_since(Instant::now())));
                 }
             } else {
                 std::thread::sleep(ROUND);
@@ -204,17 +210,33 @@ impl Resolver {
                 }
             }
             let now = Instant::now();
-            let due: Vec<IpAddr> = self
-                .known
-                .iter()
-                .filter(|(a, t)| {
-                    refresh
-                        || new.contains(*a)
-                        || changed.contains(*a)
-                        || (t.is_none() && self.next_try.get(*a).is_none_or(|&(at, _)| at <= now))
-                })
-                .map(|(a, _)| *a)
-                .collect();
+            // Retries are seconds apart: unresolved addresses are looked at once a second.
+            let retries = now.duration_since(last_retries) >= RETRY;
+            if retries {
+                last_retries = now;
+            }
+            let due: Vec<IpAddr> = if refresh {
+                self.known.keys().copied().collect()
+            } else {
+                let mut due: HashSet<IpAddr> = new
+                    .iter()
+                    .chain(&changed)
+                    .filter(|a| self.known.contains_key(*a))
+                    .copied()
+                    .collect();
+                if retries {
+                    due.extend(
+                        self.known
+                            .iter()
+                            .filter(|(a, t)| {
+                                t.is_none()
+                                    && self.next_try.get(*a).is_none_or(|&(at, _)| at <= now)
+                            })
+                            .map(|(a, _)| *a),
+                    );
+                }
+                due.into_iter().collect()
+            };
             for addr in due {
                 self.check(addr);
             }
@@ -225,6 +247,7 @@ impl Resolver {
     fn set(&mut self, set: HashSet<IpAddr>) -> HashSet<IpAddr> {
         self.known.retain(|a, _| set.contains(a));
         self.unreported.retain(|a| set.contains(a));
+        self.silent.retain(|a| set.contains(a));
         self.next_try.retain(|a, _| set.contains(a));
         self.routes.retain(|a, _| set.contains(a));
         let mut new = HashSet::new();
@@ -259,6 +282,8 @@ impl Resolver {
         let due = self.next_try.get(&addr).is_none_or(|&(at, _)| at <= now);
         // Due for another probe after one already sent: the first one went unanswered.
         let probe_unanswered = due && self.next_try.contains_key(&addr);
+        // The kernel gave up resolving it.
+        let mut failed = false;
         let target = if self.snap.is_local(addr) {
             Ok(Target::Local)
         } else {
@@ -271,10 +296,14 @@ impl Resolver {
                         src_mac: route.src_mac.octets(),
                         ifindex: route.ifindex,
                     }),
-                    _ => Err(format!(
-                        "no link-layer address for {addr} on {} yet",
-                        route.ifname
-                    )),
+                    entry => {
+                        failed = entry
+                            .is_some_and(|(state, _)| state.0 & neighbour::NudState::FAILED != 0);
+                        Err(format!(
+                            "no link-layer address for {addr} on {} yet",
+                            route.ifname
+                        ))
+                    }
                 }
             })
         };
@@ -304,17 +333,26 @@ impl Resolver {
                 (None, Some(reason))
             }
         };
+        // Silent from the kernel's failure until it resolves.
+        let was_silent = self.silent.contains(&addr);
+        let silent = target.is_none() && (failed || was_silent);
+        if silent {
+            self.silent.insert(addr);
+        } else {
+            self.silent.remove(&addr);
+        }
         let old = self.known.insert(addr, target);
         let first_report =
-            self.unreported.contains(&addr) && (target.is_some() || probe_unanswered);
+            self.unreported.contains(&addr) && (target.is_some() || probe_unanswered || silent);
         if first_report {
             self.unreported.remove(&addr);
         }
-        if old != Some(target) || first_report {
+        if old != Some(target) || first_report || silent != was_silent {
             let _ = self.updates.send(TargetUpdate {
                 addr,
                 target,
                 reason,
+                silent,
             });
         }
     }

@@ -6,8 +6,30 @@
 //! [`MAX_REDIRECTS`]), only on the same host, and always to the same real. The whole exchange,
 //! redirects included, runs under one timeout (ldirectord's cumulative alarm), and at most
 //! [`MAX_RESPONSE`] bytes of each response are read.
+//!
+//! ## Connections
+//!
+//! ldirectord opens a connection per check, and so does lvs whenever the check interval is
+//! [`REUSE_FOR`] or longer (ldirectord's default interval is 10 s), and always for https.
+//! With a shorter interval, a plain-http connection is kept for the next checks, as HTTP/1.1
+//! clients and Envoy's health checker do, until it is [`REUSE_FOR`] old: its last request
+//! says `Connection: close`, and the next check connects afresh. A check on a kept
+//! connection costs a write and a read instead of a socket, a connect and a close, which is
+//! most of the cost of checking thousands of reals every second. What a kept connection
+//! cannot see, a server that stopped accepting new connections while it still answers on
+//! old ones, is thus seen within [`REUSE_FOR`]; a server that stops or restarts closes its
+//! connections, and the next check connects. A connection is not kept when the server
+//! answered with `Connection: close`, an HTTP/1.0 head without keep-alive, or a body whose
+//! end only the close tells. A request on a kept connection that finds it closed before any
+//! answer (the server closed it while idle) is sent again on a fresh one, within the same
+//! timeout.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{
+    io,
+    net::SocketAddr,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use regex::bytes::Regex;
 use rustls::pki_types::ServerName;
@@ -24,6 +46,9 @@ use crate::config::model::HttpMethod;
 pub const MAX_RESPONSE: usize = 64 * 1024;
 /// The most redirects followed.
 pub const MAX_REDIRECTS: usize = 3;
+/// The longest a plain-http connection is used for checks, from its connect (see the module
+/// docs): connections are kept only for checks less than this far apart.
+pub const REUSE_FOR: Duration = Duration::from_secs(5);
 
 /// Errors of http checks.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +85,12 @@ pub enum HttpError {
     Timeout {
         /// The timeout.
         timeout: Duration,
+    },
+    /// The server closed the connection before any byte of an answer.
+    #[error("{addr} closed the connection without answering")]
+    Closed {
+        /// The address.
+        addr: SocketAddr,
     },
     /// The answer is not HTTP.
     #[error("malformed http response: {reason}")]
@@ -101,7 +132,6 @@ pub enum HttpError {
 }
 
 /// A prepared http(s) check: everything parsed and built once per target.
-#[derive(Clone)]
 pub struct HttpCheck {
     addr: SocketAddr,
     method: HttpMethod,
@@ -110,6 +140,16 @@ pub struct HttpCheck {
     receive: Option<Regex>,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     timeout: Duration,
+    interval: Duration,
+    /// The connection kept for the next check, if any (plain http only).
+    kept: Mutex<Option<Kept>>,
+}
+
+/// A connection kept for the next check.
+struct Kept {
+    stream: TcpStream,
+    /// When it was connected.
+    since: Instant,
 }
 
 impl std::fmt::Debug for HttpCheck {
@@ -143,6 +183,9 @@ pub struct HttpParams<'a> {
     pub verify_tls: bool,
     /// The whole check's timeout.
     pub timeout: Duration,
+    /// The time between two checks: a connection is kept for the next check when it is
+    /// shorter than [`REUSE_FOR`].
+    pub interval: Duration,
 }
 
 impl HttpCheck {
@@ -170,6 +213,8 @@ impl HttpCheck {
             receive: p.receive,
             tls,
             timeout: p.timeout,
+            interval: p.interval,
+            kept: Mutex::new(None),
         })
     }
 
@@ -234,36 +279,76 @@ impl HttpCheck {
     }
 
     async fn fetch(&self, path: &str) -> Result<Response, HttpError> {
+        let Some((connector, name)) = &self.tls else {
+            let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(kept) = kept {
+                match self.fetch_plain(kept, path).await {
+                    // Closed by the server while idle: ask again on a fresh connection.
+                    Err(HttpError::Closed { .. }) => {}
+                    done => return done,
+                }
+            }
+            let stream = self.connect().await?;
+            let since = Instant::now();
+            return self.fetch_plain(Kept { stream, since }, path).await;
+        };
+        let addr = self.addr;
+        let tcp = self.connect().await?;
+        let request = self.request(path, true);
+        let head = self.method == HttpMethod::Head;
+        // What follows the connect is boxed: a check waiting for its connect (thousands at
+        // once, to servers that do not answer) holds only the connect's state, not that of a
+        // TLS session and an exchange.
+        Box::pin(async {
+            let mut stream = connector
+                .connect(name.clone(), tcp)
+                .await
+                .map_err(|source| HttpError::Tls { addr, source })?;
+            exchange(&mut stream, request.as_bytes(), head, addr).await
+        })
+        .await
+    }
+
+    async fn connect(&self) -> Result<TcpStream, HttpError> {
         let addr = self.addr;
         let tcp = TcpStream::connect(addr)
             .await
             .map_err(|source| HttpError::Connect { addr, source })?;
         let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// One exchange on a plain connection, kept afterwards if it can serve the next check.
+    async fn fetch_plain(&self, mut conn: Kept, path: &str) -> Result<Response, HttpError> {
+        // Ask the server to keep it only if the next check comes before it is too old.
+        let keep = self.interval < REUSE_FOR && conn.since.elapsed() + self.interval < REUSE_FOR;
+        let request = self.request(path, !keep);
+        let head = self.method == HttpMethod::Head;
+        // Boxed, as for https: the exchange's buffers are held only while it runs.
+        let resp = Box::pin(exchange(
+            &mut conn.stream,
+            request.as_bytes(),
+            head,
+            self.addr,
+        ))
+        .await?;
+        if keep && resp.reusable {
+            *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+        }
+        Ok(resp)
+    }
+
+    /// The request for `path`, asking the server to close after it or not.
+    fn request(&self, path: &str, close: bool) -> String {
         let method = match self.method {
             HttpMethod::Get => "GET",
             HttpMethod::Head => "HEAD",
         };
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lvs-health\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        let connection = if close { "Connection: close\r\n" } else { "" };
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lvs-health\r\nAccept: */*\r\n{connection}\r\n",
             self.host
-        );
-        let head = self.method == HttpMethod::Head;
-        // What follows the connect is boxed: a check waiting for its connect (thousands at
-        // once, to servers that do not answer) holds only the connect's state, not that of a
-        // TLS session and an exchange.
-        match &self.tls {
-            None => Box::pin(exchange(tcp, request.as_bytes(), head, addr)).await,
-            Some((connector, name)) => {
-                Box::pin(async {
-                    let stream = connector
-                        .connect(name.clone(), tcp)
-                        .await
-                        .map_err(|source| HttpError::Tls { addr, source })?;
-                    exchange(stream, request.as_bytes(), head, addr).await
-                })
-                .await
-            }
-        }
+        )
     }
 
     /// The path to request after a redirect to `location`, or why it is not followed.
@@ -341,6 +426,8 @@ struct Response {
     reason: String,
     location: Option<String>,
     body: Vec<u8>,
+    /// Complete, its end told by its head, and the server keeps the connection open.
+    reusable: bool,
 }
 
 /// The parsed head of a response.
@@ -350,19 +437,38 @@ struct Head {
     location: Option<String>,
     content_length: Option<usize>,
     chunked: bool,
+    /// The server keeps the connection open after it (HTTP/1.1 without `Connection:
+    /// close`, or HTTP/1.0 with `Connection: keep-alive`).
+    keep_alive: bool,
     /// Where the body starts in the buffer.
     body_start: usize,
 }
 
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+    stream: &mut S,
     request: &[u8],
     head_request: bool,
     addr: SocketAddr,
 ) -> Result<Response, HttpError> {
     let io = |source| HttpError::Io { addr, source };
-    stream.write_all(request).await.map_err(io)?;
-    stream.flush().await.map_err(io)?;
+    // A connection the server has closed or reset, before any answer.
+    let closed = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+        )
+    };
+    let sent = async {
+        stream.write_all(request).await?;
+        stream.flush().await
+    };
+    match sent.await {
+        Ok(()) => {}
+        Err(e) if closed(&e) => return Err(HttpError::Closed { addr }),
+        Err(e) => return Err(io(e)),
+    }
     let mut buf = Vec::with_capacity(4096);
     let mut head: Option<Head> = None;
     let mut chunk = [0u8; 8192];
@@ -381,9 +487,13 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(n) => n,
             // A TLS peer closing without close_notify: treat as end of data.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) if buf.is_empty() && closed(&e) => return Err(HttpError::Closed { addr }),
             Err(e) => return Err(io(e)),
         };
         if n == 0 {
+            if buf.is_empty() {
+                return Err(HttpError::Closed { addr });
+            }
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
@@ -400,6 +510,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             },
         });
     };
+    let reusable = h.keep_alive && response_complete(&h, &buf, head_request);
     let raw = &buf[h.body_start..];
     let body = if head_request {
         Vec::new()
@@ -415,6 +526,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         reason: h.reason,
         location: h.location,
         body,
+        reusable,
     })
 }
 
@@ -459,12 +571,14 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| malformed("bad status line"))?;
     let reason = parts.next().unwrap_or_default().trim().to_string();
+    let http10 = version.eq_ignore_ascii_case("HTTP/1.0");
     let mut head = Head {
         status,
         reason,
         location: None,
         content_length: None,
         chunked: false,
+        keep_alive: !http10,
         body_start: end,
     };
     for line in lines {
@@ -478,6 +592,13 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
             head.content_length = value.parse().ok();
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             head.chunked = value.to_ascii_lowercase().contains("chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            let value = value.to_ascii_lowercase();
+            if value.contains("close") {
+                head.keep_alive = false;
+            } else if http10 && value.contains("keep-alive") {
+                head.keep_alive = true;
+            }
         }
     }
     Ok(Some(head))
@@ -560,6 +681,54 @@ mod tests {
         (addr, count)
     }
 
+    /// A keep-alive server: answers every request of a connection with `respond(request)`
+    /// until the client closes (or, when `close_after` is set, closes after that many answers
+    /// on a connection). Returns the address, the connections accepted and the requests seen.
+    async fn serve_keep_alive(
+        respond: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+        close_after: Option<usize>,
+    ) -> (SocketAddr, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (seen, log) = (count.clone(), requests.clone());
+        let respond = Arc::new(respond);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                seen.fetch_add(1, Ordering::SeqCst);
+                let (respond, log) = (respond.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut b = [0u8; 1024];
+                    let mut answered = 0;
+                    loop {
+                        let Some(end) = find(&req, b"\r\n\r\n") else {
+                            match s.read(&mut b).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => req.extend_from_slice(&b[..n]),
+                            }
+                            continue;
+                        };
+                        let text = String::from_utf8_lossy(&req[..end]).to_string();
+                        req.drain(..end + 4);
+                        log.lock().unwrap().push(text.clone());
+                        let _ = s.write_all(&respond(&text)).await;
+                        answered += 1;
+                        if text.contains("Connection: close") || close_after == Some(answered) {
+                            let _ = s.shutdown().await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, count, requests)
+    }
+
     fn ok(body: &str) -> Vec<u8> {
         format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
@@ -582,7 +751,90 @@ mod tests {
             receive: receive.map(|r| Regex::new(r).unwrap()),
             verify_tls: false,
             timeout: Duration::from_secs(2),
+            interval: Duration::from_secs(10),
         }
+    }
+
+    #[tokio::test]
+    async fn a_short_interval_reuses_the_connection_until_it_is_old() {
+        let (addr, conns, requests) = serve_keep_alive(|_| ok("up"), None).await;
+        let check = HttpCheck::new(HttpParams {
+            interval: Duration::from_secs(1),
+            ..params(addr, None, Some("up"))
+        })
+        .unwrap();
+        for _ in 0..3 {
+            check.run().await.unwrap();
+        }
+        assert_eq!(
+            conns.load(Ordering::SeqCst),
+            1,
+            "one connection for three checks"
+        );
+        assert!(
+            requests
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|r| !r.contains("Connection: close"))
+        );
+        // A connection as old as the next check would find it too old: its last request
+        // asks to close, and the next check connects afresh.
+        check.kept.lock().unwrap().as_mut().unwrap().since -= REUSE_FOR;
+        check.run().await.unwrap();
+        assert!(requests.lock().unwrap()[3].contains("Connection: close"));
+        assert!(check.kept.lock().unwrap().is_none());
+        check.run().await.unwrap();
+        assert_eq!(conns.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_closed_by_the_server_is_replaced_within_the_check() {
+        // The server closes each connection after one answer, without saying so.
+        let (addr, conns, _) = serve_keep_alive(|_| ok("up"), Some(1)).await;
+        let check = HttpCheck::new(HttpParams {
+            interval: Duration::from_secs(1),
+            ..params(addr, None, None)
+        })
+        .unwrap();
+        check.run().await.unwrap();
+        // Let the server's close arrive.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        check.run().await.unwrap();
+        assert_eq!(conns.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn no_reuse_when_the_server_says_close_or_http_1_0_or_the_interval_is_long() {
+        let answers: [&[u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nup",
+            b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nup",
+            // No length: the end of the body is the close.
+            b"HTTP/1.1 200 OK\r\n\r\nup",
+        ];
+        for answer in answers {
+            let (addr, _, _) = serve_keep_alive(move |_| answer.to_vec(), Some(1)).await;
+            let check = HttpCheck::new(HttpParams {
+                interval: Duration::from_secs(1),
+                ..params(addr, None, Some("up"))
+            })
+            .unwrap();
+            check.run().await.unwrap();
+            assert!(check.kept.lock().unwrap().is_none(), "{answer:?}");
+        }
+        // ldirectord's default interval: a connection per check, asking to close.
+        let (addr, conns, requests) = serve_keep_alive(|_| ok("up"), None).await;
+        let check = HttpCheck::new(params(addr, None, None)).unwrap();
+        check.run().await.unwrap();
+        check.run().await.unwrap();
+        assert_eq!(conns.load(Ordering::SeqCst), 2);
+        assert!(
+            requests
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|r| r.contains("Connection: close"))
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!
 //! One module per check: [`connect`], [`http`] (http and https), [`simpletcp`], [`dns`],
 //! [`ping`], [`external`]; the state machine is in [`state`], `maintenancedir` in
-//! [`maintenance`].
+//! [`maintenance`], and reals that do not answer ARP/ND in [`silent`].
 
 pub mod connect;
 pub mod dns;
@@ -18,6 +18,7 @@ pub mod http;
 pub mod maintenance;
 pub mod ping;
 pub mod probe;
+pub mod silent;
 pub mod simpletcp;
 pub mod state;
 pub mod tls;
@@ -263,7 +264,8 @@ pub struct CheckResult {
     /// Whether it passed.
     pub ok: bool,
     /// Which check ran: "connect", "negotiate", "ping", "external", "on", "off",
-    /// "maintenance" or "invalid".
+    /// "maintenance", "invalid", or "resolve" (the real does not answer ARP/ND, so nothing
+    /// was sent: see [`silent`]).
     pub check: &'static str,
     /// What happened (the status line, the error chain...).
     pub message: String,
@@ -362,6 +364,7 @@ impl HealthChecker {
             targets: Mutex::new(HashMap::new()),
             events: tx,
             pinger: Arc::new(ping::Pinger::new()),
+            silent: Arc::new(silent::Silent::default()),
             maintenance_dir: self.maintenance_dir.map(|d| {
                 Arc::new(maintenance::MaintenanceDir::new(
                     d,
@@ -396,6 +399,7 @@ impl std::fmt::Debug for HealthHandle {
 struct Inner {
     targets: Mutex<HashMap<CheckKey, Target>>,
     pinger: Arc<ping::Pinger>,
+    silent: Arc<silent::Silent>,
     events: mpsc::Sender<HealthEvent>,
     maintenance_dir: Option<Arc<maintenance::MaintenanceDir>>,
     runtime: tokio::runtime::Handle,
@@ -464,11 +468,18 @@ impl HealthHandle {
             probe: probe::Probe::new(&key, &self.inner.pinger),
             key,
             status: status.clone(),
+            silent: self.inner.silent.clone(),
             events: self.inner.events.clone(),
             maintenance_dir: self.inner.maintenance_dir.clone(),
         };
         let task = self.inner.runtime.spawn(worker.run());
         Target { status, task }
+    }
+
+    /// Marks the reals at `addr` silent (they do not answer ARP/ND) or not. The network
+    /// checks of a silent real fail at once without sending anything (see [`silent`]).
+    pub fn set_silent(&self, addr: std::net::IpAddr, silent: bool) {
+        self.inner.silent.set(addr, silent);
     }
 
     /// Stops every target.
@@ -512,6 +523,7 @@ struct Worker {
     probe: probe::Probe,
     machine: StateMachine,
     status: Arc<Mutex<TargetStatus>>,
+    silent: Arc<silent::Silent>,
     events: mpsc::Sender<HealthEvent>,
     maintenance_dir: Option<Arc<maintenance::MaintenanceDir>>,
 }
@@ -568,8 +580,19 @@ impl Worker {
                 (result, transition)
             }
             None => {
-                // The probe boxes the future of the check it runs: held only while it runs.
-                let run = self.probe.run().await;
+                let run = if self.probe.sends_packets() && self.silent.contains(self.key.real.ip())
+                {
+                    probe::ProbeRun {
+                        check: "resolve",
+                        result: Err(CheckError::Silent {
+                            addr: self.key.real.ip(),
+                        }),
+                    }
+                } else {
+                    // The probe boxes the future of the check it runs: held only while it
+                    // runs.
+                    self.probe.run().await
+                };
                 let latency = started.elapsed();
                 let (ok, message) = match run.result {
                     Ok(m) => (true, m),

@@ -77,6 +77,12 @@ pub enum CheckError {
     /// `checktype = off`.
     #[error("checktype off")]
     Off,
+    /// The real does not answer address resolution: the check sent nothing.
+    #[error("{addr} does not answer ARP/ND (the kernel's neighbour entry failed): not checked")]
+    Silent {
+        /// The real's address.
+        addr: std::net::IpAddr,
+    },
     /// The check could not be prepared; it fails every time.
     #[error("check not runnable: {message}")]
     Invalid {
@@ -250,6 +256,7 @@ impl Probe {
                     receive,
                     verify_tls: key.verify_tls,
                     timeout,
+                    interval: key.interval,
                 })?))
             }
             CheckService::SimpleTcp => Negotiate::SimpleTcp {
@@ -273,6 +280,15 @@ impl Probe {
             )?),
             CheckService::None => Negotiate::Connect(connect),
         })
+    }
+
+    /// Whether the check sends packets to the real (connect, ping, negotiate); not on, off,
+    /// external (the command may check anything) or a check that cannot run.
+    pub fn sends_packets(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Connect(_) | Kind::Ping { .. } | Kind::Negotiate(_) | Kind::Combined { .. }
+        )
     }
 
     /// Runs the check once. Each check type's future is boxed on its own, so a run holds

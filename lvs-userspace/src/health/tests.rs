@@ -285,6 +285,48 @@ async fn on_and_off() {
 }
 
 #[tokio::test]
+async fn a_silent_real_is_not_connected_to_until_it_resolves() {
+    let (addr, count, server) = counting_listener().await;
+    let mut check = spec(CheckType::Connect);
+    check.interval = Duration::from_millis(100);
+    let v = virtual_service("192.0.2.1:80", check, vec![real(addr)]);
+    let v_on = virtual_service("192.0.2.2:80", spec(CheckType::On), vec![real(addr)]);
+    let connect = TargetSpec::from_config(&v, &v.reals[0]);
+    let on = TargetSpec::from_config(&v_on, &v_on.reals[0]);
+    let (health, mut rx) = HealthChecker::default().spawn();
+    health.set_silent(addr.ip(), true);
+    health.set_targets(vec![connect.clone(), on.clone()]);
+    let mut got = [next_event(&mut rx).await, next_event(&mut rx).await];
+    got.sort_by_key(|e| e.state == HardState::Down);
+    // checktype on sends nothing: a silent real is up for it.
+    assert_eq!((got[0].key.clone(), got[0].state), (on.key, HardState::Up));
+    let down = &got[1];
+    assert_eq!(
+        (down.key.clone(), down.state),
+        (connect.key.clone(), HardState::Down)
+    );
+    assert_eq!(down.result.check, "resolve");
+    assert!(
+        down.result.message.contains("ARP/ND"),
+        "{}",
+        down.result.message
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        0,
+        "no connection to a silent real"
+    );
+    assert!(health.status(&connect.key).unwrap().checks >= 3);
+
+    health.set_silent(addr.ip(), false);
+    let up = next_event(&mut rx).await;
+    assert_eq!((up.key, up.state), (connect.key, HardState::Up));
+    assert!(count.load(Ordering::SeqCst) >= 1);
+    server.abort();
+}
+
+#[tokio::test]
 async fn http_negotiate_through_the_engine() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -21,8 +21,7 @@
 //! the same.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{Ipv4Addr, TcpListener, TcpStream},
+    net::{Ipv4Addr, TcpListener},
     os::fd::AsRawFd as _,
     path::{Path, PathBuf},
     process::Command,
@@ -44,8 +43,8 @@ const DIRECTOR_FARM_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
 const LIVE_BASE: u32 = u32::from_be_bytes([198, 19, 16, 0]);
 /// The first address nobody holds.
 const DEAD_BASE: u32 = u32::from_be_bytes([198, 19, 128, 0]);
-/// Responder threads.
-const RESPONDER_THREADS: usize = 16;
+/// The responder's worker threads.
+const RESPONDER_THREADS: usize = 2;
 
 /// Set by SIGINT/SIGTERM: the run stops with an error, so every guard cleans up.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -204,14 +203,14 @@ impl Drop for NeighTableGuard {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The farm's responder: one listener on 0.0.0.0:80 in the farm namespace, a pool of threads.
+// The farm's responder: one listener on 0.0.0.0:80 in the farm namespace, served by a tokio
+// runtime of its own. Like any HTTP/1.1 server it keeps connections open between requests
+// unless the client asks otherwise.
 
 struct Farm {
-    listener: TcpListener,
-    stop: Arc<AtomicBool>,
+    runtime: Option<tokio::runtime::Runtime>,
     accepted: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
-    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Farm {
@@ -220,72 +219,81 @@ impl Farm {
         // A deep accept queue: checks arrive in bursts (each 10 ms tick starts ~50).
         // SAFETY: listen(2) again on our listening socket only changes its backlog.
         unsafe { libc::listen(listener.as_raw_fd(), 4096) };
-        let stop = Arc::new(AtomicBool::new(false));
+        listener.set_nonblocking(true)?;
         let accepted = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
-        let mut threads = Vec::new();
-        for i in 0..RESPONDER_THREADS {
-            let l = listener.try_clone()?;
-            let (stop, accepted, requests) = (stop.clone(), accepted.clone(), requests.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("farm-{i}"))
-                    .spawn(move || {
-                        while !stop.load(Ordering::Relaxed) {
-                            if let Ok((s, _)) = l.accept() {
-                                accepted.fetch_add(1, Ordering::Relaxed);
-                                if serve(s) {
-                                    requests.fetch_add(1, Ordering::Relaxed);
-                                }
-                            }
-                        }
-                    })?,
-            );
-        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(RESPONDER_THREADS)
+            .thread_name("farm")
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let (acc, req) = (accepted.clone(), requests.clone());
+        runtime.spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    continue;
+                };
+                acc.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(serve(s, req.clone()));
+            }
+        });
         Ok(Farm {
-            listener,
-            stop,
+            runtime: Some(runtime),
             accepted,
             requests,
-            threads,
         })
     }
 }
 
 impl Drop for Farm {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wakes the threads blocked in accept(2) (it fails with EINVAL afterwards).
-        // SAFETY: shutdown(2) on a socket we own.
-        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
         }
     }
 }
 
-/// Answers one connection: reads the request head (a connect check sends nothing and resets)
-/// and answers `HTTP/1.0 200 OK`. Returns whether a request was answered.
-fn serve(mut s: TcpStream) -> bool {
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+/// Serves one connection: answers each request head with `200 OK` until the client closes,
+/// asks to close (`Connection: close`) or stays silent for 10 s. A connect check sends
+/// nothing and resets.
+async fn serve(mut s: tokio::net::TcpStream, requests: Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut buf = [0u8; 2048];
     let mut len = 0;
     loop {
-        match s.read(&mut buf[len..]) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => {
-                len += n;
-                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") || len == buf.len() {
-                    break;
-                }
-            }
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf[len..])).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => len += n,
         }
+        let Some(end) = buf[..len].windows(4).position(|w| w == b"\r\n\r\n") else {
+            if len == buf.len() {
+                return;
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let close = head.contains("connection: close");
+        let answer: &[u8] = if close {
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\
+              Connection: close\r\n\r\nok\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
+        };
+        if s.write_all(answer).await.is_err() {
+            return;
+        }
+        requests.fetch_add(1, Ordering::Relaxed);
+        if close {
+            return;
+        }
+        buf.copy_within(end + 4..len, 0);
+        len -= end + 4;
     }
-    s.write_all(
-        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\
-          Connection: close\r\n\r\nok\n",
-    )
-    .is_ok()
 }
 
 // ---------------------------------------------------------------------------------------------
