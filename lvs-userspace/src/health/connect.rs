@@ -12,6 +12,8 @@ use std::{io, net::SocketAddr, time::Duration};
 
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::connector::{Connected, Connector};
+
 /// The longest a UDP probe waits for an ICMP error; silence that long means up. Bounds the
 /// number of sockets open at once with thousands of UDP targets.
 pub const UDP_SILENCE: Duration = Duration::from_secs(1);
@@ -53,8 +55,20 @@ pub enum ConnectError {
     },
 }
 
-/// Connects to `addr` over TCP within `timeout`, then closes.
-pub async fn check_tcp(addr: SocketAddr, timeout: Duration) -> Result<String, ConnectError> {
+/// Connects to `addr` over TCP within `timeout`, then closes: on one of `connector`'s
+/// sockets when there is one, else on a socket of its own.
+pub async fn check_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+    connector: Option<&Connector>,
+) -> Result<String, ConnectError> {
+    if let Some(connector) = connector {
+        return match connector.connect(addr, timeout).await {
+            Connected::Yes => Ok(format!("connected to {addr}")),
+            Connected::Failed(source) => Err(ConnectError::Connect { addr, source }),
+            Connected::TimedOut => Err(ConnectError::Timeout { addr, timeout }),
+        };
+    }
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             // Close with a reset: no TIME_WAIT left behind per check (as HAProxy's checks).
@@ -103,12 +117,19 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_ok_and_refused() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        check_tcp(addr, Duration::from_secs(2)).await.unwrap();
-        drop(listener);
-        let err = check_tcp(addr, Duration::from_secs(2)).await.unwrap_err();
-        assert!(matches!(err, ConnectError::Connect { .. }), "{err:?}");
+        let connector = Connector::new().unwrap();
+        for connector in [None, Some(&connector)] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            check_tcp(addr, Duration::from_secs(2), connector)
+                .await
+                .unwrap();
+            drop(listener);
+            let err = check_tcp(addr, Duration::from_secs(2), connector)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ConnectError::Connect { .. }), "{err:?}");
+        }
     }
 
     #[tokio::test]
@@ -116,7 +137,7 @@ mod tests {
         let Ok(listener) = TcpListener::bind("[::1]:0").await else {
             return; // no IPv6 on this host
         };
-        check_tcp(listener.local_addr().unwrap(), Duration::from_secs(2))
+        check_tcp(listener.local_addr().unwrap(), Duration::from_secs(2), None)
             .await
             .unwrap();
     }

@@ -12,6 +12,7 @@
 //! [`maintenance`], and reals that do not answer ARP/ND in [`silent`].
 
 pub mod connect;
+pub mod connector;
 pub mod dns;
 pub mod external;
 pub mod http;
@@ -364,6 +365,12 @@ impl HealthChecker {
             targets: Mutex::new(HashMap::new()),
             events: tx,
             pinger: Arc::new(ping::Pinger::new()),
+            connector: connector::Connector::new()
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "connect checks will open a socket each");
+                })
+                .ok()
+                .map(Arc::new),
             silent: Arc::new(silent::Silent::default()),
             maintenance_dir: self.maintenance_dir.map(|d| {
                 Arc::new(maintenance::MaintenanceDir::new(
@@ -399,6 +406,7 @@ impl std::fmt::Debug for HealthHandle {
 struct Inner {
     targets: Mutex<HashMap<CheckKey, Target>>,
     pinger: Arc<ping::Pinger>,
+    connector: Option<Arc<connector::Connector>>,
     silent: Arc<silent::Silent>,
     events: mpsc::Sender<HealthEvent>,
     maintenance_dir: Option<Arc<maintenance::MaintenanceDir>>,
@@ -465,7 +473,7 @@ impl HealthHandle {
         }));
         let worker = Worker {
             machine: StateMachine::new(initial, key.failure_count, key.success_count),
-            probe: probe::Probe::new(&key, &self.inner.pinger),
+            probe: probe::Probe::new(&key, &self.inner.pinger, self.inner.connector.as_ref()),
             key,
             status: status.clone(),
             silent: self.inner.silent.clone(),

@@ -11,7 +11,9 @@ use std::{
 };
 
 use super::{
-    CheckKey, connect, dns, external,
+    CheckKey, connect,
+    connector::Connector,
+    dns, external,
     http::{self, HttpCheck, HttpParams},
     ping, simpletcp,
 };
@@ -105,19 +107,21 @@ enum Negotiate {
     Connect(Connect),
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Connect {
     addr: SocketAddr,
     udp: bool,
     timeout: Duration,
+    /// The shared pool of connect sockets, if it could be opened.
+    connector: Option<Arc<Connector>>,
 }
 
 impl Connect {
-    async fn run(self) -> Result<String, CheckError> {
+    async fn run(&self) -> Result<String, CheckError> {
         Ok(if self.udp {
             connect::check_udp(self.addr, self.timeout).await?
         } else {
-            connect::check_tcp(self.addr, self.timeout).await?
+            connect::check_tcp(self.addr, self.timeout, self.connector.as_deref()).await?
         })
     }
 }
@@ -183,10 +187,15 @@ pub struct ProbeRun {
 }
 
 impl Probe {
-    /// Prepares the check of `key`, pinging through the shared `pinger`; a key that cannot be
+    /// Prepares the check of `key`, pinging through the shared `pinger` and connecting through
+    /// the shared `connector`; a key that cannot be
     /// prepared (bad regex...) yields a probe that fails every run with the reason.
-    pub fn new(key: &CheckKey, pinger: &Arc<ping::Pinger>) -> Probe {
-        let kind = match Self::build(key, pinger) {
+    pub fn new(
+        key: &CheckKey,
+        pinger: &Arc<ping::Pinger>,
+        connector: Option<&Arc<Connector>>,
+    ) -> Probe {
+        let kind = match Self::build(key, pinger, connector) {
             Ok(kind) => kind,
             Err(e) => {
                 tracing::warn!(real = %key.real, error = %e, "health check cannot be prepared");
@@ -196,12 +205,17 @@ impl Probe {
         Probe { kind }
     }
 
-    fn build(key: &CheckKey, pinger: &Arc<ping::Pinger>) -> Result<Kind, CheckError> {
+    fn build(
+        key: &CheckKey,
+        pinger: &Arc<ping::Pinger>,
+        connector: Option<&Arc<Connector>>,
+    ) -> Result<Kind, CheckError> {
         let addr = SocketAddr::new(key.real.ip(), key.port);
         let connect = Connect {
             addr,
             udp: key.protocol == Protocol::Udp,
             timeout: key.timeout,
+            connector: connector.cloned(),
         };
         Ok(match key.check_type {
             CheckType::On => Kind::On,
@@ -227,7 +241,7 @@ impl Probe {
             CheckType::ConnectThenNegotiate(n) => Kind::Combined {
                 n,
                 done: 0,
-                connect,
+                connect: connect.clone(),
                 negotiate: Self::negotiate(key, connect)?,
             },
         })

@@ -1,0 +1,438 @@
+//! TCP connects for connect checks, on sockets used again and again.
+//!
+//! A connect check only needs to know whether the real completes a handshake. Opening a socket
+//! for each check, registering it with the runtime's epoll, then unregistering and closing it
+//! costs the kernel more than the handshake itself; with thousands of reals checked every
+//! second it is most of the agent's CPU. The connector keeps a pool of non-blocking sockets,
+//! each registered once (edge-triggered) with an epoll instance of its own, which the runtime
+//! polls as one descriptor. A check takes a socket, connects, waits for the epoll event and
+//! reads the socket's TCP state; after a handshake it disconnects the socket with
+//! `connect(AF_UNSPEC)`, which resets the connection as a close with `SO_LINGER` 0 does (no
+//! `TIME_WAIT` left), and the socket goes back to the pool. A socket whose connect failed or
+//! timed out is closed instead, so a failure never leaves state behind.
+//!
+//! Events can be stale: the disconnect of the previous check wakes the socket too. A waiting
+//! check therefore trusts the socket's state (`TCP_INFO`), not the event.
+
+use std::{
+    collections::HashMap,
+    io,
+    net::SocketAddr,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Poll, Waker},
+    time::Duration,
+};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    task::JoinHandle,
+};
+
+/// Idle sockets kept beyond those in use; more are closed when returned.
+const SPARE: usize = 256;
+/// Events read by one `epoll_wait`.
+const EVENTS: usize = 256;
+/// States of the kernel's `tcp_states.h` (`tcpi_state`): connected, and connected with the
+/// peer's close already received (a server that closes at once after accepting).
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_CLOSE_WAIT: i32 = 8;
+/// No connection: the handshake failed (or never started).
+const TCP_CLOSE: i32 = 7;
+
+/// A pool of connect sockets and the task that dispatches their events.
+#[derive(Debug)]
+pub struct Connector {
+    shared: Arc<Shared>,
+    dispatcher: JoinHandle<()>,
+}
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        self.dispatcher.abort();
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    epoll: AsyncFd<OwnedFd>,
+    /// Checks waiting for their socket, by token.
+    waiting: Mutex<HashMap<u64, Wait>>,
+    /// Idle sockets, IPv4 and IPv6.
+    idle: Mutex<[Vec<Pooled>; 2]>,
+    /// Sockets out of the pool now.
+    in_use: AtomicU64,
+    next_token: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Wait {
+    /// An event came since the check last looked.
+    woken: bool,
+    waker: Option<Waker>,
+}
+
+/// A socket of the pool, registered with the connector's epoll under `token`.
+#[derive(Debug)]
+struct Pooled {
+    socket: Socket,
+    token: u64,
+    v6: bool,
+}
+
+/// Outcome of a connect.
+#[derive(Debug)]
+pub enum Connected {
+    /// The handshake completed.
+    Yes,
+    /// It failed: refused, unreachable...
+    Failed(io::Error),
+    /// No answer within the timeout.
+    TimedOut,
+}
+
+impl Connector {
+    /// Opens the epoll instance and starts the dispatching task on the current runtime.
+    pub fn new() -> io::Result<Connector> {
+        // SAFETY: plain epoll_create1 call; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: the OwnedFd stays open and unchanged for as long as the AsyncFd owns it.
+        let epoll = unsafe { AsyncFd::register_with_interest(epoll, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        let shared = Arc::new(Shared {
+            epoll,
+            waiting: Mutex::default(),
+            idle: Mutex::default(),
+            in_use: AtomicU64::new(0),
+            next_token: AtomicU64::new(1),
+        });
+        let dispatcher = tokio::spawn(dispatch(shared.clone()));
+        Ok(Connector { shared, dispatcher })
+    }
+
+    /// Connects to `addr` within `timeout`, then resets the connection.
+    pub async fn connect(&self, addr: SocketAddr, timeout: Duration) -> Connected {
+        let pooled = match self.shared.take(addr) {
+            Ok(p) => p,
+            Err(e) => return Connected::Failed(e),
+        };
+        let mut lease = Lease {
+            shared: &self.shared,
+            pooled: Some(pooled),
+            reusable: false,
+        };
+        let outcome = match tokio::time::timeout(timeout, lease.handshake(addr)).await {
+            Ok(Ok(())) => Connected::Yes,
+            Ok(Err(e)) => Connected::Failed(e),
+            Err(_) => Connected::TimedOut,
+        };
+        lease.reusable = matches!(outcome, Connected::Yes);
+        outcome
+    }
+
+    /// Idle sockets in the pool (for tests).
+    pub fn idle(&self) -> usize {
+        let idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle[0].len() + idle[1].len()
+    }
+}
+
+impl Shared {
+    /// An idle socket of `addr`'s family, or a new one.
+    fn take(&self, addr: SocketAddr) -> io::Result<Pooled> {
+        let family = usize::from(addr.is_ipv6());
+        let reused = self.idle.lock().unwrap_or_else(|e| e.into_inner())[family].pop();
+        let pooled = match reused {
+            Some(p) => p,
+            None => self.open(addr)?,
+        };
+        self.in_use.fetch_add(1, Ordering::Relaxed);
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pooled.token, Wait::default());
+        Ok(pooled)
+    }
+
+    fn open(&self, addr: SocketAddr) -> io::Result<Pooled> {
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLOUT | libc::EPOLLET) as u32,
+            u64: token,
+        };
+        // SAFETY: both descriptors are open; event is a valid epoll_event.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.epoll.get_ref().as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                socket.as_raw_fd(),
+                &mut event,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Pooled {
+            socket,
+            token,
+            v6: addr.is_ipv6(),
+        })
+    }
+
+    /// Ends a check's use of `pooled`: back to the pool when `reusable` (disconnected) and
+    /// the pool is not full, else closed (which also takes it out of the epoll set).
+    fn give_back(&self, pooled: Pooled, reusable: bool) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pooled.token);
+        let in_use = self.in_use.fetch_sub(1, Ordering::Relaxed) - 1;
+        if !reusable || disconnect(pooled.socket.as_raw_fd()).is_err() {
+            return;
+        }
+        let family = usize::from(pooled.v6);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if (idle[0].len() + idle[1].len()) < in_use as usize + SPARE {
+            idle[family].push(pooled);
+        }
+    }
+}
+
+/// A socket out of the pool for one check; given back when dropped (also when the check is
+/// cancelled).
+struct Lease<'a> {
+    shared: &'a Shared,
+    pooled: Option<Pooled>,
+    reusable: bool,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.pooled.take() {
+            self.shared.give_back(p, self.reusable);
+        }
+    }
+}
+
+impl Lease<'_> {
+    /// Connects and waits until the socket is connected or has failed.
+    async fn handshake(&self, addr: SocketAddr) -> io::Result<()> {
+        let pooled = self.pooled.as_ref().expect("a leased socket");
+        match pooled.socket.connect(&SockAddr::from(addr)) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let fd = pooled.socket.as_raw_fd();
+        let token = pooled.token;
+        std::future::poll_fn(|cx| {
+            let mut waiting = self
+                .shared
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let wait = waiting.entry(token).or_default();
+            if wait.woken {
+                wait.woken = false;
+                match tcp_state(fd) {
+                    Ok(TCP_ESTABLISHED | TCP_CLOSE_WAIT) => return Poll::Ready(Ok(())),
+                    Ok(TCP_CLOSE) => {
+                        let err = pooled
+                            .socket
+                            .take_error()
+                            .ok()
+                            .flatten()
+                            .unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionAborted));
+                        return Poll::Ready(Err(err));
+                    }
+                    Ok(_) => {} // still connecting: a stale event
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            wait.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// Reads the connector's epoll set whenever it is readable and wakes the checks concerned.
+async fn dispatch(shared: Arc<Shared>) {
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+    loop {
+        let Ok(mut guard) = shared.epoll.readable().await else {
+            return;
+        };
+        // SAFETY: events has room for EVENTS entries; timeout 0 never blocks.
+        let n = unsafe {
+            libc::epoll_wait(
+                shared.epoll.get_ref().as_raw_fd(),
+                events.as_mut_ptr(),
+                EVENTS as i32,
+                0,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                tracing::warn!(error = %e, "connect checks: epoll_wait failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            continue;
+        }
+        let n = n as usize;
+        if n < EVENTS {
+            guard.clear_ready();
+        }
+        let mut waiting = shared.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        for ev in &events[..n] {
+            let token = ev.u64;
+            if let Some(wait) = waiting.get_mut(&token) {
+                wait.woken = true;
+                if let Some(w) = wait.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+}
+
+/// The socket's TCP state ([`TCP_ESTABLISHED`], `TCP_SYN_SENT`, [`TCP_CLOSE`]...).
+fn tcp_state(fd: RawFd) -> io::Result<i32> {
+    // tcpi_state is the first byte of struct tcp_info; the kernel copies what fits.
+    let mut info = [0u8; 8];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: info is valid for len bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(i32::from(info[0]))
+}
+
+/// Disconnects a connected socket (`connect(AF_UNSPEC)`: a reset, as a close with
+/// `SO_LINGER` 0) and clears the error the reset leaves on it, ready for another connect.
+fn disconnect(fd: RawFd) -> io::Result<()> {
+    // SAFETY: sockaddr_storage is plain data; zeroed, its family is AF_UNSPEC.
+    let unspec: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    // SAFETY: unspec is valid for the length passed.
+    let rc = unsafe {
+        libc::connect(
+            fd,
+            (&unspec as *const libc::sockaddr_storage).cast(),
+            std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: err is valid for len bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::{io::AsyncReadExt, net::TcpListener};
+
+    #[tokio::test]
+    async fn sockets_are_reused_and_each_connection_is_reset() {
+        let connector = Connector::new().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for _ in 0..3 {
+            let outcome = connector.connect(addr, Duration::from_secs(2)).await;
+            assert!(matches!(outcome, Connected::Yes), "{outcome:?}");
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut b = [0u8; 1];
+            let err = s.read(&mut b).await.unwrap_err();
+            assert_eq!(
+                err.kind(),
+                io::ErrorKind::ConnectionReset,
+                "closed with a reset"
+            );
+        }
+        assert_eq!(connector.idle(), 1, "one socket served the three checks");
+    }
+
+    #[tokio::test]
+    async fn refused_and_ipv6() {
+        let connector = Connector::new().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let outcome = connector.connect(addr, Duration::from_secs(2)).await;
+        assert!(
+            matches!(&outcome, Connected::Failed(e) if e.kind() == io::ErrorKind::ConnectionRefused),
+            "{outcome:?}"
+        );
+        assert_eq!(connector.idle(), 0, "a failed socket is closed");
+        if let Ok(l6) = TcpListener::bind("[::1]:0").await {
+            let outcome = connector
+                .connect(l6.local_addr().unwrap(), Duration::from_secs(2))
+                .await;
+            assert!(matches!(outcome, Connected::Yes), "{outcome:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn many_checks_at_once() {
+        let connector = Arc::new(Connector::new().unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = tokio::spawn(async move {
+            for _ in 0..200 {
+                let _ = listener.accept().await.unwrap();
+            }
+        });
+        let mut checks = Vec::new();
+        for _ in 0..200 {
+            let c = connector.clone();
+            checks.push(tokio::spawn(async move {
+                c.connect(addr, Duration::from_secs(5)).await
+            }));
+        }
+        for c in checks {
+            let outcome = c.await.unwrap();
+            assert!(matches!(outcome, Connected::Yes), "{outcome:?}");
+        }
+        accept.await.unwrap();
+        assert!(connector.idle() <= 200);
+    }
+}
