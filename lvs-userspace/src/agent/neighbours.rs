@@ -17,10 +17,13 @@ use crate::{
 };
 
 /// The first delay before an unresolved address is probed again; it doubles after each
-/// failed probe up to [`RETRY_MAX`] (a server that comes up is noticed sooner anyway: the
-/// kernel announces its entry when anything, a health check included, resolves it).
+/// failed probe up to [`RETRY_MAX`] (a server that comes up may be noticed sooner: the kernel
+/// announces its entry when anything resolves it, a health check included, though not a check
+/// of a silent address, which sends nothing).
 const RETRY: Duration = Duration::from_secs(1);
-/// The longest delay between two probes of an unresolved address.
+/// The longest delay between two probes of an unresolved address: how late a silent real that
+/// answers again can be noticed (each probe is a few ARP broadcasts; 5,000 silent reals cost
+/// 500 probes a second).
 const RETRY_MAX: Duration = Duration::from_secs(10);
 /// How often every address's neighbour entry is re-read (besides the change notifications).
 const REFRESH: Duration = Duration::from_secs(5);

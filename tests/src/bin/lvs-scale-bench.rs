@@ -3,7 +3,8 @@
 //! process itself costs: CPU (% of one core, from `/proc/PID/stat`) and memory (VmRSS, VmHWM).
 //!
 //! The reals live in a "farm" namespace on the director's L2 segment (the lab's one real
-//! host): 5,000 addresses held there and answered by one responder in this process, plus
+//! host): 5,000 addresses held there and answered by one responder in this process (an
+//! HTTP/1.1 server that keeps connections open between requests, as web servers do), plus
 //! 5,000 addresses of the same subnet that nobody holds (ARP fails: those reals are unusable
 //! and down). The responder counts accepted connections and answered requests, which is how
 //! the checks per second are measured (the agent does not expose a count).
