@@ -773,3 +773,48 @@ fn a_bad_config_at_start_exits_non_zero_and_attaches_nothing() {
 // the director's namespace on loopback), configure `emailalert`/`smtp` to it, stop a real's
 // server, and assert the sink receives the alert mail naming the real and its new state (and
 // a recovery mail when it comes back).
+
+/// A real whose address nobody holds goes down, then silent (its checks send nothing); when a
+/// host takes the address, the resolver's next probe finds it and the real comes back up.
+#[test]
+fn a_real_nobody_answers_for_is_silent_until_a_host_takes_its_address() {
+    let lab = lab();
+    let vip = vip4(&lab);
+    let ghost = SocketAddr::new(lvs::lab::lab_v4(201).into(), 80);
+    let mut cfg = config(&lab, "", vip, "checktype = \"connect\"", &[0]);
+    cfg.push_str(&format!("[[virtual.real]]\naddress = \"{ghost}\"\n"));
+    let lvs = RunningLvs::start(&lab, &cfg).unwrap();
+    wait_all_answer(&lab, &lvs, vip, &["real1"], Duration::from_secs(15));
+    lvs.wait_log(
+        &format!("server silent: it does not answer ARP/ND; its checks send nothing until it does server={}", ghost.ip()),
+        Duration::from_secs(15),
+    )
+    .unwrap_or_else(|e| panic!("{e}; lvs log:\n{}", lvs.log()));
+    assert_eq!(transitions(&lvs.log(), ghost, Some("up")), 0);
+    assert_eq!(
+        transitions(&lvs.log(), ghost, Some("down")),
+        1,
+        "{}",
+        lvs.log()
+    );
+
+    // real1 takes the address (its server listens on every address).
+    let status = std::process::Command::new("ip")
+        .args(["-n", &lab.reals()[0].ns, "addr", "add"])
+        .arg(format!("{}/24", ghost.ip()))
+        .args(["dev", "eth0"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Probes of an unresolved address are at most 10 s apart, then one check interval.
+    let deadline = Instant::now() + Duration::from_secs(10 + INTERVAL + TIMEOUT + 2);
+    while transitions(&lvs.log(), ghost, Some("up")) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{ghost} did not come back up; lvs log:\n{}",
+            lvs.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(lvs.stop());
+}

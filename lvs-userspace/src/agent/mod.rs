@@ -504,9 +504,11 @@ impl Agent {
 
     fn on_target(&mut self, up: TargetUpdate) {
         self.health.set_silent(up.addr, up.silent);
+        if up.silent {
+            tracing::info!(server = %up.addr, "server silent: it does not answer ARP/ND; its checks send nothing until it does");
+        }
         if self.targets.get(&up.addr) == Some(&up.target) {
             // Only its silence changed.
-            tracing::debug!(server = %up.addr, silent = up.silent, "server resolution");
             return;
         }
         match (&up.target, &up.reason) {
