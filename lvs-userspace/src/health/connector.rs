@@ -8,8 +8,10 @@
 //! polls as one descriptor. A check takes a socket, connects, waits for the epoll event and
 //! reads the socket's TCP state; after a handshake it disconnects the socket with
 //! `connect(AF_UNSPEC)`, which resets the connection as a close with `SO_LINGER` 0 does (no
-//! `TIME_WAIT` left), and the socket goes back to the pool. A socket whose connect failed or
-//! timed out is closed instead, so a failure never leaves state behind.
+//! `TIME_WAIT` left), and the socket goes back to the pool. A refused or timed-out connect is
+//! disconnected the same way (a socket still in `SYN_SENT` is simply dropped by the kernel),
+//! so thousands of reals that refuse cost no more than thousands that accept. Only a check
+//! cancelled in the middle (its target removed) closes its socket.
 //!
 //! Events can be stale: the disconnect of the previous check wakes the socket too. A waiting
 //! check therefore trusts the socket's state (`TCP_INFO`), not the event.
@@ -135,7 +137,7 @@ impl Connector {
             Ok(Err(e)) => Connected::Failed(e),
             Err(_) => Connected::TimedOut,
         };
-        lease.reusable = matches!(outcome, Connected::Yes);
+        lease.reusable = true;
         outcome
     }
 
@@ -193,7 +195,7 @@ impl Shared {
         })
     }
 
-    /// Ends a check's use of `pooled`: back to the pool when `reusable` (disconnected) and
+    /// Ends a check's use of `pooled`: disconnected and back to the pool when `reusable` and
     /// the pool is not full, else closed (which also takes it out of the epoll set).
     fn give_back(&self, pooled: Pooled, reusable: bool) {
         self.waiting
@@ -402,13 +404,54 @@ mod tests {
             matches!(&outcome, Connected::Failed(e) if e.kind() == io::ErrorKind::ConnectionRefused),
             "{outcome:?}"
         );
-        assert_eq!(connector.idle(), 0, "a failed socket is closed");
+        for _ in 0..3 {
+            let outcome = connector.connect(addr, Duration::from_secs(2)).await;
+            assert!(matches!(outcome, Connected::Failed(_)), "{outcome:?}");
+        }
+        assert_eq!(
+            connector.idle(),
+            1,
+            "one socket served the refused connects"
+        );
         if let Ok(l6) = TcpListener::bind("[::1]:0").await {
             let outcome = connector
                 .connect(l6.local_addr().unwrap(), Duration::from_secs(2))
                 .await;
             assert!(matches!(outcome, Connected::Yes), "{outcome:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_socket_connects_again() {
+        let connector = Connector::new().unwrap();
+        // A listener that never accepts, its queue full: further handshakes get no answer.
+        let full = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let full_addr = full.local_addr().unwrap();
+        // SAFETY: listen(2) again on our listening socket only changes its backlog.
+        unsafe { libc::listen(full.as_raw_fd(), 0) };
+        let mut answered = 0;
+        let timed_out = loop {
+            match connector
+                .connect(full_addr, Duration::from_millis(300))
+                .await
+            {
+                Connected::TimedOut => break true,
+                Connected::Yes if answered < 16 => answered += 1,
+                _ => break false,
+            }
+        };
+        assert!(timed_out, "the full listener never stopped answering");
+        assert_eq!(connector.idle(), 1);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let outcome = connector
+            .connect(listener.local_addr().unwrap(), Duration::from_secs(2))
+            .await;
+        assert!(matches!(outcome, Connected::Yes), "{outcome:?}");
+        assert_eq!(
+            connector.idle(),
+            1,
+            "the timed-out socket served the next check"
+        );
     }
 
     #[tokio::test]
