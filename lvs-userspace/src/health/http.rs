@@ -152,6 +152,15 @@ struct Kept {
     since: Instant,
 }
 
+impl Kept {
+    /// Nothing to read, not even the end: the server has sent nothing since the last answer.
+    /// (One `recv` at most: none while the runtime has seen nothing arrive.)
+    fn is_idle(&self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
 impl std::fmt::Debug for HttpCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpCheck")
@@ -281,7 +290,9 @@ impl HttpCheck {
     async fn fetch(&self, path: &str) -> Result<Response, HttpError> {
         let Some((connector, name)) = &self.tls else {
             let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(kept) = kept {
+            // A kept connection the server closed, or wrote to (a late "408 Request Timeout"),
+            // since the last check is dropped.
+            if let Some(kept) = kept.filter(Kept::is_idle) {
                 match self.fetch_plain(kept, path).await {
                     // Closed by the server while idle: ask again on a fresh connection.
                     Err(HttpError::Closed { .. }) => {}
@@ -426,7 +437,8 @@ struct Response {
     reason: String,
     location: Option<String>,
     body: Vec<u8>,
-    /// Complete, its end told by its head, and the server keeps the connection open.
+    /// Complete, its end told by its head, nothing after it, and the server keeps the
+    /// connection open.
     reusable: bool,
 }
 
@@ -474,7 +486,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut chunk = [0u8; 8192];
     loop {
         if let Some(h) = &head
-            && response_complete(h, &buf, head_request)
+            && response_end(h, &buf, head_request).is_some()
         {
             break;
         }
@@ -510,7 +522,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             },
         });
     };
-    let reusable = h.keep_alive && response_complete(&h, &buf, head_request);
+    // Nothing may follow the response: the next check must read its own answer.
+    let reusable = h.keep_alive && response_end(&h, &buf, head_request) == Some(buf.len());
     let raw = &buf[h.body_start..];
     let body = if head_request {
         Vec::new()
@@ -530,17 +543,19 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     })
 }
 
-fn response_complete(h: &Head, buf: &[u8], head_request: bool) -> bool {
+/// Where the response ends in `buf`, once its head tells and it is all there; `None` while
+/// more is needed, or when only the close can tell.
+fn response_end(h: &Head, buf: &[u8], head_request: bool) -> Option<usize> {
     if head_request || matches!(h.status, 100..=199 | 204 | 304) {
-        return true;
+        return Some(h.body_start);
     }
     let body = &buf[h.body_start..];
     if h.chunked {
-        dechunk(body).1
+        dechunk(body).1.map(|n| h.body_start + n)
     } else if let Some(len) = h.content_length {
-        body.len() >= len
+        (body.len() >= len).then_some(h.body_start + len)
     } else {
-        false
+        None
     }
 }
 
@@ -608,26 +623,34 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Decodes a chunked body as far as it goes; the flag tells whether the last chunk was seen.
-fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
+/// Decodes a chunked body as far as it goes; with, once the last chunk and the trailer's
+/// end have come, the length of the whole chunked body.
+fn dechunk(mut raw: &[u8]) -> (Vec<u8>, Option<usize>) {
+    let total = raw.len();
     let mut out = Vec::with_capacity(raw.len());
     loop {
         let Some(eol) = find(raw, b"\r\n") else {
-            return (out, false);
+            return (out, None);
         };
         let size_text = String::from_utf8_lossy(&raw[..eol]);
         let size_text = size_text.split(';').next().unwrap_or_default().trim();
         let Ok(size) = usize::from_str_radix(size_text, 16) else {
-            return (out, false);
+            return (out, None);
         };
         raw = &raw[eol + 2..];
         if size == 0 {
-            return (out, true);
+            // Trailer fields, if any, then an empty line.
+            let trailer = if raw.starts_with(b"\r\n") {
+                Some(2)
+            } else {
+                find(raw, b"\r\n\r\n").map(|i| i + 4)
+            };
+            return (out, trailer.map(|t| total - raw.len() + t));
         }
         let take = size.min(raw.len());
         out.extend_from_slice(&raw[..take]);
         if take < size || raw.len() < size + 2 {
-            return (out, false);
+            return (out, None);
         }
         raw = &raw[size + 2..];
     }
@@ -805,6 +828,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_kept_connection_the_server_wrote_to_since_is_not_used() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let seen = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
+                tokio::spawn(async move {
+                    let mut b = [0u8; 1024];
+                    loop {
+                        match s.read(&mut b).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let _ = s.write_all(&ok("up")).await;
+                        if first {
+                            // A late answer of its own, the connection left open.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            let _ = s
+                                .write_all(
+                                    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n",
+                                )
+                                .await;
+                        }
+                    }
+                });
+            }
+        });
+        let check = HttpCheck::new(HttpParams {
+            interval: Duration::from_secs(1),
+            ..params(addr, None, Some("up"))
+        })
+        .unwrap();
+        check.run().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        check.run().await.unwrap();
+        assert_eq!(
+            conns.load(Ordering::SeqCst),
+            2,
+            "the second check connected afresh"
+        );
+        // Bytes after an answer, read with it: the connection is not kept.
+        let (addr, _, _) = serve_keep_alive(
+            |_| [ok("up"), b"HTTP/1.1 408 Request Timeout\r\n\r\n".to_vec()].concat(),
+            None,
+        )
+        .await;
+        let check = HttpCheck::new(HttpParams {
+            interval: Duration::from_secs(1),
+            ..params(addr, None, Some("up"))
+        })
+        .unwrap();
+        check.run().await.unwrap();
+        assert!(check.kept.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
     async fn no_reuse_when_the_server_says_close_or_http_1_0_or_the_interval_is_long() {
         let answers: [&[u8]; 3] = [
             b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nup",
@@ -850,9 +931,14 @@ mod tests {
     fn chunked_decoding() {
         assert_eq!(
             dechunk(b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n"),
-            (b"Wikipedia".to_vec(), true)
+            (b"Wikipedia".to_vec(), Some(28))
         );
-        assert_eq!(dechunk(b"4\r\nWi"), (b"Wi".to_vec(), false));
+        assert_eq!(
+            dechunk(b"1\r\nW\r\n0\r\nX-Trailer: 1\r\n\r\nmore"),
+            (b"W".to_vec(), Some(25))
+        );
+        assert_eq!(dechunk(b"4\r\nWi"), (b"Wi".to_vec(), None));
+        assert_eq!(dechunk(b"1\r\nW\r\n0\r\n"), (b"W".to_vec(), None));
     }
 
     #[tokio::test]
