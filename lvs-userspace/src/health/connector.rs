@@ -8,10 +8,11 @@
 //! polls as one descriptor. A check takes a socket, connects, waits for the epoll event and
 //! reads the socket's TCP state; after a handshake it disconnects the socket with
 //! `connect(AF_UNSPEC)`, which resets the connection as a close with `SO_LINGER` 0 does (no
-//! `TIME_WAIT` left), and the socket goes back to the pool. A refused or timed-out connect is
-//! disconnected the same way (a socket still in `SYN_SENT` is simply dropped by the kernel),
-//! so thousands of reals that refuse cost no more than thousands that accept. Only a check
-//! cancelled in the middle (its target removed) closes its socket.
+//! `TIME_WAIT` left), and the socket goes back to the pool. After a refused or timed-out
+//! connect the socket is disconnected the same way (from `SYN_SENT` the attempt is abandoned;
+//! a late SYN-ACK gets a reset from the kernel), so thousands of reals that refuse cost no
+//! more than thousands that accept; so is the socket of a check cancelled in the middle (its
+//! target removed).
 //!
 //! Events can be stale: the disconnect of the previous check wakes the socket too. A waiting
 //! check therefore trusts the socket's state (`TCP_INFO`), not the event.
@@ -127,18 +128,15 @@ impl Connector {
             Ok(p) => p,
             Err(e) => return Connected::Failed(e),
         };
-        let mut lease = Lease {
+        let lease = Lease {
             shared: &self.shared,
             pooled: Some(pooled),
-            reusable: false,
         };
-        let outcome = match tokio::time::timeout(timeout, lease.handshake(addr)).await {
+        match tokio::time::timeout(timeout, lease.handshake(addr)).await {
             Ok(Ok(())) => Connected::Yes,
             Ok(Err(e)) => Connected::Failed(e),
             Err(_) => Connected::TimedOut,
-        };
-        lease.reusable = true;
-        outcome
+        }
     }
 
     /// Idle sockets in the pool (for tests).
@@ -195,15 +193,15 @@ impl Shared {
         })
     }
 
-    /// Ends a check's use of `pooled`: disconnected and back to the pool when `reusable` and
-    /// the pool is not full, else closed (which also takes it out of the epoll set).
-    fn give_back(&self, pooled: Pooled, reusable: bool) {
+    /// Ends a check's use of `pooled`: disconnected and back to the pool, or closed when the
+    /// pool is full or the disconnect failed (which also takes it out of the epoll set).
+    fn give_back(&self, pooled: Pooled) {
         self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&pooled.token);
         let in_use = self.in_use.fetch_sub(1, Ordering::Relaxed) - 1;
-        if !reusable || disconnect(pooled.socket.as_raw_fd()).is_err() {
+        if disconnect(pooled.socket.as_raw_fd()).is_err() {
             return;
         }
         let family = usize::from(pooled.v6);
@@ -219,13 +217,12 @@ impl Shared {
 struct Lease<'a> {
     shared: &'a Shared,
     pooled: Option<Pooled>,
-    reusable: bool,
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(p) = self.pooled.take() {
-            self.shared.give_back(p, self.reusable);
+            self.shared.give_back(p);
         }
     }
 }
