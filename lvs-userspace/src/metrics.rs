@@ -3,7 +3,7 @@
 //!
 //! One request per connection, read with a size and time bound; the answer always closes the
 //! connection. Like the control socket, it asks the agent's loop for a
-//! [`Snapshot`](crate::agent::snapshot::Snapshot) through a channel.
+//! [`crate::agent::snapshot::Snapshot`] through a channel.
 //!
 //! Labels: `service` is `VIP:port/proto` (`198.18.0.100:80/tcp`), `real` is `address:port`,
 //! `reason` a drop reason's name.

@@ -2,7 +2,7 @@
 //! every server's MAC, and keeps the kernel's tables equal to what [`desired::plans`] says
 //! after every health change, MAC change and reload.
 //!
-//! A config change travels: file → [`crate::config::load`] → [`Agent::reload`] →
+//! A config change travels: file → [`crate::config::load`] → `Agent::reload` →
 //! health targets and followed addresses → [`desired::plans`] →
 //! [`crate::dataplane::tables::Tables::apply`] → the kernel's maps.
 //!

@@ -1,7 +1,7 @@
 //! A serializable view of the running agent, for `lvs status` ([`crate::status`]) and the
 //! Prometheus endpoint ([`crate::metrics`]).
 //!
-//! The agent builds it on request, in its own loop ([`Agent::snapshot`]), so its state keeps a
+//! The agent builds it on request, in its own loop (`Agent::snapshot`), so its state keeps a
 //! single owner: the control socket and the metrics server ask for one through a channel.
 //!
 //! Active connections are the connection-table entries that point at a destination with its

@@ -2,7 +2,7 @@
 //! ldirectord.cf ([`ldirectord`]).
 //!
 //! Both readers only deal with syntax: they turn text into the same raw, still unchecked
-//! description ([`raw`]), and one function ([`raw::resolve`]) applies ldirectord's defaults,
+//! description (`config/raw.rs`), and one function (`raw::resolve`) applies ldirectord's defaults,
 //! refuses what lvs cannot do and builds the [`Config`]. [`validate`] then catches the
 //! cross-cutting mistakes (duplicates, family mismatches, limits).
 
