@@ -188,8 +188,8 @@ pub struct ProbeRun {
 
 impl Probe {
     /// Prepares the check of `key`, pinging through the shared `pinger` and connecting through
-    /// the shared `connector`; a key that cannot be
-    /// prepared (bad regex...) yields a probe that fails every run with the reason.
+    /// the shared `connector`; a key that cannot be prepared (bad regex...) yields a probe that
+    /// fails every run with the reason.
     pub fn new(
         key: &CheckKey,
         pinger: &Arc<ping::Pinger>,
