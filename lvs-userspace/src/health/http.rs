@@ -12,8 +12,10 @@
 //! ldirectord opens a connection per check, and so does lvs whenever the check interval is
 //! [`REUSE_FOR`] or longer (ldirectord's default interval is 10 s), and always for https.
 //! With a shorter interval, a plain-http connection is kept for the next checks, as HTTP/1.1
-//! clients and Envoy's health checker do, until it is [`REUSE_FOR`] old: its last request
-//! says `Connection: close`, and the next check connects afresh. A check on a kept
+//! clients and Envoy's health checker do, until it is between half of [`REUSE_FOR`] and
+//! [`REUSE_FOR`] old (drawn for each connection, so that reals checked together do not all
+//! connect again together): its last request says `Connection: close`, and the next check
+//! connects afresh. A check on a kept
 //! connection costs a write and a read instead of a socket, a connect and a close, which is
 //! most of the cost of checking thousands of reals every second. What a kept connection
 //! cannot see, a server that stopped accepting new connections while it still answers on
@@ -47,7 +49,8 @@ pub const MAX_RESPONSE: usize = 64 * 1024;
 /// The most redirects followed.
 pub const MAX_REDIRECTS: usize = 3;
 /// The longest a plain-http connection is used for checks, from its connect (see the module
-/// docs): connections are kept only for checks less than this far apart.
+/// docs): connections are kept only for checks less than this far apart, each for between
+/// half of it and all of it.
 pub const REUSE_FOR: Duration = Duration::from_secs(5);
 
 /// Errors of http checks.
@@ -150,6 +153,8 @@ struct Kept {
     stream: TcpStream,
     /// When it was connected.
     since: Instant,
+    /// How long it may serve checks, from `since`.
+    lifetime: Duration,
 }
 
 impl Kept {
@@ -301,7 +306,19 @@ impl HttpCheck {
             }
             let stream = self.connect().await?;
             let since = Instant::now();
-            return self.fetch_plain(Kept { stream, since }, path).await;
+            // Between half of REUSE_FOR and REUSE_FOR.
+            let random = std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                since,
+            );
+            let lifetime =
+                REUSE_FOR.mul_f64(0.5 + 0.5 * (random >> 11) as f64 / (1u64 << 53) as f64);
+            let kept = Kept {
+                stream,
+                since,
+                lifetime,
+            };
+            return self.fetch_plain(kept, path).await;
         };
         let addr = self.addr;
         let tcp = self.connect().await?;
@@ -332,7 +349,8 @@ impl HttpCheck {
     /// One exchange on a plain connection, kept afterwards if it can serve the next check.
     async fn fetch_plain(&self, mut conn: Kept, path: &str) -> Result<Response, HttpError> {
         // Ask the server to keep it only if the next check comes before it is too old.
-        let keep = self.interval < REUSE_FOR && conn.since.elapsed() + self.interval < REUSE_FOR;
+        let keep =
+            self.interval < REUSE_FOR && conn.since.elapsed() + self.interval < conn.lifetime;
         let request = self.request(path, !keep);
         let head = self.method == HttpMethod::Head;
         // Boxed, as for https: the exchange's buffers are held only while it runs.
