@@ -12,7 +12,7 @@
 //! ldirectord opens a connection per check, and so does lvs whenever the check interval is
 //! [`REUSE_FOR`] or longer (ldirectord's default interval is 10 s), and always for https.
 //! With a shorter interval, a plain-http connection is kept for the next checks, as HTTP/1.1
-//! clients and Envoy's health checker do, until it is between half of [`REUSE_FOR`] and
+//! clients and Envoy's health checker do, until it is between 70% of [`REUSE_FOR`] and
 //! [`REUSE_FOR`] old (drawn for each connection, so that reals checked together do not all
 //! connect again together): its last request says `Connection: close`, and the next check
 //! connects afresh. A check on a kept
@@ -50,7 +50,7 @@ pub const MAX_RESPONSE: usize = 64 * 1024;
 pub const MAX_REDIRECTS: usize = 3;
 /// The longest a plain-http connection is used for checks, from its connect (see the module
 /// docs): connections are kept only for checks less than this far apart, each for between
-/// half of it and all of it.
+/// 70% of it and all of it.
 pub const REUSE_FOR: Duration = Duration::from_secs(5);
 
 /// Errors of http checks.
@@ -306,13 +306,13 @@ impl HttpCheck {
             }
             let stream = self.connect().await?;
             let since = Instant::now();
-            // Between half of REUSE_FOR and REUSE_FOR.
+            // Between 70% of REUSE_FOR and REUSE_FOR.
             let random = std::hash::BuildHasher::hash_one(
                 &std::collections::hash_map::RandomState::new(),
                 since,
             );
             let lifetime =
-                REUSE_FOR.mul_f64(0.5 + 0.5 * (random >> 11) as f64 / (1u64 << 53) as f64);
+                REUSE_FOR.mul_f64(0.7 + 0.3 * (random >> 11) as f64 / (1u64 << 53) as f64);
             let kept = Kept {
                 stream,
                 since,
