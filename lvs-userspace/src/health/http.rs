@@ -499,9 +499,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         Err(e) if closed(&e) => return Err(HttpError::Closed { addr }),
         Err(e) => return Err(io(e)),
     }
+    // Read straight into the buffer's spare room: nothing zeroed, nothing copied.
     let mut buf = Vec::with_capacity(4096);
     let mut head: Option<Head> = None;
-    let mut chunk = [0u8; 8192];
     loop {
         if let Some(h) = &head
             && response_end(h, &buf, head_request).is_some()
@@ -512,8 +512,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         if room == 0 {
             break;
         }
-        let want = room.min(chunk.len());
-        let n = match stream.read(&mut chunk[..want]).await {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.len().min(room));
+        }
+        let n = match (&mut *stream).take(room as u64).read_buf(&mut buf).await {
             Ok(n) => n,
             // A TLS peer closing without close_notify: treat as end of data.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
@@ -526,7 +528,6 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             }
             break;
         }
-        buf.extend_from_slice(&chunk[..n]);
         if head.is_none() {
             head = parse_head(&buf)?;
         }
@@ -542,15 +543,18 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     };
     // Nothing may follow the response: the next check must read its own answer.
     let reusable = h.keep_alive && response_end(&h, &buf, head_request) == Some(buf.len());
-    let raw = &buf[h.body_start..];
     let body = if head_request {
         Vec::new()
     } else if h.chunked {
-        dechunk(raw).0
-    } else if let Some(len) = h.content_length {
-        raw[..raw.len().min(len)].to_vec()
+        dechunk(&buf[h.body_start..]).0
     } else {
-        raw.to_vec()
+        // The body in place: the head taken off the front, anything after it off the end.
+        let end = h
+            .content_length
+            .map_or(buf.len(), |len| buf.len().min(h.body_start + len));
+        buf.truncate(end);
+        buf.drain(..h.body_start);
+        buf
     };
     Ok(Response {
         status: h.status,
