@@ -13,8 +13,9 @@
 //!
 //! Options: `--check connect|negotiate|both|on` (default both; `on`: no checks, the agent
 //! alone), `--warmup S` (10), `--window S` (20), `--live N` (5000), `--dead N` (5000),
-//! `--services N` (40), `--no-build` (do not run `cargo build --release --bin lvs` first;
-//! `LVS_BIN` overrides the binary).
+//! `--refused N` (0: reals at N of the live addresses but on port 81, where nothing listens:
+//! hosts that are up with their service down), `--services N` (40), `--no-build` (do not run
+//! `cargo build --release --bin lvs` first; `LVS_BIN` overrides the binary).
 //!
 //! The kernel's neighbour table is shared by all namespaces and holds 1024 entries by default
 //! (`gc_thresh3`); 10,000 reals need more, so the bench raises `net.ipv4.neigh.default.
@@ -80,6 +81,8 @@ struct Options {
     window: Duration,
     live: u32,
     dead: u32,
+    /// Reals at answering hosts' addresses on a port nobody listens on (port 81).
+    refused: u32,
     services: u32,
     build: bool,
 }
@@ -91,6 +94,7 @@ fn parse_args() -> Result<Options> {
         window: Duration::from_secs(20),
         live: 5000,
         dead: 5000,
+        refused: 0,
         services: 40,
         build: true,
     };
@@ -111,12 +115,13 @@ fn parse_args() -> Result<Options> {
             "--window" => o.window = Duration::from_secs(value()?.parse()?),
             "--live" => o.live = value()?.parse()?,
             "--dead" => o.dead = value()?.parse()?,
+            "--refused" => o.refused = value()?.parse()?,
             "--services" => o.services = value()?.parse()?,
             "--no-build" => o.build = false,
             "-h" | "--help" => {
                 println!(
                     "lvs-scale-bench [--check connect|negotiate|both|on] [--warmup S] [--window S] \
-                     [--live N] [--dead N] [--services N] [--no-build]"
+                     [--live N] [--dead N] [--refused N] [--services N] [--no-build]"
                 );
                 std::process::exit(0);
             }
@@ -125,12 +130,16 @@ fn parse_args() -> Result<Options> {
     }
     ensure!(o.services > 0 && o.services <= 256, "1..=256 services");
     ensure!(
-        (o.live + o.dead).div_ceil(o.services) <= lvs_common::limits::RING_SIZE,
+        (o.live + o.dead + o.refused).div_ceil(o.services) <= lvs_common::limits::RING_SIZE,
         "too many reals per service"
     );
     ensure!(
         o.live <= DEAD_BASE - LIVE_BASE && o.dead <= 32000,
         "too many addresses"
+    );
+    ensure!(
+        o.refused <= o.live,
+        "--refused takes the live addresses: at most --live"
     );
     ensure!(o.window > Duration::ZERO, "--window must be above 0");
     Ok(o)
@@ -436,6 +445,12 @@ fn config(o: &Options, check: &str) -> String {
                 addr(DEAD_BASE, i)
             ));
         }
+        for i in per(o.refused, k) {
+            c.push_str(&format!(
+                "[[virtual.real]]\naddress = \"{}:81\"\n",
+                addr(LIVE_BASE, i)
+            ));
+        }
     }
     c
 }
@@ -593,12 +608,13 @@ fn main() -> Result<()> {
         outcomes.push(run_one(&o, &bin, check)?);
     }
     println!(
-        "\n{} services × {} reals ({} answering, {} never answering), checkinterval 1, \
-         checktimeout 1; warm-up {:?}, window {:?}; lvs = {}",
+        "\n{} services × {} reals ({} answering, {} never answering, {} refusing), \
+         checkinterval 1, checktimeout 1; warm-up {:?}, window {:?}; lvs = {}",
         o.services,
-        (o.live + o.dead) / o.services,
+        (o.live + o.dead + o.refused) / o.services,
         o.live,
         o.dead,
+        o.refused,
         o.warmup,
         o.window,
         bin.display()
