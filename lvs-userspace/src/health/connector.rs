@@ -139,6 +139,42 @@ impl Connector {
         }
     }
 
+    /// Connects to `addr` within `timeout` and hands the connection over as a stream of the
+    /// runtime's (for checks that talk: http); the socket leaves the pool. A connect that
+    /// fails gives its socket back, as in [`Connector::connect`], so reals that refuse cost
+    /// no socket per check.
+    pub async fn connect_stream(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<tokio::net::TcpStream> {
+        let pooled = self.shared.take(addr)?;
+        let lease = Lease {
+            shared: &self.shared,
+            pooled: Some(pooled),
+        };
+        match tokio::time::timeout(timeout, lease.handshake(addr)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
+        }
+        let pooled = lease.release();
+        // Out of the connector's epoll set, into the runtime's.
+        // SAFETY: both descriptors are open; a null event is allowed for EPOLL_CTL_DEL.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.shared.epoll.get_ref().as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                pooled.socket.as_raw_fd(),
+                std::ptr::null_mut(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        tokio::net::TcpStream::from_std(pooled.socket.into())
+    }
+
     /// Idle sockets in the pool (for tests).
     pub fn idle(&self) -> usize {
         let idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -228,6 +264,18 @@ impl Drop for Lease<'_> {
 }
 
 impl Lease<'_> {
+    /// Takes the socket out of the pool for good.
+    fn release(mut self) -> Pooled {
+        let pooled = self.pooled.take().expect("a leased socket");
+        self.shared
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pooled.token);
+        self.shared.in_use.fetch_sub(1, Ordering::Relaxed);
+        pooled
+    }
+
     /// Connects and waits until the socket is connected or has failed.
     async fn handshake(&self, addr: SocketAddr) -> io::Result<()> {
         let pooled = self.pooled.as_ref().expect("a leased socket");
@@ -448,6 +496,40 @@ mod tests {
             connector.idle(),
             1,
             "the timed-out socket served the next check"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_handed_over_talks_and_a_refused_one_keeps_its_socket() {
+        use tokio::io::AsyncWriteExt;
+        let connector = Connector::new().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut stream = connector
+            .connect_stream(addr, Duration::from_secs(2))
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        stream.write_all(b"ping").await.unwrap();
+        let mut b = [0u8; 4];
+        server.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"ping");
+        server.write_all(b"pong").await.unwrap();
+        stream.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"pong");
+        assert_eq!(connector.idle(), 0, "the socket left the pool");
+        drop(listener);
+        for _ in 0..3 {
+            let err = connector
+                .connect_stream(addr, Duration::from_secs(2))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        }
+        assert_eq!(
+            connector.idle(),
+            1,
+            "one socket served the refused connects"
         );
     }
 

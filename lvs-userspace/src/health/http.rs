@@ -29,7 +29,7 @@
 use std::{
     io,
     net::SocketAddr,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -41,7 +41,7 @@ use tokio::{
 };
 use tokio_rustls::TlsConnector;
 
-use super::tls;
+use super::{connector::Connector, tls};
 use crate::config::model::HttpMethod;
 
 /// The most bytes read from one response, headers included.
@@ -144,6 +144,7 @@ pub struct HttpCheck {
     tls: Option<(TlsConnector, ServerName<'static>)>,
     timeout: Duration,
     interval: Duration,
+    connector: Option<Arc<Connector>>,
     /// The connection kept for the next check, if any (plain http only).
     kept: Mutex<Option<Kept>>,
 }
@@ -200,6 +201,9 @@ pub struct HttpParams<'a> {
     /// The time between two checks: a connection is kept for the next check when it is
     /// shorter than [`REUSE_FOR`].
     pub interval: Duration,
+    /// The shared pool of connect sockets, for the connects (a refused connect then costs no
+    /// socket of its own).
+    pub connector: Option<Arc<Connector>>,
 }
 
 impl HttpCheck {
@@ -228,6 +232,7 @@ impl HttpCheck {
             tls,
             timeout: p.timeout,
             interval: p.interval,
+            connector: p.connector,
             kept: Mutex::new(None),
         })
     }
@@ -339,9 +344,11 @@ impl HttpCheck {
 
     async fn connect(&self) -> Result<TcpStream, HttpError> {
         let addr = self.addr;
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|source| HttpError::Connect { addr, source })?;
+        let tcp = match &self.connector {
+            Some(c) => c.connect_stream(addr, self.timeout).await,
+            None => TcpStream::connect(addr).await,
+        }
+        .map_err(|source| HttpError::Connect { addr, source })?;
         let _ = tcp.set_nodelay(true);
         Ok(tcp)
     }
@@ -797,6 +804,7 @@ mod tests {
             verify_tls: false,
             timeout: Duration::from_secs(2),
             interval: Duration::from_secs(10),
+            connector: None,
         }
     }
 

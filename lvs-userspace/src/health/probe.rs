@@ -271,6 +271,7 @@ impl Probe {
                     verify_tls: key.verify_tls,
                     timeout,
                     interval: key.interval,
+                    connector: connect.connector.clone(),
                 })?))
             }
             CheckService::SimpleTcp => Negotiate::SimpleTcp {
