@@ -769,11 +769,6 @@ fn a_bad_config_at_start_exits_non_zero_and_attaches_nothing() {
     }
 }
 
-// TODO(alerting): once alerts are wired into the agent, run an SMTP sink in the lab (e.g. in
-// the director's namespace on loopback), configure `emailalert`/`smtp` to it, stop a real's
-// server, and assert the sink receives the alert mail naming the real and its new state (and
-// a recovery mail when it comes back).
-
 /// A real whose address nobody holds goes down, then silent (its checks send nothing); when a
 /// host takes the address, the resolver's next probe finds it and the real comes back up.
 #[test]
