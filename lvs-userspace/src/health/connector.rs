@@ -124,19 +124,31 @@ impl Connector {
 
     /// Connects to `addr` within `timeout`, then resets the connection.
     pub async fn connect(&self, addr: SocketAddr, timeout: Duration) -> Connected {
-        let pooled = match self.shared.take(addr) {
-            Ok(p) => p,
-            Err(e) => return Connected::Failed(e),
-        };
+        match self.lease_and_connect(addr, timeout).await {
+            // The lease ends here: the socket is disconnected and back in the pool.
+            Ok((_lease, outcome)) => outcome,
+            Err(e) => Connected::Failed(e),
+        }
+    }
+
+    /// Takes a socket and connects it to `addr` within `timeout`; the lease gives it back
+    /// (disconnected) when dropped. `Err`: no socket could be had.
+    async fn lease_and_connect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<(Lease<'_>, Connected)> {
+        let pooled = self.shared.take(addr)?;
         let lease = Lease {
             shared: &self.shared,
             pooled: Some(pooled),
         };
-        match tokio::time::timeout(timeout, lease.handshake(addr)).await {
+        let outcome = match tokio::time::timeout(timeout, lease.handshake(addr)).await {
             Ok(Ok(())) => Connected::Yes,
             Ok(Err(e)) => Connected::Failed(e),
             Err(_) => Connected::TimedOut,
-        }
+        };
+        Ok((lease, outcome))
     }
 
     /// Connects to `addr` within `timeout` and hands the connection over as a stream of the
@@ -148,15 +160,11 @@ impl Connector {
         addr: SocketAddr,
         timeout: Duration,
     ) -> io::Result<tokio::net::TcpStream> {
-        let pooled = self.shared.take(addr)?;
-        let lease = Lease {
-            shared: &self.shared,
-            pooled: Some(pooled),
-        };
-        match tokio::time::timeout(timeout, lease.handshake(addr)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
+        let (lease, outcome) = self.lease_and_connect(addr, timeout).await?;
+        match outcome {
+            Connected::Yes => {}
+            Connected::Failed(e) => return Err(e),
+            Connected::TimedOut => return Err(io::Error::from(io::ErrorKind::TimedOut)),
         }
         let pooled = lease.release();
         // Out of the connector's epoll set, into the runtime's.

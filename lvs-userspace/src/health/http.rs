@@ -811,11 +811,7 @@ mod tests {
     #[tokio::test]
     async fn a_short_interval_reuses_the_connection_until_it_is_old() {
         let (addr, conns, requests) = serve_keep_alive(|_| ok("up"), None).await;
-        let check = HttpCheck::new(HttpParams {
-            interval: Duration::from_secs(1),
-            ..params(addr, None, Some("up"))
-        })
-        .unwrap();
+        let check = short_interval_check(addr, Some("up"));
         for _ in 0..3 {
             check.run().await.unwrap();
         }
@@ -845,11 +841,7 @@ mod tests {
     async fn a_kept_connection_closed_by_the_server_is_replaced_within_the_check() {
         // The server closes each connection after one answer, without saying so.
         let (addr, conns, _) = serve_keep_alive(|_| ok("up"), Some(1)).await;
-        let check = HttpCheck::new(HttpParams {
-            interval: Duration::from_secs(1),
-            ..params(addr, None, None)
-        })
-        .unwrap();
+        let check = short_interval_check(addr, None);
         check.run().await.unwrap();
         // Let the server's close arrive.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -887,11 +879,7 @@ mod tests {
                 });
             }
         });
-        let check = HttpCheck::new(HttpParams {
-            interval: Duration::from_secs(1),
-            ..params(addr, None, Some("up"))
-        })
-        .unwrap();
+        let check = short_interval_check(addr, Some("up"));
         check.run().await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         check.run().await.unwrap();
@@ -906,11 +894,7 @@ mod tests {
             None,
         )
         .await;
-        let check = HttpCheck::new(HttpParams {
-            interval: Duration::from_secs(1),
-            ..params(addr, None, Some("up"))
-        })
-        .unwrap();
+        let check = short_interval_check(addr, Some("up"));
         check.run().await.unwrap();
         assert!(check.kept.lock().unwrap().is_none());
     }
@@ -925,11 +909,7 @@ mod tests {
         ];
         for answer in answers {
             let (addr, _, _) = serve_keep_alive(move |_| answer.to_vec(), Some(1)).await;
-            let check = HttpCheck::new(HttpParams {
-                interval: Duration::from_secs(1),
-                ..params(addr, None, Some("up"))
-            })
-            .unwrap();
+            let check = short_interval_check(addr, Some("up"));
             check.run().await.unwrap();
             assert!(check.kept.lock().unwrap().is_none(), "{answer:?}");
         }
@@ -946,6 +926,15 @@ mod tests {
                 .iter()
                 .all(|r| r.contains("Connection: close"))
         );
+    }
+
+    /// A plain-http check of `addr` at a 1 s interval: its connections are kept.
+    fn short_interval_check(addr: SocketAddr, receive: Option<&str>) -> HttpCheck {
+        HttpCheck::new(HttpParams {
+            interval: Duration::from_secs(1),
+            ..params(addr, None, receive)
+        })
+        .unwrap()
     }
 
     #[test]
