@@ -4,7 +4,8 @@
 //! - `cargo xtask setup`: the nightly toolchain's `rust-src`, `bpf-linker` 0.9.13, and the
 //!   Debian packages the lab uses (iproute2, ethtool, curl, python3, bpftool). Idempotent.
 //! - `cargo xtask demo`: set-up, then the demo lab (`lvs demo`).
-//! - `cargo xtask test`: set-up, then every test.
+//! - `cargo xtask test`: set-up, then every test, each test binary under a deadline
+//!   ([`harness`]).
 //! - `cargo xtask bench`: set-up, then the benchmarks.
 //! - `cargo xtask run -- ARGS`: set-up, then `lvs ARGS` (release build).
 
@@ -15,6 +16,8 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
+
+mod harness;
 
 #[derive(Parser)]
 #[command(about = "lvs project tasks")]
@@ -29,9 +32,9 @@ enum Task {
     Setup,
     /// Run the demo lab: namespaces, lvs on the director, traffic through the VIP.
     Demo,
-    /// Run every test.
+    /// Run every test, each test binary under a deadline.
     Test {
-        /// Extra arguments for `cargo test` (after `--`).
+        /// Arguments for every test binary (a name filter, `--nocapture`, ...).
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -73,12 +76,7 @@ fn main() -> Result<()> {
         Task::Test { args } => {
             // The lab tests run the lvs binary as an operator would.
             cargo(&root, &["build", "--bin", "lvs"])?;
-            let mut a = vec!["test", "--workspace", "--exclude", "lvs-ebpf"];
-            if !args.is_empty() {
-                a.push("--");
-                a.extend(args.iter().map(String::as_str));
-            }
-            cargo(&root, &a)
+            harness::run_all(&root, &args)
         }
         Task::Bench => {
             cargo(&root, &["build", "--release", "--bin", "lvs"])?;
