@@ -11,6 +11,7 @@
 //! adopts them, and forwarding never stops.
 
 pub mod desired;
+mod kept_states;
 pub mod neighbours;
 pub mod snapshot;
 
@@ -536,6 +537,7 @@ impl Agent {
                 {
                     tracing::warn!("changing the log target: {e}");
                 }
+                kept_states::carry_states(&self.config, &new, &mut self.states);
                 self.config = new;
                 self.counters.reloads += 1;
                 self.start_following();

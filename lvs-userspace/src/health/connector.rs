@@ -610,9 +610,16 @@ mod tests {
                 .collect();
             for c in checks {
                 let outcome = within("a check with a 5 s timeout", c).await.unwrap();
-                assert!(matches!(outcome, Connected::Yes), "round {round}: {outcome:?}");
+                assert!(
+                    matches!(outcome, Connected::Yes),
+                    "round {round}: {outcome:?}"
+                );
             }
-            assert_eq!(connector.in_use(), 0, "round {round}: every socket given back");
+            assert_eq!(
+                connector.in_use(),
+                0,
+                "round {round}: every socket given back"
+            );
             assert_eq!(
                 connector.idle() as u64,
                 connector.opened(),
@@ -620,7 +627,10 @@ mod tests {
             );
             if round == 0 {
                 opened_after_first = connector.opened();
-                assert!(opened_after_first <= CHECKS as u64, "{opened_after_first} opened");
+                assert!(
+                    opened_after_first <= CHECKS as u64,
+                    "{opened_after_first} opened"
+                );
             } else {
                 assert_eq!(
                     connector.opened(),

@@ -1,0 +1,134 @@
+//! Reloads that change how reals are checked, end to end in the namespace lab: a real keeps its
+//! state across them (as ldirectord and IPVS keep reals in the table), so traffic never goes
+//! to the fallback and no alert is sent again.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use lvs::lab::{Lab, LabOptions, http_get};
+use lvs_tests::agent::RunningLvs;
+
+/// A config with the sorry server as fallback and an http check of the three reals, whose
+/// interval and timeout are `interval` seconds.
+fn config(lab: &Lab, vip: SocketAddr, interval: u64) -> String {
+    let mut c = format!(
+        "checkinterval = {interval}\nchecktimeout = {interval}\nnegotiatetimeout = {interval}\n\
+         fallback = \"127.0.0.1:80\"\n\n[[virtual]]\naddress = \"{vip}\"\nscheduler = \"rr\"\n\
+         checktype = \"negotiate\"\nservice = \"http\"\nrequest = \"/index.html\"\n\
+         receive = \"real\"\n"
+    );
+    for r in lab.reals() {
+        c.push_str(&format!(
+            "[[virtual.real]]\naddress = \"{}:80\"\n",
+            r.addr_v4
+        ));
+    }
+    c
+}
+
+/// A server on the director answering "sorry" (the fallback), ready when this returns.
+fn start_sorry_server(lab: &Lab) {
+    let root = lab.work_dir().join("sorry");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("index.html"), "sorry\n").unwrap();
+    let dir = root.to_str().unwrap();
+    let args = [
+        "-m",
+        "http.server",
+        "80",
+        "--bind",
+        "::",
+        "--directory",
+        dir,
+    ];
+    lab.spawn(lab.director_ns(), "python3", args).unwrap();
+    let own = SocketAddr::new(lab.director_v4().into(), 80);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(lab.director_ns(), own, "/index.html").is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the sorry server did not start in 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The name of whoever answers a new connection through `vip`, or the error.
+fn ask(lab: &Lab, vip: SocketAddr) -> Result<String, String> {
+    match http_get(lab.client_ns(), vip, "/index.html") {
+        Ok((200, body)) => Ok(String::from_utf8_lossy(&body).trim().to_string()),
+        Ok((status, _)) => Err(format!("status {status}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Lines of the log that say a real went up.
+fn ups(log: &str) -> usize {
+    log.lines().filter(|l| l.contains("real server up")).count()
+}
+
+#[test]
+fn reloads_that_change_the_check_keep_every_real_in_and_alert_nothing() {
+    let lab = Lab::create(LabOptions::default()).expect("lab");
+    start_sorry_server(&lab);
+    let vip = SocketAddr::new(lab.vip_v4().into(), 80);
+    let lvs = RunningLvs::start(&lab, &config(&lab, vip, 1)).unwrap();
+    lvs.wait_log("real server up", Duration::from_secs(15))
+        .unwrap();
+    // Every real up: three "up" lines.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ups(&lvs.log()) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "three reals not up in 15 s; lvs log:\n{}",
+            lvs.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lvs.wait_served(vip, Duration::from_secs(10)).unwrap();
+
+    let mut answers = Vec::new();
+    for i in 1..=10u64 {
+        // Alternately 2 s and 1 s: every check gets a new interval and timeout.
+        std::fs::write(&lvs.config, config(&lab, vip, 1 + i % 2)).unwrap();
+        lvs.reload();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lvs.log().matches("config reloaded").count() < i as usize {
+            assert!(
+                Instant::now() < deadline,
+                "reload {i} not applied in 10 s; lvs log:\n{}",
+                lvs.log()
+            );
+            answers.push(ask(&lab, vip));
+        }
+        // New connections through the first second of the new checks.
+        let until = Instant::now() + Duration::from_millis(1200);
+        while Instant::now() < until {
+            answers.push(ask(&lab, vip));
+        }
+    }
+    let log = lvs.log();
+    let bad: Vec<_> = answers
+        .iter()
+        .filter(|a| !a.as_deref().is_ok_and(|n| n.starts_with("real")))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {} connections during the reloads not served by a real: {:?}; lvs log:\n{log}",
+        bad.len(),
+        answers.len(),
+        &bad[..bad.len().min(5)]
+    );
+    assert!(
+        !log.contains("new connections go to the fallback"),
+        "a reload sent the service to its fallback; lvs log:\n{log}"
+    );
+    assert_eq!(
+        ups(&log),
+        3,
+        "a reload made a real go up again; lvs log:\n{log}"
+    );
+    assert!(lvs.stop(), "lvs did not stop on SIGTERM within 5 s");
+}
