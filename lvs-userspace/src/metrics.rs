@@ -286,6 +286,11 @@ pub fn render(s: &Snapshot) -> String {
             "Plans written to the data plane's tables.",
             a.map_updates,
         ),
+        (
+            "lvs_map_update_failures_total",
+            "Plans the data plane's tables refused (the last written ones stay in force).",
+            a.map_update_failures,
+        ),
         ("lvs_reloads_total", "Config reloads applied.", a.reloads),
         (
             "lvs_reload_failures_total",

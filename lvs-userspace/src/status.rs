@@ -344,6 +344,7 @@ pub(crate) mod tests {
             ]),
             agent: AgentCounters {
                 map_updates: 7,
+                map_update_failures: 0,
                 reloads: 2,
                 reload_failures: 1,
                 check_errors: 3,

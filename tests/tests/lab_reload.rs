@@ -130,5 +130,30 @@ fn reloads_that_change_the_check_keep_every_real_in_and_alert_nothing() {
         3,
         "a reload made a real go up again; lvs log:\n{log}"
     );
+
+    // A reload past the data plane's destination table (5 services of 4,095 reals) is
+    // refused when loaded, naming the service that crosses the limit; the agent goes on.
+    let mut big = config(&lab, vip, 1);
+    for i in 1..=5 {
+        big.push_str(&format!(
+            "\n[[virtual]]\naddress = \"{}:{}\"\nchecktype = \"off\"\n\
+             [[virtual.real]]\naddress = \"10.{i}.16.1->10.{i}.31.255:80\"\n",
+            lab.vip_v4(),
+            1000 + i
+        ));
+    }
+    std::fs::write(&lvs.config, big).unwrap();
+    lvs.reload();
+    lvs.wait_log(
+        "too many real and fallback servers",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert!(
+        lvs.log().contains("reload refused"),
+        "the oversized config was not refused; lvs log:\n{}",
+        lvs.log()
+    );
+    lvs.wait_served(vip, Duration::from_secs(5)).unwrap();
     assert!(lvs.stop(), "lvs did not stop on SIGTERM within 5 s");
 }

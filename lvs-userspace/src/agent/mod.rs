@@ -328,9 +328,7 @@ pub async fn run(
                 if pending {
                     pending = false;
                     last_apply = Instant::now();
-                    if let Err(e) = agent.apply() {
-                        break Err(e);
-                    }
+                    agent.apply_or_log();
                 }
                 let _ = req.reply.send(agent.snapshot(req.with_flows));
                 continue;
@@ -354,9 +352,7 @@ pub async fn run(
         }
         pending = false;
         last_apply = Instant::now();
-        if let Err(e) = agent.apply() {
-            break Err(e);
-        }
+        agent.apply_or_log();
     };
     agent.stop();
     result
@@ -423,6 +419,20 @@ impl Agent {
         let addrs = server_addrs(&self.config);
         self.targets.retain(|a, _| addrs.contains(a));
         self.neighbours.follow(addrs);
+    }
+
+    /// [`Agent::apply`] while running: a write the kernel refuses is logged and counted, and
+    /// neither detaches the balancer nor stops the agent. What was written stays in force
+    /// (each service's switch to new rings is one map write, so a service holds its last good
+    /// state or its new one), and the next change tries again.
+    fn apply_or_log(&mut self) {
+        if let Err(e) = self.apply() {
+            self.counters.map_update_failures += 1;
+            tracing::error!(
+                "writing the data plane's tables failed; the balancer keeps forwarding with \
+                 what they hold: {e}"
+            );
+        }
     }
 
     /// Writes the plans for the current knowledge to the kernel.

@@ -31,6 +31,10 @@ use crate::{
 pub struct AgentCounters {
     /// Plans written to the kernel's tables successfully.
     pub map_updates: u64,
+    /// Plans the kernel's tables refused: the balancer kept forwarding with what it had, and
+    /// the agent kept running (the error is logged).
+    #[serde(default)]
+    pub map_update_failures: u64,
     /// Config reloads applied.
     pub reloads: u64,
     /// Config reloads refused (the file did not load).

@@ -24,6 +24,10 @@ pub const MAX_VIRTUALS: usize = 256;
 /// Real servers one virtual service can have: every one must fit in its scheduler ring.
 pub const MAX_REALS_PER_VIRTUAL: usize = lvs_common::limits::RING_SIZE as usize;
 
+/// Real and fallback servers all virtual services together can have: each (virtual service,
+/// real) pair and each service's fallback takes one slot of the data plane's destination table.
+pub const MAX_DESTINATIONS: usize = lvs_common::limits::MAX_DESTS as usize;
+
 /// Why a configuration could not be read. Display always starts with `file:line:` (or `file:`
 /// when the file itself could not be read), then names the key and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -117,8 +121,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Checks what no single directive can: duplicate virtual services (same VIP, port and
-/// protocol), a real listed twice in one virtual, a fallback of the wrong address family, and
-/// more than [`MAX_VIRTUALS`] virtual services. Both readers call it.
+/// protocol), a real listed twice in one virtual, a fallback of the wrong address family, more
+/// than [`MAX_VIRTUALS`] virtual services, and more than [`MAX_DESTINATIONS`] real and
+/// fallback servers in all. Both readers call it.
 pub fn validate(config: &Config) -> Result<(), ConfigError> {
     let err = |loc: &Location, key: &str, reason: String| ConfigError::Invalid {
         location: loc.clone(),
@@ -145,6 +150,21 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
                     "too many real servers in one virtual service: {} (lvs handles at most \
                      {MAX_REALS_PER_VIRTUAL}, the size of a scheduler ring)",
                     v.reals.len()
+                ),
+            ));
+        }
+    }
+    let mut destinations = 0;
+    for v in &config.virtuals {
+        destinations += v.reals.len() + usize::from(v.fallback.is_some());
+        if destinations > MAX_DESTINATIONS {
+            return Err(err(
+                &v.location,
+                "virtual",
+                format!(
+                    "too many real and fallback servers across the virtual services: this one \
+                     brings them to {destinations} (lvs handles at most {MAX_DESTINATIONS} in \
+                     all, the size of the data plane's destination table)"
                 ),
             ));
         }
@@ -231,6 +251,29 @@ mod tests {
             e.starts_with("m.cf:257: virtual: too many virtual services: 257"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn too_many_destinations_across_virtuals_names_the_one_that_crosses() {
+        // 5 virtual services of 4,095 reals each (one range each): every one fits its ring,
+        // together they need 20,475 destination slots.
+        let mut text = String::new();
+        for i in 1..=5 {
+            text.push_str(&format!(
+                "virtual=10.{i}.0.1:80\n\treal=10.{i}.16.1->10.{i}.31.255:80 gate\n"
+            ));
+        }
+        let e = ldirectord::parse_str(Path::new("m.cf"), &text)
+            .err()
+            .expect("20,475 destinations refused")
+            .to_string();
+        // 4 × 4,095 = 16,380 fit; the 5th virtual (line 9) crosses 16,384.
+        assert!(e.starts_with("m.cf:9: virtual: "), "{e}");
+        assert!(e.contains("20475") && e.contains("16384"), "{e}");
+        // The same with room: 4 of them load.
+        let four: String = text.lines().take(8).map(|l| format!("{l}\n")).collect();
+        let c = ldirectord::parse_str(Path::new("m.cf"), &four).unwrap();
+        assert_eq!(c.virtuals.iter().map(|v| v.reals.len()).sum::<usize>(), 16_380);
     }
 
     #[test]
