@@ -263,10 +263,10 @@ mod tests {
                 "virtual=10.{i}.0.1:80\n\treal=10.{i}.16.1->10.{i}.31.255:80 gate\n"
             ));
         }
-        let e = ldirectord::parse_str(Path::new("m.cf"), &text)
-            .err()
-            .expect("20,475 destinations refused")
-            .to_string();
+        let Err(e) = ldirectord::parse_str(Path::new("m.cf"), &text) else {
+            panic!("20,475 destinations were accepted");
+        };
+        let e = e.to_string();
         // 4 × 4,095 = 16,380 fit; the 5th virtual (line 9) crosses 16,384.
         assert!(e.starts_with("m.cf:9: virtual: "), "{e}");
         assert!(e.contains("20475") && e.contains("16384"), "{e}");
