@@ -185,6 +185,12 @@ impl ControlServer {
                 async move { listener.accept().await.map(|(s, _)| s) }
             },
             move |stream| serve_one(stream, requests.clone()),
+            |stream| {
+                let mut out = serde_json::to_vec(&Response::error("busy: too many clients"))
+                    .unwrap_or_default();
+                out.push(b'\n');
+                let _ = stream.try_write(&out);
+            },
         );
         tracing::info!(path = %path.display(), "control socket listening");
         Ok(ControlServer {
@@ -194,13 +200,20 @@ impl ControlServer {
     }
 }
 
+/// Clients served at once by the control socket, and by the metrics listener. A client past
+/// it is answered "busy" at once and closed, so that no local user can make the agent run out
+/// of open files (which would make health checks fail) by holding connections open.
+pub(crate) const MAX_CLIENTS: usize = 64;
+
 /// Accepts clients until aborted, serving each on its own task (`what` names the server in
-/// logs); a failed accept is logged and retried after a pause. The control socket and the
-/// metrics listener share it.
+/// logs), at most [`MAX_CLIENTS`] at once: a client beyond that is given to `busy` (which may
+/// write a short answer without waiting) and closed. A failed accept is logged and retried
+/// after a pause. The control socket and the metrics listener share it.
 pub(crate) fn serve_clients<S, A, AF, F, FF>(
     what: &'static str,
     accept: A,
     serve: F,
+    busy: fn(&S),
 ) -> JoinHandle<()>
 where
     S: Send + 'static,
@@ -209,15 +222,29 @@ where
     F: Fn(S) -> FF + Send + 'static,
     FF: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
 {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     tokio::spawn(async move {
+        let mut last_busy_log: Option<tokio::time::Instant> = None;
         loop {
             match accept().await {
                 Ok(stream) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        busy(&stream);
+                        drop(stream);
+                        if last_busy_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                            last_busy_log = Some(tokio::time::Instant::now());
+                            tracing::warn!(
+                                "{what}: {MAX_CLIENTS} clients already connected; refusing more"
+                            );
+                        }
+                        continue;
+                    };
                     let client = serve(stream);
                     tokio::spawn(async move {
                         if let Err(e) = client.await {
                             tracing::debug!("{what} client: {e}");
                         }
+                        drop(slot);
                     });
                 }
                 Err(e) => {

@@ -72,6 +72,12 @@ impl MetricsServer {
                 async move { listener.accept().await.map(|(s, _)| s) }
             },
             move |stream| serve_one(stream, requests.clone()),
+            |stream| {
+                let _ = stream.try_write(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+                      Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n",
+                );
+            },
         );
         tracing::info!(addr = %bound, "metrics listening");
         Ok(MetricsServer { task, addr: bound })

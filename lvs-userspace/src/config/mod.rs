@@ -273,7 +273,10 @@ mod tests {
         // The same with room: 4 of them load.
         let four: String = text.lines().take(8).map(|l| format!("{l}\n")).collect();
         let c = ldirectord::parse_str(Path::new("m.cf"), &four).unwrap();
-        assert_eq!(c.virtuals.iter().map(|v| v.reals.len()).sum::<usize>(), 16_380);
+        assert_eq!(
+            c.virtuals.iter().map(|v| v.reals.len()).sum::<usize>(),
+            16_380
+        );
     }
 
     #[test]

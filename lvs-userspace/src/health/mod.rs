@@ -320,6 +320,9 @@ pub struct TargetStatus {
     pub last: Option<CheckResult>,
     /// Checks run since the target was added.
     pub checks: u64,
+    /// Checks that could not run for a reason of this host's (out of open files, buffers or
+    /// memory), not counted for or against the real.
+    pub local_failures: u64,
 }
 
 /// What [`HealthHandle::set_targets`] changed.
@@ -470,6 +473,7 @@ impl HealthHandle {
             maintenance: false,
             last: None,
             checks: 0,
+            local_failures: 0,
         }));
         let worker = Worker {
             machine: StateMachine::new(initial, key.failure_count, key.success_count),
@@ -571,6 +575,23 @@ impl Worker {
         }
     }
 
+    /// Counts a check that could not run for a local reason, and logs it (rate-limited).
+    fn note_local_failure(&self, e: &CheckError) {
+        {
+            let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            s.local_failures += 1;
+        }
+        let mut last = LOCAL_FAILURE_LOGGED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            *last = Some(Instant::now());
+            tracing::warn!(real = %self.key.real, port = self.key.port,
+                "a check could not run for a reason of this host's, not counted against the \
+                 real (at most one such line every 10 s): {}", error_chain(e));
+        }
+    }
+
     async fn check_once(&mut self, names: &[String]) {
         let at = SystemTime::now();
         let started = Instant::now();
@@ -602,6 +623,13 @@ impl Worker {
                     self.probe.run().await
                 };
                 let latency = started.elapsed();
+                if let Err(e) = &run.result
+                    && e.is_local()
+                {
+                    // Not the real's failure: nothing recorded, the state stays.
+                    self.note_local_failure(e);
+                    return;
+                }
                 let (ok, message) = match run.result {
                     Ok(m) => (true, m),
                     Err(CheckError::Off) => (false, "checktype off".to_string()),
@@ -660,6 +688,10 @@ impl Worker {
         let _ = self.events.send(event).await;
     }
 }
+
+/// The last time a check that could not run for a local reason was logged (any target): at
+/// most one such line every 10 s.
+static LOCAL_FAILURE_LOGGED: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// Checks start on ticks this far apart, so that targets due at nearly the same moment are
 /// woken together: 10,000 targets checked every second wake the runtime 100 times a second

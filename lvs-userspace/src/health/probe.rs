@@ -93,6 +93,29 @@ pub enum CheckError {
     },
 }
 
+impl CheckError {
+    /// Whether the check could not run for a reason of this host's, not of the real: the
+    /// agent is out of open files (`EMFILE`, `ENFILE`), or the kernel out of buffers or
+    /// memory (`ENOBUFS`, `ENOMEM`). Such a result says nothing of the real, and the health
+    /// engine does not count it (a local user who exhausts the agent's files must not take
+    /// every real down).
+    pub fn is_local(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                )
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
+}
+
 /// The negotiate part of a check.
 #[derive(Debug)]
 enum Negotiate {
@@ -370,4 +393,33 @@ fn next_ping_id() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let base = (std::process::id() as u16).wrapping_mul(31);
     base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod local_error_tests {
+    use std::io;
+
+    use super::*;
+
+    fn connect_failed(errno: i32) -> CheckError {
+        CheckError::from(connect::ConnectError::Connect {
+            addr: "192.0.2.1:80".parse().unwrap(),
+            source: io::Error::from_raw_os_error(errno),
+        })
+    }
+
+    #[test]
+    fn out_of_files_buffers_or_memory_is_local_and_the_real_s_answers_are_not() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert!(connect_failed(errno).is_local(), "errno {errno}");
+        }
+        for errno in [libc::ECONNREFUSED, libc::EHOSTUNREACH, libc::ECONNRESET] {
+            assert!(!connect_failed(errno).is_local(), "errno {errno}");
+        }
+        let timeout = CheckError::from(connect::ConnectError::Timeout {
+            addr: "192.0.2.1:80".parse().unwrap(),
+            timeout: std::time::Duration::from_secs(1),
+        });
+        assert!(!timeout.is_local());
+    }
 }
