@@ -159,12 +159,16 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             // A config that does not load stops here: nothing attached.
             let config = config::load(&path)?;
-            let log = logging::init(&config.globals.log, config.globals.supervised, log_json)?;
-            let pin_dir = if no_pin {
-                None
+            // One agent per instance: its lock is taken before anything is touched and held
+            // until this process exits.
+            let (pin_dir, _instance_lock) = if no_pin {
+                (None, None)
             } else {
-                Some(bpffs::pin_dir(&bpffs, &instance)?)
+                let dir = bpffs::pin_dir(&bpffs, &instance)?;
+                let lock = bpffs::lock_instance(&dir, &instance)?;
+                (Some(dir), Some(lock))
             };
+            let log = logging::init(&config.globals.log, config.globals.supervised, log_json)?;
             raise_open_files_limit();
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             let opts = RunOptions {
