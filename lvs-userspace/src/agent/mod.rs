@@ -122,7 +122,8 @@ pub struct Agent {
     /// The virtual services (indices in `config.virtuals`) each check concerns, so that a
     /// health event finds its services without rebuilding every real's key.
     services_of: HashMap<CheckKey, Vec<usize>>,
-    config_mtime: Option<SystemTime>,
+    /// The config file's stamp when it was last read.
+    config_stamp: Option<FileStamp>,
     /// Counters reported by `lvs status` and the metrics.
     counters: snapshot::AgentCounters,
 }
@@ -142,9 +143,81 @@ impl Knowledge for View<'_> {
     }
 }
 
-fn mtime(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// What the config file looked like when last read: a change to any of these is a change of
+/// the file. The size and the inode catch what the modification time alone can miss (a
+/// truncate and a write within the same clock tick, a file replaced by a rename).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    dev: u64,
+    ino: u64,
 }
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+        dev: m.dev(),
+        ino: m.ino(),
+    })
+}
+
+/// What a read of the config file, done off the loop, found.
+enum ReadOutcome {
+    /// An autoreload poll: the file has not changed.
+    Unchanged,
+    /// The file was read: how it looked before it was read, and what it held.
+    Read {
+        why: ReadWhy,
+        stamp: Option<FileStamp>,
+        result: Box<Result<Config, ConfigError>>,
+    },
+}
+
+/// Why the config file is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadWhy {
+    /// SIGHUP: read whatever its stamp.
+    Signal,
+    /// The autoreload poll: read only when its stamp changed since `known`.
+    Poll,
+}
+
+/// Reads the config file on a thread of its own (never on the loop that applies health
+/// events: a FIFO or a stalled mount could block it for ever) and sends what it found to
+/// `done`. A plain thread, not the runtime's blocking pool, so that a read that never ends
+/// does not hold up the process's exit.
+fn read_off_loop(
+    path: PathBuf,
+    why: ReadWhy,
+    known: Option<FileStamp>,
+    done: tokio::sync::mpsc::Sender<ReadOutcome>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("config-read".into())
+        .spawn(move || {
+            let stamp = stamp(&path);
+            let outcome = if why == ReadWhy::Poll && stamp == known {
+                ReadOutcome::Unchanged
+            } else {
+                ReadOutcome::Read {
+                    why,
+                    stamp,
+                    result: Box::new(config::load(&path)),
+                }
+            };
+            let _ = done.blocking_send(outcome);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("reload not started: cannot start a thread to read the config: {e}");
+    }
+}
+
+/// How long a read of the config may take before the log says it is stuck.
+const READ_STUCK_AFTER: Duration = Duration::from_secs(5);
 
 /// Every server address the data plane must reach: reals and fallbacks.
 fn server_addrs(config: &Config) -> HashSet<IpAddr> {
@@ -265,7 +338,7 @@ pub async fn run(
     let alerter = Alerter::new(&config.globals);
     alerter.set_phase(DaemonPhase::Starting);
     let mut agent = Agent {
-        config_mtime: mtime(&opts.config),
+        config_stamp: stamp(&opts.config),
         config_path: opts.config.clone(),
         config,
         dataplane,
@@ -306,6 +379,11 @@ pub async fn run(
     // ends (a burst of 10,000 health events costs a few plans, not 10,000).
     let mut last_apply = Instant::now();
     let mut pending = false;
+    // At most one read of the config runs at a time, off the loop; when it started, whether
+    // it was reported as stuck, and whether a SIGHUP came while it ran.
+    let (read_tx, mut read_done) = tokio::sync::mpsc::channel::<ReadOutcome>(1);
+    let mut reading: Option<(Instant, bool)> = None;
+    let mut hup_waiting = false;
 
     let result = loop {
         tokio::select! {
@@ -317,7 +395,32 @@ pub async fn run(
                     && let Err(e) = l.reopen() {
                         tracing::warn!("reopening the log: {e}");
                     }
-                agent.reload().await;
+                if reading.is_some() {
+                    tracing::warn!("a read of {} is still under way: the config is read again once it ends", agent.config_path.display());
+                    hup_waiting = true;
+                } else {
+                    read_off_loop(agent.config_path.clone(), ReadWhy::Signal, agent.config_stamp, read_tx.clone());
+                    reading = Some((Instant::now(), false));
+                }
+                continue;
+            }
+            Some(outcome) = read_done.recv() => {
+                reading = None;
+                if hup_waiting {
+                    hup_waiting = false;
+                    read_off_loop(agent.config_path.clone(), ReadWhy::Signal, agent.config_stamp, read_tx.clone());
+                    reading = Some((Instant::now(), false));
+                }
+                match outcome {
+                    ReadOutcome::Unchanged => continue,
+                    ReadOutcome::Read { why, stamp, result } => {
+                        if why == ReadWhy::Poll {
+                            tracing::info!("{} changed: reloading", agent.config_path.display());
+                        }
+                        agent.config_stamp = stamp;
+                        agent.reload(*result).await;
+                    }
+                }
             }
             Some(ev) = health_events.recv() => agent.on_health(ev).await,
             Some(up) = target_updates.recv() => agent.on_target(up),
@@ -339,12 +442,24 @@ pub async fn run(
                 if agent.alerter.phase() == DaemonPhase::Starting && started.elapsed() > Duration::from_secs(1) {
                     agent.alerter.set_phase(DaemonPhase::Running);
                 }
-                if agent.config.globals.autoreload && mtime(&agent.config_path) != agent.config_mtime {
-                    tracing::info!("{} changed: reloading", agent.config_path.display());
-                    agent.reload().await;
-                } else {
-                    continue;
+                match &mut reading {
+                    Some((since, reported)) if !*reported && since.elapsed() > READ_STUCK_AFTER => {
+                        *reported = true;
+                        tracing::error!(
+                            "reading {} has not ended after {:?} (a stalled mount?): \
+                             no reload until it does; the running config stays in force",
+                            agent.config_path.display(),
+                            READ_STUCK_AFTER
+                        );
+                    }
+                    Some(_) => {}
+                    None if agent.config.globals.autoreload => {
+                        read_off_loop(agent.config_path.clone(), ReadWhy::Poll, agent.config_stamp, read_tx.clone());
+                        reading = Some((Instant::now(), false));
+                    }
+                    None => {}
                 }
+                continue;
             }
         }
         if last_apply.elapsed() < APPLY_EVERY {
@@ -522,10 +637,9 @@ impl Agent {
         self.targets.insert(up.addr, up.target);
     }
 
-    /// Applies a changed config; a config that does not load leaves everything as it is.
-    async fn reload(&mut self) {
-        self.config_mtime = mtime(&self.config_path);
-        match config::load(&self.config_path) {
+    /// Applies a config read anew; a config that does not load leaves everything as it is.
+    async fn reload(&mut self, loaded: Result<Config, ConfigError>) {
+        match loaded {
             Ok(new) => {
                 for w in &new.warnings {
                     tracing::warn!("{w}");
