@@ -128,3 +128,47 @@ fn a_fifo_at_the_config_path_is_refused_and_the_agent_goes_on() {
     );
     assert!(lvs.stop(), "stops on SIGTERM");
 }
+
+#[test]
+fn an_empty_or_half_written_config_is_refused_and_autoreload_goes_on() {
+    let lab = lab();
+    let vip = SocketAddr::new(lab.vip_v4().into(), 80);
+    let lvs = RunningLvs::start(&lab, CONFIG).unwrap();
+    lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
+    let both = |what: &str| {
+        let names = who_answers(&lab, vip, 8)
+            .unwrap_or_else(|e| panic!("{what}: {e}; lvs log:\n{}", lvs.log()));
+        for r in ["real1", "real2"] {
+            assert!(names.iter().any(|n| n == r), "{what}: {r} in {names:?}");
+        }
+    };
+
+    // Truncated, as an editor does before it writes: refused, both reals still served.
+    std::fs::File::create(&lvs.config).unwrap();
+    // Time for the poll (every second) to see it.
+    std::thread::sleep(Duration::from_millis(2500));
+    both("after an empty file");
+    wait_log_count(&lvs, "no virtual service", 1, Duration::from_secs(10));
+
+    // Half written: refused too.
+    let cut = CONFIG.find("[[virtual.real]]").unwrap() + 5;
+    std::fs::write(&lvs.config, &CONFIG[..cut]).unwrap();
+    wait_log_count(&lvs, "reload refused", 2, Duration::from_secs(10));
+    both("after a half-written file");
+    assert!(
+        !lvs.log().contains("config reloaded"),
+        "nothing was applied:\n{}",
+        lvs.log()
+    );
+
+    // The whole new file (real1 gone) is still picked up by autoreload.
+    let real2_only = CONFIG.replace("[[virtual.real]]\naddress = \"198.18.0.11:80\"\n", "");
+    assert_ne!(real2_only, CONFIG);
+    std::fs::write(&lvs.config, &real2_only).unwrap();
+    wait_only(&lab, vip, "real2", Duration::from_secs(15));
+
+    // An empty config that says so is applied.
+    std::fs::write(&lvs.config, "allow_empty = true\n").unwrap();
+    lvs.wait_log("services=0", Duration::from_secs(10)).unwrap();
+    assert!(lvs.stop(), "stops on SIGTERM");
+}

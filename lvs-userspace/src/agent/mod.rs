@@ -637,9 +637,19 @@ impl Agent {
         self.targets.insert(up.addr, up.target);
     }
 
-    /// Applies a config read anew; a config that does not load leaves everything as it is.
+    /// Applies a config read anew; a config that does not load, or one without any virtual
+    /// service that does not say `allow_empty`, leaves everything as it is.
     async fn reload(&mut self, loaded: Result<Config, ConfigError>) {
         match loaded {
+            Ok(new) if new.virtuals.is_empty() && !new.globals.allow_empty => {
+                self.counters.reload_failures += 1;
+                tracing::error!(
+                    "reload refused, the running config stays in force: {}: no virtual service \
+                     (a file caught while it is rewritten looks so); to empty the director, say \
+                     so in it: allow_empty = yes (TOML: allow_empty = true)",
+                    self.config_path.display()
+                )
+            }
             Ok(new) => {
                 for w in &new.warnings {
                     tracing::warn!("{w}");
@@ -682,5 +692,29 @@ impl Agent {
             Ok(()) => tracing::info!("cleanstop = no: the data plane keeps forwarding"),
             Err(e) => tracing::error!("detaching: {e}"),
         }
+    }
+}
+
+/// The stamp that tells a changed config file from an unchanged one.
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+    use crate::testdir::TestDir;
+
+    #[test]
+    fn a_rewrite_within_the_same_clock_tick_is_a_change() {
+        let dir = TestDir::new("agent-stamp");
+        let path = dir.join("lvs.toml");
+        // Truncated, then written, both within one tick of the file system's clock.
+        std::fs::write(&path, "").unwrap();
+        let empty = stamp(&path).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut &f, b"[[virtual]]\naddress = \"10.0.0.1:80\"\n").unwrap();
+        f.set_modified(empty.modified.unwrap()).unwrap();
+        drop(f);
+        let written = stamp(&path).unwrap();
+        assert_eq!(written.modified, empty.modified, "the same mtime");
+        assert_ne!(written, empty, "but another file");
+        assert_eq!(stamp(&path), Some(written), "and stable while unchanged");
     }
 }

@@ -442,3 +442,40 @@ mod read_tests {
         assert!(!e.contains("more than the 16 MiB"), "{e}");
     }
 }
+
+/// `allow_empty`: how a config says that having no virtual service is meant.
+#[cfg(test)]
+mod allow_empty_tests {
+    use super::*;
+
+    #[test]
+    fn both_readers_know_it_and_it_is_off_by_default() {
+        assert!(
+            !ldirectord::parse_str(Path::new("a.cf"), "")
+                .unwrap()
+                .globals
+                .allow_empty
+        );
+        assert!(
+            !toml::parse_str(Path::new("a.toml"), "")
+                .unwrap()
+                .globals
+                .allow_empty
+        );
+        let cf = ldirectord::parse_str(Path::new("a.cf"), "allow_empty = yes\n").unwrap();
+        assert!(cf.globals.allow_empty && cf.virtuals.is_empty());
+        let t = toml::parse_str(Path::new("a.toml"), "allow_empty = true\n").unwrap();
+        assert!(t.globals.allow_empty);
+        assert!(to_toml(&t).contains("allow_empty = true"));
+        let e = ldirectord::parse_str(
+            Path::new("a.cf"),
+            "virtual=10.0.0.1:80\n\tallow_empty=yes\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("a.cf:2: allow_empty: is a global directive"),
+            "{e}"
+        );
+    }
+}

@@ -60,6 +60,7 @@ pub(crate) struct RawGlobals {
     pub interface: Opt<String>,
     pub metrics: Opt<String>,
     pub verify_tls: Opt<bool>,
+    pub allow_empty: Opt<bool>,
 }
 
 /// A virtual service as written.
@@ -413,6 +414,7 @@ fn resolve_globals(
         interface: g.interface.as_ref().map(|v| v.value.clone()),
         verify_tls: g.verify_tls.as_ref().map_or(d.verify_tls, |v| v.value),
         metrics,
+        allow_empty: g.allow_empty.as_ref().map_or(d.allow_empty, |v| v.value),
     })
 }
 
