@@ -175,11 +175,18 @@ fn run(cli: Cli) -> Result<()> {
                 config: path,
                 interface,
                 mode: xdp_mode,
-                pin_dir,
+                pin_dir: pin_dir.clone(),
                 control,
             };
-            rt.block_on(agent::run(opts, config, Some(log)))?;
-            Ok(())
+            let result = rt.block_on(agent::run(opts, config, Some(log)));
+            if result.is_err()
+                && let Some(dir) = &pin_dir
+            {
+                // A start that failed leaves no directory of its own either (only an empty
+                // one is removed: pins adopted from an earlier agent stay).
+                let _ = std::fs::remove_dir(dir);
+            }
+            Ok(result?)
         }
         Command::Check { file } => {
             let c = config::load(&file)?;

@@ -308,6 +308,8 @@ pub async fn run(
         tracing::warn!("{w}");
     }
     let interface = choose_interface(&opts, &config)?;
+    // A wrong interface stops lvs before anything is touched.
+    crate::dataplane::loader::interface_index(&interface)?;
     // The control socket and the metrics ask the loop for snapshots through this channel.
     // Both listen before anything is attached: a port in use stops lvs with nothing changed.
     let (snapshot_tx, mut snapshot_requests) = tokio::sync::mpsc::channel(16);
@@ -322,7 +324,14 @@ pub async fn run(
     };
     let adopted = dataplane.adopted();
     forward_kernel_log(&mut dataplane);
-    let ifindex = dataplane.attach(&interface, opts.mode)?;
+    // A start that fails leaves nothing behind (but what it adopted).
+    let ifindex = match dataplane.attach(&interface, opts.mode) {
+        Ok(i) => i,
+        Err(e) => {
+            dataplane.abandon();
+            return Err(e.into());
+        }
+    };
     if adopted {
         tracing::info!(interface, ifindex, pins = ?opts.pin_dir, "adopted the running data plane: established flows and counters kept");
     } else {
@@ -359,7 +368,8 @@ pub async fn run(
     }
     agent.start_following();
     if let Err(e) = agent.apply() {
-        agent.stop();
+        agent.health.clear();
+        agent.dataplane.abandon();
         return Err(e);
     }
 
