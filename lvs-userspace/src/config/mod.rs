@@ -234,6 +234,33 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     for (i, v) in config.virtuals.iter().enumerate() {
+        if let Some(what) = unusable_address(v.vip.ip()) {
+            return Err(err(
+                &v.location,
+                "virtual",
+                format!("{} is {what}: it cannot be a virtual address", v.vip.ip()),
+            ));
+        }
+        for r in &v.reals {
+            if let Some(what) = unusable_address(r.addr.ip()) {
+                return Err(err(
+                    &r.location,
+                    "real",
+                    format!("{} is {what}: it cannot be a real server", r.addr.ip()),
+                ));
+            }
+            if r.addr.ip() == v.vip.ip() {
+                return Err(err(
+                    &r.location,
+                    "real",
+                    format!(
+                        "real server {} is the virtual address itself: a real is another host \
+                         (it holds the VIP on its loopback, but is reached at its own address)",
+                        r.addr
+                    ),
+                ));
+            }
+        }
         if let Some(first) = config.virtuals[..i]
             .iter()
             .find(|o| o.vip == v.vip && o.protocol == v.protocol)
@@ -286,6 +313,20 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// What makes `ip` no address of a host (`None`: it can be one): unspecified (`0.0.0.0`,
+/// `::`), broadcast (`255.255.255.255`) or multicast.
+fn unusable_address(ip: std::net::IpAddr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+        Some("the broadcast address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else {
+        None
+    }
 }
 
 /// `tcp` or `udp`.
@@ -477,5 +518,70 @@ mod allow_empty_tests {
             e.starts_with("a.cf:2: allow_empty: is a global directive"),
             "{e}"
         );
+    }
+}
+
+/// Addresses and check types that cannot mean anything, refused with file:line.
+#[cfg(test)]
+mod nonsense_tests {
+    use super::*;
+
+    fn cf_error(text: &str) -> String {
+        ldirectord::parse_str(Path::new("n.cf"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unusable_virtual_and_real_addresses_are_refused() {
+        for (text, wanted) in [
+            (
+                "virtual=0.0.0.0:80\n",
+                "n.cf:1: virtual: 0.0.0.0 is the unspecified address: it cannot be a virtual address",
+            ),
+            (
+                "virtual=255.255.255.255:80\n",
+                "n.cf:1: virtual: 255.255.255.255 is the broadcast address",
+            ),
+            (
+                "virtual6=[::]:80\n",
+                "n.cf:1: virtual: :: is the unspecified address",
+            ),
+            (
+                "virtual=224.0.0.1:80\n",
+                "n.cf:1: virtual: 224.0.0.1 is a multicast address",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\treal=10.0.0.2:80\n\treal=10.0.0.1:80\n",
+                "n.cf:3: real: real server 10.0.0.1:80 is the virtual address itself",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\treal=0.0.0.0:80\n",
+                "n.cf:2: real: 0.0.0.0 is the unspecified address: it cannot be a real server",
+            ),
+        ] {
+            let e = cf_error(text);
+            assert!(e.starts_with(wanted), "{text:?}: {e}");
+        }
+        let e = toml::parse_str(
+            Path::new("n.toml"),
+            "[[virtual]]\naddress = \"0.0.0.0:80\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("n.toml:2: virtual: 0.0.0.0 is the unspecified"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn checktype_zero_is_refused() {
+        let e = cf_error("virtual=10.0.0.1:80\n\tchecktype=0\n");
+        assert!(
+            e.starts_with("n.cf:2: checktype: 0 is no check type"),
+            "{e}"
+        );
+        ldirectord::parse_str(Path::new("n.cf"), "virtual=10.0.0.1:80\n\tchecktype=3\n").unwrap();
     }
 }

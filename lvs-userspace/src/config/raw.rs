@@ -744,11 +744,16 @@ fn parse_check_type(
 ) -> Result<CheckType, ConfigError> {
     let s = c.value.trim();
     if let Ok(n) = s.parse::<u32>() {
-        return Ok(if n == 0 {
-            CheckType::Negotiate
-        } else {
-            CheckType::ConnectThenNegotiate(n)
-        });
+        if n == 0 {
+            return Err(ConfigError::invalid(
+                file,
+                c.line,
+                "checktype",
+                "0 is no check type: a number N means N connect checks, then one negotiate \
+                 check; write negotiate, or a positive number",
+            ));
+        }
+        return Ok(CheckType::ConnectThenNegotiate(n));
     }
     Ok(match s {
         "connect" => CheckType::Connect,
