@@ -26,6 +26,15 @@ pub enum BpffsError {
         /// Why lvs did not mount one itself.
         why: String,
     },
+    /// The instance name could escape `BPFFS/lvs/`.
+    #[error(
+        "instance name {name:?} refused: it must be made of letters, digits, `_`, `.` and `-`, \
+         and not be `.` or `..`"
+    )]
+    BadInstance {
+        /// The name given.
+        name: String,
+    },
     /// A system call failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -72,8 +81,14 @@ pub fn mount(path: &Path) -> Result<(), BpffsError> {
 }
 
 /// The pin directory of `instance` under the bpffs at `root`, created if missing. Mounts a
-/// bpffs at `root` when none is there and this process is in the host's mount namespace.
+/// bpffs at `root` when none is there and this process is in the host's mount namespace. An
+/// instance name that is not [`valid_instance`] is refused before anything is touched.
 pub fn pin_dir(root: &Path, instance: &str) -> Result<PathBuf, BpffsError> {
+    if !valid_instance(instance) {
+        return Err(BpffsError::BadInstance {
+            name: instance.to_string(),
+        });
+    }
     if !is_bpffs(root) {
         if !in_host_mount_namespace() {
             return Err(BpffsError::NotBpffs {
@@ -208,4 +223,30 @@ fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
             .then(|| fields.get(i + 3)?.parse().ok())
             .flatten()
     })
+}
+
+/// Instance names: only plain names, which stay under `BPFFS/lvs/`.
+#[cfg(test)]
+mod instance_tests {
+    use super::*;
+
+    #[test]
+    fn names_that_leave_the_pin_directory_are_refused() {
+        for ok in ["default", "lb-1", "a.b_c", "..x", "X9"] {
+            assert!(valid_instance(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../..", "/etc", "a/b", "a b", "é", "a\0"] {
+            assert!(!valid_instance(bad), "{bad:?}");
+            let e = pin_dir(Path::new("/nonexistent-lvs-bpffs"), bad).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("instance name {bad:?} refused")),
+                "{e}"
+            );
+        }
+        assert!(
+            !Path::new("/nonexistent-lvs-bpffs").exists(),
+            "nothing made"
+        );
+    }
 }
