@@ -310,6 +310,18 @@ pub async fn run(
     let interface = choose_interface(&opts, &config)?;
     // A wrong interface stops lvs before anything is touched.
     crate::dataplane::loader::interface_index(&interface)?;
+    // Signals are taken before anything is attached: one that comes during the start is
+    // handled once it is done (a stop, detaching cleanly), and no failure after the attach
+    // can leave without undoing it.
+    let sig = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|source| AgentError::Signal {
+            signal: name,
+            source,
+        })
+    };
+    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
     // The control socket and the metrics ask the loop for snapshots through this channel.
     // Both listen before anything is attached: a port in use stops lvs with nothing changed.
     let (snapshot_tx, mut snapshot_requests) = tokio::sync::mpsc::channel(16);
@@ -373,15 +385,6 @@ pub async fn run(
         return Err(e);
     }
 
-    let sig = |kind: SignalKind, name: &'static str| {
-        signal(kind).map_err(|source| AgentError::Signal {
-            signal: name,
-            source,
-        })
-    };
-    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
-    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
-    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let started = Instant::now();
     // Changes are written at most every APPLY_EVERY: a change after a quiet spell is written
