@@ -3,7 +3,8 @@
 //! A Unix stream socket at a path (default [`DEFAULT_SOCKET`]; a path, not an abstract
 //! socket, so that it is reachable from any network namespace that sees the file system). Its
 //! directory is created mode 0700 when missing and the socket is chmod 0600: only its owner
-//! (root) may ask. A stale socket file is replaced at start and the file is removed on exit.
+//! (root) may ask. A stale socket file (nobody answers on it) is replaced at start, one another
+//! agent answers on is refused; the file is removed on exit.
 //!
 //! Protocol: the client sends one JSON line, `{"cmd":"status"}`; the agent answers one JSON
 //! line, a [`Response`], and closes.
@@ -69,6 +70,15 @@ pub enum ControlError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// Another agent answers on the socket.
+    #[error(
+        "control socket {path} is in use: another agent answers on it; stop that one first, \
+         or give this one another --control"
+    )]
+    InUse {
+        /// The socket's path.
+        path: PathBuf,
     },
     /// Connecting to or talking with the agent failed.
     #[error("{step} {path} (is `lvs run` running with this --control path?): {source}")]
@@ -168,7 +178,13 @@ impl ControlServer {
                 source,
             }
         };
-        // A socket file left by an agent that did not exit cleanly.
+        // A socket another agent answers on is its own: leave it.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ControlError::InUse {
+                path: path.to_path_buf(),
+            });
+        }
+        // A socket file left by an agent that did not exit cleanly (nobody answers on it).
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(bind_err("removing the stale")(e));

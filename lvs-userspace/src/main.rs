@@ -40,8 +40,8 @@ enum Command {
         /// /sys/fs/bpf, pass one mounted elsewhere (e.g. /run/lvs/bpf).
         #[arg(long, default_value = "/sys/fs/bpf")]
         bpffs: PathBuf,
-        /// Instance name: pins go to BPFFS/lvs/INSTANCE.
-        #[arg(long, default_value = "default")]
+        /// Instance name: pins go to BPFFS/lvs/INSTANCE ([A-Za-z0-9_.-]+, not . or ..).
+        #[arg(long, default_value = "default", value_parser = parse_instance)]
         instance: String,
         /// Do not pin: the data plane lives and dies with this process.
         #[arg(long)]
@@ -91,6 +91,18 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         requests: usize,
     },
+}
+
+/// `--instance`: a name that stays under `BPFFS/lvs/`.
+fn parse_instance(name: &str) -> Result<String, String> {
+    if bpffs::valid_instance(name) {
+        Ok(name.to_string())
+    } else {
+        Err(
+            "an instance name is made of letters, digits, `_`, `.` and `-`, and is not `.` or `..`"
+                .into(),
+        )
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -145,6 +157,17 @@ fn raise_open_files_limit() {
     }
 }
 
+/// Writes `out` to standard output. A reader that went away (`lvs status | head`) ends the
+/// output quietly: that is no error of lvs.
+fn emit(out: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(out).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to standard output"),
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run {
@@ -159,41 +182,52 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             // A config that does not load stops here: nothing attached.
             let config = config::load(&path)?;
-            let log = logging::init(&config.globals.log, config.globals.supervised, log_json)?;
-            let pin_dir = if no_pin {
-                None
+            // One agent per instance: its lock is taken before anything is touched and held
+            // until this process exits.
+            let (pin_dir, _instance_lock) = if no_pin {
+                (None, None)
             } else {
-                Some(bpffs::pin_dir(&bpffs, &instance)?)
+                let dir = bpffs::pin_dir(&bpffs, &instance)?;
+                let lock = bpffs::lock_instance(&dir, &instance)?;
+                (Some(dir), Some(lock))
             };
+            let log = logging::init(&config.globals.log, config.globals.supervised, log_json)?;
             raise_open_files_limit();
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             let opts = RunOptions {
                 config: path,
                 interface,
                 mode: xdp_mode,
-                pin_dir,
+                pin_dir: pin_dir.clone(),
                 control,
             };
-            rt.block_on(agent::run(opts, config, Some(log)))?;
-            Ok(())
+            let result = rt.block_on(agent::run(opts, config, Some(log)));
+            if result.is_err()
+                && let Some(dir) = &pin_dir
+            {
+                // A start that failed leaves no directory of its own either (only an empty
+                // one is removed: pins adopted from an earlier agent stay).
+                let _ = std::fs::remove_dir(dir);
+            }
+            Ok(result?)
         }
         Command::Check { file } => {
             let c = config::load(&file)?;
-            print!("{}", config::render_check(&c));
-            Ok(())
+            emit(config::render_check(&c).as_bytes())
         }
         Command::Convert { file } => {
             let c = config::load(&file)?;
-            print!("{}", config::to_toml(&c));
-            Ok(())
+            emit(config::to_toml(&c).as_bytes())
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "lvs", &mut std::io::stdout());
-            Ok(())
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lvs", &mut out);
+            emit(&out)
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            Ok(())
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            emit(&out)
         }
         Command::Status {
             control,
@@ -202,19 +236,19 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let snap = lvs::control::status(&control)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&snap)?);
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&snap)?)
             } else if stats {
-                print!("{}", lvs::status::render_stats(&snap));
+                lvs::status::render_stats(&snap)
             } else if rate {
                 std::thread::sleep(std::time::Duration::from_secs(1));
                 let now = lvs::control::status(&control)?;
-                print!("{}", lvs::status::render_rate(&snap, &now));
+                lvs::status::render_rate(&snap, &now)
             } else {
                 let now = lvs::agent::snapshot::unix_ms(std::time::SystemTime::now());
-                print!("{}", lvs::status::render_table(&snap, now));
-            }
-            Ok(())
+                lvs::status::render_table(&snap, now)
+            };
+            emit(text.as_bytes())
         }
         Command::Demo { requests } => lvs::demo::run(requests),
     }

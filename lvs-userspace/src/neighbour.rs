@@ -1161,6 +1161,71 @@ fn get_link(ifindex: u32, name: Option<&str>) -> Result<Link> {
 }
 
 fn get_link_on(sock: &Netlink, ifindex: u32, name: Option<&str>) -> Result<Link> {
+    let body = get_link_message(sock, ifindex, name)?;
+    let index = i32::from_ne_bytes(body[4..8].try_into().unwrap_or_default()) as u32;
+    let mut link = Link {
+        ifindex: index,
+        name: String::new(),
+        mac: None,
+    };
+    for (ty, val) in attrs(&body[16..]) {
+        match ty {
+            IFLA_IFNAME => {
+                let end = val.iter().position(|&b| b == 0).unwrap_or(val.len());
+                link.name = String::from_utf8_lossy(&val[..end]).into_owned();
+            }
+            IFLA_ADDRESS if val.len() == 6 => {
+                link.mac = val.try_into().ok().map(MacAddr);
+            }
+            _ => {}
+        }
+    }
+    Ok(link)
+}
+
+/// An XDP program attached to an interface, as the kernel reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XdpAttachment {
+    /// The program's id (`bpftool prog show id ID`).
+    pub prog_id: u32,
+    /// How it is attached: `driver`, `generic`, `offload` or `multiple`.
+    pub mode: &'static str,
+}
+
+/// The XDP program attached to interface `ifindex`, if any (`IFLA_XDP` of `RTM_GETLINK`).
+pub fn xdp_of(ifindex: u32) -> Result<Option<XdpAttachment>> {
+    const IFLA_XDP: u16 = 43;
+    const IFLA_XDP_ATTACHED: u16 = 2;
+    const IFLA_XDP_PROG_ID: u16 = 4;
+    let body = get_link_message(&Netlink::open(0)?, ifindex, None)?;
+    let Some((_, xdp)) = attrs(&body[16..]).into_iter().find(|(t, _)| *t == IFLA_XDP) else {
+        return Ok(None);
+    };
+    let mut mode = 0u8;
+    let mut prog_id = 0u32;
+    for (ty, val) in attrs(xdp) {
+        match ty {
+            IFLA_XDP_ATTACHED if !val.is_empty() => mode = val[0],
+            IFLA_XDP_PROG_ID if val.len() >= 4 => {
+                prog_id = u32::from_ne_bytes(val[..4].try_into().unwrap_or_default())
+            }
+            _ => {}
+        }
+    }
+    // XDP_ATTACHED_NONE, DRV, SKB, HW, MULTI.
+    let mode = match mode {
+        0 => return Ok(None),
+        1 => "driver",
+        2 => "generic",
+        3 => "offload",
+        _ => "multiple",
+    };
+    Ok(Some(XdpAttachment { prog_id, mode }))
+}
+
+/// The body (ifinfomsg and attributes) of the kernel's `RTM_NEWLINK` for one interface, found
+/// by index or name; at least 16 bytes long.
+fn get_link_message(sock: &Netlink, ifindex: u32, name: Option<&str>) -> Result<Vec<u8>> {
     let mut msg = Vec::with_capacity(32);
     // struct ifinfomsg
     msg.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
@@ -1198,25 +1263,7 @@ fn get_link_on(sock: &Netlink, ifindex: u32, name: Option<&str>) -> Result<Link>
     if body.len() < 16 {
         return Err(malformed(&request, "short ifinfomsg"));
     }
-    let index = i32::from_ne_bytes(body[4..8].try_into().unwrap_or_default()) as u32;
-    let mut link = Link {
-        ifindex: index,
-        name: String::new(),
-        mac: None,
-    };
-    for (ty, val) in attrs(&body[16..]) {
-        match ty {
-            IFLA_IFNAME => {
-                let end = val.iter().position(|&b| b == 0).unwrap_or(val.len());
-                link.name = String::from_utf8_lossy(&val[..end]).into_owned();
-            }
-            IFLA_ADDRESS if val.len() == 6 => {
-                link.mac = val.try_into().ok().map(MacAddr);
-            }
-            _ => {}
-        }
-    }
-    Ok(link)
+    Ok(body.to_vec())
 }
 
 #[cfg(test)]

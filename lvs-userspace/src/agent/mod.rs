@@ -123,7 +123,8 @@ pub struct Agent {
     /// The virtual services (indices in `config.virtuals`) each check concerns, so that a
     /// health event finds its services without rebuilding every real's key.
     services_of: HashMap<CheckKey, Vec<usize>>,
-    config_mtime: Option<SystemTime>,
+    /// The config file's stamp when it was last read.
+    config_stamp: Option<FileStamp>,
     /// Counters reported by `lvs status` and the metrics.
     counters: snapshot::AgentCounters,
 }
@@ -143,9 +144,81 @@ impl Knowledge for View<'_> {
     }
 }
 
-fn mtime(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// What the config file looked like when last read: a change to any of these is a change of
+/// the file. The size and the inode catch what the modification time alone can miss (a
+/// truncate and a write within the same clock tick, a file replaced by a rename).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    dev: u64,
+    ino: u64,
 }
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+        dev: m.dev(),
+        ino: m.ino(),
+    })
+}
+
+/// What a read of the config file, done off the loop, found.
+enum ReadOutcome {
+    /// An autoreload poll: the file has not changed.
+    Unchanged,
+    /// The file was read: how it looked before it was read, and what it held.
+    Read {
+        why: ReadWhy,
+        stamp: Option<FileStamp>,
+        result: Box<Result<Config, ConfigError>>,
+    },
+}
+
+/// Why the config file is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadWhy {
+    /// SIGHUP: read whatever its stamp.
+    Signal,
+    /// The autoreload poll: read only when its stamp changed since `known`.
+    Poll,
+}
+
+/// Reads the config file on a thread of its own (never on the loop that applies health
+/// events: a FIFO or a stalled mount could block it for ever) and sends what it found to
+/// `done`. A plain thread, not the runtime's blocking pool, so that a read that never ends
+/// does not hold up the process's exit.
+fn read_off_loop(
+    path: PathBuf,
+    why: ReadWhy,
+    known: Option<FileStamp>,
+    done: tokio::sync::mpsc::Sender<ReadOutcome>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("config-read".into())
+        .spawn(move || {
+            let stamp = stamp(&path);
+            let outcome = if why == ReadWhy::Poll && stamp == known {
+                ReadOutcome::Unchanged
+            } else {
+                ReadOutcome::Read {
+                    why,
+                    stamp,
+                    result: Box::new(config::load(&path)),
+                }
+            };
+            let _ = done.blocking_send(outcome);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("reload not started: cannot start a thread to read the config: {e}");
+    }
+}
+
+/// How long a read of the config may take before the log says it is stuck.
+const READ_STUCK_AFTER: Duration = Duration::from_secs(5);
 
 /// Every server address the data plane must reach: reals and fallbacks.
 fn server_addrs(config: &Config) -> HashSet<IpAddr> {
@@ -236,6 +309,20 @@ pub async fn run(
         tracing::warn!("{w}");
     }
     let interface = choose_interface(&opts, &config)?;
+    // A wrong interface stops lvs before anything is touched.
+    crate::dataplane::loader::interface_index(&interface)?;
+    // Signals are taken before anything is attached: one that comes during the start is
+    // handled once it is done (a stop, detaching cleanly), and no failure after the attach
+    // can leave without undoing it.
+    let sig = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|source| AgentError::Signal {
+            signal: name,
+            source,
+        })
+    };
+    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
     // The control socket and the metrics ask the loop for snapshots through this channel.
     // Both listen before anything is attached: a port in use stops lvs with nothing changed.
     let (snapshot_tx, mut snapshot_requests) = tokio::sync::mpsc::channel(16);
@@ -250,7 +337,14 @@ pub async fn run(
     };
     let adopted = dataplane.adopted();
     forward_kernel_log(&mut dataplane);
-    let ifindex = dataplane.attach(&interface, opts.mode)?;
+    // A start that fails leaves nothing behind (but what it adopted).
+    let ifindex = match dataplane.attach(&interface, opts.mode) {
+        Ok(i) => i,
+        Err(e) => {
+            dataplane.abandon();
+            return Err(e.into());
+        }
+    };
     if adopted {
         tracing::info!(interface, ifindex, pins = ?opts.pin_dir, "adopted the running data plane: established flows and counters kept");
     } else {
@@ -266,7 +360,7 @@ pub async fn run(
     let alerter = Alerter::new(&config.globals);
     alerter.set_phase(DaemonPhase::Starting);
     let mut agent = Agent {
-        config_mtime: mtime(&opts.config),
+        config_stamp: stamp(&opts.config),
         config_path: opts.config.clone(),
         config,
         dataplane,
@@ -287,19 +381,11 @@ pub async fn run(
     }
     agent.start_following();
     if let Err(e) = agent.apply() {
-        agent.stop();
+        agent.health.clear();
+        agent.dataplane.abandon();
         return Err(e);
     }
 
-    let sig = |kind: SignalKind, name: &'static str| {
-        signal(kind).map_err(|source| AgentError::Signal {
-            signal: name,
-            source,
-        })
-    };
-    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
-    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
-    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let started = Instant::now();
     // Changes are written at most every APPLY_EVERY: a change after a quiet spell is written
@@ -307,6 +393,11 @@ pub async fn run(
     // ends (a burst of 10,000 health events costs a few plans, not 10,000).
     let mut last_apply = Instant::now();
     let mut pending = false;
+    // At most one read of the config runs at a time, off the loop; when it started, whether
+    // it was reported as stuck, and whether a SIGHUP came while it ran.
+    let (read_tx, mut read_done) = tokio::sync::mpsc::channel::<ReadOutcome>(1);
+    let mut reading: Option<(Instant, bool)> = None;
+    let mut hup_waiting = false;
 
     let result = loop {
         tokio::select! {
@@ -318,7 +409,32 @@ pub async fn run(
                     && let Err(e) = l.reopen() {
                         tracing::warn!("reopening the log: {e}");
                     }
-                agent.reload().await;
+                if reading.is_some() {
+                    tracing::warn!("a read of {} is still under way: the config is read again once it ends", agent.config_path.display());
+                    hup_waiting = true;
+                } else {
+                    read_off_loop(agent.config_path.clone(), ReadWhy::Signal, agent.config_stamp, read_tx.clone());
+                    reading = Some((Instant::now(), false));
+                }
+                continue;
+            }
+            Some(outcome) = read_done.recv() => {
+                reading = None;
+                if hup_waiting {
+                    hup_waiting = false;
+                    read_off_loop(agent.config_path.clone(), ReadWhy::Signal, agent.config_stamp, read_tx.clone());
+                    reading = Some((Instant::now(), false));
+                }
+                match outcome {
+                    ReadOutcome::Unchanged => continue,
+                    ReadOutcome::Read { why, stamp, result } => {
+                        if why == ReadWhy::Poll {
+                            tracing::info!("{} changed: reloading", agent.config_path.display());
+                        }
+                        agent.config_stamp = stamp;
+                        agent.reload(*result).await;
+                    }
+                }
             }
             Some(ev) = health_events.recv() => agent.on_health(ev).await,
             Some(up) = target_updates.recv() => agent.on_target(up),
@@ -338,12 +454,24 @@ pub async fn run(
                 if agent.alerter.phase() == DaemonPhase::Starting && started.elapsed() > Duration::from_secs(1) {
                     agent.alerter.set_phase(DaemonPhase::Running);
                 }
-                if agent.config.globals.autoreload && mtime(&agent.config_path) != agent.config_mtime {
-                    tracing::info!("{} changed: reloading", agent.config_path.display());
-                    agent.reload().await;
-                } else {
-                    continue;
+                match &mut reading {
+                    Some((since, reported)) if !*reported && since.elapsed() > READ_STUCK_AFTER => {
+                        *reported = true;
+                        tracing::error!(
+                            "reading {} has not ended after {:?} (a stalled mount?): \
+                             no reload until it does; the running config stays in force",
+                            agent.config_path.display(),
+                            READ_STUCK_AFTER
+                        );
+                    }
+                    Some(_) => {}
+                    None if agent.config.globals.autoreload => {
+                        read_off_loop(agent.config_path.clone(), ReadWhy::Poll, agent.config_stamp, read_tx.clone());
+                        reading = Some((Instant::now(), false));
+                    }
+                    None => {}
                 }
+                continue;
             }
         }
         if last_apply.elapsed() < APPLY_EVERY {
@@ -533,10 +661,19 @@ impl Agent {
         self.targets.insert(up.addr, up.target);
     }
 
-    /// Applies a changed config; a config that does not load leaves everything as it is.
-    async fn reload(&mut self) {
-        self.config_mtime = mtime(&self.config_path);
-        match config::load(&self.config_path) {
+    /// Applies a config read anew; a config that does not load, or one without any virtual
+    /// service that does not say `allow_empty`, leaves everything as it is.
+    async fn reload(&mut self, loaded: Result<Config, ConfigError>) {
+        match loaded {
+            Ok(new) if new.virtuals.is_empty() && !new.globals.allow_empty => {
+                self.counters.reload_failures += 1;
+                tracing::error!(
+                    "reload refused, the running config stays in force: {}: no virtual service \
+                     (a file caught while it is rewritten looks so); to empty the director, say \
+                     so in it: allow_empty = yes (TOML: allow_empty = true)",
+                    self.config_path.display()
+                )
+            }
             Ok(new) => {
                 for w in &new.warnings {
                     tracing::warn!("{w}");
@@ -580,5 +717,29 @@ impl Agent {
             Ok(()) => tracing::info!("cleanstop = no: the data plane keeps forwarding"),
             Err(e) => tracing::error!("detaching: {e}"),
         }
+    }
+}
+
+/// The stamp that tells a changed config file from an unchanged one.
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+    use crate::testdir::TestDir;
+
+    #[test]
+    fn a_rewrite_within_the_same_clock_tick_is_a_change() {
+        let dir = TestDir::new("agent-stamp");
+        let path = dir.join("lvs.toml");
+        // Truncated, then written, both within one tick of the file system's clock.
+        std::fs::write(&path, "").unwrap();
+        let empty = stamp(&path).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut &f, b"[[virtual]]\naddress = \"10.0.0.1:80\"\n").unwrap();
+        f.set_modified(empty.modified.unwrap()).unwrap();
+        drop(f);
+        let written = stamp(&path).unwrap();
+        assert_eq!(written.modified, empty.modified, "the same mtime");
+        assert_ne!(written, empty, "but another file");
+        assert_eq!(stamp(&path), Some(written), "and stable while unchanged");
     }
 }

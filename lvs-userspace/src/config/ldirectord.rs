@@ -61,6 +61,7 @@ const GLOBAL_ONLY: &[&str] = &[
     "notify",
     "interface",
     "metrics",
+    "allow_empty",
     "timeout",
 ];
 
@@ -238,6 +239,7 @@ impl Reader<'_> {
             "notify" => self.raw.globals.notify = Some(self.nonempty(line, key, v)?),
             "interface" => self.raw.globals.interface = Some(self.nonempty(line, key, v)?),
             "metrics" => self.raw.globals.metrics = Some(self.nonempty(line, key, v)?),
+            "allow_empty" => self.raw.globals.allow_empty = Some(self.yes_no(line, key, v)?),
             "fork" => {
                 self.yes_no(line, key, v)?;
                 self.warn(

@@ -41,6 +41,30 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The path is not a regular file (a FIFO, a device, a directory...).
+    #[error(
+        "{}: cannot read the configuration: {kind}, not a regular file (lvs reads its \
+         configuration only from a regular file)",
+        path.display()
+    )]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// The file is larger than [`MAX_CONFIG_BYTES`].
+    #[error(
+        "{}: cannot read the configuration: {size} bytes, more than the {} MiB lvs reads",
+        path.display(),
+        MAX_CONFIG_BYTES >> 20
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size (or how much was read before giving up).
+        size: u64,
+    },
     /// A directive or value is invalid, or refused because lvs cannot honour it.
     #[error("{location}: {key}: {reason}")]
     Invalid {
@@ -81,7 +105,9 @@ impl ConfigError {
     /// Where the error is, when it has a place in the file.
     pub fn location(&self) -> Option<&Location> {
         match self {
-            ConfigError::Io { .. } => None,
+            ConfigError::Io { .. }
+            | ConfigError::NotRegular { .. }
+            | ConfigError::TooLarge { .. } => None,
             ConfigError::Invalid { location, .. }
             | ConfigError::Resolve { location, .. }
             | ConfigError::Toml { location, .. } => Some(location),
@@ -106,13 +132,71 @@ impl ConfigError {
     }
 }
 
-/// Reads a configuration file: `*.toml` with the TOML reader, anything else as ldirectord.cf.
-/// The result is validated ([`validate`]).
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+/// The largest configuration file read (16 MiB); a larger one is refused.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// What a file that is not a regular file is, in words.
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The text of the configuration file at `path`: only a regular file, of at most
+/// [`MAX_CONFIG_BYTES`]. It is opened without blocking (a FIFO with no writer would block an
+/// open) and checked before anything is read.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::{io::Read as _, os::unix::fs::OpenOptionsExt as _};
+    let io = |source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.file_type().is_file() {
+        return Err(ConfigError::NotRegular {
+            path: path.to_path_buf(),
+            kind: file_kind(meta.file_type()),
+        });
+    }
+    let too_large = |size| ConfigError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut text = String::new();
+    // The file may grow while it is read.
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large(text.len() as u64));
+    }
+    Ok(text)
+}
+
+/// Reads a configuration file: `*.toml` with the TOML reader, anything else as ldirectord.cf.
+/// Only a regular file of at most [`MAX_CONFIG_BYTES`] is read ([`read_text`]). The result is
+/// validated ([`validate`]).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = read_text(path)?;
     if path.extension().is_some_and(|e| e == "toml") {
         toml::parse_str(path, &text)
     } else {
@@ -170,6 +254,33 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     for (i, v) in config.virtuals.iter().enumerate() {
+        if let Some(what) = unusable_address(v.vip.ip()) {
+            return Err(err(
+                &v.location,
+                "virtual",
+                format!("{} is {what}: it cannot be a virtual address", v.vip.ip()),
+            ));
+        }
+        for r in &v.reals {
+            if let Some(what) = unusable_address(r.addr.ip()) {
+                return Err(err(
+                    &r.location,
+                    "real",
+                    format!("{} is {what}: it cannot be a real server", r.addr.ip()),
+                ));
+            }
+            if r.addr.ip() == v.vip.ip() {
+                return Err(err(
+                    &r.location,
+                    "real",
+                    format!(
+                        "real server {} is the virtual address itself: a real is another host \
+                         (it holds the VIP on its loopback, but is reached at its own address)",
+                        r.addr
+                    ),
+                ));
+            }
+        }
         if let Some(first) = config.virtuals[..i]
             .iter()
             .find(|o| o.vip == v.vip && o.protocol == v.protocol)
@@ -222,6 +333,20 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// What makes `ip` no address of a host (`None`: it can be one): unspecified (`0.0.0.0`,
+/// `::`), broadcast (`255.255.255.255`) or multicast.
+fn unusable_address(ip: std::net::IpAddr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+        Some("the broadcast address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else {
+        None
+    }
 }
 
 /// `tcp` or `udp`.
@@ -320,5 +445,189 @@ mod tests {
         let e = load(&dir.join("missing.cf")).unwrap_err().to_string();
         assert!(e.contains("missing.cf: cannot read"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Reading the file itself: only regular files, bounded, never blocking on what is not one.
+#[cfg(test)]
+mod read_tests {
+    use std::{sync::mpsc, time::Duration};
+
+    use super::*;
+    use crate::testdir::TestDir;
+
+    /// `load(path)`'s error, or a failure when it has not returned within 5 s.
+    fn load_error_within_5s(path: &Path) -> String {
+        let (tx, rx) = mpsc::channel();
+        let p = path.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(load(&p).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => panic!("{} loaded", path.display()),
+            Err(_) => panic!("loading {} did not return within 5 s", path.display()),
+        }
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once() {
+        let dir = TestDir::new("config-fifo");
+        let fifo = dir.join("lvs.cf");
+        nix::unistd::mkfifo(
+            &fifo,
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .unwrap();
+        let e = load_error_within_5s(&fifo);
+        assert_eq!(
+            e,
+            format!(
+                "{}: cannot read the configuration: a FIFO, not a regular file (lvs reads its \
+                 configuration only from a regular file)",
+                fifo.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_device_is_refused_without_reading_it() {
+        let e = load_error_within_5s(Path::new("/dev/zero"));
+        assert!(
+            e.starts_with(
+                "/dev/zero: cannot read the configuration: a character device, not a regular file"
+            ),
+            "{e}"
+        );
+        let e = load_error_within_5s(Path::new("/"));
+        assert!(e.contains("a directory, not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused() {
+        let dir = TestDir::new("config-large");
+        let big = dir.join("big.toml");
+        // Sparse: nothing written, nothing read.
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_CONFIG_BYTES + 1)
+            .unwrap();
+        let e = load_error_within_5s(&big);
+        assert_eq!(
+            e,
+            format!(
+                "{}: cannot read the configuration: 16777217 bytes, more than the 16 MiB lvs reads",
+                big.display()
+            )
+        );
+        // At the cap exactly, it is read (and parsed: NUL bytes are no TOML).
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_CONFIG_BYTES)
+            .unwrap();
+        let e = load_error_within_5s(&big);
+        assert!(!e.contains("more than the 16 MiB"), "{e}");
+    }
+}
+
+/// `allow_empty`: how a config says that having no virtual service is meant.
+#[cfg(test)]
+mod allow_empty_tests {
+    use super::*;
+
+    #[test]
+    fn both_readers_know_it_and_it_is_off_by_default() {
+        assert!(
+            !ldirectord::parse_str(Path::new("a.cf"), "")
+                .unwrap()
+                .globals
+                .allow_empty
+        );
+        assert!(
+            !toml::parse_str(Path::new("a.toml"), "")
+                .unwrap()
+                .globals
+                .allow_empty
+        );
+        let cf = ldirectord::parse_str(Path::new("a.cf"), "allow_empty = yes\n").unwrap();
+        assert!(cf.globals.allow_empty && cf.virtuals.is_empty());
+        let t = toml::parse_str(Path::new("a.toml"), "allow_empty = true\n").unwrap();
+        assert!(t.globals.allow_empty);
+        assert!(to_toml(&t).contains("allow_empty = true"));
+        let e = ldirectord::parse_str(
+            Path::new("a.cf"),
+            "virtual=10.0.0.1:80\n\tallow_empty=yes\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("a.cf:2: allow_empty: is a global directive"),
+            "{e}"
+        );
+    }
+}
+
+/// Addresses and check types that cannot mean anything, refused with file:line.
+#[cfg(test)]
+mod nonsense_tests {
+    use super::*;
+
+    fn cf_error(text: &str) -> String {
+        ldirectord::parse_str(Path::new("n.cf"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unusable_virtual_and_real_addresses_are_refused() {
+        for (text, wanted) in [
+            (
+                "virtual=0.0.0.0:80\n",
+                "n.cf:1: virtual: 0.0.0.0 is the unspecified address: it cannot be a virtual address",
+            ),
+            (
+                "virtual=255.255.255.255:80\n",
+                "n.cf:1: virtual: 255.255.255.255 is the broadcast address",
+            ),
+            (
+                "virtual6=[::]:80\n",
+                "n.cf:1: virtual: :: is the unspecified address",
+            ),
+            (
+                "virtual=224.0.0.1:80\n",
+                "n.cf:1: virtual: 224.0.0.1 is a multicast address",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\treal=10.0.0.2:80\n\treal=10.0.0.1:80\n",
+                "n.cf:3: real: real server 10.0.0.1:80 is the virtual address itself",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\treal=0.0.0.0:80\n",
+                "n.cf:2: real: 0.0.0.0 is the unspecified address: it cannot be a real server",
+            ),
+        ] {
+            let e = cf_error(text);
+            assert!(e.starts_with(wanted), "{text:?}: {e}");
+        }
+        let e = toml::parse_str(
+            Path::new("n.toml"),
+            "[[virtual]]\naddress = \"0.0.0.0:80\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("n.toml:2: virtual: 0.0.0.0 is the unspecified"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn checktype_zero_is_refused() {
+        let e = cf_error("virtual=10.0.0.1:80\n\tchecktype=0\n");
+        assert!(
+            e.starts_with("n.cf:2: checktype: 0 is no check type"),
+            "{e}"
+        );
+        ldirectord::parse_str(Path::new("n.cf"), "virtual=10.0.0.1:80\n\tchecktype=3\n").unwrap();
     }
 }

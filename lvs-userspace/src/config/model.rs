@@ -119,6 +119,10 @@ pub struct Globals {
     pub verify_tls: bool,
     /// Prometheus metrics listen address (lvs addition; off when `None`).
     pub metrics: Option<SocketAddr>,
+    /// `allow_empty` (lvs addition): a reload to a config with no virtual service is applied
+    /// only when that config says this; otherwise it is refused (a file caught while an editor
+    /// rewrites it looks empty, and would empty the director).
+    pub allow_empty: bool,
 }
 
 impl Default for Globals {
@@ -148,6 +152,7 @@ impl Default for Globals {
             interface: None,
             verify_tls: false,
             metrics: None,
+            allow_empty: false,
         }
     }
 }

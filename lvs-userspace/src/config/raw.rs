@@ -60,6 +60,7 @@ pub(crate) struct RawGlobals {
     pub interface: Opt<String>,
     pub metrics: Opt<String>,
     pub verify_tls: Opt<bool>,
+    pub allow_empty: Opt<bool>,
 }
 
 /// A virtual service as written.
@@ -413,6 +414,7 @@ fn resolve_globals(
         interface: g.interface.as_ref().map(|v| v.value.clone()),
         verify_tls: g.verify_tls.as_ref().map_or(d.verify_tls, |v| v.value),
         metrics,
+        allow_empty: g.allow_empty.as_ref().map_or(d.allow_empty, |v| v.value),
     })
 }
 
@@ -742,11 +744,16 @@ fn parse_check_type(
 ) -> Result<CheckType, ConfigError> {
     let s = c.value.trim();
     if let Ok(n) = s.parse::<u32>() {
-        return Ok(if n == 0 {
-            CheckType::Negotiate
-        } else {
-            CheckType::ConnectThenNegotiate(n)
-        });
+        if n == 0 {
+            return Err(ConfigError::invalid(
+                file,
+                c.line,
+                "checktype",
+                "0 is no check type: a number N means N connect checks, then one negotiate \
+                 check; write negotiate, or a positive number",
+            ));
+        }
+        return Ok(CheckType::ConnectThenNegotiate(n));
     }
     Ok(match s {
         "connect" => CheckType::Connect,

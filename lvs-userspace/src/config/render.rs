@@ -285,6 +285,9 @@ pub fn to_toml(config: &Config) -> String {
         let _ = writeln!(o, "metrics = {}", q(&m.to_string()));
     }
     let _ = writeln!(o, "verify_tls = {}", g.verify_tls);
+    if g.allow_empty {
+        let _ = writeln!(o, "allow_empty = true");
+    }
 
     for v in &config.virtuals {
         let _ = writeln!(o);

@@ -31,6 +31,7 @@
 //! interface = "eth0"        # lvs addition: where to attach XDP
 //! metrics = "127.0.0.1:9100"   # lvs addition: Prometheus listener (true: 127.0.0.1:9100)
 //! verify_tls = false        # lvs addition: verify certificates in https checks
+//! allow_empty = false       # lvs addition: a reload to a config without virtual services is applied
 //!
 //! [[virtual]]
 //! address = "192.168.6.240:80"   # VIP:port; IPv6 "[2001:db8::5]:80"; port 0: every port
@@ -183,6 +184,7 @@ struct TomlFile {
     interface: S<String>,
     metrics: S<StrOrBool>,
     verify_tls: S<bool>,
+    allow_empty: S<bool>,
     #[serde(default, rename = "virtual")]
     virtuals: Vec<TomlVirtual>,
 }
@@ -286,6 +288,7 @@ impl TomlFile {
                 Val::new(text, v.line)
             }),
             verify_tls: l.opt(self.verify_tls),
+            allow_empty: l.opt(self.allow_empty),
         };
         let virtuals = self
             .virtuals

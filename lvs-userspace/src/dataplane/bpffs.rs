@@ -26,6 +26,15 @@ pub enum BpffsError {
         /// Why lvs did not mount one itself.
         why: String,
     },
+    /// The instance name could escape `BPFFS/lvs/`.
+    #[error(
+        "instance name {name:?} refused: it must be made of letters, digits, `_`, `.` and `-`, \
+         and not be `.` or `..`"
+    )]
+    BadInstance {
+        /// The name given.
+        name: String,
+    },
     /// A system call failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -72,8 +81,14 @@ pub fn mount(path: &Path) -> Result<(), BpffsError> {
 }
 
 /// The pin directory of `instance` under the bpffs at `root`, created if missing. Mounts a
-/// bpffs at `root` when none is there and this process is in the host's mount namespace.
+/// bpffs at `root` when none is there and this process is in the host's mount namespace. An
+/// instance name that is not [`valid_instance`] is refused before anything is touched.
 pub fn pin_dir(root: &Path, instance: &str) -> Result<PathBuf, BpffsError> {
+    if !valid_instance(instance) {
+        return Err(BpffsError::BadInstance {
+            name: instance.to_string(),
+        });
+    }
     if !is_bpffs(root) {
         if !in_host_mount_namespace() {
             return Err(BpffsError::NotBpffs {
@@ -90,4 +105,148 @@ pub fn pin_dir(root: &Path, instance: &str) -> Result<PathBuf, BpffsError> {
         source,
     })?;
     Ok(dir)
+}
+
+/// Whether `name` may name an instance: `[A-Za-z0-9_.-]+`, not `.` or `..` (it becomes a
+/// directory name under `BPFFS/lvs/`, and must stay there).
+pub fn valid_instance(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The hold of one agent on its instance: an exclusive `flock` on the instance's pin
+/// directory, released when this is dropped or the process exits (however it exits).
+#[derive(Debug)]
+pub struct InstanceLock {
+    _dir: std::fs::File,
+}
+
+/// Errors taking an instance's lock.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another agent holds it.
+    #[error(
+        "instance {instance} is already run by pid {pid} (pins in {}); stop it first, or \
+         run this one with another --instance",
+        dir.display()
+    )]
+    Busy {
+        /// The instance.
+        instance: String,
+        /// The holder's pid, as /proc/locks tells it (`unknown` when it does not).
+        pid: String,
+        /// The pin directory.
+        dir: PathBuf,
+    },
+    /// Opening or locking the directory failed.
+    #[error("{action} the instance directory {}: {source}", dir.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Takes the lock of `instance`, whose pins are in `dir` (created if missing), without
+/// waiting: refused with [`LockError::Busy`], naming the holder's pid, when another agent runs
+/// it. The lock is on the directory itself (a bpffs holds no regular files); a directory
+/// removed and made anew between opening and locking (an agent stopping cleanly removes it)
+/// is opened again.
+pub fn lock_instance(dir: &Path, instance: &str) -> Result<InstanceLock, LockError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let io = |action| {
+        move |source| LockError::Io {
+            action,
+            dir: dir.to_path_buf(),
+            source,
+        }
+    };
+    for _ in 0..10 {
+        std::fs::create_dir_all(dir).map_err(io("creating"))?;
+        let file = std::fs::File::open(dir).map_err(io("opening"))?;
+        // SAFETY: flock(2) on a descriptor `file` owns.
+        let locked = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if locked != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let meta = file.metadata().map_err(io("reading"))?;
+                return Err(LockError::Busy {
+                    instance: instance.to_string(),
+                    pid: lock_holder(meta.dev(), meta.ino())
+                        .map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+                    dir: dir.to_path_buf(),
+                });
+            }
+            return Err(io("locking")(e));
+        }
+        let held = file.metadata().map_err(io("reading"))?;
+        match std::fs::metadata(dir) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                return Ok(InstanceLock { _dir: file });
+            }
+            // Removed (and perhaps made anew) since it was opened: try again.
+            _ => continue,
+        }
+    }
+    Err(io("locking")(std::io::Error::other(
+        "the directory keeps being removed and made anew",
+    )))
+}
+
+/// The pid holding a `flock` on the file `dev`:`ino`, from /proc/locks
+/// (`1: FLOCK ADVISORY WRITE PID MAJ:MIN:INO START END`, device numbers in hex).
+fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
+    let want = format!(
+        "{:02x}:{:02x}:{ino}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        // A waiting lock's line has "->" after the number: find the fields by "FLOCK".
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let i = fields.iter().position(|f| *f == "FLOCK")?;
+        (fields.get(i + 4) == Some(&want.as_str()))
+            .then(|| fields.get(i + 3)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// Instance names: only plain names, which stay under `BPFFS/lvs/`.
+#[cfg(test)]
+mod instance_tests {
+    use super::*;
+
+    #[test]
+    fn names_that_leave_the_pin_directory_are_refused() {
+        for ok in ["default", "lb-1", "a.b_c", "..x", "X9"] {
+            assert!(valid_instance(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../..", "/etc", "a/b", "a b", "é", "a\0"] {
+            assert!(!valid_instance(bad), "{bad:?}");
+            let e = pin_dir(Path::new("/nonexistent-lvs-bpffs"), bad).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("instance name {bad:?} refused")),
+                "{e}"
+            );
+        }
+        assert!(
+            !Path::new("/nonexistent-lvs-bpffs").exists(),
+            "nothing made"
+        );
+    }
 }

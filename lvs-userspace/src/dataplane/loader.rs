@@ -130,10 +130,28 @@ pub enum LoadError {
         source: super::tables::TablesError,
     },
     /// The interface does not exist.
-    #[error("interface {name} does not exist")]
+    #[error("interface {name} does not exist (interfaces here: {present})")]
     NoInterface {
         /// The interface's name.
         name: String,
+        /// The interfaces that do exist in this network namespace.
+        present: String,
+    },
+    /// Another XDP program is attached to the interface.
+    #[error(
+        "attaching to {interface}: XDP program {program} (id {prog_id}, {mode} mode) is \
+         already attached there by something else; detach it first (`ip link set dev \
+         {interface} xdp off`, or stop what attached it)"
+    )]
+    Occupied {
+        /// The interface.
+        interface: String,
+        /// The attached program's name (`?` when it cannot be read).
+        program: String,
+        /// Its id.
+        prog_id: u32,
+        /// How it is attached.
+        mode: &'static str,
     },
     /// No random seed for the connection table could be drawn.
     #[error("drawing a random seed for the connection table: {source}")]
@@ -167,6 +185,43 @@ pub struct Dataplane {
     pins: Option<PathBuf>,
     /// Whether the tables were adopted from an earlier agent.
     adopted: bool,
+    /// The pins this agent made (not adopted): what [`Dataplane::abandon`] removes.
+    created: Vec<PathBuf>,
+    /// Whether the attached link is this agent's own (not one adopted from a pin).
+    own_link: bool,
+}
+
+/// The index of interface `name`, or [`LoadError::NoInterface`] listing those that exist.
+pub fn interface_index(name: &str) -> Result<u32, LoadError> {
+    nix::net::if_::if_nametoindex(name).map_err(|_| LoadError::NoInterface {
+        name: name.to_string(),
+        present: nix::net::if_::if_nameindex()
+            .map(|l| {
+                l.iter()
+                    .map(|i| i.name().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_else(|_| "?".into()),
+    })
+}
+
+/// What is attached to `ifindex` (called `interface`) when attaching there failed:
+/// [`LoadError::Occupied`] naming it, else `err`.
+fn occupied_or(interface: &str, ifindex: u32, err: LoadError) -> LoadError {
+    match crate::neighbour::xdp_of(ifindex) {
+        Ok(Some(a)) => LoadError::Occupied {
+            interface: interface.to_string(),
+            program: aya::programs::loaded_programs()
+                .filter_map(Result::ok)
+                .find(|p| p.id() == a.prog_id)
+                .and_then(|p| p.name_as_str().map(str::to_string))
+                .unwrap_or_else(|| "?".into()),
+            prog_id: a.prog_id,
+            mode: a.mode,
+        },
+        _ => err,
+    }
 }
 
 /// The file name of the pinned XDP link in the pin directory.
@@ -290,20 +345,35 @@ impl Dataplane {
             source,
         })?;
         check_layout(dir)?;
+        let created: Vec<PathBuf> = map_names::ALL
+            .iter()
+            .map(|n| dir.join(n))
+            .filter(|p| !p.exists())
+            .collect();
         let paths: Vec<(&str, PathBuf)> =
             map_names::ALL.iter().map(|&n| (n, dir.join(n))).collect();
         let mut loader = EbpfLoader::new();
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
+        let remove_created = |e| {
+            for p in &created {
+                let _ = std::fs::remove_file(p);
+            }
+            e
+        };
         let ebpf = loader
             .load(EBPF_OBJECT)
-            .map_err(|source| LoadError::Object { source })?;
-        let mut dp = Self::from_ebpf(ebpf, Some(dir.to_path_buf()))?;
-        let services = dp
-            .tables
-            .adopt()
-            .map_err(|source| LoadError::Adopt { source })?;
+            .map_err(|source| remove_created(LoadError::Object { source }))?;
+        let mut dp = Self::from_ebpf(ebpf, Some(dir.to_path_buf())).map_err(remove_created)?;
+        dp.created = created;
+        let services = match dp.tables.adopt() {
+            Ok(n) => n,
+            Err(source) => {
+                dp.abandon();
+                return Err(LoadError::Adopt { source });
+            }
+        };
         dp.adopted = services > 0 || dir.join(LINK_PIN).exists();
         Ok(dp)
     }
@@ -332,6 +402,8 @@ impl Dataplane {
             attached: None,
             pins,
             adopted: false,
+            created: Vec::new(),
+            own_link: false,
         })
     }
 
@@ -355,10 +427,7 @@ impl Dataplane {
     /// earlier agent pinned is taken over by swapping this program in atomically (no packet
     /// meets no program); otherwise the new link is pinned.
     pub fn attach(&mut self, interface: &str, mode: AttachMode) -> Result<u32, LoadError> {
-        let ifindex =
-            nix::net::if_::if_nametoindex(interface).map_err(|_| LoadError::NoInterface {
-                name: interface.to_string(),
-            })?;
+        let ifindex = interface_index(interface)?;
         let name = program_names::BALANCER;
         let link_pin = self.pins.as_ref().map(|d| d.join(LINK_PIN));
         if let Some(pin) = link_pin.as_ref().filter(|p| p.exists()) {
@@ -374,11 +443,15 @@ impl Dataplane {
                 attach(prog, XdpMode::Driver).or_else(|_| attach(prog, XdpMode::Skb))
             }
         }
-        .map_err(|source| LoadError::Program {
-            action: "attaching",
-            name,
-            source,
+        .map_err(|source| {
+            let e = LoadError::Program {
+                action: "attaching",
+                name,
+                source,
+            };
+            occupied_or(interface, ifindex, e)
         })?;
+        self.own_link = true;
         let Some(pin) = link_pin else {
             self.attached = Some((ifindex, link));
             return Ok(ifindex);
@@ -395,6 +468,7 @@ impl Dataplane {
             .map_err(|e| link_error("pinning", &pin, e))?
             .pin(&pin)
             .map_err(|e| link_error("pinning", &pin, e))?;
+        self.created.push(pin.clone());
         self.hold(ifindex, &pin, pinned, "keeping")
     }
 
@@ -445,6 +519,21 @@ impl Dataplane {
             let _ = std::fs::remove_dir(&dir);
         }
         self.detach()
+    }
+
+    /// Undoes a start that failed: what this agent attached and pinned is detached and
+    /// removed, with the pin directory when that leaves it empty. What it adopted from an
+    /// earlier agent (pins, a link that forwards) is left as it was.
+    pub fn abandon(mut self) {
+        for p in std::mem::take(&mut self.created) {
+            let _ = std::fs::remove_file(p);
+        }
+        if let Some(dir) = &self.pins {
+            let _ = std::fs::remove_dir(dir);
+        }
+        if self.own_link {
+            let _ = self.detach();
+        }
     }
 
     /// Detaches the balancer, if attached.

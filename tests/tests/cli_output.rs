@@ -1,0 +1,134 @@
+//! The command line as a pipeline sees it: output into a pipe whose reader is gone
+//! (`lvs check … | head`) ends quietly, and a bad `--instance` is refused before anything runs.
+//! No lab: `lvs status` asks a stand-in agent on a Unix socket.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    os::unix::net::UnixListener,
+    path::PathBuf,
+    process::{Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use lvs::{
+    agent::snapshot::{AgentCounters, Snapshot},
+    control::Response,
+};
+use lvs_tests::agent::lvs_binary;
+
+/// A scratch directory for this test, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("lvs-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `cmd` with its standard output a pipe whose read end is already closed (every write
+/// fails with EPIPE), to its end within 10 s: its exit status and standard error.
+fn run_into_closed_pipe(cmd: Command) -> (ExitStatus, String) {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    run_within_10s(cmd, Stdio::from(write))
+}
+
+/// Runs `cmd` with `stdout`, to its end within 10 s: its exit status and standard error.
+fn run_within_10s(mut cmd: Command, stdout: Stdio) -> (ExitStatus, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting lvs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            return (status, err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("lvs did not exit within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn check_into_a_closed_pipe_ends_quietly() {
+    let dir = Scratch::new("check");
+    let config = dir.0.join("lvs.cf");
+    std::fs::write(&config, "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n").unwrap();
+    let mut cmd = Command::new(lvs_binary());
+    cmd.arg("check").arg(&config);
+    let (status, stderr) = run_into_closed_pipe(cmd);
+    assert!(
+        status.success() && !stderr.contains("panicked"),
+        "{status}: {stderr}"
+    );
+}
+
+#[test]
+fn status_json_into_a_closed_pipe_ends_quietly() {
+    let dir = Scratch::new("status");
+    let sock = dir.0.join("lvs.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    // A stand-in agent answering one status request. It is not joined: if lvs never asks, the
+    // deadline on lvs fails the test and the thread ends with the process.
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        let answer = Response {
+            ok: true,
+            error: None,
+            snapshot: Some(Snapshot {
+                version: "test".into(),
+                conn_table_size: 1,
+                taken_unix_ms: 0,
+                conn_table_entries: 0,
+                services: Vec::new(),
+                drops: BTreeMap::new(),
+                agent: AgentCounters::default(),
+            }),
+        };
+        let mut out = serde_json::to_vec(&answer).unwrap();
+        out.push(b'\n');
+        (&stream).write_all(&out).unwrap();
+    });
+    let mut cmd = Command::new(lvs_binary());
+    cmd.arg("status").arg("--json").arg("--control").arg(&sock);
+    let (status, stderr) = run_into_closed_pipe(cmd);
+    assert!(
+        status.success() && !stderr.contains("panicked"),
+        "{status}: {stderr}"
+    );
+}
+
+#[test]
+fn an_instance_name_that_leaves_the_pin_directory_is_refused() {
+    for bad in ["", ".", "..", "../..", "/etc/lvs", "a/b"] {
+        let mut cmd = Command::new(lvs_binary());
+        cmd.args(["run", "--config", "/nonexistent.cf", "--instance", bad]);
+        let (status, stderr) = run_within_10s(cmd, Stdio::null());
+        assert!(
+            !status.success()
+                && stderr.contains("invalid value")
+                && stderr.contains("an instance name is made of letters, digits"),
+            "--instance {bad:?}: {stderr}"
+        );
+    }
+}
