@@ -10,8 +10,8 @@
 //! labs left behind is removed (`lvs-lab-cleanup`). The doc tests run the same way, through
 //! `cargo test --doc`.
 //!
-//! Deadlines: `LVS_TEST_TIMEOUT` seconds per binary (default 600: the slowest binary takes
-//! about two minutes), and `LVS_SUITE_TIMEOUT` seconds for the whole run (default 3000, well
+//! Deadlines: `LVS_TEST_TIMEOUT` seconds per binary (default 300: the slowest binary, the
+//! health lab, takes about a minute), and `LVS_SUITE_TIMEOUT` seconds for the whole run (default 3000, well
 //! inside CI's 90 minutes); a binary gets what is left of the latter when that is less.
 //!
 //! The run ends with one line per binary (result and time) and `summary: N passed, N failed,
@@ -30,7 +30,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 /// Per-binary deadline unless `LVS_TEST_TIMEOUT` says otherwise.
-const BINARY_TIMEOUT: Duration = Duration::from_secs(600);
+const BINARY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Whole-run deadline unless `LVS_SUITE_TIMEOUT` says otherwise.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(3000);
 /// How long the output of a finished binary may stay open (held by something it started).
