@@ -11,8 +11,9 @@
 //! `cargo test --doc`.
 //!
 //! Deadlines: `LVS_TEST_TIMEOUT` seconds per binary (default 300: the slowest binary, the
-//! health lab, takes about a minute), and `LVS_SUITE_TIMEOUT` seconds for the whole run (default 3000, well
-//! inside CI's 90 minutes); a binary gets what is left of the latter when that is less.
+//! health lab, takes about a minute), and `LVS_SUITE_TIMEOUT` seconds for the whole run
+//! (default 3000, well inside CI's 90 minutes); a binary gets what is left of the latter when
+//! that is less.
 //!
 //! The run ends with one line per binary (result and time) and `summary: N passed, N failed,
 //! N skipped`.
