@@ -659,6 +659,28 @@ impl Lab {
         false
     }
 
+    /// Waits up to `within` for a child started with [`Lab::spawn`] to exit by itself, and
+    /// reaps it: its exit status, or `None` if it still runs (it is left running) or is not a
+    /// child of the lab.
+    pub fn wait_exit(&self, pid: u32, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            {
+                let mut children = lock(&self.children);
+                let pos = children.iter().position(|c| c.id() == pid)?;
+                if let Ok(Some(status)) = children[pos].try_wait() {
+                    // Already reaped by try_wait; wait() returns its status at once.
+                    let _ = children.remove(pos).wait();
+                    return Some(status);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills (SIGKILL, whole process group) a child started with [`Lab::spawn`] and reaps it.
     pub fn kill(&self, pid: u32) {
         let mut children = lock(&self.children);
