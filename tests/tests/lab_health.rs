@@ -931,8 +931,14 @@ fn a_broken_reload_changes_nothing() {
             !log.contains("config reloaded"),
             "a broken config was applied:\n{log}"
         );
-        // Give a wrongly applied config the time to show.
-        std::thread::sleep(bound());
+        // The agent's state after the refusal, as its tables hold it (a status makes it write
+        // what is pending): real3 is not there at all.
+        let real3 = format!("  -> {} ", real_addr(&lab, 2, false));
+        let table = lvs.status(&[]).unwrap();
+        assert!(
+            !table.lines().any(|l| l.starts_with(&real3)),
+            "a broken config was applied: real3 is in the table:\n{table}"
+        );
         let names = all_from(&lab, &lvs, vip, 30, &["real1", "real2"]);
         assert!(
             names.iter().any(|n| n == "real1") && names.iter().any(|n| n == "real2"),

@@ -635,10 +635,15 @@ fn a_real_behind_another_interface_is_reached_by_redirect() {
     );
 }
 
+/// `clock` in nanoseconds.
+fn clock_ns(clock: nix::time::ClockId) -> u64 {
+    let t = nix::time::clock_gettime(clock).expect("clock_gettime");
+    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+}
+
 /// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns` (the persistence entries' timestamps).
 fn monotonic_ns() -> u64 {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock_gettime");
-    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    clock_ns(nix::time::ClockId::CLOCK_MONOTONIC)
 }
 
 /// The one persistence entry of the data plane (reading it does not refresh it).
@@ -772,8 +777,23 @@ fn a_new_flow_in_a_full_bucket_takes_the_way_of_the_least_recently_seen() {
         "four flows fill the ways in order"
     );
 
-    // A few ticks of the coarse clock later, three of them send a packet; flow 2 stays quiet.
-    std::thread::sleep(Duration::from_millis(30));
+    // Once the coarse clock (the table's) has moved past their stamps, three of them send a
+    // packet; flow 2 stays quiet.
+    let stamped = ct_map(&mut dp)
+        .get(&bucket, 0)
+        .expect("bucket")
+        .ways
+        .iter()
+        .map(|e| e.last_seen_ns)
+        .max()
+        .unwrap_or(0);
+    wait::until(
+        Duration::from_secs(2),
+        Duration::from_millis(1),
+        "the coarse clock past the four flows' stamps",
+        || Some(()).filter(|_| clock_ns(nix::time::ClockId::CLOCK_MONOTONIC_COARSE) > stamped),
+        || format!("stamps up to {stamped} ns"),
+    );
     let before = connections(&dp);
     for i in [0, 1, 3] {
         send(&mut dp, &flows[i], ACK);
@@ -857,7 +877,8 @@ fn two_cpus_writing_the_same_buckets_never_tear_an_entry() {
          {cpus:?} only, so it cannot race (run it where two CPUs are allowed)"
     );
     let prog: &Xdp = dp.balancer().expect("balancer");
-    let start = std::sync::Barrier::new(2);
+    // Both start together (each waits, 10 s at most, until the other is ready).
+    let ready = std::sync::atomic::AtomicUsize::new(0);
     let deadline = Instant::now() + Duration::from_secs(120);
     // Each thread: the SYN and the ACK of its flows (every other flow of each bucket), round
     // after round, each output checked; returns the packets sent per real, the CPU it ran on
@@ -873,10 +894,17 @@ fn two_cpus_writing_the_same_buckets_never_tear_an_entry() {
                     .map(|k| (frame_of(k, SYN), frame_of(k, ACK), real_of[&ip_of(&k.src)]))
                     .collect();
                 let cpu = cpus[t];
-                let start = &start;
+                let ready = &ready;
                 scope.spawn(move || {
                     pin_to_cpu(cpu);
-                    start.wait();
+                    ready.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    wait::until(
+                        Duration::from_secs(10),
+                        Duration::ZERO,
+                        &format!("writer {t}: the other writer ready"),
+                        || (ready.load(std::sync::atomic::Ordering::SeqCst) == 2).then_some(()),
+                        String::new,
+                    );
                     let began = Instant::now();
                     let mut sent = [0u64; 4];
                     for round in 0..ROUNDS {
