@@ -659,6 +659,28 @@ impl Lab {
         false
     }
 
+    /// Waits up to `within` for a child started with [`Lab::spawn`] to exit by itself, and
+    /// reaps it: its exit status, or `None` if it still runs (it is left running) or is not a
+    /// child of the lab.
+    pub fn wait_exit(&self, pid: u32, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            {
+                let mut children = lock(&self.children);
+                let pos = children.iter().position(|c| c.id() == pid)?;
+                if let Ok(Some(status)) = children[pos].try_wait() {
+                    // Already reaped by try_wait; wait() returns its status at once.
+                    let _ = children.remove(pos).wait();
+                    return Some(status);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills (SIGKILL, whole process group) a child started with [`Lab::spawn`] and reaps it.
     pub fn kill(&self, pid: u32) {
         let mut children = lock(&self.children);
@@ -821,20 +843,79 @@ pub fn netns_command(ns: &str, program: &str) -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+/// How long one of the lab's own commands (`ip`, `sh` set-up scripts, `ethtool`) may run.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `cmd` (no standard input), reading its output as it comes, and returns its status,
+/// standard output and standard error; one that has not exited within [`COMMAND_DEADLINE`]
+/// is killed and reported as a timeout naming it.
+fn output(cmd: &mut Command) -> Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
+    use std::os::fd::AsRawFd;
     let command = format!("{cmd:?}");
-    let out = cmd
+    let mut child = cmd
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|source| LabError::Spawn {
             command: command.clone(),
             source,
         })?;
-    if !out.status.success() {
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    for fd in [
+        out.as_ref().map(|o| o.as_raw_fd()),
+        err.as_ref().map(|e| e.as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        // SAFETY: fcntl(2) on a pipe we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    }
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut drain = |out: &mut Option<std::process::ChildStdout>,
+                     err: &mut Option<std::process::ChildStderr>| {
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut stdout);
+        }
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_end(&mut stderr);
+        }
+    };
+    let deadline = Instant::now() + COMMAND_DEADLINE;
+    let status = loop {
+        drain(&mut out, &mut err);
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(match other {
+                    Err(source) => LabError::Io {
+                        what: format!("waiting for {command}"),
+                        source,
+                    },
+                    _ => LabError::Timeout {
+                        what: command,
+                        after: COMMAND_DEADLINE,
+                    },
+                });
+            }
+        }
+    };
+    drain(&mut out, &mut err);
+    Ok((status, stdout, stderr))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let command = format!("{cmd:?}");
+    let (status, _, stderr) = output(cmd)?;
+    if !status.success() {
         return Err(LabError::Command {
             command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            status: status.to_string(),
+            stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
         });
     }
     Ok(())
@@ -845,8 +926,8 @@ fn sh_in(ns: &str, script: &str) -> Result<()> {
 }
 
 fn kill_netns_processes(ns: &str) {
-    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+    if let Ok((_, stdout, _)) = output(Command::new("ip").args(["netns", "pids", ns])) {
+        for pid in String::from_utf8_lossy(&stdout).split_whitespace() {
             if let Ok(pid) = pid.parse::<i32>()
                 && pid > 1
                 && pid != std::process::id() as i32
@@ -1132,6 +1213,8 @@ fn http_exchange(mut s: TcpStream, addr: SocketAddr, path: &str) -> Result<(u16,
             source,
         }
     };
+    // 30 s for a read, 60 s for the whole answer.
+    let deadline = Instant::now() + Duration::from_secs(60);
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(io_err("setting the read timeout"))?;
     let host = match addr {
@@ -1144,8 +1227,21 @@ fn http_exchange(mut s: TcpStream, addr: SocketAddr, path: &str) -> Result<(u16,
     )
     .map_err(io_err("sending the request"))?;
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf)
-        .map_err(io_err("reading the answer"))?;
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        if Instant::now() >= deadline {
+            return Err(io_err("reading the answer")(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("not all of it within 60 s ({} bytes)", buf.len()),
+            )));
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err("reading the answer")(e)),
+        }
+    }
     let bad = |detail: &str| LabError::HttpAnswer {
         addr: addr.to_string(),
         path: path.to_string(),

@@ -138,6 +138,69 @@ impl<'a> RunningLvs<'a> {
         )
     }
 
+    /// `lvs status --control <its socket> ARGS` (from the root namespace: the socket is a
+    /// file), with a deadline: its standard output, or its standard error if it failed.
+    pub fn status(&self, args: &[&str]) -> Result<String> {
+        let out = crate::wait::output(
+            std::process::Command::new(lvs_binary())
+                .arg("status")
+                .arg("--control")
+                .arg(&self.control)
+                .args(args),
+        );
+        if !out.status.success() {
+            bail!(
+                "lvs status {args:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Waits until `lvs status` shows `real` (as the table writes it, `198.18.0.13:80`) with
+    /// `weight` in its weight column (`-`: out of the data plane). Asking for the status makes
+    /// the agent write pending changes first, so this is what the kernel's tables hold.
+    pub fn wait_real_weight(&self, real: SocketAddr, weight: &str, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        let prefix = format!("  -> {real} ");
+        loop {
+            let last = match self.status(&[]) {
+                Ok(table) => {
+                    let has = table.lines().any(|l| {
+                        l.starts_with(&prefix) && l.split_whitespace().nth(3) == Some(weight)
+                    });
+                    if has {
+                        return Ok(());
+                    }
+                    table
+                }
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                bail!(
+                    "{real} not at weight {weight:?} in lvs status within {within:?}; last \
+                     status:\n{last}\nlvs log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits up to `within` for it to exit by itself: its exit status, or an error (with its
+    /// log) if it still runs (it is left to the lab, which kills it on drop).
+    pub fn wait_exit(&self, within: Duration) -> Result<std::process::ExitStatus> {
+        match self.lab.wait_exit(self.pid, within) {
+            Some(status) => Ok(status),
+            None => bail!(
+                "lvs (pid {}) did not exit within {within:?}; lvs log:\n{}",
+                self.pid,
+                self.log()
+            ),
+        }
+    }
+
     /// Kills it with SIGKILL: nothing of it runs, pins stay.
     pub fn kill(self) {
         self.lab.kill(self.pid);

@@ -5,7 +5,7 @@ use std::{
     io::{BufRead as _, BufReader, Write as _},
     net::{SocketAddr, TcpListener},
     sync::mpsc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use lvs::lab::{Lab, LabOptions, run_in_netns};
@@ -113,11 +113,14 @@ address = "198.18.0.12:80"
         Duration::from_secs(15),
     )
     .unwrap();
-    // Mails about the reals coming up at start may arrive first; wait for the one that counts.
+    // Mails about the reals coming up at start may arrive first; wait (10 s in all) for the
+    // one that counts.
     lab.stop_server(1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut got = Vec::new();
     let found = loop {
-        match mails.recv_timeout(Duration::from_secs(10)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match mails.recv_timeout(left) {
             Ok(m) => {
                 if m.contains("Deleted real server: 198.18.0.12:80") {
                     break Some(m);
@@ -129,7 +132,7 @@ address = "198.18.0.12:80"
     };
     let mail = found.unwrap_or_else(|| {
         panic!(
-            "no mail about 198.18.0.12 going down; got {got:?}\n{}",
+            "no mail about 198.18.0.12 going down within 10 s; got {got:?}\n{}",
             lvs.log()
         )
     });
@@ -142,6 +145,7 @@ address = "198.18.0.12:80"
         "names the service: {mail}"
     );
 
+    // The notify command runs beside the mail: 5 s at most.
     let mut lines = String::new();
     for _ in 0..50 {
         lines = std::fs::read_to_string(&notified).unwrap_or_default();

@@ -4,7 +4,10 @@
 use std::{net::SocketAddr, time::Duration};
 
 use lvs::lab::{Lab, LabOptions, big_file_bytes, http_get};
-use lvs_tests::agent::{RunningLvs, count, who_answers};
+use lvs_tests::{
+    agent::{RunningLvs, count, who_answers},
+    wait,
+};
 
 const CONFIG: &str = r#"
 checkinterval = 1
@@ -56,11 +59,10 @@ fn vips(lab: &Lab) -> [SocketAddr; 2] {
 
 /// Bytes received on an interface of a namespace.
 fn rx_bytes(lab: &Lab, ns: &str, ifname: &str) -> u64 {
-    let out = lab
-        .command(ns, "cat")
-        .arg(format!("/sys/class/net/{ifname}/statistics/rx_bytes"))
-        .output()
-        .expect("reading rx_bytes");
+    let out = wait::succeed(
+        lab.command(ns, "cat")
+            .arg(format!("/sys/class/net/{ifname}/statistics/rx_bytes")),
+    );
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()

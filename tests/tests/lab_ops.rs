@@ -15,7 +15,10 @@ use lvs::{
     agent::snapshot::{ServiceSnapshot, Snapshot},
     lab::{Lab, LabOptions, http_get},
 };
-use lvs_tests::agent::{RunningLvs, count, lvs_binary, who_answers};
+use lvs_tests::{
+    agent::{RunningLvs, count, lvs_binary, who_answers},
+    wait,
+};
 
 const METRICS: &str = "127.0.0.1:9100";
 
@@ -72,15 +75,15 @@ fn start(lab: &Lab) -> RunningLvs<'_> {
     lvs
 }
 
-/// `lvs status ARGS` in the root namespace; its standard output.
+/// `lvs status ARGS` in the root namespace (20 s at most); its standard output.
 fn status(sock: &Path, args: &[&str]) -> String {
-    let out = Command::new(lvs_binary())
-        .arg("status")
-        .arg("--control")
-        .arg(sock)
-        .args(args)
-        .output()
-        .expect("running lvs status");
+    let out = wait::output(
+        Command::new(lvs_binary())
+            .arg("status")
+            .arg("--control")
+            .arg(sock)
+            .args(args),
+    );
     assert!(
         out.status.success(),
         "lvs status {args:?} failed: {}",

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lvs::lab::{self, Lab, LabOptions};
 use lvs::neighbour;
+use lvs_tests::wait;
 
 /// Tests share labs across threads.
 const _: () = {
@@ -114,11 +115,11 @@ fn client_reaches_every_real_directly_and_only_the_director_answers_arp_for_the_
     }
 
     // lvs_pass is attached natively to the director's switch port.
-    let out = lab
-        .command(lab.switch_ns(), "ip")
-        .args(["link", "show", lab.director_switch_port()])
-        .output()
-        .unwrap();
+    let out = wait::succeed(lab.command(lab.switch_ns(), "ip").args([
+        "link",
+        "show",
+        lab.director_switch_port(),
+    ]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("xdp") && !text.contains("xdpgeneric"),
@@ -181,26 +182,20 @@ fn a_failed_build_and_a_panic_leave_nothing_behind() {
 fn cleanup_stale_removes_namespaces_of_dead_processes_only() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
-    child.wait().unwrap();
+    wait::exit_within(&mut child, wait::COMMAND, "true");
     // A base of its own, so labs of tests running in parallel do not clean it first.
     let base = "lvstest";
     let stale = format!("{base}-{dead}-7-stale");
     let alive = format!("{base}-{}-999-alive", std::process::id());
     for n in [&stale, &alive] {
-        let st = std::process::Command::new("ip")
-            .args(["netns", "add", n])
-            .status()
-            .unwrap();
-        assert!(st.success());
+        wait::succeed(std::process::Command::new("ip").args(["netns", "add", n]));
     }
     let stale_dir = std::env::temp_dir().join(format!("{base}-{dead}-7"));
     std::fs::create_dir_all(&stale_dir).unwrap();
     let removed = lab::cleanup_stale(base).unwrap();
     assert!(!stale_dir.exists(), "stale content directory survived");
     let alive_exists = netns_exists(&alive);
-    let _ = std::process::Command::new("ip")
-        .args(["netns", "del", &alive])
-        .status();
+    let _ = wait::status(std::process::Command::new("ip").args(["netns", "del", &alive]));
     assert!(removed.contains(&stale), "{removed:?}");
     assert!(!netns_exists(&stale));
     assert!(alive_exists);
@@ -242,11 +237,10 @@ fn chosen_source_ports_and_an_xdp_program_on_the_director() {
         ebpf
     })
     .unwrap();
-    let out = lab
-        .command(lab.director_ns(), "ip")
-        .args(["link", "show", "eth0"])
-        .output()
-        .unwrap();
+    let out = wait::succeed(
+        lab.command(lab.director_ns(), "ip")
+            .args(["link", "show", "eth0"]),
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("xdp") && !text.contains("xdpgeneric"),

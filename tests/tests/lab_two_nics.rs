@@ -9,18 +9,13 @@ use lvs::{
     lab::{Lab, LabOptions, big_file_bytes, http_get, run_in_netns},
 };
 use lvs_common::limits::program_names;
-use lvs_tests::agent::{RunningLvs, count, who_answers};
+use lvs_tests::{
+    agent::{RunningLvs, count, who_answers},
+    wait,
+};
 
 fn sh(ns: &str, script: &str) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-c", script])
-        .output()
-        .expect("ip netns exec");
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    wait::succeed(Command::new("ip").args(["netns", "exec", ns, "sh", "-c", script]));
 }
 
 #[test]
@@ -35,12 +30,9 @@ fn a_real_behind_the_second_interface_is_reached_through_redirect() {
     let real3 = lab.reals()[2].clone();
 
     // A second segment: bridge br1, the director's eth1 on it, and real3 moved onto it.
-    Command::new("ip")
-        .args([
-            "-n", &sw, "link", "add", "dir1", "type", "veth", "peer", "name", "eth1", "netns", &dir,
-        ])
-        .status()
-        .unwrap();
+    wait::succeed(Command::new("ip").args([
+        "-n", &sw, "link", "add", "dir1", "type", "veth", "peer", "name", "eth1", "netns", &dir,
+    ]));
     sh(
         &sw,
         &format!(
@@ -107,7 +99,13 @@ address = "198.18.2.13:80"
     lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
     lvs.wait_log("real=198.18.2.13:80 state=\"up\"", Duration::from_secs(10))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Its weight written into the tables: only then do new connections reach it.
+    lvs.wait_real_weight(
+        "198.18.2.13:80".parse().unwrap(),
+        "1",
+        Duration::from_secs(5),
+    )
+    .unwrap();
     let names = who_answers(&lab, vip, 40).unwrap();
     assert_eq!(
         count(&names, "real1") + count(&names, "real3"),

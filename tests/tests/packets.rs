@@ -6,18 +6,27 @@ use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use aya::programs::Xdp;
+use aya::{
+    maps::{HashMap as BpfHashMap, MapData},
+    programs::Xdp,
+};
 use lvs::{
     config::{Protocol, Scheduler},
     dataplane::{Dataplane, DestPlan, ServicePlan, Target, plan::ip_of},
     lab::{mount_bpffs, unmount_bpffs},
 };
-use lvs_common::{CtBucket, FlowKey, limits::CT_BUCKETS, service::proto, stats::DropReason};
+use lvs_common::{
+    CtBucket, FlowKey, PersistKey, PersistValue,
+    limits::{CT_BUCKETS, map_names},
+    service::proto,
+    stats::DropReason,
+};
 use lvs_tests::{
     packet::{ACK, DIRECTOR_MAC, Frame, L4, SYN},
+    wait,
     xdp::{
         Outcome, TEST_RUN_IFINDEX, allowed_cpus, bucket_of, ct_map, ct_seed, flow_key,
         keys_sharing_buckets, pin_to_cpu, pin_to_one_cpu, run, run_program,
@@ -539,23 +548,49 @@ fn redirect_to_an_interface_missing_from_the_devmap_is_a_counted_drop() {
         src_mac: DIRECTOR_MAC,
         ifindex: 4242,
     };
+    // The limit is per CPU: on one CPU its lines come at most once a second.
+    pin_to_one_cpu();
     let mut dp = loaded(&[service(VIP4, 80, Protocol::Tcp, vec![r])]);
     let lines = Lines::default();
     let mut logger = aya_log::EbpfLogger::init_with_logger(dp.ebpf(), lines.clone()).unwrap();
     let syn = Frame::tcp(CLIENT4, 20000, VIP4, 80, SYN).build();
+    let mut sent = 0u64;
+    let mut drop_one = |dp: &mut Dataplane| {
+        assert_eq!(run(dp, &syn).verdict, XDP_DROP);
+        sent += 1;
+    };
+    // A burst: one line, not one per packet.
+    let t0 = Instant::now();
     for _ in 0..50 {
-        assert_eq!(run(&mut dp, &syn).verdict, XDP_DROP);
+        drop_one(&mut dp);
+    }
+    logger.flush();
+    let burst = lines.0.lock().unwrap().clone();
+    assert!(
+        burst.len() == 1 && burst[0].contains("redirect_failed"),
+        "a burst of 50 drops: one kernel log line, got {burst:?}"
+    );
+    // Drops go on for 1.5 s after the first line: a second line a second after it, and no
+    // third (that would need 2 s).
+    let mut spread = Duration::ZERO;
+    while t0.elapsed() < Duration::from_millis(1500) {
+        drop_one(&mut dp);
+        // The last drop's time, from just before the first: under 2 s, no third line is due.
+        spread = t0.elapsed();
+        std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(
         dp.tables.stats().drops(DropReason::RedirectFailed).unwrap(),
-        50
+        sent,
+        "every drop counted"
     );
-    // The kernel logs it, but not once per packet.
     logger.flush();
     let lines = lines.0.lock().unwrap();
     assert!(
-        (1..=2).contains(&lines.len()) && lines[0].contains("redirect_failed"),
-        "kernel log: {lines:?}"
+        spread < Duration::from_secs(2)
+            && lines.len() == 2
+            && lines.iter().all(|l| l.contains("redirect_failed")),
+        "{sent} drops over {spread:?}: two kernel log lines (a second apart), got {lines:?}"
     );
 }
 
@@ -579,13 +614,9 @@ fn a_real_behind_another_interface_is_reached_by_redirect() {
     // A private network namespace for this thread, with a second interface in it.
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
         .expect("unshare the network namespace");
-    let ok = std::process::Command::new("ip")
-        .args([
-            "link", "add", "lvsnic2", "type", "veth", "peer", "name", "lvsnic2p",
-        ])
-        .status()
-        .expect("ip link add");
-    assert!(ok.success());
+    wait::succeed(std::process::Command::new("ip").args([
+        "link", "add", "lvsnic2", "type", "veth", "peer", "name", "lvsnic2p",
+    ]));
     let ifindex = nix::net::if_::if_nametoindex("lvsnic2").expect("ifindex");
     let mut r = real(2, 1);
     r.target = Target::Remote {
@@ -606,28 +637,86 @@ fn a_real_behind_another_interface_is_reached_by_redirect() {
     );
 }
 
+/// `clock` in nanoseconds.
+fn clock_ns(clock: nix::time::ClockId) -> u64 {
+    let t = nix::time::clock_gettime(clock).expect("clock_gettime");
+    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+}
+
+/// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns` (the persistence entries' timestamps).
+fn monotonic_ns() -> u64 {
+    clock_ns(nix::time::ClockId::CLOCK_MONOTONIC)
+}
+
+/// The one persistence entry of the data plane (reading it does not refresh it).
+fn persist_entry(dp: &mut Dataplane) -> PersistValue {
+    let map = dp
+        .ebpf()
+        .map_mut(map_names::PERSIST)
+        .expect("persistence map");
+    let map: BpfHashMap<&mut MapData, PersistKey, PersistValue> =
+        BpfHashMap::try_from(map).expect("persistence map type");
+    let entries: Vec<PersistValue> = map.iter().map(|e| e.expect("entry").1).collect();
+    assert_eq!(entries.len(), 1, "one persistence entry: {entries:?}");
+    entries[0]
+}
+
+/// Waits (up to 5 s) until `CLOCK_MONOTONIC` reads at least `at_ns`; returns its reading.
+fn wait_clock(at_ns: u64, what: &str) -> u64 {
+    wait::until(
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        what,
+        || Some(monotonic_ns()).filter(|&now| now >= at_ns),
+        || format!("clock at {} ns, waiting for {at_ns} ns", monotonic_ns()),
+    )
+}
+
 #[test]
 fn persistence_expires_after_its_timeout() {
+    const TIMEOUT_S: u32 = 2;
+    const TIMEOUT_NS: u64 = TIMEOUT_S as u64 * 1_000_000_000;
     pin_to_one_cpu();
     let mut s = service(VIP4, 80, Protocol::Tcp, equal_reals());
     s.scheduler = Scheduler::Rr;
-    s.persistence = Some((1, 32));
+    s.persistence = Some((TIMEOUT_S, 32));
     let mut dp = loaded(&[s]);
     let conn = |dp: &mut Dataplane, port| {
         let f = Frame::tcp(CLIENT4, port, VIP4, 80, SYN).build();
         forwarded_to(&f, &run(dp, &f))
     };
+    // Each step waits on the clock the entry is stamped with, from the stamp itself: half a
+    // timeout after a use the entry holds, a whole timeout after its last use it has expired.
     let first = conn(&mut dp, 30000);
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    let made = persist_entry(&mut dp).last_used_ns;
+    wait_clock(
+        made + TIMEOUT_NS / 2,
+        "half a timeout after the first connection",
+    );
     assert_eq!(conn(&mut dp, 30001), first, "within the timeout: same real");
-    // Each use refreshes the entry: 600 ms later it still holds.
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    let used = persist_entry(&mut dp).last_used_ns;
+    assert!(
+        used > made && used - made < TIMEOUT_NS,
+        "the use within the timeout refreshes the entry: stamped {made} then {used}"
+    );
+    // Past the timeout since the entry was made, within it since its last use: it holds.
+    wait_clock(
+        made + TIMEOUT_NS + 1,
+        "a timeout after the first connection",
+    );
     assert_eq!(
         conn(&mut dp, 30002),
         first,
         "refreshed by the last connection"
     );
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let last = persist_entry(&mut dp).last_used_ns;
+    assert!(
+        last - used < TIMEOUT_NS,
+        "the machine stalled: {} ms between two uses, more than the timeout, so the test \
+         cannot tell a refresh",
+        (last - used) / 1_000_000
+    );
+    wait_clock(last + TIMEOUT_NS + 1, "a timeout after the last use");
     assert_ne!(
         conn(&mut dp, 30003),
         first,
@@ -690,8 +779,23 @@ fn a_new_flow_in_a_full_bucket_takes_the_way_of_the_least_recently_seen() {
         "four flows fill the ways in order"
     );
 
-    // A few ticks of the coarse clock later, three of them send a packet; flow 2 stays quiet.
-    std::thread::sleep(Duration::from_millis(30));
+    // Once the coarse clock (the table's) has moved past their stamps, three of them send a
+    // packet; flow 2 stays quiet.
+    let stamped = ct_map(&mut dp)
+        .get(&bucket, 0)
+        .expect("bucket")
+        .ways
+        .iter()
+        .map(|e| e.last_seen_ns)
+        .max()
+        .unwrap_or(0);
+    wait::until(
+        Duration::from_secs(2),
+        Duration::from_millis(1),
+        "the coarse clock past the four flows' stamps",
+        || Some(()).filter(|_| clock_ns(nix::time::ClockId::CLOCK_MONOTONIC_COARSE) > stamped),
+        || format!("stamps up to {stamped} ns"),
+    );
     let before = connections(&dp);
     for i in [0, 1, 3] {
         send(&mut dp, &flows[i], ACK);
@@ -766,15 +870,23 @@ fn two_cpus_writing_the_same_buckets_never_tear_an_entry() {
     let packets = |dp: &Dataplane, r: u8| dp.tables.stats().dest(dest_id(r)).unwrap().packets;
     let before: Vec<u64> = (1..=3).map(|r| packets(&dp, r)).collect();
 
+    // Two writers on two CPUs at once, or the test proves nothing: it fails (rather than
+    // passing without a race) where fewer than two CPUs are allowed.
     let cpus = allowed_cpus();
-    if cpus.len() < 2 {
-        eprintln!("only one CPU: the two writers take turns instead of racing");
-    }
+    assert!(
+        cpus.len() >= 2,
+        "two CPUs writing the same buckets at once needs two CPUs; this test may run on \
+         {cpus:?} only, so it cannot race (run it where two CPUs are allowed)"
+    );
     let prog: &Xdp = dp.balancer().expect("balancer");
+    // Both start together (each waits, 10 s at most, until the other is ready).
+    let ready = std::sync::atomic::AtomicUsize::new(0);
+    let deadline = Instant::now() + Duration::from_secs(120);
     // Each thread: the SYN and the ACK of its flows (every other flow of each bucket), round
-    // after round, each output checked; returns the packets sent per real. Each SYN evicts a
-    // way (sixteen flows for four ways), so the two CPUs keep claiming the same ways.
-    let sent: Vec<[u64; 4]> = std::thread::scope(|scope| {
+    // after round, each output checked; returns the packets sent per real, the CPU it ran on
+    // and when it started and ended. Each SYN evicts a way (sixteen flows for four ways), so
+    // the two CPUs keep claiming the same ways.
+    let runs: Vec<([u64; 4], i32, Instant, Instant)> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..2)
             .map(|t| {
                 let mine: Vec<(Vec<u8>, Vec<u8>, u8)> = flows
@@ -783,11 +895,25 @@ fn two_cpus_writing_the_same_buckets_never_tear_an_entry() {
                     .step_by(2)
                     .map(|k| (frame_of(k, SYN), frame_of(k, ACK), real_of[&ip_of(&k.src)]))
                     .collect();
-                let cpu = cpus.get(t).or(cpus.first()).copied().unwrap_or(0);
+                let cpu = cpus[t];
+                let ready = &ready;
                 scope.spawn(move || {
                     pin_to_cpu(cpu);
+                    ready.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    wait::until(
+                        Duration::from_secs(10),
+                        Duration::ZERO,
+                        &format!("writer {t}: the other writer ready"),
+                        || (ready.load(std::sync::atomic::Ordering::SeqCst) == 2).then_some(()),
+                        String::new,
+                    );
+                    let began = Instant::now();
                     let mut sent = [0u64; 4];
                     for round in 0..ROUNDS {
+                        assert!(
+                            Instant::now() < deadline,
+                            "writer {t}: round {round} of {ROUNDS} still running after 120 s"
+                        );
                         for (syn, ack, r) in &mine {
                             for f in [syn, ack] {
                                 // Once: BPF_PROG_TEST_RUN with repeats swaps the program in and
@@ -799,12 +925,28 @@ fn two_cpus_writing_the_same_buckets_never_tear_an_entry() {
                             }
                         }
                     }
-                    sent
+                    // SAFETY: sched_getcpu(3) has no arguments.
+                    let on = unsafe { libc::sched_getcpu() };
+                    (sent, on, began, Instant::now())
                 })
             })
             .collect();
         threads.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    // They ran on two CPUs, at the same time for most of their runs.
+    let (a, b) = (&runs[0], &runs[1]);
+    assert_ne!(a.1, b.1, "the two writers ran on one CPU");
+    let overlap = a.3.min(b.3).saturating_duration_since(a.2.max(b.2));
+    let shorter = (a.3 - a.2).min(b.3 - b.2);
+    assert!(
+        overlap * 2 >= shorter,
+        "the writers hardly overlapped: {overlap:?} together of {shorter:?}; no race to speak of"
+    );
+    eprintln!(
+        "two writers on CPUs {} and {}, together for {overlap:?}",
+        a.1, b.1
+    );
+    let sent: Vec<[u64; 4]> = runs.iter().map(|r| r.0).collect();
 
     // Every packet went to its client's real: a torn entry would have sent some elsewhere.
     for r in 1..=3u8 {
