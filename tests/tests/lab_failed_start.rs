@@ -1,15 +1,11 @@
 //! A start that fails leaves nothing behind: no pinned maps, no link, no instance directory;
 //! and its message says what is wrong (the interface, and what holds it).
 
-use std::{
-    path::Path,
-    process::{ExitStatus, Stdio},
-    time::{Duration, Instant},
-};
+use std::{path::Path, process::ExitStatus, time::Duration};
 
 use aya::programs::{Xdp, XdpMode};
 use lvs::lab::{Lab, LabOptions, run_in_netns};
-use lvs_tests::agent::lvs_binary;
+use lvs_tests::{agent::lvs_binary, wait::output_within};
 
 fn config(interface: &str) -> String {
     format!(
@@ -32,35 +28,19 @@ address = "198.18.0.11:80"
 fn run_lvs(lab: &Lab, config: &str) -> (ExitStatus, String) {
     let path = lab.work_dir().join("failed-start.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = lab
-        .command(lab.director_ns(), lvs_binary().to_str().unwrap())
-        .arg("run")
+    let mut cmd = lab.command(lab.director_ns(), lvs_binary().to_str().unwrap());
+    cmd.arg("run")
         .arg("--config")
         .arg(&path)
         .arg("--bpffs")
         .arg(lab.bpffs().unwrap())
         .arg("--control")
-        .arg(lab.work_dir().join("run-lvs/failed-start.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting lvs run");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read as _;
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            return (status, err);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("lvs run did not exit within 15 s (it should fail at start)");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .arg(lab.work_dir().join("run-lvs/failed-start.sock"));
+    let out = output_within(&mut cmd, Duration::from_secs(15));
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Asserts that nothing of lvs is left under the lab's bpffs (`lvs/`, the instances' parent,

@@ -4,13 +4,15 @@
 
 use std::{
     net::SocketAddr,
-    path::Path,
-    process::{Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
+    process::{Command, ExitStatus},
+    time::Duration,
 };
 
 use lvs::lab::{Lab, LabOptions};
-use lvs_tests::agent::{RunningLvs, lvs_binary, who_answers};
+use lvs_tests::{
+    agent::{RunningLvs, lvs_binary, who_answers},
+    wait::output_within,
+};
 
 const CONFIG: &str = r#"
 checkinterval = 1
@@ -27,52 +29,19 @@ address = "198.18.0.11:80"
 address = "198.18.0.12:80"
 "#;
 
-/// Runs `cmd` to its end, killing it after `within`; its exit status and standard error, or
-/// a failure naming `what` when it did not end in time.
-fn run_within(mut cmd: Command, what: &str, within: Duration) -> (ExitStatus, String) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for a child") {
-            let mut err = String::new();
-            use std::io::Read as _;
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            return (status, err);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Runs `cmd` (an `lvs run` expected to be refused) to its end within 10 s: its exit status
+/// and standard error.
+fn refused_run(mut cmd: Command) -> (ExitStatus, String) {
+    let out = output_within(&mut cmd, Duration::from_secs(10));
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
-/// `lvs status` on `sock`: whether it answered with the service.
-fn status_answers(sock: &Path) -> bool {
-    let mut cmd = Command::new(lvs_binary());
-    cmd.arg("status").arg("--control").arg(sock);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("lvs status");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("lvs status did not answer within 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("198.18.0.100:80")
+/// Whether `lvs status` of `lvs` answers with the service.
+fn status_answers(lvs: &RunningLvs) -> bool {
+    lvs.status(&[]).is_ok_and(|s| s.contains("198.18.0.100:80"))
 }
 
 #[test]
@@ -85,7 +54,7 @@ fn a_second_agent_on_the_same_instance_is_refused_and_the_first_keeps_serving() 
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
     let first = RunningLvs::start(&lab, CONFIG).unwrap();
     first.wait_served(vip, Duration::from_secs(15)).unwrap();
-    assert!(status_answers(&first.control), "the first agent answers");
+    assert!(status_answers(&first), "the first agent answers");
 
     // The same instance, the same control socket: as an operator typing it twice would.
     let bpffs = lab.bpffs().unwrap();
@@ -98,7 +67,7 @@ fn a_second_agent_on_the_same_instance_is_refused_and_the_first_keeps_serving() 
         .arg(&bpffs)
         .arg("--control")
         .arg(&first.control);
-    let (status, stderr) = run_within(second, "the second lvs run", Duration::from_secs(10));
+    let (status, stderr) = refused_run(second);
     assert!(!status.success(), "the second agent is refused: {stderr}");
     let wanted = format!("instance default is already run by pid {}", first.pid());
     assert!(stderr.contains(&wanted), "wanted {wanted:?} in:\n{stderr}");
@@ -108,10 +77,7 @@ fn a_second_agent_on_the_same_instance_is_refused_and_the_first_keeps_serving() 
         first.control.exists(),
         "the first agent's control socket is still there"
     );
-    assert!(
-        status_answers(&first.control),
-        "the first agent still answers"
-    );
+    assert!(status_answers(&first), "the first agent still answers");
     let names = who_answers(&lab, vip, 8).unwrap();
     for r in ["real1", "real2"] {
         assert!(names.iter().any(|n| n == r), "{r} still served: {names:?}");
@@ -148,16 +114,13 @@ fn a_control_socket_another_agent_answers_on_is_left_alone() {
         .arg("other")
         .arg("--control")
         .arg(&first.control);
-    let (status, stderr) = run_within(second, "the second lvs run", Duration::from_secs(10));
+    let (status, stderr) = refused_run(second);
     assert!(!status.success(), "the second agent is refused: {stderr}");
     assert!(
         stderr.contains("is in use: another agent answers on it"),
         "{stderr}"
     );
-    assert!(
-        status_answers(&first.control),
-        "the first agent still answers"
-    );
+    assert!(status_answers(&first), "the first agent still answers");
     assert!(
         std::fs::read_dir(bpffs.join("lvs/other")).map_or(true, |mut d| d.next().is_none()),
         "the refused agent pinned nothing"

@@ -4,13 +4,11 @@
 
 use std::{
     net::SocketAddr,
-    path::Path,
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use lvs::lab::{Lab, LabOptions};
-use lvs_tests::agent::{RunningLvs, lvs_binary, who_answers};
+use lvs_tests::agent::{RunningLvs, who_answers};
 
 const CONFIG: &str = r#"
 checkinterval = 1
@@ -34,31 +32,6 @@ fn lab() -> Lab {
         ..LabOptions::default()
     })
     .unwrap()
-}
-
-/// `lvs status` on `sock`, ended after 10 s: its output when it answered.
-fn status(sock: &Path) -> Option<String> {
-    let mut child = Command::new(lvs_binary())
-        .arg("status")
-        .arg("--control")
-        .arg(sock)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("lvs status");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("lvs status did not end within 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Waits until the log holds `needle` at least `n` times.
@@ -108,7 +81,7 @@ fn a_fifo_at_the_config_path_is_refused_and_the_agent_goes_on() {
     // Health changes are still applied: a real that fails is taken out; status answers.
     lab.stop_server(0).unwrap();
     wait_only(&lab, vip, "real2", Duration::from_secs(15));
-    let table = status(&lvs.control).expect("lvs status answers");
+    let table = lvs.status(&[]).expect("lvs status answers");
     assert!(table.contains("198.18.0.100:80"), "{table}");
 
     // Each read was refused with a message naming the file and what it is.
