@@ -297,3 +297,31 @@ pub fn connect_small_rcvbuf(addr: std::net::SocketAddr) -> std::io::Result<std::
         Ok(stream)
     }
 }
+
+/// Starts a sorry server on the lab's director, on every address (so on the VIP, for a
+/// fallback of `127.0.0.1:80`), serving "sorry"; returns once it answers.
+pub fn start_sorry_server(lab: &Lab) -> Result<()> {
+    let root = lab.work_dir().join("sorry");
+    std::fs::create_dir_all(&root)?;
+    std::fs::write(root.join("index.html"), "sorry\n")?;
+    let dir = root.to_str().context("sorry server path")?;
+    let args = [
+        "-m",
+        "http.server",
+        "80",
+        "--bind",
+        "::",
+        "--directory",
+        dir,
+    ];
+    lab.spawn(lab.director_ns(), "python3", args)?;
+    let own = SocketAddr::new(lab.director_v4().into(), 80);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(lab.director_ns(), own, "/index.html").is_err() {
+        if Instant::now() >= deadline {
+            bail!("the sorry server did not answer on {own} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}

@@ -17,7 +17,7 @@ use std::{
 
 use lvs::lab::{Lab, LabOptions, big_file_bytes, http_get, run_in_netns};
 use lvs_tests::{
-    agent::{RunningLvs, connect_small_rcvbuf, lvs_binary},
+    agent::{RunningLvs, connect_small_rcvbuf, lvs_binary, start_sorry_server},
     wait,
 };
 
@@ -482,38 +482,10 @@ fn a_body_that_does_not_match_receive_keeps_a_real_out() {
     assert!(lvs.stop());
 }
 
-/// Starts a sorry server on the director, on every address (so on the VIP), serving "sorry".
-fn start_sorry_server(lab: &Lab) {
-    let root = lab.work_dir().join("sorry");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("index.html"), "sorry\n").unwrap();
-    lab.spawn(
-        lab.director_ns(),
-        "python3",
-        [
-            "-m",
-            "http.server",
-            "80",
-            "--bind",
-            "::",
-            "--directory",
-            root.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
-    // Ready when it answers on the director's own address.
-    let own = SocketAddr::new(lab.director_v4().into(), 80);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http_get(lab.director_ns(), own, "/index.html").is_err() {
-        assert!(Instant::now() < deadline, "the sorry server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn with_every_real_down_the_fallback_answers_until_one_recovers() {
     let lab = lab();
-    start_sorry_server(&lab);
+    start_sorry_server(&lab).unwrap();
     let vip = vip4(&lab);
     let lvs = RunningLvs::start(
         &lab,

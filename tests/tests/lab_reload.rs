@@ -8,7 +8,7 @@ use std::{
 };
 
 use lvs::lab::{Lab, LabOptions, http_get};
-use lvs_tests::agent::RunningLvs;
+use lvs_tests::agent::{RunningLvs, start_sorry_server};
 
 /// A config with the sorry server as fallback and an http check of the three reals, whose
 /// interval and timeout are `interval` seconds.
@@ -28,33 +28,6 @@ fn config(lab: &Lab, vip: SocketAddr, interval: u64) -> String {
     c
 }
 
-/// A server on the director answering "sorry" (the fallback), ready when this returns.
-fn start_sorry_server(lab: &Lab) {
-    let root = lab.work_dir().join("sorry");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("index.html"), "sorry\n").unwrap();
-    let dir = root.to_str().unwrap();
-    let args = [
-        "-m",
-        "http.server",
-        "80",
-        "--bind",
-        "::",
-        "--directory",
-        dir,
-    ];
-    lab.spawn(lab.director_ns(), "python3", args).unwrap();
-    let own = SocketAddr::new(lab.director_v4().into(), 80);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http_get(lab.director_ns(), own, "/index.html").is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the sorry server did not start in 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The name of whoever answers a new connection through `vip`, or the error.
 fn ask(lab: &Lab, vip: SocketAddr) -> Result<String, String> {
     match http_get(lab.client_ns(), vip, "/index.html") {
@@ -72,7 +45,7 @@ fn ups(log: &str) -> usize {
 #[test]
 fn reloads_that_change_the_check_keep_every_real_in_and_alert_nothing() {
     let lab = Lab::create(LabOptions::default()).expect("lab");
-    start_sorry_server(&lab);
+    start_sorry_server(&lab).unwrap();
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
     let lvs = RunningLvs::start(&lab, &config(&lab, vip, 1)).unwrap();
     lvs.wait_log("real server up", Duration::from_secs(15))
