@@ -688,7 +688,7 @@ fn dechunk(mut raw: &[u8]) -> (Vec<u8>, Option<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::tests::{ipv6_loopback, within};
+    use crate::health::tests::{ipv6_loopback, wait_until, within};
     use std::sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -869,9 +869,12 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let conns = Arc::new(AtomicUsize::new(0));
         let seen = conns.clone();
+        let late = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let late_sent = late.clone();
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
+                let late_sent = late_sent.clone();
                 tokio::spawn(async move {
                     let mut b = [0u8; 1024];
                     loop {
@@ -888,6 +891,7 @@ mod tests {
                                     b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n",
                                 )
                                 .await;
+                            late_sent.store(true, Ordering::SeqCst);
                         }
                     }
                 });
@@ -895,7 +899,12 @@ mod tests {
         });
         let check = short_interval_check(addr, Some("up"));
         check.run_within().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_until(
+            10,
+            "the server's late answer on the kept connection",
+            || late.load(Ordering::SeqCst),
+        )
+        .await;
         check.run_within().await.unwrap();
         assert_eq!(
             conns.load(Ordering::SeqCst),
