@@ -1013,6 +1013,34 @@ mod tests {
     use crate::config::model::Globals;
     use tokio::net::TcpListener;
 
+    /// Awaits `fut` for at most `secs` seconds: a longer wait fails the test, naming `what` it
+    /// waited for.
+    async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
+        match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+            Ok(v) => v,
+            Err(_) => panic!("waited {secs} s for {what}"),
+        }
+    }
+
+    impl Pending {
+        /// [`Pending::wait`], bounded: every job here has a timeout of at most 5 s.
+        async fn wait_within(self) -> Vec<Result<(), AlertError>> {
+            within(20, "the alert's commands and mails to end", self.wait()).await
+        }
+    }
+
+    /// Whether process `pid` is gone: no longer in /proc, or a zombie (killed, waiting to be
+    /// reaped by whoever inherited it).
+    fn gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state follows the command name in parentheses.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        }
+    }
+
     /// One SMTP session as the sink saw it.
     #[derive(Clone, Debug, Default)]
     struct Session {
@@ -1134,15 +1162,13 @@ mod tests {
         crate::testdir::TestDir::new(&format!("alert-{name}"))
     }
 
-    use std::path::PathBuf;
-
     #[tokio::test]
     async fn down_mails_every_recipient_once() {
         let sink = Sink::start(4).await;
         let a = alerter(&globals_mail(&sink));
         let p = a.on_change(&change(RealState::Down)).await;
         assert_eq!(p.len(), 1);
-        all_ok(p.wait().await);
+        all_ok(p.wait_within().await);
         let s = sink.sessions();
         assert_eq!(s.len(), 1, "{s:?}");
         let c = &s[0].commands;
@@ -1167,7 +1193,12 @@ mod tests {
         );
 
         // Coming back is mailed too, as "Added".
-        all_ok(a.on_change(&change(RealState::Up)).await.wait().await);
+        all_ok(
+            a.on_change(&change(RealState::Up))
+                .await
+                .wait_within()
+                .await,
+        );
         let s = sink.sessions();
         assert_eq!(s.len(), 2);
         assert!(
@@ -1192,7 +1223,12 @@ mod tests {
         assert!(sink.sessions().is_empty());
 
         a.set_phase(DaemonPhase::Starting);
-        all_ok(a.on_change(&change(RealState::Up)).await.wait().await);
+        all_ok(
+            a.on_change(&change(RealState::Up))
+                .await
+                .wait_within()
+                .await,
+        );
         let s = sink.sessions();
         assert_eq!(s.len(), 1);
         assert!(s[0].data.contains("Daemon-Status: starting"));
@@ -1205,11 +1241,15 @@ mod tests {
         g.email_alert_freq = Duration::from_secs(60);
         let a = alerter(&g);
         let t0 = Instant::now();
-        all_ok(a.on_change_at(&change(RealState::Down), t0).wait().await);
+        all_ok(
+            a.on_change_at(&change(RealState::Down), t0)
+                .wait_within()
+                .await,
+        );
         assert!(a.tick(t0 + Duration::from_secs(59)).is_empty());
         let p = a.tick(t0 + Duration::from_secs(60));
         assert_eq!(p.len(), 1);
-        all_ok(p.wait().await);
+        all_ok(p.wait_within().await);
         // The reminder restarts the clock.
         assert!(a.tick(t0 + Duration::from_secs(100)).is_empty());
         let s = sink.sessions();
@@ -1223,7 +1263,7 @@ mod tests {
         // Once it is back up, no more reminders.
         all_ok(
             a.on_change_at(&change(RealState::Up), t0 + Duration::from_secs(110))
-                .wait()
+                .wait_within()
                 .await,
         );
         assert!(a.tick(t0 + Duration::from_secs(1000)).is_empty());
@@ -1238,11 +1278,15 @@ mod tests {
         let a = alerter(&g);
         a.set_phase(DaemonPhase::Reloading);
         let t0 = Instant::now();
-        all_ok(a.on_change_at(&change(RealState::Down), t0).wait().await);
+        all_ok(
+            a.on_change_at(&change(RealState::Down), t0)
+                .wait_within()
+                .await,
+        );
         let vip: SocketAddr = "198.18.0.100:80".parse().unwrap();
         all_ok(
             a.fallback("/bin/true", true, vip, Protocol::Tcp)
-                .wait()
+                .wait_within()
                 .await,
         );
 
@@ -1250,7 +1294,7 @@ mod tests {
         assert_eq!(b.phase(), DaemonPhase::Reloading);
         assert!(b.fallback("/bin/true", true, vip, Protocol::Tcp).is_empty());
         assert!(b.tick(t0 + Duration::from_secs(30)).is_empty());
-        all_ok(b.tick(t0 + Duration::from_secs(60)).wait().await);
+        all_ok(b.tick(t0 + Duration::from_secs(60)).wait_within().await);
         assert_eq!(sink.sessions().len(), 2);
 
         g.email_alert_freq = Duration::ZERO;
@@ -1263,7 +1307,11 @@ mod tests {
         let sink = Sink::start(4).await;
         let a = alerter(&globals_mail(&sink));
         let t0 = Instant::now();
-        all_ok(a.on_change_at(&change(RealState::Down), t0).wait().await);
+        all_ok(
+            a.on_change_at(&change(RealState::Down), t0)
+                .wait_within()
+                .await,
+        );
         assert!(a.tick(t0 + Duration::from_secs(100_000)).is_empty());
     }
 
@@ -1281,33 +1329,56 @@ mod tests {
         let a = alerter(&g);
         let p = a.on_change(&change(RealState::Down)).await;
         assert_eq!(p.len(), 1);
-        all_ok(p.wait().await);
+        all_ok(p.wait_within().await);
         let argv = std::fs::read_to_string(&out).unwrap();
         assert_eq!(argv, "10.0.0.2:80\n198.18.0.100:80/tcp\ndown\n");
     }
 
     #[tokio::test]
-    async fn hanging_notify_is_killed_after_the_timeout() {
+    async fn hanging_notify_is_killed_with_its_process_group_after_the_timeout() {
         let dir = scratch("hang");
         let pidfile = dir.join("pid");
+        // The hook starts a grandchild (in its process group) and waits for it.
         let g = Globals {
             notify: Some(format!(
-                "/bin/sh -c 'echo $$ > \"$0\"; exec sleep 30' {}",
+                "/bin/sh -c 'sleep 60 & echo $! > \"$0.tmp\"; mv \"$0.tmp\" \"$0\"; wait' {}",
                 pidfile.display()
             )),
             ..Globals::default()
         };
-        let a = Alerter::with_timeouts(&g, Duration::from_millis(300), Duration::from_secs(1));
-        let started = Instant::now();
-        let r = a.on_change(&change(RealState::Up)).await.wait().await;
-        assert!(started.elapsed() < Duration::from_secs(5));
+        // The timeout leaves the shell ample time to start its grandchild on a loaded machine.
+        let timeout = Duration::from_secs(2);
+        let a = Alerter::with_timeouts(&g, timeout, Duration::from_secs(1));
+        let r = a
+            .on_change(&change(RealState::Up))
+            .await
+            .wait_within()
+            .await;
         assert!(
             matches!(r.as_slice(), [Err(AlertError::CommandTimeout { .. })]),
             "{r:?}"
         );
-        let pid = std::fs::read_to_string(&pidfile).unwrap();
-        let proc = PathBuf::from(format!("/proc/{}", pid.trim()));
-        assert!(!proc.exists(), "{} still exists", proc.display());
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap_or_else(|e| {
+                panic!("the hook did not start its grandchild within {timeout:?}: {e}")
+            })
+            .trim()
+            .parse()
+            .unwrap();
+        // SIGKILL is delivered at once, but the kernel may take a moment to tear it down.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !gone(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let killed = gone(pid);
+        if !killed {
+            // SAFETY: kill(2) with a pid and a signal; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        assert!(
+            killed,
+            "the hook's grandchild {pid} outlived the timeout: its process group was not killed"
+        );
     }
 
     #[tokio::test]
@@ -1317,13 +1388,25 @@ mod tests {
         let cmd = format!("/bin/sh -c 'echo \"$@\" >> \"$0\"' {}", out.display());
         let a = alerter(&Globals::default());
         let vip: SocketAddr = "198.18.0.100:80".parse().unwrap();
-        all_ok(a.fallback(&cmd, true, vip, Protocol::Tcp).wait().await);
+        all_ok(
+            a.fallback(&cmd, true, vip, Protocol::Tcp)
+                .wait_within()
+                .await,
+        );
         assert!(a.fallback(&cmd, true, vip, Protocol::Tcp).is_empty());
-        all_ok(a.fallback(&cmd, false, vip, Protocol::Tcp).wait().await);
+        all_ok(
+            a.fallback(&cmd, false, vip, Protocol::Tcp)
+                .wait_within()
+                .await,
+        );
         let udp: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
-        run_fallback_command(&cmd, true, udp, Protocol::Udp, Duration::from_secs(5))
-            .await
-            .unwrap();
+        within(
+            20,
+            "the fallback command",
+            run_fallback_command(&cmd, true, udp, Protocol::Udp, Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "start 198.18.0.100:80 tcp\nstop 198.18.0.100:80 tcp\nstart [2001:db8::1]:53 udp\n"
@@ -1335,19 +1418,38 @@ mod tests {
         let dir = scratch("callback");
         let out = dir.join("argv");
         let cmd = format!("/bin/sh -c 'echo \"$1\" > \"$0\"' {}", out.display());
-        run_callback(&cmd, Path::new("/etc/lvs/lvs.cf"), Duration::from_secs(5))
-            .await
-            .unwrap();
+        within(
+            20,
+            "the callback",
+            run_callback(&cmd, Path::new("/etc/lvs/lvs.cf"), Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "/etc/lvs/lvs.cf\n");
     }
 
     #[tokio::test]
     async fn failing_and_missing_commands_are_errors() {
-        let r = run_callback("/bin/false", Path::new("x"), Duration::from_secs(5)).await;
+        let r = within(
+            20,
+            "/bin/false as a callback",
+            run_callback("/bin/false", Path::new("x"), Duration::from_secs(5)),
+        )
+        .await;
         assert!(matches!(r, Err(AlertError::CommandFailed { .. })), "{r:?}");
-        let r = run_callback("/nonexistent/cb", Path::new("x"), Duration::from_secs(5)).await;
+        let r = within(
+            20,
+            "a missing callback",
+            run_callback("/nonexistent/cb", Path::new("x"), Duration::from_secs(5)),
+        )
+        .await;
         assert!(matches!(r, Err(AlertError::Spawn { .. })), "{r:?}");
-        let r = run_callback("'unterminated", Path::new("x"), Duration::from_secs(5)).await;
+        let r = within(
+            20,
+            "a malformed callback",
+            run_callback("'unterminated", Path::new("x"), Duration::from_secs(5)),
+        )
+        .await;
         assert!(matches!(r, Err(AlertError::BadCommand { .. })), "{r:?}");
     }
 
@@ -1364,7 +1466,11 @@ mod tests {
             ..Globals::default()
         };
         let a = alerter(&g);
-        let r = a.on_change(&change(RealState::Down)).await.wait().await;
+        let r = a
+            .on_change(&change(RealState::Down))
+            .await
+            .wait_within()
+            .await;
         assert!(
             matches!(
                 r.as_slice(),
@@ -1397,7 +1503,7 @@ mod tests {
         let r = alerter(&g)
             .on_change(&change(RealState::Down))
             .await
-            .wait()
+            .wait_within()
             .await;
         server.abort();
         assert!(

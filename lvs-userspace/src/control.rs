@@ -356,6 +356,15 @@ mod tests {
     use super::*;
     use crate::status::tests::sample;
 
+    /// Awaits `fut` for at most `secs` seconds: a longer wait fails the test, naming `what` it
+    /// waited for.
+    async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
+        match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+            Ok(v) => v,
+            Err(_) => panic!("waited {secs} s for {what}"),
+        }
+    }
+
     fn temp_dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("lvs-control-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -376,30 +385,42 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let agent = tokio::spawn(async move {
-            let req = rx.recv().await.unwrap();
+            let req = within(20, "the server's snapshot request", rx.recv())
+                .await
+                .unwrap();
             assert!(req.with_flows, "status counts active connections");
             req.reply.send(sample()).unwrap();
         });
         let p = path.clone();
-        let got = tokio::task::spawn_blocking(move || status(&p))
-            .await
-            .unwrap()
-            .unwrap();
+        // The client reads with a timeout of its own (TIMEOUT); this bounds the test anyway.
+        let got = within(
+            20,
+            "`lvs status` to get its answer",
+            tokio::task::spawn_blocking(move || status(&p)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(got, sample());
-        agent.await.unwrap();
+        within(20, "the agent's side to end", agent).await.unwrap();
 
         // Unknown commands and garbage are answered with an error.
         for line in ["{\"cmd\":\"flush\"}\n", "not json\n"] {
             let p = path.clone();
-            let answer = tokio::task::spawn_blocking(move || {
+            let exchange = tokio::task::spawn_blocking(move || {
                 let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+                // A server that never answers fails the read, not the test run.
+                s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
                 s.write_all(line.as_bytes()).unwrap();
                 let mut out = String::new();
-                BufReader::new(s).read_line(&mut out).unwrap();
+                BufReader::new(s)
+                    .read_line(&mut out)
+                    .expect("the control server's answer line within 15 s");
                 out
-            })
-            .await
-            .unwrap();
+            });
+            let answer = within(20, "the control server's answer line", exchange)
+                .await
+                .unwrap();
             let r: Response = serde_json::from_str(&answer).unwrap();
             assert!(
                 !r.ok && r.error.is_some() && r.snapshot.is_none(),

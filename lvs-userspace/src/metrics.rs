@@ -370,17 +370,45 @@ mod tests {
         }
     }
 
-    /// One raw HTTP exchange with the server.
-    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(request).await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
+    /// Awaits `fut` for at most `limit`: a longer wait fails the test, naming `what` it
+    /// waited for.
+    async fn within<T>(
+        limit: Duration,
+        what: &str,
+        fut: impl std::future::Future<Output = T>,
+    ) -> T {
+        match tokio::time::timeout(limit, fut).await {
+            Ok(v) => v,
+            Err(_) => panic!("waited {limit:?} for {what}"),
+        }
     }
 
-    #[tokio::test]
-    async fn serves_get_metrics_and_refuses_the_rest() {
+    /// One raw HTTP exchange with the server: sends `request` (the write side left open) and
+    /// reads the answer to its end, all within `limit`.
+    async fn exchange_within(
+        addr: SocketAddr,
+        request: &[u8],
+        limit: Duration,
+        what: &str,
+    ) -> String {
+        within(limit, what, async {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(request).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        })
+        .await
+    }
+
+    /// [`exchange_within`] with a limit well past the server's own [`TIMEOUT`].
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let limit = TIMEOUT + Duration::from_secs(10);
+        exchange_within(addr, request, limit, "the metrics server's whole answer").await
+    }
+
+    /// A metrics server whose agent answers every request with [`sample`].
+    fn server() -> MetricsServer {
         let (tx, mut rx) = mpsc::channel::<SnapshotRequest>(4);
         let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), tx).unwrap();
         tokio::spawn(async move {
@@ -389,6 +417,12 @@ mod tests {
                 let _ = req.reply.send(sample());
             }
         });
+        server
+    }
+
+    #[tokio::test]
+    async fn serves_get_metrics_and_refuses_the_rest() {
+        let server = server();
         let addr = server.addr();
         let ok = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
@@ -403,9 +437,22 @@ mod tests {
         assert!(not_found.starts_with("HTTP/1.1 404 "), "{not_found}");
         let post = exchange(addr, b"POST /metrics HTTP/1.1\r\n\r\n").await;
         assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
-        // A head that never ends is cut at MAX_REQUEST bytes.
+    }
+
+    #[tokio::test]
+    async fn a_head_that_never_ends_is_cut_at_the_size_cap() {
+        let server = server();
+        // MAX_REQUEST bytes without the blank line, the connection left open: the server
+        // stops reading at the cap and answers at once. Without the cap it would wait for more
+        // until its TIMEOUT (5 s), then answer the same 400: the answer must come well before.
         let huge = vec![b'a'; MAX_REQUEST];
-        let bad = exchange(addr, &huge).await;
+        let bad = exchange_within(
+            server.addr(),
+            &huge,
+            TIMEOUT - Duration::from_secs(2),
+            "the answer to an oversize head, well before the server's read timeout",
+        )
+        .await;
         assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
     }
 

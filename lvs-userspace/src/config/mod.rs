@@ -407,7 +407,29 @@ mod tests {
     #[test]
     fn same_vip_other_protocol_is_not_a_duplicate() {
         let text = "virtual=10.0.0.1:80\nvirtual=10.0.0.1:80\n\tprotocol=udp\n";
-        ldirectord::parse_str(Path::new("m.cf"), text).unwrap();
+        let c = ldirectord::parse_str(Path::new("m.cf"), text).unwrap();
+        let got: Vec<_> = c
+            .virtuals
+            .iter()
+            .map(|v| (v.vip.to_string(), v.protocol, v.location.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("10.0.0.1:80".to_string(), Protocol::Tcp, 1),
+                ("10.0.0.1:80".to_string(), Protocol::Udp, 2),
+            ],
+            "two services on one address, told apart by their protocol"
+        );
+        // The same address and protocol twice is the duplicate.
+        let text = "virtual=10.0.0.1:80\n\tprotocol=udp\nvirtual=10.0.0.1:80\n\tprotocol=udp\n";
+        let e = ldirectord::parse_str(Path::new("m.cf"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("m.cf:3: ") && e.contains("duplicate virtual service udp 10.0.0.1:80"),
+            "{e}"
+        );
     }
 
     #[test]

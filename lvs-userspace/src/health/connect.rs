@@ -113,6 +113,7 @@ pub async fn check_udp(addr: SocketAddr, timeout: Duration) -> Result<String, Co
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::tests::{ipv6_loopback, within};
     use tokio::net::TcpListener;
 
     #[tokio::test]
@@ -121,25 +122,49 @@ mod tests {
         for connector in [None, Some(&connector)] {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            check_tcp(addr, Duration::from_secs(2), connector)
-                .await
-                .unwrap();
+            within(
+                10,
+                "a connect check of a listener",
+                check_tcp(addr, Duration::from_secs(2), connector),
+            )
+            .await
+            .unwrap();
             drop(listener);
-            let err = check_tcp(addr, Duration::from_secs(2), connector)
-                .await
-                .unwrap_err();
+            let err = within(
+                10,
+                "a connect check of a closed port",
+                check_tcp(addr, Duration::from_secs(2), connector),
+            )
+            .await
+            .unwrap_err();
             assert!(matches!(err, ConnectError::Connect { .. }), "{err:?}");
         }
     }
 
     #[tokio::test]
     async fn tcp_ipv6_loopback() {
-        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
-            return; // no IPv6 on this host
-        };
-        check_tcp(listener.local_addr().unwrap(), Duration::from_secs(2), None)
-            .await
-            .unwrap();
+        if !ipv6_loopback("tcp_ipv6_loopback") {
+            return;
+        }
+        let listener = TcpListener::bind("[::1]:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let msg = within(
+            10,
+            "a connect check of [::1]",
+            check_tcp(addr, Duration::from_secs(2), None),
+        )
+        .await
+        .unwrap();
+        assert_eq!(msg, format!("connected to {addr}"));
+        drop(listener);
+        let err = within(
+            10,
+            "a connect check of a closed port on [::1]",
+            check_tcp(addr, Duration::from_secs(2), None),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ConnectError::Connect { .. }), "{err:?}");
     }
 
     #[tokio::test]
@@ -147,10 +172,22 @@ mod tests {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = server.local_addr().unwrap();
         // A bound socket that never answers: silence means up.
-        check_udp(addr, Duration::from_millis(200)).await.unwrap();
+        within(
+            10,
+            "a udp probe of a silent port",
+            check_udp(addr, Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
         drop(server);
         // Nothing bound: the kernel answers port-unreachable.
-        let err = check_udp(addr, Duration::from_secs(2)).await.unwrap_err();
+        let err = within(
+            10,
+            "a udp probe of a closed port",
+            check_udp(addr, Duration::from_secs(2)),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ConnectError::Refused { .. }), "{err:?}");
     }
 }

@@ -269,6 +269,15 @@ fn parse_answer(msg: &[u8], id: u16) -> Result<Vec<String>, DnsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::tests::within;
+
+    impl DnsCheck {
+        /// Runs the check once; fails the test if it runs for more than 15 s (every check
+        /// here has a timeout of at most 2 s).
+        async fn run_within(&self) -> Result<String, DnsError> {
+            within(15, "a dns check to end", self.run()).await
+        }
+    }
 
     /// The answer of the test server: `www.example.test` A 192.0.2.7 (compressed name),
     /// AAAA 2001:db8::7; anything else NXDOMAIN.
@@ -334,8 +343,10 @@ mod tests {
             Duration::from_secs(2),
         )
         .unwrap();
-        c.run().await.unwrap();
-        server.await.unwrap();
+        c.run_within().await.unwrap();
+        within(10, "the dns-over-tcp server's end", server)
+            .await
+            .unwrap();
     }
 
     fn check(addr: SocketAddr, name: &str, receive: Option<&str>) -> DnsCheck {
@@ -353,11 +364,14 @@ mod tests {
     async fn a_record_matches() {
         let addr = responder().await;
         let msg = check(addr, "/www.example.test", Some("^192\\.0\\.2\\.7$"))
-            .run()
+            .run_within()
             .await
             .unwrap();
         assert_eq!(msg, "answer 192.0.2.7 matches");
-        check(addr, "www.example.test", None).run().await.unwrap();
+        check(addr, "www.example.test", None)
+            .run_within()
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -365,19 +379,19 @@ mod tests {
         let addr = responder().await;
         let c = check(addr, "www.example.test", Some("2001:db8::7"));
         assert_eq!(c.qtype(), TYPE_AAAA);
-        c.run().await.unwrap();
+        c.run_within().await.unwrap();
     }
 
     #[tokio::test]
     async fn mismatch_and_nxdomain_fail() {
         let addr = responder().await;
         let err = check(addr, "www.example.test", Some("10\\.0\\."))
-            .run()
+            .run_within()
             .await
             .unwrap_err();
         assert!(matches!(err, DnsError::Mismatch { .. }), "{err:?}");
         let err = check(addr, "nope.example.test", None)
-            .run()
+            .run_within()
             .await
             .unwrap_err();
         assert!(matches!(err, DnsError::Rcode { rcode: 3 }), "{err:?}");
@@ -388,7 +402,7 @@ mod tests {
         let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut c = check(silent.local_addr().unwrap(), "www.example.test", None);
         c.timeout = Duration::from_millis(200);
-        let err = c.run().await.unwrap_err();
+        let err = c.run_within().await.unwrap_err();
         assert!(matches!(err, DnsError::Timeout { .. }), "{err:?}");
     }
 

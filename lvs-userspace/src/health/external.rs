@@ -117,7 +117,28 @@ pub async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::tests::within;
     use std::path::PathBuf;
+
+    /// Whether process `pid` is gone: no longer in /proc, or a zombie (killed, waiting to be
+    /// reaped by whoever inherited it).
+    fn gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state follows the command name in parentheses.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        }
+    }
+
+    /// Kills `pid` if it still runs, so that a failing test leaves nothing behind.
+    fn cleanup(pid: i32) {
+        if !gone(pid) {
+            // SAFETY: kill(2) with a pid and a signal; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
 
     /// An executable script `name` in its own test directory (kept alive by the caller).
     fn script(name: &str, body: &str) -> (crate::testdir::TestDir, PathBuf) {
@@ -142,13 +163,21 @@ mod tests {
             "args.sh",
             r#"[ "$1 $2 $3 $4" = "192.0.2.1 80 127.0.0.1 8080" ] && exit 0; exit 1"#,
         );
-        check(ok.to_str().unwrap(), &args(), Duration::from_secs(5))
-            .await
-            .unwrap();
+        within(
+            15,
+            "the arguments script",
+            check(ok.to_str().unwrap(), &args(), Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
         let (_fail_dir, fail) = script("fail.sh", "exit 1");
-        let err = check(fail.to_str().unwrap(), &args(), Duration::from_secs(5))
-            .await
-            .unwrap_err();
+        let err = within(
+            15,
+            "the failing script",
+            check(fail.to_str().unwrap(), &args(), Duration::from_secs(5)),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ExternalError::Failed { .. }), "{err:?}");
     }
 
@@ -162,25 +191,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn slow_command_is_killed() {
-        let scratch = crate::testdir::TestDir::new("ext-marker");
-        let marker = scratch.join("marker");
-        let (_dir, slow) = script("slow.sh", &format!("sleep 2; touch {}", marker.display()));
-        let start = std::time::Instant::now();
-        let err = check(slow.to_str().unwrap(), &args(), Duration::from_millis(200))
-            .await
-            .unwrap_err();
+    async fn slow_command_is_killed_with_its_process_group() {
+        let scratch = crate::testdir::TestDir::new("ext-group");
+        let pidfile = scratch.join("grandchild");
+        // The command starts a grandchild (in its process group) and waits for it.
+        let (_dir, slow) = script(
+            "slow.sh",
+            &format!(
+                "sleep 60 &\necho $! > {}.tmp\nmv {0}.tmp {0}\nwait",
+                pidfile.display()
+            ),
+        );
+        // The timeout leaves the shell ample time to start its grandchild on a loaded machine.
+        let timeout = Duration::from_secs(2);
+        let err = within(
+            15,
+            "the slow script to be killed at its timeout",
+            check(slow.to_str().unwrap(), &args(), timeout),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ExternalError::Timeout { .. }), "{err:?}");
-        assert!(start.elapsed() < Duration::from_secs(1));
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert!(!marker.exists(), "the killed command must not finish");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap_or_else(|e| {
+                panic!("the script did not start its grandchild within {timeout:?}: {e}")
+            })
+            .trim()
+            .parse()
+            .unwrap();
+        // SIGKILL is delivered at once, but the kernel may take a moment to tear it down.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !gone(pid) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let killed = gone(pid);
+        cleanup(pid);
+        assert!(
+            killed,
+            "the command's grandchild {pid} outlived the timeout: its process group was not killed"
+        );
     }
 
     #[tokio::test]
     async fn missing_command_fails() {
-        let err = check("/nonexistent/lvs-check", &args(), Duration::from_secs(1))
-            .await
-            .unwrap_err();
+        let err = within(
+            15,
+            "a check of a missing command",
+            check("/nonexistent/lvs-check", &args(), Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ExternalError::Spawn { .. }), "{err:?}");
     }
 }

@@ -688,11 +688,25 @@ fn dechunk(mut raw: &[u8]) -> (Vec<u8>, Option<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::tests::{ipv6_loopback, wait_until, within};
     use std::sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     };
     use tokio::net::TcpListener;
+
+    /// A check's run, bounded in the test.
+    trait RunWithin {
+        /// Runs the check once; fails the test if it runs for more than 15 s (every check
+        /// here has a timeout of at most a few seconds).
+        async fn run_within(&self) -> Result<String, HttpError>;
+    }
+
+    impl RunWithin for HttpCheck {
+        async fn run_within(&self) -> Result<String, HttpError> {
+            within(15, "an http check to end", self.run()).await
+        }
+    }
 
     /// A bounded in-test server: answers each connection via `respond(request) -> bytes`;
     /// `None` means "accept, read, and never answer". Stops when the test's runtime ends.
@@ -813,7 +827,7 @@ mod tests {
         let (addr, conns, requests) = serve_keep_alive(|_| ok("up"), None).await;
         let check = short_interval_check(addr, Some("up"));
         for _ in 0..3 {
-            check.run().await.unwrap();
+            check.run_within().await.unwrap();
         }
         assert_eq!(
             conns.load(Ordering::SeqCst),
@@ -830,10 +844,10 @@ mod tests {
         // A connection as old as the next check would find it too old: its last request
         // asks to close, and the next check connects afresh.
         check.kept.lock().unwrap().as_mut().unwrap().since -= REUSE_FOR;
-        check.run().await.unwrap();
+        check.run_within().await.unwrap();
         assert!(requests.lock().unwrap()[3].contains("Connection: close"));
         assert!(check.kept.lock().unwrap().is_none());
-        check.run().await.unwrap();
+        check.run_within().await.unwrap();
         assert_eq!(conns.load(Ordering::SeqCst), 2);
     }
 
@@ -842,10 +856,10 @@ mod tests {
         // The server closes each connection after one answer, without saying so.
         let (addr, conns, _) = serve_keep_alive(|_| ok("up"), Some(1)).await;
         let check = short_interval_check(addr, None);
-        check.run().await.unwrap();
+        check.run_within().await.unwrap();
         // Let the server's close arrive.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        check.run().await.unwrap();
+        check.run_within().await.unwrap();
         assert_eq!(conns.load(Ordering::SeqCst), 2);
     }
 
@@ -855,9 +869,12 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let conns = Arc::new(AtomicUsize::new(0));
         let seen = conns.clone();
+        let late = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let late_sent = late.clone();
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
+                let late_sent = late_sent.clone();
                 tokio::spawn(async move {
                     let mut b = [0u8; 1024];
                     loop {
@@ -874,15 +891,21 @@ mod tests {
                                     b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n",
                                 )
                                 .await;
+                            late_sent.store(true, Ordering::SeqCst);
                         }
                     }
                 });
             }
         });
         let check = short_interval_check(addr, Some("up"));
-        check.run().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        check.run().await.unwrap();
+        check.run_within().await.unwrap();
+        wait_until(
+            10,
+            "the server's late answer on the kept connection",
+            || late.load(Ordering::SeqCst),
+        )
+        .await;
+        check.run_within().await.unwrap();
         assert_eq!(
             conns.load(Ordering::SeqCst),
             2,
@@ -895,7 +918,7 @@ mod tests {
         )
         .await;
         let check = short_interval_check(addr, Some("up"));
-        check.run().await.unwrap();
+        check.run_within().await.unwrap();
         assert!(check.kept.lock().unwrap().is_none());
     }
 
@@ -910,14 +933,14 @@ mod tests {
         for answer in answers {
             let (addr, _, _) = serve_keep_alive(move |_| answer.to_vec(), Some(1)).await;
             let check = short_interval_check(addr, Some("up"));
-            check.run().await.unwrap();
+            check.run_within().await.unwrap();
             assert!(check.kept.lock().unwrap().is_none(), "{answer:?}");
         }
         // ldirectord's default interval: a connection per check, asking to close.
         let (addr, conns, requests) = serve_keep_alive(|_| ok("up"), None).await;
         let check = HttpCheck::new(params(addr, None, None)).unwrap();
-        check.run().await.unwrap();
-        check.run().await.unwrap();
+        check.run_within().await.unwrap();
+        check.run_within().await.unwrap();
         assert_eq!(conns.load(Ordering::SeqCst), 2);
         assert!(
             requests
@@ -975,7 +998,7 @@ mod tests {
         .await;
         let mut p = params(addr, Some("check.html"), Some("alive"));
         p.virtual_host = Some("www.example.com");
-        let msg = HttpCheck::new(p).unwrap().run().await.unwrap();
+        let msg = HttpCheck::new(p).unwrap().run_within().await.unwrap();
         assert_eq!(msg, "200 OK");
     }
 
@@ -991,35 +1014,43 @@ mod tests {
         .await;
         HttpCheck::new(params(addr, None, Some("^yes$")))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap();
     }
 
     #[tokio::test]
     async fn ipv6_real_gets_bracketed_host() {
-        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
-            return; // no IPv6 on this host
-        };
+        if !ipv6_loopback("ipv6_real_gets_bracketed_host") {
+            return;
+        }
+        let listener = TcpListener::bind("[::1]:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            let mut req = vec![0u8; 1024];
-            let n = s.read(&mut req).await.unwrap();
-            let req = String::from_utf8_lossy(&req[..n]).to_string();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while find(&req, b"\r\n\r\n").is_none() {
+                let n = s.read(&mut b).await.unwrap();
+                assert_ne!(n, 0, "the request ended early: {req:?}");
+                req.extend_from_slice(&b[..n]);
+            }
+            let req = String::from_utf8_lossy(&req).to_string();
             let body = if req.contains("\r\nHost: [::1]\r\n") {
                 "v6"
             } else {
                 "no"
             };
             s.write_all(&ok(body)).await.unwrap();
+            req
         });
         HttpCheck::new(params(addr, None, Some("^v6$")))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap();
-        server.await.unwrap();
+        let req = within(10, "the [::1] server's end", server).await.unwrap();
+        assert!(req.starts_with("GET / HTTP/1.1\r\n"), "{req}");
     }
 
     #[tokio::test]
@@ -1030,7 +1061,7 @@ mod tests {
         .await;
         let err = HttpCheck::new(params(addr, None, None))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap_err();
         assert!(
@@ -1044,7 +1075,7 @@ mod tests {
         let (addr, _) = serve(|_| Some(ok("maintenance page"))).await;
         let err = HttpCheck::new(params(addr, None, Some("all good")))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap_err();
         assert!(
@@ -1058,12 +1089,12 @@ mod tests {
         let (addr, _) = serve(|_| Some(ok("real1\n"))).await;
         HttpCheck::new(params(addr, None, Some("^real[12]$")))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap();
         let err = HttpCheck::new(params(addr, None, Some("^real[23]$")))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap_err();
         assert!(
@@ -1074,17 +1105,42 @@ mod tests {
 
     #[tokio::test]
     async fn head_request_ignores_body() {
-        let (addr, _) = serve(|req| {
-            Some(if req.starts_with("HEAD / ") {
-                b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec()
+        // The answer announces a body that never comes, and the connection stays open: a
+        // client reading the body would wait for its whole timeout.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while find(&req, b"\r\n\r\n").is_none() {
+                match s.read(&mut b).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&b[..n]),
+                }
+            }
+            let answer: &[u8] = if req.starts_with(b"HEAD / ") {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
             } else {
-                b"HTTP/1.1 400 Bad\r\n\r\n".to_vec()
-            })
-        })
-        .await;
+                b"HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n"
+            };
+            s.write_all(answer).await.unwrap();
+            // Held open until the client closes (bounded by the test's runtime).
+            let _ = s.read(&mut b).await;
+        });
         let mut p = params(addr, None, None);
         p.method = HttpMethod::Head;
-        HttpCheck::new(p).unwrap().run().await.unwrap();
+        p.timeout = Duration::from_secs(60);
+        let check = HttpCheck::new(p).unwrap();
+        let msg = within(
+            10,
+            "a HEAD check to end at the response head (its timeout is 60 s)",
+            check.run(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(msg, "200 OK");
+        server.abort();
     }
 
     #[tokio::test]
@@ -1098,7 +1154,7 @@ mod tests {
         .await;
         HttpCheck::new(params(addr, None, Some("foobar")))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap();
     }
@@ -1120,7 +1176,7 @@ mod tests {
         .await;
         HttpCheck::new(params(addr, None, Some("landed")))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 3);
@@ -1134,7 +1190,7 @@ mod tests {
         .await;
         let err = HttpCheck::new(params(addr, None, None))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap_err();
         assert!(
@@ -1152,7 +1208,7 @@ mod tests {
             serve(|_| Some(b"HTTP/1.1 302 Found\r\nLocation: /again\r\n\r\n".to_vec())).await;
         let err = HttpCheck::new(params(addr, None, None))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap_err();
         assert!(
@@ -1174,7 +1230,7 @@ mod tests {
         let mut p = params(addr, None, None);
         p.timeout = Duration::from_millis(300);
         let start = std::time::Instant::now();
-        let err = HttpCheck::new(p).unwrap().run().await.unwrap_err();
+        let err = HttpCheck::new(p).unwrap().run_within().await.unwrap_err();
         assert!(matches!(err, HttpError::Timeout { .. }), "{err:?}");
         assert!(start.elapsed() < Duration::from_secs(2));
     }
@@ -1199,11 +1255,11 @@ mod tests {
         let mut p = params(addr, None, Some("START"));
         p.timeout = Duration::from_secs(3);
         let start = std::time::Instant::now();
-        HttpCheck::new(p).unwrap().run().await.unwrap();
+        HttpCheck::new(p).unwrap().run_within().await.unwrap();
         assert!(start.elapsed() < Duration::from_secs(2), "did not hang");
         let mut p = params(addr, None, Some("END"));
         p.timeout = Duration::from_secs(3);
-        let err = HttpCheck::new(p).unwrap().run().await.unwrap_err();
+        let err = HttpCheck::new(p).unwrap().run_within().await.unwrap_err();
         assert!(matches!(err, HttpError::ReceiveMismatch { .. }), "{err:?}");
         server.abort();
     }
@@ -1215,7 +1271,7 @@ mod tests {
         drop(listener);
         let err = HttpCheck::new(params(addr, None, None))
             .unwrap()
-            .run()
+            .run_within()
             .await
             .unwrap_err();
         assert!(matches!(err, HttpError::Connect { .. }), "{err:?}");
@@ -1270,7 +1326,7 @@ mod tests {
         let addr = serve_tls("secure hello").await;
         let mut p = params(addr, Some("/"), Some("secure"));
         p.https = true;
-        let msg = HttpCheck::new(p).unwrap().run().await.unwrap();
+        let msg = HttpCheck::new(p).unwrap().run_within().await.unwrap();
         assert_eq!(msg, "200 OK");
     }
 
@@ -1280,7 +1336,7 @@ mod tests {
         let mut p = params(addr, Some("/"), Some("secure"));
         p.https = true;
         p.verify_tls = true;
-        let err = HttpCheck::new(p).unwrap().run().await.unwrap_err();
+        let err = HttpCheck::new(p).unwrap().run_within().await.unwrap_err();
         assert!(matches!(err, HttpError::Tls { .. }), "{err:?}");
     }
 }

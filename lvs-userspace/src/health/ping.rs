@@ -143,6 +143,17 @@ impl Pinger {
     }
 }
 
+#[cfg(test)]
+impl Pinger {
+    /// Whether the IPv4 and the IPv6 socket are open (test helper).
+    pub(crate) fn open_families(&self) -> (bool, bool) {
+        let open = |cell: &Mutex<Option<Arc<Family>>>| {
+            cell.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        };
+        (open(&self.v4), open(&self.v6))
+    }
+}
+
 /// Dispatches echo replies to the checks waiting for them.
 async fn receive(socket: Arc<AsyncFd<UdpSocket>>, pending: Pending, v4: bool) {
     let mut buf = [0u8; 1500];
@@ -301,13 +312,19 @@ mod tests {
         assert_eq!(parse_reply(&other, false), None, "someone else's ping");
     }
 
+    use crate::health::tests::{ipv6_loopback, within};
+
     #[tokio::test]
     async fn ping_loopback_v4() {
-        let msg = check(
-            "127.0.0.1".parse().unwrap(),
-            0x4c56,
-            1,
-            Duration::from_secs(2),
+        let msg = within(
+            10,
+            "a ping of 127.0.0.1",
+            check(
+                "127.0.0.1".parse().unwrap(),
+                0x4c56,
+                1,
+                Duration::from_secs(2),
+            ),
         )
         .await
         .unwrap();
@@ -316,18 +333,23 @@ mod tests {
 
     #[tokio::test]
     async fn ping_loopback_v6() {
-        if std::net::UdpSocket::bind("[::1]:0").is_err() {
-            return; // no IPv6 on this host
+        if !ipv6_loopback("ping_loopback_v6") {
+            return;
         }
-        check("::1".parse().unwrap(), 0x4c57, 1, Duration::from_secs(2))
-            .await
-            .unwrap();
+        let msg = within(
+            10,
+            "a ping of ::1",
+            check("::1".parse().unwrap(), 0x4c57, 1, Duration::from_secs(2)),
+        )
+        .await
+        .unwrap();
+        assert!(msg.starts_with("echo reply from ::1"), "{msg}");
     }
 
     #[tokio::test]
     async fn shared_pinger_v4_and_v6_concurrently() {
         let pinger = Arc::new(Pinger::new());
-        let v6 = std::net::UdpSocket::bind("[::1]:0").is_ok();
+        let v6 = ipv6_loopback("shared_pinger_v4_and_v6_concurrently");
         let mut tasks = Vec::new();
         for i in 0..20u16 {
             let pinger = pinger.clone();
@@ -341,12 +363,19 @@ mod tests {
             }));
         }
         for t in tasks {
-            t.await.unwrap().unwrap();
+            within(10, "a ping of the shared pinger", t)
+                .await
+                .unwrap()
+                .unwrap();
         }
-        let pending = pinger.v4.lock().unwrap().as_ref().unwrap().pending.clone();
-        assert!(
-            pending.lock().unwrap().is_empty(),
-            "every waiter was removed"
-        );
+        assert_eq!(pinger.open_families(), (true, v6), "one socket per family");
+        for family in [&pinger.v4, &pinger.v6] {
+            if let Some(f) = family.lock().unwrap().as_ref() {
+                assert!(
+                    f.pending.lock().unwrap().is_empty(),
+                    "every waiter was removed"
+                );
+            }
+        }
     }
 }

@@ -127,6 +127,23 @@ fn found(line: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::tests::within;
+
+    /// [`check`], bounded: fails the test if it runs for more than 15 s (every check here
+    /// has a timeout of at most 2 s).
+    async fn check_within(
+        addr: SocketAddr,
+        payload: &[u8],
+        receive: Option<&Regex>,
+        timeout: Duration,
+    ) -> Result<String, SimpleTcpError> {
+        within(
+            15,
+            "a simpletcp check to end",
+            check(addr, payload, receive, timeout),
+        )
+        .await
+    }
     use tokio::net::TcpListener;
 
     /// Answers one connection: reads the request until EOF, then writes `answer(request)`.
@@ -134,10 +151,15 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
+            // Not awaited by the test; bounded all the same.
+            let Ok(Ok((mut s, _))) =
+                tokio::time::timeout(Duration::from_secs(10), listener.accept()).await
+            else {
+                return;
+            };
             let mut req = Vec::new();
             let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut req)).await;
-            let _ = s.write_all(&answer(&req)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), s.write_all(&answer(&req))).await;
         });
         addr
     }
@@ -160,7 +182,7 @@ mod tests {
         })
         .await;
         let re = Regex::new("^\\+PONG").unwrap();
-        let msg = check(
+        let msg = check_within(
             addr,
             &request_payload(Some("PING\\n")),
             Some(&re),
@@ -175,7 +197,7 @@ mod tests {
     async fn mismatch_fails() {
         let addr = one_shot(|_| b"-ERR unknown\r\n".to_vec()).await;
         let re = Regex::new("PONG").unwrap();
-        let err = check(addr, b"PING\n", Some(&re), Duration::from_secs(2))
+        let err = check_within(addr, b"PING\n", Some(&re), Duration::from_secs(2))
             .await
             .unwrap_err();
         assert!(matches!(err, SimpleTcpError::NoMatch { .. }), "{err:?}");
@@ -184,7 +206,7 @@ mod tests {
     #[tokio::test]
     async fn empty_answer_fails_even_without_receive() {
         let addr = one_shot(|_| Vec::new()).await;
-        let err = check(addr, b"x", None, Duration::from_secs(2))
+        let err = check_within(addr, b"x", None, Duration::from_secs(2))
             .await
             .unwrap_err();
         assert!(
@@ -197,7 +219,7 @@ mod tests {
     async fn silent_server_times_out() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let err = check(addr, b"x", None, Duration::from_millis(200))
+        let err = check_within(addr, b"x", None, Duration::from_millis(200))
             .await
             .unwrap_err();
         assert!(matches!(err, SimpleTcpError::Timeout { .. }), "{err:?}");

@@ -80,10 +80,59 @@ async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
 }
 
 async fn next_event(rx: &mut mpsc::Receiver<HealthEvent>) -> HealthEvent {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+    within(5, "the next health event", rx.recv())
         .await
-        .expect("an event within 5 s")
         .expect("the engine is running")
+}
+
+/// Awaits `fut` for at most `secs` seconds: a longer wait fails the test, naming `what` it
+/// waited for. Every wait of the health tests goes through it (or through
+/// [`wait_until`]), so that no test can hang.
+pub(super) async fn within<T>(
+    secs: u64,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("waited {secs} s for {what}"),
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds; fails the test after `secs` seconds, naming
+/// `what` it waited for.
+pub(super) async fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    within(secs, what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+/// Whether the tests can use IPv6 loopback (`::1`). A test needing it calls this first and
+/// returns when it is false. Without IPv6 the test fails, unless `LVS_TEST_ALLOW_SKIP` is set
+/// in the environment: then a `SKIPPED` line naming the test is written straight to the
+/// process's stderr (not captured by the test harness, so it shows in the run's output) and
+/// the test passes.
+pub(super) fn ipv6_loopback(test: &str) -> bool {
+    let err = match std::net::UdpSocket::bind("[::1]:0") {
+        Ok(_) => return true,
+        Err(e) => e,
+    };
+    if std::env::var_os("LVS_TEST_ALLOW_SKIP").is_some() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: no IPv6 loopback ({err}); LVS_TEST_ALLOW_SKIP is set"
+        );
+        false
+    } else {
+        panic!(
+            "{test} needs IPv6 on loopback (binding [::1] failed: {err}); set \
+             LVS_TEST_ALLOW_SKIP=1 to skip it"
+        );
+    }
 }
 
 #[tokio::test]
@@ -114,7 +163,24 @@ async fn same_check_of_two_virtuals_runs_once() {
     assert_eq!(ev.state, HardState::Up);
     assert_eq!(ev.previous, None);
     assert!(ev.is_transition());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until(
+        5,
+        "the server to accept the first check's connection",
+        || count.load(Ordering::SeqCst) >= 1,
+    )
+    .await;
+    // A second worker for the key would make its own first check up to a second (the first
+    // check's jitter, plus one tick) after the first one's: wait well past that spread.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        rx.try_recv().is_err(),
+        "a second check of the shared key reported its own first result"
+    );
+    assert_eq!(
+        health.status(&ta.key).unwrap().checks,
+        1,
+        "one check (the interval is an hour)"
+    );
     assert_eq!(
         count.load(Ordering::SeqCst),
         1,
@@ -158,6 +224,14 @@ async fn set_targets_keeps_unchanged_targets() {
         after, before,
         "the kept target was neither re-checked nor reset"
     );
+    // The event comes when the check's connect succeeded: the server's accept loop may not
+    // have counted it yet.
+    wait_until(
+        5,
+        "the server of the new target to accept its check",
+        || count_b.load(Ordering::SeqCst) == 1,
+    )
+    .await;
     assert_eq!(count_a.load(Ordering::SeqCst), 1);
     assert_eq!(count_b.load(Ordering::SeqCst), 1);
 
@@ -311,13 +385,15 @@ async fn a_silent_real_is_not_connected_to_until_it_resolves() {
         "{}",
         down.result.message
     );
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    wait_until(5, "three checks of the silent real", || {
+        health.status(&connect.key).unwrap().checks >= 3
+    })
+    .await;
     assert_eq!(
         count.load(Ordering::SeqCst),
         0,
         "no connection to a silent real"
     );
-    assert!(health.status(&connect.key).unwrap().checks >= 3);
 
     health.set_silent(addr.ip(), false);
     let up = next_event(&mut rx).await;
@@ -334,10 +410,13 @@ async fn http_negotiate_through_the_engine() {
     let server = tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             let mut b = [0u8; 1024];
-            let _ = s.read(&mut b).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nhealthy")
-                .await;
+            // Bounded: a client that never sends must not stop the server.
+            let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut b)).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nhealthy"),
+            )
+            .await;
         }
     });
     let mut c = spec(CheckType::Negotiate);
@@ -387,20 +466,38 @@ async fn ping_targets_share_the_pinger() {
         ],
     );
     let (health, mut rx) = HealthChecker::default().spawn();
-    health.set_targets(targets_for_service(&v));
+    let targets = targets_for_service(&v);
+    assert_ne!(targets[0].key, targets[1].key, "two targets");
+    health.set_targets(targets);
     for _ in 0..2 {
         let ev = next_event(&mut rx).await;
         assert_eq!(ev.state, HardState::Up, "{}", ev.result.message);
         assert_eq!(ev.result.check, "ping");
     }
     // Keep pinging for a few rounds: no event means they stay up.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    wait_until(10, "three pings of each target", || {
+        health.snapshot().iter().all(|s| s.checks >= 3)
+    })
+    .await;
     assert!(rx.try_recv().is_err());
     assert!(
         health
             .snapshot()
             .iter()
-            .all(|s| s.checks >= 3 && s.consecutive_failures == 0)
+            .all(|s| s.consecutive_failures == 0)
+    );
+    // The sharing itself: each target's probe holds the engine's pinger, and the pings went
+    // through its one IPv4 socket (a pinger of their own would leave it unopened).
+    let pinger = &health.inner.pinger;
+    assert_eq!(
+        Arc::strong_count(pinger),
+        3,
+        "the engine and both ping targets hold the one pinger"
+    );
+    assert_eq!(
+        pinger.open_families(),
+        (true, false),
+        "the shared pinger opened its IPv4 socket, and only that"
     );
 }
 
