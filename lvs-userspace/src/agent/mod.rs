@@ -308,6 +308,9 @@ pub async fn run(
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    for n in &config.resolved {
+        tracing::info!("{n}");
+    }
     let interface = choose_interface(&opts, &config)?;
     // A wrong interface stops lvs before anything is touched.
     crate::dataplane::loader::interface_index(&interface)?;
@@ -677,6 +680,9 @@ impl Agent {
             Ok(new) => {
                 for w in &new.warnings {
                     tracing::warn!("{w}");
+                }
+                for n in &new.resolved {
+                    tracing::info!("{n}");
                 }
                 self.alerter = self.alerter.reconfigured(&new.globals);
                 if let Some(l) = &self.logging

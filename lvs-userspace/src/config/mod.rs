@@ -15,6 +15,7 @@ pub mod toml;
 use std::path::{Path, PathBuf};
 
 pub use model::*;
+pub(crate) use raw::not_a_host_name;
 pub use render::{render_check, to_toml};
 
 /// The most virtual services one configuration may hold (the size of the data plane's
