@@ -179,3 +179,29 @@ fn check_reads_addresses_strictly_and_says_what_it_resolved() {
         "{stdout}"
     );
 }
+
+/// A user who may not use the control socket (it is root's, mode 0600) is told so, not asked
+/// whether the agent runs.
+#[test]
+fn status_as_a_user_who_may_not_ask_says_permission_denied() {
+    use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
+    let dir = Scratch::new("perm");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.0.join("lvs.sock");
+    // An agent answers there, as root, for root only.
+    let _listener = UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = Command::new(lvs_binary());
+    cmd.arg("status").arg("--control").arg(&sock);
+    // nobody.
+    cmd.uid(65534).gid(65534);
+    let (status, stderr) = run_within_10s(cmd, Stdio::null());
+    assert!(!status.success(), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "lvs: permission denied on the control socket {}: run as root",
+            sock.display()
+        )
+    );
+}

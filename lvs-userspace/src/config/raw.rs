@@ -307,6 +307,24 @@ fn positive(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u64>, ConfigE
     }
 }
 
+/// The longest `checkinterval`, `checktimeout` or `negotiatetimeout`: a day. A check that
+/// waits longer never tells a failure in time, and such a number is a typo (a time in
+/// milliseconds, a stray digit), not a choice.
+pub const MAX_CHECK_SECONDS: u64 = 86_400;
+
+/// `checkinterval`, `checktimeout`, `negotiatetimeout`: 1 to [`MAX_CHECK_SECONDS`] seconds.
+fn check_seconds(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u64>, ConfigError> {
+    match positive(file, key, v)? {
+        Some(n) if n > MAX_CHECK_SECONDS => Err(ConfigError::invalid(
+            file,
+            v.as_ref().map_or(0, |v| v.line),
+            key,
+            format!("{n} seconds is more than a day: lvs takes 1 to {MAX_CHECK_SECONDS} seconds"),
+        )),
+        n => Ok(n),
+    }
+}
+
 fn count(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u32>, ConfigError> {
     match positive(file, key, v)? {
         None => Ok(None),
@@ -323,8 +341,8 @@ fn resolve_globals(
     names: &mut Vec<ResolvedName>,
 ) -> Result<Globals, ConfigError> {
     let d = Globals::default();
-    let ct = positive(file, "checktimeout", &g.checktimeout)?;
-    let nt = positive(file, "negotiatetimeout", &g.negotiatetimeout)?;
+    let ct = check_seconds(file, "checktimeout", &g.checktimeout)?;
+    let nt = check_seconds(file, "negotiatetimeout", &g.negotiatetimeout)?;
     let fallback = match &g.fallback {
         Some(f) => Some(parse_fallback(file, f, "fallback", Family::V4, 0, names)?),
         None => None,
@@ -396,7 +414,7 @@ fn resolve_globals(
         ));
     }
     Ok(Globals {
-        check_interval: positive(file, "checkinterval", &g.checkinterval)?
+        check_interval: check_seconds(file, "checkinterval", &g.checkinterval)?
             .map_or(d.check_interval, Duration::from_secs),
         check_timeout: ct.or(nt).map_or(d.check_timeout, Duration::from_secs),
         negotiate_timeout: nt.or(ct).map_or(d.negotiate_timeout, Duration::from_secs),
@@ -1169,10 +1187,10 @@ fn resolve_virtual(
 
     // Mutual defaults of checktimeout and negotiatetimeout, as ldirectord's ld_setup.
     let vct = errs
-        .ok(positive(file, "checktimeout", &v.checktimeout))
+        .ok(check_seconds(file, "checktimeout", &v.checktimeout))
         .flatten();
     let vnt = errs
-        .ok(positive(file, "negotiatetimeout", &v.negotiatetimeout))
+        .ok(check_seconds(file, "negotiatetimeout", &v.negotiatetimeout))
         .flatten();
     let gct = g.checktimeout.as_ref().map(|x| x.value);
     let gnt = g.negotiatetimeout.as_ref().map(|x| x.value);
@@ -1188,7 +1206,7 @@ fn resolve_virtual(
         .map_or(Duration::from_secs(30), Duration::from_secs);
 
     let interval = errs
-        .ok(positive(file, "checkinterval", &v.checkinterval))
+        .ok(check_seconds(file, "checkinterval", &v.checkinterval))
         .flatten()
         .map_or(globals.check_interval, Duration::from_secs);
     let failure_count = errs

@@ -3,7 +3,8 @@
 //! # Schema
 //!
 //! Keys have ldirectord's names and meanings; defaults are ldirectord's. Durations are whole
-//! seconds. Unknown keys are errors.
+//! seconds (`checkinterval`, `checktimeout` and `negotiatetimeout`: 1 to 86400). Unknown keys
+//! are errors.
 //!
 //! ```toml
 //! # Global settings (all optional).
