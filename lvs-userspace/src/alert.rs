@@ -752,13 +752,16 @@ fn smtp_target(server: &str) -> Option<(String, u16)> {
             .ok()
             .map(|ip| (ip.to_string(), 25));
     }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && !h.is_empty() => {
-            p.parse::<u16>().ok().map(|p| (h.to_string(), p))
-        }
-        Some(_) => None,
-        None => Some((s.to_string(), 25)),
-    }
+    // A name only when it looks like one (the config refuses anything else): the resolver
+    // reads `10.0.0.010` as inet_aton(3) does.
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && !h.is_empty() => (h, p.parse::<u16>().ok()?),
+        Some(_) => return None,
+        None => (s, 25),
+    };
+    crate::config::not_a_host_name(host)
+        .is_none()
+        .then(|| (host.to_string(), port))
 }
 
 /// The address inside `Name <addr>`, or the whole thing when it has no angle brackets.
@@ -1541,6 +1544,8 @@ mod tests {
         assert_eq!(smtp_target("::1"), Some(("::1".into(), 25)));
         assert_eq!(smtp_target("[::1]"), Some(("::1".into(), 25)));
         assert_eq!(smtp_target("host:port"), None);
+        assert_eq!(smtp_target("10.0.0.010"), None);
+        assert_eq!(smtp_target("10.1:25"), None);
     }
 
     #[test]

@@ -80,6 +80,12 @@ pub enum ControlError {
         /// The socket's path.
         path: PathBuf,
     },
+    /// The socket is there, but this user may not connect to it (it is root's, mode 0600).
+    #[error("permission denied on the control socket {path}: run as root")]
+    PermissionDenied {
+        /// The socket's path.
+        path: PathBuf,
+    },
     /// Connecting to or talking with the agent failed.
     #[error("{step} {path} (is `lvs run` running with this --control path?): {source}")]
     Io {
@@ -287,13 +293,18 @@ async fn serve_one(
     requests: mpsc::Sender<SnapshotRequest>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST));
-    let response = match tokio::time::timeout(TIMEOUT, reader.read_line(&mut line)).await {
+    // Bytes, not a String: a request that is not UTF-8 is answered, not dropped.
+    let response = match tokio::time::timeout(TIMEOUT, reader.read_until(b'\n', &mut line)).await {
         Err(_) => Response::error("timed out waiting for the request"),
         Ok(Err(e)) => return Err(e),
-        Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
-            Err(e) => Response::error(format!("bad request: {e}")),
+        Ok(Ok(_)) => match std::str::from_utf8(&line)
+            .map_err(|e| format!("bad request: not UTF-8 ({e})"))
+            .and_then(|l| {
+                serde_json::from_str::<Request>(l.trim()).map_err(|e| format!("bad request: {e}"))
+            }) {
+            Err(e) => Response::error(e),
             Ok(r) if r.cmd == "status" => match ask(&requests, true).await {
                 Some(s) => Response {
                     ok: true,
@@ -320,7 +331,15 @@ pub fn status(path: &Path) -> Result<Snapshot, ControlError> {
             source,
         }
     };
-    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(io("connecting to"))?;
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            ControlError::PermissionDenied {
+                path: path.to_path_buf(),
+            }
+        } else {
+            io("connecting to")(source)
+        }
+    })?;
     stream
         .set_read_timeout(Some(TIMEOUT))
         .map_err(io("setting a timeout on"))?;
@@ -433,6 +452,40 @@ mod tests {
             !path.exists(),
             "the socket is removed when the server stops"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A request that is not UTF-8 is answered with a JSON error, not closed without a word.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_that_is_not_utf8_is_answered_with_an_error() {
+        let dir = temp_dir("utf8");
+        let path = dir.join("lvs.sock");
+        let (tx, _rx) = mpsc::channel(1);
+        let server = ControlServer::start(&path, tx).unwrap();
+        for line in [
+            &b"\xff\xfe{\"cmd\":\"status\"}\n"[..],
+            b"{\"cmd\":\"st\xc3atus\"}\n",
+            b"\x80",
+        ] {
+            let p = path.clone();
+            let answer = tokio::task::spawn_blocking(move || {
+                let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+                s.write_all(line).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut out = String::new();
+                BufReader::new(s).read_line(&mut out).unwrap();
+                out
+            })
+            .await
+            .unwrap();
+            let r: Response = serde_json::from_str(&answer)
+                .unwrap_or_else(|e| panic!("{line:?}: answer {answer:?}: {e}"));
+            assert!(!r.ok && r.snapshot.is_none(), "{answer}");
+            let error = r.error.unwrap();
+            assert!(error.starts_with("bad request: not UTF-8"), "{error}");
+        }
+        drop(server);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

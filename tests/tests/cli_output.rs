@@ -132,3 +132,76 @@ fn an_instance_name_that_leaves_the_pin_directory_is_refused() {
         );
     }
 }
+
+/// `lvs check` reads addresses strictly (an inet_aton form is refused with file:line, without
+/// asking the resolver) and says which names it resolved.
+#[test]
+fn check_reads_addresses_strictly_and_says_what_it_resolved() {
+    let dir = Scratch::new("strict");
+    let bad = dir.0.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[virtual]]\naddress = \"010.212.0.100:80\"\n[[virtual.real]]\naddress = \"10.0.0.2:80\"\n",
+    )
+    .unwrap();
+    let out = Command::new(lvs_binary())
+        .arg("check")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:2: virtual: `010.212.0.100` is not a valid address",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    let named = dir.0.join("named.cf");
+    std::fs::write(&named, "virtual=10.0.0.1:80\n\treal=localhost:80 gate\n").unwrap();
+    let out = Command::new(lvs_binary())
+        .arg("check")
+        .arg(&named)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "name: {}:2: real localhost: resolved to 127.0.0.1 (a host name",
+            named.display()
+        )),
+        "{stdout}"
+    );
+}
+
+/// A user who may not use the control socket (it is root's, mode 0600) is told so, not asked
+/// whether the agent runs.
+#[test]
+fn status_as_a_user_who_may_not_ask_says_permission_denied() {
+    use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
+    let dir = Scratch::new("perm");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.0.join("lvs.sock");
+    // An agent answers there, as root, for root only.
+    let _listener = UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = Command::new(lvs_binary());
+    cmd.arg("status").arg("--control").arg(&sock);
+    // nobody.
+    cmd.uid(65534).gid(65534);
+    let (status, stderr) = run_within_10s(cmd, Stdio::null());
+    assert!(!status.success(), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "lvs: permission denied on the control socket {}: run as root",
+            sock.display()
+        )
+    );
+}

@@ -373,3 +373,48 @@ fn the_open_files_limit_is_raised_to_the_hard_one() {
     assert_eq!(&cols[3..5], ["4096", "4096"], "{line}");
     assert!(lvs.stop());
 }
+
+/// A reload that changes what only a restart applies (`interface=`, `metrics=`) says so in
+/// the log, and the agent goes on as it was: attached where it was, metrics where they were,
+/// the rest of the reload applied (issue 14: these changes were ignored in silence).
+#[test]
+fn a_reload_that_changes_interface_or_metrics_says_it_needs_a_restart() {
+    let lab = lab();
+    let lvs = start(&lab);
+    let changed = config()
+        .replace(
+            &format!("metrics = \"{METRICS}\""),
+            "metrics = \"127.0.0.1:9200\"\ninterface = \"lo\"",
+        )
+        .replace("weight = 3", "weight = 4");
+    std::fs::write(&lvs.config, changed).unwrap();
+    lvs.reload();
+    lvs.wait_log("config reloaded", Duration::from_secs(10))
+        .unwrap();
+    let log = lvs.log();
+    let file = lvs.config.display();
+    let needs = "the change needs a restart of lvs and is not applied";
+    assert!(
+        log.contains(&format!(
+            "{file}: metrics = 127.0.0.1:9200, but the metrics listener is on {METRICS}: {needs}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "{file}: interface = lo, but the balancer is attached to "
+        )),
+        "{log}"
+    );
+    // The metrics stay where they were, the new weight is applied, traffic goes on.
+    wait_table(
+        &lvs.control,
+        Duration::from_secs(10),
+        "the new weight",
+        |t| real_line(t, "198.18.0.11:80").contains(" 4 "),
+    );
+    assert_eq!(scrape(&lab)["lvs_reloads_total"], 1.0);
+    assert!(http_get(lab.director_ns(), "127.0.0.1:9200", "/metrics").is_err());
+    lvs.wait_served(vip(&lab), Duration::from_secs(5)).unwrap();
+    assert!(lvs.stop());
+}

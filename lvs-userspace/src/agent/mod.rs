@@ -127,6 +127,62 @@ pub struct Agent {
     config_stamp: Option<FileStamp>,
     /// Counters reported by `lvs status` and the metrics.
     counters: snapshot::AgentCounters,
+    /// What was set up at the start and only a restart changes.
+    fixed: Fixed,
+}
+
+/// Settings applied once, at the start: a reload that changes them is told that they need a
+/// restart (see [`restart_only_changes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Fixed {
+    /// The interface the balancer is attached to.
+    interface: String,
+    /// Whether `--interface` chose it (then `interface=` never applies).
+    interface_from_option: bool,
+    /// Where the metrics listener listens, if it runs.
+    metrics: Option<SocketAddr>,
+    /// The maintenance directory the checks look at.
+    maintenance_dir: Option<PathBuf>,
+}
+
+/// The settings of `new` that differ from what runs and that only a restart applies, each as
+/// a warning that says so; a reload applies everything else.
+fn restart_only_changes(fixed: &Fixed, new: &Config) -> Vec<String> {
+    let file = new.source.display();
+    let needs = "the change needs a restart of lvs and is not applied";
+    let mut out = Vec::new();
+    if !fixed.interface_from_option
+        && let Some(i) = &new.globals.interface
+        && *i != fixed.interface
+    {
+        out.push(format!(
+            "{file}: interface = {i}, but the balancer is attached to {}: {needs}",
+            fixed.interface
+        ));
+    }
+    if new.globals.metrics != fixed.metrics {
+        let show = |m: Option<SocketAddr>| m.map_or("off".to_string(), |a| a.to_string());
+        out.push(format!(
+            "{file}: metrics = {}, but the metrics listener is {}: {needs}",
+            show(new.globals.metrics),
+            match fixed.metrics {
+                Some(a) => format!("on {a}"),
+                None => "off".into(),
+            }
+        ));
+    }
+    if new.globals.maintenance_dir != fixed.maintenance_dir {
+        let show = |m: &Option<PathBuf>| {
+            m.as_ref()
+                .map_or("none".into(), |d| d.display().to_string())
+        };
+        out.push(format!(
+            "{file}: maintenancedir = {}, but the checks look at {}: {needs}",
+            show(&new.globals.maintenance_dir),
+            show(&fixed.maintenance_dir)
+        ));
+    }
+    out
 }
 
 struct View<'a> {
@@ -308,6 +364,9 @@ pub async fn run(
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    for n in &config.resolved {
+        tracing::info!("{n}");
+    }
     let interface = choose_interface(&opts, &config)?;
     // A wrong interface stops lvs before anything is touched.
     crate::dataplane::loader::interface_index(&interface)?;
@@ -359,7 +418,14 @@ pub async fn run(
     let (neighbours, mut target_updates) = Neighbours::spawn();
     let alerter = Alerter::new(&config.globals);
     alerter.set_phase(DaemonPhase::Starting);
+    let fixed = Fixed {
+        interface: interface.clone(),
+        interface_from_option: opts.interface.is_some(),
+        metrics: config.globals.metrics,
+        maintenance_dir: config.globals.maintenance_dir.clone(),
+    };
     let mut agent = Agent {
+        fixed,
         config_stamp: stamp(&opts.config),
         config_path: opts.config.clone(),
         config,
@@ -678,6 +744,12 @@ impl Agent {
                 for w in &new.warnings {
                     tracing::warn!("{w}");
                 }
+                for n in &new.resolved {
+                    tracing::info!("{n}");
+                }
+                for w in restart_only_changes(&self.fixed, &new) {
+                    tracing::warn!("{w}");
+                }
                 self.alerter = self.alerter.reconfigured(&new.globals);
                 if let Some(l) = &self.logging
                     && let Err(e) = l.reload(&new.globals.log)
@@ -741,5 +813,71 @@ mod stamp_tests {
         assert_eq!(written.modified, empty.modified, "the same mtime");
         assert_ne!(written, empty, "but another file");
         assert_eq!(stamp(&path), Some(written), "and stable while unchanged");
+    }
+}
+
+/// Settings a reload cannot apply are named, not ignored in silence.
+#[cfg(test)]
+mod restart_only_tests {
+    use super::*;
+
+    fn fixed() -> Fixed {
+        Fixed {
+            interface: "eth0".into(),
+            interface_from_option: false,
+            metrics: Some("127.0.0.1:9100".parse().unwrap()),
+            maintenance_dir: None,
+        }
+    }
+
+    fn config(text: &str) -> Config {
+        config::toml::parse_str(Path::new("lvs.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn interface_metrics_and_maintenancedir_changes_are_named() {
+        let same = config("interface = \"eth0\"\nmetrics = true\n");
+        assert_eq!(restart_only_changes(&fixed(), &same), Vec::<String>::new());
+        // Without interface=, the one chosen at the start stays: nothing to say.
+        let chosen = config("metrics = \"127.0.0.1:9100\"\n");
+        assert!(restart_only_changes(&fixed(), &chosen).is_empty());
+        let changed = config(
+            "interface = \"eth1\"\nmetrics = \"127.0.0.1:9200\"\nmaintenancedir = \"/tmp\"\n",
+        );
+        assert_eq!(
+            restart_only_changes(&fixed(), &changed),
+            vec![
+                "lvs.toml: interface = eth1, but the balancer is attached to eth0: the change \
+                 needs a restart of lvs and is not applied"
+                    .to_string(),
+                "lvs.toml: metrics = 127.0.0.1:9200, but the metrics listener is on \
+                 127.0.0.1:9100: the change needs a restart of lvs and is not applied"
+                    .to_string(),
+                "lvs.toml: maintenancedir = /tmp, but the checks look at none: the change needs \
+                 a restart of lvs and is not applied"
+                    .to_string(),
+            ]
+        );
+        let off = config("");
+        assert_eq!(
+            restart_only_changes(&fixed(), &off),
+            vec![
+                "lvs.toml: metrics = off, but the metrics listener is on 127.0.0.1:9100: the \
+                 change needs a restart of lvs and is not applied"
+                    .to_string()
+            ]
+        );
+        // --interface overrides interface=, at the start as after it.
+        let by_option = Fixed {
+            interface_from_option: true,
+            ..fixed()
+        };
+        assert!(
+            restart_only_changes(
+                &by_option,
+                &config("interface = \"eth1\"\nmetrics = true\n")
+            )
+            .is_empty()
+        );
     }
 }

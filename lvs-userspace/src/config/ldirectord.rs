@@ -1084,6 +1084,118 @@ mod tests {
         }
     }
 
+    /// Addresses are read strictly (issue 14, defect 7): no inet_aton forms (octal, short,
+    /// hex), no DNS lookup of something that is no host name, and `lvs check` says when a name
+    /// was resolved.
+    #[test]
+    fn addresses_are_strict_and_names_look_like_names() {
+        for (text, want) in [
+            // Was read as 10.212.0.8 (a leading zero is octal to inet_aton).
+            (
+                "virtual=10.0.0.1:80\n real=10.212.0.010:80 gate\n",
+                "test.cf:2: real: `10.212.0.010` is not a valid address: ",
+            ),
+            // Was read as 8.212.0.100.
+            (
+                "virtual=010.212.0.100:80\n",
+                "test.cf:1: virtual: `010.212.0.100` is not a valid address: ",
+            ),
+            // Was read as 10.0.0.212.
+            (
+                "virtual=10.0.0.1:80\n real=10.212:80 gate\n",
+                "test.cf:2: real: `10.212` is not a valid address: ",
+            ),
+            // Was looked up in DNS.
+            (
+                "virtual=10.0.0.1:80\n real=10.212.0.256:80 gate\n",
+                "test.cf:2: real: `10.212.0.256` is not a valid address: ",
+            ),
+            // Hex is inet_aton's too, though it has letters.
+            (
+                "virtual=10.0.0.1:80\n real=0x0a.0.0.1:80 gate\n",
+                "test.cf:2: real: `0x0a.0.0.1` is not a valid address: ",
+            ),
+            (
+                "virtual=10.0.0.1:80\n real=10.0.0.01->10.0.0.5:80 gate\n",
+                "test.cf:2: real: `10.0.0.01` is not a valid address: ",
+            ),
+            (
+                "fallback=127.0.0.010:80\n",
+                "test.cf:1: fallback: `127.0.0.010` is not a valid address: ",
+            ),
+            (
+                "virtual=10.0.0.1:80\n\tfallback=127.1:80\n",
+                "test.cf:2: fallback: `127.1` is not a valid address: ",
+            ),
+            // IPv6: RFC 4291 text only (at most four hex digits a group, a strict embedded
+            // IPv4, no zone).
+            (
+                "virtual6=[2001:db8::5]:80\n real6=[2001:db8::00001]:80 gate\n",
+                "test.cf:2: real6: `[2001:db8::00001]` is not a valid address: ",
+            ),
+            (
+                "virtual6=[2001:db8::5]:80\n real6=[::ffff:10.0.0.010]:80 gate\n",
+                "test.cf:2: real6: `[::ffff:10.0.0.010]` is not a valid address: ",
+            ),
+            (
+                "virtual6=[2001:db8::5]:80\n real6=[fe80::1%eth0]:80 gate\n",
+                "test.cf:2: real6: `[fe80::1%eth0]` is not a valid address: ",
+            ),
+            // Not a name: an underscore, an empty label, a label starting with a hyphen.
+            (
+                "virtual=10.0.0.1:80\n real=web_1:80 gate\n",
+                "test.cf:2: real: `web_1` is neither an address nor a host name: ",
+            ),
+            (
+                "virtual=10.0.0.1:80\n real=www..example:80 gate\n",
+                "test.cf:2: real: `www..example` is neither an address nor a host name: ",
+            ),
+            (
+                "virtual=10.0.0.1:80\n real=-www.example:80 gate\n",
+                "test.cf:2: real: `-www.example` is neither an address nor a host name: ",
+            ),
+            (
+                "smtp=10.0.0.010\n",
+                "test.cf:1: smtp: `10.0.0.010` is not a valid address: ",
+            ),
+            (
+                "smtp=mail_host:25\n",
+                "test.cf:1: smtp: `mail_host` is neither an address nor a host name: ",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            // Refused as written, never sent to the resolver.
+            assert!(
+                matches!(e, crate::config::ConfigError::Invalid { .. }),
+                "for {text:?}: {e:?}"
+            );
+            let e = e.to_string();
+            assert!(e.starts_with(want), "for {text:?}: got {e}");
+        }
+        // The strict forms load.
+        let c = parse(
+            "smtp=[2001:db8::25]:25\nvirtual=10.0.0.1:80\n real=10.212.0.10:80 gate\n real=10.212.0.100->10.212.0.101:80 gate\nvirtual6=[2001:0db8::5]:80\n real6=[2001:db8::a]:80 gate\n real6=[::ffff:10.0.0.7]:80 gate\n",
+        )
+        .unwrap();
+        assert_eq!(c.virtuals[0].reals[0].addr, sa("10.212.0.10:80"));
+        assert_eq!(c.virtuals[0].reals[2].addr, sa("10.212.0.101:80"));
+        assert_eq!(c.virtuals[1].vip, sa("[2001:db8::5]:80"));
+        assert_eq!(c.virtuals[1].reals[1].addr, sa("[::ffff:10.0.0.7]:80"));
+        assert!(c.resolved.is_empty(), "{:?}", c.resolved);
+        // A name is looked up, and `lvs check` says so.
+        let c = parse("virtual=10.0.0.1:80\n real=localhost:80 gate\n").unwrap();
+        assert_eq!(c.virtuals[0].reals[0].addr, sa("127.0.0.1:80"));
+        assert_eq!(c.resolved.len(), 1);
+        let out = crate::config::render_check(&c);
+        assert!(
+            out.contains(
+                "name: test.cf:2: real localhost: resolved to 127.0.0.1 (a host name, looked up \
+                 by the system resolver: /etc/hosts or DNS)"
+            ),
+            "{out}"
+        );
+    }
+
     #[test]
     fn checktypes_and_warnings() {
         let c = parse("virtual=10.0.0.1:80\n\tchecktype=3\n\thttpmethod=head\n").unwrap();

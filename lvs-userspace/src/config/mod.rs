@@ -15,6 +15,7 @@ pub mod toml;
 use std::path::{Path, PathBuf};
 
 pub use model::*;
+pub(crate) use raw::not_a_host_name;
 pub use render::{render_check, to_toml};
 
 /// The most virtual services one configuration may hold (the size of the data plane's
@@ -641,6 +642,52 @@ mod nonsense_tests {
             e.starts_with("n.toml:2: virtual: 0.0.0.0 is the unspecified"),
             "{e}"
         );
+    }
+
+    /// checkinterval, checktimeout and negotiatetimeout: 0 and more than a day are refused,
+    /// globally and per virtual, in both readers (issue 14, defect 9).
+    #[test]
+    fn absurd_check_times_are_refused() {
+        for key in ["checkinterval", "checktimeout", "negotiatetimeout"] {
+            for bad in ["0", "86401", "18446744073709551615"] {
+                let e = cf_error(&format!("{key}={bad}\nvirtual=10.0.0.1:80\n"));
+                assert!(e.starts_with(&format!("n.cf:1: {key}: ")), "{e}");
+                let e = cf_error(&format!("virtual=10.0.0.1:80\n\t{key}={bad}\n"));
+                assert!(e.starts_with(&format!("n.cf:2: {key}: ")), "{e}");
+                let e = toml::parse_str(
+                    Path::new("n.toml"),
+                    &format!("[[virtual]]\naddress = \"10.0.0.1:80\"\n{key} = {bad}\n"),
+                )
+                .unwrap_err()
+                .to_string();
+                assert!(e.starts_with(&format!("n.toml:3: {key}: ")), "{e}");
+                let e = toml::parse_str(Path::new("n.toml"), &format!("{key} = {bad}\n"))
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.starts_with(&format!("n.toml:1: {key}: ")), "{e}");
+            }
+            let e = cf_error(&format!("{key}=86401\n"));
+            assert_eq!(
+                e,
+                format!(
+                    "n.cf:1: {key}: 86401 seconds is more than a day: lvs takes 1 to 86400 \
+                     seconds"
+                )
+            );
+            // A day is the most.
+            let c = ldirectord::parse_str(
+                Path::new("n.cf"),
+                &format!("{key}=86400\nvirtual=10.0.0.1:80\n\t{key}=86400\n"),
+            )
+            .unwrap();
+            let spec = &c.virtuals[0].check;
+            let day = std::time::Duration::from_secs(86_400);
+            match key {
+                "checkinterval" => assert_eq!(spec.interval, day),
+                "checktimeout" => assert_eq!(spec.timeout, day),
+                _ => assert_eq!(spec.negotiate_timeout, day),
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! default already applied. Everything downstream (checks, the data plane, `lvs check`,
 //! `lvs convert`) works from this and never from the text.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 /// Where a thing was written: file and 1-based line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +34,33 @@ pub struct Config {
     pub virtuals: Vec<VirtualService>,
     /// Warnings for directives that were accepted but have no effect here (file:line: why).
     pub warnings: Vec<String>,
+    /// The host names the configuration names instead of addresses, and what the system
+    /// resolver made of them, in file order.
+    pub resolved: Vec<ResolvedName>,
+}
+
+/// A host name written where an address goes, and the address it was resolved to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedName {
+    /// Where it was written.
+    pub location: Location,
+    /// The directive or key (`virtual`, `real`, `fallback`...).
+    pub key: String,
+    /// The name as written.
+    pub name: String,
+    /// The address lvs uses for it.
+    pub address: IpAddr,
+}
+
+impl std::fmt::Display for ResolvedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} {}: resolved to {} (a host name, looked up by the system resolver: \
+             /etc/hosts or DNS)",
+            self.location, self.key, self.name, self.address
+        )
+    }
 }
 
 /// Where the agent logs.

@@ -271,17 +271,26 @@ fn warn(warnings: &mut Vec<String>, file: &Path, line: usize, key: &str, why: &s
 /// port resolution, range expansion. Does not run [`super::validate`].
 pub(crate) fn resolve(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let mut warnings = raw.warnings;
+    let mut names = Vec::new();
     let g = &raw.globals;
-    let globals = resolve_globals(file, g, &mut warnings)?;
+    let globals = resolve_globals(file, g, &mut warnings, &mut names)?;
     let mut virtuals = Vec::with_capacity(raw.virtuals.len());
     for v in &raw.virtuals {
-        virtuals.push(resolve_virtual(file, v, g, &globals, &mut warnings)?);
+        virtuals.push(resolve_virtual(
+            file,
+            v,
+            g,
+            &globals,
+            &mut warnings,
+            &mut names,
+        )?);
     }
     Ok(Config {
         source: file.to_path_buf(),
         globals,
         virtuals,
         warnings,
+        resolved: names,
     })
 }
 
@@ -298,6 +307,24 @@ fn positive(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u64>, ConfigE
     }
 }
 
+/// The longest `checkinterval`, `checktimeout` or `negotiatetimeout`: a day. A check that
+/// waits longer never tells a failure in time, and such a number is a typo (a time in
+/// milliseconds, a stray digit), not a choice.
+pub const MAX_CHECK_SECONDS: u64 = 86_400;
+
+/// `checkinterval`, `checktimeout`, `negotiatetimeout`: 1 to [`MAX_CHECK_SECONDS`] seconds.
+fn check_seconds(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u64>, ConfigError> {
+    match positive(file, key, v)? {
+        Some(n) if n > MAX_CHECK_SECONDS => Err(ConfigError::invalid(
+            file,
+            v.as_ref().map_or(0, |v| v.line),
+            key,
+            format!("{n} seconds is more than a day: lvs takes 1 to {MAX_CHECK_SECONDS} seconds"),
+        )),
+        n => Ok(n),
+    }
+}
+
 fn count(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u32>, ConfigError> {
     match positive(file, key, v)? {
         None => Ok(None),
@@ -311,16 +338,17 @@ fn resolve_globals(
     file: &Path,
     g: &RawGlobals,
     warnings: &mut Vec<String>,
+    names: &mut Vec<ResolvedName>,
 ) -> Result<Globals, ConfigError> {
     let d = Globals::default();
-    let ct = positive(file, "checktimeout", &g.checktimeout)?;
-    let nt = positive(file, "negotiatetimeout", &g.negotiatetimeout)?;
+    let ct = check_seconds(file, "checktimeout", &g.checktimeout)?;
+    let nt = check_seconds(file, "negotiatetimeout", &g.negotiatetimeout)?;
     let fallback = match &g.fallback {
-        Some(f) => Some(parse_fallback(file, f, "fallback", Family::V4, 0)?),
+        Some(f) => Some(parse_fallback(file, f, "fallback", Family::V4, 0, names)?),
         None => None,
     };
     let fallback6 = match &g.fallback6 {
-        Some(f) => Some(parse_fallback(file, f, "fallback6", Family::V6, 0)?),
+        Some(f) => Some(parse_fallback(file, f, "fallback6", Family::V6, 0, names)?),
         None => None,
     };
     let log = match &g.logfile {
@@ -386,7 +414,7 @@ fn resolve_globals(
         ));
     }
     Ok(Globals {
-        check_interval: positive(file, "checkinterval", &g.checkinterval)?
+        check_interval: check_seconds(file, "checkinterval", &g.checkinterval)?
             .map_or(d.check_interval, Duration::from_secs),
         check_timeout: ct.or(nt).map_or(d.check_timeout, Duration::from_secs),
         negotiate_timeout: nt.or(ct).map_or(d.negotiate_timeout, Duration::from_secs),
@@ -406,7 +434,10 @@ fn resolve_globals(
             .as_ref()
             .map_or(d.email_alert_freq, |v| Duration::from_secs(v.value)),
         email_alert_status,
-        smtp: g.smtp.as_ref().map(|v| v.value.clone()),
+        smtp: match &g.smtp {
+            Some(v) => Some(check_smtp(file, v)?),
+            None => None,
+        },
         notify: g.notify.as_ref().map(|v| v.value.clone()),
         maintenance_dir,
         cleanstop: g.cleanstop.as_ref().map_or(d.cleanstop, |v| v.value),
@@ -416,6 +447,38 @@ fn resolve_globals(
         metrics,
         allow_empty: g.allow_empty.as_ref().map_or(d.allow_empty, |v| v.value),
     })
+}
+
+/// `smtp`: `host`, `host:port`, an address, or `[IPv6]:port`, read as strictly as the other
+/// addresses (see [`not_a_host_name`]). The name is resolved when a mail is sent.
+fn check_smtp(file: &Path, v: &Val<String>) -> Result<String, ConfigError> {
+    let s = v.value.trim();
+    let bad = |why: String| ConfigError::invalid(file, v.line, "smtp", why);
+    if s.is_empty() {
+        return Err(bad("no mail server given".into()));
+    }
+    let bracketed_v6 = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .is_some_and(|r| r.parse::<std::net::Ipv6Addr>().is_ok());
+    if s.parse::<SocketAddr>().is_ok() || s.parse::<IpAddr>().is_ok() || bracketed_v6 {
+        return Ok(s.to_string());
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && !h.starts_with('[') => (h, Some(p)),
+        _ => (s, None),
+    };
+    if let Some(p) = port
+        && p.parse::<u16>().is_err()
+    {
+        return Err(bad(format!(
+            "`{p}` is not a port number (write host or host:port)"
+        )));
+    }
+    match not_a_host_name(host) {
+        Some(why) => Err(bad(format!("`{host}` {why}"))),
+        None => Ok(s.to_string()),
+    }
 }
 
 fn parse_alert_status(file: &Path, s: &Val<String>) -> Result<AlertStatus, ConfigError> {
@@ -548,13 +611,75 @@ fn service_port(name: &str, proto: &str) -> Option<u16> {
     })
 }
 
-/// One host: an address literal (brackets allowed) or a name for the system resolver.
+/// Why `host` (no address literal) is no host name either, in words for an error after
+/// "`host` "; `None`: it is a name. Addresses are read strictly, the way Rust's standard
+/// library reads them: an IPv4 address is a dotted quad of decimal numbers without leading
+/// zeros, an IPv6 address is in RFC 4291's text forms (without a zone). The forms
+/// `inet_aton(3)` reads besides (octal `010`, hex `0x0a`, the short `10.212`) are not
+/// addresses, and not names either, so they never reach the system resolver, which would read
+/// them as `inet_aton` does (or look them up in DNS, as `10.212.0.256`).
+///
+/// A host name is letters, digits, hyphens and dots: labels of 1 to 63 characters that do not
+/// start or end with a hyphen, at least one with a letter, at most 253 characters in all (a
+/// trailing dot allowed); a string of numbers (`10.212.0.256`, `0x0a.0.0.1`) is never one.
+pub(crate) fn not_a_host_name(host: &str) -> Option<String> {
+    if host.starts_with('[') || host.contains(':') {
+        return Some(
+            "is not a valid address: an IPv6 address is written in the text forms of RFC 4291 \
+             (such as 2001:db8::10 or ::ffff:192.0.2.10: at most four hex digits a group, no \
+             zone), in brackets before a port ([2001:db8::10]:80)"
+                .into(),
+        );
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let labels: Vec<&str> = name.split('.').collect();
+    let numeric = host.chars().all(|c| c.is_ascii_digit() || c == '.')
+        || labels.iter().all(|l| {
+            let hex = l
+                .strip_prefix("0x")
+                .or_else(|| l.strip_prefix("0X"))
+                .is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
+            hex || (!l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        });
+    if numeric {
+        return Some(
+            "is not a valid address: an IPv4 address is four decimal numbers from 0 to 255, \
+             without leading zeros (such as 192.0.2.10), and numbers alone are never a host name"
+                .into(),
+        );
+    }
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.len() > 253
+        || !labels.iter().all(label_ok)
+        || !labels
+            .iter()
+            .any(|l| l.chars().any(|c| c.is_ascii_alphabetic()))
+    {
+        return Some(
+            "is neither an address nor a host name: a host name is made of letters, digits, \
+             hyphens and dots, has a letter, and no label that is empty, longer than 63 \
+             characters, or starts or ends with a hyphen"
+                .into(),
+        );
+    }
+    None
+}
+
+/// One host: an address literal (brackets allowed), or a host name for the system resolver,
+/// recorded in `names` with what it resolved to. Anything else is refused with
+/// [`not_a_host_name`]'s reason, without asking the resolver.
 fn resolve_host(
     file: &Path,
     line: usize,
     key: &str,
     host: &str,
     family: Option<Family>,
+    names: &mut Vec<ResolvedName>,
 ) -> Result<IpAddr, ConfigError> {
     let bare = host
         .strip_prefix('[')
@@ -566,16 +691,12 @@ fn resolve_host(
     let ip = match bare.parse::<IpAddr>() {
         Ok(ip) => ip,
         Err(_) => {
-            if host.starts_with('[')
-                || !bare
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
-            {
+            if let Some(why) = not_a_host_name(host) {
                 return Err(ConfigError::invalid(
                     file,
                     line,
                     key,
-                    format!("`{host}` is not a valid address"),
+                    format!("`{host}` {why}"),
                 ));
             }
             let addrs = (bare, 0u16)
@@ -589,7 +710,15 @@ fn resolve_host(
             let want_v6 = family == Some(Family::V6);
             let found = addrs.map(|a| a.ip()).collect::<Vec<_>>();
             match found.iter().find(|ip| ip.is_ipv6() == want_v6) {
-                Some(ip) => *ip,
+                Some(ip) => {
+                    names.push(ResolvedName {
+                        location: loc(file, line),
+                        key: key.to_string(),
+                        name: bare.to_string(),
+                        address: *ip,
+                    });
+                    *ip
+                }
                 None => {
                     return Err(ConfigError::invalid(
                         file,
@@ -625,6 +754,7 @@ fn resolve_host(
 }
 
 /// `host[:port]` into one socket address; a missing port is `default_port`.
+#[allow(clippy::too_many_arguments)]
 fn parse_endpoint(
     file: &Path,
     line: usize,
@@ -633,6 +763,7 @@ fn parse_endpoint(
     family: Option<Family>,
     default_port: u16,
     proto: &str,
+    names: &mut Vec<ResolvedName>,
 ) -> Result<SocketAddr, ConfigError> {
     let (host, port) = split_host_port(s);
     if host.contains("->") {
@@ -643,7 +774,7 @@ fn parse_endpoint(
             "an address range is only allowed for real servers",
         ));
     }
-    let ip = resolve_host(file, line, key, host, family)?;
+    let ip = resolve_host(file, line, key, host, family, names)?;
     let port = match port {
         Some(p) => parse_port(file, line, key, p, proto)?,
         None => default_port,
@@ -686,6 +817,7 @@ fn parse_fallback(
     key: &str,
     family: Family,
     default_port: u16,
+    names: &mut Vec<ResolvedName>,
 ) -> Result<Fallback, ConfigError> {
     let mut words = f.value.split_whitespace();
     let Some(addr) = words.next() else {
@@ -706,7 +838,16 @@ fn parse_fallback(
         ));
     }
     let forwarding = parse_method(file, f.line, key, method)?;
-    let addr = parse_endpoint(file, f.line, key, addr, Some(family), default_port, "tcp")?;
+    let addr = parse_endpoint(
+        file,
+        f.line,
+        key,
+        addr,
+        Some(family),
+        default_port,
+        "tcp",
+        names,
+    )?;
     Ok(Fallback { addr, forwarding })
 }
 
@@ -813,6 +954,7 @@ fn resolve_virtual(
     g: &RawGlobals,
     globals: &Globals,
     warnings: &mut Vec<String>,
+    names: &mut Vec<ResolvedName>,
 ) -> Result<VirtualService, ConfigError> {
     let mut errs = Errors::new(file);
     let vline = v.address.line;
@@ -853,7 +995,7 @@ fn resolve_virtual(
             None
         } else {
             errs.ok(parse_endpoint(
-                file, vline, "virtual", addr, v.family, 0, proto_name,
+                file, vline, "virtual", addr, v.family, 0, proto_name, names,
             ))
         }
     };
@@ -985,7 +1127,7 @@ fn resolve_virtual(
             } else {
                 "fallback"
             };
-            errs.ok(parse_fallback(file, f, key, family, port))
+            errs.ok(parse_fallback(file, f, key, family, port, names))
         }
         None => {
             if v6 {
@@ -1045,10 +1187,10 @@ fn resolve_virtual(
 
     // Mutual defaults of checktimeout and negotiatetimeout, as ldirectord's ld_setup.
     let vct = errs
-        .ok(positive(file, "checktimeout", &v.checktimeout))
+        .ok(check_seconds(file, "checktimeout", &v.checktimeout))
         .flatten();
     let vnt = errs
-        .ok(positive(file, "negotiatetimeout", &v.negotiatetimeout))
+        .ok(check_seconds(file, "negotiatetimeout", &v.negotiatetimeout))
         .flatten();
     let gct = g.checktimeout.as_ref().map(|x| x.value);
     let gnt = g.negotiatetimeout.as_ref().map(|x| x.value);
@@ -1064,7 +1206,7 @@ fn resolve_virtual(
         .map_or(Duration::from_secs(30), Duration::from_secs);
 
     let interval = errs
-        .ok(positive(file, "checkinterval", &v.checkinterval))
+        .ok(check_seconds(file, "checkinterval", &v.checkinterval))
         .flatten()
         .map_or(globals.check_interval, Duration::from_secs);
     let failure_count = errs
@@ -1078,7 +1220,7 @@ fn resolve_virtual(
 
     let mut reals = Vec::new();
     for r in &v.reals {
-        if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http)) {
+        if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http, names)) {
             for rr in &rs {
                 if rr.addr.port() != 0 && port != 0 && rr.addr.port() != port {
                     warn(
@@ -1147,6 +1289,7 @@ fn resolve_real(
     family: Family,
     proto: &str,
     is_http: bool,
+    names: &mut Vec<ResolvedName>,
 ) -> Result<Vec<RealServer>, ConfigError> {
     let key = if r.family == Some(Family::V6) {
         "real6"
@@ -1194,10 +1337,10 @@ fn resolve_real(
         None => 0,
     };
     let ips = match host.split_once("->") {
-        None => vec![resolve_host(file, r.line, key, host, Some(family))?],
+        None => vec![resolve_host(file, r.line, key, host, Some(family), names)?],
         Some((a, b)) => {
-            let a = resolve_host(file, r.line, key, a, Some(family))?;
-            let b = resolve_host(file, r.line, key, b, Some(family))?;
+            let a = resolve_host(file, r.line, key, a, Some(family), names)?;
+            let b = resolve_host(file, r.line, key, b, Some(family), names)?;
             let (IpAddr::V4(a), IpAddr::V4(b)) = (a, b) else {
                 return Err(ConfigError::invalid(
                     file,
@@ -1237,4 +1380,56 @@ fn resolve_real(
             receive: r.receive.clone(),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_a_host_name;
+
+    #[test]
+    fn what_a_host_name_is() {
+        for name in [
+            "localhost",
+            "www.example",
+            "www.example.",
+            "web-1.dc2.example",
+            "3com.example",
+            "host.123",
+            "0x1.example",
+            &"a".repeat(63),
+        ] {
+            assert_eq!(not_a_host_name(name), None, "{name}");
+        }
+        for (name, why) in [
+            ("10.212.0.010", "is not a valid address: an IPv4"),
+            ("10.212", "is not a valid address: an IPv4"),
+            ("10.212.0.256", "is not a valid address: an IPv4"),
+            ("1.2.3.4.", "is not a valid address: an IPv4"),
+            ("1..2", "is not a valid address: an IPv4"),
+            ("0x0a.0.0.1", "is not a valid address: an IPv4"),
+            ("0xdeadbeef", "is not a valid address: an IPv4"),
+            ("10.0.0.0x1", "is not a valid address: an IPv4"),
+            ("2001:db8::00001", "is not a valid address: an IPv6"),
+            ("[www.example]", "is not a valid address: an IPv6"),
+            ("web_1", "is neither an address nor a host name"),
+            ("www..example", "is neither an address nor a host name"),
+            (".example", "is neither an address nor a host name"),
+            ("-www.example", "is neither an address nor a host name"),
+            ("www-.example", "is neither an address nor a host name"),
+            ("www example", "is neither an address nor a host name"),
+            ("10.0.0.1 x", "is neither an address nor a host name"),
+            ("ex\u{e4}mple", "is neither an address nor a host name"),
+            (&"a".repeat(64), "is neither an address nor a host name"),
+            (
+                &format!("{}.example", ["a"; 124].join(".")),
+                "is neither an address nor a host name",
+            ),
+        ] {
+            let got = not_a_host_name(name);
+            assert!(
+                got.as_deref().is_some_and(|g| g.starts_with(why)),
+                "{name}: {got:?}"
+            );
+        }
+    }
 }

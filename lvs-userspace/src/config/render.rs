@@ -196,6 +196,9 @@ pub fn render_check(config: &Config) -> String {
             g.email_alert.join(", ")
         }
     );
+    for n in &config.resolved {
+        let _ = writeln!(o, "name: {n}");
+    }
     for w in &config.warnings {
         let _ = writeln!(o, "warning: {w}");
     }

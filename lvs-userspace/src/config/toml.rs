@@ -3,7 +3,8 @@
 //! # Schema
 //!
 //! Keys have ldirectord's names and meanings; defaults are ldirectord's. Durations are whole
-//! seconds. Unknown keys are errors.
+//! seconds (`checkinterval`, `checktimeout` and `negotiatetimeout`: 1 to 86400). Unknown keys
+//! are errors.
 //!
 //! ```toml
 //! # Global settings (all optional).
@@ -369,6 +370,7 @@ mod tests {
         };
         c.source = PathBuf::new();
         c.warnings.clear();
+        c.resolved.clear();
         for v in &mut c.virtuals {
             v.location = nowhere.clone();
             for r in &mut v.reals {
@@ -452,6 +454,90 @@ weight = 0
         assert_eq!(w.check.negotiate_timeout, Duration::from_secs(30));
         assert_eq!(c.globals.email_alert.len(), 2);
         round_trip(c);
+    }
+
+    /// Addresses are read strictly (issue 14, defect 7), as in ldirectord.cf.
+    #[test]
+    fn addresses_are_strict_and_names_look_like_names() {
+        let virt = |vip: &str| format!("[[virtual]]\naddress = \"{vip}\"\n");
+        let real = |r: &str| {
+            format!(
+                "{}[[virtual.real]]\naddress = \"{r}\"\n",
+                virt("10.0.0.1:80")
+            )
+        };
+        for (text, want) in [
+            // Was read as 8.212.0.100.
+            (
+                virt("010.212.0.100:80"),
+                "x.toml:2: virtual: `010.212.0.100` is not a valid address: ",
+            ),
+            // Was read as 10.212.0.8.
+            (
+                real("10.212.0.010:80"),
+                "x.toml:4: real: `10.212.0.010` is not a valid address: ",
+            ),
+            // Was read as 10.0.0.212.
+            (
+                real("10.212:80"),
+                "x.toml:4: real: `10.212` is not a valid address: ",
+            ),
+            // Was looked up in DNS.
+            (
+                real("10.212.0.256:80"),
+                "x.toml:4: real: `10.212.0.256` is not a valid address: ",
+            ),
+            (
+                real("0x0a.0.0.1:80"),
+                "x.toml:4: real: `0x0a.0.0.1` is not a valid address: ",
+            ),
+            (
+                real("10.0.0.2->10.0.0.010:80"),
+                "x.toml:4: real: `10.0.0.010` is not a valid address: ",
+            ),
+            (
+                "fallback = \"127.0.0.010:80\"\n".to_string(),
+                "x.toml:1: fallback: `127.0.0.010` is not a valid address: ",
+            ),
+            (
+                virt("[2001:db8::00001]:80"),
+                "x.toml:2: virtual: `[2001:db8::00001]` is not a valid address: ",
+            ),
+            (
+                virt("[fe80::1%eth0]:80"),
+                "x.toml:2: virtual: `[fe80::1%eth0]` is not a valid address: ",
+            ),
+            (
+                real("web_1:80"),
+                "x.toml:4: real: `web_1` is neither an address nor a host name: ",
+            ),
+            (
+                "smtp = \"010.0.0.25\"\n".to_string(),
+                "x.toml:1: smtp: `010.0.0.25` is not a valid address: ",
+            ),
+            (
+                "metrics = \"127.0.0.01:9100\"\n".to_string(),
+                "x.toml:1: metrics: `127.0.0.01:9100` is not an address:port",
+            ),
+        ] {
+            let e = parse_str(Path::new("x.toml"), &text).unwrap_err();
+            assert!(
+                matches!(e, crate::config::ConfigError::Invalid { .. }),
+                "for {text:?}: {e:?}"
+            );
+            let e = e.to_string();
+            assert!(e.starts_with(want), "for {text:?}: got {e}");
+        }
+        let c = parse_str(Path::new("x.toml"), &real("10.212.0.10:80")).unwrap();
+        assert_eq!(c.virtuals[0].reals[0].addr.to_string(), "10.212.0.10:80");
+        assert!(c.resolved.is_empty());
+        let c = parse_str(Path::new("x.toml"), &real("localhost:80")).unwrap();
+        assert_eq!(c.virtuals[0].reals[0].addr.to_string(), "127.0.0.1:80");
+        let out = crate::config::render_check(&c);
+        assert!(
+            out.contains("name: x.toml:4: real localhost: resolved to 127.0.0.1 (a host name"),
+            "{out}"
+        );
     }
 
     #[test]

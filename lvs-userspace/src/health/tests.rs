@@ -546,6 +546,7 @@ fn targets_for_maps_every_real() {
             virtual_service("192.0.2.2:80", spec(CheckType::Connect), vec![r1]),
         ],
         warnings: Vec::new(),
+        resolved: Vec::new(),
     };
     let t = targets_for(&config);
     let pos: Vec<_> = t.iter().map(|c| (c.virtual_index, c.real_index)).collect();
