@@ -174,6 +174,13 @@ pub enum NeighbourError {
     /// (`ENOBUFS`). The watch stays usable; re-resolve every address you follow.
     #[error("neighbour notifications were lost (socket overrun); re-resolve what you follow")]
     EventsLost,
+    /// The kernel marked a dump inconsistent (`NLM_F_DUMP_INTR`: the table changed while it
+    /// was read), so it may miss entries; ask again.
+    #[error("{request} was interrupted by a change of the table (asked {DUMP_ATTEMPTS} times)")]
+    DumpInterrupted {
+        /// The request.
+        request: String,
+    },
     /// A MAC address text could not be parsed.
     #[error("{text:?} is not a MAC address")]
     BadMac {
@@ -502,6 +509,15 @@ impl Rtnl {
         on_link(addr, route)
     }
 
+    /// [`neighbour_entry`] over this connection.
+    pub fn neighbour_entry(
+        &self,
+        addr: IpAddr,
+        ifindex: u32,
+    ) -> Result<Option<(NudState, Option<MacAddr>)>> {
+        get_neigh(&self.sock, addr, ifindex)
+    }
+
     /// Asks the kernel to (re)resolve `addr` on `ifindex` (`NTF_USE`), without waiting for
     /// it. A valid entry is left alone by the kernel.
     pub fn probe_on(&self, addr: IpAddr, ifindex: u32) -> Result<()> {
@@ -524,12 +540,7 @@ pub type NeighbourTable = HashMap<(IpAddr, u32), (NudState, Option<MacAddr>)>;
 pub fn neighbour_table() -> Result<NeighbourTable> {
     let sock = Netlink::open(0)?;
     let msg = ndmsg(libc::AF_UNSPEC as u8, 0, 0, 0);
-    let answers = sock.request(
-        libc::RTM_GETNEIGH,
-        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
-        &msg,
-        "RTM_GETNEIGH dump",
-    )?;
+    let answers = sock.dump(libc::RTM_GETNEIGH, &msg, "RTM_GETNEIGH dump")?;
     Ok(answers
         .into_iter()
         .filter(|(ty, _)| *ty == libc::RTM_NEWNEIGH)
@@ -543,12 +554,7 @@ pub fn neighbour_table() -> Result<NeighbourTable> {
 pub fn local_addresses() -> Result<HashSet<IpAddr>> {
     let sock = Netlink::open(0)?;
     let msg = [libc::AF_UNSPEC as u8, 0, 0, 0, 0, 0, 0, 0]; // struct ifaddrmsg
-    let answers = sock.request(
-        libc::RTM_GETADDR,
-        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
-        &msg,
-        "RTM_GETADDR dump",
-    )?;
+    let answers = sock.dump(libc::RTM_GETADDR, &msg, "RTM_GETADDR dump")?;
     let mut out = HashSet::new();
     for (ty, body) in answers {
         if ty != libc::RTM_NEWADDR || body.len() < 8 {
@@ -571,12 +577,7 @@ pub fn interface_holding(addr: IpAddr) -> Result<Option<(u32, String)>> {
     let (family, _) = addr_bytes(addr);
     let msg = [family, 0, 0, 0, 0, 0, 0, 0]; // struct ifaddrmsg
     let request = format!("RTM_GETADDR dump (looking for {addr})");
-    let answers = sock.request(
-        libc::RTM_GETADDR,
-        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
-        &msg,
-        &request,
-    )?;
+    let answers = sock.dump(libc::RTM_GETADDR, &msg, &request)?;
     for (ty, body) in answers {
         if ty != libc::RTM_NEWADDR || body.len() < 8 {
             continue;
@@ -796,6 +797,7 @@ const RTN_LOCAL: u8 = 2;
 const NTF_USE: u8 = 0x01;
 const RTMGRP_NEIGH: u32 = 4;
 const NLMSG_HDRLEN: usize = 16;
+const NLM_F_DUMP_INTR: u16 = 0x10;
 
 static SEQ: AtomicU32 = AtomicU32::new(1);
 
@@ -931,7 +933,10 @@ impl Netlink {
         }
     }
 
-    /// Sends a request and collects the answers (type, body) up to the ACK or NLMSG_DONE.
+    /// Sends a request and collects the answers (type, body) up to the ACK or NLMSG_DONE. A
+    /// dump the kernel marks inconsistent (`NLM_F_DUMP_INTR`) is
+    /// [`NeighbourError::DumpInterrupted`]; one that ends in an error is
+    /// [`NeighbourError::Kernel`]: neither is taken as a complete, shorter table.
     fn request(
         &self,
         ty: u16,
@@ -947,7 +952,7 @@ impl Netlink {
         };
         let seq = self.send(ty, flags, payload)?;
         let deadline = Instant::now() + REQUEST_TIMEOUT;
-        let mut out = Vec::new();
+        let mut answers = Answers::new(seq, what);
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -960,29 +965,107 @@ impl Netlink {
                 continue;
             }
             let buf = self.recv()?;
-            for (mty, _mflags, mseq, body) in messages(&buf) {
-                if mseq != seq {
-                    continue;
-                }
-                match mty as i32 {
-                    libc::NLMSG_DONE => return Ok(out),
-                    libc::NLMSG_ERROR => {
-                        let code = body
-                            .get(..4)
-                            .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
-                            .ok_or_else(|| malformed(what, "short NLMSG_ERROR"))?;
-                        if code == 0 {
-                            return Ok(out);
-                        }
-                        return Err(NeighbourError::Kernel {
-                            request: what.to_string(),
-                            source: io::Error::from_raw_os_error(-code),
-                        });
-                    }
-                    _ => out.push((mty, body.to_vec())),
-                }
+            if let Some(out) = answers.take(&buf)? {
+                return Ok(out);
             }
         }
+    }
+
+    /// A dump request ([`Netlink::request`] with `NLM_F_DUMP`), asked again when the kernel
+    /// reports it interrupted, at most [`DUMP_ATTEMPTS`] times.
+    fn dump(&self, ty: u16, payload: &[u8], what: &str) -> Result<Vec<(u16, Vec<u8>)>> {
+        retry_interrupted(|| {
+            self.request(
+                ty,
+                (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+                payload,
+                what,
+            )
+        })
+    }
+}
+
+/// How many times a dump the kernel reports interrupted (the table changed while it was read)
+/// is asked for before giving up.
+const DUMP_ATTEMPTS: usize = 4;
+
+/// Runs `f` until it gives anything but [`NeighbourError::DumpInterrupted`], at most
+/// [`DUMP_ATTEMPTS`] times; the last interruption is returned when every attempt was one.
+fn retry_interrupted<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Err(NeighbourError::DumpInterrupted { .. }) if attempt < DUMP_ATTEMPTS => {
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Netlink messages as (type, body).
+type Messages = Vec<(u16, Vec<u8>)>;
+
+/// The answers to one request, gathered from the buffers read.
+struct Answers<'a> {
+    seq: u32,
+    what: &'a str,
+    out: Messages,
+    /// A message of the dump carried `NLM_F_DUMP_INTR`.
+    interrupted: bool,
+}
+
+impl<'a> Answers<'a> {
+    fn new(seq: u32, what: &'a str) -> Self {
+        Answers {
+            seq,
+            what,
+            out: Vec::new(),
+            interrupted: false,
+        }
+    }
+
+    /// Takes the messages of one buffer; the answers once the request is complete (its ACK or
+    /// NLMSG_DONE was read), `None` while more are to come.
+    fn take(&mut self, buf: &[u8]) -> Result<Option<Messages>> {
+        for (mty, mflags, mseq, body) in messages(buf) {
+            if mseq != self.seq {
+                continue;
+            }
+            if mflags & NLM_F_DUMP_INTR != 0 {
+                self.interrupted = true;
+            }
+            match mty as i32 {
+                libc::NLMSG_DONE | libc::NLMSG_ERROR => {
+                    // NLMSG_DONE carries the dump's error code (0: complete), NLMSG_ERROR the
+                    // request's (0: the ACK).
+                    let code = body
+                        .get(..4)
+                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    let code = match (mty as i32, code) {
+                        (libc::NLMSG_ERROR, None) => {
+                            return Err(malformed(self.what, "short NLMSG_ERROR"));
+                        }
+                        // An old kernel's DONE may carry nothing.
+                        (_, code) => code.unwrap_or(0),
+                    };
+                    if code != 0 {
+                        return Err(NeighbourError::Kernel {
+                            request: self.what.to_string(),
+                            source: io::Error::from_raw_os_error(code.saturating_neg()),
+                        });
+                    }
+                    if self.interrupted {
+                        return Err(NeighbourError::DumpInterrupted {
+                            request: self.what.to_string(),
+                        });
+                    }
+                    return Ok(Some(std::mem::take(&mut self.out)));
+                }
+                _ => self.out.push((mty, body.to_vec())),
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -1298,5 +1381,149 @@ mod tests {
             route_to("127.0.0.1".parse().unwrap()),
             Err(NeighbourError::Local { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod dump_tests {
+    use super::*;
+
+    /// One netlink message: header (length, type, flags, seq, pid) and body, padded.
+    fn msg(ty: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&ty.to_ne_bytes());
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(body);
+        while !m.len().is_multiple_of(4) {
+            m.push(0);
+        }
+        m
+    }
+
+    fn neigh(last: u8) -> Vec<u8> {
+        let mut b = ndmsg(libc::AF_INET as u8, 2, NudState::REACHABLE, 0);
+        push_attr(&mut b, NDA_DST, &[10, 0, 0, last]);
+        push_attr(&mut b, NDA_LLADDR, &[2, 0, 0, 0, 0, last]);
+        b
+    }
+
+    const MULTI: u16 = libc::NLM_F_MULTI as u16;
+
+    fn done(code: i32) -> Vec<u8> {
+        msg(libc::NLMSG_DONE as u16, MULTI, 7, &code.to_ne_bytes())
+    }
+
+    #[test]
+    fn a_complete_dump_gives_its_entries() {
+        let mut a = Answers::new(7, "RTM_GETNEIGH dump");
+        let mut buf = msg(libc::RTM_NEWNEIGH, MULTI, 7, &neigh(1));
+        buf.extend(msg(libc::RTM_NEWNEIGH, MULTI, 8, &neigh(9))); // another request's
+        assert!(a.take(&buf).unwrap().is_none());
+        let mut buf = msg(libc::RTM_NEWNEIGH, MULTI, 7, &neigh(2));
+        buf.extend(done(0));
+        let out = a.take(&buf).unwrap().expect("complete after NLMSG_DONE");
+        assert_eq!(out.len(), 2);
+        let (addr, ..) = parse_neigh(&out[1].1).unwrap();
+        assert_eq!(addr, IpAddr::from([10, 0, 0, 2]));
+    }
+
+    #[test]
+    fn a_dump_marked_interrupted_is_not_complete() {
+        let mut a = Answers::new(7, "RTM_GETNEIGH dump");
+        let mut buf = msg(libc::RTM_NEWNEIGH, MULTI, 7, &neigh(1));
+        buf.extend(msg(
+            libc::RTM_NEWNEIGH,
+            MULTI | NLM_F_DUMP_INTR,
+            7,
+            &neigh(2),
+        ));
+        buf.extend(done(0));
+        assert!(matches!(
+            a.take(&buf),
+            Err(NeighbourError::DumpInterrupted { .. })
+        ));
+        // The flag on NLMSG_DONE alone counts too.
+        let mut a = Answers::new(7, "RTM_GETNEIGH dump");
+        let mut buf = msg(libc::RTM_NEWNEIGH, MULTI, 7, &neigh(1));
+        buf.extend(msg(
+            libc::NLMSG_DONE as u16,
+            MULTI | NLM_F_DUMP_INTR,
+            7,
+            &0i32.to_ne_bytes(),
+        ));
+        assert!(matches!(
+            a.take(&buf),
+            Err(NeighbourError::DumpInterrupted { .. })
+        ));
+    }
+
+    #[test]
+    fn a_dump_ending_in_an_error_is_an_error() {
+        let mut a = Answers::new(7, "RTM_GETNEIGH dump");
+        let mut buf = msg(libc::RTM_NEWNEIGH, MULTI, 7, &neigh(1));
+        buf.extend(done(-libc::ENOBUFS));
+        match a.take(&buf) {
+            Err(NeighbourError::Kernel { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ENOBUFS))
+            }
+            other => panic!("expected the dump's error, got {other:?}"),
+        }
+        // NLMSG_ERROR with an error in a dump, and a short NLMSG_ERROR.
+        let mut a = Answers::new(7, "RTM_GETNEIGH dump");
+        let buf = msg(
+            libc::NLMSG_ERROR as u16,
+            0,
+            7,
+            &(-libc::EINTR).to_ne_bytes(),
+        );
+        assert!(matches!(a.take(&buf), Err(NeighbourError::Kernel { .. })));
+        let mut a = Answers::new(7, "RTM_GETNEIGH dump");
+        let buf = msg(libc::NLMSG_ERROR as u16, 0, 7, &[0, 0]);
+        assert!(matches!(
+            a.take(&buf),
+            Err(NeighbourError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn an_ack_completes_a_request() {
+        let mut a = Answers::new(7, "RTM_NEWNEIGH");
+        let buf = msg(libc::NLMSG_ERROR as u16, 0, 7, &[0; 20]);
+        assert_eq!(a.take(&buf).unwrap(), Some(vec![]));
+    }
+
+    #[test]
+    fn an_interrupted_dump_is_asked_again_a_bounded_number_of_times() {
+        let interrupted = || NeighbourError::DumpInterrupted {
+            request: "RTM_GETNEIGH dump".into(),
+        };
+        let mut calls = 0;
+        let r = retry_interrupted(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(interrupted())
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+        let mut calls = 0;
+        let r: Result<()> = retry_interrupted(|| {
+            calls += 1;
+            Err(interrupted())
+        });
+        assert!(matches!(r, Err(NeighbourError::DumpInterrupted { .. })));
+        assert_eq!(calls, DUMP_ATTEMPTS);
+        // Other errors are not retried.
+        let mut calls = 0;
+        let r: Result<()> = retry_interrupted(|| {
+            calls += 1;
+            Err(malformed("x", "y"))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1);
     }
 }

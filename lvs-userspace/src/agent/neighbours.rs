@@ -288,27 +288,65 @@ impl Resolver {
         // The kernel gave up resolving it.
         let mut failed = false;
         let target = if self.snap.is_local(addr) {
-            Ok(Target::Local)
+            Ok(Some(Target::Local))
         } else {
             // An unresolved address due for a probe also has its route looked up again.
             let fresh = due && self.known.get(&addr) == Some(&None);
-            self.route(addr, fresh).and_then(|route| {
-                match self.snap.neighbours.get(&(addr, route.ifindex)) {
-                    Some((state, Some(mac))) if state.is_valid() => Ok(Target::Remote {
-                        mac: mac.octets(),
-                        src_mac: route.src_mac.octets(),
-                        ifindex: route.ifindex,
-                    }),
-                    entry => {
-                        failed = entry
-                            .is_some_and(|(state, _)| state.0 & neighbour::NudState::FAILED != 0);
-                        Err(format!(
-                            "no link-layer address for {addr} on {} yet",
-                            route.ifname
-                        ))
+            let was_resolved = matches!(self.known.get(&addr), Some(Some(Target::Remote { .. })));
+            match self.route(addr, fresh) {
+                Err(e) => Err(e),
+                Ok(route) => {
+                    let entry = self.snap.neighbours.get(&(addr, route.ifindex)).copied();
+                    let lookup = lookup(entry, was_resolved, || {
+                        self.with_rtnl(|n| n.neighbour_entry(addr, route.ifindex))
+                    });
+                    match lookup {
+                        Lookup::Valid { mac, reread } => {
+                            if let Some(e) = reread {
+                                self.snap.neighbours.insert((addr, route.ifindex), e);
+                            }
+                            Ok(Some(Target::Remote {
+                                mac: mac.octets(),
+                                src_mac: route.src_mac.octets(),
+                                ifindex: route.ifindex,
+                            }))
+                        }
+                        Lookup::Keep { error } => {
+                            tracing::debug!(
+                                "re-reading the neighbour entry of {addr}: {error}; keeping \
+                                 its last known address"
+                            );
+                            Ok(None)
+                        }
+                        Lookup::Unresolved { failed: f, reread } => {
+                            failed = f;
+                            if was_resolved {
+                                match reread {
+                                    Some(e) => {
+                                        self.snap.neighbours.insert((addr, route.ifindex), e);
+                                    }
+                                    None => {
+                                        self.snap.neighbours.remove(&(addr, route.ifindex));
+                                    }
+                                }
+                            }
+                            Err(format!(
+                                "no link-layer address for {addr} on {} yet",
+                                route.ifname
+                            ))
+                        }
                     }
                 }
-            })
+            }
+        };
+        // `Ok(None)`: the address keeps its last known target.
+        let target = match target {
+            Ok(None) => match self.known.get(&addr) {
+                Some(Some(t)) => Ok(*t),
+                _ => Err(format!("no link-layer address for {addr} yet")),
+            },
+            Ok(Some(t)) => Ok(t),
+            Err(e) => Err(e),
         };
         let (target, reason) = match target {
             Ok(t) => {
@@ -358,5 +396,146 @@ impl Resolver {
                 silent,
             });
         }
+    }
+}
+
+/// A neighbour entry: its state and link-layer address.
+type Entry = (neighbour::NudState, Option<neighbour::MacAddr>);
+
+/// What [`lookup`] found for an address.
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    /// It has a valid link-layer address; `reread` is the entry read on its own, when it was.
+    Valid {
+        mac: neighbour::MacAddr,
+        reread: Option<Entry>,
+    },
+    /// The tables show it unresolved but it was resolved, and reading its entry on its own
+    /// failed: keep its last known address (one failed or incomplete read is no evidence).
+    Keep { error: String },
+    /// It is unresolved (`failed`: the kernel gave up resolving it); `reread` is the entry
+    /// read on its own, when it was read.
+    Unresolved { failed: bool, reread: Option<Entry> },
+}
+
+/// Looks an address up: `entry` is what the neighbour table as last read (a dump, then
+/// notifications) holds for it. An address that was resolved (`was_resolved`) and that the
+/// table shows unresolved is read again on its own (`reread`, a targeted `RTM_GETNEIGH`)
+/// before it is taken as unresolved, so a dump that missed it does not take a healthy real
+/// out.
+fn lookup(
+    entry: Option<Entry>,
+    was_resolved: bool,
+    reread: impl FnOnce() -> Result<Option<Entry>, String>,
+) -> Lookup {
+    fn valid(entry: Option<Entry>) -> Option<neighbour::MacAddr> {
+        match entry {
+            Some((state, Some(mac))) if state.is_valid() => Some(mac),
+            _ => None,
+        }
+    }
+    fn failed(entry: Option<Entry>) -> bool {
+        entry.is_some_and(|(state, _)| state.0 & neighbour::NudState::FAILED != 0)
+    }
+    if let Some(mac) = valid(entry) {
+        return Lookup::Valid { mac, reread: None };
+    }
+    if !was_resolved {
+        return Lookup::Unresolved {
+            failed: failed(entry),
+            reread: None,
+        };
+    }
+    match reread() {
+        Err(error) => Lookup::Keep { error },
+        Ok(e) => match valid(e) {
+            Some(mac) => Lookup::Valid { mac, reread: e },
+            None => Lookup::Unresolved {
+                failed: failed(e),
+                reread: e,
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+    use neighbour::{MacAddr, NudState};
+
+    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+    fn no_reread() -> Result<Option<Entry>, String> {
+        panic!("an address never resolved is not read again")
+    }
+
+    #[test]
+    fn a_valid_entry_is_used_as_is() {
+        let e = Some((NudState(NudState::STALE), Some(MAC)));
+        assert_eq!(
+            lookup(e, true, no_reread),
+            Lookup::Valid {
+                mac: MAC,
+                reread: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_known_good_address_missing_from_a_dump_is_read_again() {
+        let fresh = (NudState(NudState::REACHABLE), Some(MAC));
+        assert_eq!(
+            lookup(None, true, || Ok(Some(fresh))),
+            Lookup::Valid {
+                mac: MAC,
+                reread: Some(fresh)
+            }
+        );
+    }
+
+    #[test]
+    fn a_known_good_address_is_kept_when_it_cannot_be_read_again() {
+        assert!(matches!(
+            lookup(None, true, || Err("netlink receive (timed out)".into())),
+            Lookup::Keep { .. }
+        ));
+    }
+
+    #[test]
+    fn a_known_good_address_confirmed_gone_is_unresolved() {
+        assert_eq!(
+            lookup(None, true, || Ok(None)),
+            Lookup::Unresolved {
+                failed: false,
+                reread: None
+            }
+        );
+        let failed = (NudState(NudState::FAILED), None);
+        assert_eq!(
+            lookup(None, true, || Ok(Some(failed))),
+            Lookup::Unresolved {
+                failed: true,
+                reread: Some(failed)
+            }
+        );
+    }
+
+    #[test]
+    fn an_address_never_resolved_is_not_read_again() {
+        let failed = (NudState(NudState::FAILED), None);
+        assert_eq!(
+            lookup(Some(failed), false, no_reread),
+            Lookup::Unresolved {
+                failed: true,
+                reread: None
+            }
+        );
+        assert_eq!(
+            lookup(None, false, no_reread),
+            Lookup::Unresolved {
+                failed: false,
+                reread: None
+            }
+        );
     }
 }
