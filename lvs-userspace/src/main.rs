@@ -36,10 +36,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
         xdp_mode: AttachMode,
         /// A bpf filesystem on the host, for the pins (maps and XDP link) that let a restarted
-        /// agent take over without a forwarding gap. Under `ip netns exec`, which hides
-        /// /sys/fs/bpf, pass one mounted elsewhere (e.g. /run/lvs/bpf).
-        #[arg(long, default_value = "/sys/fs/bpf")]
-        bpffs: PathBuf,
+        /// agent take over without a forwarding gap [default: /sys/fs/bpf]. Under `ip netns
+        /// exec`, which hides /sys/fs/bpf, pass one mounted elsewhere (e.g. /run/lvs/bpf);
+        /// without it, lvs runs there without pins, and says so.
+        #[arg(long)]
+        bpffs: Option<PathBuf>,
         /// Instance name: pins go to BPFFS/lvs/INSTANCE ([A-Za-z0-9_.-]+, not . or ..).
         #[arg(long, default_value = "default", value_parser = parse_instance)]
         instance: String,
@@ -184,14 +185,18 @@ fn run(cli: Cli) -> Result<()> {
             let config = config::load(&path)?;
             // One agent per instance: its lock is taken before anything is touched and held
             // until this process exits.
-            let (pin_dir, _instance_lock) = if no_pin {
-                (None, None)
-            } else {
-                let dir = bpffs::pin_dir(&bpffs, &instance)?;
-                let lock = bpffs::lock_instance(&dir, &instance)?;
-                (Some(dir), Some(lock))
-            };
+            let (pin_dir, _instance_lock, unpinned) =
+                match bpffs::choose(bpffs.as_deref(), no_pin, &instance)? {
+                    bpffs::Pinning::At(dir) => {
+                        let lock = bpffs::lock_instance(&dir, &instance)?;
+                        (Some(dir), Some(lock), None)
+                    }
+                    bpffs::Pinning::Unpinned { warning } => (None, None, warning),
+                };
             let log = logging::init(&config.globals.log, config.globals.supervised, log_json)?;
+            if let Some(w) = unpinned {
+                tracing::warn!("{w}");
+            }
             raise_open_files_limit();
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             let opts = RunOptions {

@@ -784,9 +784,15 @@ impl Agent {
         self.alerter.set_phase(DaemonPhase::Stopping);
         self.health.clear();
         let cleanstop = self.config.globals.cleanstop;
+        let pinned = self.dataplane.pinned();
         match self.dataplane.release(cleanstop) {
             Ok(()) if cleanstop => tracing::info!("balancer detached"),
-            Ok(()) => tracing::info!("cleanstop = no: the data plane keeps forwarding"),
+            Ok(()) if pinned => tracing::info!("cleanstop = no: the data plane keeps forwarding"),
+            // Nothing holds the program and its maps once this process is gone.
+            Ok(()) => tracing::warn!(
+                "cleanstop = no, but the data plane is not pinned: the balancer goes with this \
+                 agent"
+            ),
             Err(e) => tracing::error!("detaching: {e}"),
         }
     }

@@ -6,6 +6,10 @@
 //! the pins. So the bpffs must be one mounted on the host (default `/sys/fs/bpf`, or any other
 //! such as `/run/lvs/bpf`, passed with `--bpffs`). lvs mounts it itself only where the mount is
 //! the host's: when it runs in pid 1's mount namespace.
+//!
+//! Where that cannot be and no `--bpffs` was given (a newcomer's `ip netns exec NS lvs run`),
+//! [`choose`] runs the agent without pins and gives one warning: what that costs and how to
+//! keep it. A `--bpffs` given on purpose that is no bpffs is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -15,16 +19,19 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Errors finding or making the pin directory.
 #[derive(Debug, thiserror::Error)]
 pub enum BpffsError {
-    /// The path is not a bpffs and lvs cannot (or must not) mount one there.
+    /// The path is not a bpffs, and lvs runs in a private mount namespace (`ip netns exec`),
+    /// where a bpffs it mounted would die with it.
     #[error(
-        "{path} is not a bpf filesystem{why}: pins there would not outlive this process. Mount \
-         one on the host (`mount -t bpf bpf {path}`) or pass --bpffs with a bpffs that is"
+        "{} is not a bpf filesystem and lvs runs in a private mount namespace (ip netns exec?), \
+         where a bpffs it mounted would die with it: pins there would not outlive this process. \
+         Mount one on the host outside /sys (`mkdir -p /run/lvs/bpf && mount -t bpf bpf \
+         /run/lvs/bpf`) and pass --bpffs /run/lvs/bpf, or leave --bpffs out to run without \
+         pins",
+        path.display()
     )]
-    NotBpffs {
+    PrivateNamespace {
         /// The path.
         path: PathBuf,
-        /// Why lvs did not mount one itself.
-        why: String,
     },
     /// The instance name could escape `BPFFS/lvs/`.
     #[error(
@@ -91,9 +98,8 @@ pub fn pin_dir(root: &Path, instance: &str) -> Result<PathBuf, BpffsError> {
     }
     if !is_bpffs(root) {
         if !in_host_mount_namespace() {
-            return Err(BpffsError::NotBpffs {
+            return Err(BpffsError::PrivateNamespace {
                 path: root.to_path_buf(),
-                why: " and lvs runs in a private mount namespace (ip netns exec?)".into(),
             });
         }
         mount(root)?;
@@ -105,6 +111,60 @@ pub fn pin_dir(root: &Path, instance: &str) -> Result<PathBuf, BpffsError> {
         source,
     })?;
     Ok(dir)
+}
+
+/// The bpffs `lvs run` pins on when no `--bpffs` is given.
+pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
+
+/// Where `lvs run` keeps its data plane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pinning {
+    /// Pinned in this directory (`BPFFS/lvs/INSTANCE`): it outlives the agent, and the next
+    /// agent adopts it.
+    At(PathBuf),
+    /// Not pinned: the data plane lives as long as the agent. `warning`, when the operator did
+    /// not ask for that (`--no-pin`), says why, what it costs and how to keep the pins.
+    Unpinned {
+        /// The warning to log once the log is set up.
+        warning: Option<String>,
+    },
+}
+
+/// Where `lvs run` pins, from `--bpffs` (`None`: not given) and `--no-pin`:
+/// - `--no-pin`: nowhere;
+/// - `--bpffs PATH`: in `PATH/lvs/INSTANCE` ([`pin_dir`]), or an error;
+/// - neither: in [`DEFAULT_BPFFS`]; where it cannot be had because lvs runs in a private
+///   mount namespace (`ip netns exec` hides the host's /sys/fs/bpf), nowhere, with a warning
+///   ([`Pinning::Unpinned`]).
+pub fn choose(bpffs: Option<&Path>, no_pin: bool, instance: &str) -> Result<Pinning, BpffsError> {
+    if no_pin {
+        return Ok(Pinning::Unpinned { warning: None });
+    }
+    if let Some(root) = bpffs {
+        return pin_dir(root, instance).map(Pinning::At);
+    }
+    match pin_dir(Path::new(DEFAULT_BPFFS), instance) {
+        Err(BpffsError::PrivateNamespace { path }) => Ok(Pinning::Unpinned {
+            warning: Some(unpinned_warning(&path)),
+        }),
+        r => r.map(Pinning::At),
+    }
+}
+
+/// The warning of an agent that runs without pins because `path` is no bpffs in its private
+/// mount namespace: what that costs, and how to keep the pins.
+pub fn unpinned_warning(path: &Path) -> String {
+    format!(
+        "{} is not a bpf filesystem here: lvs runs in a private mount namespace (as under `ip \
+         netns exec`, which remounts /sys and hides the host's /sys/fs/bpf), so it is running \
+         without pins. What that costs: the data plane lives only as long as this agent, so a \
+         restart or a crash stops forwarding, and the next agent cannot adopt it (established \
+         flows, persistence and counters are lost; cleanstop = no cannot keep it). To keep it, \
+         mount a bpf filesystem on the host outside /sys (`mkdir -p /run/lvs/bpf && mount -t \
+         bpf bpf /run/lvs/bpf`) and pass --bpffs /run/lvs/bpf; --no-pin runs without pins and \
+         without this warning",
+        path.display()
+    )
 }
 
 /// Whether `name` may name an instance: `[A-Za-z0-9_.-]+`, not `.` or `..` (it becomes a
@@ -248,5 +308,42 @@ mod instance_tests {
             !Path::new("/nonexistent-lvs-bpffs").exists(),
             "nothing made"
         );
+    }
+}
+
+/// Where `lvs run` pins (the private-mount-namespace fallback itself is tested in the lab:
+/// tests/tests/lab_netns_exec.rs).
+#[cfg(test)]
+mod choose_tests {
+    use super::*;
+
+    #[test]
+    fn no_pin_is_asked_for_and_says_nothing() {
+        assert_eq!(
+            choose(None, true, "default").unwrap(),
+            Pinning::Unpinned { warning: None }
+        );
+        assert_eq!(
+            choose(Some(Path::new("/nonexistent-lvs-bpffs")), true, "default").unwrap(),
+            Pinning::Unpinned { warning: None }
+        );
+        assert!(!Path::new("/nonexistent-lvs-bpffs").exists());
+    }
+
+    #[test]
+    fn the_warning_says_what_is_lost_and_how_to_keep_it() {
+        let w = unpinned_warning(Path::new(DEFAULT_BPFFS));
+        for what in [
+            "/sys/fs/bpf is not a bpf filesystem here",
+            "running without pins",
+            "a restart or a crash stops forwarding",
+            "the next agent cannot adopt it",
+            "mount -t bpf bpf /run/lvs/bpf",
+            "--bpffs /run/lvs/bpf",
+            "--no-pin",
+        ] {
+            assert!(w.contains(what), "{what:?} not in {w}");
+        }
+        assert!(!w.contains('\n'), "one line");
     }
 }

@@ -412,6 +412,11 @@ impl Dataplane {
         self.adopted
     }
 
+    /// Whether its maps and link are pinned (they outlive this process).
+    pub fn pinned(&self) -> bool {
+        self.pins.is_some()
+    }
+
     /// The loaded object, for tests and the benchmark (to run programs with
     /// BPF_PROG_TEST_RUN and read other maps).
     pub fn ebpf(&mut self) -> &mut Ebpf {
