@@ -8,6 +8,7 @@
 //! cross-cutting mistakes (duplicates, family mismatches, limits).
 
 pub mod keepalived;
+mod keepalived_lex;
 pub mod ldirectord;
 pub mod model;
 mod raw;
