@@ -514,14 +514,16 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/keepalived")
 }
 
+/// Accepted with this many virtual services, or refused at this line with this message.
+type Outcome = Result<usize, (usize, &'static str)>;
+
 /// Every keepalived.conf of the corpus (tests/fixtures/keepalived, see its SOURCES.md): the
 /// outcome of each, and for an accepted one, `lvs convert` reads back to the same model.
 #[test]
 fn corpus() {
     let nat = "lb_kind: NAT forwarding is not yet supported";
     let group = "virtual_server: virtual_server group is not supported yet";
-    // file → None (accepted: number of virtual services) or the line and start of the refusal.
-    let expected: &[(&str, Result<usize, (usize, &str)>)] = &[
+    let expected: &[(&str, Outcome)] = &[
         ("001.conf", Err((16, nat))),
         ("002.conf", Err((33, nat))),
         ("003.conf", Err((17, nat))),
