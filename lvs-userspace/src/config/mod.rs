@@ -252,8 +252,8 @@ const KEEPALIVED_BLOCKS: &[&str] = &[
 /// Tells the format of `text` (read from `path`): a `*.toml` file is TOML (as before); else
 /// the first line that is neither blank nor a comment decides: a keepalived keyword that opens
 /// a block (`virtual_server`, `global_defs`, `vrrp_instance`...) or `include`, or any line
-/// ending in `{`, is keepalived.conf; a `[table]` header is TOML; `key=value` (or ldirectord's
-/// bare `supervised`) is ldirectord.cf. A file with no such line is ldirectord.cf (an empty
+/// ending in `{`, is keepalived.conf; a `[table]` header (there or on any later line) is TOML;
+/// `key=value` (or ldirectord's bare `supervised`) is ldirectord.cf. A file with no such line is ldirectord.cf (an empty
 /// configuration, as before); any other first line is [`ConfigError::UnknownFormat`].
 pub fn detect(path: &Path, text: &str) -> Result<Format, ConfigError> {
     if path.extension().is_some_and(|e| e == "toml") {
@@ -277,7 +277,13 @@ pub fn detect(path: &Path, text: &str) -> Result<Format, ConfigError> {
         {
             return Ok(Format::Keepalived);
         }
-        if line.starts_with('[') {
+        // TOML's global keys come before its first table: any `[table]` line makes it TOML
+        // (ldirectord.cf has none).
+        if line.starts_with('[')
+            || text
+                .lines()
+                .any(|l| l.trim_start().starts_with('[') && l.trim_end().ends_with(']'))
+        {
             return Ok(Format::Toml);
         }
         let key_value = line.split_once('=').is_some_and(|(k, _)| {
@@ -607,6 +613,10 @@ mod format_tests {
             ("vrrp_instance VI_1\n{\n}\n", Format::Keepalived),
             ("include /etc/keepalived/*.conf\n", Format::Keepalived),
             ("[[virtual]]\naddress = \"10.0.0.1:80\"\n", Format::Toml),
+            (
+                "checkinterval = 5\n\n[[virtual]]\naddress = \"10.0.0.1:80\"\n",
+                Format::Toml,
+            ),
             (
                 "# c\nchecktimeout=3\nvirtual=10.0.0.1:80\n",
                 Format::Ldirectord,
