@@ -46,7 +46,8 @@ const CHECKERS_REFUSED: &[(&str, &str)] = &[
     ("SMTP_CHECK", "lvs has no SMTP check yet"),
     (
         "DNS_CHECK",
-        "lvs's dns check is not yet mapped from keepalived's",
+        "lvs's dns check asks for an A record and wants an answer; keepalived's asks for SOA \
+         of `.` and needs only NOERROR",
     ),
     ("UDP_CHECK", "lvs has no UDP payload check yet"),
     ("FILE_CHECK", "lvs has no file-watching check"),
