@@ -26,9 +26,13 @@ struct Cli {
 enum Command {
     /// Attach the balancer and keep it in line with the config and the reals' health.
     Run {
-        /// Config file: TOML if it ends in .toml, ldirectord.cf syntax otherwise.
+        /// Config file: keepalived.conf, TOML or ldirectord.cf, told by its content (a file
+        /// ending in .toml is TOML).
         #[arg(long, short)]
         config: PathBuf,
+        /// The config's format, instead of telling it from the content.
+        #[arg(long, value_enum)]
+        format: Option<config::Format>,
         /// Interface to attach to (default: the one holding the VIPs).
         #[arg(long, short)]
         interface: Option<String>,
@@ -71,13 +75,19 @@ enum Command {
     },
     /// Validate a config and print what would run.
     Check {
-        /// Config file.
+        /// Config file (keepalived.conf, TOML or ldirectord.cf).
         file: PathBuf,
+        /// The config's format, instead of telling it from the content.
+        #[arg(long, value_enum)]
+        format: Option<config::Format>,
     },
-    /// Print the TOML equivalent of a config (ldirectord.cf or TOML).
+    /// Print the TOML equivalent of a config (keepalived.conf, ldirectord.cf or TOML).
     Convert {
         /// Config file.
         file: PathBuf,
+        /// The config's format, instead of telling it from the content.
+        #[arg(long, value_enum)]
+        format: Option<config::Format>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -173,6 +183,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run {
             config: path,
+            format,
             interface,
             xdp_mode,
             bpffs,
@@ -182,7 +193,7 @@ fn run(cli: Cli) -> Result<()> {
             control,
         } => {
             // A config that does not load stops here: nothing attached.
-            let config = config::load(&path)?;
+            let config = config::load_as(&path, format)?;
             // One agent per instance: its lock is taken before anything is touched and held
             // until this process exits.
             let (pin_dir, _instance_lock, unpinned) =
@@ -201,6 +212,7 @@ fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             let opts = RunOptions {
                 config: path,
+                format,
                 interface,
                 mode: xdp_mode,
                 pin_dir: pin_dir.clone(),
@@ -216,12 +228,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(result?)
         }
-        Command::Check { file } => {
-            let c = config::load(&file)?;
+        Command::Check { file, format } => {
+            let c = config::load_as(&file, format)?;
             emit(config::render_check(&c).as_bytes())
         }
-        Command::Convert { file } => {
-            let c = config::load(&file)?;
+        Command::Convert { file, format } => {
+            let c = config::load_as(&file, format)?;
             emit(config::to_toml(&c).as_bytes())
         }
         Command::Completions { shell } => {

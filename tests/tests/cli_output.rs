@@ -205,3 +205,59 @@ fn status_as_a_user_who_may_not_ask_says_permission_denied() {
         )
     );
 }
+
+/// `lvs CMD ARGS...` to its end within 10 s: its exit status, standard output and error.
+fn lvs_output(args: &[&std::ffi::OsStr]) -> (ExitStatus, String, String) {
+    let out_path = Scratch::new("out");
+    let out_file = out_path.0.join("stdout");
+    let f = std::fs::File::create(&out_file).unwrap();
+    let mut cmd = Command::new(lvs_binary());
+    cmd.args(args);
+    let (status, stderr) = run_within_10s(cmd, Stdio::from(f));
+    (status, std::fs::read_to_string(&out_file).unwrap(), stderr)
+}
+
+#[test]
+fn the_format_is_told_by_the_content_or_by_format() {
+    let dir = Scratch::new("format");
+    let ka = dir.0.join("keepalived.conf");
+    std::fs::write(
+        &ka,
+        "! keepalived\nvrrp_instance V {\n}\nvirtual_server 10.0.0.1 80 {\n  lb_algo rr\n  \
+         lb_kind DR\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n}\n",
+    )
+    .unwrap();
+    let (status, out, err) = lvs_output(&["check".as_ref(), ka.as_os_str()]);
+    assert!(status.success(), "{status}: {err}");
+    assert!(out.contains("virtual tcp 10.0.0.1:80"), "{out}");
+    assert!(
+        out.contains("non-LVS block(s) skipped (vrrp_instance)"),
+        "{out}"
+    );
+    let (status, out, err) = lvs_output(&["convert".as_ref(), ka.as_os_str()]);
+    assert!(
+        status.success() && out.contains("checktype = \"connect\""),
+        "{status}: {out}{err}"
+    );
+    // Told it is ldirectord.cf, the same file fails as such.
+    let (status, _, err) = lvs_output(&[
+        "check".as_ref(),
+        "--format".as_ref(),
+        "ldirectord".as_ref(),
+        ka.as_os_str(),
+    ]);
+    assert!(
+        !status.success() && err.contains("expected key=value"),
+        "{status}: {err}"
+    );
+    // ipvsadm rules are no format lvs reads (yet): the error names those it reads.
+    let rules = dir.0.join("rules");
+    std::fs::write(&rules, "-A -t 10.0.0.1:80 -s rr\n").unwrap();
+    let (status, _, err) = lvs_output(&["check".as_ref(), rules.as_os_str()]);
+    assert!(
+        !status.success()
+            && err.contains(":1: cannot tell the configuration's format")
+            && err.contains("--format toml|ldirectord|keepalived"),
+        "{status}: {err}"
+    );
+}

@@ -91,6 +91,8 @@ pub enum AgentError {
 pub struct RunOptions {
     /// The config file.
     pub config: PathBuf,
+    /// Its format when `--format` named it (`None`: told from the content at every read).
+    pub format: Option<config::Format>,
     /// The interface to attach to (overrides the config's).
     pub interface: Option<String>,
     /// XDP attach mode.
@@ -106,6 +108,7 @@ pub struct RunOptions {
 pub struct Agent {
     config: Config,
     config_path: PathBuf,
+    config_format: Option<config::Format>,
     dataplane: Dataplane,
     ifindex: u32,
     health: HealthHandle,
@@ -249,6 +252,7 @@ enum ReadWhy {
 /// does not hold up the process's exit.
 fn read_off_loop(
     path: PathBuf,
+    format: Option<config::Format>,
     why: ReadWhy,
     known: Option<FileStamp>,
     done: tokio::sync::mpsc::Sender<ReadOutcome>,
@@ -263,7 +267,7 @@ fn read_off_loop(
                 ReadOutcome::Read {
                     why,
                     stamp,
-                    result: Box::new(config::load(&path)),
+                    result: Box::new(config::load_as(&path, format)),
                 }
             };
             let _ = done.blocking_send(outcome);
@@ -428,6 +432,7 @@ pub async fn run(
         fixed,
         config_stamp: stamp(&opts.config),
         config_path: opts.config.clone(),
+        config_format: opts.format,
         config,
         dataplane,
         ifindex,
@@ -479,7 +484,7 @@ pub async fn run(
                     tracing::warn!("a read of {} is still under way: the config is read again once it ends", agent.config_path.display());
                     hup_waiting = true;
                 } else {
-                    read_off_loop(agent.config_path.clone(), ReadWhy::Signal, agent.config_stamp, read_tx.clone());
+                    read_off_loop(agent.config_path.clone(), agent.config_format, ReadWhy::Signal, agent.config_stamp, read_tx.clone());
                     reading = Some((Instant::now(), false));
                 }
                 continue;
@@ -488,7 +493,7 @@ pub async fn run(
                 reading = None;
                 if hup_waiting {
                     hup_waiting = false;
-                    read_off_loop(agent.config_path.clone(), ReadWhy::Signal, agent.config_stamp, read_tx.clone());
+                    read_off_loop(agent.config_path.clone(), agent.config_format, ReadWhy::Signal, agent.config_stamp, read_tx.clone());
                     reading = Some((Instant::now(), false));
                 }
                 match outcome {
@@ -532,7 +537,7 @@ pub async fn run(
                     }
                     Some(_) => {}
                     None if agent.config.globals.autoreload => {
-                        read_off_loop(agent.config_path.clone(), ReadWhy::Poll, agent.config_stamp, read_tx.clone());
+                        read_off_loop(agent.config_path.clone(), agent.config_format, ReadWhy::Poll, agent.config_stamp, read_tx.clone());
                         reading = Some((Instant::now(), false));
                     }
                     None => {}

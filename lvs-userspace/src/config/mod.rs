@@ -1,11 +1,15 @@
-//! Configuration: the model ([`model`]) and its two readers, TOML ([`toml`]) and
-//! ldirectord.cf ([`ldirectord`]).
+//! Configuration: the model ([`model`]) and its readers, TOML ([`toml`]), ldirectord.cf
+//! ([`ldirectord`]) and keepalived.conf ([`keepalived`]); [`load`] tells them apart by the
+//! file's content ([`detect`]).
 //!
-//! Both readers only deal with syntax: they turn text into the same raw, still unchecked
+//! The TOML and ldirectord readers only deal with syntax: they turn text into the same raw, still unchecked
 //! description (`config/raw.rs`), and one function (`raw::resolve`) applies ldirectord's defaults,
 //! refuses what lvs cannot do and builds the [`Config`]. [`validate`] then catches the
 //! cross-cutting mistakes (duplicates, family mismatches, limits).
 
+mod format;
+pub mod keepalived;
+mod keepalived_lex;
 pub mod ldirectord;
 pub mod model;
 mod raw;
@@ -14,6 +18,7 @@ pub mod toml;
 
 use std::path::{Path, PathBuf};
 
+pub use format::{Format, detect};
 pub use model::*;
 pub(crate) use raw::not_a_host_name;
 pub use render::{render_check, to_toml};
@@ -89,6 +94,22 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file's content is in none of the formats lvs reads.
+    #[error(
+        "{}:{line}: cannot tell the configuration's format from `{text}`: lvs reads \
+         keepalived.conf (blocks such as `virtual_server IP PORT {{ ... }}`), TOML (tables \
+         such as `[[virtual]]`) and ldirectord.cf (`key=value` lines); name one with \
+         --format toml|ldirectord|keepalived",
+        path.display()
+    )]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+        /// The first line that fits no format.
+        line: usize,
+        /// That line (trimmed, cut to 60 characters).
+        text: String,
+    },
     /// The TOML text does not fit the schema (syntax, unknown key, wrong type).
     #[error("{location}: {key}: {}", source.message())]
     Toml {
@@ -108,7 +129,8 @@ impl ConfigError {
         match self {
             ConfigError::Io { .. }
             | ConfigError::NotRegular { .. }
-            | ConfigError::TooLarge { .. } => None,
+            | ConfigError::TooLarge { .. }
+            | ConfigError::UnknownFormat { .. } => None,
             ConfigError::Invalid { location, .. }
             | ConfigError::Resolve { location, .. }
             | ConfigError::Toml { location, .. } => Some(location),
@@ -193,15 +215,25 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
     Ok(text)
 }
 
-/// Reads a configuration file: `*.toml` with the TOML reader, anything else as ldirectord.cf.
-/// Only a regular file of at most [`MAX_CONFIG_BYTES`] is read ([`read_text`]). The result is
-/// validated ([`validate`]).
+/// Reads a configuration file in the format its content shows ([`detect`]). Only a regular
+/// file of at most [`MAX_CONFIG_BYTES`] is read ([`read_text`]). The result is validated
+/// ([`validate`]).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_as(path, None)
+}
+
+/// [`load`], with the format given (`Some`, the `--format` switch) instead of told from the
+/// content.
+pub fn load_as(path: &Path, format: Option<Format>) -> Result<Config, ConfigError> {
     let text = read_text(path)?;
-    if path.extension().is_some_and(|e| e == "toml") {
-        toml::parse_str(path, &text)
-    } else {
-        ldirectord::parse_str(path, &text)
+    let format = match format {
+        Some(f) => f,
+        None => detect(path, &text)?,
+    };
+    match format {
+        Format::Toml => toml::parse_str(path, &text),
+        Format::Ldirectord => ldirectord::parse_str(path, &text),
+        Format::Keepalived => keepalived::parse_str(path, &text),
     }
 }
 

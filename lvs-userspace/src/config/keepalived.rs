@@ -1,0 +1,266 @@
+//! The keepalived.conf reader (its LVS part): `virtual_server` blocks with keepalived's
+//! meaning and defaults, into the same model as the other readers.
+//!
+//! The syntax (comments, blocks, `include`, `$VAR`, `@id` lines) is read by
+//! `keepalived_lex`; this file maps the statements onto the raw description that
+//! `raw::resolve` turns into the model, with keepalived's defaults written out (they differ
+//! from ldirectord's): `delay_loop` 60 s, `connect_timeout` 5 s, `retry` 1 (MISC_CHECK 0),
+//! persistence 360 s when enabled without a value, protocol UDP when unset (keepalived 2.x,
+//! with a warning), and the scheduler (wlc) and forwarding (NAT) defaults, which lvs cannot do,
+//! refused with the line to change.
+//!
+//! What lvs cannot express is refused with file:line and the reason; `vrrp_*`, `static_*` and
+//! the other non-LVS blocks are skipped (keepalived keeps doing VRRP), with one warning.
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use super::{
+    Config, ConfigError, Location,
+    keepalived_lex::{self, Stmt},
+    raw::{RawConfig, RawVirtual, Val, resolve},
+};
+
+/// Schedulers lvs implements, for messages.
+const SCHEDULERS: &str = "rr, wrr and sh";
+
+/// Reads keepalived.conf text; `path` names it in messages and in [`Config::source`], and
+/// `include`s are found relative to it. `@ID` lines are read as keepalived does without `-i`
+/// (ID compared with the host name up to its first dot). The result is validated.
+pub fn parse_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    parse_with_id(path, text, &keepalived_lex::default_config_id())
+}
+
+/// [`parse_str`] with the config id given (keepalived's `-i`).
+pub fn parse_with_id(path: &Path, text: &str, config_id: &str) -> Result<Config, ConfigError> {
+    let parsed = keepalived_lex::parse(path, text, config_id)?;
+    let mut m = Mapper {
+        warnings: parsed.warnings,
+        skipped: Vec::new(),
+    };
+    let mut virtuals: Vec<(PathBuf, RawVirtual)> = Vec::new();
+    for s in &parsed.stmts {
+        match s.key() {
+            "virtual_server" => {
+                if let Some(v) = m.virtual_server(s)? {
+                    virtuals.push(v);
+                }
+            }
+            "global_defs" => m.global_defs(s)?,
+            k if k.starts_with("vrrp_")
+                || k.starts_with("static_")
+                || matches!(
+                    k,
+                    "virtual_server_group"
+                        | "linkbeat_interfaces"
+                        | "track_file"
+                        | "track_process"
+                        | "bfd_instance"
+                        | "garp_group"
+                        | "net_namespace"
+                        | "net_namespace_ipvs"
+                        | "instance"
+                        | "use_pid_dir"
+                ) =>
+            {
+                m.skipped.push((k.to_string(), s.loc.clone()))
+            }
+            k => m.warn(
+                &s.loc,
+                k,
+                "unknown keyword outside any block: ignored (as keepalived does)",
+            ),
+        }
+    }
+    if let Some((_, first)) = m.skipped.first() {
+        let mut kinds: Vec<&str> = m.skipped.iter().map(|(k, _)| k.as_str()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let why = format!(
+            "{} non-LVS block(s) skipped ({}): keepalived keeps doing VRRP and the rest beside \
+             lvs; lvs reads only virtual_server",
+            m.skipped.len(),
+            kinds.join(", ")
+        );
+        m.warnings.insert(0, format!("{first}: {why}"));
+    }
+    // One resolve per virtual service, so that a service read from an included file is
+    // named by that file in messages.
+    let mut config = resolve(
+        path,
+        RawConfig {
+            warnings: std::mem::take(&mut m.warnings),
+            ..RawConfig::default()
+        },
+    )?;
+    for (file, v) in virtuals {
+        let one = resolve(
+            &file,
+            RawConfig {
+                virtuals: vec![v],
+                ..RawConfig::default()
+            },
+        )?;
+        config.warnings.extend(one.warnings);
+        config.virtuals.extend(one.virtuals);
+    }
+    super::validate(&config)?;
+    Ok(config)
+}
+
+struct Mapper {
+    warnings: Vec<String>,
+    /// Non-LVS blocks skipped: keyword and place.
+    skipped: Vec<(String, Location)>,
+}
+
+fn bad(loc: &Location, key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        location: loc.clone(),
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The one argument of `s`.
+fn one_arg(s: &Stmt) -> Result<&str, ConfigError> {
+    match s.args() {
+        [a] => Ok(a),
+        [] => Err(bad(&s.loc, s.key(), "needs a value")),
+        _ => Err(bad(&s.loc, s.key(), "takes one value")),
+    }
+}
+
+/// A keepalived `<TIMER>`: seconds with fractions, into whole seconds (rounded up).
+fn timer(s: &Stmt, warnings: &mut Vec<String>) -> Result<Val<u64>, ConfigError> {
+    let a = one_arg(s)?;
+    let secs: f64 = a
+        .parse()
+        .ok()
+        .filter(|x: &f64| x.is_finite() && *x >= 0.0)
+        .ok_or_else(|| bad(&s.loc, s.key(), format!("`{a}` is not a number of seconds")))?;
+    if secs == 0.0 {
+        return Err(bad(&s.loc, s.key(), "must be above 0 seconds"));
+    }
+    let whole = secs.ceil();
+    if whole != secs {
+        warnings.push(format!(
+            "{}: {}: {a} s rounded up to {whole} s (lvs times checks in whole seconds)",
+            s.loc,
+            s.key()
+        ));
+    }
+    Ok(Val::new(whole as u64, s.loc.line))
+}
+
+fn number(s: &Stmt) -> Result<Val<u64>, ConfigError> {
+    let a = one_arg(s)?;
+    a.parse()
+        .map(|n| Val::new(n, s.loc.line))
+        .map_err(|_| bad(&s.loc, s.key(), format!("`{a}` is not a whole number")))
+}
+
+/// keepalived's `<BOOL>`: no value means true.
+fn boolean(s: &Stmt) -> Result<bool, ConfigError> {
+    match s.args() {
+        [] => Ok(true),
+        [a] => match a.as_str() {
+            "on" | "true" | "yes" => Ok(true),
+            "off" | "false" | "no" => Ok(false),
+            _ => Err(bad(
+                &s.loc,
+                s.key(),
+                format!("`{a}` is not on|off|true|false|yes|no"),
+            )),
+        },
+        _ => Err(bad(&s.loc, s.key(), "takes at most one value")),
+    }
+}
+
+/// `IP:PORT` as the raw reader wants it (`[IP]:PORT` for IPv6).
+fn endpoint(s: &Stmt, ip: &str, port: u16) -> Result<String, ConfigError> {
+    let ip: IpAddr = ip.parse().map_err(|_| {
+        bad(
+            &s.loc,
+            s.key(),
+            format!("`{ip}` is not an IP address (keepalived takes addresses, not names)"),
+        )
+    })?;
+    Ok(match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    })
+}
+
+fn port(s: &Stmt, p: &str) -> Result<u16, ConfigError> {
+    p.parse()
+        .map_err(|_| bad(&s.loc, s.key(), format!("`{p}` is not a port number")))
+}
+
+/// `DR` is direct routing; NAT and TUN wait for their issue.
+fn method(s: &Stmt) -> Result<(), ConfigError> {
+    match s.args().first().map(String::as_str) {
+        Some("DR") => Ok(()),
+        Some(m @ ("NAT" | "TUN" | "FNAT")) => Err(bad(
+            &s.loc,
+            s.key(),
+            format!(
+                "{m} forwarding is not yet supported: lvs forwards by direct routing (DR) only"
+            ),
+        )),
+        Some(m) => Err(bad(
+            &s.loc,
+            s.key(),
+            format!(
+                "unknown forwarding method `{m}`: keepalived knows DR, NAT and TUN, in capitals \
+                 (and uses NAT for any other word)"
+            ),
+        )),
+        None => Err(bad(&s.loc, s.key(), "needs a value")),
+    }
+}
+
+impl Mapper {
+    fn warn(&mut self, loc: &Location, key: &str, why: &str) {
+        self.warnings.push(format!("{loc}: {key}: {why}"));
+    }
+
+    fn global_defs(&mut self, s: &Stmt) -> Result<(), ConfigError> {
+        for i in s.block.iter().flatten() {
+            match i.key() {
+                "lvs_timeouts" => self.warn(
+                    &i.loc,
+                    i.key(),
+                    "ignored: lvs keeps its own flow timeouts (see the README)",
+                ),
+                "lvs_sync_daemon" | "lvs_sync_daemon_interface" => self.warn(
+                    &i.loc,
+                    i.key(),
+                    "ignored: lvs has no connection synchronisation daemon",
+                ),
+                "lvs_flush" | "lvs_flush_on_stop" => self.warn(
+                    &i.loc,
+                    i.key(),
+                    "ignored: lvs owns its data plane (it never shares it with ipvsadm rules)",
+                ),
+                "notification_email" | "smtp_server" | "lvs_notify_fifo" => self.warn(
+                    &i.loc,
+                    i.key(),
+                    "ignored: lvs does not send keepalived's notifications (use emailalert and \
+                     notify in a TOML or ldirectord config)",
+                ),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[path = "keepalived_vs.rs"]
+mod vs;
+
+#[cfg(test)]
+#[path = "keepalived_tests.rs"]
+mod tests;
