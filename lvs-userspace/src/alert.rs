@@ -40,6 +40,10 @@
 //! ldirectord (not on the direction of the change): `starting` while the daemon starts,
 //! `running` in normal operation, `stopping` while it stops, `reloading` (the model's
 //! `sent`) while it reloads. See [`DaemonPhase`].
+//!
+//! Mail is built and sent with `lettre` (plain SMTP from the greeting to QUIT, within the
+//! SMTP timeout); control characters in a subject or check text are escaped first
+//! ([`printable`]).
 
 use std::{
     collections::HashMap,
@@ -52,13 +56,16 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, BufReader},
     net::TcpStream,
     process::Command,
     task::JoinHandle,
 };
 
 use crate::config::model::{AlertStatus, Globals, Protocol};
+// The tests' SMTP sink writes with it.
+#[cfg(test)]
+use tokio::io::AsyncWriteExt;
 
 /// How long a command may run before it is killed.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -138,6 +145,34 @@ pub enum AlertError {
         stage: &'static str,
         /// The server's (last) reply line.
         reply: String,
+    },
+    /// The mail server could not be talked to (its connection or its answers).
+    #[error("smtp {server}: {stage}")]
+    Smtp {
+        /// The mail server.
+        server: String,
+        /// What was being done: `greeting` (greeting and EHLO) or `message` (MAIL to the
+        /// end of DATA).
+        stage: &'static str,
+        /// Why.
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    /// An address of the mail (`emailalert`, `emailalertfrom`) is not a mail address.
+    #[error("{address:?} is not a mail address")]
+    BadAddress {
+        /// The address as configured.
+        address: String,
+        /// Why.
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    /// The message could not be built.
+    #[error("building the alert mail")]
+    Message {
+        /// Why.
+        #[source]
+        source: lettre::error::Error,
     },
     /// The delivery took longer than the SMTP timeout.
     #[error("smtp {server}: no delivery within {timeout:?}")]
@@ -509,14 +544,15 @@ impl Alerter {
             return;
         }
         tracing::info!(%subject, "emailalert");
+        // The check's text comes from the real: one line, nothing it can forge.
         let mut body = format!(
             "lvs host: {}\r\nLog-Message: {}\r\nDaemon-Status: {}\r\n",
             mail.hostname,
-            subject,
+            printable(&subject),
             phase.as_str()
         );
         if !check.is_empty() {
-            body.push_str(&format!("Check-Result: {check}\r\n"));
+            body.push_str(&format!("Check-Result: {}\r\n", printable(check)));
         }
         let mail = Arc::clone(mail);
         pending.push(tokio::spawn(async move {
@@ -784,85 +820,89 @@ async fn send_mail(mail: &MailSettings, subject: &str, body: &str) -> Result<(),
     }
 }
 
-struct Smtp<'a> {
-    server: &'a str,
-    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    w: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl Smtp<'_> {
-    /// Reads one (possibly multi-line) reply: its code and last line.
-    async fn reply(&mut self, stage: &'static str) -> Result<(u16, String), AlertError> {
-        loop {
-            let mut line = String::new();
-            let n = self
-                .r
-                .read_line(&mut line)
-                .await
-                .map_err(|source| AlertError::SmtpIo {
-                    server: self.server.to_string(),
-                    stage,
-                    source,
-                })?;
-            if n == 0 {
-                return Err(AlertError::SmtpIo {
-                    server: self.server.to_string(),
-                    stage,
-                    source: std::io::ErrorKind::UnexpectedEof.into(),
-                });
-            }
-            let line = line.trim_end().to_string();
-            let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
-            let Some(code) = code else {
-                return Err(AlertError::SmtpRejected {
-                    server: self.server.to_string(),
-                    stage,
-                    reply: line,
-                });
-            };
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok((code, line));
-            }
-        }
-    }
-
-    async fn send(&mut self, stage: &'static str, data: &str) -> Result<(), AlertError> {
-        self.w
-            .write_all(data.as_bytes())
-            .await
-            .map_err(|source| AlertError::SmtpIo {
-                server: self.server.to_string(),
-                stage,
-                source,
-            })
-    }
-
-    /// Sends `line` and expects a reply in `ok`.
-    async fn command(
-        &mut self,
-        stage: &'static str,
-        line: &str,
-        ok: &[u16],
-    ) -> Result<(u16, String), AlertError> {
-        self.send(stage, &format!("{line}\r\n")).await?;
-        let (code, reply) = self.reply(stage).await?;
-        if ok.contains(&code) {
-            Ok((code, reply))
-        } else {
-            Err(AlertError::SmtpRejected {
-                server: self.server.to_string(),
-                stage,
-                reply,
-            })
-        }
+/// `addr` as an envelope address (`lettre` checks its form); a bare local part (`root`) is
+/// qualified with this host's name, as a mail server does.
+fn mail_address(addr: &str, hostname: &str) -> Result<lettre::Address, AlertError> {
+    let bad = |source| AlertError::BadAddress {
+        address: addr.to_string(),
+        source,
+    };
+    let plain = envelope_address(addr).unwrap_or_else(|| addr.trim().to_string());
+    if plain.contains('@') {
+        plain.parse().map_err(bad)
+    } else {
+        lettre::Address::new(&plain, hostname).map_err(bad)
     }
 }
 
+/// `text` as a mailbox for a header: `Name <addr>` or `addr`; when `lettre` cannot read it as
+/// one, the envelope address alone.
+fn mailbox(text: &str, addr: &lettre::Address) -> lettre::message::Mailbox {
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| lettre::message::Mailbox::new(None, addr.clone()))
+}
+
+/// One delivery over `lettre`'s SMTP client: connect, greeting and EHLO, MAIL, RCPT for every
+/// recipient, DATA, QUIT (plain SMTP, as ldirectord). The message is built by `lettre`
+/// (headers encoded, Message-ID, Date, the body's line ends normalised and dot-stuffed).
 async fn smtp_deliver(mail: &MailSettings, subject: &str, body: &str) -> Result<(), AlertError> {
+    use lettre::transport::smtp::{client::AsyncSmtpConnection, extension::ClientId};
+
     let server = mail.server.as_str();
     let (host, port) = smtp_target(server).ok_or_else(|| AlertError::BadSmtpServer {
         server: server.to_string(),
     })?;
+    // Every address is checked before anything is sent.
+    let from = mail_address(&mail.envelope_from, &mail.hostname)?;
+    let to = mail
+        .recipients
+        .iter()
+        .map(|r| mail_address(r, &mail.hostname))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut message = lettre::Message::builder()
+        .from(mailbox(&mail.from_header, &from))
+        .subject(printable(subject))
+        .date(SystemTime::now())
+        .message_id(Some(format!(
+            "<{}.{}@{}>",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+            std::process::id(),
+            mail.hostname
+        )))
+        .header(lettre::message::header::ContentType::TEXT_PLAIN);
+    for (text, addr) in mail.recipients.iter().zip(&to) {
+        message = message.to(mailbox(text, addr));
+    }
+    let envelope = lettre::address::Envelope::new(Some(from), to)
+        .map_err(|source| AlertError::Message { source })?;
+    // Plain 7-bit text as ldirectord's mails when it is (ASCII, lines under 998 bytes);
+    // quoted-printable or base64 otherwise.
+    let body = lettre::message::Body::new_with_encoding(
+        printable_lines(body),
+        lettre::message::header::ContentTransferEncoding::SevenBit,
+    )
+    .unwrap_or_else(lettre::message::Body::new);
+    let message = message
+        .body(body)
+        .map_err(|source| AlertError::Message { source })?;
+
+    let smtp = |stage: &'static str| {
+        move |source: lettre::transport::smtp::Error| match source.status() {
+            Some(_) => AlertError::SmtpRejected {
+                server: server.to_string(),
+                stage,
+                reply: printable(&source.to_string()).into_owned(),
+            },
+            None => AlertError::Smtp {
+                server: server.to_string(),
+                stage,
+                source,
+            },
+        }
+    };
     let stream = TcpStream::connect((host.as_str(), port))
         .await
         .map_err(|source| AlertError::SmtpIo {
@@ -870,56 +910,48 @@ async fn smtp_deliver(mail: &MailSettings, subject: &str, body: &str) -> Result<
             stage: "connect",
             source,
         })?;
-    let (r, w) = stream.into_split();
-    let mut s = Smtp {
-        server,
-        r: BufReader::new(r),
-        w,
-    };
-    let (code, reply) = s.reply("greeting").await?;
-    if code != 220 {
-        return Err(AlertError::SmtpRejected {
-            server: server.to_string(),
-            stage: "greeting",
-            reply,
-        });
-    }
-    if s.command("EHLO", &format!("EHLO {}", mail.hostname), &[250])
+    let hello = ClientId::Domain(mail.hostname.clone());
+    let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
         .await
-        .is_err()
-    {
-        s.command("HELO", &format!("HELO {}", mail.hostname), &[250])
-            .await?;
-    }
-    s.command(
-        "MAIL FROM",
-        &format!("MAIL FROM:<{}>", mail.envelope_from),
-        &[250],
-    )
-    .await?;
-    for rcpt in &mail.recipients {
-        let addr = envelope_address(rcpt).unwrap_or_else(|| rcpt.clone());
-        s.command("RCPT TO", &format!("RCPT TO:<{addr}>"), &[250, 251])
-            .await?;
-    }
-    s.command("DATA", "DATA", &[354]).await?;
-    let message = format_message(mail, subject, body, SystemTime::now());
-    s.send("message", &message).await?;
-    let (code, reply) = s.reply("message").await?;
-    if code != 250 {
-        return Err(AlertError::SmtpRejected {
-            server: server.to_string(),
-            stage: "message",
-            reply,
-        });
-    }
+        .map_err(smtp("greeting"))?;
+    conn.send(&envelope, &message.formatted())
+        .await
+        .map_err(smtp("message"))?;
     // The mail is accepted; a failing QUIT changes nothing.
-    let _ = s.command("QUIT", "QUIT", &[221]).await;
+    let _ = conn.quit().await;
     Ok(())
 }
 
-/// The message after `DATA`: headers, body, dot-stuffed, with CRLF line ends and the final
-/// `.` line.
+/// `text` with every control character (CR, LF, ESC, … and C1) written as an escape (`\r`,
+/// `\u{1b}`): text from a real server (an HTTP reason phrase, a banner) can go into a log line
+/// or a mail without ending or forging a line.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`printable`] line by line: the line ends (LF or CRLF) kept as CRLF, any other control
+/// character, a bare CR included, escaped.
+fn printable_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|l| printable(l.strip_suffix('\r').unwrap_or(l)))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// The message after `DATA` as the agent wrote it before it sent mail with `lettre` (kept for
+/// the tests that check header folding and dot-stuffing).
+#[cfg(test)]
 fn format_message(mail: &MailSettings, subject: &str, body: &str, now: SystemTime) -> String {
     let clean = |s: &str| s.replace(['\r', '\n'], " ");
     let mut m = String::new();
@@ -928,7 +960,7 @@ fn format_message(mail: &MailSettings, subject: &str, body: &str, now: SystemTim
     m.push_str(&format!("Subject: {}\r\n", clean(subject)));
     m.push_str(&format!("Date: {}\r\n", rfc2822_date(now)));
     m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
-    for line in body.replace("\r\n", "\n").split('\n') {
+    for line in printable_lines(body).split("\r\n") {
         if line.starts_with('.') {
             m.push('.');
         }
@@ -940,6 +972,7 @@ fn format_message(mail: &MailSettings, subject: &str, body: &str, now: SystemTim
 }
 
 /// `Tue, 24 Nov 2026 19:04:50 +0000`.
+#[cfg(test)]
 fn rfc2822_date(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
@@ -1564,5 +1597,141 @@ mod tests {
         let msg = format_message(&m, "s\r\nBcc: evil@x.y", ".hidden\nok", UNIX_EPOCH);
         assert!(msg.contains("Subject: s  Bcc: evil@x.y\r\n"), "{msg}");
         assert!(msg.ends_with("\r\n\r\n..hidden\r\nok\r\n.\r\n"), "{msg}");
+    }
+}
+
+#[cfg(test)]
+mod lettre_tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    const DEADLINE: Duration = Duration::from_secs(10);
+
+    /// A one-session SMTP sink on loopback that records the raw bytes of the DATA part (up to
+    /// the `.` line) and how many messages it was given.
+    async fn sink() -> (SocketAddr, JoinHandle<(Vec<u8>, usize)>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let session = async {
+                let (sock, _) = l.accept().await.unwrap();
+                let (r, mut w) = sock.into_split();
+                let mut r = BufReader::new(r);
+                w.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+                let (mut data, mut messages, mut in_data) = (Vec::new(), 0, false);
+                loop {
+                    // Lines as bytes, split at LF only: a bare CR stays inside its line.
+                    let mut line = Vec::new();
+                    if r.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
+                        return (data, messages);
+                    }
+                    if in_data {
+                        if line == b".\r\n" {
+                            in_data = false;
+                            messages += 1;
+                            w.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            data.extend_from_slice(&line);
+                        }
+                        continue;
+                    }
+                    let up = String::from_utf8_lossy(&line).to_ascii_uppercase();
+                    let reply: &[u8] = if up.starts_with("EHLO") {
+                        b"250-sink\r\n250 8BITMIME\r\n"
+                    } else if up.starts_with("DATA") {
+                        in_data = true;
+                        b"354 go ahead\r\n"
+                    } else if up.starts_with("QUIT") {
+                        w.write_all(b"221 bye\r\n").await.unwrap();
+                        return (data, messages);
+                    } else if up.starts_with("MAIL") || up.starts_with("RCPT") {
+                        b"250 ok\r\n"
+                    } else {
+                        // Anything else (a smuggled command) is refused and counted nowhere.
+                        b"500 what\r\n"
+                    };
+                    w.write_all(reply).await.unwrap();
+                }
+            };
+            tokio::time::timeout(DEADLINE, session)
+                .await
+                .expect("the SMTP sink's session did not end within 10 s")
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn a_reason_phrase_with_bare_crs_arrives_as_one_message_without_them() {
+        let (addr, sink) = sink().await;
+        let g = Globals {
+            email_alert: vec!["a@x.y".to_string()],
+            email_alert_from: Some("lb@x.y".to_string()),
+            smtp: Some(addr.to_string()),
+            ..Globals::default()
+        };
+        let a = Alerter::with_timeouts(&g, Duration::from_millis(500), Duration::from_secs(5));
+        let change = StateChange {
+            virtual_service: "198.18.0.100:80/tcp".to_string(),
+            real: "10.0.0.2:80".parse().unwrap(),
+            new_state: RealState::Down,
+            // As a real's reason phrase reaches it, bare CRs and all.
+            message: "status 503 a\r.\rMAIL FROM:<x@y>\rRCPT TO:<evil@z>\r\n.\r\nhidden"
+                .to_string(),
+        };
+        let results =
+            tokio::time::timeout(DEADLINE, async { a.on_change(&change).await.wait().await })
+                .await
+                .expect("the alert was not sent within 10 s");
+        for r in results {
+            r.unwrap();
+        }
+        let (data, messages) = tokio::time::timeout(DEADLINE, sink)
+            .await
+            .expect("the SMTP sink did not end within 10 s")
+            .unwrap();
+        assert_eq!(messages, 1, "{}", String::from_utf8_lossy(&data));
+        for (i, b) in data.iter().enumerate() {
+            if *b == b'\r' {
+                assert_eq!(data.get(i + 1), Some(&b'\n'), "bare CR at {i}: {data:?}");
+            }
+            if *b == b'\n' {
+                assert!(i > 0 && data[i - 1] == b'\r', "bare LF at {i}: {data:?}");
+            }
+        }
+        // Long lines go quoted-printable: its soft line breaks taken out.
+        let text = String::from_utf8_lossy(&data).replace("=\r\n", "");
+        assert!(text.contains("Message-ID: <"), "{text}");
+        assert!(
+            text.contains(
+                r"Check-Result: status 503 a\r.\rMAIL FROM:<x@y>\rRCPT TO:<evil@z>\r\n.\r\nhidden"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("200 OK"), "200 OK");
+        assert_eq!(
+            printable("a\r.\rb\n\u{1b}[2J\u{85}"),
+            r"a\r.\rb\n\u{1b}[2J\u{85}"
+        );
+        assert_eq!(printable_lines("a\r\nb\rc\nd"), "a\r\nb\\rc\r\nd");
+    }
+
+    #[test]
+    fn addresses_are_checked_and_local_parts_qualified() {
+        assert_eq!(mail_address("a@x.y", "h").unwrap().to_string(), "a@x.y");
+        assert_eq!(
+            mail_address("\"Ops\" <ops@x.y>", "h").unwrap().to_string(),
+            "ops@x.y"
+        );
+        assert_eq!(mail_address("root", "lb1").unwrap().to_string(), "root@lb1");
+        for bad in ["Ops Team", "a@b\r\nRSET", "a b@x.y", ""] {
+            assert!(
+                matches!(mail_address(bad, "h"), Err(AlertError::BadAddress { .. })),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -1527,3 +1527,89 @@ mod dump_tests {
         assert_eq!(calls, 1);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// No input makes the message, attribute or neighbour parsers panic.
+        #[test]
+        fn parsers_take_any_bytes(buf in proptest::collection::vec(any::<u8>(), 0..512)) {
+            for (_, _, _, body) in messages(&buf) {
+                let _ = parse_neigh(body);
+                let _ = attrs(body);
+            }
+            let _ = attrs(&buf);
+            let _ = parse_neigh(&buf);
+            let mut a = Answers::new(7, "any");
+            let _ = a.take(&buf);
+        }
+
+        /// Attributes written with `push_attr` are read back by `attrs`, in order.
+        #[test]
+        fn attributes_round_trip(
+            list in proptest::collection::vec(
+                (0u16..0x4000, proptest::collection::vec(any::<u8>(), 0..40)),
+                0..12,
+            )
+        ) {
+            let mut msg = Vec::new();
+            for (ty, val) in &list {
+                push_attr(&mut msg, *ty, val);
+            }
+            let back: Vec<(u16, Vec<u8>)> =
+                attrs(&msg).into_iter().map(|(t, v)| (t, v.to_vec())).collect();
+            prop_assert_eq!(back, list);
+        }
+
+        /// Messages laid end to end (each padded to 4 bytes) are split back as they were.
+        #[test]
+        fn messages_round_trip(
+            list in proptest::collection::vec(
+                (any::<u16>(), any::<u16>(), any::<u32>(),
+                 proptest::collection::vec(any::<u8>(), 0..64)),
+                0..8,
+            )
+        ) {
+            let mut buf = Vec::new();
+            for (ty, flags, seq, body) in &list {
+                buf.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
+                buf.extend_from_slice(&ty.to_ne_bytes());
+                buf.extend_from_slice(&flags.to_ne_bytes());
+                buf.extend_from_slice(&seq.to_ne_bytes());
+                buf.extend_from_slice(&0u32.to_ne_bytes());
+                buf.extend_from_slice(body);
+                while !buf.len().is_multiple_of(4) {
+                    buf.push(0);
+                }
+            }
+            let back: Vec<_> = messages(&buf)
+                .into_iter()
+                .map(|(t, f, s, b)| (t, f, s, b.to_vec()))
+                .collect();
+            prop_assert_eq!(back, list);
+        }
+
+        /// A neighbour entry built as the kernel sends it is read back.
+        #[test]
+        fn neighbour_round_trip(
+            v4 in any::<[u8; 4]>(),
+            ifindex in any::<u32>(),
+            state in any::<u16>(),
+            mac in proptest::option::of(any::<[u8; 6]>()),
+        ) {
+            let mut body = ndmsg(libc::AF_INET as u8, ifindex, state, 0);
+            push_attr(&mut body, NDA_DST, &v4);
+            if let Some(m) = mac {
+                push_attr(&mut body, NDA_LLADDR, &m);
+            }
+            let (addr, idx, st, back) = parse_neigh(&body).expect("parsed");
+            prop_assert_eq!(addr, IpAddr::from(v4));
+            prop_assert_eq!(idx, ifindex);
+            prop_assert_eq!(st.0, state);
+            prop_assert_eq!(back.map(|m| m.0), mac);
+        }
+    }
+}

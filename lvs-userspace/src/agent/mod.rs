@@ -13,6 +13,7 @@
 pub mod desired;
 mod kept_states;
 pub mod neighbours;
+pub mod sd_notify;
 pub mod snapshot;
 
 use std::{
@@ -457,6 +458,13 @@ pub async fn run(
         return Err(e);
     }
 
+    // Attached and the tables written: systemd (Type=notify) may start what depends on it.
+    let notifier = sd_notify::Notifier::from_env();
+    notifier.notify("READY=1");
+    let mut watchdog = notifier
+        .watchdog_every()
+        .map(|every| tokio::time::interval(every.max(Duration::from_millis(10))));
+
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let started = Instant::now();
     // Changes are written at most every APPLY_EVERY: a change after a quiet spell is written
@@ -474,6 +482,10 @@ pub async fn run(
         tokio::select! {
             _ = term.recv() => break Ok(()),
             _ = int.recv() => break Ok(()),
+            _ = async { watchdog.as_mut()?.tick().await; Some(()) }, if watchdog.is_some() => {
+                notifier.notify("WATCHDOG=1");
+                continue;
+            }
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading {}", agent.config_path.display());
                 if let Some(l) = &agent.logging
@@ -553,6 +565,7 @@ pub async fn run(
         last_apply = Instant::now();
         agent.apply_or_log();
     };
+    notifier.notify("STOPPING=1");
     agent.stop();
     result
 }

@@ -1226,3 +1226,116 @@ mod tests {
         assert!(c.globals.email_alert_status.starting && !c.globals.email_alert_status.running);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::{parse_raw, parse_str};
+    use crate::config::to_toml;
+
+    /// One line of an ldirectord.cf made of its own words: keys it knows, values it may or may
+    /// not take, addresses only as literals (nothing is looked up).
+    fn line() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("virtual"),
+            Just("real"),
+            Just("checktype"),
+            Just("checktimeout"),
+            Just("checkinterval"),
+            Just("scheduler"),
+            Just("service"),
+            Just("request"),
+            Just("receive"),
+            Just("protocol"),
+            Just("quiescent"),
+            Just("fallback"),
+            Just("weight"),
+            Just("persistent"),
+            Just("netmask"),
+            Just("virtualhost"),
+            Just("emailalert"),
+            Just("logfile"),
+            Just("nonsense"),
+        ];
+        let value = prop_oneof![
+            (1u8..255, 1u8..255, 0u16..=65535).prop_map(|(a, b, p)| format!("10.0.{a}.{b}:{p}")),
+            (1u8..255, 1u8..255).prop_map(|(a, b)| format!("10.0.{a}.{b}:80 gate {a}")),
+            "[0-9]{1,6}".prop_map(|s| s),
+            "(rr|wrr|lc|wlc|sh|dh|connect|negotiate|on|off|http|none|tcp|udp|yes|no)"
+                .prop_map(|s| s),
+            "\"[ -~]{0,16}\"".prop_map(|s| s),
+            "[ -~]{0,24}".prop_map(|s| s),
+            "[0-9.:>\\-\\[\\]a-f]{0,24}".prop_map(|s| s),
+        ];
+        (
+            any::<bool>(),
+            key,
+            value,
+            proptest::option::of("#[ -~]{0,8}"),
+        )
+            .prop_map(|(indent, k, v, comment)| {
+                format!(
+                    "{}{k}={v}{}",
+                    if indent { "\t" } else { "" },
+                    comment.unwrap_or_default()
+                )
+            })
+    }
+
+    /// An option of the virtual service with a value it takes (mostly).
+    fn good_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1u8..255, 1u8..255, 1u16..=65535, 0u8..10)
+                .prop_map(|(a, b, p, w)| format!("\treal=10.0.{a}.{b}:{p} gate {w}")),
+            "(connect|negotiate|on|off|[1-9])".prop_map(|s| format!("\tchecktype={s}")),
+            "(rr|wrr|lc|wlc|sh|dh|sed|nq)".prop_map(|s| format!("\tscheduler={s}")),
+            "(http|none)".prop_map(|s| format!("\tservice={s}")),
+            "[a-z/.#]{0,8}".prop_map(|s| format!("\trequest=\"/{s}\"")),
+            "[a-z .#\\\\]{0,8}".prop_map(|s| format!("\treceive=\"{s}\"")),
+            "(yes|no)".prop_map(|s| format!("\tquiescent={s}")),
+            "[1-9]".prop_map(|s| format!("\tchecktimeout={s}")),
+            "[1-9]".prop_map(|s| format!("\tcheckinterval={s}")),
+            "[a-z]{1,8}".prop_map(|s| format!("\tvirtualhost={s}.example.test")),
+            Just("\tfallback=127.0.0.1:80".to_string()),
+            "[1-9][0-9]{0,3}".prop_map(|s| format!("\tpersistent={s}")),
+        ]
+    }
+
+    proptest! {
+        /// Any text: the line reader never panics (it refuses, with file:line, or reads).
+        #[test]
+        fn any_text_is_read_or_refused(text in "[ -~\t\r\n\u{e9}\u{fffd}]{0,400}") {
+            let _ = parse_raw(Path::new("p.cf"), &text);
+        }
+
+        /// Lines of its own words, in any order: read, resolved and validated or refused,
+        /// never a panic; what is read converts to TOML and reads back the same.
+        #[test]
+        fn configs_of_known_words_read_and_convert_back(
+            lines in proptest::collection::vec(
+                prop_oneof![9 => good_line(), 1 => line()],
+                0..10,
+            ),
+            vip in (1u8..255, 1u16..=65535),
+        ) {
+            let text = format!(
+                "virtual=198.18.0.{}:{}\n{}\n",
+                vip.0,
+                vip.1,
+                lines.join("\n")
+            );
+            // About half of these read (measured: 140 of 256).
+            if let Ok(config) = parse_str(Path::new("p.cf"), &text) {
+                let toml = to_toml(&config);
+                let back = crate::config::toml::parse_str(Path::new("p.toml"), &toml)
+                    .unwrap_or_else(|e| panic!("{text}\n=> {toml}\n=> {e}"));
+                // The first line names the file converted.
+                let body = |t: &str| t.split_once('\n').map(|(_, b)| b.to_string());
+                prop_assert_eq!(body(&to_toml(&back)), body(&toml), "from:\n{}", text);
+            }
+        }
+    }
+}

@@ -413,3 +413,81 @@ mod tests {
         assert_eq!(encode_name("a.b.").unwrap(), vec![1, b'a', 1, b'b', 0]);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A response with id 7 answering `name` with the given A records.
+    fn response(name: &[u8], answers: &[[u8; 4]], compressed: bool) -> Vec<u8> {
+        let mut m = vec![0, 7, 0x81, 0x80, 0, 1];
+        m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        m.extend_from_slice(name);
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        for a in answers {
+            if compressed {
+                m.extend_from_slice(&[0xc0, 12]);
+            } else {
+                m.extend_from_slice(name);
+            }
+            m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            m.extend_from_slice(a);
+        }
+        m
+    }
+
+    proptest! {
+        /// No answer makes the parser panic.
+        #[test]
+        fn answers_take_any_bytes(
+            buf in proptest::collection::vec(any::<u8>(), 0..600),
+            id in any::<u16>(),
+        ) {
+            let _ = parse_answer(&buf, id);
+            for pos in 0..buf.len().min(64) {
+                let _ = skip_name(&buf, pos);
+            }
+        }
+
+        /// A well-formed answer gives back its addresses, the owner name written out or
+        /// compressed, and any cut of it is refused or gives fewer, never a panic.
+        #[test]
+        fn answers_round_trip(
+            labels in proptest::collection::vec("[a-z0-9-]{1,20}", 1..5),
+            answers in proptest::collection::vec(any::<[u8; 4]>(), 1..6),
+            compressed in any::<bool>(),
+        ) {
+            let name = encode_name(&labels.join(".")).expect("a valid name");
+            let msg = response(&name, &answers, compressed);
+            let want: Vec<String> =
+                answers.iter().map(|a| Ipv4Addr::from(*a).to_string()).collect();
+            prop_assert_eq!(parse_answer(&msg, 7).unwrap(), want);
+            for cut in 0..msg.len() {
+                prop_assert!(parse_answer(&msg[..cut], 7).is_err());
+            }
+        }
+
+        /// Names are encoded as their labels, each with its length, and a final 0.
+        #[test]
+        fn names_round_trip(labels in proptest::collection::vec("[A-Za-z0-9_-]{1,63}", 1..4)) {
+            let name = labels.join(".");
+            let enc = encode_name(&name);
+            if name.len() + 2 > 255 {
+                prop_assert!(enc.is_none());
+            } else {
+                let enc = enc.expect("a valid name");
+                let mut back = Vec::new();
+                let mut pos = 0;
+                while enc[pos] != 0 {
+                    let len = enc[pos] as usize;
+                    back.push(String::from_utf8(enc[pos + 1..pos + 1 + len].to_vec()).unwrap());
+                    pos += 1 + len;
+                }
+                prop_assert_eq!(pos + 1, enc.len());
+                prop_assert_eq!(back, labels);
+            }
+        }
+    }
+}

@@ -635,6 +635,9 @@ impl Worker {
                     Err(CheckError::Off) => (false, "checktype off".to_string()),
                     Err(e) => (false, error_chain(&e)),
                 };
+                // It quotes the real (a reason phrase, an answer): no control character goes
+                // on to the logs, the status or an alert mail.
+                let message = crate::alert::printable(&message).into_owned();
                 let transition = if run.check == "off" {
                     self.machine.force_down()
                 } else {
