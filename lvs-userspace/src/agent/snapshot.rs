@@ -190,10 +190,6 @@ pub fn scheduler_name(s: Scheduler) -> &'static str {
     }
 }
 
-/// How long a flow may be idle and still count as an active connection: IPVS's timeout of an
-/// established TCP connection.
-pub const ACTIVE_IDLE: Duration = Duration::from_secs(15 * 60);
-
 /// Now on the connection table's clock: CLOCK_MONOTONIC, coarse, as `bpf_ktime_get_coarse_ns`.
 fn conntrack_now_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
@@ -208,9 +204,9 @@ impl Agent {
         let mut counts = HashMap::new();
         let mut total = 0;
         let now = conntrack_now_ns();
-        let idle = ACTIVE_IDLE.as_nanos() as u64;
+        let timeouts = self.config.globals.timeouts.table();
         let walked = crate::dataplane::conntrack::for_each_way(self.dataplane.ebpf(), |e| {
-            if e.is_active(now, idle) {
+            if e.is_live(now, &timeouts) {
                 *counts.entry((e.dest, e.generation)).or_insert(0) += 1;
                 total += 1;
             }
