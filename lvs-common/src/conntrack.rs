@@ -662,8 +662,15 @@ mod tests {
         assert_eq!(next_way(&ranks, 0b0110), Some(0));
         assert_eq!(next_way(&ranks, 0b0111), None, "never a way being written");
 
-        // A full bucket: the oldest goes, the first of equals on a tie.
-        let full = [30, 10, 20, 10].map(|seen| claim_rank(2, false, seen));
+        // A full bucket: the oldest goes, the first of equals on a tie; by time only, the
+        // state bits aside.
+        let full = [
+            seen_word(300, ct_state::ESTABLISHED),
+            seen_word(100, ct_state::SYN_RECV),
+            seen_word(200, ct_state::NONE),
+            seen_word(100, ct_state::ESTABLISHED),
+        ]
+        .map(|seen| claim_rank(2, false, seen));
         assert_eq!(next_way(&full, 0), Some(1));
         assert_eq!(next_way(&full, 0b0010), Some(3));
         assert_eq!(next_way(&full, 0b1010), Some(2));
