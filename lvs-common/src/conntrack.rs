@@ -88,7 +88,9 @@ pub struct CtEntry {
     /// ([`dest_word`]), written and read whole.
     pub generation: u32,
     /// When a packet of the flow was last seen (`bpf_ktime_get_coarse_ns`: CLOCK_MONOTONIC,
-    /// coarse).
+    /// coarse), with the low [`STATE_BITS`] bits replaced by the flow's [`ct_state`]: one
+    /// word, so a hit changes time and state with one store. Read it with
+    /// [`CtEntry::seen_ns`] and [`CtEntry::state`].
     pub last_seen_ns: u64,
 }
 
@@ -136,12 +138,24 @@ impl CtEntry {
         self.seq & 1 == 0
     }
 
-    /// Whether the way holds a flow that was seen at most `idle_ns` before `now_ns` (both on
-    /// the clock of [`CtEntry::last_seen_ns`]). A copy taken while a writer was at work is not
-    /// one.
+    /// When the flow was last seen (the time half of [`CtEntry::last_seen_ns`]).
     #[inline(always)]
-    pub const fn is_active(&self, now_ns: u64, idle_ns: u64) -> bool {
-        !self.is_empty() && self.is_stable() && now_ns.saturating_sub(self.last_seen_ns) <= idle_ns
+    pub const fn seen_ns(&self) -> u64 {
+        self.last_seen_ns & !STATE_MASK
+    }
+
+    /// The flow's [`ct_state`] (the state half of [`CtEntry::last_seen_ns`]).
+    #[inline(always)]
+    pub const fn state(&self) -> u8 {
+        (self.last_seen_ns & STATE_MASK) as u8
+    }
+
+    /// Whether the way holds a flow that is still within the idle timeout of its state under
+    /// `timeouts`, at `now_ns` (on the clock of [`CtEntry::last_seen_ns`]). A copy taken while
+    /// a writer was at work is not one.
+    #[inline(always)]
+    pub const fn is_live(&self, now_ns: u64, timeouts: &CtTimeouts) -> bool {
+        !self.is_empty() && self.is_stable() && within(self.last_seen_ns, now_ns, timeouts)
     }
 
     /// Whether the way holds `key`.
@@ -150,6 +164,253 @@ impl CtEntry {
         !self.is_empty() && same_flow(&self.key.words(), &key.words())
     }
 }
+
+/// Bits of [`CtEntry::last_seen_ns`] that hold the state.
+pub const STATE_BITS: u32 = 4;
+/// The mask of those bits.
+pub const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
+/// The number of state slots (the states and the timeouts table are indexed by the masked
+/// state, so every value of the bits has a slot).
+pub const CT_STATES: usize = 1 << STATE_BITS;
+
+/// Connection states, IPVS's TCP states with IPVS's numbers (`IP_VS_TCP_S_*`), and UDP.
+pub mod ct_state {
+    /// Created, no packet has moved it yet.
+    pub const NONE: u8 = 0;
+    /// Established.
+    pub const ESTABLISHED: u8 = 1;
+    /// SYN sent (not reached by client→VIP packets from NONE).
+    pub const SYN_SENT: u8 = 2;
+    /// SYN received: the client's SYN was forwarded.
+    pub const SYN_RECV: u8 = 3;
+    /// The client sent a FIN.
+    pub const FIN_WAIT: u8 = 4;
+    /// Time wait.
+    pub const TIME_WAIT: u8 = 5;
+    /// Closed (a RST, or a packet without SYN, FIN, ACK or RST).
+    pub const CLOSE: u8 = 6;
+    /// Close wait.
+    pub const CLOSE_WAIT: u8 = 7;
+    /// Last ACK.
+    pub const LAST_ACK: u8 = 8;
+    /// Listen.
+    pub const LISTEN: u8 = 9;
+    /// SYN-ACK.
+    pub const SYNACK: u8 = 10;
+    /// A UDP flow: its only state.
+    pub const UDP: u8 = 11;
+    /// IPVS's names, by state number (`ipvsadm -lc`), for display.
+    pub const NAMES: [&str; 12] = [
+        "NONE",
+        "ESTABLISHED",
+        "SYN_SENT",
+        "SYN_RECV",
+        "FIN_WAIT",
+        "TIME_WAIT",
+        "CLOSE",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "LISTEN",
+        "SYNACK",
+        "UDP",
+    ];
+}
+
+/// The packet events of IPVS's TCP state table, in its row order.
+pub mod ct_event {
+    /// SYN set (and no RST).
+    pub const SYN: u8 = 0;
+    /// FIN set (and no RST or SYN).
+    pub const FIN: u8 = 1;
+    /// ACK set (and no RST, SYN or FIN).
+    pub const ACK: u8 = 2;
+    /// RST set.
+    pub const RST: u8 = 3;
+    /// None of those flags: the connection goes to CLOSE.
+    pub const NONE: u8 = 4;
+}
+
+/// TCP header flag bits.
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// The event of a TCP packet with header flags `flags`, by IPVS's priority: RST, then SYN,
+/// then FIN, then ACK (`tcp_state_idx`).
+#[inline(always)]
+pub const fn tcp_event(flags: u8) -> u8 {
+    if flags & TCP_RST != 0 {
+        ct_event::RST
+    } else if flags & TCP_SYN != 0 {
+        ct_event::SYN
+    } else if flags & TCP_FIN != 0 {
+        ct_event::FIN
+    } else if flags & TCP_ACK != 0 {
+        ct_event::ACK
+    } else {
+        ct_event::NONE
+    }
+}
+
+/// IPVS's INPUT-ONLY table (`tcp_states[]`, normal, `secure_tcp` 0, current kernels): the
+/// states a connection whose director sees only client→server packets (DR) moves through.
+/// Row: event (SYN, FIN, ACK, RST); column: current state NONE..SYNACK.
+const INPUT_ONLY: [[u8; 11]; 4] = {
+    use ct_state::*;
+    const NO: u8 = NONE;
+    const ES: u8 = ESTABLISHED;
+    const SS: u8 = SYN_SENT;
+    const SR: u8 = SYN_RECV;
+    const FW: u8 = FIN_WAIT;
+    const TW: u8 = TIME_WAIT;
+    const CL: u8 = CLOSE;
+    const CW: u8 = CLOSE_WAIT;
+    const LA: u8 = LAST_ACK;
+    const LI: u8 = LISTEN;
+    let _ = NO;
+    [
+        //NO  ES  SS  SR  FW  TW  CL  CW  LA  LI  SA
+        [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // SYN
+        [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW], // FIN
+        [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ACK
+        [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL], // RST
+    ]
+};
+
+/// [`INPUT_ONLY`] with each row packed into one word, 4 bits per column: the data plane looks
+/// a transition up with a shift, without a table in memory.
+const PACKED: [u64; 4] = {
+    let mut rows = [0u64; 4];
+    let mut r = 0;
+    while r < 4 {
+        let mut c = 0;
+        while c < 11 {
+            rows[r] |= (INPUT_ONLY[r][c] as u64) << (4 * c);
+            c += 1;
+        }
+        r += 1;
+    }
+    rows
+};
+
+/// The state a TCP connection in `state` moves to on a client→VIP packet with flags `flags`
+/// (IPVS's INPUT-ONLY table); a UDP flow ([`ct_state::UDP`]) stays UDP.
+#[inline(always)]
+pub const fn next_state(state: u8, flags: u8) -> u8 {
+    if state == ct_state::UDP {
+        return ct_state::UDP;
+    }
+    let row = match tcp_event(flags) {
+        ct_event::SYN => PACKED[0],
+        ct_event::FIN => PACKED[1],
+        ct_event::ACK => PACKED[2],
+        ct_event::RST => PACKED[3],
+        _ => return ct_state::CLOSE,
+    };
+    // A state outside the table (none is ever written) reads as NONE.
+    let col = if state < 11 { state as u64 } else { 0 };
+    ((row >> (4 * col)) & 0xf) as u8
+}
+
+/// The state of a new flow's entry after its first packet: UDP, or a TCP connection created in
+/// NONE and moved by the packet.
+#[inline(always)]
+pub const fn first_state(is_tcp: bool, flags: u8) -> u8 {
+    if is_tcp {
+        next_state(ct_state::NONE, flags)
+    } else {
+        ct_state::UDP
+    }
+}
+
+/// Whether a SYN that finds its flow's entry in `state` (live, its real usable) keeps the flow
+/// on its real, as IPVS's `conn_reuse_mode` 1 does: everywhere but TIME_WAIT and CLOSE, where
+/// the SYN is a new connection on a reused port and is scheduled afresh.
+#[inline(always)]
+pub const fn syn_keeps_real(state: u8) -> bool {
+    state != ct_state::TIME_WAIT && state != ct_state::CLOSE
+}
+
+/// Whether IPVS counts a connection in `state` as active (ActiveConn) rather than inactive
+/// (InActConn): ESTABLISHED, SYN_SENT, SYN_RECV and SYNACK (`tcp_state_active_table`). UDP
+/// flows are never active.
+#[inline(always)]
+pub const fn is_active_state(state: u8) -> bool {
+    matches!(
+        state,
+        ct_state::ESTABLISHED | ct_state::SYN_SENT | ct_state::SYN_RECV | ct_state::SYNACK
+    )
+}
+
+/// The time-and-state word of [`CtEntry::last_seen_ns`].
+#[inline(always)]
+pub const fn seen_word(now_ns: u64, state: u8) -> u64 {
+    (now_ns & !STATE_MASK) | (state as u64 & STATE_MASK)
+}
+
+/// Whether a flow whose time-and-state word is `seen` is within its state's idle timeout at
+/// `now_ns`.
+#[inline(always)]
+pub const fn within(seen: u64, now_ns: u64, timeouts: &CtTimeouts) -> bool {
+    let idle = now_ns.saturating_sub(seen & !STATE_MASK);
+    idle <= timeouts.secs[(seen & STATE_MASK) as usize] as u64 * 1_000_000_000
+}
+
+/// The idle timeout of each state, in seconds, indexed by state.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtTimeouts {
+    /// Seconds by [`ct_state`]; slots past the last state are unused (0: gone at once).
+    pub secs: [u32; CT_STATES],
+}
+
+impl CtTimeouts {
+    /// IPVS's defaults (`tcp_timeouts[]`, `udp_timeouts[]`) with `ipvsadm --set`'s three
+    /// (`tcp`: ESTABLISHED, `tcpfin`: FIN_WAIT, `udp`: UDP) as given.
+    pub const fn ipvs(tcp: u32, tcpfin: u32, udp: u32) -> Self {
+        let mut secs = [0u32; CT_STATES];
+        secs[ct_state::NONE as usize] = 2;
+        secs[ct_state::ESTABLISHED as usize] = tcp;
+        secs[ct_state::SYN_SENT as usize] = 120;
+        secs[ct_state::SYN_RECV as usize] = 60;
+        secs[ct_state::FIN_WAIT as usize] = tcpfin;
+        secs[ct_state::TIME_WAIT as usize] = 120;
+        secs[ct_state::CLOSE as usize] = 10;
+        secs[ct_state::CLOSE_WAIT as usize] = 60;
+        secs[ct_state::LAST_ACK as usize] = 30;
+        secs[ct_state::LISTEN as usize] = 120;
+        secs[ct_state::SYNACK as usize] = 120;
+        secs[ct_state::UDP as usize] = udp;
+        CtTimeouts { secs }
+    }
+
+    /// `ipvsadm --set`'s defaults: tcp 900, tcpfin 120, udp 300.
+    pub const DEFAULT: CtTimeouts = CtTimeouts::ipvs(900, 120, 300);
+}
+
+impl Default for CtTimeouts {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The connection table's settings, one map value read by every lookup: the hash seed and the
+/// idle timeouts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtConfig {
+    /// The hash seed (random, non-zero once the agent wrote it; kept with the table).
+    pub seed: u64,
+    /// The idle timeout of each state.
+    pub timeouts: CtTimeouts,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<CtTimeouts>() == 4 * CT_STATES);
+    assert!(core::mem::size_of::<CtConfig>() == 8 + 4 * CT_STATES);
+    assert!(ct_state::NAMES.len() <= CT_STATES);
+};
 
 /// One element of the connection-table array: the ways flows of one hash share.
 #[repr(C)]
@@ -179,8 +440,9 @@ pub const fn claim_rank(seq: u64, holds_key: bool, last_seen_ns: u64) -> u64 {
         CT_RANK_EMPTY
     } else {
         // Times of stable entries rank after the two above (a clock near u64::MAX is decades
-        // away; it would only make the way rank as "being written" and be skipped).
-        last_seen_ns.saturating_add(2)
+        // away; it would only make the way rank as "being written" and be skipped). The time
+        // only, without the state bits.
+        (last_seen_ns & !STATE_MASK).saturating_add(2)
     }
 }
 
@@ -302,20 +564,88 @@ mod tests {
     }
 
     #[test]
-    fn active_means_stable_written_and_recently_seen() {
+    fn live_means_stable_written_and_within_the_timeout_of_its_state() {
+        let t = CtTimeouts::ipvs(900, 120, 300);
+        let s = 1_000_000_000u64;
         let e = CtEntry {
             seq: 6,
-            last_seen_ns: 1_000,
+            last_seen_ns: seen_word(1_000 * s, ct_state::FIN_WAIT),
             ..CtEntry::default()
         };
-        assert!(e.is_active(1_500, 500));
-        assert!(!e.is_active(1_501, 500));
-        assert!(e.is_active(900, 500), "a time from another CPU a bit ahead");
+        assert_eq!(e.state(), ct_state::FIN_WAIT);
+        assert_eq!(e.seen_ns(), (1_000 * s) & !STATE_MASK);
+        assert!(e.is_live(1_120 * s - 16, &t));
+        assert!(!e.is_live(1_121 * s, &t), "past FIN_WAIT's 120 s");
+        let est = CtEntry {
+            last_seen_ns: seen_word(1_000 * s, ct_state::ESTABLISHED),
+            ..e
+        };
+        assert!(est.is_live(1_121 * s, &t), "ESTABLISHED has 900 s");
+        assert!(!est.is_live(1_901 * s, &t));
         assert!(
-            !CtEntry { seq: 7, ..e }.is_active(1_000, 500),
+            e.is_live(900 * s, &t),
+            "a time from another CPU a bit ahead"
+        );
+        assert!(
+            !CtEntry { seq: 7, ..e }.is_live(1_000 * s, &t),
             "being written"
         );
-        assert!(!CtEntry::default().is_active(0, 500), "empty");
+        assert!(!CtEntry::default().is_live(0, &t), "empty");
+    }
+
+    #[test]
+    fn the_input_only_table_drives_a_dr_connection() {
+        use ct_state::*;
+        const F: u8 = 0x01;
+        const S: u8 = 0x02;
+        const R: u8 = 0x04;
+        const A: u8 = 0x10;
+        assert_eq!(first_state(true, S), SYN_RECV);
+        assert_eq!(
+            first_state(true, A),
+            ESTABLISHED,
+            "mid-stream ACK (current kernels)"
+        );
+        assert_eq!(first_state(true, F | A), CLOSE);
+        assert_eq!(first_state(false, 0), UDP);
+        assert_eq!(next_state(SYN_RECV, A), ESTABLISHED);
+        assert_eq!(next_state(SYN_RECV, S), SYN_RECV, "retransmitted SYN");
+        assert_eq!(next_state(SYN_RECV, R), SYN_RECV, "RST in SYN_RECV stays");
+        assert_eq!(next_state(ESTABLISHED, A | 0x08), ESTABLISHED);
+        assert_eq!(next_state(ESTABLISHED, F | A), FIN_WAIT);
+        assert_eq!(next_state(ESTABLISHED, R | A), CLOSE, "RST before ACK");
+        assert_eq!(
+            next_state(ESTABLISHED, S | A | F),
+            ESTABLISHED,
+            "SYN before FIN"
+        );
+        assert_eq!(next_state(ESTABLISHED, 0), CLOSE, "flagless");
+        assert_eq!(next_state(FIN_WAIT, A), FIN_WAIT);
+        assert_eq!(next_state(FIN_WAIT, S), SYN_RECV);
+        assert_eq!(next_state(CLOSE, S), SYN_RECV);
+        assert_eq!(next_state(CLOSE, A), CLOSE);
+        assert_eq!(next_state(LAST_ACK, A), CLOSE);
+        assert_eq!(next_state(SYN_RECV, F), TIME_WAIT);
+        assert_eq!(next_state(UDP, S), UDP);
+        assert!(
+            syn_keeps_real(SYN_RECV) && syn_keeps_real(ESTABLISHED) && syn_keeps_real(FIN_WAIT)
+        );
+        assert!(!syn_keeps_real(CLOSE) && !syn_keeps_real(TIME_WAIT));
+        let mut active = [false; 12];
+        for (s, a) in active.iter_mut().enumerate() {
+            *a = is_active_state(s as u8);
+        }
+        let on = [ESTABLISHED, SYN_SENT, SYN_RECV, SYNACK];
+        for (s, a) in active.iter().enumerate() {
+            assert_eq!(*a, on.contains(&(s as u8)), "state {s}");
+        }
+        let t = CtTimeouts::DEFAULT.secs;
+        assert_eq!(
+            [
+                t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11]
+            ],
+            [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120, 300]
+        );
     }
 
     #[test]
@@ -332,8 +662,15 @@ mod tests {
         assert_eq!(next_way(&ranks, 0b0110), Some(0));
         assert_eq!(next_way(&ranks, 0b0111), None, "never a way being written");
 
-        // A full bucket: the oldest goes, the first of equals on a tie.
-        let full = [30, 10, 20, 10].map(|seen| claim_rank(2, false, seen));
+        // A full bucket: the oldest goes, the first of equals on a tie; by time only, the
+        // state bits aside.
+        let full = [
+            seen_word(300, ct_state::ESTABLISHED),
+            seen_word(100, ct_state::SYN_RECV),
+            seen_word(200, ct_state::NONE),
+            seen_word(100, ct_state::ESTABLISHED),
+        ]
+        .map(|seen| claim_rank(2, false, seen));
         assert_eq!(next_way(&full, 0), Some(1));
         assert_eq!(next_way(&full, 0b0010), Some(3));
         assert_eq!(next_way(&full, 0b1010), Some(2));

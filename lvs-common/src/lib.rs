@@ -19,7 +19,7 @@ pub mod service;
 pub mod stats;
 
 pub use addr::Addr;
-pub use conntrack::{CtBucket, CtEntry, FlowKey, PersistKey, PersistValue};
+pub use conntrack::{CtBucket, CtConfig, CtEntry, CtTimeouts, FlowKey, PersistKey, PersistValue};
 pub use dest::Dest;
 pub use service::{Service, VipKey};
 pub use stats::{Counters, DropReason};
@@ -41,6 +41,8 @@ pod!(
     FlowKey,
     CtEntry,
     CtBucket,
+    CtConfig,
+    CtTimeouts,
     PersistKey,
     PersistValue,
     Dest,

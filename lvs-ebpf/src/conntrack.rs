@@ -41,31 +41,43 @@
 //! all buckets like random placement, cannot be aimed at the buckets of chosen flows, and a flow
 //! that sends packets keeps its way against flows that do not send more recently.
 //!
-//! A hit refreshes the way's `last_seen_ns` with a plain store (only when the coarse clock has
-//! moved, so a busy flow writes its line at most once a tick), outside the sequence lock: a
-//! race with a writer only makes the new entry's time off by a few nanoseconds, which is
-//! harmless.
+//! # Connection state and idle timeouts
+//!
+//! Each way's `last_seen_ns` word carries the flow's state in its low bits
+//! ([`lvs_common::conntrack::seen_word`]): IPVS's TCP state as its INPUT-ONLY table moves it on
+//! client→VIP packets ([`next_state`]), or UDP. A lookup treats an entry past its state's idle
+//! timeout ([`CtConfig::timeouts`], read with the seed) as absent, so the packet is scheduled
+//! again. A hit writes the new time and state (only when the coarse clock has moved or the
+//! state changed, so a busy flow writes its line at most once a tick) with a
+//! compare-and-exchange from the word it read, outside the sequence lock: if a writer took the
+//! way for another flow meanwhile, the exchange fails and the new entry keeps its own word.
 
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lvs_common::{
-    CtBucket, CtEntry, Dest, FlowKey,
+    CtBucket, CtConfig, CtEntry, Dest, FlowKey,
     conntrack::{
-        CT_DEST_OFFSET, CT_KEY_OFFSET, CT_NO_CLAIM, FLOW_WORDS, claim_rank, dest_word, next_way,
-        rest_is_empty, rest_ranks_higher, same_flow, split_dest_word,
+        CT_DEST_OFFSET, CT_KEY_OFFSET, CT_NO_CLAIM, FLOW_WORDS, STATE_MASK, claim_rank, dest_word,
+        first_state, next_state, next_way, rest_is_empty, rest_ranks_higher, same_flow, seen_word,
+        split_dest_word, syn_keeps_real, within,
     },
     hash::ct_bucket,
     limits::CT_WAYS,
+    service::proto,
 };
 
-use crate::maps::{CONNTRACK, CT_SEED, DESTS};
+use crate::maps::{CONNTRACK, CT_CONFIG, DESTS};
 
-/// The destination of a known flow, if the flow is known and its destination still holds.
+/// The destination of a known flow, if the flow is known, its entry is within its state's idle
+/// timeout, and its destination still holds; the packet (TCP header flags `flags`, 0 for UDP)
+/// moves the entry's state and refreshes its time. A SYN (`syn`) is only kept on the flow's
+/// real where IPVS's `conn_reuse_mode` 1 keeps it ([`syn_keeps_real`]); otherwise it is a new
+/// connection, and `None` sends it to the scheduler.
 #[inline(always)]
-pub fn established(key: &FlowKey) -> Option<(u32, &'static Dest)> {
+pub fn established(key: &FlowKey, flags: u8, syn: bool) -> Option<(u32, &'static Dest)> {
     let words = key.words();
-    let bucket = bucket(&words)?;
+    let (bucket, config) = bucket(&words)?;
     for w in 0..CT_WAYS {
         let e = way(bucket, w);
         // SAFETY: `e` points at a way of a map value, valid for this program run and 8-aligned
@@ -79,16 +91,24 @@ pub fn established(key: &FlowKey) -> Option<(u32, &'static Dest)> {
                 continue;
             }
             let pair = read_volatile(dest_ptr(e));
+            let seen_ptr = addr_of_mut!((*e).last_seen_ns);
+            let seen = read_volatile(seen_ptr);
             if read_volatile(addr_of!((*e).seq)) != seq {
                 continue;
             }
             let now = bpf_ktime_get_coarse_ns();
-            let seen = addr_of_mut!((*e).last_seen_ns);
-            if read_volatile(seen) != now {
-                write_volatile(seen, now);
+            let state = (seen & STATE_MASK) as u8;
+            if !within(seen, now, &config.timeouts) || (syn && !syn_keeps_real(state)) {
+                return None;
             }
             let (dest, generation) = split_dest_word(pair);
-            return live_dest(dest, generation).map(|d| (dest, d));
+            let d = live_dest(dest, generation)?;
+            let next = seen_word(now, next_state(state, flags));
+            if next != seen {
+                // Only if the word is still the one read (see the module docs).
+                compare_exchange(seen_ptr, seen, next);
+            }
+            return Some((dest, d));
         }
     }
     None
@@ -102,15 +122,17 @@ pub fn live_dest(id: u32, generation: u32) -> Option<&'static Dest> {
 }
 
 /// Remembers that the flow goes to `dest`, in the way of its bucket that already holds it, else
-/// an empty one, else the least recently seen one.
+/// an empty one, else the least recently seen one, in the state its first packet (TCP header
+/// flags `flags`) gives it ([`first_state`]).
 #[inline(always)]
-pub fn remember(key: &FlowKey, dest: u32, generation: u32) {
+pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) {
     let words = key.words();
-    let Some(bucket) = bucket(&words) else {
+    let Some((bucket, _)) = bucket(&words) else {
         return;
     };
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let stamp = seen_word(now, first_state(key.proto == proto::TCP, flags));
     let mut tried = 0u32;
     for _ in 0..CT_WAYS {
         // Ranked afresh after a lost claim: the ranking stops at an empty way, and the next
@@ -131,7 +153,7 @@ pub fn remember(key: &FlowKey, dest: u32, generation: u32) {
                     write_volatile(k.add(i), word);
                 }
                 write_volatile(dest_ptr(e), dest_word(dest, generation));
-                write_volatile(addr_of_mut!((*e).last_seen_ns), now);
+                write_volatile(addr_of_mut!((*e).last_seen_ns), stamp);
                 // Last: the compiler keeps volatile accesses in program order (the BPF backend
                 // cannot compile a `compiler_fence`), and so does the JIT.
                 write_volatile(addr_of_mut!((*e).seq), seq + 2);
@@ -173,11 +195,14 @@ fn rank_ways(
     (seqs, ranks)
 }
 
-/// The flow's bucket.
+/// The flow's bucket, and the table's settings.
 #[inline(always)]
-fn bucket(words: &[u64; FLOW_WORDS]) -> Option<*mut CtBucket> {
-    let seed = CT_SEED.get(0).copied().unwrap_or(0);
-    CONNTRACK.get_ptr_mut(ct_bucket(words, seed))
+fn bucket(words: &[u64; FLOW_WORDS]) -> Option<(*mut CtBucket, &'static CtConfig)> {
+    let config = CT_CONFIG.get(0)?;
+    Some((
+        CONNTRACK.get_ptr_mut(ct_bucket(words, config.seed))?,
+        config,
+    ))
 }
 
 /// Way `w` (taken modulo [`CT_WAYS`]) of `bucket`.

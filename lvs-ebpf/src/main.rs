@@ -4,8 +4,9 @@
 //! packet meets them:
 //!
 //! 1. [`parse`]: Ethernet (one VLAN tag), IPv4/IPv6, TCP/UDP ports → a [`parse::Packet`].
-//! 2. [`conntrack`]: a known flow goes straight to its destination (SYNs skip this: a SYN
-//!    starts a new connection).
+//! 2. [`conntrack`]: a known flow within its state's idle timeout goes straight to its
+//!    destination, its TCP state moved by the packet (a SYN stays on its real unless the entry
+//!    is in CLOSE or TIME_WAIT).
 //! 3. [`vip`]: is the packet for a virtual service?
 //! 4. [`scheduler`]: persistence, then the service's ring, then its fallback.
 //! 5. [`conntrack`] again: remember the choice.
@@ -51,16 +52,14 @@ pub fn lvs_pass(_ctx: XdpContext) -> u32 {
 fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     let pkt = parse::parse(ctx)?;
 
-    if !pkt.syn
-        && let Some((dest_id, dest)) = conntrack::established(&pkt.key)
-    {
+    if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn) {
         stats::forwarded(dest.service, dest_id, pkt.len, false);
         return rewrite::forward(ctx, dest);
     }
 
     let service = vip::lookup(&pkt.key)?;
     let (dest_id, dest) = scheduler::pick(ctx, service, &pkt.key)?;
-    conntrack::remember(&pkt.key, dest_id, dest.generation);
+    conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);
     rewrite::forward(ctx, dest)
 }

@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
 use lvs_common::{
-    Counters, CtBucket, Dest, PersistKey, PersistValue, Service, VipKey,
+    Counters, CtBucket, CtConfig, Dest, PersistKey, PersistValue, Service, VipKey,
     limits::{CT_BUCKETS, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES, RING_SIZE},
     stats::DropReason,
 };
@@ -34,10 +34,10 @@ pub static RING_POS: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_SERVIC
 #[map(name = "LVS_CONNTRACK")]
 pub static CONNTRACK: Array<CtBucket> = Array::with_max_entries(CT_BUCKETS, BPF_F_MMAPABLE);
 
-/// The connection table's hash seed (one `u64`), random, written by the agent before the
-/// balancer is attached.
+/// The connection table's settings (one [`CtConfig`]): its hash seed, random, written by the
+/// agent before the balancer is attached, and the idle timeout of each state.
 #[map(name = "LVS_CT_SEED")]
-pub static CT_SEED: Array<u64> = Array::with_max_entries(1, 0);
+pub static CT_CONFIG: Array<CtConfig> = Array::with_max_entries(1, 0);
 
 /// The persistence table.
 #[map(name = "LVS_PERSIST")]

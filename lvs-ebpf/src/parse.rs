@@ -30,6 +30,8 @@ pub struct Packet {
     pub key: FlowKey,
     /// A TCP SYN without ACK: the first packet of a new connection.
     pub syn: bool,
+    /// The TCP header's flags byte (0 for UDP): what moves the connection's state.
+    pub tcp_flags: u8,
     /// Frame length in bytes.
     pub len: u64,
 }
@@ -72,15 +74,17 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
     let ports = read::<[u16; 2]>(ctx, l4)?;
     key.sport_be = ports[0];
     key.dport_be = ports[1];
-    let syn = if key.proto == proto::TCP {
-        read::<u8>(ctx, l4 + TCP_FLAGS_OFF)? & (TCP_SYN | TCP_ACK) == TCP_SYN
+    let tcp_flags = if key.proto == proto::TCP {
+        read::<u8>(ctx, l4 + TCP_FLAGS_OFF)?
     } else {
-        false
+        0
     };
+    let syn = tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
 
     Ok(Packet {
         key,
         syn,
+        tcp_flags,
         len: (ctx.data_end() - ctx.data()) as u64,
     })
 }

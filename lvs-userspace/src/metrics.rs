@@ -122,7 +122,8 @@ async fn serve_one(
                 (Some("GET"), Some(path))
                     if path == "/metrics" || path.starts_with("/metrics?") =>
                 {
-                    match ask(&requests, false).await {
+                    // With the connection table walked, for ActiveConn and InActConn.
+                    match ask(&requests, true).await {
                         Some(s) => ("200 OK", "text/plain; version=0.0.4", render(&s)),
                         None => (
                             "503 Service Unavailable",
@@ -240,6 +241,22 @@ pub fn render(s: &Snapshot) -> String {
     );
     family(
         &mut out,
+        "lvs_real_active_connections",
+        "gauge",
+        "IPVS's ActiveConn: live connections to the real server in an active state \
+         (ESTABLISHED, SYN_RECV).",
+        &per_real(&|r| Some(r.active_connections.to_string())),
+    );
+    family(
+        &mut out,
+        "lvs_real_inactive_connections",
+        "gauge",
+        "IPVS's InActConn: the other live connections to the real server (FIN_WAIT, CLOSE, \
+         UDP, ...).",
+        &per_real(&|r| Some(r.inactive_connections.to_string())),
+    );
+    family(
+        &mut out,
         "lvs_real_weight",
         "gauge",
         "The real server's weight in the data plane (absent from it: -1).",
@@ -335,6 +352,8 @@ mod tests {
             "lvs_real_packets_total",
             "lvs_real_bytes_total",
             "lvs_real_connections_total",
+            "lvs_real_active_connections",
+            "lvs_real_inactive_connections",
             "lvs_real_weight",
             "lvs_real_up",
             "lvs_real_check_latency_seconds",
@@ -350,6 +369,12 @@ mod tests {
         assert!(
             text.contains("lvs_service_connections_total{service=\"198.18.0.100:80/tcp\"} 600\n")
         );
+        assert!(text.contains(
+            "lvs_real_active_connections{service=\"198.18.0.100:80/tcp\",real=\"198.18.0.11:80\"} 3\n"
+        ));
+        assert!(text.contains(
+            "lvs_real_inactive_connections{service=\"198.18.0.100:80/tcp\",real=\"198.18.0.11:80\"} 1\n"
+        ));
         assert!(text.contains(
             "lvs_real_connections_total{service=\"198.18.0.100:80/tcp\",real=\"198.18.0.11:80\"} 300\n"
         ));
@@ -413,7 +438,7 @@ mod tests {
         let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), tx).unwrap();
         tokio::spawn(async move {
             while let Some(req) = rx.recv().await {
-                assert!(!req.with_flows, "metrics do not walk the connection table");
+                assert!(req.with_flows, "metrics count ActiveConn and InActConn");
                 let _ = req.reply.send(sample());
             }
         });

@@ -260,7 +260,7 @@ pub(crate) mod tests {
                 connections: conns,
             },
             active_connections: conns / 100,
-            inactive_connections: 0,
+            inactive_connections: conns / 300,
             health: Some(HealthSnapshot {
                 state: state.into(),
                 soft_failing: false,
@@ -360,7 +360,7 @@ IP Virtual Server version lvs-0.1.0 (size=262144)
 Prot LocalAddress:Port Scheduler Flags
   -> RemoteAddress:Port           Forward Weight ActiveConn InActConn Health
 TCP  198.18.0.100:80 wrr
-  -> 198.18.0.11:80               Route   3      3          0         up  connect ok: connected (1.2ms, 5s ago)
+  -> 198.18.0.11:80               Route   3      3          1         up  connect ok: connected (1.2ms, 5s ago)
   -> 198.18.0.12:80               Route   2      2          0         soft-failing (1/3)  connect ok: connected (1.2ms, 5s ago)
   -> 198.18.0.13:80               Route   -      1          0         down  connect failed: connection refused (1.2ms, 5s ago)
   -> 198.18.0.50:80               Route   0      0          0         fallback

@@ -94,8 +94,9 @@ pub fn ct_map(dp: &mut Dataplane) -> Array<&mut MapData, CtBucket> {
 /// The connection table's hash seed.
 pub fn ct_seed(dp: &mut Dataplane) -> u64 {
     let map = dp.ebpf().map_mut(map_names::CT_SEED).expect("seed map");
-    let seeds: Array<&mut MapData, u64> = Array::try_from(map).expect("seed array");
-    seeds.get(&0, 0).expect("seed")
+    let seeds: Array<&mut MapData, lvs_common::CtConfig> =
+        Array::try_from(map).expect("seed array");
+    seeds.get(&0, 0).expect("seed").seed
 }
 
 /// The bucket `key` lands in under `seed`.

@@ -211,12 +211,14 @@ fn status_lists_the_service_and_counts_connections_per_real() {
             answered,
             "{name} ({addr}): connections counted vs answered"
         );
+        // Each request's connection was closed by the client (its FIN: FIN_WAIT, inactive)
+        // or is still closing (ESTABLISHED, active); within timeout_tcpfin it is counted.
         assert!(
-            ra.active_connections >= answered,
-            "{name}: {} active connections, {answered} answered",
-            ra.active_connections
+            ra.active_connections + ra.inactive_connections >= answered,
+            "{name}: {} active and {} inactive connections, {answered} answered",
+            ra.active_connections,
+            ra.inactive_connections
         );
-        assert_eq!(ra.inactive_connections, 0);
         assert_eq!(ra.forward, "Route");
         assert!(
             ra.counters.packets >= 3 * answered,

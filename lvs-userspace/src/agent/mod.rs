@@ -665,6 +665,8 @@ impl Agent {
                 }
             }
         }
+        self.dataplane
+            .set_timeouts(self.config.globals.timeouts.table())?;
         self.dataplane.tables.apply(&plans)?;
         self.counters.map_updates += 1;
         Ok(())

@@ -4,12 +4,15 @@
 //! The agent builds it on request, in its own loop (`Agent::snapshot`), so its state keeps a
 //! single owner: the control socket and the metrics server ask for one through a channel.
 //!
-//! Active connections are the connection-table entries that point at a destination with its
-//! current generation and saw a packet within the last 15 minutes (IPVS's timeout of an
-//! established TCP connection). The data plane does not follow TCP state, and an entry stays
-//! until a new flow of its bucket needs its way, so the idle time is what tells a connection
-//! that may still be open from one long gone: "active" counts flows seen in that window
-//! (including recently closed ones), and "inactive" is always 0.
+//! ActiveConn and InActConn are counted as IPVS counts them, from a walk of the connection
+//! table through its read-only mapping when a snapshot is asked for: the entries that point at
+//! a destination with its current generation and are within their state's idle timeout, active
+//! when their state is ESTABLISHED, SYN_RECV, SYN_SENT or SYNACK, inactive otherwise (UDP
+//! flows are always inactive). Counting from the table rather than keeping counters makes the
+//! packet path pay nothing and keeps the counts exact through whatever removes an entry: a
+//! timeout (an expired entry is not counted, as it is gone for lookups), an eviction from a
+//! full bucket, a real's removal (its generation changes), a reload, an agent restart that
+//! adopts the pinned table. The price is the walk (the whole table, on each `lvs status`).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -17,7 +20,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use lvs_common::{Counters, DropReason, limits::CONNTRACK_ENTRIES};
+use lvs_common::{Counters, DropReason, conntrack::is_active_state, limits::CONNTRACK_ENTRIES};
 use serde::{Deserialize, Serialize};
 
 use super::{Agent, View, desired};
@@ -110,9 +113,11 @@ pub struct RealSnapshot {
     pub effective_weight: Option<u32>,
     /// Its counters (zero while absent from the data plane).
     pub counters: CounterSnapshot,
-    /// Connection-table entries pointing at it (current generation).
+    /// IPVS's ActiveConn: live connection-table entries pointing at it (current generation) in
+    /// an active state (ESTABLISHED, SYN_RECV, SYN_SENT, SYNACK).
     pub active_connections: u64,
-    /// Always 0: TCP state is not tracked.
+    /// IPVS's InActConn: the other live entries pointing at it (FIN_WAIT, CLOSE, TIME_WAIT,
+    /// ..., and every UDP flow).
     pub inactive_connections: u64,
     /// Its health (absent for the fallback, which is not checked).
     pub health: Option<HealthSnapshot>,
@@ -155,8 +160,8 @@ pub struct Snapshot {
     pub conn_table_size: u32,
     /// When it was taken, in milliseconds since the Unix epoch.
     pub taken_unix_ms: u64,
-    /// Connection-table entries counted as active connections, in total (all services, those
-    /// of removed destinations included); 0 when the table was not walked (metrics snapshots).
+    /// Live connection-table entries (active and inactive), in total (all services, those of
+    /// removed destinations included); 0 when the table was not walked (metrics snapshots).
     pub conn_table_entries: u64,
     /// Virtual services in config order.
     pub services: Vec<ServiceSnapshot>,
@@ -190,10 +195,6 @@ pub fn scheduler_name(s: Scheduler) -> &'static str {
     }
 }
 
-/// How long a flow may be idle and still count as an active connection: IPVS's timeout of an
-/// established TCP connection.
-pub const ACTIVE_IDLE: Duration = Duration::from_secs(15 * 60);
-
 /// Now on the connection table's clock: CLOCK_MONOTONIC, coarse, as `bpf_ktime_get_coarse_ns`.
 fn conntrack_now_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
@@ -201,17 +202,25 @@ fn conntrack_now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// A destination slot and its generation, as connection-table entries name it.
+type DestKey = (u32, u32);
+
 impl Agent {
-    /// Counts the connection table's active entries (see the module docs) by (destination id,
-    /// generation), and in total.
-    fn flows_by_dest(&mut self) -> (HashMap<(u32, u32), u64>, u64) {
-        let mut counts = HashMap::new();
+    /// Counts the connection table's live entries (see the module docs) by (destination id,
+    /// generation) as (active, inactive), and in total.
+    fn flows_by_dest(&mut self) -> (HashMap<DestKey, (u64, u64)>, u64) {
+        let mut counts: HashMap<DestKey, (u64, u64)> = HashMap::new();
         let mut total = 0;
         let now = conntrack_now_ns();
-        let idle = ACTIVE_IDLE.as_nanos() as u64;
+        let timeouts = self.config.globals.timeouts.table();
         let walked = crate::dataplane::conntrack::for_each_way(self.dataplane.ebpf(), |e| {
-            if e.is_active(now, idle) {
-                *counts.entry((e.dest, e.generation)).or_insert(0) += 1;
+            if e.is_live(now, &timeouts) {
+                let c = counts.entry((e.dest, e.generation)).or_default();
+                if is_active_state(e.state()) {
+                    c.0 += 1;
+                } else {
+                    c.1 += 1;
+                }
                 total += 1;
             }
         });
@@ -244,10 +253,10 @@ impl Agent {
         };
         let tables = &self.dataplane.tables;
         let stats = tables.stats();
-        let active = |id: Option<u32>| -> u64 {
+        let conns = |id: Option<u32>| -> (u64, u64) {
             id.and_then(|id| tables.dest_generation(id).map(|g| (id, g)))
                 .and_then(|k| flows.get(&k).copied())
-                .unwrap_or(0)
+                .unwrap_or((0, 0))
         };
         let dest_counters = |id: Option<u32>| -> CounterSnapshot {
             id.and_then(|id| stats.dest(id).ok())
@@ -276,8 +285,8 @@ impl Agent {
                     weight: r.weight,
                     effective_weight: plan.dests.iter().find(|d| d.addr == ip).map(|d| d.weight),
                     counters: dest_counters(id),
-                    active_connections: active(id),
-                    inactive_connections: 0,
+                    active_connections: conns(id).0,
+                    inactive_connections: conns(id).1,
                     health: Some(HealthSnapshot {
                         state: match h.and_then(|h| h.state) {
                             Some(HardState::Up) => "up",
@@ -307,8 +316,8 @@ impl Agent {
                     weight: 1,
                     effective_weight: plan.fallback.as_ref().map(|_| 1),
                     counters: dest_counters(id),
-                    active_connections: active(id),
-                    inactive_connections: 0,
+                    active_connections: conns(id).0,
+                    inactive_connections: conns(id).1,
                     health: None,
                 }
             });

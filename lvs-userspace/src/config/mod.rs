@@ -622,6 +622,43 @@ mod allow_empty_tests {
     }
 }
 
+/// `timeout_tcp`, `timeout_tcpfin`, `timeout_udp`: `ipvsadm --set tcp tcpfin udp` in TOML.
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    #[test]
+    fn toml_sets_the_three_timeouts_and_check_and_convert_print_them() {
+        let d = toml::parse_str(Path::new("a.toml"), "").unwrap();
+        assert_eq!(d.globals.timeouts, ConnTimeouts::default());
+        assert_eq!(
+            d.globals.timeouts.table(),
+            lvs_common::CtTimeouts::ipvs(900, 120, 300)
+        );
+        assert!(render_check(&d).contains("timeouts: tcp 900 s, tcpfin 120 s, udp 300 s"));
+        let t = toml::parse_str(
+            Path::new("a.toml"),
+            "timeout_tcp = 600\ntimeout_tcpfin = 5\ntimeout_udp = 30\n",
+        )
+        .unwrap();
+        assert_eq!(
+            t.globals.timeouts,
+            ConnTimeouts {
+                tcp: 600,
+                tcpfin: 5,
+                udp: 30
+            }
+        );
+        assert!(render_check(&t).contains("timeouts: tcp 600 s, tcpfin 5 s, udp 30 s"));
+        let back = toml::parse_str(Path::new("b.toml"), &to_toml(&t)).unwrap();
+        assert_eq!(back.globals.timeouts, t.globals.timeouts);
+        let e = toml::parse_str(Path::new("a.toml"), "timeout_udp = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeout_udp"), "{e}");
+    }
+}
+
 /// Addresses and check types that cannot mean anything, refused with file:line.
 #[cfg(test)]
 mod nonsense_tests {

@@ -154,6 +154,39 @@ pub struct Globals {
     /// only when that config says this; otherwise it is refused (a file caught while an editor
     /// rewrites it looks empty, and would empty the director).
     pub allow_empty: bool,
+    /// `timeout_tcp`, `timeout_tcpfin`, `timeout_udp` (lvs addition, IPVS's
+    /// `ipvsadm --set tcp tcpfin udp`): idle timeouts of the connection table, global as
+    /// IPVS's are.
+    pub timeouts: ConnTimeouts,
+}
+
+/// The three connection idle timeouts `ipvsadm --set tcp tcpfin udp` sets, in seconds; every
+/// other state keeps IPVS's default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnTimeouts {
+    /// ESTABLISHED (IPVS's default 900).
+    pub tcp: u32,
+    /// FIN_WAIT (default 120).
+    pub tcpfin: u32,
+    /// UDP (default 300).
+    pub udp: u32,
+}
+
+impl Default for ConnTimeouts {
+    fn default() -> Self {
+        ConnTimeouts {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 300,
+        }
+    }
+}
+
+impl ConnTimeouts {
+    /// Every state's timeout for the data plane.
+    pub fn table(&self) -> lvs_common::CtTimeouts {
+        lvs_common::CtTimeouts::ipvs(self.tcp, self.tcpfin, self.udp)
+    }
 }
 
 impl Default for Globals {
@@ -184,6 +217,7 @@ impl Default for Globals {
             verify_tls: false,
             metrics: None,
             allow_empty: false,
+            timeouts: ConnTimeouts::default(),
         }
     }
 }

@@ -61,6 +61,9 @@ pub(crate) struct RawGlobals {
     pub metrics: Opt<String>,
     pub verify_tls: Opt<bool>,
     pub allow_empty: Opt<bool>,
+    pub timeout_tcp: Opt<u64>,
+    pub timeout_tcpfin: Opt<u64>,
+    pub timeout_udp: Opt<u64>,
 }
 
 /// A virtual service as written.
@@ -294,6 +297,21 @@ pub(crate) fn resolve(file: &Path, raw: RawConfig) -> Result<Config, ConfigError
     })
 }
 
+/// A connection timeout in seconds: positive, and at most what the data plane holds.
+fn timeout(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u32>, ConfigError> {
+    match positive(file, key, v)? {
+        None => Ok(None),
+        Some(s) => u32::try_from(s).map(Some).map_err(|_| {
+            ConfigError::invalid(
+                file,
+                v.as_ref().map_or(0, |v| v.line),
+                key,
+                "must be at most 4294967295 seconds",
+            )
+        }),
+    }
+}
+
 fn positive(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u64>, ConfigError> {
     match v {
         None => Ok(None),
@@ -446,6 +464,12 @@ fn resolve_globals(
         verify_tls: g.verify_tls.as_ref().map_or(d.verify_tls, |v| v.value),
         metrics,
         allow_empty: g.allow_empty.as_ref().map_or(d.allow_empty, |v| v.value),
+        timeouts: ConnTimeouts {
+            tcp: timeout(file, "timeout_tcp", &g.timeout_tcp)?.unwrap_or(d.timeouts.tcp),
+            tcpfin: timeout(file, "timeout_tcpfin", &g.timeout_tcpfin)?
+                .unwrap_or(d.timeouts.tcpfin),
+            udp: timeout(file, "timeout_udp", &g.timeout_udp)?.unwrap_or(d.timeouts.udp),
+        },
     })
 }
 

@@ -71,6 +71,11 @@ pub fn render_check(config: &Config) -> String {
         config.source.display(),
         config.virtuals.len()
     );
+    let _ = writeln!(
+        o,
+        "timeouts: tcp {} s, tcpfin {} s, udp {} s",
+        g.timeouts.tcp, g.timeouts.tcpfin, g.timeouts.udp
+    );
     for v in &config.virtuals {
         let _ = writeln!(o);
         let _ = write!(o, "virtual {} {}", protocol_name(v.protocol), v.vip);
@@ -217,6 +222,9 @@ pub fn to_toml(config: &Config) -> String {
     let _ = writeln!(o, "negotiatetimeout = {}", g.negotiate_timeout.as_secs());
     let _ = writeln!(o, "failurecount = {}", g.failure_count);
     let _ = writeln!(o, "successcount = {}", g.success_count);
+    let _ = writeln!(o, "timeout_tcp = {}", g.timeouts.tcp);
+    let _ = writeln!(o, "timeout_tcpfin = {}", g.timeouts.tcpfin);
+    let _ = writeln!(o, "timeout_udp = {}", g.timeouts.udp);
     if let Some(f) = &g.fallback {
         let _ = writeln!(o, "fallback = {}", q(&f.addr.to_string()));
     }

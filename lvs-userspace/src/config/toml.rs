@@ -33,6 +33,9 @@
 //! metrics = "127.0.0.1:9100"   # lvs addition: Prometheus listener (true: 127.0.0.1:9100)
 //! verify_tls = false        # lvs addition: verify certificates in https checks
 //! allow_empty = false       # lvs addition: a reload to a config without virtual services is applied
+//! timeout_tcp = 900         # idle timeout of an ESTABLISHED connection (ipvsadm --set tcp)
+//! timeout_tcpfin = 120      # idle timeout after the client's FIN (ipvsadm --set tcpfin)
+//! timeout_udp = 300         # idle timeout of a UDP flow (ipvsadm --set udp)
 //!
 //! [[virtual]]
 //! address = "192.168.6.240:80"   # VIP:port; IPv6 "[2001:db8::5]:80"; port 0: every port
@@ -186,6 +189,9 @@ struct TomlFile {
     metrics: S<StrOrBool>,
     verify_tls: S<bool>,
     allow_empty: S<bool>,
+    timeout_tcp: S<u64>,
+    timeout_tcpfin: S<u64>,
+    timeout_udp: S<u64>,
     #[serde(default, rename = "virtual")]
     virtuals: Vec<TomlVirtual>,
 }
@@ -290,6 +296,9 @@ impl TomlFile {
             }),
             verify_tls: l.opt(self.verify_tls),
             allow_empty: l.opt(self.allow_empty),
+            timeout_tcp: l.opt(self.timeout_tcp),
+            timeout_tcpfin: l.opt(self.timeout_tcpfin),
+            timeout_udp: l.opt(self.timeout_udp),
         };
         let virtuals = self
             .virtuals

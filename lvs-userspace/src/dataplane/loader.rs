@@ -14,7 +14,10 @@ use aya::{
         xdp::{XdpLink, XdpLinkId},
     },
 };
-use lvs_common::limits::{map_names, program_names};
+use lvs_common::{
+    CtConfig, CtTimeouts,
+    limits::{map_names, program_names},
+};
 
 use super::{object::EBPF_OBJECT, stats::Stats, tables::Tables};
 
@@ -275,24 +278,28 @@ fn check_layout(dir: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Gives the connection table a random non-zero hash seed if it has none (a new map), before
-/// any program runs on it. A seed already there (pinned maps adopted from an earlier agent) is
-/// kept: the flows in the table are where that seed put them.
+/// Gives the connection table a random non-zero hash seed and IPVS's default timeouts if it
+/// has no seed (a new map), before any program runs on it. A seed already there (pinned maps
+/// adopted from an earlier agent) is kept, and so are its timeouts: the flows in the table are
+/// where that seed put them, and the agent sets the config's timeouts itself
+/// ([`Dataplane::set_timeouts`]).
 fn seed_conntrack(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     let name = map_names::CT_SEED;
     let map = ebpf.map_mut(name).ok_or(LoadError::MissingMap { name })?;
-    let mut seeds: Array<&mut MapData, u64> =
+    let mut configs: Array<&mut MapData, CtConfig> =
         Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-    if seeds
+    let config = configs
         .get(&0, 0)
-        .map_err(|source| LoadError::Map { name, source })?
-        != 0
-    {
+        .map_err(|source| LoadError::Map { name, source })?;
+    if config.seed != 0 {
         return Ok(());
     }
-    let seed = random_seed()?;
-    seeds
-        .set(0, seed, 0)
+    let config = CtConfig {
+        seed: random_seed()?,
+        timeouts: CtTimeouts::DEFAULT,
+    };
+    configs
+        .set(0, config, 0)
         .map_err(|source| LoadError::Map { name, source })
 }
 
@@ -421,6 +428,44 @@ impl Dataplane {
     /// BPF_PROG_TEST_RUN and read other maps).
     pub fn ebpf(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+
+    /// Sets the connection table's idle timeouts (the seed is kept). Flows already in the
+    /// table are judged by the new timeouts from their next lookup on, as IPVS's are not (its
+    /// timer keeps the timeout it was armed with until the next packet).
+    pub fn set_timeouts(&mut self, timeouts: CtTimeouts) -> Result<(), LoadError> {
+        let name = map_names::CT_SEED;
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(LoadError::MissingMap { name })?;
+        let mut configs: Array<&mut MapData, CtConfig> =
+            Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+        let mut config = configs
+            .get(&0, 0)
+            .map_err(|source| LoadError::Map { name, source })?;
+        if config.timeouts == timeouts {
+            return Ok(());
+        }
+        config.timeouts = timeouts;
+        configs
+            .set(0, config, 0)
+            .map_err(|source| LoadError::Map { name, source })
+    }
+
+    /// The connection table's idle timeouts.
+    pub fn timeouts(&mut self) -> Result<CtTimeouts, LoadError> {
+        let name = map_names::CT_SEED;
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(LoadError::MissingMap { name })?;
+        let configs: Array<&mut MapData, CtConfig> =
+            Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+        configs
+            .get(&0, 0)
+            .map(|c| c.timeouts)
+            .map_err(|source| LoadError::Map { name, source })
     }
 
     /// The balancer program.

@@ -5,8 +5,9 @@
 //! round, rounds interleaved so that any drift of the machine hits all of them alike:
 //! - floor: parse, one hash lookup, MAC rewrite, XDP_TX (`lvs_floor`);
 //! - established: `lvs_xdp` on an ACK of a flow already in the connection table;
-//! - new flow: `lvs_xdp` on a SYN (a SYN always starts a new connection: virtual service
-//!   lookup, scheduling, connection-table update).
+//! - retransmitted SYN: `lvs_xdp` on a SYN repeated (after its first run the flow is in
+//!   SYN_RECV, where a SYN stays on its real, as in IPVS: a lookup and a state check, no
+//!   scheduling). What a new connection costs is the fresh 5-tuples' figure below.
 //!
 //! The median of the rounds is printed, with the ratio to the floor. Then SYNs of fresh
 //! 5-tuples, each run once, beside the floor on known flows run the same way: first into the
@@ -26,6 +27,7 @@ use lvs::{
 };
 use lvs_common::{
     CtBucket, CtEntry, FlowKey,
+    conntrack::{ct_state, seen_word},
     limits::{CT_BUCKETS, CT_WAYS, map_names, program_names},
     service::proto,
 };
@@ -107,7 +109,7 @@ fn fill_conntrack(
             key,
             dest,
             generation,
-            last_seen_ns: seen,
+            last_seen_ns: seen_word(seen, ct_state::ESTABLISHED),
         };
         filled[b] += 1;
         if filled[b] == CT_WAYS {
@@ -253,7 +255,7 @@ fn main() -> Result<()> {
     );
     println!(
         "{:<34} {:>8.1} {:>9.2}x   (target <= 3x)",
-        "lvs new flow (SYN)",
+        "lvs retransmitted SYN",
         n,
         n / f
     );
