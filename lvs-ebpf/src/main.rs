@@ -3,6 +3,7 @@
 //! `lvs_xdp` is the load balancer, a pipeline of small stages, one file each, in the order a
 //! packet meets them:
 //!
+//! 0. [`own_mac`]: is the frame addressed to this director (its Ethernet destination)?
 //! 1. [`parse`]: Ethernet (one VLAN tag), IPv4/IPv6, TCP/UDP ports → a [`parse::Packet`].
 //! 2. [`conntrack`]: a known flow goes straight to its destination (SYNs skip this: a SYN
 //!    starts a new connection).
@@ -25,6 +26,7 @@
 mod conntrack;
 mod floor;
 mod maps;
+mod own_mac;
 mod parse;
 mod rewrite;
 mod scheduler;
@@ -49,6 +51,7 @@ pub fn lvs_pass(_ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn balance(ctx: &XdpContext) -> Result<u32, u32> {
+    own_mac::check(ctx)?;
     let pkt = parse::parse(ctx)?;
 
     if !pkt.syn

@@ -28,7 +28,7 @@ use lvs_tests::{
     packet::{ACK, DIRECTOR_MAC, Frame, L4, SYN},
     wait,
     xdp::{
-        Outcome, TEST_RUN_IFINDEX, allowed_cpus, bucket_of, ct_map, ct_seed, flow_key,
+        Outcome, TEST_RUN_IFINDEX, allowed_cpus, bucket_of, ct_holds, ct_map, ct_seed, flow_key,
         keys_sharing_buckets, pin_to_cpu, pin_to_one_cpu, run, run_program,
     },
 };
@@ -78,8 +78,11 @@ fn service(vip: IpAddr, port: u16, protocol: Protocol, dests: Vec<DestPlan>) -> 
     }
 }
 
+/// A data plane with `plans`, taking frames to [`DIRECTOR_MAC`] (as the agent gives it the
+/// attached interface's MAC).
 fn loaded(plans: &[ServicePlan]) -> Dataplane {
     let mut dp = Dataplane::load().expect("load the balancer (verifier)");
+    dp.set_own_macs(&[DIRECTOR_MAC]).expect("own MAC");
     dp.tables.apply(plans).expect("apply plans");
     dp
 }
@@ -191,6 +194,83 @@ fn everything_not_for_a_virtual_service_passes_untouched() {
     let mut arp = Frame::tcp(CLIENT4, 40000, VIP4, 80, SYN).build();
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
     assert_passed_untouched(&arp, &run(&mut dp, &arp));
+}
+
+/// A VRRP virtual MAC (VRID 10), as `extra_macs` would add it.
+const VRRP_MAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x0a];
+
+#[test]
+fn frames_to_another_destination_mac_pass_untouched_and_count_nowhere() {
+    let plans = [
+        service(VIP4, 80, Protocol::Tcp, vec![real(1, 1)]),
+        service(VIP6, 80, Protocol::Tcp, vec![real(1, 1)]),
+    ];
+    let mut dp = loaded(&plans);
+    let others: [(&str, [u8; 6]); 5] = [
+        ("broadcast", [0xff; 6]),
+        ("IPv4 multicast", [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12]),
+        ("IPv6 multicast", [0x33, 0x33, 0x00, 0x00, 0x00, 0x01]),
+        ("another host (a real)", real_mac(2)),
+        ("a VRRP MAC the config does not add", VRRP_MAC),
+    ];
+    let mut sport = 30000;
+    for (what, mac) in others {
+        for (client, vip, vlan) in [
+            (CLIENT4, VIP4, None),
+            (CLIENT6, VIP6, None),
+            (CLIENT4, VIP4, Some(7)),
+        ] {
+            sport += 1;
+            for flags in [SYN, ACK] {
+                let mut fr = Frame::tcp(client, sport, vip, 80, flags);
+                fr.dst_mac = mac;
+                fr.vlan = vlan;
+                let f = fr.build();
+                let out = run(&mut dp, &f);
+                assert_eq!(
+                    (out.verdict, &out.frame),
+                    (XDP_PASS, &f),
+                    "a frame to {what} ({vlan:?}, flags {flags:#x}) is passed untouched"
+                );
+            }
+            let key = flow_key(client, sport, vip, 80, proto::TCP);
+            assert!(!ct_holds(&mut dp, &key), "no flow remembered for {what}");
+        }
+    }
+    for p in &plans {
+        let sid = dp.tables.service_id(&p.key()).unwrap();
+        let did = dp.tables.dest_id(&p.key(), real_ip(1)).unwrap();
+        assert_eq!(dp.tables.stats().service(sid).unwrap(), Default::default());
+        assert_eq!(dp.tables.stats().dest(did).unwrap(), Default::default());
+    }
+    for r in DropReason::ALL {
+        assert_eq!(dp.tables.stats().drops(r).unwrap(), 0, "no drop counted");
+    }
+    // The own MAC is balanced (the frames above were not lost for another reason).
+    let f = Frame::tcp(CLIENT4, 40000, VIP4, 80, SYN).build();
+    assert_eq!(forwarded_to(&f, &run(&mut dp, &f)), 1);
+    let f = Frame::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    assert_eq!(forwarded_to(&f, &run(&mut dp, &f)), 1);
+}
+
+#[test]
+fn an_extra_mac_is_balanced_like_the_own_one() {
+    let mut dp = loaded(&[service(VIP4, 80, Protocol::Tcp, vec![real(1, 1)])]);
+    let mut fr = Frame::tcp(CLIENT4, 40000, VIP4, 80, SYN);
+    fr.dst_mac = VRRP_MAC;
+    let f = fr.build();
+    assert_passed_untouched(&f, &run(&mut dp, &f));
+    dp.set_own_macs(&[DIRECTOR_MAC, VRRP_MAC]).unwrap();
+    assert_eq!(forwarded_to(&f, &run(&mut dp, &f)), 1);
+    let f = Frame::tcp(CLIENT4, 40001, VIP4, 80, SYN).build();
+    assert_eq!(
+        forwarded_to(&f, &run(&mut dp, &f)),
+        1,
+        "the own MAC still is"
+    );
+    // A data plane that was given no MAC balances nothing.
+    dp.set_own_macs(&[]).unwrap();
+    assert_passed_untouched(&f, &run(&mut dp, &f));
 }
 
 #[test]
@@ -1032,6 +1112,7 @@ fn a_reloaded_data_plane_keeps_the_seed_and_finds_its_flows() {
     let ack = Frame::tcp(CLIENT4, 40000, VIP4, 80, ACK).build();
     let (seed, connections, real) = {
         let mut dp = Dataplane::load_pinned(&pins).expect("load with pins");
+        dp.set_own_macs(&[DIRECTOR_MAC]).unwrap();
         dp.tables.apply(&plans).unwrap();
         let real = forwarded_to(&syn, &run(&mut dp, &syn));
         let sid = dp.tables.service_id(&skey).unwrap();
@@ -1040,6 +1121,7 @@ fn a_reloaded_data_plane_keeps_the_seed_and_finds_its_flows() {
     };
     // As a restarted agent: the pinned maps are adopted.
     let mut dp = Dataplane::load_pinned(&pins).expect("load with pins again");
+    dp.set_own_macs(&[DIRECTOR_MAC]).unwrap();
     assert!(dp.adopted());
     assert_eq!(ct_seed(&mut dp), seed, "the seed is kept");
     dp.tables.apply(&plans).unwrap();

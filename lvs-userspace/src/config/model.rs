@@ -123,6 +123,10 @@ pub struct Globals {
     /// only when that config says this; otherwise it is refused (a file caught while an editor
     /// rewrites it looks empty, and would empty the director).
     pub allow_empty: bool,
+    /// `extra_macs` (lvs addition): Ethernet destinations balanced beside the interface's own
+    /// MAC, such as a VRRP virtual MAC (`00:00:5e:00:01:VRID`). A frame to any other MAC is
+    /// left to the kernel.
+    pub extra_macs: Vec<[u8; 6]>,
 }
 
 impl Default for Globals {
@@ -153,6 +157,7 @@ impl Default for Globals {
             verify_tls: false,
             metrics: None,
             allow_empty: false,
+            extra_macs: Vec::new(),
         }
     }
 }

@@ -61,6 +61,7 @@ pub(crate) struct RawGlobals {
     pub metrics: Opt<String>,
     pub verify_tls: Opt<bool>,
     pub allow_empty: Opt<bool>,
+    pub extra_macs: Opt<Vec<String>>,
 }
 
 /// A virtual service as written.
@@ -385,6 +386,10 @@ fn resolve_globals(
             "no email address specified",
         ));
     }
+    let extra_macs = match &g.extra_macs {
+        None => Vec::new(),
+        Some(v) => extra_macs(file, v)?,
+    };
     Ok(Globals {
         check_interval: positive(file, "checkinterval", &g.checkinterval)?
             .map_or(d.check_interval, Duration::from_secs),
@@ -415,7 +420,45 @@ fn resolve_globals(
         verify_tls: g.verify_tls.as_ref().map_or(d.verify_tls, |v| v.value),
         metrics,
         allow_empty: g.allow_empty.as_ref().map_or(d.allow_empty, |v| v.value),
+        extra_macs,
     })
+}
+
+/// `extra_macs`: unicast MACs (`aa:bb:cc:dd:ee:ff` or with `-`), comma-separated or a list,
+/// at most [`lvs_common::mac::MAX_OWN_MACS`] - 1 (the interface's own takes one place).
+fn extra_macs(file: &Path, v: &Val<Vec<String>>) -> Result<Vec<[u8; 6]>, ConfigError> {
+    let err = |why: String| ConfigError::invalid(file, v.line, "extra_macs", why);
+    let mut macs = Vec::new();
+    for text in v.value.iter().flat_map(|s| s.split(',')).map(str::trim) {
+        if text.is_empty() {
+            continue;
+        }
+        let mac = text
+            .parse::<crate::neighbour::MacAddr>()
+            .map_err(|_| err(format!("`{text}` is not a MAC address (aa:bb:cc:dd:ee:ff)")))?
+            .octets();
+        if mac == [0; 6] || mac[0] & 1 != 0 {
+            return Err(err(format!(
+                "`{text}` is not a unicast MAC: broadcast and multicast frames are never \
+                 balanced"
+            )));
+        }
+        if !macs.contains(&mac) {
+            macs.push(mac);
+        }
+    }
+    if macs.is_empty() {
+        return Err(err("no MAC address specified".into()));
+    }
+    let max = lvs_common::mac::MAX_OWN_MACS - 1;
+    if macs.len() > max {
+        return Err(err(format!(
+            "{} MACs, at most {max} (the data plane accepts {} with the interface's own)",
+            macs.len(),
+            lvs_common::mac::MAX_OWN_MACS
+        )));
+    }
+    Ok(macs)
 }
 
 fn parse_alert_status(file: &Path, s: &Val<String>) -> Result<AlertStatus, ConfigError> {

@@ -32,6 +32,7 @@
 //! metrics = "127.0.0.1:9100"   # lvs addition: Prometheus listener (true: 127.0.0.1:9100)
 //! verify_tls = false        # lvs addition: verify certificates in https checks
 //! allow_empty = false       # lvs addition: a reload to a config without virtual services is applied
+//! extra_macs = ["00:00:5e:00:01:0a"]  # lvs addition: balance frames to these MACs too (VRRP vmac)
 //!
 //! [[virtual]]
 //! address = "192.168.6.240:80"   # VIP:port; IPv6 "[2001:db8::5]:80"; port 0: every port
@@ -185,6 +186,7 @@ struct TomlFile {
     metrics: S<StrOrBool>,
     verify_tls: S<bool>,
     allow_empty: S<bool>,
+    extra_macs: S<OneOrMany>,
     #[serde(default, rename = "virtual")]
     virtuals: Vec<TomlVirtual>,
 }
@@ -289,6 +291,13 @@ impl TomlFile {
             }),
             verify_tls: l.opt(self.verify_tls),
             allow_empty: l.opt(self.allow_empty),
+            extra_macs: l.opt(self.extra_macs).map(|v| {
+                let list = match v.value {
+                    OneOrMany::One(s) => vec![s],
+                    OneOrMany::Many(m) => m,
+                };
+                Val::new(list, v.line)
+            }),
         };
         let virtuals = self
             .virtuals

@@ -142,6 +142,9 @@ fn main() -> Result<()> {
         })
         .collect();
     let mut dp = Dataplane::load().context("loading the balancer")?;
+    // The frames are addressed to the director, as the agent's own MAC would have them.
+    dp.set_own_macs(&[DIRECTOR_MAC])
+        .context("setting the director's MAC")?;
     let plan = ServicePlan {
         vip: SocketAddr::new(vip, 80),
         protocol: Protocol::Tcp,
