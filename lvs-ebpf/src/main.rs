@@ -5,6 +5,8 @@
 //!
 //! 0. [`own_mac`]: is the frame addressed to this director (its Ethernet destination)?
 //! 1. [`parse`]: Ethernet (one VLAN tag), IPv4/IPv6, TCP/UDP ports → a [`parse::Packet`].
+//!    [`wellformed`]: a malformed packet to a virtual service is dropped and counted
+//!    (`malformed`) before anything remembers it; one to anything else is XDP_PASS.
 //! 2. [`conntrack`]: a known flow goes straight to its destination (SYNs skip this: a SYN
 //!    starts a new connection).
 //! 3. [`vip`]: is the packet for a virtual service?
@@ -32,6 +34,7 @@ mod rewrite;
 mod scheduler;
 mod stats;
 mod vip;
+mod wellformed;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
@@ -53,6 +56,10 @@ pub fn lvs_pass(_ctx: XdpContext) -> u32 {
 fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     own_mac::check(ctx)?;
     let pkt = parse::parse(ctx)?;
+    if !wellformed::ok(ctx, &pkt) {
+        vip::lookup(&pkt.key)?;
+        return Err(stats::drop(ctx, lvs_common::DropReason::Malformed));
+    }
 
     if !pkt.syn
         && let Some((dest_id, dest)) = conntrack::established(&pkt.key)
