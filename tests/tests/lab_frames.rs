@@ -135,3 +135,95 @@ fn a_broadcast_frame_for_the_vip_is_not_forwarded_to_any_real() {
     }
     assert!(lvs.stop(), "lvs stops on SIGTERM");
 }
+
+/// The datagrams the director sends the reals (UDP from its MAC, seen on the reals' switch
+/// ports) until one carrying `until` has come, within `within`.
+fn forwarded_until(
+    watch: &[PacketSocket],
+    director_mac: [u8; 6],
+    until: &[u8],
+    within: Duration,
+    lvs: &RunningLvs,
+) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no frame carrying {:?} reached a real within {within:?}; lvs log:\n{}",
+            String::from_utf8_lossy(until),
+            lvs.log()
+        );
+        for sock in watch {
+            while let Some(frame) = sock.recv(Duration::from_millis(20)).unwrap() {
+                if frame.len() < 34 || frame[6..12] != director_mac || frame[23] != 17 {
+                    continue;
+                }
+                let done = contains(&frame, until);
+                seen.push(frame);
+                if done {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_extra_mac_added_by_a_reload_is_balanced() {
+    let lab = Lab::create(LabOptions {
+        big_file_size: 1 << 16,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let lvs = RunningLvs::start(&lab, CONFIG).unwrap();
+    for r in lab.reals() {
+        let real = SocketAddr::new(IpAddr::V4(r.addr_v4), 5000);
+        lvs.wait_real_weight(real, "1", Duration::from_secs(15))
+            .unwrap();
+    }
+    let director_mac = lab
+        .mac_of(lab.director_ns(), lab.director_ifname())
+        .unwrap()
+        .octets();
+    let vmac = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x0a];
+    let ports: Vec<String> = lab.reals().iter().map(|r| r.switch_port.clone()).collect();
+    let dir_port = lab.director_switch_port().to_string();
+    let (inject, watch) = lab::run_in_netns(lab.switch_ns(), || {
+        let inject = PacketSocket::open(&dir_port).expect("packet socket on the director's link");
+        let watch: Vec<PacketSocket> = ports
+            .iter()
+            .map(|p| PacketSocket::open(p).expect("packet socket on a real's port"))
+            .collect();
+        (inject, watch)
+    })
+    .unwrap();
+    let within = Duration::from_secs(10);
+
+    // Before: a frame to the VRRP MAC is not ours.
+    inject
+        .send(&probe(&lab, vmac, 43000, b"lvs-probe-vmac-before"))
+        .unwrap();
+    inject
+        .send(&probe(&lab, director_mac, 43001, b"lvs-probe-own-1"))
+        .unwrap();
+    let seen = forwarded_until(&watch, director_mac, b"lvs-probe-own-1", within, &lvs);
+    assert!(
+        !seen.iter().any(|f| contains(f, b"lvs-probe-vmac-before")),
+        "a frame to the VRRP MAC was forwarded before extra_macs named it"
+    );
+
+    // After a reload that adds it: balanced.
+    std::fs::write(
+        &lvs.config,
+        format!("extra_macs = [\"00:00:5e:00:01:0a\"]\n{CONFIG}"),
+    )
+    .unwrap();
+    lvs.reload();
+    lvs.wait_log("config reloaded", within).unwrap();
+    inject
+        .send(&probe(&lab, vmac, 43002, b"lvs-probe-vmac-after"))
+        .unwrap();
+    forwarded_until(&watch, director_mac, b"lvs-probe-vmac-after", within, &lvs);
+    assert!(lvs.stop(), "lvs stops on SIGTERM");
+}
