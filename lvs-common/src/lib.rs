@@ -15,12 +15,14 @@ pub mod conntrack;
 pub mod dest;
 pub mod hash;
 pub mod limits;
+pub mod mac;
 pub mod service;
 pub mod stats;
 
 pub use addr::Addr;
 pub use conntrack::{CtBucket, CtConfig, CtEntry, CtTimeouts, FlowKey, PersistKey, PersistValue};
 pub use dest::Dest;
+pub use mac::OwnMacs;
 pub use service::{Service, VipKey};
 pub use stats::{Counters, DropReason};
 
@@ -48,5 +50,6 @@ pod!(
     Dest,
     VipKey,
     Service,
-    Counters
+    Counters,
+    OwnMacs
 );

@@ -59,6 +59,10 @@ pub mod map_names {
     pub const DEST_STATS: &str = "LVS_DEST_STATS";
     /// `PERCPU_ARRAY` of `u64` per [`crate::DropReason`].
     pub const DROPS: &str = "LVS_DROPS";
+    /// `ARRAY` of one [`crate::OwnMacs`]: the Ethernet destinations the balancer accepts.
+    /// Not pinned: every agent writes it from the interface (and the config) before its
+    /// program runs.
+    pub const OWN_MACS: &str = "LVS_OWN_MACS";
 
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
     pub const ALL: [&str; 11] = [

@@ -34,16 +34,22 @@ pub enum DropReason {
     BadDestination = 1,
     /// XDP_REDIRECT to the destination's interface failed (not in the devmap).
     RedirectFailed = 2,
+    /// A malformed packet to a virtual service: bad IPv4 header checksum, an IP or UDP
+    /// length that disagrees with the frame, a TCP data offset under 5 or past the packet,
+    /// SYN with FIN, or a martian source (unspecified, loopback, broadcast, multicast, the
+    /// VIP itself). Never scheduled nor remembered.
+    Malformed = 3,
 }
 
 impl DropReason {
     /// Number of reasons (size of the drops array).
-    pub const COUNT: u32 = 3;
+    pub const COUNT: u32 = 4;
     /// Every reason, in index order.
-    pub const ALL: [DropReason; 3] = [
+    pub const ALL: [DropReason; 4] = [
         DropReason::NoDestination,
         DropReason::BadDestination,
         DropReason::RedirectFailed,
+        DropReason::Malformed,
     ];
 
     /// A short name for logs and metrics.
@@ -52,6 +58,7 @@ impl DropReason {
             DropReason::NoDestination => "no_destination",
             DropReason::BadDestination => "bad_destination",
             DropReason::RedirectFailed => "redirect_failed",
+            DropReason::Malformed => "malformed",
         }
     }
 }

@@ -3,7 +3,10 @@
 //! `lvs_xdp` is the load balancer, a pipeline of small stages, one file each, in the order a
 //! packet meets them:
 //!
+//! 0. [`own_mac`]: is the frame addressed to this director (its Ethernet destination)?
 //! 1. [`parse`]: Ethernet (one VLAN tag), IPv4/IPv6, TCP/UDP ports → a [`parse::Packet`].
+//!    [`wellformed`]: a malformed packet to a virtual service is dropped and counted
+//!    (`malformed`) before anything remembers it; one to anything else is XDP_PASS.
 //! 2. [`conntrack`]: a known flow within its state's idle timeout goes straight to its
 //!    destination, its TCP state moved by the packet (a SYN stays on its real unless the entry
 //!    is in CLOSE or TIME_WAIT).
@@ -26,11 +29,13 @@
 mod conntrack;
 mod floor;
 mod maps;
+mod own_mac;
 mod parse;
 mod rewrite;
 mod scheduler;
 mod stats;
 mod vip;
+mod wellformed;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
@@ -50,7 +55,12 @@ pub fn lvs_pass(_ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn balance(ctx: &XdpContext) -> Result<u32, u32> {
+    own_mac::check(ctx)?;
     let pkt = parse::parse(ctx)?;
+    if !wellformed::ok(ctx, &pkt) {
+        vip::lookup(&pkt.key)?;
+        return Err(stats::drop(ctx, lvs_common::DropReason::Malformed));
+    }
 
     if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn) {
         stats::forwarded(dest.service, dest_id, pkt.len, false);

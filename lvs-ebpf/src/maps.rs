@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
 use lvs_common::{
-    Counters, CtBucket, CtConfig, Dest, PersistKey, PersistValue, Service, VipKey,
+    Counters, CtBucket, CtConfig, Dest, OwnMacs, PersistKey, PersistValue, Service, VipKey,
     limits::{CT_BUCKETS, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES, RING_SIZE},
     stats::DropReason,
 };
@@ -63,3 +63,7 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropReason::C
 /// When each CPU last logged a drop of each reason (rate limit of [`crate::stats::drop`]).
 #[map(name = "LVS_DROP_LOGGED")]
 pub static DROP_LOGGED: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropReason::COUNT, 0);
+
+/// The Ethernet destinations the balancer accepts (one record), written by the agent.
+#[map(name = "LVS_OWN_MACS")]
+pub static OWN_MACS: Array<OwnMacs> = Array::with_max_entries(1, 0);

@@ -34,6 +34,12 @@ pub struct Packet {
     pub tcp_flags: u8,
     /// Frame length in bytes.
     pub len: u64,
+    /// Offset of the IP header.
+    pub l3: usize,
+    /// Offset of the TCP/UDP header.
+    pub l4: usize,
+    /// IPv4 (else IPv6).
+    pub v4: bool,
 }
 
 /// A pointer to a `T` at `offset` bytes into the packet, if the packet is long enough.
@@ -48,7 +54,7 @@ fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*const T, u32> {
 }
 
 #[inline(always)]
-fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Result<T, u32> {
+pub(crate) fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Result<T, u32> {
     // SAFETY: `ptr_at` checked that `size_of::<T>()` bytes at `offset` lie within the packet;
     // the read is unaligned because packet headers need not be aligned.
     Ok(unsafe { core::ptr::read_unaligned(ptr_at::<T>(ctx, offset)?) })
@@ -86,6 +92,9 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
         syn,
         tcp_flags,
         len: (ctx.data_end() - ctx.data()) as u64,
+        l3,
+        l4,
+        v4: ethertype == ETH_P_IPV4,
     })
 }
 

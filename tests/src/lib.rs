@@ -5,4 +5,5 @@
 pub mod agent;
 pub mod packet;
 pub mod wait;
+pub mod wire;
 pub mod xdp;

@@ -177,7 +177,17 @@ impl Frame {
     }
 }
 
-fn checksum(b: &[u8]) -> u16 {
+/// Writes a correct header checksum into the IPv4 header at `l3` of `frame` (after a test
+/// changed a field of it).
+pub fn fix_ipv4_checksum(frame: &mut [u8], l3: usize) {
+    let ihl = usize::from(frame[l3] & 0x0f) * 4;
+    frame[l3 + 10..l3 + 12].fill(0);
+    let c = checksum(&frame[l3..l3 + ihl]);
+    frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The Internet checksum of `b` (RFC 1071).
+pub fn checksum(b: &[u8]) -> u16 {
     let mut sum: u32 = b
         .chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))

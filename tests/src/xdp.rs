@@ -99,6 +99,15 @@ pub fn ct_seed(dp: &mut Dataplane) -> u64 {
     seeds.get(&0, 0).expect("seed").seed
 }
 
+/// Whether the connection table holds a (stable, written) entry for `key`.
+pub fn ct_holds(dp: &mut Dataplane, key: &FlowKey) -> bool {
+    let bucket = bucket_of(key, ct_seed(dp));
+    let b = ct_map(dp).get(&bucket, 0).expect("bucket");
+    b.ways
+        .iter()
+        .any(|e| !e.is_empty() && e.is_stable() && e.key == *key)
+}
+
 /// The bucket `key` lands in under `seed`.
 pub fn bucket_of(key: &FlowKey, seed: u64) -> u32 {
     ct_bucket(&key.words(), seed)

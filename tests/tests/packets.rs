@@ -26,10 +26,10 @@ use lvs_common::{
     stats::DropReason,
 };
 use lvs_tests::{
-    packet::{ACK, DIRECTOR_MAC, Frame, L4, SYN},
+    packet::{ACK, DIRECTOR_MAC, Frame, L4, SYN, fix_ipv4_checksum},
     wait,
     xdp::{
-        Outcome, TEST_RUN_IFINDEX, allowed_cpus, bucket_of, ct_map, ct_seed, flow_key,
+        Outcome, TEST_RUN_IFINDEX, allowed_cpus, bucket_of, ct_holds, ct_map, ct_seed, flow_key,
         keys_sharing_buckets, pin_to_cpu, pin_to_one_cpu, run, run_program,
     },
 };
@@ -79,8 +79,11 @@ fn service(vip: IpAddr, port: u16, protocol: Protocol, dests: Vec<DestPlan>) -> 
     }
 }
 
+/// A data plane with `plans`, taking frames to [`DIRECTOR_MAC`] (as the agent gives it the
+/// attached interface's MAC).
 fn loaded(plans: &[ServicePlan]) -> Dataplane {
     let mut dp = Dataplane::load().expect("load the balancer (verifier)");
+    dp.set_own_macs(&[DIRECTOR_MAC]).expect("own MAC");
     dp.tables.apply(plans).expect("apply plans");
     dp
 }
@@ -192,6 +195,264 @@ fn everything_not_for_a_virtual_service_passes_untouched() {
     let mut arp = Frame::tcp(CLIENT4, 40000, VIP4, 80, SYN).build();
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
     assert_passed_untouched(&arp, &run(&mut dp, &arp));
+}
+
+/// A VRRP virtual MAC (VRID 10), as `extra_macs` would add it.
+const VRRP_MAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x0a];
+
+#[test]
+fn frames_to_another_destination_mac_pass_untouched_and_count_nowhere() {
+    let plans = [
+        service(VIP4, 80, Protocol::Tcp, vec![real(1, 1)]),
+        service(VIP6, 80, Protocol::Tcp, vec![real(1, 1)]),
+    ];
+    let mut dp = loaded(&plans);
+    let others: [(&str, [u8; 6]); 5] = [
+        ("broadcast", [0xff; 6]),
+        ("IPv4 multicast", [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12]),
+        ("IPv6 multicast", [0x33, 0x33, 0x00, 0x00, 0x00, 0x01]),
+        ("another host (a real)", real_mac(2)),
+        ("a VRRP MAC the config does not add", VRRP_MAC),
+    ];
+    let mut sport = 30000;
+    for (what, mac) in others {
+        for (client, vip, vlan) in [
+            (CLIENT4, VIP4, None),
+            (CLIENT6, VIP6, None),
+            (CLIENT4, VIP4, Some(7)),
+        ] {
+            sport += 1;
+            for flags in [SYN, ACK] {
+                let mut fr = Frame::tcp(client, sport, vip, 80, flags);
+                fr.dst_mac = mac;
+                fr.vlan = vlan;
+                let f = fr.build();
+                let out = run(&mut dp, &f);
+                assert_eq!(
+                    (out.verdict, &out.frame),
+                    (XDP_PASS, &f),
+                    "a frame to {what} ({vlan:?}, flags {flags:#x}) is passed untouched"
+                );
+            }
+            let key = flow_key(client, sport, vip, 80, proto::TCP);
+            assert!(!ct_holds(&mut dp, &key), "no flow remembered for {what}");
+        }
+    }
+    for p in &plans {
+        let sid = dp.tables.service_id(&p.key()).unwrap();
+        let did = dp.tables.dest_id(&p.key(), real_ip(1)).unwrap();
+        assert_eq!(dp.tables.stats().service(sid).unwrap(), Default::default());
+        assert_eq!(dp.tables.stats().dest(did).unwrap(), Default::default());
+    }
+    for r in DropReason::ALL {
+        assert_eq!(dp.tables.stats().drops(r).unwrap(), 0, "no drop counted");
+    }
+    // The own MAC is balanced (the frames above were not lost for another reason).
+    let f = Frame::tcp(CLIENT4, 40000, VIP4, 80, SYN).build();
+    assert_eq!(forwarded_to(&f, &run(&mut dp, &f)), 1);
+    let f = Frame::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    assert_eq!(forwarded_to(&f, &run(&mut dp, &f)), 1);
+}
+
+#[test]
+fn an_extra_mac_is_balanced_like_the_own_one() {
+    let mut dp = loaded(&[service(VIP4, 80, Protocol::Tcp, vec![real(1, 1)])]);
+    let mut fr = Frame::tcp(CLIENT4, 40000, VIP4, 80, SYN);
+    fr.dst_mac = VRRP_MAC;
+    let f = fr.build();
+    assert_passed_untouched(&f, &run(&mut dp, &f));
+    dp.set_own_macs(&[DIRECTOR_MAC, VRRP_MAC]).unwrap();
+    assert_eq!(forwarded_to(&f, &run(&mut dp, &f)), 1);
+    let f = Frame::tcp(CLIENT4, 40001, VIP4, 80, SYN).build();
+    assert_eq!(
+        forwarded_to(&f, &run(&mut dp, &f)),
+        1,
+        "the own MAC still is"
+    );
+    // A data plane that was given no MAC balances nothing.
+    dp.set_own_macs(&[]).unwrap();
+    assert_passed_untouched(&f, &run(&mut dp, &f));
+}
+
+/// Malformed variants of packets to `vip` (its TCP port 80 and UDP port 53), each named.
+fn malformed_frames(client: IpAddr, vip: IpAddr, sport: &mut u16) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut next = || {
+        *sport += 1;
+        *sport
+    };
+    let v4 = vip.is_ipv4();
+    let l4 = if v4 { 34 } else { 54 };
+    let mut tcp = |what: &str, edit: &dyn Fn(&mut Vec<u8>)| {
+        for flags in [SYN, ACK] {
+            let mut f = Frame::tcp(client, next(), vip, 80, flags).build();
+            edit(&mut f);
+            out.push((format!("{what} (TCP flags {flags:#x}, to {vip})"), f));
+        }
+    };
+    if v4 {
+        tcp("bad IPv4 header checksum", &|f| f[24] ^= 0x01);
+        tcp("IPv4 total length past the frame", &|f| {
+            let tot = u16::from_be_bytes([f[16], f[17]]) + 1;
+            f[16..18].copy_from_slice(&tot.to_be_bytes());
+            fix_ipv4_checksum(f, 14);
+        });
+        tcp("IPv4 total length short of the frame", &|f| {
+            let tot = u16::from_be_bytes([f[16], f[17]]) - 4;
+            f[16..18].copy_from_slice(&tot.to_be_bytes());
+            fix_ipv4_checksum(f, 14);
+        });
+    } else {
+        tcp("IPv6 payload length past the frame", &|f| {
+            let plen = u16::from_be_bytes([f[18], f[19]]) + 1;
+            f[18..20].copy_from_slice(&plen.to_be_bytes());
+        });
+        tcp("IPv6 payload length short of the frame", &|f| {
+            let plen = u16::from_be_bytes([f[18], f[19]]) - 4;
+            f[18..20].copy_from_slice(&plen.to_be_bytes());
+        });
+    }
+    tcp("TCP data offset 4", &|f| f[l4 + 12] = 4 << 4);
+    tcp("TCP data offset 0", &|f| f[l4 + 12] = 0);
+    tcp("TCP data offset past the packet", &|f| f[l4 + 12] = 15 << 4);
+    tcp("SYN with FIN", &|f| f[l4 + 13] |= 0x03);
+    let mut f = Frame::udp(client, next(), vip, 53).build();
+    let ulen = u16::from_be_bytes([f[l4 + 4], f[l4 + 5]]) - 1;
+    f[l4 + 4..l4 + 6].copy_from_slice(&ulen.to_be_bytes());
+    out.push((format!("UDP length short of the packet (to {vip})"), f));
+    let mut f = Frame::udp(client, next(), vip, 53).build();
+    f[l4 + 4..l4 + 6].copy_from_slice(&4u16.to_be_bytes());
+    out.push((format!("UDP length under 8 (to {vip})"), f));
+    let martians: Vec<IpAddr> = if v4 {
+        [
+            "0.0.0.0",
+            "0.1.2.3",
+            "127.0.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "240.0.0.1",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect()
+    } else {
+        ["::", "::1", "ff02::1", "::ffff:198.18.1.10"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect()
+    };
+    for src in martians.into_iter().chain([vip]) {
+        let f = Frame::tcp(src, next(), vip, 80, SYN).build();
+        out.push((format!("martian source {src} (to {vip})"), f));
+        let f = Frame::udp(src, next(), vip, 53).build();
+        out.push((format!("martian source {src}, UDP (to {vip})"), f));
+    }
+    out
+}
+
+/// The reals that six new flows from fresh clients get, one after another.
+fn next_six(dp: &mut Dataplane, base: u16) -> Vec<u8> {
+    (0..6)
+        .map(|i| {
+            let f = Frame::tcp(CLIENT4, base + i, VIP4, 80, SYN).build();
+            forwarded_to(&f, &run(dp, &f))
+        })
+        .collect()
+}
+
+#[test]
+fn malformed_packets_to_a_vip_are_dropped_counted_and_never_remembered() {
+    pin_to_one_cpu();
+    let mut persistent = service(VIP6, 80, Protocol::Tcp, equal_reals());
+    persistent.persistence = Some((300, 128));
+    let plans = [
+        service(VIP4, 80, Protocol::Tcp, equal_reals()),
+        service(VIP4, 53, Protocol::Udp, equal_reals()),
+        persistent,
+        service(VIP6, 53, Protocol::Udp, equal_reals()),
+    ];
+    let mut dp = loaded(&plans);
+    let mut untouched = loaded(&plans);
+    let mut sport = 20000;
+    let mut frames = malformed_frames(CLIENT4, VIP4, &mut sport);
+    frames.extend(malformed_frames(CLIENT6, VIP6, &mut sport));
+    // An IPv6 packet to the IPv4-mapped VIP would otherwise match the IPv4 service.
+    let mapped: IpAddr = "::ffff:198.18.0.100".parse().unwrap();
+    let f = Frame::tcp(CLIENT6, 29999, mapped, 80, SYN).build();
+    frames.push(("IPv6 to the IPv4-mapped VIP".into(), f));
+    for (n, (what, f)) in frames.iter().enumerate() {
+        let out = run(&mut dp, f);
+        assert_eq!(out.verdict, XDP_DROP, "{what}: dropped");
+        assert_eq!(
+            dp.tables.stats().drops(DropReason::Malformed).unwrap(),
+            n as u64 + 1,
+            "{what}: counted as malformed"
+        );
+    }
+    for p in &plans {
+        let sid = dp.tables.service_id(&p.key()).unwrap();
+        assert_eq!(
+            dp.tables.stats().service(sid).unwrap(),
+            Default::default(),
+            "{}: nothing counted as forwarded",
+            p.vip
+        );
+    }
+    for r in [
+        DropReason::NoDestination,
+        DropReason::BadDestination,
+        DropReason::RedirectFailed,
+    ] {
+        assert_eq!(dp.tables.stats().drops(r).unwrap(), 0);
+    }
+    // Nothing remembered: no flow in the connection table, no persistence entry.
+    let table = ct_map(&mut dp);
+    let held = (0..CT_BUCKETS)
+        .filter_map(|b| table.get(&b, 0).ok())
+        .flat_map(|b| b.ways)
+        .filter(|e| !e.is_empty())
+        .count();
+    assert_eq!(
+        held, 0,
+        "connection-table entries after malformed packets only"
+    );
+    let persist: BpfHashMap<&MapData, PersistKey, PersistValue> =
+        BpfHashMap::try_from(dp.ebpf().map(map_names::PERSIST).unwrap()).unwrap();
+    assert_eq!(persist.keys().count(), 0, "persistence entries");
+    // No scheduler moved: the next new flows get what a data plane that saw none gets.
+    assert_eq!(
+        next_six(&mut dp, 50000),
+        next_six(&mut untouched, 50000),
+        "the ring position moved"
+    );
+    // The same packets to an address that is no VIP are not ours: passed untouched.
+    let other = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+    let mut frames = malformed_frames(CLIENT4, other, &mut sport);
+    frames.extend(malformed_frames(
+        CLIENT6,
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x198, 0x18, 0, 0, 0, 0, 0x2)),
+        &mut sport,
+    ));
+    let before = dp.tables.stats().drops(DropReason::Malformed).unwrap();
+    for (what, f) in frames {
+        let out = run(&mut dp, &f);
+        assert_eq!((out.verdict, &out.frame), (XDP_PASS, &f), "{what}: passed");
+    }
+    assert_eq!(
+        dp.tables.stats().drops(DropReason::Malformed).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn short_frames_padded_by_ethernet_are_well_formed() {
+    let mut dp = loaded(&[service(VIP4, 53, Protocol::Udp, vec![real(1, 1)])]);
+    let mut fr = Frame::udp(CLIENT4, 40000, VIP4, 53);
+    fr.payload.clear();
+    let mut f = fr.build();
+    assert_eq!(f.len(), 42);
+    f.resize(60, 0); // the padding of a minimum Ethernet frame
+    assert_eq!(forwarded_to(&f, &run(&mut dp, &f)), 1);
 }
 
 #[test]
@@ -1039,6 +1300,7 @@ fn a_reloaded_data_plane_keeps_the_seed_and_finds_its_flows() {
     let ack = Frame::tcp(CLIENT4, 40000, VIP4, 80, ACK).build();
     let (seed, connections, real) = {
         let mut dp = Dataplane::load_pinned(&pins).expect("load with pins");
+        dp.set_own_macs(&[DIRECTOR_MAC]).unwrap();
         dp.tables.apply(&plans).unwrap();
         let real = forwarded_to(&syn, &run(&mut dp, &syn));
         let sid = dp.tables.service_id(&skey).unwrap();
@@ -1047,6 +1309,7 @@ fn a_reloaded_data_plane_keeps_the_seed_and_finds_its_flows() {
     };
     // As a restarted agent: the pinned maps are adopted.
     let mut dp = Dataplane::load_pinned(&pins).expect("load with pins again");
+    dp.set_own_macs(&[DIRECTOR_MAC]).unwrap();
     assert!(dp.adopted());
     assert_eq!(ct_seed(&mut dp), seed, "the seed is kept");
     dp.tables.apply(&plans).unwrap();

@@ -58,6 +58,8 @@ fn service(port: u16, protocol: Protocol) -> ServicePlan {
 fn loaded() -> Dataplane {
     pin_to_one_cpu();
     let mut dp = Dataplane::load().expect("load the balancer (verifier)");
+    dp.set_own_macs(&[lvs_tests::packet::DIRECTOR_MAC])
+        .expect("own MAC");
     dp.tables
         .apply(&[service(80, Protocol::Tcp), service(53, Protocol::Udp)])
         .expect("apply plans");

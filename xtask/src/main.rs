@@ -7,6 +7,8 @@
 //! - `cargo xtask test`: set-up, then every test, each test binary under a deadline
 //!   ([`harness`]).
 //! - `cargo xtask bench`: set-up, then the benchmarks.
+//! - `cargo xtask fuzz`: set-up, then the packet fuzzing test with 1,000,000 frames
+//!   (`LVS_FUZZ_FRAMES` and `LVS_FUZZ_SEED` change the count and the seed).
 //! - `cargo xtask run -- ARGS`: set-up, then `lvs ARGS` (release build).
 
 use std::{
@@ -40,6 +42,8 @@ enum Task {
     },
     /// Run the benchmarks.
     Bench,
+    /// Run the packet fuzzing test with a million frames (or LVS_FUZZ_FRAMES).
+    Fuzz,
     /// Build a release and package it in target/dist: the binary, shell completions and the
     /// man page (generated from the CLI definitions), and the systemd unit.
     Dist,
@@ -89,6 +93,24 @@ fn main() -> Result<()> {
                 )?;
             }
             Ok(())
+        }
+        Task::Fuzz => {
+            if std::env::var_os("LVS_FUZZ_FRAMES").is_none() {
+                // SAFETY: single-threaded here; the test reads it.
+                unsafe { std::env::set_var("LVS_FUZZ_FRAMES", "1000000") };
+            }
+            cargo(
+                &root,
+                &[
+                    "test",
+                    "-p",
+                    "lvs-tests",
+                    "--test",
+                    "fuzz",
+                    "--",
+                    "--nocapture",
+                ],
+            )
         }
         Task::Dist => dist(&root),
         Task::Run { args } => {

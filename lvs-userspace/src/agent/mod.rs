@@ -359,6 +359,40 @@ pub fn service_name(v: &VirtualService) -> String {
     format!("{}/{:?}", v.vip, v.protocol).to_lowercase()
 }
 
+/// The Ethernet destinations the balancer takes: `interface`'s own MAC, then the config's
+/// `extra_macs`. An interface without a MAC is logged: only the extra MACs are balanced then.
+fn own_macs(ifindex: u32, config: &Config) -> Vec<[u8; 6]> {
+    let mut macs = Vec::new();
+    match neighbour::link_by_index(ifindex) {
+        Ok(neighbour::Link { mac: Some(m), .. }) => macs.push(m.octets()),
+        Ok(_) => tracing::error!(
+            ifindex,
+            "the interface has no Ethernet address: only frames to extra_macs are balanced"
+        ),
+        Err(e) => tracing::error!(
+            ifindex,
+            "reading the interface's MAC: {e}: only frames to extra_macs are balanced"
+        ),
+    }
+    macs.extend(config.globals.extra_macs.iter().copied());
+    macs
+}
+
+/// Writes [`own_macs`] into the data plane.
+fn write_own_macs(
+    dataplane: &mut Dataplane,
+    ifindex: u32,
+    config: &Config,
+) -> Result<(), crate::dataplane::LoadError> {
+    let macs = own_macs(ifindex, config);
+    tracing::info!(
+        ifindex,
+        macs = ?macs.iter().map(|m| neighbour::MacAddr(*m).to_string()).collect::<Vec<_>>(),
+        "balancing frames to these Ethernet destinations"
+    );
+    dataplane.set_own_macs(&macs)
+}
+
 /// Runs the agent until SIGTERM or SIGINT. `config` is the already loaded `opts.config`;
 /// `logging`, when given, follows the config's log target across reloads.
 pub async fn run(
@@ -374,7 +408,7 @@ pub async fn run(
     }
     let interface = choose_interface(&opts, &config)?;
     // A wrong interface stops lvs before anything is touched.
-    crate::dataplane::loader::interface_index(&interface)?;
+    let attach_to = crate::dataplane::loader::interface_index(&interface)?;
     // Signals are taken before anything is attached: one that comes during the start is
     // handled once it is done (a stop, detaching cleanly), and no failure after the attach
     // can leave without undoing it.
@@ -401,6 +435,12 @@ pub async fn run(
     };
     let adopted = dataplane.adopted();
     forward_kernel_log(&mut dataplane);
+    // Before the program runs (attached, or swapped into an adopted link): which Ethernet
+    // destinations are ours.
+    if let Err(e) = write_own_macs(&mut dataplane, attach_to, &config) {
+        dataplane.abandon();
+        return Err(e.into());
+    }
     // A start that fails leaves nothing behind (but what it adopted).
     let ifindex = match dataplane.attach(&interface, opts.mode) {
         Ok(i) => i,
@@ -779,6 +819,10 @@ impl Agent {
                 kept_states::carry_states(&self.config, &new, &mut self.states);
                 self.config = new;
                 self.counters.reloads += 1;
+                // The interface's MAC may have changed too.
+                if let Err(e) = write_own_macs(&mut self.dataplane, self.ifindex, &self.config) {
+                    tracing::error!("writing the accepted MACs: {e}");
+                }
                 self.start_following();
                 tracing::info!(services = self.config.virtuals.len(), "config reloaded");
                 if let Some(cb) = self.config.globals.callback.clone() {

@@ -62,6 +62,7 @@ const GLOBAL_ONLY: &[&str] = &[
     "interface",
     "metrics",
     "allow_empty",
+    "extra_macs",
     "timeout",
 ];
 
@@ -240,6 +241,7 @@ impl Reader<'_> {
             "interface" => self.raw.globals.interface = Some(self.nonempty(line, key, v)?),
             "metrics" => self.raw.globals.metrics = Some(self.nonempty(line, key, v)?),
             "allow_empty" => self.raw.globals.allow_empty = Some(self.yes_no(line, key, v)?),
+            "extra_macs" => self.raw.globals.extra_macs = Some(Val::new(vec![v.to_string()], line)),
             "fork" => {
                 self.yes_no(line, key, v)?;
                 self.warn(

@@ -622,6 +622,61 @@ mod allow_empty_tests {
     }
 }
 
+/// `extra_macs`: Ethernet destinations balanced beside the interface's own.
+#[cfg(test)]
+mod extra_macs_tests {
+    use super::*;
+
+    const VMAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x0a];
+
+    #[test]
+    fn both_readers_know_it_and_convert_keeps_it() {
+        let none = toml::parse_str(Path::new("a.toml"), "").unwrap();
+        assert!(none.globals.extra_macs.is_empty());
+        let cf = ldirectord::parse_str(
+            Path::new("a.cf"),
+            "extra_macs = 00:00:5e:00:01:0a, 02-00-00-00-00-09\n",
+        )
+        .unwrap();
+        assert_eq!(cf.globals.extra_macs, vec![VMAC, [2, 0, 0, 0, 0, 9]]);
+        let t = toml::parse_str(Path::new("a.toml"), &to_toml(&cf)).unwrap();
+        assert_eq!(t.globals.extra_macs, cf.globals.extra_macs);
+        let one =
+            toml::parse_str(Path::new("a.toml"), "extra_macs = \"00:00:5e:00:01:0a\"\n").unwrap();
+        assert_eq!(one.globals.extra_macs, vec![VMAC]);
+    }
+
+    #[test]
+    fn what_cannot_be_a_director_s_mac_is_refused_with_its_line() {
+        for (text, why) in [
+            ("extra_macs = ff:ff:ff:ff:ff:ff", "not a unicast MAC"),
+            ("extra_macs = 01:00:5e:00:00:01", "not a unicast MAC"),
+            ("extra_macs = 00:00:00:00:00:00", "not a unicast MAC"),
+            ("extra_macs = 00:00:5e:00:01", "not a MAC address"),
+            ("extra_macs = ,", "no MAC address"),
+            (
+                "extra_macs = 02:00:00:00:00:01,02:00:00:00:00:02,02:00:00:00:00:03,\
+                 02:00:00:00:00:04,02:00:00:00:00:05,02:00:00:00:00:06,02:00:00:00:00:07,\
+                 02:00:00:00:00:08",
+                "at most 7",
+            ),
+        ] {
+            let e = ldirectord::parse_str(Path::new("m.cf"), &format!("\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("m.cf:2: extra_macs: "), "{text}: {e}");
+            assert!(e.contains(why), "{text}: {e}");
+        }
+        let e = ldirectord::parse_str(
+            Path::new("m.cf"),
+            "virtual=10.0.0.1:80\n\textra_macs=02:00:00:00:00:01\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("global directive"), "{e}");
+    }
+}
+
 /// `timeout_tcp`, `timeout_tcpfin`, `timeout_udp`: `ipvsadm --set tcp tcpfin udp` in TOML.
 #[cfg(test)]
 mod timeout_tests {

@@ -154,6 +154,10 @@ pub struct Globals {
     /// only when that config says this; otherwise it is refused (a file caught while an editor
     /// rewrites it looks empty, and would empty the director).
     pub allow_empty: bool,
+    /// `extra_macs` (lvs addition): Ethernet destinations balanced beside the interface's own
+    /// MAC, such as a VRRP virtual MAC (`00:00:5e:00:01:VRID`). A frame to any other MAC is
+    /// left to the kernel.
+    pub extra_macs: Vec<[u8; 6]>,
     /// `timeout_tcp`, `timeout_tcpfin`, `timeout_udp` (lvs addition, IPVS's
     /// `ipvsadm --set tcp tcpfin udp`): idle timeouts of the connection table, global as
     /// IPVS's are.
@@ -218,6 +222,7 @@ impl Default for Globals {
             metrics: None,
             allow_empty: false,
             timeouts: ConnTimeouts::default(),
+            extra_macs: Vec::new(),
         }
     }
 }

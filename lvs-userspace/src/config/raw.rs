@@ -64,6 +64,7 @@ pub(crate) struct RawGlobals {
     pub timeout_tcp: Opt<u64>,
     pub timeout_tcpfin: Opt<u64>,
     pub timeout_udp: Opt<u64>,
+    pub extra_macs: Opt<Vec<String>>,
 }
 
 /// A virtual service as written.
@@ -431,6 +432,10 @@ fn resolve_globals(
             "no email address specified",
         ));
     }
+    let extra_macs = match &g.extra_macs {
+        None => Vec::new(),
+        Some(v) => extra_macs(file, v)?,
+    };
     Ok(Globals {
         check_interval: check_seconds(file, "checkinterval", &g.checkinterval)?
             .map_or(d.check_interval, Duration::from_secs),
@@ -470,6 +475,7 @@ fn resolve_globals(
                 .unwrap_or(d.timeouts.tcpfin),
             udp: timeout(file, "timeout_udp", &g.timeout_udp)?.unwrap_or(d.timeouts.udp),
         },
+        extra_macs,
     })
 }
 
@@ -503,6 +509,44 @@ fn check_smtp(file: &Path, v: &Val<String>) -> Result<String, ConfigError> {
         Some(why) => Err(bad(format!("`{host}` {why}"))),
         None => Ok(s.to_string()),
     }
+
+}
+
+/// `extra_macs`: unicast MACs (`aa:bb:cc:dd:ee:ff` or with `-`), comma-separated or a list,
+/// at most [`lvs_common::mac::MAX_OWN_MACS`] - 1 (the interface's own takes one place).
+fn extra_macs(file: &Path, v: &Val<Vec<String>>) -> Result<Vec<[u8; 6]>, ConfigError> {
+    let err = |why: String| ConfigError::invalid(file, v.line, "extra_macs", why);
+    let mut macs = Vec::new();
+    for text in v.value.iter().flat_map(|s| s.split(',')).map(str::trim) {
+        if text.is_empty() {
+            continue;
+        }
+        let mac = text
+            .parse::<crate::neighbour::MacAddr>()
+            .map_err(|_| err(format!("`{text}` is not a MAC address (aa:bb:cc:dd:ee:ff)")))?
+            .octets();
+        if mac == [0; 6] || mac[0] & 1 != 0 {
+            return Err(err(format!(
+                "`{text}` is not a unicast MAC: broadcast and multicast frames are never \
+                 balanced"
+            )));
+        }
+        if !macs.contains(&mac) {
+            macs.push(mac);
+        }
+    }
+    if macs.is_empty() {
+        return Err(err("no MAC address specified".into()));
+    }
+    let max = lvs_common::mac::MAX_OWN_MACS - 1;
+    if macs.len() > max {
+        return Err(err(format!(
+            "{} MACs, at most {max} (the data plane accepts {} with the interface's own)",
+            macs.len(),
+            lvs_common::mac::MAX_OWN_MACS
+        )));
+    }
+    Ok(macs)
 }
 
 fn parse_alert_status(file: &Path, s: &Val<String>) -> Result<AlertStatus, ConfigError> {

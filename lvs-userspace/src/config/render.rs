@@ -299,6 +299,14 @@ pub fn to_toml(config: &Config) -> String {
     if g.allow_empty {
         let _ = writeln!(o, "allow_empty = true");
     }
+    if !g.extra_macs.is_empty() {
+        let list: Vec<String> = g
+            .extra_macs
+            .iter()
+            .map(|m| q(&crate::neighbour::MacAddr(*m).to_string()))
+            .collect();
+        let _ = writeln!(o, "extra_macs = [{}]", list.join(", "));
+    }
 
     for v in &config.virtuals {
         let _ = writeln!(o);

@@ -36,6 +36,7 @@
 //! timeout_tcp = 900         # idle timeout of an ESTABLISHED connection (ipvsadm --set tcp)
 //! timeout_tcpfin = 120      # idle timeout after the client's FIN (ipvsadm --set tcpfin)
 //! timeout_udp = 300         # idle timeout of a UDP flow (ipvsadm --set udp)
+//! extra_macs = ["00:00:5e:00:01:0a"]  # lvs addition: balance frames to these MACs too (VRRP vmac)
 //!
 //! [[virtual]]
 //! address = "192.168.6.240:80"   # VIP:port; IPv6 "[2001:db8::5]:80"; port 0: every port
@@ -192,6 +193,7 @@ struct TomlFile {
     timeout_tcp: S<u64>,
     timeout_tcpfin: S<u64>,
     timeout_udp: S<u64>,
+    extra_macs: S<OneOrMany>,
     #[serde(default, rename = "virtual")]
     virtuals: Vec<TomlVirtual>,
 }
@@ -299,6 +301,13 @@ impl TomlFile {
             timeout_tcp: l.opt(self.timeout_tcp),
             timeout_tcpfin: l.opt(self.timeout_tcpfin),
             timeout_udp: l.opt(self.timeout_udp),
+            extra_macs: l.opt(self.extra_macs).map(|v| {
+                let list = match v.value {
+                    OneOrMany::One(s) => vec![s],
+                    OneOrMany::Many(m) => m,
+                };
+                Val::new(list, v.line)
+            }),
         };
         let virtuals = self
             .virtuals

@@ -15,7 +15,7 @@ use aya::{
     },
 };
 use lvs_common::{
-    CtConfig, CtTimeouts,
+    CtConfig, CtTimeouts, OwnMacs,
     limits::{map_names, program_names},
 };
 
@@ -183,6 +183,7 @@ pub struct Dataplane {
     /// The tables the agent writes.
     pub tables: Tables,
     tx_ports: DevMapHash<MapData>,
+    own_macs: Array<MapData, OwnMacs>,
     attached: Option<(u32, XdpLinkId)>,
     /// Where maps and the link are pinned, when they are.
     pins: Option<PathBuf>,
@@ -404,6 +405,7 @@ impl Dataplane {
         );
         Ok(Dataplane {
             tx_ports: typed(&mut ebpf, map_names::TX_PORTS)?,
+            own_macs: typed(&mut ebpf, map_names::OWN_MACS)?,
             ebpf,
             tables,
             attached: None,
@@ -598,6 +600,19 @@ impl Dataplane {
                 })?;
         }
         Ok(())
+    }
+
+    /// Sets the Ethernet destinations the balancer accepts: the attached interface's own MAC
+    /// first, then any the config adds (a VRRP virtual MAC). A frame to another destination
+    /// is XDP_PASS, untouched; until this is called, every frame is. Zero and group MACs are
+    /// left out, and so is any past [`lvs_common::mac::MAX_OWN_MACS`].
+    pub fn set_own_macs(&mut self, macs: &[[u8; 6]]) -> Result<(), LoadError> {
+        self.own_macs
+            .set(0, OwnMacs::new(macs), 0)
+            .map_err(|source| LoadError::Map {
+                name: map_names::OWN_MACS,
+                source,
+            })
     }
 
     /// Makes `ifindex` reachable by XDP_REDIRECT (for reals behind another interface).
