@@ -509,7 +509,6 @@ fn check_smtp(file: &Path, v: &Val<String>) -> Result<String, ConfigError> {
         Some(why) => Err(bad(format!("`{host}` {why}"))),
         None => Ok(s.to_string()),
     }
-
 }
 
 /// `extra_macs`: unicast MACs (`aa:bb:cc:dd:ee:ff` or with `-`), comma-separated or a list,
