@@ -10,6 +10,7 @@
 //! where an earlier one left pins (after a crash, a SIGKILL, an upgrade, or `cleanstop = no`)
 //! adopts them, and forwarding never stops.
 
+mod config_read;
 pub mod desired;
 mod kept_states;
 pub mod neighbours;
@@ -19,13 +20,14 @@ pub mod snapshot;
 use std::{
     collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr},
-    path::{Path, PathBuf},
-    time::{Duration, Instant, SystemTime},
+    path::PathBuf,
+    time::{Duration, Instant},
 };
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::{
+    config_read::{FileStamp, READ_STUCK_AFTER, ReadOutcome, ReadWhy, read_off_loop, stamp},
     desired::Knowledge,
     neighbours::{Neighbours, TargetUpdate},
 };
@@ -203,83 +205,6 @@ impl Knowledge for View<'_> {
         self.targets.get(&addr).copied().flatten()
     }
 }
-
-/// What the config file looked like when last read: a change to any of these is a change of
-/// the file. The size and the inode catch what the modification time alone can miss (a
-/// truncate and a write within the same clock tick, a file replaced by a rename).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    dev: u64,
-    ino: u64,
-}
-
-fn stamp(path: &Path) -> Option<FileStamp> {
-    use std::os::unix::fs::MetadataExt as _;
-    let m = std::fs::metadata(path).ok()?;
-    Some(FileStamp {
-        modified: m.modified().ok(),
-        len: m.len(),
-        dev: m.dev(),
-        ino: m.ino(),
-    })
-}
-
-/// What a read of the config file, done off the loop, found.
-enum ReadOutcome {
-    /// An autoreload poll: the file has not changed.
-    Unchanged,
-    /// The file was read: how it looked before it was read, and what it held.
-    Read {
-        why: ReadWhy,
-        stamp: Option<FileStamp>,
-        result: Box<Result<Config, ConfigError>>,
-    },
-}
-
-/// Why the config file is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ReadWhy {
-    /// SIGHUP: read whatever its stamp.
-    Signal,
-    /// The autoreload poll: read only when its stamp changed since `known`.
-    Poll,
-}
-
-/// Reads the config file on a thread of its own (never on the loop that applies health
-/// events: a FIFO or a stalled mount could block it for ever) and sends what it found to
-/// `done`. A plain thread, not the runtime's blocking pool, so that a read that never ends
-/// does not hold up the process's exit.
-fn read_off_loop(
-    path: PathBuf,
-    format: Option<config::Format>,
-    why: ReadWhy,
-    known: Option<FileStamp>,
-    done: tokio::sync::mpsc::Sender<ReadOutcome>,
-) {
-    let spawned = std::thread::Builder::new()
-        .name("config-read".into())
-        .spawn(move || {
-            let stamp = stamp(&path);
-            let outcome = if why == ReadWhy::Poll && stamp == known {
-                ReadOutcome::Unchanged
-            } else {
-                ReadOutcome::Read {
-                    why,
-                    stamp,
-                    result: Box::new(config::load_as(&path, format)),
-                }
-            };
-            let _ = done.blocking_send(outcome);
-        });
-    if let Err(e) = spawned {
-        tracing::error!("reload not started: cannot start a thread to read the config: {e}");
-    }
-}
-
-/// How long a read of the config may take before the log says it is stuck.
-const READ_STUCK_AFTER: Duration = Duration::from_secs(5);
 
 /// Every server address the data plane must reach: reals and fallbacks.
 fn server_addrs(config: &Config) -> HashSet<IpAddr> {
@@ -862,30 +787,6 @@ impl Agent {
     }
 }
 
-/// The stamp that tells a changed config file from an unchanged one.
-#[cfg(test)]
-mod stamp_tests {
-    use super::*;
-    use crate::testdir::TestDir;
-
-    #[test]
-    fn a_rewrite_within_the_same_clock_tick_is_a_change() {
-        let dir = TestDir::new("agent-stamp");
-        let path = dir.join("lvs.toml");
-        // Truncated, then written, both within one tick of the file system's clock.
-        std::fs::write(&path, "").unwrap();
-        let empty = stamp(&path).unwrap();
-        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        std::io::Write::write_all(&mut &f, b"[[virtual]]\naddress = \"10.0.0.1:80\"\n").unwrap();
-        f.set_modified(empty.modified.unwrap()).unwrap();
-        drop(f);
-        let written = stamp(&path).unwrap();
-        assert_eq!(written.modified, empty.modified, "the same mtime");
-        assert_ne!(written, empty, "but another file");
-        assert_eq!(stamp(&path), Some(written), "and stable while unchanged");
-    }
-}
-
 /// Settings a reload cannot apply are named, not ignored in silence.
 #[cfg(test)]
 mod restart_only_tests {
@@ -901,7 +802,7 @@ mod restart_only_tests {
     }
 
     fn config(text: &str) -> Config {
-        config::toml::parse_str(Path::new("lvs.toml"), text).unwrap()
+        config::toml::parse_str(std::path::Path::new("lvs.toml"), text).unwrap()
     }
 
     #[test]
