@@ -45,6 +45,18 @@ fn probe(lab: &Lab, dst_mac: [u8; 6], sport: u16, marker: &[u8]) -> Vec<u8> {
     f.build()
 }
 
+/// Waits until every real is in `lvs`'s tables at weight 1; the director's MAC.
+fn in_service(lab: &Lab, lvs: &RunningLvs) -> [u8; 6] {
+    for r in lab.reals() {
+        let real = SocketAddr::new(IpAddr::V4(r.addr_v4), 5000);
+        lvs.wait_real_weight(real, "1", Duration::from_secs(15))
+            .unwrap();
+    }
+    lab.mac_of(lab.director_ns(), lab.director_ifname())
+        .unwrap()
+        .octets()
+}
+
 fn contains(frame: &[u8], marker: &[u8]) -> bool {
     frame.windows(marker.len()).any(|w| w == marker)
 }
@@ -57,15 +69,7 @@ fn a_broadcast_frame_for_the_vip_is_not_forwarded_to_any_real() {
     })
     .expect("lab");
     let lvs = RunningLvs::start(&lab, CONFIG).unwrap();
-    for r in lab.reals() {
-        let real = SocketAddr::new(IpAddr::V4(r.addr_v4), 5000);
-        lvs.wait_real_weight(real, "1", Duration::from_secs(15))
-            .unwrap();
-    }
-    let director_mac = lab
-        .mac_of(lab.director_ns(), lab.director_ifname())
-        .unwrap()
-        .octets();
+    let director_mac = in_service(&lab, &lvs);
     let ports: Vec<String> = lab.reals().iter().map(|r| r.switch_port.clone()).collect();
     let dir_port = lab.director_switch_port().to_string();
     let (inject, watch) = lab::run_in_netns(lab.switch_ns(), || {
@@ -177,15 +181,7 @@ fn an_extra_mac_added_by_a_reload_is_balanced() {
     })
     .expect("lab");
     let lvs = RunningLvs::start(&lab, CONFIG).unwrap();
-    for r in lab.reals() {
-        let real = SocketAddr::new(IpAddr::V4(r.addr_v4), 5000);
-        lvs.wait_real_weight(real, "1", Duration::from_secs(15))
-            .unwrap();
-    }
-    let director_mac = lab
-        .mac_of(lab.director_ns(), lab.director_ifname())
-        .unwrap()
-        .octets();
+    let director_mac = in_service(&lab, &lvs);
     let vmac = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x0a];
     let ports: Vec<String> = lab.reals().iter().map(|r| r.switch_port.clone()).collect();
     let dir_port = lab.director_switch_port().to_string();
