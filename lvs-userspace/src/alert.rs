@@ -41,8 +41,9 @@
 //! `running` in normal operation, `stopping` while it stops, `reloading` (the model's
 //! `sent`) while it reloads. See [`DaemonPhase`].
 //!
-//! Mail is built and sent with `lettre` (plain SMTP from the greeting to QUIT, within the
-//! SMTP timeout); control characters in a subject or check text are escaped first
+//! Mail is built and sent with `lettre` (SMTP from the greeting to QUIT, within the SMTP
+//! timeout; STARTTLS and AUTH as `smtp_starttls`, `smtp_username` and `smtp_password_file`
+//! say, see the `smtp` module, which also says why there is no HELO fallback); control characters in a subject or check text are escaped first
 //! ([`printable`]).
 
 use std::{
@@ -57,15 +58,16 @@ use std::{
 
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
-    net::TcpStream,
     process::Command,
     task::JoinHandle,
 };
 
-use crate::config::model::{AlertStatus, Globals, Protocol};
+use crate::config::model::{AlertStatus, Globals, Protocol, SmtpSecurity};
+
+mod smtp;
 // The tests' SMTP sink writes with it.
 #[cfg(test)]
-use tokio::io::AsyncWriteExt;
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 /// How long a command may run before it is killed.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -181,6 +183,48 @@ pub enum AlertError {
         server: String,
         /// The timeout.
         timeout: Duration,
+    },
+    /// The mail server refused `EHLO`; `lettre` has no `HELO` fallback (see the `smtp`
+    /// module).
+    #[error(
+        "smtp {server}: the server refused EHLO ({reply}); lvs sends mail with ESMTP only \
+         (no HELO fallback): use a mail server or relay that accepts EHLO"
+    )]
+    EhloRefused {
+        /// The mail server.
+        server: String,
+        /// Its reply.
+        reply: String,
+    },
+    /// `smtp_starttls = required` and the server does not offer STARTTLS.
+    #[error("smtp {server}: smtp_starttls is required but the server does not offer STARTTLS")]
+    StartTlsNotOffered {
+        /// The mail server.
+        server: String,
+    },
+    /// AUTH is configured, STARTTLS opportunistic, and the server offered none.
+    #[error(
+        "smtp {server}: the server offers no STARTTLS; the AUTH password is not sent in clear \
+         (smtp_starttls = \"never\" allows it on loopback only)"
+    )]
+    AuthInClear {
+        /// The mail server.
+        server: String,
+    },
+    /// AUTH is configured and the server offers neither PLAIN nor LOGIN.
+    #[error("smtp {server}: the server offers no AUTH PLAIN or LOGIN")]
+    AuthNotOffered {
+        /// The mail server.
+        server: String,
+    },
+    /// A file of the mail settings (`smtp_password_file`, `smtp_ca_file`) cannot be read.
+    #[error("reading {}", path.display())]
+    SmtpFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A spawned alert task panicked or was cancelled.
     #[error("alert task failed")]
@@ -307,6 +351,7 @@ struct MailSettings {
     server: String,
     hostname: String,
     timeout: Duration,
+    security: SmtpSecurity,
 }
 
 /// When the last mail about a real that is still down went out.
@@ -376,6 +421,7 @@ impl Alerter {
                     .unwrap_or_else(|| DEFAULT_SMTP_SERVER.to_string()),
                 hostname,
                 timeout: smtp_timeout,
+                security: globals.smtp_security.clone(),
             })
         });
         Alerter {
@@ -844,11 +890,9 @@ fn mailbox(text: &str, addr: &lettre::Address) -> lettre::message::Mailbox {
 }
 
 /// One delivery over `lettre`'s SMTP client: connect, greeting and EHLO, MAIL, RCPT for every
-/// recipient, DATA, QUIT (plain SMTP, as ldirectord). The message is built by `lettre`
+/// recipient, DATA, QUIT (STARTTLS and AUTH as configured; see [`smtp::open`]). The message is built by `lettre`
 /// (headers encoded, Message-ID, Date, the body's line ends normalised and dot-stuffed).
 async fn smtp_deliver(mail: &MailSettings, subject: &str, body: &str) -> Result<(), AlertError> {
-    use lettre::transport::smtp::{client::AsyncSmtpConnection, extension::ClientId};
-
     let server = mail.server.as_str();
     let (host, port) = smtp_target(server).ok_or_else(|| AlertError::BadSmtpServer {
         server: server.to_string(),
@@ -889,34 +933,10 @@ async fn smtp_deliver(mail: &MailSettings, subject: &str, body: &str) -> Result<
         .body(body)
         .map_err(|source| AlertError::Message { source })?;
 
-    let smtp = |stage: &'static str| {
-        move |source: lettre::transport::smtp::Error| match source.status() {
-            Some(_) => AlertError::SmtpRejected {
-                server: server.to_string(),
-                stage,
-                reply: printable(&source.to_string()).into_owned(),
-            },
-            None => AlertError::Smtp {
-                server: server.to_string(),
-                stage,
-                source,
-            },
-        }
-    };
-    let stream = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|source| AlertError::SmtpIo {
-            server: server.to_string(),
-            stage: "connect",
-            source,
-        })?;
-    let hello = ClientId::Domain(mail.hostname.clone());
-    let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
-        .await
-        .map_err(smtp("greeting"))?;
+    let mut conn = smtp::open(server, &host, port, &mail.hostname, &mail.security).await?;
     conn.send(&envelope, &message.formatted())
         .await
-        .map_err(smtp("message"))?;
+        .map_err(|e| smtp::smtp_error(server, "message", e))?;
     // The mail is accepted; a failing QUIT changes nothing.
     let _ = conn.quit().await;
     Ok(())
@@ -1593,6 +1613,7 @@ mod tests {
             server: String::new(),
             hostname: "h".into(),
             timeout: Duration::from_secs(1),
+            security: SmtpSecurity::default(),
         };
         let msg = format_message(&m, "s\r\nBcc: evil@x.y", ".hidden\nok", UNIX_EPOCH);
         assert!(msg.contains("Subject: s  Bcc: evil@x.y\r\n"), "{msg}");

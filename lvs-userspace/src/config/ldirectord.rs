@@ -64,6 +64,10 @@ const GLOBAL_ONLY: &[&str] = &[
     "allow_empty",
     "extra_macs",
     "timeout",
+    "smtp_starttls",
+    "smtp_username",
+    "smtp_password_file",
+    "smtp_ca_file",
 ];
 
 /// Reads ldirectord.cf text; `path` names it in messages and in [`Config::source`]. The result
@@ -234,6 +238,12 @@ impl Reader<'_> {
                 self.raw.globals.emailalertfrom = Some(self.nonempty(line, key, v)?)
             }
             "smtp" => self.raw.globals.smtp = Some(self.nonempty(line, key, v)?),
+            "smtp_starttls" => self.raw.globals.smtp_starttls = Some(self.nonempty(line, key, v)?),
+            "smtp_username" => self.raw.globals.smtp_username = Some(self.nonempty(line, key, v)?),
+            "smtp_password_file" => {
+                self.raw.globals.smtp_password_file = Some(self.nonempty(line, key, v)?)
+            }
+            "smtp_ca_file" => self.raw.globals.smtp_ca_file = Some(self.nonempty(line, key, v)?),
             "maintenancedir" => {
                 self.raw.globals.maintenancedir = Some(self.nonempty(line, key, v)?)
             }

@@ -135,6 +135,9 @@ pub struct Globals {
     pub email_alert_status: AlertStatus,
     /// `smtp`: the mail server (host or host:port).
     pub smtp: Option<String>,
+    /// `smtp_starttls`, `smtp_username`, `smtp_password_file`, `smtp_ca_file` (lvs additions):
+    /// how alert mail is protected and authenticated.
+    pub smtp_security: SmtpSecurity,
     /// `notify`: a command run on every state change with the real, the service and the new
     /// state (as keepalived's notify scripts).
     pub notify: Option<String>,
@@ -162,6 +165,44 @@ pub struct Globals {
     /// `ipvsadm --set tcp tcpfin udp`): idle timeouts of the connection table, global as
     /// IPVS's are.
     pub timeouts: ConnTimeouts,
+}
+
+/// STARTTLS and AUTH for alert mail (lvs additions; ldirectord sends plain SMTP).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SmtpSecurity {
+    /// `smtp_starttls`.
+    pub starttls: StartTls,
+    /// `smtp_username`: AUTH (PLAIN or LOGIN) as this user; `None`: no AUTH.
+    pub username: Option<String>,
+    /// `smtp_password_file`: the file whose first line is the password (read at each
+    /// delivery; never written into the configuration, `lvs check` or a log).
+    pub password_file: Option<PathBuf>,
+    /// `smtp_ca_file`: PEM certificates trusted for the server's certificate besides the
+    /// built-in web roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `smtp_starttls`: whether alert mail upgrades its connection with STARTTLS (RFC 3207).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StartTls {
+    /// Plain SMTP, as ldirectord (the default).
+    #[default]
+    Never,
+    /// STARTTLS when the server offers it, plain otherwise (no AUTH then).
+    Opportunistic,
+    /// STARTTLS or no mail.
+    Required,
+}
+
+impl StartTls {
+    /// The keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartTls::Never => "never",
+            StartTls::Opportunistic => "opportunistic",
+            StartTls::Required => "required",
+        }
+    }
 }
 
 /// The three connection idle timeouts `ipvsadm --set tcp tcpfin udp` sets, in seconds; every
@@ -213,6 +254,7 @@ impl Default for Globals {
             email_alert_freq: Duration::ZERO,
             email_alert_status: AlertStatus::ALL,
             smtp: None,
+            smtp_security: SmtpSecurity::default(),
             notify: None,
             maintenance_dir: None,
             cleanstop: true,

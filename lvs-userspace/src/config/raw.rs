@@ -53,6 +53,10 @@ pub(crate) struct RawGlobals {
     pub emailalertfreq: Opt<u64>,
     pub emailalertstatus: Opt<String>,
     pub smtp: Opt<String>,
+    pub smtp_starttls: Opt<String>,
+    pub smtp_username: Opt<String>,
+    pub smtp_password_file: Opt<String>,
+    pub smtp_ca_file: Opt<String>,
     pub notify: Opt<String>,
     pub maintenancedir: Opt<String>,
     pub cleanstop: Opt<bool>,
@@ -461,6 +465,7 @@ fn resolve_globals(
             Some(v) => Some(check_smtp(file, v)?),
             None => None,
         },
+        smtp_security: smtp_security(file, g, warnings)?,
         notify: g.notify.as_ref().map(|v| v.value.clone()),
         maintenance_dir,
         cleanstop: g.cleanstop.as_ref().map_or(d.cleanstop, |v| v.value),
@@ -508,6 +513,121 @@ fn check_smtp(file: &Path, v: &Val<String>) -> Result<String, ConfigError> {
     match not_a_host_name(host) {
         Some(why) => Err(bad(format!("`{host}` {why}"))),
         None => Ok(s.to_string()),
+    }
+}
+
+/// `smtp_starttls`, `smtp_username`, `smtp_password_file`, `smtp_ca_file`: a user needs a
+/// password file and the other way round; both are refused with `smtp_starttls = never`
+/// unless the server is on loopback (the password would cross the network in clear).
+fn smtp_security(
+    file: &Path,
+    g: &RawGlobals,
+    warnings: &mut Vec<String>,
+) -> Result<SmtpSecurity, ConfigError> {
+    let starttls = match &g.smtp_starttls {
+        None => StartTls::default(),
+        Some(v) => match v.value.trim() {
+            "never" | "no" => StartTls::Never,
+            "opportunistic" => StartTls::Opportunistic,
+            "required" | "yes" => StartTls::Required,
+            other => {
+                return Err(ConfigError::invalid(
+                    file,
+                    v.line,
+                    "smtp_starttls",
+                    format!("`{other}` is not one of never, opportunistic, required"),
+                ));
+            }
+        },
+    };
+    let nonempty = |v: &Opt<String>, key: &'static str| -> Result<Option<String>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(Val { value, line }) if value.trim().is_empty() => {
+                Err(ConfigError::invalid(file, *line, key, "is empty"))
+            }
+            Some(Val { value, .. }) => Ok(Some(value.trim().to_string())),
+        }
+    };
+    let username = nonempty(&g.smtp_username, "smtp_username")?;
+    let password_file = nonempty(&g.smtp_password_file, "smtp_password_file")?.map(PathBuf::from);
+    let ca_file = nonempty(&g.smtp_ca_file, "smtp_ca_file")?.map(PathBuf::from);
+    match (&g.smtp_username, &g.smtp_password_file) {
+        (Some(u), None) => {
+            return Err(ConfigError::invalid(
+                file,
+                u.line,
+                "smtp_username",
+                "needs smtp_password_file (the password is read from a file, never written inline)",
+            ));
+        }
+        (None, Some(p)) => {
+            return Err(ConfigError::invalid(
+                file,
+                p.line,
+                "smtp_password_file",
+                "needs smtp_username",
+            ));
+        }
+        (Some(u), Some(p)) => {
+            if starttls == StartTls::Never && !smtp_on_loopback(g) {
+                return Err(ConfigError::invalid(
+                    file,
+                    u.line,
+                    "smtp_username",
+                    "AUTH would send the password in clear: set smtp_starttls = \"required\" \
+                     (or use a mail server on loopback)",
+                ));
+            }
+            if let Some(path) = &password_file
+                && let Err(e) = std::fs::metadata(path)
+            {
+                warn(
+                    warnings,
+                    file,
+                    p.line,
+                    "smtp_password_file",
+                    &format!("cannot read {} ({e}): mail will fail", path.display()),
+                );
+            }
+        }
+        (None, None) => {}
+    }
+    if let (Some(v), Some(path)) = (&g.smtp_ca_file, &ca_file)
+        && let Err(e) = std::fs::metadata(path)
+    {
+        warn(
+            warnings,
+            file,
+            v.line,
+            "smtp_ca_file",
+            &format!("cannot read {} ({e}): mail will fail", path.display()),
+        );
+    }
+    Ok(SmtpSecurity {
+        starttls,
+        username,
+        password_file,
+        ca_file,
+    })
+}
+
+/// Whether `smtp` names a loopback address (the default `127.0.0.1:25` when unset).
+fn smtp_on_loopback(g: &RawGlobals) -> bool {
+    let Some(v) = &g.smtp else { return true };
+    let s = v.value.trim();
+    let host = s
+        .parse::<SocketAddr>()
+        .map(|sa| sa.ip())
+        .or_else(|_| s.parse::<IpAddr>())
+        .or_else(|_| {
+            s.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+        });
+    match host {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => s.split(':').next() == Some("localhost"),
     }
 }
 

@@ -201,6 +201,9 @@ pub fn render_check(config: &Config) -> String {
             g.email_alert.join(", ")
         }
     );
+    if !g.email_alert.is_empty() {
+        let _ = writeln!(o, "{}", mail_summary(g));
+    }
     for n in &config.resolved {
         let _ = writeln!(o, "name: {n}");
     }
@@ -208,6 +211,29 @@ pub fn render_check(config: &Config) -> String {
         let _ = writeln!(o, "warning: {w}");
     }
     o
+}
+
+/// How alert mail goes out, for `lvs check`: the server, STARTTLS, the AUTH user and where
+/// the password comes from (never the password).
+fn mail_summary(g: &Globals) -> String {
+    let sec = &g.smtp_security;
+    let mut s = format!(
+        "mail via {}, starttls {}",
+        g.smtp
+            .as_deref()
+            .unwrap_or(crate::alert::DEFAULT_SMTP_SERVER),
+        sec.starttls.as_str()
+    );
+    if let Some(ca) = &sec.ca_file {
+        let _ = write!(s, " (extra roots {})", ca.display());
+    }
+    match (&sec.username, &sec.password_file) {
+        (Some(u), Some(p)) => {
+            let _ = write!(s, ", auth as {u:?} (password from {})", p.display());
+        }
+        _ => s.push_str(", no auth"),
+    }
+    s
 }
 
 /// What `lvs convert FILE` prints: the configuration in the TOML schema of
@@ -286,6 +312,21 @@ pub fn to_toml(config: &Config) -> String {
     ] {
         if let Some(v) = v {
             let _ = writeln!(o, "{k} = {}", q(v));
+        }
+    }
+    let sec = &g.smtp_security;
+    if sec.starttls != StartTls::Never {
+        let _ = writeln!(o, "smtp_starttls = {}", q(sec.starttls.as_str()));
+    }
+    if let Some(u) = &sec.username {
+        let _ = writeln!(o, "smtp_username = {}", q(u));
+    }
+    for (k, p) in [
+        ("smtp_password_file", &sec.password_file),
+        ("smtp_ca_file", &sec.ca_file),
+    ] {
+        if let Some(p) = p {
+            let _ = writeln!(o, "{k} = {}", q(&p.display().to_string()));
         }
     }
     if let Some(m) = &g.maintenance_dir {

@@ -25,6 +25,10 @@
 //! emailalertfreq = 0        # repeat alerts for unrecovered reals (0: never)
 //! emailalertstatus = "all"  # all, none, or e.g. "starting,stopping"
 //! smtp = "mail.example.org"
+//! smtp_starttls = "never"   # lvs addition: never (default) | opportunistic | required
+//! smtp_username = "alerts"  # lvs addition: AUTH PLAIN/LOGIN as this user
+//! smtp_password_file = "/etc/lvs/smtp.password"  # its first line is the password
+//! smtp_ca_file = "/etc/lvs/smtp-ca.pem"          # extra trusted roots for STARTTLS
 //! notify = "/usr/local/bin/notify"     # run on every state change
 //! maintenancedir = "/etc/lvs/maintenance"
 //! cleanstop = true
@@ -182,6 +186,10 @@ struct TomlFile {
     emailalertfreq: S<u64>,
     emailalertstatus: S<String>,
     smtp: S<String>,
+    smtp_starttls: S<String>,
+    smtp_username: S<String>,
+    smtp_password_file: S<String>,
+    smtp_ca_file: S<String>,
     notify: S<String>,
     maintenancedir: S<String>,
     cleanstop: S<bool>,
@@ -284,6 +292,10 @@ impl TomlFile {
             emailalertfreq: l.opt(self.emailalertfreq),
             emailalertstatus: l.opt(self.emailalertstatus),
             smtp: l.opt(self.smtp),
+            smtp_starttls: l.opt(self.smtp_starttls),
+            smtp_username: l.opt(self.smtp_username),
+            smtp_password_file: l.opt(self.smtp_password_file),
+            smtp_ca_file: l.opt(self.smtp_ca_file),
             notify: l.opt(self.notify),
             maintenancedir: l.opt(self.maintenancedir),
             cleanstop: l.opt(self.cleanstop),
