@@ -6,7 +6,8 @@
 //! Early Hints`) are skipped, heads and chunk sizes are read with `httparse`; the check passes
 //! on a final 2xx status and,
 //! when `receive` is set, the regex matching the body. Redirects are followed (at most
-//! [`MAX_REDIRECTS`]), only on the same host, and always to the same real. The whole exchange,
+//! [`MAX_REDIRECTS`]), a relative `Location` resolved against the request as RFC 3986 says
+//! ([`super::url`]), only on the same host, and always to the same real. The whole exchange,
 //! redirects included, runs under one timeout (ldirectord's cumulative alarm), and at most
 //! [`MAX_RESPONSE`] bytes of each response are read.
 //!
@@ -406,31 +407,15 @@ impl HttpCheck {
             reason,
         };
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let rest = if let Some(rest) = location.strip_prefix("//") {
-            Some(rest)
-        } else if let Some((s, rest)) = location.split_once("://") {
-            if !s.eq_ignore_ascii_case(scheme) {
-                return Err(refuse("different scheme"));
-            }
-            Some(rest)
-        } else {
-            None
-        };
-        let Some(rest) = rest else {
-            // Relative: absolute path, or relative to the current directory.
-            if location.starts_with('/') {
-                return Ok(encode_path(location));
-            }
-            let dir = match current.split('?').next().unwrap_or("/").rfind('/') {
-                Some(i) => &current[..=i],
-                None => "/",
-            };
-            return Ok(encode_path(&format!("{dir}{location}")));
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-            None => (rest, "/".to_string()),
+        let resolved = super::url::resolve(current, location.trim());
+        if let Some(s) = resolved.scheme
+            && !s.eq_ignore_ascii_case(scheme)
+        {
+            return Err(refuse("different scheme"));
+        }
+        let path = resolved.target;
+        let Some(authority) = resolved.authority else {
+            return Ok(encode_path(&path));
         };
         let host = tls::strip_port(authority);
         let port = &authority[host.len()..];
@@ -1383,6 +1368,51 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn relative_locations_are_resolved_as_rfc_3986_says() {
+        let (addr, count) = serve(move |req| {
+            Some(if req.starts_with("GET /a/b/c HTTP") {
+                b"HTTP/1.1 302 Found\r\nLocation: ?q=1\r\nContent-Length: 0\r\n\r\n".to_vec()
+            } else if req.starts_with("GET /a/b/c?q=1 HTTP") {
+                b"HTTP/1.1 303 See Other\r\nLocation: ../x#frag\r\nContent-Length: 0\r\n\r\n"
+                    .to_vec()
+            } else if req.starts_with("GET /a/x HTTP") {
+                b"HTTP/1.1 307 Temporary\r\nLocation: //127.0.0.1/y/./z/../w\r\nContent-Length: 0\r\n\r\n"
+                    .to_vec()
+            } else if req.starts_with("GET /y/w HTTP") {
+                ok("landed")
+            } else {
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()
+            })
+        })
+        .await;
+        HttpCheck::new(params(addr, Some("/a/b/c"), Some("landed")))
+            .unwrap()
+            .run_within()
+            .await
+            .unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 4);
+        // A network-path reference to another host is not followed.
+        let (addr, _) =
+            serve(|_| Some(b"HTTP/1.1 302 Found\r\nLocation: //example.com/x\r\n\r\n".to_vec()))
+                .await;
+        let err = HttpCheck::new(params(addr, None, None))
+            .unwrap()
+            .run_within()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HttpError::Redirect {
+                    reason: "different host",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@ pub mod silent;
 pub mod simpletcp;
 pub mod state;
 pub mod tls;
+pub mod url;
 
 use std::{
     collections::HashMap,
