@@ -378,9 +378,21 @@ fn misc_ping_and_no_checker() {
     // No checker: keepalived never takes the real out.
     let c = ok(&vs(BASE, ""));
     assert_eq!(c.virtuals[0].check.check_type, CheckType::On);
+    // SMTP_CHECK: keepalived's HELO name, or the one given.
+    let c = ok(&vs(BASE, "    SMTP_CHECK {\n    }"));
+    let check = &c.virtuals[0].check;
+    assert_eq!(check.check_type, CheckType::Negotiate);
+    assert_eq!(check.service, CheckService::Smtp);
+    assert_eq!(check.request.as_deref(), Some("smtpchecker.keepalived.org"));
+    let c = ok(&vs(
+        BASE,
+        "    SMTP_CHECK {\n      helo_name lb.example\n      connect_port 2525\n    }",
+    ));
+    assert_eq!(c.virtuals[0].check.request.as_deref(), Some("lb.example"));
+    assert_eq!(c.virtuals[0].check.port, Some(2525));
     assert!(
-        err(&vs(BASE, "    SMTP_CHECK {\n    }"))
-            .starts_with("k.conf:6: SMTP_CHECK: not supported")
+        err(&vs(BASE, "    SMTP_CHECK {\n      host {\n      }\n    }"))
+            .starts_with("k.conf:7: host: not supported")
     );
     assert!(
         err(&vs(BASE, "    TCP_CHECK {\n      bindto 10.0.0.9\n    }"))

@@ -43,7 +43,6 @@ struct Real {
 }
 
 const CHECKERS_REFUSED: &[(&str, &str)] = &[
-    ("SMTP_CHECK", "lvs has no SMTP check yet"),
     (
         "DNS_CHECK",
         "lvs's dns check asks for an A record and wants an answer; keepalived's asks for SOA \
@@ -420,9 +419,8 @@ impl Mapper {
                 "uthreshold" | "lthreshold" => {
                     return Err(bad(&i.loc, k, "connection thresholds are not supported"));
                 }
-                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "PING_CHECK" => {
-                    checkers.push(i)
-                }
+                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "PING_CHECK"
+                | "SMTP_CHECK" => checkers.push(i),
                 k => match CHECKERS_REFUSED.iter().find(|(n, _)| *n == k) {
                     Some((_, why)) => {
                         return Err(bad(&i.loc, k, format!("not supported: {why}")));
@@ -505,12 +503,14 @@ impl Mapper {
             "HTTP_GET" => ("negotiate", "http", 1),
             "SSL_GET" => ("negotiate", "https", 1),
             "MISC_CHECK" => ("external", "none", 0),
+            "SMTP_CHECK" => ("negotiate", "smtp", 1),
             _ => ("ping", "none", 1),
         };
         let mut connect_port = None;
         let mut urls: Vec<&Stmt> = Vec::new();
         let mut misc_path = None;
         let mut misc_timeout = None;
+        let mut helo_name = None;
         for i in s.block.iter().flatten() {
             let k = i.key();
             let connects = !matches!(kind, "MISC_CHECK");
@@ -558,6 +558,15 @@ impl Mapper {
                 {
                     self.warn(&i.loc, k, "ignored: lvs's HTTP check has its own settings")
                 }
+                "helo_name" if kind == "SMTP_CHECK" => helo_name = Some(one_arg(i)?.to_string()),
+                "host" if kind == "SMTP_CHECK" => {
+                    return Err(bad(
+                        &i.loc,
+                        k,
+                        "not supported: a host block is a deprecated second checker; write one \
+                         SMTP_CHECK per real with connect_ip/connect_port",
+                    ));
+                }
                 "misc_path" if kind == "MISC_CHECK" => misc_path = Some(one_arg(i)?.to_string()),
                 "misc_timeout" if kind == "MISC_CHECK" => {
                     misc_timeout = Some(timer(i, &mut self.warnings)?.value)
@@ -601,6 +610,10 @@ impl Mapper {
                     ));
                 }
             }
+        }
+        if kind == "SMTP_CHECK" {
+            // keepalived's check_smtp: HELO with this name (lvs sends EHLO first, then HELO).
+            request = Some(helo_name.unwrap_or_else(|| "smtpchecker.keepalived.org".to_string()));
         }
         let command = if kind == "MISC_CHECK" {
             let Some(p) = misc_path else {

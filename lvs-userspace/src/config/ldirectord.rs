@@ -363,11 +363,12 @@ impl Reader<'_> {
                     "scheduler flags are not supported: lvs implements plain wrr, rr and sh",
                 ));
             }
-            "login" | "passwd" | "database" | "secret" => self.warn(
+            "login" => self.cur().login = Some(val),
+            "passwd" => self.cur().passwd = Some(val),
+            "database" | "secret" => self.warn(
                 line,
                 key,
-                "ignored: only used by ftp, sql, radius and similar checks, which lvs does not \
-                 perform",
+                "ignored: only used by sql and radius checks, which lvs does not perform",
             ),
             "load" => self.warn(line, key, "ignored: load-based checks are not supported"),
             "monitorfile" => self.warn(
@@ -760,7 +761,6 @@ mod tests {
 
         let masq = "lvs forwards by direct routing only (gate)";
         let fwmark = "fwmark virtual services are not supported";
-        let unsupported = "is not supported for negotiate checks";
         let every_block: &[(usize, Option<(usize, &str)>)] = &[
             (45, Some((45, fwmark))),
             (
@@ -804,12 +804,13 @@ mod tests {
             &[
                 (80, None),
                 (97, Some((101, "service `ftp` is not supported"))),
-                (116, Some((120, "service `smtp` is not supported"))),
-                (130, Some((134, "service `submission` is not supported"))),
-                (144, Some((148, "service `pop` is not supported"))),
-                (160, Some((165, "service `imap` is not supported"))),
+                // smtp, submission, pop and imap are checked: the scheduler is what is left.
+                (116, Some((121, "scheduler `wlc` is not supported"))),
+                (130, Some((135, "scheduler `wlc` is not supported"))),
+                (144, Some((149, "scheduler `wlc` is not supported"))),
+                (160, Some((166, "scheduler `wlc` is not supported"))),
                 (177, Some((181, "service `ldap` is not supported"))),
-                (195, Some((199, unsupported))),
+                (195, Some((200, "scheduler `wlc` is not supported"))),
                 (
                     209,
                     Some((
@@ -818,7 +819,7 @@ mod tests {
                     )),
                 ),
                 (270, Some((275, "scheduler `wlc`"))),
-                (333, Some((337, "service `nntp`"))),
+                (333, Some((338, "scheduler `wlc`"))),
             ],
         );
     }

@@ -337,6 +337,18 @@ pub enum CheckService {
     Dns,
     /// No negotiate protocol: a negotiate check is a connect check.
     None,
+    /// SMTP (also `submission` and keepalived's `SMTP_CHECK`): greeting, EHLO (HELO), QUIT.
+    Smtp,
+    /// POP3: greeting, and `login` when set.
+    Pop,
+    /// POP3 over TLS.
+    Pops,
+    /// IMAP4: greeting, and `login` when set.
+    Imap,
+    /// IMAP4 over TLS.
+    Imaps,
+    /// NNTP: a 2xx greeting.
+    Nntp,
 }
 
 /// HTTP method of http/https checks.
@@ -369,6 +381,10 @@ pub struct CheckSpec {
     pub verify_tls: bool,
     /// `checkcommand` for external checks.
     pub command: Option<String>,
+    /// `login` (pop, imap; lvs keeps it for the checks that log in).
+    pub login: Option<String>,
+    /// `passwd`, with `login`.
+    pub passwd: Option<String>,
     /// `checkinterval`.
     pub interval: Duration,
     /// `checktimeout` (connect, ping, external).

@@ -93,6 +93,8 @@ pub(crate) struct RawVirtual {
     pub httpmethod: Opt<String>,
     pub virtualhost: Opt<String>,
     pub checkcommand: Opt<String>,
+    pub login: Opt<String>,
+    pub passwd: Opt<String>,
     pub checkinterval: Opt<u64>,
     pub checktimeout: Opt<u64>,
     pub negotiatetimeout: Opt<u64>,
@@ -125,6 +127,8 @@ impl RawVirtual {
             httpmethod: None,
             virtualhost: None,
             checkcommand: None,
+            login: None,
+            passwd: None,
             checkinterval: None,
             checktimeout: None,
             negotiatetimeout: None,
@@ -172,19 +176,13 @@ const IPVS_SCHEDULERS: &[&str] = &[
     "wlc", "lc", "dh", "sed", "nq", "lblc", "lblcr", "mh", "fo", "ovf", "twos",
 ];
 /// Negotiate services lvs implements, for messages.
-const SERVICES: &str = "http, https, simpletcp, dns and none";
+const SERVICES: &str =
+    "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp and none";
 /// ldirectord services lvs has no negotiate check for.
 const LDIRECTORD_ONLY_SERVICES: &[&str] = &[
     "ftp",
-    "smtp",
-    "submission",
-    "pop",
-    "pops",
-    "imap",
-    "imaps",
     "ldap",
     "ldaps",
-    "nntp",
     "mysql",
     "pgsql",
     "oracle",
@@ -1242,6 +1240,12 @@ fn resolve_virtual(
         "simpletcp" => CheckService::SimpleTcp,
         "dns" => CheckService::Dns,
         "none" => CheckService::None,
+        "smtp" | "submission" => CheckService::Smtp,
+        "pop" => CheckService::Pop,
+        "pops" => CheckService::Pops,
+        "imap" => CheckService::Imap,
+        "imaps" => CheckService::Imaps,
+        "nntp" => CheckService::Nntp,
         other if LDIRECTORD_ONLY_SERVICES.contains(&other) => {
             if !negotiates {
                 if written {
@@ -1365,6 +1369,38 @@ fn resolve_virtual(
             None
         }
     };
+    // `login` and `passwd` go into protocol lines: no control character (a CR LF would be a
+    // command of its own).
+    let mut credential = |v: &Opt<String>, key: &'static str| match v {
+        Some(Val { value, line }) if value.chars().any(char::is_control) => {
+            errs.bad(*line, key, "must not contain control characters");
+            None
+        }
+        Some(Val { value, .. }) => Some(value.clone()),
+        None => None,
+    };
+    let mut login = credential(&v.login, "login").filter(|l| !l.is_empty());
+    let mut passwd = credential(&v.passwd, "passwd");
+    let logs_in = negotiates
+        && matches!(
+            service,
+            CheckService::Pop | CheckService::Pops | CheckService::Imap | CheckService::Imaps
+        );
+    if !logs_in {
+        for (key, val) in [("login", &v.login), ("passwd", &v.passwd)] {
+            if let Some(Val { line, .. }) = val {
+                warn(
+                    warnings,
+                    file,
+                    *line,
+                    key,
+                    "ignored: only the pop, pops, imap and imaps checks log in",
+                );
+            }
+        }
+        login = None;
+        passwd = None;
+    }
     let command = match (&v.checkcommand, check_type) {
         (Some(c), _) => Some(c.value.clone()),
         // ldirectord's default checkcommand.
@@ -1460,6 +1496,8 @@ fn resolve_virtual(
                 .as_ref()
                 .map_or(globals.verify_tls, |b| b.value),
             command,
+            login,
+            passwd,
             interval,
             timeout,
             negotiate_timeout,

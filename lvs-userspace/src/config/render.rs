@@ -32,6 +32,12 @@ fn service_name(s: CheckService) -> &'static str {
         CheckService::SimpleTcp => "simpletcp",
         CheckService::Dns => "dns",
         CheckService::None => "none",
+        CheckService::Smtp => "smtp",
+        CheckService::Pop => "pop",
+        CheckService::Pops => "pops",
+        CheckService::Imap => "imap",
+        CheckService::Imaps => "imaps",
+        CheckService::Nntp => "nntp",
     }
 }
 
@@ -163,6 +169,10 @@ pub fn render_check(config: &Config) -> String {
         }
         if let Some(cmd) = &c.command {
             let _ = writeln!(o, "    command {cmd}");
+        }
+        if let Some(l) = &c.login {
+            // Never the password.
+            let _ = writeln!(o, "    login {l:?}");
         }
         match &v.fallback {
             Some(f) => {
@@ -388,6 +398,12 @@ pub fn to_toml(config: &Config) -> String {
         let _ = writeln!(o, "httpmethod = {}", q(method_name(c.http_method)));
         if let Some(h) = &c.virtual_host {
             let _ = writeln!(o, "virtualhost = {}", q(h));
+        }
+        if let Some(l) = &c.login {
+            let _ = writeln!(o, "login = {}", q(l));
+        }
+        if let Some(p) = &c.passwd {
+            let _ = writeln!(o, "passwd = {}", q(p));
         }
         if let Some(cmd) = &c.command {
             let _ = writeln!(o, "checkcommand = {}", q(cmd));

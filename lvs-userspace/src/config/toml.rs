@@ -52,13 +52,16 @@
 //! fallbackcommand = "..."
 //! quiescent = false
 //! checktype = "negotiate"   # connect | negotiate | ping | external | on | off | N
-//! service = "http"          # http | https | simpletcp | dns | none (default: from the port)
+//! service = "http"          # http | https | simpletcp | dns | smtp | submission | pop | pops
+//!                           # | imap | imaps | nntp | none (default: from the port)
 //! checkport = 80            # default: the real's port
 //! request = "/index.html"
 //! receive = "Test Page"     # a regular expression
 //! httpmethod = "GET"        # GET | HEAD
 //! virtualhost = "www.example.org"
 //! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
+//! login = "monitor"         # pop, pops, imap, imaps: log in as this user
+//! passwd = "secret"         # with login
 //! checkinterval = 10        # these five override the globals
 //! checktimeout = 5
 //! negotiatetimeout = 30
@@ -225,6 +228,8 @@ struct TomlVirtual {
     httpmethod: S<String>,
     virtualhost: S<String>,
     checkcommand: S<String>,
+    login: S<String>,
+    passwd: S<String>,
     checkinterval: S<u64>,
     checktimeout: S<u64>,
     negotiatetimeout: S<u64>,
@@ -341,6 +346,8 @@ impl TomlFile {
                 rv.httpmethod = l.opt(v.httpmethod);
                 rv.virtualhost = l.opt(v.virtualhost);
                 rv.checkcommand = l.opt(v.checkcommand);
+                rv.login = l.opt(v.login);
+                rv.passwd = l.opt(v.passwd);
                 rv.checkinterval = l.opt(v.checkinterval);
                 rv.checktimeout = l.opt(v.checktimeout);
                 rv.negotiatetimeout = l.opt(v.negotiatetimeout);

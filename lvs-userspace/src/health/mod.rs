@@ -16,6 +16,7 @@ pub mod connector;
 pub mod dns;
 pub mod external;
 pub mod http;
+pub mod mail;
 pub mod maintenance;
 pub mod ping;
 pub mod probe;
@@ -74,6 +75,8 @@ pub struct CheckKey {
     pub verify_tls: bool,
     /// The external command.
     pub command: Option<String>,
+    /// `login` and `passwd` (pop, imap).
+    pub login: Option<(String, String)>,
     /// The virtual service's address, kept only for external checks (their arguments).
     pub virtual_addr: Option<SocketAddr>,
     /// Time between checks.
@@ -113,6 +116,7 @@ impl Hash for CheckKey {
         self.virtual_host.hash(state);
         self.verify_tls.hash(state);
         self.command.hash(state);
+        self.login.hash(state);
         self.virtual_addr.hash(state);
         self.interval.hash(state);
         self.timeout.hash(state);
@@ -128,6 +132,12 @@ fn service_port(service: CheckService) -> u16 {
         CheckService::Http => 80,
         CheckService::Https => 443,
         CheckService::Dns => 53,
+        CheckService::Smtp => 25,
+        CheckService::Pop => 110,
+        CheckService::Pops => 995,
+        CheckService::Imap => 143,
+        CheckService::Imaps => 993,
+        CheckService::Nntp => 119,
         CheckService::SimpleTcp | CheckService::None => 0,
     }
 }
@@ -158,6 +168,10 @@ impl CheckKey {
             virtual_host: c.virtual_host.clone(),
             verify_tls: c.verify_tls,
             command: c.command.clone(),
+            login: c
+                .login
+                .clone()
+                .map(|l| (l, c.passwd.clone().unwrap_or_default())),
             virtual_addr: Some(vs.vip),
             interval: c.interval,
             timeout: c.timeout,
@@ -186,10 +200,20 @@ impl CheckKey {
             }
         } else if !matches!(self.service, CheckService::Http | CheckService::Https) {
             self.http_method = HttpMethod::Get;
-            self.virtual_host = None;
-            self.verify_tls = false;
+            if !matches!(self.service, CheckService::Pops | CheckService::Imaps) {
+                self.virtual_host = None;
+                self.verify_tls = false;
+            }
         } else if self.service == CheckService::Http {
             self.verify_tls = false;
+        }
+        if !negotiates
+            || !matches!(
+                self.service,
+                CheckService::Pop | CheckService::Pops | CheckService::Imap | CheckService::Imaps
+            )
+        {
+            self.login = None;
         }
         if self.check_type != CheckType::External {
             self.command = None;

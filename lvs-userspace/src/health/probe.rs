@@ -15,7 +15,8 @@ use super::{
     connector::Connector,
     dns, external,
     http::{self, HttpCheck, HttpParams},
-    ping, simpletcp,
+    mail::{self, MailCheck, MailProtocol},
+    ping, simpletcp, tls,
 };
 use crate::config::model::{CheckService, CheckType, Protocol};
 
@@ -49,6 +50,20 @@ pub enum CheckError {
         /// The cause.
         #[from]
         source: dns::DnsError,
+    },
+    /// A line-protocol check (smtp, pop, imap, nntp) failed.
+    #[error(transparent)]
+    Mail {
+        /// The cause.
+        #[from]
+        source: mail::MailError,
+    },
+    /// The TLS server name could not be made (pops, imaps).
+    #[error(transparent)]
+    TlsName {
+        /// The cause.
+        #[from]
+        source: tls::TlsError,
     },
     /// The ping check failed.
     #[error(transparent)]
@@ -127,6 +142,7 @@ enum Negotiate {
         timeout: Duration,
     },
     Dns(dns::DnsCheck),
+    Mail(Box<MailCheck>),
     Connect(Connect),
 }
 
@@ -160,6 +176,7 @@ impl Negotiate {
                 timeout,
             } => Ok(Box::pin(simpletcp::check(*addr, payload, receive.as_ref(), *timeout)).await?),
             Negotiate::Dns(d) => Ok(Box::pin(d.run()).await?),
+            Negotiate::Mail(m) => Ok(Box::pin(m.run()).await?),
             Negotiate::Connect(c) => Box::pin(c.run()).await,
         }
     }
@@ -316,6 +333,42 @@ impl Probe {
                     .map_err(regex_err)?,
                 timeout,
             )?),
+            CheckService::Smtp
+            | CheckService::Pop
+            | CheckService::Pops
+            | CheckService::Imap
+            | CheckService::Imaps
+            | CheckService::Nntp => {
+                let protocol = match key.service {
+                    CheckService::Smtp => MailProtocol::Smtp,
+                    CheckService::Pop | CheckService::Pops => MailProtocol::Pop,
+                    CheckService::Imap | CheckService::Imaps => MailProtocol::Imap,
+                    _ => MailProtocol::Nntp,
+                };
+                let tls = if matches!(key.service, CheckService::Pops | CheckService::Imaps) {
+                    let name = tls::server_name(key.virtual_host.as_deref(), addr.ip())?;
+                    Some((
+                        tokio_rustls::TlsConnector::from(tls::client_config(key.verify_tls)),
+                        name,
+                    ))
+                } else {
+                    None
+                };
+                Negotiate::Mail(Box::new(MailCheck {
+                    addr,
+                    protocol,
+                    tls,
+                    login: key.login.clone(),
+                    hello: key
+                        .request
+                        .as_deref()
+                        .map(|r| r.trim_start_matches('/'))
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or(mail::DEFAULT_HELLO)
+                        .to_string(),
+                    timeout,
+                }))
+            }
             CheckService::None => Negotiate::Connect(connect),
         })
     }
@@ -480,6 +533,7 @@ mod tests {
             virtual_host: None,
             verify_tls: false,
             command: None,
+            login: None,
             virtual_addr: None,
             interval: Duration::from_secs(3600),
             timeout: Duration::from_secs(2),

@@ -21,6 +21,8 @@ fn spec(check_type: CheckType) -> CheckSpec {
         virtual_host: None,
         verify_tls: false,
         command: None,
+        login: None,
+        passwd: None,
         interval: Duration::from_secs(3600),
         timeout: Duration::from_secs(1),
         negotiate_timeout: Duration::from_secs(1),
