@@ -394,6 +394,39 @@ fn misc_ping_and_no_checker() {
         err(&vs(BASE, "    SMTP_CHECK {\n      host {\n      }\n    }"))
             .starts_with("k.conf:7: host: not supported")
     );
+    // DNS_CHECK: SOA of the root unless told, NOERROR passes, retry 3 by default.
+    let c = ok(&vs(BASE, "    DNS_CHECK {\n    }"));
+    let check = &c.virtuals[0].check;
+    assert_eq!(check.service, CheckService::Dns);
+    assert_eq!(check.request.as_deref(), Some("."));
+    assert_eq!(check.dns_type, Some(6));
+    assert_eq!(check.failure_count, 4);
+    let c = ok(&vs(
+        BASE,
+        "    DNS_CHECK {\n      name www.example.org\n      type aaaa\n      retry 1\n    }",
+    ));
+    let check = &c.virtuals[0].check;
+    assert_eq!(check.request.as_deref(), Some("www.example.org"));
+    assert_eq!(check.dns_type, Some(28));
+    assert_eq!(check.failure_count, 2);
+    // Converted, it reads back the same.
+    let back = toml::parse_str(std::path::Path::new("k.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(back.virtuals[0].check, c.virtuals[0].check);
+    assert!(
+        err(&vs(BASE, "    DNS_CHECK {\n      type SRV\n    }"))
+            .starts_with("k.conf:7: type: `SRV` is not one of A, NS")
+    );
+    let e = toml::parse_str(
+        std::path::Path::new("t.toml"),
+        "[[virtual]]\naddress = \"10.0.0.1:80\"\ndns_type = \"SOA\"\n\
+         [[virtual.real]]\naddress = \"10.0.0.2:80\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("t.toml:3: dns_type: `SOA` has no effect"),
+        "{e}"
+    );
     assert!(
         err(&vs(BASE, "    TCP_CHECK {\n      bindto 10.0.0.9\n    }"))
             .starts_with("k.conf:7: bindto: not supported")

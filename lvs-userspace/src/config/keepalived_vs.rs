@@ -29,6 +29,7 @@ struct Check {
     receive: Option<String>,
     virtualhost: Option<String>,
     command: Option<String>,
+    dns_type: Option<String>,
     interval: u64,
     timeout: u64,
     failures: u64,
@@ -43,11 +44,6 @@ struct Real {
 }
 
 const CHECKERS_REFUSED: &[(&str, &str)] = &[
-    (
-        "DNS_CHECK",
-        "lvs's dns check asks for an A record and wants an answer; keepalived's asks for SOA \
-         of `.` and needs only NOERROR",
-    ),
     ("UDP_CHECK", "lvs has no UDP payload check yet"),
     ("FILE_CHECK", "lvs has no file-watching check"),
     ("BFD_CHECK", "lvs has no BFD"),
@@ -346,6 +342,7 @@ impl Mapper {
         v.receive = check.receive.clone().and_then(at);
         v.virtualhost = check.virtualhost.clone().and_then(at);
         v.checkcommand = check.command.clone().and_then(at);
+        v.dns_type = check.dns_type.clone().and_then(at);
         v.checkinterval = Some(Val::new(check.interval, line));
         v.checktimeout = Some(Val::new(check.timeout, line));
         v.negotiatetimeout = Some(Val::new(check.timeout, line));
@@ -420,7 +417,7 @@ impl Mapper {
                     return Err(bad(&i.loc, k, "connection thresholds are not supported"));
                 }
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "PING_CHECK"
-                | "SMTP_CHECK" => checkers.push(i),
+                | "SMTP_CHECK" | "DNS_CHECK" => checkers.push(i),
                 k => match CHECKERS_REFUSED.iter().find(|(n, _)| *n == k) {
                     Some((_, why)) => {
                         return Err(bad(&i.loc, k, format!("not supported: {why}")));
@@ -442,6 +439,7 @@ impl Mapper {
                 receive: None,
                 virtualhost: None,
                 command: None,
+                dns_type: None,
                 interval: timers.delay_loop.as_ref().map_or(60, |d| d.value),
                 timeout: timers.connect_timeout.as_ref().map_or(5, |d| d.value),
                 failures: 1,
@@ -504,6 +502,7 @@ impl Mapper {
             "SSL_GET" => ("negotiate", "https", 1),
             "MISC_CHECK" => ("external", "none", 0),
             "SMTP_CHECK" => ("negotiate", "smtp", 1),
+            "DNS_CHECK" => ("negotiate", "dns", 3),
             _ => ("ping", "none", 1),
         };
         let mut connect_port = None;
@@ -511,6 +510,7 @@ impl Mapper {
         let mut misc_path = None;
         let mut misc_timeout = None;
         let mut helo_name = None;
+        let (mut dns_name, mut dns_type) = (None, None);
         for i in s.block.iter().flatten() {
             let k = i.key();
             let connects = !matches!(kind, "MISC_CHECK");
@@ -557,6 +557,18 @@ impl Mapper {
                     if matches!(kind, "HTTP_GET" | "SSL_GET") =>
                 {
                     self.warn(&i.loc, k, "ignored: lvs's HTTP check has its own settings")
+                }
+                "name" if kind == "DNS_CHECK" => dns_name = Some(one_arg(i)?.to_string()),
+                "type" if kind == "DNS_CHECK" => {
+                    let t = one_arg(i)?;
+                    if crate::config::raw::dns_type_number(t).is_none() {
+                        return Err(bad(
+                            &i.loc,
+                            k,
+                            format!("`{t}` is not one of {}", crate::config::raw::DNS_TYPES),
+                        ));
+                    }
+                    dns_type = Some(t.to_ascii_uppercase());
                 }
                 "helo_name" if kind == "SMTP_CHECK" => helo_name = Some(one_arg(i)?.to_string()),
                 "host" if kind == "SMTP_CHECK" => {
@@ -615,6 +627,11 @@ impl Mapper {
             // keepalived's check_smtp: HELO with this name (lvs sends EHLO first, then HELO).
             request = Some(helo_name.unwrap_or_else(|| "smtpchecker.keepalived.org".to_string()));
         }
+        if kind == "DNS_CHECK" {
+            // keepalived's check_dns: SOA of the root unless told.
+            request = Some(dns_name.unwrap_or_else(|| ".".to_string()));
+            dns_type = Some(dns_type.unwrap_or_else(|| "SOA".to_string()));
+        }
         let command = if kind == "MISC_CHECK" {
             let Some(p) = misc_path else {
                 return Err(bad(&s.loc, kind, "needs a misc_path"));
@@ -643,6 +660,7 @@ impl Mapper {
             receive,
             virtualhost: vhost,
             command,
+            dns_type,
             interval,
             timeout,
             failures: t.retry.as_ref().map_or(default_retry, |r| r.value) + 1,

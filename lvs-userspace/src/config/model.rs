@@ -385,6 +385,9 @@ pub struct CheckSpec {
     pub login: Option<String>,
     /// `passwd`, with `login`.
     pub passwd: Option<String>,
+    /// `dns_type` (keepalived's DNS_CHECK `type`): the record type a dns check asks for (its
+    /// number); when set, a NOERROR answer over UDP passes, as keepalived's check.
+    pub dns_type: Option<u16>,
     /// `checkinterval`.
     pub interval: Duration,
     /// `checktimeout` (connect, ping, external).

@@ -95,6 +95,7 @@ pub(crate) struct RawVirtual {
     pub checkcommand: Opt<String>,
     pub login: Opt<String>,
     pub passwd: Opt<String>,
+    pub dns_type: Opt<String>,
     pub checkinterval: Opt<u64>,
     pub checktimeout: Opt<u64>,
     pub negotiatetimeout: Opt<u64>,
@@ -129,6 +130,7 @@ impl RawVirtual {
             checkcommand: None,
             login: None,
             passwd: None,
+            dns_type: None,
             checkinterval: None,
             checktimeout: None,
             negotiatetimeout: None,
@@ -190,6 +192,43 @@ const LDIRECTORD_ONLY_SERVICES: &[&str] = &[
     "sip",
     "http_proxy",
 ];
+/// The record types a dns check may ask for (keepalived's DNS_CHECK `type`).
+pub(crate) const DNS_TYPES: &str = "A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, RRSIG, DNSKEY";
+
+/// The number of the record type `name` (case-insensitive), of [`DNS_TYPES`].
+pub(crate) fn dns_type_number(name: &str) -> Option<u16> {
+    Some(match name.trim().to_ascii_uppercase().as_str() {
+        "A" => 1,
+        "NS" => 2,
+        "CNAME" => 5,
+        "SOA" => 6,
+        "PTR" => 12,
+        "MX" => 15,
+        "TXT" => 16,
+        "AAAA" => 28,
+        "RRSIG" => 46,
+        "DNSKEY" => 48,
+        _ => return None,
+    })
+}
+
+/// The name of the record type `n` (of [`DNS_TYPES`]).
+pub(crate) fn dns_type_name(n: u16) -> &'static str {
+    match n {
+        1 => "A",
+        2 => "NS",
+        5 => "CNAME",
+        6 => "SOA",
+        12 => "PTR",
+        15 => "MX",
+        16 => "TXT",
+        28 => "AAAA",
+        46 => "RRSIG",
+        48 => "DNSKEY",
+        _ => "?",
+    }
+}
+
 /// The most real servers one range may expand to.
 const MAX_RANGE: u32 = 4096;
 
@@ -1401,6 +1440,28 @@ fn resolve_virtual(
         login = None;
         passwd = None;
     }
+    let dns_type = match &v.dns_type {
+        None => None,
+        Some(Val { value, line }) if service != CheckService::Dns => {
+            errs.bad(
+                *line,
+                "dns_type",
+                format!("`{value}` has no effect: only the dns check asks for a record type"),
+            );
+            None
+        }
+        Some(Val { value, line }) => match dns_type_number(value) {
+            Some(n) => Some(n),
+            None => {
+                errs.bad(
+                    *line,
+                    "dns_type",
+                    format!("`{value}` is not one of {DNS_TYPES}"),
+                );
+                None
+            }
+        },
+    };
     let command = match (&v.checkcommand, check_type) {
         (Some(c), _) => Some(c.value.clone()),
         // ldirectord's default checkcommand.
@@ -1498,6 +1559,7 @@ fn resolve_virtual(
             command,
             login,
             passwd,
+            dns_type,
             interval,
             timeout,
             negotiate_timeout,

@@ -170,6 +170,13 @@ pub fn render_check(config: &Config) -> String {
         if let Some(cmd) = &c.command {
             let _ = writeln!(o, "    command {cmd}");
         }
+        if let Some(t) = c.dns_type {
+            let _ = writeln!(
+                o,
+                "    asks {} over UDP, passes on NOERROR",
+                super::raw::dns_type_name(t)
+            );
+        }
         if let Some(l) = &c.login {
             // Never the password.
             let _ = writeln!(o, "    login {l:?}");
@@ -401,6 +408,9 @@ pub fn to_toml(config: &Config) -> String {
         }
         if let Some(l) = &c.login {
             let _ = writeln!(o, "login = {}", q(l));
+        }
+        if let Some(t) = c.dns_type {
+            let _ = writeln!(o, "dns_type = {}", q(super::raw::dns_type_name(t)));
         }
         if let Some(p) = &c.passwd {
             let _ = writeln!(o, "passwd = {}", q(p));

@@ -62,6 +62,7 @@
 //! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
 //! login = "monitor"         # pop, pops, imap, imaps: log in as this user
 //! passwd = "secret"         # with login
+//! dns_type = "SOA"          # dns: ask this type; a NOERROR answer passes (keepalived's DNS_CHECK)
 //! checkinterval = 10        # these five override the globals
 //! checktimeout = 5
 //! negotiatetimeout = 30
@@ -230,6 +231,7 @@ struct TomlVirtual {
     checkcommand: S<String>,
     login: S<String>,
     passwd: S<String>,
+    dns_type: S<String>,
     checkinterval: S<u64>,
     checktimeout: S<u64>,
     negotiatetimeout: S<u64>,
@@ -348,6 +350,7 @@ impl TomlFile {
                 rv.checkcommand = l.opt(v.checkcommand);
                 rv.login = l.opt(v.login);
                 rv.passwd = l.opt(v.passwd);
+                rv.dns_type = l.opt(v.dns_type);
                 rv.checkinterval = l.opt(v.checkinterval);
                 rv.checktimeout = l.opt(v.checktimeout);
                 rv.negotiatetimeout = l.opt(v.negotiatetimeout);

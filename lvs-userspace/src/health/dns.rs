@@ -5,6 +5,10 @@
 //! contains a `:` (an IPv6 address pattern). The check passes on a NOERROR answer with at
 //! least one answer record and, when `receive` is set, an A/AAAA record whose textual address
 //! matches it.
+//!
+//! With a record type configured (`dns_type`, keepalived's DNS_CHECK `type`) it asks for that
+//! type, always over UDP, and passes on a NOERROR answer to its query (same id, the QR bit),
+//! as keepalived does: the answer's records are not looked at.
 
 use std::{
     io,
@@ -79,6 +83,8 @@ pub struct DnsCheck {
     addr: SocketAddr,
     tcp: bool,
     qtype: u16,
+    /// A NOERROR answer suffices (a configured type, as keepalived).
+    noerror: bool,
     /// The encoded question (name, type, class) without the header.
     question: Vec<u8>,
     receive: Option<Regex>,
@@ -90,16 +96,18 @@ impl DnsCheck {
     pub fn new(
         addr: SocketAddr,
         tcp: bool,
+        qtype: Option<u16>,
         request: Option<&str>,
         receive: Option<Regex>,
         timeout: Duration,
     ) -> Result<Self, DnsError> {
         let raw = request.unwrap_or_default();
         let name = raw.strip_prefix('/').unwrap_or(raw);
-        let qtype = if receive.as_ref().is_some_and(|r| r.as_str().contains(':')) {
-            TYPE_AAAA
-        } else {
-            TYPE_A
+        let noerror = qtype.is_some();
+        let qtype = match qtype {
+            Some(t) => t,
+            None if receive.as_ref().is_some_and(|r| r.as_str().contains(':')) => TYPE_AAAA,
+            None => TYPE_A,
         };
         let mut question = encode_name(name).ok_or_else(|| DnsError::BadName {
             name: name.to_string(),
@@ -108,8 +116,10 @@ impl DnsCheck {
         question.extend_from_slice(&1u16.to_be_bytes()); // IN
         Ok(DnsCheck {
             addr,
-            tcp,
+            // keepalived's check is UDP only.
+            tcp: tcp && !noerror,
             qtype,
+            noerror,
             question,
             receive,
             timeout,
@@ -164,6 +174,9 @@ impl DnsCheck {
                 }
             }
         };
+        if self.noerror {
+            return noerror_answer(&answer, id);
+        }
         let addresses = parse_answer(&answer, id)?;
         let Some(re) = &self.receive else {
             return Ok(format!("answer {}", addresses.join(" ")));
@@ -180,6 +193,28 @@ impl DnsCheck {
     /// The query type asked (1: A, 28: AAAA).
     pub fn qtype(&self) -> u16 {
         self.qtype
+    }
+}
+
+/// keepalived's DNS_CHECK: a response to query `id` with RCODE NOERROR.
+fn noerror_answer(msg: &[u8], id: u16) -> Result<String, DnsError> {
+    let bad = |reason| DnsError::Malformed { reason };
+    if msg.len() < 12 {
+        return Err(bad("short header"));
+    }
+    let flags = u16::from_be_bytes([msg[2], msg[3]]);
+    if u16::from_be_bytes([msg[0], msg[1]]) != id {
+        return Err(bad("id mismatch"));
+    }
+    if flags & 0x8000 == 0 {
+        return Err(bad("not a response"));
+    }
+    match (flags & 0x000f) as u8 {
+        0 => Ok(format!(
+            "NOERROR, {} answer record(s)",
+            u16::from_be_bytes([msg[6], msg[7]])
+        )),
+        rcode => Err(DnsError::Rcode { rcode }),
     }
 }
 
@@ -300,6 +335,8 @@ mod tests {
             } else {
                 r.extend_from_slice(&[0, 4, 192, 0, 2, 7]);
             }
+        } else if qname == [0] {
+            // The root: NOERROR without an answer record.
         } else {
             r[3] = 0x83; // NXDOMAIN
         }
@@ -338,6 +375,7 @@ mod tests {
         let c = DnsCheck::new(
             addr,
             true,
+            None,
             Some("www.example.test"),
             Some(Regex::new("192\\.0\\.2\\.7").unwrap()),
             Duration::from_secs(2),
@@ -353,6 +391,7 @@ mod tests {
         DnsCheck::new(
             addr,
             false,
+            None,
             Some(name),
             receive.map(|r| Regex::new(r).unwrap()),
             Duration::from_secs(2),
@@ -401,6 +440,41 @@ mod tests {
     async fn silence_times_out() {
         let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut c = check(silent.local_addr().unwrap(), "www.example.test", None);
+        c.timeout = Duration::from_millis(200);
+        let err = c.run_within().await.unwrap_err();
+        assert!(matches!(err, DnsError::Timeout { .. }), "{err:?}");
+    }
+
+    /// keepalived's DNS_CHECK: the configured type asked, a NOERROR answer passes even
+    /// without records (where ldirectord's check wants one); NXDOMAIN, silence fail.
+    #[tokio::test]
+    async fn a_configured_type_passes_on_noerror() {
+        let addr = responder().await;
+        let soa = |name: &str| {
+            DnsCheck::new(
+                addr,
+                true, // ignored: keepalived's check is UDP
+                Some(6),
+                Some(name),
+                None,
+                Duration::from_secs(2),
+            )
+            .unwrap()
+        };
+        assert_eq!(soa(".").qtype(), 6);
+        assert_eq!(
+            soa(".").run_within().await.unwrap(),
+            "NOERROR, 0 answer record(s)"
+        );
+        // The same query without a type fails as ldirectord's would: no answer record.
+        let err = check(addr, ".", None).run_within().await.unwrap_err();
+        assert!(matches!(err, DnsError::NoAnswer), "{err:?}");
+        soa("www.example.test").run_within().await.unwrap();
+        let err = soa("nope.example.test").run_within().await.unwrap_err();
+        assert!(matches!(err, DnsError::Rcode { rcode: 3 }), "{err:?}");
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut c = soa(".");
+        c.addr = silent.local_addr().unwrap();
         c.timeout = Duration::from_millis(200);
         let err = c.run_within().await.unwrap_err();
         assert!(matches!(err, DnsError::Timeout { .. }), "{err:?}");

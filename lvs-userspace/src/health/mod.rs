@@ -77,6 +77,8 @@ pub struct CheckKey {
     pub command: Option<String>,
     /// `login` and `passwd` (pop, imap).
     pub login: Option<(String, String)>,
+    /// The record type a dns check asks for, when configured (keepalived's DNS_CHECK).
+    pub dns_type: Option<u16>,
     /// The virtual service's address, kept only for external checks (their arguments).
     pub virtual_addr: Option<SocketAddr>,
     /// Time between checks.
@@ -117,6 +119,7 @@ impl Hash for CheckKey {
         self.verify_tls.hash(state);
         self.command.hash(state);
         self.login.hash(state);
+        self.dns_type.hash(state);
         self.virtual_addr.hash(state);
         self.interval.hash(state);
         self.timeout.hash(state);
@@ -172,6 +175,7 @@ impl CheckKey {
                 .login
                 .clone()
                 .map(|l| (l, c.passwd.clone().unwrap_or_default())),
+            dns_type: c.dns_type,
             virtual_addr: Some(vs.vip),
             interval: c.interval,
             timeout: c.timeout,
@@ -214,6 +218,9 @@ impl CheckKey {
             )
         {
             self.login = None;
+        }
+        if !negotiates || self.service != CheckService::Dns {
+            self.dns_type = None;
         }
         if self.check_type != CheckType::External {
             self.command = None;

@@ -326,6 +326,7 @@ impl Probe {
             CheckService::Dns => Negotiate::Dns(dns::DnsCheck::new(
                 addr,
                 key.protocol == Protocol::Tcp,
+                key.dns_type,
                 key.request.as_deref(),
                 pattern
                     .map(regex::Regex::new)
@@ -534,6 +535,7 @@ mod tests {
             verify_tls: false,
             command: None,
             login: None,
+            dns_type: None,
             virtual_addr: None,
             interval: Duration::from_secs(3600),
             timeout: Duration::from_secs(2),

@@ -23,6 +23,7 @@ fn spec(check_type: CheckType) -> CheckSpec {
         command: None,
         login: None,
         passwd: None,
+        dns_type: None,
         interval: Duration::from_secs(3600),
         timeout: Duration::from_secs(1),
         negotiate_timeout: Duration::from_secs(1),
