@@ -220,6 +220,8 @@ pub fn fragments(f: &Frame, chunk: usize, id: u32) -> Vec<Vec<u8>> {
     } else {
         40 + f.ipv6_ext.iter().map(|e| e.1).sum::<usize>()
     };
+    let mut whole = whole;
+    set_l4_checksum(&mut whole, f, l3 + unfrag);
     let head = &whole[..l3 + unfrag];
     let data = &whole[l3 + unfrag..];
     let pieces: Vec<&[u8]> = data.chunks(chunk).collect();
@@ -259,4 +261,38 @@ pub fn fragments(f: &Frame, chunk: usize, id: u32) -> Vec<Vec<u8>> {
         out.push(fr);
     }
     out
+}
+
+/// Writes the TCP or UDP checksum of the whole packet `frame` (built from `f`, transport
+/// header at `l4`), so that a real host accepts it.
+fn set_l4_checksum(frame: &mut [u8], f: &Frame, l4: usize) {
+    let (proto, at) = match f.l4 {
+        L4::Tcp { .. } => (6u8, l4 + 16),
+        L4::Udp => (17, l4 + 6),
+        L4::Other(_) => return,
+    };
+    let len = frame.len() - l4;
+    let mut pseudo = Vec::new();
+    match (f.src, f.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&[0, proto]);
+            pseudo.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&(len as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, proto]);
+        }
+        _ => return,
+    }
+    frame[at..at + 2].fill(0);
+    pseudo.extend_from_slice(&frame[l4..]);
+    let mut c = checksum(&pseudo);
+    if c == 0 && proto == 17 {
+        c = 0xffff;
+    }
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
 }
