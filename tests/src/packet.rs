@@ -204,7 +204,7 @@ pub fn checksum(b: &[u8]) -> u16 {
 /// `id` (IPv4 takes its low 16 bits). In order, first fragment first.
 pub fn fragments(f: &Frame, chunk: usize, id: u32) -> Vec<Vec<u8>> {
     assert!(
-        chunk > 0 && chunk % 8 == 0,
+        chunk > 0 && chunk.is_multiple_of(8),
         "fragment data is a multiple of 8 bytes"
     );
     let whole = Frame {
