@@ -13,6 +13,7 @@
 pub mod addr;
 pub mod conntrack;
 pub mod dest;
+pub mod fragment;
 pub mod hash;
 pub mod limits;
 pub mod mac;
@@ -22,6 +23,7 @@ pub mod stats;
 pub use addr::Addr;
 pub use conntrack::{CtBucket, CtConfig, CtEntry, CtTimeouts, FlowKey, PersistKey, PersistValue};
 pub use dest::Dest;
+pub use fragment::{FragKey, FragValue};
 pub use mac::OwnMacs;
 pub use service::{Service, VipKey};
 pub use stats::{Counters, DropReason};
@@ -51,5 +53,7 @@ pod!(
     VipKey,
     Service,
     Counters,
-    OwnMacs
+    OwnMacs,
+    FragKey,
+    FragValue
 );

@@ -27,6 +27,9 @@ const _: () =
 /// Entries of the persistence table (LRU).
 pub const PERSIST_ENTRIES: u32 = 65_536;
 
+/// Datagrams whose fragments the fragment table follows at once (LRU).
+pub const FRAG_ENTRIES: u32 = 32_768;
+
 /// Interfaces the program may redirect to (devmap entries).
 pub const MAX_TX_PORTS: u32 = 64;
 
@@ -63,6 +66,13 @@ pub mod map_names {
     /// Not pinned: every agent writes it from the interface (and the config) before its
     /// program runs.
     pub const OWN_MACS: &str = "LVS_OWN_MACS";
+    /// `LRU_HASH` [`crate::FragKey`] → [`crate::FragValue`]: where the fragments of a
+    /// datagram go. Not pinned: an entry lives as long as a datagram's fragments (seconds).
+    pub const FRAGMENTS: &str = "LVS_FRAGMENTS";
+    /// `HASH` [`crate::Addr`] → `u32` ([`crate::fragment::vip_protos`] bits): the addresses of
+    /// the virtual services. Not pinned: every agent writes it from its services before its
+    /// program runs.
+    pub const VIP_ADDRS: &str = "LVS_VIP_ADDRS";
 
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
     pub const ALL: [&str; 11] = [

@@ -39,18 +39,37 @@ pub enum DropReason {
     /// SYN with FIN, or a martian source (unspecified, loopback, broadcast, multicast, the
     /// VIP itself). Never scheduled nor remembered.
     Malformed = 3,
+    /// A later fragment (no transport header) to a VIP address whose first fragment was not
+    /// seen within the fragment timeout: it came first (out of order), or its first fragment
+    /// was dropped. lvs cannot tell its flow, and the director's stack must not reassemble it.
+    OrphanFragment = 4,
+    /// An IPv6 packet to a VIP address whose extension-header chain is longer than the
+    /// parser follows (or holds a second Fragment header): its transport header is not found,
+    /// and the director's stack must not answer it.
+    LongExtChain = 5,
 }
 
 impl DropReason {
     /// Number of reasons (size of the drops array).
-    pub const COUNT: u32 = 4;
+    pub const COUNT: u32 = 6;
     /// Every reason, in index order.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::NoDestination,
         DropReason::BadDestination,
         DropReason::RedirectFailed,
         DropReason::Malformed,
+        DropReason::OrphanFragment,
+        DropReason::LongExtChain,
     ];
+
+    /// Whether anyone on the network can cause it by what they send (a malformed packet, an
+    /// orphan fragment, a long chain): counted, never logged.
+    pub const fn sent_by_anyone(self) -> bool {
+        matches!(
+            self,
+            DropReason::Malformed | DropReason::OrphanFragment | DropReason::LongExtChain
+        )
+    }
 
     /// A short name for logs and metrics.
     pub const fn name(self) -> &'static str {
@@ -59,6 +78,8 @@ impl DropReason {
             DropReason::BadDestination => "bad_destination",
             DropReason::RedirectFailed => "redirect_failed",
             DropReason::Malformed => "malformed",
+            DropReason::OrphanFragment => "orphan_fragment",
+            DropReason::LongExtChain => "long_ext_chain",
         }
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! 0. [`own_mac`]: is the frame addressed to this director (its Ethernet destination)?
 //! 1. [`parse`]: Ethernet (one VLAN tag), IPv4/IPv6, TCP/UDP ports → a [`parse::Packet`].
+//!    [`fragment`]: a later fragment (no ports) goes where its datagram's first went.
 //!    [`wellformed`]: a malformed packet to a virtual service is dropped and counted
 //!    (`malformed`) before anything remembers it; one to anything else is XDP_PASS.
 //! 2. [`conntrack`]: a known flow within its state's idle timeout goes straight to its
@@ -12,7 +13,7 @@
 //!    is in CLOSE or TIME_WAIT).
 //! 3. [`vip`]: is the packet for a virtual service?
 //! 4. [`scheduler`]: persistence, then the service's ring, then its fallback.
-//! 5. [`conntrack`] again: remember the choice.
+//! 5. [`conntrack`] again: remember the choice ([`fragment`]: a first fragment's too).
 //! 6. [`rewrite`]: direct routing, new MACs, XDP_TX or XDP_REDIRECT.
 //!
 //! [`stats`] counts along the way. Each stage returns `Result<T, u32>`: a value for the next
@@ -28,6 +29,7 @@
 
 mod conntrack;
 mod floor;
+mod fragment;
 mod maps;
 mod own_mac;
 mod parse;
@@ -57,6 +59,9 @@ pub fn lvs_pass(_ctx: XdpContext) -> u32 {
 fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     own_mac::check(ctx)?;
     let pkt = parse::parse(ctx)?;
+    if pkt.frag >= parse::frag::LATER {
+        return fragment::later(ctx, &pkt);
+    }
     if !wellformed::ok(ctx, &pkt) {
         vip::lookup(&pkt.key)?;
         return Err(stats::drop(ctx, lvs_common::DropReason::Malformed));
@@ -64,12 +69,14 @@ fn balance(ctx: &XdpContext) -> Result<u32, u32> {
 
     if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn) {
         stats::forwarded(dest.service, dest_id, pkt.len, false);
+        fragment::first(&pkt, dest.service, dest_id, dest.generation);
         return rewrite::forward(ctx, dest);
     }
 
-    let service = vip::lookup(&pkt.key)?;
+    let service = vip::lookup(&pkt.key).inspect_err(|_| fragment::not_a_service(&pkt))?;
     let (dest_id, dest) = scheduler::pick(ctx, service, &pkt.key)?;
     conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation);
+    fragment::first(&pkt, service.id, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);
     rewrite::forward(ctx, dest)
 }

@@ -7,8 +7,11 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
 use lvs_common::{
-    Counters, CtBucket, CtConfig, Dest, OwnMacs, PersistKey, PersistValue, Service, VipKey,
-    limits::{CT_BUCKETS, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES, RING_SIZE},
+    Addr, Counters, CtBucket, CtConfig, Dest, FragKey, FragValue, OwnMacs, PersistKey,
+    PersistValue, Service, VipKey,
+    limits::{
+        CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES, RING_SIZE,
+    },
     stats::DropReason,
 };
 
@@ -67,3 +70,14 @@ pub static DROP_LOGGED: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropRea
 /// The Ethernet destinations the balancer accepts (one record), written by the agent.
 #[map(name = "LVS_OWN_MACS")]
 pub static OWN_MACS: Array<OwnMacs> = Array::with_max_entries(1, 0);
+
+/// Where the later fragments of a datagram go, written by its first fragment
+/// ([`crate::fragment`]).
+#[map(name = "LVS_FRAGMENTS")]
+pub static FRAGMENTS: LruHashMap<FragKey, FragValue> =
+    LruHashMap::with_max_entries(FRAG_ENTRIES, 0);
+
+/// The virtual services' addresses → the protocols they have services for
+/// ([`lvs_common::fragment::vip_protos`]), written by the agent.
+#[map(name = "LVS_VIP_ADDRS")]
+pub static VIP_ADDRS: HashMap<Addr, u32> = HashMap::with_max_entries(MAX_SERVICES, 0);

@@ -1,9 +1,18 @@
 //! Stage 1: parse Ethernet (with at most one 802.1Q/802.1ad tag), IPv4 (any IHL) or IPv6 (with
-//! hop-by-hop, routing and destination-options headers), and the TCP/UDP ports, with a bounds
-//! check before every read. Fragments and anything else are XDP_PASS.
+//! hop-by-hop, routing, destination-options and fragment headers, [`MAX_EXT_HEADERS`] at
+//! most), and the TCP/UDP ports, with a bounds check before every read. Anything else is
+//! XDP_PASS.
+//!
+//! Fragments ([`frag`]): a first fragment is parsed like a whole packet (it carries the
+//! ports); a later one stops at its IP (or Fragment) header, with no ports, for
+//! [`crate::fragment`]. An IPv6 chain longer than followed (or with a second Fragment header)
+//! to a VIP address is dropped and counted (`long_ext_chain`): its transport header is not
+//! found, and the director's own stack, which would find it, must not answer on the VIP.
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
-use lvs_common::{Addr, FlowKey, service::proto};
+use lvs_common::{Addr, FlowKey, fragment::vip_protos, service::proto, stats::DropReason};
+
+use crate::{stats, vip};
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IPV4: u16 = 0x0800;
@@ -15,14 +24,32 @@ const IPV6_HLEN: usize = 40;
 const NEXTHDR_HOP: u8 = 0;
 const NEXTHDR_ROUTING: u8 = 43;
 const NEXTHDR_DEST: u8 = 60;
+const NEXTHDR_FRAGMENT: u8 = 44;
 /// Extension headers followed before giving up.
-const MAX_EXT_HEADERS: usize = 4;
+const MAX_EXT_HEADERS: usize = 6;
 /// IPv4 `frag_off` bits that mark a fragment: more-fragments and the offset.
 const IPV4_FRAG_MASK: u16 = 0x3fff;
+/// IPv4 `frag_off`: the offset.
+const IPV4_OFFSET_MASK: u16 = 0x1fff;
+/// IPv6 Fragment header's offset field: the offset, and the M flag.
+const IPV6_OFFSET_MASK: u16 = 0xfff8;
+const IPV6_MORE: u16 = 0x0001;
 /// TCP flags byte offset and the SYN / ACK bits.
 const TCP_FLAGS_OFF: usize = 13;
 const TCP_SYN: u8 = 0x02;
 const TCP_ACK: u8 = 0x10;
+
+/// What kind of fragment a packet is ([`Packet::frag`]).
+pub mod frag {
+    /// A whole packet (IPv6: also an atomic fragment, offset 0 without M).
+    pub const NONE: u8 = 0;
+    /// The first fragment: offset 0, more fragments; it carries the ports.
+    pub const FIRST: u8 = 1;
+    /// A later fragment: a non-zero offset, no transport header.
+    pub const LATER: u8 = 2;
+    /// A first fragment too short to hold the transport header's fields lvs reads.
+    pub const SHORT: u8 = 3;
+}
 
 /// What the later stages need of a packet.
 pub struct Packet {
@@ -40,6 +67,22 @@ pub struct Packet {
     pub l4: usize,
     /// IPv4 (else IPv6).
     pub v4: bool,
+    /// One of [`frag`]. For [`frag::LATER`] and [`frag::SHORT`] the ports (and flags) are 0
+    /// and `l4` is where the fragment's data starts.
+    pub frag: u8,
+    /// The fragment's identification (IPv4: 16 bits as on the wire), for a fragment.
+    pub frag_id: u32,
+    /// The protocol the fragment's datagram is keyed by: IPv4's protocol, or the IPv6
+    /// Fragment header's Next Header.
+    pub frag_proto: u8,
+}
+
+/// What the IP layer gave: the transport header's offset and the fragment fields.
+struct Ip {
+    l4: usize,
+    frag: u8,
+    frag_id: u32,
+    frag_proto: u8,
 }
 
 /// A pointer to a `T` at `offset` bytes into the packet, if the packet is long enough.
@@ -60,7 +103,8 @@ pub(crate) fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Result<T, u32> {
     Ok(unsafe { core::ptr::read_unaligned(ptr_at::<T>(ctx, offset)?) })
 }
 
-/// Parses the packet, or gives the verdict for one that is not ours: XDP_PASS.
+/// Parses the packet, or gives the verdict for one that is not ours: XDP_PASS (or XDP_DROP
+/// for a chain too long, see the module docs).
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
     let mut ethertype = u16::from_be(read::<u16>(ctx, 12)?);
@@ -71,55 +115,84 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
     }
 
     let mut key = FlowKey::default();
-    let l4 = match ethertype {
+    let ip = match ethertype {
         ETH_P_IPV4 => ipv4(ctx, l3, &mut key)?,
         ETH_P_IPV6 => ipv6(ctx, l3, &mut key)?,
         _ => return Err(XDP_PASS),
     };
-
-    let ports = read::<[u16; 2]>(ctx, l4)?;
-    key.sport_be = ports[0];
-    key.dport_be = ports[1];
-    let tcp_flags = if key.proto == proto::TCP {
-        read::<u8>(ctx, l4 + TCP_FLAGS_OFF)?
-    } else {
-        0
-    };
-    let syn = tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
-
-    Ok(Packet {
+    let mut pkt = Packet {
         key,
-        syn,
-        tcp_flags,
+        syn: false,
+        tcp_flags: 0,
         len: (ctx.data_end() - ctx.data()) as u64,
         l3,
-        l4,
+        l4: ip.l4,
         v4: ethertype == ETH_P_IPV4,
-    })
+        frag: ip.frag,
+        frag_id: ip.frag_id,
+        frag_proto: ip.frag_proto,
+    };
+    if pkt.frag == frag::LATER {
+        return Ok(pkt);
+    }
+    match transport(ctx, &mut pkt) {
+        Ok(()) => Ok(pkt),
+        // A first fragment cut before the fields read: the fragment stage decides.
+        Err(_) if pkt.frag == frag::FIRST => {
+            pkt.frag = frag::SHORT;
+            pkt.key.sport_be = 0;
+            pkt.key.dport_be = 0;
+            Ok(pkt)
+        }
+        Err(verdict) => Err(verdict),
+    }
 }
 
-/// Fills addresses and protocol from an IPv4 header at `l3`; returns the L4 offset.
+/// Reads the ports and TCP flags.
 #[inline(always)]
-fn ipv4(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<usize, u32> {
+fn transport(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), u32> {
+    let ports = read::<[u16; 2]>(ctx, pkt.l4)?;
+    pkt.key.sport_be = ports[0];
+    pkt.key.dport_be = ports[1];
+    if pkt.key.proto == proto::TCP {
+        pkt.tcp_flags = read::<u8>(ctx, pkt.l4 + TCP_FLAGS_OFF)?;
+    }
+    pkt.syn = pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+    Ok(())
+}
+
+/// Fills addresses and protocol from an IPv4 header at `l3`.
+#[inline(always)]
+fn ipv4(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<Ip, u32> {
     let version_ihl = read::<u8>(ctx, l3)?;
     let ihl = (version_ihl & 0x0f) as usize * 4;
     if version_ihl >> 4 != 4 || ihl < 20 {
         return Err(XDP_PASS);
     }
-    let frag_off = u16::from_be(read::<u16>(ctx, l3 + 6)?);
-    if frag_off & IPV4_FRAG_MASK != 0 {
-        return Err(XDP_PASS);
-    }
+    let id_frag = read::<[u16; 2]>(ctx, l3 + 4)?;
+    let frag_off = u16::from_be(id_frag[1]);
     key.proto = l4_proto(read::<u8>(ctx, l3 + 9)?)?;
     key.src = Addr::from_v4_wire(read::<u32>(ctx, l3 + 12)?);
     key.dst = Addr::from_v4_wire(read::<u32>(ctx, l3 + 16)?);
-    Ok(l3 + ihl)
+    let frag = if frag_off & IPV4_FRAG_MASK == 0 {
+        frag::NONE
+    } else if frag_off & IPV4_OFFSET_MASK == 0 {
+        frag::FIRST
+    } else {
+        frag::LATER
+    };
+    Ok(Ip {
+        l4: l3 + ihl,
+        frag,
+        frag_id: id_frag[0] as u32,
+        frag_proto: key.proto,
+    })
 }
 
 /// Fills addresses and protocol from an IPv6 header at `l3`, following up to
-/// [`MAX_EXT_HEADERS`] extension headers; returns the L4 offset.
+/// [`MAX_EXT_HEADERS`] extension headers.
 #[inline(always)]
-fn ipv6(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<usize, u32> {
+fn ipv6(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<Ip, u32> {
     if read::<u8>(ctx, l3)? >> 4 != 6 {
         return Err(XDP_PASS);
     }
@@ -127,6 +200,13 @@ fn ipv6(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<usize, u32> {
     key.src.words = read::<[u32; 4]>(ctx, l3 + 8)?;
     key.dst.words = read::<[u32; 4]>(ctx, l3 + 24)?;
     let mut off = l3 + IPV6_HLEN;
+    let mut ip = Ip {
+        l4: 0,
+        frag: frag::NONE,
+        frag_id: 0,
+        frag_proto: 0,
+    };
+    let mut seen_fragment = false;
     for _ in 0..MAX_EXT_HEADERS {
         match next {
             NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
@@ -134,12 +214,55 @@ fn ipv6(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<usize, u32> {
                 next = hdr[0];
                 off += (hdr[1] as usize + 1) * 8;
             }
+            NEXTHDR_FRAGMENT => {
+                if seen_fragment {
+                    return Err(long_chain(ctx, &key.dst));
+                }
+                seen_fragment = true;
+                // Next header, reserved, offset and M flag, identification.
+                let hdr = read::<[u16; 4]>(ctx, off)?;
+                next = hdr[0].to_ne_bytes()[0];
+                let offset_m = u16::from_be(hdr[1]);
+                off += 8;
+                if offset_m & (IPV6_OFFSET_MASK | IPV6_MORE) != 0 {
+                    ip.frag_proto = next;
+                    ip.frag_id = u32::from_ne_bytes({
+                        let (a, b) = (hdr[2].to_ne_bytes(), hdr[3].to_ne_bytes());
+                        [a[0], a[1], b[0], b[1]]
+                    });
+                    if offset_m & IPV6_OFFSET_MASK != 0 {
+                        // Fragment data follows; the datagram's protocol is its first header.
+                        ip.frag = frag::LATER;
+                        key.proto = next;
+                        ip.l4 = off;
+                        return Ok(ip);
+                    }
+                    ip.frag = frag::FIRST;
+                }
+            }
             _ => break,
         }
     }
-    // A fragment header (44), or a chain longer than we follow, ends here as XDP_PASS.
+    if matches!(
+        next,
+        NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST | NEXTHDR_FRAGMENT
+    ) {
+        return Err(long_chain(ctx, &key.dst));
+    }
     key.proto = l4_proto(next)?;
-    Ok(off)
+    ip.l4 = off;
+    Ok(ip)
+}
+
+/// The verdict for an IPv6 chain the parser does not follow to its end: dropped and counted
+/// when it is to a VIP address, else XDP_PASS.
+#[inline(always)]
+fn long_chain(ctx: &XdpContext, dst: &Addr) -> u32 {
+    if vip::is_vip_addr(dst, vip_protos::ANY) {
+        stats::drop(ctx, DropReason::LongExtChain)
+    } else {
+        XDP_PASS
+    }
 }
 
 #[inline(always)]

@@ -33,7 +33,7 @@ fn add(c: Option<*mut Counters>, len: u64, new: bool) {
 
 /// Counts a drop and returns the verdict XDP_DROP. Drops that mean something is wrong with
 /// the director (not a service without servers, which is an outage the agent already reports,
-/// nor a malformed packet, which anyone on the internet can send) are also logged, at most
+/// nor a malformed packet or an orphan fragment, which anyone on the internet can send) are also logged, at most
 /// once a second per CPU: never a line per packet.
 #[inline(always)]
 pub fn drop(ctx: &XdpContext, reason: DropReason) -> u32 {
@@ -42,7 +42,7 @@ pub fn drop(ctx: &XdpContext, reason: DropReason) -> u32 {
         unsafe { *n += 1 };
     }
     if reason != DropReason::NoDestination
-        && reason != DropReason::Malformed
+        && !reason.sent_by_anyone()
         && let Some(last) = DROP_LOGGED.get_ptr_mut(reason as u32)
     {
         // SAFETY: a helper without arguments; `last` is a per-CPU slot.

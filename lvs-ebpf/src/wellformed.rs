@@ -7,8 +7,11 @@
 //!   IPv4 VIP);
 //! - the frame holds exactly the IP packet, or is a short frame (at most 64 bytes) that
 //!   Ethernet padded;
+//! - the IP packet holds its own headers (for IPv6, the extension headers followed);
 //! - TCP: a data offset of at least 5 within the packet, not SYN with FIN;
-//! - UDP: a length of at least 8 that ends where the IP packet ends;
+//! - UDP: a length of at least 8 that ends where the IP packet ends (in a first fragment:
+//!   past its end, where the other fragments carry the rest);
+//! - a later fragment (no transport header) only has the IP checks;
 //! - the source is not unspecified (0.0.0.0/8, `::`), loopback (127/8, `::1`), multicast or
 //!   broadcast (224/4, 240/4, ff00::/8), nor the destination itself.
 //!
@@ -18,7 +21,7 @@
 use aya_ebpf::programs::XdpContext;
 use lvs_common::{Addr, service::proto};
 
-use crate::parse::{Packet, read};
+use crate::parse::{Packet, frag, read};
 
 /// The longest frame Ethernet may have padded (60 bytes, 64 with a VLAN tag; no FCS).
 const PADDED_FRAME: u64 = 64;
@@ -51,10 +54,12 @@ fn check(ctx: &XdpContext, pkt: &Packet) -> Result<(), u32> {
         }
         l3 + IPV6_HLEN + u16::from_be(read::<u16>(ctx, pkt.l3 + 4)?) as u64
     };
-    if end > pkt.len || (end < pkt.len && pkt.len > PADDED_FRAME) {
+    if end > pkt.len || (end < pkt.len && pkt.len > PADDED_FRAME) || end < l4 {
         return Err(0);
     }
-    if pkt.key.proto == proto::TCP {
+    if pkt.frag == frag::LATER {
+        // No transport header: fragment data.
+    } else if pkt.key.proto == proto::TCP {
         let b = read::<[u8; 2]>(ctx, pkt.l4 + 12)?;
         let doff = (b[0] >> 4) as u64 * 4;
         if doff < TCP_HLEN || l4 + doff > end || b[1] & (TCP_SYN | TCP_FIN) == TCP_SYN | TCP_FIN {
@@ -62,7 +67,13 @@ fn check(ctx: &XdpContext, pkt: &Packet) -> Result<(), u32> {
         }
     } else {
         let ulen = u16::from_be(read::<u16>(ctx, pkt.l4 + 4)?) as u64;
-        if ulen < UDP_HLEN || l4 + ulen != end {
+        // A first fragment holds only the start of the datagram the length covers.
+        let whole = if pkt.frag == frag::FIRST {
+            l4 + ulen > end
+        } else {
+            l4 + ulen == end
+        };
+        if ulen < UDP_HLEN || !whole {
             return Err(0);
         }
     }

@@ -197,3 +197,102 @@ pub fn checksum(b: &[u8]) -> u16 {
     }
     !(sum as u16)
 }
+
+/// The packet `f` (built whole) cut into fragments as a sender would: the data after the IP
+/// header (IPv4) or after the IPv6 header and `f.ipv6_ext` (the unfragmentable part, followed
+/// by a Fragment header) in pieces of `chunk` bytes (a multiple of 8), with identification
+/// `id` (IPv4 takes its low 16 bits). In order, first fragment first.
+pub fn fragments(f: &Frame, chunk: usize, id: u32) -> Vec<Vec<u8>> {
+    assert!(
+        chunk > 0 && chunk.is_multiple_of(8),
+        "fragment data is a multiple of 8 bytes"
+    );
+    let whole = Frame {
+        fragment: false,
+        fragment_offset: 0,
+        ..f.clone()
+    }
+    .build();
+    let l3 = if f.vlan.is_some() { 18 } else { 14 };
+    let v4 = matches!(f.src, IpAddr::V4(_));
+    let unfrag = if v4 {
+        usize::from(whole[l3] & 0x0f) * 4
+    } else {
+        40 + f.ipv6_ext.iter().map(|e| e.1).sum::<usize>()
+    };
+    let mut whole = whole;
+    set_l4_checksum(&mut whole, f, l3 + unfrag);
+    let head = &whole[..l3 + unfrag];
+    let data = &whole[l3 + unfrag..];
+    let pieces: Vec<&[u8]> = data.chunks(chunk).collect();
+    let mut out = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let offset = (i * chunk / 8) as u16;
+        let more = i + 1 < pieces.len();
+        let mut fr = head.to_vec();
+        if v4 {
+            let total = (unfrag + piece.len()) as u16;
+            fr[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
+            fr[l3 + 4..l3 + 6].copy_from_slice(&(id as u16).to_be_bytes());
+            let frag = offset | if more { 0x2000 } else { 0 };
+            fr[l3 + 6..l3 + 8].copy_from_slice(&frag.to_be_bytes());
+            fix_ipv4_checksum(&mut fr, l3);
+        } else {
+            // The Next Header that named the transport now names the Fragment header.
+            let at = if f.ipv6_ext.is_empty() {
+                l3 + 6
+            } else {
+                l3 + 40
+                    + f.ipv6_ext[..f.ipv6_ext.len() - 1]
+                        .iter()
+                        .map(|e| e.1)
+                        .sum::<usize>()
+            };
+            let proto = fr[at];
+            fr[at] = 44;
+            let plen = (unfrag - 40 + 8 + piece.len()) as u16;
+            fr[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
+            let om = (offset << 3) | u16::from(more);
+            fr.extend_from_slice(&[proto, 0]);
+            fr.extend_from_slice(&om.to_be_bytes());
+            fr.extend_from_slice(&id.to_be_bytes());
+        }
+        fr.extend_from_slice(piece);
+        out.push(fr);
+    }
+    out
+}
+
+/// Writes the TCP or UDP checksum of the whole packet `frame` (built from `f`, transport
+/// header at `l4`), so that a real host accepts it.
+fn set_l4_checksum(frame: &mut [u8], f: &Frame, l4: usize) {
+    let (proto, at) = match f.l4 {
+        L4::Tcp { .. } => (6u8, l4 + 16),
+        L4::Udp => (17, l4 + 6),
+        L4::Other(_) => return,
+    };
+    let len = frame.len() - l4;
+    let mut pseudo = Vec::new();
+    match (f.src, f.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&[0, proto]);
+            pseudo.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&(len as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, proto]);
+        }
+        _ => return,
+    }
+    frame[at..at + 2].fill(0);
+    pseudo.extend_from_slice(&frame[l4..]);
+    let mut c = checksum(&pseudo);
+    if c == 0 && proto == 17 {
+        c = 0xffff;
+    }
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}

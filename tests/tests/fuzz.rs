@@ -1,24 +1,31 @@
 //! A million mutated frames through BPF_PROG_TEST_RUN, each checked against a model of what
 //! the balancer must do, written here from the README's rules and not from the program's
 //! code: valid IPv4/IPv6 TCP/UDP frames to the VIPs (with VLAN tags, IPv4 options, IPv6
-//! extension headers, TCP options, padding) mutated by bit flips, truncations, length fields,
-//! header fields and martian sources.
+//! extension headers, TCP options, padding), and the fragments of datagrams (in order or
+//! not), mutated by bit flips, truncations, length fields, header fields and martian sources.
+//! The model keeps the datagrams whose first fragment it saw, and where it went: a later
+//! fragment must reach that very real.
 //!
 //! Seeded and reproducible: `LVS_FUZZ_SEED` (default fixed) and `LVS_FUZZ_FRAMES` (default
 //! 20,000; `cargo xtask fuzz` runs 1,000,000). A failure names the seed and the frame's index.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet, VecDeque},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
+use aya::maps::{HashMap as BpfHashMap, MapData};
 use lvs::{
     config::{Protocol, Scheduler},
     dataplane::{Dataplane, DestPlan, ServicePlan, Target},
 };
-use lvs_common::{FlowKey, limits::CT_BUCKETS, stats::DropReason};
+use lvs_common::{
+    FlowKey, FragKey, FragValue,
+    limits::{CT_BUCKETS, map_names},
+    stats::DropReason,
+};
 use lvs_tests::{
-    packet::{ACK, DIRECTOR_MAC, Frame, SYN, fix_ipv4_checksum},
+    packet::{ACK, DIRECTOR_MAC, Frame, SYN, fix_ipv4_checksum, fragments},
     xdp::{TEST_RUN_IFINDEX, ct_map, flow_key, pin_to_one_cpu, run},
 };
 
@@ -101,10 +108,20 @@ impl Rng {
 enum Expect {
     /// XDP_PASS, the frame untouched.
     Pass,
-    /// XDP_DROP, counted as malformed.
-    Malformed,
+    /// XDP_DROP, counted under the reason.
+    Drop(DropReason),
     /// XDP_TX to a real of the service, only the MACs changed.
     Forward,
+    /// XDP_TX to this real (a later fragment following its first), only the MACs changed.
+    ForwardTo([u8; 6]),
+}
+
+/// The model's verdict for `f`, with the flow it parsed (when it got that far) and, for the
+/// first fragment of a datagram, the datagram's key.
+struct Verdict {
+    expect: Expect,
+    parsed: Option<Parsed>,
+    first_of: Option<FragId>,
 }
 
 fn be16(f: &[u8], at: usize) -> usize {
@@ -140,92 +157,248 @@ struct Parsed {
     proto: u8,
 }
 
-/// The model's verdict for `f`, with the flow it parsed (when it got that far).
-fn model(f: &[u8]) -> (Expect, Option<Parsed>) {
-    let len = f.len();
-    // Only frames to the director's own MAC are looked at.
-    if f[..6] != DIRECTOR_MAC {
-        return (Expect::Pass, None);
+/// A datagram, as its fragments name it: (source, destination, protocol, identification).
+type FragId = ([u8; 16], [u8; 16], u8, u32);
+
+/// What the first fragment of a datagram left for the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    /// They go to this real.
+    Real([u8; 6]),
+    /// It was to a VIP address but for no service: they are passed like it.
+    Pass,
+}
+
+/// Whether `dst` is the address of a service of `proto` (6, 17), or of any protocol for
+/// `None`.
+fn vip_addr(dst: &[u8; 16], proto: Option<u8>) -> bool {
+    SERVICES
+        .iter()
+        .any(|&(vip, _, p)| ip_key(vip) == *dst && proto.is_none_or(|want| want == p))
+}
+
+/// Whether a fragment of a datagram keyed by protocol `proto` (IPv4's protocol, IPv6's
+/// Fragment header's Next Header) is to a VIP address: TCP or UDP to an address with a
+/// service of that protocol, or IPv6 Destination Options first (any protocol may follow).
+fn frag_to_vip(dst: &[u8; 16], proto: u8, v4: bool) -> bool {
+    match proto {
+        6 | 17 => vip_addr(dst, Some(proto)),
+        60 if !v4 => vip_addr(dst, None),
+        _ => false,
     }
-    // Parsing: anything it cannot follow (not IP, a second VLAN tag, IPv4 with IHL under 5, a
-    // fragment, a protocol other than TCP/UDP, more than 4 IPv6 extension headers, a header cut
-    // short) is passed.
-    let mut l3 = 14;
-    let mut ethertype = be16(f, 12);
-    if ethertype == 0x8100 || ethertype == 0x88a8 {
-        if len < 18 {
-            return (Expect::Pass, None);
+}
+
+/// What a fragment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Whole,
+    First,
+    Later,
+}
+
+/// The README's rules, with the datagrams whose first fragment was seen.
+#[derive(Default)]
+struct Model {
+    follows: HashMap<FragId, Follow>,
+}
+
+impl Model {
+    fn verdict(&self, f: &[u8]) -> Verdict {
+        let v = |expect, parsed, first_of| Verdict {
+            expect,
+            parsed,
+            first_of,
+        };
+        let pass = || v(Expect::Pass, None, None);
+        let len = f.len();
+        // Only frames to the director's own MAC are looked at.
+        if f[..6] != DIRECTOR_MAC {
+            return pass();
         }
-        ethertype = be16(f, 16);
-        l3 = 18;
-    }
-    let (v4, src, dst, proto, l4) = match ethertype {
-        0x0800 => {
-            if len < l3 + 20 || f[l3] >> 4 != 4 || usize::from(f[l3] & 0xf) < 5 {
-                return (Expect::Pass, None);
+        // Parsing: anything it cannot follow (not IP, a second VLAN tag, IPv4 with IHL under
+        // 5, a protocol other than TCP/UDP, a header cut short) is passed.
+        let mut l3 = 14;
+        let mut ethertype = be16(f, 12);
+        if ethertype == 0x8100 || ethertype == 0x88a8 {
+            if len < 18 {
+                return pass();
             }
-            if be16(f, l3 + 6) & 0x3fff != 0 {
-                return (Expect::Pass, None);
-            }
-            let src = v4_key(&f[l3 + 12..l3 + 16]);
-            let dst = v4_key(&f[l3 + 16..l3 + 20]);
-            (true, src, dst, f[l3 + 9], l3 + usize::from(f[l3] & 0xf) * 4)
+            ethertype = be16(f, 16);
+            l3 = 18;
         }
-        0x86dd => {
-            if len < l3 + 40 || f[l3] >> 4 != 6 {
-                return (Expect::Pass, None);
-            }
-            let mut next = f[l3 + 6];
-            let mut off = l3 + 40;
-            for _ in 0..4 {
-                if !matches!(next, 0 | 43 | 60) {
-                    break;
+        let (v4, src, dst, proto, l4, kind, id, frag_proto) = match ethertype {
+            0x0800 => {
+                if len < l3 + 20 || f[l3] >> 4 != 4 || usize::from(f[l3] & 0xf) < 5 {
+                    return pass();
                 }
-                if len < off + 2 {
-                    return (Expect::Pass, None);
-                }
-                next = f[off];
-                off += (usize::from(f[off + 1]) + 1) * 8;
+                let frag = be16(f, l3 + 6);
+                let kind = if frag & 0x3fff == 0 {
+                    Kind::Whole
+                } else if frag & 0x1fff == 0 {
+                    Kind::First
+                } else {
+                    Kind::Later
+                };
+                let src = v4_key(&f[l3 + 12..l3 + 16]);
+                let dst = v4_key(&f[l3 + 16..l3 + 20]);
+                let id = be16(f, l3 + 4) as u32;
+                let l4 = l3 + usize::from(f[l3] & 0xf) * 4;
+                (true, src, dst, f[l3 + 9], l4, kind, id, f[l3 + 9])
             }
-            let src: [u8; 16] = f[l3 + 8..l3 + 24].try_into().unwrap();
-            let dst: [u8; 16] = f[l3 + 24..l3 + 40].try_into().unwrap();
-            (false, src, dst, next, off)
+            0x86dd => {
+                if len < l3 + 40 || f[l3] >> 4 != 6 {
+                    return pass();
+                }
+                let src: [u8; 16] = f[l3 + 8..l3 + 24].try_into().unwrap();
+                let dst: [u8; 16] = f[l3 + 24..l3 + 40].try_into().unwrap();
+                let mut next = f[l3 + 6];
+                let mut off = l3 + 40;
+                let (mut kind, mut id, mut frag_proto) = (Kind::Whole, 0, 0);
+                let mut seen_fragment = false;
+                // A chain longer than followed (or a second Fragment header): dropped at a
+                // VIP address, passed elsewhere.
+                let long = || {
+                    if vip_addr(&dst, None) {
+                        v(Expect::Drop(DropReason::LongExtChain), None, None)
+                    } else {
+                        pass()
+                    }
+                };
+                let mut later = false;
+                for _ in 0..6 {
+                    match next {
+                        0 | 43 | 60 => {
+                            if len < off + 2 {
+                                return pass();
+                            }
+                            next = f[off];
+                            off += (usize::from(f[off + 1]) + 1) * 8;
+                        }
+                        44 => {
+                            if seen_fragment {
+                                return long();
+                            }
+                            seen_fragment = true;
+                            if len < off + 8 {
+                                return pass();
+                            }
+                            next = f[off];
+                            let om = be16(f, off + 2);
+                            let fid = u32::from_be_bytes(f[off + 4..off + 8].try_into().unwrap());
+                            off += 8;
+                            if om & 0xfff9 != 0 {
+                                (id, frag_proto) = (fid, next);
+                                if om & 0xfff8 != 0 {
+                                    kind = Kind::Later;
+                                    later = true;
+                                    break;
+                                }
+                                kind = Kind::First;
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                if !later && matches!(next, 0 | 43 | 60 | 44) {
+                    return long();
+                }
+                // A datagram's key protocol is its Fragment header's Next Header.
+                (false, src, dst, next, off, kind, id, frag_proto)
+            }
+            _ => return pass(),
+        };
+        let frag_id: FragId = (src, dst, frag_proto, id);
+        if kind == Kind::Later {
+            return v(
+                self.later(f, v4, l3, l4, &src, &dst, proto, frag_id),
+                None,
+                None,
+            );
         }
-        _ => return (Expect::Pass, None),
-    };
-    if proto != 6 && proto != 17 {
-        return (Expect::Pass, None);
-    }
-    if len < l4 + 4 || (proto == 6 && len < l4 + 14) {
-        return (Expect::Pass, None);
-    }
-    let p = Parsed {
-        src,
-        dst,
-        sport: be16(f, l4) as u16,
-        dport: be16(f, l4 + 2) as u16,
-        proto,
-    };
-    let to_vip = SERVICES.iter().any(|&(vip, port, sp)| {
-        ip_key(vip) == p.dst && sp == proto && (port == 0 || port == p.dport)
-    });
-    let verdict = if well_formed(f, v4, l3, l4, &p) {
-        if to_vip {
-            Expect::Forward
+        if proto != 6 && proto != 17 {
+            return pass();
+        }
+        if len < l4 + 4 || (proto == 6 && len < l4 + 14) {
+            if kind == Kind::First {
+                // Too short for the transport header's fields: malformed at a VIP address.
+                let expect = if frag_to_vip(&dst, frag_proto, v4) {
+                    Expect::Drop(DropReason::Malformed)
+                } else {
+                    Expect::Pass
+                };
+                return v(expect, None, None);
+            }
+            return pass();
+        }
+        let p = Parsed {
+            src,
+            dst,
+            sport: be16(f, l4) as u16,
+            dport: be16(f, l4 + 2) as u16,
+            proto,
+        };
+        let to_vip = SERVICES.iter().any(|&(vip, port, sp)| {
+            ip_key(vip) == p.dst && sp == proto && (port == 0 || port == p.dport)
+        });
+        let first = kind == Kind::First;
+        if well_formed(f, v4, l3, l4, &p, kind) {
+            if to_vip {
+                return v(Expect::Forward, Some(p), first.then_some(frag_id));
+            }
+            // A first fragment to a VIP address for no service: the others follow it.
+            let first_of = (first && frag_to_vip(&dst, frag_proto, v4)).then_some(frag_id);
+            return v(Expect::Pass, Some(p), first_of);
+        }
+        let expect = if to_vip {
+            Expect::Drop(DropReason::Malformed)
         } else {
             Expect::Pass
+        };
+        v(expect, Some(p), None)
+    }
+
+    /// A fragment without a transport header.
+    #[allow(clippy::too_many_arguments)]
+    fn later(
+        &self,
+        f: &[u8],
+        v4: bool,
+        l3: usize,
+        l4: usize,
+        src: &[u8; 16],
+        dst: &[u8; 16],
+        proto: u8,
+        id: FragId,
+    ) -> Expect {
+        if !frag_to_vip(dst, proto, v4) {
+            return Expect::Pass;
         }
-    } else if to_vip {
-        Expect::Malformed
-    } else {
-        Expect::Pass
-    };
-    (verdict, Some(p))
+        let p = Parsed {
+            src: *src,
+            dst: *dst,
+            sport: 0,
+            dport: 0,
+            proto,
+        };
+        if !well_formed(f, v4, l3, l4, &p, Kind::Later) {
+            return Expect::Drop(DropReason::Malformed);
+        }
+        match self.follows.get(&id) {
+            Some(Follow::Real(mac)) => Expect::ForwardTo(*mac),
+            Some(Follow::Pass) => Expect::Pass,
+            None => Expect::Drop(DropReason::OrphanFragment),
+        }
+    }
 }
 
 /// The README's "malformed", as a list of what a well-formed packet is.
-fn well_formed(f: &[u8], v4: bool, l3: usize, l4: usize, p: &Parsed) -> bool {
+/// A first fragment's UDP length covers more than it holds; a later fragment (no transport
+/// header) has only the IP checks.
+fn well_formed(f: &[u8], v4: bool, l3: usize, l4: usize, p: &Parsed, kind: Kind) -> bool {
     let len = f.len();
+    if len < l4 {
+        return false;
+    }
     let end = if v4 {
         let ihl = l4 - l3;
         let tot = be16(f, l3 + 2);
@@ -248,16 +421,29 @@ fn well_formed(f: &[u8], v4: bool, l3: usize, l4: usize, p: &Parsed) -> bool {
         l3 + 40 + be16(f, l3 + 4)
     };
     // The frame ends where the packet does, unless Ethernet padded a short one.
-    if end > len || (end < len && len > 64) {
+    if end > len || (end < len && len > 64) || end < l4 {
         return false;
     }
-    if p.proto == 6 {
+    if kind == Kind::Later {
+        // Fragment data: no transport checks.
+    } else if p.proto == 6 {
         let doff = usize::from(f[l4 + 12] >> 4) * 4;
         if doff < 20 || l4 + doff > end || f[l4 + 13] & 0x03 == 0x03 {
             return false;
         }
-    } else if len < l4 + 6 || be16(f, l4 + 4) < 8 || l4 + be16(f, l4 + 4) != end {
-        return false;
+    } else {
+        if len < l4 + 6 {
+            return false;
+        }
+        let ulen = be16(f, l4 + 4);
+        let holds = if kind == Kind::First {
+            l4 + ulen > end
+        } else {
+            l4 + ulen == end
+        };
+        if ulen < 8 || !holds {
+            return false;
+        }
     }
     let s = &p.src;
     let martian = if v4 {
@@ -329,7 +515,7 @@ fn base(rng: &mut Rng) -> Base {
         fr.ipv4_options = opts;
     }
     if !v4 && rng.one_in(3) {
-        fr.ipv6_ext = (0..1 + rng.below(5))
+        fr.ipv6_ext = (0..1 + rng.below(7))
             .map(|_| (rng.pick(&[0u8, 43, 60]), 8 * (1 + rng.below(3))))
             .collect();
     }
@@ -362,6 +548,80 @@ fn base(rng: &mut Rng) -> Base {
         tcp,
         l3,
         l4,
+    }
+}
+
+/// The fragments of one datagram to a VIP (now and then another address), in order or with
+/// two of them swapped, each as a [`Base`] to mutate.
+fn fragmented(rng: &mut Rng) -> Vec<Base> {
+    let v4 = rng.one_in(2);
+    let tcp = rng.one_in(2);
+    let (src, dst) = if v4 {
+        let src = Ipv4Addr::new(198, 18, 1 + rng.below(2) as u8, rng.below(16) as u8);
+        let dst = if rng.one_in(10) { OTHER4 } else { VIP4 };
+        (IpAddr::V4(src), IpAddr::V4(dst))
+    } else {
+        let src = Ipv6Addr::new(0xfd00, 0x198, 0x18, 1, 0, 0, 0, rng.below(16) as u16);
+        let dst = if rng.one_in(10) { OTHER6 } else { VIP6 };
+        (IpAddr::V6(src), IpAddr::V6(dst))
+    };
+    let sport = 1024 + rng.below(64) as u16;
+    let dport = match (tcp, rng.below(8)) {
+        (_, 0) => rng.below(65536) as u16,
+        (true, _) => 80,
+        (false, _) => 53,
+    };
+    let mut fr = if tcp {
+        Frame::tcp(src, sport, dst, dport, rng.pick(&[SYN, ACK, ACK | 0x08]))
+    } else {
+        Frame::udp(src, sport, dst, dport)
+    };
+    fr.payload = (0..8 + rng.below(600)).map(|_| rng.next() as u8).collect();
+    if rng.one_in(4) {
+        fr.vlan = Some(1 + rng.below(4094) as u16);
+    }
+    if !v4 && rng.one_in(3) {
+        fr.ipv6_ext = (0..1 + rng.below(2))
+            .map(|_| (rng.pick(&[0u8, 43, 60]), 8))
+            .collect();
+    }
+    // A few identifications, so that datagrams of one client meet again under one key.
+    let id = rng.below(4) as u32 * 0x0101;
+    let chunk = 8 * (1 + rng.below(40));
+    let l3 = if fr.vlan.is_some() { 18 } else { 14 };
+    let head = if v4 {
+        20
+    } else {
+        40 + fr.ipv6_ext.iter().map(|e| e.1).sum::<usize>() + 8
+    };
+    let mut out: Vec<Base> = fragments(&fr, chunk, id)
+        .into_iter()
+        .map(|frame| Base {
+            frame,
+            v4,
+            tcp,
+            l3,
+            l4: l3 + head,
+        })
+        .collect();
+    if out.len() > 1 && rng.one_in(4) {
+        let (i, j) = (rng.below(out.len()), rng.below(out.len()));
+        out.swap(i, j);
+    }
+    out
+}
+
+/// Empties the kernel's fragment table.
+fn clear_fragments(dp: &mut Dataplane) {
+    let map = dp
+        .ebpf()
+        .map_mut(map_names::FRAGMENTS)
+        .expect("fragment table");
+    let mut table: BpfHashMap<&mut MapData, FragKey, FragValue> =
+        BpfHashMap::try_from(map).expect("fragment table as a hash map");
+    let keys: Vec<FragKey> = table.keys().filter_map(Result::ok).collect();
+    for k in keys {
+        table.remove(&k).expect("removing a fragment entry");
     }
 }
 
@@ -488,17 +748,47 @@ fn a_million_mutated_frames_match_the_model() {
     dp.tables.apply(&plans()).unwrap();
     let real_macs: Vec<[u8; 6]> = (1..=3).map(real_mac).collect();
     let mut rng = Rng((seed ^ 0x9e37_79b9_7f4a_7c15).max(1));
-    let (mut forwarded, mut passed, mut malformed) = (0u64, 0u64, 0u64);
+    let mut model = Model::default();
+    let mut pending: VecDeque<Base> = VecDeque::new();
+    let mut counted: HashMap<u32, u64> = HashMap::new();
+    let (mut forwarded, mut followed, mut passed) = (0u64, 0u64, 0u64);
     let mut dropped_keys: HashSet<FlowKey> = HashSet::new();
     let mut forwarded_keys: HashSet<FlowKey> = HashSet::new();
     for n in 0..frames {
-        let mut b = base(&mut rng);
-        if !rng.one_in(4) {
-            mutate(&mut rng, &mut b);
+        // The fragment table forgets now and then, with the model: what the kernel's LRU
+        // would evict, or its timeout expire, is never a question.
+        if n % 4096 == 0 {
+            clear_fragments(&mut dp);
+            model.follows.clear();
         }
-        let f = &b.frame;
-        let (want, parsed) = model(f);
-        let out = run(&mut dp, f);
+        if pending.is_empty() && rng.one_in(5) {
+            pending.extend(fragmented(&mut rng));
+        }
+        let mut b = match pending.pop_front() {
+            Some(b) => {
+                if rng.one_in(5) {
+                    let mut b = b;
+                    mutate(&mut rng, &mut b);
+                    b
+                } else {
+                    b
+                }
+            }
+            None => {
+                let mut b = base(&mut rng);
+                if !rng.one_in(4) {
+                    mutate(&mut rng, &mut b);
+                }
+                b
+            }
+        };
+        let f = std::mem::take(&mut b.frame);
+        let Verdict {
+            expect: want,
+            parsed,
+            first_of,
+        } = model.verdict(&f);
+        let out = run(&mut dp, &f);
         let ctx = || format!("frame {n} of seed {seed} ({want:?}): {f:02x?}");
         let key = parsed.map(|p| {
             let ip = |k: [u8; 16]| {
@@ -511,15 +801,19 @@ fn a_million_mutated_frames_match_the_model() {
             Expect::Pass => {
                 passed += 1;
                 assert_eq!(out.verdict, XDP_PASS, "{}: passed", ctx());
-                assert_eq!(&out.frame, f, "{}: untouched", ctx());
+                assert_eq!(&out.frame, &f, "{}: untouched", ctx());
+                if let Some(id) = first_of {
+                    model.follows.insert(id, Follow::Pass);
+                }
             }
-            Expect::Malformed => {
-                malformed += 1;
+            Expect::Drop(reason) => {
+                *counted.entry(reason as u32).or_default() += 1;
                 assert_eq!(out.verdict, XDP_DROP, "{}: dropped", ctx());
-                dropped_keys.insert(key.unwrap());
+                if let Some(k) = key {
+                    dropped_keys.insert(k);
+                }
             }
-            Expect::Forward => {
-                forwarded += 1;
+            Expect::Forward | Expect::ForwardTo(_) => {
                 assert_eq!(out.verdict, XDP_TX, "{}: forwarded", ctx());
                 assert_eq!(out.frame.len(), f.len(), "{}", ctx());
                 assert_eq!(
@@ -529,27 +823,43 @@ fn a_million_mutated_frames_match_the_model() {
                     ctx()
                 );
                 assert_eq!(&out.frame[6..12], &DIRECTOR_MAC, "{}: source MAC", ctx());
-                assert!(
-                    real_macs.iter().any(|m| out.frame[..6] == *m),
-                    "{}: to a real's MAC",
-                    ctx()
-                );
-                forwarded_keys.insert(key.unwrap());
+                let mac: [u8; 6] = out.frame[..6].try_into().unwrap();
+                assert!(real_macs.contains(&mac), "{}: to a real's MAC", ctx());
+                if let Expect::ForwardTo(want_mac) = want {
+                    followed += 1;
+                    assert_eq!(mac, want_mac, "{}: to its first fragment's real", ctx());
+                } else {
+                    forwarded += 1;
+                    forwarded_keys.insert(key.unwrap());
+                }
+                if let Some(id) = first_of {
+                    model.follows.insert(id, Follow::Real(mac));
+                }
             }
         }
     }
-    eprintln!("{forwarded} forwarded, {passed} passed, {malformed} dropped as malformed");
-    assert_eq!(
-        dp.tables.stats().drops(DropReason::Malformed).unwrap(),
-        malformed,
-        "malformed drops counted"
+    let count = |r: DropReason| counted.get(&(r as u32)).copied().unwrap_or(0);
+    let malformed = count(DropReason::Malformed);
+    eprintln!(
+        "{forwarded} forwarded, {followed} later fragments followed their first, {passed} \
+         passed, {malformed} dropped as malformed, {} orphan fragments, {} long IPv6 chains",
+        count(DropReason::OrphanFragment),
+        count(DropReason::LongExtChain)
     );
-    for r in [
-        DropReason::NoDestination,
-        DropReason::BadDestination,
-        DropReason::RedirectFailed,
+    for r in DropReason::ALL {
+        assert_eq!(
+            dp.tables.stats().drops(r).unwrap(),
+            count(r),
+            "{r:?} drops counted"
+        );
+    }
+    // Fragments were met often enough to mean something.
+    for (what, c) in [
+        ("later fragments followed", followed),
+        ("orphan fragments", count(DropReason::OrphanFragment)),
+        ("long IPv6 chains", count(DropReason::LongExtChain)),
     ] {
-        assert_eq!(dp.tables.stats().drops(r).unwrap(), 0, "{r:?}");
+        assert!(c * 200 >= frames, "only {c} {what} of {frames} frames");
     }
     // Every kind was met often enough to mean something.
     for (what, count) in [

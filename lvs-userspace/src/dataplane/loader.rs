@@ -401,6 +401,7 @@ impl Dataplane {
             typed::<BpfHashMap<_, _, _>>(&mut ebpf, map_names::SERVICES)?,
             typed::<Array<_, _>>(&mut ebpf, map_names::DESTS)?,
             typed::<Array<_, _>>(&mut ebpf, map_names::RINGS)?,
+            typed::<BpfHashMap<_, _, _>>(&mut ebpf, map_names::VIP_ADDRS)?,
             stats,
         );
         Ok(Dataplane {

@@ -19,8 +19,9 @@ use std::{
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError};
 use lvs_common::{
-    Dest, Service, VipKey,
+    Addr, Dest, Service, VipKey,
     dest::dest_flags,
+    fragment::vip_protos,
     limits::{MAX_DESTS, MAX_SERVICES, NO_DEST, RING_SIZE},
     service::{sched, service_flags},
 };
@@ -85,8 +86,11 @@ pub struct Tables {
     services: BpfHashMap<MapData, VipKey, Service>,
     dests: Array<MapData, Dest>,
     rings: Array<MapData, u32>,
+    vip_addrs: BpfHashMap<MapData, Addr, u32>,
     stats: Stats,
     written: HashMap<VipKey, ServiceState>,
+    /// The VIP address table as written.
+    written_addrs: HashMap<Addr, u32>,
     /// Every destination slot's contents as written (index = id).
     slots: Vec<Dest>,
     free_dests: Vec<u32>,
@@ -103,14 +107,17 @@ impl Tables {
         services: BpfHashMap<MapData, VipKey, Service>,
         dests: Array<MapData, Dest>,
         rings: Array<MapData, u32>,
+        vip_addrs: BpfHashMap<MapData, Addr, u32>,
         stats: Stats,
     ) -> Self {
         Tables {
             services,
             dests,
             rings,
+            vip_addrs,
             stats,
             written: HashMap::new(),
+            written_addrs: HashMap::new(),
             slots: vec![Dest::default(); MAX_DESTS as usize],
             free_dests: (0..MAX_DESTS).rev().collect(),
             free_services: (0..MAX_SERVICES).rev().collect(),
@@ -205,6 +212,7 @@ impl Tables {
             .rev()
             .filter(|&i| !used_services[i as usize])
             .collect();
+        self.write_vip_addrs()?;
         self.free_dests = Vec::new();
         for id in (0..MAX_DESTS).rev() {
             if used_dests[id as usize] {
@@ -258,8 +266,41 @@ impl Tables {
         for key in gone {
             self.remove_service(&key)?;
         }
-        for plan in plans {
-            self.apply_service(plan)?;
+        // The VIP address table follows the services, also when a service failed to be
+        // written (it holds what `written` holds).
+        let result = plans.iter().try_for_each(|plan| self.apply_service(plan));
+        self.write_vip_addrs()?;
+        result
+    }
+
+    /// Makes the VIP address table ([`lvs_common::limits::map_names::VIP_ADDRS`]) hold each
+    /// address of a written service, with the protocols of its services: what fragments,
+    /// which carry no ports, are judged by.
+    fn write_vip_addrs(&mut self) -> Result<(), TablesError> {
+        let mut wanted: HashMap<Addr, u32> = HashMap::new();
+        for key in self.written.keys() {
+            *wanted.entry(key.addr).or_default() |= vip_protos::of(key.proto);
+        }
+        for (addr, &protos) in &wanted {
+            if self.written_addrs.get(addr) != Some(&protos) {
+                self.vip_addrs
+                    .insert(addr, protos, 0)
+                    .map_err(map_err("LVS_VIP_ADDRS"))?;
+                self.written_addrs.insert(*addr, protos);
+            }
+        }
+        let gone: Vec<Addr> = self
+            .written_addrs
+            .keys()
+            .filter(|a| !wanted.contains_key(a))
+            .copied()
+            .collect();
+        for addr in gone {
+            match self.vip_addrs.remove(&addr) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err("LVS_VIP_ADDRS")(e)),
+            }
+            self.written_addrs.remove(&addr);
         }
         Ok(())
     }
