@@ -395,8 +395,8 @@ impl Default for CtTimeouts {
     }
 }
 
-/// The connection table's settings, one map value read by every lookup: the hash seed and the
-/// idle timeouts.
+/// The connection table's settings, one map value read by every lookup: the hash seed, the
+/// idle timeouts and the table's size.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtConfig {
@@ -404,11 +404,16 @@ pub struct CtConfig {
     pub seed: u64,
     /// The idle timeout of each state.
     pub timeouts: CtTimeouts,
+    /// The number of buckets of the table minus one (the number is a power of two, set at
+    /// load from the config): the mask [`crate::hash::ct_bucket`] applies.
+    pub bucket_mask: u32,
+    /// Explicit padding, always 0.
+    pub _pad: u32,
 }
 
 const _: () = {
     assert!(core::mem::size_of::<CtTimeouts>() == 4 * CT_STATES);
-    assert!(core::mem::size_of::<CtConfig>() == 8 + 4 * CT_STATES);
+    assert!(core::mem::size_of::<CtConfig>() == 8 + 4 * CT_STATES + 8);
     assert!(ct_state::NAMES.len() <= CT_STATES);
 };
 

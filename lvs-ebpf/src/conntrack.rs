@@ -200,7 +200,7 @@ fn rank_ways(
 fn bucket(words: &[u64; FLOW_WORDS]) -> Option<(*mut CtBucket, &'static CtConfig)> {
     let config = CT_CONFIG.get(0)?;
     Some((
-        CONNTRACK.get_ptr_mut(ct_bucket(words, config.seed))?,
+        CONNTRACK.get_ptr_mut(ct_bucket(words, config.seed, config.bucket_mask))?,
         config,
     ))
 }

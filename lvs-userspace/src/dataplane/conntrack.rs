@@ -1,15 +1,22 @@
-//! Reading the data plane's connection table from userspace: the whole table mapped read-only
-//! (it is created `BPF_F_MMAPABLE`), so a walk is a scan of memory, not 65,536 syscalls.
+//! The data plane's connection table from userspace: the whole table mapped (it is created
+//! `BPF_F_MMAPABLE`), so a walk is a scan of memory, not a syscall per bucket; and flows put
+//! into a new table when the agent resizes it ([`super::resize`]).
 
 use std::{
-    os::fd::{AsFd as _, AsRawFd as _},
+    os::fd::{AsFd, AsRawFd as _},
     ptr::NonNull,
+    sync::atomic::{AtomicU64, Ordering},
 };
 
-use aya::{Ebpf, maps::Map};
+use aya::{
+    Ebpf,
+    maps::{Map, MapData},
+};
 use lvs_common::{
     CtBucket, CtEntry,
-    limits::{CT_BUCKETS, map_names},
+    conntrack::{CT_DEST_OFFSET, CT_KEY_OFFSET},
+    hash::ct_bucket,
+    limits::{CT_WAYS, map_names},
 };
 
 /// Errors of reading the connection table.
@@ -21,6 +28,13 @@ pub enum ConntrackError {
         /// The map's name.
         name: &'static str,
     },
+    /// The table's size could not be read.
+    #[error("reading the size of the connection table: {source}")]
+    Info {
+        /// Why.
+        #[source]
+        source: aya::maps::MapError,
+    },
     /// mmap(2) of the table failed.
     #[error("mapping the connection table")]
     Map {
@@ -30,53 +44,148 @@ pub enum ConntrackError {
     },
 }
 
-/// The connection table mapped read-only; unmapped on drop.
-struct Mapping {
+/// A connection table mapped into this process; unmapped on drop.
+pub struct Table {
     ptr: NonNull<CtBucket>,
-    len: usize,
+    buckets: usize,
 }
 
-impl Drop for Mapping {
+impl Drop for Table {
     fn drop(&mut self) {
         // SAFETY: the region mmap(2) returned, unmapped once.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len()) };
     }
 }
 
-/// Calls `f` with a copy of every way of the table. The data plane goes on writing meanwhile:
-/// a way copied while a writer held it has an odd sequence number ([`CtEntry::seq`]), and its
-/// other fields may mix two flows.
-pub fn for_each_way(ebpf: &Ebpf, mut f: impl FnMut(&CtEntry)) -> Result<(), ConntrackError> {
+/// Where a flow went in [`Table::insert`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Into an empty way of its bucket.
+    Added,
+    /// Nowhere: its bucket already holds the flow (a newer entry, kept).
+    Present,
+    /// Nowhere: every way of its bucket is taken.
+    Full,
+}
+
+impl Table {
+    /// Maps the connection table `map` (read-only unless `writable`).
+    pub fn map(map: &MapData, writable: bool) -> Result<Table, ConntrackError> {
+        let buckets = map
+            .info()
+            .map_err(|source| ConntrackError::Info { source })?
+            .max_entries() as usize;
+        let len = buckets * size_of::<CtBucket>();
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        // SAFETY: a shared mapping of a BPF array map's values, of its exact size (a multiple
+        // of the page size); the kernel checks the map allows it.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                map.fd().as_fd().as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(ConntrackError::Map {
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(Table {
+            ptr: NonNull::new(ptr.cast()).ok_or(ConntrackError::Missing {
+                name: map_names::CONNTRACK,
+            })?,
+            buckets,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.buckets * size_of::<CtBucket>()
+    }
+
+    /// The number of buckets.
+    pub fn buckets(&self) -> usize {
+        self.buckets
+    }
+
+    /// Calls `f` with a copy of every way of the table. The data plane goes on writing
+    /// meanwhile: a way copied while a writer held it has an odd sequence number
+    /// ([`CtEntry::seq`]), and its other fields may mix two flows.
+    pub fn for_each_way(&self, mut f: impl FnMut(&CtEntry)) {
+        for i in 0..self.buckets {
+            // SAFETY: within the mapping; a volatile copy, as the kernel writes the memory.
+            let bucket = unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(i)) };
+            bucket.ways.iter().for_each(&mut f);
+        }
+    }
+
+    /// Puts `entry`'s flow (key, destination, time and state) into its bucket under `seed`,
+    /// in the first empty way, as the data plane's writers do (claiming the way's sequence
+    /// lock with compare-and-exchange): the data plane may be writing the same table. The
+    /// table must be mapped writable.
+    pub fn insert(&self, entry: &CtEntry, seed: u64) -> Inserted {
+        let mask = self.buckets as u32 - 1;
+        let words = entry.key.words();
+        let b = ct_bucket(&words, seed, mask) as usize;
+        // SAFETY: `b` is below the number of buckets.
+        let bucket = unsafe { self.ptr.as_ptr().add(b) };
+        for w in 0..CT_WAYS {
+            // SAFETY: a way of a bucket of the mapping, 8-aligned (the mapping is page-aligned
+            // and a way is 64 bytes); the data plane accesses it only with whole aligned words.
+            let base = unsafe { std::ptr::addr_of_mut!((*bucket).ways[w]) } as *mut u8;
+            let word = |offset: usize| {
+                // SAFETY: as above; the word lies within the way.
+                unsafe { AtomicU64::from_ptr(base.add(offset) as *mut u64) }
+            };
+            let seq = word(0);
+            let s = seq.load(Ordering::SeqCst);
+            if s != 0 {
+                let held = (0..entry.key.words().len())
+                    .all(|i| word(CT_KEY_OFFSET + 8 * i).load(Ordering::SeqCst) == words[i]);
+                if held && s & 1 == 0 {
+                    return Inserted::Present;
+                }
+                continue;
+            }
+            if seq
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                continue;
+            }
+            for (i, &k) in words.iter().enumerate() {
+                word(CT_KEY_OFFSET + 8 * i).store(k, Ordering::SeqCst);
+            }
+            word(CT_DEST_OFFSET).store(
+                lvs_common::conntrack::dest_word(entry.dest, entry.generation),
+                Ordering::SeqCst,
+            );
+            word(56).store(entry.last_seen_ns, Ordering::SeqCst);
+            seq.store(2, Ordering::SeqCst);
+            return Inserted::Added;
+        }
+        Inserted::Full
+    }
+}
+
+/// The connection table of `ebpf`.
+pub fn table_map(ebpf: &Ebpf) -> Result<&MapData, ConntrackError> {
     let name = map_names::CONNTRACK;
-    let Some(Map::Array(data)) = ebpf.map(name) else {
-        return Err(ConntrackError::Missing { name });
-    };
-    let len = CT_BUCKETS as usize * size_of::<CtBucket>();
-    // SAFETY: a read-only shared mapping of a BPF array map's values, of its exact size (a
-    // multiple of the page size); the kernel checks the map allows it.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            data.fd().as_fd().as_raw_fd(),
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(ConntrackError::Map {
-            source: std::io::Error::last_os_error(),
-        });
+    match ebpf.map(name) {
+        Some(Map::Array(data)) => Ok(data),
+        _ => Err(ConntrackError::Missing { name }),
     }
-    let mapping = Mapping {
-        ptr: NonNull::new(ptr.cast()).ok_or(ConntrackError::Missing { name })?,
-        len,
-    };
-    for i in 0..CT_BUCKETS as usize {
-        // SAFETY: within the mapping; a volatile copy, as the kernel writes the memory.
-        let bucket = unsafe { std::ptr::read_volatile(mapping.ptr.as_ptr().add(i)) };
-        bucket.ways.iter().for_each(&mut f);
-    }
+}
+
+/// Calls `f` with a copy of every way of the table of `ebpf` (see [`Table::for_each_way`]).
+pub fn for_each_way(ebpf: &Ebpf, f: impl FnMut(&CtEntry)) -> Result<(), ConntrackError> {
+    Table::map(table_map(ebpf)?, false)?.for_each_way(f);
     Ok(())
 }
