@@ -61,7 +61,16 @@ pub const fn flow_hash(words: &[u64; FLOW_WORDS], seed: u64) -> u64 {
 /// `bucket_mask + 1` buckets (a power of two, [`crate::CtConfig::bucket_mask`]).
 #[inline(always)]
 pub const fn ct_bucket(words: &[u64; FLOW_WORDS], seed: u64, bucket_mask: u32) -> u32 {
-    flow_hash(words, seed) as u32 & bucket_mask
+    ct_place(words, seed, bucket_mask).0
+}
+
+/// A flow's bucket (as [`ct_bucket`]) and its tag ([`crate::conntrack::CtSlot::tag`]): the
+/// hash's low 32 bits, masked, and its high 32 bits, which the bucket index never uses (a
+/// table has at most 2^32 buckets).
+#[inline(always)]
+pub const fn ct_place(words: &[u64; FLOW_WORDS], seed: u64, bucket_mask: u32) -> (u32, u32) {
+    let h = flow_hash(words, seed);
+    (h as u32 & bucket_mask, (h >> 32) as u32)
 }
 
 #[cfg(test)]

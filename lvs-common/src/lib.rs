@@ -20,7 +20,9 @@ pub mod service;
 pub mod stats;
 
 pub use addr::Addr;
-pub use conntrack::{CtBucket, CtConfig, CtEntry, CtTimeouts, FlowKey, PersistKey, PersistValue};
+pub use conntrack::{
+    CtBucket, CtConfig, CtEntry, CtFlow, CtSlot, CtTimeouts, FlowKey, PersistKey, PersistValue,
+};
 pub use dest::Dest;
 pub use mac::OwnMacs;
 pub use service::{Service, VipKey};

@@ -103,7 +103,7 @@ pub fn ct_seed(dp: &mut Dataplane) -> u64 {
 pub fn ct_holds(dp: &mut Dataplane, key: &FlowKey) -> bool {
     let bucket = bucket_of(key, ct_seed(dp));
     let b = ct_map(dp).get(&bucket, 0).expect("bucket");
-    b.ways
+    b.ways()
         .iter()
         .any(|e| !e.is_empty() && e.is_stable() && e.key == *key)
 }

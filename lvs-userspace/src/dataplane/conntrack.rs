@@ -3,6 +3,7 @@
 //! into a new table when the agent resizes it ([`super::resize`]).
 
 use std::{
+    mem::offset_of,
     os::fd::{AsFd, AsRawFd as _},
     ptr::NonNull,
     sync::atomic::{AtomicU64, Ordering},
@@ -13,9 +14,11 @@ use aya::{
     maps::{Map, MapData},
 };
 use lvs_common::{
-    CtBucket, CtEntry,
-    conntrack::{CT_DEST_OFFSET, CT_KEY_OFFSET},
-    hash::ct_bucket,
+    CtBucket, CtEntry, CtFlow, CtSlot,
+    conntrack::{
+        CT_DEST_OFFSET, CT_KEY_OFFSET, CT_SEEN_OFFSET, dest_word, next_seq, seq_tag, split_seq_tag,
+    },
+    hash::ct_place,
     limits::{CT_WAYS, map_names},
 };
 
@@ -122,7 +125,7 @@ impl Table {
         for i in 0..self.buckets {
             // SAFETY: within the mapping; a volatile copy, as the kernel writes the memory.
             let bucket = unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(i)) };
-            bucket.ways.iter().for_each(&mut f);
+            bucket.ways().iter().for_each(&mut f);
         }
     }
 
@@ -133,42 +136,43 @@ impl Table {
     pub fn insert(&self, entry: &CtEntry, seed: u64) -> Inserted {
         let mask = self.buckets as u32 - 1;
         let words = entry.key.words();
-        let b = ct_bucket(&words, seed, mask) as usize;
+        let (b, tag) = ct_place(&words, seed, mask);
         // SAFETY: `b` is below the number of buckets.
-        let bucket = unsafe { self.ptr.as_ptr().add(b) };
+        let bucket = unsafe { self.ptr.as_ptr().add(b as usize) };
+        // SAFETY (of each use): the words lie within the bucket, 8-aligned (the mapping is
+        // page-aligned, buckets are 256 bytes, heads 16 and flows 48); the data plane accesses
+        // them only with whole aligned words.
+        let at = |offset: usize| unsafe {
+            AtomicU64::from_ptr((bucket as *mut u8).add(offset) as *mut u64)
+        };
+        let head = |w: usize| offset_of!(CtBucket, heads) + w * size_of::<CtSlot>();
+        let flow = |w: usize| offset_of!(CtBucket, flows) + w * size_of::<CtFlow>();
         for w in 0..CT_WAYS {
-            // SAFETY: a way of a bucket of the mapping, 8-aligned (the mapping is page-aligned
-            // and a way is 64 bytes); the data plane accesses it only with whole aligned words.
-            let base = unsafe { std::ptr::addr_of_mut!((*bucket).ways[w]) } as *mut u8;
-            let word = |offset: usize| {
-                // SAFETY: as above; the word lies within the way.
-                unsafe { AtomicU64::from_ptr(base.add(offset) as *mut u64) }
-            };
-            let seq = word(0);
-            let s = seq.load(Ordering::SeqCst);
-            if s != 0 {
-                let held = (0..entry.key.words().len())
-                    .all(|i| word(CT_KEY_OFFSET + 8 * i).load(Ordering::SeqCst) == words[i]);
-                if held && s & 1 == 0 {
+            let st = at(head(w));
+            let (seq, t) = split_seq_tag(st.load(Ordering::SeqCst));
+            if seq != 0 {
+                let held = t == tag
+                    && (0..words.len()).all(|i| {
+                        at(flow(w) + CT_KEY_OFFSET + 8 * i).load(Ordering::SeqCst) == words[i]
+                    });
+                if held && seq & 1 == 0 {
                     return Inserted::Present;
                 }
                 continue;
             }
-            if seq
-                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            if st
+                .compare_exchange(0, seq_tag(1, tag), Ordering::SeqCst, Ordering::SeqCst)
                 .is_err()
             {
                 continue;
             }
             for (i, &k) in words.iter().enumerate() {
-                word(CT_KEY_OFFSET + 8 * i).store(k, Ordering::SeqCst);
+                at(flow(w) + CT_KEY_OFFSET + 8 * i).store(k, Ordering::SeqCst);
             }
-            word(CT_DEST_OFFSET).store(
-                lvs_common::conntrack::dest_word(entry.dest, entry.generation),
-                Ordering::SeqCst,
-            );
-            word(56).store(entry.last_seen_ns, Ordering::SeqCst);
-            seq.store(2, Ordering::SeqCst);
+            at(flow(w) + CT_DEST_OFFSET)
+                .store(dest_word(entry.dest, entry.generation), Ordering::SeqCst);
+            at(head(w) + CT_SEEN_OFFSET).store(entry.last_seen_ns, Ordering::SeqCst);
+            st.store(seq_tag(next_seq(0), tag), Ordering::SeqCst);
             return Inserted::Added;
         }
         Inserted::Full

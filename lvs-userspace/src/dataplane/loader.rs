@@ -16,6 +16,7 @@ use aya::{
 };
 use lvs_common::{
     CtConfig, CtTimeouts, OwnMacs,
+    conntrack::CT_LAYOUT,
     limits::{CONNTRACK_ENTRIES, CT_WAYS, PERSIST_ENTRIES, map_names, program_names},
 };
 
@@ -360,7 +361,34 @@ fn check_layout(dir: &Path, sizes: TableSizes) -> Result<Option<TableSizes>, Loa
             });
         }
     }
+    check_table_layout(dir)?;
     Ok((pinned_sizes != sizes).then_some(pinned_sizes))
+}
+
+/// Refuses a pinned connection table whose buckets have another layout than this build's
+/// ([`CT_LAYOUT`], recorded in its settings since lvs wrote one): its size and value size can
+/// be the same while its ways lie elsewhere in the bucket.
+fn check_table_layout(dir: &Path) -> Result<(), LoadError> {
+    let name = map_names::CT_SEED;
+    let path = dir.join(name);
+    if !path.exists() {
+        return Ok(());
+    }
+    let data = MapData::from_pin(&path).map_err(|source| LoadError::Map { name, source })?;
+    let configs: Array<MapData, CtConfig> =
+        Array::try_from(Map::Array(data)).map_err(|source| LoadError::Map { name, source })?;
+    let config = configs
+        .get(&0, 0)
+        .map_err(|source| LoadError::Map { name, source })?;
+    if config.seed == 0 || config.layout == CT_LAYOUT {
+        return Ok(());
+    }
+    Err(LoadError::Layout {
+        path,
+        pinned: format!("connection table buckets of layout {}", config.layout),
+        wanted: format!("layout {CT_LAYOUT}"),
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// Gives the connection table a random non-zero hash seed and IPVS's default timeouts if it
@@ -390,7 +418,7 @@ fn seed_conntrack(ebpf: &mut Ebpf, sizes: TableSizes) -> Result<(), LoadError> {
             seed: random_seed()?,
             timeouts: CtTimeouts::DEFAULT,
             bucket_mask,
-            _pad: 0,
+            layout: CT_LAYOUT,
         }
     };
     configs
