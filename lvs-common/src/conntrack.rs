@@ -69,23 +69,21 @@ pub const fn same_flow(a: &[u64; FLOW_WORDS], b: &[u64; FLOW_WORDS]) -> bool {
     (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) == 0
 }
 
-/// One way of a connection-table bucket: a flow and where it goes. 64 bytes, one cache line
-/// (the map is `BPF_F_MMAPABLE`, which page-aligns its values).
+/// One flow of the connection table as userspace reads it: the way's head
+/// ([`CtSlot`]) and its flow ([`CtFlow`]) together. Not a map layout: see [`CtBucket`].
 ///
-/// `seq` makes the entry a sequence lock: even when stable, odd while a writer fills it, and
+/// `seq` makes the way a sequence lock: even when stable, odd while a writer fills it, and
 /// 0 (with everything else 0) when the way was never used. Each write adds 2, so a reader that
 /// sees the same even `seq` before and after reading the other fields read one writer's entry.
-#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtEntry {
     /// Sequence number (see above).
     pub seq: u64,
-    /// The flow (stored as [`FlowKey::words`], which is the key's memory image).
+    /// The flow.
     pub key: FlowKey,
     /// The destination id the flow was scheduled to.
     pub dest: u32,
-    /// That destination's generation at the time. With `dest`, one 8-byte word
-    /// ([`dest_word`]), written and read whole.
+    /// That destination's generation at the time.
     pub generation: u32,
     /// When a packet of the flow was last seen (`bpf_ktime_get_coarse_ns`: CLOCK_MONOTONIC,
     /// coarse), with the low [`STATE_BITS`] bits replaced by the flow's [`ct_state`]: one
@@ -94,21 +92,64 @@ pub struct CtEntry {
     pub last_seen_ns: u64,
 }
 
-/// Byte offset of [`CtEntry::key`].
-pub const CT_KEY_OFFSET: usize = 8;
-/// Byte offset of the (`dest`, `generation`) word of a [`CtEntry`].
-pub const CT_DEST_OFFSET: usize = 48;
+/// The head of one way, in the first cache line of its bucket: what a writer ranks the ways
+/// by and what a reader checks before it reads the flow's key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtSlot {
+    /// The way's sequence lock (see [`CtEntry::seq`]); with `tag`, one 8-byte word
+    /// ([`seq_tag`]), claimed whole with compare-and-exchange.
+    pub seq: u32,
+    /// The flow's tag: 32 bits of its hash that the bucket index does not use
+    /// ([`crate::hash::ct_place`]). A reader compares the key only where the tag matches.
+    pub tag: u32,
+    /// As [`CtEntry::last_seen_ns`].
+    pub last_seen_ns: u64,
+}
+
+/// The rest of one way, in the bucket's later lines: the flow and where it goes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtFlow {
+    /// The flow (stored as [`FlowKey::words`], which is the key's memory image).
+    pub key: FlowKey,
+    /// The destination id the flow was scheduled to.
+    pub dest: u32,
+    /// That destination's generation. With `dest`, one 8-byte word ([`dest_word`]), written
+    /// and read whole.
+    pub generation: u32,
+}
+
+/// Byte offset of [`CtFlow::key`] in a [`CtFlow`].
+pub const CT_KEY_OFFSET: usize = 0;
+/// Byte offset of the (`dest`, `generation`) word of a [`CtFlow`].
+pub const CT_DEST_OFFSET: usize = 40;
+/// Byte offset of [`CtSlot::last_seen_ns`] in a [`CtSlot`].
+pub const CT_SEEN_OFFSET: usize = 8;
 
 const _: () = {
-    assert!(core::mem::size_of::<CtEntry>() == 64);
-    assert!(core::mem::align_of::<CtEntry>() == 8);
-    assert!(core::mem::offset_of!(CtEntry, key) == CT_KEY_OFFSET);
-    assert!(core::mem::offset_of!(CtEntry, dest) == CT_DEST_OFFSET);
-    assert!(core::mem::offset_of!(CtEntry, generation) == CT_DEST_OFFSET + 4);
-    assert!(core::mem::offset_of!(CtEntry, last_seen_ns) == 56);
+    assert!(core::mem::size_of::<CtSlot>() == 16);
+    assert!(core::mem::size_of::<CtFlow>() == 48);
+    assert!(core::mem::align_of::<CtFlow>() == 4);
+    assert!(core::mem::offset_of!(CtFlow, key) == CT_KEY_OFFSET);
+    assert!(core::mem::offset_of!(CtFlow, dest) == CT_DEST_OFFSET);
+    assert!(core::mem::offset_of!(CtFlow, generation) == CT_DEST_OFFSET + 4);
+    assert!(core::mem::offset_of!(CtSlot, last_seen_ns) == CT_SEEN_OFFSET);
 };
 
-/// The (`dest`, `generation`) pair of a [`CtEntry`] as the one word that stands at
+/// The (`seq`, `tag`) pair of a [`CtSlot`] as the one word that starts it.
+#[inline(always)]
+pub const fn seq_tag(seq: u32, tag: u32) -> u64 {
+    word(seq.to_ne_bytes(), tag.to_ne_bytes())
+}
+
+/// The (`seq`, `tag`) pair from the first word of a [`CtSlot`].
+#[inline(always)]
+pub const fn split_seq_tag(w: u64) -> (u32, u32) {
+    split_dest_word(w)
+}
+
+/// The (`dest`, `generation`) pair of a [`CtFlow`] as the one word that stands at
 /// [`CT_DEST_OFFSET`].
 #[inline(always)]
 pub const fn dest_word(dest: u32, generation: u32) -> u64 {
@@ -395,8 +436,8 @@ impl Default for CtTimeouts {
     }
 }
 
-/// The connection table's settings, one map value read by every lookup: the hash seed and the
-/// idle timeouts.
+/// The connection table's settings, one map value read by every lookup: the hash seed, the
+/// idle timeouts and the table's size.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtConfig {
@@ -404,20 +445,70 @@ pub struct CtConfig {
     pub seed: u64,
     /// The idle timeout of each state.
     pub timeouts: CtTimeouts,
+    /// The number of buckets of the table minus one (the number is a power of two, set at
+    /// load from the config): the mask [`crate::hash::ct_bucket`] applies.
+    pub bucket_mask: u32,
+    /// The layout of the table's buckets ([`CT_LAYOUT`]), written with the seed: a restarted
+    /// agent refuses pinned tables of another layout.
+    pub layout: u32,
 }
+
+/// The layout of [`CtBucket`] this build writes: 2, heads in the first line (1 was four
+/// 64-byte entries, 0 an lvs that did not record it).
+pub const CT_LAYOUT: u32 = 2;
 
 const _: () = {
     assert!(core::mem::size_of::<CtTimeouts>() == 4 * CT_STATES);
-    assert!(core::mem::size_of::<CtConfig>() == 8 + 4 * CT_STATES);
+    assert!(core::mem::size_of::<CtConfig>() == 8 + 4 * CT_STATES + 8);
     assert!(ct_state::NAMES.len() <= CT_STATES);
 };
 
-/// One element of the connection-table array: the ways flows of one hash share.
+/// One element of the connection-table array: the ways flows of one hash share. 256 bytes,
+/// four cache lines (the map is `BPF_F_MMAPABLE`, which page-aligns its values): the first
+/// holds every way's head (sequence lock, tag, time and state), the other three the ways'
+/// flows. A new flow whose bucket is full reads the first line only: no tag matches, and the
+/// heads rank the ways for eviction; a known flow reads the first line and its own flow.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtBucket {
-    /// The ways, in the order a writer fills empty ones.
-    pub ways: [CtEntry; CT_WAYS],
+    /// The ways' heads, in the order a writer fills empty ways.
+    pub heads: [CtSlot; CT_WAYS],
+    /// The ways' flows, in the same order.
+    pub flows: [CtFlow; CT_WAYS],
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<CtBucket>() == 256);
+    assert!(core::mem::offset_of!(CtBucket, flows) == 64);
+};
+
+impl CtBucket {
+    /// The ways as [`CtEntry`]s, in way order.
+    pub fn ways(&self) -> [CtEntry; CT_WAYS] {
+        core::array::from_fn(|w| CtEntry {
+            seq: self.heads[w].seq as u64,
+            key: self.flows[w].key,
+            dest: self.flows[w].dest,
+            generation: self.flows[w].generation,
+            last_seen_ns: self.heads[w].last_seen_ns,
+        })
+    }
+
+    /// The bucket holding `ways` with the tags `tags` (a test's or benchmark's table image).
+    pub fn from_ways(ways: &[CtEntry; CT_WAYS], tags: &[u32; CT_WAYS]) -> CtBucket {
+        CtBucket {
+            heads: core::array::from_fn(|w| CtSlot {
+                seq: ways[w].seq as u32,
+                tag: tags[w],
+                last_seen_ns: ways[w].last_seen_ns,
+            }),
+            flows: core::array::from_fn(|w| CtFlow {
+                key: ways[w].key,
+                dest: ways[w].dest,
+                generation: ways[w].generation,
+            }),
+        }
+    }
 }
 
 /// A way a writer must not take: one being written by another CPU, or already tried.
@@ -454,6 +545,16 @@ pub const fn claim_rank(seq: u64, holds_key: bool, last_seen_ns: u64) -> u64 {
 #[inline(always)]
 pub const fn rest_ranks_higher(rank: u64) -> bool {
     rank <= CT_RANK_EMPTY
+}
+
+/// The sequence number a writer leaves a way with after holding it from the even `seq`: two
+/// more, never 0 (0 means a way never written), so 2 after a wrap.
+#[inline(always)]
+pub const fn next_seq(seq: u32) -> u32 {
+    match (seq & !1).wrapping_add(2) {
+        0 => 2,
+        s => s,
+    }
 }
 
 /// Whether a reader looking for a key may stop at a way with sequence number `seq`: an empty
@@ -518,14 +619,14 @@ mod tests {
         }
     }
 
-    /// The memory of `entry` as 8 words.
-    fn image(entry: &CtEntry) -> [u64; 8] {
-        // SAFETY: `CtEntry` is 64 bytes, 8-aligned, without implicit padding.
-        unsafe { core::mem::transmute(*entry) }
+    /// The memory of `bucket` as 32 words.
+    fn image(bucket: &CtBucket) -> [u64; 32] {
+        // SAFETY: `CtBucket` is 256 bytes, without implicit padding.
+        unsafe { core::mem::transmute(*bucket) }
     }
 
     #[test]
-    fn words_are_the_memory_image_of_the_key_in_an_entry() {
+    fn words_are_the_memory_image_of_the_key_in_a_bucket() {
         let e = CtEntry {
             seq: 2,
             key: FlowKey {
@@ -537,11 +638,20 @@ mod tests {
             generation: 9,
             last_seen_ns: 11,
         };
-        let m = image(&e);
-        assert_eq!(m[1..6], e.key.words());
-        assert_eq!(m[CT_DEST_OFFSET / 8], dest_word(7, 9));
+        let mut ways = [CtEntry::default(); CT_WAYS];
+        ways[1] = e;
+        let bucket = CtBucket::from_ways(&ways, &[0, 0xabcd, 0, 0]);
+        let m = image(&bucket);
+        // Heads: way 1's (seq, tag) word and its time in the first line.
+        assert_eq!((m[2], m[3]), (seq_tag(2, 0xabcd), 11));
+        assert_eq!(split_seq_tag(m[2]), (2, 0xabcd));
+        // Flows from byte 64 on, 48 bytes each: way 1's at byte 112.
+        let flow = (64 + 48 + CT_KEY_OFFSET) / 8;
+        assert_eq!(m[flow..flow + 5], e.key.words());
+        assert_eq!(m[(64 + 48 + CT_DEST_OFFSET) / 8], dest_word(7, 9));
         assert_eq!(split_dest_word(dest_word(7, 9)), (7, 9));
-        assert_eq!((m[0], m[7]), (2, 11));
+        assert_eq!(bucket.ways()[1], e);
+        assert_eq!(bucket.ways()[0], CtEntry::default());
     }
 
     #[test]
@@ -682,6 +792,10 @@ mod tests {
         assert!(!rest_ranks_higher(claim_rank(3, false, 0)));
         assert!(!rest_ranks_higher(claim_rank(4, false, 0)));
         assert!(rest_is_empty(0) && !rest_is_empty(1) && !rest_is_empty(2));
+        assert_eq!(
+            (next_seq(0), next_seq(2), next_seq(u32::MAX - 1)),
+            (2, 4, 2)
+        );
         // An entry seen at time 0 still ranks after an empty way.
         assert!(claim_rank(2, false, 0) > claim_rank(0, false, 0));
     }

@@ -2,7 +2,7 @@
 //! agent and its tests can say which ring slot a client lands on), and the connection table's
 //! bucket hash (so tests can say which flows share a bucket).
 
-use crate::{addr::Addr, conntrack::FLOW_WORDS, limits::CT_BUCKETS};
+use crate::{addr::Addr, conntrack::FLOW_WORDS};
 
 /// A 32-bit hash of an address (a multiply-xorshift mix of its four words). Cheap in the
 /// kernel (no loops, no tables) and well spread over the low bits used for `% ring_len`.
@@ -57,11 +57,20 @@ pub const fn flow_hash(words: &[u64; FLOW_WORDS], seed: u64) -> u64 {
     h ^ (h >> 32)
 }
 
-/// The connection-table bucket of a flow (its key words) under `seed`: always below
-/// [`CT_BUCKETS`].
+/// The connection-table bucket of a flow (its key words) under `seed`, in a table of
+/// `bucket_mask + 1` buckets (a power of two, [`crate::CtConfig::bucket_mask`]).
 #[inline(always)]
-pub const fn ct_bucket(words: &[u64; FLOW_WORDS], seed: u64) -> u32 {
-    flow_hash(words, seed) as u32 & (CT_BUCKETS - 1)
+pub const fn ct_bucket(words: &[u64; FLOW_WORDS], seed: u64, bucket_mask: u32) -> u32 {
+    ct_place(words, seed, bucket_mask).0
+}
+
+/// A flow's bucket (as [`ct_bucket`]) and its tag ([`crate::conntrack::CtSlot::tag`]): the
+/// hash's low 32 bits, masked, and its high 32 bits, which the bucket index never uses (a
+/// table has at most 2^32 buckets).
+#[inline(always)]
+pub const fn ct_place(words: &[u64; FLOW_WORDS], seed: u64, bucket_mask: u32) -> (u32, u32) {
+    let h = flow_hash(words, seed);
+    (h as u32 & bucket_mask, (h >> 32) as u32)
 }
 
 #[cfg(test)]
@@ -71,7 +80,9 @@ mod tests {
     use std::vec;
 
     use super::*;
-    use crate::FlowKey;
+    use crate::{FlowKey, limits::CT_BUCKETS};
+
+    const MASK: u32 = CT_BUCKETS - 1;
 
     fn flow(client: u32, sport: u16) -> [u64; FLOW_WORDS] {
         FlowKey {
@@ -102,7 +113,7 @@ mod tests {
                     } else {
                         flow(0x0a00_0000 + i, 40000)
                     };
-                    count[ct_bucket(&w, seed) as usize] += 1;
+                    count[ct_bucket(&w, seed, MASK) as usize] += 1;
                 }
                 // Mean 4 per bucket: a Poisson(4) gets past 20 with probability ~1e-8 per
                 // bucket; nearly no bucket may be empty (e^-4 ~ 1.8%).
@@ -127,7 +138,7 @@ mod tests {
         ] {
             let same = flows
                 .iter()
-                .filter(|w| ct_bucket(w, a) == ct_bucket(w, b))
+                .filter(|w| ct_bucket(w, a, MASK) == ct_bucket(w, b, MASK))
                 .count();
             // By chance, 1000 / 65536 flows keep their bucket.
             assert!(
@@ -150,7 +161,7 @@ mod tests {
                     let a = flow(0x0a00_0000 + k * 7919, (k * 31) as u16);
                     let mut b = a;
                     b[w] ^= 1 << bit;
-                    let d = ct_bucket(&a, seed) ^ ct_bucket(&b, seed);
+                    let d = ct_bucket(&a, seed, MASK) ^ ct_bucket(&b, seed, MASK);
                     for (o, f) in flips.iter_mut().enumerate() {
                         *f += (d >> o) & 1;
                     }

@@ -21,7 +21,9 @@ pub mod service;
 pub mod stats;
 
 pub use addr::Addr;
-pub use conntrack::{CtBucket, CtConfig, CtEntry, CtTimeouts, FlowKey, PersistKey, PersistValue};
+pub use conntrack::{
+    CtBucket, CtConfig, CtEntry, CtFlow, CtSlot, CtTimeouts, FlowKey, PersistKey, PersistValue,
+};
 pub use dest::Dest;
 pub use fragment::{FragKey, FragValue};
 pub use mac::OwnMacs;

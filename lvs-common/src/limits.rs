@@ -11,8 +11,11 @@ pub const MAX_DESTS: u32 = 16_384;
 /// holds `MAX_SERVICES * 2 * RING_SIZE` entries.
 pub const RING_SIZE: u32 = 4096;
 
-/// Flows the connection table holds: [`CT_BUCKETS`] buckets of [`CT_WAYS`] ways. A new flow
-/// whose bucket is full takes the place of the bucket's least recently seen flow.
+/// Flows the connection table holds as the object declares it: [`CT_BUCKETS`] buckets of
+/// [`CT_WAYS`] ways. A new flow whose bucket is full takes the place of the bucket's least
+/// recently seen flow. The agent sizes the table from its config at load (the map's
+/// `max_entries`, and [`crate::CtConfig::bucket_mask`]); this is the size a data plane loaded
+/// without sizes gets (tests, benchmarks).
 pub const CONNTRACK_ENTRIES: u32 = 262_144;
 
 /// Ways (flows) in one bucket of the connection table.
@@ -24,7 +27,8 @@ pub const CT_BUCKETS: u32 = CONNTRACK_ENTRIES / CT_WAYS as u32;
 const _: () =
     assert!(CT_BUCKETS.is_power_of_two() && CT_BUCKETS * CT_WAYS as u32 == CONNTRACK_ENTRIES);
 
-/// Entries of the persistence table (LRU).
+/// Entries of the persistence table (LRU) as the object declares it (the agent sizes it from
+/// its config at load).
 pub const PERSIST_ENTRIES: u32 = 65_536;
 
 /// Datagrams whose fragments the fragment table follows at once (LRU).

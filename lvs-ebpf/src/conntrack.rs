@@ -4,9 +4,13 @@
 //! The table is ours, not a kernel hash map: a set-associative hash table in a plain array map
 //! ([`CONNTRACK`]), shared by all CPUs and written in place. A flow's bucket is the keyed hash
 //! [`ct_bucket`] of its 5-tuple under the table's random seed ([`CT_SEED`]); the bucket holds
-//! [`CT_WAYS`] ways ([`CtEntry`]). Looking a flow up reads at most the bucket's ways; a new
-//! flow costs one compare-and-exchange and a few stores, with no allocation, no list to
-//! update, no lock.
+//! [`CT_WAYS`] ways. The bucket's first cache line holds every way's head ([`CtSlot`]: sequence
+//! lock, a 32-bit tag from the hash's bits the index does not use, time and state); the other
+//! three hold the ways' flows ([`CtFlow`]: key, destination). Looking a flow up reads the first
+//! line and, where a tag matches, that way's key: a new flow's SYN into a full bucket reads one
+//! line (no tag matches; the heads rank the ways for eviction), where a bucket of whole
+//! 64-byte entries made it read four. A new flow costs one compare-and-exchange and a few
+//! stores, with no allocation, no list to update, no lock.
 //!
 //! # Concurrency: each way is a sequence lock
 //!
@@ -20,8 +24,11 @@
 //! and its next packet is scheduled again. Two writers never fill one way: only one exchange
 //! from s succeeds.
 //!
-//! A reader ([`established`]) reads `seq`, skips an odd one (a writer at work), compares the
-//! key, reads the (destination, generation) word, reads `seq` again and accepts only if it did
+//! The claim writes the new flow's tag with the odd `seq` (one word), and the final store the
+//! tag with s+2.
+//!
+//! A reader ([`established`]) reads `seq` and the tag, skips an odd `seq` (a writer at work)
+//! or another tag, compares the key, reads the (destination, generation) word, reads `seq` again and accepts only if it did
 //! not change. On x86-64 (TSO) that is exact: the claim is a locked instruction, the BPF JIT
 //! keeps the order of volatile loads and stores, stores are seen in program order and loads are
 //! not reordered with loads, so a reader that sees the same even `seq` around its reads saw one
@@ -52,17 +59,17 @@
 //! compare-and-exchange from the word it read, outside the sequence lock: if a writer took the
 //! way for another flow meanwhile, the exchange fails and the new entry keeps its own word.
 
-use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
+use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lvs_common::{
-    CtBucket, CtConfig, CtEntry, Dest, FlowKey,
+    CtBucket, CtConfig, CtFlow, CtSlot, Dest, FlowKey,
     conntrack::{
         CT_DEST_OFFSET, CT_KEY_OFFSET, CT_NO_CLAIM, FLOW_WORDS, STATE_MASK, claim_rank, dest_word,
-        first_state, next_state, next_way, rest_is_empty, rest_ranks_higher, same_flow, seen_word,
-        split_dest_word, syn_keeps_real, within,
+        first_state, next_seq, next_state, next_way, rest_is_empty, rest_ranks_higher, same_flow,
+        seen_word, seq_tag, split_dest_word, split_seq_tag, syn_keeps_real, within,
     },
-    hash::ct_bucket,
+    hash::ct_place,
     limits::CT_WAYS,
     service::proto,
 };
@@ -77,23 +84,28 @@ use crate::maps::{CONNTRACK, CT_CONFIG, DESTS};
 #[inline(always)]
 pub fn established(key: &FlowKey, flags: u8, syn: bool) -> Option<(u32, &'static Dest)> {
     let words = key.words();
-    let (bucket, config) = bucket(&words)?;
+    let (bucket, tag, config) = bucket(&words)?;
     for w in 0..CT_WAYS {
-        let e = way(bucket, w);
-        // SAFETY: `e` points at a way of a map value, valid for this program run and 8-aligned
-        // (see `way`); every access is a volatile aligned load or store of a whole word.
+        let h = head(bucket, w);
+        let f = flow(bucket, w);
+        // SAFETY: `h` and `f` point into a map value, valid for this program run and 8-aligned
+        // (see `head`, `flow`); every access is a volatile aligned load or store of a whole
+        // word.
         unsafe {
-            let seq = read_volatile(addr_of!((*e).seq));
-            if rest_is_empty(seq) {
+            let st = read_volatile(h as *const u64);
+            let (seq, t) = split_seq_tag(st);
+            if rest_is_empty(seq as u64) {
                 return None;
             }
-            if seq & 1 != 0 || !same_flow(&stored_key(e), &words) {
+            // The tag first: a flow that is not this one is told apart in the bucket's first
+            // line, without reading its key.
+            if seq & 1 != 0 || t != tag || !same_flow(&stored_key(f), &words) {
                 continue;
             }
-            let pair = read_volatile(dest_ptr(e));
-            let seen_ptr = addr_of_mut!((*e).last_seen_ns);
+            let pair = read_volatile(dest_ptr(f));
+            let seen_ptr = addr_of_mut!((*h).last_seen_ns);
             let seen = read_volatile(seen_ptr);
-            if read_volatile(addr_of!((*e).seq)) != seq {
+            if read_volatile(h as *const u64) != st {
                 continue;
             }
             let now = bpf_ktime_get_coarse_ns();
@@ -127,7 +139,7 @@ pub fn live_dest(id: u32, generation: u32) -> Option<&'static Dest> {
 #[inline(always)]
 pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) {
     let words = key.words();
-    let Some((bucket, _)) = bucket(&words) else {
+    let Some((bucket, tag, _)) = bucket(&words) else {
         return;
     };
     // SAFETY: a helper without arguments.
@@ -137,26 +149,29 @@ pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) {
     for _ in 0..CT_WAYS {
         // Ranked afresh after a lost claim: the ranking stops at an empty way, and the next
         // choice may be a way it did not read.
-        let (seqs, ranks) = rank_ways(bucket, &words, tried);
+        let (heads, ranks) = rank_ways(bucket, &words, tag, tried);
         let Some(w) = next_way(&ranks, tried) else {
             return;
         };
         let w = w & (CT_WAYS - 1);
-        let e = way(bucket, w);
-        let seq = seqs[w];
-        // SAFETY: as in `established`; `seq` is the field's address.
-        if unsafe { compare_exchange(addr_of_mut!((*e).seq), seq, seq + 1) } {
+        let h = head(bucket, w);
+        let f = flow(bucket, w);
+        let st = heads[w];
+        let (seq, _) = split_seq_tag(st);
+        // SAFETY: as in `established`; the (seq, tag) word starts the head. The claim writes
+        // the new tag with the odd sequence number: readers skip the way until it is even.
+        if unsafe { compare_exchange(h as *mut u64, st, seq_tag(seq | 1, tag)) } {
             // SAFETY: as in `established`. The way is ours until `seq` is even again.
             unsafe {
-                let k = addr_of_mut!((*e).key) as *mut u64;
+                let k = (f as *mut u8).add(CT_KEY_OFFSET) as *mut u64;
                 for (i, &word) in words.iter().enumerate() {
                     write_volatile(k.add(i), word);
                 }
-                write_volatile(dest_ptr(e), dest_word(dest, generation));
-                write_volatile(addr_of_mut!((*e).last_seen_ns), stamp);
+                write_volatile(dest_ptr(f), dest_word(dest, generation));
+                write_volatile(addr_of_mut!((*h).last_seen_ns), stamp);
                 // Last: the compiler keeps volatile accesses in program order (the BPF backend
                 // cannot compile a `compiler_fence`), and so does the JIT.
-                write_volatile(addr_of_mut!((*e).seq), seq + 2);
+                write_volatile(h as *mut u64, seq_tag(next_seq(seq), tag));
             }
             return;
         }
@@ -164,73 +179,86 @@ pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) {
     }
 }
 
-/// The sequence numbers and [`claim_rank`]s of the ways of `bucket` for a writer of the flow
-/// `words`, in way order up to the first that no later way can beat ([`rest_ranks_higher`]);
-/// the ways in `tried` and those not read rank [`CT_NO_CLAIM`].
+/// The (seq, tag) words and [`claim_rank`]s of the ways of `bucket` for a writer of the flow
+/// `words` (tag `tag`), in way order up to the first that no later way can beat
+/// ([`rest_ranks_higher`]); the ways in `tried` and those not read rank [`CT_NO_CLAIM`]. Only
+/// the bucket's first line is read, and a flow's key only where its tag matches.
 #[inline(always)]
 fn rank_ways(
     bucket: *mut CtBucket,
     words: &[u64; FLOW_WORDS],
+    tag: u32,
     tried: u32,
 ) -> ([u64; CT_WAYS], [u64; CT_WAYS]) {
-    let mut seqs = [0u64; CT_WAYS];
+    let mut heads = [0u64; CT_WAYS];
     let mut ranks = [CT_NO_CLAIM; CT_WAYS];
     for w in 0..CT_WAYS {
         if tried & (1 << w) != 0 {
             continue;
         }
-        let e = way(bucket, w);
+        let h = head(bucket, w);
         // SAFETY: as in `established`.
         let rank = unsafe {
-            let seq = read_volatile(addr_of!((*e).seq));
-            let holds = seq != 0 && same_flow(&stored_key(e), words);
-            seqs[w] = seq;
-            claim_rank(seq, holds, read_volatile(addr_of!((*e).last_seen_ns)))
+            let st = read_volatile(h as *const u64);
+            let (seq, t) = split_seq_tag(st);
+            let holds = seq != 0 && t == tag && same_flow(&stored_key(flow(bucket, w)), words);
+            heads[w] = st;
+            claim_rank(
+                seq as u64,
+                holds,
+                read_volatile(addr_of_mut!((*h).last_seen_ns)),
+            )
         };
         ranks[w] = rank;
         if rest_ranks_higher(rank) {
             break;
         }
     }
-    (seqs, ranks)
+    (heads, ranks)
 }
 
-/// The flow's bucket, and the table's settings.
+/// The flow's bucket and tag, and the table's settings.
 #[inline(always)]
-fn bucket(words: &[u64; FLOW_WORDS]) -> Option<(*mut CtBucket, &'static CtConfig)> {
+fn bucket(words: &[u64; FLOW_WORDS]) -> Option<(*mut CtBucket, u32, &'static CtConfig)> {
     let config = CT_CONFIG.get(0)?;
-    Some((
-        CONNTRACK.get_ptr_mut(ct_bucket(words, config.seed))?,
-        config,
-    ))
+    let (index, tag) = ct_place(words, config.seed, config.bucket_mask);
+    Some((CONNTRACK.get_ptr_mut(index)?, tag, config))
 }
 
-/// Way `w` (taken modulo [`CT_WAYS`]) of `bucket`.
+/// The head of way `w` (taken modulo [`CT_WAYS`]) of `bucket`.
 #[inline(always)]
-fn way(bucket: *mut CtBucket, w: usize) -> *mut CtEntry {
+fn head(bucket: *mut CtBucket, w: usize) -> *mut CtSlot {
     // SAFETY: in bounds of the bucket; no reference is made (other CPUs write the ways).
-    unsafe { (addr_of_mut!((*bucket).ways) as *mut CtEntry).add(w & (CT_WAYS - 1)) }
+    unsafe { (addr_of_mut!((*bucket).heads) as *mut CtSlot).add(w & (CT_WAYS - 1)) }
 }
 
-/// The key stored in way `e`, as words, read with volatile loads.
+/// The flow of way `w` (taken modulo [`CT_WAYS`]) of `bucket`.
+#[inline(always)]
+fn flow(bucket: *mut CtBucket, w: usize) -> *mut CtFlow {
+    // SAFETY: as in `head`.
+    unsafe { (addr_of_mut!((*bucket).flows) as *mut CtFlow).add(w & (CT_WAYS - 1)) }
+}
+
+/// The key stored in flow `f`, as words, read with volatile loads.
 ///
 /// # Safety
-/// `e` is a way of a map value (see [`way`]).
+/// `f` is a way's flow in a map value (see [`flow`]).
 #[inline(always)]
-unsafe fn stored_key(e: *const CtEntry) -> [u64; FLOW_WORDS] {
-    let k = (e as *const u8).wrapping_add(CT_KEY_OFFSET) as *const u64;
+unsafe fn stored_key(f: *const CtFlow) -> [u64; FLOW_WORDS] {
+    let k = (f as *const u8).wrapping_add(CT_KEY_OFFSET) as *const u64;
     let mut words = [0u64; FLOW_WORDS];
     for (i, w) in words.iter_mut().enumerate() {
-        // SAFETY: the key's words lie within the way, 8-aligned (the key is at offset 8).
+        // SAFETY: the key's words lie within the flow, 8-aligned (flows start at byte 64 of a
+        // 256-byte bucket and are 48 bytes each).
         *w = unsafe { read_volatile(k.add(i)) };
     }
     words
 }
 
-/// The (destination, generation) word of way `e`.
+/// The (destination, generation) word of flow `f`.
 #[inline(always)]
-fn dest_ptr(e: *mut CtEntry) -> *mut u64 {
-    (e as *mut u8).wrapping_add(CT_DEST_OFFSET) as *mut u64
+fn dest_ptr(f: *mut CtFlow) -> *mut u64 {
+    (f as *mut u8).wrapping_add(CT_DEST_OFFSET) as *mut u64
 }
 
 /// Atomically replaces `*ptr` with `new` if it holds `old` (a BPF_CMPXCHG, a locked

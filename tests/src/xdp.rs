@@ -103,14 +103,15 @@ pub fn ct_seed(dp: &mut Dataplane) -> u64 {
 pub fn ct_holds(dp: &mut Dataplane, key: &FlowKey) -> bool {
     let bucket = bucket_of(key, ct_seed(dp));
     let b = ct_map(dp).get(&bucket, 0).expect("bucket");
-    b.ways
+    b.ways()
         .iter()
         .any(|e| !e.is_empty() && e.is_stable() && e.key == *key)
 }
 
-/// The bucket `key` lands in under `seed`.
+/// The bucket `key` lands in under `seed`, in a table of the object's declared size (what
+/// [`Dataplane::load`] makes).
 pub fn bucket_of(key: &FlowKey, seed: u64) -> u32 {
-    ct_bucket(&key.words(), seed)
+    ct_bucket(&key.words(), seed, lvs_common::limits::CT_BUCKETS - 1)
 }
 
 /// The first `buckets` buckets (under `seed`) to get `per_bucket` keys from `candidates`, each

@@ -876,7 +876,7 @@ fn a_million_mutated_frames_match_the_model() {
     let table = ct_map(&mut dp);
     let held: HashSet<FlowKey> = (0..CT_BUCKETS)
         .filter_map(|i| table.get(&i, 0).ok())
-        .flat_map(|b| b.ways)
+        .flat_map(|b| b.ways())
         .filter(|e| !e.is_empty())
         .map(|e| e.key)
         .collect();

@@ -357,3 +357,60 @@ fn pinned_maps_of_another_layout_are_refused_untouched() {
     );
     assert!(!xdp_attached(&lab), "nothing attached");
 }
+
+/// A restart whose config asks for a larger connection table than the pinned one: the live
+/// flows move into the new table while the old program keeps forwarding, and a download held
+/// open across it completes intact.
+#[test]
+fn a_download_survives_a_restart_that_resizes_the_connection_table() {
+    let lab = Lab::create(LabOptions {
+        big_file_size: 16 << 20,
+        ..LabOptions::default()
+    })
+    .unwrap();
+    let size = lab.big_file_size();
+    let vip = SocketAddr::new(lab.vip_v4().into(), 80);
+    let sized = |flows: u32| format!("connection_table_size = {flows}\n{}", config(true));
+    let first = RunningLvs::start(&lab, &sized(1024)).unwrap();
+    first.wait_served(vip, Duration::from_secs(15)).unwrap();
+    let dir = pin_dir(&lab);
+    let pinned_flows = || {
+        aya::maps::MapInfo::from_pin(dir.join(map_names::CONNTRACK))
+            .unwrap()
+            .max_entries()
+            * lvs_common::limits::CT_WAYS as u32
+    };
+    assert_eq!(pinned_flows(), 1024);
+
+    let download = SlowDownload::start(&lab, vip, "/big.bin", size / 2);
+    download.wait_received(1 << 20, Duration::from_secs(10), "the download's first MiB");
+    first.kill();
+    let second = RunningLvs::start(&lab, &sized(65536)).unwrap();
+    second
+        .wait_log("resized the pinned flow tables", Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(pinned_flows(), 65536, "the new table is pinned");
+    let at_resize = download.received();
+    assert!(
+        !download.done.is_finished() && at_resize < size,
+        "the download should still be running at the resize: {at_resize} bytes of {size}"
+    );
+    let body = download.finish().unwrap_or_else(|e| {
+        panic!(
+            "the download across the resize, {at_resize} bytes in: {e}; lvs log:\n{}",
+            second.log()
+        )
+    });
+    assert!(
+        body == big_file_bytes(size),
+        "download altered: {} bytes",
+        body.len()
+    );
+    let log = second.log();
+    assert!(
+        log.contains("live flows now in a table of 65536 flows")
+            && !log.contains("0 live flows now"),
+        "the log says how many flows moved:\n{log}"
+    );
+    assert!(second.stop(), "stops on SIGTERM");
+}

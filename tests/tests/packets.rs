@@ -405,7 +405,7 @@ fn malformed_packets_to_a_vip_are_dropped_counted_and_never_remembered() {
     let table = ct_map(&mut dp);
     let held = (0..CT_BUCKETS)
         .filter_map(|b| table.get(&b, 0).ok())
-        .flat_map(|b| b.ways)
+        .flat_map(|b| b.ways())
         .filter(|e| !e.is_empty())
         .count();
     assert_eq!(
@@ -980,7 +980,7 @@ fn frame_of(key: &FlowKey, flags: u8) -> Vec<u8> {
 /// The keys the ways of `bucket` hold (stable and written), in way order.
 fn held(dp: &mut Dataplane, bucket: u32) -> Vec<FlowKey> {
     let b = ct_map(dp).get(&bucket, 0).expect("bucket");
-    b.ways
+    b.ways()
         .iter()
         .filter(|e| !e.is_empty() && e.is_stable())
         .map(|e| e.key)
@@ -1025,7 +1025,7 @@ fn a_new_flow_in_a_full_bucket_takes_the_way_of_the_least_recently_seen() {
     let stamped = ct_map(&mut dp)
         .get(&bucket, 0)
         .expect("bucket")
-        .ways
+        .ways()
         .iter()
         .map(|e| e.seen_ns())
         .max()
@@ -1216,7 +1216,11 @@ fn two_cpus_writing_the_same_buckets_never_tear_an_entry() {
         (0..CT_BUCKETS).map(|i| ct.get(&i, 0).unwrap()).collect()
     };
     let (mut entries, mut writes) = (0, 0);
-    for e in table.iter().flat_map(|b| &b.ways).filter(|e| !e.is_empty()) {
+    for e in table
+        .iter()
+        .flat_map(|b| b.ways())
+        .filter(|e| !e.is_empty())
+    {
         assert!(e.is_stable(), "a way left being written: {e:?}");
         let client = ip_of(&e.key.src);
         assert_eq!(

@@ -89,7 +89,7 @@ fn udp(dp: &mut Dataplane, port: u16) -> u8 {
 fn entry(dp: &mut Dataplane, key: &FlowKey) -> CtEntry {
     let seed = ct_seed(dp);
     let b = ct_map(dp).get(&bucket_of(key, seed), 0).expect("bucket");
-    *b.ways
+    *b.ways()
         .iter()
         .find(|e| e.holds(key))
         .unwrap_or_else(|| panic!("no entry for {key:?}"))

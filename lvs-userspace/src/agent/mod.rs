@@ -149,6 +149,8 @@ struct Fixed {
     metrics: Option<SocketAddr>,
     /// The maintenance directory the checks look at.
     maintenance_dir: Option<PathBuf>,
+    /// The flow tables' sizes.
+    tables: config::TableSizes,
 }
 
 /// The settings of `new` that differ from what runs and that only a restart applies, each as
@@ -186,6 +188,15 @@ fn restart_only_changes(fixed: &Fixed, new: &Config) -> Vec<String> {
             "{file}: maintenancedir = {}, but the checks look at {}: {needs}",
             show(&new.globals.maintenance_dir),
             show(&fixed.maintenance_dir)
+        ));
+    }
+    if new.globals.tables != fixed.tables {
+        let (n, f) = (&new.globals.tables, &fixed.tables);
+        out.push(format!(
+            "{file}: connection_table_size = {}, persistence_table_size = {}, but the tables \
+             hold {} and {}: {needs} (a restart moves the live flows into tables of the new \
+             sizes)",
+            n.connections, n.persistence, f.connections, f.persistence
         ));
     }
     out
@@ -355,8 +366,8 @@ pub async fn run(
         None => None,
     };
     let mut dataplane = match &opts.pin_dir {
-        Some(dir) => Dataplane::load_pinned(dir)?,
-        None => Dataplane::load()?,
+        Some(dir) => Dataplane::load_pinned_sized(dir, config.globals.tables)?,
+        None => Dataplane::load_sized(config.globals.tables)?,
     };
     let adopted = dataplane.adopted();
     forward_kernel_log(&mut dataplane);
@@ -393,6 +404,7 @@ pub async fn run(
         interface_from_option: opts.interface.is_some(),
         metrics: config.globals.metrics,
         maintenance_dir: config.globals.maintenance_dir.clone(),
+        tables: config.globals.tables,
     };
     let mut agent = Agent {
         fixed,
@@ -798,6 +810,7 @@ mod restart_only_tests {
             interface_from_option: false,
             metrics: Some("127.0.0.1:9100".parse().unwrap()),
             maintenance_dir: None,
+            tables: config::TableSizes::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use lvs_common::{Counters, DropReason, conntrack::is_active_state, limits::CONNTRACK_ENTRIES};
+use lvs_common::{Counters, DropReason, conntrack::is_active_state};
 use serde::{Deserialize, Serialize};
 
 use super::{Agent, View, desired};
@@ -345,7 +345,7 @@ impl Agent {
             .collect();
         Snapshot {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            conn_table_size: CONNTRACK_ENTRIES,
+            conn_table_size: self.dataplane.sizes().connections,
             taken_unix_ms: unix_ms(SystemTime::now()),
             conn_table_entries: total,
             services,

@@ -712,6 +712,53 @@ mod timeout_tests {
             .to_string();
         assert!(e.contains("timeout_udp"), "{e}");
     }
+
+    #[test]
+    fn table_sizes_default_round_up_are_bounded_and_printed_with_their_memory() {
+        let d = toml::parse_str(Path::new("a.toml"), "").unwrap();
+        assert_eq!(d.globals.tables, TableSizes::default());
+        assert!(
+            render_check(&d).contains(
+                "tables: connections 4194304 flows (256 MiB), persistence 262144 entries \
+                 (about 26 MiB)"
+            ),
+            "{}",
+            render_check(&d)
+        );
+        let t = toml::parse_str(
+            Path::new("a.toml"),
+            "connection_table_size = 16000000\npersistence_table_size = 100000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            t.globals.tables,
+            TableSizes {
+                connections: 1 << 24,
+                persistence: 100_000
+            }
+        );
+        assert!(
+            render_check(&t).contains("connections 16777216 flows (1 GiB)"),
+            "{}",
+            render_check(&t)
+        );
+        let back = toml::parse_str(Path::new("b.toml"), &to_toml(&t)).unwrap();
+        assert_eq!(back.globals.tables, t.globals.tables);
+        for bad in [
+            "connection_table_size = 100\n",
+            "connection_table_size = 100000000\n",
+            "\npersistence_table_size = 0\n",
+        ] {
+            let e = toml::parse_str(Path::new("a.toml"), bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("table_size") && e.contains("must be between"),
+                "{e}"
+            );
+            assert!(e.contains("a.toml:1") || e.contains("a.toml:2"), "{e}");
+        }
+    }
 }
 
 /// Addresses and check types that cannot mean anything, refused with file:line.

@@ -165,6 +165,62 @@ pub struct Globals {
     /// `ipvsadm --set tcp tcpfin udp`): idle timeouts of the connection table, global as
     /// IPVS's are.
     pub timeouts: ConnTimeouts,
+    /// `connection_table_size`, `persistence_table_size` (lvs additions): how many flows and
+    /// persistence entries the data plane holds. Applied at the start; a restart with other
+    /// sizes migrates the pinned tables.
+    pub tables: TableSizes,
+}
+
+/// The sizes of the data plane's flow tables (see the README's limits section for what each
+/// costs in memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSizes {
+    /// Flows in the connection table: a power of two (a size asked for is rounded up), at
+    /// least [`TableSizes::MIN_CONNECTIONS`], at most [`TableSizes::MAX_CONNECTIONS`].
+    pub connections: u32,
+    /// Entries of the persistence table (one per client and persistent service).
+    pub persistence: u32,
+}
+
+impl TableSizes {
+    /// The default connection table: 4,194,304 flows (256 MiB). At IPVS's 900 s ESTABLISHED
+    /// timeout it holds every flow of about 4,600 new connections a second; past that, a new
+    /// flow takes the place of the least recently seen flow of its bucket.
+    pub const DEFAULT_CONNECTIONS: u32 = 1 << 22;
+    /// The default persistence table: 262,144 entries.
+    pub const DEFAULT_PERSISTENCE: u32 = 1 << 18;
+    /// The smallest connection table.
+    pub const MIN_CONNECTIONS: u32 = 1 << 10;
+    /// The largest connection table: 67,108,864 flows (4 GiB).
+    pub const MAX_CONNECTIONS: u32 = 1 << 26;
+    /// The smallest persistence table.
+    pub const MIN_PERSISTENCE: u32 = 1 << 10;
+    /// The largest persistence table.
+    pub const MAX_PERSISTENCE: u32 = 1 << 24;
+    /// Bytes of memory one flow of the connection table takes.
+    pub const CONNECTION_BYTES: u64 = 64;
+    /// Bytes of kernel memory one persistence entry takes (an LRU hash element with its key
+    /// and value: the map's `memlock` as Linux 6.18 reports it on x86-64).
+    pub const PERSISTENCE_BYTES: u64 = 104;
+
+    /// The memory the connection table takes.
+    pub fn connection_bytes(&self) -> u64 {
+        self.connections as u64 * Self::CONNECTION_BYTES
+    }
+
+    /// The memory the persistence table takes (about).
+    pub fn persistence_bytes(&self) -> u64 {
+        self.persistence as u64 * Self::PERSISTENCE_BYTES
+    }
+}
+
+impl Default for TableSizes {
+    fn default() -> Self {
+        TableSizes {
+            connections: Self::DEFAULT_CONNECTIONS,
+            persistence: Self::DEFAULT_PERSISTENCE,
+        }
+    }
 }
 
 /// STARTTLS and AUTH for alert mail (lvs additions; ldirectord sends plain SMTP).
@@ -265,6 +321,7 @@ impl Default for Globals {
             allow_empty: false,
             timeouts: ConnTimeouts::default(),
             extra_macs: Vec::new(),
+            tables: TableSizes::default(),
         }
     }
 }

@@ -68,6 +68,8 @@ pub(crate) struct RawGlobals {
     pub timeout_tcp: Opt<u64>,
     pub timeout_tcpfin: Opt<u64>,
     pub timeout_udp: Opt<u64>,
+    pub connection_table_size: Opt<u64>,
+    pub persistence_table_size: Opt<u64>,
     pub extra_macs: Opt<Vec<String>>,
 }
 
@@ -354,6 +356,40 @@ fn timeout(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u32>, ConfigEr
     }
 }
 
+/// `connection_table_size` (rounded up to a power of two) and `persistence_table_size`,
+/// within their bounds.
+fn table_sizes(file: &Path, g: &RawGlobals) -> Result<TableSizes, ConfigError> {
+    let d = TableSizes::default();
+    let size = |key: &str, v: &Opt<u64>, min: u32, max: u32| -> Result<Option<u32>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        if v.value < min as u64 || v.value > max as u64 {
+            return Err(ConfigError::invalid(
+                file,
+                v.line,
+                key,
+                format!("must be between {min} and {max}"),
+            ));
+        }
+        Ok(Some(v.value as u32))
+    };
+    Ok(TableSizes {
+        connections: size(
+            "connection_table_size",
+            &g.connection_table_size,
+            TableSizes::MIN_CONNECTIONS,
+            TableSizes::MAX_CONNECTIONS,
+        )?
+        .map_or(d.connections, u32::next_power_of_two),
+        persistence: size(
+            "persistence_table_size",
+            &g.persistence_table_size,
+            TableSizes::MIN_PERSISTENCE,
+            TableSizes::MAX_PERSISTENCE,
+        )?
+        .unwrap_or(d.persistence),
+    })
+}
+
 fn positive(file: &Path, key: &str, v: &Opt<u64>) -> Result<Option<u64>, ConfigError> {
     match v {
         None => Ok(None),
@@ -517,6 +553,7 @@ fn resolve_globals(
                 .unwrap_or(d.timeouts.tcpfin),
             udp: timeout(file, "timeout_udp", &g.timeout_udp)?.unwrap_or(d.timeouts.udp),
         },
+        tables: table_sizes(file, g)?,
         extra_macs,
     })
 }

@@ -66,6 +66,16 @@ fn addr_or_any_port(a: SocketAddr) -> String {
     }
 }
 
+/// `bytes` in MiB (or GiB from 1 GiB on), as the README's limits section gives sizes.
+fn mib(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
+        format!("{} GiB", bytes >> 30)
+    } else {
+        format!("{} MiB", bytes.div_ceil(MIB))
+    }
+}
+
 /// What `lvs check FILE` prints: every virtual service with its reals, weights, scheduler,
 /// check and fallback, with all defaults applied, then the warnings.
 pub fn render_check(config: &Config) -> String {
@@ -81,6 +91,14 @@ pub fn render_check(config: &Config) -> String {
         o,
         "timeouts: tcp {} s, tcpfin {} s, udp {} s",
         g.timeouts.tcp, g.timeouts.tcpfin, g.timeouts.udp
+    );
+    let _ = writeln!(
+        o,
+        "tables: connections {} flows ({}), persistence {} entries (about {})",
+        g.tables.connections,
+        mib(g.tables.connection_bytes()),
+        g.tables.persistence,
+        mib(g.tables.persistence_bytes())
     );
     for v in &config.virtuals {
         let _ = writeln!(o);
@@ -268,6 +286,8 @@ pub fn to_toml(config: &Config) -> String {
     let _ = writeln!(o, "timeout_tcp = {}", g.timeouts.tcp);
     let _ = writeln!(o, "timeout_tcpfin = {}", g.timeouts.tcpfin);
     let _ = writeln!(o, "timeout_udp = {}", g.timeouts.udp);
+    let _ = writeln!(o, "connection_table_size = {}", g.tables.connections);
+    let _ = writeln!(o, "persistence_table_size = {}", g.tables.persistence);
     if let Some(f) = &g.fallback {
         let _ = writeln!(o, "fallback = {}", q(&f.addr.to_string()));
     }

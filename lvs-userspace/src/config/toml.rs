@@ -40,6 +40,8 @@
 //! timeout_tcp = 900         # idle timeout of an ESTABLISHED connection (ipvsadm --set tcp)
 //! timeout_tcpfin = 120      # idle timeout after the client's FIN (ipvsadm --set tcpfin)
 //! timeout_udp = 300         # idle timeout of a UDP flow (ipvsadm --set udp)
+//! connection_table_size = 4194304   # lvs addition: flows held (power of two; 64 B each)
+//! persistence_table_size = 262144   # lvs addition: persistence entries held
 //! extra_macs = ["00:00:5e:00:01:0a"]  # lvs addition: balance frames to these MACs too (VRRP vmac)
 //!
 //! [[virtual]]
@@ -205,6 +207,8 @@ struct TomlFile {
     timeout_tcp: S<u64>,
     timeout_tcpfin: S<u64>,
     timeout_udp: S<u64>,
+    connection_table_size: S<u64>,
+    persistence_table_size: S<u64>,
     extra_macs: S<OneOrMany>,
     #[serde(default, rename = "virtual")]
     virtuals: Vec<TomlVirtual>,
@@ -320,6 +324,8 @@ impl TomlFile {
             timeout_tcp: l.opt(self.timeout_tcp),
             timeout_tcpfin: l.opt(self.timeout_tcpfin),
             timeout_udp: l.opt(self.timeout_udp),
+            connection_table_size: l.opt(self.connection_table_size),
+            persistence_table_size: l.opt(self.persistence_table_size),
             extra_macs: l.opt(self.extra_macs).map(|v| {
                 let list = match v.value {
                     OneOrMany::One(s) => vec![s],

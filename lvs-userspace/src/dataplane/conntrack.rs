@@ -1,15 +1,25 @@
-//! Reading the data plane's connection table from userspace: the whole table mapped read-only
-//! (it is created `BPF_F_MMAPABLE`), so a walk is a scan of memory, not 65,536 syscalls.
+//! The data plane's connection table from userspace: the whole table mapped (it is created
+//! `BPF_F_MMAPABLE`), so a walk is a scan of memory, not a syscall per bucket; and flows put
+//! into a new table when the agent resizes it ([`super::resize`]).
 
 use std::{
-    os::fd::{AsFd as _, AsRawFd as _},
+    mem::offset_of,
+    os::fd::{AsFd, AsRawFd as _},
     ptr::NonNull,
+    sync::atomic::{AtomicU64, Ordering},
 };
 
-use aya::{Ebpf, maps::Map};
+use aya::{
+    Ebpf,
+    maps::{Map, MapData},
+};
 use lvs_common::{
-    CtBucket, CtEntry,
-    limits::{CT_BUCKETS, map_names},
+    CtBucket, CtEntry, CtFlow, CtSlot,
+    conntrack::{
+        CT_DEST_OFFSET, CT_KEY_OFFSET, CT_SEEN_OFFSET, dest_word, next_seq, seq_tag, split_seq_tag,
+    },
+    hash::ct_place,
+    limits::{CT_WAYS, map_names},
 };
 
 /// Errors of reading the connection table.
@@ -21,6 +31,13 @@ pub enum ConntrackError {
         /// The map's name.
         name: &'static str,
     },
+    /// The table's size could not be read.
+    #[error("reading the size of the connection table: {source}")]
+    Info {
+        /// Why.
+        #[source]
+        source: aya::maps::MapError,
+    },
     /// mmap(2) of the table failed.
     #[error("mapping the connection table")]
     Map {
@@ -30,53 +47,149 @@ pub enum ConntrackError {
     },
 }
 
-/// The connection table mapped read-only; unmapped on drop.
-struct Mapping {
+/// A connection table mapped into this process; unmapped on drop.
+pub struct Table {
     ptr: NonNull<CtBucket>,
-    len: usize,
+    buckets: usize,
 }
 
-impl Drop for Mapping {
+impl Drop for Table {
     fn drop(&mut self) {
         // SAFETY: the region mmap(2) returned, unmapped once.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len()) };
     }
 }
 
-/// Calls `f` with a copy of every way of the table. The data plane goes on writing meanwhile:
-/// a way copied while a writer held it has an odd sequence number ([`CtEntry::seq`]), and its
-/// other fields may mix two flows.
-pub fn for_each_way(ebpf: &Ebpf, mut f: impl FnMut(&CtEntry)) -> Result<(), ConntrackError> {
+/// Where a flow went in [`Table::insert`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Into an empty way of its bucket.
+    Added,
+    /// Nowhere: its bucket already holds the flow (a newer entry, kept).
+    Present,
+    /// Nowhere: every way of its bucket is taken.
+    Full,
+}
+
+impl Table {
+    /// Maps the connection table `map` (read-only unless `writable`).
+    pub fn map(map: &MapData, writable: bool) -> Result<Table, ConntrackError> {
+        let buckets = map
+            .info()
+            .map_err(|source| ConntrackError::Info { source })?
+            .max_entries() as usize;
+        let len = buckets * size_of::<CtBucket>();
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        // SAFETY: a shared mapping of a BPF array map's values, of its exact size (a multiple
+        // of the page size); the kernel checks the map allows it.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                map.fd().as_fd().as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(ConntrackError::Map {
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(Table {
+            ptr: NonNull::new(ptr.cast()).ok_or(ConntrackError::Missing {
+                name: map_names::CONNTRACK,
+            })?,
+            buckets,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.buckets * size_of::<CtBucket>()
+    }
+
+    /// The number of buckets.
+    pub fn buckets(&self) -> usize {
+        self.buckets
+    }
+
+    /// Calls `f` with a copy of every way of the table. The data plane goes on writing
+    /// meanwhile: a way copied while a writer held it has an odd sequence number
+    /// ([`CtEntry::seq`]), and its other fields may mix two flows.
+    pub fn for_each_way(&self, mut f: impl FnMut(&CtEntry)) {
+        for i in 0..self.buckets {
+            // SAFETY: within the mapping; a volatile copy, as the kernel writes the memory.
+            let bucket = unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(i)) };
+            bucket.ways().iter().for_each(&mut f);
+        }
+    }
+
+    /// Puts `entry`'s flow (key, destination, time and state) into its bucket under `seed`,
+    /// in the first empty way, as the data plane's writers do (claiming the way's sequence
+    /// lock with compare-and-exchange): the data plane may be writing the same table. The
+    /// table must be mapped writable.
+    pub fn insert(&self, entry: &CtEntry, seed: u64) -> Inserted {
+        let mask = self.buckets as u32 - 1;
+        let words = entry.key.words();
+        let (b, tag) = ct_place(&words, seed, mask);
+        // SAFETY: `b` is below the number of buckets.
+        let bucket = unsafe { self.ptr.as_ptr().add(b as usize) };
+        // SAFETY (of each use): the words lie within the bucket, 8-aligned (the mapping is
+        // page-aligned, buckets are 256 bytes, heads 16 and flows 48); the data plane accesses
+        // them only with whole aligned words.
+        let at = |offset: usize| unsafe {
+            AtomicU64::from_ptr((bucket as *mut u8).add(offset) as *mut u64)
+        };
+        let head = |w: usize| offset_of!(CtBucket, heads) + w * size_of::<CtSlot>();
+        let flow = |w: usize| offset_of!(CtBucket, flows) + w * size_of::<CtFlow>();
+        for w in 0..CT_WAYS {
+            let st = at(head(w));
+            let (seq, t) = split_seq_tag(st.load(Ordering::SeqCst));
+            if seq != 0 {
+                let held = t == tag
+                    && (0..words.len()).all(|i| {
+                        at(flow(w) + CT_KEY_OFFSET + 8 * i).load(Ordering::SeqCst) == words[i]
+                    });
+                if held && seq & 1 == 0 {
+                    return Inserted::Present;
+                }
+                continue;
+            }
+            if st
+                .compare_exchange(0, seq_tag(1, tag), Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                continue;
+            }
+            for (i, &k) in words.iter().enumerate() {
+                at(flow(w) + CT_KEY_OFFSET + 8 * i).store(k, Ordering::SeqCst);
+            }
+            at(flow(w) + CT_DEST_OFFSET)
+                .store(dest_word(entry.dest, entry.generation), Ordering::SeqCst);
+            at(head(w) + CT_SEEN_OFFSET).store(entry.last_seen_ns, Ordering::SeqCst);
+            st.store(seq_tag(next_seq(0), tag), Ordering::SeqCst);
+            return Inserted::Added;
+        }
+        Inserted::Full
+    }
+}
+
+/// The connection table of `ebpf`.
+pub fn table_map(ebpf: &Ebpf) -> Result<&MapData, ConntrackError> {
     let name = map_names::CONNTRACK;
-    let Some(Map::Array(data)) = ebpf.map(name) else {
-        return Err(ConntrackError::Missing { name });
-    };
-    let len = CT_BUCKETS as usize * size_of::<CtBucket>();
-    // SAFETY: a read-only shared mapping of a BPF array map's values, of its exact size (a
-    // multiple of the page size); the kernel checks the map allows it.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            data.fd().as_fd().as_raw_fd(),
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(ConntrackError::Map {
-            source: std::io::Error::last_os_error(),
-        });
+    match ebpf.map(name) {
+        Some(Map::Array(data)) => Ok(data),
+        _ => Err(ConntrackError::Missing { name }),
     }
-    let mapping = Mapping {
-        ptr: NonNull::new(ptr.cast()).ok_or(ConntrackError::Missing { name })?,
-        len,
-    };
-    for i in 0..CT_BUCKETS as usize {
-        // SAFETY: within the mapping; a volatile copy, as the kernel writes the memory.
-        let bucket = unsafe { std::ptr::read_volatile(mapping.ptr.as_ptr().add(i)) };
-        bucket.ways.iter().for_each(&mut f);
-    }
+}
+
+/// Calls `f` with a copy of every way of the table of `ebpf` (see [`Table::for_each_way`]).
+pub fn for_each_way(ebpf: &Ebpf, f: impl FnMut(&CtEntry)) -> Result<(), ConntrackError> {
+    Table::map(table_map(ebpf)?, false)?.for_each_way(f);
     Ok(())
 }

@@ -16,10 +16,38 @@ use aya::{
 };
 use lvs_common::{
     CtConfig, CtTimeouts, OwnMacs,
-    limits::{map_names, program_names},
+    conntrack::CT_LAYOUT,
+    limits::{CONNTRACK_ENTRIES, CT_WAYS, PERSIST_ENTRIES, map_names, program_names},
 };
 
-use super::{object::EBPF_OBJECT, stats::Stats, tables::Tables};
+use super::{
+    object::EBPF_OBJECT,
+    resize::{RESIZED, Resize},
+    stats::Stats,
+    tables::Tables,
+};
+use crate::config::TableSizes;
+
+/// The table sizes the object declares: what [`Dataplane::load`] and
+/// [`Dataplane::load_pinned`] make (tests and benchmarks); the agent asks for the config's.
+pub const OBJECT_SIZES: TableSizes = TableSizes {
+    connections: CONNTRACK_ENTRIES,
+    persistence: PERSIST_ENTRIES,
+};
+
+/// A loader that makes the flow tables of `sizes`.
+fn sized_loader<'a>(sizes: TableSizes) -> EbpfLoader<'a> {
+    let mut loader = EbpfLoader::new();
+    loader
+        .map_max_entries(map_names::CONNTRACK, buckets(sizes))
+        .map_max_entries(map_names::PERSIST, sizes.persistence);
+    loader
+}
+
+/// The connection table's buckets for `sizes`.
+fn buckets(sizes: TableSizes) -> u32 {
+    sizes.connections / CT_WAYS as u32
+}
 
 /// Errors loading or attaching the data plane.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +184,32 @@ pub enum LoadError {
         /// How it is attached.
         mode: &'static str,
     },
+    /// A restart asked for a connection table too small for the live flows of the pinned one.
+    #[error(
+        "the pinned connection table in {dir} ({from} flows) holds {live} live flows, and {unfit} \
+         of them do not fit a table of {to} flows (connection_table_size): their buckets would \
+         be full. Nothing was changed; ask for a larger connection_table_size, or stop the \
+         running data plane (cleanstop) to start with an empty table"
+    )]
+    Resize {
+        /// The pin directory.
+        dir: PathBuf,
+        /// The pinned table's size.
+        from: u32,
+        /// The size asked for.
+        to: u32,
+        /// Live flows in the pinned table.
+        live: u64,
+        /// How many of them would not fit.
+        unfit: u64,
+    },
+    /// The connection table could not be read or written.
+    #[error("{source}")]
+    Conntrack {
+        /// The cause.
+        #[source]
+        source: super::conntrack::ConntrackError,
+    },
     /// No random seed for the connection table could be drawn.
     #[error("drawing a random seed for the connection table: {source}")]
     Random {
@@ -193,6 +247,10 @@ pub struct Dataplane {
     created: Vec<PathBuf>,
     /// Whether the attached link is this agent's own (not one adopted from a pin).
     own_link: bool,
+    /// The flow tables' sizes.
+    sizes: TableSizes,
+    /// A resize of pinned flow tables waiting for the program swap.
+    resize: Option<Resize>,
 }
 
 /// The index of interface `name`, or [`LoadError::NoInterface`] listing those that exist.
@@ -241,9 +299,12 @@ fn layout(map_type: u32, key: u32, value: u32, max: u32, flags: u32) -> String {
     format!("type {map_type}, key {key} B, value {value} B, {max} entries, flags {flags:#x}")
 }
 
-/// Refuses pinned maps whose layout differs from what this binary's object declares.
-fn check_layout(dir: &Path) -> Result<(), LoadError> {
+/// Refuses pinned maps whose layout differs from what this binary's object declares with the
+/// flow tables of `sizes`, but for the sizes of the flow tables: those of the pinned tables
+/// when they differ (the tables are resized, [`Resize`]).
+fn check_layout(dir: &Path, sizes: TableSizes) -> Result<Option<TableSizes>, LoadError> {
     let obj = aya_obj::Object::parse(EBPF_OBJECT).map_err(|source| LoadError::Parse { source })?;
+    let mut pinned_sizes = sizes;
     for name in map_names::ALL {
         let path = dir.join(name);
         if !path.exists() {
@@ -253,20 +314,44 @@ fn check_layout(dir: &Path) -> Result<(), LoadError> {
             return Err(LoadError::MissingMap { name });
         };
         let info = MapInfo::from_pin(&path).map_err(|source| LoadError::Map { name, source })?;
+        let wanted_max = match name {
+            map_names::CONNTRACK => buckets(sizes),
+            map_names::PERSIST => sizes.persistence,
+            _ => def.max_entries(),
+        };
         let wanted = layout(
             def.map_type(),
             def.key_size(),
             def.value_size(),
-            def.max_entries(),
+            wanted_max,
             def.map_flags(),
         );
-        let pinned = layout(
-            info.map_type().map(|t| t as u32).unwrap_or(u32::MAX),
-            info.key_size(),
-            info.value_size(),
-            info.max_entries(),
-            info.map_flags(),
-        );
+        let pinned_max = info.max_entries();
+        let pinned_type = info.map_type().map(|t| t as u32).unwrap_or(u32::MAX);
+        let pinned_layout = |max| {
+            layout(
+                pinned_type,
+                info.key_size(),
+                info.value_size(),
+                max,
+                info.map_flags(),
+            )
+        };
+        // Only the flow tables' sizes may differ (a resize).
+        if pinned_max != wanted_max && pinned_layout(wanted_max) == wanted {
+            match name {
+                map_names::CONNTRACK => {
+                    pinned_sizes.connections = pinned_max.saturating_mul(CT_WAYS as u32);
+                    continue;
+                }
+                map_names::PERSIST => {
+                    pinned_sizes.persistence = pinned_max;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        let pinned = pinned_layout(pinned_max);
         if wanted != pinned {
             return Err(LoadError::Layout {
                 path,
@@ -276,7 +361,34 @@ fn check_layout(dir: &Path) -> Result<(), LoadError> {
             });
         }
     }
-    Ok(())
+    check_table_layout(dir)?;
+    Ok((pinned_sizes != sizes).then_some(pinned_sizes))
+}
+
+/// Refuses a pinned connection table whose buckets have another layout than this build's
+/// ([`CT_LAYOUT`], recorded in its settings since lvs wrote one): its size and value size can
+/// be the same while its ways lie elsewhere in the bucket.
+fn check_table_layout(dir: &Path) -> Result<(), LoadError> {
+    let name = map_names::CT_SEED;
+    let path = dir.join(name);
+    if !path.exists() {
+        return Ok(());
+    }
+    let data = MapData::from_pin(&path).map_err(|source| LoadError::Map { name, source })?;
+    let configs: Array<MapData, CtConfig> =
+        Array::try_from(Map::Array(data)).map_err(|source| LoadError::Map { name, source })?;
+    let config = configs
+        .get(&0, 0)
+        .map_err(|source| LoadError::Map { name, source })?;
+    if config.seed == 0 || config.layout == CT_LAYOUT {
+        return Ok(());
+    }
+    Err(LoadError::Layout {
+        path,
+        pinned: format!("connection table buckets of layout {}", config.layout),
+        wanted: format!("layout {CT_LAYOUT}"),
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// Gives the connection table a random non-zero hash seed and IPVS's default timeouts if it
@@ -284,7 +396,7 @@ fn check_layout(dir: &Path) -> Result<(), LoadError> {
 /// adopted from an earlier agent) is kept, and so are its timeouts: the flows in the table are
 /// where that seed put them, and the agent sets the config's timeouts itself
 /// ([`Dataplane::set_timeouts`]).
-fn seed_conntrack(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+fn seed_conntrack(ebpf: &mut Ebpf, sizes: TableSizes) -> Result<(), LoadError> {
     let name = map_names::CT_SEED;
     let map = ebpf.map_mut(name).ok_or(LoadError::MissingMap { name })?;
     let mut configs: Array<&mut MapData, CtConfig> =
@@ -292,12 +404,22 @@ fn seed_conntrack(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     let config = configs
         .get(&0, 0)
         .map_err(|source| LoadError::Map { name, source })?;
-    if config.seed != 0 {
+    let bucket_mask = buckets(sizes) - 1;
+    if config.seed != 0 && config.bucket_mask == bucket_mask {
         return Ok(());
     }
-    let config = CtConfig {
-        seed: random_seed()?,
-        timeouts: CtTimeouts::DEFAULT,
+    let config = if config.seed != 0 {
+        CtConfig {
+            bucket_mask,
+            ..config
+        }
+    } else {
+        CtConfig {
+            seed: random_seed()?,
+            timeouts: CtTimeouts::DEFAULT,
+            bucket_mask,
+            layout: CT_LAYOUT,
+        }
     };
     configs
         .set(0, config, 0)
@@ -339,28 +461,47 @@ impl Dataplane {
     /// Loads the object and the balancer program (the verifier runs here), without attaching,
     /// with maps of its own that live as long as it does.
     pub fn load() -> Result<Self, LoadError> {
-        let ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| LoadError::Object { source })?;
-        Self::from_ebpf(ebpf, None)
+        Self::load_sized(OBJECT_SIZES)
+    }
+
+    /// [`Dataplane::load`] with flow tables of `sizes`.
+    pub fn load_sized(sizes: TableSizes) -> Result<Self, LoadError> {
+        let ebpf = sized_loader(sizes)
+            .load(EBPF_OBJECT)
+            .map_err(|source| LoadError::Object { source })?;
+        Self::from_ebpf(ebpf, None, sizes)
+    }
+
+    /// [`Dataplane::load_pinned`] with the flow tables the object declares.
+    pub fn load_pinned(dir: &Path) -> Result<Self, LoadError> {
+        Self::load_pinned_sized(dir, OBJECT_SIZES)
     }
 
     /// Loads with every map pinned in `dir` (on a bpffs), adopting the maps (and with
     /// [`Dataplane::attach`], the XDP link) an earlier agent pinned there: established flows,
     /// counters and forwarding survive a restart. Pinned maps of another layout are refused.
-    pub fn load_pinned(dir: &Path) -> Result<Self, LoadError> {
+    /// Pinned flow tables of other sizes than `sizes` are resized ([`Resize`]): their live
+    /// flows are moved into new tables, or the start is refused if they do not fit.
+    pub fn load_pinned_sized(dir: &Path, sizes: TableSizes) -> Result<Self, LoadError> {
         std::fs::create_dir_all(dir).map_err(|source| LoadError::Pin {
             action: "creating",
             path: dir.to_path_buf(),
             source,
         })?;
-        check_layout(dir)?;
+        let resize_from = check_layout(dir, sizes)?;
+        let made_anew = |n: &&str| resize_from.is_some() && RESIZED.contains(n);
         let created: Vec<PathBuf> = map_names::ALL
             .iter()
+            .filter(|n| !made_anew(n))
             .map(|n| dir.join(n))
             .filter(|p| !p.exists())
             .collect();
-        let paths: Vec<(&str, PathBuf)> =
-            map_names::ALL.iter().map(|&n| (n, dir.join(n))).collect();
-        let mut loader = EbpfLoader::new();
+        let paths: Vec<(&str, PathBuf)> = map_names::ALL
+            .iter()
+            .filter(|n| !made_anew(n))
+            .map(|&n| (n, dir.join(n)))
+            .collect();
+        let mut loader = sized_loader(sizes);
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
@@ -370,11 +511,19 @@ impl Dataplane {
             }
             e
         };
-        let ebpf = loader
+        let mut ebpf = loader
             .load(EBPF_OBJECT)
             .map_err(|source| remove_created(LoadError::Object { source }))?;
-        let mut dp = Self::from_ebpf(ebpf, Some(dir.to_path_buf())).map_err(remove_created)?;
+        let resize = match resize_from {
+            Some(from) => {
+                Some(Resize::prepare(dir, &mut ebpf, from, sizes).map_err(remove_created)?)
+            }
+            None => None,
+        };
+        let mut dp =
+            Self::from_ebpf(ebpf, Some(dir.to_path_buf()), sizes).map_err(remove_created)?;
         dp.created = created;
+        dp.resize = resize;
         let services = match dp.tables.adopt() {
             Ok(n) => n,
             Err(source) => {
@@ -383,11 +532,35 @@ impl Dataplane {
             }
         };
         dp.adopted = services > 0 || dir.join(LINK_PIN).exists();
+        // No old program runs without a link: the resize ends now.
+        if !dir.join(LINK_PIN).exists()
+            && let Err(e) = dp.finish_resize()
+        {
+            dp.abandon();
+            return Err(e);
+        }
         Ok(dp)
     }
 
-    fn from_ebpf(mut ebpf: Ebpf, pins: Option<PathBuf>) -> Result<Self, LoadError> {
-        seed_conntrack(&mut ebpf)?;
+    /// Ends a resize of the pinned flow tables, if one is under way.
+    fn finish_resize(&mut self) -> Result<(), LoadError> {
+        match self.resize.take() {
+            Some(r) => r.finish(&mut self.ebpf),
+            None => Ok(()),
+        }
+    }
+
+    /// The flow tables' sizes.
+    pub fn sizes(&self) -> TableSizes {
+        self.sizes
+    }
+
+    fn from_ebpf(
+        mut ebpf: Ebpf,
+        pins: Option<PathBuf>,
+        sizes: TableSizes,
+    ) -> Result<Self, LoadError> {
+        seed_conntrack(&mut ebpf, sizes)?;
         load_program(&mut ebpf, program_names::BALANCER)?;
         let cpus =
             aya::util::nr_cpus().map_err(|(path, source)| LoadError::Cpus { path, source })?;
@@ -414,6 +587,8 @@ impl Dataplane {
             adopted: false,
             created: Vec::new(),
             own_link: false,
+            sizes,
+            resize: None,
         })
     }
 
@@ -485,7 +660,10 @@ impl Dataplane {
         let link_pin = self.pins.as_ref().map(|d| d.join(LINK_PIN));
         if let Some(pin) = link_pin.as_ref().filter(|p| p.exists()) {
             let pinned = PinnedLink::from_pin(pin).map_err(|e| link_error("opening", pin, e))?;
-            return self.hold(ifindex, pin, pinned, "swapping in");
+            let ifindex = self.hold(ifindex, pin, pinned, "swapping in")?;
+            // The old program no longer runs: what it added to the old tables is moved.
+            self.finish_resize()?;
+            return Ok(ifindex);
         }
         let prog = self.balancer()?;
         let attach = |prog: &mut Xdp, mode| prog.attach_to_if_index(ifindex, mode);

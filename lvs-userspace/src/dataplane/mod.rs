@@ -7,6 +7,7 @@ pub mod conntrack;
 pub mod loader;
 pub mod object;
 pub mod plan;
+pub mod resize;
 pub mod ring;
 pub mod stats;
 pub mod tables;
