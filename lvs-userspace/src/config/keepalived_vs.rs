@@ -219,9 +219,7 @@ impl Mapper {
                     return Err(bad(
                         &i.loc,
                         k,
-                        format!(
-                            "scheduler flags other than mh-port and mh-fallback (for mh) are not supported"
-                        ),
+                        "scheduler flags other than mh-port and mh-fallback (for mh) are not supported",
                     ));
                 }
                 "real_server" => reals.push(i),
