@@ -72,31 +72,28 @@ pub const fn ct_bucket(words: &[u64; FLOW_WORDS], seed: u64) -> u32 {
 ///
 /// It has no seed: every director must send a flow to the same slot, so the hash is a fixed
 /// function of its inputs (like IPVS's built-in keys), which must never change between
-/// versions. Words are mixed with multiply-xorshift rounds and a final avalanche.
+/// versions. The address's two halves, then the port and attempt, are mixed with multiplies
+/// and xorshifts (five multiplies, no loop, no table).
 #[inline(always)]
 pub const fn mh_hash(client: &Addr, port: u16, attempt: u32) -> u64 {
     let w = &client.words;
-    let mut h: u64 = 0x243f_6a88_85a3_08d3;
-    h = (h ^ (w[0] as u64 | (w[1] as u64) << 32)).wrapping_mul(FLOW_MUL);
+    let hi = w[0] as u64 | (w[1] as u64) << 32;
+    let lo = w[2] as u64 | (w[3] as u64) << 32;
+    let mut h = (hi ^ 0x243f_6a88_85a3_08d3).wrapping_mul(FLOW_MUL);
     h ^= h >> 29;
-    h = (h ^ (w[2] as u64 | (w[3] as u64) << 32)).wrapping_mul(FLOW_MUL);
+    h = (h ^ lo).wrapping_mul(FLOW_MUL);
     h ^= h >> 29;
-    h = (h ^ (port as u64 | (attempt as u64) << 16)).wrapping_mul(FLOW_MUL);
+    h = (h ^ (port as u64 | (attempt as u64) << 16)).wrapping_mul(0xd6e8_feb8_6659_fd93);
     h ^= h >> 32;
     h = h.wrapping_mul(0xd6e8_feb8_6659_fd93);
-    h ^= h >> 32;
-    h = h.wrapping_mul(0xd6e8_feb8_6659_fd93);
-    h ^ (h >> 32)
+    h ^ (h >> 29)
 }
 
-/// The slot of a Maglev table of `table_len` slots that [`mh_hash`] gives (0 for an empty
-/// table).
+/// The slot of a Maglev table of `table_len` slots that [`mh_hash`] gives: its high 32 bits
+/// scaled to the table (a multiply and a shift, no division).
 #[inline(always)]
 pub const fn mh_slot(client: &Addr, port: u16, attempt: u32, table_len: u32) -> u32 {
-    if table_len == 0 {
-        return 0;
-    }
-    ((mh_hash(client, port, attempt) >> 32) as u32) % table_len
+    (((mh_hash(client, port, attempt) >> 32) * table_len as u64) >> 32) as u32
 }
 
 #[cfg(test)]
