@@ -258,3 +258,70 @@ fn mh_fallback_skips_unusable_reals_within_its_bound_and_moves_no_other_flow() {
         assert_eq!(now, (b != 2).then_some(b));
     }
 }
+
+#[test]
+fn a_real_that_fails_while_flows_change_director_loses_only_its_own_flows() {
+    let flags = MhFlags {
+        port: true,
+        fallback: true,
+    };
+    let all = || (1..=5).map(|i| real(i, 1, 1)).collect::<Vec<_>>();
+    let mut first = loaded(&[service(flags, all())]);
+    let src = client(9);
+    let mut before = Vec::new();
+    for port in 0..300u16 {
+        let syn = Frame::tcp(src, 20000 + port, VIP, 80, SYN).build();
+        before.push(outcome(&run(&mut first, &syn)).expect("forwarded"));
+    }
+    assert!(before.iter().filter(|&&r| r == 3).count() > 20);
+
+    // The second director's check took real 3 down while the flows come over: quiesced (it
+    // keeps its slots), every flow of another real keeps its real, real 3's go to the next real
+    // of their sequence.
+    let mut quiesced = all();
+    quiesced[2].weight = 0;
+    let mut second = loaded(&[service(flags, quiesced)]);
+    let full = table_of(&[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]);
+    for (port, &was) in (0..300u16).zip(&before) {
+        let ack = Frame::tcp(src, 20000 + port, VIP, 80, ACK).build();
+        let now = outcome(&run(&mut second, &ack));
+        if was == 3 {
+            let expected = predicted(&full, src, 20000 + port, MH_FALLBACK_TRIES, &[1, 2, 4, 5]);
+            assert_eq!(now, expected, "port {}", 20000 + port);
+        } else {
+            assert_eq!(
+                now,
+                Some(was),
+                "port {}: a flow of real {was} moved",
+                20000 + port
+            );
+        }
+    }
+
+    // Removed instead (quiescent = no): the table is rebuilt without it; real 3's flows are
+    // rescheduled, and of the others only the table's small excess moves.
+    let mut third = loaded(&[service(
+        flags,
+        all().into_iter().filter(|d| d.addr != real_ip(3)).collect(),
+    )]);
+    let without = table_of(&[(1, 1), (2, 1), (4, 1), (5, 1)]);
+    let mut moved = 0;
+    let mut others = 0;
+    for (port, &was) in (0..300u16).zip(&before) {
+        let ack = Frame::tcp(src, 20000 + port, VIP, 80, ACK).build();
+        let now = outcome(&run(&mut third, &ack)).expect("forwarded");
+        assert_ne!(now, 3);
+        assert_eq!(
+            Some(now),
+            predicted(&without, src, 20000 + port, 1, &[1, 2, 4, 5])
+        );
+        if was != 3 {
+            others += 1;
+            moved += usize::from(now != was);
+        }
+    }
+    assert!(
+        moved * 100 <= others * 3,
+        "{moved} of {others} other flows moved"
+    );
+}
