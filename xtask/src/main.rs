@@ -70,6 +70,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("python3", "python3"),
     ("bpftool", "bpftool"),
+    // The VRRP lab (tests/tests/lab_vrrp.rs). Debian's unit does not start it without a
+    // /etc/keepalived/keepalived.conf.
+    ("keepalived", "keepalived"),
 ];
 
 fn main() -> Result<()> {
