@@ -1,6 +1,7 @@
 //! The hashes both sides must agree on: the source-address hash of the `sh` scheduler (so the
 //! agent and its tests can say which ring slot a client lands on), and the connection table's
-//! bucket hash (so tests can say which flows share a bucket).
+//! bucket hash (so tests can say which flows share a bucket), and the Maglev (`mh`) flow hash
+//! (so the agent's tests and benchmarks can say which slot of the table a flow takes).
 
 use crate::{addr::Addr, conntrack::FLOW_WORDS};
 
@@ -73,6 +74,37 @@ pub const fn ct_place(words: &[u64; FLOW_WORDS], seed: u64, bucket_mask: u32) ->
     (h as u32 & bucket_mask, (h >> 32) as u32)
 }
 
+/// The `mh` scheduler's hash of a client (`client`, and its source port `port` with `mh-port`,
+/// else 0) for its `attempt`-th slot: attempt 0 is the flow's own slot, attempts 1, 2, ... the
+/// next ones of its sequence, tried with `mh-fallback` while the slot's real takes no new
+/// connections.
+///
+/// It has no seed: every director must send a flow to the same slot, so the hash is a fixed
+/// function of its inputs (like IPVS's built-in keys), which must never change between
+/// versions. The address's two halves, then the port and attempt, are mixed with multiplies
+/// and xorshifts (five multiplies, no loop, no table).
+#[inline(always)]
+pub const fn mh_hash(client: &Addr, port: u16, attempt: u32) -> u64 {
+    let w = &client.words;
+    let hi = w[0] as u64 | (w[1] as u64) << 32;
+    let lo = w[2] as u64 | (w[3] as u64) << 32;
+    let mut h = (hi ^ 0x243f_6a88_85a3_08d3).wrapping_mul(FLOW_MUL);
+    h ^= h >> 29;
+    h = (h ^ lo).wrapping_mul(FLOW_MUL);
+    h ^= h >> 29;
+    h = (h ^ (port as u64 | (attempt as u64) << 16)).wrapping_mul(0xd6e8_feb8_6659_fd93);
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xd6e8_feb8_6659_fd93);
+    h ^ (h >> 29)
+}
+
+/// The slot of a Maglev table of `table_len` slots that [`mh_hash`] gives: its high 32 bits
+/// scaled to the table (a multiply and a shift, no division).
+#[inline(always)]
+pub const fn mh_slot(client: &Addr, port: u16, attempt: u32, table_len: u32) -> u32 {
+    (((mh_hash(client, port, attempt) >> 32) * table_len as u64) >> 32) as u32
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -125,6 +157,38 @@ mod tests {
                     "{name}, {pattern}: {empty} empty buckets"
                 );
             }
+        }
+    }
+
+    /// Clients (one port each, or one client over its ports) fill a Maglev table of 4093
+    /// slots about evenly, and each attempt of the fallback sequence lands elsewhere.
+    #[test]
+    fn mh_slots_spread_evenly() {
+        let m = crate::limits::MH_TABLE_SIZE;
+        let n = m * 20;
+        for pattern in ["clients", "ports of one client"] {
+            let mut count = vec![0u32; m as usize];
+            let mut same_next = 0;
+            for i in 0..n {
+                let (client, port) = if pattern == "clients" {
+                    (Addr::from_v4_wire((0x0a00_0000u32 + i).to_be()), 0)
+                } else {
+                    (Addr::from_v4_wire(0xc612_010au32.to_be()), i as u16)
+                };
+                let s = mh_slot(&client, port, 0, m);
+                count[s as usize] += 1;
+                if mh_slot(&client, port, 1, m) == s {
+                    same_next += 1;
+                }
+            }
+            // Mean 20 per slot: Poisson(20) passes 50 with probability ~1e-8 per slot.
+            let max = *count.iter().max().unwrap();
+            let min = *count.iter().min().unwrap();
+            assert!(max <= 50 && min >= 2, "{pattern}: slots got {min}..{max}");
+            assert!(
+                same_next < n / 1000,
+                "{pattern}: {same_next} kept their slot"
+            );
         }
     }
 

@@ -11,6 +11,16 @@ pub const MAX_DESTS: u32 = 16_384;
 /// holds `MAX_SERVICES * 2 * RING_SIZE` entries.
 pub const RING_SIZE: u32 = 4096;
 
+/// Slots of a Maglev (`mh`) table: IPVS's default prime (`CONFIG_IP_VS_MH_TAB_INDEX` 12). The
+/// table lives in the service's ring, so it must fit in one.
+pub const MH_TABLE_SIZE: u32 = 4093;
+
+const _: () = assert!(MH_TABLE_SIZE <= RING_SIZE);
+
+/// Slots of its sequence a flow of an `mh-fallback` service tries before it is dropped: the
+/// kernel's cost for a flow whose real is unusable is bounded by this many lookups.
+pub const MH_FALLBACK_TRIES: u32 = 8;
+
 /// Flows the connection table holds as the object declares it: [`CT_BUCKETS`] buckets of
 /// [`CT_WAYS`] ways. A new flow whose bucket is full takes the place of the bucket's least
 /// recently seen flow. The agent sizes the table from its config at load (the map's

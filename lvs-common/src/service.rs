@@ -31,6 +31,9 @@ pub mod sched {
     pub const RING_WALK: u32 = 0;
     /// Hash the client address into the ring (`sh`).
     pub const SOURCE_HASH: u32 = 1;
+    /// Hash the flow into the service's Maglev table (`mh`), kept in its ring
+    /// ([`crate::hash::mh_slot`]).
+    pub const MAGLEV: u32 = 2;
 }
 
 /// Flag bits of [`Service::flags`].
@@ -38,6 +41,11 @@ pub mod service_flags {
     /// New connections of a client (masked by the persistence netmask) stick to the real they
     /// got for `persist_timeout_s`.
     pub const PERSISTENT: u32 = 1 << 0;
+    /// `mh-port`: the Maglev hash takes the client's port as well as its address.
+    pub const MH_PORT: u32 = 1 << 1;
+    /// `mh-fallback`: a Maglev slot whose real takes no new connections is skipped to the next
+    /// slot of the flow's sequence ([`crate::limits::MH_FALLBACK_TRIES`] at most).
+    pub const MH_FALLBACK: u32 = 1 << 2;
 }
 
 /// A virtual service as the kernel program sees it. The agent replaces the whole value in one

@@ -12,7 +12,8 @@
 //!    destination, its TCP state moved by the packet (a SYN stays on its real unless the entry
 //!    is in CLOSE or TIME_WAIT).
 //! 3. [`vip`]: is the packet for a virtual service?
-//! 4. [`scheduler`]: persistence, then the service's ring, then its fallback.
+//! 4. [`scheduler`]: persistence, then the service's ring (for `mh`, [`maglev`]: its Maglev
+//!    table), then its fallback.
 //! 5. [`conntrack`] again: remember the choice ([`fragment`]: a first fragment's too).
 //! 6. [`rewrite`]: direct routing, new MACs, XDP_TX or XDP_REDIRECT.
 //!
@@ -30,6 +31,7 @@
 mod conntrack;
 mod floor;
 mod fragment;
+mod maglev;
 mod maps;
 mod own_mac;
 mod parse;

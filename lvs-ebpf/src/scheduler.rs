@@ -1,6 +1,6 @@
 //! Stage 4: choose a destination for a new flow: the client's persistence entry, else the
-//! service's ring (walked for `wrr`/`rr`, hashed by client address for `sh`), else the
-//! service's fallback, else drop.
+//! service's ring (walked for `wrr`/`rr`, hashed by client address for `sh`, a Maglev table
+//! for `mh`: [`crate::maglev`]), else the service's fallback, else drop.
 //!
 //! The ring is computed by the agent; the kernel only indexes it. Each CPU walks the ring with
 //! its own position, so new connections never contend on a shared counter; over many
@@ -83,6 +83,9 @@ fn from_ring(
     let len = service.ring_len;
     if len == 0 || len > RING_SIZE {
         return fallback(ctx, service);
+    }
+    if service.scheduler == sched::MAGLEV {
+        return crate::maglev::pick(ctx, service, key, len);
     }
     let pos = if service.scheduler == sched::SOURCE_HASH {
         source_hash_slot(&key.src, len)

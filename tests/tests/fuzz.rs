@@ -47,6 +47,7 @@ fn reals() -> Vec<DestPlan> {
         .map(|i| DestPlan {
             addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i)),
             weight: u32::from(i),
+            table_weight: u32::from(i),
             target: Target::Remote {
                 mac: real_mac(i),
                 src_mac: DIRECTOR_MAC,

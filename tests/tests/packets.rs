@@ -55,6 +55,7 @@ fn real(i: u8, weight: u32) -> DestPlan {
     DestPlan {
         addr: real_ip(i),
         weight,
+        table_weight: weight,
         target: Target::Remote {
             mac: real_mac(i),
             src_mac: DIRECTOR_MAC,
@@ -656,6 +657,7 @@ fn fallback_takes_new_flows_when_no_real_is_usable() {
     s.fallback = Some(DestPlan {
         addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
         weight: 1,
+        table_weight: 1,
         target: Target::Local,
     });
     dp.tables.apply(&[s.clone()]).unwrap();

@@ -57,7 +57,12 @@ enum Task {
 
 const BPF_LINKER_VERSION: &str = "0.9.13";
 /// The benchmarks `cargo xtask bench` runs, in order (binaries of the tests crate).
-const BENCHES: &[&str] = &["lvs-bench", "lvs-failover-bench", "lvs-scale-bench"];
+const BENCHES: &[&str] = &[
+    "lvs-bench",
+    "lvs-failover-bench",
+    "lvs-scale-bench",
+    "lvs-maglev-bench",
+];
 /// Commands the lab needs, and the Debian package that has each.
 const PACKAGES: &[(&str, &str)] = &[
     ("ip", "iproute2"),
@@ -65,6 +70,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("python3", "python3"),
     ("bpftool", "bpftool"),
+    // The VRRP lab (tests/tests/lab_vrrp.rs). Debian's unit does not start it without a
+    // /etc/keepalived/keepalived.conf.
+    ("keepalived", "keepalived"),
 ];
 
 fn main() -> Result<()> {

@@ -42,6 +42,7 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
             dests.push(DestPlan {
                 addr: real.addr.ip(),
                 weight,
+                table_weight: real.weight,
                 target,
             });
         }
@@ -50,6 +51,7 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
         k.target(f.addr.ip()).map(|target| DestPlan {
             addr: f.addr.ip(),
             weight: 1,
+            table_weight: 1,
             target,
         })
     });

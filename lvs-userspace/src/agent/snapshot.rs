@@ -192,6 +192,7 @@ pub fn scheduler_name(s: Scheduler) -> &'static str {
         Scheduler::Wrr => "wrr",
         Scheduler::Rr => "rr",
         Scheduler::Sh => "sh",
+        Scheduler::Mh(_) => "mh",
     }
 }
 

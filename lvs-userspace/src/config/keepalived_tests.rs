@@ -93,7 +93,7 @@ fn protocol_defaults_to_udp_with_a_warning() {
 fn schedulers_lvs_lacks_are_refused_at_their_line() {
     assert_eq!(
         err(&vs("  lb_kind DR\n  lb_algo wlc", "")),
-        "k.conf:3: lb_algo: scheduler `wlc` is not supported: lvs implements rr, wrr and sh"
+        "k.conf:3: lb_algo: scheduler `wlc` is not supported: lvs implements rr, wrr, sh and mh"
     );
     assert!(
         err(&vs("  lvs_sched lc\n  lb_kind DR", ""))
@@ -532,7 +532,7 @@ fn an_included_service_is_named_by_its_file() {
     assert_eq!(
         e,
         format!(
-            "{}:2: lb_algo: scheduler `lc` is not supported: lvs implements rr, wrr and sh",
+            "{}:2: lb_algo: scheduler `lc` is not supported: lvs implements rr, wrr, sh and mh",
             dir.join("conf.d/bad.conf").display()
         )
     );

@@ -95,12 +95,13 @@ impl Mapper {
         let mut inhibit = false;
         let mut sorry: Option<&Stmt> = None;
         let mut reals: Vec<&Stmt> = Vec::new();
+        let mut mh_flags: Vec<(&str, usize)> = Vec::new();
         for i in s.block.iter().flatten() {
             let k = i.key();
             match k {
                 "lb_algo" | "lvs_sched" => {
                     match one_arg(i)? {
-                        "rr" | "wrr" | "sh" => {}
+                        "rr" | "wrr" | "sh" | "mh" => {}
                         n => {
                             return Err(bad(
                                 &i.loc,
@@ -208,13 +209,12 @@ impl Mapper {
                 "persistence_engine" => {
                     return Err(bad(&i.loc, k, "persistence engines are not supported"));
                 }
+                "mh-port" | "mh-fallback" => mh_flags.push((k, i.loc.line)),
                 k if k.starts_with("flag-") || k.starts_with("sh-") || k.starts_with("mh-") => {
                     return Err(bad(
                         &i.loc,
                         k,
-                        format!(
-                            "scheduler flags are not supported: lvs implements plain {SCHEDULERS}"
-                        ),
+                        "scheduler flags other than mh-port and mh-fallback (for mh) are not supported",
                     ));
                 }
                 "real_server" => reals.push(i),
@@ -256,6 +256,10 @@ impl Mapper {
                 ));
             }
             Some(a) => v.scheduler = Some(Val::new(one_arg(a)?.to_string(), a.loc.line)),
+        }
+        if let Some(&(_, line)) = mh_flags.first() {
+            let names: Vec<&str> = mh_flags.iter().map(|&(k, _)| k).collect();
+            v.schedflags = Some(Val::new(names.join(","), line));
         }
         if kind.is_none() {
             return Err(bad(

@@ -356,13 +356,7 @@ impl Reader<'_> {
                 }
                 _ => return Err(self.err(line, key, "ops must be 'yes' or 'no'")),
             },
-            "schedflags" => {
-                return Err(self.err(
-                    line,
-                    key,
-                    "scheduler flags are not supported: lvs implements plain wrr, rr and sh",
-                ));
-            }
+            "schedflags" => self.cur().schedflags = Some(val),
             "login" => self.cur().login = Some(val),
             "passwd" => self.cur().passwd = Some(val),
             "database" | "secret" => self.warn(
@@ -815,7 +809,7 @@ mod tests {
                     209,
                     Some((
                         214,
-                        "scheduler `wlc` is not supported: lvs implements wrr, rr and sh",
+                        "scheduler `wlc` is not supported: lvs implements wrr, rr, sh and mh",
                     )),
                 ),
                 (270, Some((275, "scheduler `wlc`"))),
@@ -1053,7 +1047,7 @@ mod tests {
             ),
             (
                 "virtual=10.0.0.1:80\n\tscheduler=lc\n",
-                "test.cf:2: scheduler: scheduler `lc` is not supported: lvs implements wrr, rr and sh",
+                "test.cf:2: scheduler: scheduler `lc` is not supported: lvs implements wrr, rr, sh and mh",
             ),
             (
                 "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 ipip\n",

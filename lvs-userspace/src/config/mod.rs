@@ -11,6 +11,8 @@ mod format;
 pub mod keepalived;
 mod keepalived_lex;
 pub mod ldirectord;
+#[cfg(test)]
+mod mh_tests;
 pub mod model;
 mod raw;
 mod render;

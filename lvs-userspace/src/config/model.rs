@@ -344,6 +344,37 @@ pub enum Scheduler {
     Rr,
     /// Source-address hashing, weighted.
     Sh,
+    /// Maglev hashing (IPVS's `mh`), with its flags.
+    Mh(MhFlags),
+}
+
+/// Flags of the `mh` scheduler, as IPVS names them (`ipvsadm -b`, keepalived, `schedflags`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MhFlags {
+    /// `mh-port`: hash the client's source port as well as its address.
+    pub port: bool,
+    /// `mh-fallback`: a flow whose real takes no new connections tries the next slots of its
+    /// sequence instead of being dropped.
+    pub fallback: bool,
+}
+
+impl Scheduler {
+    /// The scheduler's flags as ipvsadm writes them (`mh-port,mh-fallback`); empty when none.
+    pub fn flags_text(&self) -> String {
+        match self {
+            Scheduler::Mh(f) => {
+                let mut v = Vec::new();
+                if f.port {
+                    v.push("mh-port");
+                }
+                if f.fallback {
+                    v.push("mh-fallback");
+                }
+                v.join(",")
+            }
+            _ => String::new(),
+        }
+    }
 }
 
 /// How packets reach a real server. Only direct routing exists in XDP.

@@ -82,6 +82,8 @@ pub(crate) struct RawVirtual {
     pub family: Option<Family>,
     pub protocol: Opt<String>,
     pub scheduler: Opt<String>,
+    /// Scheduler flags, comma- or space-separated, as ipvsadm's `-b` (`mh-port,mh-fallback`).
+    pub schedflags: Opt<String>,
     pub persistent: Opt<u64>,
     pub netmask: Opt<String>,
     pub fallback: Opt<String>,
@@ -117,6 +119,7 @@ impl RawVirtual {
             family,
             protocol: None,
             scheduler: None,
+            schedflags: None,
             persistent: None,
             netmask: None,
             fallback: None,
@@ -174,10 +177,10 @@ pub(crate) struct RawConfig {
 /// Where `metrics = true` (or `yes`) listens.
 pub const DEFAULT_METRICS: ([u8; 4], u16) = ([127, 0, 0, 1], 9100);
 
-const SCHEDULERS: &str = "wrr, rr and sh";
+const SCHEDULERS: &str = "wrr, rr, sh and mh";
 /// Other ipvs schedulers, refused by name.
 const IPVS_SCHEDULERS: &[&str] = &[
-    "wlc", "lc", "dh", "sed", "nq", "lblc", "lblcr", "mh", "fo", "ovf", "twos",
+    "wlc", "lc", "dh", "sed", "nq", "lblc", "lblcr", "fo", "ovf", "twos",
 ];
 /// Negotiate services lvs implements, for messages.
 const SERVICES: &str =
@@ -1276,6 +1279,7 @@ fn resolve_virtual(
             "wrr" => Scheduler::Wrr,
             "rr" => Scheduler::Rr,
             "sh" => Scheduler::Sh,
+            "mh" => Scheduler::Mh(MhFlags::default()),
             other if IPVS_SCHEDULERS.contains(&other) => {
                 errs.bad(
                     s.line,
@@ -1293,6 +1297,34 @@ fn resolve_virtual(
                 Scheduler::Wrr
             }
         },
+    };
+
+    let scheduler = match (&v.schedflags, scheduler) {
+        (None, s) => s,
+        (Some(f), Scheduler::Mh(mut flags)) => {
+            for flag in f.value.split([',', ' ', '\t']).filter(|x| !x.is_empty()) {
+                match flag {
+                    "mh-port" => flags.port = true,
+                    "mh-fallback" => flags.fallback = true,
+                    other => errs.bad(
+                        f.line,
+                        "schedflags",
+                        format!(
+                            "unknown flag `{other}` for mh: lvs implements mh-port and mh-fallback"
+                        ),
+                    ),
+                }
+            }
+            Scheduler::Mh(flags)
+        }
+        (Some(f), s) => {
+            errs.bad(
+                f.line,
+                "schedflags",
+                "scheduler flags are only implemented for mh (mh-port, mh-fallback)",
+            );
+            s
+        }
     };
 
     let check_type = match &v.checktype {

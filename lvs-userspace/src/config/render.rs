@@ -10,6 +10,7 @@ fn scheduler_name(s: Scheduler) -> &'static str {
         Scheduler::Wrr => "wrr",
         Scheduler::Rr => "rr",
         Scheduler::Sh => "sh",
+        Scheduler::Mh(_) => "mh",
     }
 }
 
@@ -111,6 +112,10 @@ pub fn render_check(config: &Config) -> String {
             let _ = writeln!(o, "  comment: {c}");
         }
         let _ = write!(o, "  scheduler {}", scheduler_name(v.scheduler));
+        let flags = v.scheduler.flags_text();
+        if !flags.is_empty() {
+            let _ = write!(o, " ({flags})");
+        }
         match v.persistent {
             Some(p) => {
                 let _ = writeln!(o, ", persistent {} per /{}", secs(p), v.netmask_prefix);
@@ -398,6 +403,10 @@ pub fn to_toml(config: &Config) -> String {
             let _ = writeln!(o, "comment = {}", q(c));
         }
         let _ = writeln!(o, "scheduler = {}", q(scheduler_name(v.scheduler)));
+        let flags = v.scheduler.flags_text();
+        if !flags.is_empty() {
+            let _ = writeln!(o, "schedflags = {}", q(&flags));
+        }
         if let Some(p) = v.persistent {
             let _ = writeln!(o, "persistent = {}", p.as_secs());
         }

@@ -47,7 +47,8 @@
 //! [[virtual]]
 //! address = "192.168.6.240:80"   # VIP:port; IPv6 "[2001:db8::5]:80"; port 0: every port
 //! protocol = "tcp"          # tcp | udp (default tcp, udp for port 53)
-//! scheduler = "wrr"         # wrr | rr | sh
+//! scheduler = "wrr"         # wrr | rr | sh | mh
+//! schedflags = "mh-port,mh-fallback"  # mh only (ipvsadm -b): hash the port too; skip unusable reals
 //! persistent = 600          # seconds; omit for no persistence
 //! netmask = "255.255.255.255"   # persistence granularity: dotted quad or prefix length
 //! fallback = "127.0.0.1:80" # this service's sorry server (overrides the global one)
@@ -220,6 +221,7 @@ struct TomlVirtual {
     address: Spanned<String>,
     protocol: S<String>,
     scheduler: S<String>,
+    schedflags: S<String>,
     persistent: S<u64>,
     netmask: S<StrOrInt>,
     fallback: S<String>,
@@ -341,6 +343,7 @@ impl TomlFile {
                 let mut rv = RawVirtual::new(l.val(v.address), None);
                 rv.protocol = l.opt(v.protocol);
                 rv.scheduler = l.opt(v.scheduler);
+                rv.schedflags = l.opt(v.schedflags);
                 rv.persistent = l.opt(v.persistent);
                 rv.netmask = l.opt_string(v.netmask);
                 rv.fallback = l.opt(v.fallback);

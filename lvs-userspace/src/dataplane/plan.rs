@@ -31,6 +31,9 @@ pub struct DestPlan {
     pub addr: IpAddr,
     /// Weight; 0 keeps established flows but takes no new ones (quiescent).
     pub weight: u32,
+    /// The weight it has when up (IPVS's last weight): its share of an `mh` service's Maglev
+    /// table, which a real quiesced by its checks keeps, so no other real's flows move.
+    pub table_weight: u32,
     /// Where its packets go.
     pub target: Target,
 }

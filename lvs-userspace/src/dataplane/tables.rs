@@ -27,6 +27,7 @@ use lvs_common::{
 };
 
 use super::{
+    maglev,
     plan::{DestPlan, ServicePlan, Target, ip_of, kernel_addr},
     ring::{self, RingKind, Weighted},
     stats::{Stats, StatsError},
@@ -383,19 +384,11 @@ impl Tables {
         }
 
         // 2. The new ring, into the ring not in use, only the slots that differ.
-        let kind = match plan.scheduler {
-            Scheduler::Rr => RingKind::RoundRobin,
-            Scheduler::Wrr | Scheduler::Sh => RingKind::Weighted,
+        let ring = match plan.scheduler {
+            Scheduler::Mh(_) => maglev_table(plan, &ids),
+            Scheduler::Rr => weighted_ring(RingKind::RoundRobin, plan, &ids),
+            Scheduler::Wrr | Scheduler::Sh => weighted_ring(RingKind::Weighted, plan, &ids),
         };
-        let weighted: Vec<Weighted> = plan
-            .dests
-            .iter()
-            .map(|d| Weighted {
-                id: ids[&(d.addr, Role::Real)],
-                weight: d.weight,
-            })
-            .collect();
-        let ring = ring::build(kind, &weighted);
         let live = (state.value.ring_gen & 1) as usize;
         let live_ring = &state.rings[live][..state.value.ring_len as usize];
         let ring_changed = live_ring != ring.as_slice();
@@ -405,11 +398,11 @@ impl Tables {
                 service_flags::PERSISTENT
             } else {
                 0
-            },
-            scheduler: if plan.scheduler == Scheduler::Sh {
-                sched::SOURCE_HASH
-            } else {
-                sched::RING_WALK
+            } | mh_flags(plan.scheduler),
+            scheduler: match plan.scheduler {
+                Scheduler::Sh => sched::SOURCE_HASH,
+                Scheduler::Mh(_) => sched::MAGLEV,
+                _ => sched::RING_WALK,
             },
             ring_gen: state.value.ring_gen,
             ring_len: state.value.ring_len,
@@ -503,6 +496,56 @@ impl Tables {
 }
 
 /// The slot value for a destination plan.
+/// The ring of a ring scheduler (`kind`), from the reals' weights in config order.
+fn weighted_ring(
+    kind: RingKind,
+    plan: &ServicePlan,
+    ids: &BTreeMap<(IpAddr, Role), u32>,
+) -> Vec<u32> {
+    let weighted: Vec<Weighted> = plan
+        .dests
+        .iter()
+        .map(|d| Weighted {
+            id: ids[&(d.addr, Role::Real)],
+            weight: d.weight,
+        })
+        .collect();
+    ring::build(kind, &weighted)
+}
+
+/// The Maglev table of an `mh` service: every real present, by the weight it has when up; empty
+/// (so new flows go to the fallback) while no real takes new connections.
+fn maglev_table(plan: &ServicePlan, ids: &BTreeMap<(IpAddr, Role), u32>) -> Vec<u32> {
+    if plan.dests.iter().all(|d| d.weight == 0) {
+        return Vec::new();
+    }
+    let members: Vec<maglev::Member> = plan
+        .dests
+        .iter()
+        .map(|d| maglev::Member {
+            addr: d.addr,
+            id: ids[&(d.addr, Role::Real)],
+            weight: d.table_weight.max(d.weight),
+        })
+        .collect();
+    maglev::build(&members)
+}
+
+/// The kernel's flag bits for the scheduler's flags.
+fn mh_flags(s: Scheduler) -> u32 {
+    match s {
+        Scheduler::Mh(f) => {
+            (if f.port { service_flags::MH_PORT } else { 0 })
+                | (if f.fallback {
+                    service_flags::MH_FALLBACK
+                } else {
+                    0
+                })
+        }
+        _ => 0,
+    }
+}
+
 fn dest_value(d: &DestPlan, service: u32, generation: u32) -> Dest {
     let mut flags = dest_flags::VALID;
     if d.weight > 0 {

@@ -141,6 +141,7 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
         .map(|i| DestPlan {
             addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i)),
             weight: u32::from(4 - i),
+            table_weight: u32::from(4 - i),
             target: Target::Remote {
                 mac: [2, 0xaa, 0, 0, 0, i],
                 src_mac: DIRECTOR_MAC,
