@@ -159,6 +159,7 @@ fn main() -> Result<()> {
         persistence: None,
         dests: reals,
         fallback: None,
+        aliases: Vec::new(),
     };
     dp.tables.apply(std::slice::from_ref(&plan))?;
     let first_real = dp
