@@ -129,12 +129,15 @@ pub fn derive(config: &mut Config, rules: &HostRules) -> Result<(), ConfigError>
         // A rule whose mark is computed (`meta mark set ct mark`...) may set any mark.
         for r in rules.rules.iter().filter(|r| r.mark == 0) {
             let why = r.matches.as_ref().err().cloned().unwrap_or_default();
-            config.warnings.push(format!(
-                "{}: virtual: the rule `{}` is not read: {why}; lvs cannot tell which packets \
+            push_once(
+                &mut config.warnings,
+                format!(
+                    "{}: virtual: the rule `{}` is not read: {why}; lvs cannot tell which packets \
                  it marks",
-                config.source.display(),
-                r.text
-            ));
+                    config.source.display(),
+                    r.text
+                ),
+            );
         }
     }
     for v in &mut config.virtuals {
@@ -278,8 +281,17 @@ fn check_disjoint(config: &mut Config) -> Result<(), ConfigError> {
             }
         }
     }
-    config.warnings.extend(warnings);
+    for w in warnings {
+        push_once(&mut config.warnings, w);
+    }
     Ok(())
+}
+
+/// Adds a warning not yet there (the rules are derived again on every poll).
+fn push_once(warnings: &mut Vec<String>, w: String) {
+    if !warnings.contains(&w) {
+        warnings.push(w);
+    }
 }
 
 #[cfg(test)]
