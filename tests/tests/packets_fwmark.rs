@@ -142,3 +142,46 @@ fn a_key_leaves_and_comes_back_with_the_rules() {
         assert_eq!(to(&mut dp, &f), None);
     }
 }
+
+/// A bpffs of the test's own, unmounted on drop.
+struct Bpffs(std::path::PathBuf);
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        lvs::lab::unmount_bpffs(&self.0);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_restarted_agent_adopts_a_mark_with_its_keys() {
+    pin_to_one_cpu();
+    let dir = std::env::temp_dir().join(format!("lvs-fwmark-adopt-{}", std::process::id()));
+    lvs::lab::mount_bpffs(&dir).expect("mounting a bpffs");
+    let bpffs = Bpffs(dir);
+    let pins = bpffs.0.join("lvs/test");
+    let plan = marked(&ALL);
+    let https = |port| Frame::tcp(client(5), port, VIP, 443, SYN).build();
+    let (sid, first) = {
+        let mut dp = Dataplane::load_pinned(&pins).expect("load with pins");
+        dp.set_own_macs(&[DIRECTOR_MAC]).unwrap();
+        dp.tables.apply(std::slice::from_ref(&plan)).unwrap();
+        let first = to(&mut dp, &https(30000)).unwrap();
+        (dp.tables.service_id(&plan.key()).unwrap(), first)
+    };
+    // As a restarted agent: three keys of one service in the pinned map are one service,
+    // found under the key the config gives (its first), with the same id.
+    let mut dp = Dataplane::load_pinned(&pins).expect("load with pins again");
+    dp.set_own_macs(&[DIRECTOR_MAC]).unwrap();
+    assert!(dp.adopted());
+    assert_eq!(dp.tables.service_id(&plan.key()), Some(sid));
+    dp.tables.apply(std::slice::from_ref(&plan)).unwrap();
+    assert_eq!(dp.tables.service_id(&plan.key()), Some(sid));
+    // Persistence held across the restart, on another key of the mark.
+    let web = Frame::tcp(client(5), 30001, VIP, 80, SYN).build();
+    assert_eq!(to(&mut dp, &web), Some(first));
+    // The aliases are known as such: dropping one removes it.
+    dp.tables.apply(&[marked(&ALL[1..])]).unwrap();
+    assert_eq!(to(&mut dp, &https(30002)), None);
+    dp.release(true).unwrap();
+}
