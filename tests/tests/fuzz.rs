@@ -76,6 +76,7 @@ fn plans() -> Vec<ServicePlan> {
             persistence: (i == 2).then_some((300, 64)),
             dests: reals(),
             fallback: None,
+            aliases: Vec::new(),
         })
         .collect()
 }

@@ -77,6 +77,7 @@ fn service(vip: IpAddr, port: u16, protocol: Protocol, dests: Vec<DestPlan>) -> 
         persistence: None,
         dests,
         fallback: None,
+        aliases: Vec::new(),
     }
 }
 

@@ -51,6 +51,7 @@ fn service(port: u16, protocol: Protocol) -> ServicePlan {
         persistence: None,
         dests: vec![real(1), real(2), real(3)],
         fallback: None,
+        aliases: Vec::new(),
     }
 }
 

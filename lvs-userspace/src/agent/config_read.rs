@@ -51,6 +51,9 @@ pub(super) enum ReadWhy {
     Signal,
     /// The autoreload poll: read only when its stamp changed since `known`.
     Poll,
+    /// The firewall-mark poll: the running config's marks derived again from the host's
+    /// rules (the file is not read).
+    Rules,
 }
 
 /// Reads the config file on a thread of its own (never on the loop that applies health
@@ -81,6 +84,30 @@ pub(super) fn read_off_loop(
         });
     if let Err(e) = spawned {
         tracing::error!("reload not started: cannot start a thread to read the config: {e}");
+    }
+}
+
+/// Derives the firewall-mark services of `config` again from the host's rules, on a thread
+/// of its own (the tools it runs could hang), and sends the result to `done` as a read of
+/// why [`ReadWhy::Rules`].
+pub(super) fn rules_off_loop(
+    config: Config,
+    stamp: Option<FileStamp>,
+    done: tokio::sync::mpsc::Sender<ReadOutcome>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("fwmark-rules".into())
+        .spawn(move || {
+            let mut config = config;
+            let result = config::fwmark::apply_host_rules(&mut config).map(|()| config);
+            let _ = done.blocking_send(ReadOutcome::Read {
+                why: ReadWhy::Rules,
+                stamp,
+                result: Box::new(result),
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start a thread to read the firewall-mark rules: {e}");
     }
 }
 

@@ -67,6 +67,13 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
         }),
         dests,
         fallback,
+        // A firewall-mark service: its first match is `vip`, the others lead to it too.
+        aliases: v
+            .fwmark
+            .iter()
+            .flat_map(|f| f.matches.iter().skip(1))
+            .map(|m| (m.vip, m.protocol))
+            .collect(),
     }
 }
 

@@ -27,7 +27,9 @@ use std::{
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::{
-    config_read::{FileStamp, READ_STUCK_AFTER, ReadOutcome, ReadWhy, read_off_loop, stamp},
+    config_read::{
+        FileStamp, READ_STUCK_AFTER, ReadOutcome, ReadWhy, read_off_loop, rules_off_loop, stamp,
+    },
     desired::Knowledge,
     neighbours::{Neighbours, TargetUpdate},
 };
@@ -454,6 +456,10 @@ pub async fn run(
     let (read_tx, mut read_done) = tokio::sync::mpsc::channel::<ReadOutcome>(1);
     let mut reading: Option<(Instant, bool)> = None;
     let mut hup_waiting = false;
+    // Firewall-mark services: when the host's rules were last read, and the last refusal
+    // (logged once, not on every poll).
+    let mut rules_read = Instant::now();
+    let mut rules_refused: Option<String> = None;
 
     let result = loop {
         tokio::select! {
@@ -487,6 +493,28 @@ pub async fn run(
                 }
                 match outcome {
                     ReadOutcome::Unchanged => continue,
+                    ReadOutcome::Read { why: ReadWhy::Rules, result, .. } => {
+                        match *result {
+                            Ok(c) if c.virtuals == agent.config.virtuals => {
+                                rules_refused = None;
+                                continue;
+                            }
+                            Ok(c) => {
+                                rules_refused = None;
+                                tracing::info!("the host's firewall-mark rules changed: reloading");
+                                agent.reload(Ok(c)).await;
+                            }
+                            Err(e) => {
+                                let e = e.to_string();
+                                if rules_refused.as_ref() != Some(&e) {
+                                    agent.counters.reload_failures += 1;
+                                    tracing::error!("the host's firewall-mark rules changed and cannot be used; the running config stays in force: {e}");
+                                    rules_refused = Some(e);
+                                }
+                                continue;
+                            }
+                        }
+                    }
                     ReadOutcome::Read { why, stamp, result } => {
                         if why == ReadWhy::Poll {
                             tracing::info!("{} changed: reloading", agent.config_path.display());
@@ -525,6 +553,11 @@ pub async fn run(
                         );
                     }
                     Some(_) => {}
+                    None if config::fwmark::has_fwmark(&agent.config) && rules_read.elapsed() >= config::fwmark::POLL_EVERY => {
+                        rules_read = Instant::now();
+                        rules_off_loop(agent.config.clone(), agent.config_stamp, read_tx.clone());
+                        reading = Some((Instant::now(), false));
+                    }
                     None if agent.config.globals.autoreload => {
                         read_off_loop(agent.config_path.clone(), agent.config_format, ReadWhy::Poll, agent.config_stamp, read_tx.clone());
                         reading = Some((Instant::now(), false));

@@ -13,14 +13,15 @@
 //! the other non-LVS blocks are skipped (keepalived keeps doing VRRP), with one warning.
 
 use std::{
-    net::IpAddr,
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
 };
 
 use super::{
-    Config, ConfigError, Location,
+    Config, ConfigError, ConnTimeouts, Location, MAX_VIRTUALS,
     keepalived_lex::{self, Stmt},
-    raw::{RawConfig, RawVirtual, Val, resolve},
+    raw::{Family, RawConfig, RawVirtual, Val, resolve},
 };
 
 /// Schedulers lvs implements, for messages.
@@ -39,22 +40,28 @@ pub fn parse_with_id(path: &Path, text: &str, config_id: &str) -> Result<Config,
     let mut m = Mapper {
         warnings: parsed.warnings,
         skipped: Vec::new(),
+        groups: HashMap::new(),
+        timeouts: None,
     };
+    // Groups first: a virtual_server may name one defined further down.
+    for s in parsed
+        .stmts
+        .iter()
+        .filter(|s| s.key() == "virtual_server_group")
+    {
+        m.virtual_server_group(s)?;
+    }
     let mut virtuals: Vec<(PathBuf, RawVirtual)> = Vec::new();
     for s in &parsed.stmts {
         match s.key() {
-            "virtual_server" => {
-                if let Some(v) = m.virtual_server(s)? {
-                    virtuals.push(v);
-                }
-            }
+            "virtual_server" => virtuals.extend(m.virtual_server(s)?),
+            "virtual_server_group" => {}
             "global_defs" => m.global_defs(s)?,
             k if k.starts_with("vrrp_")
                 || k.starts_with("static_")
                 || matches!(
                     k,
-                    "virtual_server_group"
-                        | "linkbeat_interfaces"
+                    "linkbeat_interfaces"
                         | "track_file"
                         | "track_process"
                         | "bfd_instance"
@@ -95,6 +102,9 @@ pub fn parse_with_id(path: &Path, text: &str, config_id: &str) -> Result<Config,
             ..RawConfig::default()
         },
     )?;
+    if let Some(t) = m.timeouts {
+        config.globals.timeouts = t;
+    }
     for (file, v) in virtuals {
         let one = resolve(
             &file,
@@ -114,6 +124,29 @@ struct Mapper {
     warnings: Vec<String>,
     /// Non-LVS blocks skipped: keyword and place.
     skipped: Vec<(String, Location)>,
+    /// `virtual_server_group`s by name.
+    groups: HashMap<String, Vec<Member>>,
+    /// `lvs_timeouts` of `global_defs`.
+    timeouts: Option<ConnTimeouts>,
+}
+
+/// What a `virtual_server` stands for: an address with its port (none: every port), or a
+/// firewall mark (with its family when the group entry gives one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Member {
+    Addr(String, Option<u16>),
+    Fwmark(u32, Option<Family>),
+}
+
+/// A firewall mark as keepalived takes it.
+fn fwmark(s: &Stmt, m: &str) -> Result<u32, ConfigError> {
+    m.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
+        bad(
+            &s.loc,
+            s.key(),
+            format!("`{m}` is not a firewall mark (1 to 4294967295)"),
+        )
+    })
 }
 
 fn bad(loc: &Location, key: &str, reason: impl Into<String>) -> ConfigError {
@@ -194,6 +227,85 @@ fn endpoint(s: &Stmt, ip: &str, port: u16) -> Result<String, ConfigError> {
     })
 }
 
+/// The addresses of a group entry: `IP`, `IP-LAST` (the last byte, or IPv6's last group, up
+/// to LAST), `IP-IP` or `IP/LEN`.
+fn group_addresses(s: &Stmt, a: &str) -> Result<Vec<IpAddr>, ConfigError> {
+    let no = |why: &str| bad(&s.loc, "virtual_server_group", format!("`{a}`: {why}"));
+    let too_many = || no(&format!("more than {MAX_VIRTUALS} addresses"));
+    if let Some((ip, len)) = a.split_once('/') {
+        let ip: IpAddr = ip.parse().map_err(|_| no("not an address"))?;
+        let bits = if ip.is_ipv4() { 32 } else { 128 };
+        let len: u32 = len
+            .parse()
+            .ok()
+            .filter(|&l| l <= bits)
+            .ok_or_else(|| no("bad prefix length"))?;
+        if bits - len > 8 {
+            return Err(too_many());
+        }
+        let n = 1u32 << (bits - len);
+        return Ok(match ip {
+            IpAddr::V4(v) => {
+                let base = u32::from(v) & u32::MAX.checked_shl(32 - len).unwrap_or(0);
+                (0..n)
+                    .map(|i| IpAddr::V4(Ipv4Addr::from(base + i)))
+                    .collect()
+            }
+            IpAddr::V6(v) => {
+                let base = u128::from(v) & u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                (0..n)
+                    .map(|i| IpAddr::V6(Ipv6Addr::from(base + u128::from(i))))
+                    .collect()
+            }
+        });
+    }
+    let Some((first, last)) = a.split_once('-') else {
+        return Ok(vec![a.parse().map_err(|_| {
+            no("not an address (keepalived takes addresses, not names)")
+        })?]);
+    };
+    let first: IpAddr = first.parse().map_err(|_| no("not an address range"))?;
+    let (lo, hi): (u128, u128) = match first {
+        IpAddr::V4(v) => {
+            let lo = u32::from(v);
+            let hi = match last.parse::<IpAddr>() {
+                Ok(IpAddr::V4(l)) => u32::from(l),
+                _ => {
+                    (lo & !0xff)
+                        | last.parse::<u8>().map_err(|_| no("not an address range"))? as u32
+                }
+            };
+            (lo.into(), hi.into())
+        }
+        IpAddr::V6(v) => {
+            let lo = u128::from(v);
+            let hi = match last.parse::<IpAddr>() {
+                Ok(IpAddr::V6(l)) => u128::from(l),
+                _ => {
+                    (lo & !0xffff)
+                        | u128::from(
+                            u16::from_str_radix(last, 16)
+                                .map_err(|_| no("not an address range"))?,
+                        )
+                }
+            };
+            (lo, hi)
+        }
+    };
+    if hi < lo {
+        return Err(no("the range ends before it starts"));
+    }
+    if hi - lo >= MAX_VIRTUALS as u128 {
+        return Err(too_many());
+    }
+    Ok((lo..=hi)
+        .map(|n| match first {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(n as u32)),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(n)),
+        })
+        .collect())
+}
+
 fn port(s: &Stmt, p: &str) -> Result<u16, ConfigError> {
     p.parse()
         .map_err(|_| bad(&s.loc, s.key(), format!("`{p}` is not a port number")))
@@ -224,17 +336,109 @@ fn method(s: &Stmt) -> Result<(), ConfigError> {
 
 impl Mapper {
     fn warn(&mut self, loc: &Location, key: &str, why: &str) {
-        self.warnings.push(format!("{loc}: {key}: {why}"));
+        // A group's services share their block: one warning per line.
+        let w = format!("{loc}: {key}: {why}");
+        if !self.warnings.contains(&w) {
+            self.warnings.push(w);
+        }
+    }
+
+    /// `virtual_server_group NAME { IP [PORT]; IP-RANGE [PORT]; CIDR [PORT]; fwmark N [inet|inet6] }`.
+    fn virtual_server_group(&mut self, s: &Stmt) -> Result<(), ConfigError> {
+        let name = one_arg(s)?.to_string();
+        let mut members = Vec::new();
+        for i in s.block.iter().flatten() {
+            let words: Vec<&str> = std::iter::once(i.key())
+                .chain(i.args().iter().map(String::as_str))
+                .collect();
+            match words.as_slice() {
+                ["fwmark", m, rest @ ..] => {
+                    let fam = match rest {
+                        [] => None,
+                        ["inet"] => Some(Family::V4),
+                        ["inet6"] => Some(Family::V6),
+                        _ => return Err(bad(&i.loc, "fwmark", "expected `fwmark N [inet|inet6]`")),
+                    };
+                    members.push(Member::Fwmark(fwmark(i, m)?, fam));
+                }
+                [addrs, rest @ ..] => {
+                    let p = match rest {
+                        [] => None,
+                        [p] => Some(port(i, p)?),
+                        _ => {
+                            return Err(bad(
+                                &i.loc,
+                                "virtual_server_group",
+                                "expected `IP [PORT]`, `IP-RANGE [PORT]`, `CIDR [PORT]` or \
+                                 `fwmark N`",
+                            ));
+                        }
+                    };
+                    for ip in group_addresses(i, addrs)? {
+                        members.push(Member::Addr(ip.to_string(), p));
+                    }
+                }
+                [] => {}
+            }
+            if members.len() > MAX_VIRTUALS {
+                return Err(bad(
+                    &i.loc,
+                    "virtual_server_group",
+                    format!(
+                        "more than {MAX_VIRTUALS} members: each is a virtual service, and lvs \
+                         handles at most {MAX_VIRTUALS}"
+                    ),
+                ));
+            }
+        }
+        if self.groups.insert(name.clone(), members).is_some() {
+            return Err(bad(
+                &s.loc,
+                "virtual_server_group",
+                format!("a group `{name}` is already defined"),
+            ));
+        }
+        Ok(())
     }
 
     fn global_defs(&mut self, s: &Stmt) -> Result<(), ConfigError> {
         for i in s.block.iter().flatten() {
             match i.key() {
-                "lvs_timeouts" => self.warn(
-                    &i.loc,
-                    i.key(),
-                    "ignored: lvs keeps its own flow timeouts (see the README)",
-                ),
+                "lvs_timeouts" => {
+                    // `tcp S`, `tcpfin S`, `udp S`, any of them; the others unchanged.
+                    let mut t = self.timeouts.unwrap_or_default();
+                    let args = i.args();
+                    if args.is_empty() || args.len() % 2 != 0 {
+                        return Err(bad(
+                            &i.loc,
+                            i.key(),
+                            "expected `[tcp S] [tcpfin S] [udp S]`",
+                        ));
+                    }
+                    for pair in args.chunks(2) {
+                        let secs: u32 =
+                            pair[1].parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                                bad(
+                                    &i.loc,
+                                    i.key(),
+                                    format!("`{}` is not a number of seconds", pair[1]),
+                                )
+                            })?;
+                        match pair[0].as_str() {
+                            "tcp" => t.tcp = secs,
+                            "tcpfin" => t.tcpfin = secs,
+                            "udp" => t.udp = secs,
+                            o => {
+                                return Err(bad(
+                                    &i.loc,
+                                    i.key(),
+                                    format!("`{o}`: expected tcp, tcpfin or udp"),
+                                ));
+                            }
+                        }
+                    }
+                    self.timeouts = Some(t);
+                }
                 "lvs_sync_daemon" | "lvs_sync_daemon_interface" => self.warn(
                     &i.loc,
                     i.key(),

@@ -470,16 +470,190 @@ fn several_checkers_on_one_real() {
     );
 }
 
+/// Reals of every test service below: two, TCP-checked.
+const REALS: &str = "  real_server 10.0.1.2 80 {\n    TCP_CHECK {\n    }\n  }\n  \
+                     real_server 10.0.1.3 80 {\n    TCP_CHECK {\n    }\n  }\n";
+
 #[test]
-fn fwmark_group_and_other_blocks() {
+fn fwmark_services() {
+    // A firewall mark: its matches come from the host's rules (config::fwmark).
+    let c = ok(&format!(
+        "virtual_server fwmark 80 {{\n{BASE}\n  persistence_timeout 600\n{REALS}}}\n"
+    ));
+    let v = &c.virtuals[0];
+    let f = v.fwmark.as_ref().unwrap();
+    assert_eq!((f.mark, f.v6), (80, false));
+    assert_eq!(v.persistent, Some(Duration::from_secs(600)));
+    assert_eq!(v.reals.len(), 2);
+    // `protocol` means nothing for a mark (keepalived: a warning).
     assert!(
-        err("virtual_server fwmark 3 {\n}\n")
-            .starts_with("k.conf:1: virtual_server: firewall-mark services")
+        c.warnings
+            .iter()
+            .any(|w| w.starts_with("k.conf:4: protocol: ignored for a firewall-mark service")),
+        "{:?}",
+        c.warnings
     );
+    // ip_family inet6: an IPv6 mark.
+    let c = ok(
+        "virtual_server fwmark 5 {\n  lb_algo rr\n  lb_kind DR\n  ip_family inet6\n  \
+         real_server 2001:db8::2 80 {\n  }\n}\n",
+    );
+    assert!(c.virtuals[0].fwmark.as_ref().unwrap().v6);
     assert!(
-        err("virtual_server group G {\n}\n")
-            .starts_with("k.conf:1: virtual_server: virtual_server group is not supported yet")
+        err("virtual_server fwmark 0 {\n}\n")
+            .starts_with("k.conf:1: virtual_server: `0` is not a firewall mark")
     );
+    // lvs convert writes it as TOML's fwmark:N, read back the same.
+    let c = ok(&format!("virtual_server fwmark 80 {{\n{BASE}\n{REALS}}}\n"));
+    let back = toml::parse_str(Path::new("c.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(back.virtuals[0].fwmark, c.virtuals[0].fwmark);
+}
+
+#[test]
+fn virtual_server_groups() {
+    // A group stands for each of its members (one IPVS service each, in keepalived): ranges
+    // of the last byte, full ranges, prefixes, single addresses, with or without a port, and
+    // marks; defined before or after the virtual_server naming it.
+    let text = format!(
+        "virtual_server group WEB {{\n{BASE}\n  persistence_timeout 60\n{REALS}}}\n\
+         virtual_server_group WEB {{\n  10.0.0.1-3 80\n  10.0.0.10-10.0.0.11 443\n  \
+         10.0.0.20/31 8080\n  10.0.0.30\n  fwmark 7\n}}\n"
+    );
+    let c = ok(&text);
+    let got: Vec<String> = c
+        .virtuals
+        .iter()
+        .map(|v| match &v.fwmark {
+            Some(f) => format!("fwmark {}", f.mark),
+            None => v.vip.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "10.0.0.1:80",
+            "10.0.0.2:80",
+            "10.0.0.3:80",
+            "10.0.0.10:443",
+            "10.0.0.11:443",
+            "10.0.0.20:8080",
+            "10.0.0.21:8080",
+            "10.0.0.30:0",
+            "fwmark 7"
+        ]
+    );
+    for v in &c.virtuals {
+        assert_eq!(v.location.line, 1);
+        assert_eq!(v.reals.len(), 2);
+        assert_eq!(v.persistent, Some(Duration::from_secs(60)));
+    }
+    // One warning per line, not one per member.
+    let n = c.warnings.len();
+    let mut dedup = c.warnings.clone();
+    dedup.dedup();
+    assert_eq!(dedup.len(), n, "{:?}", c.warnings);
+    // IPv6 ranges: the last group, in hex.
+    let c = ok(&format!(
+        "virtual_server_group G6 {{\n  2001:db8::a-c 80\n}}\nvirtual_server group G6 {{\n{BASE}\n  \
+         real_server 2001:db8::2 80 {{\n  }}\n}}\n"
+    ));
+    assert_eq!(c.virtuals.len(), 3);
+    assert_eq!(c.virtuals[2].vip, sa("[2001:db8::c]:80"));
+    // Mistakes, named at their line.
+    for (text, want) in [
+        (
+            "virtual_server group NONE {\n}\n".to_string(),
+            "k.conf:1: virtual_server: no virtual_server_group `NONE` is defined",
+        ),
+        (
+            "virtual_server_group G {\n  10.0.0.5-1 80\n}\n".to_string(),
+            "k.conf:2: virtual_server_group: `10.0.0.5-1`: the range ends before it starts",
+        ),
+        (
+            "virtual_server_group G {\n  10.0.0.0/16 80\n}\n".to_string(),
+            "k.conf:2: virtual_server_group: `10.0.0.0/16`: more than 256 addresses",
+        ),
+        (
+            "virtual_server_group G {\n  www.example.com 80\n}\n".to_string(),
+            "k.conf:2: virtual_server_group: `www.example.com`: not an address",
+        ),
+        (
+            "virtual_server_group G {\n}\nvirtual_server_group G {\n}\n".to_string(),
+            "k.conf:3: virtual_server_group: a group `G` is already defined",
+        ),
+    ] {
+        let e = err(&text);
+        assert!(e.starts_with(want), "{e}");
+    }
+    // An empty group: its virtual_server is ignored, as keepalived does.
+    let c = ok(&format!(
+        "virtual_server_group E {{\n}}\nvirtual_server group E {{\n{BASE}\n{REALS}}}\n"
+    ));
+    assert!(c.virtuals.is_empty());
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.starts_with("k.conf:3: virtual_server: its group has no member"))
+    );
+}
+
+#[test]
+fn lvs_timeouts_set_the_connection_timeouts() {
+    let c = ok(&format!(
+        "global_defs {{\n  lvs_timeouts tcp 7200 udp 60\n}}\n{}",
+        vs(BASE, "")
+    ));
+    assert_eq!(
+        c.globals.timeouts,
+        ConnTimeouts {
+            tcp: 7200,
+            tcpfin: 120,
+            udp: 60
+        }
+    );
+    let back = toml::parse_str(Path::new("c.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(back.globals.timeouts, c.globals.timeouts);
+    for (line, want) in [
+        (
+            "lvs_timeouts tcp",
+            "k.conf:2: lvs_timeouts: expected `[tcp S] [tcpfin S] [udp S]`",
+        ),
+        (
+            "lvs_timeouts tcp x",
+            "k.conf:2: lvs_timeouts: `x` is not a number of seconds",
+        ),
+        (
+            "lvs_timeouts sctp 5",
+            "k.conf:2: lvs_timeouts: `sctp`: expected tcp, tcpfin or udp",
+        ),
+    ] {
+        let e = err(&format!("global_defs {{\n  {line}\n}}\n"));
+        assert!(e.starts_with(want), "{e}");
+    }
+}
+
+#[test]
+fn a_real_listed_twice_is_kept_once_with_a_warning() {
+    let c = ok(&format!(
+        "virtual_server 10.0.0.1 80 {{\n{BASE}\n{REALS}  real_server 10.0.1.2 80 {{\n  }}\n}}\n"
+    ));
+    assert_eq!(c.virtuals[0].reals.len(), 2);
+    assert!(
+        c.warnings.iter().any(|w| w.starts_with(
+            "k.conf:13: real_server: 10.0.1.2:80 is listed twice in this virtual_server (first at line 5)"
+        )),
+        "{:?}",
+        c.warnings
+    );
+    // Odd indentation and braces on their own lines read as keepalived reads them.
+    let c = ok(
+        "virtual_server 10.0.0.1 80\n{\nlb_algo rr\n        lb_kind DR\n\tprotocol TCP\n  real_server 10.0.1.2 80\n  {\n      TCP_CHECK\n{\n}\n}\n}\n",
+    );
+    assert_eq!(c.virtuals[0].reals.len(), 1);
+}
+
+#[test]
+fn other_blocks() {
     let text = format!(
         "global_defs {{\n  router_id A\n  lvs_timeouts tcp 900\n}}\nvrrp_instance V {{\n  state MASTER\n}}\n\
          vrrp_script s {{\n}}\nstatic_routes {{\n}}\n{}virtual_server 10.0.0.9 80 {{\n{BASE}\n}}\n",
@@ -500,11 +674,7 @@ fn fwmark_group_and_other_blocks() {
         c.warnings.iter().filter(|w| w.contains("skipped")).count(),
         1
     );
-    assert!(
-        c.warnings
-            .iter()
-            .any(|w| w.starts_with("k.conf:3: lvs_timeouts: ignored"))
-    );
+    assert_eq!(c.globals.timeouts.tcp, 900);
     assert!(
         c.warnings
             .iter()
@@ -567,7 +737,7 @@ type Outcome = Result<usize, (usize, &'static str)>;
 #[test]
 fn corpus() {
     let nat = "lb_kind: NAT forwarding is not yet supported";
-    let group = "virtual_server: virtual_server group is not supported yet";
+    let fnat = "lb_kind: FNAT forwarding is not yet supported";
     let expected: &[(&str, Outcome)] = &[
         ("001.conf", Err((16, nat))),
         ("002.conf", Err((33, nat))),
@@ -579,9 +749,9 @@ fn corpus() {
         ("005.conf", Err((6, nat))),
         ("006.conf", Err((38, nat))),
         ("007.conf", Err((48, nat))),
-        // DPVS's fork: a group of VIPs (and FNAT further on).
-        ("008.conf", Err((41, group))),
-        ("009.conf", Err((45, group))),
+        // DPVS's fork: a group of VIPs, read; its FNAT is not.
+        ("008.conf", Err((44, fnat))),
+        ("009.conf", Err((48, fnat))),
         ("010.conf", Ok(1)),
         ("011.conf", Ok(1)),
         ("012.conf", Ok(1)),
@@ -591,7 +761,7 @@ fn corpus() {
             Err((15, "lb_algo: scheduler `lc` is not supported")),
         ),
         ("015.conf", Ok(1)),
-        ("016.conf", Err((9, group))),
+        ("016.conf", Err((12, nat))),
         ("017.conf", Ok(1)),
         (
             "018.conf",
@@ -606,7 +776,10 @@ fn corpus() {
             "024.conf",
             Err((29, "lb_algo: scheduler `loadbalance` is not supported")),
         ),
-        ("025.conf", Err((5, group))),
+        (
+            "025.conf",
+            Err((7, "lb_algo: scheduler `wlc` is not supported")),
+        ),
         ("026.conf", Ok(1)),
         (
             "027.conf",

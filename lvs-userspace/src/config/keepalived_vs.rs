@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 
-use super::{Mapper, SCHEDULERS, bad, boolean, endpoint, method, number, one_arg, port, timer};
+use super::{
+    Mapper, Member, SCHEDULERS, bad, boolean, endpoint, fwmark, method, number, one_arg, port,
+    timer,
+};
 use crate::config::{
     ConfigError, Location,
     keepalived_lex::Stmt,
-    raw::{RawReal, RawVirtual, Val},
+    raw::{Family, RawReal, RawVirtual, Val},
 };
 
 /// The check settings that keepalived inherits: checker ← real_server ← virtual_server.
@@ -50,31 +53,27 @@ const CHECKERS_REFUSED: &[(&str, &str)] = &[
 ];
 
 impl Mapper {
-    /// One `virtual_server` block: `None` when keepalived would ignore it (no real server).
+    /// One `virtual_server` block: one raw service per address it stands for (a `group`
+    /// stands for each member of its `virtual_server_group`); none when keepalived would
+    /// ignore it (no real server, an empty group).
     pub(super) fn virtual_server(
         &mut self,
         s: &Stmt,
-    ) -> Result<Option<(PathBuf, RawVirtual)>, ConfigError> {
-        let (vip, vport) = match s.args() {
-            [kind, _] if kind == "fwmark" => {
-                return Err(bad(
-                    &s.loc,
-                    "virtual_server",
-                    "firewall-mark services (virtual_server fwmark N) are not supported yet: \
-                     XDP runs before netfilter marks packets; write one virtual_server IP PORT \
-                     per service",
-                ));
-            }
-            [kind, _] if kind == "group" => {
-                return Err(bad(
-                    &s.loc,
-                    "virtual_server",
-                    "virtual_server group is not supported yet: write one virtual_server IP PORT \
-                     per address of the group",
-                ));
-            }
-            [ip, p] => (ip.as_str(), Some(port(s, p)?)),
-            [ip] => (ip.as_str(), None),
+    ) -> Result<Vec<(PathBuf, RawVirtual)>, ConfigError> {
+        let members: Vec<Member> = match s.args() {
+            [kind, m] if kind == "fwmark" => vec![Member::Fwmark(fwmark(s, m)?, None)],
+            [kind, name] if kind == "group" => match self.groups.get(name.as_str()) {
+                Some(g) => g.clone(),
+                None => {
+                    return Err(bad(
+                        &s.loc,
+                        "virtual_server",
+                        format!("no virtual_server_group `{name}` is defined"),
+                    ));
+                }
+            },
+            [ip, p] => vec![Member::Addr(ip.clone(), Some(port(s, p)?))],
+            [ip] => vec![Member::Addr(ip.clone(), None)],
             _ => {
                 return Err(bad(
                     &s.loc,
@@ -82,6 +81,32 @@ impl Mapper {
                     "expected `virtual_server IP PORT`, `fwmark N` or `group NAME`",
                 ));
             }
+        };
+        if members.is_empty() {
+            self.warn(
+                &s.loc,
+                "virtual_server",
+                "its group has no member: ignored, as keepalived does",
+            );
+        }
+        let mut out = Vec::new();
+        for m in &members {
+            if let Some(v) = self.one_virtual(s, m)? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The service of `s` for one address (or mark) it stands for.
+    fn one_virtual(
+        &mut self,
+        s: &Stmt,
+        member: &Member,
+    ) -> Result<Option<(PathBuf, RawVirtual)>, ConfigError> {
+        let (vip, vport, mark) = match member {
+            Member::Addr(ip, p) => (ip.as_str(), *p, None),
+            Member::Fwmark(n, fam) => ("", Some(0), Some((*n, *fam))),
         };
         let line = s.loc.line;
         let mut timers = Timers::default();
@@ -96,6 +121,7 @@ impl Mapper {
         let mut sorry: Option<&Stmt> = None;
         let mut reals: Vec<&Stmt> = Vec::new();
         let mut mh_flags: Vec<(&str, usize)> = Vec::new();
+        let mut family: Option<Family> = mark.and_then(|(_, f)| f);
         for i in s.block.iter().flatten() {
             let k = i.key();
             match k {
@@ -119,6 +145,11 @@ impl Mapper {
                     kind = Some(i)
                 }
                 "protocol" => protocol = Some(i),
+                "ip_family" if mark.is_some() => match one_arg(i)? {
+                    "inet" => family = Some(Family::V4),
+                    "inet6" => family = Some(Family::V6),
+                    f => return Err(bad(&i.loc, k, format!("`{f}` is not inet or inet6"))),
+                },
                 "persistence_timeout" => {
                     // No value: 360 s; 0: not persistent (keepalived's meaning of both).
                     persist = match i.args() {
@@ -223,6 +254,16 @@ impl Mapper {
         }
 
         let proto = match protocol {
+            _ if mark.is_some() => {
+                if let Some(p) = protocol {
+                    self.warn(
+                        &p.loc,
+                        "protocol",
+                        "ignored for a firewall-mark service (its rules say which protocols)",
+                    );
+                }
+                "fwm"
+            }
             None => {
                 self.warn(
                     &s.loc,
@@ -271,6 +312,7 @@ impl Mapper {
         }
         let vport = match vport {
             Some(p) => p,
+            None if mark.is_some() => 0,
             None => {
                 if persist.is_none() {
                     self.warn(
@@ -290,7 +332,11 @@ impl Mapper {
             }
         }
         v.persistent = persist;
-        v.address = Val::new(endpoint(s, vip, vport)?, line);
+        v.address = match mark {
+            Some((n, _)) => Val::new(n.to_string(), line),
+            None => Val::new(endpoint(s, vip, vport)?, line),
+        };
+        v.family = family;
         if let Some(f) = sorry {
             let (ip, p) = match f.args() {
                 [ip] => (ip, vport),
@@ -302,7 +348,18 @@ impl Mapper {
 
         let mut read: Vec<Real> = Vec::new();
         for r in reals {
-            read.push(self.real_server(r, vport, weight, inhibit, &timers)?);
+            let real = self.real_server(r, vport, weight, inhibit, &timers)?;
+            // keepalived keeps one of a real listed twice; so does lvs: the first.
+            if let Some(first) = read.iter().find(|o| o.raw.address == real.raw.address) {
+                let why = format!(
+                    "{} is listed twice in this virtual_server (first at line {}): the second \
+                     is ignored",
+                    real.raw.address, first.loc.line
+                );
+                self.warn(&real.loc, "real_server", &why);
+                continue;
+            }
+            read.push(real);
         }
         let Some(first) = read.first() else {
             self.warn(

@@ -604,20 +604,29 @@ mod tests {
     }
 
     #[test]
-    fn seed_is_refused_as_fwmark_at_its_line() {
+    fn seed_reads_as_a_firewall_mark_service() {
+        // The host's rules decide its matches (config::fwmark, lab_fwmark.rs); the reader
+        // gives the mark and everything else.
         let path = fixture("seed-ldirectord.cf");
-        let e = load(&path).unwrap_err();
-        let msg = e.to_string();
+        let c = parse_str(&path, &read("seed-ldirectord.cf")).unwrap();
+        let v = &c.virtuals[0];
+        assert_eq!(v.location.line, 15);
+        let f = v.fwmark.as_ref().unwrap();
+        assert_eq!((f.mark, f.v6, f.matches.len()), (3, false, 0));
+        assert_eq!(v.scheduler, Scheduler::Wrr);
+        assert_eq!(v.reals.len(), 2);
+        assert_eq!(v.check.port, Some(80));
+        // ldirectord's own words for a fwmark service with tcp/udp.
+        let e = err("virtual=3\n\tprotocol=tcp\n");
         assert!(
-            msg.starts_with(&format!("{}:15: virtual: ", path.display())),
-            "{msg}"
+            e.contains("protocol must be fwm if the virtual service is a fwmark"),
+            "{e}"
         );
-        assert!(
-            msg.contains("fwmark virtual services are not supported"),
-            "{msg}"
-        );
-        assert!(msg.contains("use virtual=VIP:port"), "{msg}");
-        assert_eq!(e.location().unwrap().line, 15);
+        let e = err("virtual=0\n");
+        assert!(e.contains("`0` is not a firewall mark"), "{e}");
+        // virtual6=N: an IPv6 mark.
+        let c = parse("virtual6=3\n\treal6=[2001:db8::2]:80 gate\n").unwrap();
+        assert!(c.virtuals[0].fwmark.as_ref().unwrap().v6);
     }
 
     #[test]
@@ -754,9 +763,9 @@ mod tests {
         assert_eq!(base.virtuals[0].persistent, Some(Duration::from_secs(600)));
 
         let masq = "lvs forwards by direct routing only (gate)";
-        let fwmark = "fwmark virtual services are not supported";
+        let unsupported = "is not supported for negotiate checks";
         let every_block: &[(usize, Option<(usize, &str)>)] = &[
-            (45, Some((45, fwmark))),
+            (45, None),
             (
                 63,
                 Some((63, "duplicate virtual service tcp 192.168.6.240:80")),
@@ -786,11 +795,12 @@ mod tests {
         let listed: Vec<usize> = every_block.iter().map(|(start, _)| *start).collect();
         assert_eq!(listed, block_starts(&text), "every block of the sample");
         check_blocks(&text, every_block);
-        // The whole file at once stops at its first refused block (the fwmark virtual at 45),
-        // with that block's error.
-        let e = load(&fixture("ldirectord-all.cf")).unwrap_err().to_string();
-        let prefix = format!("{}:45: ", fixture("ldirectord-all.cf").display());
-        assert!(e.starts_with(&prefix) && e.contains(fwmark), "{e}");
+        // The whole file at once stops at its first refused line (masq at 81).
+        let e = parse_str(&fixture("ldirectord-all.cf"), &text)
+            .unwrap_err()
+            .to_string();
+        let prefix = format!("{}:81: ", fixture("ldirectord-all.cf").display());
+        assert!(e.starts_with(&prefix) && e.contains(masq), "{e}");
         // With gate instead of masq, the next refusal of each block shows.
         let gated = text.replace(" masq", " gate");
         check_blocks(
@@ -1043,7 +1053,7 @@ mod tests {
             ),
             (
                 "virtual=10.0.0.1:80\n\tprotocol=fwm\n",
-                "test.cf:2: protocol: fwmark virtual services are not supported",
+                "test.cf:2: protocol: fwm is for firewall-mark services",
             ),
             (
                 "virtual=10.0.0.1:80\n\tscheduler=lc\n",

@@ -8,6 +8,8 @@
 //! cross-cutting mistakes (duplicates, family mismatches, limits).
 
 mod format;
+pub mod fwmark;
+mod fwmark_rules;
 pub mod keepalived;
 mod keepalived_lex;
 pub mod ldirectord;
@@ -232,11 +234,13 @@ pub fn load_as(path: &Path, format: Option<Format>) -> Result<Config, ConfigErro
         Some(f) => f,
         None => detect(path, &text)?,
     };
-    match format {
+    let mut config = match format {
         Format::Toml => toml::parse_str(path, &text),
         Format::Ldirectord => ldirectord::parse_str(path, &text),
         Format::Keepalived => keepalived::parse_str(path, &text),
-    }
+    }?;
+    fwmark::apply_host_rules(&mut config)?;
+    Ok(config)
 }
 
 /// Checks what no single directive can: duplicate virtual services (same VIP, port and
@@ -289,7 +293,22 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     for (i, v) in config.virtuals.iter().enumerate() {
-        if let Some(what) = unusable_address(v.vip.ip()) {
+        if let Some(m) = &v.fwmark {
+            if let Some(first) = config.virtuals[..i].iter().find(|o| {
+                o.fwmark
+                    .as_ref()
+                    .is_some_and(|f| (f.mark, f.v6) == (m.mark, m.v6))
+            }) {
+                return Err(err(
+                    &v.location,
+                    "virtual",
+                    format!(
+                        "duplicate firewall-mark service {}: already defined at {}",
+                        m.mark, first.location
+                    ),
+                ));
+            }
+        } else if let Some(what) = unusable_address(v.vip.ip()) {
             return Err(err(
                 &v.location,
                 "virtual",
@@ -316,10 +335,9 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
                 ));
             }
         }
-        if let Some(first) = config.virtuals[..i]
-            .iter()
-            .find(|o| o.vip == v.vip && o.protocol == v.protocol)
-        {
+        if let Some(first) = config.virtuals[..i].iter().find(|o| {
+            o.fwmark.is_none() && v.fwmark.is_none() && o.vip == v.vip && o.protocol == v.protocol
+        }) {
             return Err(err(
                 &v.location,
                 "virtual",

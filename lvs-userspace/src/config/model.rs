@@ -327,7 +327,7 @@ impl Default for Globals {
 }
 
 /// Transport protocol of a virtual service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
     /// TCP.
     Tcp,
@@ -514,10 +514,14 @@ pub struct VirtualService {
     pub name: Option<String>,
     /// `comment`, if any.
     pub comment: Option<String>,
-    /// VIP and port; port 0 means every port.
+    /// VIP and port; port 0 means every port. For a firewall-mark service, the first of its
+    /// matches (the unspecified address of its family until the host's rules are read).
     pub vip: SocketAddr,
-    /// Transport protocol.
+    /// Transport protocol (a firewall-mark service: its first match's).
     pub protocol: Protocol,
+    /// A firewall-mark service (`virtual=N`, `virtual_server fwmark N`): the mark, and the
+    /// VIP/protocol/port matches derived from the host's rules that set it.
+    pub fwmark: Option<Fwmark>,
     /// Scheduler.
     pub scheduler: Scheduler,
     /// `persistent` timeout; `None` when not persistent.
@@ -535,4 +539,26 @@ pub struct VirtualService {
     pub quiescent: bool,
     /// Health checking.
     pub check: CheckSpec,
+}
+
+/// A firewall-mark virtual service: packets the host's netfilter rules mark with `mark`. XDP
+/// runs before netfilter, so lvs turns those rules into the matches the data plane looks up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fwmark {
+    /// The mark (`virtual=N`).
+    pub mark: u32,
+    /// IPv6 (`virtual6=N`, keepalived's `ip_family inet6`) rather than IPv4.
+    pub v6: bool,
+    /// What the rules setting the mark match, sorted, every one pointing to this service
+    /// (empty until the host's rules are read: see `config::fwmark`).
+    pub matches: Vec<MarkMatch>,
+}
+
+/// One destination a mark rule matches: address, protocol and port (0: every port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MarkMatch {
+    /// Destination address and port (0: every port).
+    pub vip: SocketAddr,
+    /// Transport protocol.
+    pub protocol: Protocol,
 }

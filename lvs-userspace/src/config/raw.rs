@@ -3,7 +3,7 @@
 //! what lvs cannot do, and builds the [`Config`].
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -1223,20 +1223,57 @@ fn resolve_virtual(
     let mut errs = Errors::new(file);
     let vline = v.address.line;
     let addr = v.address.value.trim();
-    let fwmark_msg = "fwmark virtual services are not supported: XDP runs before netfilter marks \
-                      packets; use virtual=VIP:port";
+    // A firewall-mark service: `virtual=N` (ldirectord, keepalived's `fwmark N`) or
+    // `fwmark:N` / `fwmark6:N` (TOML).
+    let (mark_text, mark_v6) = if let Some(m) = addr.strip_prefix("fwmark6:") {
+        (Some(m), true)
+    } else if let Some(m) = addr.strip_prefix("fwmark:") {
+        (Some(m), false)
+    } else if !addr.is_empty() && addr.chars().all(|c| c.is_ascii_digit()) {
+        (Some(addr), v.family == Some(Family::V6))
+    } else {
+        (None, false)
+    };
+    let fwmark = match mark_text {
+        None => None,
+        Some(m) => match m.parse::<u32>() {
+            Ok(n) if n > 0 => Some(Fwmark {
+                mark: n,
+                v6: mark_v6,
+                matches: Vec::new(),
+            }),
+            _ => {
+                errs.bad(
+                    vline,
+                    "virtual",
+                    format!("`{m}` is not a firewall mark (1 to 4294967295)"),
+                );
+                None
+            }
+        },
+    };
 
     // Protocol first (it decides how a named port resolves).
     let mut protocol = None;
     if let Some(p) = &v.protocol {
-        match p.value.trim() {
-            "tcp" => protocol = Some(Protocol::Tcp),
-            "udp" => protocol = Some(Protocol::Udp),
-            "fwm" => errs.bad(p.line, "protocol", fwmark_msg),
-            other => errs.bad(
+        match (p.value.trim(), mark_text.is_some()) {
+            ("fwm", true) => {}
+            ("tcp" | "udp", true) => errs.bad(
                 p.line,
                 "protocol",
-                format!("unknown protocol `{other}`: must be tcp or udp"),
+                "protocol must be fwm if the virtual service is a fwmark (as ldirectord says)",
+            ),
+            ("tcp", false) => protocol = Some(Protocol::Tcp),
+            ("udp", false) => protocol = Some(Protocol::Udp),
+            ("fwm", false) => errs.bad(
+                p.line,
+                "protocol",
+                "fwm is for firewall-mark services: write virtual=N (the mark), not an address",
+            ),
+            (other, _) => errs.bad(
+                p.line,
+                "protocol",
+                format!("unknown protocol `{other}`: must be tcp, udp or fwm"),
             ),
         }
     }
@@ -1245,8 +1282,14 @@ fn resolve_virtual(
         _ => "tcp",
     };
 
-    let vip = if !addr.is_empty() && addr.chars().all(|c| c.is_ascii_digit()) {
-        errs.bad(vline, "virtual", fwmark_msg);
+    let vip = if let Some(m) = &fwmark {
+        // Until the host's rules are read (config::fwmark), the unspecified address.
+        Some(if m.v6 {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
+        } else {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
+        })
+    } else if mark_text.is_some() {
         None
     } else {
         let (_, port) = split_host_port(addr);
@@ -1602,6 +1645,7 @@ fn resolve_virtual(
         comment: v.comment.as_ref().map(|s| s.value.clone()),
         vip: vip.expect("no error means the address parsed"),
         protocol,
+        fwmark,
         scheduler,
         persistent,
         netmask_prefix,

@@ -103,11 +103,38 @@ pub fn render_check(config: &Config) -> String {
     );
     for v in &config.virtuals {
         let _ = writeln!(o);
-        let _ = write!(o, "virtual {} {}", protocol_name(v.protocol), v.vip);
+        match &v.fwmark {
+            Some(f) => {
+                let fam = if f.v6 { " (IPv6)" } else { "" };
+                let _ = write!(o, "virtual fwmark {}{fam}", f.mark);
+            }
+            None => {
+                let _ = write!(o, "virtual {} {}", protocol_name(v.protocol), v.vip);
+            }
+        }
         if let Some(n) = &v.name {
             let _ = write!(o, " \"{n}\"");
         }
         let _ = writeln!(o, "  ({})", v.location);
+        if let Some(f) = &v.fwmark {
+            let list: Vec<String> = f
+                .matches
+                .iter()
+                .map(|m| match m.vip.port() {
+                    0 => format!("{} {} every port", protocol_name(m.protocol), m.vip.ip()),
+                    _ => format!("{} {}", protocol_name(m.protocol), m.vip),
+                })
+                .collect();
+            let _ = writeln!(
+                o,
+                "  marked by this host's rules: {}",
+                if list.is_empty() {
+                    "(not read)".to_string()
+                } else {
+                    list.join(", ")
+                }
+            );
+        }
         if let Some(c) = &v.comment {
             let _ = writeln!(o, "  comment: {c}");
         }
@@ -394,8 +421,17 @@ pub fn to_toml(config: &Config) -> String {
     for v in &config.virtuals {
         let _ = writeln!(o);
         let _ = writeln!(o, "[[virtual]]");
-        let _ = writeln!(o, "address = {}", q(&v.vip.to_string()));
-        let _ = writeln!(o, "protocol = {}", q(protocol_name(v.protocol)));
+        match &v.fwmark {
+            Some(f) => {
+                let fam = if f.v6 { "fwmark6" } else { "fwmark" };
+                let _ = writeln!(o, "address = {}", q(&format!("{fam}:{}", f.mark)));
+                let _ = writeln!(o, "protocol = \"fwm\"");
+            }
+            None => {
+                let _ = writeln!(o, "address = {}", q(&v.vip.to_string()));
+                let _ = writeln!(o, "protocol = {}", q(protocol_name(v.protocol)));
+            }
+        }
         if let Some(n) = &v.name {
             let _ = writeln!(o, "servicename = {}", q(n));
         }

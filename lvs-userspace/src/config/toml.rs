@@ -639,12 +639,21 @@ weight = 0
             e.starts_with("x.toml:4: real: forwarding method `masq`"),
             "{e}"
         );
-        let text = "[[virtual]]\naddress = \"3\"\n";
+        // A firewall mark: `fwmark:N` (as lvs convert writes it) or a bare number.
+        for a in ["3", "fwmark:3"] {
+            let text = format!("[[virtual]]\naddress = \"{a}\"\nprotocol = \"fwm\"\n");
+            let c = parse_str(Path::new("x.toml"), &text).unwrap();
+            assert_eq!(c.virtuals[0].fwmark.as_ref().unwrap().mark, 3);
+        }
+        let text = "[[virtual]]\naddress = \"fwmark6:3\"\n";
+        let c = parse_str(Path::new("x.toml"), text).unwrap();
+        assert!(c.virtuals[0].fwmark.as_ref().unwrap().v6);
+        let text = "[[virtual]]\naddress = \"fwmark:x\"\n";
         let e = parse_str(Path::new("x.toml"), text)
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("x.toml:2: virtual: fwmark virtual services"),
+            e.starts_with("x.toml:2: virtual: `x` is not a firewall mark"),
             "{e}"
         );
         let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\nfallback = \"[::1]:80\"\n";

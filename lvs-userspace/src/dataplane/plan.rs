@@ -54,6 +54,9 @@ pub struct ServicePlan {
     pub dests: Vec<DestPlan>,
     /// The fallback server, used when no destination has a weight above 0.
     pub fallback: Option<DestPlan>,
+    /// Further (VIP and port, protocol) keys that lead to this same service: the other
+    /// matches of a firewall-mark service. One service id, so persistence covers them all.
+    pub aliases: Vec<(SocketAddr, Protocol)>,
 }
 
 /// An address as the kernel stores it.
@@ -92,6 +95,11 @@ impl ServicePlan {
         vip_key(self.vip, self.protocol)
     }
 
+    /// The keys of the aliases in the services map.
+    pub fn alias_keys(&self) -> Vec<VipKey> {
+        self.aliases.iter().map(|&(a, p)| vip_key(a, p)).collect()
+    }
+
     /// The persistence mask for client addresses, as the kernel applies it.
     pub fn persist_mask(&self) -> Addr {
         let prefix = self.persistence.map_or(0, |(_, p)| u32::from(p));
@@ -102,4 +110,14 @@ impl ServicePlan {
         };
         Addr::prefix_mask(prefix)
     }
+}
+
+/// The order of service keys: the order of (address and port, protocol). The key of a
+/// service with aliases is the first of its keys in this order, so an agent that adopts
+/// pinned tables finds the same key the config gives.
+pub fn key_order(k: &VipKey) -> (SocketAddr, u8) {
+    (
+        SocketAddr::new(ip_of(&k.addr), u16::from_be(k.port_be)),
+        k.proto,
+    )
 }

@@ -13,7 +13,7 @@
 //!   flow holds.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     net::IpAddr,
 };
 
@@ -28,7 +28,7 @@ use lvs_common::{
 
 use super::{
     maglev,
-    plan::{DestPlan, ServicePlan, Target, ip_of, kernel_addr},
+    plan::{DestPlan, ServicePlan, Target, ip_of, kernel_addr, key_order},
     ring::{self, RingKind, Weighted},
     stats::{Stats, StatsError},
 };
@@ -80,6 +80,8 @@ struct ServiceState {
     dests: BTreeMap<(IpAddr, Role), u32>,
     /// Whether `value` has been written to the services map.
     in_kernel: bool,
+    /// Further keys written with the same value (a firewall-mark service's other matches).
+    aliases: Vec<VipKey>,
 }
 
 /// The maps the agent writes, with a shadow copy of what they hold.
@@ -175,7 +177,21 @@ impl Tables {
             .map_err(map_err("LVS_SERVICES"))?;
         let mut used_dests = vec![false; MAX_DESTS as usize];
         let mut used_services = vec![false; MAX_SERVICES as usize];
+        // Several keys of one service (a firewall-mark service's matches): the first in
+        // `key_order` is its key, the others its aliases.
+        let mut by_id: BTreeMap<u32, Vec<VipKey>> = BTreeMap::new();
         for (key, value) in &services {
+            by_id.entry(value.id).or_default().push(*key);
+        }
+        for keys in by_id.values_mut() {
+            keys.sort_by_key(key_order);
+        }
+        let adopted = by_id.len();
+        for (key, value) in &services {
+            let keys = &by_id[&value.id];
+            if keys[0] != *key {
+                continue;
+            }
             let Some(used) = used_services.get_mut(value.id as usize) else {
                 continue;
             };
@@ -206,6 +222,7 @@ impl Tables {
                     rings,
                     dests,
                     in_kernel: true,
+                    aliases: keys[1..].to_vec(),
                 },
             );
         }
@@ -226,7 +243,7 @@ impl Tables {
                 self.free_dests.push(id);
             }
         }
-        Ok(services.len())
+        Ok(adopted)
     }
 
     /// The destination slot of a real of a service, as written.
@@ -258,6 +275,8 @@ impl Tables {
     /// Makes the kernel's tables say what `plans` say. Services not in `plans` are removed.
     pub fn apply(&mut self, plans: &[ServicePlan]) -> Result<(), TablesError> {
         let wanted: HashMap<VipKey, &ServicePlan> = plans.iter().map(|p| (p.key(), p)).collect();
+        let mut keys: HashSet<VipKey> = wanted.keys().copied().collect();
+        keys.extend(plans.iter().flat_map(|p| p.alias_keys()));
         let gone: Vec<VipKey> = self
             .written
             .keys()
@@ -265,11 +284,11 @@ impl Tables {
             .copied()
             .collect();
         for key in gone {
-            self.remove_service(&key)?;
+            self.remove_service(&key, &keys)?;
         }
         // The VIP address table follows the services, also when a service failed to be
         // written (it holds what `written` holds).
-        let result = plans.iter().try_for_each(|plan| self.apply_service(plan));
+        let result = plans.iter().try_for_each(|plan| self.apply_service(plan, &keys));
         self.write_vip_addrs()?;
         result
     }
@@ -306,7 +325,11 @@ impl Tables {
         Ok(())
     }
 
-    fn apply_service(&mut self, plan: &ServicePlan) -> Result<(), TablesError> {
+    fn apply_service(
+        &mut self,
+        plan: &ServicePlan,
+        keys: &HashSet<VipKey>,
+    ) -> Result<(), TablesError> {
         let key = plan.key();
         let mut state = match self.written.remove(&key) {
             Some(s) => s,
@@ -325,10 +348,11 @@ impl Tables {
                     rings: [Vec::new(), Vec::new()],
                     dests: BTreeMap::new(),
                     in_kernel: false,
+                    aliases: Vec::new(),
                 }
             }
         };
-        let result = self.write_service(plan, &key, &mut state);
+        let result = self.write_service(plan, &key, &mut state, keys);
         // Keep the shadow of whatever was written, also when a later write failed.
         self.written.insert(key, state);
         result
@@ -339,6 +363,7 @@ impl Tables {
         plan: &ServicePlan,
         key: &VipKey,
         state: &mut ServiceState,
+        keys: &HashSet<VipKey>,
     ) -> Result<(), TablesError> {
         let service_id = state.value.id;
         let members: Vec<(IpAddr, Role, &DestPlan)> = plan
@@ -431,13 +456,38 @@ impl Tables {
         }
         debug_assert!(new_value.ring_len <= RING_SIZE);
 
-        // 3. The switch: one element replaced.
-        if new_value != state.value || !state.in_kernel {
+        // 3. The switch: one element replaced (and each alias's: one service, several keys).
+        let aliases = plan.alias_keys();
+        let changed = new_value != state.value || !state.in_kernel;
+        if changed {
             self.services
                 .insert(key, new_value, 0)
                 .map_err(map_err("LVS_SERVICES"))?;
             state.value = new_value;
             state.in_kernel = true;
+        }
+        for a in &aliases {
+            if changed || !state.aliases.contains(a) {
+                self.services
+                    .insert(a, new_value, 0)
+                    .map_err(map_err("LVS_SERVICES"))?;
+                if !state.aliases.contains(a) {
+                    state.aliases.push(*a);
+                }
+            }
+        }
+        let stale: Vec<VipKey> = state
+            .aliases
+            .iter()
+            .filter(|a| !aliases.contains(a))
+            .copied()
+            .collect();
+        for a in stale {
+            // A key another service now holds was overwritten by it: not removed.
+            if !keys.contains(&a) {
+                self.remove_key(&a)?;
+            }
+            state.aliases.retain(|x| *x != a);
         }
 
         // 4. After the switch: drop SCHEDULABLE where it went, free the slots of removed
@@ -459,13 +509,22 @@ impl Tables {
         Ok(())
     }
 
-    fn remove_service(&mut self, key: &VipKey) -> Result<(), TablesError> {
+    fn remove_key(&mut self, key: &VipKey) -> Result<(), TablesError> {
+        match self.services.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_err("LVS_SERVICES")(e)),
+        }
+    }
+
+    fn remove_service(&mut self, key: &VipKey, keys: &HashSet<VipKey>) -> Result<(), TablesError> {
         let Some(state) = self.written.remove(key) else {
             return Ok(());
         };
-        match self.services.remove(key) {
-            Ok(()) | Err(MapError::KeyNotFound) => {}
-            Err(e) => return Err(map_err("LVS_SERVICES")(e)),
+        for k in std::iter::once(key).chain(state.aliases.iter()) {
+            // A key another service now holds is overwritten by it.
+            if !keys.contains(k) {
+                self.remove_key(k)?;
+            }
         }
         for id in state.dests.into_values() {
             self.free_dest(id)?;

@@ -149,7 +149,9 @@ impl CheckKey {
     /// The key checking `real` of `vs`, with the per-real request/receive overrides applied.
     pub fn from_config(vs: &VirtualService, real: &RealServer) -> CheckKey {
         let c: &CheckSpec = &vs.check;
-        let real_port = if real.addr.port() == 0 {
+        // A firewall-mark service has no port of its own (ldirectord checks its reals on
+        // checkport or the service's well-known port).
+        let real_port = if real.addr.port() == 0 && vs.fwmark.is_none() {
             vs.vip.port()
         } else {
             real.addr.port()

@@ -56,6 +56,7 @@ fn virtual_service(vip: &str, check: CheckSpec, reals: Vec<RealServer>) -> Virtu
         comment: None,
         vip: vip.parse().unwrap(),
         protocol: Protocol::Tcp,
+        fwmark: None,
         scheduler: Scheduler::Wrr,
         persistent: None,
         netmask_prefix: 32,

@@ -165,6 +165,7 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
         persistence: None,
         dests: reals,
         fallback: None,
+        aliases: Vec::new(),
     };
     dp.tables.apply(std::slice::from_ref(&plan))?;
     let first_real = dp
