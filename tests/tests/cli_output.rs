@@ -104,6 +104,7 @@ fn status_json_into_a_closed_pipe_ends_quietly() {
                 drops: BTreeMap::new(),
                 agent: AgentCounters::default(),
             }),
+            ipvsadm: None,
         };
         let mut out = serde_json::to_vec(&answer).unwrap();
         out.push(b'\n');

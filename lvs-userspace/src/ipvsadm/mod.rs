@@ -7,4 +7,6 @@
 //! agent's snapshot.
 
 pub mod args;
+pub mod cli;
+pub mod output;
 pub mod rules;

@@ -1,0 +1,228 @@
+//! `ipvsadm` being lvs (a symlink named ipvsadm to the lvs binary, on PATH), driving a
+//! running agent over its control socket: a shell script of ipvsadm commands with variables
+//! builds a direct-routing service, traffic splits by its weights, `-e` changes a weight and
+//! `-d` removes a real at once, `-S -n` saves the table, an agent restart keeps it, `-R`
+//! restores it into a fresh agent; and every file of the corpus's ipvsadm/ directory is
+//! replayed: it runs, or is refused for a reason the README lists.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::Duration,
+};
+
+use lvs::lab::{Lab, LabOptions};
+use lvs_tests::{
+    agent::{RunningLvs, count, lvs_binary, who_answers},
+    wait,
+};
+
+/// A directory holding `ipvsadm` → the lvs binary.
+struct Bin {
+    dir: PathBuf,
+}
+
+impl Bin {
+    fn new(lab: &Lab) -> Bin {
+        let dir = lab.work_dir().join("bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("ipvsadm");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(lvs_binary(), &link).unwrap();
+        Bin { dir }
+    }
+
+    /// `sh -c SCRIPT` with `ipvsadm` on PATH and the agent's control socket.
+    fn sh(&self, control: &Path, script: &str) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        wait::output(
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .env("PATH", path)
+                .env("LVS_CONTROL", control),
+        )
+    }
+
+    /// `ipvsadm ARGS` (through the shell, so that `-R < file` works): standard output, or a
+    /// panic with standard error.
+    fn ok(&self, control: &Path, args: &str) -> String {
+        let out = self.sh(control, &format!("ipvsadm {args}"));
+        assert!(
+            out.status.success(),
+            "ipvsadm {args} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// An agent with no service of its own (its config names only the interface).
+fn agent<'a>(lab: &'a Lab, name: &str) -> RunningLvs<'a> {
+    let config = format!("interface = \"{}\"\n", lab.director_ifname());
+    let lvs = RunningLvs::start_file(lab, name, &config).unwrap();
+    wait::until(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        "the agent's control socket",
+        || lvs.status(&[]).ok(),
+        || lvs.log(),
+    );
+    lvs
+}
+
+const SCRIPT: &str = r#"
+set -e
+vip=198.18.0.100
+rs1=198.18.0.11
+rs2=198.18.0.12
+rs3=198.18.0.13
+ipvsadm -C
+ipvsadm -A -t $vip:80 -s wrr
+ipvsadm -a -t $vip:80 -r $rs1:80 -g -w 3
+ipvsadm -a -t $vip:80 -r ${rs2}:80 -g -w 2
+ipvsadm -a -t $vip:80 -r $rs3 -w 1
+"#;
+
+fn split(lab: &Lab, vip: SocketAddr, want: [usize; 3]) {
+    let n: usize = want.iter().sum();
+    let names = who_answers(lab, vip, n).unwrap();
+    for (real, want) in ["real1", "real2", "real3"].into_iter().zip(want) {
+        let got = count(&names, real);
+        assert!(
+            got.abs_diff(want) <= 6,
+            "{vip}: {real} got {got} of {n}, want {want} ± 6"
+        );
+    }
+}
+
+#[test]
+fn a_script_of_ipvsadm_commands_drives_the_agent_and_saves_and_restores() {
+    let lab = Lab::create(LabOptions::default()).expect("lab");
+    let bin = Bin::new(&lab);
+    let vip = SocketAddr::new(lab.vip_v4().into(), 80);
+    let lvs = agent(&lab, "first.toml");
+
+    let out = bin.sh(&lvs.control, SCRIPT);
+    assert!(
+        out.status.success(),
+        "the script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
+    split(&lab, vip, [300, 200, 100]);
+
+    let listed = bin.ok(&lvs.control, "-Ln");
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(
+        lines[0].starts_with("IP Virtual Server version 1.2.1 (size="),
+        "{listed}"
+    );
+    assert_eq!(
+        lines[1], "Prot LocalAddress:Port Scheduler Flags",
+        "{listed}"
+    );
+    assert_eq!(
+        lines[2],
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"
+    );
+    assert_eq!(lines[3], "TCP  198.18.0.100:80 wrr");
+    for (line, (real, weight)) in lines[4..].iter().zip([("11", 3), ("12", 2), ("13", 1)]) {
+        let want = format!(
+            "  -> {:<28} {:<7} {:<6} ",
+            format!("198.18.0.{real}:80"),
+            "Route",
+            weight
+        );
+        assert!(
+            line.starts_with(&want),
+            "{line:?} wanted {want:?}\n{listed}"
+        );
+    }
+    let stats = bin.ok(&lvs.control, "-Ln --stats");
+    assert!(
+        stats.contains(
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n"
+        ),
+        "{stats}"
+    );
+    // The service's row: its name in 33 columns, then five numbers of 9 columns each; every
+    // connection through the VIP is counted (600, and those that waited for it to serve).
+    let row = stats
+        .lines()
+        .find(|l| l.starts_with("TCP  "))
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert_eq!(row.len(), 33 + 5 * 9, "{row:?}");
+    assert_eq!(&row[..33], format!("{:<33}", "TCP  198.18.0.100:80"));
+    let conns: u64 = row[33..42].trim().parse().unwrap();
+    assert!((600..=650).contains(&conns), "{row:?}");
+
+    // -e: a weight, at once.
+    bin.ok(
+        &lvs.control,
+        "-e -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1",
+    );
+    split(&lab, vip, [150, 300, 150]);
+    // -d: a real, at once.
+    bin.ok(&lvs.control, "-d -t 198.18.0.100:80 -r 198.18.0.13:80");
+    split(&lab, vip, [200, 400, 0]);
+
+    let saved = bin.ok(&lvs.control, "-S -n");
+    assert_eq!(
+        saved,
+        "-A -t 198.18.0.100:80 -s wrr\n\
+         -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n\
+         -a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 2\n"
+    );
+    let file = lab.work_dir().join("saved.rules");
+    std::fs::write(&file, &saved).unwrap();
+
+    // IPVS's answers, with its exit codes.
+    let again = bin.sh(&lvs.control, "ipvsadm -A -t 198.18.0.100:80 -s rr");
+    assert_eq!(again.status.code(), Some(255));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "Service already exists\n"
+    );
+    let bad = bin.sh(
+        &lvs.control,
+        "ipvsadm -a -t 198.18.0.100:80 -r 198.18.0.14 -w 70000",
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr),
+        "illegal weight specified\n"
+    );
+    // A scheduler lvs lacks is refused by the agent, as the kernel refuses one; nothing changed.
+    let refused = bin.sh(&lvs.control, "ipvsadm -A -t 198.18.0.100:81 -s nonesuch");
+    assert_eq!(refused.status.code(), Some(255));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unknown scheduler `nonesuch`"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(bin.ok(&lvs.control, "-S -n"), saved);
+
+    // A restart keeps the command's services (the agent's state file).
+    assert!(lvs.stop());
+    let lvs = agent(&lab, "first.toml");
+    assert_eq!(bin.ok(&lvs.control, "-S -n"), saved, "{}", lvs.log());
+    lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
+    split(&lab, vip, [200, 400, 0]);
+    assert!(lvs.stop());
+
+    // -R into a fresh agent (another control socket: no state of its own).
+    let fresh = agent(&lab, "fresh.toml");
+    assert_eq!(bin.ok(&fresh.control, "-S -n"), "");
+    bin.ok(&fresh.control, &format!("-R < {}", file.display()));
+    assert_eq!(bin.ok(&fresh.control, "-S -n"), saved);
+    fresh.wait_served(vip, Duration::from_secs(15)).unwrap();
+    split(&lab, vip, [200, 400, 0]);
+    assert!(fresh.stop());
+}
