@@ -226,3 +226,159 @@ fn a_script_of_ipvsadm_commands_drives_the_agent_and_saves_and_restores() {
     split(&lab, vip, [200, 400, 0]);
     assert!(fresh.stop());
 }
+
+/// The ipvsadm commands of a corpus file, each with its line: the shell variables it sets
+/// (`vip=...`) and those its script's environment gave (`$ipv`, the program; `$mypublic_ipaddress`,
+/// from a command substitution the excerpt left out) substituted; the program (`ipvsadm`,
+/// `./ipvsadm`, `/sbin/ipvsadm`, `sudo ipvsadm`) dropped. ipvsadm-save lines are commands as
+/// they are.
+fn commands(text: &str) -> Vec<(usize, Vec<String>)> {
+    let mut vars: Vec<(String, String)> = vec![
+        ("ipv".into(), "ipvsadm".into()),
+        ("mypublic_ipaddress".into(), "198.18.0.100".into()),
+    ];
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some((name, value)) = line.split_once('=')
+            && !name.starts_with('-')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            vars.push((name.into(), value.into()));
+            continue;
+        }
+        let mut expanded = line.to_string();
+        // Longest names first, so that `$rs1` is not read as `$rs` then `1`.
+        let mut sorted = vars.clone();
+        sorted.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+        for (name, value) in &sorted {
+            expanded = expanded
+                .replace(&format!("${{{name}}}"), value)
+                .replace(&format!("${name}"), value);
+        }
+        let words: Vec<String> = expanded
+            .split_whitespace()
+            .skip_while(|w| *w == "sudo" || w.ends_with("ipvsadm"))
+            .map(String::from)
+            .collect();
+        out.push((i + 1, words));
+    }
+    out
+}
+
+/// What replaying a corpus file gives.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// Every command ran; the table then holds this many services.
+    Runs(usize),
+    /// The command at this line was refused with a message containing this.
+    Refused(usize, &'static str),
+}
+
+#[test]
+fn every_corpus_file_runs_or_is_refused_for_a_listed_reason() {
+    use Outcome::*;
+    // The reasons the README's ipvsadm section lists.
+    let fnat = "-b on a real server is DPVS's full-NAT";
+    let laddr = "--add-laddr is an option of DPVS's ipvsadm";
+    let nat = "forwarding method `masq` is not supported";
+    let tunnel = "forwarding method `ipip` is not supported";
+    let wlc = "scheduler `wlc` is not supported";
+    let unresolved = "illegal virtual server address[:port] specified";
+    // 012 names its VIP `localhost.localdomain:http`: refused where that name does not
+    // resolve, and for its NAT reals where it does.
+    let resolves = std::net::ToSocketAddrs::to_socket_addrs(&("localhost.localdomain", 80))
+        .is_ok_and(|mut a| a.next().is_some());
+    let expected: &[(&str, Outcome)] = &[
+        ("001.rules", Runs(1)),
+        ("002.rules", Runs(1)),
+        ("003.rules", Runs(1)),
+        ("004.rules", Refused(4, fnat)),
+        ("005.rules", Refused(4, fnat)),
+        ("006.rules", Refused(2, nat)),
+        ("007.rules", Runs(1)),
+        ("008.rules", Runs(2)),
+        ("009.rules", Refused(1, wlc)),
+        ("010.rules", Refused(2, tunnel)),
+        ("011.rules", Refused(1, wlc)),
+        (
+            "012.rules",
+            if resolves {
+                Refused(3, nat)
+            } else {
+                Refused(1, unresolved)
+            },
+        ),
+        ("013.rules", Refused(5, wlc)),
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ipvsadm");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".rules"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        expected
+            .iter()
+            .map(|(f, _)| f.to_string())
+            .collect::<Vec<_>>(),
+        "every corpus file has its expected outcome"
+    );
+
+    let lab = Lab::create(LabOptions::default()).expect("lab");
+    let bin = Bin::new(&lab);
+    let lvs = agent(&lab, "corpus.toml");
+    let ipvsadm = bin.dir.join("ipvsadm");
+    for (file, want) in expected {
+        bin.ok(&lvs.control, "-C");
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let mut got = None;
+        for (line, args) in commands(&text) {
+            let out = wait::output(
+                Command::new(&ipvsadm)
+                    .args(&args)
+                    .env("LVS_CONTROL", &lvs.control),
+            );
+            if !out.status.success() {
+                got = Some((line, String::from_utf8_lossy(&out.stderr).into_owned()));
+                break;
+            }
+        }
+        match (want, got) {
+            (Runs(n), None) => {
+                let saved = bin.ok(&lvs.control, "-S -n");
+                assert_eq!(
+                    saved.lines().filter(|l| l.starts_with("-A ")).count(),
+                    *n,
+                    "{file}: {saved}"
+                );
+            }
+            (Refused(line, why), Some((at, message))) => {
+                assert_eq!(
+                    (*line, true),
+                    (at, message.contains(why)),
+                    "{file}: {message}"
+                );
+                // Whatever the reason, it is one the README lists.
+                assert!(
+                    [fnat, laddr, nat, tunnel, wlc, unresolved]
+                        .iter()
+                        .any(|r| message.contains(r)),
+                    "{file}: {message}"
+                );
+            }
+            (want, got) => panic!("{file}: wanted {want:?}, got {got:?}"),
+        }
+    }
+    // DPVS's local addresses, refused for what they are.
+    let laddr_line = "--add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0";
+    let out = bin.sh(&lvs.control, &format!("ipvsadm {laddr_line}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(laddr));
+    assert!(lvs.stop());
+}
