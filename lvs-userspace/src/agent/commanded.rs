@@ -283,10 +283,3 @@ impl Agent {
         Ok(notes)
     }
 }
-
-impl Agent {
-    /// The connection table for `ipvsadm -L -c`: not listed yet.
-    fn connections(&mut self) -> Vec<crate::ipvsadm::output::Connection> {
-        Vec::new()
-    }
-}

@@ -12,6 +12,7 @@
 
 mod commanded;
 mod config_read;
+mod conn_list;
 pub mod desired;
 mod kept_states;
 pub mod neighbours;
