@@ -108,7 +108,7 @@ const SAVE: &str = concat!(
     "-a -u [2001:db8::1]:53 -r [2001:db8::10]:53 -g -w 0\n",
 );
 const RATE_ROW: &str =
-    concat!("  -> 10.0.1.1:80                         2     1000        0   150000        0\n",);
+    "  -> 10.0.1.1:80                         2     1000        0   150000        0\n";
 const CONN: &str = concat!(
     "IPVS connection entries\n",
     "pro expire state       source             virtual            destination\n",
