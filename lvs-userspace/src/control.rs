@@ -27,7 +27,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::agent::snapshot::Snapshot;
+use crate::{agent::snapshot::Snapshot, ipvsadm::rules::Change};
 
 /// The default control socket.
 pub const DEFAULT_SOCKET: &str = "/run/lvs/lvs.sock";
@@ -114,11 +114,30 @@ pub enum ControlError {
     },
 }
 
+/// The ipvsadm command's changes, made by the agent's loop, which answers through `reply`:
+/// its answer, or the index of the change that could not be made and why (then none was
+/// made).
+#[derive(Debug)]
+pub struct ChangeRequest {
+    /// The changes, all or none (none: only the answer is asked for).
+    pub changes: Vec<Change>,
+    /// Whether the connection table is asked for.
+    pub connections: bool,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Result<IpvsadmAnswer, (usize, String)>>,
+}
+
 /// A request line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
-    /// The command: only `status` exists.
+    /// The command: `status`, or `ipvsadm` (the ipvsadm command's `changes`).
     pub cmd: String,
+    /// For `ipvsadm`: the changes to make, all or none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    /// For `ipvsadm`: list the connection table too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub connections: bool,
 }
 
 /// The answer line.
@@ -132,6 +151,26 @@ pub struct Response {
     /// The snapshot, for `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Snapshot>,
+    /// For `ipvsadm`: the agent's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvsadm: Option<IpvsadmAnswer>,
+}
+
+/// The agent's answer to the ipvsadm command.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IpvsadmAnswer {
+    /// What the operator should know about the changes made.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// The index of the change that could not be made (then none was).
+    #[serde(default)]
+    pub failed_change: Option<usize>,
+    /// The connection timeouts in force (tcp, tcpfin, udp), for `ipvsadm -L --timeout`.
+    #[serde(default)]
+    pub timeouts: [u32; 3],
+    /// The connection table, when asked for (`ipvsadm -L -c`).
+    #[serde(default)]
+    pub connections: Vec<crate::ipvsadm::output::Connection>,
 }
 
 impl Response {
@@ -140,6 +179,7 @@ impl Response {
             ok: false,
             error: Some(message.into()),
             snapshot: None,
+            ipvsadm: None,
         }
     }
 }
@@ -163,6 +203,16 @@ impl ControlServer {
     pub fn start(
         path: &Path,
         requests: mpsc::Sender<SnapshotRequest>,
+    ) -> Result<ControlServer, ControlError> {
+        Self::start_with_changes(path, requests, None)
+    }
+
+    /// [`ControlServer::start`], with the ipvsadm command's changes going to `changes` (without
+    /// it they are refused).
+    pub fn start_with_changes(
+        path: &Path,
+        requests: mpsc::Sender<SnapshotRequest>,
+        changes: Option<mpsc::Sender<ChangeRequest>>,
     ) -> Result<ControlServer, ControlError> {
         if let Some(dir) = path
             .parent()
@@ -206,7 +256,7 @@ impl ControlServer {
                 let listener = listener.clone();
                 async move { listener.accept().await.map(|(s, _)| s) }
             },
-            move |stream| serve_one(stream, requests.clone()),
+            move |stream| serve_one(stream, requests.clone(), changes.clone()),
             |stream| {
                 let mut out = serde_json::to_vec(&Response::error("busy: too many clients"))
                     .unwrap_or_default();
@@ -291,6 +341,7 @@ pub async fn ask(requests: &mpsc::Sender<SnapshotRequest>, with_flows: bool) -> 
 async fn serve_one(
     stream: UnixStream,
     requests: mpsc::Sender<SnapshotRequest>,
+    changes: Option<mpsc::Sender<ChangeRequest>>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
@@ -307,12 +358,14 @@ async fn serve_one(
             Err(e) => Response::error(e),
             Ok(r) if r.cmd == "status" => match ask(&requests, true).await {
                 Some(s) => Response {
-                    ok: true,
-                    error: None,
                     snapshot: Some(s),
+                    ..Response::ok()
                 },
                 None => Response::error("the agent is stopping"),
             },
+            Ok(r) if r.cmd == "ipvsadm" => {
+                make_changes(changes.as_ref(), r.changes, r.connections).await
+            }
             Ok(r) => Response::error(format!("unknown command `{}`", r.cmd)),
         },
     };
@@ -320,6 +373,130 @@ async fn serve_one(
     out.push(b'\n');
     write.write_all(&out).await?;
     write.shutdown().await
+}
+
+impl Response {
+    fn ok() -> Self {
+        Response {
+            ok: true,
+            error: None,
+            snapshot: None,
+            ipvsadm: None,
+        }
+    }
+}
+
+/// Hands the ipvsadm command's changes to the agent's loop and waits for its answer.
+async fn make_changes(
+    to: Option<&mpsc::Sender<ChangeRequest>>,
+    changes: Vec<Change>,
+    connections: bool,
+) -> Response {
+    let Some(to) = to else {
+        return Response::error("this agent takes no ipvsadm changes");
+    };
+    let (reply, rx) = oneshot::channel();
+    let request = ChangeRequest {
+        changes,
+        connections,
+        reply,
+    };
+    if to.send(request).await.is_err() {
+        return Response::error("the agent is stopping");
+    }
+    match rx.await {
+        Ok(Ok(answer)) => Response {
+            ipvsadm: Some(answer),
+            ..Response::ok()
+        },
+        Ok(Err((i, why))) => Response {
+            ipvsadm: Some(IpvsadmAnswer {
+                failed_change: Some(i),
+                ..IpvsadmAnswer::default()
+            }),
+            ..Response::error(why)
+        },
+        Err(_) => Response::error("the agent is stopping"),
+    }
+}
+
+/// Why the agent refused the ipvsadm command's changes.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The control socket failed (no agent, no permission...).
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// The agent refused change number `index` (none was made).
+    #[error("{message}")]
+    Refused {
+        /// The index of the change.
+        index: Option<usize>,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Client side: sends the ipvsadm command's `changes` to the agent at `path` (blocking), with
+/// `connections` asking for the connection table; returns the agent's answer.
+pub fn ipvsadm(
+    path: &Path,
+    changes: Vec<Change>,
+    connections: bool,
+) -> Result<IpvsadmAnswer, ChangeError> {
+    let r = exchange(
+        path,
+        &Request {
+            cmd: "ipvsadm".into(),
+            changes,
+            connections,
+        },
+    )?;
+    match r {
+        Response {
+            ok: true,
+            ipvsadm: Some(answer),
+            ..
+        } => Ok(answer),
+        r => Err(ChangeError::Refused {
+            index: r.ipvsadm.and_then(|a| a.failed_change),
+            message: r.error.unwrap_or_else(|| "no answer".into()),
+        }),
+    }
+}
+
+/// Sends one request to the agent at `path` and reads its answer (blocking).
+fn exchange(path: &Path, request: &Request) -> Result<Response, ControlError> {
+    let io = |step| {
+        move |source| ControlError::Io {
+            step,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            ControlError::PermissionDenied {
+                path: path.to_path_buf(),
+            }
+        } else {
+            io("connecting to")(source)
+        }
+    })?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(io("setting a timeout on"))?;
+    let req = serde_json::to_string(request).expect("a request serializes");
+    stream
+        .write_all(format!("{req}\n").as_bytes())
+        .map_err(io("sending to"))?;
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(io("reading from"))?;
+    serde_json::from_str(&line).map_err(|source| ControlError::Decode {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Client side: asks the agent at `path` for its status (blocking).
@@ -345,6 +522,8 @@ pub fn status(path: &Path) -> Result<Snapshot, ControlError> {
         .map_err(io("setting a timeout on"))?;
     let req = serde_json::to_string(&Request {
         cmd: "status".into(),
+        changes: Vec::new(),
+        connections: false,
     })
     .expect("a request serializes");
     stream

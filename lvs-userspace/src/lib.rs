@@ -11,6 +11,7 @@ pub mod control;
 pub mod dataplane;
 pub mod demo;
 pub mod health;
+pub mod ipvsadm;
 pub mod lab;
 pub mod logging;
 pub mod metrics;

@@ -89,6 +89,14 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<config::Format>,
     },
+    /// ipvsadm's command line, acting on the running agent (as ipvsadm on IPVS). The same
+    /// binary called `ipvsadm` (a symlink) is this command. The agent's control socket is
+    /// $LVS_CONTROL (default /run/lvs/lvs.sock).
+    Ipvsadm {
+        /// ipvsadm's arguments (`-A -t VIP:80 -s rr`, `-Ln`, `-S -n`, `-R`...).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -117,7 +125,20 @@ fn parse_instance(name: &str) -> Result<String, String> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse()) {
+    // Called `ipvsadm` (a symlink to lvs, as busybox's applets): ipvsadm's command line.
+    let mut argv = std::env::args();
+    let argv0 = argv.next().unwrap_or_default();
+    if std::path::Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("ipvsadm")) {
+        let args: Vec<String> = argv.collect();
+        let code = lvs::ipvsadm::cli::run("ipvsadm", &args, &lvs::ipvsadm::cli::control_path());
+        return std::process::ExitCode::from(code);
+    }
+    let cli = Cli::parse();
+    if let Command::Ipvsadm { args } = &cli.command {
+        let code = lvs::ipvsadm::cli::run("ipvsadm", args, &lvs::ipvsadm::cli::control_path());
+        return std::process::ExitCode::from(code);
+    }
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The error and its causes on one line, without a backtrace: what an operator
@@ -268,5 +289,6 @@ fn run(cli: Cli) -> Result<()> {
             emit(text.as_bytes())
         }
         Command::Demo { requests } => lvs::demo::run(requests),
+        Command::Ipvsadm { .. } => unreachable!("run by main"),
     }
 }

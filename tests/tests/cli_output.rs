@@ -104,6 +104,7 @@ fn status_json_into_a_closed_pipe_ends_quietly() {
                 drops: BTreeMap::new(),
                 agent: AgentCounters::default(),
             }),
+            ipvsadm: None,
         };
         let mut out = serde_json::to_vec(&answer).unwrap();
         out.push(b'\n');
@@ -250,14 +251,24 @@ fn the_format_is_told_by_the_content_or_by_format() {
         !status.success() && err.contains("expected key=value"),
         "{status}: {err}"
     );
-    // ipvsadm rules are no format lvs reads (yet): the error names those it reads.
+    // ipvsadm rules (ipvsadm-save output) are told by their content; nothing is checked.
     let rules = dir.0.join("rules");
     std::fs::write(&rules, "-A -t 10.0.0.1:80 -s rr\n").unwrap();
-    let (status, _, err) = lvs_output(&["check".as_ref(), rules.as_os_str()]);
+    let (status, out, err) = lvs_output(&["check".as_ref(), rules.as_os_str()]);
+    assert!(
+        status.success()
+            && out.contains("virtual tcp 10.0.0.1:80")
+            && out.contains("nothing is health-checked"),
+        "{status}: {out}{err}"
+    );
+    // A file in no format: the error names those lvs reads.
+    let script = dir.0.join("script");
+    std::fs::write(&script, "sudo ipvsadm -A -t 10.0.0.1:80 -s rr\n").unwrap();
+    let (status, _, err) = lvs_output(&["check".as_ref(), script.as_os_str()]);
     assert!(
         !status.success()
             && err.contains(":1: cannot tell the configuration's format")
-            && err.contains("--format toml|ldirectord|keepalived"),
+            && err.contains("--format toml|ldirectord|keepalived|ipvsadm"),
         "{status}: {err}"
     );
 }

@@ -44,8 +44,9 @@ enum Task {
     Bench,
     /// Run the packet fuzzing test with a million frames (or LVS_FUZZ_FRAMES).
     Fuzz,
-    /// Build a release and package it in target/dist: the binary, shell completions and the
-    /// man page (generated from the CLI definitions), and the systemd unit.
+    /// Build a release and package it in target/dist: the binary, the `ipvsadm` symlink to it,
+    /// shell completions and the man page (generated from the CLI definitions), and the
+    /// systemd unit.
     Dist,
     /// Build and run the lvs binary with ARGS.
     Run {
@@ -134,6 +135,12 @@ fn dist(root: &Path) -> Result<()> {
     let dist = root.join("target/dist");
     std::fs::create_dir_all(dist.join("completions"))?;
     std::fs::copy(&bin, dist.join("lvs"))?;
+    // `ipvsadm` is lvs called by that name (as busybox's applets): install the link beside it.
+    let link = dist.join("ipvsadm");
+    if link.symlink_metadata().is_ok() {
+        std::fs::remove_file(&link)?;
+    }
+    std::os::unix::fs::symlink("lvs", &link)?;
     std::fs::copy(root.join("packaging/lvs.service"), dist.join("lvs.service"))?;
     let generated = |args: &[&str], file: PathBuf| -> Result<()> {
         let out = Command::new(&bin).args(args).output()?;

@@ -10,7 +10,9 @@
 //! where an earlier one left pins (after a crash, a SIGKILL, an upgrade, or `cleanstop = no`)
 //! adopts them, and forwarding never stops.
 
+mod commanded;
 mod config_read;
+mod conn_list;
 pub mod desired;
 mod kept_states;
 pub mod neighbours;
@@ -137,6 +139,13 @@ pub struct Agent {
     counters: snapshot::AgentCounters,
     /// What was set up at the start and only a restart changes.
     fixed: Fixed,
+    /// The configuration file's config as read (`config` is it plus the ipvsadm command's
+    /// services).
+    file_config: Config,
+    /// The services the ipvsadm command made ([`commanded`]).
+    commanded: crate::ipvsadm::rules::Rules,
+    /// Where they are kept across restarts.
+    state_file: PathBuf,
 }
 
 /// Settings applied once, at the start: a reload that changes them is told that they need a
@@ -362,7 +371,13 @@ pub async fn run(
     // The control socket and the metrics ask the loop for snapshots through this channel.
     // Both listen before anything is attached: a port in use stops lvs with nothing changed.
     let (snapshot_tx, mut snapshot_requests) = tokio::sync::mpsc::channel(16);
-    let _control = crate::control::ControlServer::start(&opts.control, snapshot_tx.clone())?;
+    // The ipvsadm command's changes come through the control socket too.
+    let (change_tx, mut change_requests) = tokio::sync::mpsc::channel(16);
+    let _control = crate::control::ControlServer::start_with_changes(
+        &opts.control,
+        snapshot_tx.clone(),
+        Some(change_tx),
+    )?;
     let _metrics = match config.globals.metrics {
         Some(addr) => Some(crate::metrics::MetricsServer::start(addr, snapshot_tx)?),
         None => None,
@@ -413,6 +428,9 @@ pub async fn run(
         config_stamp: stamp(&opts.config),
         config_path: opts.config.clone(),
         config_format: opts.format,
+        file_config: config.clone(),
+        commanded: crate::ipvsadm::rules::Rules::default(),
+        state_file: commanded::state_file(&opts.control),
         config,
         dataplane,
         ifindex,
@@ -427,6 +445,7 @@ pub async fn run(
         counters: snapshot::AgentCounters::default(),
         services_of: HashMap::new(),
     };
+    agent.restore_commanded();
     if adopted {
         agent.seed_from_dataplane();
     }
@@ -527,6 +546,14 @@ pub async fn run(
             Some(ev) = health_events.recv() => agent.on_health(ev).await,
             Some(up) = target_updates.recv() => agent.on_target(up),
             _ = tokio::time::sleep_until((last_apply + APPLY_EVERY).into()), if pending => {}
+            Some(req) = change_requests.recv() => {
+                let req: crate::control::ChangeRequest = req;
+                // Made at once: the pending changes are written with them.
+                pending = false;
+                last_apply = Instant::now();
+                let _ = req.reply.send(agent.on_ipvsadm(&req.changes, req.connections));
+                continue;
+            }
             Some(req) = snapshot_requests.recv() => {
                 // What status shows is what the kernel does: write pending changes first.
                 if pending {
@@ -786,6 +813,17 @@ impl Agent {
                 {
                     tracing::warn!("changing the log target: {e}");
                 }
+                let new = match self.merge_reloaded(new) {
+                    Ok(merged) => merged,
+                    Err(e) => {
+                        self.counters.reload_failures += 1;
+                        tracing::error!(
+                            "reload refused, the running config stays in force: with the \
+                             services the ipvsadm command made: {e}"
+                        );
+                        return;
+                    }
+                };
                 kept_states::carry_states(&self.config, &new, &mut self.states);
                 self.config = new;
                 self.counters.reloads += 1;

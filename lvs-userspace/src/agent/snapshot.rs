@@ -197,7 +197,7 @@ pub fn scheduler_name(s: Scheduler) -> &'static str {
 }
 
 /// Now on the connection table's clock: CLOCK_MONOTONIC, coarse, as `bpf_ktime_get_coarse_ns`.
-fn conntrack_now_ns() -> u64 {
+pub(super) fn conntrack_now_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
         .map(|t| Duration::from(t).as_nanos() as u64)
         .unwrap_or(0)

@@ -13,6 +13,9 @@ pub enum Format {
     Ldirectord,
     /// keepalived.conf (its LVS part).
     Keepalived,
+    /// ipvsadm rules: `ipvsadm-save` output, or lines of ipvsadm commands as `ipvsadm -R`
+    /// reads them.
+    Ipvsadm,
 }
 
 impl std::fmt::Display for Format {
@@ -21,6 +24,7 @@ impl std::fmt::Display for Format {
             Format::Toml => "TOML",
             Format::Ldirectord => "ldirectord.cf",
             Format::Keepalived => "keepalived.conf",
+            Format::Ipvsadm => "ipvsadm rules",
         })
     }
 }
@@ -45,7 +49,8 @@ const KEEPALIVED_BLOCKS: &[&str] = &[
 /// the first line that is neither blank nor a comment decides: a keepalived keyword that opens
 /// a block (`virtual_server`, `global_defs`, `vrrp_instance`...) or `include`, or any line
 /// ending in `{`, is keepalived.conf; a `[table]` header (there or on any later line) is TOML;
-/// `key=value` (or ldirectord's bare `supervised`) is ldirectord.cf. A file with no such line is ldirectord.cf (an empty
+/// `key=value` (or ldirectord's bare `supervised`) is ldirectord.cf; an ipvsadm option
+/// (`-A`, `-a`, `--set`...) or the word `ipvsadm` first is ipvsadm rules (`ipvsadm-save`). A file with no such line is ldirectord.cf (an empty
 /// configuration, as before); any other first line is [`ConfigError::UnknownFormat`].
 pub fn detect(path: &Path, text: &str) -> Result<Format, ConfigError> {
     if path.extension().is_some_and(|e| e == "toml") {
@@ -78,6 +83,9 @@ pub fn detect(path: &Path, text: &str) -> Result<Format, ConfigError> {
         {
             return Ok(Format::Toml);
         }
+        if is_ipvsadm_line(first) {
+            return Ok(Format::Ipvsadm);
+        }
         let key_value = line.split_once('=').is_some_and(|(k, _)| {
             let k = k.trim();
             !k.is_empty()
@@ -94,6 +102,17 @@ pub fn detect(path: &Path, text: &str) -> Result<Format, ConfigError> {
         });
     }
     Ok(Format::Ldirectord)
+}
+
+/// Whether a line's first word starts ipvsadm rules: `ipvsadm`, or an option such as `-A`,
+/// `-At`, `--add-service` or `--set`.
+fn is_ipvsadm_line(first: &str) -> bool {
+    first == "ipvsadm"
+        || first
+            .strip_prefix("--")
+            .or_else(|| first.strip_prefix('-'))
+            .and_then(|o| o.chars().next())
+            .is_some_and(|c| c.is_ascii_alphabetic())
 }
 
 /// Telling the format from the content, and `--format`.
@@ -130,6 +149,12 @@ mod format_tests {
             ("supervised\n", Format::Ldirectord),
             ("", Format::Ldirectord),
             ("# only comments\n", Format::Ldirectord),
+            (
+                "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -g -w 1\n",
+                Format::Ipvsadm,
+            ),
+            ("\nipvsadm -At 10.0.0.1:80 -s rr\n", Format::Ipvsadm),
+            ("--set 900 120 300\n", Format::Ipvsadm),
         ] {
             assert_eq!(fmt("lvs.conf", text), Ok(want), "{text:?}");
         }
@@ -139,10 +164,10 @@ mod format_tests {
 
     #[test]
     fn a_file_in_no_format_names_the_formats_lvs_reads() {
-        let e = fmt("rules", "# ipvsadm-save\n-A -t 10.0.0.1:80 -s rr\n").unwrap_err();
+        let e = fmt("rules", "# a script\nsudo ipvsadm -A -t 10.0.0.1:80\n").unwrap_err();
         assert!(
             e.starts_with(
-                "rules:2: cannot tell the configuration's format from `-A -t 10.0.0.1:80 -s rr`"
+                "rules:2: cannot tell the configuration's format from `sudo ipvsadm -A -t 10.0.0.1:80`"
             ),
             "{e}"
         );
@@ -152,7 +177,11 @@ mod format_tests {
                 && e.contains("ldirectord.cf"),
             "{e}"
         );
-        assert!(e.contains("--format toml|ldirectord|keepalived"), "{e}");
+        assert!(e.contains("ipvsadm rules"), "{e}");
+        assert!(
+            e.contains("--format toml|ldirectord|keepalived|ipvsadm"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod format;
 pub mod fwmark;
 mod fwmark_rules;
+pub mod ipvsadm;
 pub mod keepalived;
 mod keepalived_lex;
 pub mod ldirectord;
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use format::{Format, detect};
 pub use model::*;
-pub(crate) use raw::not_a_host_name;
+pub(crate) use raw::{not_a_host_name, service_port};
 pub use render::{render_check, to_toml};
 
 /// The most virtual services one configuration may hold (the size of the data plane's
@@ -102,8 +103,9 @@ pub enum ConfigError {
     #[error(
         "{}:{line}: cannot tell the configuration's format from `{text}`: lvs reads \
          keepalived.conf (blocks such as `virtual_server IP PORT {{ ... }}`), TOML (tables \
-         such as `[[virtual]]`) and ldirectord.cf (`key=value` lines); name one with \
-         --format toml|ldirectord|keepalived",
+         such as `[[virtual]]`), ldirectord.cf (`key=value` lines) and ipvsadm rules \
+         (`-A -t VIP:PORT -s rr` lines, as ipvsadm-save writes them); name one with \
+         --format toml|ldirectord|keepalived|ipvsadm",
         path.display()
     )]
     UnknownFormat {
@@ -238,6 +240,7 @@ pub fn load_as(path: &Path, format: Option<Format>) -> Result<Config, ConfigErro
         Format::Toml => toml::parse_str(path, &text),
         Format::Ldirectord => ldirectord::parse_str(path, &text),
         Format::Keepalived => keepalived::parse_str(path, &text),
+        Format::Ipvsadm => ipvsadm::parse_str(path, &text),
     }?;
     fwmark::apply_host_rules(&mut config)?;
     Ok(config)

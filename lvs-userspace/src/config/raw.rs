@@ -847,7 +847,7 @@ fn parse_port(
 }
 
 /// Looks a service name up in /etc/services (a few common names are built in).
-fn service_port(name: &str, proto: &str) -> Option<u16> {
+pub(crate) fn service_port(name: &str, proto: &str) -> Option<u16> {
     if let Ok(text) = std::fs::read_to_string("/etc/services") {
         for l in text.lines() {
             let l = l.split('#').next().unwrap_or("");
