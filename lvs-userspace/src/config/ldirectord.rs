@@ -1350,3 +1350,7 @@ mod proptests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ldirectord_corpus_tests.rs"]
+mod corpus_tests;
