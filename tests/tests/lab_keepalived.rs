@@ -124,3 +124,47 @@ fn a_keepalived_conf_serves_through_both_vips_and_takes_failed_reals_out() {
     wait_answers(&lab, &lvs, vip6, &["real2"], Duration::from_secs(10));
     assert!(lvs.stop());
 }
+
+#[test]
+fn below_its_quorum_the_sorry_server_answers_with_hysteresis() {
+    let lab = Lab::create(LabOptions::default()).expect("lab");
+    start_sorry_server(&lab).unwrap();
+    let vip4 = SocketAddr::new(lab.vip_v4().into(), 80);
+    // Three reals of weight 1, quorum 2, hysteresis 1: lost below 1 live real, regained at 3.
+    let conf = keepalived_conf(&lab).replace(
+        "    sorry_server 127.0.0.1 80\n",
+        "    sorry_server 127.0.0.1 80\n    quorum 2\n    hysteresis 1\n",
+    );
+    let lvs = RunningLvs::start_file(&lab, "keepalived.conf", &conf).unwrap();
+    let all = ["real1", "real2", "real3"];
+    wait_answers(&lab, &lvs, vip4, &all, Duration::from_secs(20));
+    // Two reals down: one live real (weight 1) is still within the hysteresis.
+    lab.stop_server(1).unwrap();
+    lab.stop_server(0).unwrap();
+    wait_answers(&lab, &lvs, vip4, &["real3"], Duration::from_secs(10));
+    // None live: the quorum is lost, the sorry server answers.
+    lab.stop_server(2).unwrap();
+    wait_answers(&lab, &lvs, vip4, &["sorry"], Duration::from_secs(10));
+    lvs.wait_log("quorum lost", Duration::from_secs(5)).unwrap();
+    // real2 back and up: 1 live, below quorum + hysteresis (3): still the sorry server.
+    let real2_up = format!(
+        "real server up virtual_service={vip4}/tcp real={}:80",
+        lab.reals()[1].addr_v4
+    );
+    lab.start_server(1).unwrap();
+    lvs_tests::wait::until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        "real2 checked up again",
+        || (lvs.log().matches(&real2_up).count() >= 2).then_some(()),
+        || lvs.log(),
+    );
+    wait_answers(&lab, &lvs, vip4, &["sorry"], Duration::from_secs(5));
+    // All three back: the quorum is regained, the reals answer again.
+    lab.start_server(0).unwrap();
+    lab.start_server(2).unwrap();
+    wait_answers(&lab, &lvs, vip4, &all, Duration::from_secs(15));
+    lvs.wait_log("quorum regained", Duration::from_secs(5))
+        .unwrap();
+    assert!(lvs.stop());
+}

@@ -18,6 +18,30 @@ pub trait Knowledge {
     fn is_up(&self, virt: &VirtualService, real: &RealServer) -> bool;
     /// How to reach a server: its MAC, or local; `None` while unresolved.
     fn target(&self, addr: IpAddr) -> Option<Target>;
+    /// Whether the service has lost its quorum (keepalived's `quorum` above 1).
+    fn quorum_lost(&self, _virt: &VirtualService) -> bool {
+        false
+    }
+}
+
+/// The summed weight of the reals of `v` that are up (keepalived's quorum weight).
+pub fn live_weight(v: &VirtualService, k: &impl Knowledge) -> u64 {
+    v.reals
+        .iter()
+        .filter(|r| k.is_up(v, r))
+        .map(|r| u64::from(r.weight))
+        .sum()
+}
+
+/// keepalived's quorum with hysteresis: whether the service has its quorum now, given
+/// whether it had it.
+pub fn quorum_held(v: &VirtualService, live: u64, had: bool) -> bool {
+    let (q, h) = (u64::from(v.quorum), u64::from(v.hysteresis));
+    if had {
+        live >= q.saturating_sub(h)
+    } else {
+        live >= q + h
+    }
 }
 
 /// The plans for every virtual service of `config`.
@@ -46,6 +70,11 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
                 target,
             });
         }
+    }
+    // Below its quorum, a service with a sorry server sends every new connection there (as
+    // keepalived removes the live reals); without one, the reals stay.
+    if v.quorum > 1 && v.fallback.is_some() && k.quorum_lost(v) {
+        dests.clear();
     }
     let fallback = v.fallback.as_ref().and_then(|f| {
         k.target(f.addr.ip()).map(|target| DestPlan {
@@ -80,4 +109,82 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
 /// Whether a plan sends new connections to the fallback (no real with a weight above 0).
 pub fn on_fallback(plan: &ServicePlan) -> bool {
     plan.dests.iter().all(|d| d.weight == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashSet, net::IpAddr, path::Path};
+
+    use super::*;
+
+    struct K {
+        up: HashSet<IpAddr>,
+        lost: bool,
+    }
+
+    impl Knowledge for K {
+        fn is_up(&self, _: &VirtualService, r: &RealServer) -> bool {
+            self.up.contains(&r.addr.ip())
+        }
+        fn target(&self, _: IpAddr) -> Option<Target> {
+            Some(Target::Local)
+        }
+        fn quorum_lost(&self, _: &VirtualService) -> bool {
+            self.lost
+        }
+    }
+
+    fn service(extra: &str) -> VirtualService {
+        let text = format!(
+            "[[virtual]]\naddress = \"10.0.0.1:80\"\nchecktype = \"on\"\n{extra}\n\
+             [[virtual.real]]\naddress = \"10.0.0.2:80\"\nweight = 2\n\
+             [[virtual.real]]\naddress = \"10.0.0.3:80\"\nweight = 1\n"
+        );
+        crate::config::toml::parse_str(Path::new("q.toml"), &text)
+            .unwrap()
+            .virtuals
+            .remove(0)
+    }
+
+    #[test]
+    fn quorum_with_hysteresis() {
+        let v = service("quorum = 3\nhysteresis = 1");
+        // Lost below quorum - hysteresis (2), regained at quorum + hysteresis (4).
+        assert!(quorum_held(&v, 2, true));
+        assert!(!quorum_held(&v, 1, true));
+        assert!(!quorum_held(&v, 3, false));
+        assert!(quorum_held(&v, 4, false));
+        let k = K {
+            up: ["10.0.0.2".parse().unwrap()].into(),
+            lost: false,
+        };
+        assert_eq!(live_weight(&v, &k), 2);
+    }
+
+    #[test]
+    fn below_its_quorum_a_service_with_a_sorry_server_sends_all_there() {
+        let up: HashSet<IpAddr> = ["10.0.0.2".parse().unwrap()].into();
+        let v = service("quorum = 3\nfallback = \"10.0.0.9:80\"");
+        let p = plan(
+            &v,
+            &K {
+                up: up.clone(),
+                lost: true,
+            },
+        );
+        assert!(p.dests.is_empty() && p.fallback.is_some(), "{p:?}");
+        assert!(on_fallback(&p));
+        let p = plan(
+            &v,
+            &K {
+                up: up.clone(),
+                lost: false,
+            },
+        );
+        assert_eq!(p.dests.len(), 1);
+        // Without a sorry server the live reals stay (keepalived's behaviour).
+        let v = service("quorum = 3");
+        let p = plan(&v, &K { up, lost: true });
+        assert_eq!(p.dests.len(), 1);
+    }
 }

@@ -37,7 +37,7 @@ use self::{
 };
 use crate::{
     alert::{Alerter, DaemonPhase, RealState, StateChange},
-    config::{self, Config, ConfigError, RealServer, VirtualService},
+    config::{self, Config, ConfigError, Protocol, RealServer, VirtualService},
     dataplane::{
         AttachMode, Dataplane, LoadError, ServicePlan, Target, plan::vip_key, tables::TablesError,
     },
@@ -130,6 +130,9 @@ pub struct Agent {
     tx_ports: HashSet<u32>,
     /// Services whose new connections currently go to the fallback.
     on_fallback: HashSet<SocketAddr>,
+    /// Services with a quorum above 1 below it, and those whose quorum was evaluated.
+    quorum_lost: HashSet<(SocketAddr, Protocol)>,
+    quorum_seen: HashSet<(SocketAddr, Protocol)>,
     /// The virtual services (indices in `config.virtuals`) each check concerns, so that a
     /// health event finds its services without rebuilding every real's key.
     services_of: HashMap<CheckKey, Vec<usize>>,
@@ -216,6 +219,8 @@ fn restart_only_changes(fixed: &Fixed, new: &Config) -> Vec<String> {
 struct View<'a> {
     states: &'a HashMap<CheckKey, HardState>,
     targets: &'a HashMap<IpAddr, Option<Target>>,
+    /// Services (by VIP and protocol) below their quorum.
+    quorum_lost: &'a HashSet<(SocketAddr, Protocol)>,
 }
 
 impl Knowledge for View<'_> {
@@ -225,6 +230,10 @@ impl Knowledge for View<'_> {
 
     fn target(&self, addr: IpAddr) -> Option<Target> {
         self.targets.get(&addr).copied().flatten()
+    }
+
+    fn quorum_lost(&self, v: &VirtualService) -> bool {
+        self.quorum_lost.contains(&(v.vip, v.protocol))
     }
 }
 
@@ -442,6 +451,8 @@ pub async fn run(
         targets: HashMap::new(),
         tx_ports: HashSet::new(),
         on_fallback: HashSet::new(),
+        quorum_lost: HashSet::new(),
+        quorum_seen: HashSet::new(),
         counters: snapshot::AgentCounters::default(),
         services_of: HashMap::new(),
     };
@@ -686,9 +697,11 @@ impl Agent {
 
     /// Writes the plans for the current knowledge to the kernel.
     fn apply(&mut self) -> Result<(), AgentError> {
+        self.update_quorums();
         let view = View {
             states: &self.states,
             targets: &self.targets,
+            quorum_lost: &self.quorum_lost,
         };
         let plans = desired::plans(&self.config, &view);
         for p in &plans {
@@ -707,6 +720,41 @@ impl Agent {
         self.dataplane.tables.apply(&plans)?;
         self.counters.map_updates += 1;
         Ok(())
+    }
+
+    /// keepalived's quorum of each service that has one above 1: lost below
+    /// `quorum - hysteresis`, regained at `quorum + hysteresis`; each change logged.
+    fn update_quorums(&mut self) {
+        let mut lost = HashSet::new();
+        for v in self.config.virtuals.iter().filter(|v| v.quorum > 1) {
+            let key = (v.vip, v.protocol);
+            let view = View {
+                states: &self.states,
+                targets: &self.targets,
+                quorum_lost: &self.quorum_lost,
+            };
+            let live = desired::live_weight(v, &view);
+            let had = self.quorum_seen.contains(&key) && !self.quorum_lost.contains(&key);
+            let held = desired::quorum_held(v, live, had);
+            if !held {
+                lost.insert(key);
+            }
+            if self.quorum_seen.contains(&key) && held != had {
+                if held {
+                    tracing::info!(service = %v.vip, live, quorum = v.quorum, "quorum regained");
+                } else {
+                    tracing::warn!(service = %v.vip, live, quorum = v.quorum, "quorum lost");
+                }
+            }
+        }
+        self.quorum_seen = self
+            .config
+            .virtuals
+            .iter()
+            .filter(|v| v.quorum > 1)
+            .map(|v| (v.vip, v.protocol))
+            .collect();
+        self.quorum_lost = lost;
     }
 
     /// Logs a service entering or leaving its fallback, and runs `fallbackcommand`.

@@ -251,6 +251,7 @@ impl Agent {
         let view = View {
             states: &self.states,
             targets: &self.targets,
+            quorum_lost: &self.quorum_lost,
         };
         let tables = &self.dataplane.tables;
         let stats = tables.stats();

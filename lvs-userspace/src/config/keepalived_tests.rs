@@ -204,14 +204,32 @@ fn sorry_server_and_quorum() {
             .iter()
             .any(|w| w.starts_with("k.conf:6: sorry_server_inhibit: no effect"))
     );
+    // keepalived keeps the hysteresis below the quorum (1 here): 0.
+    assert_eq!((c.virtuals[0].quorum, c.virtuals[0].hysteresis), (1, 0));
+    // A quorum: the summed weight of live reals below which the sorry server takes over.
+    let c = ok(&vs(
+        &format!("{BASE}\n  sorry_server 10.0.0.9\n  quorum 2\n  hysteresis 1"),
+        "    weight 2",
+    ));
+    assert_eq!((c.virtuals[0].quorum, c.virtuals[0].hysteresis), (2, 1));
+    let back = toml::parse_str(Path::new("c.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(
+        (back.virtuals[0].quorum, back.virtuals[0].hysteresis),
+        (2, 1)
+    );
+    // Above the reals' total weight (2 × 1): lowered to it, with a warning.
+    let c = ok(&vs(&format!("{BASE}\n  quorum 5"), ""));
+    assert_eq!(c.virtuals[0].quorum, 2);
     assert!(
         c.warnings
             .iter()
-            .any(|w| w.starts_with("k.conf:8: hysteresis: no effect"))
+            .any(|w| w.starts_with("k.conf:5: quorum: 5 is above the reals' total weight 2")),
+        "{:?}",
+        c.warnings
     );
     assert!(
-        err(&vs(&format!("{BASE}\n  quorum 2"), ""))
-            .starts_with("k.conf:5: quorum: a quorum above 1 is not supported")
+        err(&vs(&format!("{BASE}\n  quorum 0"), ""))
+            .starts_with("k.conf:5: quorum: must be 1 or more")
     );
     assert!(
         err(&vs(&format!("{BASE}\n  quorum_up /bin/up"), ""))

@@ -176,21 +176,13 @@ impl Mapper {
                     );
                 }
                 "quorum" => {
-                    if number(i)?.value > 1 {
-                        return Err(bad(
-                            &i.loc,
-                            k,
-                            "a quorum above 1 is not supported: lvs turns to the sorry server \
-                             when no real is up (keepalived's quorum 1)",
-                        ));
+                    let q = number(i)?;
+                    if q.value == 0 {
+                        return Err(bad(&i.loc, k, "must be 1 or more"));
                     }
+                    v.quorum = Some(q);
                 }
-                "hysteresis" => {
-                    // keepalived forces hysteresis below quorum, and lvs's quorum is 1.
-                    if number(i)?.value > 0 {
-                        self.warn(&i.loc, k, "no effect with quorum 1 (keepalived makes it 0)");
-                    }
-                }
+                "hysteresis" => v.hysteresis = Some(number(i)?),
                 "quorum_up" | "quorum_down" => {
                     return Err(bad(
                         &i.loc,
@@ -369,6 +361,22 @@ impl Mapper {
             );
             return Ok(None);
         };
+        // keepalived lowers a quorum above the reals' total weight to that total.
+        let total: u64 = read.iter().map(|r| r.raw.weight.unwrap_or(1)).sum();
+        if let Some(q) = &mut v.quorum
+            && q.value > total
+        {
+            let why = format!(
+                "{} is above the reals' total weight {total}: lowered to it, as keepalived does",
+                q.value
+            );
+            let at = Location {
+                file: s.loc.file.clone(),
+                line: q.line,
+            };
+            self.warn(&at, "quorum", &why);
+            q.value = total.max(1);
+        }
         let (check, quiet) = (first.check.clone(), first.inhibit);
         let first_loc = first.loc.clone();
         for r in &read {

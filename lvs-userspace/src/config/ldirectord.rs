@@ -1356,3 +1356,7 @@ mod proptests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ldirectord_corpus_tests.rs"]
+mod corpus_tests;

@@ -539,6 +539,12 @@ pub struct VirtualService {
     pub quiescent: bool,
     /// Health checking.
     pub check: CheckSpec,
+    /// keepalived's `quorum`: the summed weight of the reals that are up below which the
+    /// service turns to its sorry server (1: ldirectord's "no real is up").
+    pub quorum: u32,
+    /// keepalived's `hysteresis` around the quorum: lost below `quorum - hysteresis`,
+    /// regained at `quorum + hysteresis`.
+    pub hysteresis: u32,
 }
 
 /// A firewall-mark virtual service: packets the host's netfilter rules mark with `mark`. XDP

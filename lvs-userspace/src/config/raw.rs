@@ -108,6 +108,9 @@ pub(crate) struct RawVirtual {
     pub verify_tls: Opt<bool>,
     pub servicename: Opt<String>,
     pub comment: Opt<String>,
+    /// keepalived's `quorum` and `hysteresis` (TOML too).
+    pub quorum: Opt<u64>,
+    pub hysteresis: Opt<u64>,
     pub reals: Vec<RawReal>,
 }
 
@@ -143,6 +146,8 @@ impl RawVirtual {
             successcount: None,
             verify_tls: None,
             servicename: None,
+            quorum: None,
+            hysteresis: None,
             comment: None,
             reals: Vec::new(),
         }
@@ -1614,6 +1619,20 @@ fn resolve_virtual(
         .flatten()
         .unwrap_or(globals.success_count);
 
+    let quorum = match &v.quorum {
+        None => 1,
+        Some(q) if (1..=u64::from(u32::MAX)).contains(&q.value) => q.value as u32,
+        Some(q) => {
+            errs.bad(q.line, "quorum", "must be 1 or more");
+            1
+        }
+    };
+    // keepalived keeps the hysteresis below the quorum.
+    let hysteresis = v
+        .hysteresis
+        .as_ref()
+        .map_or(0, |h| h.value.min(u64::from(quorum) - 1) as u32);
+
     let mut reals = Vec::new();
     for r in &v.reals {
         if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http, names)) {
@@ -1679,6 +1698,8 @@ fn resolve_virtual(
             failure_count,
             success_count,
         },
+        quorum,
+        hysteresis,
     })
 }
 

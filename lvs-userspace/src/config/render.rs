@@ -242,6 +242,13 @@ pub fn render_check(config: &Config) -> String {
         if let Some(f) = &v.fallback_command {
             let _ = writeln!(o, "  fallbackcommand {f}");
         }
+        if v.quorum != 1 {
+            let _ = writeln!(
+                o,
+                "  quorum {} (hysteresis {}): below it, new connections go to the fallback",
+                v.quorum, v.hysteresis
+            );
+        }
         let _ = writeln!(
             o,
             "  failed reals are {}",
@@ -454,6 +461,12 @@ pub fn to_toml(config: &Config) -> String {
             let _ = writeln!(o, "fallbackcommand = {}", q(f));
         }
         let _ = writeln!(o, "quiescent = {}", v.quiescent);
+        if v.quorum != 1 {
+            let _ = writeln!(o, "quorum = {}", v.quorum);
+        }
+        if v.hysteresis != 0 {
+            let _ = writeln!(o, "hysteresis = {}", v.hysteresis);
+        }
         let c = &v.check;
         let ct = check_type_name(c.check_type);
         let _ = writeln!(o, "checktype = {}", q(&ct));

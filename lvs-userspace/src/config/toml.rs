@@ -73,6 +73,8 @@
 //! successcount = 1
 //! verify_tls = false
 //! servicename = "Web site"
+//! quorum = 1                 # keepalived's: sorry server below this summed weight of live reals
+//! hysteresis = 0             # around the quorum
 //! comment = "..."
 //!
 //! [[virtual.real]]
@@ -246,6 +248,8 @@ struct TomlVirtual {
     verify_tls: S<bool>,
     servicename: S<String>,
     comment: S<String>,
+    quorum: S<u64>,
+    hysteresis: S<u64>,
     #[serde(default)]
     real: Vec<TomlReal>,
 }
@@ -367,6 +371,8 @@ impl TomlFile {
                 rv.successcount = l.opt(v.successcount);
                 rv.verify_tls = l.opt(v.verify_tls);
                 rv.servicename = l.opt(v.servicename);
+                rv.quorum = l.opt(v.quorum);
+                rv.hysteresis = l.opt(v.hysteresis);
                 rv.comment = l.opt(v.comment);
                 rv.reals = v
                     .real

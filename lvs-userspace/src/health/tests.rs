@@ -65,6 +65,8 @@ fn virtual_service(vip: &str, check: CheckSpec, reals: Vec<RealServer>) -> Virtu
         fallback_command: None,
         quiescent: false,
         check,
+        quorum: 1,
+        hysteresis: 0,
     }
 }
 
