@@ -187,6 +187,21 @@ fn a_script_of_ipvsadm_commands_drives_the_agent_and_saves_and_restores() {
     assert_eq!(&row[..33], format!("{:<33}", "TCP  198.18.0.100:80"));
     let conns: u64 = row[33..42].trim().parse().unwrap();
     assert!((600..=650).contains(&conns), "{row:?}");
+    // -Z: the lists count from now on.
+    let service_conns = || -> u64 {
+        let stats = bin.ok(&lvs.control, "-Ln --stats");
+        let row = stats
+            .lines()
+            .find(|l| l.starts_with("TCP  "))
+            .unwrap()
+            .to_string();
+        row[33..42].trim().parse().unwrap()
+    };
+    bin.ok(&lvs.control, "-Z");
+    assert_eq!(service_conns(), 0);
+    let none = bin.sh(&lvs.control, "ipvsadm -Z -t 198.18.0.100:81");
+    assert_eq!(none.status.code(), Some(255));
+    assert_eq!(String::from_utf8_lossy(&none.stderr), "No such service\n");
 
     // -c: the connection table, in ipvsadm's columns.
     let conns = bin.ok(&lvs.control, "-Lnc");
@@ -225,6 +240,7 @@ fn a_script_of_ipvsadm_commands_drives_the_agent_and_saves_and_restores() {
         "-e -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1",
     );
     split(&lab, vip, [150, 300, 150]);
+    assert_eq!(service_conns(), 600, "600 new connections since -Z");
     // -d: a real, at once.
     bin.ok(&lvs.control, "-d -t 198.18.0.100:80 -r 198.18.0.13:80");
     split(&lab, vip, [200, 400, 0]);

@@ -14,9 +14,9 @@ use std::{
 use super::{
     args::{self, ArgError, Command, Invocation, ServiceArg},
     output::{self, Format},
-    rules::Change,
+    rules::{Change, Key},
 };
-use crate::control::{self, ChangeError, ControlError};
+use crate::control::{self, ChangeError, ControlError, ZeroScope};
 
 /// The control socket the command talks to.
 pub fn control_path() -> PathBuf {
@@ -127,13 +127,17 @@ fn run_to(program: &str, args: &[String], control: &Path, stdin: &mut dyn BufRea
             Ok(snap) => Out::ok(output::save(output::views(&snap), false)),
             Err(e) => unreachable(&e),
         },
-        Command::Zero => Out::err(
-            "lvs cannot zero its counters: they are the data plane's totals, which `lvs \
-             status` and the metrics read too (a Prometheus counter never goes back); take \
-             differences (ipvsadm --rate shows them per second)\n"
-                .into(),
-            255,
-        ),
+        Command::Zero => {
+            let scope = match inv.service {
+                None => ZeroScope::All,
+                Some(ServiceArg::Addr(proto, addr)) => ZeroScope::Service(Key { proto, addr }),
+                Some(_) => return Out::err("No such service\n".into(), 255),
+            };
+            match control::ipvsadm_zero(control, scope) {
+                Ok(_) => Out::ok(String::new()),
+                Err(e) => change_error(e, None),
+            }
+        }
         Command::Restore => restore(program, control, stdin),
         _ => match Change::from_invocation(&inv) {
             Err(e) => arg_error(program, &e),
@@ -237,6 +241,13 @@ fn list(inv: &Invocation, control: &Path) -> Out {
         Err(e) => return unreachable(&e),
     };
     let mut views = output::views(&snap);
+    if inv.stats {
+        // The counters since -Z.
+        match control::ipvsadm(control, Vec::new(), false) {
+            Ok(a) => output::since_zero(&mut views, &a.zeroed),
+            Err(e) => return change_error(e, None),
+        }
+    }
     if inv.rate {
         let before = views;
         std::thread::sleep(std::time::Duration::from_secs(1));
