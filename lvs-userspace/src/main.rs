@@ -26,8 +26,8 @@ struct Cli {
 enum Command {
     /// Attach the balancer and keep it in line with the config and the reals' health.
     Run {
-        /// Config file: keepalived.conf, TOML or ldirectord.cf, told by its content (a file
-        /// ending in .toml is TOML).
+        /// Config file: keepalived.conf, TOML, ldirectord.cf or ipvsadm rules (ipvsadm-save),
+        /// told by its content (a file ending in .toml is TOML).
         #[arg(long, short)]
         config: PathBuf,
         /// The config's format, instead of telling it from the content.
@@ -75,13 +75,14 @@ enum Command {
     },
     /// Validate a config and print what would run.
     Check {
-        /// Config file (keepalived.conf, TOML or ldirectord.cf).
+        /// Config file (keepalived.conf, TOML, ldirectord.cf or ipvsadm rules).
         file: PathBuf,
         /// The config's format, instead of telling it from the content.
         #[arg(long, value_enum)]
         format: Option<config::Format>,
     },
-    /// Print the TOML equivalent of a config (keepalived.conf, ldirectord.cf or TOML).
+    /// Print the TOML equivalent of a config (keepalived.conf, ldirectord.cf, ipvsadm rules or
+    /// TOML).
     Convert {
         /// Config file.
         file: PathBuf,
