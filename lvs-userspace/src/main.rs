@@ -93,6 +93,7 @@ enum Command {
     /// ipvsadm's command line, acting on the running agent (as ipvsadm on IPVS). The same
     /// binary called `ipvsadm` (a symlink) is this command. The agent's control socket is
     /// $LVS_CONTROL (default /run/lvs/lvs.sock).
+    #[command(disable_help_flag = true)]
     Ipvsadm {
         /// ipvsadm's arguments (`-A -t VIP:80 -s rr`, `-Ln`, `-S -n`, `-R`...).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
