@@ -123,6 +123,8 @@ pub struct ChangeRequest {
     pub changes: Vec<Change>,
     /// Whether the connection table is asked for.
     pub connections: bool,
+    /// `-Z`.
+    pub zero: Option<ZeroScope>,
     /// Where the answer goes.
     pub reply: oneshot::Sender<Result<IpvsadmAnswer, (usize, String)>>,
 }
@@ -138,6 +140,18 @@ pub struct Request {
     /// For `ipvsadm`: list the connection table too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub connections: bool,
+    /// For `ipvsadm -Z`: zero the counters of every service, or of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero: Option<ZeroScope>,
+}
+
+/// What `ipvsadm -Z` zeroes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ZeroScope {
+    /// Every service.
+    All,
+    /// One service.
+    Service(crate::ipvsadm::rules::Key),
 }
 
 /// The answer line.
@@ -171,6 +185,9 @@ pub struct IpvsadmAnswer {
     /// The connection table, when asked for (`ipvsadm -L -c`).
     #[serde(default)]
     pub connections: Vec<crate::ipvsadm::output::Connection>,
+    /// Where `ipvsadm -Z` zeroed the counters (what lists take off).
+    #[serde(default)]
+    pub zeroed: Vec<crate::ipvsadm::output::ZeroBase>,
 }
 
 impl Response {
@@ -364,7 +381,7 @@ async fn serve_one(
                 None => Response::error("the agent is stopping"),
             },
             Ok(r) if r.cmd == "ipvsadm" => {
-                make_changes(changes.as_ref(), r.changes, r.connections).await
+                make_changes(changes.as_ref(), r.changes, r.connections, r.zero).await
             }
             Ok(r) => Response::error(format!("unknown command `{}`", r.cmd)),
         },
@@ -391,6 +408,7 @@ async fn make_changes(
     to: Option<&mpsc::Sender<ChangeRequest>>,
     changes: Vec<Change>,
     connections: bool,
+    zero: Option<ZeroScope>,
 ) -> Response {
     let Some(to) = to else {
         return Response::error("this agent takes no ipvsadm changes");
@@ -399,6 +417,7 @@ async fn make_changes(
     let request = ChangeRequest {
         changes,
         connections,
+        zero,
         reply,
     };
     if to.send(request).await.is_err() {
@@ -443,14 +462,32 @@ pub fn ipvsadm(
     changes: Vec<Change>,
     connections: bool,
 ) -> Result<IpvsadmAnswer, ChangeError> {
-    let r = exchange(
+    ipvsadm_request(
         path,
         &Request {
             cmd: "ipvsadm".into(),
             changes,
             connections,
+            zero: None,
         },
-    )?;
+    )
+}
+
+/// Client side: `ipvsadm -Z` (blocking).
+pub fn ipvsadm_zero(path: &Path, zero: ZeroScope) -> Result<IpvsadmAnswer, ChangeError> {
+    ipvsadm_request(
+        path,
+        &Request {
+            cmd: "ipvsadm".into(),
+            changes: Vec::new(),
+            connections: false,
+            zero: Some(zero),
+        },
+    )
+}
+
+fn ipvsadm_request(path: &Path, request: &Request) -> Result<IpvsadmAnswer, ChangeError> {
+    let r = exchange(path, request)?;
     match r {
         Response {
             ok: true,
@@ -524,6 +561,7 @@ pub fn status(path: &Path) -> Result<Snapshot, ControlError> {
         cmd: "status".into(),
         changes: Vec::new(),
         connections: false,
+        zero: None,
     })
     .expect("a request serializes");
     stream

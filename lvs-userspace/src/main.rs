@@ -26,8 +26,8 @@ struct Cli {
 enum Command {
     /// Attach the balancer and keep it in line with the config and the reals' health.
     Run {
-        /// Config file: keepalived.conf, TOML or ldirectord.cf, told by its content (a file
-        /// ending in .toml is TOML).
+        /// Config file: keepalived.conf, TOML, ldirectord.cf or ipvsadm rules (ipvsadm-save),
+        /// told by its content (a file ending in .toml is TOML).
         #[arg(long, short)]
         config: PathBuf,
         /// The config's format, instead of telling it from the content.
@@ -75,13 +75,14 @@ enum Command {
     },
     /// Validate a config and print what would run.
     Check {
-        /// Config file (keepalived.conf, TOML or ldirectord.cf).
+        /// Config file (keepalived.conf, TOML, ldirectord.cf or ipvsadm rules).
         file: PathBuf,
         /// The config's format, instead of telling it from the content.
         #[arg(long, value_enum)]
         format: Option<config::Format>,
     },
-    /// Print the TOML equivalent of a config (keepalived.conf, ldirectord.cf or TOML).
+    /// Print the TOML equivalent of a config (keepalived.conf, ldirectord.cf, ipvsadm rules or
+    /// TOML).
     Convert {
         /// Config file.
         file: PathBuf,
@@ -92,6 +93,7 @@ enum Command {
     /// ipvsadm's command line, acting on the running agent (as ipvsadm on IPVS). The same
     /// binary called `ipvsadm` (a symlink) is this command. The agent's control socket is
     /// $LVS_CONTROL (default /run/lvs/lvs.sock).
+    #[command(disable_help_flag = true)]
     Ipvsadm {
         /// ipvsadm's arguments (`-A -t VIP:80 -s rr`, `-Ln`, `-S -n`, `-R`...).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

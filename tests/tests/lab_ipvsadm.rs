@@ -66,7 +66,12 @@ impl Bin {
 /// An agent with no service of its own (its config names only the interface).
 fn agent<'a>(lab: &'a Lab, name: &str) -> RunningLvs<'a> {
     let config = format!("interface = \"{}\"\n", lab.director_ifname());
-    let lvs = RunningLvs::start_file(lab, name, &config).unwrap();
+    agent_with(lab, name, &config)
+}
+
+/// An agent with `config` (TOML), once its control socket answers.
+fn agent_with<'a>(lab: &'a Lab, name: &str, config: &str) -> RunningLvs<'a> {
+    let lvs = RunningLvs::start_file(lab, name, config).unwrap();
     wait::until(
         Duration::from_secs(20),
         Duration::from_millis(100),
@@ -182,6 +187,21 @@ fn a_script_of_ipvsadm_commands_drives_the_agent_and_saves_and_restores() {
     assert_eq!(&row[..33], format!("{:<33}", "TCP  198.18.0.100:80"));
     let conns: u64 = row[33..42].trim().parse().unwrap();
     assert!((600..=650).contains(&conns), "{row:?}");
+    // -Z: the lists count from now on.
+    let service_conns = || -> u64 {
+        let stats = bin.ok(&lvs.control, "-Ln --stats");
+        let row = stats
+            .lines()
+            .find(|l| l.starts_with("TCP  "))
+            .unwrap()
+            .to_string();
+        row[33..42].trim().parse().unwrap()
+    };
+    bin.ok(&lvs.control, "-Z");
+    assert_eq!(service_conns(), 0);
+    let none = bin.sh(&lvs.control, "ipvsadm -Z -t 198.18.0.100:81");
+    assert_eq!(none.status.code(), Some(255));
+    assert_eq!(String::from_utf8_lossy(&none.stderr), "No such service\n");
 
     // -c: the connection table, in ipvsadm's columns.
     let conns = bin.ok(&lvs.control, "-Lnc");
@@ -220,6 +240,7 @@ fn a_script_of_ipvsadm_commands_drives_the_agent_and_saves_and_restores() {
         "-e -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1",
     );
     split(&lab, vip, [150, 300, 150]);
+    assert_eq!(service_conns(), 600, "600 new connections since -Z");
     // -d: a real, at once.
     bin.ok(&lvs.control, "-d -t 198.18.0.100:80 -r 198.18.0.13:80");
     split(&lab, vip, [200, 400, 0]);
@@ -433,5 +454,87 @@ fn every_corpus_file_runs_or_is_refused_for_a_listed_reason() {
     let out = bin.sh(&lvs.control, &format!("ipvsadm {laddr_line}"));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(laddr));
+    assert!(lvs.stop());
+}
+
+/// A service of the configuration file belongs to the file: the command refuses to change
+/// it (naming the file and line), `-C` leaves it, and a reload that brings a service the
+/// command made takes it over (the log says so).
+#[test]
+fn the_config_files_services_are_the_files() {
+    let lab = Lab::create(LabOptions::default()).expect("lab");
+    let bin = Bin::new(&lab);
+    let file_service = format!(
+        "interface = \"{}\"\n\n[[virtual]]\naddress = \"198.18.0.100:80\"\nscheduler = \"rr\"\n\
+         checktype = \"on\"\n[[virtual.real]]\naddress = \"198.18.0.11:80\"\n",
+        lab.director_ifname()
+    );
+    let lvs = agent_with(&lab, "owned.toml", &file_service);
+    for args in [
+        "-a -t 198.18.0.100:80 -r 198.18.0.12",
+        "-e -t 198.18.0.100:80 -r 198.18.0.11 -w 5",
+        "-D -t 198.18.0.100:80",
+    ] {
+        let out = bin.sh(&lvs.control, &format!("ipvsadm {args}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{args}: {err}");
+        assert!(
+            err.contains("TCP 198.18.0.100:80 is a service of the configuration file")
+                && err.contains("owned.toml:4"),
+            "{args}: {err}"
+        );
+    }
+    bin.ok(&lvs.control, "-A -t 198.18.0.100:8080 -s rr");
+    bin.ok(&lvs.control, "-a -t 198.18.0.100:8080 -r 198.18.0.12");
+    assert_eq!(
+        bin.ok(&lvs.control, "-S -n"),
+        "-A -t 198.18.0.100:80 -s rr\n\
+         -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n\
+         -A -t 198.18.0.100:8080 -s rr\n\
+         -a -t 198.18.0.100:8080 -r 198.18.0.12:8080 -g -w 1\n"
+    );
+    // -C clears the command's service only, and says the file's stay.
+    let out = bin.sh(&lvs.control, "ipvsadm -C");
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("service(s) of the configuration file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        bin.ok(&lvs.control, "-S -n"),
+        "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n"
+    );
+    // A reload that brings the command's service: the file's takes it over.
+    bin.ok(&lvs.control, "-A -t 198.18.0.100:8080 -s wrr");
+    std::fs::write(
+        &lvs.config,
+        format!(
+            "{file_service}\n[[virtual]]\naddress = \"198.18.0.100:8080\"\nscheduler = \"rr\"\n\
+             checktype = \"on\"\n[[virtual.real]]\naddress = \"198.18.0.13:8080\"\n"
+        ),
+    )
+    .unwrap();
+    lvs.reload();
+    lvs.wait_log("the file's takes it over", Duration::from_secs(15))
+        .unwrap();
+    wait::until(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        "the reloaded table",
+        || {
+            let saved = bin.ok(&lvs.control, "-S -n");
+            saved
+                .contains("-a -t 198.18.0.100:8080 -r 198.18.0.13:8080 -g -w 1\n")
+                .then_some(())
+        },
+        || bin.ok(&lvs.control, "-S -n"),
+    );
+    // The state file no longer has it: a restart does not bring it back beside the file's.
+    let out = bin.sh(
+        &lvs.control,
+        "ipvsadm -a -t 198.18.0.100:8080 -r 198.18.0.12",
+    );
+    assert_eq!(out.status.code(), Some(255));
     assert!(lvs.stop());
 }

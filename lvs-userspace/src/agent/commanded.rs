@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use super::{Agent, kept_states};
 use crate::{
     config::{self, CheckType, Config, ConfigError, Protocol},
-    control::IpvsadmAnswer,
+    control::{IpvsadmAnswer, ZeroScope},
     health::{CheckKey, HardState},
     ipvsadm::{
         args::Proto,
@@ -207,12 +207,32 @@ impl Agent {
         &mut self,
         changes: &[Change],
         connections: bool,
+        zero: Option<ZeroScope>,
     ) -> Result<IpvsadmAnswer, (usize, String)> {
         let notes = if changes.is_empty() {
             Vec::new()
         } else {
             self.on_changes(changes)?
         };
+        if let Some(scope) = zero {
+            let views = output::views(&self.snapshot(false));
+            let only = match scope {
+                ZeroScope::All => None,
+                ZeroScope::Service(k) => {
+                    if !views.iter().any(|s| s.proto == k.proto && s.addr == k.addr) {
+                        return Err((0, "No such service".into()));
+                    }
+                    Some((k.proto, k.addr))
+                }
+            };
+            let fresh = output::zero_bases(&views, only);
+            self.zeroed.retain(|b| {
+                !fresh
+                    .iter()
+                    .any(|f| f.proto == b.proto && f.service == b.service && f.real == b.real)
+            });
+            self.zeroed.extend(fresh);
+        }
         let t = self.config.globals.timeouts;
         Ok(IpvsadmAnswer {
             notes,
@@ -223,6 +243,7 @@ impl Agent {
             } else {
                 Vec::new()
             },
+            zeroed: self.zeroed.clone(),
         })
     }
 

@@ -149,6 +149,8 @@ pub struct Agent {
     commanded: crate::ipvsadm::rules::Rules,
     /// Where they are kept across restarts.
     state_file: PathBuf,
+    /// Where `ipvsadm -Z` zeroed the counters.
+    zeroed: Vec<crate::ipvsadm::output::ZeroBase>,
 }
 
 /// Settings applied once, at the start: a reload that changes them is told that they need a
@@ -440,6 +442,7 @@ pub async fn run(
         file_config: config.clone(),
         commanded: crate::ipvsadm::rules::Rules::default(),
         state_file: commanded::state_file(&opts.control),
+        zeroed: Vec::new(),
         config,
         dataplane,
         ifindex,
@@ -562,7 +565,7 @@ pub async fn run(
                 // Made at once: the pending changes are written with them.
                 pending = false;
                 last_apply = Instant::now();
-                let _ = req.reply.send(agent.on_ipvsadm(&req.changes, req.connections));
+                let _ = req.reply.send(agent.on_ipvsadm(&req.changes, req.connections, req.zero));
                 continue;
             }
             Some(req) = snapshot_requests.recv() => {

@@ -1,6 +1,6 @@
 //! Configuration: the model ([`model`]) and its readers, TOML ([`toml`]), ldirectord.cf
-//! ([`ldirectord`]) and keepalived.conf ([`keepalived`]); [`load`] tells them apart by the
-//! file's content ([`detect`]).
+//! ([`ldirectord`]), keepalived.conf ([`keepalived`]) and ipvsadm rules ([`ipvsadm`]); [`load`]
+//! tells them apart by the file's content ([`detect`]).
 //!
 //! The TOML and ldirectord readers only deal with syntax: they turn text into the same raw, still unchecked
 //! description (`config/raw.rs`), and one function (`raw::resolve`) applies ldirectord's defaults,

@@ -14,9 +14,9 @@ use std::{
 use super::{
     args::{self, ArgError, Command, Invocation, ServiceArg},
     output::{self, Format},
-    rules::Change,
+    rules::{Change, Key},
 };
-use crate::control::{self, ChangeError, ControlError};
+use crate::control::{self, ChangeError, ControlError, ZeroScope};
 
 /// The control socket the command talks to.
 pub fn control_path() -> PathBuf {
@@ -127,13 +127,17 @@ fn run_to(program: &str, args: &[String], control: &Path, stdin: &mut dyn BufRea
             Ok(snap) => Out::ok(output::save(output::views(&snap), false)),
             Err(e) => unreachable(&e),
         },
-        Command::Zero => Out::err(
-            "lvs cannot zero its counters: they are the data plane's totals, which `lvs \
-             status` and the metrics read too (a Prometheus counter never goes back); take \
-             differences (ipvsadm --rate shows them per second)\n"
-                .into(),
-            255,
-        ),
+        Command::Zero => {
+            let scope = match inv.service {
+                None => ZeroScope::All,
+                Some(ServiceArg::Addr(proto, addr)) => ZeroScope::Service(Key { proto, addr }),
+                Some(_) => return Out::err("No such service\n".into(), 255),
+            };
+            match control::ipvsadm_zero(control, scope) {
+                Ok(_) => Out::ok(String::new()),
+                Err(e) => change_error(e, None),
+            }
+        }
         Command::Restore => restore(program, control, stdin),
         _ => match Change::from_invocation(&inv) {
             Err(e) => arg_error(program, &e),
@@ -237,6 +241,13 @@ fn list(inv: &Invocation, control: &Path) -> Out {
         Err(e) => return unreachable(&e),
     };
     let mut views = output::views(&snap);
+    if inv.stats {
+        // The counters since -Z.
+        match control::ipvsadm(control, Vec::new(), false) {
+            Ok(a) => output::since_zero(&mut views, &a.zeroed),
+            Err(e) => return change_error(e, None),
+        }
+    }
     if inv.rate {
         let before = views;
         std::thread::sleep(std::time::Duration::from_secs(1));
@@ -261,54 +272,58 @@ fn list(inv: &Invocation, control: &Path) -> Out {
 
 fn usage(program: &str) -> String {
     format!(
-        "ipvsadm v1.31 (lvs {version}: changes go to the running lvs agent)\n\
-Usage:\n\
-  {p} -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-M netmask]\n\
-  {p} -D -t|u service-address\n\
-  {p} -C\n\
-  {p} -R\n\
-  {p} -S [-n]\n\
-  {p} -a|e -t|u service-address -r server-address [options]\n\
-  {p} -d -t|u service-address -r server-address\n\
-  {p} -L|l [options]\n\
-  {p} --set tcp tcpfin udp\n\
-  {p} -h\n\n\
-Commands:\n\
-Either long or short options are allowed.\n\
-  --add-service     -A        add virtual service with options\n\
-  --edit-service    -E        edit virtual service with options\n\
-  --delete-service  -D        delete virtual service\n\
-  --clear           -C        clear the services ipvsadm made\n\
-  --restore         -R        restore rules from stdin\n\
-  --save            -S        save rules to stdout\n\
-  --add-server      -a        add real server with options\n\
-  --edit-server     -e        edit real server with options\n\
-  --delete-server   -d        delete real server\n\
-  --list            -L|-l     list the table\n\
-  --set tcp tcpfin udp        set connection timeout values\n\
-  --help            -h        display this help message\n\n\
-Options:\n\
-  --tcp-service  -t service-address   service-address is host[:port]\n\
-  --udp-service  -u service-address   service-address is host[:port]\n\
-  --scheduler    -s scheduler         the default scheduler is wlc (lvs implements the\n\
-                                      schedulers `lvs check` accepts)\n\
-  --persistent   -p [timeout]         persistent service (default 360 s)\n\
-  --netmask      -M netmask           persistent granularity mask\n\
-  --real-server  -r server-address    server-address is host (and port)\n\
-  --gatewaying   -g                   gatewaying (direct routing) (default)\n\
-  --ipip         -i                   ipip encapsulation (tunneling)\n\
-  --masquerading -m                   masquerading (NAT)\n\
-  --weight       -w weight            capacity of real server\n\
-  --connection   -c                   output of current connections\n\
-  --timeout                           output of timeout (tcp tcpfin udp)\n\
-  --stats                             output of statistics information\n\
-  --rate                              output of rate information\n\
-  --exact                             expand numbers (display exact values)\n\
-  --thresholds                        output of thresholds information\n\
-  --persistent-conn                   output of persistent connection info\n\
-  --nosort                            disable sorting output of service/server entries\n\
-  --numeric      -n                   numeric output of addresses and ports\n\n\
-The agent's control socket: $LVS_CONTROL (default {socket}).\n",
+        r#"ipvsadm v1.31 (lvs {version}: changes go to the running lvs agent)
+Usage:
+  {p} -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-M netmask]
+  {p} -D -t|u service-address
+  {p} -C
+  {p} -R
+  {p} -S [-n]
+  {p} -a|e -t|u service-address -r server-address [options]
+  {p} -d -t|u service-address -r server-address
+  {p} -L|l [options]
+  {p} --set tcp tcpfin udp
+  {p} -h
+
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add virtual service with options
+  --edit-service    -E        edit virtual service with options
+  --delete-service  -D        delete virtual service
+  --clear           -C        clear the services ipvsadm made
+  --restore         -R        restore rules from stdin
+  --save            -S        save rules to stdout
+  --add-server      -a        add real server with options
+  --edit-server     -e        edit real server with options
+  --delete-server   -d        delete real server
+  --list            -L|-l     list the table
+  --set tcp tcpfin udp        set connection timeout values
+  --help            -h        display this help message
+
+Options:
+  --tcp-service  -t service-address   service-address is host[:port]
+  --udp-service  -u service-address   service-address is host[:port]
+  --scheduler    -s scheduler         the default scheduler is wlc (lvs implements the
+                                      schedulers `lvs check` accepts)
+  --persistent   -p [timeout]         persistent service (default 360 s)
+  --netmask      -M netmask           persistent granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --weight       -w weight            capacity of real server
+  --connection   -c                   output of current connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --exact                             expand numbers (display exact values)
+  --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info
+  --nosort                            disable sorting output of service/server entries
+  --numeric      -n                   numeric output of addresses and ports
+
+The agent's control socket: $LVS_CONTROL (default {socket}).
+"#,
         version = env!("CARGO_PKG_VERSION"),
         p = program,
         socket = control::DEFAULT_SOCKET,

@@ -8,5 +8,6 @@
 
 pub mod args;
 pub mod cli;
+mod options;
 pub mod output;
 pub mod rules;

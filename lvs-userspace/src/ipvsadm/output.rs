@@ -16,7 +16,7 @@ use crate::agent::snapshot::{ServiceSnapshot, Snapshot};
 pub const IPVS_VERSION: &str = "1.2.1";
 
 /// Five counters of a service or real: totals for `--stats`, per second for `--rate`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Connections (CPS).
     pub conns: u64,
@@ -182,6 +182,77 @@ pub fn rules_views(rules: &Rules) -> Vec<ServiceView> {
                 .collect(),
         })
         .collect()
+}
+
+/// Where `ipvsadm -Z` zeroed the counters of a service (`real: None`) or of one of its reals:
+/// their values then, taken off what is listed since. The data plane's counters themselves go
+/// on (`lvs status` and the metrics read them as totals).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ZeroBase {
+    /// The service's protocol.
+    pub proto: Proto,
+    /// The service.
+    pub service: SocketAddr,
+    /// The real, or `None` for the service's own counters.
+    pub real: Option<SocketAddr>,
+    /// The counters when zeroed.
+    pub stats: Stats,
+}
+
+fn minus(s: Stats, b: Stats) -> Stats {
+    Stats {
+        conns: s.conns.saturating_sub(b.conns),
+        inpkts: s.inpkts.saturating_sub(b.inpkts),
+        outpkts: s.outpkts.saturating_sub(b.outpkts),
+        inbytes: s.inbytes.saturating_sub(b.inbytes),
+        outbytes: s.outbytes.saturating_sub(b.outbytes),
+    }
+}
+
+/// The counters since `ipvsadm -Z` zeroed them.
+pub fn since_zero(services: &mut [ServiceView], bases: &[ZeroBase]) {
+    for s in services {
+        let base = |real: Option<SocketAddr>| {
+            bases
+                .iter()
+                .find(|b| b.proto == s.proto && b.service == s.addr && b.real == real)
+                .map(|b| b.stats)
+        };
+        if let Some(b) = base(None) {
+            s.stats = minus(s.stats, b);
+        }
+        let zeroed: Vec<Option<Stats>> = s.reals.iter().map(|r| base(Some(r.addr))).collect();
+        for (r, b) in s.reals.iter_mut().zip(zeroed) {
+            if let Some(b) = b {
+                r.stats = minus(r.stats, b);
+            }
+        }
+    }
+}
+
+/// The zero points of `services` (all, or the one of `only`) now: what `-Z` records.
+pub fn zero_bases(services: &[ServiceView], only: Option<(Proto, SocketAddr)>) -> Vec<ZeroBase> {
+    let mut out = Vec::new();
+    for s in services
+        .iter()
+        .filter(|s| only.is_none_or(|(p, a)| s.proto == p && s.addr == a))
+    {
+        out.push(ZeroBase {
+            proto: s.proto,
+            service: s.addr,
+            real: None,
+            stats: s.stats,
+        });
+        for r in &s.reals {
+            out.push(ZeroBase {
+                proto: s.proto,
+                service: s.addr,
+                real: Some(r.addr),
+                stats: r.stats,
+            });
+        }
+    }
+    out
 }
 
 /// Per second between two snapshots' views `secs` apart (services and reals matched by

@@ -1,0 +1,232 @@
+//! ipvsadm's options (short and long names, whether each takes a value) and its table of
+//! which options each command needs, allows and forbids (ipvsadm.c `options_table`,
+//! `commands_v_options`), for [`super::args`].
+
+use super::args::Command;
+
+/// Whether an option takes a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arg {
+    None,
+    Required,
+    Optional,
+}
+
+/// ipvsadm's options: short name, long name, argument, and the option bit it sets (its
+/// `OPT_*`, by name, for the command table); `Cmd` options are commands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Opt {
+    Cmd(Command),
+    Tcp,
+    Udp,
+    Sctp,
+    Fwmark,
+    Scheduler,
+    Persistent,
+    Netmask,
+    Real,
+    Masq,
+    Ipip,
+    Gate,
+    Weight,
+    UThreshold,
+    LThreshold,
+    Numeric,
+    Connection,
+    McastInterface,
+    Syncid,
+    Timeout,
+    Daemon,
+    Stats,
+    Rate,
+    Thresholds,
+    PersistentConn,
+    NoSort,
+    Sort,
+    Exact,
+    Ipv6,
+    Ops,
+    Pe,
+    SchedFlags,
+    TunType,
+}
+
+pub(super) const OPTIONS: &[(Option<char>, &str, Arg, Opt)] = &[
+    (
+        Some('A'),
+        "add-service",
+        Arg::None,
+        Opt::Cmd(Command::AddService),
+    ),
+    (
+        Some('E'),
+        "edit-service",
+        Arg::None,
+        Opt::Cmd(Command::EditService),
+    ),
+    (
+        Some('D'),
+        "delete-service",
+        Arg::None,
+        Opt::Cmd(Command::DeleteService),
+    ),
+    (Some('C'), "clear", Arg::None, Opt::Cmd(Command::Clear)),
+    (Some('L'), "list", Arg::None, Opt::Cmd(Command::List)),
+    (Some('l'), "list", Arg::None, Opt::Cmd(Command::List)),
+    (Some('Z'), "zero", Arg::None, Opt::Cmd(Command::Zero)),
+    (
+        Some('a'),
+        "add-server",
+        Arg::None,
+        Opt::Cmd(Command::AddReal),
+    ),
+    (
+        Some('e'),
+        "edit-server",
+        Arg::None,
+        Opt::Cmd(Command::EditReal),
+    ),
+    (
+        Some('d'),
+        "delete-server",
+        Arg::None,
+        Opt::Cmd(Command::DeleteReal),
+    ),
+    (None, "set", Arg::None, Opt::Cmd(Command::SetTimeouts)),
+    (Some('R'), "restore", Arg::None, Opt::Cmd(Command::Restore)),
+    (Some('S'), "save", Arg::None, Opt::Cmd(Command::Save)),
+    (
+        None,
+        "start-daemon",
+        Arg::Required,
+        Opt::Cmd(Command::StartDaemon),
+    ),
+    (
+        None,
+        "stop-daemon",
+        Arg::Required,
+        Opt::Cmd(Command::StopDaemon),
+    ),
+    (Some('h'), "help", Arg::None, Opt::Cmd(Command::Help)),
+    (Some('v'), "version", Arg::None, Opt::Cmd(Command::Version)),
+    (Some('t'), "tcp-service", Arg::Required, Opt::Tcp),
+    (Some('u'), "udp-service", Arg::Required, Opt::Udp),
+    (None, "sctp-service", Arg::Required, Opt::Sctp),
+    (Some('f'), "fwmark-service", Arg::Required, Opt::Fwmark),
+    (Some('s'), "scheduler", Arg::Required, Opt::Scheduler),
+    (Some('p'), "persistent", Arg::Optional, Opt::Persistent),
+    (Some('M'), "netmask", Arg::Required, Opt::Netmask),
+    (Some('r'), "real-server", Arg::Required, Opt::Real),
+    (Some('m'), "masquerading", Arg::None, Opt::Masq),
+    (Some('i'), "ipip", Arg::None, Opt::Ipip),
+    (Some('g'), "gatewaying", Arg::None, Opt::Gate),
+    (Some('w'), "weight", Arg::Required, Opt::Weight),
+    (Some('x'), "u-threshold", Arg::Required, Opt::UThreshold),
+    (Some('y'), "l-threshold", Arg::Required, Opt::LThreshold),
+    (Some('n'), "numeric", Arg::None, Opt::Numeric),
+    (Some('c'), "connection", Arg::None, Opt::Connection),
+    (None, "mcast-interface", Arg::Required, Opt::McastInterface),
+    (None, "syncid", Arg::Required, Opt::Syncid),
+    (None, "timeout", Arg::None, Opt::Timeout),
+    (None, "daemon", Arg::None, Opt::Daemon),
+    (None, "stats", Arg::None, Opt::Stats),
+    (None, "rate", Arg::None, Opt::Rate),
+    (None, "thresholds", Arg::None, Opt::Thresholds),
+    (None, "persistent-conn", Arg::None, Opt::PersistentConn),
+    (None, "nosort", Arg::None, Opt::NoSort),
+    (None, "sort", Arg::None, Opt::Sort),
+    (Some('X'), "exact", Arg::None, Opt::Exact),
+    (Some('6'), "ipv6", Arg::None, Opt::Ipv6),
+    (Some('o'), "ops", Arg::None, Opt::Ops),
+    (None, "pe", Arg::Required, Opt::Pe),
+    (Some('b'), "sched-flags", Arg::Required, Opt::SchedFlags),
+    (None, "tun-type", Arg::Required, Opt::TunType),
+];
+
+/// DPVS's ipvsadm options, which IPVS's has not: named in the refusal.
+pub(super) const DPVS_OPTIONS: &[&str] = &[
+    "add-laddr",
+    "del-laddr",
+    "get-laddr",
+    "add-blklst",
+    "del-blklst",
+    "get-blklst",
+    "add-whtlst",
+    "del-whtlst",
+    "get-whtlst",
+    "fullnat",
+    "synproxy",
+    "laddr",
+    "ifname",
+];
+
+/// The option bits of ipvsadm's command table, in its column order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Bit {
+    Numeric,
+    Connection,
+    Service,
+    Scheduler,
+    Persistent,
+    Netmask,
+    Server,
+    Forward,
+    Weight,
+    UThreshold,
+    LThreshold,
+    Mcast,
+    Timeout,
+    Daemon,
+    Stats,
+    Rate,
+    Thresholds,
+    PersistentConn,
+    NoSort,
+    Syncid,
+    Exact,
+    OnePacket,
+    Pe,
+}
+
+pub(super) const BIT_NAMES: [&str; 23] = [
+    "numeric",
+    "connection",
+    "service-address",
+    "scheduler",
+    "persistent",
+    "netmask",
+    "real-server",
+    "forwarding-method",
+    "weight",
+    "u-threshold",
+    "l-threshold",
+    "mcast-interface",
+    "timeout",
+    "daemon",
+    "stats",
+    "rate",
+    "thresholds",
+    "persistent-conn",
+    "nosort",
+    "syncid",
+    "exact",
+    "ops",
+    "pe",
+];
+
+/// ipvsadm's `commands_v_options`: `+` needed, `x` illegal, `1` at most one of them, ` `
+/// optional (columns in [`Bit`] order).
+pub(super) fn table(c: Command) -> &'static [u8; 23] {
+    match c {
+        Command::AddService | Command::EditService => b"xx+   xxxxxxxxxxxxxxx  ",
+        Command::DeleteService => b"xx+xxxxxxxxxxxxxxxxxxxx",
+        Command::List => b" 11xxxxxxxxx11       xx",
+        Command::AddReal | Command::EditReal => b"xx+xxx+    xxxxxxxxxxxx",
+        Command::DeleteReal => b"xx+xxx+xxxxxxxxxxxxxxxx",
+        Command::StartDaemon => b"xxxxxxxxxxx xxxxxxx xxx",
+        Command::StopDaemon => b"xxxxxxxxxxxxxxxxxxx xxx",
+        Command::Save => b" xxxxxxxxxxxxxxxxxxxxxx",
+        Command::Zero => b"xx xxxxxxxxxxxxxxxxxxxx",
+        _ => b"xxxxxxxxxxxxxxxxxxxxxxx",
+    }
+}
