@@ -23,6 +23,7 @@ fn real(i: u8) -> DestPlan {
     DestPlan {
         addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i)),
         weight: 1,
+        table_weight: 1,
         target: Target::Remote {
             mac: [0x02, 0xaa, 0, 0, 0, i],
             src_mac: DIRECTOR_MAC,
