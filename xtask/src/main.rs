@@ -57,7 +57,12 @@ enum Task {
 
 const BPF_LINKER_VERSION: &str = "0.9.13";
 /// The benchmarks `cargo xtask bench` runs, in order (binaries of the tests crate).
-const BENCHES: &[&str] = &["lvs-bench", "lvs-failover-bench", "lvs-scale-bench"];
+const BENCHES: &[&str] = &[
+    "lvs-bench",
+    "lvs-live-bench",
+    "lvs-failover-bench",
+    "lvs-scale-bench",
+];
 /// Commands the lab needs, and the Debian package that has each.
 const PACKAGES: &[(&str, &str)] = &[
     ("ip", "iproute2"),
