@@ -33,20 +33,15 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use lvs::{
     config::{Protocol, Scheduler, TableSizes},
-    dataplane::{
-        AttachMode, Dataplane, DestPlan, ServicePlan, Target,
-        conntrack::{Inserted, Table, table_map},
-    },
+    dataplane::{AttachMode, Dataplane, DestPlan, ServicePlan, Target, conntrack::table_map},
 };
 use lvs_common::{
-    CtEntry,
     conntrack::{ct_state, seen_word},
-    limits::{CT_WAYS, map_names},
-    service::proto,
+    limits::CT_WAYS,
 };
 use lvs_tests::{
     packet::{ACK, DIRECTOR_MAC, Frame, SYN, fix_ipv4_checksum},
-    xdp::flow_key,
+    xdp::fill_table_image,
 };
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
@@ -540,32 +535,18 @@ fn main() -> Result<()> {
         .context("generation")?;
 
     // A full table (the default size), as in the per-packet benchmark.
-    let seed = {
-        let map = dp.ebpf().map(map_names::CT_SEED).context("seed map")?;
-        let configs: aya::maps::Array<&aya::maps::MapData, lvs_common::CtConfig> =
-            aya::maps::Array::try_from(map)?;
-        configs.get(&0, 0)?.seed
-    };
-    let table = Table::map(table_map(dp.ebpf())?, true)?;
-    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)?;
-    let seen = std::time::Duration::from(now).as_nanos() as u64 - 1_000_000_000;
-    let ways = table.buckets() as u64 * CT_WAYS as u64;
-    let (mut written, mut n) = (0u64, 0u64);
-    while written < ways {
-        let src = IpAddr::V4(Ipv4Addr::from(0x6400_0000 | (n >> 8) as u32));
-        let key = flow_key(src, 1024 + (n & 0xff) as u16, VIP.into(), 80, proto::TCP);
-        n += 1;
-        let e = CtEntry {
-            seq: 2,
-            key,
-            dest: first_real,
+    let table_flows = {
+        let map = table_map(dp.ebpf())?;
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)?;
+        let seen = std::time::Duration::from(now).as_nanos() as u64 - 1_000_000_000;
+        fill_table_image(
+            map,
+            first_real,
             generation,
-            last_seen_ns: seen_word(seen, ct_state::ESTABLISHED),
-        };
-        if table.insert(&e, seed) == Inserted::Added {
-            written += 1;
-        }
-    }
+            seen_word(seen, ct_state::ESTABLISHED),
+        );
+        map.info()?.max_entries() as usize * CT_WAYS
+    };
 
     let lvs_fd = dp.balancer()?.fd()?.as_fd().as_raw_fd();
     let bare = prog_load("bare", &bare_prog())?;
@@ -653,7 +634,7 @@ fn main() -> Result<()> {
     }
     println!(
         "\nlvs end to end, frames really transmitted (BPF_PROG_TEST_RUN live frames on a veth, counted at the peer), {repeat} frames a run, {rounds} interleaved rounds, median; connection table of {} flows",
-        table.buckets() * CT_WAYS
+        table_flows
     );
     println!(
         "{:<30} {:>5} {:>10} {:>10} {:>9}",
