@@ -139,3 +139,59 @@ pub fn keys_sharing_buckets(
     }
     panic!("the candidates ran out before {buckets} buckets got {per_bucket} keys each");
 }
+
+/// Fills every way of the connection table `map` (mapped into this process) with a stable
+/// entry of a made-up flow to `dest` (`generation`), last seen at `seen_word`, each with a
+/// random-looking tag: a full table, as new flows meet it (they match no tag, and each takes
+/// the place of a way), written in one pass over memory instead of hashing a flow into every
+/// way. The flows' keys do not hash to their buckets: only new flows are sent into it.
+pub fn fill_table_image(map: &MapData, dest: u32, generation: u32, seen_word: u64) {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+
+    use lvs_common::{CtEntry, limits::CT_WAYS};
+    let buckets = map.info().expect("table info").max_entries() as usize;
+    let len = buckets * size_of::<CtBucket>();
+    // SAFETY: a shared writable mapping of a BPF_F_MMAPABLE array's values, of its size.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            map.fd().as_fd().as_raw_fd(),
+            0,
+        )
+    };
+    assert!(ptr != libc::MAP_FAILED, "mapping the table");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in 0..buckets {
+        let mut tags = [0u32; CT_WAYS];
+        let ways: [CtEntry; CT_WAYS] = std::array::from_fn(|w| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            tags[w] = x as u32;
+            CtEntry {
+                seq: 2,
+                key: FlowKey {
+                    src: lvs_common::Addr::from_v4_wire((b * CT_WAYS + w) as u32),
+                    sport_be: 1024u16.to_be(),
+                    dport_be: 80u16.to_be(),
+                    proto: 6,
+                    ..FlowKey::default()
+                },
+                dest,
+                generation,
+                last_seen_ns: seen_word,
+            }
+        });
+        // SAFETY: bucket `b` is within the mapping; nothing runs the program meanwhile.
+        unsafe {
+            (ptr as *mut CtBucket)
+                .add(b)
+                .write(CtBucket::from_ways(&ways, &tags))
+        };
+    }
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(ptr, len) };
+}

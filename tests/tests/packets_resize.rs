@@ -191,3 +191,35 @@ fn a_larger_table_takes_every_live_flow_and_a_smaller_one_too_or_refuses() {
     assert_kept(&mut dp, &reals, "shrunk to 16384");
     dp.release(true).unwrap();
 }
+
+/// Pinned tables whose buckets have another layout (recorded in the table's settings) are
+/// refused, and left as they were.
+#[test]
+fn a_pinned_table_of_another_bucket_layout_is_refused() {
+    let bpffs = Bpffs::mount("layout");
+    let pins = bpffs.0.join("lvs/test");
+    drop(load(&pins, 1024).expect("first load"));
+    let set_layout = |layout: u32| {
+        let data = MapData::from_pin(pins.join(map_names::CT_SEED)).unwrap();
+        let mut configs: aya::maps::Array<MapData, lvs_common::CtConfig> =
+            aya::maps::Array::try_from(aya::maps::Map::Array(data)).unwrap();
+        let mut c = configs.get(&0, 0).unwrap();
+        c.layout = layout;
+        configs.set(0, c, 0).unwrap();
+    };
+    set_layout(1);
+    let id = pinned_id(&pins, map_names::CONNTRACK);
+    match load(&pins, 1024) {
+        Err(LoadError::Layout { pinned, .. }) => {
+            assert!(pinned.contains("layout 1"), "{pinned}")
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a table of layout 1 was adopted"),
+    }
+    assert_eq!(pinned_id(&pins, map_names::CONNTRACK), id, "left as it was");
+    set_layout(lvs_common::conntrack::CT_LAYOUT);
+    load(&pins, 1024)
+        .expect("the same table of this layout")
+        .release(true)
+        .unwrap();
+}

@@ -19,23 +19,23 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context as _, Result, ensure};
 use aya::{
-    maps::{Array, HashMap, MapData},
+    maps::HashMap,
     programs::{TestRun, TestRunOptions, Xdp},
 };
-use lvs::dataplane::conntrack::{Inserted, Table, table_map};
+use lvs::dataplane::conntrack::{Table, table_map};
 use lvs::{
     config::{Protocol, Scheduler, TableSizes},
     dataplane::{Dataplane, DestPlan, ServicePlan, Target, loader::load_program},
 };
 use lvs_common::{
-    CtEntry, FlowKey,
+    FlowKey,
     conntrack::{ct_state, seen_word},
-    limits::{CT_WAYS, map_names, program_names},
+    limits::{CT_WAYS, program_names},
     service::proto,
 };
 use lvs_tests::{
     packet::{ACK, DIRECTOR_MAC, Frame, SYN},
-    xdp::{TEST_RUN_IFINDEX, flow_key, pin_to_one_cpu},
+    xdp::{TEST_RUN_IFINDEX, fill_table_image, flow_key, pin_to_one_cpu},
 };
 
 const XDP_PASS: u32 = 2;
@@ -83,33 +83,17 @@ fn once_each(
     Ok((ps / count, fs / count, ns / count))
 }
 
-/// Writes every way of every bucket of the connection table `table` (hashed with `seed`;
-/// through its memory, as the agent moves flows): flows from 100.64.0.0/6 to `vip` that land
-/// there, scheduled to `dest` (with `generation`), last seen a second ago.
-fn fill_conntrack(table: &Table, seed: u64, vip: IpAddr, dest: u32, generation: u32) -> Result<()> {
+/// Writes every way of every bucket of the connection table of `dp` (see
+/// [`fill_table_image`]): flows to `dest` (with `generation`), last seen a second ago.
+fn fill_conntrack(dp: &mut Dataplane, dest: u32, generation: u32) -> Result<()> {
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)?;
     let seen = std::time::Duration::from(now).as_nanos() as u64 - 1_000_000_000;
-    let ways = table.buckets() as u64 * CT_WAYS as u64;
-    let (mut written, mut n) = (0u64, 0u64);
-    while written < ways {
-        ensure!(
-            n < 1 << 34,
-            "could not fill the table ({written} of {ways} ways)"
-        );
-        let src = IpAddr::V4(Ipv4Addr::from(0x6400_0000 | (n >> 8) as u32));
-        let key = flow_key(src, 1024 + (n & 0xff) as u16, vip, 80, proto::TCP);
-        n += 1;
-        let entry = CtEntry {
-            seq: 2,
-            key,
-            dest,
-            generation,
-            last_seen_ns: seen_word(seen, ct_state::ESTABLISHED),
-        };
-        if table.insert(&entry, seed) == Inserted::Added {
-            written += 1;
-        }
-    }
+    fill_table_image(
+        table_map(dp.ebpf())?,
+        dest,
+        generation,
+        seen_word(seen, ct_state::ESTABLISHED),
+    );
     Ok(())
 }
 
@@ -120,7 +104,6 @@ struct Setup {
     first_real: u32,
     first_generation: u32,
     table: Table,
-    seed: u64,
 }
 
 const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100));
@@ -176,12 +159,7 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
         .tables
         .dest_generation(first_real)
         .context("first real's generation")?;
-    let seed = {
-        let map = dp.ebpf().map(map_names::CT_SEED).context("seed map")?;
-        let configs: Array<&MapData, lvs_common::CtConfig> = Array::try_from(map)?;
-        configs.get(&0, 0)?.seed
-    };
-    let table = Table::map(table_map(dp.ebpf())?, true)?;
+    let table = Table::map(table_map(dp.ebpf())?, false)?;
     let ebpf = dp.ebpf();
     load_program(ebpf, program_names::FLOOR)?;
     load_program(ebpf, program_names::PASS)?;
@@ -203,7 +181,6 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
         first_real,
         first_generation,
         table,
-        seed,
     })
 }
 
@@ -247,13 +224,7 @@ fn measure_fresh(
 
 /// Fills the table of `setup` and measures fresh 5-tuples into it; prints the line.
 fn full_table_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
-    fill_conntrack(
-        &setup.table,
-        setup.seed,
-        VIP,
-        setup.first_real,
-        setup.first_generation,
-    )?;
+    fill_conntrack(&mut setup.dp, setup.first_real, setup.first_generation)?;
     let flows = setup.table.buckets() * CT_WAYS;
     let (overhead, fo, no) = measure_fresh(programs(&mut setup.dp)?, 1 + rounds, rounds, repeat)?;
     println!(
