@@ -63,9 +63,12 @@ pub mod map_names {
     /// Not pinned: every agent writes it from the interface (and the config) before its
     /// program runs.
     pub const OWN_MACS: &str = "LVS_OWN_MACS";
+    /// `ARRAY` (`BPF_F_MMAPABLE`) of `u64` per destination id: its connection counts
+    /// ([`crate::conns`]), changed by compare-and-exchange from both sides.
+    pub const DEST_CONNS: &str = "LVS_DEST_CONNS";
 
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         SERVICES,
         DESTS,
         RINGS,
@@ -77,6 +80,7 @@ pub mod map_names {
         SERVICE_STATS,
         DEST_STATS,
         DROPS,
+        DEST_CONNS,
     ];
 }
 

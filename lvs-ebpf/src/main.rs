@@ -26,12 +26,15 @@
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
+mod conns;
 mod conntrack;
 mod floor;
 mod maps;
 mod own_mac;
 mod parse;
 mod rewrite;
+mod sched_conn;
+mod sched_dh;
 mod scheduler;
 mod stats;
 mod vip;

@@ -24,7 +24,7 @@ use super::{
 };
 
 /// Schedulers lvs implements, for messages.
-const SCHEDULERS: &str = "rr, wrr and sh";
+const SCHEDULERS: &str = "rr, wrr, sh, lc, wlc, sed, nq, fo, ovf and dh";
 
 /// Reads keepalived.conf text; `path` names it in messages and in [`Config::source`], and
 /// `include`s are found relative to it. `@ID` lines are read as keepalived does without `-i`

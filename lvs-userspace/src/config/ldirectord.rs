@@ -800,14 +800,9 @@ mod tests {
                 (160, Some((165, "service `imap` is not supported"))),
                 (177, Some((181, "service `ldap` is not supported"))),
                 (195, Some((199, unsupported))),
-                (
-                    209,
-                    Some((
-                        214,
-                        "scheduler `wlc` is not supported: lvs implements wrr, rr and sh",
-                    )),
-                ),
-                (270, Some((275, "scheduler `wlc`"))),
+                // wlc blocks, accepted since lvs implements wlc.
+                (209, None),
+                (270, None),
                 (333, Some((337, "service `nntp`"))),
             ],
         );
@@ -1041,8 +1036,8 @@ mod tests {
                 "test.cf:2: protocol: fwmark virtual services are not supported",
             ),
             (
-                "virtual=10.0.0.1:80\n\tscheduler=lc\n",
-                "test.cf:2: scheduler: scheduler `lc` is not supported: lvs implements wrr, rr and sh",
+                "virtual=10.0.0.1:80\n\tscheduler=lblc\n",
+                "test.cf:2: scheduler: scheduler `lblc` is not supported: lvs implements wrr, rr, sh, lc, wlc, sed, nq, fo, ovf and dh",
             ),
             (
                 "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 ipip\n",

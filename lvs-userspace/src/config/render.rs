@@ -6,11 +6,7 @@ use std::{fmt::Write as _, net::SocketAddr, time::Duration};
 use super::{model::*, protocol_name};
 
 fn scheduler_name(s: Scheduler) -> &'static str {
-    match s {
-        Scheduler::Wrr => "wrr",
-        Scheduler::Rr => "rr",
-        Scheduler::Sh => "sh",
-    }
+    s.name()
 }
 
 fn check_type_name(c: CheckType) -> String {

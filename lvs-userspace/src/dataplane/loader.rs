@@ -1,7 +1,10 @@
 //! Loading the kernel object, attaching the balancer to an interface, and handing out its
 //! maps.
 
-use std::path::{Path, PathBuf};
+use std::{
+    os::fd::AsFd as _,
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -19,7 +22,12 @@ use lvs_common::{
     limits::{map_names, program_names},
 };
 
-use super::{object::EBPF_OBJECT, stats::Stats, tables::Tables};
+use super::{
+    conns::{Counts, CountsError, table_now_ns},
+    object::EBPF_OBJECT,
+    stats::Stats,
+    tables::Tables,
+};
 
 /// Errors loading or attaching the data plane.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +122,13 @@ pub enum LoadError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The connection counts could not be mapped.
+    #[error("mapping the connection counts")]
+    Counts {
+        /// Why.
+        #[source]
+        source: CountsError,
     },
     /// The pinned link could not be adopted or pinned.
     #[error("{action} the XDP link pinned at {path}: {detail}")]
@@ -383,6 +398,16 @@ impl Dataplane {
             }
         };
         dp.adopted = services > 0 || dir.join(LINK_PIN).exists();
+        // A table kept from a build that kept no counts: count it once.
+        let new_counts = dir.join(map_names::DEST_CONNS);
+        let new_table = dir.join(map_names::CONNTRACK);
+        if dp.created.contains(&new_counts) && !dp.created.contains(&new_table) {
+            let timeouts = dp.timeouts()?;
+            let slots = dp.tables.slots().to_vec();
+            dp.tables
+                .counts_mut()
+                .rebuild(&slots, table_now_ns(), &timeouts);
+        }
         Ok(dp)
     }
 
@@ -397,11 +422,23 @@ impl Dataplane {
             typed::<PerCpuArray<_, _>>(&mut ebpf, map_names::DROPS)?,
             cpus,
         );
+        let counts = {
+            let name = map_names::DEST_CONNS;
+            let Map::Array(map) = take(&mut ebpf, name)? else {
+                return Err(LoadError::MissingMap { name });
+            };
+            let name = map_names::CONNTRACK;
+            let Some(Map::Array(table)) = ebpf.map(name) else {
+                return Err(LoadError::MissingMap { name });
+            };
+            Counts::new(map, table.fd().as_fd()).map_err(|source| LoadError::Counts { source })?
+        };
         let tables = Tables::new(
             typed::<BpfHashMap<_, _, _>>(&mut ebpf, map_names::SERVICES)?,
             typed::<Array<_, _>>(&mut ebpf, map_names::DESTS)?,
             typed::<Array<_, _>>(&mut ebpf, map_names::RINGS)?,
             stats,
+            counts,
         );
         Ok(Dataplane {
             tx_ports: typed(&mut ebpf, map_names::TX_PORTS)?,

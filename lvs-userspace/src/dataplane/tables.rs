@@ -26,6 +26,7 @@ use lvs_common::{
 };
 
 use super::{
+    conns::Counts,
     plan::{DestPlan, ServicePlan, Target, ip_of, kernel_addr},
     ring::{self, RingKind, Weighted},
     stats::{Stats, StatsError},
@@ -86,6 +87,7 @@ pub struct Tables {
     dests: Array<MapData, Dest>,
     rings: Array<MapData, u32>,
     stats: Stats,
+    counts: Counts,
     written: HashMap<VipKey, ServiceState>,
     /// Every destination slot's contents as written (index = id).
     slots: Vec<Dest>,
@@ -104,12 +106,14 @@ impl Tables {
         dests: Array<MapData, Dest>,
         rings: Array<MapData, u32>,
         stats: Stats,
+        counts: Counts,
     ) -> Self {
         Tables {
             services,
             dests,
             rings,
             stats,
+            counts,
             written: HashMap::new(),
             slots: vec![Dest::default(); MAX_DESTS as usize],
             free_dests: (0..MAX_DESTS).rev().collect(),
@@ -120,6 +124,21 @@ impl Tables {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The per-real connection counts.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// The per-real connection counts, to sweep or rebuild.
+    pub fn counts_mut(&mut self) -> &mut Counts {
+        &mut self.counts
+    }
+
+    /// Every destination slot as written (index = id).
+    pub fn slots(&self) -> &[Dest] {
+        &self.slots
     }
 
     /// The destination id of `addr` in the service `key` (a real, not a fallback).
@@ -345,6 +364,13 @@ impl Tables {
         let kind = match plan.scheduler {
             Scheduler::Rr => RingKind::RoundRobin,
             Scheduler::Wrr | Scheduler::Sh => RingKind::Weighted,
+            Scheduler::Dh => RingKind::DestHash,
+            Scheduler::Lc
+            | Scheduler::Wlc
+            | Scheduler::Sed
+            | Scheduler::Nq
+            | Scheduler::Fo
+            | Scheduler::Ovf => RingKind::Candidates,
         };
         let weighted: Vec<Weighted> = plan
             .dests
@@ -365,10 +391,16 @@ impl Tables {
             } else {
                 0
             },
-            scheduler: if plan.scheduler == Scheduler::Sh {
-                sched::SOURCE_HASH
-            } else {
-                sched::RING_WALK
+            scheduler: match plan.scheduler {
+                Scheduler::Wrr | Scheduler::Rr => sched::RING_WALK,
+                Scheduler::Sh => sched::SOURCE_HASH,
+                Scheduler::Lc => sched::LC,
+                Scheduler::Wlc => sched::WLC,
+                Scheduler::Sed => sched::SED,
+                Scheduler::Nq => sched::NQ,
+                Scheduler::Fo => sched::FO,
+                Scheduler::Ovf => sched::OVF,
+                Scheduler::Dh => sched::DEST_HASH,
             },
             ring_gen: state.value.ring_gen,
             ring_len: state.value.ring_len,
@@ -449,6 +481,9 @@ impl Tables {
     /// Invalidates a slot with a new generation and returns it to the free list.
     fn free_dest(&mut self, id: u32) -> Result<(), TablesError> {
         let old = self.slots[id as usize];
+        // The new generation's counts start at 0 before any flow can name it; the old
+        // generation's flows no longer change them.
+        self.counts.reset(id, old.generation.wrapping_add(1));
         self.write_dest(
             id,
             Dest {
