@@ -238,7 +238,11 @@ fn active_and_inactive_follow_the_state_and_a_removed_real_starts_afresh() {
     assert_eq!(total(&dp), (3, 3), "FIN_WAIT and CLOSE are inactive");
     // A SYN on the closed entry is a new connection (conn_reuse_mode 1): the old one goes.
     send(&mut dp, &p, 30002, SYN).expect("forwarded");
-    assert_eq!(total(&dp), (4, 2), "the closed entry replaced by a new connection");
+    assert_eq!(
+        total(&dp),
+        (4, 2),
+        "the closed entry replaced by a new connection"
+    );
     // The removed real's counts go with it; its slot, reused, starts at 0.
     let gone = p.dests[0].addr;
     let before = counts(&dp, &p);
@@ -247,9 +251,17 @@ fn active_and_inactive_follow_the_state_and_a_removed_real_starts_afresh() {
         ..p.clone()
     };
     dp.tables.apply(std::slice::from_ref(&p1)).expect("remove");
-    assert_eq!(counts(&dp, &p1), vec![before[1]], "the other real keeps its counts");
+    assert_eq!(
+        counts(&dp, &p1),
+        vec![before[1]],
+        "the other real keeps its counts"
+    );
     dp.tables.apply(std::slice::from_ref(&p)).expect("add back");
-    assert_eq!(counts(&dp, &p)[0], (0, 0), "{gone} came back with no connections");
+    assert_eq!(
+        counts(&dp, &p)[0],
+        (0, 0),
+        "{gone} came back with no connections"
+    );
     // Its old flows are rescheduled by their next packet, and counted where they land.
     send(&mut dp, &p, 30005, ACK).expect("forwarded");
     let (a, i) = total(&dp);
@@ -296,7 +308,8 @@ fn flows_past_their_timeout_are_uncounted_by_the_sweep() {
     // Past FIN_WAIT's and UDP's 1 s: the sweep uncounts them, the established ones stay.
     std::thread::sleep(Duration::from_millis(2500));
     let mut swept = 0;
-    for _ in 0..lvs_common::limits::CONNTRACK_ENTRIES as usize / lvs::dataplane::conns::SWEEP_WAYS + 1
+    for _ in
+        0..lvs_common::limits::CONNTRACK_ENTRIES as usize / lvs::dataplane::conns::SWEEP_WAYS + 1
     {
         swept += dp.tables.counts_mut().sweep(table_now_ns(), &timeouts);
     }

@@ -160,7 +160,32 @@ fn main() -> Result<()> {
         dests: reals,
         fallback: None,
     };
-    dp.tables.apply(std::slice::from_ref(&plan))?;
+    // wlc services of 8, 64 and 1,024 reals, on ports 81, 82 and 83 of the same VIP.
+    let wlc_sizes: [(u16, u32); 3] = [(81, 8), (82, 64), (83, 1024)];
+    let wlc_plans: Vec<ServicePlan> = wlc_sizes
+        .iter()
+        .map(|&(port, n)| ServicePlan {
+            vip: SocketAddr::new(vip, port),
+            protocol: Protocol::Tcp,
+            scheduler: Scheduler::Wlc,
+            persistence: None,
+            dests: (0..n)
+                .map(|i| DestPlan {
+                    addr: IpAddr::V4(Ipv4Addr::from(0x0a01_0000 | (u32::from(port) << 11) | i)),
+                    weight: 1 + i % 3,
+                    target: Target::Remote {
+                        mac: [2, 0xaa, 0, 0, 0, 1],
+                        src_mac: DIRECTOR_MAC,
+                        ifindex: TEST_RUN_IFINDEX,
+                    },
+                })
+                .collect(),
+            fallback: None,
+        })
+        .collect();
+    let mut all_plans = vec![plan.clone()];
+    all_plans.extend(wlc_plans.iter().cloned());
+    dp.tables.apply(&all_plans)?;
     let first_real = dp
         .tables
         .dest_id(&plan.key(), plan.dests[0].addr)
@@ -177,9 +202,10 @@ fn main() -> Result<()> {
     const FRESH: u32 = 1000;
     let fresh_src =
         |round: u32, i: u32| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (round << 16) | i));
-    let fresh = |round: u32, i: u32, flags| {
-        Frame::tcp(fresh_src(round, i), 10000 + i as u16, vip, 80, flags).build()
+    let fresh_to = |port: u16, round: u32, i: u32, flags| {
+        Frame::tcp(fresh_src(round, i), 10000 + i as u16, vip, port, flags).build()
     };
+    let fresh = |round: u32, i: u32, flags| fresh_to(80, round, i, flags);
 
     // The connection table, to fill between the measurements.
     let seed = ct_seed(&mut dp);
@@ -232,10 +258,10 @@ fn main() -> Result<()> {
     let known: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh(0, i, ACK)).collect();
     let programs = (pass, floor, balancer);
     // Rounds 1..=rounds into the nearly empty table, then the next rounds into a full one.
-    let measure = |first_round: u32| -> Result<(f64, f64, f64)> {
+    let measure_port = |port: u16, first_round: u32| -> Result<(f64, f64, f64)> {
         let (mut po, mut fo, mut no) = (Vec::new(), Vec::new(), Vec::new());
         for round in first_round..first_round + rounds as u32 {
-            let new: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh(round, i, SYN)).collect();
+            let new: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh_to(port, round, i, SYN)).collect();
             let (p, f, n) = once_each(programs, &known, &new)?;
             po.push(p);
             fo.push(f);
@@ -244,7 +270,14 @@ fn main() -> Result<()> {
         let overhead = median(po) - pass_long;
         Ok((overhead, median(fo) - overhead, median(no) - overhead))
     };
+    let measure = |first_round: u32| measure_port(80, first_round);
     let (overhead, fo, no) = measure(1)?;
+    // New flows on the wlc services (rounds 100.., into the nearly empty table).
+    let mut wlc_figures = Vec::new();
+    for (k, &(port, n)) in wlc_sizes.iter().enumerate() {
+        let (_, wfo, wno) = measure_port(port, 100 + k as u32 * rounds as u32)?;
+        wlc_figures.push((n, wfo, wno));
+    }
     fill_conntrack(&mut conntrack, seed, vip, first_real, first_generation)?;
     let (full_overhead, ffo, fno) = measure(1 + rounds as u32)?;
     println!(
@@ -288,5 +321,20 @@ fn main() -> Result<()> {
         fno,
         fno / ffo
     );
+    println!(
+        "\nnew flows on a wlc service (SYN, not in table; up to {} candidates compared, larger \
+         services by windows)",
+        lvs_common::conns::SCAN_MAX
+    );
+    for (n, wfo, wno) in wlc_figures {
+        let target = if n == 8 { "   (target <= 2.5x)" } else { "" };
+        println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", wfo, 1.0);
+        println!(
+            "{:<34} {:>8.1} {:>9.2}x{target}",
+            format!("lvs new flow, wlc of {n} reals"),
+            wno,
+            wno / wfo
+        );
+    }
     Ok(())
 }
