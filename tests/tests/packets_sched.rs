@@ -349,3 +349,61 @@ fn dh_hashes_the_destination_address_into_256_buckets() {
         assert_eq!(run(&mut dp, &f).verdict, XDP_DROP, "no destination");
     }
 }
+
+/// A bpf filesystem mounted on a fresh directory, unmounted and removed on drop.
+struct Bpffs(std::path::PathBuf);
+
+impl Bpffs {
+    fn mount(name: &str) -> Bpffs {
+        let dir = std::env::temp_dir().join(format!("lvs-{name}-{}", std::process::id()));
+        lvs::lab::mount_bpffs(&dir).expect("mounting a bpffs");
+        Bpffs(dir)
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        lvs::lab::unmount_bpffs(&self.0);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_restarted_agent_adopts_the_counts_and_recounts_a_table_pinned_without_them() {
+    pin_to_one_cpu();
+    let bpffs = Bpffs::mount("sched-restart");
+    let pins = bpffs.0.join("lvs/test");
+    let p = plan(Scheduler::Wlc, &[1, 1, 1], Protocol::Tcp, false);
+    let start = |pins: &std::path::Path| {
+        let mut dp = Dataplane::load_pinned(pins).expect("load with pins");
+        dp.set_own_macs(&[DIRECTOR_MAC]).unwrap();
+        dp.tables.apply(std::slice::from_ref(&p)).unwrap();
+        dp
+    };
+    let before = {
+        let mut dp = start(&pins);
+        for port in 0..7 {
+            send(&mut dp, &p, 34000 + port, SYN).expect("forwarded");
+        }
+        send(&mut dp, &p, 34000, FIN).expect("forwarded");
+        counts(&dp, &p)
+    };
+    assert_eq!(
+        before.iter().fold((0, 0), |s, c| (s.0 + c.0, s.1 + c.1)),
+        (6, 1)
+    );
+    // As a restarted agent: the pinned counts are adopted as they are.
+    let dp = start(&pins);
+    assert!(dp.adopted());
+    assert_eq!(counts(&dp, &p), before, "the counts are kept");
+    drop(dp);
+    // As an upgrade from a build without counts: the table is pinned, the counts map is not.
+    std::fs::remove_file(pins.join(lvs_common::limits::map_names::DEST_CONNS)).unwrap();
+    let dp = start(&pins);
+    assert_eq!(
+        counts(&dp, &p),
+        before,
+        "the counts are rebuilt from the table"
+    );
+    dp.release(true).unwrap();
+}
