@@ -247,7 +247,7 @@ fn active_and_inactive_follow_the_state_and_a_removed_real_starts_afresh() {
     let gone = p.dests[0].addr;
     let before = counts(&dp, &p);
     let p1 = ServicePlan {
-        dests: vec![p.dests[1].clone()],
+        dests: vec![p.dests[1]],
         ..p.clone()
     };
     dp.tables.apply(std::slice::from_ref(&p1)).expect("remove");
