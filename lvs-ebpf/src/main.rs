@@ -11,7 +11,8 @@
 //!    destination, its TCP state moved by the packet (a SYN stays on its real unless the entry
 //!    is in CLOSE or TIME_WAIT).
 //! 3. [`vip`]: is the packet for a virtual service?
-//! 4. [`scheduler`]: persistence, then the service's ring, then its fallback.
+//! 4. [`scheduler`]: persistence, then the service's ring, then its fallback; the connection
+//!    schedulers in [`sched_conn`] (by the per-real counts of [`conns`]) and [`sched_dh`].
 //! 5. [`conntrack`] again: remember the choice.
 //! 6. [`rewrite`]: direct routing, new MACs, XDP_TX or XDP_REDIRECT.
 //!
