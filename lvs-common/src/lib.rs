@@ -11,6 +11,7 @@
 #![no_std]
 
 pub mod addr;
+pub mod conns;
 pub mod conntrack;
 pub mod dest;
 pub mod fragment;

@@ -87,9 +87,12 @@ pub mod map_names {
     /// the virtual services. Not pinned: every agent writes it from its services before its
     /// program runs.
     pub const VIP_ADDRS: &str = "LVS_VIP_ADDRS";
+    /// `ARRAY` (`BPF_F_MMAPABLE`) of `u64` per destination id: its connection counts
+    /// ([`crate::conns`]), changed by compare-and-exchange from both sides.
+    pub const DEST_CONNS: &str = "LVS_DEST_CONNS";
 
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         SERVICES,
         DESTS,
         RINGS,
@@ -101,6 +104,7 @@ pub mod map_names {
         SERVICE_STATS,
         DEST_STATS,
         DROPS,
+        DEST_CONNS,
     ];
 }
 

@@ -31,9 +31,24 @@ pub mod sched {
     pub const RING_WALK: u32 = 0;
     /// Hash the client address into the ring (`sh`).
     pub const SOURCE_HASH: u32 = 1;
+    /// `lc`: the ring lists the candidates ([`crate::conns::candidate`]) in IPVS's list order.
+    pub const LC: u32 = 2;
+    /// `wlc`, candidates as for [`LC`].
+    pub const WLC: u32 = 3;
+    /// `sed`, candidates as for [`LC`].
+    pub const SED: u32 = 4;
+    /// `nq`, candidates as for [`LC`].
+    pub const NQ: u32 = 5;
+    /// `fo`, candidates as for [`LC`].
+    pub const FO: u32 = 6;
+    /// `ovf`, candidates as for [`LC`].
+    pub const OVF: u32 = 7;
+    /// `dh`: the ring is the 256-bucket table ([`crate::conns::DH_BUCKETS`]) of candidates,
+    /// indexed by [`crate::conns::dh_bucket`] of the packet's destination address.
+    pub const DEST_HASH: u32 = 8;
     /// Hash the flow into the service's Maglev table (`mh`), kept in its ring
     /// ([`crate::hash::mh_slot`]).
-    pub const MAGLEV: u32 = 2;
+    pub const MAGLEV: u32 = 9;
 }
 
 /// Flag bits of [`Service::flags`].

@@ -115,10 +115,12 @@ pub fn established(key: &FlowKey, flags: u8, syn: bool) -> Option<(u32, &'static
             }
             let (dest, generation) = split_dest_word(pair);
             let d = live_dest(dest, generation)?;
-            let next = seen_word(now, next_state(state, flags));
-            if next != seen {
-                // Only if the word is still the one read (see the module docs).
-                compare_exchange(seen_ptr, seen, next);
+            let to = next_state(state, flags);
+            let next = seen_word(now, to);
+            // Only if the word is still the one read (see the module docs); the one that
+            // changed the state moves the flow between its real's counts.
+            if next != seen && compare_exchange(seen_ptr, seen, next) && to != state {
+                crate::conns::moved(dest, generation, Some(state), Some(to));
             }
             return Some((dest, d));
         }
@@ -144,7 +146,8 @@ pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) {
     };
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    let stamp = seen_word(now, first_state(key.proto == proto::TCP, flags));
+    let first = first_state(key.proto == proto::TCP, flags);
+    let stamp = seen_word(now, first);
     let mut tried = 0u32;
     for _ in 0..CT_WAYS {
         // Ranked afresh after a lost claim: the ranking stops at an empty way, and the next
@@ -162,17 +165,23 @@ pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) {
         // the new tag with the odd sequence number: readers skip the way until it is even.
         if unsafe { compare_exchange(h as *mut u64, st, seq_tag(seq | 1, tag)) } {
             // SAFETY: as in `established`. The way is ours until `seq` is even again.
-            unsafe {
+            let (old_seen, old_pair) = unsafe {
+                // Exchanged, not stored: the agent may uncount the old flow meanwhile
+                // ([`lvs_common::conns`]), and only one of us may.
+                let old_seen = exchange(addr_of_mut!((*h).last_seen_ns), stamp);
+                let old_pair = read_volatile(dest_ptr(f));
                 let k = (f as *mut u8).add(CT_KEY_OFFSET) as *mut u64;
                 for (i, &word) in words.iter().enumerate() {
                     write_volatile(k.add(i), word);
                 }
                 write_volatile(dest_ptr(f), dest_word(dest, generation));
-                write_volatile(addr_of_mut!((*h).last_seen_ns), stamp);
                 // Last: the compiler keeps volatile accesses in program order (the BPF backend
                 // cannot compile a `compiler_fence`), and so does the JIT.
                 write_volatile(h as *mut u64, seq_tag(next_seq(seq), tag));
-            }
+                (old_seen, old_pair)
+            };
+            crate::conns::replaced(seq as u64, old_seen, old_pair);
+            crate::conns::moved(dest, generation, None, Some(first));
             return;
         }
         tried |= 1 << w;
@@ -269,7 +278,7 @@ fn dest_ptr(f: *mut CtFlow) -> *mut u64 {
 /// map value).
 #[cfg(target_arch = "bpf")]
 #[inline(always)]
-unsafe fn compare_exchange(ptr: *mut u64, old: u64, new: u64) -> bool {
+pub(crate) unsafe fn compare_exchange(ptr: *mut u64, old: u64, new: u64) -> bool {
     use core::intrinsics::{AtomicOrdering, atomic_cxchg};
     // SAFETY: the caller's contract. `AtomicU64::compare_exchange` does not exist for the BPF
     // target; the intrinsic it would call does.
@@ -285,10 +294,34 @@ unsafe fn compare_exchange(ptr: *mut u64, old: u64, new: u64) -> bool {
 /// As above.
 #[cfg(not(target_arch = "bpf"))]
 #[inline(always)]
-unsafe fn compare_exchange(ptr: *mut u64, old: u64, new: u64) -> bool {
+pub(crate) unsafe fn compare_exchange(ptr: *mut u64, old: u64, new: u64) -> bool {
     use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
     // SAFETY: the caller's contract; nothing accesses the word non-atomically while the
     // reference lives.
     let word = unsafe { AtomicU64::from_ptr(ptr) };
     word.compare_exchange(old, new, SeqCst, SeqCst).is_ok()
+}
+
+/// Atomically replaces `*ptr` with `new` (a BPF_XCHG); the word it held.
+///
+/// # Safety
+/// As [`compare_exchange`].
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+unsafe fn exchange(ptr: *mut u64, new: u64) -> u64 {
+    use core::intrinsics::{AtomicOrdering, atomic_xchg};
+    // SAFETY: the caller's contract (see `compare_exchange`).
+    unsafe { atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(ptr, new) }
+}
+
+/// The same for host builds (type-checking only).
+///
+/// # Safety
+/// As [`compare_exchange`].
+#[cfg(not(target_arch = "bpf"))]
+#[inline(always)]
+unsafe fn exchange(ptr: *mut u64, new: u64) -> u64 {
+    use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    // SAFETY: as in `compare_exchange`.
+    unsafe { AtomicU64::from_ptr(ptr) }.swap(new, SeqCst)
 }

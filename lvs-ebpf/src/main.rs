@@ -13,7 +13,8 @@
 //!    is in CLOSE or TIME_WAIT).
 //! 3. [`vip`]: is the packet for a virtual service?
 //! 4. [`scheduler`]: persistence, then the service's ring (for `mh`, [`maglev`]: its Maglev
-//!    table), then its fallback.
+//!    table), then its fallback; the connection schedulers in [`sched_conn`] (by the per-real
+//!    counts of [`conns`]) and [`sched_dh`].
 //! 5. [`conntrack`] again: remember the choice ([`fragment`]: a first fragment's too).
 //! 6. [`rewrite`]: direct routing, new MACs, XDP_TX or XDP_REDIRECT.
 //!
@@ -28,6 +29,7 @@
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
+mod conns;
 mod conntrack;
 mod floor;
 mod fragment;
@@ -36,6 +38,8 @@ mod maps;
 mod own_mac;
 mod parse;
 mod rewrite;
+mod sched_conn;
+mod sched_dh;
 mod scheduler;
 mod stats;
 mod vip;

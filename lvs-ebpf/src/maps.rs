@@ -37,6 +37,12 @@ pub static RING_POS: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_SERVIC
 #[map(name = "LVS_CONNTRACK")]
 pub static CONNTRACK: Array<CtBucket> = Array::with_max_entries(CT_BUCKETS, BPF_F_MMAPABLE);
 
+/// Each destination slot's connection counts ([`lvs_common::conns`]): one word each, changed
+/// by compare-and-exchange here and by the agent (which maps the array to correct for flows
+/// that expire without a packet).
+#[map(name = "LVS_DEST_CONNS")]
+pub static DEST_CONNS: Array<u64> = Array::with_max_entries(MAX_DESTS, BPF_F_MMAPABLE);
+
 /// The connection table's settings (one [`CtConfig`]): its hash seed, random, written by the
 /// agent before the balancer is attached, and the idle timeout of each state.
 #[map(name = "LVS_CT_SEED")]

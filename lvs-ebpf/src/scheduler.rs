@@ -1,6 +1,8 @@
 //! Stage 4: choose a destination for a new flow: the client's persistence entry, else the
 //! service's ring (walked for `wrr`/`rr`, hashed by client address for `sh`, a Maglev table
-//! for `mh`: [`crate::maglev`]), else the service's fallback, else drop.
+//! for `mh`: [`crate::maglev`], compared by connection counts for `lc`/`wlc`/`sed`/`nq`/`fo`/
+//! `ovf` in [`crate::sched_conn`], hashed by destination address for `dh` in
+//! [`crate::sched_dh`]), else the service's fallback, else drop.
 //!
 //! The ring is computed by the agent; the kernel only indexes it. Each CPU walks the ring with
 //! its own position, so new connections never contend on a shared counter; over many
@@ -9,6 +11,7 @@
 use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_ns, programs::XdpContext};
 use lvs_common::{
     Dest, FlowKey, PersistKey, PersistValue, Service,
+    conns::Rule,
     dest::dest_flags,
     hash::source_hash_slot,
     limits::{NO_DEST, RING_SIZE},
@@ -19,7 +22,7 @@ use lvs_common::{
 use crate::{
     conntrack::live_dest,
     maps::{DESTS, PERSIST, RING_POS, RINGS},
-    stats,
+    sched_conn, sched_dh, stats,
 };
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -56,7 +59,7 @@ pub fn pick(
     }
     let (id, dest) = from_ring(ctx, service, key)?;
     // A client sent to the fallback is not made to stick to it.
-    if service.ring_len != 0 {
+    if id != service.fallback {
         remember(&pkey, now, id, dest.generation);
     }
     Ok((id, dest))
@@ -87,6 +90,12 @@ fn from_ring(
     if service.scheduler == sched::MAGLEV {
         return crate::maglev::pick(ctx, service, key, len);
     }
+    if service.scheduler == sched::DEST_HASH {
+        return by_id(ctx, service, sched_dh::choose(service, key, len));
+    }
+    if let Some(rule) = Rule::of(service.scheduler) {
+        return by_id(ctx, service, sched_conn::choose(service, rule, len));
+    }
     let pos = if service.scheduler == sched::SOURCE_HASH {
         source_hash_slot(&key.src, len)
     } else {
@@ -98,6 +107,22 @@ fn from_ring(
     };
     match DESTS.get(id) {
         Some(d) if d.flags & dest_flags::VALID != 0 => Ok((id, d)),
+        _ => Err(stats::drop(ctx, DropReason::BadDestination)),
+    }
+}
+
+/// The destination a connection scheduler chose, or the fallback when it chose none.
+#[inline(always)]
+fn by_id(
+    ctx: &XdpContext,
+    service: &Service,
+    choice: Option<u32>,
+) -> Result<(u32, &'static Dest), u32> {
+    let Some(id) = choice else {
+        return fallback(ctx, service);
+    };
+    match DESTS.get(id) {
+        Some(d) if d.flags & dest_flags::SCHEDULABLE != 0 => Ok((id, d)),
         _ => Err(stats::drop(ctx, DropReason::BadDestination)),
     }
 }

@@ -580,6 +580,7 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 agent.alerter.tick(Instant::now());
+                agent.sweep_counts();
                 if agent.alerter.phase() == DaemonPhase::Starting && started.elapsed() > Duration::from_secs(1) {
                     agent.alerter.set_phase(DaemonPhase::Running);
                 }
@@ -688,6 +689,14 @@ impl Agent {
     /// neither detaches the balancer nor stops the agent. What was written stays in force
     /// (each service's switch to new rings is one map write, so a service holds its last good
     /// state or its new one), and the next change tries again.
+    /// Uncounts flows that went past their idle timeout without a packet (see
+    /// [`crate::dataplane::conns`]).
+    fn sweep_counts(&mut self) {
+        let timeouts = self.config.globals.timeouts.table();
+        let now = crate::dataplane::conns::table_now_ns();
+        self.dataplane.tables.counts_mut().sweep(now, &timeouts);
+    }
+
     fn apply_or_log(&mut self) {
         if let Err(e) = self.apply() {
             self.counters.map_update_failures += 1;

@@ -188,12 +188,7 @@ pub fn protocol_name(p: Protocol) -> &'static str {
 
 /// ipvsadm's scheduler name.
 pub fn scheduler_name(s: Scheduler) -> &'static str {
-    match s {
-        Scheduler::Wrr => "wrr",
-        Scheduler::Rr => "rr",
-        Scheduler::Sh => "sh",
-        Scheduler::Mh(_) => "mh",
-    }
+    s.name()
 }
 
 /// Now on the connection table's clock: CLOCK_MONOTONIC, coarse, as `bpf_ktime_get_coarse_ns`.

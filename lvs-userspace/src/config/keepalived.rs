@@ -25,7 +25,7 @@ use super::{
 };
 
 /// Schedulers lvs implements, for messages.
-const SCHEDULERS: &str = "rr, wrr, sh and mh";
+const SCHEDULERS: &str = "rr, wrr, sh, lc, wlc, sed, nq, fo, ovf, dh and mh";
 
 /// Reads keepalived.conf text; `path` names it in messages and in [`Config::source`], and
 /// `include`s are found relative to it. `@ID` lines are read as keepalived does without `-i`

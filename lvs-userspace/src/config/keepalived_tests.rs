@@ -92,18 +92,25 @@ fn protocol_defaults_to_udp_with_a_warning() {
 #[test]
 fn schedulers_lvs_lacks_are_refused_at_their_line() {
     assert_eq!(
-        err(&vs("  lb_kind DR\n  lb_algo wlc", "")),
-        "k.conf:3: lb_algo: scheduler `wlc` is not supported: lvs implements rr, wrr, sh and mh"
+        err(&vs("  lb_kind DR\n  lb_algo lblc", "")),
+        "k.conf:3: lb_algo: scheduler `lblc` is not supported: lvs implements rr, wrr, sh, lc, \
+         wlc, sed, nq, fo, ovf, dh and mh"
     );
     assert!(
-        err(&vs("  lvs_sched lc\n  lb_kind DR", ""))
-            .starts_with("k.conf:2: lvs_sched: scheduler `lc`")
+        err(&vs("  lvs_sched twos\n  lb_kind DR", ""))
+            .starts_with("k.conf:2: lvs_sched: scheduler `twos`")
     );
-    assert_eq!(
-        err(&vs("  lb_kind DR\n  protocol TCP", "")),
-        "k.conf:1: lb_algo: no lb_algo: keepalived's default, wlc, is not supported; lvs \
-         implements rr, wrr and sh (write e.g. `lb_algo rr`)"
-    );
+    // No lb_algo: keepalived's default, wlc.
+    let c = ok(&vs("  lb_kind DR\n  protocol TCP", ""));
+    assert_eq!(c.virtuals[0].scheduler, Scheduler::Wlc);
+    for (algo, want) in [
+        ("lc", Scheduler::Lc),
+        ("dh", Scheduler::Dh),
+        ("ovf", Scheduler::Ovf),
+    ] {
+        let c = ok(&vs(&format!("  lb_algo {algo}\n  lb_kind DR"), ""));
+        assert_eq!(c.virtuals[0].scheduler, want);
+    }
     for (algo, want) in [("wrr", Scheduler::Wrr), ("sh", Scheduler::Sh)] {
         let c = ok(&vs(
             &format!("  lvs_sched {algo}\n  lvs_method DR\n  protocol TCP"),
@@ -707,7 +714,7 @@ fn an_included_service_is_named_by_its_file() {
     std::fs::write(dir.join("conf.d/web.conf"), vs(BASE, "")).unwrap();
     std::fs::write(
         dir.join("conf.d/bad.conf"),
-        vs("  lb_algo lc\n  lb_kind DR", ""),
+        vs("  lb_algo lblc\n  lb_kind DR", ""),
     )
     .unwrap();
     let main = dir.join("keepalived.conf");
@@ -720,7 +727,8 @@ fn an_included_service_is_named_by_its_file() {
     assert_eq!(
         e,
         format!(
-            "{}:2: lb_algo: scheduler `lc` is not supported: lvs implements rr, wrr, sh and mh",
+            "{}:2: lb_algo: scheduler `lblc` is not supported: lvs implements rr, wrr, sh, lc, wlc, \
+             sed, nq, fo, ovf, dh and mh",
             dir.join("conf.d/bad.conf").display()
         )
     );
@@ -776,7 +784,7 @@ fn corpus() {
         ("013.conf", Ok(2)),
         (
             "014.conf",
-            Err((15, "lb_algo: scheduler `lc` is not supported")),
+            Err((16, "lb_kind: TUN forwarding is not yet supported")),
         ),
         ("015.conf", Ok(1)),
         ("016.conf", Err((12, nat))),
@@ -799,10 +807,7 @@ fn corpus() {
             Err((7, "lb_algo: scheduler `wlc` is not supported")),
         ),
         ("026.conf", Ok(1)),
-        (
-            "027.conf",
-            Err((3, "lb_algo: scheduler `wlc` is not supported")),
-        ),
+        ("027.conf", Err((4, nat))),
         ("028.conf", Ok(1)),
         ("029.conf", Err((57, "digest: not supported yet"))),
     ];

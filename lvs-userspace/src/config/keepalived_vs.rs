@@ -7,7 +7,7 @@ use super::{
     timer,
 };
 use crate::config::{
-    ConfigError, Location,
+    ConfigError, Location, Scheduler,
     keepalived_lex::Stmt,
     raw::{Family, RawReal, RawVirtual, Val},
 };
@@ -127,7 +127,7 @@ impl Mapper {
             match k {
                 "lb_algo" | "lvs_sched" => {
                     match one_arg(i)? {
-                        "rr" | "wrr" | "sh" | "mh" => {}
+                        n if Scheduler::from_name(n).is_some() => {}
                         n => {
                             return Err(bad(
                                 &i.loc,
@@ -277,19 +277,11 @@ impl Mapper {
             proto.to_string(),
             protocol.map_or(line, |p| p.loc.line),
         ));
-        match sched {
-            None => {
-                return Err(bad(
-                    &s.loc,
-                    "lb_algo",
-                    format!(
-                        "no lb_algo: keepalived's default, wlc, is not supported; lvs implements \
-                         {SCHEDULERS} (write e.g. `lb_algo rr`)"
-                    ),
-                ));
-            }
-            Some(a) => v.scheduler = Some(Val::new(one_arg(a)?.to_string(), a.loc.line)),
-        }
+        v.scheduler = Some(match sched {
+            // keepalived's default (IPVS_DEF_SCHED), and ipvsadm's.
+            None => Val::new("wlc".to_string(), line),
+            Some(a) => Val::new(one_arg(a)?.to_string(), a.loc.line),
+        });
         if let Some(&(_, line)) = mh_flags.first() {
             let names: Vec<&str> = mh_flags.iter().map(|&(k, _)| k).collect();
             v.schedflags = Some(Val::new(names.join(","), line));

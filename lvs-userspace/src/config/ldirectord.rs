@@ -814,16 +814,11 @@ mod tests {
                 (144, Some((149, "scheduler `wlc` is not supported"))),
                 (160, Some((166, "scheduler `wlc` is not supported"))),
                 (177, Some((181, "service `ldap` is not supported"))),
-                (195, Some((200, "scheduler `wlc` is not supported"))),
-                (
-                    209,
-                    Some((
-                        214,
-                        "scheduler `wlc` is not supported: lvs implements wrr, rr, sh and mh",
-                    )),
-                ),
-                (270, Some((275, "scheduler `wlc`"))),
-                (333, Some((338, "scheduler `wlc`"))),
+                (195, Some((199, unsupported))),
+                // wlc blocks, accepted since lvs implements wlc.
+                (209, None),
+                (270, None),
+                (333, Some((337, "service `nntp`"))),
             ],
         );
     }
@@ -1056,8 +1051,8 @@ mod tests {
                 "test.cf:2: protocol: fwm is for firewall-mark services",
             ),
             (
-                "virtual=10.0.0.1:80\n\tscheduler=lc\n",
-                "test.cf:2: scheduler: scheduler `lc` is not supported: lvs implements wrr, rr, sh and mh",
+                "virtual=10.0.0.1:80\n\tscheduler=lblc\n",
+                "test.cf:2: scheduler: scheduler `lblc` is not supported: lvs implements wrr, rr, sh, lc, wlc, sed, nq, fo, ovf, dh and mh",
             ),
             (
                 "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 ipip\n",

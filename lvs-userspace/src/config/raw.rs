@@ -182,11 +182,9 @@ pub(crate) struct RawConfig {
 /// Where `metrics = true` (or `yes`) listens.
 pub const DEFAULT_METRICS: ([u8; 4], u16) = ([127, 0, 0, 1], 9100);
 
-const SCHEDULERS: &str = "wrr, rr, sh and mh";
+const SCHEDULERS: &str = "wrr, rr, sh, lc, wlc, sed, nq, fo, ovf, dh and mh";
 /// Other ipvs schedulers, refused by name.
-const IPVS_SCHEDULERS: &[&str] = &[
-    "wlc", "lc", "dh", "sed", "nq", "lblc", "lblcr", "fo", "ovf", "twos",
-];
+const IPVS_SCHEDULERS: &[&str] = &["lblc", "lblcr", "twos"];
 /// Negotiate services lvs implements, for messages.
 const SERVICES: &str =
     "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp and none";
@@ -1324,10 +1322,9 @@ fn resolve_virtual(
     let scheduler = match &v.scheduler {
         None => Scheduler::Wrr,
         Some(s) => match s.value.trim() {
-            "wrr" => Scheduler::Wrr,
-            "rr" => Scheduler::Rr,
-            "sh" => Scheduler::Sh,
-            "mh" => Scheduler::Mh(MhFlags::default()),
+            name if Scheduler::from_name(name).is_some() => {
+                Scheduler::from_name(name).unwrap_or(Scheduler::Wrr)
+            }
             other if IPVS_SCHEDULERS.contains(&other) => {
                 errs.bad(
                     s.line,

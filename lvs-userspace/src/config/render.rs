@@ -6,12 +6,7 @@ use std::{fmt::Write as _, net::SocketAddr, time::Duration};
 use super::{model::*, protocol_name};
 
 fn scheduler_name(s: Scheduler) -> &'static str {
-    match s {
-        Scheduler::Wrr => "wrr",
-        Scheduler::Rr => "rr",
-        Scheduler::Sh => "sh",
-        Scheduler::Mh(_) => "mh",
-    }
+    s.name()
 }
 
 fn check_type_name(c: CheckType) -> String {

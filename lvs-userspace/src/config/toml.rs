@@ -47,7 +47,7 @@
 //! [[virtual]]
 //! address = "192.168.6.240:80"   # VIP:port; IPv6 "[2001:db8::5]:80"; port 0: every port
 //! protocol = "tcp"          # tcp | udp (default tcp, udp for port 53)
-//! scheduler = "wrr"         # wrr | rr | sh | mh
+//! scheduler = "wrr"         # wrr | rr | sh | lc | wlc | sed | nq | fo | ovf | dh | mh
 //! schedflags = "mh-port,mh-fallback"  # mh only (ipvsadm -b): hash the port too; skip unusable reals
 //! persistent = 600          # seconds; omit for no persistence
 //! netmask = "255.255.255.255"   # persistence granularity: dotted quad or prefix length
@@ -629,12 +629,12 @@ weight = 0
 
     #[test]
     fn value_errors_name_line_and_key() {
-        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\nscheduler = \"wlc\"\n";
+        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\nscheduler = \"lblcr\"\n";
         let e = parse_str(Path::new("x.toml"), text)
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("x.toml:3: scheduler: scheduler `wlc` is not supported"),
+            e.starts_with("x.toml:3: scheduler: scheduler `lblcr` is not supported"),
             "{e}"
         );
         let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\n[[virtual.real]]\naddress = \"10.0.0.2:80\"\nmethod = \"masq\"\n";

@@ -1,7 +1,10 @@
 //! Loading the kernel object, attaching the balancer to an interface, and handing out its
 //! maps.
 
-use std::path::{Path, PathBuf};
+use std::{
+    os::fd::AsFd as _,
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -21,6 +24,7 @@ use lvs_common::{
 };
 
 use super::{
+    conns::{Counts, CountsError, table_now_ns},
     object::EBPF_OBJECT,
     resize::{RESIZED, Resize},
     stats::Stats,
@@ -142,6 +146,13 @@ pub enum LoadError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The connection counts could not be mapped.
+    #[error("mapping the connection counts")]
+    Counts {
+        /// Why.
+        #[source]
+        source: CountsError,
     },
     /// The pinned link could not be adopted or pinned.
     #[error("{action} the XDP link pinned at {path}: {detail}")]
@@ -539,6 +550,16 @@ impl Dataplane {
             dp.abandon();
             return Err(e);
         }
+        // A table kept from a build that kept no counts: count it once.
+        let new_counts = dir.join(map_names::DEST_CONNS);
+        let new_table = dir.join(map_names::CONNTRACK);
+        if dp.created.contains(&new_counts) && !dp.created.contains(&new_table) {
+            let timeouts = dp.timeouts()?;
+            let slots = dp.tables.slots().to_vec();
+            dp.tables
+                .counts_mut()
+                .rebuild(&slots, table_now_ns(), &timeouts);
+        }
         Ok(dp)
     }
 
@@ -570,12 +591,24 @@ impl Dataplane {
             typed::<PerCpuArray<_, _>>(&mut ebpf, map_names::DROPS)?,
             cpus,
         );
+        let counts = {
+            let name = map_names::DEST_CONNS;
+            let Map::Array(map) = take(&mut ebpf, name)? else {
+                return Err(LoadError::MissingMap { name });
+            };
+            let name = map_names::CONNTRACK;
+            let Some(Map::Array(table)) = ebpf.map(name) else {
+                return Err(LoadError::MissingMap { name });
+            };
+            Counts::new(map, table.fd().as_fd(), buckets(sizes) as usize).map_err(|source| LoadError::Counts { source })?
+        };
         let tables = Tables::new(
             typed::<BpfHashMap<_, _, _>>(&mut ebpf, map_names::SERVICES)?,
             typed::<Array<_, _>>(&mut ebpf, map_names::DESTS)?,
             typed::<Array<_, _>>(&mut ebpf, map_names::RINGS)?,
             typed::<BpfHashMap<_, _, _>>(&mut ebpf, map_names::VIP_ADDRS)?,
             stats,
+            counts,
         );
         Ok(Dataplane {
             tx_ports: typed(&mut ebpf, map_names::TX_PORTS)?,

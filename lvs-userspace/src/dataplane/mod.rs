@@ -3,6 +3,7 @@
 //! writing the kernel's tables atomically ([`tables`]).
 
 pub mod bpffs;
+pub mod conns;
 pub mod conntrack;
 pub mod loader;
 pub mod maglev;

@@ -8,7 +8,10 @@
 //! weight above 0 once, in list order. `sh` hashes client addresses into the `wrr` ring, which
 //! holds each destination in proportion to its weight.
 
-use lvs_common::limits::RING_SIZE;
+use lvs_common::{
+    conns::{DH_BUCKETS, candidate},
+    limits::RING_SIZE,
+};
 
 /// One ring entry's input: an opaque destination id and its weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +29,14 @@ pub enum RingKind {
     Weighted,
     /// Plain round-robin (`rr`).
     RoundRobin,
+    /// The connection schedulers' candidates (`lc`, `wlc`, `sed`, `nq`, `fo`, `ovf`): every
+    /// destination with a weight above 0 once, with its weight
+    /// ([`lvs_common::conns::candidate`]), in IPVS's list order.
+    Candidates,
+    /// IPVS's `dh` table: [`DH_BUCKETS`] buckets filled round-robin over every destination
+    /// (weight 0 included: its bucket has no destination), in IPVS's list order, each with its
+    /// weight ([`lvs_common::conns::candidate`]).
+    DestHash,
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
@@ -36,13 +47,35 @@ fn gcd(a: u32, b: u32) -> u32 {
 /// length never exceeds [`RING_SIZE`]: weights whose cycle would be longer are scaled down in
 /// proportion (each kept at least 1), which keeps the split as close as the ring allows.
 pub fn build(kind: RingKind, dests: &[Weighted]) -> Vec<u32> {
+    // IPVS's list is newest first, and reals are added in the order the config lists them:
+    // the last listed comes first (and wins the connection schedulers' ties).
+    let ipvs_order = dests.iter().rev();
+    match kind {
+        RingKind::Candidates => {
+            return ipvs_order
+                .filter(|d| d.weight > 0)
+                .map(|d| candidate(d.id, d.weight))
+                .take(RING_SIZE as usize)
+                .collect();
+        }
+        RingKind::DestHash => {
+            let all: Vec<u32> = ipvs_order.map(|d| candidate(d.id, d.weight)).collect();
+            if all.is_empty() {
+                return all;
+            }
+            return (0..DH_BUCKETS as usize)
+                .map(|b| all[b % all.len()])
+                .collect();
+        }
+        _ => {}
+    }
     let live: Vec<Weighted> = dests.iter().copied().filter(|d| d.weight > 0).collect();
     if live.is_empty() {
         return Vec::new();
     }
     match kind {
         RingKind::RoundRobin => live.iter().map(|d| d.id).take(RING_SIZE as usize).collect(),
-        RingKind::Weighted => wrr_cycle(&fit(&live)),
+        RingKind::Weighted | RingKind::Candidates | RingKind::DestHash => wrr_cycle(&fit(&live)),
     }
 }
 
@@ -135,6 +168,30 @@ mod tests {
         let ring = build(RingKind::Weighted, &mixed);
         assert!(ring.len() <= RING_SIZE as usize);
         assert!(ring.iter().filter(|&&x| x == 0).count() > 100);
+    }
+
+    #[test]
+    fn candidates_are_in_ipvs_list_order_without_weight_zero() {
+        assert_eq!(
+            build(RingKind::Candidates, &w(&[2, 0, 1])),
+            vec![candidate(2, 1), candidate(0, 2)]
+        );
+    }
+
+    #[test]
+    fn dh_fills_256_buckets_round_robin() {
+        let ring = build(RingKind::DestHash, &w(&[2, 0, 1]));
+        assert_eq!(ring.len(), 256);
+        assert_eq!(
+            &ring[..4],
+            &[
+                candidate(2, 1),
+                candidate(1, 0),
+                candidate(0, 2),
+                candidate(2, 1)
+            ]
+        );
+        assert!(build(RingKind::DestHash, &[]).is_empty());
     }
 
     #[test]

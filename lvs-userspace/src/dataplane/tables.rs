@@ -27,6 +27,7 @@ use lvs_common::{
 };
 
 use super::{
+    conns::Counts,
     maglev,
     plan::{DestPlan, ServicePlan, Target, ip_of, kernel_addr, key_order},
     ring::{self, RingKind, Weighted},
@@ -91,6 +92,7 @@ pub struct Tables {
     rings: Array<MapData, u32>,
     vip_addrs: BpfHashMap<MapData, Addr, u32>,
     stats: Stats,
+    counts: Counts,
     written: HashMap<VipKey, ServiceState>,
     /// The VIP address table as written.
     written_addrs: HashMap<Addr, u32>,
@@ -112,6 +114,7 @@ impl Tables {
         rings: Array<MapData, u32>,
         vip_addrs: BpfHashMap<MapData, Addr, u32>,
         stats: Stats,
+        counts: Counts,
     ) -> Self {
         Tables {
             services,
@@ -119,6 +122,7 @@ impl Tables {
             rings,
             vip_addrs,
             stats,
+            counts,
             written: HashMap::new(),
             written_addrs: HashMap::new(),
             slots: vec![Dest::default(); MAX_DESTS as usize],
@@ -130,6 +134,21 @@ impl Tables {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The per-real connection counts.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// The per-real connection counts, to sweep or rebuild.
+    pub fn counts_mut(&mut self) -> &mut Counts {
+        &mut self.counts
+    }
+
+    /// Every destination slot as written (index = id).
+    pub fn slots(&self) -> &[Dest] {
+        &self.slots
     }
 
     /// The destination id of `addr` in the service `key` (a real, not a fallback).
@@ -413,6 +432,13 @@ impl Tables {
             Scheduler::Mh(_) => maglev_table(plan, &ids),
             Scheduler::Rr => weighted_ring(RingKind::RoundRobin, plan, &ids),
             Scheduler::Wrr | Scheduler::Sh => weighted_ring(RingKind::Weighted, plan, &ids),
+            Scheduler::Dh => weighted_ring(RingKind::DestHash, plan, &ids),
+            Scheduler::Lc
+            | Scheduler::Wlc
+            | Scheduler::Sed
+            | Scheduler::Nq
+            | Scheduler::Fo
+            | Scheduler::Ovf => weighted_ring(RingKind::Candidates, plan, &ids),
         };
         let live = (state.value.ring_gen & 1) as usize;
         let live_ring = &state.rings[live][..state.value.ring_len as usize];
@@ -425,9 +451,16 @@ impl Tables {
                 0
             } | mh_flags(plan.scheduler),
             scheduler: match plan.scheduler {
+                Scheduler::Wrr | Scheduler::Rr => sched::RING_WALK,
                 Scheduler::Sh => sched::SOURCE_HASH,
                 Scheduler::Mh(_) => sched::MAGLEV,
-                _ => sched::RING_WALK,
+                Scheduler::Lc => sched::LC,
+                Scheduler::Wlc => sched::WLC,
+                Scheduler::Sed => sched::SED,
+                Scheduler::Nq => sched::NQ,
+                Scheduler::Fo => sched::FO,
+                Scheduler::Ovf => sched::OVF,
+                Scheduler::Dh => sched::DEST_HASH,
             },
             ring_gen: state.value.ring_gen,
             ring_len: state.value.ring_len,
@@ -542,6 +575,9 @@ impl Tables {
     /// Invalidates a slot with a new generation and returns it to the free list.
     fn free_dest(&mut self, id: u32) -> Result<(), TablesError> {
         let old = self.slots[id as usize];
+        // The new generation's counts start at 0 before any flow can name it; the old
+        // generation's flows no longer change them.
+        self.counts.reset(id, old.generation.wrapping_add(1));
         self.write_dest(
             id,
             Dest {

@@ -1,0 +1,48 @@
+//! Per-real connection counts (IPVS's ActiveConn/InActConn), kept as flows are created, move
+//! between states and lose their way in the connection table ([`lvs_common::conns`] says who
+//! changes what). The connection schedulers read them ([`crate::sched_conn`]).
+
+use core::ptr::read_volatile;
+
+use lvs_common::conns::{add, counted, delta, same_generation};
+
+use crate::{conntrack::compare_exchange, maps::DEST_CONNS};
+
+/// Tries of one change of a counts word against other CPUs changing it at the same time.
+const TRIES: usize = 8;
+
+/// A flow of (`dest`, `generation`) went from state `from` to `to` (`None`: no counted flow).
+#[inline(always)]
+pub fn moved(dest: u32, generation: u32, from: Option<u8>, to: Option<u8>) {
+    let (da, di) = delta(from, to);
+    if da == 0 && di == 0 {
+        return;
+    }
+    let Some(ptr) = DEST_CONNS.get_ptr_mut(dest) else {
+        return;
+    };
+    for _ in 0..TRIES {
+        // SAFETY: a word of a map value, 8-aligned, valid for this program run; only changed
+        // by compare-and-exchange.
+        let old = unsafe { read_volatile(ptr) };
+        if !same_generation(old, generation) {
+            // The slot was freed (and maybe reused) since: its counts are not this flow's.
+            return;
+        }
+        // SAFETY: as above.
+        if unsafe { compare_exchange(ptr, old, add(old, da, di)) } {
+            return;
+        }
+    }
+}
+
+/// A way held (sequence number `seq`, time-and-state word `seen`, destination `pair`) and
+/// was just taken for another flow: uncounts what it held, if it was counted.
+#[inline(always)]
+pub fn replaced(seq: u64, seen: u64, pair: u64) {
+    if counted(seq, seen) {
+        let (dest, generation) = lvs_common::conntrack::split_dest_word(pair);
+        let state = (seen & lvs_common::conntrack::STATE_MASK) as u8;
+        moved(dest, generation, Some(state), None);
+    }
+}
