@@ -995,4 +995,20 @@ mod restart_only_tests {
             .is_empty()
         );
     }
+
+    #[test]
+    fn table_size_changes_are_named() {
+        let same = config("metrics = true\nconnection_table_size = 4194304\n");
+        assert!(restart_only_changes(&fixed(), &same).is_empty());
+        let grown = config("metrics = true\nconnection_table_size = 16777216\n");
+        assert_eq!(
+            restart_only_changes(&fixed(), &grown),
+            vec![
+                "lvs.toml: connection_table_size = 16777216, persistence_table_size = 262144, \
+                 but the tables hold 4194304 and 262144: the change needs a restart of lvs and \
+                 is not applied (a restart moves the live flows into tables of the new sizes)"
+                    .to_string()
+            ]
+        );
+    }
 }
