@@ -99,7 +99,7 @@ impl Drop for Multi {
 
 impl Multi {
     /// A new lab with its switch (`sw`, a bridge `br0`).
-    pub fn new() -> Multi {
+    pub fn create() -> Multi {
         cleanup_stale("lvs").expect("removing stale labs");
         let prefix = format!("lvs-{}-900", std::process::id());
         let dir = std::env::temp_dir().join(&prefix);

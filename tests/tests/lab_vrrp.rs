@@ -80,7 +80,7 @@ fn vip_on(m: &Multi, d: usize, alone: bool, what: &str, within: Duration) {
 
 #[test]
 fn vrrp_failover_and_return_keep_mh_connections() {
-    let mut m = Multi::new();
+    let mut m = Multi::create();
     let client = m.add_host("client", "198.18.0.10/24");
     for d in [1u8, 2] {
         let ns = m.add_host(&format!("d{d}"), &format!("{}/24", host(1 + d)));
