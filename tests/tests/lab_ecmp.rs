@@ -135,7 +135,8 @@ fn ecmp_director_loss_and_return_keep_mh_connections() {
             Some(&ns),
             &format!(
                 "set -e; for c in all eth0; do echo 1 > /proc/sys/net/ipv4/conf/$c/arp_ignore; \
-                 echo 2 > /proc/sys/net/ipv4/conf/$c/arp_announce; done; ip addr add {VIP}/32 dev lo"
+                 echo 2 > /proc/sys/net/ipv4/conf/$c/arp_announce; done; ip addr add {VIP}/32 dev lo; \
+                 ip route add default via {ROUTER}"
             ),
         );
         router_conf += &format!("protocol bgp d{d} from dir {{ neighbor {addr} as 65001; }}\n");

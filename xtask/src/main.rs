@@ -2,7 +2,8 @@
 //! the rest of the workspace needs before building it:
 //!
 //! - `cargo xtask setup`: the nightly toolchain's `rust-src`, `bpf-linker` 0.9.13, and the
-//!   Debian packages the lab uses (iproute2, ethtool, curl, python3, bpftool). Idempotent.
+//!   Debian packages the lab uses (iproute2, ethtool, curl, python3, bpftool,
+//!   keepalived, bird2). Idempotent.
 //! - `cargo xtask demo`: set-up, then the demo lab (`lvs demo`).
 //! - `cargo xtask test`: set-up, then every test, each test binary under a deadline
 //!   ([`harness`]).
@@ -71,8 +72,11 @@ const PACKAGES: &[(&str, &str)] = &[
     ("python3", "python3"),
     ("bpftool", "bpftool"),
     // The VRRP lab (tests/tests/lab_vrrp.rs). Debian's unit does not start it without a
-    // /etc/keepalived/keepalived.conf.
+    // /etc/keepalived/keepalived.conf. (Installing bird2 starts Debian's bird.service with its
+    // default config, which speaks no BGP; the labs run their own in namespaces.)
     ("keepalived", "keepalived"),
+    // The ECMP lab (tests/tests/lab_ecmp.rs): BGP on the router and the directors.
+    ("bird", "bird2"),
 ];
 
 fn main() -> Result<()> {
