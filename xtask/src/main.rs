@@ -7,7 +7,8 @@
 //! - `cargo xtask demo`: set-up, then the demo lab (`lvs demo`).
 //! - `cargo xtask test`: set-up, then every test, each test binary under a deadline
 //!   ([`harness`]).
-//! - `cargo xtask bench`: set-up, then the benchmarks.
+//! - `cargo xtask bench`: set-up, then the benchmarks, and the ECMP and VRRP labs for their
+//!   broken-connection figures (`mh` beside `wrr`).
 //! - `cargo xtask fuzz`: set-up, then the packet fuzzing test with 1,000,000 frames
 //!   (`LVS_FUZZ_FRAMES` and `LVS_FUZZ_SEED` change the count and the seed).
 //! - `cargo xtask run -- ARGS`: set-up, then `lvs ARGS` (release build).
@@ -104,7 +105,26 @@ fn main() -> Result<()> {
                     &["run", "--release", "-q", "-p", "lvs-tests", "--bin", bench],
                 )?;
             }
-            Ok(())
+            // The multi-director labs print their broken connections, mh beside wrr.
+            cargo(
+                &root,
+                &[
+                    "test",
+                    "--release",
+                    "-q",
+                    "-p",
+                    "lvs-tests",
+                    "--test",
+                    "lab_ecmp",
+                    "--test",
+                    "lab_vrrp",
+                    "--",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ],
+            )
+            .context("the ECMP and VRRP labs")
         }
         Task::Fuzz => {
             if std::env::var_os("LVS_FUZZ_FRAMES").is_none() {
