@@ -79,6 +79,9 @@ pub struct Multi {
     bpffs: Vec<PathBuf>,
     /// Set to stop the echo servers and the clients.
     pub stop: Arc<AtomicBool>,
+    /// Connections each real has answered a request on, per port: index
+    /// `(real - 1) * 2 + (0 for MH_PORT, 1 for WRR_PORT)` (health checks send none).
+    pub served: Arc<Vec<AtomicU64>>,
 }
 
 impl Drop for Multi {
@@ -111,6 +114,7 @@ impl Multi {
             children: Vec::new(),
             bpffs: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
+            served: Arc::new((0..REALS * 2).map(|_| AtomicU64::new(0)).collect()),
         };
         let sw = m.add_ns("sw");
         sh(
@@ -178,7 +182,9 @@ impl Multi {
                      ip addr add {VIP}/32 dev lo{route}"
                 ),
             );
-            for port in [MH_PORT, WRR_PORT] {
+            for (k, port) in [MH_PORT, WRR_PORT].into_iter().enumerate() {
+                let served = self.served.clone();
+                let index = usize::from(i - 1) * 2 + k;
                 let listener = run_in_netns(&ns, move || TcpListener::bind(("0.0.0.0", port)))
                     .expect("entering the real's namespace")
                     .expect("binding the echo server");
@@ -189,11 +195,17 @@ impl Multi {
                             return;
                         }
                         let Ok(mut conn) = conn else { continue };
+                        let served = served.clone();
                         let _ = std::thread::Builder::new()
                             .stack_size(64 << 10)
                             .spawn(move || {
                                 let mut buf = [0u8; 8];
+                                let mut first = true;
                                 while conn.read_exact(&mut buf).is_ok() {
+                                    if first {
+                                        served[index].fetch_add(1, Ordering::Relaxed);
+                                        first = false;
+                                    }
                                     if conn.write_all(&buf).is_err() {
                                         return;
                                     }
@@ -236,7 +248,8 @@ impl Multi {
     }
 
     /// Starts lvs on director `d` (namespace `d<d>`, interface `eth0`) as `lvs-d<d>`, with an
-    /// `mh` service (`mh-port`) and a `wrr` service on the VIP, the reals always up.
+    /// `mh` service (`mh-port`) and a `wrr` service on the VIP, the reals checked by connect
+    /// every second (a failed one is removed).
     pub fn start_lvs(&mut self, d: usize) {
         let conf = self.dir.join("lvs.toml");
         if !conf.exists() {
@@ -245,7 +258,7 @@ impl Multi {
             for (port, sched) in [(MH_PORT, "mh\"\nschedflags = \"mh-port"), (WRR_PORT, "wrr")] {
                 c += &format!(
                     "\n[[virtual]]\naddress = \"{VIP}:{port}\"\nscheduler = \"{sched}\"\n\
-                     checktype = \"on\"\n"
+                     checktype = \"connect\"\ncheckinterval = 1\nchecktimeout = 2\nfailurecount = 3\n"
                 );
                 for i in 1..=REALS {
                     c += &format!(
@@ -276,6 +289,28 @@ impl Multi {
             "generic",
         ];
         self.spawn(&format!("lvs-d{d}"), &ns, bin.to_str().unwrap(), &args);
+    }
+
+    /// Waits until the lvs of each of `directors` has every real of both services up (so
+    /// that they all build the same tables before connections start).
+    pub fn wait_reals_up(&self, directors: &[usize], describe: impl Fn() -> String) {
+        for &d in directors {
+            let log = self.dir.join(format!("lvs-d{d}.log"));
+            until(
+                Duration::from_secs(30),
+                Duration::from_millis(100),
+                &format!("director {d} has every real up"),
+                || {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    let up = text
+                        .lines()
+                        .filter(|l| l.contains("real server up"))
+                        .count();
+                    (up >= usize::from(REALS) * 2).then_some(())
+                },
+                &describe,
+            );
+        }
     }
 
     /// The last lines of each of the `tags`' logs.

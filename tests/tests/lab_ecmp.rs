@@ -8,11 +8,12 @@
 //! send a small request about every 100 ms and check every answer. Director 1 is killed
 //! (SIGKILL to its lvs; its watcher withdraws the route), then brought back (lvs started; the
 //! route announced again). Broken connections are counted across each event for `mh` (at most
-//! 1%) and `wrr`.
+//! 1%) and `wrr`. While director 1 is away, real 3 fails (it resets its connections and
+//! refuses the checks): exactly its `mh` connections break, the others keep their real.
 //!
 //! Needs root, iproute2, ethtool, bird2.
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
 use lvs_tests::{
     multidir::{CONNS, Clients, MH_PORT, Multi, VIP, WRR_PORT, host, sh},
@@ -167,8 +168,11 @@ fn ecmp_director_loss_and_return_keep_mh_connections() {
         &[1, 2, 3],
         "the router has the three directors as next hops",
     );
+    m.wait_reals_up(&[1, 2, 3], || m.logs(LOGS));
     m.wait_served(&client, || m.logs(LOGS));
 
+    // Real 3's mh connections so far (the probes above), not the clients'.
+    let probes = m.served[4].load(Ordering::Relaxed);
     let mh = Clients::start(&client, MH_PORT, m.stop.clone());
     let wrr = Clients::start(&client, WRR_PORT, m.stop.clone());
     mh.two_passes("mh clients: a steady start", || m.logs(LOGS));
@@ -185,6 +189,39 @@ fn ecmp_director_loss_and_return_keep_mh_connections() {
     mh.two_passes("mh clients after the loss", || m.logs(LOGS));
     wrr.two_passes("wrr clients after the loss", || m.logs(LOGS));
     let loss = (mh.broken(), wrr.broken());
+    let first_loss = loss;
+
+    // While director 1 is away, real 3 fails: it resets every connection (and refuses the
+    // checks). Its flows break; the remaining directors take it out, and every other flow
+    // keeps its real, also those that changed director (they have entries there now).
+    let on_real3 = m.served[4].load(Ordering::Relaxed) - probes;
+    sh(
+        Some(&m.ns("real3")),
+        "iptables -A INPUT -p tcp -j REJECT --reject-with tcp-reset",
+    );
+    for d in [2, 3] {
+        let log = m.dir.join(format!("lvs-d{d}.log"));
+        until(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            &format!("director {d} takes real 3 out"),
+            || {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .any(|l| {
+                        l.contains("real server down")
+                            && l.contains(&format!("real={}:{MH_PORT}", host(13)))
+                    })
+                    .then_some(())
+            },
+            || m.logs(LOGS),
+        );
+    }
+    mh.two_passes("mh clients after real 3's failure", || m.logs(LOGS));
+    wrr.two_passes("wrr clients after real 3's failure", || m.logs(LOGS));
+    let failed = mh.broken() - loss.0;
+    let loss = (mh.broken(), wrr.broken());
 
     // It comes back.
     m.start_lvs(1);
@@ -195,23 +232,28 @@ fn ecmp_director_loss_and_return_keep_mh_connections() {
 
     println!(
         "ECMP (3 directors, BGP), {CONNS} connections each: broken across the loss: mh {} wrr {}; \
-         across the return: mh {} wrr {}",
-        loss.0, loss.1, back.0, back.1
+         when real 3 then failed: mh {failed} (it held {on_real3}); across the return: mh {} \
+         wrr {}",
+        first_loss.0, first_loss.1, back.0, back.1
     );
     m.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     mh.join();
     wrr.join();
     let limit = (CONNS / 100) as u64;
     assert!(
-        loss.0 <= limit && back.0 <= limit,
+        first_loss.0 <= limit && back.0 <= limit,
         "mh broke {} connections across the loss and {} across the return (at most {limit})\n{}",
-        loss.0,
+        first_loss.0,
         back.0,
         m.logs(LOGS)
     );
     assert!(
-        loss.1 > (CONNS / 20) as u64,
+        (on_real3..=on_real3 + limit).contains(&failed),
+        "real 3 held {on_real3} mh connections and {failed} broke when it failed"
+    );
+    assert!(
+        first_loss.1 > (CONNS / 20) as u64,
         "wrr broke only {} connections across the loss: did flows change director?",
-        loss.1
+        first_loss.1
     );
 }

@@ -101,6 +101,7 @@ fn vrrp_failover_and_return_keep_mh_connections() {
         "director 1 holds the VIP",
         Duration::from_secs(20),
     );
+    m.wait_reals_up(&[1, 2], || m.logs(LOGS));
     m.wait_served(&client, || m.logs(LOGS));
 
     let mh = Clients::start(&client, MH_PORT, m.stop.clone());
