@@ -269,11 +269,15 @@ impl Multi {
             }
             std::fs::write(&conf, c).unwrap();
         }
-        let bpffs = self.dir.join(format!("bpffs-d{d}"));
-        if !self.bpffs.contains(&bpffs) {
-            mount_bpffs(&bpffs).expect("mounting a bpffs");
-            self.bpffs.push(bpffs.clone());
+        // One bpffs at `<dir>/bpf` (where `cleanup_stale` looks for a killed run's mount), a
+        // directory of it per director.
+        let mount = self.dir.join("bpf");
+        if self.bpffs.is_empty() {
+            mount_bpffs(&mount).expect("mounting a bpffs");
+            self.bpffs.push(mount.clone());
         }
+        let bpffs = mount.join(format!("d{d}"));
+        std::fs::create_dir_all(&bpffs).expect("a directory in the bpffs");
         let control = self.control(d);
         let bin = lvs_binary();
         let ns = self.ns(&format!("d{d}"));
