@@ -102,7 +102,7 @@ fn schedulers_lvs_lacks_are_refused_at_their_line() {
     assert_eq!(
         err(&vs("  lb_kind DR\n  protocol TCP", "")),
         "k.conf:1: lb_algo: no lb_algo: keepalived's default, wlc, is not supported; lvs \
-         implements rr, wrr and sh (write e.g. `lb_algo rr`)"
+         implements rr, wrr, sh and mh (write e.g. `lb_algo rr`)"
     );
     for (algo, want) in [("wrr", Scheduler::Wrr), ("sh", Scheduler::Sh)] {
         let c = ok(&vs(
