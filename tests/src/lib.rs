@@ -3,6 +3,7 @@
 //! ([`agent`]), and waits that end in bounded time ([`wait`]).
 
 pub mod agent;
+pub mod multidir;
 pub mod packet;
 pub mod wait;
 pub mod wire;

@@ -2,11 +2,13 @@
 //! the rest of the workspace needs before building it:
 //!
 //! - `cargo xtask setup`: the nightly toolchain's `rust-src`, `bpf-linker` 0.9.13, and the
-//!   Debian packages the lab uses (iproute2, ethtool, curl, python3, bpftool). Idempotent.
+//!   Debian packages the lab uses (iproute2, ethtool, curl, python3, bpftool,
+//!   keepalived, bird2). Idempotent.
 //! - `cargo xtask demo`: set-up, then the demo lab (`lvs demo`).
 //! - `cargo xtask test`: set-up, then every test, each test binary under a deadline
 //!   ([`harness`]).
-//! - `cargo xtask bench`: set-up, then the benchmarks.
+//! - `cargo xtask bench`: set-up, then the benchmarks, and the ECMP and VRRP labs for their
+//!   broken-connection figures (`mh` beside `wrr`).
 //! - `cargo xtask fuzz`: set-up, then the packet fuzzing test with 1,000,000 frames
 //!   (`LVS_FUZZ_FRAMES` and `LVS_FUZZ_SEED` change the count and the seed).
 //! - `cargo xtask run -- ARGS`: set-up, then `lvs ARGS` (release build).
@@ -73,8 +75,11 @@ const PACKAGES: &[(&str, &str)] = &[
     ("python3", "python3"),
     ("bpftool", "bpftool"),
     // The VRRP lab (tests/tests/lab_vrrp.rs). Debian's unit does not start it without a
-    // /etc/keepalived/keepalived.conf.
+    // /etc/keepalived/keepalived.conf. (Installing bird2 starts Debian's bird.service with its
+    // default config, which speaks no BGP; the labs run their own in namespaces.)
     ("keepalived", "keepalived"),
+    // The ECMP lab (tests/tests/lab_ecmp.rs): BGP on the router and the directors.
+    ("bird", "bird2"),
 ];
 
 fn main() -> Result<()> {
@@ -102,7 +107,26 @@ fn main() -> Result<()> {
                     &["run", "--release", "-q", "-p", "lvs-tests", "--bin", bench],
                 )?;
             }
-            Ok(())
+            // The multi-director labs print their broken connections, mh beside wrr.
+            cargo(
+                &root,
+                &[
+                    "test",
+                    "--release",
+                    "-q",
+                    "-p",
+                    "lvs-tests",
+                    "--test",
+                    "lab_ecmp",
+                    "--test",
+                    "lab_vrrp",
+                    "--",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ],
+            )
+            .context("the ECMP and VRRP labs")
         }
         Task::Fuzz => {
             if std::env::var_os("LVS_FUZZ_FRAMES").is_none() {
