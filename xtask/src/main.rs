@@ -80,6 +80,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("keepalived", "keepalived"),
     // The ECMP lab (tests/tests/lab_ecmp.rs): BGP on the router and the directors.
     ("bird", "bird2"),
+    // Firewall-mark services (tests/tests/lab_fwmark.rs): the host's mark rules.
+    ("iptables-save", "iptables"),
+    ("nft", "nftables"),
 ];
 
 fn main() -> Result<()> {
