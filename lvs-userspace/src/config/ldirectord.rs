@@ -454,6 +454,7 @@ fn parse_real(
         weight: None,
         request: None,
         receive: None,
+        digest: None,
     };
     if let Some((w, false)) = it.peek()
         && !w.chars().all(|c| c.is_ascii_digit())

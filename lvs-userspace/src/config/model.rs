@@ -388,6 +388,9 @@ pub struct CheckSpec {
     /// `dns_type` (keepalived's DNS_CHECK `type`): the record type a dns check asks for (its
     /// number); when set, a NOERROR answer over UDP passes, as keepalived's check.
     pub dns_type: Option<u16>,
+    /// `digest` (keepalived's `url { digest }`): the MD5 of the body an http(s) check wants,
+    /// 32 lower-case hex digits.
+    pub digest: Option<String>,
     /// `checkinterval`.
     pub interval: Duration,
     /// `checktimeout` (connect, ping, external).
@@ -415,6 +418,8 @@ pub struct RealServer {
     pub request: Option<String>,
     /// Per-real `receive` override.
     pub receive: Option<String>,
+    /// Per-real `digest` override (keepalived's `url { digest }` differs per real).
+    pub digest: Option<String>,
 }
 
 /// A virtual service.

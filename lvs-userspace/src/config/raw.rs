@@ -96,6 +96,7 @@ pub(crate) struct RawVirtual {
     pub login: Opt<String>,
     pub passwd: Opt<String>,
     pub dns_type: Opt<String>,
+    pub digest: Opt<String>,
     pub checkinterval: Opt<u64>,
     pub checktimeout: Opt<u64>,
     pub negotiatetimeout: Opt<u64>,
@@ -131,6 +132,7 @@ impl RawVirtual {
             login: None,
             passwd: None,
             dns_type: None,
+            digest: None,
             checkinterval: None,
             checktimeout: None,
             negotiatetimeout: None,
@@ -157,6 +159,7 @@ pub(crate) struct RawReal {
     pub weight: Option<u64>,
     pub request: Option<String>,
     pub receive: Option<String>,
+    pub digest: Option<String>,
 }
 
 /// A whole configuration as written.
@@ -1462,6 +1465,27 @@ fn resolve_virtual(
             }
         },
     };
+    let digest = match &v.digest {
+        None => None,
+        Some(Val { value, line }) if !is_http => {
+            errs.bad(
+                *line,
+                "digest",
+                format!("`{value}` has no effect: only http and https checks read a body"),
+            );
+            None
+        }
+        Some(Val { value, line }) => {
+            if crate::health::http::parse_digest(value).is_none() {
+                errs.bad(
+                    *line,
+                    "digest",
+                    format!("`{value}` is not an MD5 (32 hex digits, as genhash prints it)"),
+                );
+            }
+            Some(value.trim().to_ascii_lowercase())
+        }
+    };
     let command = match (&v.checkcommand, check_type) {
         (Some(c), _) => Some(c.value.clone()),
         // ldirectord's default checkcommand.
@@ -1560,6 +1584,7 @@ fn resolve_virtual(
             login,
             passwd,
             dns_type,
+            digest,
             interval,
             timeout,
             negotiate_timeout,
@@ -1583,6 +1608,22 @@ fn resolve_real(
     } else {
         "real"
     };
+    if let Some(d) = &r.digest {
+        let why = if !is_http {
+            Some(format!(
+                "digest `{d}` has no effect: only http and https checks read a body"
+            ))
+        } else if crate::health::http::parse_digest(d).is_none() {
+            Some(format!(
+                "digest `{d}` is not an MD5 (32 hex digits, as genhash prints it)"
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(ConfigError::invalid(file, r.line, key, why));
+        }
+    }
     if let Some(f) = r.family
         && f != family
     {
@@ -1665,6 +1706,7 @@ fn resolve_real(
             forwarding,
             request: request.clone(),
             receive: r.receive.clone(),
+            digest: r.digest.clone(),
         })
         .collect())
 }

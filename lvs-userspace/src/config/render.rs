@@ -170,6 +170,9 @@ pub fn render_check(config: &Config) -> String {
         if let Some(cmd) = &c.command {
             let _ = writeln!(o, "    command {cmd}");
         }
+        if let Some(d) = &c.digest {
+            let _ = writeln!(o, "    body MD5 {d}");
+        }
         if let Some(t) = c.dns_type {
             let _ = writeln!(
                 o,
@@ -412,6 +415,9 @@ pub fn to_toml(config: &Config) -> String {
         if let Some(t) = c.dns_type {
             let _ = writeln!(o, "dns_type = {}", q(super::raw::dns_type_name(t)));
         }
+        if let Some(d) = &c.digest {
+            let _ = writeln!(o, "digest = {}", q(d));
+        }
         if let Some(p) = &c.passwd {
             let _ = writeln!(o, "passwd = {}", q(p));
         }
@@ -435,6 +441,9 @@ pub fn to_toml(config: &Config) -> String {
             }
             if let Some(rec) = &r.receive {
                 let _ = writeln!(o, "receive = {}", q(rec));
+            }
+            if let Some(d) = &r.digest {
+                let _ = writeln!(o, "digest = {}", q(d));
             }
         }
     }

@@ -62,6 +62,7 @@
 //! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
 //! login = "monitor"         # pop, pops, imap, imaps: log in as this user
 //! passwd = "secret"         # with login
+//! digest = "9b3a0c85a887a256d6939da88aabd8cd"  # http(s): the body's MD5 (keepalived's digest)
 //! dns_type = "SOA"          # dns: ask this type; a NOERROR answer passes (keepalived's DNS_CHECK)
 //! checkinterval = 10        # these five override the globals
 //! checktimeout = 5
@@ -78,6 +79,7 @@
 //! method = "gate"           # the default and the only one (direct routing)
 //! request = "/other.html"   # optional per-real overrides
 //! receive = "pattern"
+//! digest = "..."            # http(s): this real's page MD5
 //! ```
 
 use std::path::Path;
@@ -232,6 +234,7 @@ struct TomlVirtual {
     login: S<String>,
     passwd: S<String>,
     dns_type: S<String>,
+    digest: S<String>,
     checkinterval: S<u64>,
     checktimeout: S<u64>,
     negotiatetimeout: S<u64>,
@@ -252,6 +255,7 @@ struct TomlReal {
     method: Option<String>,
     request: Option<String>,
     receive: Option<String>,
+    digest: Option<String>,
 }
 
 /// Converts spanned values into line-numbered ones.
@@ -351,6 +355,7 @@ impl TomlFile {
                 rv.login = l.opt(v.login);
                 rv.passwd = l.opt(v.passwd);
                 rv.dns_type = l.opt(v.dns_type);
+                rv.digest = l.opt(v.digest);
                 rv.checkinterval = l.opt(v.checkinterval);
                 rv.checktimeout = l.opt(v.checktimeout);
                 rv.negotiatetimeout = l.opt(v.negotiatetimeout);
@@ -372,6 +377,7 @@ impl TomlFile {
                             weight: r.weight,
                             request: r.request,
                             receive: r.receive,
+                            digest: r.digest,
                         }
                     })
                     .collect();

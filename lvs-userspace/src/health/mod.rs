@@ -79,6 +79,8 @@ pub struct CheckKey {
     pub login: Option<(String, String)>,
     /// The record type a dns check asks for, when configured (keepalived's DNS_CHECK).
     pub dns_type: Option<u16>,
+    /// The MD5 (hex) the body of an http(s) check must have.
+    pub digest: Option<String>,
     /// The virtual service's address, kept only for external checks (their arguments).
     pub virtual_addr: Option<SocketAddr>,
     /// Time between checks.
@@ -120,6 +122,7 @@ impl Hash for CheckKey {
         self.command.hash(state);
         self.login.hash(state);
         self.dns_type.hash(state);
+        self.digest.hash(state);
         self.virtual_addr.hash(state);
         self.interval.hash(state);
         self.timeout.hash(state);
@@ -176,6 +179,7 @@ impl CheckKey {
                 .clone()
                 .map(|l| (l, c.passwd.clone().unwrap_or_default())),
             dns_type: c.dns_type,
+            digest: real.digest.clone().or_else(|| c.digest.clone()),
             virtual_addr: Some(vs.vip),
             interval: c.interval,
             timeout: c.timeout,
@@ -218,6 +222,9 @@ impl CheckKey {
             )
         {
             self.login = None;
+        }
+        if !negotiates || !matches!(self.service, CheckService::Http | CheckService::Https) {
+            self.digest = None;
         }
         if !negotiates || self.service != CheckService::Dns {
             self.dns_type = None;

@@ -312,6 +312,7 @@ impl Probe {
                     timeout,
                     interval: key.interval,
                     connector: connect.connector.clone(),
+                    digest: key.digest.as_deref().and_then(http::parse_digest),
                 })?))
             }
             CheckService::SimpleTcp => Negotiate::SimpleTcp {
@@ -536,6 +537,7 @@ mod tests {
             command: None,
             login: None,
             dns_type: None,
+            digest: None,
             virtual_addr: None,
             interval: Duration::from_secs(3600),
             timeout: Duration::from_secs(2),
