@@ -804,7 +804,7 @@ mod tests {
             &gated,
             &[
                 (80, None),
-                (97, Some((101, "service `ftp` is not supported"))),
+                (97, None),
                 // smtp, submission, pop and imap are checked: the scheduler is what is left.
                 (116, Some((121, "scheduler `wlc` is not supported"))),
                 (130, Some((135, "scheduler `wlc` is not supported"))),

@@ -349,6 +349,9 @@ pub enum CheckService {
     Imaps,
     /// NNTP: a 2xx greeting.
     Nntp,
+    /// FTP: log in (`login`, default anonymous), fetch `request` in passive mode, match
+    /// `receive` on it.
+    Ftp,
 }
 
 /// HTTP method of http/https checks.

@@ -182,10 +182,9 @@ const IPVS_SCHEDULERS: &[&str] = &[
 ];
 /// Negotiate services lvs implements, for messages.
 const SERVICES: &str =
-    "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp and none";
+    "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp and none";
 /// ldirectord services lvs has no negotiate check for.
 const LDIRECTORD_ONLY_SERVICES: &[&str] = &[
-    "ftp",
     "ldap",
     "ldaps",
     "mysql",
@@ -1288,6 +1287,7 @@ fn resolve_virtual(
         "imap" => CheckService::Imap,
         "imaps" => CheckService::Imaps,
         "nntp" => CheckService::Nntp,
+        "ftp" => CheckService::Ftp,
         other if LDIRECTORD_ONLY_SERVICES.contains(&other) => {
             if !negotiates {
                 if written {
@@ -1426,7 +1426,11 @@ fn resolve_virtual(
     let logs_in = negotiates
         && matches!(
             service,
-            CheckService::Pop | CheckService::Pops | CheckService::Imap | CheckService::Imaps
+            CheckService::Pop
+                | CheckService::Pops
+                | CheckService::Imap
+                | CheckService::Imaps
+                | CheckService::Ftp
         );
     if !logs_in {
         for (key, val) in [("login", &v.login), ("passwd", &v.passwd)] {
@@ -1436,7 +1440,7 @@ fn resolve_virtual(
                     file,
                     *line,
                     key,
-                    "ignored: only the pop, pops, imap and imaps checks log in",
+                    "ignored: only the pop, pops, imap, imaps and ftp checks log in",
                 );
             }
         }

@@ -38,6 +38,7 @@ fn service_name(s: CheckService) -> &'static str {
         CheckService::Imap => "imap",
         CheckService::Imaps => "imaps",
         CheckService::Nntp => "nntp",
+        CheckService::Ftp => "ftp",
     }
 }
 

@@ -53,14 +53,14 @@
 //! quiescent = false
 //! checktype = "negotiate"   # connect | negotiate | ping | external | on | off | N
 //! service = "http"          # http | https | simpletcp | dns | smtp | submission | pop | pops
-//!                           # | imap | imaps | nntp | none (default: from the port)
+//!                           # | imap | imaps | nntp | ftp | none (default: from the port)
 //! checkport = 80            # default: the real's port
 //! request = "/index.html"
 //! receive = "Test Page"     # a regular expression
 //! httpmethod = "GET"        # GET | HEAD
 //! virtualhost = "www.example.org"
 //! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
-//! login = "monitor"         # pop, pops, imap, imaps: log in as this user
+//! login = "monitor"         # pop, pops, imap, imaps, ftp: log in as this user
 //! passwd = "secret"         # with login
 //! digest = "9b3a0c85a887a256d6939da88aabd8cd"  # http(s): the body's MD5 (keepalived's digest)
 //! dns_type = "SOA"          # dns: ask this type; a NOERROR answer passes (keepalived's DNS_CHECK)

@@ -15,6 +15,7 @@ pub mod connect;
 pub mod connector;
 pub mod dns;
 pub mod external;
+pub mod ftp;
 pub mod http;
 pub mod mail;
 pub mod maintenance;
@@ -144,6 +145,7 @@ fn service_port(service: CheckService) -> u16 {
         CheckService::Imap => 143,
         CheckService::Imaps => 993,
         CheckService::Nntp => 119,
+        CheckService::Ftp => 21,
         CheckService::SimpleTcp | CheckService::None => 0,
     }
 }
@@ -218,7 +220,11 @@ impl CheckKey {
         if !negotiates
             || !matches!(
                 self.service,
-                CheckService::Pop | CheckService::Pops | CheckService::Imap | CheckService::Imaps
+                CheckService::Pop
+                    | CheckService::Pops
+                    | CheckService::Imap
+                    | CheckService::Imaps
+                    | CheckService::Ftp
             )
         {
             self.login = None;
