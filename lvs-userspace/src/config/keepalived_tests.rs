@@ -252,10 +252,6 @@ fn alpha_omega_ha_suspend_and_ignored_keywords() {
             .starts_with("k.conf:5: weigth: unknown keyword in virtual_server")
     );
     assert!(
-        err(&vs(BASE, "    notify_up /bin/up"))
-            .starts_with("k.conf:6: notify_up: per-real notify scripts are not supported yet")
-    );
-    assert!(
         err(&vs(BASE, "    uthreshold 10"))
             .starts_with("k.conf:6: uthreshold: connection thresholds")
     );
@@ -418,6 +414,24 @@ fn misc_ping_and_no_checker() {
     assert!(
         err(&vs(BASE, "    SMTP_CHECK {\n      host {\n      }\n    }"))
             .starts_with("k.conf:7: host: not supported")
+    );
+    // notify_up / notify_down: the real's own scripts, kept per real.
+    let c = ok(&vs(
+        BASE,
+        "    notify_up \"/usr/local/bin/up 1\"\n    notify_down /usr/local/bin/down\n    TCP_CHECK {\n    }",
+    ));
+    let r = &c.virtuals[0].reals[0];
+    assert_eq!(r.notify_up.as_deref(), Some("/usr/local/bin/up 1"));
+    assert_eq!(r.notify_down.as_deref(), Some("/usr/local/bin/down"));
+    let back = toml::parse_str(std::path::Path::new("k.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(back.virtuals[0].reals[0].notify_up, r.notify_up);
+    assert_eq!(back.virtuals[0].reals[0].notify_down, r.notify_down);
+    assert!(
+        err(&vs(
+            BASE,
+            "    notify_up /bin/up nobody\n    TCP_CHECK {\n    }"
+        ))
+        .starts_with("k.conf:6: notify_up: a script user is not supported")
     );
     // DNS_CHECK: SOA of the root unless told, NOERROR passes, retry 3 by default.
     let c = ok(&vs(BASE, "    DNS_CHECK {\n    }"));

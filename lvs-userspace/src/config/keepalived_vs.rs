@@ -382,6 +382,8 @@ impl Mapper {
             request: None,
             receive: None,
             digest: None,
+            notify_up: None,
+            notify_down: None,
         };
         let mut timers = vs.clone();
         let mut inhibit = inhibit;
@@ -409,12 +411,22 @@ impl Mapper {
                 }
                 "smtp_alert" | "snmp_name" => self.warn(&i.loc, k, "ignored: no effect in lvs"),
                 "notify_up" | "notify_down" => {
-                    return Err(bad(
-                        &i.loc,
-                        k,
-                        "per-real notify scripts are not supported yet: lvs's global `notify` \
-                         command (TOML or ldirectord config) is run on every change",
-                    ));
+                    let script = match i.args() {
+                        [script] => script.to_string(),
+                        [_, _user, ..] => {
+                            return Err(bad(
+                                &i.loc,
+                                k,
+                                "a script user is not supported: lvs runs scripts as its own user",
+                            ));
+                        }
+                        [] => return Err(bad(&i.loc, k, "needs a script")),
+                    };
+                    if k == "notify_up" {
+                        raw.notify_up = Some(script);
+                    } else {
+                        raw.notify_down = Some(script);
+                    }
                 }
                 "uthreshold" | "lthreshold" => {
                     return Err(bad(&i.loc, k, "connection thresholds are not supported"));

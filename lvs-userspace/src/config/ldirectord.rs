@@ -455,6 +455,8 @@ fn parse_real(
         request: None,
         receive: None,
         digest: None,
+        notify_up: None,
+        notify_down: None,
     };
     if let Some((w, false)) = it.peek()
         && !w.chars().all(|c| c.is_ascii_digit())

@@ -423,6 +423,11 @@ pub struct RealServer {
     pub receive: Option<String>,
     /// Per-real `digest` override (keepalived's `url { digest }` differs per real).
     pub digest: Option<String>,
+    /// keepalived's `notify_up`: a command run (with no argument added) when the real comes
+    /// up.
+    pub notify_up: Option<String>,
+    /// keepalived's `notify_down`: run when the real goes down.
+    pub notify_down: Option<String>,
 }
 
 /// A virtual service.

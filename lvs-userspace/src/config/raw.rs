@@ -160,6 +160,8 @@ pub(crate) struct RawReal {
     pub request: Option<String>,
     pub receive: Option<String>,
     pub digest: Option<String>,
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
 }
 
 /// A whole configuration as written.
@@ -1711,6 +1713,8 @@ fn resolve_real(
             request: request.clone(),
             receive: r.receive.clone(),
             digest: r.digest.clone(),
+            notify_up: r.notify_up.clone(),
+            notify_down: r.notify_down.clone(),
         })
         .collect())
 }

@@ -446,6 +446,11 @@ pub fn to_toml(config: &Config) -> String {
             if let Some(d) = &r.digest {
                 let _ = writeln!(o, "digest = {}", q(d));
             }
+            for (k, c) in [("notify_up", &r.notify_up), ("notify_down", &r.notify_down)] {
+                if let Some(c) = c {
+                    let _ = writeln!(o, "{k} = {}", q(c));
+                }
+            }
         }
     }
     o

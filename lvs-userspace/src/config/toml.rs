@@ -80,6 +80,8 @@
 //! request = "/other.html"   # optional per-real overrides
 //! receive = "pattern"
 //! digest = "..."            # http(s): this real's page MD5
+//! notify_up = "/usr/local/bin/up"      # run (no argument added) when this real comes up
+//! notify_down = "/usr/local/bin/down"  # … when it goes down (keepalived's)
 //! ```
 
 use std::path::Path;
@@ -256,6 +258,8 @@ struct TomlReal {
     request: Option<String>,
     receive: Option<String>,
     digest: Option<String>,
+    notify_up: Option<String>,
+    notify_down: Option<String>,
 }
 
 /// Converts spanned values into line-numbered ones.
@@ -378,6 +382,8 @@ impl TomlFile {
                             request: r.request,
                             receive: r.receive,
                             digest: r.digest,
+                            notify_up: r.notify_up,
+                            notify_down: r.notify_down,
                         }
                     })
                     .collect();

@@ -45,6 +45,8 @@ fn real(addr: SocketAddr) -> RealServer {
         request: None,
         receive: None,
         digest: None,
+        notify_up: None,
+        notify_down: None,
     }
 }
 
