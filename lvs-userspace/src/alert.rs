@@ -562,6 +562,19 @@ impl Alerter {
         pending
     }
 
+    /// Runs a real's own `notify_up` or `notify_down` script (keepalived's), with no argument
+    /// added, as keepalived runs it; logged, killed after the command timeout.
+    pub fn real_script(&self, command: &str) -> Pending {
+        let mut pending = Pending::default();
+        pending.push(spawn_command(
+            "notify_up/notify_down",
+            command.to_string(),
+            Vec::new(),
+            self.command_timeout,
+        ));
+        pending
+    }
+
     /// A new alerter for `globals` (after a reload) that keeps this one's daemon phase, its
     /// reminders for reals still down (unless `emailalertfreq` is now 0) and the last
     /// `fallbackcommand` word per service. Keeps this one's timeouts.
@@ -1482,6 +1495,16 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "/etc/lvs/lvs.cf\n");
+    }
+
+    #[tokio::test]
+    async fn a_real_script_runs_with_no_argument_added() {
+        let dir = scratch("real-script");
+        let out = dir.join("args");
+        let script = format!("/bin/sh -c 'echo \"$#\" > {}' sh", out.display());
+        let a = alerter(&Globals::default());
+        all_ok(a.real_script(&script).wait_within().await);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "0\n");
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! A keepalived.conf run unchanged by `lvs run` in the namespace lab: DR, rr, an HTTP_GET
 //! service with a sorry server on the IPv4 VIP and a TCP_CHECK service on the IPv6 VIP, beside
 //! a vrrp_instance that lvs skips. Real traffic through both VIPs; a real whose server stops is
-//! taken out of both; with every real down the sorry server answers.
+//! taken out of both (and its own `notify_down` script runs); with every real down the sorry
+//! server answers; a real that comes back runs its `notify_up` script.
 
 use std::{
     net::SocketAddr,
@@ -22,12 +23,24 @@ fn keepalived_conf(lab: &Lab) -> String {
          lb_kind DR\n    protocol TCP\n    sorry_server 127.0.0.1 80\n",
         vip4 = lab.vip_v4()
     );
+    let notes = notes_path(lab);
     for r in lab.reals() {
+        // The real's own scripts append "up|down NAME" to the notes.
+        let script = |word: &str| {
+            format!(
+                "\"/bin/sh -c 'echo {word} {} >> {}'\"",
+                r.name,
+                notes.display()
+            )
+        };
         c.push_str(&format!(
-            "    real_server {} 80 {{\n        weight 1\n        HTTP_GET {{\n            url {{\n              \
+            "    real_server {} 80 {{\n        weight 1\n        notify_up {}\n        \
+             notify_down {}\n        HTTP_GET {{\n            url {{\n              \
              path /index.html\n              status_code 200-299\n            }}\n            \
              connect_timeout 1\n            retry 0\n        }}\n    }}\n",
-            r.addr_v4
+            r.addr_v4,
+            script("up"),
+            script("down")
         ));
     }
     c.push_str(&format!(
@@ -43,6 +56,29 @@ fn keepalived_conf(lab: &Lab) -> String {
     }
     c.push_str("}\n");
     c
+}
+
+/// Where the reals' notify scripts write.
+fn notes_path(lab: &Lab) -> std::path::PathBuf {
+    lab.work_dir().join("notify-notes")
+}
+
+/// Waits until the notes contain the line `line` `times` times.
+fn wait_note(lab: &Lab, lvs: &RunningLvs, line: &str, times: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let notes = std::fs::read_to_string(notes_path(lab)).unwrap_or_default();
+        if notes.lines().filter(|l| *l == line).count() >= times {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {times} {line:?} from the notify scripts within {within:?}; notes:\n{notes}\n\
+             lvs log:\n{}",
+            lvs.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Who answers one new connection through `vip` (a real's name or "sorry"), or the error.
@@ -112,6 +148,12 @@ fn a_keepalived_conf_serves_through_both_vips_and_takes_failed_reals_out() {
         &["real1", "real3"],
         Duration::from_secs(10),
     );
+    // Its notify_down ran (only its own).
+    wait_note(&lab, &lvs, "down real2", 1, Duration::from_secs(5));
+    let notes = std::fs::read_to_string(notes_path(&lab)).unwrap();
+    assert!(!notes.contains("down real1"), "{notes}");
+    // notify_up ran once per real when it first passed (as keepalived's `alpha` reals).
+    assert_eq!(notes.matches("up real2").count(), 1, "{notes}");
 
     // Every real down: the sorry server answers on the IPv4 VIP.
     lab.stop_server(0).unwrap();
@@ -121,6 +163,7 @@ fn a_keepalived_conf_serves_through_both_vips_and_takes_failed_reals_out() {
     // real2 is back: it alone answers.
     lab.start_server(1).unwrap();
     wait_answers(&lab, &lvs, vip4, &["real2"], Duration::from_secs(10));
+    wait_note(&lab, &lvs, "up real2", 2, Duration::from_secs(5));
     wait_answers(&lab, &lvs, vip6, &["real2"], Duration::from_secs(10));
     assert!(lvs.stop());
 }

@@ -819,6 +819,18 @@ impl Agent {
                     message: ev.result.message.clone(),
                 };
                 let _ = self.alerter.on_change(&change).await;
+                // keepalived's own scripts of the real, if it has them.
+                let script = v
+                    .reals
+                    .iter()
+                    .find(|r| CheckKey::from_config(v, r).real == ev.key.real)
+                    .and_then(|r| match new_state {
+                        RealState::Up => r.notify_up.as_deref(),
+                        RealState::Down => r.notify_down.as_deref(),
+                    });
+                if let Some(script) = script {
+                    let _ = self.alerter.real_script(script);
+                }
             }
         }
         self.states.insert(ev.key, ev.state);

@@ -277,10 +277,6 @@ fn alpha_omega_ha_suspend_and_ignored_keywords() {
             .starts_with("k.conf:5: weigth: unknown keyword in virtual_server")
     );
     assert!(
-        err(&vs(BASE, "    notify_up /bin/up"))
-            .starts_with("k.conf:6: notify_up: per-real notify scripts are not supported yet")
-    );
-    assert!(
         err(&vs(BASE, "    uthreshold 10"))
             .starts_with("k.conf:6: uthreshold: connection thresholds")
     );
@@ -363,8 +359,33 @@ fn http_and_ssl_checks() {
         ))
         .starts_with("k.conf:9: status_code: status codes outside 200-299 are not supported")
     );
-    assert!(err(&vs(BASE, "    HTTP_GET {\n      url {\n        path /\n        digest 9b3a0c85a887a256d6939da88aabd8cd\n      }\n    }"))
-        .starts_with("k.conf:9: digest: not supported yet"));
+    // digest: the page's MD5, a setting of each real (keepalived's pages differ per real).
+    let c = ok(&vs(
+        BASE,
+        "    HTTP_GET {\n      url {\n        path /\n        digest 9B3A0C85A887A256D6939DA88AABD8CD\n      }\n    }",
+    ));
+    assert_eq!(
+        c.virtuals[0].reals[0].digest.as_deref(),
+        Some("9b3a0c85a887a256d6939da88aabd8cd")
+    );
+    let back = toml::parse_str(std::path::Path::new("k.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(
+        back.virtuals[0].reals[0].digest,
+        c.virtuals[0].reals[0].digest
+    );
+    // The real's check asks for it.
+    let key = crate::health::CheckKey::from_config(&c.virtuals[0], &c.virtuals[0].reals[0]);
+    assert_eq!(
+        key.digest.as_deref(),
+        Some("9b3a0c85a887a256d6939da88aabd8cd")
+    );
+    assert!(
+        err(&vs(
+            BASE,
+            "    HTTP_GET {\n      url {\n        path /\n        digest 9b3a\n      }\n    }"
+        ))
+        .starts_with("k.conf:9: digest: `9b3a` is not an MD5")
+    );
     assert!(err(&vs(BASE, "    HTTP_GET {\n      url {\n        path /\n      }\n      url {\n        path /b\n      }\n    }"))
         .starts_with("k.conf:10: url: several url blocks are not supported"));
 }
@@ -418,6 +439,24 @@ fn misc_ping_and_no_checker() {
     assert!(
         err(&vs(BASE, "    SMTP_CHECK {\n      host {\n      }\n    }"))
             .starts_with("k.conf:7: host: not supported")
+    );
+    // notify_up / notify_down: the real's own scripts, kept per real.
+    let c = ok(&vs(
+        BASE,
+        "    notify_up \"/usr/local/bin/up 1\"\n    notify_down /usr/local/bin/down\n    TCP_CHECK {\n    }",
+    ));
+    let r = &c.virtuals[0].reals[0];
+    assert_eq!(r.notify_up.as_deref(), Some("/usr/local/bin/up 1"));
+    assert_eq!(r.notify_down.as_deref(), Some("/usr/local/bin/down"));
+    let back = toml::parse_str(std::path::Path::new("k.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(back.virtuals[0].reals[0].notify_up, r.notify_up);
+    assert_eq!(back.virtuals[0].reals[0].notify_down, r.notify_down);
+    assert!(
+        err(&vs(
+            BASE,
+            "    notify_up /bin/up nobody\n    TCP_CHECK {\n    }"
+        ))
+        .starts_with("k.conf:6: notify_up: a script user is not supported")
     );
     // DNS_CHECK: SOA of the root unless told, NOERROR passes, retry 3 by default.
     let c = ok(&vs(BASE, "    DNS_CHECK {\n    }"));
@@ -809,7 +848,9 @@ fn corpus() {
         ("026.conf", Ok(1)),
         ("027.conf", Err((4, nat))),
         ("028.conf", Ok(1)),
-        ("029.conf", Err((57, "digest: not supported yet"))),
+        // Two files in one (the master's and the backup's): the second virtual_server repeats
+        // the first (its digests are read).
+        ("029.conf", Err((119, "virtual: duplicate virtual service"))),
     ];
     let mut files: Vec<String> = std::fs::read_dir(corpus_dir())
         .unwrap()

@@ -33,6 +33,7 @@ struct Check {
     virtualhost: Option<String>,
     command: Option<String>,
     dns_type: Option<String>,
+    digest: Option<String>,
     interval: u64,
     timeout: u64,
     failures: u64,
@@ -404,6 +405,7 @@ impl Mapper {
         v.virtualhost = check.virtualhost.clone().and_then(at);
         v.checkcommand = check.command.clone().and_then(at);
         v.dns_type = check.dns_type.clone().and_then(at);
+        v.digest = check.digest.clone().and_then(at);
         v.checkinterval = Some(Val::new(check.interval, line));
         v.checktimeout = Some(Val::new(check.timeout, line));
         v.negotiatetimeout = Some(Val::new(check.timeout, line));
@@ -440,6 +442,9 @@ impl Mapper {
             weight: Some(weight.unwrap_or(1)),
             request: None,
             receive: None,
+            digest: None,
+            notify_up: None,
+            notify_down: None,
         };
         let mut timers = vs.clone();
         let mut inhibit = inhibit;
@@ -467,12 +472,22 @@ impl Mapper {
                 }
                 "smtp_alert" | "snmp_name" => self.warn(&i.loc, k, "ignored: no effect in lvs"),
                 "notify_up" | "notify_down" => {
-                    return Err(bad(
-                        &i.loc,
-                        k,
-                        "per-real notify scripts are not supported yet: lvs's global `notify` \
-                         command (TOML or ldirectord config) is run on every change",
-                    ));
+                    let script = match i.args() {
+                        [script] => script.to_string(),
+                        [_, _user, ..] => {
+                            return Err(bad(
+                                &i.loc,
+                                k,
+                                "a script user is not supported: lvs runs scripts as its own user",
+                            ));
+                        }
+                        [] => return Err(bad(&i.loc, k, "needs a script")),
+                    };
+                    if k == "notify_up" {
+                        raw.notify_up = Some(script);
+                    } else {
+                        raw.notify_down = Some(script);
+                    }
                 }
                 "uthreshold" | "lthreshold" => {
                     return Err(bad(&i.loc, k, "connection thresholds are not supported"));
@@ -491,7 +506,7 @@ impl Mapper {
         for c in &checkers {
             checks.push((c, self.checker(c, ip, rport, &timers)?));
         }
-        let check = match checks.as_slice() {
+        let mut check = match checks.as_slice() {
             [] => Check {
                 checktype: "on",
                 service: "none",
@@ -501,6 +516,7 @@ impl Mapper {
                 virtualhost: None,
                 command: None,
                 dns_type: None,
+                digest: None,
                 interval: timers.delay_loop.as_ref().map_or(60, |d| d.value),
                 timeout: timers.connect_timeout.as_ref().map_or(5, |d| d.value),
                 failures: 1,
@@ -540,6 +556,8 @@ impl Mapper {
                 ));
             }
         };
+        // keepalived's digest is the page of each real: a per-real setting.
+        raw.digest = check.digest.take();
         Ok(Real {
             raw,
             loc: s.loc.clone(),
@@ -666,13 +684,15 @@ impl Mapper {
             }
         }
         let (mut request, mut receive, mut vhost) = (None, None, t.virtualhost.clone());
+        let mut digest = None;
         if matches!(kind, "HTTP_GET" | "SSL_GET") {
             match urls.as_slice() {
                 [] => request = Some("/".to_string()),
                 [u] => {
-                    let (p, r, h) = self.url(u)?;
+                    let (p, r, h, d) = self.url(u)?;
                     request = Some(p);
                     receive = r;
+                    digest = d;
                     vhost = h.or(vhost);
                 }
                 [_, second, ..] => {
@@ -722,15 +742,20 @@ impl Mapper {
             virtualhost: vhost,
             command,
             dns_type,
+            digest,
             interval,
             timeout,
             failures: t.retry.as_ref().map_or(default_retry, |r| r.value) + 1,
         })
     }
 
-    /// A `url` block: path, the `regex` the body must match, and the Host.
-    fn url(&mut self, s: &Stmt) -> Result<(String, Option<String>, Option<String>), ConfigError> {
-        let (mut path, mut regex, mut vhost) = (None, None, None);
+    /// A `url` block: path, the `regex` the body must match, the Host, and the body's MD5.
+    #[allow(clippy::type_complexity)]
+    fn url(
+        &mut self,
+        s: &Stmt,
+    ) -> Result<(String, Option<String>, Option<String>, Option<String>), ConfigError> {
+        let (mut path, mut regex, mut vhost, mut digest) = (None, None, None, None);
         for i in s.block.iter().flatten() {
             let k = i.key();
             match k {
@@ -769,12 +794,15 @@ impl Mapper {
                     }
                 }
                 "digest" => {
-                    return Err(bad(
-                        &i.loc,
-                        k,
-                        "not supported yet: lvs does not compare an MD5 digest of the page; \
-                         match its content with `regex` instead",
-                    ));
+                    let d = one_arg(i)?;
+                    if crate::health::http::parse_digest(d).is_none() {
+                        return Err(bad(
+                            &i.loc,
+                            k,
+                            format!("`{d}` is not an MD5 (32 hex digits, as genhash prints it)"),
+                        ));
+                    }
+                    digest = Some(d.to_ascii_lowercase());
                 }
                 _ => return Err(bad(&i.loc, k, "unknown or unsupported keyword in url")),
             }
@@ -782,6 +810,6 @@ impl Mapper {
         let Some(path) = path else {
             return Err(bad(&s.loc, "url", "needs a path"));
         };
-        Ok((path, regex, vhost))
+        Ok((path, regex, vhost, digest))
     }
 }

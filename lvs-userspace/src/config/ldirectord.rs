@@ -448,6 +448,9 @@ fn parse_real(
         weight: None,
         request: None,
         receive: None,
+        digest: None,
+        notify_up: None,
+        notify_down: None,
     };
     if let Some((w, false)) = it.peek()
         && !w.chars().all(|c| c.is_ascii_digit())
@@ -807,7 +810,7 @@ mod tests {
             &gated,
             &[
                 (80, None),
-                (97, Some((101, "service `ftp` is not supported"))),
+                (97, None),
                 // smtp, submission, pop and imap are checked: the scheduler is what is left.
                 (116, Some((121, "scheduler `wlc` is not supported"))),
                 (130, Some((135, "scheduler `wlc` is not supported"))),

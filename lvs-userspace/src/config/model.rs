@@ -488,6 +488,9 @@ pub enum CheckService {
     Imaps,
     /// NNTP: a 2xx greeting.
     Nntp,
+    /// FTP: log in (`login`, default anonymous), fetch `request` in passive mode, match
+    /// `receive` on it.
+    Ftp,
 }
 
 /// HTTP method of http/https checks.
@@ -527,6 +530,9 @@ pub struct CheckSpec {
     /// `dns_type` (keepalived's DNS_CHECK `type`): the record type a dns check asks for (its
     /// number); when set, a NOERROR answer over UDP passes, as keepalived's check.
     pub dns_type: Option<u16>,
+    /// `digest` (keepalived's `url { digest }`): the MD5 of the body an http(s) check wants,
+    /// 32 lower-case hex digits.
+    pub digest: Option<String>,
     /// `checkinterval`.
     pub interval: Duration,
     /// `checktimeout` (connect, ping, external).
@@ -554,6 +560,13 @@ pub struct RealServer {
     pub request: Option<String>,
     /// Per-real `receive` override.
     pub receive: Option<String>,
+    /// Per-real `digest` override (keepalived's `url { digest }` differs per real).
+    pub digest: Option<String>,
+    /// keepalived's `notify_up`: a command run (with no argument added) when the real comes
+    /// up.
+    pub notify_up: Option<String>,
+    /// keepalived's `notify_down`: run when the real goes down.
+    pub notify_down: Option<String>,
 }
 
 /// A virtual service.

@@ -100,6 +100,7 @@ pub(crate) struct RawVirtual {
     pub login: Opt<String>,
     pub passwd: Opt<String>,
     pub dns_type: Opt<String>,
+    pub digest: Opt<String>,
     pub checkinterval: Opt<u64>,
     pub checktimeout: Opt<u64>,
     pub negotiatetimeout: Opt<u64>,
@@ -139,6 +140,7 @@ impl RawVirtual {
             login: None,
             passwd: None,
             dns_type: None,
+            digest: None,
             checkinterval: None,
             checktimeout: None,
             negotiatetimeout: None,
@@ -167,6 +169,9 @@ pub(crate) struct RawReal {
     pub weight: Option<u64>,
     pub request: Option<String>,
     pub receive: Option<String>,
+    pub digest: Option<String>,
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
 }
 
 /// A whole configuration as written.
@@ -187,10 +192,9 @@ const SCHEDULERS: &str = "wrr, rr, sh, lc, wlc, sed, nq, fo, ovf, dh and mh";
 const IPVS_SCHEDULERS: &[&str] = &["lblc", "lblcr", "twos"];
 /// Negotiate services lvs implements, for messages.
 const SERVICES: &str =
-    "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp and none";
+    "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp and none";
 /// ldirectord services lvs has no negotiate check for.
 const LDIRECTORD_ONLY_SERVICES: &[&str] = &[
-    "ftp",
     "ldap",
     "ldaps",
     "mysql",
@@ -1399,6 +1403,7 @@ fn resolve_virtual(
         "imap" => CheckService::Imap,
         "imaps" => CheckService::Imaps,
         "nntp" => CheckService::Nntp,
+        "ftp" => CheckService::Ftp,
         other if LDIRECTORD_ONLY_SERVICES.contains(&other) => {
             if !negotiates {
                 if written {
@@ -1537,7 +1542,11 @@ fn resolve_virtual(
     let logs_in = negotiates
         && matches!(
             service,
-            CheckService::Pop | CheckService::Pops | CheckService::Imap | CheckService::Imaps
+            CheckService::Pop
+                | CheckService::Pops
+                | CheckService::Imap
+                | CheckService::Imaps
+                | CheckService::Ftp
         );
     if !logs_in {
         for (key, val) in [("login", &v.login), ("passwd", &v.passwd)] {
@@ -1547,7 +1556,7 @@ fn resolve_virtual(
                     file,
                     *line,
                     key,
-                    "ignored: only the pop, pops, imap and imaps checks log in",
+                    "ignored: only the pop, pops, imap, imaps and ftp checks log in",
                 );
             }
         }
@@ -1575,6 +1584,27 @@ fn resolve_virtual(
                 None
             }
         },
+    };
+    let digest = match &v.digest {
+        None => None,
+        Some(Val { value, line }) if !is_http => {
+            errs.bad(
+                *line,
+                "digest",
+                format!("`{value}` has no effect: only http and https checks read a body"),
+            );
+            None
+        }
+        Some(Val { value, line }) => {
+            if crate::health::http::parse_digest(value).is_none() {
+                errs.bad(
+                    *line,
+                    "digest",
+                    format!("`{value}` is not an MD5 (32 hex digits, as genhash prints it)"),
+                );
+            }
+            Some(value.trim().to_ascii_lowercase())
+        }
     };
     let command = match (&v.checkcommand, check_type) {
         (Some(c), _) => Some(c.value.clone()),
@@ -1689,6 +1719,7 @@ fn resolve_virtual(
             login,
             passwd,
             dns_type,
+            digest,
             interval,
             timeout,
             negotiate_timeout,
@@ -1714,6 +1745,22 @@ fn resolve_real(
     } else {
         "real"
     };
+    if let Some(d) = &r.digest {
+        let why = if !is_http {
+            Some(format!(
+                "digest `{d}` has no effect: only http and https checks read a body"
+            ))
+        } else if crate::health::http::parse_digest(d).is_none() {
+            Some(format!(
+                "digest `{d}` is not an MD5 (32 hex digits, as genhash prints it)"
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(ConfigError::invalid(file, r.line, key, why));
+        }
+    }
     if let Some(f) = r.family
         && f != family
     {
@@ -1796,6 +1843,9 @@ fn resolve_real(
             forwarding,
             request: request.clone(),
             receive: r.receive.clone(),
+            digest: r.digest.clone(),
+            notify_up: r.notify_up.clone(),
+            notify_down: r.notify_down.clone(),
         })
         .collect())
 }

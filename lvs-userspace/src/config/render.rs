@@ -34,6 +34,7 @@ fn service_name(s: CheckService) -> &'static str {
         CheckService::Imap => "imap",
         CheckService::Imaps => "imaps",
         CheckService::Nntp => "nntp",
+        CheckService::Ftp => "ftp",
     }
 }
 
@@ -214,6 +215,9 @@ pub fn render_check(config: &Config) -> String {
         }
         if let Some(cmd) = &c.command {
             let _ = writeln!(o, "    command {cmd}");
+        }
+        if let Some(d) = &c.digest {
+            let _ = writeln!(o, "    body MD5 {d}");
         }
         if let Some(t) = c.dns_type {
             let _ = writeln!(
@@ -485,6 +489,9 @@ pub fn to_toml(config: &Config) -> String {
         if let Some(t) = c.dns_type {
             let _ = writeln!(o, "dns_type = {}", q(super::raw::dns_type_name(t)));
         }
+        if let Some(d) = &c.digest {
+            let _ = writeln!(o, "digest = {}", q(d));
+        }
         if let Some(p) = &c.passwd {
             let _ = writeln!(o, "passwd = {}", q(p));
         }
@@ -508,6 +515,14 @@ pub fn to_toml(config: &Config) -> String {
             }
             if let Some(rec) = &r.receive {
                 let _ = writeln!(o, "receive = {}", q(rec));
+            }
+            if let Some(d) = &r.digest {
+                let _ = writeln!(o, "digest = {}", q(d));
+            }
+            for (k, c) in [("notify_up", &r.notify_up), ("notify_down", &r.notify_down)] {
+                if let Some(c) = c {
+                    let _ = writeln!(o, "{k} = {}", q(c));
+                }
             }
         }
     }

@@ -56,15 +56,16 @@
 //! quiescent = false
 //! checktype = "negotiate"   # connect | negotiate | ping | external | on | off | N
 //! service = "http"          # http | https | simpletcp | dns | smtp | submission | pop | pops
-//!                           # | imap | imaps | nntp | none (default: from the port)
+//!                           # | imap | imaps | nntp | ftp | none (default: from the port)
 //! checkport = 80            # default: the real's port
 //! request = "/index.html"
 //! receive = "Test Page"     # a regular expression
 //! httpmethod = "GET"        # GET | HEAD
 //! virtualhost = "www.example.org"
 //! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
-//! login = "monitor"         # pop, pops, imap, imaps: log in as this user
+//! login = "monitor"         # pop, pops, imap, imaps, ftp: log in as this user
 //! passwd = "secret"         # with login
+//! digest = "9b3a0c85a887a256d6939da88aabd8cd"  # http(s): the body's MD5 (keepalived's digest)
 //! dns_type = "SOA"          # dns: ask this type; a NOERROR answer passes (keepalived's DNS_CHECK)
 //! checkinterval = 10        # these five override the globals
 //! checktimeout = 5
@@ -83,6 +84,9 @@
 //! method = "gate"           # the default and the only one (direct routing)
 //! request = "/other.html"   # optional per-real overrides
 //! receive = "pattern"
+//! digest = "..."            # http(s): this real's page MD5
+//! notify_up = "/usr/local/bin/up"      # run (no argument added) when this real comes up
+//! notify_down = "/usr/local/bin/down"  # … when it goes down (keepalived's)
 //! ```
 
 use std::path::Path;
@@ -240,6 +244,7 @@ struct TomlVirtual {
     login: S<String>,
     passwd: S<String>,
     dns_type: S<String>,
+    digest: S<String>,
     checkinterval: S<u64>,
     checktimeout: S<u64>,
     negotiatetimeout: S<u64>,
@@ -262,6 +267,9 @@ struct TomlReal {
     method: Option<String>,
     request: Option<String>,
     receive: Option<String>,
+    digest: Option<String>,
+    notify_up: Option<String>,
+    notify_down: Option<String>,
 }
 
 /// Converts spanned values into line-numbered ones.
@@ -364,6 +372,7 @@ impl TomlFile {
                 rv.login = l.opt(v.login);
                 rv.passwd = l.opt(v.passwd);
                 rv.dns_type = l.opt(v.dns_type);
+                rv.digest = l.opt(v.digest);
                 rv.checkinterval = l.opt(v.checkinterval);
                 rv.checktimeout = l.opt(v.checktimeout);
                 rv.negotiatetimeout = l.opt(v.negotiatetimeout);
@@ -387,6 +396,9 @@ impl TomlFile {
                             weight: r.weight,
                             request: r.request,
                             receive: r.receive,
+                            digest: r.digest,
+                            notify_up: r.notify_up,
+                            notify_down: r.notify_down,
                         }
                     })
                     .collect();

@@ -121,6 +121,16 @@ pub enum HttpError {
         /// The regex.
         pattern: String,
     },
+    /// The body's MD5 is not the configured `digest`.
+    #[error("status {status}, body MD5 {got} is not {want}")]
+    DigestMismatch {
+        /// The status code.
+        status: u16,
+        /// The body's MD5, hex.
+        got: String,
+        /// The digest wanted, hex.
+        want: String,
+    },
     /// A redirect that is not followed.
     #[error("redirect to {location:?} not followed: {reason}")]
     Redirect {
@@ -145,6 +155,7 @@ pub struct HttpCheck {
     path: String,
     host: String,
     receive: Option<Regex>,
+    digest: Option<[u8; 16]>,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     timeout: Duration,
     interval: Duration,
@@ -198,6 +209,8 @@ pub struct HttpParams<'a> {
     pub virtual_host: Option<&'a str>,
     /// The compiled `receive`.
     pub receive: Option<Regex>,
+    /// `digest` (keepalived's `url { digest }`): the MD5 the body must have.
+    pub digest: Option<[u8; 16]>,
     /// Verify the server's certificate (https).
     pub verify_tls: bool,
     /// The whole check's timeout.
@@ -242,6 +255,7 @@ impl HttpCheck {
             path: request_path(p.request.unwrap_or("/")),
             host,
             receive: p.receive,
+            digest: p.digest,
             tls,
             timeout: p.timeout,
             interval: p.interval,
@@ -305,6 +319,16 @@ impl HttpCheck {
                     status: resp.status,
                     pattern: re.as_str().to_string(),
                 });
+            }
+            if let Some(want) = &self.digest {
+                let got = md5::compute(&resp.body).0;
+                if &got != want {
+                    return Err(HttpError::DigestMismatch {
+                        status: resp.status,
+                        got: hex(&got),
+                        want: hex(want),
+                    });
+                }
             }
             return Ok(format!("{} {}", resp.status, resp.reason));
         }
@@ -431,6 +455,24 @@ impl HttpCheck {
         }
         Ok(encode_path(&path))
     }
+}
+
+/// `bytes` in lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `text` (32 hex digits, keepalived's `digest` as `genhash` prints it) as an MD5.
+pub fn parse_digest(text: &str) -> Option<[u8; 16]> {
+    let t = text.trim();
+    if t.len() != 32 || !t.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 /// ldirectord's request forms: `index.html` → `/index.html`; `http://host/x` → `/x`; the
@@ -1007,6 +1049,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             interval: Duration::from_secs(10),
             connector: None,
+            digest: None,
         }
     }
 
@@ -1370,6 +1413,45 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 3);
     }
 
+    /// keepalived's `digest`: the body's MD5 must be the one configured (after a chunked
+    /// body is decoded); a wrong one fails naming both.
+    #[tokio::test]
+    async fn digest_of_the_body() {
+        let (addr, _) = serve(|_| {
+            Some(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"
+                    .to_vec(),
+            )
+        })
+        .await;
+        // md5("hello")
+        let good = parse_digest("5d41402abc4b2a76b9719d911017c592").unwrap();
+        HttpCheck::new(HttpParams {
+            digest: Some(good),
+            ..params(addr, None, None)
+        })
+        .unwrap()
+        .run_within()
+        .await
+        .unwrap();
+        let bad = parse_digest("9B3A0C85A887A256D6939DA88AABD8CD").unwrap();
+        let err = HttpCheck::new(HttpParams {
+            digest: Some(bad),
+            ..params(addr, None, None)
+        })
+        .unwrap()
+        .run_within()
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "status 200, body MD5 5d41402abc4b2a76b9719d911017c592 is not \
+             9b3a0c85a887a256d6939da88aabd8cd"
+        );
+        assert!(parse_digest("5d41402abc4b2a76b9719d911017c59").is_none());
+        assert!(parse_digest("5d41402abc4b2a76b9719d911017c59g").is_none());
+    }
+
     #[tokio::test]
     async fn relative_locations_are_resolved_as_rfc_3986_says() {
         let (addr, count) = serve(move |req| {
@@ -1624,6 +1706,7 @@ mod content_length_tests {
             timeout: Duration::from_secs(5),
             interval: Duration::from_secs(10),
             connector: None,
+            digest: None,
         })
         .unwrap()
         .run()
@@ -1741,6 +1824,7 @@ mod httparse_tests {
             timeout: Duration::from_secs(3),
             interval: Duration::from_secs(10),
             connector: None,
+            digest: None,
         }
     }
 

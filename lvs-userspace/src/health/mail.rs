@@ -1,5 +1,6 @@
 //! Negotiate checks of the line protocols: smtp (and submission, and keepalived's
-//! `SMTP_CHECK`), pop and pops, imap and imaps, nntp.
+//! `SMTP_CHECK`), pop and pops, imap and imaps, nntp; their line reader serves the ftp check
+//! too.
 //!
 //! Each does the exchange ldirectord does through its Perl module, bounded by the negotiate
 //! timeout (the whole exchange) and [`MAX_READ`] bytes read:
@@ -86,6 +87,16 @@ pub enum MailError {
         stage: &'static str,
         /// The answer (control characters escaped).
         answer: String,
+    },
+    /// What was fetched does not match `receive` (ftp).
+    #[error("{protocol}: the {read} bytes fetched do not match {pattern:?}")]
+    NoMatch {
+        /// The protocol.
+        protocol: &'static str,
+        /// Bytes fetched.
+        read: usize,
+        /// The regex.
+        pattern: String,
     },
     /// The exchange did not end within the timeout.
     #[error("no complete answer within {timeout:?}")]

@@ -15,6 +15,7 @@ pub mod connect;
 pub mod connector;
 pub mod dns;
 pub mod external;
+pub mod ftp;
 pub mod http;
 pub mod mail;
 pub mod maintenance;
@@ -79,6 +80,8 @@ pub struct CheckKey {
     pub login: Option<(String, String)>,
     /// The record type a dns check asks for, when configured (keepalived's DNS_CHECK).
     pub dns_type: Option<u16>,
+    /// The MD5 (hex) the body of an http(s) check must have.
+    pub digest: Option<String>,
     /// The virtual service's address, kept only for external checks (their arguments).
     pub virtual_addr: Option<SocketAddr>,
     /// Time between checks.
@@ -120,6 +123,7 @@ impl Hash for CheckKey {
         self.command.hash(state);
         self.login.hash(state);
         self.dns_type.hash(state);
+        self.digest.hash(state);
         self.virtual_addr.hash(state);
         self.interval.hash(state);
         self.timeout.hash(state);
@@ -141,6 +145,7 @@ fn service_port(service: CheckService) -> u16 {
         CheckService::Imap => 143,
         CheckService::Imaps => 993,
         CheckService::Nntp => 119,
+        CheckService::Ftp => 21,
         CheckService::SimpleTcp | CheckService::None => 0,
     }
 }
@@ -178,6 +183,7 @@ impl CheckKey {
                 .clone()
                 .map(|l| (l, c.passwd.clone().unwrap_or_default())),
             dns_type: c.dns_type,
+            digest: real.digest.clone().or_else(|| c.digest.clone()),
             virtual_addr: Some(vs.vip),
             interval: c.interval,
             timeout: c.timeout,
@@ -216,10 +222,17 @@ impl CheckKey {
         if !negotiates
             || !matches!(
                 self.service,
-                CheckService::Pop | CheckService::Pops | CheckService::Imap | CheckService::Imaps
+                CheckService::Pop
+                    | CheckService::Pops
+                    | CheckService::Imap
+                    | CheckService::Imaps
+                    | CheckService::Ftp
             )
         {
             self.login = None;
+        }
+        if !negotiates || !matches!(self.service, CheckService::Http | CheckService::Https) {
+            self.digest = None;
         }
         if !negotiates || self.service != CheckService::Dns {
             self.dns_type = None;

@@ -13,7 +13,7 @@ use std::{
 use super::{
     CheckKey, connect,
     connector::Connector,
-    dns, external,
+    dns, external, ftp,
     http::{self, HttpCheck, HttpParams},
     mail::{self, MailCheck, MailProtocol},
     ping, simpletcp, tls,
@@ -143,6 +143,7 @@ enum Negotiate {
     },
     Dns(dns::DnsCheck),
     Mail(Box<MailCheck>),
+    Ftp(Box<ftp::FtpCheck>),
     Connect(Connect),
 }
 
@@ -177,6 +178,7 @@ impl Negotiate {
             } => Ok(Box::pin(simpletcp::check(*addr, payload, receive.as_ref(), *timeout)).await?),
             Negotiate::Dns(d) => Ok(Box::pin(d.run()).await?),
             Negotiate::Mail(m) => Ok(Box::pin(m.run()).await?),
+            Negotiate::Ftp(f) => Ok(Box::pin(f.run()).await?),
             Negotiate::Connect(c) => Box::pin(c.run()).await,
         }
     }
@@ -312,6 +314,7 @@ impl Probe {
                     timeout,
                     interval: key.interval,
                     connector: connect.connector.clone(),
+                    digest: key.digest.as_deref().and_then(http::parse_digest),
                 })?))
             }
             CheckService::SimpleTcp => Negotiate::SimpleTcp {
@@ -367,6 +370,27 @@ impl Probe {
                         .filter(|r| !r.is_empty())
                         .unwrap_or(mail::DEFAULT_HELLO)
                         .to_string(),
+                    timeout,
+                }))
+            }
+            CheckService::Ftp => {
+                let Some(path) = key.request.clone().filter(|r| !r.is_empty()) else {
+                    return Err(CheckError::Invalid {
+                        message: "an ftp check needs the file to fetch (request)".into(),
+                    });
+                };
+                let login = key
+                    .login
+                    .clone()
+                    .unwrap_or_else(|| ("anonymous".to_string(), ftp::DEFAULT_PASSWD.to_string()));
+                Negotiate::Ftp(Box::new(ftp::FtpCheck {
+                    addr,
+                    login,
+                    path,
+                    receive: pattern
+                        .map(regex::bytes::Regex::new)
+                        .transpose()
+                        .map_err(regex_err)?,
                     timeout,
                 }))
             }
@@ -536,6 +560,7 @@ mod tests {
             command: None,
             login: None,
             dns_type: None,
+            digest: None,
             virtual_addr: None,
             interval: Duration::from_secs(3600),
             timeout: Duration::from_secs(2),

@@ -24,6 +24,7 @@ fn spec(check_type: CheckType) -> CheckSpec {
         login: None,
         passwd: None,
         dns_type: None,
+        digest: None,
         interval: Duration::from_secs(3600),
         timeout: Duration::from_secs(1),
         negotiate_timeout: Duration::from_secs(1),
@@ -43,6 +44,9 @@ fn real(addr: SocketAddr) -> RealServer {
         forwarding: Forwarding::Gate,
         request: None,
         receive: None,
+        digest: None,
+        notify_up: None,
+        notify_down: None,
     }
 }
 
