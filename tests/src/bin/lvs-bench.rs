@@ -116,7 +116,41 @@ fn fresh_src(round: u32, i: u32) -> IpAddr {
 }
 
 fn fresh(round: u32, i: u32, flags: u8) -> Vec<u8> {
-    Frame::tcp(fresh_src(round, i), 10000 + i as u16, VIP, 80, flags).build()
+    fresh_to(80, round, i, flags)
+}
+
+fn fresh_to(port: u16, round: u32, i: u32, flags: u8) -> Vec<u8> {
+    Frame::tcp(fresh_src(round, i), 10000 + i as u16, VIP, port, flags).build()
+}
+
+/// `wlc` services of 8, 64 and 1,024 reals, on ports 81, 82 and 83 of the VIP: (port, reals).
+const WLC_SIZES: [(u16, u32); 3] = [(81, 8), (82, 64), (83, 1024)];
+
+/// The `wlc` services of [`WLC_SIZES`].
+fn wlc_plans() -> Vec<ServicePlan> {
+    WLC_SIZES
+        .iter()
+        .map(|&(port, n)| ServicePlan {
+            vip: SocketAddr::new(VIP, port),
+            protocol: Protocol::Tcp,
+            scheduler: Scheduler::Wlc,
+            persistence: None,
+            dests: (0..n)
+                .map(|i| DestPlan {
+                    addr: IpAddr::V4(Ipv4Addr::from(0x0a01_0000 | (u32::from(port) << 11) | i)),
+                    weight: 1 + i % 3,
+                    table_weight: 1 + i % 3,
+                    target: Target::Remote {
+                        mac: [2, 0xaa, 0, 0, 0, 1],
+                        src_mac: DIRECTOR_MAC,
+                        ifindex: TEST_RUN_IFINDEX,
+                    },
+                })
+                .collect(),
+            fallback: None,
+            aliases: Vec::new(),
+        })
+        .collect()
 }
 
 fn setup(sizes: TableSizes) -> Result<Setup> {
@@ -150,7 +184,9 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
         fallback: None,
         aliases: Vec::new(),
     };
-    dp.tables.apply(std::slice::from_ref(&plan))?;
+    let mut all_plans = vec![plan.clone()];
+    all_plans.extend(wlc_plans());
+    dp.tables.apply(&all_plans)?;
     let first_real = dp
         .tables
         .dest_id(&plan.key(), plan.dests[0].addr)
@@ -203,6 +239,7 @@ fn programs(dp: &mut Dataplane) -> Result<(&Xdp, &Xdp, &Xdp)> {
 /// program's own time. (overhead, floor, lvs) ns.
 fn measure_fresh(
     programs: (&Xdp, &Xdp, &Xdp),
+    port: u16,
     first_round: u32,
     rounds: u32,
     repeat: u32,
@@ -212,7 +249,7 @@ fn measure_fresh(
     let known: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh(0, i, ACK)).collect();
     let (mut po, mut fo, mut no) = (Vec::new(), Vec::new(), Vec::new());
     for round in first_round..first_round + rounds {
-        let new: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh(round, i, SYN)).collect();
+        let new: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh_to(port, round, i, SYN)).collect();
         let (p, f, n) = once_each(programs, &known, &new)?;
         po.push(p);
         fo.push(f);
@@ -226,7 +263,7 @@ fn measure_fresh(
 fn full_table_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     fill_conntrack(&mut setup.dp, setup.first_real, setup.first_generation)?;
     let flows = setup.table.buckets() * CT_WAYS;
-    let (overhead, fo, no) = measure_fresh(programs(&mut setup.dp)?, 1 + rounds, rounds, repeat)?;
+    let (overhead, fo, no) = measure_fresh(programs(&mut setup.dp)?, 80, 1 + rounds, rounds, repeat)?;
     println!(
         "\nthe same into a full table of {flows} flows: every way written first, each new flow evicts one ({overhead:.0} ns taken off)"
     );
@@ -262,9 +299,16 @@ fn main() -> Result<()> {
             e.push(ns_per_packet(balancer, &ack, repeat)?);
             n.push(ns_per_packet(balancer, &syn, repeat)?);
         }
-        let (overhead, fo, no) = measure_fresh(programs, 1, rounds, repeat)?;
+        let (overhead, fo, no) = measure_fresh(programs, 80, 1, rounds, repeat)?;
         (median(f), median(e), median(n), overhead, fo, no)
     };
+    // New flows on the wlc services (rounds 100.., into the nearly empty table).
+    let mut wlc_figures = Vec::new();
+    for (k, &(port, n)) in WLC_SIZES.iter().enumerate() {
+        let first = 100 + k as u32 * rounds;
+        let (_, wfo, wno) = measure_fresh(programs(&mut setup.dp)?, port, first, rounds, repeat)?;
+        wlc_figures.push((n, wfo, wno));
+    }
     println!(
         "XDP cost per packet, BPF_PROG_TEST_RUN, {repeat} repeats x {rounds} rounds (median), one CPU; connection table of {} flows (the default)",
         setup.table.buckets() * CT_WAYS
@@ -291,6 +335,21 @@ fn main() -> Result<()> {
         no,
         no / fo
     );
+    println!(
+        "\nnew flows on a wlc service (SYN, not in table; up to {} candidates compared, larger \
+         services by windows)",
+        lvs_common::conns::SCAN_MAX
+    );
+    for (n, wfo, wno) in wlc_figures {
+        let target = if n == 8 { "   (target <= 2.5x)" } else { "" };
+        println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", wfo, 1.0);
+        println!(
+            "{:<34} {:>8.1} {:>9.2}x{target}",
+            format!("lvs new flow, wlc of {n} reals"),
+            wno,
+            wno / wfo
+        );
+    }
     full_table_line(&mut setup, rounds, repeat)?;
     drop(setup);
     // The same line at 16,777,216 flows (1 GiB).
