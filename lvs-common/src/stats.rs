@@ -39,17 +39,21 @@ pub enum DropReason {
     /// SYN with FIN, or a martian source (unspecified, loopback, broadcast, multicast, the
     /// VIP itself). Never scheduled nor remembered.
     Malformed = 3,
+    /// A tunnelled packet found no usable next hop in the kernel's FIB: no route to the real,
+    /// an unreachable or prohibited route, or no neighbour entry (ARP/ND) for the next hop yet.
+    NoRoute = 4,
 }
 
 impl DropReason {
     /// Number of reasons (size of the drops array).
-    pub const COUNT: u32 = 4;
+    pub const COUNT: u32 = 5;
     /// Every reason, in index order.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::NoDestination,
         DropReason::BadDestination,
         DropReason::RedirectFailed,
         DropReason::Malformed,
+        DropReason::NoRoute,
     ];
 
     /// A short name for logs and metrics.
@@ -59,6 +63,7 @@ impl DropReason {
             DropReason::BadDestination => "bad_destination",
             DropReason::RedirectFailed => "redirect_failed",
             DropReason::Malformed => "malformed",
+            DropReason::NoRoute => "no_route",
         }
     }
 }

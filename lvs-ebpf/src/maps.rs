@@ -4,11 +4,14 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use lvs_common::{
     Counters, CtBucket, CtConfig, Dest, OwnMacs, PersistKey, PersistValue, Service, VipKey,
-    limits::{CT_BUCKETS, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES, RING_SIZE},
+    limits::{
+        CT_BUCKETS, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES, RING_SIZE,
+        forward_progs,
+    },
     stats::DropReason,
 };
 
@@ -67,3 +70,12 @@ pub static DROP_LOGGED: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropRea
 /// The Ethernet destinations the balancer accepts (one record), written by the agent.
 #[map(name = "LVS_OWN_MACS")]
 pub static OWN_MACS: Array<OwnMacs> = Array::with_max_entries(1, 0);
+
+/// The forwarding programs the balancer tail-calls, written by the agent.
+#[map(name = "LVS_FORWARD_PROGS")]
+pub static FORWARD_PROGS: ProgramArray = ProgramArray::with_max_entries(forward_progs::COUNT, 0);
+
+/// The destination id handed to a tail-called forwarding program (one per CPU: XDP runs to
+/// completion on one CPU, tail call included).
+#[map(name = "LVS_FORWARD_DEST")]
+pub static FORWARD_DEST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);

@@ -2,13 +2,14 @@
 //! health and each server's MAC become [`ServicePlan`]s. This is where ldirectord's semantics
 //! live: a real that is up is in at its weight; a real that is down is out (its flows are
 //! rescheduled) or, with `quiescent = yes`, in at weight 0 (its established flows go on); a
-//! real whose MAC is unknown is out; the fallback is always handed to the kernel, which uses
-//! it only while no real has a weight above 0.
+//! real whose MAC is unknown is out (a tunnelled real has no MAC to know: the kernel's FIB
+//! gives its next hop per packet); the fallback is always handed to the kernel, which uses it
+//! only while no real has a weight above 0.
 
 use std::net::IpAddr;
 
 use crate::{
-    config::{Config, RealServer, VirtualService},
+    config::{Config, RealServer, VirtualService, model::Forwarding},
     dataplane::{DestPlan, ServicePlan, Target},
 };
 
@@ -20,6 +21,19 @@ pub trait Knowledge {
     fn target(&self, addr: IpAddr) -> Option<Target>;
 }
 
+/// How a server configured with `forwarding` is reached, if it can be now.
+fn target_of(addr: IpAddr, forwarding: Forwarding, k: &impl Knowledge) -> Option<Target> {
+    match forwarding {
+        Forwarding::Gate => k.target(addr),
+        Forwarding::Tunnel => Some(Target::Tunnel { src: None }),
+    }
+}
+
+/// Whether the agent must resolve the server's MAC (direct routing) to reach it.
+pub fn needs_mac(forwarding: Forwarding) -> bool {
+    forwarding == Forwarding::Gate
+}
+
 /// The plans for every virtual service of `config`.
 pub fn plans(config: &Config, k: &impl Knowledge) -> Vec<ServicePlan> {
     config.virtuals.iter().map(|v| plan(v, k)).collect()
@@ -29,7 +43,7 @@ pub fn plans(config: &Config, k: &impl Knowledge) -> Vec<ServicePlan> {
 pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
     let mut dests: Vec<DestPlan> = Vec::new();
     for real in &v.reals {
-        let Some(target) = k.target(real.addr.ip()) else {
+        let Some(target) = target_of(real.addr.ip(), real.forwarding, k) else {
             continue;
         };
         let weight = match (k.is_up(v, real), v.quiescent) {
@@ -47,7 +61,7 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
         }
     }
     let fallback = v.fallback.as_ref().and_then(|f| {
-        k.target(f.addr.ip()).map(|target| DestPlan {
+        target_of(f.addr.ip(), f.forwarding, k).map(|target| DestPlan {
             addr: f.addr.ip(),
             weight: 1,
             target,

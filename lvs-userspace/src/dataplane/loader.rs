@@ -7,6 +7,7 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{
         Array, DevMapHash, HashMap as BpfHashMap, Map, MapData, MapError, MapInfo, PerCpuArray,
+        ProgramArray,
     },
     programs::{
         ProgramError, Xdp, XdpMode,
@@ -16,7 +17,7 @@ use aya::{
 };
 use lvs_common::{
     CtConfig, CtTimeouts, OwnMacs,
-    limits::{map_names, program_names},
+    limits::{forward_progs, map_names, program_names},
 };
 
 use super::{object::EBPF_OBJECT, stats::Stats, tables::Tables};
@@ -184,6 +185,9 @@ pub struct Dataplane {
     pub tables: Tables,
     tx_ports: DevMapHash<MapData>,
     own_macs: Array<MapData, OwnMacs>,
+    /// The forwarding programs the balancer tail-calls. Held open: the kernel empties a
+    /// program array when its last file descriptor closes.
+    _forward_progs: ProgramArray<MapData>,
     attached: Option<(u32, XdpLinkId)>,
     /// Where maps and the link are pinned, when they are.
     pins: Option<PathBuf>,
@@ -389,6 +393,7 @@ impl Dataplane {
     fn from_ebpf(mut ebpf: Ebpf, pins: Option<PathBuf>) -> Result<Self, LoadError> {
         seed_conntrack(&mut ebpf)?;
         load_program(&mut ebpf, program_names::BALANCER)?;
+        let forward_progs = install_forwarding_programs(&mut ebpf)?;
         let cpus =
             aya::util::nr_cpus().map_err(|(path, source)| LoadError::Cpus { path, source })?;
         let stats = Stats::new(
@@ -406,6 +411,7 @@ impl Dataplane {
         Ok(Dataplane {
             tx_ports: typed(&mut ebpf, map_names::TX_PORTS)?,
             own_macs: typed(&mut ebpf, map_names::OWN_MACS)?,
+            _forward_progs: forward_progs,
             ebpf,
             tables,
             attached: None,
@@ -638,6 +644,32 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, Lo
     ebpf.program_mut(name)
         .and_then(|p| <&mut Xdp>::try_from(p).ok())
         .ok_or(LoadError::MissingProgram { name })
+}
+
+/// Loads the forwarding programs the balancer tail-calls (the tunnel's) and puts them in its
+/// program array.
+fn install_forwarding_programs(ebpf: &mut Ebpf) -> Result<ProgramArray<MapData>, LoadError> {
+    let fd = load_program(ebpf, program_names::TUNNEL)?
+        .fd()
+        .map_err(|source| LoadError::Program {
+            action: "taking the fd of",
+            name: program_names::TUNNEL,
+            source,
+        })?
+        .try_clone()
+        .map_err(|e| LoadError::Program {
+            action: "duplicating the fd of",
+            name: program_names::TUNNEL,
+            source: aya::programs::ProgramError::IOError(e),
+        })?;
+    let mut progs: ProgramArray<MapData> = typed(ebpf, map_names::FORWARD_PROGS)?;
+    progs
+        .set(forward_progs::TUNNEL, &fd, 0)
+        .map_err(|source| LoadError::Map {
+            name: map_names::FORWARD_PROGS,
+            source,
+        })?;
+    Ok(progs)
 }
 
 /// Loads (verifies) the XDP program `name` of `ebpf`.
