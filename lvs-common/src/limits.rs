@@ -100,6 +100,10 @@ pub mod program_names {
     /// The tunnel forwarding method, tail-called by the balancer for a tunnelled destination
     /// (its own program, so the verifier checks it apart from the balancer's many paths).
     pub const TUNNEL: &str = "lvs_tunnel";
+    /// The decapsulator for real servers (`lvs decap`).
+    pub const DECAP: &str = "lvs_decap";
+    /// The decapsulator's VIPs (`HASH` of [`crate::Addr`] to `u32`). Not pinned.
+    pub const DECAP_VIPS: &str = "LVS_DECAP_VIPS";
     /// The load balancer.
     pub const BALANCER: &str = "lvs_xdp";
     /// A program that passes every packet. Native XDP_TX on a veth needs an XDP program on its

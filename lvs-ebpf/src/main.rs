@@ -30,6 +30,7 @@
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 mod conntrack;
+mod decap;
 mod floor;
 mod headers;
 mod maps;
@@ -57,6 +58,14 @@ pub fn lvs_xdp(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn lvs_tunnel(ctx: XdpContext) -> u32 {
     match tunnel::run(&ctx) {
+        Ok(verdict) | Err(verdict) => verdict,
+    }
+}
+
+/// The decapsulator for real servers behind a tunnelling director ([`decap`], `lvs decap`).
+#[xdp]
+pub fn lvs_decap(ctx: XdpContext) -> u32 {
+    match decap::run(&ctx) {
         Ok(verdict) | Err(verdict) => verdict,
     }
 }
