@@ -32,7 +32,7 @@ pub enum DecapError {
     },
     /// The interface does not exist.
     #[error(transparent)]
-    Interface(#[from] LoadError),
+    Interface(#[from] Box<LoadError>),
     /// The program could not be loaded or attached.
     #[error("{action} the decapsulator ({name}) on {interface}: {source}")]
     Program {
@@ -44,7 +44,7 @@ pub enum DecapError {
         interface: String,
         /// The cause.
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     /// The VIPs could not be written.
     #[error("writing the VIP {vip} into {map}: {source}")]
@@ -80,7 +80,7 @@ impl Decap {
         if vips.is_empty() {
             return Err(DecapError::NoVip);
         }
-        let ifindex = interface_index(interface)?;
+        let ifindex = interface_index(interface).map_err(Box::new)?;
         let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| DecapError::Object { source })?;
         let name = program_names::DECAP;
         let err = |action: &'static str| {
@@ -89,7 +89,7 @@ impl Decap {
                 action,
                 name,
                 interface,
-                source,
+                source: Box::new(source),
             }
         };
         {

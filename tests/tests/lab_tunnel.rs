@@ -224,6 +224,20 @@ fn tunnelled_split_3_2_1_downloads_intact_replies_direct_and_path_mtu_works() {
             let (status, _) = http_get(lab.client_ns(), vip, &long).unwrap();
             assert_eq!(status, 404, "{vip}: a long request reaches a real");
         }
+        // The client learnt the tunnel's MTU from the director's ICMP error.
+        let family = if vip.is_ipv4() { "-4" } else { "-6" };
+        let out = wait::succeed(lab.command(lab.client_ns(), "ip").args([
+            family,
+            "route",
+            "get",
+            &vip.ip().to_string(),
+        ]));
+        let route = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mtu = if vip.is_ipv4() { 1480 } else { 1460 };
+        assert!(
+            route.contains(&format!("mtu {mtu}")),
+            "{vip}: the client's route has no learnt MTU {mtu}: {route}"
+        );
     }
     let status = lvs.status(&[]).unwrap();
     assert!(
