@@ -77,10 +77,44 @@ pub struct Decap {
 impl Decap {
     /// Loads the decapsulator, writes `vips` and attaches it to `interface`.
     pub fn attach(interface: &str, vips: &[IpAddr], mode: AttachMode) -> Result<Decap, DecapError> {
+        let ifindex = interface_index(interface).map_err(Box::new)?;
+        let mut decap = Decap::load(interface, vips)?;
+        let name = program_names::DECAP;
+        let err = |action: &'static str| {
+            let interface = interface.to_string();
+            move |source| DecapError::Program {
+                action,
+                name,
+                interface,
+                source: Box::new(source),
+            }
+        };
+        let prog = decap.program();
+        match mode {
+            AttachMode::Native => prog.attach_to_if_index(ifindex, XdpMode::Driver),
+            AttachMode::Generic => prog.attach_to_if_index(ifindex, XdpMode::Skb),
+            AttachMode::Auto => prog
+                .attach_to_if_index(ifindex, XdpMode::Driver)
+                .or_else(|_| prog.attach_to_if_index(ifindex, XdpMode::Skb)),
+        }
+        .map_err(err("attaching"))?;
+        Ok(decap)
+    }
+
+    /// The decapsulator program.
+    pub fn program(&mut self) -> &mut Xdp {
+        self.ebpf
+            .program_mut(program_names::DECAP)
+            .and_then(|p| p.try_into().ok())
+            .expect("the object holds the decapsulator")
+    }
+
+    /// Loads (verifies) the decapsulator and writes `vips`, without attaching it (`interface`
+    /// only names it in errors).
+    pub fn load(interface: &str, vips: &[IpAddr]) -> Result<Decap, DecapError> {
         if vips.is_empty() {
             return Err(DecapError::NoVip);
         }
-        let ifindex = interface_index(interface).map_err(Box::new)?;
         let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| DecapError::Object { source })?;
         let name = program_names::DECAP;
         let err = |action: &'static str| {
@@ -117,14 +151,6 @@ impl Decap {
             .and_then(|p| p.try_into().ok())
             .expect("the object holds the decapsulator");
         prog.load().map_err(err("loading"))?;
-        match mode {
-            AttachMode::Native => prog.attach_to_if_index(ifindex, XdpMode::Driver),
-            AttachMode::Generic => prog.attach_to_if_index(ifindex, XdpMode::Skb),
-            AttachMode::Auto => prog
-                .attach_to_if_index(ifindex, XdpMode::Driver)
-                .or_else(|_| prog.attach_to_if_index(ifindex, XdpMode::Skb)),
-        }
-        .map_err(err("attaching"))?;
         Ok(Decap { ebpf })
     }
 

@@ -294,3 +294,46 @@ fn no_route_or_forwarding_off_is_dropped_and_counted() {
         );
     });
 }
+
+/// The decapsulator (`lvs decap`) on what the tunnel sends: the inner frame, byte for byte,
+/// behind the same Ethernet header; anything else untouched.
+#[test]
+fn the_decapsulator_strips_the_outer_header_of_packets_to_its_vips_only() {
+    in_lab_netns(|| {
+        let mut dp = loaded();
+        let mut decap =
+            lvs::decap::Decap::load("test", &[VIP4.into(), VIP6.into()]).expect("load decap");
+        for vip in [IpAddr::from(VIP4), IpAddr::from(VIP6)] {
+            let input = syn(vip, 80, 100);
+            let tunnelled = run(&mut dp, &input);
+            assert_eq!(tunnelled.verdict, XDP_REDIRECT);
+            let out = lvs_tests::xdp::run_program(decap.program(), &tunnelled.frame);
+            assert_eq!(out.verdict, XDP_PASS_VERDICT);
+            let mut want = tunnelled.frame[..14].to_vec();
+            want.extend_from_slice(&input[14..]);
+            assert_eq!(
+                out.frame, want,
+                "{vip}: the inner packet behind the same MACs"
+            );
+
+            // The client's packet itself, and one tunnelled to another address: untouched.
+            let out = lvs_tests::xdp::run_program(decap.program(), &input);
+            assert_eq!(
+                (out.verdict, &out.frame),
+                (XDP_PASS_VERDICT, &input),
+                "{vip}: not tunnelled"
+            );
+        }
+        let mut other = lvs::decap::Decap::load("test", &["198.18.0.200".parse().unwrap()])
+            .expect("load decap");
+        let tunnelled = run(&mut dp, &syn(VIP4.into(), 80, 100));
+        let out = lvs_tests::xdp::run_program(other.program(), &tunnelled.frame);
+        assert_eq!(
+            (out.verdict, &out.frame),
+            (XDP_PASS_VERDICT, &tunnelled.frame),
+            "to a VIP it was not given"
+        );
+    });
+}
+
+const XDP_PASS_VERDICT: u32 = 2;
