@@ -86,3 +86,42 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
 pub fn on_fallback(plan: &ServicePlan) -> bool {
     plan.dests.iter().all(|d| d.weight == 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ldirectord::parse_str;
+
+    /// Every real up; no MAC known.
+    struct NoMacs;
+
+    impl Knowledge for NoMacs {
+        fn is_up(&self, _: &VirtualService, _: &RealServer) -> bool {
+            true
+        }
+        fn target(&self, _: IpAddr) -> Option<Target> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_tunnelled_real_needs_no_mac_and_mixes_with_direct_routing() {
+        let c = parse_str(
+            std::path::Path::new("l.cf"),
+            "virtual=10.0.0.1:80\n\treal=10.0.1.2:80 ipip 3\n\treal=10.0.0.3:80 gate 1\n\
+             \tchecktype=on\n",
+        )
+        .unwrap();
+        let p = plan(&c.virtuals[0], &NoMacs);
+        // The gate real waits for its MAC; the tunnelled one is in at its weight.
+        assert_eq!(
+            p.dests,
+            vec![DestPlan {
+                addr: "10.0.1.2".parse().unwrap(),
+                weight: 3,
+                target: Target::Tunnel { src: None },
+            }]
+        );
+        assert!(needs_mac(Forwarding::Gate) && !needs_mac(Forwarding::Tunnel));
+    }
+}
