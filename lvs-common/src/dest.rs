@@ -13,6 +13,16 @@ pub mod dest_flags {
     pub const SCHEDULABLE: u32 = 1 << 2;
 }
 
+/// Values of [`Dest::method`]: how packets reach the destination (IPVS's forwarding methods).
+pub mod forward {
+    /// Direct routing (`gate`, ipvsadm's `Route`): new MACs, the IP packet untouched.
+    pub const DIRECT: u8 = 0;
+    /// IP-in-IP tunnel (`ipip`, ipvsadm's `Tunnel`): IPv4 in IPv4, IPv6 in IPv6, the outer
+    /// destination the real's address; next hop, source MAC and egress interface from the
+    /// kernel's FIB.
+    pub const TUNNEL: u8 = 1;
+}
+
 /// Where packets for one destination go. Indexed by destination id in the dests array.
 ///
 /// `generation` changes whenever the slot stops meaning what it meant (the real was removed
@@ -38,7 +48,16 @@ pub struct Dest {
     /// The server's address. The kernel does not read it; a restarted agent does, to know
     /// which server each slot it adopts stands for.
     pub addr: crate::Addr,
+    /// The forwarding method, one of [`forward`].
+    pub method: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 3],
+    /// Tunnel only: the outer source address; all zero: the preferred source of the kernel's
+    /// route to the real (as IPVS chooses it).
+    pub tunnel_src: crate::Addr,
 }
+
+const _: () = assert!(core::mem::size_of::<Dest>() == 64);
 
 impl Dest {
     /// Whether a flow remembered with `generation` may keep using this slot.

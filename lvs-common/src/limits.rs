@@ -90,6 +90,13 @@ pub mod map_names {
     /// `ARRAY` (`BPF_F_MMAPABLE`) of `u64` per destination id: its connection counts
     /// ([`crate::conns`]), changed by compare-and-exchange from both sides.
     pub const DEST_CONNS: &str = "LVS_DEST_CONNS";
+    /// `PROG_ARRAY` of the forwarding programs the balancer tail-calls, indexed by
+    /// [`super::forward_progs`]. Not pinned: every agent fills it with its own programs before
+    /// the balancer runs.
+    pub const FORWARD_PROGS: &str = "LVS_FORWARD_PROGS";
+    /// `PERCPU_ARRAY` of one `u32`: the destination id the balancer hands to the forwarding
+    /// program it tail-calls. Not pinned.
+    pub const FORWARD_DEST: &str = "LVS_FORWARD_DEST";
 
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
     pub const ALL: [&str; 12] = [
@@ -108,8 +115,23 @@ pub mod map_names {
     ];
 }
 
+/// Indexes in the forwarding programs' array ([`map_names::FORWARD_PROGS`]).
+pub mod forward_progs {
+    /// The tunnel program ([`super::program_names::TUNNEL`]).
+    pub const TUNNEL: u32 = 0;
+    /// Entries of the array.
+    pub const COUNT: u32 = 1;
+}
+
 /// Program names in the object file.
 pub mod program_names {
+    /// The tunnel forwarding method, tail-called by the balancer for a tunnelled destination
+    /// (its own program, so the verifier checks it apart from the balancer's many paths).
+    pub const TUNNEL: &str = "lvs_tunnel";
+    /// The decapsulator for real servers (`lvs decap`).
+    pub const DECAP: &str = "lvs_decap";
+    /// The decapsulator's VIPs (`HASH` of [`crate::Addr`] to `u32`). Not pinned.
+    pub const DECAP_VIPS: &str = "LVS_DECAP_VIPS";
     /// The load balancer.
     pub const BALANCER: &str = "lvs_xdp";
     /// A program that passes every packet. Native XDP_TX on a veth needs an XDP program on its

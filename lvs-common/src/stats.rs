@@ -47,19 +47,23 @@ pub enum DropReason {
     /// parser follows (or holds a second Fragment header): its transport header is not found,
     /// and the director's stack must not answer it.
     LongExtChain = 5,
+    /// A tunnelled packet found no usable next hop in the kernel's FIB: no route to the real,
+    /// an unreachable or prohibited route, or no neighbour entry (ARP/ND) for the next hop yet.
+    NoRoute = 6,
 }
 
 impl DropReason {
     /// Number of reasons (size of the drops array).
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 7;
     /// Every reason, in index order.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::NoDestination,
         DropReason::BadDestination,
         DropReason::RedirectFailed,
         DropReason::Malformed,
         DropReason::OrphanFragment,
         DropReason::LongExtChain,
+        DropReason::NoRoute,
     ];
 
     /// Whether anyone on the network can cause it by what they send (a malformed packet, an
@@ -80,6 +84,7 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::OrphanFragment => "orphan_fragment",
             DropReason::LongExtChain => "long_ext_chain",
+            DropReason::NoRoute => "no_route",
         }
     }
 }

@@ -33,7 +33,7 @@ use crate::{
     conntrack::live_dest,
     maps::FRAGMENTS,
     parse::{Packet, frag},
-    rewrite, stats, vip, wellformed,
+    stats, vip, wellformed,
 };
 
 /// IPv6 Destination Options: the one header that may stand first in a datagram's fragmentable
@@ -84,7 +84,7 @@ pub fn later(ctx: &XdpContext, pkt: &Packet) -> Result<u32, u32> {
             }
             if let Some(dest) = live_dest(v.dest, v.generation) {
                 stats::forwarded(v.service, v.dest, pkt.len, false);
-                return rewrite::forward(ctx, dest);
+                return crate::forward(ctx, v.dest, dest);
             }
         }
     }

@@ -16,7 +16,10 @@
 //!    table), then its fallback; the connection schedulers in [`sched_conn`] (by the per-real
 //!    counts of [`conns`]) and [`sched_dh`].
 //! 5. [`conntrack`] again: remember the choice ([`fragment`]: a first fragment's too).
-//! 6. [`rewrite`]: direct routing, new MACs, XDP_TX or XDP_REDIRECT.
+//! 6. By the destination's forwarding method: [`rewrite`] (direct routing, new MACs, XDP_TX
+//!    or XDP_REDIRECT) or [`tunnel`] (IP-in-IP, next hop from the kernel's FIB; a packet too
+//!    big for the path gets [`too_big`]'s ICMP error instead), the latter a program of its own
+//!    (`lvs_tunnel`) that the balancer tail-calls.
 //!
 //! [`stats`] counts along the way. Each stage returns `Result<T, u32>`: a value for the next
 //! stage, or the final XDP verdict. Anything that is not for a virtual service leaves as
@@ -31,8 +34,10 @@
 
 mod conns;
 mod conntrack;
+mod decap;
 mod floor;
 mod fragment;
+mod headers;
 mod maglev;
 mod maps;
 mod own_mac;
@@ -42,6 +47,8 @@ mod sched_conn;
 mod sched_dh;
 mod scheduler;
 mod stats;
+mod too_big;
+mod tunnel;
 mod vip;
 mod wellformed;
 
@@ -51,6 +58,22 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 #[xdp]
 pub fn lvs_xdp(ctx: XdpContext) -> u32 {
     match balance(&ctx) {
+        Ok(verdict) | Err(verdict) => verdict,
+    }
+}
+
+/// The tunnel forwarding method, tail-called by the balancer ([`tunnel`]).
+#[xdp]
+pub fn lvs_tunnel(ctx: XdpContext) -> u32 {
+    match tunnel::run(&ctx) {
+        Ok(verdict) | Err(verdict) => verdict,
+    }
+}
+
+/// The decapsulator for real servers behind a tunnelling director ([`decap`], `lvs decap`).
+#[xdp]
+pub fn lvs_decap(ctx: XdpContext) -> u32 {
+    match decap::run(&ctx) {
         Ok(verdict) | Err(verdict) => verdict,
     }
 }
@@ -76,7 +99,7 @@ fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn) {
         stats::forwarded(dest.service, dest_id, pkt.len, false);
         fragment::first(&pkt, dest.service, dest_id, dest.generation);
-        return rewrite::forward(ctx, dest);
+        return forward(ctx, dest_id, dest);
     }
 
     let service = vip::lookup(&pkt.key).inspect_err(|_| fragment::not_a_service(&pkt))?;
@@ -84,6 +107,16 @@ fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation);
     fragment::first(&pkt, service.id, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);
+    forward(ctx, dest_id, dest)
+}
+
+/// Stage 6: sends the packet to `dest` by its forwarding method.
+#[inline(always)]
+pub(crate) fn forward(ctx: &XdpContext, dest_id: u32, dest: &lvs_common::Dest) -> Result<u32, u32> {
+    use lvs_common::dest::{dest_flags, forward};
+    if dest.method == forward::TUNNEL && dest.flags & dest_flags::LOCAL == 0 {
+        return tunnel::enter(ctx, dest_id);
+    }
     rewrite::forward(ctx, dest)
 }
 

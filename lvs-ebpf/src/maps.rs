@@ -4,13 +4,14 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use lvs_common::{
     Addr, Counters, CtBucket, CtConfig, Dest, FragKey, FragValue, OwnMacs, PersistKey,
     PersistValue, Service, VipKey,
     limits::{
         CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES, RING_SIZE,
+        forward_progs,
     },
     stats::DropReason,
 };
@@ -87,3 +88,11 @@ pub static FRAGMENTS: LruHashMap<FragKey, FragValue> =
 /// ([`lvs_common::fragment::vip_protos`]), written by the agent.
 #[map(name = "LVS_VIP_ADDRS")]
 pub static VIP_ADDRS: HashMap<Addr, u32> = HashMap::with_max_entries(MAX_SERVICES, 0);
+/// The forwarding programs the balancer tail-calls, written by the agent.
+#[map(name = "LVS_FORWARD_PROGS")]
+pub static FORWARD_PROGS: ProgramArray = ProgramArray::with_max_entries(forward_progs::COUNT, 0);
+
+/// The destination id handed to a tail-called forwarding program (one per CPU: XDP runs to
+/// completion on one CPU, tail call included).
+#[map(name = "LVS_FORWARD_DEST")]
+pub static FORWARD_DEST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);

@@ -9,6 +9,7 @@ pub mod alert;
 pub mod config;
 pub mod control;
 pub mod dataplane;
+pub mod decap;
 pub mod demo;
 pub mod health;
 pub mod ipvsadm;

@@ -106,6 +106,20 @@ enum Command {
     },
     /// Print the man page (roff).
     Man,
+    /// On a real server behind a tunnelling director: strip the outer header of IP-in-IP
+    /// packets to the VIPs (XDP), for kernels without the ipip/ip6tnl modules. Runs until
+    /// SIGINT or SIGTERM.
+    Decap {
+        /// The real's interface the tunnelled packets arrive on.
+        #[arg(long, short)]
+        interface: String,
+        /// A VIP this real serves (repeat for more).
+        #[arg(long = "vip", required = true)]
+        vips: Vec<std::net::IpAddr>,
+        /// XDP attach mode.
+        #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
+        xdp_mode: AttachMode,
+    },
     /// Build a lab in network namespaces, run lvs in it and show the split per real server.
     Demo {
         /// New HTTP connections to send through the VIP.
@@ -292,5 +306,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo { requests } => lvs::demo::run(requests),
         Command::Ipvsadm { .. } => unreachable!("run by main"),
+        Command::Decap {
+            interface,
+            vips,
+            xdp_mode,
+        } => Ok(lvs::decap::run(&interface, &vips, xdp_mode)?),
     }
 }

@@ -2,13 +2,14 @@
 //! health and each server's MAC become [`ServicePlan`]s. This is where ldirectord's semantics
 //! live: a real that is up is in at its weight; a real that is down is out (its flows are
 //! rescheduled) or, with `quiescent = yes`, in at weight 0 (its established flows go on); a
-//! real whose MAC is unknown is out; the fallback is always handed to the kernel, which uses
-//! it only while no real has a weight above 0.
+//! real whose MAC is unknown is out (a tunnelled real has no MAC to know: the kernel's FIB
+//! gives its next hop per packet); the fallback is always handed to the kernel, which uses it
+//! only while no real has a weight above 0.
 
 use std::net::IpAddr;
 
 use crate::{
-    config::{Config, RealServer, VirtualService},
+    config::{Config, RealServer, VirtualService, model::Forwarding},
     dataplane::{DestPlan, ServicePlan, Target},
 };
 
@@ -44,6 +45,19 @@ pub fn quorum_held(v: &VirtualService, live: u64, had: bool) -> bool {
     }
 }
 
+/// How a server configured with `forwarding` is reached, if it can be now.
+fn target_of(addr: IpAddr, forwarding: Forwarding, k: &impl Knowledge) -> Option<Target> {
+    match forwarding {
+        Forwarding::Gate => k.target(addr),
+        Forwarding::Tunnel => Some(Target::Tunnel { src: None }),
+    }
+}
+
+/// Whether the agent must resolve the server's MAC (direct routing) to reach it.
+pub fn needs_mac(forwarding: Forwarding) -> bool {
+    forwarding == Forwarding::Gate
+}
+
 /// The plans for every virtual service of `config`.
 pub fn plans(config: &Config, k: &impl Knowledge) -> Vec<ServicePlan> {
     config.virtuals.iter().map(|v| plan(v, k)).collect()
@@ -53,7 +67,7 @@ pub fn plans(config: &Config, k: &impl Knowledge) -> Vec<ServicePlan> {
 pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
     let mut dests: Vec<DestPlan> = Vec::new();
     for real in &v.reals {
-        let Some(target) = k.target(real.addr.ip()) else {
+        let Some(target) = target_of(real.addr.ip(), real.forwarding, k) else {
             continue;
         };
         let weight = match (k.is_up(v, real), v.quiescent) {
@@ -77,7 +91,7 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
         dests.clear();
     }
     let fallback = v.fallback.as_ref().and_then(|f| {
-        k.target(f.addr.ip()).map(|target| DestPlan {
+        target_of(f.addr.ip(), f.forwarding, k).map(|target| DestPlan {
             addr: f.addr.ip(),
             weight: 1,
             table_weight: 1,
@@ -186,5 +200,39 @@ mod tests {
         let v = service("quorum = 3");
         let p = plan(&v, &K { up, lost: true });
         assert_eq!(p.dests.len(), 1);
+    }
+
+    /// Every real up; no MAC known.
+    struct NoMacs;
+
+    impl Knowledge for NoMacs {
+        fn is_up(&self, _: &VirtualService, _: &RealServer) -> bool {
+            true
+        }
+        fn target(&self, _: IpAddr) -> Option<Target> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_tunnelled_real_needs_no_mac_and_mixes_with_direct_routing() {
+        let c = crate::config::ldirectord::parse_str(
+            std::path::Path::new("l.cf"),
+            "virtual=10.0.0.1:80\n\treal=10.0.1.2:80 ipip 3\n\treal=10.0.0.3:80 gate 1\n\
+             \tchecktype=on\n",
+        )
+        .unwrap();
+        let p = plan(&c.virtuals[0], &NoMacs);
+        // The gate real waits for its MAC; the tunnelled one is in at its weight.
+        assert_eq!(
+            p.dests,
+            vec![DestPlan {
+                addr: "10.0.1.2".parse().unwrap(),
+                weight: 3,
+                table_weight: 3,
+                target: Target::Tunnel { src: None },
+            }]
+        );
+        assert!(needs_mac(Forwarding::Gate) && !needs_mac(Forwarding::Tunnel));
     }
 }

@@ -18,6 +18,7 @@ mod kept_states;
 pub mod neighbours;
 pub mod sd_notify;
 pub mod snapshot;
+mod tunnel_forwarding;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -239,7 +240,8 @@ impl Knowledge for View<'_> {
     }
 }
 
-/// Every server address the data plane must reach: reals and fallbacks.
+/// Every server address whose MAC the data plane needs: reals and fallbacks reached by direct
+/// routing (a tunnelled one's next hop comes from the kernel's FIB per packet).
 fn server_addrs(config: &Config) -> HashSet<IpAddr> {
     config
         .virtuals
@@ -247,8 +249,14 @@ fn server_addrs(config: &Config) -> HashSet<IpAddr> {
         .flat_map(|v| {
             v.reals
                 .iter()
+                .filter(|r| desired::needs_mac(r.forwarding))
                 .map(|r| r.addr.ip())
-                .chain(v.fallback.iter().map(|f| f.addr.ip()))
+                .chain(
+                    v.fallback
+                        .iter()
+                        .filter(|f| desired::needs_mac(f.forwarding))
+                        .map(|f| f.addr.ip()),
+                )
         })
         .collect()
 }
@@ -665,6 +673,7 @@ impl Agent {
     }
 
     fn start_following(&mut self) {
+        tunnel_forwarding::check(&self.config, &self.fixed.interface);
         let targets = self.health_targets();
         self.services_of.clear();
         for (vi, v) in self.config.virtuals.iter().enumerate() {

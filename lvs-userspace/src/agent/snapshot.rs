@@ -105,7 +105,7 @@ pub struct HealthSnapshot {
 pub struct RealSnapshot {
     /// Address and port (the service's port when configured as 0).
     pub address: SocketAddr,
-    /// Forwarding method as ipvsadm names it ("Route": direct routing).
+    /// Forwarding method as ipvsadm names it ("Route": direct routing, "Tunnel": IP-in-IP).
     pub forward: String,
     /// The configured weight.
     pub weight: u32,
@@ -278,7 +278,7 @@ impl Agent {
                 let h = health.get(&CheckKey::from_config(v, r));
                 reals.push(RealSnapshot {
                     address: with_port(r.addr),
-                    forward: "Route".into(),
+                    forward: r.forwarding.ipvsadm_name().into(),
                     weight: r.weight,
                     effective_weight: plan.dests.iter().find(|d| d.addr == ip).map(|d| d.weight),
                     counters: dest_counters(id),
@@ -309,7 +309,7 @@ impl Agent {
                 let id = tables.fallback_id(&key);
                 RealSnapshot {
                     address: with_port(f.addr),
-                    forward: "Route".into(),
+                    forward: f.forwarding.ipvsadm_name().into(),
                     weight: 1,
                     effective_weight: plan.fallback.as_ref().map(|_| 1),
                     counters: dest_counters(id),

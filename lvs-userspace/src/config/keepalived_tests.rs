@@ -121,12 +121,13 @@ fn schedulers_lvs_lacks_are_refused_at_their_line() {
 }
 
 #[test]
-fn nat_and_tunnel_are_not_yet_supported() {
-    for m in ["NAT", "TUN"] {
+fn nat_is_not_yet_supported() {
+    for m in ["NAT", "FNAT"] {
         assert_eq!(
             err(&vs(&format!("  lb_algo rr\n  lb_kind {m}"), "")),
             format!(
-                "k.conf:3: lb_kind: {m} forwarding is not yet supported: lvs forwards by direct routing (DR) only"
+                "k.conf:3: lb_kind: {m} forwarding is not yet supported: lvs forwards by direct \
+                 routing (DR) and IP-in-IP tunnel (TUN)"
             )
         );
     }
@@ -137,6 +138,32 @@ fn nat_and_tunnel_are_not_yet_supported() {
         err(&vs(BASE, "    lvs_method NAT")).starts_with("k.conf:6: lvs_method: NAT forwarding")
     );
     assert!(err(&vs("  lb_algo rr\n  lb_kind dr", "")).contains("in capitals"));
+}
+
+#[test]
+fn tun_is_the_tunnel_for_every_real_unless_a_real_says_otherwise() {
+    let c = ok(&vs(
+        "  lb_algo rr\n  lb_kind TUN\n  sorry_server 10.0.9.9 80",
+        "",
+    ));
+    let v = &c.virtuals[0];
+    assert!(v.reals.iter().all(|r| r.forwarding == Forwarding::Tunnel));
+    assert_eq!(v.fallback.as_ref().unwrap().forwarding, Forwarding::Tunnel);
+    // A real's own lb_kind wins; the sorry server's method is its own when given.
+    let c = ok(&vs(
+        "  lb_algo rr\n  lb_kind DR\n  sorry_server 10.0.9.9 80\n  sorry_server_lvs_method TUN",
+        "    lb_kind TUN",
+    ));
+    let v = &c.virtuals[0];
+    assert!(v.reals.iter().all(|r| r.forwarding == Forwarding::Tunnel));
+    assert_eq!(v.fallback.as_ref().unwrap().forwarding, Forwarding::Tunnel);
+    let c = ok(&vs(BASE, ""));
+    assert!(
+        c.virtuals[0]
+            .reals
+            .iter()
+            .all(|r| r.forwarding == Forwarding::Gate)
+    );
 }
 
 #[test]
@@ -830,7 +857,10 @@ fn corpus() {
         ("017.conf", Ok(1)),
         (
             "018.conf",
-            Err((18, "lb_kind: TUN forwarding is not yet supported")),
+            Err((
+                21,
+                "real: real server 192.168.10.10:23 is the virtual address itself",
+            )),
         ),
         ("019.conf", Err((21, nat))),
         ("020.conf", Ok(1)),

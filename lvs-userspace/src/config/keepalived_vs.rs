@@ -114,6 +114,8 @@ impl Mapper {
         let mut v = RawVirtual::new(Val::new(String::new(), line), None);
         let mut sched: Option<&Stmt> = None;
         let mut kind: Option<&Stmt> = None;
+        let mut kind_method = "gate";
+        let mut sorry_method = None;
         let mut protocol: Option<&Stmt> = None;
         let mut persist: Option<Val<u64>> = None;
         let mut granularity: Option<&Stmt> = None;
@@ -142,7 +144,7 @@ impl Mapper {
                     sched = Some(i)
                 }
                 "lb_kind" | "lvs_method" => {
-                    method(i)?;
+                    kind_method = method(i)?;
                     kind = Some(i)
                 }
                 "protocol" => protocol = Some(i),
@@ -166,7 +168,7 @@ impl Mapper {
                 "weight" => weight = Some(number(i)?.value),
                 "inhibit_on_failure" => inhibit = boolean(i)?,
                 "sorry_server" => sorry = Some(i),
-                "sorry_server_lvs_method" => method(i)?,
+                "sorry_server_lvs_method" => sorry_method = Some(method(i)?),
                 "sorry_server_inhibit" => {
                     boolean(i)?;
                     self.warn(
@@ -328,12 +330,15 @@ impl Mapper {
                 [ip, p] => (ip, port(f, p)?),
                 _ => return Err(bad(&f.loc, f.key(), "expected `sorry_server IP [PORT]`")),
             };
-            v.fallback = Some(Val::new(endpoint(f, ip, p)?, f.loc.line));
+            let at = endpoint(f, ip, p)?;
+            // The sorry server's method: its own, else the service's (as keepalived).
+            let m = sorry_method.unwrap_or(kind_method);
+            v.fallback = Some(Val::new(format!("{at} {m}"), f.loc.line));
         }
 
         let mut read: Vec<Real> = Vec::new();
         for r in reals {
-            let real = self.real_server(r, vport, weight, inhibit, &timers)?;
+            let real = self.real_server(r, vport, weight, inhibit, kind_method, &timers)?;
             // keepalived keeps one of a real listed twice; so does lvs: the first.
             if let Some(first) = read.iter().find(|o| o.raw.address == real.raw.address) {
                 let why = format!(
@@ -421,6 +426,7 @@ impl Mapper {
         vport: u16,
         weight: Option<u64>,
         inhibit: bool,
+        vs_method: &'static str,
         vs: &Timers,
     ) -> Result<Real, ConfigError> {
         let (ip, rport) = match s.args() {
@@ -438,7 +444,7 @@ impl Mapper {
             line: s.loc.line,
             address: endpoint(s, ip, rport)?,
             family: None,
-            method: Some("gate".into()),
+            method: Some(vs_method.into()),
             weight: Some(weight.unwrap_or(1)),
             request: None,
             receive: None,
@@ -453,7 +459,7 @@ impl Mapper {
             let k = i.key();
             match k {
                 "weight" => raw.weight = Some(number(i)?.value),
-                "lvs_method" | "lb_kind" => method(i)?,
+                "lvs_method" | "lb_kind" => raw.method = Some(method(i)?.into()),
                 "inhibit_on_failure" => inhibit = boolean(i)?,
                 "delay_loop" => timers.delay_loop = Some(timer(i, &mut self.warnings)?),
                 "connect_timeout" => timers.connect_timeout = Some(timer(i, &mut self.warnings)?),

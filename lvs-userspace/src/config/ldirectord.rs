@@ -765,7 +765,7 @@ mod tests {
         );
         assert_eq!(base.virtuals[0].persistent, Some(Duration::from_secs(600)));
 
-        let masq = "lvs forwards by direct routing only (gate)";
+        let masq = "lvs forwards by direct routing (gate) and IP-in-IP tunnel (ipip)";
         let unsupported = "is not supported for negotiate checks";
         let every_block: &[(usize, Option<(usize, &str)>)] = &[
             (45, None),
@@ -1058,8 +1058,8 @@ mod tests {
                 "test.cf:2: scheduler: scheduler `lblc` is not supported: lvs implements wrr, rr, sh, lc, wlc, sed, nq, fo, ovf, dh and mh",
             ),
             (
-                "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 ipip\n",
-                "test.cf:2: real: forwarding method `ipip` is not supported: lvs forwards by direct routing only (gate)",
+                "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 masq\n",
+                "test.cf:2: real: forwarding method `masq` is not supported: lvs forwards by direct routing (gate) and IP-in-IP tunnel (ipip)",
             ),
             (
                 "virtual=10.0.0.1:80\n\treceive=\"(unclosed\"\n",

@@ -428,11 +428,31 @@ impl Scheduler {
     }
 }
 
-/// How packets reach a real server. Only direct routing exists in XDP.
+/// How packets reach a real server (IPVS's forwarding methods that lvs implements).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Forwarding {
     /// Direct routing (`gate`): rewrite the destination MAC.
     Gate,
+    /// IP-in-IP tunnel (`ipip`): encapsulate to the real, which may be anywhere routable.
+    Tunnel,
+}
+
+impl Forwarding {
+    /// The name ldirectord.cf and the TOML format use (`gate`, `ipip`).
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Forwarding::Gate => "gate",
+            Forwarding::Tunnel => "ipip",
+        }
+    }
+
+    /// The name ipvsadm prints in its Forward column (`Route`, `Tunnel`).
+    pub fn ipvsadm_name(self) -> &'static str {
+        match self {
+            Forwarding::Gate => "Route",
+            Forwarding::Tunnel => "Tunnel",
+        }
+    }
 }
 
 /// A fallback ("sorry") server.

@@ -1053,7 +1053,7 @@ fn parse_endpoint(
     Ok(SocketAddr::new(ip, port))
 }
 
-/// A forwarding method: only `gate`.
+/// A forwarding method: `gate` or `ipip` (`masq` is refused).
 fn parse_method(
     file: &Path,
     line: usize,
@@ -1062,12 +1062,14 @@ fn parse_method(
 ) -> Result<Forwarding, ConfigError> {
     match m {
         None | Some("gate") => Ok(Forwarding::Gate),
-        Some(m @ ("masq" | "ipip")) => Err(ConfigError::invalid(
+        Some("ipip") => Ok(Forwarding::Tunnel),
+        Some(m @ "masq") => Err(ConfigError::invalid(
             file,
             line,
             key,
             format!(
-                "forwarding method `{m}` is not supported: lvs forwards by direct routing only (gate)"
+                "forwarding method `{m}` is not supported: lvs forwards by direct routing (gate) \
+                 and IP-in-IP tunnel (ipip)"
             ),
         )),
         Some(m) => Err(ConfigError::invalid(
@@ -1075,7 +1077,7 @@ fn parse_method(
             line,
             key,
             format!(
-                "unknown forwarding method `{m}`: must be gate (masq and ipip are not supported)"
+                "unknown forwarding method `{m}`: must be gate or ipip (masq is not supported)"
             ),
         )),
     }

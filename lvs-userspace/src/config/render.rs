@@ -54,6 +54,14 @@ fn q(s: &str) -> String {
     ::toml::Value::String(s.to_string()).to_string()
 }
 
+/// A fallback as the TOML format writes it: the address, and the method unless it is `gate`.
+fn fallback_text(f: &Fallback) -> String {
+    match f.forwarding {
+        Forwarding::Gate => f.addr.to_string(),
+        m => format!("{} {}", f.addr, m.config_name()),
+    }
+}
+
 /// A fallback or VIP with port 0 shown as "service port".
 fn addr_or_any_port(a: SocketAddr) -> String {
     if a.port() == 0 {
@@ -159,8 +167,9 @@ pub fn render_check(config: &Config) -> String {
             };
             let _ = write!(
                 o,
-                "  real {} gate weight {} ({share})",
+                "  real {} {} weight {} ({share})",
                 addr_or_any_port(r.addr),
+                r.forwarding.config_name(),
                 r.weight
             );
             if let Some(req) = &r.request {
@@ -232,7 +241,12 @@ pub fn render_check(config: &Config) -> String {
         }
         match &v.fallback {
             Some(f) => {
-                let _ = writeln!(o, "  fallback {} gate", addr_or_any_port(f.addr));
+                let _ = writeln!(
+                    o,
+                    "  fallback {} {}",
+                    addr_or_any_port(f.addr),
+                    f.forwarding.config_name()
+                );
             }
             None => {
                 let _ = writeln!(o, "  no fallback");
@@ -327,10 +341,10 @@ pub fn to_toml(config: &Config) -> String {
     let _ = writeln!(o, "connection_table_size = {}", g.tables.connections);
     let _ = writeln!(o, "persistence_table_size = {}", g.tables.persistence);
     if let Some(f) = &g.fallback {
-        let _ = writeln!(o, "fallback = {}", q(&f.addr.to_string()));
+        let _ = writeln!(o, "fallback = {}", q(&fallback_text(f)));
     }
     if let Some(f) = &g.fallback6 {
-        let _ = writeln!(o, "fallback6 = {}", q(&f.addr.to_string()));
+        let _ = writeln!(o, "fallback6 = {}", q(&fallback_text(f)));
     }
     if let Some(f) = &g.fallback_command {
         let _ = writeln!(o, "fallbackcommand = {}", q(f));
@@ -454,7 +468,7 @@ pub fn to_toml(config: &Config) -> String {
         }
         let _ = writeln!(o, "netmask = {}", v.netmask_prefix);
         if let Some(f) = &v.fallback {
-            let _ = writeln!(o, "fallback = {}", q(&f.addr.to_string()));
+            let _ = writeln!(o, "fallback = {}", q(&fallback_text(f)));
         }
         if let Some(f) = &v.fallback_command {
             let _ = writeln!(o, "fallbackcommand = {}", q(f));
@@ -509,7 +523,7 @@ pub fn to_toml(config: &Config) -> String {
             let _ = writeln!(o, "[[virtual.real]]");
             let _ = writeln!(o, "address = {}", q(&r.addr.to_string()));
             let _ = writeln!(o, "weight = {}", r.weight);
-            let _ = writeln!(o, "method = \"gate\"");
+            let _ = writeln!(o, "method = {}", q(r.forwarding.config_name()));
             if let Some(req) = &r.request {
                 let _ = writeln!(o, "request = {}", q(req));
             }

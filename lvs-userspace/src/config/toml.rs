@@ -81,7 +81,7 @@
 //! [[virtual.real]]
 //! address = "192.168.6.2:80"     # also ranges: "192.168.6.2->192.168.6.7:80"
 //! weight = 1                # default 1; 0: no new connections
-//! method = "gate"           # the default and the only one (direct routing)
+//! method = "gate"           # gate (direct routing, the default) or ipip (IP-in-IP tunnel)
 //! request = "/other.html"   # optional per-real overrides
 //! receive = "pattern"
 //! digest = "..."            # http(s): this real's page MD5
@@ -648,6 +648,12 @@ weight = 0
         assert!(
             e.starts_with("x.toml:3: scheduler: scheduler `lblcr` is not supported"),
             "{e}"
+        );
+        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\n[[virtual.real]]\naddress = \"10.0.0.2:80\"\nmethod = \"ipip\"\n";
+        let c = parse_str(Path::new("x.toml"), text).unwrap();
+        assert_eq!(
+            c.virtuals[0].reals[0].forwarding,
+            crate::config::model::Forwarding::Tunnel
         );
         let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\n[[virtual.real]]\naddress = \"10.0.0.2:80\"\nmethod = \"masq\"\n";
         let e = parse_str(Path::new("x.toml"), text)

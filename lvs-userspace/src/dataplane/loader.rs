@@ -10,6 +10,7 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{
         Array, DevMapHash, HashMap as BpfHashMap, Map, MapData, MapError, MapInfo, PerCpuArray,
+        ProgramArray,
     },
     programs::{
         ProgramError, Xdp, XdpMode,
@@ -20,7 +21,7 @@ use aya::{
 use lvs_common::{
     CtConfig, CtTimeouts, OwnMacs,
     conntrack::CT_LAYOUT,
-    limits::{CONNTRACK_ENTRIES, CT_WAYS, PERSIST_ENTRIES, map_names, program_names},
+    limits::{CONNTRACK_ENTRIES, CT_WAYS, PERSIST_ENTRIES, forward_progs, map_names, program_names},
 };
 
 use super::{
@@ -249,6 +250,9 @@ pub struct Dataplane {
     pub tables: Tables,
     tx_ports: DevMapHash<MapData>,
     own_macs: Array<MapData, OwnMacs>,
+    /// The forwarding programs the balancer tail-calls. Held open: the kernel empties a
+    /// program array when its last file descriptor closes.
+    _forward_progs: ProgramArray<MapData>,
     attached: Option<(u32, XdpLinkId)>,
     /// Where maps and the link are pinned, when they are.
     pins: Option<PathBuf>,
@@ -583,6 +587,7 @@ impl Dataplane {
     ) -> Result<Self, LoadError> {
         seed_conntrack(&mut ebpf, sizes)?;
         load_program(&mut ebpf, program_names::BALANCER)?;
+        let forward_progs = install_forwarding_programs(&mut ebpf)?;
         let cpus =
             aya::util::nr_cpus().map_err(|(path, source)| LoadError::Cpus { path, source })?;
         let stats = Stats::new(
@@ -613,6 +618,7 @@ impl Dataplane {
         Ok(Dataplane {
             tx_ports: typed(&mut ebpf, map_names::TX_PORTS)?,
             own_macs: typed(&mut ebpf, map_names::OWN_MACS)?,
+            _forward_progs: forward_progs,
             ebpf,
             tables,
             attached: None,
@@ -850,6 +856,32 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, Lo
     ebpf.program_mut(name)
         .and_then(|p| <&mut Xdp>::try_from(p).ok())
         .ok_or(LoadError::MissingProgram { name })
+}
+
+/// Loads the forwarding programs the balancer tail-calls (the tunnel's) and puts them in its
+/// program array.
+fn install_forwarding_programs(ebpf: &mut Ebpf) -> Result<ProgramArray<MapData>, LoadError> {
+    let fd = load_program(ebpf, program_names::TUNNEL)?
+        .fd()
+        .map_err(|source| LoadError::Program {
+            action: "taking the fd of",
+            name: program_names::TUNNEL,
+            source,
+        })?
+        .try_clone()
+        .map_err(|e| LoadError::Program {
+            action: "duplicating the fd of",
+            name: program_names::TUNNEL,
+            source: aya::programs::ProgramError::IOError(e),
+        })?;
+    let mut progs: ProgramArray<MapData> = typed(ebpf, map_names::FORWARD_PROGS)?;
+    progs
+        .set(forward_progs::TUNNEL, &fd, 0)
+        .map_err(|source| LoadError::Map {
+            name: map_names::FORWARD_PROGS,
+            source,
+        })?;
+    Ok(progs)
 }
 
 /// Loads (verifies) the XDP program `name` of `ebpf`.

@@ -22,6 +22,13 @@ pub enum Target {
     },
     /// The director itself: pass the packet to the local stack.
     Local,
+    /// A host anywhere routable, through an IP-in-IP tunnel: the data plane asks the kernel's
+    /// FIB for the next hop of every packet, so nothing here needs resolving.
+    Tunnel {
+        /// The outer source address; `None`: the preferred source of the route to the real
+        /// (as IPVS chooses it).
+        src: Option<IpAddr>,
+    },
 }
 
 /// One destination of a service.

@@ -20,7 +20,7 @@ use std::{
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError};
 use lvs_common::{
     Addr, Dest, Service, VipKey,
-    dest::dest_flags,
+    dest::{dest_flags, forward},
     fragment::vip_protos,
     limits::{MAX_DESTS, MAX_SERVICES, NO_DEST, RING_SIZE},
     service::{sched, service_flags},
@@ -270,11 +270,13 @@ impl Tables {
         self.dest_id(key, addr).map(|id| self.slots[id as usize])
     }
 
-    /// How every written destination is reached (to seed what a restarted agent knows).
+    /// How every written destination is reached (to seed what a restarted agent knows). A
+    /// tunnelled destination has nothing resolved to seed and is left out.
     pub fn targets(&self) -> Vec<(IpAddr, Target)> {
         self.written
             .values()
             .flat_map(|s| s.dests.values())
+            .filter(|&&id| self.slots[id as usize].method != forward::TUNNEL)
             .map(|&id| {
                 let d = &self.slots[id as usize];
                 let target = if d.flags & dest_flags::LOCAL != 0 {
@@ -646,6 +648,8 @@ fn dest_value(d: &DestPlan, service: u32, generation: u32) -> Dest {
     if d.weight > 0 {
         flags |= dest_flags::SCHEDULABLE;
     }
+    let mut method = forward::DIRECT;
+    let mut tunnel_src = lvs_common::Addr::default();
     let (dst_mac, src_mac, ifindex) = match d.target {
         Target::Remote {
             mac,
@@ -654,6 +658,13 @@ fn dest_value(d: &DestPlan, service: u32, generation: u32) -> Dest {
         } => (mac, src_mac, ifindex),
         Target::Local => {
             flags |= dest_flags::LOCAL;
+            ([0; 6], [0; 6], 0)
+        }
+        Target::Tunnel { src } => {
+            method = forward::TUNNEL;
+            if let Some(src) = src {
+                tunnel_src = kernel_addr(src);
+            }
             ([0; 6], [0; 6], 0)
         }
     };
@@ -665,5 +676,8 @@ fn dest_value(d: &DestPlan, service: u32, generation: u32) -> Dest {
         flags,
         service,
         addr: kernel_addr(d.addr),
+        method,
+        _pad: [0; 3],
+        tunnel_src,
     }
 }

@@ -14,6 +14,14 @@
 //! nearly empty table, then into a full one (every way of every bucket written beforehand, so
 //! each new flow evicts one), at the default table size (4,194,304 flows); then the same
 //! full-table line at 16,777,216 flows.
+//!
+//! Also: new flows on `wlc` services of 8, 64 and 1,024 reals, and established flows of a
+//! tunnelled service (`ipip`), each ACK run once as the fresh flows are (the encapsulated frame
+//! cannot be run again: it is no longer a packet to the VIP): the tail call to `lvs_tunnel`,
+//! its FIB lookup and the outer header, beside the floor on known flows. The benchmark runs in
+//! a network namespace of its own whose FIB has a route to the tunnelled reals (through a
+//! veth, to a router with a permanent neighbour entry), with forwarding on, as the FIB helper
+//! needs.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -40,6 +48,105 @@ use lvs_tests::{
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
+const XDP_REDIRECT: u32 = 4;
+
+/// Enters a network namespace of its own (this thread, and the commands it runs) with a route
+/// to 10.98.0.0/24 through a router on a veth, and forwarding on: the FIB the tunnel asks.
+fn tunnel_netns() -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(NEWNET)")?;
+    let script = "ip link set lo up
+        ip link add t0 type veth peer name t1
+        ip link set t1 up
+        ip link set t0 up
+        ip addr add 10.99.0.1/24 dev t0
+        ip neigh add 10.99.0.254 lladdr 02:00:00:00:00:fe dev t0 nud permanent
+        ip route add 10.98.0.0/24 via 10.99.0.254
+        sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.lo.forwarding=1";
+    let st = std::process::Command::new("sh")
+        .args(["-ec", script])
+        .status()
+        .context("sh")?;
+    ensure!(st.success(), "setting up the tunnel's namespace failed");
+    Ok(())
+}
+
+/// Port of the tunnelled service on the VIP.
+const TUNNEL_PORT: u16 = 84;
+
+/// The tunnelled service: port [`TUNNEL_PORT`] of the VIP, reals 10.98.0.11-13 weighted 3:2:1.
+fn tunnel_plan() -> ServicePlan {
+    ServicePlan {
+        vip: SocketAddr::new(VIP, TUNNEL_PORT),
+        protocol: Protocol::Tcp,
+        scheduler: Scheduler::Wrr,
+        persistence: None,
+        dests: (1..=3u8)
+            .map(|i| DestPlan {
+                addr: IpAddr::V4(Ipv4Addr::new(10, 98, 0, 10 + i)),
+                weight: u32::from(4 - i),
+                table_weight: u32::from(4 - i),
+                target: Target::Tunnel { src: None },
+            })
+            .collect(),
+        fallback: None,
+        aliases: Vec::new(),
+    }
+}
+
+/// Mean ns of each program on frames run once: the pass program and the floor on `known`,
+/// the balancer on `tunnelled` (encapsulated: XDP_REDIRECT to the veth).
+fn once_each_tunnelled(
+    (pass, floor, balancer): (&Xdp, &Xdp, &Xdp),
+    known: &[Vec<u8>],
+    tunnelled: &[Vec<u8>],
+) -> Result<(f64, f64, f64)> {
+    let (mut ps, mut fs, mut ts) = (0.0, 0.0, 0.0);
+    for (k, t) in known.iter().zip(tunnelled) {
+        ps += ns_with_verdict(pass, k, 1, XDP_PASS)?;
+        fs += ns_per_packet(floor, k, 1)?;
+        ts += ns_with_verdict(balancer, t, 1, XDP_REDIRECT)?;
+    }
+    let count = known.len() as f64;
+    Ok((ps / count, fs / count, ts / count))
+}
+
+/// Tunnelled established flows: each of 1,000 flows scheduled by a SYN first, then its ACK
+/// run once per round; prints the line.
+fn tunnel_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
+    let programs = programs(&mut setup.dp)?;
+    let (pass, _, balancer) = programs;
+    let ack = Frame::tcp(CLIENT, 40000, VIP, 80, ACK).build();
+    let pass_long = ns_with_verdict(pass, &ack, repeat, XDP_PASS)?;
+    let known: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh(0, i, ACK)).collect();
+    let tunnel_src = |i: u32| IpAddr::V4(Ipv4Addr::from(0x6440_0000 | i));
+    for i in 0..FRESH {
+        let syn = Frame::tcp(tunnel_src(i), 20000 + i as u16, VIP, TUNNEL_PORT, SYN).build();
+        ns_with_verdict(balancer, &syn, 1, XDP_REDIRECT)?;
+    }
+    let tunnelled: Vec<Vec<u8>> = (0..FRESH)
+        .map(|i| Frame::tcp(tunnel_src(i), 20000 + i as u16, VIP, TUNNEL_PORT, ACK).build())
+        .collect();
+    let (mut po, mut fo, mut to) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (p, f, t) = once_each_tunnelled(programs, &known, &tunnelled)?;
+        po.push(p);
+        fo.push(f);
+        to.push(t);
+    }
+    let overhead = median(po) - pass_long;
+    let (tf, tt) = (median(fo) - overhead, median(to) - overhead);
+    println!(
+        "\ntunnelled established flows (ipip: tail call, FIB lookup, outer header), each run once ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
+    );
+    println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", tf, 1.0);
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (target <= 1.5x)",
+        "lvs tunnelled flow (ACK)",
+        tt,
+        tt / tf
+    );
+    Ok(())
+}
 
 fn ns_per_packet(prog: &Xdp, frame: &[u8], repeat: u32) -> Result<f64> {
     ns_with_verdict(prog, frame, repeat, XDP_TX)
@@ -186,6 +293,7 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
     };
     let mut all_plans = vec![plan.clone()];
     all_plans.extend(wlc_plans());
+    all_plans.push(tunnel_plan());
     dp.tables.apply(&all_plans)?;
     let first_real = dp
         .tables
@@ -284,6 +392,7 @@ fn main() -> Result<()> {
         .unwrap_or(1_000_000);
     let rounds = 7;
     pin_to_one_cpu();
+    tunnel_netns()?;
 
     let mut setup = setup(TableSizes::default())?;
     let syn = Frame::tcp(CLIENT, 40000, VIP, 80, SYN).build();
@@ -350,6 +459,7 @@ fn main() -> Result<()> {
             wno / wfo
         );
     }
+    tunnel_line(&mut setup, rounds, repeat)?;
     full_table_line(&mut setup, rounds, repeat)?;
     drop(setup);
     // The same line at 16,777,216 flows (1 GiB).

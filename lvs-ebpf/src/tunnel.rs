@@ -1,0 +1,189 @@
+//! Stage 6, tunnel (`ipip`, ipvsadm's `Tunnel`): the packet is encapsulated IPv4 in IPv4 (IPv6
+//! in IPv6 for an IPv6 VIP) to the real server, which may be anywhere the director routes to.
+//!
+//! The next hop comes from the kernel's FIB, per packet, through the `bpf_fib_lookup` helper:
+//! the egress interface, its MAC, the next hop's MAC (from the kernel's neighbour table) and,
+//! unless the destination names one, the outer source address (`BPF_FIB_LOOKUP_SRC`: the
+//! route's preferred source, as IPVS chooses it). A route or neighbour change is therefore
+//! followed at the next packet, with nothing for the agent to do. The helper answers only when
+//! forwarding is enabled on the interface the packet came in on (the agent checks that at
+//! start).
+//!
+//! The outer header as IPVS builds it (`ip_vs_tunnel_xmit`): the inner TOS/traffic class, the
+//! inner DF bit (IPv4), TTL/hop limit 64, IPv4 identification copied from the inner header,
+//! IPv6 flow label 0. An encapsulated packet longer than the route's MTU is not sent: the
+//! client gets ICMP fragmentation needed / packet too big with the MTU less the outer header
+//! ([`crate::too_big`]), as from IPVS. No usable route or no neighbour entry for the next hop:
+//! dropped and counted (`no_route`).
+
+use aya_ebpf::{
+    bindings::{
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC, bpf_fib_lookup,
+        xdp_action::XDP_TX,
+    },
+    helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_xdp_adjust_head},
+    programs::XdpContext,
+};
+use lvs_common::{Dest, limits::forward_progs, stats::DropReason};
+
+use crate::{
+    headers::{self, finish, word, words32},
+    maps::{DESTS, FORWARD_DEST, FORWARD_PROGS},
+    parse::{Packet, read},
+    stats, too_big,
+};
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_IPV6: u8 = 41;
+/// Length of the outer IPv4 header.
+pub const IPV4_HLEN: usize = 20;
+/// Length of the outer IPv6 header.
+pub const IPV6_HLEN: usize = 40;
+/// TTL / hop limit of the outer header.
+const OUTER_TTL: u8 = 64;
+
+/// In the balancer: hands the packet for destination `dest_id` to the tunnel program
+/// (`lvs_tunnel`, a tail call: the program of its own is verified apart from the balancer's
+/// many paths). Returns only if the call failed (the program not in the array): dropped and
+/// counted.
+#[inline(always)]
+pub fn enter(ctx: &XdpContext, dest_id: u32) -> Result<u32, u32> {
+    if let Some(slot) = FORWARD_DEST.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot; the tail call runs on this CPU right after.
+        unsafe { *slot = dest_id };
+        // SAFETY: the array holds XDP programs only (the agent writes it).
+        unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::TUNNEL) };
+    }
+    Err(no_route(ctx))
+}
+
+/// The tunnel program: the packet again (parsed, its destination from the balancer), then
+/// [`forward`].
+#[inline(always)]
+pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
+    let pkt = crate::parse::parse(ctx)?;
+    let dest_id = FORWARD_DEST
+        .get(0)
+        .copied()
+        .ok_or_else(|| bad_destination(ctx))?;
+    let dest = DESTS.get(dest_id).ok_or_else(|| bad_destination(ctx))?;
+    forward(ctx, &pkt, dest)
+}
+
+/// Counts a drop for `no_route` and gives XDP_DROP. One call of its own (BPF-to-BPF) for
+/// every place that drops: the drop's logging is not copied into each.
+#[inline(never)]
+pub fn no_route(ctx: &XdpContext) -> u32 {
+    stats::drop(ctx, DropReason::NoRoute)
+}
+
+#[inline(never)]
+fn bad_destination(ctx: &XdpContext) -> u32 {
+    stats::drop(ctx, DropReason::BadDestination)
+}
+
+/// Encapsulates the packet to `dest` and gives the verdict that sends it.
+#[inline(always)]
+pub fn forward(ctx: &XdpContext, pkt: &Packet, dest: &Dest) -> Result<u32, u32> {
+    let l3 = pkt.l3;
+    // The inner packet's length, from its header.
+    let (outer, inner_len) = if pkt.v4 {
+        (IPV4_HLEN, u16::from_be(read::<u16>(ctx, l3 + 2)?) as usize)
+    } else {
+        (
+            IPV6_HLEN,
+            u16::from_be(read::<u16>(ctx, l3 + 4)?) as usize + IPV6_HLEN,
+        )
+    };
+
+    // SAFETY: a plain C struct of integers; all zero is a valid value.
+    let mut fib: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    fib.ifindex = ctx.ingress_ifindex() as u32;
+    fib.__bindgen_anon_1.tot_len = (inner_len + outer) as u16;
+    let explicit_src = dest.tunnel_src.words != [0; 4];
+    if pkt.v4 {
+        fib.family = AF_INET;
+        fib.l4_protocol = IPPROTO_IPIP;
+        fib.__bindgen_anon_3.ipv4_src = dest.tunnel_src.words[3];
+        fib.__bindgen_anon_4.ipv4_dst = dest.addr.words[3];
+    } else {
+        fib.family = AF_INET6;
+        fib.l4_protocol = IPPROTO_IPV6;
+        fib.__bindgen_anon_3.ipv6_src = dest.tunnel_src.words;
+        fib.__bindgen_anon_4.ipv6_dst = dest.addr.words;
+    }
+    let flags = if explicit_src { 0 } else { BPF_FIB_LOOKUP_SRC };
+    // SAFETY: `fib` is a valid `bpf_fib_lookup` of the size passed; the context is the
+    // program's.
+    let rc = unsafe {
+        fib_lookup(
+            ctx.ctx as *mut _,
+            &mut fib,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            flags,
+        )
+    };
+    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
+        // SAFETY: the helper wrote the route's MTU into the union.
+        let mtu = unsafe { fib.__bindgen_anon_1.mtu_result } as usize;
+        return too_big::reply(ctx, pkt, mtu.saturating_sub(outer));
+    }
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(no_route(ctx));
+    }
+
+    // Room for the outer header in front of the frame.
+    // SAFETY: the helper moves `data` back by `outer` bytes or fails, leaving it.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(outer as i32)) } != 0 {
+        return Err(no_route(ctx));
+    }
+    // The Ethernet header: next hop's and egress interface's MACs, then the old type (and VLAN
+    // tag), which stand `outer` bytes further on.
+    headers::write(ctx, 0, fib.dmac)?;
+    headers::write(ctx, 6, fib.smac)?;
+    headers::copy::<u16>(ctx, outer + 12, 12)?;
+    if l3 > 14 {
+        headers::copy::<u32>(ctx, outer + 14, 14)?;
+    }
+
+    let inner = l3 + outer;
+    if pkt.v4 {
+        // SAFETY: the helper filled the source when asked to (BPF_FIB_LOOKUP_SRC), and left
+        // the explicit one otherwise.
+        let src = unsafe { fib.__bindgen_anon_3.ipv4_src };
+        let dst = dest.addr.words[3];
+        // Version and IHL 5, then the inner TOS (the second byte of the first word).
+        let first = (read::<u16>(ctx, inner)? & word(0, 0xff)) | word(0x45, 0);
+        let len = ((inner_len + IPV4_HLEN) as u16).to_be();
+        let id = read::<u16>(ctx, inner + 4)?;
+        let df = read::<u16>(ctx, inner + 6)? & word(0x40, 0);
+        let ttl_proto = word(OUTER_TTL, IPPROTO_IPIP);
+        let sum = first as u64
+            + len as u64
+            + id as u64
+            + df as u64
+            + ttl_proto as u64
+            + words32(src)
+            + words32(dst);
+        headers::write(ctx, l3, [first, len, id, df, ttl_proto, finish(sum)])?;
+        headers::write(ctx, l3 + 12, [src, dst])?;
+    } else {
+        // SAFETY: as above.
+        let src = unsafe { fib.__bindgen_anon_3.ipv6_src };
+        // Version and traffic class of the inner header, flow label 0.
+        let first = read::<u32>(ctx, inner)? & u32::from_ne_bytes([0xff, 0xf0, 0, 0]);
+        let len = (inner_len as u16).to_be();
+        headers::write(ctx, l3, first)?;
+        headers::write(ctx, l3 + 4, [len, word(IPPROTO_IPV6, OUTER_TTL)])?;
+        headers::write(ctx, l3 + 8, src)?;
+        headers::write(ctx, l3 + 24, dest.addr.words)?;
+    }
+
+    if fib.ifindex == ctx.ingress_ifindex() as u32 {
+        return Ok(XDP_TX);
+    }
+    // SAFETY: a helper taking plain integers.
+    Ok(unsafe { bpf_redirect(fib.ifindex, 0) } as u32)
+}
