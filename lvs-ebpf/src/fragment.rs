@@ -64,9 +64,17 @@ fn to_vip(dst: &Addr, frag_proto: u8, v4: bool) -> bool {
     protos != 0 && vip::is_vip_addr(dst, protos)
 }
 
-/// The verdict for a later fragment or a short first one (see the module docs).
+/// The verdict for a later fragment, a short first one (see the module docs), or an IPv6
+/// chain longer than the parser follows ([`frag::LONG_CHAIN`]: dropped and counted as
+/// `long_ext_chain` to a VIP address, else XDP_PASS).
 #[inline(always)]
 pub fn later(ctx: &XdpContext, pkt: &Packet) -> Result<u32, u32> {
+    if pkt.frag == frag::LONG_CHAIN {
+        if vip::is_vip_addr(&pkt.key.dst, vip_protos::ANY) {
+            return Err(stats::drop(ctx, DropReason::LongExtChain));
+        }
+        return Err(XDP_PASS);
+    }
     if !to_vip(&pkt.key.dst, pkt.frag_proto, pkt.v4) {
         return Err(XDP_PASS);
     }
