@@ -7,8 +7,8 @@
 //! - A later fragment ([`later`]) carries no ports. Not to a VIP address
 //!   ([`vip::is_vip_addr`], for its protocol): XDP_PASS, untouched. To one: malformed (the IP
 //!   checks of [`wellformed`]) → dropped (`malformed`); its datagram's entry found within
-//!   [`lvs_common::fragment::FRAG_TIMEOUT_NS`] → sent to the same destination (its slot still holding the
-//!   generation); else dropped and counted (`orphan_fragment`): it came before its first
+//!   [`lvs_common::fragment::FRAG_TIMEOUT_NS`] → sent to the same destination (its slot still
+//!   holding the generation); else dropped and counted (`orphan_fragment`): it came before its first
 //!   fragment, or the first was dropped. Never passed to the director's stack, which would
 //!   reassemble the datagram and answer on the VIP itself.
 //! - A first fragment too short to hold the transport header's fields to a VIP address is
@@ -16,6 +16,8 @@
 //! - A first fragment to a VIP address for no virtual service (another port) is passed, and
 //!   [`not_a_service`] writes an entry that passes its later fragments too, so the director's
 //!   own services on other ports of the VIP still get their fragmented datagrams.
+//! - An IPv6 chain longer than the parser follows is judged here too, by its destination
+//!   alone: to a VIP address it is dropped and counted (`long_ext_chain`), else passed.
 
 use aya_ebpf::{
     bindings::{BPF_ANY, xdp_action::XDP_PASS},
@@ -64,9 +66,17 @@ fn to_vip(dst: &Addr, frag_proto: u8, v4: bool) -> bool {
     protos != 0 && vip::is_vip_addr(dst, protos)
 }
 
-/// The verdict for a later fragment or a short first one (see the module docs).
+/// The verdict for a later fragment, a short first one (see the module docs), or an IPv6
+/// chain longer than the parser follows ([`frag::LONG_CHAIN`]: dropped and counted as
+/// `long_ext_chain` to a VIP address, else XDP_PASS).
 #[inline(always)]
 pub fn later(ctx: &XdpContext, pkt: &Packet) -> Result<u32, u32> {
+    if pkt.frag == frag::LONG_CHAIN {
+        if vip::is_vip_addr(&pkt.key.dst, vip_protos::ANY) {
+            return Err(stats::drop(ctx, DropReason::LongExtChain));
+        }
+        return Err(XDP_PASS);
+    }
     if !to_vip(&pkt.key.dst, pkt.frag_proto, pkt.v4) {
         return Err(XDP_PASS);
     }

@@ -6,13 +6,12 @@
 //! Fragments ([`frag`]): a first fragment is parsed like a whole packet (it carries the
 //! ports); a later one stops at its IP (or Fragment) header, with no ports, for
 //! [`crate::fragment`]. An IPv6 chain longer than followed (or with a second Fragment header)
-//! to a VIP address is dropped and counted (`long_ext_chain`): its transport header is not
-//! found, and the director's own stack, which would find it, must not answer on the VIP.
+//! is [`frag::LONG_CHAIN`]: to a VIP address, [`crate::fragment`] drops and counts it
+//! (`long_ext_chain`): its transport header is not found, and the director's own stack, which
+//! would find it, must not answer on the VIP.
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
-use lvs_common::{Addr, FlowKey, fragment::vip_protos, service::proto, stats::DropReason};
-
-use crate::{stats, vip};
+use lvs_common::{Addr, FlowKey, service::proto};
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IPV4: u16 = 0x0800;
@@ -49,6 +48,12 @@ pub mod frag {
     pub const LATER: u8 = 2;
     /// A first fragment too short to hold the transport header's fields lvs reads.
     pub const SHORT: u8 = 3;
+    /// Not a fragment kind: an IPv6 chain longer than followed (or with a second Fragment
+    /// header); no protocol nor ports. [`crate::fragment::later`] judges it by its
+    /// destination. (Decided there, not here: a map lookup and a drop counter in this stage
+    /// cost the established flow's path some 25 ns a packet, by how the compiler lays out
+    /// the whole program.)
+    pub const LONG_CHAIN: u8 = 4;
 }
 
 /// What the later stages need of a packet.
@@ -77,14 +82,6 @@ pub struct Packet {
     pub frag_proto: u8,
 }
 
-/// What the IP layer gave: the transport header's offset and the fragment fields.
-struct Ip {
-    l4: usize,
-    frag: u8,
-    frag_id: u32,
-    frag_proto: u8,
-}
-
 /// A pointer to a `T` at `offset` bytes into the packet, if the packet is long enough.
 #[inline(always)]
 fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*const T, u32> {
@@ -103,8 +100,7 @@ pub(crate) fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Result<T, u32> {
     Ok(unsafe { core::ptr::read_unaligned(ptr_at::<T>(ctx, offset)?) })
 }
 
-/// Parses the packet, or gives the verdict for one that is not ours: XDP_PASS (or XDP_DROP
-/// for a chain too long, see the module docs).
+/// Parses the packet, or gives the verdict for one that is not ours: XDP_PASS.
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
     let mut ethertype = u16::from_be(read::<u16>(ctx, 12)?);
@@ -114,41 +110,43 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
         l3 += VLAN_HLEN;
     }
 
-    let mut key = FlowKey::default();
-    let ip = match ethertype {
-        ETH_P_IPV4 => ipv4(ctx, l3, &mut key)?,
-        ETH_P_IPV6 => ipv6(ctx, l3, &mut key)?,
-        _ => return Err(XDP_PASS),
-    };
     let mut pkt = Packet {
-        key,
+        key: FlowKey::default(),
         syn: false,
         tcp_flags: 0,
         len: (ctx.data_end() - ctx.data()) as u64,
         l3,
-        l4: ip.l4,
+        l4: 0,
         v4: ethertype == ETH_P_IPV4,
-        frag: ip.frag,
-        frag_id: ip.frag_id,
-        frag_proto: ip.frag_proto,
+        frag: frag::NONE,
+        frag_id: 0,
+        frag_proto: 0,
     };
-    if pkt.frag == frag::LATER {
+    match ethertype {
+        ETH_P_IPV4 => ipv4(ctx, &mut pkt)?,
+        ETH_P_IPV6 => ipv6(ctx, &mut pkt)?,
+        _ => return Err(XDP_PASS),
+    }
+    if pkt.frag == frag::NONE {
+        let ports = read::<[u16; 2]>(ctx, pkt.l4)?;
+        pkt.key.sport_be = ports[0];
+        pkt.key.dport_be = ports[1];
+        if pkt.key.proto == proto::TCP {
+            pkt.tcp_flags = read::<u8>(ctx, pkt.l4 + TCP_FLAGS_OFF)?;
+        }
+        pkt.syn = pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
         return Ok(pkt);
     }
-    match transport(ctx, &mut pkt) {
-        Ok(()) => Ok(pkt),
+    if pkt.frag == frag::FIRST && transport(ctx, &mut pkt).is_err() {
         // A first fragment cut before the fields read: the fragment stage decides.
-        Err(_) if pkt.frag == frag::FIRST => {
-            pkt.frag = frag::SHORT;
-            pkt.key.sport_be = 0;
-            pkt.key.dport_be = 0;
-            Ok(pkt)
-        }
-        Err(verdict) => Err(verdict),
+        pkt.frag = frag::SHORT;
+        pkt.key.sport_be = 0;
+        pkt.key.dport_be = 0;
     }
+    Ok(pkt)
 }
 
-/// Reads the ports and TCP flags.
+/// Reads a first fragment's ports and TCP flags.
 #[inline(always)]
 fn transport(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), u32> {
     let ports = read::<[u16; 2]>(ctx, pkt.l4)?;
@@ -161,51 +159,45 @@ fn transport(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), u32> {
     Ok(())
 }
 
-/// Fills addresses and protocol from an IPv4 header at `l3`.
+/// Fills addresses, protocol, the transport header's offset and the fragment fields from an
+/// IPv4 header.
 #[inline(always)]
-fn ipv4(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<Ip, u32> {
+fn ipv4(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), u32> {
+    let l3 = pkt.l3;
     let version_ihl = read::<u8>(ctx, l3)?;
     let ihl = (version_ihl & 0x0f) as usize * 4;
     if version_ihl >> 4 != 4 || ihl < 20 {
         return Err(XDP_PASS);
     }
-    let id_frag = read::<[u16; 2]>(ctx, l3 + 4)?;
-    let frag_off = u16::from_be(id_frag[1]);
-    key.proto = l4_proto(read::<u8>(ctx, l3 + 9)?)?;
-    key.src = Addr::from_v4_wire(read::<u32>(ctx, l3 + 12)?);
-    key.dst = Addr::from_v4_wire(read::<u32>(ctx, l3 + 16)?);
-    let frag = if frag_off & IPV4_FRAG_MASK == 0 {
-        frag::NONE
-    } else if frag_off & IPV4_OFFSET_MASK == 0 {
-        frag::FIRST
-    } else {
-        frag::LATER
-    };
-    Ok(Ip {
-        l4: l3 + ihl,
-        frag,
-        frag_id: id_frag[0] as u32,
-        frag_proto: key.proto,
-    })
+    let frag_off = u16::from_be(read::<u16>(ctx, l3 + 6)?);
+    pkt.key.proto = l4_proto(read::<u8>(ctx, l3 + 9)?)?;
+    pkt.key.src = Addr::from_v4_wire(read::<u32>(ctx, l3 + 12)?);
+    pkt.key.dst = Addr::from_v4_wire(read::<u32>(ctx, l3 + 16)?);
+    pkt.l4 = l3 + ihl;
+    if frag_off & IPV4_FRAG_MASK != 0 {
+        pkt.frag = if frag_off & IPV4_OFFSET_MASK == 0 {
+            frag::FIRST
+        } else {
+            frag::LATER
+        };
+        pkt.frag_id = read::<u16>(ctx, l3 + 4)? as u32;
+        pkt.frag_proto = pkt.key.proto;
+    }
+    Ok(())
 }
 
-/// Fills addresses and protocol from an IPv6 header at `l3`, following up to
-/// [`MAX_EXT_HEADERS`] extension headers.
+/// Fills addresses, protocol, the transport header's offset and the fragment fields from an
+/// IPv6 header, following up to [`MAX_EXT_HEADERS`] extension headers.
 #[inline(always)]
-fn ipv6(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<Ip, u32> {
+fn ipv6(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), u32> {
+    let l3 = pkt.l3;
     if read::<u8>(ctx, l3)? >> 4 != 6 {
         return Err(XDP_PASS);
     }
     let mut next = read::<u8>(ctx, l3 + 6)?;
-    key.src.words = read::<[u32; 4]>(ctx, l3 + 8)?;
-    key.dst.words = read::<[u32; 4]>(ctx, l3 + 24)?;
+    pkt.key.src.words = read::<[u32; 4]>(ctx, l3 + 8)?;
+    pkt.key.dst.words = read::<[u32; 4]>(ctx, l3 + 24)?;
     let mut off = l3 + IPV6_HLEN;
-    let mut ip = Ip {
-        l4: 0,
-        frag: frag::NONE,
-        frag_id: 0,
-        frag_proto: 0,
-    };
     let mut seen_fragment = false;
     for _ in 0..MAX_EXT_HEADERS {
         match next {
@@ -216,7 +208,8 @@ fn ipv6(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<Ip, u32> {
             }
             NEXTHDR_FRAGMENT => {
                 if seen_fragment {
-                    return Err(long_chain(ctx, &key.dst));
+                    pkt.frag = frag::LONG_CHAIN;
+                    return Ok(());
                 }
                 seen_fragment = true;
                 // Next header, reserved, offset and M flag, identification.
@@ -225,19 +218,19 @@ fn ipv6(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<Ip, u32> {
                 let offset_m = u16::from_be(hdr[1]);
                 off += 8;
                 if offset_m & (IPV6_OFFSET_MASK | IPV6_MORE) != 0 {
-                    ip.frag_proto = next;
-                    ip.frag_id = u32::from_ne_bytes({
+                    pkt.frag_proto = next;
+                    pkt.frag_id = u32::from_ne_bytes({
                         let (a, b) = (hdr[2].to_ne_bytes(), hdr[3].to_ne_bytes());
                         [a[0], a[1], b[0], b[1]]
                     });
                     if offset_m & IPV6_OFFSET_MASK != 0 {
                         // Fragment data follows; the datagram's protocol is its first header.
-                        ip.frag = frag::LATER;
-                        key.proto = next;
-                        ip.l4 = off;
-                        return Ok(ip);
+                        pkt.frag = frag::LATER;
+                        pkt.key.proto = next;
+                        pkt.l4 = off;
+                        return Ok(());
                     }
-                    ip.frag = frag::FIRST;
+                    pkt.frag = frag::FIRST;
                 }
             }
             _ => break,
@@ -247,22 +240,12 @@ fn ipv6(ctx: &XdpContext, l3: usize, key: &mut FlowKey) -> Result<Ip, u32> {
         next,
         NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST | NEXTHDR_FRAGMENT
     ) {
-        return Err(long_chain(ctx, &key.dst));
+        pkt.frag = frag::LONG_CHAIN;
+        return Ok(());
     }
-    key.proto = l4_proto(next)?;
-    ip.l4 = off;
-    Ok(ip)
-}
-
-/// The verdict for an IPv6 chain the parser does not follow to its end: dropped and counted
-/// when it is to a VIP address, else XDP_PASS.
-#[inline(always)]
-fn long_chain(ctx: &XdpContext, dst: &Addr) -> u32 {
-    if vip::is_vip_addr(dst, vip_protos::ANY) {
-        stats::drop(ctx, DropReason::LongExtChain)
-    } else {
-        XDP_PASS
-    }
+    pkt.key.proto = l4_proto(next)?;
+    pkt.l4 = off;
+    Ok(())
 }
 
 #[inline(always)]
