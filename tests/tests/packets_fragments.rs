@@ -38,6 +38,7 @@ fn reals() -> Vec<DestPlan> {
         .map(|i| DestPlan {
             addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i)),
             weight: 1,
+            table_weight: 1,
             target: Target::Remote {
                 mac: real_mac(i),
                 src_mac: DIRECTOR_MAC,
@@ -55,6 +56,7 @@ fn service(vip: IpAddr, port: u16, protocol: Protocol) -> ServicePlan {
         persistence: None,
         dests: reals(),
         fallback: None,
+        aliases: Vec::new(),
     }
 }
 

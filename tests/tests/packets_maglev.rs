@@ -55,6 +55,7 @@ fn service(flags: MhFlags, dests: Vec<DestPlan>) -> ServicePlan {
         persistence: None,
         dests,
         fallback: None,
+        aliases: Vec::new(),
     }
 }
 

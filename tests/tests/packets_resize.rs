@@ -35,6 +35,7 @@ fn real(i: u8) -> DestPlan {
     DestPlan {
         addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i)),
         weight: 1,
+        table_weight: 1,
         target: Target::Remote {
             mac: [0x02, 0xaa, 0, 0, 0, i],
             src_mac: DIRECTOR_MAC,
@@ -51,6 +52,7 @@ fn plans() -> Vec<ServicePlan> {
         persistence: None,
         dests: vec![real(1), real(2), real(3)],
         fallback: None,
+        aliases: Vec::new(),
     }]
 }
 

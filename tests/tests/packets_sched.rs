@@ -44,6 +44,7 @@ fn real(i: u8, weight: u32, v6: bool) -> DestPlan {
             IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i))
         },
         weight,
+        table_weight: weight,
         target: Target::Remote {
             mac: [0x02, 0xaa, 0, 0, 0, i],
             src_mac: DIRECTOR_MAC,
@@ -64,6 +65,7 @@ fn plan(scheduler: Scheduler, weights: &[u32], protocol: Protocol, v6: bool) -> 
             .map(|(i, &w)| real(i as u8, w, v6))
             .collect(),
         fallback: None,
+        aliases: Vec::new(),
     }
 }
 
@@ -156,7 +158,7 @@ fn drive(s: Scheduler, weights: &[u32], protocol: Protocol, v6: bool, rounds: us
     // Each open flow: (client port, real, active?).
     let mut flows: Vec<(u16, usize, bool)> = Vec::new();
     let mut next_port = 20000u16;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (s as u64) ^ ((v6 as u64) << 8));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (Scheduler::ALL.iter().position(|(_, x)| *x == s).unwrap_or(0) as u64) ^ ((v6 as u64) << 8));
     let tcp = protocol == Protocol::Tcp;
     for step in 0..rounds {
         let r = rng.next() % 10;

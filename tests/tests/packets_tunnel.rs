@@ -85,9 +85,11 @@ fn tunnel_service(vip: IpAddr, port: u16, real: IpAddr) -> ServicePlan {
         dests: vec![DestPlan {
             addr: real,
             weight: 1,
+            table_weight: 1,
             target: Target::Tunnel { src: None },
         }],
         fallback: None,
+        aliases: Vec::new(),
     }
 }
 

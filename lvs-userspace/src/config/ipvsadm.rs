@@ -110,6 +110,9 @@ pub fn to_config(path: &Path, rules: &Rules) -> Result<Config, ConfigError> {
                 weight: Some(u64::from(r.weight)),
                 request: None,
                 receive: None,
+                digest: None,
+                notify_up: None,
+                notify_down: None,
             });
         }
         raw.virtuals.push(v);

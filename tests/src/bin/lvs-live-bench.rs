@@ -502,6 +502,7 @@ fn main() -> Result<()> {
         .map(|i| DestPlan {
             addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i)),
             weight: u32::from(4 - i),
+            table_weight: u32::from(4 - i),
             target: Target::Remote {
                 mac: [2, 0xaa, 0, 0, 0, i],
                 src_mac: DIRECTOR_MAC,
@@ -521,6 +522,7 @@ fn main() -> Result<()> {
         persistence: None,
         dests: reals,
         fallback: None,
+        aliases: Vec::new(),
     };
     dp.tables.apply(std::slice::from_ref(&plan))?;
     dp.attach(&d0, AttachMode::Native)

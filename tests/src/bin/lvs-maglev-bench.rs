@@ -158,6 +158,7 @@ fn main() -> Result<()> {
         persistence: None,
         dests: reals.clone(),
         fallback: None,
+        aliases: Vec::new(),
     };
     let mut dp = Dataplane::load().context("loading the balancer")?;
     dp.set_own_macs(&[DIRECTOR_MAC])
