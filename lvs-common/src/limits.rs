@@ -97,6 +97,9 @@ pub mod map_names {
     /// `PERCPU_ARRAY` of one `u32`: the destination id the balancer hands to the forwarding
     /// program it tail-calls. Not pinned.
     pub const FORWARD_DEST: &str = "LVS_FORWARD_DEST";
+    /// `PERCPU_ARRAY` of one parsed packet: what the balancer hands to the new-flow program it
+    /// tail-calls (the kernel's own layout, never read by the agent). Not pinned.
+    pub const NEW_PACKET: &str = "LVS_NEW_PACKET";
 
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
     pub const ALL: [&str; 12] = [
@@ -119,8 +122,10 @@ pub mod map_names {
 pub mod forward_progs {
     /// The tunnel program ([`super::program_names::TUNNEL`]).
     pub const TUNNEL: u32 = 0;
+    /// The new-flow program ([`super::program_names::NEW_FLOW`]).
+    pub const NEW_FLOW: u32 = 1;
     /// Entries of the array.
-    pub const COUNT: u32 = 1;
+    pub const COUNT: u32 = 2;
 }
 
 /// Program names in the object file.
@@ -128,6 +133,10 @@ pub mod program_names {
     /// The tunnel forwarding method, tail-called by the balancer for a tunnelled destination
     /// (its own program, so the verifier checks it apart from the balancer's many paths).
     pub const TUNNEL: &str = "lvs_tunnel";
+    /// A new flow's stages (virtual service, scheduler, remembering, forwarding), tail-called
+    /// by the balancer for a packet of a virtual service that no known flow holds: its own
+    /// program, so the verifier checks the schedulers apart from the parser's many paths.
+    pub const NEW_FLOW: &str = "lvs_new_flow";
     /// The decapsulator for real servers (`lvs decap`).
     pub const DECAP: &str = "lvs_decap";
     /// The decapsulator's VIPs (`HASH` of [`crate::Addr`] to `u32`). Not pinned.

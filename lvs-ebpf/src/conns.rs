@@ -18,6 +18,14 @@ pub fn moved(dest: u32, generation: u32, from: Option<u8>, to: Option<u8>) {
     if da == 0 && di == 0 {
         return;
     }
+    change(dest, generation, da, di);
+}
+
+/// Adds (`da`, `di`) to the counts of (`dest`, `generation`). A subprogram: its retry loop is
+/// verified apart from the many paths that call it, and what follows it once for all its
+/// outcomes (it returns nothing).
+#[inline(never)]
+fn change(dest: u32, generation: u32, da: i32, di: i32) {
     let Some(ptr) = DEST_CONNS.get_ptr_mut(dest) else {
         return;
     };

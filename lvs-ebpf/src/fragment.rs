@@ -25,8 +25,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use lvs_common::{
-    Dest,
-    Addr, FragKey, FragValue,
+    Addr, Dest, FragKey, FragValue,
     fragment::{frag_fresh, vip_protos},
     limits::NO_DEST,
     stats::DropReason,

@@ -55,7 +55,11 @@ mod wellformed;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
 /// The load balancer.
+// Inlined into the program's entry: the tunnel's tail call must sit in the main body (a
+// subprogram may not tail-call without BTF), and the merged pipeline is large enough that the
+// compiler would otherwise keep this function apart.
 #[xdp]
+#[inline(always)]
 pub fn lvs_xdp(ctx: XdpContext) -> u32 {
     match balance(&ctx) {
         Ok(verdict) | Err(verdict) => verdict,
@@ -63,6 +67,15 @@ pub fn lvs_xdp(ctx: XdpContext) -> u32 {
 }
 
 /// The tunnel forwarding method, tail-called by the balancer ([`tunnel`]).
+/// A new flow's stages, tail-called by the balancer ([`new_flow`]).
+#[xdp]
+#[inline(always)]
+pub fn lvs_new_flow(ctx: XdpContext) -> u32 {
+    match new_flow(&ctx) {
+        Ok(verdict) | Err(verdict) => verdict,
+    }
+}
+
 #[xdp]
 pub fn lvs_tunnel(ctx: XdpContext) -> u32 {
     match tunnel::run(&ctx) {
@@ -87,15 +100,17 @@ pub fn lvs_pass(_ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     // One call of `forward` for every path: its tunnel branch tail-calls, and a tail call must
-    // stay in the program's main body (a subprogram may not tail-call without BTF), which
-    // several call sites could make the compiler outline.
-    let (dest_id, dest) = choose(ctx)?;
+    // stay in the program's main body (a subprogram may not tail-call without BTF).
+    let (dest_id, dest) = known(ctx)?;
     forward(ctx, dest_id, dest)
 }
 
-/// Stages 0-5: the packet's destination (id and slot), or the final verdict.
+/// Stages 0-3: the destination of a known flow (or of a later fragment), or the final verdict.
+/// A packet of a virtual service that no known flow holds goes on in the new-flow program
+/// ([`lvs_new_flow`], a tail call): the schedulers are verified apart from the parser's paths,
+/// the product of both passing the verifier's budget.
 #[inline(always)]
-fn choose(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
+fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
     own_mac::check(ctx)?;
     let pkt = parse::parse(ctx)?;
     if pkt.frag >= parse::frag::LATER {
@@ -112,12 +127,32 @@ fn choose(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
         return Ok((dest_id, dest));
     }
 
-    let service = vip::lookup(&pkt.key).inspect_err(|_| fragment::not_a_service(&pkt))?;
+    vip::lookup(&pkt.key).inspect_err(|_| fragment::not_a_service(&pkt))?;
+    if let Some(slot) = maps::NEW_PACKET.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
+        unsafe { *slot = pkt };
+    }
+    // SAFETY: the array holds XDP programs only (the agent writes it).
+    let _ =
+        unsafe { maps::FORWARD_PROGS.tail_call(ctx, lvs_common::limits::forward_progs::NEW_FLOW) };
+    // Only if the new-flow program is missing from the array.
+    Err(stats::drop(ctx, lvs_common::DropReason::BadDestination))
+}
+
+/// Stages 3-5 for a new flow (tail-called by [`lvs_xdp`]): the virtual service, the
+/// scheduler, the connection table, then the forwarding method.
+#[inline(always)]
+fn new_flow(ctx: &XdpContext) -> Result<u32, u32> {
+    // The packet as the balancer parsed it (this CPU's slot, written before the tail call).
+    let pkt = *maps::NEW_PACKET
+        .get(0)
+        .ok_or_else(|| stats::drop(ctx, lvs_common::DropReason::BadDestination))?;
+    let service = vip::lookup(&pkt.key)?;
     let (dest_id, dest) = scheduler::pick(ctx, service, &pkt.key)?;
     conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation);
     fragment::first(&pkt, service.id, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);
-    Ok((dest_id, dest))
+    forward(ctx, dest_id, dest)
 }
 
 /// Stage 6: sends the packet to `dest` by its forwarding method.

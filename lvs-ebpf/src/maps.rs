@@ -10,8 +10,8 @@ use lvs_common::{
     Addr, Counters, CtBucket, CtConfig, Dest, FragKey, FragValue, OwnMacs, PersistKey,
     PersistValue, Service, VipKey,
     limits::{
-        CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES, RING_SIZE,
-        forward_progs,
+        CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES,
+        RING_SIZE, forward_progs,
     },
     stats::DropReason,
 };
@@ -91,6 +91,12 @@ pub static VIP_ADDRS: HashMap<Addr, u32> = HashMap::with_max_entries(MAX_SERVICE
 /// The forwarding programs the balancer tail-calls, written by the agent.
 #[map(name = "LVS_FORWARD_PROGS")]
 pub static FORWARD_PROGS: ProgramArray = ProgramArray::with_max_entries(forward_progs::COUNT, 0);
+
+/// The parsed packet handed to the new-flow program (one per CPU, as [`FORWARD_DEST`]): it
+/// starts from it rather than parsing again, so the verifier walks the parser's paths in the
+/// balancer only.
+#[map(name = "LVS_NEW_PACKET")]
+pub static NEW_PACKET: PerCpuArray<crate::parse::Packet> = PerCpuArray::with_max_entries(1, 0);
 
 /// The destination id handed to a tail-called forwarding program (one per CPU: XDP runs to
 /// completion on one CPU, tail call included).

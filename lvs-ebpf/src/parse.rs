@@ -57,6 +57,7 @@ pub mod frag {
 }
 
 /// What the later stages need of a packet.
+#[derive(Clone, Copy)]
 pub struct Packet {
     /// The 5-tuple.
     pub key: FlowKey,

@@ -91,10 +91,10 @@ fn from_ring(
         return crate::maglev::pick(ctx, service, key, len);
     }
     if service.scheduler == sched::DEST_HASH {
-        return by_id(ctx, service, sched_dh::choose(service, key, len));
+        return by_id(ctx, service, dh_choice(service, key, len));
     }
-    if let Some(rule) = Rule::of(service.scheduler) {
-        return by_id(ctx, service, sched_conn::choose(service, rule, len));
+    if Rule::of(service.scheduler).is_some() {
+        return by_id(ctx, service, conn_choice(service, len));
     }
     let pos = if service.scheduler == sched::SOURCE_HASH {
         source_hash_slot(&key.src, len)
@@ -113,14 +113,32 @@ fn from_ring(
 
 /// The destination a connection scheduler chose, or the fallback when it chose none.
 #[inline(always)]
-fn by_id(
-    ctx: &XdpContext,
-    service: &Service,
-    choice: Option<u32>,
-) -> Result<(u32, &'static Dest), u32> {
-    let Some(id) = choice else {
+/// The connection schedulers' choice ([`NO_DEST`]: none). A function of its own, a BPF
+/// subprogram: the verifier walks the unrolled scan once, and what follows the choice once for
+/// all its outcomes (a destination id needs no precision), not once per path through the scan.
+#[inline(never)]
+fn conn_choice(service: &Service, len: u32) -> u32 {
+    match Rule::of(service.scheduler) {
+        Some(rule) => sched_conn::choose(service, rule, len).unwrap_or(NO_DEST),
+        None => NO_DEST,
+    }
+}
+
+/// `dh`'s choice ([`NO_DEST`]: none), a subprogram for the same reason as [`conn_choice`].
+#[inline(never)]
+fn dh_choice(service: &Service, key: &FlowKey, len: u32) -> u32 {
+    sched_dh::choose(service, key, len).unwrap_or(NO_DEST)
+}
+
+/// Destination `id` if it takes new connections; the fallback when the scheduler chose none
+/// ([`NO_DEST`]). A subprogram, as [`conn_choice`]: what follows it is verified once for all
+/// the choices. (Its arguments are plain integers and pointers: an `Option`'s undefined
+/// payload in an argument register is refused by the verifier.)
+#[inline(never)]
+fn by_id(ctx: &XdpContext, service: &Service, id: u32) -> Result<(u32, &'static Dest), u32> {
+    if id == NO_DEST {
         return fallback(ctx, service);
-    };
+    }
     match DESTS.get(id) {
         Some(d) if d.flags & dest_flags::SCHEDULABLE != 0 => Ok((id, d)),
         _ => Err(stats::drop(ctx, DropReason::BadDestination)),

@@ -21,7 +21,9 @@ use aya::{
 use lvs_common::{
     CtConfig, CtTimeouts, OwnMacs,
     conntrack::CT_LAYOUT,
-    limits::{CONNTRACK_ENTRIES, CT_WAYS, PERSIST_ENTRIES, forward_progs, map_names, program_names},
+    limits::{
+        CONNTRACK_ENTRIES, CT_WAYS, PERSIST_ENTRIES, forward_progs, map_names, program_names,
+    },
 };
 
 use super::{
@@ -605,7 +607,8 @@ impl Dataplane {
             let Some(Map::Array(table)) = ebpf.map(name) else {
                 return Err(LoadError::MissingMap { name });
             };
-            Counts::new(map, table.fd().as_fd(), buckets(sizes) as usize).map_err(|source| LoadError::Counts { source })?
+            Counts::new(map, table.fd().as_fd(), buckets(sizes) as usize)
+                .map_err(|source| LoadError::Counts { source })?
         };
         let tables = Tables::new(
             typed::<BpfHashMap<_, _, _>>(&mut ebpf, map_names::SERVICES)?,
@@ -858,29 +861,36 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, Lo
         .ok_or(LoadError::MissingProgram { name })
 }
 
-/// Loads the forwarding programs the balancer tail-calls (the tunnel's) and puts them in its
-/// program array.
+/// Loads the programs the balancer tail-calls (the new-flow stages and the tunnel) and puts
+/// them in its program array.
 fn install_forwarding_programs(ebpf: &mut Ebpf) -> Result<ProgramArray<MapData>, LoadError> {
-    let fd = load_program(ebpf, program_names::TUNNEL)?
-        .fd()
-        .map_err(|source| LoadError::Program {
-            action: "taking the fd of",
-            name: program_names::TUNNEL,
-            source,
-        })?
-        .try_clone()
-        .map_err(|e| LoadError::Program {
-            action: "duplicating the fd of",
-            name: program_names::TUNNEL,
-            source: aya::programs::ProgramError::IOError(e),
-        })?;
+    let mut fds = Vec::new();
+    for (index, name) in [
+        (forward_progs::NEW_FLOW, program_names::NEW_FLOW),
+        (forward_progs::TUNNEL, program_names::TUNNEL),
+    ] {
+        let fd = load_program(ebpf, name)?
+            .fd()
+            .map_err(|source| LoadError::Program {
+                action: "taking the fd of",
+                name,
+                source,
+            })?
+            .try_clone()
+            .map_err(|e| LoadError::Program {
+                action: "duplicating the fd of",
+                name,
+                source: aya::programs::ProgramError::IOError(e),
+            })?;
+        fds.push((index, fd));
+    }
     let mut progs: ProgramArray<MapData> = typed(ebpf, map_names::FORWARD_PROGS)?;
-    progs
-        .set(forward_progs::TUNNEL, &fd, 0)
-        .map_err(|source| LoadError::Map {
+    for (index, fd) in &fds {
+        progs.set(*index, fd, 0).map_err(|source| LoadError::Map {
             name: map_names::FORWARD_PROGS,
             source,
         })?;
+    }
     Ok(progs)
 }
 
