@@ -41,9 +41,6 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// A request for a snapshot, answered by the agent's loop through `reply`.
 #[derive(Debug)]
 pub struct SnapshotRequest {
-    /// Walk the connection table to count active connections (the metrics skip it: it costs
-    /// two system calls per entry).
-    pub with_flows: bool,
     /// Where the snapshot goes.
     pub reply: oneshot::Sender<Snapshot>,
 }
@@ -346,12 +343,9 @@ where
 }
 
 /// Asks the agent for a snapshot through `requests`.
-pub async fn ask(requests: &mpsc::Sender<SnapshotRequest>, with_flows: bool) -> Option<Snapshot> {
+pub async fn ask(requests: &mpsc::Sender<SnapshotRequest>) -> Option<Snapshot> {
     let (reply, rx) = oneshot::channel();
-    requests
-        .send(SnapshotRequest { with_flows, reply })
-        .await
-        .ok()?;
+    requests.send(SnapshotRequest { reply }).await.ok()?;
     rx.await.ok()
 }
 
@@ -373,7 +367,7 @@ async fn serve_one(
                 serde_json::from_str::<Request>(l.trim()).map_err(|e| format!("bad request: {e}"))
             }) {
             Err(e) => Response::error(e),
-            Ok(r) if r.cmd == "status" => match ask(&requests, true).await {
+            Ok(r) if r.cmd == "status" => match ask(&requests).await {
                 Some(s) => Response {
                     snapshot: Some(s),
                     ..Response::ok()
@@ -624,7 +618,6 @@ mod tests {
             let req = within(20, "the server's snapshot request", rx.recv())
                 .await
                 .unwrap();
-            assert!(req.with_flows, "status counts active connections");
             req.reply.send(sample()).unwrap();
         });
         let p = path.clone();

@@ -414,3 +414,98 @@ fn a_restarted_agent_adopts_the_counts_and_recounts_a_table_pinned_without_them(
     );
     dp.release(true).unwrap();
 }
+
+/// What `lvs status`, `--json`, the metrics and `ipvsadm -L` show for each real
+/// (`Tables::conns`, `Tables::conns_total`): the data plane's counts of the slot's current
+/// generation, equal to a walk of the table counting its live entries (the walk the agent no
+/// longer makes), and 0 for a real that took over a removed real's slot.
+#[test]
+fn what_status_shows_is_the_current_generations_counts_and_equals_a_walk() {
+    let p = plan(Scheduler::Wlc, &[1, 1, 1], Protocol::Tcp, false);
+    let mut dp = loaded(std::slice::from_ref(&p));
+    for port in 0..9 {
+        send(&mut dp, &p, 31000 + port, SYN).expect("forwarded");
+        send(&mut dp, &p, 31000 + port, ACK).expect("forwarded");
+    }
+    for port in 0..4 {
+        send(&mut dp, &p, 31000 + port, FIN | ACK).expect("forwarded");
+    }
+    let timeouts = CtTimeouts::ipvs(900, 120, 300);
+    let walk = |dp: &mut Dataplane| {
+        let mut by = std::collections::HashMap::<(u32, u32), (u64, u64)>::new();
+        let now = table_now_ns();
+        lvs::dataplane::conntrack::for_each_way(dp.ebpf(), |e| {
+            if e.is_live(now, &timeouts) {
+                let c = by.entry((e.dest, e.generation)).or_default();
+                if lvs_common::conntrack::is_active_state(e.state()) {
+                    c.0 += 1;
+                } else {
+                    c.1 += 1;
+                }
+            }
+        })
+        .expect("walk");
+        by
+    };
+    let shown = |dp: &Dataplane, p: &ServicePlan| -> Vec<(u64, u64)> {
+        p.dests
+            .iter()
+            .map(|d| {
+                let id = dp.tables.dest_id(&p.key(), d.addr).expect("dest id");
+                dp.tables
+                    .conns(id)
+                    .expect("counts of the current generation")
+            })
+            .collect()
+    };
+    let walked = walk(&mut dp);
+    let want: Vec<(u64, u64)> = p
+        .dests
+        .iter()
+        .map(|d| {
+            let id = dp.tables.dest_id(&p.key(), d.addr).expect("dest id");
+            let g = dp.tables.dest_generation(id).expect("generation");
+            walked.get(&(id, g)).copied().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(shown(&dp, &p), want, "status figures = a walk of the table");
+    let sum = want.iter().fold((0, 0), |(a, i), c| (a + c.0, i + c.1));
+    assert_eq!(sum, (5, 4), "9 connections, 4 closed");
+    assert_eq!(dp.tables.conns_total(), 9, "the total of the counts");
+    // The first real removed and another put in: the slot is reused with a new generation,
+    // and the newcomer shows 0 while the old real's flows still sit in the table.
+    let other = DestPlan {
+        addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 99)),
+        ..p.dests[0]
+    };
+    let p1 = ServicePlan {
+        dests: vec![other, p.dests[1], p.dests[2]],
+        ..p.clone()
+    };
+    let old_id = dp.tables.dest_id(&p.key(), p.dests[0].addr).expect("id");
+    let p0 = ServicePlan {
+        dests: p.dests[1..].to_vec(),
+        ..p.clone()
+    };
+    dp.tables.apply(std::slice::from_ref(&p0)).expect("remove");
+    dp.tables
+        .apply(std::slice::from_ref(&p1))
+        .expect("add another");
+    let new_id = dp.tables.dest_id(&p1.key(), other.addr).expect("id");
+    assert_eq!(
+        new_id, old_id,
+        "the slot is reused (else the test shows nothing)"
+    );
+    let shown1 = shown(&dp, &p1);
+    assert_eq!(
+        shown1[0],
+        (0, 0),
+        "the newcomer has none of its slot's old flows"
+    );
+    assert_eq!(&shown1[1..], &want[1..], "the others keep theirs");
+    assert_eq!(
+        dp.tables.conns_total(),
+        want[1..].iter().map(|c| c.0 + c.1).sum::<u64>(),
+        "the total counts the slots in use"
+    );
+}

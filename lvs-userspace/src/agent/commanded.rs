@@ -215,7 +215,7 @@ impl Agent {
             self.on_changes(changes)?
         };
         if let Some(scope) = zero {
-            let views = output::views(&self.snapshot(false));
+            let views = output::views(&self.snapshot());
             let only = match scope {
                 ZeroScope::All => None,
                 ZeroScope::Service(k) => {

@@ -1,6 +1,7 @@
 //! The connection table as `ipvsadm -L -c` lists it: every live entry of a destination the
 //! running model has, with IPVS's state name and the seconds before its idle timeout ends.
-//! Read through the table's read-only mapping, as the ActiveConn counts are
+//! The one request that walks the table (one pass over its read-only mapping, so bounded by
+//! its size); ActiveConn and InActConn are read from the data plane's counts instead
 //! ([`super::snapshot`]).
 
 use std::{collections::HashMap, net::SocketAddr};

@@ -583,7 +583,7 @@ pub async fn run(
                     last_apply = Instant::now();
                     agent.apply_or_log();
                 }
-                let _ = req.reply.send(agent.snapshot(req.with_flows));
+                let _ = req.reply.send(agent.snapshot());
                 continue;
             }
             _ = tick.tick() => {

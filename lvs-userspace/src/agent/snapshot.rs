@@ -4,15 +4,13 @@
 //! The agent builds it on request, in its own loop (`Agent::snapshot`), so its state keeps a
 //! single owner: the control socket and the metrics server ask for one through a channel.
 //!
-//! ActiveConn and InActConn are counted as IPVS counts them, from a walk of the connection
-//! table through its read-only mapping when a snapshot is asked for: the entries that point at
-//! a destination with its current generation and are within their state's idle timeout, active
-//! when their state is ESTABLISHED, SYN_RECV, SYN_SENT or SYNACK, inactive otherwise (UDP
-//! flows are always inactive). Counting from the table rather than keeping counters makes the
-//! packet path pay nothing and keeps the counts exact through whatever removes an entry: a
-//! timeout (an expired entry is not counted, as it is gone for lookups), an eviction from a
-//! full bucket, a real's removal (its generation changes), a reload, an agent restart that
-//! adopts the pinned table. The price is the walk (the whole table, on each `lvs status`).
+//! ActiveConn and InActConn are the data plane's own counts ([`lvs_common::conns`]): one word
+//! per destination slot in `LVS_DEST_CONNS`, read for the generation the slot holds now, so a
+//! real never shows the flows of an earlier real of its slot. The data plane keeps them exact
+//! through state changes and evictions, the agent's sweep ([`crate::dataplane::conns`], once
+//! a second) uncounts flows that expired without a packet, and a removed real's slot starts
+//! afresh. A snapshot reads one word per real, whatever the size of the connection table
+//! (only `ipvsadm -Lc`, which lists the connections, walks it: [`super::conn_list`]).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -20,7 +18,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use lvs_common::{Counters, DropReason, conntrack::is_active_state};
+use lvs_common::{Counters, DropReason};
 use serde::{Deserialize, Serialize};
 
 use super::{Agent, View, desired};
@@ -113,8 +111,8 @@ pub struct RealSnapshot {
     pub effective_weight: Option<u32>,
     /// Its counters (zero while absent from the data plane).
     pub counters: CounterSnapshot,
-    /// IPVS's ActiveConn: live connection-table entries pointing at it (current generation) in
-    /// an active state (ESTABLISHED, SYN_RECV, SYN_SENT, SYNACK).
+    /// IPVS's ActiveConn, as the data plane counts it: live connection-table entries pointing
+    /// at it (current generation) in an active state (ESTABLISHED, SYN_RECV, SYN_SENT, SYNACK).
     pub active_connections: u64,
     /// IPVS's InActConn: the other live entries pointing at it (FIN_WAIT, CLOSE, TIME_WAIT,
     /// ..., and every UDP flow).
@@ -160,8 +158,8 @@ pub struct Snapshot {
     pub conn_table_size: u32,
     /// When it was taken, in milliseconds since the Unix epoch.
     pub taken_unix_ms: u64,
-    /// Live connection-table entries (active and inactive), in total (all services, those of
-    /// removed destinations included); 0 when the table was not walked (metrics snapshots).
+    /// Connections counted (active and inactive), in total: the sum of the counts of every
+    /// destination slot in use (flows of removed destinations are not counted).
     pub conn_table_entries: u64,
     /// Virtual services in config order.
     pub services: Vec<ServiceSnapshot>,
@@ -198,51 +196,18 @@ pub(super) fn conntrack_now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// A destination slot and its generation, as connection-table entries name it.
-type DestKey = (u32, u32);
-
 impl Agent {
-    /// Counts the connection table's live entries (see the module docs) by (destination id,
-    /// generation) as (active, inactive), and in total.
-    fn flows_by_dest(&mut self) -> (HashMap<DestKey, (u64, u64)>, u64) {
-        let mut counts: HashMap<DestKey, (u64, u64)> = HashMap::new();
-        let mut total = 0;
-        let now = conntrack_now_ns();
-        let timeouts = self.config.globals.timeouts.table();
-        let walked = crate::dataplane::conntrack::for_each_way(self.dataplane.ebpf(), |e| {
-            if e.is_live(now, &timeouts) {
-                let c = counts.entry((e.dest, e.generation)).or_default();
-                if is_active_state(e.state()) {
-                    c.0 += 1;
-                } else {
-                    c.1 += 1;
-                }
-                total += 1;
-            }
-        });
-        if let Err(e) = walked {
-            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "counting active connections");
-        }
-        (counts, total)
-    }
-
-    /// Builds a [`Snapshot`] of the agent now; without `with_flows`, active connections are
-    /// left at 0 (the connection table is not walked).
-    pub(crate) fn snapshot(&mut self, with_flows: bool) -> Snapshot {
-        // The checks' states first, right after the caller applied what the agent knows: the
-        // checks go on while the connection table is walked, and a state read after the walk
-        // could be one the agent has not received yet (a real shown down but still weighted).
+    /// Builds a [`Snapshot`] of the agent now.
+    pub(crate) fn snapshot(&mut self) -> Snapshot {
+        // The checks' states first, right after the caller applied what the agent knows: a
+        // state read later could be one the agent has not received yet (a real shown down but
+        // still weighted).
         let health: HashMap<CheckKey, _> = self
             .health
             .snapshot()
             .into_iter()
             .map(|t| (t.key.clone(), t))
             .collect();
-        let (flows, total) = if with_flows {
-            self.flows_by_dest()
-        } else {
-            (HashMap::new(), 0)
-        };
         let view = View {
             states: &self.states,
             targets: &self.targets,
@@ -250,10 +215,9 @@ impl Agent {
         };
         let tables = &self.dataplane.tables;
         let stats = tables.stats();
+        // The data plane's counts of the slot's current generation: one word per real.
         let conns = |id: Option<u32>| -> (u64, u64) {
-            id.and_then(|id| tables.dest_generation(id).map(|g| (id, g)))
-                .and_then(|k| flows.get(&k).copied())
-                .unwrap_or((0, 0))
+            id.and_then(|id| tables.conns(id)).unwrap_or((0, 0))
         };
         let dest_counters = |id: Option<u32>| -> CounterSnapshot {
             id.and_then(|id| stats.dest(id).ok())
@@ -344,7 +308,7 @@ impl Agent {
             version: env!("CARGO_PKG_VERSION").to_string(),
             conn_table_size: self.dataplane.sizes().connections,
             taken_unix_ms: unix_ms(SystemTime::now()),
-            conn_table_entries: total,
+            conn_table_entries: tables.conns_total(),
             services,
             drops,
             agent: self.counters,

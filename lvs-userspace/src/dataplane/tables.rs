@@ -141,6 +141,24 @@ impl Tables {
         &self.counts
     }
 
+    /// (ActiveConn, InActConn) of destination slot `id` as the data plane counts them: one
+    /// word of [`Counts`], read for the generation the slot holds now (counts of an earlier
+    /// real of the slot are never shown for it); `None` for a slot out of range or whose word is
+    /// of another generation.
+    pub fn conns(&self, id: u32) -> Option<(u64, u64)> {
+        let generation = self.dest_generation(id)?;
+        self.counts.get(id, generation)
+    }
+
+    /// The flows counted for every destination slot in use (active and inactive), in total.
+    pub fn conns_total(&self) -> u64 {
+        (0..self.slots.len() as u32)
+            .filter(|&id| self.slots[id as usize].flags & dest_flags::VALID != 0)
+            .filter_map(|id| self.conns(id))
+            .map(|(a, i)| a + i)
+            .sum()
+    }
+
     /// The per-real connection counts, to sweep or rebuild.
     pub fn counts_mut(&mut self) -> &mut Counts {
         &mut self.counts
