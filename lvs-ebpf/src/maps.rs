@@ -10,8 +10,8 @@ use lvs_common::{
     Addr, Counters, CtBucket, CtConfig, Dest, FragKey, FragValue, OwnMacs, PersistKey,
     PersistValue, Service, VipKey,
     limits::{
-        CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES, RING_SIZE,
-        forward_progs,
+        CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES,
+        RING_SIZE, forward_progs,
     },
     stats::DropReason,
 };

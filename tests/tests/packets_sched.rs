@@ -158,7 +158,12 @@ fn drive(s: Scheduler, weights: &[u32], protocol: Protocol, v6: bool, rounds: us
     // Each open flow: (client port, real, active?).
     let mut flows: Vec<(u16, usize, bool)> = Vec::new();
     let mut next_port = 20000u16;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (Scheduler::ALL.iter().position(|(_, x)| *x == s).unwrap_or(0) as u64) ^ ((v6 as u64) << 8));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15
+        ^ (Scheduler::ALL
+            .iter()
+            .position(|(_, x)| *x == s)
+            .unwrap_or(0) as u64)
+        ^ ((v6 as u64) << 8));
     let tcp = protocol == Protocol::Tcp;
     for step in 0..rounds {
         let r = rng.next() % 10;

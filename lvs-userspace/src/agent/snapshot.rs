@@ -130,6 +130,9 @@ pub struct ServiceSnapshot {
     pub address: SocketAddr,
     /// "TCP" or "UDP".
     pub protocol: String,
+    /// A firewall-mark service's mark (its family `address`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
     /// "wrr", "rr" or "sh".
     pub scheduler: String,
     /// Persistence timeout in seconds, when persistent.
@@ -321,6 +324,7 @@ impl Agent {
             services.push(ServiceSnapshot {
                 address: v.vip,
                 protocol: protocol_name(v.protocol).into(),
+                fwmark: v.fwmark.as_ref().map(|f| f.mark),
                 scheduler: scheduler_name(v.scheduler).into(),
                 persistent_s: v.persistent.map(|d| d.as_secs()),
                 netmask_prefix: v.netmask_prefix,

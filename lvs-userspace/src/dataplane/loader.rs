@@ -21,7 +21,9 @@ use aya::{
 use lvs_common::{
     CtConfig, CtTimeouts, OwnMacs,
     conntrack::CT_LAYOUT,
-    limits::{CONNTRACK_ENTRIES, CT_WAYS, PERSIST_ENTRIES, forward_progs, map_names, program_names},
+    limits::{
+        CONNTRACK_ENTRIES, CT_WAYS, PERSIST_ENTRIES, forward_progs, map_names, program_names,
+    },
 };
 
 use super::{
@@ -605,7 +607,8 @@ impl Dataplane {
             let Some(Map::Array(table)) = ebpf.map(name) else {
                 return Err(LoadError::MissingMap { name });
             };
-            Counts::new(map, table.fd().as_fd(), buckets(sizes) as usize).map_err(|source| LoadError::Counts { source })?
+            Counts::new(map, table.fd().as_fd(), buckets(sizes) as usize)
+                .map_err(|source| LoadError::Counts { source })?
         };
         let tables = Tables::new(
             typed::<BpfHashMap<_, _, _>>(&mut ebpf, map_names::SERVICES)?,

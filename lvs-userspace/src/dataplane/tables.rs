@@ -309,7 +309,9 @@ impl Tables {
         }
         // The VIP address table follows the services, also when a service failed to be
         // written (it holds what `written` holds).
-        let result = plans.iter().try_for_each(|plan| self.apply_service(plan, &keys));
+        let result = plans
+            .iter()
+            .try_for_each(|plan| self.apply_service(plan, &keys));
         self.write_vip_addrs()?;
         result
     }

@@ -371,7 +371,8 @@ fn measure_fresh(
 fn full_table_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     fill_conntrack(&mut setup.dp, setup.first_real, setup.first_generation)?;
     let flows = setup.table.buckets() * CT_WAYS;
-    let (overhead, fo, no) = measure_fresh(programs(&mut setup.dp)?, 80, 1 + rounds, rounds, repeat)?;
+    let (overhead, fo, no) =
+        measure_fresh(programs(&mut setup.dp)?, 80, 1 + rounds, rounds, repeat)?;
     println!(
         "\nthe same into a full table of {flows} flows: every way written first, each new flow evicts one ({overhead:.0} ns taken off)"
     );
