@@ -58,6 +58,8 @@ pub struct ServiceView {
     pub fwmark: Option<u32>,
     /// Scheduler name.
     pub scheduler: String,
+    /// Scheduler flags as ipvsadm prints them (`mh-fallback,mh-port`), when set.
+    pub flags: Option<String>,
     /// Persistence timeout.
     pub persistent: Option<u32>,
     /// Persistence netmask prefix (32 or 128: a host).
@@ -145,6 +147,7 @@ fn service_view(s: &ServiceSnapshot) -> ServiceView {
         addr: s.address,
         fwmark: s.fwmark,
         scheduler: s.scheduler.clone(),
+        flags: s.sched_flags.clone(),
         persistent: s.persistent_s.map(|p| p as u32),
         netmask: s.netmask_prefix,
         stats: Stats {
@@ -157,6 +160,17 @@ fn service_view(s: &ServiceSnapshot) -> ServiceView {
     }
 }
 
+/// `-b` flags as ipvsadm's `print_sched_flags` writes them: in bit order (`mh-fallback`, then
+/// `mh-port`), comma-separated; `None` when none is set.
+pub fn flags_text(given: &str) -> Option<String> {
+    let given: Vec<&str> = given.split([',', ' ']).collect();
+    let out: Vec<&str> = ["mh-fallback", "mh-port"]
+        .into_iter()
+        .filter(|f| given.contains(f))
+        .collect();
+    (!out.is_empty()).then(|| out.join(","))
+}
+
 /// The services of an ipvsadm table (no counters).
 pub fn rules_views(rules: &Rules) -> Vec<ServiceView> {
     rules
@@ -167,6 +181,7 @@ pub fn rules_views(rules: &Rules) -> Vec<ServiceView> {
             addr: s.key.addr,
             fwmark: s.key.fwmark,
             scheduler: s.scheduler.clone(),
+            flags: s.flags.as_deref().and_then(flags_text),
             persistent: s.persistent,
             netmask: s
                 .netmask
@@ -416,6 +431,9 @@ fn entry(o: &mut String, s: &ServiceView, f: Format) {
         five(o, s.stats, f.exact);
     } else {
         let _ = write!(o, "{name} {}", s.scheduler);
+        if let Some(f) = &s.flags {
+            let _ = write!(o, " ({f})");
+        }
         if let Some(t) = s.persistent {
             let _ = write!(o, " persistent {t}");
             if let Some(m) = mask(s) {
@@ -505,6 +523,9 @@ pub fn save(mut services: Vec<ServiceView>, nosort: bool) -> String {
             None => format!("{} {}", proto_switch(s.proto), addr(s.addr)),
         };
         let _ = write!(o, "-A {svc} -s {}", s.scheduler);
+        if let Some(f) = &s.flags {
+            let _ = write!(o, " -b {f}");
+        }
         if let Some(t) = s.persistent {
             let _ = write!(o, " -p {t}");
             if let Some(m) = mask(s) {
