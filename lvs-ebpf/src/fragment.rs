@@ -25,6 +25,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use lvs_common::{
+    Dest,
     Addr, FragKey, FragValue,
     fragment::{frag_fresh, vip_protos},
     limits::NO_DEST,
@@ -66,11 +67,12 @@ fn to_vip(dst: &Addr, frag_proto: u8, v4: bool) -> bool {
     protos != 0 && vip::is_vip_addr(dst, protos)
 }
 
-/// The verdict for a later fragment, a short first one (see the module docs), or an IPv6
+/// The destination of a later fragment (the real its first fragment went to), or the verdict
+/// for it, a short first one (see the module docs), or an IPv6
 /// chain longer than the parser follows ([`frag::LONG_CHAIN`]: dropped and counted as
 /// `long_ext_chain` to a VIP address, else XDP_PASS).
 #[inline(always)]
-pub fn later(ctx: &XdpContext, pkt: &Packet) -> Result<u32, u32> {
+pub fn later(ctx: &XdpContext, pkt: &Packet) -> Result<(u32, &'static Dest), u32> {
     if pkt.frag == frag::LONG_CHAIN {
         if vip::is_vip_addr(&pkt.key.dst, vip_protos::ANY) {
             return Err(stats::drop(ctx, DropReason::LongExtChain));
@@ -94,7 +96,7 @@ pub fn later(ctx: &XdpContext, pkt: &Packet) -> Result<u32, u32> {
             }
             if let Some(dest) = live_dest(v.dest, v.generation) {
                 stats::forwarded(v.service, v.dest, pkt.len, false);
-                return crate::forward(ctx, v.dest, dest);
+                return Ok((v.dest, dest));
             }
         }
     }

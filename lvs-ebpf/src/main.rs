@@ -86,6 +86,16 @@ pub fn lvs_pass(_ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn balance(ctx: &XdpContext) -> Result<u32, u32> {
+    // One call of `forward` for every path: its tunnel branch tail-calls, and a tail call must
+    // stay in the program's main body (a subprogram may not tail-call without BTF), which
+    // several call sites could make the compiler outline.
+    let (dest_id, dest) = choose(ctx)?;
+    forward(ctx, dest_id, dest)
+}
+
+/// Stages 0-5: the packet's destination (id and slot), or the final verdict.
+#[inline(always)]
+fn choose(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
     own_mac::check(ctx)?;
     let pkt = parse::parse(ctx)?;
     if pkt.frag >= parse::frag::LATER {
@@ -99,7 +109,7 @@ fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn) {
         stats::forwarded(dest.service, dest_id, pkt.len, false);
         fragment::first(&pkt, dest.service, dest_id, dest.generation);
-        return forward(ctx, dest_id, dest);
+        return Ok((dest_id, dest));
     }
 
     let service = vip::lookup(&pkt.key).inspect_err(|_| fragment::not_a_service(&pkt))?;
@@ -107,12 +117,12 @@ fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation);
     fragment::first(&pkt, service.id, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);
-    forward(ctx, dest_id, dest)
+    Ok((dest_id, dest))
 }
 
 /// Stage 6: sends the packet to `dest` by its forwarding method.
 #[inline(always)]
-pub(crate) fn forward(ctx: &XdpContext, dest_id: u32, dest: &lvs_common::Dest) -> Result<u32, u32> {
+fn forward(ctx: &XdpContext, dest_id: u32, dest: &lvs_common::Dest) -> Result<u32, u32> {
     use lvs_common::dest::{dest_flags, forward};
     if dest.method == forward::TUNNEL && dest.flags & dest_flags::LOCAL == 0 {
         return tunnel::enter(ctx, dest_id);

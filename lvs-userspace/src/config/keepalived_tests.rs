@@ -850,7 +850,10 @@ fn corpus() {
         ("013.conf", Ok(2)),
         (
             "014.conf",
-            Err((16, "lb_kind: TUN forwarding is not yet supported")),
+            Err((
+                22,
+                "real: real server 10.1.2.3:53 is the virtual address itself",
+            )),
         ),
         ("015.conf", Ok(1)),
         ("016.conf", Err((12, nat))),
@@ -871,10 +874,7 @@ fn corpus() {
             "024.conf",
             Err((29, "lb_algo: scheduler `loadbalance` is not supported")),
         ),
-        (
-            "025.conf",
-            Err((7, "lb_algo: scheduler `wlc` is not supported")),
-        ),
+        ("025.conf", Ok(1)),
         ("026.conf", Ok(1)),
         ("027.conf", Err((4, nat))),
         ("028.conf", Ok(1)),

@@ -766,7 +766,6 @@ mod tests {
         assert_eq!(base.virtuals[0].persistent, Some(Duration::from_secs(600)));
 
         let masq = "lvs forwards by direct routing (gate) and IP-in-IP tunnel (ipip)";
-        let unsupported = "is not supported for negotiate checks";
         let every_block: &[(usize, Option<(usize, &str)>)] = &[
             (45, None),
             (
@@ -811,17 +810,16 @@ mod tests {
             &[
                 (80, None),
                 (97, None),
-                // smtp, submission, pop and imap are checked: the scheduler is what is left.
-                (116, Some((121, "scheduler `wlc` is not supported"))),
-                (130, Some((135, "scheduler `wlc` is not supported"))),
-                (144, Some((149, "scheduler `wlc` is not supported"))),
-                (160, Some((166, "scheduler `wlc` is not supported"))),
+                // smtp, submission, pop, imap and nntp are checked, and wlc is a scheduler.
+                (116, None),
+                (130, None),
+                (144, None),
+                (160, None),
                 (177, Some((181, "service `ldap` is not supported"))),
-                (195, Some((199, unsupported))),
-                // wlc blocks, accepted since lvs implements wlc.
+                (195, None),
                 (209, None),
                 (270, None),
-                (333, Some((337, "service `nntp`"))),
+                (333, Some((340, "an IPv6 service needs a prefix length"))),
             ],
         );
     }
