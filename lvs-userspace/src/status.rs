@@ -303,6 +303,8 @@ pub(crate) mod tests {
                 ServiceSnapshot {
                     address: "198.18.0.100:80".parse().unwrap(),
                     protocol: "TCP".into(),
+                    fwmark: None,
+                    sched_flags: None,
                     scheduler: "wrr".into(),
                     persistent_s: None,
                     netmask_prefix: 32,
@@ -324,6 +326,8 @@ pub(crate) mod tests {
                 ServiceSnapshot {
                     address: "198.18.0.100:443".parse().unwrap(),
                     protocol: "TCP".into(),
+                    fwmark: None,
+                    sched_flags: None,
                     scheduler: "sh".into(),
                     persistent_s: Some(300),
                     netmask_prefix: 32,

@@ -48,7 +48,11 @@ fn model_protocol(p: Proto) -> Protocol {
 fn file_service<'a>(file: &'a Config, key: &Key) -> Option<&'a config::VirtualService> {
     file.virtuals
         .iter()
-        .find(|v| v.vip == key.addr && v.protocol == model_protocol(key.proto))
+        .find(|v| match (key.fwmark, &v.fwmark) {
+            (Some(m), Some(f)) => f.mark == m && f.v6 == key.addr.is_ipv6(),
+            (None, None) => v.vip == key.addr && v.protocol == model_protocol(key.proto),
+            _ => false,
+        })
 }
 
 /// The running model: `file`'s services and `rules`' (read as from `state`), checked.
@@ -57,7 +61,9 @@ pub fn merge(file: &Config, rules: &Rules, state: &Path) -> Result<Config, Confi
     if rules.services.is_empty() && rules.timeouts.is_none() {
         return Ok(merged);
     }
-    let commanded = config::ipvsadm::to_config(state, rules)?;
+    let mut commanded = config::ipvsadm::to_config(state, rules)?;
+    // A `-f` service's matches come from the host's rules, as a config file's do.
+    config::fwmark::apply_host_rules(&mut commanded)?;
     if let Some([tcp, tcpfin, udp]) = rules.timeouts {
         let t = &mut merged.globals.timeouts;
         for (slot, v) in [

@@ -536,7 +536,7 @@ pub async fn run(
                     ReadOutcome::Unchanged => continue,
                     ReadOutcome::Read { why: ReadWhy::Rules, result, .. } => {
                         match *result {
-                            Ok(c) if c.virtuals == agent.config.virtuals => {
+                            Ok(c) if c.virtuals == agent.file_config.virtuals => {
                                 rules_refused = None;
                                 continue;
                             }
@@ -603,9 +603,10 @@ pub async fn run(
                         );
                     }
                     Some(_) => {}
-                    None if config::fwmark::has_fwmark(&agent.config) && rules_read.elapsed() >= config::fwmark::POLL_EVERY => {
+                    None if config::fwmark::has_fwmark(&agent.file_config) && rules_read.elapsed() >= config::fwmark::POLL_EVERY => {
                         rules_read = Instant::now();
-                        rules_off_loop(agent.config.clone(), agent.config_stamp, read_tx.clone());
+                        // The file's services: a reload adds the ipvsadm command's to them.
+                        rules_off_loop(agent.file_config.clone(), agent.config_stamp, read_tx.clone());
                         reading = Some((Instant::now(), false));
                     }
                     None if agent.config.globals.autoreload => {

@@ -128,6 +128,12 @@ pub struct ServiceSnapshot {
     pub address: SocketAddr,
     /// "TCP" or "UDP".
     pub protocol: String,
+    /// A firewall-mark service's mark (its family `address`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
+    /// The scheduler's flags as ipvsadm's `-b` names them (`mh-fallback,mh-port`), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sched_flags: Option<String>,
     /// "wrr", "rr" or "sh".
     pub scheduler: String,
     /// Persistence timeout in seconds, when persistent.
@@ -285,6 +291,18 @@ impl Agent {
             services.push(ServiceSnapshot {
                 address: v.vip,
                 protocol: protocol_name(v.protocol).into(),
+                fwmark: v.fwmark.as_ref().map(|f| f.mark),
+                sched_flags: match v.scheduler {
+                    crate::config::Scheduler::Mh(f) => crate::ipvsadm::output::flags_text(
+                        &[(f.fallback, "mh-fallback"), (f.port, "mh-port")]
+                            .iter()
+                            .filter(|(on, _)| *on)
+                            .map(|(_, n)| *n)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ),
+                    _ => None,
+                },
                 scheduler: scheduler_name(v.scheduler).into(),
                 persistent_s: v.persistent.map(|d| d.as_secs()),
                 netmask_prefix: v.netmask_prefix,

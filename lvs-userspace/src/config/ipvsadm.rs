@@ -87,15 +87,25 @@ pub fn to_config(path: &Path, rules: &Rules) -> Result<Config, ConfigError> {
     }
     for s in &rules.services {
         let line = s.line.max(1);
-        let mut v = RawVirtual::new(Val::new(s.key.addr.to_string(), line), None);
-        v.protocol = Some(Val::new(
-            match s.key.proto {
-                Proto::Tcp => "tcp",
-                Proto::Udp => "udp",
-            }
-            .to_string(),
-            line,
-        ));
+        // A firewall mark reads as the TOML reader's `fwmark:N` / `fwmark6:N`: its matches
+        // come from the host's rules (config::fwmark), as for every reader.
+        let address = match s.key.fwmark {
+            Some(m) if s.key.addr.is_ipv6() => format!("fwmark6:{m}"),
+            Some(m) => format!("fwmark:{m}"),
+            None => s.key.addr.to_string(),
+        };
+        let mut v = RawVirtual::new(Val::new(address, line), None);
+        if s.key.fwmark.is_none() {
+            v.protocol = Some(Val::new(
+                match s.key.proto {
+                    Proto::Tcp => "tcp",
+                    Proto::Udp => "udp",
+                }
+                .to_string(),
+                line,
+            ));
+        }
+        v.schedflags = s.flags.as_ref().map(|f| Val::new(f.clone(), line));
         v.scheduler = Some(Val::new(s.scheduler.clone(), line));
         v.persistent = s.persistent.map(|p| Val::new(u64::from(p), line));
         v.netmask = s.netmask.map(|m| Val::new(m.to_string(), line));
@@ -186,6 +196,39 @@ mod tests {
     }
 
     #[test]
+    fn firewall_marks_resolve_from_the_host_rules_as_every_reader() {
+        let text = "-A -f 3 -s mh -b mh-port\n\
+                    -a -f 3 -r 10.0.1.1 -g -w 2\n\
+                    -a -f 3 -r 10.0.1.2:8080 -i\n";
+        let mut c = read(text).unwrap();
+        let f = c.virtuals[0].fwmark.clone().unwrap();
+        assert_eq!((f.mark, f.v6), (3, false));
+        assert!(matches!(c.virtuals[0].scheduler, Scheduler::Mh(m) if m.port && !m.fallback));
+        assert_eq!(c.virtuals[0].reals[1].forwarding, Forwarding::Tunnel);
+        let rules = crate::config::fwmark::HostRules::from_outputs(
+            "*mangle\n-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 80 -j MARK \
+             --set-mark 3\nCOMMIT\n",
+            "",
+            None,
+        )
+        .unwrap();
+        crate::config::fwmark::derive(&mut c, &rules).unwrap();
+        assert_eq!(c.virtuals[0].vip, "10.0.0.1:80".parse().unwrap());
+        assert_eq!(c.virtuals[0].protocol, Protocol::Tcp);
+        // A mark no rule sets: the error names it and how to add the rule.
+        let mut c = read("-A -f 4 -6 -s rr\n").unwrap();
+        assert!(c.virtuals[0].fwmark.as_ref().unwrap().v6);
+        let e = crate::config::fwmark::derive(&mut c, &rules)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("ipvsadm.rules:1: virtual: firewall mark 4: no rule")
+                && e.contains("ip6tables -t mangle -A PREROUTING"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn what_lvs_lacks_is_refused_at_its_line() {
         for (text, want) in [
             (
@@ -203,6 +246,10 @@ mod tests {
             (
                 "-A -t 10.0.0.1:80 -s rr\n--add-laddr -z 10.0.0.2 -t 10.0.0.1:80 -F dpdk0\n",
                 "ipvsadm.rules:2: ipvsadm: --add-laddr is an option of DPVS's ipvsadm",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1 -m\n",
+                "ipvsadm.rules:2: ",
             ),
             (
                 "-L -n\n",

@@ -130,7 +130,7 @@ fn run_to(program: &str, args: &[String], control: &Path, stdin: &mut dyn BufRea
         Command::Zero => {
             let scope = match inv.service {
                 None => ZeroScope::All,
-                Some(ServiceArg::Addr(proto, addr)) => ZeroScope::Service(Key { proto, addr }),
+                Some(ServiceArg::Addr(proto, addr)) => ZeroScope::Service(Key::addr(proto, addr)),
                 Some(_) => return Out::err("No such service\n".into(), 255),
             };
             match control::ipvsadm_zero(control, scope) {

@@ -52,10 +52,14 @@ pub struct RealView {
 pub struct ServiceView {
     /// Protocol.
     pub proto: Proto,
-    /// VIP and port.
+    /// VIP and port (a firewall mark's: an address of its family).
     pub addr: SocketAddr,
+    /// A firewall-mark service's mark (`FWM  N`, `-f N`).
+    pub fwmark: Option<u32>,
     /// Scheduler name.
     pub scheduler: String,
+    /// Scheduler flags as ipvsadm prints them (`mh-fallback,mh-port`), when set.
+    pub flags: Option<String>,
     /// Persistence timeout.
     pub persistent: Option<u32>,
     /// Persistence netmask prefix (32 or 128: a host).
@@ -141,7 +145,9 @@ fn service_view(s: &ServiceSnapshot) -> ServiceView {
             Proto::Tcp
         },
         addr: s.address,
+        fwmark: s.fwmark,
         scheduler: s.scheduler.clone(),
+        flags: s.sched_flags.clone(),
         persistent: s.persistent_s.map(|p| p as u32),
         netmask: s.netmask_prefix,
         stats: Stats {
@@ -154,6 +160,17 @@ fn service_view(s: &ServiceSnapshot) -> ServiceView {
     }
 }
 
+/// `-b` flags as ipvsadm's `print_sched_flags` writes them: in bit order (`mh-fallback`, then
+/// `mh-port`), comma-separated; `None` when none is set.
+pub fn flags_text(given: &str) -> Option<String> {
+    let given: Vec<&str> = given.split([',', ' ']).collect();
+    let out: Vec<&str> = ["mh-fallback", "mh-port"]
+        .into_iter()
+        .filter(|f| given.contains(f))
+        .collect();
+    (!out.is_empty()).then(|| out.join(","))
+}
+
 /// The services of an ipvsadm table (no counters).
 pub fn rules_views(rules: &Rules) -> Vec<ServiceView> {
     rules
@@ -162,7 +179,9 @@ pub fn rules_views(rules: &Rules) -> Vec<ServiceView> {
         .map(|s| ServiceView {
             proto: s.key.proto,
             addr: s.key.addr,
+            fwmark: s.key.fwmark,
             scheduler: s.scheduler.clone(),
+            flags: s.flags.as_deref().and_then(flags_text),
             persistent: s.persistent,
             netmask: s
                 .netmask
@@ -285,10 +304,19 @@ pub fn rates(before: &[ServiceView], now: &[ServiceView], secs: f64) -> Vec<Serv
         .collect()
 }
 
-/// libipvs's order: IPv4 before IPv6, TCP before UDP, then address and port; reals by
+/// libipvs's order: firewall marks after addresses (by mark), IPv4 before IPv6, TCP before
+/// UDP, then address and port; reals by
 /// address and port.
 pub fn sort(services: &mut [ServiceView]) {
-    services.sort_by_key(|s| (s.addr.is_ipv6(), s.proto, s.addr.ip(), s.addr.port()));
+    services.sort_by_key(|s| {
+        (
+            s.fwmark.unwrap_or(0),
+            s.addr.is_ipv6(),
+            s.proto,
+            s.addr.ip(),
+            s.addr.port(),
+        )
+    });
     for s in services {
         s.reals.sort_by_key(|r| (r.addr.ip(), r.addr.port()));
     }
@@ -387,15 +415,25 @@ fn title(o: &mut String, f: Format) {
 
 /// `print_service_entry`, for lists.
 fn entry(o: &mut String, s: &ServiceView, f: Format) {
-    let mut name = format!("{}  {}", proto_name(s.proto), addr(s.addr));
-    if s.addr.is_ipv4() {
-        name.truncate(33);
-    }
+    let name = match s.fwmark {
+        Some(m) if s.addr.is_ipv6() => format!("FWM  {m} IPv6"),
+        Some(m) => format!("FWM  {m}"),
+        None => {
+            let mut name = format!("{}  {}", proto_name(s.proto), addr(s.addr));
+            if s.addr.is_ipv4() {
+                name.truncate(33);
+            }
+            name
+        }
+    };
     if f.stats || f.rate {
         let _ = write!(o, "{name:<33}");
         five(o, s.stats, f.exact);
     } else {
         let _ = write!(o, "{name} {}", s.scheduler);
+        if let Some(f) = &s.flags {
+            let _ = write!(o, " ({f})");
+        }
         if let Some(t) = s.persistent {
             let _ = write!(o, " persistent {t}");
             if let Some(m) = mask(s) {
@@ -479,8 +517,15 @@ pub fn save(mut services: Vec<ServiceView>, nosort: bool) -> String {
     }
     let mut o = String::new();
     for s in &services {
-        let svc = format!("{} {}", proto_switch(s.proto), addr(s.addr));
+        let svc = match s.fwmark {
+            Some(m) if s.addr.is_ipv6() => format!("-f {m} -6"),
+            Some(m) => format!("-f {m}"),
+            None => format!("{} {}", proto_switch(s.proto), addr(s.addr)),
+        };
         let _ = write!(o, "-A {svc} -s {}", s.scheduler);
+        if let Some(f) = &s.flags {
+            let _ = write!(o, " -b {f}");
+        }
         if let Some(t) = s.persistent {
             let _ = write!(o, " -p {t}");
             if let Some(m) = mask(s) {

@@ -36,6 +36,8 @@ fn table() -> Vec<ServiceView> {
         ServiceView {
             proto: Proto::Tcp,
             addr: sa("10.0.0.1:80"),
+            fwmark: None,
+            flags: None,
             scheduler: "wrr".into(),
             persistent: None,
             netmask: 32,
@@ -48,6 +50,8 @@ fn table() -> Vec<ServiceView> {
         ServiceView {
             proto: Proto::Udp,
             addr: sa("[2001:db8::1]:53"),
+            fwmark: None,
+            flags: None,
             scheduler: "rr".into(),
             persistent: Some(600),
             netmask: 64,
@@ -57,6 +61,8 @@ fn table() -> Vec<ServiceView> {
         ServiceView {
             proto: Proto::Tcp,
             addr: sa("10.0.0.2:443"),
+            fwmark: None,
+            flags: None,
             scheduler: "sh".into(),
             persistent: Some(300),
             netmask: 24,
@@ -206,4 +212,44 @@ fn largenum_units() {
         largenum(&mut o, i, false);
     }
     assert_eq!(o, " 99999999  100000K     999G     100T");
+}
+
+#[test]
+fn firewall_marks_are_listed_and_saved_as_ipvsadm_prints_them() {
+    let mark = |m: u32, v6: bool, sched: &str| ServiceView {
+        proto: Proto::Tcp,
+        addr: if v6 { sa("[::]:0") } else { sa("0.0.0.0:0") },
+        fwmark: Some(m),
+        scheduler: sched.into(),
+        flags: (sched == "mh").then(|| "mh-fallback,mh-port".to_string()),
+        persistent: Some(300),
+        netmask: if v6 { 128 } else { 32 },
+        stats: Stats::default(),
+        reals: vec![real("10.0.1.1:0", 3, 0, 0, [0; 5])],
+    };
+    let mut t = vec![mark(7, true, "mh"), mark(3, false, "wlc")];
+    t.push(table().remove(2));
+    assert_eq!(
+        list(t.clone(), 4096, Format::default()),
+        concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "TCP  10.0.0.2:443 sh persistent 300 mask 255.255.255.0\n",
+            "FWM  3 wlc persistent 300\n",
+            "  -> 10.0.1.1:0                   Route   3      0          0         \n",
+            "FWM  7 IPv6 mh (mh-fallback,mh-port) persistent 300\n",
+            "  -> 10.0.1.1:0                   Route   3      0          0         \n",
+        )
+    );
+    assert_eq!(
+        save(t, false),
+        concat!(
+            "-A -t 10.0.0.2:443 -s sh -p 300 -M 255.255.255.0\n",
+            "-A -f 3 -s wlc -p 300\n",
+            "-a -f 3 -r 10.0.1.1:0 -g -w 3\n",
+            "-A -f 7 -6 -s mh -b mh-fallback,mh-port -p 300\n",
+            "-a -f 7 -6 -r 10.0.1.1:0 -g -w 3\n",
+        )
+    );
 }

@@ -13,17 +13,49 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{ArgError, Command, Invocation, Method, Proto, ServiceArg};
 
-/// A service as ipvsadm names it: protocol, address and port.
+/// A service as ipvsadm names it: protocol, address and port, or a firewall mark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Key {
-    /// TCP or UDP.
+    /// TCP or UDP (TCP for a firewall mark).
     pub proto: Proto,
-    /// VIP and port.
+    /// VIP and port; for a firewall mark the unspecified address of its family, port 0.
     pub addr: SocketAddr,
+    /// `-f MARK`: a firewall-mark service (`-6`: `addr` is IPv6).
+    #[serde(default)]
+    pub fwmark: Option<u32>,
+}
+
+impl Key {
+    /// The key of `-t`/`-u` VIP:PORT.
+    pub fn addr(proto: Proto, addr: SocketAddr) -> Key {
+        Key {
+            proto,
+            addr,
+            fwmark: None,
+        }
+    }
+
+    /// The key of `-f MARK` (`-6`: `v6`).
+    pub fn mark(mark: u32, v6: bool) -> Key {
+        let ip: std::net::IpAddr = if v6 {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        };
+        Key {
+            proto: Proto::Tcp,
+            addr: SocketAddr::new(ip, 0),
+            fwmark: Some(mark),
+        }
+    }
 }
 
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(m) = self.fwmark {
+            let v6 = if self.addr.is_ipv6() { " IPv6" } else { "" };
+            return write!(f, "FWM {m}{v6}");
+        }
         let p = match self.proto {
             Proto::Tcp => "TCP",
             Proto::Udp => "UDP",
@@ -57,6 +89,9 @@ pub struct Service {
     pub persistent: Option<u32>,
     /// `-M`: persistence netmask prefix (`None`: a host, /32 or /128).
     pub netmask: Option<u8>,
+    /// `-b`: scheduler flags (mh's `mh-port,mh-fallback`).
+    #[serde(default)]
+    pub flags: Option<String>,
     /// Its reals, in the order they were added.
     pub reals: Vec<Real>,
     /// The line it was read from (a rules file), or 0.
@@ -111,17 +146,11 @@ impl Change {
     pub fn from_invocation(inv: &Invocation) -> Result<Option<Change>, ArgError> {
         let refuse = |m: String| Err(ArgError::Fail { message: m });
         let key = match inv.service {
-            Some(ServiceArg::Addr(proto, addr)) => Some(Key { proto, addr }),
+            Some(ServiceArg::Addr(proto, addr)) => Some(Key::addr(proto, addr)),
             Some(ServiceArg::Sctp(_)) => {
                 return refuse("SCTP services are not supported: lvs balances TCP and UDP".into());
             }
-            Some(ServiceArg::Fwmark(..)) => {
-                return refuse(
-                    "firewall-mark services (-f) are not supported by lvs's ipvsadm: XDP runs \
-                     before netfilter marks packets; name the service with -t or -u"
-                        .into(),
-                );
-            }
+            Some(ServiceArg::Fwmark(mark, v6)) => Some(Key::mark(mark, v6)),
             None => None,
         };
         let service = |key: Key| -> Result<Service, ArgError> {
@@ -135,9 +164,14 @@ impl Change {
                     message: format!("persistence engine `{pe}` (--pe) is not supported by lvs"),
                 });
             }
-            if let Some(f) = &inv.sched_flags {
+            if let Some(f) = &inv.sched_flags
+                && inv.scheduler.as_deref() != Some("mh")
+            {
                 return Err(ArgError::Fail {
-                    message: format!("scheduler flags (-b {f}) are not supported by lvs"),
+                    message: format!(
+                        "scheduler flags (-b {f}) are not supported by lvs but mh's \
+                         (mh-port, mh-fallback)"
+                    ),
                 });
             }
             Ok(Service {
@@ -148,6 +182,7 @@ impl Change {
                     .unwrap_or_else(|| super::args::DEFAULT_SCHEDULER.into()),
                 persistent: inv.persistent,
                 netmask: inv.netmask,
+                flags: inv.sched_flags.clone(),
                 reals: Vec::new(),
                 line: 0,
             })
@@ -237,6 +272,7 @@ impl Rules {
                 old.scheduler = s.scheduler.clone();
                 old.persistent = s.persistent;
                 old.netmask = s.netmask;
+                old.flags = s.flags.clone();
             }
             Change::DeleteService(k) => {
                 let i = find(self, k).ok_or(RuleError::NoSuchService)?;
@@ -339,9 +375,39 @@ mod tests {
     }
 
     #[test]
+    fn firewall_marks_and_mh_flags_are_services() {
+        let mut r = Rules::default();
+        r.apply(&change("-A -f 3 -s mh -b mh-port,mh-fallback"))
+            .unwrap();
+        r.apply(&change("-A -f 3 -6 -s rr")).unwrap();
+        assert_eq!(
+            r.apply(&change("-A -f 3 -s rr")),
+            Err(RuleError::ServiceExists)
+        );
+        r.apply(&change("-a -f 3 -r 10.0.1.1 -i -w 2")).unwrap();
+        let s = &r.services[0];
+        assert_eq!(s.key, Key::mark(3, false));
+        assert_eq!(s.key.to_string(), "FWM 3");
+        assert_eq!(s.flags.as_deref(), Some("mh-port,mh-fallback"));
+        // No port given: 0, every port the mark's rules match, as IPVS keeps the packet's.
+        assert_eq!(s.reals[0].addr, "10.0.1.1:0".parse().unwrap());
+        assert_eq!(s.reals[0].method, Method::Tunnel);
+        r.apply(&change("-e -f 3 -r 10.0.1.1 -w 5")).unwrap();
+        assert_eq!(r.services[0].reals[0].weight, 5);
+        r.apply(&change("-E -f 3 -s wlc")).unwrap();
+        assert_eq!(r.services[0].scheduler, "wlc");
+        assert_eq!(r.services[0].flags, None);
+        r.apply(&change("-d -f 3 -r 10.0.1.1")).unwrap();
+        r.apply(&change("-D -f 3")).unwrap();
+        assert_eq!(r.services.len(), 1);
+        assert_eq!(r.services[0].key, Key::mark(3, true));
+        assert_eq!(r.apply(&change("-D -f 3")), Err(RuleError::NoSuchService));
+    }
+
+    #[test]
     fn what_lvs_cannot_do_is_refused_in_words() {
         for (line, want) in [
-            ("-A -f 1 -s rr", "firewall-mark services"),
+            ("-A -t 10.0.0.1:80 -s sh -b sh-port", "scheduler flags"),
             ("-A -u 10.0.0.1:53 -o", "one-packet"),
             ("-A -t 10.0.0.1:80 --pe sip", "persistence engine"),
             ("-a -t 10.0.0.1:80 -r 10.0.1.1 -x 10", "thresholds"),
