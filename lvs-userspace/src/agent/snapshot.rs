@@ -245,6 +245,7 @@ impl Agent {
         };
         let view = View {
             states: &self.states,
+            weights: &self.weights,
             targets: &self.targets,
             quorum_lost: &self.quorum_lost,
         };

@@ -439,12 +439,21 @@ fn misc_ping_and_no_checker() {
         "{:?}",
         c.warnings
     );
+    assert!(!k.dynamic_weight);
+    let c = ok(&vs(
+        BASE,
+        "    MISC_CHECK {\n      misc_path /bin/x\n      misc_dynamic\n    }",
+    ));
+    assert!(c.virtuals[0].check.dynamic_weight);
+    // Through convert: the TOML says so and reads back the same.
+    let toml = crate::config::render::to_toml(&c);
+    assert!(toml.contains("dynamic_weight = true"), "{toml}");
     assert!(
         err(&vs(
             BASE,
-            "    MISC_CHECK {\n      misc_path /bin/x\n      misc_dynamic\n    }"
+            "    MISC_CHECK {\n      misc_path /bin/x\n      misc_dynamic yes\n    }"
         ))
-        .starts_with("k.conf:8: misc_dynamic: not supported yet")
+        .starts_with("k.conf:8: misc_dynamic: takes no argument")
     );
     let c = ok(&vs(BASE, "    PING_CHECK {\n    }"));
     assert_eq!(c.virtuals[0].check.check_type, CheckType::Ping);

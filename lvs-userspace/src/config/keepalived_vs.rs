@@ -32,6 +32,8 @@ struct Check {
     receive: Option<String>,
     virtualhost: Option<String>,
     command: Option<String>,
+    /// `misc_dynamic`.
+    dynamic: bool,
     dns_type: Option<String>,
     digest: Option<String>,
     interval: u64,
@@ -409,6 +411,7 @@ impl Mapper {
         v.receive = check.receive.clone().and_then(at);
         v.virtualhost = check.virtualhost.clone().and_then(at);
         v.checkcommand = check.command.clone().and_then(at);
+        v.dynamic_weight = check.dynamic.then(|| Val::new(true, line));
         v.dns_type = check.dns_type.clone().and_then(at);
         v.digest = check.digest.clone().and_then(at);
         v.checkinterval = Some(Val::new(check.interval, line));
@@ -521,6 +524,7 @@ impl Mapper {
                 receive: None,
                 virtualhost: None,
                 command: None,
+                dynamic: false,
                 dns_type: None,
                 digest: None,
                 interval: timers.delay_loop.as_ref().map_or(60, |d| d.value),
@@ -594,6 +598,7 @@ impl Mapper {
         let mut urls: Vec<&Stmt> = Vec::new();
         let mut misc_path = None;
         let mut misc_timeout = None;
+        let mut dynamic = false;
         let mut helo_name = None;
         let (mut dns_name, mut dns_type) = (None, None);
         for i in s.block.iter().flatten() {
@@ -669,11 +674,10 @@ impl Mapper {
                     misc_timeout = Some(timer(i, &mut self.warnings)?.value)
                 }
                 "misc_dynamic" if kind == "MISC_CHECK" => {
-                    return Err(bad(
-                        &i.loc,
-                        k,
-                        "not supported yet: lvs does not set weights from a script's exit code",
-                    ));
+                    if !i.args().is_empty() {
+                        return Err(bad(&i.loc, k, "takes no argument"));
+                    }
+                    dynamic = true;
                 }
                 "user" if kind == "MISC_CHECK" => {
                     return Err(bad(
@@ -747,6 +751,7 @@ impl Mapper {
             receive,
             virtualhost: vhost,
             command,
+            dynamic,
             dns_type,
             digest,
             interval,

@@ -543,6 +543,9 @@ pub struct CheckSpec {
     pub verify_tls: bool,
     /// `checkcommand` for external checks.
     pub command: Option<String>,
+    /// keepalived's `misc_dynamic`: an external check's exit code 1 means down, 0 up, and
+    /// 2-255 up with the real's weight set to the code minus 2.
+    pub dynamic_weight: bool,
     /// `login` (pop, imap; lvs keeps it for the checks that log in).
     pub login: Option<String>,
     /// `passwd`, with `login`.

@@ -97,6 +97,9 @@ pub(crate) struct RawVirtual {
     pub httpmethod: Opt<String>,
     pub virtualhost: Opt<String>,
     pub checkcommand: Opt<String>,
+    /// keepalived's `misc_dynamic` (TOML `dynamic_weight`): the external check's exit code
+    /// sets the real's weight.
+    pub dynamic_weight: Opt<bool>,
     pub login: Opt<String>,
     pub passwd: Opt<String>,
     pub dns_type: Opt<String>,
@@ -137,6 +140,7 @@ impl RawVirtual {
             httpmethod: None,
             virtualhost: None,
             checkcommand: None,
+            dynamic_weight: None,
             login: None,
             passwd: None,
             dns_type: None,
@@ -1718,6 +1722,7 @@ fn resolve_virtual(
                 .as_ref()
                 .map_or(globals.verify_tls, |b| b.value),
             command,
+            dynamic_weight: v.dynamic_weight.as_ref().is_some_and(|b| b.value),
             login,
             passwd,
             dns_type,

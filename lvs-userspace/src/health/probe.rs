@@ -200,6 +200,7 @@ enum Kind {
         command: String,
         args: Box<[String; 4]>,
         timeout: Duration,
+        dynamic: bool,
     },
     Negotiate(Negotiate),
     /// `n` connect checks, then a negotiate check; `done` counts connects since the last
@@ -226,6 +227,8 @@ pub struct ProbeRun {
     pub check: &'static str,
     /// `Ok(message)` when up.
     pub result: Result<String, CheckError>,
+    /// The weight the check set (`misc_dynamic`), if it set one.
+    pub weight: Option<u32>,
 }
 
 impl Probe {
@@ -278,6 +281,7 @@ impl Probe {
                     key.real,
                 )),
                 timeout: key.timeout,
+                dynamic: key.dynamic_weight,
             },
             CheckType::Negotiate => Kind::Negotiate(Self::negotiate(key, connect)?),
             CheckType::ConnectThenNegotiate(n) => Kind::Combined {
@@ -411,6 +415,7 @@ impl Probe {
     /// memory for the check it makes, not for the largest of them all (thousands of connect
     /// checks wait on their timeouts at once).
     pub async fn run(&mut self) -> ProbeRun {
+        let mut weight = None;
         let (check, result) = match &mut self.kind {
             Kind::On => ("on", Ok("checktype on".to_string())),
             Kind::Off => ("off", Err(CheckError::Off)),
@@ -436,12 +441,15 @@ impl Probe {
                 command,
                 args,
                 timeout,
-            } => (
-                "external",
-                Box::pin(external::check(command, args, *timeout))
-                    .await
-                    .map_err(CheckError::from),
-            ),
+                dynamic,
+            } => {
+                let r = Box::pin(external::run(command, args, *timeout, *dynamic)).await;
+                let r = r.map(|(message, w)| {
+                    weight = w;
+                    message
+                });
+                ("external", r.map_err(CheckError::from))
+            }
             Kind::Negotiate(n) => ("negotiate", n.run().await),
             Kind::Combined {
                 n,
@@ -462,7 +470,11 @@ impl Probe {
                 }
             }
         };
-        ProbeRun { check, result }
+        ProbeRun {
+            check,
+            result,
+            weight,
+        }
     }
 }
 
@@ -558,6 +570,7 @@ mod tests {
             virtual_host: None,
             verify_tls: false,
             command: None,
+            dynamic_weight: false,
             login: None,
             dns_type: None,
             digest: None,
