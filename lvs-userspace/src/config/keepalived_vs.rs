@@ -50,7 +50,6 @@ struct Real {
 }
 
 const CHECKERS_REFUSED: &[(&str, &str)] = &[
-    ("UDP_CHECK", "lvs has no UDP payload check yet"),
     ("FILE_CHECK", "lvs has no file-watching check"),
     ("BFD_CHECK", "lvs has no BFD"),
 ];
@@ -502,7 +501,7 @@ impl Mapper {
                     return Err(bad(&i.loc, k, "connection thresholds are not supported"));
                 }
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "PING_CHECK"
-                | "SMTP_CHECK" | "DNS_CHECK" => checkers.push(i),
+                | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" => checkers.push(i),
                 k => match CHECKERS_REFUSED.iter().find(|(n, _)| *n == k) {
                     Some((_, why)) => {
                         return Err(bad(&i.loc, k, format!("not supported: {why}")));
@@ -592,6 +591,7 @@ impl Mapper {
             "MISC_CHECK" => ("external", "none", 0),
             "SMTP_CHECK" => ("negotiate", "smtp", 1),
             "DNS_CHECK" => ("negotiate", "dns", 3),
+            "UDP_CHECK" => ("negotiate", "udp", 1),
             _ => ("ping", "none", 1),
         };
         let mut connect_port = None;
@@ -599,6 +599,7 @@ impl Mapper {
         let mut misc_path = None;
         let mut misc_timeout = None;
         let mut dynamic = false;
+        let (mut payload, mut require_reply) = (None, None);
         let mut helo_name = None;
         let (mut dns_name, mut dns_type) = (None, None);
         for i in s.block.iter().flatten() {
@@ -660,6 +661,36 @@ impl Mapper {
                     }
                     dns_type = Some(t.to_ascii_uppercase());
                 }
+                "payload" if kind == "UDP_CHECK" => {
+                    let hex: String = i.args().concat();
+                    if crate::health::udp::parse_hex(&hex, false).is_none() {
+                        return Err(bad(&i.loc, k, format!("`{hex}` is not hex bytes")));
+                    }
+                    payload = Some(hex);
+                }
+                "require_reply" if kind == "UDP_CHECK" => {
+                    let hex: String = i.args().concat();
+                    if crate::health::udp::parse_hex(&hex, true).is_none() {
+                        return Err(bad(
+                            &i.loc,
+                            k,
+                            format!("`{hex}` is not hex bytes (X for a wild nibble)"),
+                        ));
+                    }
+                    require_reply = Some(hex);
+                }
+                "min_reply_length" | "max_reply_length" if kind == "UDP_CHECK" => {
+                    let n = number(i)?.value;
+                    let default = if k == "min_reply_length" { 0 } else { 255 };
+                    if n != default {
+                        return Err(bad(
+                            &i.loc,
+                            k,
+                            "not supported: lvs checks the reply's first bytes against \
+                             require_reply, not its length",
+                        ));
+                    }
+                }
                 "helo_name" if kind == "SMTP_CHECK" => helo_name = Some(one_arg(i)?.to_string()),
                 "host" if kind == "SMTP_CHECK" => {
                     return Err(bad(
@@ -717,6 +748,11 @@ impl Mapper {
         if kind == "SMTP_CHECK" {
             // keepalived's check_smtp: HELO with this name (lvs sends EHLO first, then HELO).
             request = Some(helo_name.unwrap_or_else(|| "smtpchecker.keepalived.org".to_string()));
+        }
+        if kind == "UDP_CHECK" {
+            // keepalived's check_udp: the payload, and a reply only when required.
+            request = payload;
+            receive = require_reply;
         }
         if kind == "DNS_CHECK" {
             // keepalived's check_dns: SOA of the root unless told.

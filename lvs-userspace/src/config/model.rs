@@ -511,6 +511,9 @@ pub enum CheckService {
     /// FTP: log in (`login`, default anonymous), fetch `request` in passive mode, match
     /// `receive` on it.
     Ftp,
+    /// keepalived's `UDP_CHECK`: send `request` (hex) in a datagram; `receive` (hex, `X`
+    /// nibbles wild) set means a reply beginning with it is required (empty: any reply).
+    Udp,
 }
 
 /// HTTP method of http/https checks.

@@ -195,8 +195,7 @@ const SCHEDULERS: &str = "wrr, rr, sh, lc, wlc, sed, nq, fo, ovf, dh and mh";
 /// Other ipvs schedulers, refused by name.
 const IPVS_SCHEDULERS: &[&str] = &["lblc", "lblcr", "twos"];
 /// Negotiate services lvs implements, for messages.
-const SERVICES: &str =
-    "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp and none";
+const SERVICES: &str = "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp, udp and none";
 /// ldirectord services lvs has no negotiate check for.
 const LDIRECTORD_ONLY_SERVICES: &[&str] = &[
     "ldap",
@@ -1410,6 +1409,7 @@ fn resolve_virtual(
         "imaps" => CheckService::Imaps,
         "nntp" => CheckService::Nntp,
         "ftp" => CheckService::Ftp,
+        "udp" => CheckService::Udp,
         other if LDIRECTORD_ONLY_SERVICES.contains(&other) => {
             if !negotiates {
                 if written {
@@ -1515,7 +1515,8 @@ fn resolve_virtual(
         None => None,
     };
     let receive = match &v.receive {
-        Some(r) if r.value.is_empty() => {
+        // An empty one means "any reply" to a udp check (keepalived's bare require_reply).
+        Some(r) if r.value.is_empty() && service != CheckService::Udp => {
             errs.bad(r.line, "receive", "invalid receive string: empty");
             None
         }

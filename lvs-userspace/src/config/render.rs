@@ -26,6 +26,7 @@ fn service_name(s: CheckService) -> &'static str {
         CheckService::Http => "http",
         CheckService::Https => "https",
         CheckService::SimpleTcp => "simpletcp",
+        CheckService::Udp => "udp",
         CheckService::Dns => "dns",
         CheckService::None => "none",
         CheckService::Smtp => "smtp",

@@ -25,6 +25,7 @@ pub mod silent;
 pub mod simpletcp;
 pub mod state;
 pub mod tls;
+pub mod udp;
 pub mod url;
 
 use std::{
@@ -149,7 +150,7 @@ fn service_port(service: CheckService) -> u16 {
         CheckService::Imaps => 993,
         CheckService::Nntp => 119,
         CheckService::Ftp => 21,
-        CheckService::SimpleTcp | CheckService::None => 0,
+        CheckService::SimpleTcp | CheckService::None | CheckService::Udp => 0,
     }
 }
 

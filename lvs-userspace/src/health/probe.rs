@@ -16,7 +16,7 @@ use super::{
     dns, external, ftp,
     http::{self, HttpCheck, HttpParams},
     mail::{self, MailCheck, MailProtocol},
-    ping, simpletcp, tls,
+    ping, simpletcp, tls, udp,
 };
 use crate::config::model::{CheckService, CheckType, Protocol};
 
@@ -43,6 +43,13 @@ pub enum CheckError {
         /// The cause.
         #[from]
         source: simpletcp::SimpleTcpError,
+    },
+    /// The udp check (keepalived's UDP_CHECK) failed.
+    #[error(transparent)]
+    Udp {
+        /// The cause.
+        #[from]
+        source: udp::UdpError,
     },
     /// The dns check failed.
     #[error(transparent)]
@@ -142,6 +149,12 @@ enum Negotiate {
         timeout: Duration,
     },
     Dns(dns::DnsCheck),
+    Udp {
+        addr: SocketAddr,
+        payload: Vec<u8>,
+        reply: Option<udp::Pattern>,
+        timeout: Duration,
+    },
     Mail(Box<MailCheck>),
     Ftp(Box<ftp::FtpCheck>),
     Connect(Connect),
@@ -177,6 +190,12 @@ impl Negotiate {
                 timeout,
             } => Ok(Box::pin(simpletcp::check(*addr, payload, receive.as_ref(), *timeout)).await?),
             Negotiate::Dns(d) => Ok(Box::pin(d.run()).await?),
+            Negotiate::Udp {
+                addr,
+                payload,
+                reply,
+                timeout,
+            } => Ok(Box::pin(udp::check(*addr, payload, reply.as_ref(), *timeout)).await?),
             Negotiate::Mail(m) => Ok(Box::pin(m.run()).await?),
             Negotiate::Ftp(f) => Ok(Box::pin(f.run()).await?),
             Negotiate::Connect(c) => Box::pin(c.run()).await,
@@ -320,6 +339,22 @@ impl Probe {
                     connector: connect.connector.clone(),
                     digest: key.digest.as_deref().and_then(http::parse_digest),
                 })?))
+            }
+            CheckService::Udp => {
+                let hex = |text: &str, wild: bool| {
+                    udp::parse_hex(text, wild).ok_or_else(|| CheckError::Invalid {
+                        message: format!("{text:?} is not hex"),
+                    })
+                };
+                Negotiate::Udp {
+                    addr,
+                    payload: hex(key.request.as_deref().unwrap_or(""), false)?
+                        .into_iter()
+                        .map(|(v, _)| v)
+                        .collect(),
+                    reply: key.receive.as_deref().map(|r| hex(r, true)).transpose()?,
+                    timeout,
+                }
             }
             CheckService::SimpleTcp => Negotiate::SimpleTcp {
                 addr,
