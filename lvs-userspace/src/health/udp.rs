@@ -53,7 +53,7 @@ pub type Pattern = Vec<(u8, u8)>;
 /// hex, or of an odd number of digits.
 pub fn parse_hex(text: &str, wildcards: bool) -> Option<Pattern> {
     let digits: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: char| -> Option<(u8, u8)> {
