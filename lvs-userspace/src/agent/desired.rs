@@ -19,6 +19,11 @@ pub trait Knowledge {
     fn is_up(&self, virt: &VirtualService, real: &RealServer) -> bool;
     /// How to reach a server: its MAC, or local; `None` while unresolved.
     fn target(&self, addr: IpAddr) -> Option<Target>;
+    /// The weight of a real that is up: the configured one unless its check set another
+    /// (keepalived's `misc_dynamic`).
+    fn weight(&self, _virt: &VirtualService, real: &RealServer) -> u32 {
+        real.weight
+    }
     /// Whether the service has lost its quorum (keepalived's `quorum` above 1).
     fn quorum_lost(&self, _virt: &VirtualService) -> bool {
         false
@@ -30,7 +35,7 @@ pub fn live_weight(v: &VirtualService, k: &impl Knowledge) -> u64 {
     v.reals
         .iter()
         .filter(|r| k.is_up(v, r))
-        .map(|r| u64::from(r.weight))
+        .map(|r| u64::from(k.weight(v, r)))
         .sum()
 }
 
@@ -71,7 +76,7 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
             continue;
         };
         let weight = match (k.is_up(v, real), v.quiescent) {
-            (true, _) => real.weight,
+            (true, _) => k.weight(v, real),
             (false, true) => 0,
             (false, false) => continue,
         };
@@ -200,6 +205,42 @@ mod tests {
         let v = service("quorum = 3");
         let p = plan(&v, &K { up, lost: true });
         assert_eq!(p.dests.len(), 1);
+    }
+
+    /// Every real up, 10.0.0.2 at the weight its check set.
+    struct Dynamic(u32);
+
+    impl Knowledge for Dynamic {
+        fn is_up(&self, _: &VirtualService, _: &RealServer) -> bool {
+            true
+        }
+        fn target(&self, _: IpAddr) -> Option<Target> {
+            Some(Target::Local)
+        }
+        fn weight(&self, _: &VirtualService, r: &RealServer) -> u32 {
+            if r.addr.ip() == "10.0.0.2".parse::<IpAddr>().unwrap() {
+                self.0
+            } else {
+                r.weight
+            }
+        }
+    }
+
+    #[test]
+    fn a_weight_set_by_the_check_keeps_the_real_in() {
+        let v = service("");
+        let p = plan(&v, &Dynamic(7));
+        let w: Vec<_> = p
+            .dests
+            .iter()
+            .map(|d| (d.addr.to_string(), d.weight))
+            .collect();
+        assert_eq!(w, [("10.0.0.2".into(), 7), ("10.0.0.3".into(), 1)]);
+        assert_eq!(live_weight(&v, &Dynamic(7)), 8);
+        // Weight 0 (exit 2): still in, taking no new connections.
+        let p = plan(&v, &Dynamic(0));
+        assert_eq!(p.dests.len(), 2);
+        assert_eq!(p.dests[0].weight, 0);
     }
 
     /// Every real up; no MAC known.

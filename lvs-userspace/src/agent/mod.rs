@@ -125,6 +125,8 @@ pub struct Agent {
     logging: Option<LoggingGuard>,
     /// Hard state of each distinct check.
     states: HashMap<CheckKey, HardState>,
+    /// The weight each check set (keepalived's `misc_dynamic`), where one did.
+    weights: HashMap<CheckKey, u32>,
     /// How to reach each server (`None`: unresolved).
     targets: HashMap<IpAddr, Option<Target>>,
     /// Interfaces already in the devmap.
@@ -221,6 +223,7 @@ fn restart_only_changes(fixed: &Fixed, new: &Config) -> Vec<String> {
 
 struct View<'a> {
     states: &'a HashMap<CheckKey, HardState>,
+    weights: &'a HashMap<CheckKey, u32>,
     targets: &'a HashMap<IpAddr, Option<Target>>,
     /// Services (by VIP and protocol) below their quorum.
     quorum_lost: &'a HashSet<(SocketAddr, Protocol)>,
@@ -229,6 +232,13 @@ struct View<'a> {
 impl Knowledge for View<'_> {
     fn is_up(&self, v: &VirtualService, real: &RealServer) -> bool {
         self.states.get(&CheckKey::from_config(v, real)) == Some(&HardState::Up)
+    }
+
+    fn weight(&self, v: &VirtualService, real: &RealServer) -> u32 {
+        self.weights
+            .get(&CheckKey::from_config(v, real))
+            .copied()
+            .unwrap_or(real.weight)
     }
 
     fn target(&self, addr: IpAddr) -> Option<Target> {
@@ -459,6 +469,7 @@ pub async fn run(
         alerter,
         logging,
         states: HashMap::new(),
+        weights: HashMap::new(),
         targets: HashMap::new(),
         tx_ports: HashSet::new(),
         on_fallback: HashSet::new(),
@@ -689,6 +700,7 @@ impl Agent {
             }
         }
         self.states.retain(|k, _| self.services_of.contains_key(k));
+        self.weights.retain(|k, _| self.services_of.contains_key(k));
         self.health.set_targets(targets);
         let addrs = server_addrs(&self.config);
         self.targets.retain(|a, _| addrs.contains(a));
@@ -722,6 +734,7 @@ impl Agent {
         self.update_quorums();
         let view = View {
             states: &self.states,
+            weights: &self.weights,
             targets: &self.targets,
             quorum_lost: &self.quorum_lost,
         };
@@ -752,6 +765,7 @@ impl Agent {
             let key = (v.vip, v.protocol);
             let view = View {
                 states: &self.states,
+                weights: &self.weights,
                 targets: &self.targets,
                 quorum_lost: &self.quorum_lost,
             };
@@ -842,6 +856,11 @@ impl Agent {
                     let _ = self.alerter.real_script(script);
                 }
             }
+        }
+        if let Some(w) = ev.result.weight {
+            // The real stays in; only its weight changes (the next apply writes it).
+            tracing::info!(real = %ev.key.real, weight = w, "weight set by the check");
+            self.weights.insert(ev.key.clone(), w);
         }
         self.states.insert(ev.key, ev.state);
     }

@@ -216,6 +216,7 @@ impl Agent {
             .collect();
         let view = View {
             states: &self.states,
+            weights: &self.weights,
             targets: &self.targets,
             quorum_lost: &self.quorum_lost,
         };

@@ -439,12 +439,21 @@ fn misc_ping_and_no_checker() {
         "{:?}",
         c.warnings
     );
+    assert!(!k.dynamic_weight);
+    let c = ok(&vs(
+        BASE,
+        "    MISC_CHECK {\n      misc_path /bin/x\n      misc_dynamic\n    }",
+    ));
+    assert!(c.virtuals[0].check.dynamic_weight);
+    // Through convert: the TOML says so and reads back the same.
+    let toml = crate::config::render::to_toml(&c);
+    assert!(toml.contains("dynamic_weight = true"), "{toml}");
     assert!(
         err(&vs(
             BASE,
-            "    MISC_CHECK {\n      misc_path /bin/x\n      misc_dynamic\n    }"
+            "    MISC_CHECK {\n      misc_path /bin/x\n      misc_dynamic yes\n    }"
         ))
-        .starts_with("k.conf:8: misc_dynamic: not supported yet")
+        .starts_with("k.conf:8: misc_dynamic: takes no argument")
     );
     let c = ok(&vs(BASE, "    PING_CHECK {\n    }"));
     assert_eq!(c.virtuals[0].check.check_type, CheckType::Ping);
@@ -923,4 +932,46 @@ fn corpus() {
             }
         }
     }
+}
+
+#[test]
+fn udp_check_payload_and_reply() {
+    let udp = "  lb_algo rr\n  lb_kind DR\n  protocol UDP";
+    // No require_reply: silence is up (keepalived's default).
+    let c = ok(&vs(udp, "    UDP_CHECK {\n      connect_timeout 2\n    }"));
+    let k = &c.virtuals[0].check;
+    assert_eq!(
+        (k.check_type, k.service),
+        (CheckType::Negotiate, CheckService::Udp)
+    );
+    assert_eq!((k.request.as_deref(), k.receive.as_deref()), (None, None));
+    assert_eq!(k.negotiate_timeout, Duration::from_secs(2));
+    let c = ok(&vs(
+        udp,
+        "    UDP_CHECK {\n      payload 0a0b\n      require_reply 0aXX\n    }",
+    ));
+    let k = &c.virtuals[0].check;
+    assert_eq!(
+        (k.request.as_deref(), k.receive.as_deref()),
+        (Some("0a0b"), Some("0aXX"))
+    );
+    // A bare require_reply: any reply.
+    let c = ok(&vs(udp, "    UDP_CHECK {\n      require_reply\n    }"));
+    assert_eq!(c.virtuals[0].check.receive.as_deref(), Some(""));
+    // Through convert and back.
+    let toml = crate::config::render::to_toml(&c);
+    assert!(toml.contains("service = \"udp\""), "{toml}");
+    assert!(
+        err(&vs(udp, "    UDP_CHECK {\n      payload 0g\n    }"))
+            .starts_with("k.conf:7: payload: `0g` is not hex"),
+        "{}",
+        err(&vs(udp, "    UDP_CHECK {\n      payload 0g\n    }"))
+    );
+    assert!(
+        err(&vs(
+            udp,
+            "    UDP_CHECK {\n      max_reply_length 10\n    }"
+        ))
+        .starts_with("k.conf:7: max_reply_length: not supported"),
+    );
 }

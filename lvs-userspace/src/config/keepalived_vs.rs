@@ -32,6 +32,8 @@ struct Check {
     receive: Option<String>,
     virtualhost: Option<String>,
     command: Option<String>,
+    /// `misc_dynamic`.
+    dynamic: bool,
     dns_type: Option<String>,
     digest: Option<String>,
     interval: u64,
@@ -48,7 +50,6 @@ struct Real {
 }
 
 const CHECKERS_REFUSED: &[(&str, &str)] = &[
-    ("UDP_CHECK", "lvs has no UDP payload check yet"),
     ("FILE_CHECK", "lvs has no file-watching check"),
     ("BFD_CHECK", "lvs has no BFD"),
 ];
@@ -409,6 +410,7 @@ impl Mapper {
         v.receive = check.receive.clone().and_then(at);
         v.virtualhost = check.virtualhost.clone().and_then(at);
         v.checkcommand = check.command.clone().and_then(at);
+        v.dynamic_weight = check.dynamic.then(|| Val::new(true, line));
         v.dns_type = check.dns_type.clone().and_then(at);
         v.digest = check.digest.clone().and_then(at);
         v.checkinterval = Some(Val::new(check.interval, line));
@@ -499,7 +501,7 @@ impl Mapper {
                     return Err(bad(&i.loc, k, "connection thresholds are not supported"));
                 }
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "PING_CHECK"
-                | "SMTP_CHECK" | "DNS_CHECK" => checkers.push(i),
+                | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" => checkers.push(i),
                 k => match CHECKERS_REFUSED.iter().find(|(n, _)| *n == k) {
                     Some((_, why)) => {
                         return Err(bad(&i.loc, k, format!("not supported: {why}")));
@@ -521,6 +523,7 @@ impl Mapper {
                 receive: None,
                 virtualhost: None,
                 command: None,
+                dynamic: false,
                 dns_type: None,
                 digest: None,
                 interval: timers.delay_loop.as_ref().map_or(60, |d| d.value),
@@ -588,12 +591,15 @@ impl Mapper {
             "MISC_CHECK" => ("external", "none", 0),
             "SMTP_CHECK" => ("negotiate", "smtp", 1),
             "DNS_CHECK" => ("negotiate", "dns", 3),
+            "UDP_CHECK" => ("negotiate", "udp", 1),
             _ => ("ping", "none", 1),
         };
         let mut connect_port = None;
         let mut urls: Vec<&Stmt> = Vec::new();
         let mut misc_path = None;
         let mut misc_timeout = None;
+        let mut dynamic = false;
+        let (mut payload, mut require_reply) = (None, None);
         let mut helo_name = None;
         let (mut dns_name, mut dns_type) = (None, None);
         for i in s.block.iter().flatten() {
@@ -655,6 +661,36 @@ impl Mapper {
                     }
                     dns_type = Some(t.to_ascii_uppercase());
                 }
+                "payload" if kind == "UDP_CHECK" => {
+                    let hex: String = i.args().concat();
+                    if crate::health::udp::parse_hex(&hex, false).is_none() {
+                        return Err(bad(&i.loc, k, format!("`{hex}` is not hex bytes")));
+                    }
+                    payload = Some(hex);
+                }
+                "require_reply" if kind == "UDP_CHECK" => {
+                    let hex: String = i.args().concat();
+                    if crate::health::udp::parse_hex(&hex, true).is_none() {
+                        return Err(bad(
+                            &i.loc,
+                            k,
+                            format!("`{hex}` is not hex bytes (X for a wild nibble)"),
+                        ));
+                    }
+                    require_reply = Some(hex);
+                }
+                "min_reply_length" | "max_reply_length" if kind == "UDP_CHECK" => {
+                    let n = number(i)?.value;
+                    let default = if k == "min_reply_length" { 0 } else { 255 };
+                    if n != default {
+                        return Err(bad(
+                            &i.loc,
+                            k,
+                            "not supported: lvs checks the reply's first bytes against \
+                             require_reply, not its length",
+                        ));
+                    }
+                }
                 "helo_name" if kind == "SMTP_CHECK" => helo_name = Some(one_arg(i)?.to_string()),
                 "host" if kind == "SMTP_CHECK" => {
                     return Err(bad(
@@ -669,11 +705,10 @@ impl Mapper {
                     misc_timeout = Some(timer(i, &mut self.warnings)?.value)
                 }
                 "misc_dynamic" if kind == "MISC_CHECK" => {
-                    return Err(bad(
-                        &i.loc,
-                        k,
-                        "not supported yet: lvs does not set weights from a script's exit code",
-                    ));
+                    if !i.args().is_empty() {
+                        return Err(bad(&i.loc, k, "takes no argument"));
+                    }
+                    dynamic = true;
                 }
                 "user" if kind == "MISC_CHECK" => {
                     return Err(bad(
@@ -714,6 +749,11 @@ impl Mapper {
             // keepalived's check_smtp: HELO with this name (lvs sends EHLO first, then HELO).
             request = Some(helo_name.unwrap_or_else(|| "smtpchecker.keepalived.org".to_string()));
         }
+        if kind == "UDP_CHECK" {
+            // keepalived's check_udp: the payload, and a reply only when required.
+            request = payload;
+            receive = require_reply;
+        }
         if kind == "DNS_CHECK" {
             // keepalived's check_dns: SOA of the root unless told.
             request = Some(dns_name.unwrap_or_else(|| ".".to_string()));
@@ -747,6 +787,7 @@ impl Mapper {
             receive,
             virtualhost: vhost,
             command,
+            dynamic,
             dns_type,
             digest,
             interval,

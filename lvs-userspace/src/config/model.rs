@@ -511,6 +511,9 @@ pub enum CheckService {
     /// FTP: log in (`login`, default anonymous), fetch `request` in passive mode, match
     /// `receive` on it.
     Ftp,
+    /// keepalived's `UDP_CHECK`: send `request` (hex) in a datagram; `receive` (hex, `X`
+    /// nibbles wild) set means a reply beginning with it is required (empty: any reply).
+    Udp,
 }
 
 /// HTTP method of http/https checks.
@@ -543,6 +546,9 @@ pub struct CheckSpec {
     pub verify_tls: bool,
     /// `checkcommand` for external checks.
     pub command: Option<String>,
+    /// keepalived's `misc_dynamic`: an external check's exit code 1 means down, 0 up, and
+    /// 2-255 up with the real's weight set to the code minus 2.
+    pub dynamic_weight: bool,
     /// `login` (pop, imap; lvs keeps it for the checks that log in).
     pub login: Option<String>,
     /// `passwd`, with `login`.

@@ -97,6 +97,9 @@ pub(crate) struct RawVirtual {
     pub httpmethod: Opt<String>,
     pub virtualhost: Opt<String>,
     pub checkcommand: Opt<String>,
+    /// keepalived's `misc_dynamic` (TOML `dynamic_weight`): the external check's exit code
+    /// sets the real's weight.
+    pub dynamic_weight: Opt<bool>,
     pub login: Opt<String>,
     pub passwd: Opt<String>,
     pub dns_type: Opt<String>,
@@ -137,6 +140,7 @@ impl RawVirtual {
             httpmethod: None,
             virtualhost: None,
             checkcommand: None,
+            dynamic_weight: None,
             login: None,
             passwd: None,
             dns_type: None,
@@ -191,8 +195,7 @@ const SCHEDULERS: &str = "wrr, rr, sh, lc, wlc, sed, nq, fo, ovf, dh and mh";
 /// Other ipvs schedulers, refused by name.
 const IPVS_SCHEDULERS: &[&str] = &["lblc", "lblcr", "twos"];
 /// Negotiate services lvs implements, for messages.
-const SERVICES: &str =
-    "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp and none";
+const SERVICES: &str = "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp, udp and none";
 /// ldirectord services lvs has no negotiate check for.
 const LDIRECTORD_ONLY_SERVICES: &[&str] = &[
     "ldap",
@@ -1406,6 +1409,7 @@ fn resolve_virtual(
         "imaps" => CheckService::Imaps,
         "nntp" => CheckService::Nntp,
         "ftp" => CheckService::Ftp,
+        "udp" => CheckService::Udp,
         other if LDIRECTORD_ONLY_SERVICES.contains(&other) => {
             if !negotiates {
                 if written {
@@ -1511,7 +1515,8 @@ fn resolve_virtual(
         None => None,
     };
     let receive = match &v.receive {
-        Some(r) if r.value.is_empty() => {
+        // An empty one means "any reply" to a udp check (keepalived's bare require_reply).
+        Some(r) if r.value.is_empty() && service != CheckService::Udp => {
             errs.bad(r.line, "receive", "invalid receive string: empty");
             None
         }
@@ -1718,6 +1723,7 @@ fn resolve_virtual(
                 .as_ref()
                 .map_or(globals.verify_tls, |b| b.value),
             command,
+            dynamic_weight: v.dynamic_weight.as_ref().is_some_and(|b| b.value),
             login,
             passwd,
             dns_type,

@@ -26,6 +26,7 @@ fn service_name(s: CheckService) -> &'static str {
         CheckService::Http => "http",
         CheckService::Https => "https",
         CheckService::SimpleTcp => "simpletcp",
+        CheckService::Udp => "udp",
         CheckService::Dns => "dns",
         CheckService::None => "none",
         CheckService::Smtp => "smtp",
@@ -511,6 +512,9 @@ pub fn to_toml(config: &Config) -> String {
         }
         if let Some(cmd) = &c.command {
             let _ = writeln!(o, "checkcommand = {}", q(cmd));
+        }
+        if c.dynamic_weight {
+            let _ = writeln!(o, "dynamic_weight = true");
         }
         let _ = writeln!(o, "checkinterval = {}", c.interval.as_secs());
         let _ = writeln!(o, "checktimeout = {}", c.timeout.as_secs());

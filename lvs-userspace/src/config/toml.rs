@@ -63,6 +63,7 @@
 //! httpmethod = "GET"        # GET | HEAD
 //! virtualhost = "www.example.org"
 //! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
+//! dynamic_weight = true    # external: exit 1 down, 0 up, 2-255 up at weight code-2
 //! login = "monitor"         # pop, pops, imap, imaps, ftp: log in as this user
 //! passwd = "secret"         # with login
 //! digest = "9b3a0c85a887a256d6939da88aabd8cd"  # http(s): the body's MD5 (keepalived's digest)
@@ -241,6 +242,7 @@ struct TomlVirtual {
     httpmethod: S<String>,
     virtualhost: S<String>,
     checkcommand: S<String>,
+    dynamic_weight: S<bool>,
     login: S<String>,
     passwd: S<String>,
     dns_type: S<String>,
@@ -369,6 +371,7 @@ impl TomlFile {
                 rv.httpmethod = l.opt(v.httpmethod);
                 rv.virtualhost = l.opt(v.virtualhost);
                 rv.checkcommand = l.opt(v.checkcommand);
+                rv.dynamic_weight = l.opt(v.dynamic_weight);
                 rv.login = l.opt(v.login);
                 rv.passwd = l.opt(v.passwd);
                 rv.dns_type = l.opt(v.dns_type);

@@ -5,6 +5,10 @@
 //! the real's port. Exit status 0 means up; anything else, failing to start, or running past
 //! the timeout (its process group is then killed) means down. Whitespace in `checkcommand` separates
 //! extra leading arguments (an lvs leniency; ldirectord would fail to exec such a command).
+//!
+//! With keepalived's `misc_dynamic` ([`run`] with `dynamic`), as keepalived's check_misc: exit
+//! 0 means up (the weight stays), 1 down, and 2-255 up with the real's weight set to the code
+//! minus 2.
 
 use std::{io, net::SocketAddr, process::Stdio, time::Duration};
 
@@ -67,12 +71,24 @@ pub fn arguments(virtual_addr: SocketAddr, real: SocketAddr) -> [String; 4] {
     ]
 }
 
-/// Runs `command` with `args`, killing it at `timeout`.
+/// Runs `command` with `args`, killing it at `timeout`: up on exit 0.
 pub async fn check(
     command: &str,
     args: &[String; 4],
     timeout: Duration,
 ) -> Result<String, ExternalError> {
+    run(command, args, timeout, false).await.map(|(m, _)| m)
+}
+
+/// Runs `command` with `args`, killing it at `timeout`. With `dynamic` (keepalived's
+/// `misc_dynamic`), an exit code 2-255 is up with the weight `code - 2`, returned beside the
+/// message; exit 0 is up with the weight unchanged (`None`); anything else is down.
+pub async fn run(
+    command: &str,
+    args: &[String; 4],
+    timeout: Duration,
+    dynamic: bool,
+) -> Result<(String, Option<u32>), ExternalError> {
     let mut words = command.split_whitespace();
     let program = words.next().ok_or(ExternalError::Empty)?;
     let mut child = Command::new(program)
@@ -90,7 +106,17 @@ pub async fn check(
             source,
         })?;
     match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(status)) if status.success() => Ok(format!("{command:?} exited 0")),
+        Ok(Ok(status)) if status.success() => Ok((format!("{command:?} exited 0"), None)),
+        Ok(Ok(status))
+            if dynamic
+                && let Some(code @ 2..) = status.code().and_then(|c| u32::try_from(c).ok()) =>
+        {
+            let weight = code - 2;
+            Ok((
+                format!("{command:?} exited {code}: weight {weight}"),
+                Some(weight),
+            ))
+        }
         Ok(Ok(status)) => Err(ExternalError::Failed {
             command: command.to_string(),
             status,
@@ -179,6 +205,41 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(err, ExternalError::Failed { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn dynamic_exit_codes_set_the_weight() {
+        // keepalived's misc_dynamic: 0 up (weight kept), 1 down, 2 weight 0, 5 weight 3.
+        for (code, want) in [
+            (0, Some(None)),
+            (1, None),
+            (2, Some(Some(0))),
+            (5, Some(Some(3))),
+        ] {
+            let (_dir, s) = script(&format!("dyn{code}.sh"), &format!("exit {code}"));
+            let got = within(
+                15,
+                "a misc_dynamic script",
+                run(s.to_str().unwrap(), &args(), Duration::from_secs(5), true),
+            )
+            .await;
+            match want {
+                Some(weight) => assert_eq!(got.unwrap().1, weight, "exit {code}"),
+                None => assert!(
+                    matches!(got, Err(ExternalError::Failed { .. })),
+                    "exit {code}: {got:?}"
+                ),
+            }
+        }
+        // Without misc_dynamic, any non-zero exit is down.
+        let (_dir, s) = script("static5.sh", "exit 5");
+        let got = within(
+            15,
+            "a plain script",
+            run(s.to_str().unwrap(), &args(), Duration::from_secs(5), false),
+        )
+        .await;
+        assert!(matches!(got, Err(ExternalError::Failed { .. })), "{got:?}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod silent;
 pub mod simpletcp;
 pub mod state;
 pub mod tls;
+pub mod udp;
 pub mod url;
 
 use std::{
@@ -76,6 +77,8 @@ pub struct CheckKey {
     pub verify_tls: bool,
     /// The external command.
     pub command: Option<String>,
+    /// keepalived's `misc_dynamic`: the external command's exit code sets the weight.
+    pub dynamic_weight: bool,
     /// `login` and `passwd` (pop, imap).
     pub login: Option<(String, String)>,
     /// The record type a dns check asks for, when configured (keepalived's DNS_CHECK).
@@ -121,6 +124,7 @@ impl Hash for CheckKey {
         self.virtual_host.hash(state);
         self.verify_tls.hash(state);
         self.command.hash(state);
+        self.dynamic_weight.hash(state);
         self.login.hash(state);
         self.dns_type.hash(state);
         self.digest.hash(state);
@@ -146,7 +150,7 @@ fn service_port(service: CheckService) -> u16 {
         CheckService::Imaps => 993,
         CheckService::Nntp => 119,
         CheckService::Ftp => 21,
-        CheckService::SimpleTcp | CheckService::None => 0,
+        CheckService::SimpleTcp | CheckService::None | CheckService::Udp => 0,
     }
 }
 
@@ -178,6 +182,7 @@ impl CheckKey {
             virtual_host: c.virtual_host.clone(),
             verify_tls: c.verify_tls,
             command: c.command.clone(),
+            dynamic_weight: c.dynamic_weight,
             login: c
                 .login
                 .clone()
@@ -239,6 +244,7 @@ impl CheckKey {
         }
         if self.check_type != CheckType::External {
             self.command = None;
+            self.dynamic_weight = false;
             self.virtual_addr = None;
         }
         if matches!(
@@ -317,6 +323,9 @@ pub struct CheckResult {
     pub check: &'static str,
     /// What happened (the status line, the error chain...).
     pub message: String,
+    /// The weight the check set for the real (keepalived's `misc_dynamic`: exit code minus
+    /// 2); `None`: the weight stays as it was.
+    pub weight: Option<u32>,
     /// How long it took.
     pub latency: Duration,
     /// When it started.
@@ -363,6 +372,8 @@ pub struct TargetStatus {
     pub consecutive_successes: u32,
     /// Forced down by a `maintenancedir` file.
     pub maintenance: bool,
+    /// The weight last set by the check (`misc_dynamic`), if any.
+    pub weight: Option<u32>,
     /// The last check, if any ran yet.
     pub last: Option<CheckResult>,
     /// Checks run since the target was added.
@@ -518,6 +529,7 @@ impl HealthHandle {
             consecutive_failures: 0,
             consecutive_successes: 0,
             maintenance: false,
+            weight: None,
             last: None,
             checks: 0,
             local_failures: 0,
@@ -650,6 +662,7 @@ impl Worker {
                     ok: false,
                     check: "maintenance",
                     message: format!("Server in maintenance (file {file})"),
+                    weight: None,
                     latency: started.elapsed(),
                     at,
                 };
@@ -663,6 +676,7 @@ impl Worker {
                         result: Err(CheckError::Silent {
                             addr: self.key.real.ip(),
                         }),
+                        weight: None,
                     }
                 } else {
                     // The probe boxes the future of the check it runs: held only while it
@@ -694,6 +708,7 @@ impl Worker {
                     ok,
                     check: run.check,
                     message,
+                    weight: run.weight,
                     latency,
                     at,
                 };
@@ -706,6 +721,11 @@ impl Worker {
         let event = {
             let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
             let soft_changed = s.soft_failing != soft;
+            // A weight set anew by the check (misc_dynamic) is news even without a transition.
+            let weight_changed = result.weight.is_some_and(|w| s.weight != Some(w));
+            if result.weight.is_some() {
+                s.weight = result.weight;
+            }
             s.state = self.machine.hard();
             s.soft_failing = soft;
             s.consecutive_failures = self.machine.consecutive_failures();
@@ -713,7 +733,7 @@ impl Worker {
             s.maintenance = in_maintenance.is_some();
             s.last = Some(result.clone());
             s.checks += 1;
-            (transition.is_some() || soft_changed).then(|| HealthEvent {
+            (transition.is_some() || soft_changed || weight_changed).then(|| HealthEvent {
                 key: self.key.clone(),
                 state: self.machine.hard().unwrap_or(HardState::Down),
                 previous: match transition {

@@ -16,7 +16,7 @@ use super::{
     dns, external, ftp,
     http::{self, HttpCheck, HttpParams},
     mail::{self, MailCheck, MailProtocol},
-    ping, simpletcp, tls,
+    ping, simpletcp, tls, udp,
 };
 use crate::config::model::{CheckService, CheckType, Protocol};
 
@@ -43,6 +43,13 @@ pub enum CheckError {
         /// The cause.
         #[from]
         source: simpletcp::SimpleTcpError,
+    },
+    /// The udp check (keepalived's UDP_CHECK) failed.
+    #[error(transparent)]
+    Udp {
+        /// The cause.
+        #[from]
+        source: udp::UdpError,
     },
     /// The dns check failed.
     #[error(transparent)]
@@ -142,6 +149,12 @@ enum Negotiate {
         timeout: Duration,
     },
     Dns(dns::DnsCheck),
+    Udp {
+        addr: SocketAddr,
+        payload: Vec<u8>,
+        reply: Option<udp::Pattern>,
+        timeout: Duration,
+    },
     Mail(Box<MailCheck>),
     Ftp(Box<ftp::FtpCheck>),
     Connect(Connect),
@@ -177,6 +190,12 @@ impl Negotiate {
                 timeout,
             } => Ok(Box::pin(simpletcp::check(*addr, payload, receive.as_ref(), *timeout)).await?),
             Negotiate::Dns(d) => Ok(Box::pin(d.run()).await?),
+            Negotiate::Udp {
+                addr,
+                payload,
+                reply,
+                timeout,
+            } => Ok(Box::pin(udp::check(*addr, payload, reply.as_ref(), *timeout)).await?),
             Negotiate::Mail(m) => Ok(Box::pin(m.run()).await?),
             Negotiate::Ftp(f) => Ok(Box::pin(f.run()).await?),
             Negotiate::Connect(c) => Box::pin(c.run()).await,
@@ -200,6 +219,7 @@ enum Kind {
         command: String,
         args: Box<[String; 4]>,
         timeout: Duration,
+        dynamic: bool,
     },
     Negotiate(Negotiate),
     /// `n` connect checks, then a negotiate check; `done` counts connects since the last
@@ -226,6 +246,8 @@ pub struct ProbeRun {
     pub check: &'static str,
     /// `Ok(message)` when up.
     pub result: Result<String, CheckError>,
+    /// The weight the check set (`misc_dynamic`), if it set one.
+    pub weight: Option<u32>,
 }
 
 impl Probe {
@@ -278,6 +300,7 @@ impl Probe {
                     key.real,
                 )),
                 timeout: key.timeout,
+                dynamic: key.dynamic_weight,
             },
             CheckType::Negotiate => Kind::Negotiate(Self::negotiate(key, connect)?),
             CheckType::ConnectThenNegotiate(n) => Kind::Combined {
@@ -316,6 +339,22 @@ impl Probe {
                     connector: connect.connector.clone(),
                     digest: key.digest.as_deref().and_then(http::parse_digest),
                 })?))
+            }
+            CheckService::Udp => {
+                let hex = |text: &str, wild: bool| {
+                    udp::parse_hex(text, wild).ok_or_else(|| CheckError::Invalid {
+                        message: format!("{text:?} is not hex"),
+                    })
+                };
+                Negotiate::Udp {
+                    addr,
+                    payload: hex(key.request.as_deref().unwrap_or(""), false)?
+                        .into_iter()
+                        .map(|(v, _)| v)
+                        .collect(),
+                    reply: key.receive.as_deref().map(|r| hex(r, true)).transpose()?,
+                    timeout,
+                }
             }
             CheckService::SimpleTcp => Negotiate::SimpleTcp {
                 addr,
@@ -411,6 +450,7 @@ impl Probe {
     /// memory for the check it makes, not for the largest of them all (thousands of connect
     /// checks wait on their timeouts at once).
     pub async fn run(&mut self) -> ProbeRun {
+        let mut weight = None;
         let (check, result) = match &mut self.kind {
             Kind::On => ("on", Ok("checktype on".to_string())),
             Kind::Off => ("off", Err(CheckError::Off)),
@@ -436,12 +476,15 @@ impl Probe {
                 command,
                 args,
                 timeout,
-            } => (
-                "external",
-                Box::pin(external::check(command, args, *timeout))
-                    .await
-                    .map_err(CheckError::from),
-            ),
+                dynamic,
+            } => {
+                let r = Box::pin(external::run(command, args, *timeout, *dynamic)).await;
+                let r = r.map(|(message, w)| {
+                    weight = w;
+                    message
+                });
+                ("external", r.map_err(CheckError::from))
+            }
             Kind::Negotiate(n) => ("negotiate", n.run().await),
             Kind::Combined {
                 n,
@@ -462,7 +505,11 @@ impl Probe {
                 }
             }
         };
-        ProbeRun { check, result }
+        ProbeRun {
+            check,
+            result,
+            weight,
+        }
     }
 }
 
@@ -558,6 +605,7 @@ mod tests {
             virtual_host: None,
             verify_tls: false,
             command: None,
+            dynamic_weight: false,
             login: None,
             dns_type: None,
             digest: None,

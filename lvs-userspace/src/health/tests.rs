@@ -21,6 +21,7 @@ fn spec(check_type: CheckType) -> CheckSpec {
         virtual_host: None,
         verify_tls: false,
         command: None,
+        dynamic_weight: false,
         login: None,
         passwd: None,
         dns_type: None,
@@ -566,6 +567,43 @@ fn targets_for_maps_every_real() {
         "the same real and check in two virtuals"
     );
     assert_ne!(t[0].spec.key, t[1].spec.key);
+}
+
+/// keepalived's misc_dynamic through the engine: a new weight is an event while the real
+/// stays up; exit 1 takes it down.
+#[tokio::test]
+async fn dynamic_weight_is_news_without_a_transition() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::testdir::TestDir::new("hc-dynamic");
+    let code = dir.join("code");
+    let script = dir.join("check.sh");
+    std::fs::write(&code, "5").unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nexit $(cat {})\n", code.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = spec(CheckType::External);
+    c.command = Some(script.to_str().unwrap().into());
+    c.dynamic_weight = true;
+    c.interval = Duration::from_millis(50);
+    let v = virtual_service(
+        "192.0.2.1:80",
+        c,
+        vec![real("127.0.0.1:80".parse().unwrap())],
+    );
+    let (health, mut rx) = HealthChecker::default().spawn();
+    health.set_targets(vec![TargetSpec::from_config(&v, &v.reals[0])]);
+    let ev = next_event(&mut rx).await;
+    assert_eq!((ev.state, ev.result.weight), (HardState::Up, Some(3)));
+    std::fs::write(&code, "2").unwrap();
+    let ev = next_event(&mut rx).await;
+    assert!(!ev.is_transition(), "{ev:?}");
+    assert_eq!((ev.state, ev.result.weight), (HardState::Up, Some(0)));
+    std::fs::write(&code, "1").unwrap();
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.state, HardState::Down, "{ev:?}");
 }
 
 #[test]
