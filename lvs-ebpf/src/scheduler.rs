@@ -111,8 +111,6 @@ fn from_ring(
     }
 }
 
-/// The destination a connection scheduler chose, or the fallback when it chose none.
-#[inline(always)]
 /// The connection schedulers' choice ([`NO_DEST`]: none). A function of its own, a BPF
 /// subprogram: the verifier walks the unrolled scan once, and what follows the choice once for
 /// all its outcomes (a destination id needs no precision), not once per path through the scan.
