@@ -90,19 +90,21 @@ pub mod map_names {
     /// `ARRAY` (`BPF_F_MMAPABLE`) of `u64` per destination id: its connection counts
     /// ([`crate::conns`]), changed by compare-and-exchange from both sides.
     pub const DEST_CONNS: &str = "LVS_DEST_CONNS";
-    /// `PROG_ARRAY` of the forwarding programs the balancer tail-calls, indexed by
-    /// [`super::forward_progs`]. Not pinned: every agent fills it with its own programs before
-    /// the balancer runs.
+    /// `PROG_ARRAY` of the programs the balancer tail-calls (a new flow's stages, the tunnel),
+    /// indexed by [`super::forward_progs`]. Pinned: the kernel empties a program array when
+    /// no process holds it, and the balancer must go on scheduling new flows when its agent is
+    /// gone; every agent puts its own programs in it before its balancer runs.
     pub const FORWARD_PROGS: &str = "LVS_FORWARD_PROGS";
     /// `PERCPU_ARRAY` of one `u32`: the destination id the balancer hands to the forwarding
-    /// program it tail-calls. Not pinned.
+    /// program it tail-calls. Pinned, as [`NEW_PACKET`].
     pub const FORWARD_DEST: &str = "LVS_FORWARD_DEST";
     /// `PERCPU_ARRAY` of one parsed packet: what the balancer hands to the new-flow program it
-    /// tail-calls (the kernel's own layout, never read by the agent). Not pinned.
+    /// tail-calls (the kernel's own layout, never read by the agent). Pinned, so that a running
+    /// balancer and the programs a restarted agent put in [`FORWARD_PROGS`] share it.
     pub const NEW_PACKET: &str = "LVS_NEW_PACKET";
 
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 15] = [
         SERVICES,
         DESTS,
         RINGS,
@@ -115,6 +117,9 @@ pub mod map_names {
         DEST_STATS,
         DROPS,
         DEST_CONNS,
+        FORWARD_PROGS,
+        FORWARD_DEST,
+        NEW_PACKET,
     ];
 }
 

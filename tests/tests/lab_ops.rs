@@ -154,7 +154,7 @@ fn status_lists_the_service_and_counts_connections_per_real() {
 
     let table = wait_table(&sock, Duration::from_secs(10), "all three reals up", all_up);
     assert!(
-        table.starts_with("IP Virtual Server version lvs-0.1.0 (size=262144)\n"),
+        table.starts_with("IP Virtual Server version lvs-0.1.0 (size=4194304)\n"),
         "{table}"
     );
     assert!(table.contains("\nTCP  198.18.0.100:80 wrr\n"), "{table}");

@@ -588,6 +588,12 @@ pub async fn run(
                 continue;
             }
             Some(req) = snapshot_requests.recv() => {
+                // The checks' results already sent first: a real that status shows down is
+                // out of the tables it shows.
+                while let Ok(ev) = health_events.try_recv() {
+                    agent.on_health(ev).await;
+                    pending = true;
+                }
                 // What status shows is what the kernel does: write pending changes first.
                 if pending {
                     pending = false;
