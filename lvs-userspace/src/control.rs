@@ -532,44 +532,13 @@ fn exchange(path: &Path, request: &Request) -> Result<Response, ControlError> {
 
 /// Client side: asks the agent at `path` for its status (blocking).
 pub fn status(path: &Path) -> Result<Snapshot, ControlError> {
-    let io = |step| {
-        move |source| ControlError::Io {
-            step,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
-    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::PermissionDenied {
-            ControlError::PermissionDenied {
-                path: path.to_path_buf(),
-            }
-        } else {
-            io("connecting to")(source)
-        }
-    })?;
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .map_err(io("setting a timeout on"))?;
-    let req = serde_json::to_string(&Request {
+    let request = Request {
         cmd: "status".into(),
         changes: Vec::new(),
         connections: false,
         zero: None,
-    })
-    .expect("a request serializes");
-    stream
-        .write_all(format!("{req}\n").as_bytes())
-        .map_err(io("sending to"))?;
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .map_err(io("reading from"))?;
-    let r: Response = serde_json::from_str(&line).map_err(|source| ControlError::Decode {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    match r {
+    };
+    match exchange(path, &request)? {
         Response {
             ok: true,
             snapshot: Some(s),
