@@ -26,6 +26,8 @@ fn real(a: &str, weight: u32, active: u64, inactive: u64, s: [u64; 5]) -> RealVi
         weight,
         active,
         inactive,
+        u_threshold: 0,
+        l_threshold: 0,
         stats: st(s),
     }
 }
