@@ -12,7 +12,7 @@ use std::{
 
 use lvs::lab::{Lab, LabOptions, run_in_netns};
 use lvs_tests::{
-    agent::{RunningLvs, count, lvs_binary, who_answers},
+    agent::{RealCounts, RunningLvs, count, counting_config, lvs_binary, who_answers},
     wait,
 };
 
@@ -21,39 +21,18 @@ const TCPFIN_S: u64 = 2;
 /// real1's upper threshold.
 const UPPER: u64 = 3;
 
-fn config(lab: &Lab, vip: SocketAddr) -> String {
-    let mut c = format!(
-        "checkinterval = 1\ntimeout_tcpfin = {TCPFIN_S}\n\n[[virtual]]\naddress = \"{vip}\"\n\
-         scheduler = \"rr\"\nchecktype = \"connect\"\n"
-    );
-    for (i, r) in lab.reals().iter().enumerate() {
-        c.push_str(&format!(
-            "[[virtual.real]]\naddress = \"{}:80\"\n",
-            r.addr_v4
-        ));
-        if i == 0 {
-            c.push_str(&format!("upper_threshold = {UPPER}\nlower_threshold = 1\n"));
-        }
-    }
-    c
-}
-
-/// (address, ActiveConn + InActConn, overloaded) of each real, from `lvs status --json`.
+/// (address, ActiveConn + InActConn, overloaded) of each real.
 fn reals(lvs: &RunningLvs) -> Vec<(String, u64, bool)> {
-    let text = lvs.status(&["--json"]).expect("lvs status --json");
-    let snap: serde_json::Value = serde_json::from_str(&text).expect("status JSON");
-    snap["services"][0]["reals"]
-        .as_array()
-        .expect("the service's reals")
-        .iter()
-        .map(|r| {
-            (
-                r["address"].as_str().unwrap_or("?").to_string(),
-                r["active_connections"].as_u64().expect("active")
-                    + r["inactive_connections"].as_u64().expect("inactive"),
-                r["overloaded"].as_bool().expect("overloaded"),
-            )
-        })
+    lvs.real_counts()
+        .into_iter()
+        .map(
+            |RealCounts {
+                 address,
+                 active,
+                 inactive,
+                 overloaded,
+             }| { (address, active + inactive, overloaded) },
+        )
         .collect()
 }
 
@@ -61,7 +40,9 @@ fn reals(lvs: &RunningLvs) -> Vec<(String, u64, bool)> {
 fn a_real_at_its_upper_threshold_takes_no_new_connection_until_below_its_lower_one() {
     let lab = Lab::create(LabOptions::default()).expect("lab");
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
-    let lvs = RunningLvs::start(&lab, &config(&lab, vip)).unwrap();
+    let extra = format!("upper_threshold = {UPPER}\nlower_threshold = 1\n");
+    let config = counting_config(&lab, vip, "rr", TCPFIN_S, &extra);
+    let lvs = RunningLvs::start(&lab, &config).unwrap();
     lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
     let real1 = format!("{}:80", lab.reals()[0].addr_v4);
 
@@ -86,7 +67,7 @@ fn a_real_at_its_upper_threshold_takes_no_new_connection_until_below_its_lower_o
         Duration::from_millis(100),
         "the probe connections' entries gone (no connection counted)",
         || Some(()).filter(|_| reals(&lvs).iter().all(|r| r.1 == 0 && !r.2)),
-        || format!("reals {:?}", reals(&lvs)),
+        || format!("reals {:?}", lvs.real_counts()),
     );
 
     // Held connections, opened one by one until real1 has its upper threshold: rr gives it
@@ -110,14 +91,14 @@ fn a_real_at_its_upper_threshold_takes_no_new_connection_until_below_its_lower_o
             held.push(s);
             None
         },
-        || format!("reals {:?}", reals(&lvs)),
+        || format!("reals {:?}", lvs.real_counts()),
     );
     wait::until(
         Duration::from_secs(2),
         Duration::from_millis(20),
         "real1 overloaded",
         || reals(&lvs).iter().find(|x| x.0 == real1 && x.2).map(|_| ()),
-        || format!("reals {:?}", reals(&lvs)),
+        || format!("reals {:?}", lvs.real_counts()),
     );
 
     // New connections: none to real1.
@@ -148,7 +129,7 @@ fn a_real_at_its_upper_threshold_takes_no_new_connection_until_below_its_lower_o
                 .find(|x| x.0 == real1 && !x.2)
                 .map(|_| ())
         },
-        || format!("reals {:?}", reals(&lvs)),
+        || format!("reals {:?}", lvs.real_counts()),
     );
     let names = who_answers(&lab, vip, 6).expect("new connections");
     assert!(count(&names, "real1") >= 1, "{names:?}");
