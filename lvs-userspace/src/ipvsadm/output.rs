@@ -259,13 +259,24 @@ pub fn since_zero(services: &mut [ServiceView], bases: &[ZeroBase]) {
     }
 }
 
-/// The zero points of `services` (all, or the one of `only`) now: what `-Z` records.
-pub fn zero_bases(services: &[ServiceView], only: Option<(Proto, SocketAddr)>) -> Vec<ZeroBase> {
+impl ServiceView {
+    /// Whether this is the service ipvsadm names with `key` (`-t`/`-u` VIP:PORT, or `-f MARK`
+    /// of the key's family).
+    pub fn is(&self, key: &crate::ipvsadm::rules::Key) -> bool {
+        match key.fwmark {
+            Some(mark) => self.fwmark == Some(mark) && self.addr.is_ipv4() == key.addr.is_ipv4(),
+            None => self.fwmark.is_none() && self.proto == key.proto && self.addr == key.addr,
+        }
+    }
+}
+
+/// The zero points of `services` (all, or the one `only` names) now: what `-Z` records.
+pub fn zero_bases(
+    services: &[ServiceView],
+    only: Option<&crate::ipvsadm::rules::Key>,
+) -> Vec<ZeroBase> {
     let mut out = Vec::new();
-    for s in services
-        .iter()
-        .filter(|s| only.is_none_or(|(p, a)| s.proto == p && s.addr == a))
-    {
+    for s in services.iter().filter(|s| only.is_none_or(|k| s.is(k))) {
         out.push(ZeroBase {
             proto: s.proto,
             service: s.addr,
