@@ -128,6 +128,40 @@ pub fn established(key: &FlowKey, flags: u8, syn: bool) -> Option<(u32, &'static
     None
 }
 
+/// Reads, and drops, the destination word of the way a new flow of `key` would take in a full
+/// bucket (the least recently seen): [`remember`] reads it to uncount the flow it evicts, and
+/// it lies in a cache line of its own, seldom in the cache. Read here, before the scheduler
+/// runs, the miss overlaps the scheduler's work instead of stalling the writer. Nothing is
+/// decided by what is read (the writer reads the word again once it holds the way); a bucket
+/// with an empty way reads nothing more.
+#[inline(always)]
+pub fn touch_victim(key: &FlowKey) {
+    let words = key.words();
+    let Some((bucket, _, _)) = bucket(&words) else {
+        return;
+    };
+    let mut ranks = [CT_NO_CLAIM; CT_WAYS];
+    for (w, rank) in ranks.iter_mut().enumerate() {
+        let h = head(bucket, w);
+        // SAFETY: as in `established`.
+        unsafe {
+            let (seq, _) = split_seq_tag(read_volatile(h as *const u64));
+            if rest_is_empty(seq as u64) {
+                return;
+            }
+            *rank = claim_rank(
+                seq as u64,
+                false,
+                read_volatile(addr_of_mut!((*h).last_seen_ns)),
+            );
+        }
+    }
+    if let Some(w) = next_way(&ranks, 0) {
+        // SAFETY: as in `established`; the value is not used.
+        let _ = unsafe { read_volatile(dest_ptr(flow(bucket, w))) };
+    }
+}
+
 /// The destination in slot `id` if it still holds `generation`.
 #[inline(always)]
 pub fn live_dest(id: u32, generation: u32) -> Option<&'static Dest> {
@@ -180,8 +214,7 @@ pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) {
                 write_volatile(h as *mut u64, seq_tag(next_seq(seq), tag));
                 (old_seen, old_pair)
             };
-            crate::conns::replaced(seq as u64, old_seen, old_pair);
-            crate::conns::moved(dest, generation, None, Some(first));
+            crate::conns::took(seq as u64, old_seen, old_pair, dest, generation, first);
             return;
         }
         tried |= 1 << w;

@@ -127,10 +127,16 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
         return Ok((dest_id, dest));
     }
 
-    vip::lookup(&pkt.key).inspect_err(|_| fragment::not_a_service(&pkt))?;
+    let service = vip::lookup(&pkt.key).inspect_err(|_| fragment::not_a_service(&pkt))?;
+    conntrack::touch_victim(&pkt.key);
     if let Some(slot) = maps::NEW_PACKET.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
-        unsafe { *slot = pkt };
+        unsafe {
+            *slot = maps::NewFlow {
+                pkt,
+                service: *service,
+            }
+        };
     }
     // SAFETY: the array holds XDP programs only (the agent writes it).
     let _ =
@@ -143,14 +149,15 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
 /// scheduler, the connection table, then the forwarding method.
 #[inline(always)]
 fn new_flow(ctx: &XdpContext) -> Result<u32, u32> {
-    // The packet as the balancer parsed it (this CPU's slot, written before the tail call).
-    let pkt = *maps::NEW_PACKET
+    // The packet and its service as the balancer found them (this CPU's slot, written before
+    // the tail call).
+    let slot = maps::NEW_PACKET
         .get(0)
         .ok_or_else(|| stats::drop(ctx, lvs_common::DropReason::BadDestination))?;
-    let service = vip::lookup(&pkt.key)?;
+    let (pkt, service) = (&slot.pkt, &slot.service);
     let (dest_id, dest) = scheduler::pick(ctx, service, &pkt.key)?;
     conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation);
-    fragment::first(&pkt, service.id, dest_id, dest.generation);
+    fragment::first(pkt, service.id, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);
     forward(ctx, dest_id, dest)
 }

@@ -92,11 +92,21 @@ pub static VIP_ADDRS: HashMap<Addr, u32> = HashMap::with_max_entries(MAX_SERVICE
 #[map(name = "LVS_FORWARD_PROGS")]
 pub static FORWARD_PROGS: ProgramArray = ProgramArray::with_max_entries(forward_progs::COUNT, 0);
 
-/// The parsed packet handed to the new-flow program (one per CPU, as [`FORWARD_DEST`]): it
-/// starts from it rather than parsing again, so the verifier walks the parser's paths in the
-/// balancer only.
+/// What the balancer hands the new-flow program (one per CPU, as [`FORWARD_DEST`]): the parsed
+/// packet and a copy of its virtual service. The new-flow program starts from them rather than
+/// parsing again (so the verifier walks the parser's paths in the balancer only) and looking
+/// the service up a second time.
+#[derive(Clone, Copy)]
+pub struct NewFlow {
+    /// The packet as the balancer parsed it.
+    pub pkt: crate::parse::Packet,
+    /// Its virtual service as the balancer found it.
+    pub service: Service,
+}
+
+/// The hand-over to the new-flow program ([`NewFlow`]).
 #[map(name = "LVS_NEW_PACKET")]
-pub static NEW_PACKET: PerCpuArray<crate::parse::Packet> = PerCpuArray::with_max_entries(1, 0);
+pub static NEW_PACKET: PerCpuArray<NewFlow> = PerCpuArray::with_max_entries(1, 0);
 
 /// The destination id handed to a tail-called forwarding program (one per CPU: XDP runs to
 /// completion on one CPU, tail call included).

@@ -62,6 +62,7 @@ const BPF_LINKER_VERSION: &str = "0.9.13";
 /// The benchmarks `cargo xtask bench` runs, in order (binaries of the tests crate).
 const BENCHES: &[&str] = &[
     "lvs-bench",
+    "lvs-window-bench",
     "lvs-live-bench",
     "lvs-failover-bench",
     "lvs-scale-bench",
