@@ -36,6 +36,9 @@ pub(crate) enum Family {
 /// Global settings as written.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RawGlobals {
+    /// The reader lets `masq` (NAT) reals through: the TOML format's does; the others still
+    /// refuse it in the forms of their own formats, and `masq` here.
+    pub masq: bool,
     pub checktimeout: Opt<u64>,
     pub negotiatetimeout: Opt<u64>,
     pub checkinterval: Opt<u64>,
@@ -453,11 +456,27 @@ fn resolve_globals(
     let ct = check_seconds(file, "checktimeout", &g.checktimeout)?;
     let nt = check_seconds(file, "negotiatetimeout", &g.negotiatetimeout)?;
     let fallback = match &g.fallback {
-        Some(f) => Some(parse_fallback(file, f, "fallback", Family::V4, 0, names)?),
+        Some(f) => Some(parse_fallback(
+            file,
+            f,
+            "fallback",
+            Family::V4,
+            0,
+            g.masq,
+            names,
+        )?),
         None => None,
     };
     let fallback6 = match &g.fallback6 {
-        Some(f) => Some(parse_fallback(file, f, "fallback6", Family::V6, 0, names)?),
+        Some(f) => Some(parse_fallback(
+            file,
+            f,
+            "fallback6",
+            Family::V6,
+            0,
+            g.masq,
+            names,
+        )?),
         None => None,
     };
     let log = match &g.logfile {
@@ -1056,16 +1075,18 @@ fn parse_endpoint(
     Ok(SocketAddr::new(ip, port))
 }
 
-/// A forwarding method: `gate` or `ipip` (`masq` is refused).
+/// A forwarding method: `gate`, `ipip`, or `masq` where the reader lets it through (`masq`).
 fn parse_method(
     file: &Path,
     line: usize,
     key: &str,
     m: Option<&str>,
+    masq: bool,
 ) -> Result<Forwarding, ConfigError> {
     match m {
         None | Some("gate") => Ok(Forwarding::Gate),
         Some("ipip") => Ok(Forwarding::Tunnel),
+        Some("masq") if masq => Ok(Forwarding::Masq),
         Some(m @ "masq") => Err(ConfigError::invalid(
             file,
             line,
@@ -1093,6 +1114,7 @@ fn parse_fallback(
     key: &str,
     family: Family,
     default_port: u16,
+    masq: bool,
     names: &mut Vec<ResolvedName>,
 ) -> Result<Fallback, ConfigError> {
     let mut words = f.value.split_whitespace();
@@ -1113,7 +1135,7 @@ fn parse_fallback(
             format!("unexpected `{extra}` after the forwarding method"),
         ));
     }
-    let forwarding = parse_method(file, f.line, key, method)?;
+    let forwarding = parse_method(file, f.line, key, method, masq)?;
     let addr = parse_endpoint(
         file,
         f.line,
@@ -1482,7 +1504,7 @@ fn resolve_virtual(
             } else {
                 "fallback"
             };
-            errs.ok(parse_fallback(file, f, key, family, port, names))
+            errs.ok(parse_fallback(file, f, key, family, port, g.masq, names))
         }
         None => {
             if v6 {
@@ -1669,9 +1691,15 @@ fn resolve_virtual(
 
     let mut reals = Vec::new();
     for r in &v.reals {
-        if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http, names)) {
+        if let Some(mut rs) = errs.ok(resolve_real(
+            file, r, family, proto_name, is_http, g.masq, names,
+        )) {
             for rr in &rs {
-                if rr.addr.port() != 0 && port != 0 && rr.addr.port() != port {
+                if rr.forwarding != Forwarding::Masq
+                    && rr.addr.port() != 0
+                    && port != 0
+                    && rr.addr.port() != port
+                {
                     warn(
                         warnings,
                         file,
@@ -1746,6 +1774,7 @@ fn resolve_real(
     family: Family,
     proto: &str,
     is_http: bool,
+    masq: bool,
     names: &mut Vec<ResolvedName>,
 ) -> Result<Vec<RealServer>, ConfigError> {
     let key = if r.family == Some(Family::V6) {
@@ -1784,7 +1813,7 @@ fn resolve_real(
             format!("cannot specify `{key}` in this virtual service: use `{want}`"),
         ));
     }
-    let forwarding = parse_method(file, r.line, key, r.method.as_deref())?;
+    let forwarding = parse_method(file, r.line, key, r.method.as_deref(), masq)?;
     let weight = match r.weight {
         None => 1,
         Some(w) if w <= 65535 => w as u32,
