@@ -261,6 +261,9 @@ pub(crate) mod tests {
             },
             active_connections: conns / 100,
             inactive_connections: conns / 300,
+            upper_threshold: 0,
+            lower_threshold: 0,
+            overloaded: false,
             health: Some(HealthSnapshot {
                 state: state.into(),
                 soft_failing: false,

@@ -158,6 +158,24 @@ impl<'a> RunningLvs<'a> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The first service's reals as `lvs status --json` shows them: address, ActiveConn,
+    /// InActConn, overloaded.
+    pub fn real_counts(&self) -> Vec<RealCounts> {
+        let text = self.status(&["--json"]).expect("lvs status --json");
+        let snap: serde_json::Value = serde_json::from_str(&text).expect("status JSON");
+        snap["services"][0]["reals"]
+            .as_array()
+            .expect("the service's reals")
+            .iter()
+            .map(|r| RealCounts {
+                address: r["address"].as_str().unwrap_or("?").to_string(),
+                active: r["active_connections"].as_u64().expect("active"),
+                inactive: r["inactive_connections"].as_u64().expect("inactive"),
+                overloaded: r["overloaded"].as_bool().expect("overloaded"),
+            })
+            .collect()
+    }
+
     /// Waits until `lvs status` shows `real` (as the table writes it, `198.18.0.13:80`) with
     /// `weight` in its weight column (`-`: out of the data plane). Asking for the status makes
     /// the agent write pending changes first, so this is what the kernel's tables hold.
@@ -210,6 +228,45 @@ impl<'a> RunningLvs<'a> {
     pub fn stop(self) -> bool {
         self.lab.terminate(self.pid, Duration::from_secs(5))
     }
+}
+
+/// One real of `lvs status --json` ([`RunningLvs::real_counts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealCounts {
+    /// Its address and port (`198.18.0.11:80`).
+    pub address: String,
+    /// ActiveConn.
+    pub active: u64,
+    /// InActConn.
+    pub inactive: u64,
+    /// Past its upper connection threshold.
+    pub overloaded: bool,
+}
+
+/// A TOML config of one TCP service on `vip` with the lab's reals on port 80, checked by
+/// connect every second, its FIN_WAIT timeout `tcpfin_s`, scheduled by `scheduler`; `extra`
+/// is added to the first real's table.
+pub fn counting_config(
+    lab: &Lab,
+    vip: SocketAddr,
+    scheduler: &str,
+    tcpfin_s: u64,
+    extra: &str,
+) -> String {
+    let mut c = format!(
+        "checkinterval = 1\ntimeout_tcpfin = {tcpfin_s}\n\n[[virtual]]\naddress = \"{vip}\"\n\
+         scheduler = \"{scheduler}\"\nchecktype = \"connect\"\n"
+    );
+    for (i, r) in lab.reals().iter().enumerate() {
+        c.push_str(&format!(
+            "[[virtual.real]]\naddress = \"{}:80\"\n",
+            r.addr_v4
+        ));
+        if i == 0 {
+            c.push_str(extra);
+        }
+    }
+    c
 }
 
 /// `text` without ANSI escape sequences (`ESC [ … letter`), as the log's formatter may colour

@@ -7,7 +7,10 @@ use std::{
 };
 
 use lvs::lab::{Lab, LabOptions, run_in_netns};
-use lvs_tests::{agent::RunningLvs, wait};
+use lvs_tests::{
+    agent::{RunningLvs, counting_config},
+    wait,
+};
 
 /// Connections opened, and of them closed by the client.
 const N: usize = 12;
@@ -15,41 +18,18 @@ const M: usize = 5;
 /// The FIN_WAIT timeout of the test's config, in seconds.
 const TCPFIN_S: u64 = 2;
 
-fn config(lab: &Lab, vip: SocketAddr) -> String {
-    let mut c = format!(
-        "checkinterval = 1\ntimeout_tcpfin = {TCPFIN_S}\n\n[[virtual]]\naddress = \"{vip}\"\n\
-         scheduler = \"rr\"\nchecktype = \"connect\"\n"
-    );
-    for r in lab.reals() {
-        c.push_str(&format!(
-            "[[virtual.real]]\naddress = \"{}:80\"\n",
-            r.addr_v4
-        ));
-    }
-    c
-}
-
-/// (ActiveConn, InActConn) summed over the service's reals, from `lvs status --json`.
+/// (ActiveConn, InActConn) summed over the service's reals.
 fn counts(lvs: &RunningLvs) -> (u64, u64) {
-    let text = lvs.status(&["--json"]).expect("lvs status --json");
-    let snap: serde_json::Value = serde_json::from_str(&text).expect("status JSON");
-    let reals = snap["services"][0]["reals"]
-        .as_array()
-        .expect("the service's reals")
-        .clone();
-    reals.iter().fold((0, 0), |(a, i), r| {
-        (
-            a + r["active_connections"].as_u64().expect("active"),
-            i + r["inactive_connections"].as_u64().expect("inactive"),
-        )
-    })
+    lvs.real_counts()
+        .iter()
+        .fold((0, 0), |(a, i), r| (a + r.active, i + r.inactive))
 }
 
 #[test]
 fn active_and_inactive_connections_follow_the_clients_closes_and_the_fin_timeout() {
     let lab = Lab::create(LabOptions::default()).expect("lab");
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
-    let lvs = RunningLvs::start(&lab, &config(&lab, vip)).unwrap();
+    let lvs = RunningLvs::start(&lab, &counting_config(&lab, vip, "rr", TCPFIN_S, "")).unwrap();
     lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
     // The connections wait_served made are closed: let them age out of FIN_WAIT first (their
     // entries are counted as inactive until then).

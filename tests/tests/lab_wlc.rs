@@ -10,42 +10,21 @@ use std::{
 };
 
 use lvs::lab::{Lab, LabOptions, run_in_netns};
-use lvs_tests::{agent::RunningLvs, wait};
+use lvs_tests::{
+    agent::{RunningLvs, counting_config},
+    wait,
+};
 
 /// Short connections opened after the download.
 const SHORT: u64 = 12;
 /// The FIN_WAIT timeout of the test's config, in seconds.
 const TCPFIN_S: u64 = 2;
 
-fn config(lab: &Lab, vip: SocketAddr) -> String {
-    let mut c = format!(
-        "checkinterval = 1\ntimeout_tcpfin = {TCPFIN_S}\n\n[[virtual]]\naddress = \"{vip}\"\n\
-         scheduler = \"wlc\"\nchecktype = \"connect\"\n"
-    );
-    for r in lab.reals() {
-        c.push_str(&format!(
-            "[[virtual.real]]\naddress = \"{}:80\"\n",
-            r.addr_v4
-        ));
-    }
-    c
-}
-
-/// (address, ActiveConn, InActConn) of each real, from `lvs status --json`.
+/// (address, ActiveConn, InActConn) of each real.
 fn reals(lvs: &RunningLvs) -> Vec<(String, u64, u64)> {
-    let text = lvs.status(&["--json"]).expect("lvs status --json");
-    let snap: serde_json::Value = serde_json::from_str(&text).expect("status JSON");
-    snap["services"][0]["reals"]
-        .as_array()
-        .expect("the service's reals")
-        .iter()
-        .map(|r| {
-            (
-                r["address"].as_str().unwrap_or("?").to_string(),
-                r["active_connections"].as_u64().expect("active"),
-                r["inactive_connections"].as_u64().expect("inactive"),
-            )
-        })
+    lvs.real_counts()
+        .into_iter()
+        .map(|r| (r.address, r.active, r.inactive))
         .collect()
 }
 
@@ -53,7 +32,7 @@ fn reals(lvs: &RunningLvs) -> Vec<(String, u64, u64)> {
 fn wlc_sends_new_connections_away_from_the_real_holding_a_long_download() {
     let lab = Lab::create(LabOptions::default()).expect("lab");
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
-    let lvs = RunningLvs::start(&lab, &config(&lab, vip)).unwrap();
+    let lvs = RunningLvs::start(&lab, &counting_config(&lab, vip, "wlc", TCPFIN_S, "")).unwrap();
     lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
     // The probe connections age out of FIN_WAIT, and the agent's sweep uncounts them in the
     // data plane too (the scheduler reads those counts, not the status).

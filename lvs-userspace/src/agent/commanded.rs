@@ -222,13 +222,13 @@ impl Agent {
         };
         if let Some(scope) = zero {
             let views = output::views(&self.snapshot());
-            let only = match scope {
+            let only = match &scope {
                 ZeroScope::All => None,
                 ZeroScope::Service(k) => {
-                    if !views.iter().any(|s| s.proto == k.proto && s.addr == k.addr) {
+                    if !views.iter().any(|s| s.is(k)) {
                         return Err((0, "No such service".into()));
                     }
-                    Some((k.proto, k.addr))
+                    Some(k)
                 }
             };
             let fresh = output::zero_bases(&views, only);

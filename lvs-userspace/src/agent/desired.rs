@@ -28,6 +28,10 @@ pub trait Knowledge {
     fn quorum_lost(&self, _virt: &VirtualService) -> bool {
         false
     }
+    /// Whether the real is past its connection threshold ([`super::overload`]).
+    fn overloaded(&self, _virt: &VirtualService, _real: &RealServer) -> bool {
+        false
+    }
 }
 
 /// The summed weight of the reals of `v` that are up (keepalived's quorum weight).
@@ -81,6 +85,8 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
             continue;
         };
         let weight = match (k.is_up(v, real), v.quiescent) {
+            // Overloaded: in at weight 0, as a quiescent real (its flows go on).
+            (true, _) if k.overloaded(v, real) => 0,
             (true, _) => k.weight(v, real),
             (false, true) => 0,
             (false, false) => continue,

@@ -16,6 +16,7 @@ mod conn_list;
 pub mod desired;
 mod kept_states;
 pub mod neighbours;
+mod overload;
 pub mod sd_notify;
 pub mod snapshot;
 mod tunnel_forwarding;
@@ -136,6 +137,8 @@ pub struct Agent {
     /// Services with a quorum above 1 below it, and those whose quorum was evaluated.
     quorum_lost: HashSet<(SocketAddr, Protocol)>,
     quorum_seen: HashSet<(SocketAddr, Protocol)>,
+    /// Reals past their upper connection threshold ([`overload`]).
+    overloaded: HashSet<CheckKey>,
     /// The virtual services (indices in `config.virtuals`) each check concerns, so that a
     /// health event finds its services without rebuilding every real's key.
     services_of: HashMap<CheckKey, Vec<usize>>,
@@ -227,6 +230,21 @@ struct View<'a> {
     targets: &'a HashMap<IpAddr, Option<Target>>,
     /// Services (by VIP and protocol) below their quorum.
     quorum_lost: &'a HashSet<(SocketAddr, Protocol)>,
+    /// Reals past their connection threshold.
+    overloaded: &'a HashSet<CheckKey>,
+}
+
+impl<'a> View<'a> {
+    /// What `agent` knows now.
+    fn of(agent: &'a Agent) -> View<'a> {
+        View {
+            states: &agent.states,
+            weights: &agent.weights,
+            targets: &agent.targets,
+            quorum_lost: &agent.quorum_lost,
+            overloaded: &agent.overloaded,
+        }
+    }
 }
 
 impl Knowledge for View<'_> {
@@ -247,6 +265,10 @@ impl Knowledge for View<'_> {
 
     fn quorum_lost(&self, v: &VirtualService) -> bool {
         self.quorum_lost.contains(&(v.vip, v.protocol))
+    }
+
+    fn overloaded(&self, v: &VirtualService, real: &RealServer) -> bool {
+        self.overloaded.contains(&CheckKey::from_config(v, real))
     }
 }
 
@@ -475,6 +497,7 @@ pub async fn run(
         on_fallback: HashSet::new(),
         quorum_lost: HashSet::new(),
         quorum_seen: HashSet::new(),
+        overloaded: HashSet::new(),
         counters: snapshot::AgentCounters::default(),
         services_of: HashMap::new(),
     };
@@ -497,6 +520,7 @@ pub async fn run(
         .map(|every| tokio::time::interval(every.max(Duration::from_millis(10))));
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut overload_tick = tokio::time::interval(overload::CHECK_EVERY);
     let started = Instant::now();
     // Changes are written at most every APPLY_EVERY: a change after a quiet spell is written
     // at once, the changes that follow it within APPLY_EVERY are written together when it
@@ -602,6 +626,12 @@ pub async fn run(
                 }
                 let _ = req.reply.send(agent.snapshot());
                 continue;
+            }
+            _ = overload_tick.tick(), if agent.has_thresholds() => {
+                if agent.update_overloads() {
+                    last_apply = Instant::now();
+                    agent.apply_or_log();
+                }
             }
             _ = tick.tick() => {
                 agent.alerter.tick(Instant::now());
@@ -738,13 +768,7 @@ impl Agent {
     /// Writes the plans for the current knowledge to the kernel.
     fn apply(&mut self) -> Result<(), AgentError> {
         self.update_quorums();
-        let view = View {
-            states: &self.states,
-            weights: &self.weights,
-            targets: &self.targets,
-            quorum_lost: &self.quorum_lost,
-        };
-        let plans = desired::plans(&self.config, &view);
+        let plans = desired::plans(&self.config, &View::of(self));
         for p in &plans {
             self.note_fallback(p);
             for t in p.dests.iter().chain(p.fallback.iter()).map(|d| d.target) {
@@ -769,13 +793,7 @@ impl Agent {
         let mut lost = HashSet::new();
         for v in self.config.virtuals.iter().filter(|v| v.quorum > 1) {
             let key = (v.vip, v.protocol);
-            let view = View {
-                states: &self.states,
-                weights: &self.weights,
-                targets: &self.targets,
-                quorum_lost: &self.quorum_lost,
-            };
-            let live = desired::live_weight(v, &view);
+            let live = desired::live_weight(v, &View::of(self));
             let had = self.quorum_seen.contains(&key) && !self.quorum_lost.contains(&key);
             let held = desired::quorum_held(v, live, had);
             if !held {

@@ -118,6 +118,15 @@ pub struct RealSnapshot {
     /// IPVS's InActConn: the other live entries pointing at it (FIN_WAIT, CLOSE, TIME_WAIT,
     /// ..., and every UDP flow).
     pub inactive_connections: u64,
+    /// Its upper connection threshold (ipvsadm's `-x`; 0: none).
+    #[serde(default)]
+    pub upper_threshold: u32,
+    /// Its lower connection threshold (ipvsadm's `-y`; 0: none).
+    #[serde(default)]
+    pub lower_threshold: u32,
+    /// Past its upper threshold: no new connections until below the lower one.
+    #[serde(default)]
+    pub overloaded: bool,
     /// Its health (absent for the fallback, which is not checked).
     pub health: Option<HealthSnapshot>,
 }
@@ -215,12 +224,7 @@ impl Agent {
             .into_iter()
             .map(|t| (t.key.clone(), t))
             .collect();
-        let view = View {
-            states: &self.states,
-            weights: &self.weights,
-            targets: &self.targets,
-            quorum_lost: &self.quorum_lost,
-        };
+        let view = View::of(self);
         let tables = &self.dataplane.tables;
         let stats = tables.stats();
         // The data plane's counts of the slot's current generation: one word per real.
@@ -256,6 +260,9 @@ impl Agent {
                     counters: dest_counters(id),
                     active_connections: conns(id).0,
                     inactive_connections: conns(id).1,
+                    upper_threshold: r.thresholds.upper,
+                    lower_threshold: r.thresholds.lower,
+                    overloaded: self.overloaded.contains(&CheckKey::from_config(v, r)),
                     health: Some(HealthSnapshot {
                         state: match h.and_then(|h| h.state) {
                             Some(HardState::Up) => "up",
@@ -287,6 +294,9 @@ impl Agent {
                     counters: dest_counters(id),
                     active_connections: conns(id).0,
                     inactive_connections: conns(id).1,
+                    upper_threshold: 0,
+                    lower_threshold: 0,
+                    overloaded: false,
                     health: None,
                 }
             });

@@ -123,6 +123,8 @@ pub fn to_config(path: &Path, rules: &Rules) -> Result<Config, ConfigError> {
                 digest: None,
                 notify_up: None,
                 notify_down: None,
+                u_threshold: Some((line, u64::from(r.u_threshold))),
+                l_threshold: Some((line, u64::from(r.l_threshold))),
             });
         }
         raw.virtuals.push(v);

@@ -303,10 +303,8 @@ fn alpha_omega_ha_suspend_and_ignored_keywords() {
         err(&vs(&format!("{BASE}\n  weigth 2"), ""))
             .starts_with("k.conf:5: weigth: unknown keyword in virtual_server")
     );
-    assert!(
-        err(&vs(BASE, "    uthreshold 10"))
-            .starts_with("k.conf:6: uthreshold: connection thresholds")
-    );
+    let t = ok(&vs(BASE, "    uthreshold 10\n    lthreshold 4")).virtuals[0].reals[0].thresholds;
+    assert_eq!((t.upper, t.lower), (10, 4));
     assert!(err(&vs(&format!("{BASE}\n  ops"), "")).starts_with("k.conf:5: ops: one-packet"));
     assert!(
         err(&vs(&format!("{BASE}\n  sh-port"), ""))

@@ -453,6 +453,8 @@ impl Mapper {
             digest: None,
             notify_up: None,
             notify_down: None,
+            u_threshold: None,
+            l_threshold: None,
         };
         let mut timers = vs.clone();
         let mut inhibit = inhibit;
@@ -497,9 +499,8 @@ impl Mapper {
                         raw.notify_down = Some(script);
                     }
                 }
-                "uthreshold" | "lthreshold" => {
-                    return Err(bad(&i.loc, k, "connection thresholds are not supported"));
-                }
+                "uthreshold" => raw.u_threshold = Some((i.loc.line, number(i)?.value)),
+                "lthreshold" => raw.l_threshold = Some((i.loc.line, number(i)?.value)),
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "PING_CHECK"
                 | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" => checkers.push(i),
                 k => match CHECKERS_REFUSED.iter().find(|(n, _)| *n == k) {

@@ -451,6 +451,8 @@ fn parse_real(
         digest: None,
         notify_up: None,
         notify_down: None,
+        u_threshold: None,
+        l_threshold: None,
     };
     if let Some((w, false)) = it.peek()
         && !w.chars().all(|c| c.is_ascii_digit())
@@ -481,12 +483,19 @@ fn parse_real(
             }
         }
     }
-    if let Some((w, _)) = it.next() {
-        if w.starts_with("l:") || w.starts_with("u:") {
-            return Err(bad(format!(
-                "connection thresholds (`{w}`) are not supported"
-            )));
+    // Then ` l:N` and ` u:N`, each optional, in that order (ldirectord's parser).
+    for (prefix, slot) in [("l:", &mut real.l_threshold), ("u:", &mut real.u_threshold)] {
+        if let Some((w, false)) = it.peek()
+            && let Some(n) = w.strip_prefix(prefix)
+        {
+            let n = n
+                .parse()
+                .map_err(|_| bad(format!("`{w}`: a threshold is a number of connections")))?;
+            *slot = Some((line, n));
+            it.next();
         }
+    }
+    if let Some((w, _)) = it.next() {
         return Err(bad(format!("invalid real server line, around `{w}`")));
     }
     Ok(real)
@@ -971,8 +980,31 @@ mod tests {
         assert_eq!(r.receive.as_deref(), Some("pat+ern"));
         let e = err("virtual=10.0.0.1:80\n real=10.0.0.9->10.0.0.2:80 gate\n");
         assert!(e.starts_with("test.cf:2: real: invalid range"), "{e}");
-        let e = err("virtual=10.0.0.1:80\n real=10.0.0.2:80 gate 1 l:5\n");
-        assert!(e.contains("thresholds"), "{e}");
+        // Thresholds: ` l:N` then ` u:N`, each optional, in that order.
+        let t = |line: &str| {
+            parse(&format!("virtual=10.0.0.1:80\n real={line}\n"))
+                .map(|c| c.virtuals[0].reals[0].thresholds)
+                .map_err(|e| e.to_string())
+        };
+        let both = Thresholds {
+            upper: 10,
+            lower: 5,
+        };
+        assert_eq!(t("10.0.0.2:80 gate 1 l:5 u:10"), Ok(both));
+        assert_eq!(t("10.0.0.2:80 gate 1 \"/x\" \"y\" l:5 u:10"), Ok(both));
+        assert_eq!(t("10.0.0.2:80 gate 1 u:10").unwrap().upper, 10);
+        // Converted to TOML and read back.
+        let c = parse("virtual=10.0.0.1:80\n real=10.0.0.2:80 gate 1 l:5 u:10\n").unwrap();
+        let text = crate::config::to_toml(&c);
+        let back = crate::config::toml::parse_str(Path::new("c.toml"), &text).unwrap();
+        assert_eq!(back.virtuals[0].reals[0].thresholds, both, "{text}");
+        let e = t("10.0.0.2:80 gate 1 u:10 l:5").unwrap_err();
+        assert!(e.contains("invalid real server line, around `l:5`"), "{e}");
+        let e = t("10.0.0.2:80 gate 1 l:x").unwrap_err();
+        assert!(
+            e.starts_with("test.cf:2: real: `l:x`: a threshold is a number"),
+            "{e}"
+        );
         let e = err("virtual=10.0.0.1:80\n real=10.0.0.2:80 gate\n real=10.0.0.2:80 gate 3\n");
         assert!(
             e.starts_with("test.cf:3: real: real server 10.0.0.2:80 is listed twice"),

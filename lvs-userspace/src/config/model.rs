@@ -599,6 +599,45 @@ pub struct RealServer {
     pub notify_up: Option<String>,
     /// keepalived's `notify_down`: run when the real goes down.
     pub notify_down: Option<String>,
+    /// Connection thresholds (ipvsadm's `-x`/`-y`).
+    pub thresholds: Thresholds,
+}
+
+/// A real's connection thresholds: ipvsadm's `-x` (upper) and `-y` (lower), keepalived's
+/// `uthreshold`/`lthreshold`, ldirectord's `u:N`/`l:N`, TOML's `upper_threshold` /
+/// `lower_threshold`. 0 means unset. A real whose connections (active and inactive) reach the
+/// upper threshold is overloaded: it takes no new connection, its flows go on, until its count
+/// falls below the lower threshold (below ¾ of the upper one when no lower one is set), as
+/// IPVS's `IP_VS_DEST_F_OVERLOAD`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Overloaded from this many connections on (0: never).
+    pub upper: u32,
+    /// No longer overloaded below this many (0: below ¾ of `upper`).
+    pub lower: u32,
+}
+
+impl Thresholds {
+    /// Whether a real with these thresholds and `total` connections (active + inactive) is
+    /// overloaded, given whether it `was` (IPVS sets the flag when a connection is bound and
+    /// clears it when one is unbound: `ip_vs_bind_dest`, `ip_vs_unbind_dest`).
+    pub fn overloaded(self, was: bool, total: u64) -> bool {
+        let (upper, lower) = (u64::from(self.upper), u64::from(self.lower));
+        if upper == 0 {
+            false
+        } else if !was {
+            total >= upper
+        } else if lower != 0 {
+            total >= lower
+        } else {
+            total * 4 >= upper * 3
+        }
+    }
+
+    /// Whether any threshold is set.
+    pub fn any(self) -> bool {
+        self.upper != 0 || self.lower != 0
+    }
 }
 
 /// A virtual service.

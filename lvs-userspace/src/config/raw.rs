@@ -179,6 +179,9 @@ pub(crate) struct RawReal {
     pub digest: Option<String>,
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
+    /// Upper and lower connection thresholds, each with its line.
+    pub u_threshold: Option<(usize, u64)>,
+    pub l_threshold: Option<(usize, u64)>,
 }
 
 /// A whole configuration as written.
@@ -1826,6 +1829,22 @@ fn resolve_real(
             ));
         }
     };
+    let threshold = |t: Option<(usize, u64)>, name: &str| -> Result<u32, ConfigError> {
+        match t {
+            None => Ok(0),
+            Some((_, n)) if n <= u64::from(u32::MAX) => Ok(n as u32),
+            Some((line, n)) => Err(ConfigError::invalid(
+                file,
+                line,
+                key,
+                format!("{name} threshold {n} is out of range 0..{}", u32::MAX),
+            )),
+        }
+    };
+    let thresholds = Thresholds {
+        upper: threshold(r.u_threshold, "upper")?,
+        lower: threshold(r.l_threshold, "lower")?,
+    };
     let request = r
         .request
         .as_ref()
@@ -1883,6 +1902,7 @@ fn resolve_real(
             digest: r.digest.clone(),
             notify_up: r.notify_up.clone(),
             notify_down: r.notify_down.clone(),
+            thresholds,
         })
         .collect())
 }

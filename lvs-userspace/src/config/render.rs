@@ -542,6 +542,12 @@ pub fn to_toml(config: &Config) -> String {
                     let _ = writeln!(o, "{k} = {}", q(c));
                 }
             }
+            if r.thresholds.upper != 0 {
+                let _ = writeln!(o, "upper_threshold = {}", r.thresholds.upper);
+            }
+            if r.thresholds.lower != 0 {
+                let _ = writeln!(o, "lower_threshold = {}", r.thresholds.lower);
+            }
         }
     }
     o

@@ -89,6 +89,8 @@
 //! digest = "..."            # http(s): this real's page MD5
 //! notify_up = "/usr/local/bin/up"      # run (no argument added) when this real comes up
 //! notify_down = "/usr/local/bin/down"  # … when it goes down (keepalived's)
+//! upper_threshold = 0       # ipvsadm -x: no new connections from this many on (0: none)
+//! lower_threshold = 0       # ipvsadm -y: … until below this many (0: below 3/4 of upper)
 //! ```
 
 use std::path::Path;
@@ -273,6 +275,8 @@ struct TomlReal {
     digest: Option<String>,
     notify_up: Option<String>,
     notify_down: Option<String>,
+    upper_threshold: S<u64>,
+    lower_threshold: S<u64>,
 }
 
 /// Converts spanned values into line-numbered ones.
@@ -404,6 +408,8 @@ impl TomlFile {
                             digest: r.digest,
                             notify_up: r.notify_up,
                             notify_down: r.notify_down,
+                            u_threshold: l.opt(r.upper_threshold).map(|v| (v.line, v.value)),
+                            l_threshold: l.opt(r.lower_threshold).map(|v| (v.line, v.value)),
                         }
                     })
                     .collect();

@@ -48,6 +48,7 @@ fn real(addr: SocketAddr) -> RealServer {
         digest: None,
         notify_up: None,
         notify_down: None,
+        thresholds: Default::default(),
     }
 }
 

@@ -131,7 +131,8 @@ fn run_to(program: &str, args: &[String], control: &Path, stdin: &mut dyn BufRea
             let scope = match inv.service {
                 None => ZeroScope::All,
                 Some(ServiceArg::Addr(proto, addr)) => ZeroScope::Service(Key::addr(proto, addr)),
-                Some(_) => return Out::err("No such service\n".into(), 255),
+                Some(ServiceArg::Fwmark(mark, v6)) => ZeroScope::Service(Key::mark(mark, v6)),
+                Some(ServiceArg::Sctp(_)) => return Out::err("No such service\n".into(), 255),
             };
             match control::ipvsadm_zero(control, scope) {
                 Ok(_) => Out::ok(String::new()),

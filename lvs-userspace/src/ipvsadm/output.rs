@@ -43,6 +43,10 @@ pub struct RealView {
     pub active: u64,
     /// InActConn.
     pub inactive: u64,
+    /// `-x` (0: none).
+    pub u_threshold: u32,
+    /// `-y` (0: none).
+    pub l_threshold: u32,
     /// Counters.
     pub stats: Stats,
 }
@@ -115,6 +119,8 @@ fn service_view(s: &ServiceSnapshot) -> ServiceView {
             weight: if down { 0 } else { r.weight },
             active: r.active_connections,
             inactive: r.inactive_connections,
+            u_threshold: r.upper_threshold,
+            l_threshold: r.lower_threshold,
             stats: Stats {
                 conns: r.counters.connections,
                 inpkts: r.counters.packets,
@@ -130,6 +136,8 @@ fn service_view(s: &ServiceSnapshot) -> ServiceView {
             weight: 1,
             active: f.active_connections,
             inactive: f.inactive_connections,
+            u_threshold: 0,
+            l_threshold: 0,
             stats: Stats {
                 conns: f.counters.connections,
                 inpkts: f.counters.packets,
@@ -196,6 +204,8 @@ pub fn rules_views(rules: &Rules) -> Vec<ServiceView> {
                     weight: r.weight,
                     active: 0,
                     inactive: 0,
+                    u_threshold: r.u_threshold,
+                    l_threshold: r.l_threshold,
                     stats: Stats::default(),
                 })
                 .collect(),
@@ -249,13 +259,24 @@ pub fn since_zero(services: &mut [ServiceView], bases: &[ZeroBase]) {
     }
 }
 
-/// The zero points of `services` (all, or the one of `only`) now: what `-Z` records.
-pub fn zero_bases(services: &[ServiceView], only: Option<(Proto, SocketAddr)>) -> Vec<ZeroBase> {
+impl ServiceView {
+    /// Whether this is the service ipvsadm names with `key` (`-t`/`-u` VIP:PORT, or `-f MARK`
+    /// of the key's family).
+    pub fn is(&self, key: &crate::ipvsadm::rules::Key) -> bool {
+        match key.fwmark {
+            Some(mark) => self.fwmark == Some(mark) && self.addr.is_ipv4() == key.addr.is_ipv4(),
+            None => self.fwmark.is_none() && self.proto == key.proto && self.addr == key.addr,
+        }
+    }
+}
+
+/// The zero points of `services` (all, or the one `only` names) now: what `-Z` records.
+pub fn zero_bases(
+    services: &[ServiceView],
+    only: Option<&crate::ipvsadm::rules::Key>,
+) -> Vec<ZeroBase> {
     let mut out = Vec::new();
-    for s in services
-        .iter()
-        .filter(|s| only.is_none_or(|(p, a)| s.proto == p && s.addr == a))
-    {
+    for s in services.iter().filter(|s| only.is_none_or(|k| s.is(k))) {
         out.push(ZeroBase {
             proto: s.proto,
             service: s.addr,
@@ -464,7 +485,7 @@ fn entry(o: &mut String, s: &ServiceView, f: Format) {
             let _ = writeln!(
                 o,
                 "  -> {d:<28} {:<10} {:<10} {:<10} {:<10}",
-                0, 0, r.active, r.inactive
+                r.u_threshold, r.l_threshold, r.active, r.inactive
             );
         } else if f.persistent_conn {
             let _ = writeln!(

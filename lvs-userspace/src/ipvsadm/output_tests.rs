@@ -26,6 +26,8 @@ fn real(a: &str, weight: u32, active: u64, inactive: u64, s: [u64; 5]) -> RealVi
         weight,
         active,
         inactive,
+        u_threshold: 0,
+        l_threshold: 0,
         stats: st(s),
     }
 }
@@ -252,4 +254,32 @@ fn firewall_marks_are_listed_and_saved_as_ipvsadm_prints_them() {
             "-a -f 7 -6 -r 10.0.1.1:0 -g -w 3\n",
         )
     );
+}
+
+#[test]
+fn zero_of_one_service_names_it_by_address_or_by_mark() {
+    use crate::ipvsadm::rules::Key;
+    let mut views = table();
+    // A firewall-mark service: listed by its first match's address, named by `-f 5`.
+    views[2].fwmark = Some(5);
+    let of = |only: Option<&Key>| -> Vec<(SocketAddr, Option<SocketAddr>)> {
+        zero_bases(&views, only)
+            .into_iter()
+            .map(|b| (b.service, b.real))
+            .collect()
+    };
+    assert_eq!(
+        of(Some(&Key::addr(Proto::Tcp, sa("10.0.0.1:80")))),
+        [
+            (sa("10.0.0.1:80"), None),
+            (sa("10.0.0.1:80"), Some(sa("10.0.1.2:80"))),
+            (sa("10.0.0.1:80"), Some(sa("10.0.1.1:80"))),
+        ]
+    );
+    assert_eq!(of(Some(&Key::mark(5, false))), [(sa("10.0.0.2:443"), None)]);
+    // Not by its address, not in the other family, not another mark.
+    assert!(of(Some(&Key::addr(Proto::Tcp, sa("10.0.0.2:443")))).is_empty());
+    assert!(of(Some(&Key::mark(5, true))).is_empty());
+    assert!(of(Some(&Key::mark(6, false))).is_empty());
+    assert_eq!(of(None).len(), 3 + 3);
 }

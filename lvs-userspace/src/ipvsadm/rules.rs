@@ -73,6 +73,12 @@ pub struct Real {
     pub method: Method,
     /// `-w` (default 1).
     pub weight: u32,
+    /// `-x`: the upper connection threshold (0: none).
+    #[serde(default)]
+    pub u_threshold: u32,
+    /// `-y`: the lower connection threshold (0: none).
+    #[serde(default)]
+    pub l_threshold: u32,
     /// The line it was read from (a rules file), or 0.
     #[serde(default)]
     pub line: usize,
@@ -188,17 +194,12 @@ impl Change {
             })
         };
         let real = || -> Result<Real, ArgError> {
-            if inv.u_threshold.unwrap_or(0) != 0 || inv.l_threshold.unwrap_or(0) != 0 {
-                return Err(ArgError::Fail {
-                    message: "connection thresholds (-x, -y) are not supported by lvs: a real \
-                              takes new connections by its weight only"
-                        .into(),
-                });
-            }
             Ok(Real {
                 addr: inv.real.expect("the command table makes -r compulsory"),
                 method: inv.method.unwrap_or(Method::Route),
                 weight: inv.weight.unwrap_or(1),
+                u_threshold: inv.u_threshold.unwrap_or(0),
+                l_threshold: inv.l_threshold.unwrap_or(0),
                 line: 0,
             })
         };
@@ -295,6 +296,8 @@ impl Rules {
                     .ok_or(RuleError::NoSuchDestination)?;
                 old.method = r.method;
                 old.weight = r.weight;
+                old.u_threshold = r.u_threshold;
+                old.l_threshold = r.l_threshold;
             }
             Change::DeleteReal(k, addr) => {
                 let i = find(self, k).ok_or(RuleError::ServiceNotDefined)?;
@@ -351,8 +354,14 @@ mod tests {
             Err(RuleError::ServiceNotDefined)
         );
         // -e without -w: weight 1, as ipvsadm sends its default.
+        // -e with -x/-y: the thresholds kept; without them: none, as IPVS's -e sends 0.
+        r.apply(&change("-e -t 10.0.0.1:80 -r 10.0.1.1 -x 10 -y 2"))
+            .unwrap();
+        let real = &r.services[0].reals[0];
+        assert_eq!((real.u_threshold, real.l_threshold), (10, 2));
         r.apply(&change("-e -t 10.0.0.1:80 -r 10.0.1.1")).unwrap();
         assert_eq!(r.services[0].reals[0].weight, 1);
+        assert_eq!(r.services[0].reals[0].u_threshold, 0);
         assert_eq!(
             r.apply(&change("-d -t 10.0.0.1:80 -r 10.0.1.2")),
             Err(RuleError::NoSuchDestination)
@@ -410,7 +419,6 @@ mod tests {
             ("-A -t 10.0.0.1:80 -s sh -b sh-port", "scheduler flags"),
             ("-A -u 10.0.0.1:53 -o", "one-packet"),
             ("-A -t 10.0.0.1:80 --pe sip", "persistence engine"),
-            ("-a -t 10.0.0.1:80 -r 10.0.1.1 -x 10", "thresholds"),
             ("--start-daemon master", "sync daemon"),
         ] {
             let words: Vec<&str> = line.split_whitespace().collect();
