@@ -36,9 +36,6 @@ pub(crate) enum Family {
 /// Global settings as written.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RawGlobals {
-    /// The reader lets `masq` (NAT) reals through: the TOML format's does; the others still
-    /// refuse it in the forms of their own formats, and `masq` here.
-    pub masq: bool,
     pub checktimeout: Opt<u64>,
     pub negotiatetimeout: Opt<u64>,
     pub checkinterval: Opt<u64>,
@@ -459,27 +456,11 @@ fn resolve_globals(
     let ct = check_seconds(file, "checktimeout", &g.checktimeout)?;
     let nt = check_seconds(file, "negotiatetimeout", &g.negotiatetimeout)?;
     let fallback = match &g.fallback {
-        Some(f) => Some(parse_fallback(
-            file,
-            f,
-            "fallback",
-            Family::V4,
-            0,
-            g.masq,
-            names,
-        )?),
+        Some(f) => Some(parse_fallback(file, f, "fallback", Family::V4, 0, names)?),
         None => None,
     };
     let fallback6 = match &g.fallback6 {
-        Some(f) => Some(parse_fallback(
-            file,
-            f,
-            "fallback6",
-            Family::V6,
-            0,
-            g.masq,
-            names,
-        )?),
+        Some(f) => Some(parse_fallback(file, f, "fallback6", Family::V6, 0, names)?),
         None => None,
     };
     let log = match &g.logfile {
@@ -1078,34 +1059,22 @@ fn parse_endpoint(
     Ok(SocketAddr::new(ip, port))
 }
 
-/// A forwarding method: `gate`, `ipip`, or `masq` where the reader lets it through (`masq`).
+/// A forwarding method: `gate`, `ipip` or `masq`.
 fn parse_method(
     file: &Path,
     line: usize,
     key: &str,
     m: Option<&str>,
-    masq: bool,
 ) -> Result<Forwarding, ConfigError> {
     match m {
         None | Some("gate") => Ok(Forwarding::Gate),
         Some("ipip") => Ok(Forwarding::Tunnel),
-        Some("masq") if masq => Ok(Forwarding::Masq),
-        Some(m @ "masq") => Err(ConfigError::invalid(
-            file,
-            line,
-            key,
-            format!(
-                "forwarding method `{m}` is not supported: lvs forwards by direct routing (gate) \
-                 and IP-in-IP tunnel (ipip)"
-            ),
-        )),
+        Some("masq") => Ok(Forwarding::Masq),
         Some(m) => Err(ConfigError::invalid(
             file,
             line,
             key,
-            format!(
-                "unknown forwarding method `{m}`: must be gate or ipip (masq is not supported)"
-            ),
+            format!("unknown forwarding method `{m}`: must be gate, masq or ipip"),
         )),
     }
 }
@@ -1117,7 +1086,6 @@ fn parse_fallback(
     key: &str,
     family: Family,
     default_port: u16,
-    masq: bool,
     names: &mut Vec<ResolvedName>,
 ) -> Result<Fallback, ConfigError> {
     let mut words = f.value.split_whitespace();
@@ -1138,7 +1106,7 @@ fn parse_fallback(
             format!("unexpected `{extra}` after the forwarding method"),
         ));
     }
-    let forwarding = parse_method(file, f.line, key, method, masq)?;
+    let forwarding = parse_method(file, f.line, key, method)?;
     let addr = parse_endpoint(
         file,
         f.line,
@@ -1507,7 +1475,7 @@ fn resolve_virtual(
             } else {
                 "fallback"
             };
-            errs.ok(parse_fallback(file, f, key, family, port, g.masq, names))
+            errs.ok(parse_fallback(file, f, key, family, port, names))
         }
         None => {
             if v6 {
@@ -1694,9 +1662,7 @@ fn resolve_virtual(
 
     let mut reals = Vec::new();
     for r in &v.reals {
-        if let Some(mut rs) = errs.ok(resolve_real(
-            file, r, family, proto_name, is_http, g.masq, names,
-        )) {
+        if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http, names)) {
             for rr in &rs {
                 if rr.forwarding != Forwarding::Masq
                     && rr.addr.port() != 0
@@ -1777,7 +1743,6 @@ fn resolve_real(
     family: Family,
     proto: &str,
     is_http: bool,
-    masq: bool,
     names: &mut Vec<ResolvedName>,
 ) -> Result<Vec<RealServer>, ConfigError> {
     let key = if r.family == Some(Family::V6) {
@@ -1816,7 +1781,7 @@ fn resolve_real(
             format!("cannot specify `{key}` in this virtual service: use `{want}`"),
         ));
     }
-    let forwarding = parse_method(file, r.line, key, r.method.as_deref(), masq)?;
+    let forwarding = parse_method(file, r.line, key, r.method.as_deref())?;
     let weight = match r.weight {
         None => 1,
         Some(w) if w <= 65535 => w as u32,

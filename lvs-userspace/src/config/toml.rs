@@ -301,7 +301,6 @@ impl TomlFile {
     fn into_raw(self, text: &str) -> RawConfig {
         let l = Lines(text);
         let globals = RawGlobals {
-            masq: true,
             checktimeout: l.opt(self.checktimeout),
             negotiatetimeout: l.opt(self.negotiatetimeout),
             checkinterval: l.opt(self.checkinterval),
