@@ -21,6 +21,10 @@ pub mod forward {
     /// destination the real's address; next hop, source MAC and egress interface from the
     /// kernel's FIB.
     pub const TUNNEL: u8 = 1;
+    /// Network address translation (`masq`, ipvsadm's `Masq`): the destination address and
+    /// port become the real's ([`super::Dest::port_be`]), and the real's replies, routed back
+    /// through the director, get the VIP's back; next hops from the kernel's FIB.
+    pub const MASQ: u8 = 2;
 }
 
 /// Where packets for one destination go. Indexed by destination id in the dests array.
@@ -51,7 +55,10 @@ pub struct Dest {
     /// The forwarding method, one of [`forward`].
     pub method: u8,
     /// Explicit padding.
-    pub _pad: [u8; 3],
+    pub _pad: u8,
+    /// NAT only: the real's port, network byte order; 0: the packet's own (the VIP's) port.
+    /// (Slots written before NAT existed read 0 here.)
+    pub port_be: u16,
     /// Tunnel only: the outer source address; all zero: the preferred source of the kernel's
     /// route to the real (as IPVS chooses it).
     pub tunnel_src: crate::Addr,

@@ -18,6 +18,7 @@ pub mod fragment;
 pub mod hash;
 pub mod limits;
 pub mod mac;
+pub mod nat;
 pub mod service;
 pub mod stats;
 
@@ -28,6 +29,7 @@ pub use conntrack::{
 pub use dest::Dest;
 pub use fragment::{FragKey, FragValue};
 pub use mac::OwnMacs;
+pub use nat::NatReply;
 pub use service::{Service, VipKey};
 pub use stats::{Counters, DropReason};
 
@@ -58,5 +60,6 @@ pod!(
     Counters,
     OwnMacs,
     FragKey,
-    FragValue
+    FragValue,
+    NatReply
 );

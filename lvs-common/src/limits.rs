@@ -47,6 +47,9 @@ pub const FRAG_ENTRIES: u32 = 32_768;
 /// Interfaces the program may redirect to (devmap entries).
 pub const MAX_TX_PORTS: u32 = 64;
 
+/// Entries of the NAT reply table ([`map_names::NAT_REPLIES`], LRU): one per NATed flow.
+pub const NAT_REPLY_ENTRIES: u32 = 262_144;
+
 /// A value meaning "no destination".
 pub const NO_DEST: u32 = u32::MAX;
 
@@ -103,8 +106,13 @@ pub mod map_names {
     /// balancer and the programs a restarted agent put in [`FORWARD_PROGS`] share it.
     pub const NEW_PACKET: &str = "LVS_NEW_PACKET";
 
+    /// `LRU_HASH` [`crate::FlowKey`] (a NATed flow's reply as it leaves the real: real
+    /// address and port → client address and port) → [`crate::NatReply`], written by the
+    /// balancer when it remembers a NATed flow ([`crate::nat`]).
+    pub const NAT_REPLIES: &str = "LVS_NAT_REPLIES";
+
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         SERVICES,
         DESTS,
         RINGS,
@@ -120,6 +128,7 @@ pub mod map_names {
         FORWARD_PROGS,
         FORWARD_DEST,
         NEW_PACKET,
+        NAT_REPLIES,
     ];
 }
 
@@ -129,8 +138,12 @@ pub mod forward_progs {
     pub const TUNNEL: u32 = 0;
     /// The new-flow program ([`super::program_names::NEW_FLOW`]).
     pub const NEW_FLOW: u32 = 1;
+    /// The NAT program, client → real ([`super::program_names::NAT`]).
+    pub const NAT: u32 = 2;
+    /// The NAT reply program, real → client ([`super::program_names::NAT_REPLY`]).
+    pub const NAT_REPLY: u32 = 3;
     /// Entries of the array.
-    pub const COUNT: u32 = 2;
+    pub const COUNT: u32 = 4;
 }
 
 /// Program names in the object file.
@@ -142,6 +155,12 @@ pub mod program_names {
     /// by the balancer for a packet of a virtual service that no known flow holds: its own
     /// program, so the verifier checks the schedulers apart from the parser's many paths.
     pub const NEW_FLOW: &str = "lvs_new_flow";
+    /// The NAT forwarding method (`masq`), client → real, tail-called by the balancer for a
+    /// NATed destination.
+    pub const NAT: &str = "lvs_nat";
+    /// A NATed flow's reply (real → client), tail-called by the balancer for a packet that
+    /// the NAT reply table knows.
+    pub const NAT_REPLY: &str = "lvs_nat_reply";
     /// The decapsulator for real servers (`lvs decap`).
     pub const DECAP: &str = "lvs_decap";
     /// The decapsulator's VIPs (`HASH` of [`crate::Addr`] to `u32`). Not pinned.

@@ -69,6 +69,7 @@ use lvs_common::{
         first_state, next_seq, next_state, next_way, rest_is_empty, rest_ranks_higher, same_flow,
         seen_word, seq_tag, split_dest_word, split_seq_tag, syn_keeps_real, within,
     },
+    dest::forward,
     hash::ct_place,
     limits::CT_WAYS,
     service::proto,
@@ -80,9 +81,15 @@ use crate::maps::{CONNTRACK, CT_CONFIG, DESTS};
 /// timeout, and its destination still holds; the packet (TCP header flags `flags`, 0 for UDP)
 /// moves the entry's state and refreshes its time. A SYN (`syn`) is only kept on the flow's
 /// real where IPVS's `conn_reuse_mode` 1 keeps it ([`syn_keeps_real`]); otherwise it is a new
-/// connection, and `None` sends it to the scheduler.
+/// connection, and `None` sends it to the scheduler. A NATed flow's state moves by IPVS's
+/// INPUT table, or by its OUTPUT table for the real's replies (`reply`, [`lvs_common::nat`]).
 #[inline(always)]
-pub fn established(key: &FlowKey, flags: u8, syn: bool) -> Option<(u32, &'static Dest)> {
+pub fn established(
+    key: &FlowKey,
+    flags: u8,
+    syn: bool,
+    reply: bool,
+) -> Option<(u32, &'static Dest)> {
     let words = key.words();
     let (bucket, tag, config) = bucket(&words)?;
     for w in 0..CT_WAYS {
@@ -115,7 +122,11 @@ pub fn established(key: &FlowKey, flags: u8, syn: bool) -> Option<(u32, &'static
             }
             let (dest, generation) = split_dest_word(pair);
             let d = live_dest(dest, generation)?;
-            let to = next_state(state, flags);
+            let to = if d.method == forward::MASQ {
+                lvs_common::nat::next_state(state, flags, reply)
+            } else {
+                next_state(state, flags)
+            };
             let next = seen_word(now, to);
             // Only if the word is still the one read (see the module docs); the one that
             // changed the state moves the flow between its real's counts.

@@ -17,9 +17,14 @@
 //!    counts of [`conns`]) and [`sched_dh`].
 //! 5. [`conntrack`] again: remember the choice ([`fragment`]: a first fragment's too).
 //! 6. By the destination's forwarding method: [`rewrite`] (direct routing, new MACs, XDP_TX
-//!    or XDP_REDIRECT) or [`tunnel`] (IP-in-IP, next hop from the kernel's FIB; a packet too
-//!    big for the path gets [`too_big`]'s ICMP error instead), the latter a program of its own
-//!    (`lvs_tunnel`) that the balancer tail-calls.
+//!    or XDP_REDIRECT), [`tunnel`] (IP-in-IP, next hop from the kernel's FIB, [`fib`]; a
+//!    packet too big for the path gets [`too_big`]'s ICMP error instead) or [`nat`]
+//!    (destination address and port translated to the real's, next hop from the FIB), the
+//!    latter two programs of their own (`lvs_tunnel`, `lvs_nat`) that the balancer tail-calls.
+//!
+//! A packet that no known flow and no virtual service claims may be a NATed flow's reply:
+//! [`nat_reply`] looks it up in the reply table and, if it is one, translates its source back
+//! to the VIP's in a program of its own (`lvs_nat_reply`, tail-called).
 //!
 //! [`stats`] counts along the way. Each stage returns `Result<T, u32>`: a value for the next
 //! stage, or the final XDP verdict. Anything that is not for a virtual service leaves as
@@ -35,11 +40,14 @@
 mod conns;
 mod conntrack;
 mod decap;
+mod fib;
 mod floor;
 mod fragment;
 mod headers;
 mod maglev;
 mod maps;
+mod nat;
+mod nat_reply;
 mod own_mac;
 mod parse;
 mod rewrite;
@@ -66,7 +74,6 @@ pub fn lvs_xdp(ctx: XdpContext) -> u32 {
     }
 }
 
-/// The tunnel forwarding method, tail-called by the balancer ([`tunnel`]).
 /// A new flow's stages, tail-called by the balancer ([`new_flow`]).
 #[xdp]
 #[inline(always)]
@@ -76,9 +83,26 @@ pub fn lvs_new_flow(ctx: XdpContext) -> u32 {
     }
 }
 
+/// The tunnel forwarding method, tail-called by the balancer ([`tunnel`]).
 #[xdp]
 pub fn lvs_tunnel(ctx: XdpContext) -> u32 {
     match tunnel::run(&ctx) {
+        Ok(verdict) | Err(verdict) => verdict,
+    }
+}
+
+/// The NAT forwarding method, client → real, tail-called by the balancer ([`nat`]).
+#[xdp]
+pub fn lvs_nat(ctx: XdpContext) -> u32 {
+    match nat::run(&ctx) {
+        Ok(verdict) | Err(verdict) => verdict,
+    }
+}
+
+/// A NATed flow's reply, real → client, tail-called by the balancer ([`nat_reply`]).
+#[xdp]
+pub fn lvs_nat_reply(ctx: XdpContext) -> u32 {
+    match nat_reply::run(&ctx) {
         Ok(verdict) | Err(verdict) => verdict,
     }
 }
@@ -121,13 +145,16 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
         return Err(stats::drop(ctx, lvs_common::DropReason::Malformed));
     }
 
-    if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn) {
+    if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn, false) {
         stats::forwarded(dest.service, dest_id, pkt.len, false);
         fragment::first(&pkt, dest.service, dest_id, dest.generation);
         return Ok((dest_id, dest));
     }
 
-    let service = vip::lookup(&pkt.key).inspect_err(|_| fragment::not_a_service(&pkt))?;
+    let Ok(service) = vip::lookup(&pkt.key) else {
+        fragment::not_a_service(&pkt);
+        return Err(nat_reply::enter(ctx, &pkt));
+    };
     conntrack::touch_victim(&pkt.key);
     if let Some(slot) = maps::NEW_PACKET.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
@@ -157,6 +184,7 @@ fn new_flow(ctx: &XdpContext) -> Result<u32, u32> {
     let (pkt, service) = (&slot.pkt, &slot.service);
     let (dest_id, dest) = scheduler::pick(ctx, service, &pkt.key)?;
     conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation);
+    nat::remember(pkt, dest_id, dest);
     fragment::first(pkt, service.id, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);
     forward(ctx, dest_id, dest)
@@ -166,8 +194,13 @@ fn new_flow(ctx: &XdpContext) -> Result<u32, u32> {
 #[inline(always)]
 fn forward(ctx: &XdpContext, dest_id: u32, dest: &lvs_common::Dest) -> Result<u32, u32> {
     use lvs_common::dest::{dest_flags, forward};
-    if dest.method == forward::TUNNEL && dest.flags & dest_flags::LOCAL == 0 {
-        return tunnel::enter(ctx, dest_id);
+    if dest.flags & dest_flags::LOCAL == 0 {
+        if dest.method == forward::TUNNEL {
+            return tunnel::enter(ctx, dest_id);
+        }
+        if dest.method == forward::MASQ {
+            return nat::enter(ctx, dest_id);
+        }
     }
     rewrite::forward(ctx, dest)
 }

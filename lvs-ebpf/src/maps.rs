@@ -7,11 +7,11 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use lvs_common::{
-    Addr, Counters, CtBucket, CtConfig, Dest, FragKey, FragValue, OwnMacs, PersistKey,
-    PersistValue, Service, VipKey,
+    Addr, Counters, CtBucket, CtConfig, Dest, FlowKey, FragKey, FragValue, NatReply, OwnMacs,
+    PersistKey, PersistValue, Service, VipKey,
     limits::{
-        CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, PERSIST_ENTRIES,
-        RING_SIZE, forward_progs,
+        CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, NAT_REPLY_ENTRIES,
+        PERSIST_ENTRIES, RING_SIZE, forward_progs,
     },
     stats::DropReason,
 };
@@ -112,3 +112,9 @@ pub static NEW_PACKET: PerCpuArray<NewFlow> = PerCpuArray::with_max_entries(1, 0
 /// completion on one CPU, tail call included).
 #[map(name = "LVS_FORWARD_DEST")]
 pub static FORWARD_DEST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// The NAT reply table: a NATed flow's replies (real → client 5-tuple) → the VIP and port they
+/// are translated back to, and the flow's destination ([`crate::nat`], [`crate::nat_reply`]).
+#[map(name = "LVS_NAT_REPLIES")]
+pub static NAT_REPLIES: LruHashMap<FlowKey, NatReply> =
+    LruHashMap::with_max_entries(NAT_REPLY_ENTRIES, 0);

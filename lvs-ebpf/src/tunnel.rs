@@ -1,13 +1,9 @@
 //! Stage 6, tunnel (`ipip`, ipvsadm's `Tunnel`): the packet is encapsulated IPv4 in IPv4 (IPv6
 //! in IPv6 for an IPv6 VIP) to the real server, which may be anywhere the director routes to.
 //!
-//! The next hop comes from the kernel's FIB, per packet, through the `bpf_fib_lookup` helper:
-//! the egress interface, its MAC, the next hop's MAC (from the kernel's neighbour table) and,
-//! unless the destination names one, the outer source address (`BPF_FIB_LOOKUP_SRC`: the
-//! route's preferred source, as IPVS chooses it). A route or neighbour change is therefore
-//! followed at the next packet, with nothing for the agent to do. The helper answers only when
-//! forwarding is enabled on the interface the packet came in on (the agent checks that at
-//! start).
+//! The next hop comes from the kernel's FIB, per packet ([`crate::fib`]): the egress
+//! interface, its MAC, the next hop's MAC and, unless the destination names one, the outer
+//! source address (`BPF_FIB_LOOKUP_SRC`: the route's preferred source, as IPVS chooses it).
 //!
 //! The outer header as IPVS builds it (`ip_vs_tunnel_xmit`): the inner TOS/traffic class, the
 //! inner DF bit (IPv4), TTL/hop limit 64, IPv4 identification copied from the inner header,
@@ -17,24 +13,20 @@
 //! dropped and counted (`no_route`).
 
 use aya_ebpf::{
-    bindings::{
-        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC, bpf_fib_lookup,
-        xdp_action::XDP_TX,
-    },
-    helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_xdp_adjust_head},
+    bindings::{BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC},
+    helpers::generated::bpf_xdp_adjust_head,
     programs::XdpContext,
 };
 use lvs_common::{Dest, limits::forward_progs, stats::DropReason};
 
 use crate::{
+    fib,
     headers::{self, finish, word, words32},
     maps::{DESTS, FORWARD_DEST, FORWARD_PROGS},
     parse::{Packet, read},
     stats, too_big,
 };
 
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_IPV6: u8 = 41;
 /// Length of the outer IPv4 header.
@@ -63,13 +55,14 @@ pub fn enter(ctx: &XdpContext, dest_id: u32) -> Result<u32, u32> {
 /// [`forward`].
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
+    let ingress = fib::ingress(ctx);
     let pkt = crate::parse::parse(ctx)?;
     let dest_id = FORWARD_DEST
         .get(0)
         .copied()
         .ok_or_else(|| bad_destination(ctx))?;
     let dest = DESTS.get(dest_id).ok_or_else(|| bad_destination(ctx))?;
-    forward(ctx, &pkt, dest)
+    forward(ctx, ingress, &pkt, dest)
 }
 
 /// Counts a drop for `no_route` and gives XDP_DROP. One call of its own (BPF-to-BPF) for
@@ -84,9 +77,10 @@ fn bad_destination(ctx: &XdpContext) -> u32 {
     stats::drop(ctx, DropReason::BadDestination)
 }
 
-/// Encapsulates the packet to `dest` and gives the verdict that sends it.
+/// Encapsulates the packet (come in on interface `ingress`) to `dest` and gives the verdict
+/// that sends it.
 #[inline(always)]
-pub fn forward(ctx: &XdpContext, pkt: &Packet, dest: &Dest) -> Result<u32, u32> {
+pub fn forward(ctx: &XdpContext, ingress: u32, pkt: &Packet, dest: &Dest) -> Result<u32, u32> {
     let l3 = pkt.l3;
     // The inner packet's length, from its header.
     let (outer, inner_len) = if pkt.v4 {
@@ -98,37 +92,21 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, dest: &Dest) -> Result<u32, u32> 
         )
     };
 
-    // SAFETY: a plain C struct of integers; all zero is a valid value.
-    let mut fib: bpf_fib_lookup = unsafe { core::mem::zeroed() };
-    fib.ifindex = ctx.ingress_ifindex() as u32;
-    fib.__bindgen_anon_1.tot_len = (inner_len + outer) as u16;
     let explicit_src = dest.tunnel_src.words != [0; 4];
-    if pkt.v4 {
-        fib.family = AF_INET;
-        fib.l4_protocol = IPPROTO_IPIP;
-        fib.__bindgen_anon_3.ipv4_src = dest.tunnel_src.words[3];
-        fib.__bindgen_anon_4.ipv4_dst = dest.addr.words[3];
-    } else {
-        fib.family = AF_INET6;
-        fib.l4_protocol = IPPROTO_IPV6;
-        fib.__bindgen_anon_3.ipv6_src = dest.tunnel_src.words;
-        fib.__bindgen_anon_4.ipv6_dst = dest.addr.words;
-    }
     let flags = if explicit_src { 0 } else { BPF_FIB_LOOKUP_SRC };
-    // SAFETY: `fib` is a valid `bpf_fib_lookup` of the size passed; the context is the
-    // program's.
-    let rc = unsafe {
-        fib_lookup(
-            ctx.ctx as *mut _,
-            &mut fib,
-            core::mem::size_of::<bpf_fib_lookup>() as i32,
-            flags,
-        )
-    };
+    let proto = if pkt.v4 { IPPROTO_IPIP } else { IPPROTO_IPV6 };
+    let (rc, fib) = fib::lookup(
+        ctx,
+        ingress,
+        pkt.v4,
+        proto,
+        &dest.tunnel_src,
+        &dest.addr,
+        inner_len + outer,
+        flags,
+    );
     if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
-        // SAFETY: the helper wrote the route's MTU into the union.
-        let mtu = unsafe { fib.__bindgen_anon_1.mtu_result } as usize;
-        return too_big::reply(ctx, pkt, mtu.saturating_sub(outer));
+        return too_big::reply(ctx, pkt, fib::mtu(&fib).saturating_sub(outer));
     }
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         return Err(no_route(ctx));
@@ -141,8 +119,7 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, dest: &Dest) -> Result<u32, u32> 
     }
     // The Ethernet header: next hop's and egress interface's MACs, then the old type (and VLAN
     // tag), which stand `outer` bytes further on.
-    headers::write(ctx, 0, fib.dmac)?;
-    headers::write(ctx, 6, fib.smac)?;
+    fib::write_macs(ctx, &fib)?;
     headers::copy::<u16>(ctx, outer + 12, 12)?;
     if l3 > 14 {
         headers::copy::<u32>(ctx, outer + 14, 14)?;
@@ -181,9 +158,5 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, dest: &Dest) -> Result<u32, u32> 
         headers::write(ctx, l3 + 24, dest.addr.words)?;
     }
 
-    if fib.ifindex == ctx.ingress_ifindex() as u32 {
-        return Ok(XDP_TX);
-    }
-    // SAFETY: a helper taking plain integers.
-    Ok(unsafe { bpf_redirect(fib.ifindex, 0) } as u32)
+    Ok(fib::send(ingress, &fib))
 }

@@ -6,7 +6,7 @@
 //! gives its next hop per packet); the fallback is always handed to the kernel, which uses it
 //! only while no real has a weight above 0.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::{
     config::{Config, RealServer, VirtualService, model::Forwarding},
@@ -55,10 +55,15 @@ pub fn quorum_held(v: &VirtualService, live: u64, had: bool) -> bool {
 }
 
 /// How a server configured with `forwarding` is reached, if it can be now.
-fn target_of(addr: IpAddr, forwarding: Forwarding, k: &impl Knowledge) -> Option<Target> {
+fn target_of(addr: SocketAddr, forwarding: Forwarding, k: &impl Knowledge) -> Option<Target> {
     match forwarding {
-        Forwarding::Gate => k.target(addr),
+        Forwarding::Gate => k.target(addr.ip()),
         Forwarding::Tunnel => Some(Target::Tunnel { src: None }),
+        // The director itself (a local fallback) gets the packet untranslated, as from DR.
+        Forwarding::Masq => match k.target(addr.ip()) {
+            Some(Target::Local) => Some(Target::Local),
+            _ => Some(Target::Masq { port: addr.port() }),
+        },
     }
 }
 
@@ -76,7 +81,7 @@ pub fn plans(config: &Config, k: &impl Knowledge) -> Vec<ServicePlan> {
 pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
     let mut dests: Vec<DestPlan> = Vec::new();
     for real in &v.reals {
-        let Some(target) = target_of(real.addr.ip(), real.forwarding, k) else {
+        let Some(target) = target_of(real.addr, real.forwarding, k) else {
             continue;
         };
         let weight = match (k.is_up(v, real), v.quiescent) {
@@ -102,7 +107,7 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
         dests.clear();
     }
     let fallback = v.fallback.as_ref().and_then(|f| {
-        target_of(f.addr.ip(), f.forwarding, k).map(|target| DestPlan {
+        target_of(f.addr, f.forwarding, k).map(|target| DestPlan {
             addr: f.addr.ip(),
             weight: 1,
             table_weight: 1,

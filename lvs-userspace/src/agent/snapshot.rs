@@ -103,7 +103,8 @@ pub struct HealthSnapshot {
 pub struct RealSnapshot {
     /// Address and port (the service's port when configured as 0).
     pub address: SocketAddr,
-    /// Forwarding method as ipvsadm names it ("Route": direct routing, "Tunnel": IP-in-IP).
+    /// Forwarding method as ipvsadm names it ("Route": direct routing, "Tunnel": IP-in-IP,
+    /// "Masq": NAT).
     pub forward: String,
     /// The configured weight.
     pub weight: u32,

@@ -2,20 +2,20 @@
 //! is attached to. The data plane asks the kernel's FIB for each tunnelled packet's next hop
 //! (`bpf_fib_lookup`), and the kernel answers that helper only for packets that came in on an
 //! interface with forwarding on (`net.ipv4.conf.IF.forwarding`, `net.ipv6.conf.IF.forwarding`);
-//! otherwise every tunnelled packet is dropped and counted (`no_route`).
+//! otherwise every tunnelled packet is dropped and counted (`no_route`). NATed reals (`masq`)
+//! need the same: both directions of a NATed flow take their next hop from the FIB.
 
 use std::path::Path;
 
 use crate::config::{Config, model::Forwarding};
 
-/// The families (`ipv4`, `ipv6`) of VIPs with a tunnelled real or fallback.
+/// The families (`ipv4`, `ipv6`) of VIPs with a tunnelled or NATed real or fallback.
 fn tunnelled_families(config: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
     for v in &config.virtuals {
-        let tunnelled = v.reals.iter().any(|r| r.forwarding == Forwarding::Tunnel)
-            || v.fallback
-                .as_ref()
-                .is_some_and(|f| f.forwarding == Forwarding::Tunnel);
+        let routed = |f: Forwarding| matches!(f, Forwarding::Tunnel | Forwarding::Masq);
+        let tunnelled = v.reals.iter().any(|r| routed(r.forwarding))
+            || v.fallback.as_ref().is_some_and(|f| routed(f.forwarding));
         let family = if v.vip.is_ipv4() { "ipv4" } else { "ipv6" };
         if tunnelled && !out.contains(&family) {
             out.push(family);
@@ -41,7 +41,7 @@ pub fn missing(config: &Config, interface: &str, proc_sys: &Path) -> Vec<String>
 pub fn check(config: &Config, interface: &str) {
     for name in missing(config, interface, Path::new("/proc/sys")) {
         tracing::error!(
-            "{name} is not 1: tunnelled packets are dropped (counted as no_route), because \
+            "{name} is not 1: tunnelled and NATed packets are dropped (counted as no_route), because \
              the kernel's FIB lookup for XDP answers only with forwarding on; set it \
              (sysctl -w {name}=1)"
         );

@@ -250,10 +250,6 @@ mod tests {
                 "ipvsadm.rules:2: ipvsadm: --add-laddr is an option of DPVS's ipvsadm",
             ),
             (
-                "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1 -m\n",
-                "ipvsadm.rules:2: ",
-            ),
-            (
                 "-L -n\n",
                 "ipvsadm.rules:1: ipvsadm: `-L -n` changes nothing",
             ),

@@ -311,18 +311,19 @@ fn port(s: &Stmt, p: &str) -> Result<u16, ConfigError> {
         .map_err(|_| bad(&s.loc, s.key(), format!("`{p}` is not a port number")))
 }
 
-/// `DR` is direct routing (ldirectord's `gate`), `TUN` the IP-in-IP tunnel (`ipip`); NAT waits
-/// for its issue. Returns the ldirectord word.
+/// `DR` is direct routing (ldirectord's `gate`), `TUN` the IP-in-IP tunnel (`ipip`), `NAT`
+/// network address translation (`masq`). Returns the ldirectord word.
 fn method(s: &Stmt) -> Result<&'static str, ConfigError> {
     match s.args().first().map(String::as_str) {
         Some("DR") => Ok("gate"),
         Some("TUN") => Ok("ipip"),
-        Some(m @ ("NAT" | "FNAT")) => Err(bad(
+        Some("NAT") => Ok("masq"),
+        Some(m @ "FNAT") => Err(bad(
             &s.loc,
             s.key(),
             format!(
-                "{m} forwarding is not yet supported: lvs forwards by direct routing (DR) and \
-                 IP-in-IP tunnel (TUN)"
+                "{m} forwarding (DPVS's full NAT) is not IPVS: lvs forwards by direct routing \
+                 (DR), NAT and IP-in-IP tunnel (TUN)"
             ),
         )),
         Some(m) => Err(bad(

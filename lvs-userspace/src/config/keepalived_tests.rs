@@ -121,21 +121,26 @@ fn schedulers_lvs_lacks_are_refused_at_their_line() {
 }
 
 #[test]
-fn nat_is_not_yet_supported() {
-    for m in ["NAT", "FNAT"] {
-        assert_eq!(
-            err(&vs(&format!("  lb_algo rr\n  lb_kind {m}"), "")),
-            format!(
-                "k.conf:3: lb_kind: {m} forwarding is not yet supported: lvs forwards by direct \
-                 routing (DR) and IP-in-IP tunnel (TUN)"
-            )
-        );
-    }
-    assert!(err(&vs("  lb_algo rr\n  protocol TCP", "")).starts_with(
-        "k.conf:1: lb_kind: no lb_kind: keepalived's default, NAT, is not yet supported"
-    ));
-    assert!(
-        err(&vs(BASE, "    lvs_method NAT")).starts_with("k.conf:6: lvs_method: NAT forwarding")
+fn nat_is_keepalived_default_and_fnat_is_refused() {
+    let method = |c: &Config| c.virtuals[0].reals[0].forwarding;
+    assert_eq!(
+        method(&ok(&vs("  lb_algo rr\n  lb_kind NAT", ""))),
+        Forwarding::Masq
+    );
+    // No lb_kind: keepalived's default, NAT.
+    assert_eq!(
+        method(&ok(&vs("  lb_algo rr\n  protocol TCP", ""))),
+        Forwarding::Masq
+    );
+    // A real's own method wins.
+    assert_eq!(
+        method(&ok(&vs(BASE, "    lvs_method NAT"))),
+        Forwarding::Masq
+    );
+    assert_eq!(
+        err(&vs("  lb_algo rr\n  lb_kind FNAT", "")),
+        "k.conf:3: lb_kind: FNAT forwarding (DPVS's full NAT) is not IPVS: lvs forwards by \
+         direct routing (DR), NAT and IP-in-IP tunnel (TUN)"
     );
     assert!(err(&vs("  lb_algo rr\n  lb_kind dr", "")).contains("in capitals"));
 }
@@ -269,9 +274,16 @@ fn sorry_server_and_quorum() {
         err(&vs(&format!("{BASE}\n  quorum_up /bin/up"), ""))
             .starts_with("k.conf:5: quorum_up: quorum scripts are not supported yet")
     );
-    assert!(
-        err(&vs(&format!("{BASE}\n  sorry_server_lvs_method NAT"), ""))
-            .starts_with("k.conf:5: sorry_server_lvs_method: NAT forwarding")
+    assert_eq!(
+        ok(&vs(
+            &format!("{BASE}\n  sorry_server 10.0.0.9 80\n  sorry_server_lvs_method NAT"),
+            ""
+        ))
+        .virtuals[0]
+            .fallback
+            .as_ref()
+            .map(|f| f.forwarding),
+        Some(Forwarding::Masq)
     );
 }
 
@@ -835,19 +847,21 @@ type Outcome = Result<usize, (usize, &'static str)>;
 /// outcome of each, and for an accepted one, `lvs convert` reads back to the same model.
 #[test]
 fn corpus() {
-    let nat = "lb_kind: NAT forwarding is not yet supported";
-    let fnat = "lb_kind: FNAT forwarding is not yet supported";
+    let fnat = "lb_kind: FNAT forwarding (DPVS's full NAT) is not IPVS";
     let expected: &[(&str, Outcome)] = &[
-        ("001.conf", Err((16, nat))),
-        ("002.conf", Err((33, nat))),
-        ("003.conf", Err((17, nat))),
+        ("001.conf", Ok(1)),
+        (
+            "002.conf",
+            Err((44, "url: several url blocks are not supported")),
+        ),
+        ("003.conf", Ok(1)),
         (
             "004.conf",
             Err((37, "lb_kind: unknown forwarding method `dr`")),
         ),
-        ("005.conf", Err((6, nat))),
-        ("006.conf", Err((38, nat))),
-        ("007.conf", Err((48, nat))),
+        ("005.conf", Ok(1)),
+        ("006.conf", Ok(1)),
+        ("007.conf", Ok(1)),
         // DPVS's fork: a group of VIPs, read; its FNAT is not.
         ("008.conf", Err((44, fnat))),
         ("009.conf", Err((48, fnat))),
@@ -863,7 +877,7 @@ fn corpus() {
             )),
         ),
         ("015.conf", Ok(1)),
-        ("016.conf", Err((12, nat))),
+        ("016.conf", Ok(2)),
         ("017.conf", Ok(1)),
         (
             "018.conf",
@@ -872,7 +886,11 @@ fn corpus() {
                 "real: real server 192.168.10.10:23 is the virtual address itself",
             )),
         ),
-        ("019.conf", Err((21, nat))),
+        // An IPv6 VIP with an IPv4 real: IPVS mixes families for tunnels only.
+        (
+            "019.conf",
+            Err((24, "real: `10.175.147.247` is an IPv4 address")),
+        ),
         ("020.conf", Ok(1)),
         ("021.conf", Ok(1)),
         ("022.conf", Ok(1)),
@@ -883,7 +901,12 @@ fn corpus() {
         ),
         ("025.conf", Ok(1)),
         ("026.conf", Ok(1)),
-        ("027.conf", Err((4, nat))),
+        // keepalived logs an unknown keyword and goes on (the weight stays 1); lvs refuses
+        // what it cannot read.
+        (
+            "027.conf",
+            Err((24, "weigth: unknown keyword in real_server")),
+        ),
         ("028.conf", Ok(1)),
         // Two files in one (the master's and the backup's): the second virtual_server repeats
         // the first (its digests are read).

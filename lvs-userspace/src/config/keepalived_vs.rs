@@ -114,8 +114,8 @@ impl Mapper {
         let mut timers = Timers::default();
         let mut v = RawVirtual::new(Val::new(String::new(), line), None);
         let mut sched: Option<&Stmt> = None;
-        let mut kind: Option<&Stmt> = None;
-        let mut kind_method = "gate";
+        // keepalived's default is NAT.
+        let mut kind_method = "masq";
         let mut sorry_method = None;
         let mut protocol: Option<&Stmt> = None;
         let mut persist: Option<Val<u64>> = None;
@@ -144,10 +144,7 @@ impl Mapper {
                     }
                     sched = Some(i)
                 }
-                "lb_kind" | "lvs_method" => {
-                    kind_method = method(i)?;
-                    kind = Some(i)
-                }
+                "lb_kind" | "lvs_method" => kind_method = method(i)?,
                 "protocol" => protocol = Some(i),
                 "ip_family" if mark.is_some() => match one_arg(i)? {
                     "inet" => family = Some(Family::V4),
@@ -289,14 +286,6 @@ impl Mapper {
         if let Some(&(_, line)) = mh_flags.first() {
             let names: Vec<&str> = mh_flags.iter().map(|&(k, _)| k).collect();
             v.schedflags = Some(Val::new(names.join(","), line));
-        }
-        if kind.is_none() {
-            return Err(bad(
-                &s.loc,
-                "lb_kind",
-                "no lb_kind: keepalived's default, NAT, is not yet supported; lvs forwards \
-                 by direct routing (write `lb_kind DR`)",
-            ));
         }
         let vport = match vport {
             Some(p) => p,

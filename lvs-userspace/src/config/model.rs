@@ -435,22 +435,28 @@ pub enum Forwarding {
     Gate,
     /// IP-in-IP tunnel (`ipip`): encapsulate to the real, which may be anywhere routable.
     Tunnel,
+    /// Network address translation (`masq`): the destination becomes the real's address and
+    /// port (which may differ from the VIP's); the real's replies, routed back through the
+    /// director, get the VIP's back.
+    Masq,
 }
 
 impl Forwarding {
-    /// The name ldirectord.cf and the TOML format use (`gate`, `ipip`).
+    /// The name ldirectord.cf and the TOML format use (`gate`, `ipip`, `masq`).
     pub fn config_name(self) -> &'static str {
         match self {
             Forwarding::Gate => "gate",
             Forwarding::Tunnel => "ipip",
+            Forwarding::Masq => "masq",
         }
     }
 
-    /// The name ipvsadm prints in its Forward column (`Route`, `Tunnel`).
+    /// The name ipvsadm prints in its Forward column (`Route`, `Tunnel`, `Masq`).
     pub fn ipvsadm_name(self) -> &'static str {
         match self {
             Forwarding::Gate => "Route",
             Forwarding::Tunnel => "Tunnel",
+            Forwarding::Masq => "Masq",
         }
     }
 }

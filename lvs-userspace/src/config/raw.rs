@@ -1059,7 +1059,7 @@ fn parse_endpoint(
     Ok(SocketAddr::new(ip, port))
 }
 
-/// A forwarding method: `gate` or `ipip` (`masq` is refused).
+/// A forwarding method: `gate`, `ipip` or `masq`.
 fn parse_method(
     file: &Path,
     line: usize,
@@ -1069,22 +1069,12 @@ fn parse_method(
     match m {
         None | Some("gate") => Ok(Forwarding::Gate),
         Some("ipip") => Ok(Forwarding::Tunnel),
-        Some(m @ "masq") => Err(ConfigError::invalid(
-            file,
-            line,
-            key,
-            format!(
-                "forwarding method `{m}` is not supported: lvs forwards by direct routing (gate) \
-                 and IP-in-IP tunnel (ipip)"
-            ),
-        )),
+        Some("masq") => Ok(Forwarding::Masq),
         Some(m) => Err(ConfigError::invalid(
             file,
             line,
             key,
-            format!(
-                "unknown forwarding method `{m}`: must be gate or ipip (masq is not supported)"
-            ),
+            format!("unknown forwarding method `{m}`: must be gate, masq or ipip"),
         )),
     }
 }
@@ -1674,7 +1664,11 @@ fn resolve_virtual(
     for r in &v.reals {
         if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http, names)) {
             for rr in &rs {
-                if rr.addr.port() != 0 && port != 0 && rr.addr.port() != port {
+                if rr.forwarding != Forwarding::Masq
+                    && rr.addr.port() != 0
+                    && port != 0
+                    && rr.addr.port() != port
+                {
                     warn(
                         warnings,
                         file,

@@ -82,7 +82,8 @@
 //! [[virtual.real]]
 //! address = "192.168.6.2:80"     # also ranges: "192.168.6.2->192.168.6.7:80"
 //! weight = 1                # default 1; 0: no new connections
-//! method = "gate"           # gate (direct routing, the default) or ipip (IP-in-IP tunnel)
+//! method = "gate"           # gate (direct routing, the default), ipip (IP-in-IP tunnel) or
+//!                           # masq (NAT: the real's port may differ from the VIP's)
 //! request = "/other.html"   # optional per-real overrides
 //! receive = "pattern"
 //! digest = "..."            # http(s): this real's page MD5
@@ -664,13 +665,19 @@ weight = 0
             c.virtuals[0].reals[0].forwarding,
             crate::config::model::Forwarding::Tunnel
         );
-        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\n[[virtual.real]]\naddress = \"10.0.0.2:80\"\nmethod = \"masq\"\n";
-        let e = parse_str(Path::new("x.toml"), text)
-            .unwrap_err()
-            .to_string();
+        // NAT: the real's port may differ from the VIP's, without a warning.
+        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\n[[virtual.real]]\naddress = \"10.0.0.2:8080\"\nmethod = \"masq\"\n";
+        let c = parse_str(Path::new("x.toml"), text).unwrap();
+        let r = &c.virtuals[0].reals[0];
+        assert_eq!(r.forwarding, crate::config::model::Forwarding::Masq);
+        assert_eq!(r.addr.port(), 8080);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let text = text.replace("masq", "gate");
+        let c = parse_str(Path::new("x.toml"), &text).unwrap();
         assert!(
-            e.starts_with("x.toml:4: real: forwarding method `masq`"),
-            "{e}"
+            c.warnings[0].contains("direct routing cannot change the port"),
+            "{:?}",
+            c.warnings
         );
         // A firewall mark: `fwmark:N` (as lvs convert writes it) or a bare number.
         for a in ["3", "fwmark:3"] {

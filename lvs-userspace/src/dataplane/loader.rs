@@ -861,13 +861,15 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, Lo
         .ok_or(LoadError::MissingProgram { name })
 }
 
-/// Loads the programs the balancer tail-calls (the new-flow stages and the tunnel) and puts
-/// them in its program array.
+/// Loads the programs the balancer tail-calls (the new-flow stages, the tunnel, NAT both
+/// ways) and puts them in its program array.
 fn install_forwarding_programs(ebpf: &mut Ebpf) -> Result<ProgramArray<MapData>, LoadError> {
     let mut fds = Vec::new();
     for (index, name) in [
         (forward_progs::NEW_FLOW, program_names::NEW_FLOW),
         (forward_progs::TUNNEL, program_names::TUNNEL),
+        (forward_progs::NAT, program_names::NAT),
+        (forward_progs::NAT_REPLY, program_names::NAT_REPLY),
     ] {
         let fd = load_program(ebpf, name)?
             .fd()

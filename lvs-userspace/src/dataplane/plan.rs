@@ -29,6 +29,13 @@ pub enum Target {
         /// (as IPVS chooses it).
         src: Option<IpAddr>,
     },
+    /// A host the director routes to, by NAT: the destination address and port become the
+    /// real's, the next hop comes from the kernel's FIB for every packet, and the real's
+    /// replies come back through the director.
+    Masq {
+        /// The real's port; 0: the packet's own (the VIP's).
+        port: u16,
+    },
 }
 
 /// One destination of a service.

@@ -289,12 +289,12 @@ impl Tables {
     }
 
     /// How every written destination is reached (to seed what a restarted agent knows). A
-    /// tunnelled destination has nothing resolved to seed and is left out.
+    /// tunnelled or NATed destination has nothing resolved to seed and is left out.
     pub fn targets(&self) -> Vec<(IpAddr, Target)> {
         self.written
             .values()
             .flat_map(|s| s.dests.values())
-            .filter(|&&id| self.slots[id as usize].method != forward::TUNNEL)
+            .filter(|&&id| self.slots[id as usize].method == forward::DIRECT)
             .map(|&id| {
                 let d = &self.slots[id as usize];
                 let target = if d.flags & dest_flags::LOCAL != 0 {
@@ -670,6 +670,7 @@ fn dest_value(d: &DestPlan, service: u32, generation: u32) -> Dest {
     }
     let mut method = forward::DIRECT;
     let mut tunnel_src = lvs_common::Addr::default();
+    let mut port_be = 0;
     let (dst_mac, src_mac, ifindex) = match d.target {
         Target::Remote {
             mac,
@@ -687,6 +688,11 @@ fn dest_value(d: &DestPlan, service: u32, generation: u32) -> Dest {
             }
             ([0; 6], [0; 6], 0)
         }
+        Target::Masq { port } => {
+            method = forward::MASQ;
+            port_be = port.to_be();
+            ([0; 6], [0; 6], 0)
+        }
     };
     Dest {
         dst_mac,
@@ -697,7 +703,8 @@ fn dest_value(d: &DestPlan, service: u32, generation: u32) -> Dest {
         service,
         addr: kernel_addr(d.addr),
         method,
-        _pad: [0; 3],
+        _pad: 0,
+        port_be,
         tunnel_src,
     }
 }

@@ -1,0 +1,181 @@
+//! Stage 6, NAT (`masq`, ipvsadm's `Masq`), client → real: the destination address and port
+//! become the real's ([`Dest::port_be`]; 0 keeps the VIP's port), the TTL / hop limit goes
+//! down by one as the director routes the packet, the IPv4 header checksum and the TCP/UDP
+//! checksum are updated incrementally (RFC 1624; a UDP-over-IPv4 checksum of 0, none, stays
+//! 0), and the packet leaves by the next hop the kernel's FIB gives for the real
+//! ([`crate::fib`]). A later fragment (no transport header) gets its address rewritten and
+//! its IPv4 header checksum updated: the transport checksum, in the first fragment, already
+//! covers the whole datagram's change.
+//!
+//! A packet too big for the route to the real gets what IPVS sends (`__mtu_check_toobig_v4`/
+//! `_v6`): ICMP fragmentation needed / packet too big from the VIP, with the route's MTU
+//! ([`crate::too_big`]). No route or no neighbour entry: dropped and counted (`no_route`).
+//! A packet whose TTL would run out is XDP_PASS, untouched: the kernel answers it as a
+//! router does.
+//!
+//! When the balancer remembers a NATed flow it also writes the reply table ([`remember`]),
+//! which [`crate::nat_reply`] translates the real's replies by.
+
+use aya_ebpf::{
+    bindings::{BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, xdp_action::XDP_PASS},
+    programs::XdpContext,
+};
+use lvs_common::{
+    Addr, Dest, NatReply, dest::forward, limits::forward_progs, nat::reply_key, service::proto,
+    stats::DropReason,
+};
+
+use crate::{
+    fib,
+    headers::{self, finish, word, words32},
+    maps::{DESTS, FORWARD_DEST, FORWARD_PROGS, NAT_REPLIES},
+    parse::{Packet, frag, read},
+    stats, too_big, tunnel,
+};
+
+/// In the balancer: hands the packet for destination `dest_id` to the NAT program
+/// (`lvs_nat`, a tail call). Returns only if the call failed (the program not in the array):
+/// dropped and counted.
+#[inline(always)]
+pub fn enter(ctx: &XdpContext, dest_id: u32) -> Result<u32, u32> {
+    if let Some(slot) = FORWARD_DEST.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot; the tail call runs on this CPU right after.
+        unsafe { *slot = dest_id };
+        // SAFETY: the array holds XDP programs only (the agent writes it).
+        unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::NAT) };
+    }
+    Err(tunnel::no_route(ctx))
+}
+
+/// The NAT program: the packet again (parsed, its destination from the balancer), then
+/// translated and sent.
+#[inline(always)]
+pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
+    let ingress = fib::ingress(ctx);
+    let pkt = crate::parse::parse(ctx)?;
+    let dest_id = FORWARD_DEST
+        .get(0)
+        .copied()
+        .ok_or_else(|| bad_destination(ctx))?;
+    let dest = DESTS.get(dest_id).ok_or_else(|| bad_destination(ctx))?;
+    let (rc, fib) = fib::lookup(
+        ctx,
+        ingress,
+        pkt.v4,
+        pkt.key.proto,
+        &pkt.key.src,
+        &dest.addr,
+        ip_len(ctx, &pkt)?,
+        0,
+    );
+    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
+        return too_big::reply(ctx, &pkt, fib::mtu(&fib));
+    }
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(tunnel::no_route(ctx));
+    }
+    let addr_off = if pkt.v4 { pkt.l3 + 16 } else { pkt.l3 + 24 };
+    translate(ctx, &pkt, addr_off, &dest.addr, pkt.l4 + 2, dest.port_be)?;
+    fib::write_macs(ctx, &fib)?;
+    Ok(fib::send(ingress, &fib))
+}
+
+#[inline(never)]
+fn bad_destination(ctx: &XdpContext) -> u32 {
+    stats::drop(ctx, DropReason::BadDestination)
+}
+
+/// After the balancer remembered the flow of `pkt` to destination `dest_id`: for a NATed
+/// destination, the reply table learns the flow's replies.
+#[inline(always)]
+pub fn remember(pkt: &Packet, dest_id: u32, dest: &Dest) {
+    if dest.method != forward::MASQ {
+        return;
+    }
+    let key = reply_key(&pkt.key, &dest.addr, dest.port_be);
+    let value = NatReply {
+        vip: pkt.key.dst,
+        vport_be: pkt.key.dport_be,
+        _pad: 0,
+        dest: dest_id,
+        generation: dest.generation,
+        _pad1: 0,
+    };
+    // Failure only under memory pressure: the replies are then passed untranslated.
+    let _ = NAT_REPLIES.insert(&key, &value, 0);
+}
+
+/// The IP packet's length, from its header.
+#[inline(always)]
+pub fn ip_len(ctx: &XdpContext, pkt: &Packet) -> Result<usize, u32> {
+    Ok(if pkt.v4 {
+        u16::from_be(read::<u16>(ctx, pkt.l3 + 2)?) as usize
+    } else {
+        u16::from_be(read::<u16>(ctx, pkt.l3 + 4)?) as usize + 40
+    })
+}
+
+/// Rewrites the address at `addr_off` to `new` and (unless `port_be` is 0) the port at
+/// `port_off` to `port_be`, takes one off the TTL / hop limit, and updates the IPv4 header
+/// checksum and the transport checksum incrementally. Every value is in wire order read
+/// natively ([`crate::headers`]). A TTL / hop limit of 1 or less: XDP_PASS, untouched.
+#[inline(always)]
+pub fn translate(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    addr_off: usize,
+    new: &Addr,
+    port_off: usize,
+    port_be: u16,
+) -> Result<(), u32> {
+    let l3 = pkt.l3;
+    // The sum of the changed words' complements and their new values.
+    let mut delta: u64;
+    if pkt.v4 {
+        let tp = read::<u16>(ctx, l3 + 8)?;
+        let [ttl, protocol] = tp.to_ne_bytes();
+        if ttl <= 1 {
+            return Err(XDP_PASS);
+        }
+        let new_tp = word(ttl - 1, protocol);
+        let old = read::<u32>(ctx, addr_off)?;
+        let addr = new.words[3];
+        delta = words32(!old) + words32(addr);
+        let hc = read::<u16>(ctx, l3 + 10)?;
+        let ip = delta + (!tp) as u64 + new_tp as u64;
+        headers::write(ctx, l3 + 8, [new_tp, finish((!hc) as u64 + ip)])?;
+        headers::write(ctx, addr_off, addr)?;
+    } else {
+        let hop = read::<u8>(ctx, l3 + 7)?;
+        if hop <= 1 {
+            return Err(XDP_PASS);
+        }
+        headers::write(ctx, l3 + 7, hop - 1)?;
+        let old = read::<[u32; 4]>(ctx, addr_off)?;
+        delta = 0;
+        for i in 0..4 {
+            delta += words32(!old[i]) + words32(new.words[i]);
+        }
+        headers::write(ctx, addr_off, new.words)?;
+    }
+    if pkt.frag == frag::LATER {
+        return Ok(());
+    }
+    if port_be != 0 {
+        let old = read::<u16>(ctx, port_off)?;
+        delta += (!old) as u64 + port_be as u64;
+        headers::write(ctx, port_off, port_be)?;
+    }
+    let udp = pkt.key.proto == proto::UDP;
+    let csum_off = pkt.l4 + if udp { 6 } else { 16 };
+    let c = read::<u16>(ctx, csum_off)?;
+    if udp && c == 0 && pkt.v4 {
+        // No checksum: none after.
+        return Ok(());
+    }
+    let mut sum = finish((!c) as u64 + delta);
+    if udp && sum == 0 {
+        sum = 0xffff;
+    }
+    headers::write(ctx, csum_off, sum)
+}

@@ -1,0 +1,91 @@
+//! NAT (`masq`), real → client: a packet that no known flow and no virtual service claims is
+//! looked up in the reply table ([`NAT_REPLIES`], written by [`crate::nat::remember`]) by its
+//! own 5-tuple. A hit whose flow ([`forward_key`]) is still in the connection table, within
+//! its state's idle timeout and still to that destination, is a reply: its source becomes the
+//! VIP and port again (TTL / hop limit one less, checksums updated incrementally:
+//! [`crate::nat::translate`]), its TCP flags move the flow's state (IPVS's OUTPUT table), and it
+//! leaves by the next hop the kernel's FIB gives for the client ([`crate::fib`]). Anything
+//! else (the director's own traffic, a reply whose flow is gone or expired) is XDP_PASS,
+//! untouched; it costs the balancer one hash lookup.
+//!
+//! A reply too big for the route to the client is XDP_PASS, untouched: the kernel, routing it,
+//! sends the real ICMP fragmentation needed / packet too big, and the real's stack lowers
+//! its path MTU to the client. Fragments of replies are passed untouched (not translated):
+//! the reals' replies must not be fragmented (TCP's are not, with path MTU discovery).
+
+use aya_ebpf::{
+    bindings::{BPF_FIB_LKUP_RET_SUCCESS, xdp_action::XDP_PASS},
+    programs::XdpContext,
+};
+use lvs_common::{dest::forward, limits::forward_progs, nat::forward_key};
+
+use crate::{
+    conntrack, fib,
+    maps::{FORWARD_PROGS, NAT_REPLIES, NEW_PACKET},
+    nat,
+    parse::{Packet, frag},
+};
+
+/// Bounds the header offsets handed over by the balancer: larger than any frame.
+const HEADER_OFFSET_MASK: usize = 0x3fff;
+
+/// In the balancer, for a packet no flow and no service claims: if the reply table knows it,
+/// hands it to the reply program (`lvs_nat_reply`, a tail call). Otherwise (or if the call
+/// failed) the verdict is XDP_PASS.
+#[inline(always)]
+pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
+    if pkt.frag != frag::NONE {
+        return XDP_PASS;
+    }
+    // SAFETY: only whether the entry exists is read.
+    if unsafe { NAT_REPLIES.get(&pkt.key) }.is_none() {
+        return XDP_PASS;
+    }
+    if let Some(slot) = NEW_PACKET.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
+        unsafe { *slot = *pkt };
+        // SAFETY: the array holds XDP programs only (the agent writes it).
+        let _ = unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::NAT_REPLY) };
+    }
+    XDP_PASS
+}
+
+/// The reply program: the packet as the balancer parsed it, translated back and sent to the
+/// client.
+#[inline(always)]
+pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
+    let ingress = fib::ingress(ctx);
+    let mut pkt = *NEW_PACKET.get(0).ok_or(XDP_PASS)?;
+    // Offsets the verifier can bound (they are the parser's, within any frame: unchanged).
+    pkt.l3 &= HEADER_OFFSET_MASK;
+    pkt.l4 &= HEADER_OFFSET_MASK;
+    // SAFETY: the value is copied out at once.
+    let v = unsafe { NAT_REPLIES.get(&pkt.key) }
+        .copied()
+        .ok_or(XDP_PASS)?;
+    let (dest_id, dest) =
+        conntrack::established(&forward_key(&pkt.key, &v), pkt.tcp_flags, false, true)
+            .ok_or(XDP_PASS)?;
+    if dest_id != v.dest || dest.method != forward::MASQ || dest.addr != pkt.key.src {
+        return Err(XDP_PASS);
+    }
+    let (rc, fib) = fib::lookup(
+        ctx,
+        ingress,
+        pkt.v4,
+        pkt.key.proto,
+        &v.vip,
+        &pkt.key.dst,
+        nat::ip_len(ctx, &pkt)?,
+        0,
+    );
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        // Too big for the route (the kernel tells the real), or no route (nor neighbour):
+        // the kernel's to judge.
+        return Err(XDP_PASS);
+    }
+    let addr_off = if pkt.v4 { pkt.l3 + 12 } else { pkt.l3 + 8 };
+    nat::translate(ctx, &pkt, addr_off, &v.vip, pkt.l4, v.vport_be)?;
+    fib::write_macs(ctx, &fib)?;
+    Ok(fib::send(ingress, &fib))
+}

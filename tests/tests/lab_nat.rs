@@ -1,0 +1,164 @@
+//! The NAT forwarding method (`masq`) end to end in the namespace lab, one-armed: the reals
+//! leave the client's subnet for an inside subnet on the same link (10.88.0.0/24, fd88::/64)
+//! whose only way out is the director (their default route: its inside address), so every
+//! reply crosses it and must be translated there. The reals serve on port 8080 behind the
+//! VIPs' port 80: the 3:2:1 split, large downloads intact, a long request (an upload of
+//! several segments) intact, replies from the VIP, `lvs status` showing `Masq`.
+
+use std::{net::SocketAddr, process::Command, time::Duration};
+
+use lvs::lab::{Lab, LabOptions, big_file_bytes, http_get};
+use lvs_tests::agent::{RunningLvs, count, who_answers};
+
+const CONFIG: &str = r#"
+checkinterval = 1
+checktimeout = 2
+
+[[virtual]]
+address = "198.18.0.100:80"
+scheduler = "wrr"
+checktype = "connect"
+[[virtual.real]]
+address = "10.88.0.11:8080"
+weight = 3
+method = "masq"
+[[virtual.real]]
+address = "10.88.0.12:8080"
+weight = 2
+method = "masq"
+[[virtual.real]]
+address = "10.88.0.13:8080"
+weight = 1
+method = "masq"
+
+[[virtual]]
+address = "[fd00:198:18::100]:80"
+scheduler = "wrr"
+checktype = "connect"
+[[virtual.real]]
+address = "[fd88::11]:8080"
+weight = 3
+method = "masq"
+[[virtual.real]]
+address = "[fd88::12]:8080"
+weight = 2
+method = "masq"
+[[virtual.real]]
+address = "[fd88::13]:8080"
+weight = 1
+method = "masq"
+"#;
+
+fn sh_in(ns: &str, script: &str) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-ec", script])
+        .output()
+        .expect("ip netns exec");
+    assert!(
+        out.status.success(),
+        "in {ns}: `{script}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The lab with the reals moved to the inside subnet, their default route the director's
+/// inside address, and forwarding on at the director.
+fn nat_lab() -> Lab {
+    let lab = Lab::create(LabOptions {
+        big_file_size: 16 << 20,
+        http_port: 8080,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let d = lab.director_ifname().to_string();
+    sh_in(
+        lab.director_ns(),
+        &format!(
+            "ip addr add 10.88.0.1/24 dev {d}
+             ip -6 addr add fd88::1/64 dev {d} nodad
+             sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.{d}.forwarding=1
+             sysctl -qw net.ipv6.conf.all.forwarding=1
+             sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.{d}.send_redirects=0"
+        ),
+    );
+    for (i, r) in lab.reals().iter().enumerate() {
+        let n = 11 + i;
+        sh_in(
+            &r.ns,
+            &format!(
+                "ip addr del {v4}/24 dev eth0
+                 ip -6 addr del {v6}/64 dev eth0
+                 ip addr add 10.88.0.{n}/24 dev eth0
+                 ip -6 addr add fd88::{n}/64 dev eth0 nodad
+                 ip route add default via 10.88.0.1
+                 ip -6 route add default via fd88::1",
+                v4 = r.addr_v4,
+                v6 = r.addr_v6,
+            ),
+        );
+    }
+    lab
+}
+
+fn vips(lab: &Lab) -> [SocketAddr; 2] {
+    [
+        SocketAddr::new(lab.vip_v4().into(), 80),
+        SocketAddr::new(lab.vip_v6().into(), 80),
+    ]
+}
+
+#[test]
+fn nated_split_3_2_1_downloads_and_uploads_intact_through_the_director() {
+    let lab = nat_lab();
+    // The reals reach the client only through the director.
+    for r in lab.reals() {
+        for client in [lab.client_v4().to_string(), lab.client_v6().to_string()] {
+            let out = lab
+                .command(&r.ns, "ip")
+                .args(["route", "get", &client])
+                .output()
+                .expect("ip route get");
+            let route = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                route.contains("via 10.88.0.1") || route.contains("via fd88::1"),
+                "{}: the route to the client is not through the director: {route}",
+                r.name
+            );
+        }
+    }
+    let lvs = RunningLvs::start(&lab, CONFIG).unwrap();
+    let want = big_file_bytes(lab.big_file_size());
+    for vip in vips(&lab) {
+        lvs.wait_served(vip, Duration::from_secs(30)).unwrap();
+        let names = who_answers(&lab, vip, 600).unwrap();
+        for (real, want) in [("real1", 300), ("real2", 200), ("real3", 100)] {
+            let got = count(&names, real);
+            assert!(
+                got.abs_diff(want) <= 6,
+                "{vip}: {real} got {got} of 600, want {want} ± 6"
+            );
+        }
+        for _ in 0..3 {
+            let (status, body) = http_get(lab.client_ns(), vip, "/big.bin").unwrap();
+            assert_eq!(status, 200);
+            assert!(
+                body == want,
+                "{vip}: big.bin arrived altered ({} bytes)",
+                body.len()
+            );
+        }
+        // An upload: a request line of 60000 bytes, some 40 full-size segments to the real,
+        // which answers 404 (no such file) only once it has read all of it.
+        for _ in 0..5 {
+            let long = format!("/{}", "x".repeat(60_000));
+            let (status, _) = http_get(lab.client_ns(), vip, &long).unwrap();
+            assert_eq!(status, 404, "{vip}: a long request reaches a real whole");
+        }
+    }
+    let status = lvs.status(&[]).unwrap();
+    assert!(
+        status.contains("Masq"),
+        "lvs status shows the Forward column Masq:\n{status}"
+    );
+    assert!(lvs.stop(), "lvs stops on SIGTERM");
+}
