@@ -43,7 +43,7 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
     }
     if let Some(slot) = NEW_PACKET.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
-        unsafe { *slot = *pkt };
+        unsafe { (*slot).pkt = *pkt };
         // SAFETY: the array holds XDP programs only (the agent writes it).
         let _ = unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::NAT_REPLY) };
     }
@@ -55,7 +55,7 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
-    let mut pkt = *NEW_PACKET.get(0).ok_or(XDP_PASS)?;
+    let mut pkt = NEW_PACKET.get(0).ok_or(XDP_PASS)?.pkt;
     // Offsets the verifier can bound (they are the parser's, within any frame: unchanged).
     pkt.l3 &= HEADER_OFFSET_MASK;
     pkt.l4 &= HEADER_OFFSET_MASK;
