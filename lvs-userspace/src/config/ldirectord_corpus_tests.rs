@@ -29,8 +29,7 @@ type Outcome = Result<usize, (usize, &'static str)>;
 #[test]
 fn corpus() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/ldirectord");
-    // NAT is not yet supported (the README's refused table lists it), nor the database
-    // negotiate checks.
+    // NAT is not yet supported (the README's refused table lists it).
     let masq = "real: forwarding method `masq` is not supported";
     let expected: &[(&str, Outcome)] = &[
         ("001.cf", Err((8, masq))),
@@ -46,13 +45,8 @@ fn corpus() {
         ("011.cf", Err((26, masq))),
         ("012.cf", Err((32, masq))),
         ("013.cf", Err((25, masq))),
-        (
-            "014.cf",
-            Err((
-                6,
-                "service: service `mysql` is not supported for negotiate checks",
-            )),
-        ),
+        // A mysql check (login, passwd, database, request).
+        ("014.cf", Ok(1)),
         ("015.cf", Err((30, masq))),
         ("016.cf", Err((30, masq))),
         ("017.cf", Err((10, masq))),

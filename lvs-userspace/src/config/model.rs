@@ -514,6 +514,21 @@ pub enum CheckService {
     /// keepalived's `UDP_CHECK`: send `request` (hex) in a datagram; `receive` (hex, `X`
     /// nibbles wild) set means a reply beginning with it is required (empty: any reply).
     Udp,
+    /// SIP: an `OPTIONS` request for `sip:login`; a `SIP/2.0 200` answer is up.
+    Sip,
+    /// RADIUS: an Access-Request for `login`/`passwd` signed with `secret`; any answer whose
+    /// Response Authenticator is right is up (Accept, Reject or Challenge).
+    Radius,
+    /// HTTP through the real as a proxy: `request` is an absolute `http://` URL fetched
+    /// through it; a 2xx answer (matching `receive`) is up.
+    HttpProxy,
+    /// LDAP: a bind (as `login`/`passwd`, else anonymous), then a base search of the DN in
+    /// `request`; one entry (whose DN matches `receive`) is up.
+    Ldap,
+    /// MySQL: log in (`login`, `passwd`, `database`) and run `request`; a row back is up.
+    Mysql,
+    /// PostgreSQL: log in (`login`, `passwd`, `database`) and run `request`; a row back is up.
+    Pgsql,
 }
 
 /// HTTP method of http/https checks.
@@ -553,6 +568,10 @@ pub struct CheckSpec {
     pub login: Option<String>,
     /// `passwd`, with `login`.
     pub passwd: Option<String>,
+    /// `database` (mysql, pgsql).
+    pub database: Option<String>,
+    /// `secret`: the RADIUS shared secret.
+    pub secret: Option<String>,
     /// `dns_type` (keepalived's DNS_CHECK `type`): the record type a dns check asks for (its
     /// number); when set, a NOERROR answer over UDP passes, as keepalived's check.
     pub dns_type: Option<u16>,

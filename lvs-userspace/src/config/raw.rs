@@ -102,6 +102,10 @@ pub(crate) struct RawVirtual {
     pub dynamic_weight: Opt<bool>,
     pub login: Opt<String>,
     pub passwd: Opt<String>,
+    /// `database` (mysql, pgsql).
+    pub database: Opt<String>,
+    /// `secret` (radius).
+    pub secret: Opt<String>,
     pub dns_type: Opt<String>,
     pub digest: Opt<String>,
     pub checkinterval: Opt<u64>,
@@ -143,6 +147,8 @@ impl RawVirtual {
             dynamic_weight: None,
             login: None,
             passwd: None,
+            database: None,
+            secret: None,
             dns_type: None,
             digest: None,
             checkinterval: None,
@@ -195,17 +201,18 @@ const SCHEDULERS: &str = "wrr, rr, sh, lc, wlc, sed, nq, fo, ovf, dh and mh";
 /// Other ipvs schedulers, refused by name.
 const IPVS_SCHEDULERS: &[&str] = &["lblc", "lblcr", "twos"];
 /// Negotiate services lvs implements, for messages.
-const SERVICES: &str = "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp, udp and none";
-/// ldirectord services lvs has no negotiate check for.
-const LDIRECTORD_ONLY_SERVICES: &[&str] = &[
-    "ldap",
-    "ldaps",
-    "mysql",
-    "pgsql",
-    "oracle",
-    "radius",
-    "sip",
-    "http_proxy",
+const SERVICES: &str = "http, https, http_proxy, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp, ldap, sip, radius, mysql, pgsql, udp and none";
+/// ldirectord services lvs has no negotiate check for, with the reason.
+const LDIRECTORD_ONLY_SERVICES: &[(&str, &str)] = &[
+    (
+        "ldaps",
+        "lvs's ldap check speaks plain LDAP only (use service=ldap on the plain port)",
+    ),
+    (
+        "oracle",
+        "no maintained Rust client speaks Oracle's protocol without Oracle's proprietary \
+         client library (OCI), which lvs does not link",
+    ),
 ];
 /// The record types a dns check may ask for (keepalived's DNS_CHECK `type`).
 pub(crate) const DNS_TYPES: &str = "A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, RRSIG, DNSKEY";
@@ -1410,7 +1417,17 @@ fn resolve_virtual(
         "nntp" => CheckService::Nntp,
         "ftp" => CheckService::Ftp,
         "udp" => CheckService::Udp,
-        other if LDIRECTORD_ONLY_SERVICES.contains(&other) => {
+        "sip" => CheckService::Sip,
+        "radius" => CheckService::Radius,
+        "http_proxy" => CheckService::HttpProxy,
+        "ldap" => CheckService::Ldap,
+        "mysql" => CheckService::Mysql,
+        "pgsql" => CheckService::Pgsql,
+        other if LDIRECTORD_ONLY_SERVICES.iter().any(|(s, _)| *s == other) => {
+            let why = LDIRECTORD_ONLY_SERVICES
+                .iter()
+                .find(|(s, _)| *s == other)
+                .map_or("", |(_, why)| *why);
             if !negotiates {
                 if written {
                     warn(
@@ -1429,8 +1446,8 @@ fn resolve_virtual(
                     service_line,
                     "service",
                     format!(
-                        "service `{other}` is not supported for negotiate checks: lvs checks \
-                         {SERVICES} (or use checktype=connect)"
+                        "service `{other}` is not supported for negotiate checks: {why}; lvs \
+                         checks {SERVICES} (or use checktype=connect)"
                     ),
                 );
             } else {
@@ -1439,7 +1456,8 @@ fn resolve_virtual(
                     "service",
                     format!(
                         "port {port} implies service={other} (ldirectord's default), which lvs \
-                         cannot check: lvs checks {SERVICES}; set service= or checktype=connect"
+                         cannot check: {why}; lvs checks {SERVICES}; set service= or \
+                         checktype=connect"
                     ),
                 );
             }
@@ -1554,6 +1572,11 @@ fn resolve_virtual(
                 | CheckService::Imap
                 | CheckService::Imaps
                 | CheckService::Ftp
+                | CheckService::Sip
+                | CheckService::Radius
+                | CheckService::Ldap
+                | CheckService::Mysql
+                | CheckService::Pgsql
         );
     if !logs_in {
         for (key, val) in [("login", &v.login), ("passwd", &v.passwd)] {
@@ -1563,12 +1586,81 @@ fn resolve_virtual(
                     file,
                     *line,
                     key,
-                    "ignored: only the pop, pops, imap, imaps and ftp checks log in",
+                    "ignored: only the pop, pops, imap, imaps, ftp, ldap, sip, radius, mysql and \
+                     pgsql checks log in",
                 );
             }
         }
         login = None;
         passwd = None;
+    }
+    let sql = negotiates && matches!(service, CheckService::Mysql | CheckService::Pgsql);
+    let database = credential(&v.database, "database");
+    let database = match (&v.database, sql) {
+        (_, true) => database,
+        (Some(Val { line, .. }), false) => {
+            warn(
+                warnings,
+                file,
+                *line,
+                "database",
+                "ignored: only the mysql and pgsql checks use a database",
+            );
+            None
+        }
+        (None, false) => None,
+    };
+    let radius = negotiates && service == CheckService::Radius;
+    let secret = match (&v.secret, radius) {
+        (Some(Val { value, .. }), true) => Some(value.clone()),
+        (Some(Val { line, .. }), false) => {
+            warn(
+                warnings,
+                file,
+                *line,
+                "secret",
+                "ignored: only the radius check uses a secret",
+            );
+            None
+        }
+        (None, _) => None,
+    };
+    // ldirectord's check_sql: "Must specify a login and request string" (it never brings such
+    // a real up; lvs says so when it reads the file).
+    if sql {
+        if login.is_none() {
+            errs.bad(
+                vline,
+                "login",
+                format!("a {service_name} check needs a login (and request, the query to run)"),
+            );
+        }
+        if request
+            .as_deref()
+            .is_none_or(|r| r.trim_start_matches('/').is_empty())
+        {
+            errs.bad(
+                vline,
+                "request",
+                format!(
+                    "a {service_name} check needs request, the SQL query to run (a row back is up)"
+                ),
+            );
+        }
+    }
+    if negotiates && service == CheckService::HttpProxy {
+        let ok = request
+            .as_deref()
+            .map(|r| r.trim_start_matches('/'))
+            .is_some_and(|r| r.len() > 7 && r[..7].eq_ignore_ascii_case("http://"));
+        if !ok {
+            errs.bad(
+                v.request.as_ref().map_or(vline, |r| r.line),
+                "request",
+                "an http_proxy check needs request, the absolute http:// URL to fetch through the \
+                 real",
+            );
+        }
     }
     let dns_type = match &v.dns_type {
         None => None,
@@ -1726,6 +1818,8 @@ fn resolve_virtual(
             dynamic_weight: v.dynamic_weight.as_ref().is_some_and(|b| b.value),
             login,
             passwd,
+            database,
+            secret,
             dns_type,
             digest,
             interval,

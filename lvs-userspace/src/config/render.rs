@@ -36,6 +36,12 @@ fn service_name(s: CheckService) -> &'static str {
         CheckService::Imaps => "imaps",
         CheckService::Nntp => "nntp",
         CheckService::Ftp => "ftp",
+        CheckService::Sip => "sip",
+        CheckService::Radius => "radius",
+        CheckService::HttpProxy => "http_proxy",
+        CheckService::Ldap => "ldap",
+        CheckService::Mysql => "mysql",
+        CheckService::Pgsql => "pgsql",
     }
 }
 
@@ -239,6 +245,9 @@ pub fn render_check(config: &Config) -> String {
         if let Some(l) = &c.login {
             // Never the password.
             let _ = writeln!(o, "    login {l:?}");
+        }
+        if let Some(d) = &c.database {
+            let _ = writeln!(o, "    database {d:?}");
         }
         match &v.fallback {
             Some(f) => {
@@ -509,6 +518,12 @@ pub fn to_toml(config: &Config) -> String {
         }
         if let Some(p) = &c.passwd {
             let _ = writeln!(o, "passwd = {}", q(p));
+        }
+        if let Some(d) = &c.database {
+            let _ = writeln!(o, "database = {}", q(d));
+        }
+        if let Some(s) = &c.secret {
+            let _ = writeln!(o, "secret = {}", q(s));
         }
         if let Some(cmd) = &c.command {
             let _ = writeln!(o, "checkcommand = {}", q(cmd));

@@ -66,6 +66,8 @@
 //! dynamic_weight = true    # external: exit 1 down, 0 up, 2-255 up at weight code-2
 //! login = "monitor"         # pop, pops, imap, imaps, ftp: log in as this user
 //! passwd = "secret"         # with login
+//! database = "app"          # mysql, pgsql: the database logged into
+//! secret = "shared"         # radius: the shared secret
 //! digest = "9b3a0c85a887a256d6939da88aabd8cd"  # http(s): the body's MD5 (keepalived's digest)
 //! dns_type = "SOA"          # dns: ask this type; a NOERROR answer passes (keepalived's DNS_CHECK)
 //! checkinterval = 10        # these five override the globals
@@ -245,6 +247,8 @@ struct TomlVirtual {
     dynamic_weight: S<bool>,
     login: S<String>,
     passwd: S<String>,
+    database: S<String>,
+    secret: S<String>,
     dns_type: S<String>,
     digest: S<String>,
     checkinterval: S<u64>,
@@ -374,6 +378,8 @@ impl TomlFile {
                 rv.dynamic_weight = l.opt(v.dynamic_weight);
                 rv.login = l.opt(v.login);
                 rv.passwd = l.opt(v.passwd);
+                rv.database = l.opt(v.database);
+                rv.secret = l.opt(v.secret);
                 rv.dns_type = l.opt(v.dns_type);
                 rv.digest = l.opt(v.digest);
                 rv.checkinterval = l.opt(v.checkinterval);

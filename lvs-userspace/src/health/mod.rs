@@ -17,12 +17,16 @@ pub mod dns;
 pub mod external;
 pub mod ftp;
 pub mod http;
+pub mod ldap;
 pub mod mail;
 pub mod maintenance;
 pub mod ping;
 pub mod probe;
+pub mod radius;
 pub mod silent;
 pub mod simpletcp;
+pub mod sip;
+pub mod sql;
 pub mod state;
 pub mod tls;
 pub mod udp;
@@ -81,6 +85,10 @@ pub struct CheckKey {
     pub dynamic_weight: bool,
     /// `login` and `passwd` (pop, imap).
     pub login: Option<(String, String)>,
+    /// `database` (mysql, pgsql).
+    pub database: Option<String>,
+    /// `secret` (radius).
+    pub secret: Option<String>,
     /// The record type a dns check asks for, when configured (keepalived's DNS_CHECK).
     pub dns_type: Option<u16>,
     /// The MD5 (hex) the body of an http(s) check must have.
@@ -126,6 +134,8 @@ impl Hash for CheckKey {
         self.command.hash(state);
         self.dynamic_weight.hash(state);
         self.login.hash(state);
+        self.database.hash(state);
+        self.secret.hash(state);
         self.dns_type.hash(state);
         self.digest.hash(state);
         self.virtual_addr.hash(state);
@@ -150,6 +160,12 @@ fn service_port(service: CheckService) -> u16 {
         CheckService::Imaps => 993,
         CheckService::Nntp => 119,
         CheckService::Ftp => 21,
+        CheckService::Ldap => 389,
+        CheckService::Radius => 1812,
+        CheckService::HttpProxy => 3128,
+        CheckService::Mysql => 3306,
+        CheckService::Sip => 5060,
+        CheckService::Pgsql => 5432,
         CheckService::SimpleTcp | CheckService::None | CheckService::Udp => 0,
     }
 }
@@ -187,6 +203,8 @@ impl CheckKey {
                 .login
                 .clone()
                 .map(|l| (l, c.passwd.clone().unwrap_or_default())),
+            database: c.database.clone(),
+            secret: c.secret.clone(),
             dns_type: c.dns_type,
             digest: real.digest.clone().or_else(|| c.digest.clone()),
             virtual_addr: Some(vs.vip),
@@ -232,9 +250,20 @@ impl CheckKey {
                     | CheckService::Imap
                     | CheckService::Imaps
                     | CheckService::Ftp
+                    | CheckService::Sip
+                    | CheckService::Radius
+                    | CheckService::Ldap
+                    | CheckService::Mysql
+                    | CheckService::Pgsql
             )
         {
             self.login = None;
+        }
+        if !negotiates || !matches!(self.service, CheckService::Mysql | CheckService::Pgsql) {
+            self.database = None;
+        }
+        if !negotiates || self.service != CheckService::Radius {
+            self.secret = None;
         }
         if !negotiates || !matches!(self.service, CheckService::Http | CheckService::Https) {
             self.digest = None;

@@ -24,6 +24,8 @@ fn spec(check_type: CheckType) -> CheckSpec {
         dynamic_weight: false,
         login: None,
         passwd: None,
+        database: None,
+        secret: None,
         dns_type: None,
         digest: None,
         interval: Duration::from_secs(3600),
