@@ -70,6 +70,8 @@ fn keepalived_defaults_are_written_out() {
     assert_eq!(k.timeout, Duration::from_secs(5));
     assert_eq!(k.failure_count, 2);
     assert_eq!(k.success_count, 1);
+    // delay_before_retry's default: 1 s between the retries.
+    assert_eq!(k.retry_interval, Some(Duration::from_secs(1)));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
@@ -294,11 +296,31 @@ fn alpha_omega_ha_suspend_and_ignored_keywords() {
             "omega",
             "ha_suspend",
             "nat_mask",
-            "delay_before_retry",
             "smtp_alert",
             "smtp_alert"
         ]
     );
+    // delay_before_retry of the virtual_server: the time between retries of its checks.
+    let c = ok(&vs(
+        &format!("{BASE}\n  delay_before_retry 3"),
+        "    TCP_CHECK {\n      retry 2\n    }",
+    ));
+    let k = &c.virtuals[0].check;
+    assert_eq!(
+        (k.failure_count, k.retry_interval),
+        (3, Some(Duration::from_secs(3)))
+    );
+    // Given in the checker, it wins; retry 0 needs none.
+    let c = ok(&vs(
+        &format!("{BASE}\n  delay_before_retry 3"),
+        "    TCP_CHECK {\n      delay_before_retry 2\n    }",
+    ));
+    assert_eq!(
+        c.virtuals[0].check.retry_interval,
+        Some(Duration::from_secs(2))
+    );
+    let c = ok(&vs(BASE, "    TCP_CHECK {\n      retry 0\n    }"));
+    assert_eq!(c.virtuals[0].check.retry_interval, None);
     assert!(
         err(&vs(&format!("{BASE}\n  weigth 2"), ""))
             .starts_with("k.conf:5: weigth: unknown keyword in virtual_server")

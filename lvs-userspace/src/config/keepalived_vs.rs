@@ -18,6 +18,7 @@ struct Timers {
     delay_loop: Option<Val<u64>>,
     connect_timeout: Option<Val<u64>>,
     retry: Option<Val<u64>>,
+    delay_before_retry: Option<Val<u64>>,
     virtualhost: Option<String>,
 }
 
@@ -38,6 +39,8 @@ struct Check {
     digest: Option<String>,
     interval: u64,
     timeout: u64,
+    /// `delay_before_retry`: seconds between checks while retrying.
+    retry_interval: u64,
     failures: u64,
 }
 
@@ -218,7 +221,10 @@ impl Mapper {
                 "smtp_alert" | "snmp_name" | "hashed" | "nat_mask" | "ip_family" => {
                     self.warn(&i.loc, k, "ignored: no effect in lvs")
                 }
-                "delay_before_retry" | "warmup" => {
+                "delay_before_retry" => {
+                    timers.delay_before_retry = Some(timer(i, &mut self.warnings)?);
+                }
+                "warmup" => {
                     timer(i, &mut self.warnings)?;
                     self.warn(
                         &i.loc,
@@ -417,6 +423,8 @@ impl Mapper {
         v.checktimeout = Some(Val::new(check.timeout, line));
         v.negotiatetimeout = Some(Val::new(check.timeout, line));
         v.failurecount = Some(Val::new(check.failures, line));
+        // Only while retrying does it matter (retry 0: the first failure takes the real down).
+        v.retry_interval = (check.failures > 1).then(|| Val::new(check.retry_interval, line));
         v.successcount = Some(Val::new(1, line));
         v.reals = read.into_iter().map(|r| r.raw).collect();
         Ok(Some((s.loc.file.clone(), v)))
@@ -470,7 +478,10 @@ impl Mapper {
                 "alpha" => {
                     boolean(i)?;
                 }
-                "delay_before_retry" | "warmup" => {
+                "delay_before_retry" => {
+                    timers.delay_before_retry = Some(timer(i, &mut self.warnings)?);
+                }
+                "warmup" => {
                     timer(i, &mut self.warnings)?;
                     self.warn(
                         &i.loc,
@@ -528,6 +539,7 @@ impl Mapper {
                 digest: None,
                 interval: timers.delay_loop.as_ref().map_or(60, |d| d.value),
                 timeout: timers.connect_timeout.as_ref().map_or(5, |d| d.value),
+                retry_interval: 1,
                 failures: 1,
             },
             [(_, c)] => c.clone(),
@@ -628,7 +640,10 @@ impl Mapper {
                 }
                 "retry" | "nb_get_retry" => t.retry = Some(number(i)?),
                 "delay_loop" => t.delay_loop = Some(timer(i, &mut self.warnings)?),
-                "delay_before_retry" | "warmup" => {
+                "delay_before_retry" => {
+                    t.delay_before_retry = Some(timer(i, &mut self.warnings)?);
+                }
+                "warmup" => {
                     timer(i, &mut self.warnings)?;
                     self.warn(
                         &i.loc,
@@ -792,6 +807,18 @@ impl Mapper {
             digest,
             interval,
             timeout,
+            // keepalived's defaults: 3 s for HTTP_GET and SSL_GET, delay_loop for DNS_CHECK,
+            // else 1 s (0 is read as 1: lvs counts whole seconds).
+            retry_interval: t
+                .delay_before_retry
+                .as_ref()
+                .map(|d| d.value)
+                .unwrap_or(match kind {
+                    "HTTP_GET" | "SSL_GET" => 3,
+                    "DNS_CHECK" => interval,
+                    _ => 1,
+                })
+                .max(1),
             failures: t.retry.as_ref().map_or(default_retry, |r| r.value) + 1,
         })
     }

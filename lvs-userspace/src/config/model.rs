@@ -586,6 +586,10 @@ pub struct CheckSpec {
     pub negotiate_timeout: Duration,
     /// `failurecount`: consecutive failures that take a real down.
     pub failure_count: u32,
+    /// keepalived's `delay_before_retry` (`retry_interval`): while a real that is up has
+    /// failed checks short of `failure_count`, the next check comes this long after the last
+    /// one instead of at `interval`. `None`: always `interval` (ldirectord).
+    pub retry_interval: Option<Duration>,
     /// `successcount`: consecutive successes that bring it back.
     pub success_count: u32,
 }

@@ -104,6 +104,8 @@ pub(crate) struct RawVirtual {
     pub passwd: Opt<String>,
     /// `database` (mysql, pgsql).
     pub database: Opt<String>,
+    /// keepalived's `delay_before_retry` (TOML `retry_interval`), seconds.
+    pub retry_interval: Opt<u64>,
     /// `secret` (radius).
     pub secret: Opt<String>,
     pub dns_type: Opt<String>,
@@ -148,6 +150,7 @@ impl RawVirtual {
             login: None,
             passwd: None,
             database: None,
+            retry_interval: None,
             secret: None,
             dns_type: None,
             digest: None,
@@ -1744,6 +1747,10 @@ fn resolve_virtual(
         .ok(count(file, "successcount", &v.successcount))
         .flatten()
         .unwrap_or(globals.success_count);
+    let retry_interval = errs
+        .ok(check_seconds(file, "retry_interval", &v.retry_interval))
+        .flatten()
+        .map(Duration::from_secs);
 
     let quorum = match &v.quorum {
         None => 1,
@@ -1827,6 +1834,7 @@ fn resolve_virtual(
             negotiate_timeout,
             failure_count,
             success_count,
+            retry_interval,
         },
         quorum,
         hysteresis,

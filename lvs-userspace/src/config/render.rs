@@ -535,6 +535,9 @@ pub fn to_toml(config: &Config) -> String {
         let _ = writeln!(o, "checktimeout = {}", c.timeout.as_secs());
         let _ = writeln!(o, "negotiatetimeout = {}", c.negotiate_timeout.as_secs());
         let _ = writeln!(o, "failurecount = {}", c.failure_count);
+        if let Some(r) = c.retry_interval {
+            let _ = writeln!(o, "retry_interval = {}", r.as_secs());
+        }
         let _ = writeln!(o, "successcount = {}", c.success_count);
         let _ = writeln!(o, "verify_tls = {}", c.verify_tls);
         for r in &v.reals {

@@ -64,6 +64,7 @@
 //! virtualhost = "www.example.org"
 //! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
 //! dynamic_weight = true    # external: exit 1 down, 0 up, 2-255 up at weight code-2
+//! retry_interval = 1        # keepalived's delay_before_retry: seconds between retries
 //! login = "monitor"         # pop, pops, imap, imaps, ftp: log in as this user
 //! passwd = "secret"         # with login
 //! database = "app"          # mysql, pgsql: the database logged into
@@ -256,6 +257,7 @@ struct TomlVirtual {
     negotiatetimeout: S<u64>,
     failurecount: S<u64>,
     successcount: S<u64>,
+    retry_interval: S<u64>,
     verify_tls: S<bool>,
     servicename: S<String>,
     comment: S<String>,
@@ -387,6 +389,7 @@ impl TomlFile {
                 rv.negotiatetimeout = l.opt(v.negotiatetimeout);
                 rv.failurecount = l.opt(v.failurecount);
                 rv.successcount = l.opt(v.successcount);
+                rv.retry_interval = l.opt(v.retry_interval);
                 rv.verify_tls = l.opt(v.verify_tls);
                 rv.servicename = l.opt(v.servicename);
                 rv.quorum = l.opt(v.quorum);

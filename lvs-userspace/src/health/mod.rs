@@ -103,6 +103,9 @@ pub struct CheckKey {
     pub negotiate_timeout: Duration,
     /// Consecutive failures that take the real down.
     pub failure_count: u32,
+    /// While soft-failing, the time from one check to the next (keepalived's
+    /// `delay_before_retry`); `None`: `interval`.
+    pub retry_interval: Option<Duration>,
     /// Consecutive successes that bring it back.
     pub success_count: u32,
 }
@@ -143,6 +146,7 @@ impl Hash for CheckKey {
         self.timeout.hash(state);
         self.negotiate_timeout.hash(state);
         self.failure_count.hash(state);
+        self.retry_interval.hash(state);
         self.success_count.hash(state);
     }
 }
@@ -213,6 +217,7 @@ impl CheckKey {
             negotiate_timeout: c.negotiate_timeout,
             failure_count: c.failure_count,
             success_count: c.success_count,
+            retry_interval: c.retry_interval,
         }
         .normalized()
     }
@@ -654,8 +659,19 @@ impl Worker {
             }
             // Boxed: a check's state (its result, the event it sends) is held while it runs,
             // not for the life of the task (10,000 targets idle most of the time).
+            let was_retrying = self.machine.is_soft_failing();
             Box::pin(self.check_once(&names)).await;
             let now = Instant::now();
+            // keepalived's delay_before_retry: a real that is up with failed checks is checked
+            // again that long after the last check ends; once it is down or passes again, the
+            // checks go back to the interval, counted from that check.
+            match self.key.retry_interval {
+                Some(retry) if self.machine.is_soft_failing() => {
+                    next = now + retry.max(Duration::from_millis(10));
+                }
+                Some(_) if was_retrying => next = now + interval,
+                _ => {}
+            }
             while next <= now {
                 next += interval;
             }
@@ -830,5 +846,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+#[cfg(test)]
+mod retry_tests;
 #[cfg(test)]
 mod tests;

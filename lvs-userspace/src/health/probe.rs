@@ -726,6 +726,7 @@ mod tests {
             negotiate_timeout: Duration::from_secs(2),
             failure_count: 1,
             success_count: 1,
+            retry_interval: None,
         }
         .normalized()
     }

@@ -33,6 +33,7 @@ fn spec(check_type: CheckType) -> CheckSpec {
         negotiate_timeout: Duration::from_secs(1),
         failure_count: 1,
         success_count: 1,
+        retry_interval: None,
     }
 }
 
