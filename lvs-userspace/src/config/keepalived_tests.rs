@@ -267,9 +267,24 @@ fn sorry_server_and_quorum() {
         err(&vs(&format!("{BASE}\n  quorum 0"), ""))
             .starts_with("k.conf:5: quorum: must be 1 or more")
     );
+    // quorum_up and quorum_down: kept, and through the TOML.
+    let c = ok(&vs(
+        &format!("{BASE}\n  quorum_up \"/bin/up now\"\n  quorum_down /bin/down"),
+        "",
+    ));
+    let v = &c.virtuals[0];
+    assert_eq!(
+        (v.quorum_up.as_deref(), v.quorum_down.as_deref()),
+        (Some("/bin/up now"), Some("/bin/down"))
+    );
+    let back =
+        crate::config::toml::parse_str(Path::new("k.toml"), &crate::config::render::to_toml(&c))
+            .unwrap();
+    assert_eq!(back.virtuals[0].quorum_up, v.quorum_up);
+    assert_eq!(back.virtuals[0].quorum_down, v.quorum_down);
     assert!(
-        err(&vs(&format!("{BASE}\n  quorum_up /bin/up"), ""))
-            .starts_with("k.conf:5: quorum_up: quorum scripts are not supported yet")
+        err(&vs(&format!("{BASE}\n  quorum_up /bin/up someone"), ""))
+            .starts_with("k.conf:5: quorum_up: a script user is not supported")
     );
     assert!(
         err(&vs(&format!("{BASE}\n  sorry_server_lvs_method NAT"), ""))

@@ -191,12 +191,22 @@ impl Mapper {
                 }
                 "hysteresis" => v.hysteresis = Some(number(i)?),
                 "quorum_up" | "quorum_down" => {
-                    return Err(bad(
-                        &i.loc,
-                        k,
-                        "quorum scripts are not supported yet: lvs runs no script when it turns \
-                         to the sorry server",
-                    ));
+                    let script = match i.args() {
+                        [script] => Val::new(script.to_string(), i.loc.line),
+                        [_, _user, ..] => {
+                            return Err(bad(
+                                &i.loc,
+                                k,
+                                "a script user is not supported: lvs runs scripts as its own user",
+                            ));
+                        }
+                        [] => return Err(bad(&i.loc, k, "needs a script")),
+                    };
+                    if k == "quorum_up" {
+                        v.quorum_up = Some(script);
+                    } else {
+                        v.quorum_down = Some(script);
+                    }
                 }
                 "alpha" => {
                     boolean(i)?;
@@ -206,8 +216,8 @@ impl Mapper {
                     self.warn(
                         &i.loc,
                         k,
-                        "no effect: omega runs the quorum_down and notify_down scripts at \
-                         shutdown, and lvs refuses those scripts",
+                        "no effect: lvs does not run the quorum_down and notify_down scripts \
+                         when it stops (the data plane keeps forwarding across a restart)",
                     );
                 }
                 "ha_suspend" => {

@@ -658,6 +658,11 @@ pub struct VirtualService {
     /// keepalived's `hysteresis` around the quorum: lost below `quorum - hysteresis`,
     /// regained at `quorum + hysteresis`.
     pub hysteresis: u32,
+    /// keepalived's `quorum_up`: a command run (no argument added) when the service regains
+    /// its quorum.
+    pub quorum_up: Option<String>,
+    /// keepalived's `quorum_down`: run when the service loses its quorum.
+    pub quorum_down: Option<String>,
 }
 
 /// A firewall-mark virtual service: packets the host's netfilter rules mark with `mark`. XDP

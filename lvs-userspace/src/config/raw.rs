@@ -106,6 +106,9 @@ pub(crate) struct RawVirtual {
     pub database: Opt<String>,
     /// keepalived's `delay_before_retry` (TOML `retry_interval`), seconds.
     pub retry_interval: Opt<u64>,
+    /// keepalived's `quorum_up` and `quorum_down` scripts (TOML too).
+    pub quorum_up: Opt<String>,
+    pub quorum_down: Opt<String>,
     /// `secret` (radius).
     pub secret: Opt<String>,
     pub dns_type: Opt<String>,
@@ -151,6 +154,8 @@ impl RawVirtual {
             passwd: None,
             database: None,
             retry_interval: None,
+            quorum_up: None,
+            quorum_down: None,
             secret: None,
             dns_type: None,
             digest: None,
@@ -1838,6 +1843,8 @@ fn resolve_virtual(
         },
         quorum,
         hysteresis,
+        quorum_up: v.quorum_up.as_ref().map(|s| s.value.clone()),
+        quorum_down: v.quorum_down.as_ref().map(|s| s.value.clone()),
     })
 }
 

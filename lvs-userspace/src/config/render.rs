@@ -490,6 +490,11 @@ pub fn to_toml(config: &Config) -> String {
         if v.hysteresis != 0 {
             let _ = writeln!(o, "hysteresis = {}", v.hysteresis);
         }
+        for (k, c) in [("quorum_up", &v.quorum_up), ("quorum_down", &v.quorum_down)] {
+            if let Some(c) = c {
+                let _ = writeln!(o, "{k} = {}", q(c));
+            }
+        }
         let c = &v.check;
         let ct = check_type_name(c.check_type);
         let _ = writeln!(o, "checktype = {}", q(&ct));

@@ -80,6 +80,8 @@
 //! servicename = "Web site"
 //! quorum = 1                 # keepalived's: sorry server below this summed weight of live reals
 //! hysteresis = 0             # around the quorum
+//! quorum_up = "/usr/local/bin/q-up"     # run (no argument added) when the quorum is regained
+//! quorum_down = "/usr/local/bin/q-down" # run when it is lost
 //! comment = "..."
 //!
 //! [[virtual.real]]
@@ -258,6 +260,8 @@ struct TomlVirtual {
     failurecount: S<u64>,
     successcount: S<u64>,
     retry_interval: S<u64>,
+    quorum_up: S<String>,
+    quorum_down: S<String>,
     verify_tls: S<bool>,
     servicename: S<String>,
     comment: S<String>,
@@ -390,6 +394,8 @@ impl TomlFile {
                 rv.failurecount = l.opt(v.failurecount);
                 rv.successcount = l.opt(v.successcount);
                 rv.retry_interval = l.opt(v.retry_interval);
+                rv.quorum_up = l.opt(v.quorum_up);
+                rv.quorum_down = l.opt(v.quorum_down);
                 rv.verify_tls = l.opt(v.verify_tls);
                 rv.servicename = l.opt(v.servicename);
                 rv.quorum = l.opt(v.quorum);

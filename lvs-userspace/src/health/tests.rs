@@ -75,6 +75,8 @@ fn virtual_service(vip: &str, check: CheckSpec, reals: Vec<RealServer>) -> Virtu
         check,
         quorum: 1,
         hysteresis: 0,
+        quorum_up: None,
+        quorum_down: None,
     }
 }
 
