@@ -1012,3 +1012,55 @@ fn udp_check_payload_and_reply() {
         .starts_with("k.conf:7: max_reply_length: not supported"),
     );
 }
+
+#[test]
+fn file_check_reads_its_track_file() {
+    let track = "track_file maint {\n  file /run/maint\n  weight 0\n}\n";
+    let c = ok(&format!(
+        "{track}{}",
+        vs(BASE, "    FILE_CHECK {\n      track_file maint\n    }")
+    ));
+    let k = &c.virtuals[0].check;
+    assert_eq!(k.check_type, CheckType::File);
+    assert_eq!(k.request.as_deref(), Some("/run/maint"));
+    assert_eq!((k.track_weight, k.track_reverse), (0, false));
+    // Read every second, down at the first value that says so.
+    assert_eq!((k.interval, k.failure_count), (Duration::from_secs(1), 1));
+    let back = toml::parse_str(Path::new("k.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(back.virtuals[0].check, *k);
+    // The checker's weight wins over the track_file's (default 1); reverse.
+    let c = ok(&format!(
+        "track_file t {{\n  file /run/w\n}}\n{}",
+        vs(
+            BASE,
+            "    FILE_CHECK {\n      track_file t\n      weight -3 reverse\n    }"
+        )
+    ));
+    let k = &c.virtuals[0].check;
+    assert_eq!((k.track_weight, k.track_reverse), (-3, true));
+    let c = ok(&format!(
+        "track_file t {{\n  file /run/w\n  init_file\n}}\n{}",
+        vs(BASE, "    FILE_CHECK {\n      track_file t\n    }")
+    ));
+    assert_eq!(c.virtuals[0].check.track_weight, 1);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("init_file: lvs does not create")),
+        "{:?}",
+        c.warnings
+    );
+    // Unknown track_file, none named, init_file with a value.
+    assert!(
+        err(&vs(BASE, "    FILE_CHECK {\n      track_file nope\n    }"))
+            .contains("track_file: track_file nope not found"),
+    );
+    assert!(err(&vs(BASE, "    FILE_CHECK {\n    }")).contains("FILE_CHECK: has no track_file"));
+    assert!(
+        err(&format!(
+            "track_file t {{\n  file /run/w\n  init_file 5 overwrite\n}}\n{}",
+            vs(BASE, "    FILE_CHECK {\n      track_file t\n    }")
+        ))
+        .contains("init_file: a value or overwrite is not supported")
+    );
+}

@@ -41,6 +41,9 @@ struct Check {
     timeout: u64,
     /// `delay_before_retry`: seconds between checks while retrying.
     retry_interval: u64,
+    /// FILE_CHECK's weight and reverse.
+    track_weight: i32,
+    track_reverse: bool,
     failures: u64,
 }
 
@@ -52,10 +55,7 @@ struct Real {
     inhibit: bool,
 }
 
-const CHECKERS_REFUSED: &[(&str, &str)] = &[
-    ("FILE_CHECK", "lvs has no file-watching check"),
-    ("BFD_CHECK", "lvs has no BFD"),
-];
+const CHECKERS_REFUSED: &[(&str, &str)] = &[("BFD_CHECK", "lvs has no BFD")];
 
 impl Mapper {
     /// One `virtual_server` block: one raw service per address it stands for (a `group`
@@ -433,6 +433,10 @@ impl Mapper {
         v.checktimeout = Some(Val::new(check.timeout, line));
         v.negotiatetimeout = Some(Val::new(check.timeout, line));
         v.failurecount = Some(Val::new(check.failures, line));
+        if check.checktype == "file" {
+            v.track_weight = Some(Val::new(i64::from(check.track_weight), line));
+            v.track_reverse = Some(Val::new(check.track_reverse, line));
+        }
         // Only while retrying does it matter (retry 0: the first failure takes the real down).
         v.retry_interval = (check.failures > 1).then(|| Val::new(check.retry_interval, line));
         v.successcount = Some(Val::new(1, line));
@@ -522,7 +526,7 @@ impl Mapper {
                     return Err(bad(&i.loc, k, "connection thresholds are not supported"));
                 }
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "PING_CHECK"
-                | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" => checkers.push(i),
+                | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "FILE_CHECK" => checkers.push(i),
                 k => match CHECKERS_REFUSED.iter().find(|(n, _)| *n == k) {
                     Some((_, why)) => {
                         return Err(bad(&i.loc, k, format!("not supported: {why}")));
@@ -550,6 +554,8 @@ impl Mapper {
                 interval: timers.delay_loop.as_ref().map_or(60, |d| d.value),
                 timeout: timers.connect_timeout.as_ref().map_or(5, |d| d.value),
                 retry_interval: 1,
+                track_weight: 0,
+                track_reverse: false,
                 failures: 1,
             },
             [(_, c)] => c.clone(),
@@ -606,6 +612,28 @@ impl Mapper {
     ) -> Result<Check, ConfigError> {
         let mut t = inherited.clone();
         let kind = s.key();
+        if kind == "FILE_CHECK" {
+            // Read every second (keepalived reads the file as soon as it changes); no retry.
+            let f = self.file_check(s)?;
+            return Ok(Check {
+                checktype: "file",
+                service: "none",
+                port: None,
+                request: Some(f.path),
+                receive: None,
+                virtualhost: None,
+                command: None,
+                dynamic: false,
+                dns_type: None,
+                digest: None,
+                interval: 1,
+                timeout: 1,
+                retry_interval: 1,
+                track_weight: f.weight,
+                track_reverse: f.reverse,
+                failures: 1,
+            });
+        }
         let (checktype, service, default_retry) = match kind {
             "TCP_CHECK" => ("connect", "none", 1),
             "HTTP_GET" => ("negotiate", "http", 1),
@@ -829,6 +857,8 @@ impl Mapper {
                     _ => 1,
                 })
                 .max(1),
+            track_weight: 0,
+            track_reverse: false,
             failures: t.retry.as_ref().map_or(default_retry, |r| r.value) + 1,
         })
     }

@@ -481,6 +481,9 @@ pub enum CheckType {
     Off,
     /// N connect checks, then one negotiate check, repeating.
     ConnectThenNegotiate(u32),
+    /// keepalived's `FILE_CHECK`: the number in the file `request` names (a `track_file`),
+    /// read as `track_weight` and `track_reverse` say.
+    File,
 }
 
 /// The protocol spoken by a negotiate check.
@@ -592,6 +595,11 @@ pub struct CheckSpec {
     pub retry_interval: Option<Duration>,
     /// `successcount`: consecutive successes that bring it back.
     pub success_count: u32,
+    /// A file check's `weight` (keepalived's FILE_CHECK/track_file): 0, a non-zero value in
+    /// the file is down; else the value times it is added to the real's weight.
+    pub track_weight: i32,
+    /// A file check's `reverse`: 0 is down (weight 0), or the product is subtracted.
+    pub track_reverse: bool,
 }
 
 /// A real server of a virtual service.

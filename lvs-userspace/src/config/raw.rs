@@ -106,6 +106,9 @@ pub(crate) struct RawVirtual {
     pub database: Opt<String>,
     /// keepalived's `delay_before_retry` (TOML `retry_interval`), seconds.
     pub retry_interval: Opt<u64>,
+    /// A file check's `weight` and `reverse` (TOML `track_weight`, `track_reverse`).
+    pub track_weight: Opt<i64>,
+    pub track_reverse: Opt<bool>,
     /// keepalived's `quorum_up` and `quorum_down` scripts (TOML too).
     pub quorum_up: Opt<String>,
     pub quorum_down: Opt<String>,
@@ -156,6 +159,8 @@ impl RawVirtual {
             retry_interval: None,
             quorum_up: None,
             quorum_down: None,
+            track_weight: None,
+            track_reverse: None,
             secret: None,
             dns_type: None,
             digest: None,
@@ -1192,6 +1197,7 @@ fn parse_check_type(
         "negotiate" => CheckType::Negotiate,
         "ping" => CheckType::Ping,
         "external" => CheckType::External,
+        "file" => CheckType::File,
         "external-perl" => {
             warn(
                 warnings,
@@ -1756,6 +1762,39 @@ fn resolve_virtual(
         .ok(check_seconds(file, "retry_interval", &v.retry_interval))
         .flatten()
         .map(Duration::from_secs);
+    let is_file = check_type == CheckType::File;
+    if is_file && request.as_deref().is_none_or(str::is_empty) {
+        errs.bad(
+            v.checktype.as_ref().map_or(vline, |c| c.line),
+            "checktype",
+            "a file check needs request, the file to read",
+        );
+    }
+    let track_weight = match &v.track_weight {
+        Some(Val { value, line }) if !is_file => {
+            warn(
+                warnings,
+                file,
+                *line,
+                "track_weight",
+                &format!("{value}: ignored: only a file check has one"),
+            );
+            0
+        }
+        Some(Val { value, line }) => match i32::try_from(*value) {
+            Ok(w) if w > i32::MIN => w,
+            _ => {
+                errs.bad(
+                    *line,
+                    "track_weight",
+                    "must be within -2147483647..2147483647",
+                );
+                0
+            }
+        },
+        None => 0,
+    };
+    let track_reverse = is_file && v.track_reverse.as_ref().is_some_and(|r| r.value);
 
     let quorum = match &v.quorum {
         None => 1,
@@ -1840,6 +1879,8 @@ fn resolve_virtual(
             failure_count,
             success_count,
             retry_interval,
+            track_weight,
+            track_reverse,
         },
         quorum,
         hysteresis,

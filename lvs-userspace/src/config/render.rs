@@ -15,6 +15,7 @@ fn check_type_name(c: CheckType) -> String {
         CheckType::Negotiate => "negotiate".into(),
         CheckType::Ping => "ping".into(),
         CheckType::External => "external".into(),
+        CheckType::File => "file".into(),
         CheckType::On => "on".into(),
         CheckType::Off => "off".into(),
         CheckType::ConnectThenNegotiate(n) => n.to_string(),
@@ -542,6 +543,10 @@ pub fn to_toml(config: &Config) -> String {
         let _ = writeln!(o, "failurecount = {}", c.failure_count);
         if let Some(r) = c.retry_interval {
             let _ = writeln!(o, "retry_interval = {}", r.as_secs());
+        }
+        if c.check_type == CheckType::File {
+            let _ = writeln!(o, "track_weight = {}", c.track_weight);
+            let _ = writeln!(o, "track_reverse = {}", c.track_reverse);
         }
         let _ = writeln!(o, "successcount = {}", c.success_count);
         let _ = writeln!(o, "verify_tls = {}", c.verify_tls);

@@ -65,6 +65,9 @@
 //! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
 //! dynamic_weight = true    # external: exit 1 down, 0 up, 2-255 up at weight code-2
 //! retry_interval = 1        # keepalived's delay_before_retry: seconds between retries
+//! # checktype = "file": keepalived's FILE_CHECK, the number in the file `request` names:
+//! track_weight = 0          # 0: non-zero is down; else value × weight added to the weight
+//! track_reverse = false     # 0 is down (weight 0), or the product subtracted
 //! login = "monitor"         # pop, pops, imap, imaps, ftp: log in as this user
 //! passwd = "secret"         # with login
 //! database = "app"          # mysql, pgsql: the database logged into
@@ -262,6 +265,8 @@ struct TomlVirtual {
     retry_interval: S<u64>,
     quorum_up: S<String>,
     quorum_down: S<String>,
+    track_weight: S<i64>,
+    track_reverse: S<bool>,
     verify_tls: S<bool>,
     servicename: S<String>,
     comment: S<String>,
@@ -395,6 +400,8 @@ impl TomlFile {
                 rv.successcount = l.opt(v.successcount);
                 rv.retry_interval = l.opt(v.retry_interval);
                 rv.quorum_up = l.opt(v.quorum_up);
+                rv.track_weight = l.opt(v.track_weight);
+                rv.track_reverse = l.opt(v.track_reverse);
                 rv.quorum_down = l.opt(v.quorum_down);
                 rv.verify_tls = l.opt(v.verify_tls);
                 rv.servicename = l.opt(v.servicename);

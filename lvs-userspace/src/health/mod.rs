@@ -15,6 +15,7 @@ pub mod connect;
 pub mod connector;
 pub mod dns;
 pub mod external;
+pub mod file;
 pub mod ftp;
 pub mod http;
 pub mod ldap;
@@ -108,6 +109,13 @@ pub struct CheckKey {
     pub retry_interval: Option<Duration>,
     /// Consecutive successes that bring it back.
     pub success_count: u32,
+    /// A file check's weight (keepalived's FILE_CHECK).
+    pub track_weight: i32,
+    /// A file check's `reverse`.
+    pub track_reverse: bool,
+    /// The real's configured weight, kept only for a file check with a weight (which adds to
+    /// it).
+    pub base_weight: u32,
 }
 
 impl Hash for CheckKey {
@@ -127,6 +135,7 @@ impl Hash for CheckKey {
                 6u32.hash(state);
                 n.hash(state);
             }
+            CheckType::File => 7u32.hash(state),
         }
         (self.service as u8).hash(state);
         self.request.hash(state);
@@ -147,6 +156,9 @@ impl Hash for CheckKey {
         self.negotiate_timeout.hash(state);
         self.failure_count.hash(state);
         self.retry_interval.hash(state);
+        self.track_weight.hash(state);
+        self.track_reverse.hash(state);
+        self.base_weight.hash(state);
         self.success_count.hash(state);
     }
 }
@@ -218,12 +230,19 @@ impl CheckKey {
             failure_count: c.failure_count,
             success_count: c.success_count,
             retry_interval: c.retry_interval,
+            track_weight: c.track_weight,
+            track_reverse: c.track_reverse,
+            base_weight: real.weight,
         }
         .normalized()
     }
 
     /// Clears the fields the check type does not use.
     pub fn normalized(mut self) -> CheckKey {
+        // A file check's file is its request.
+        let file = (self.check_type == CheckType::File)
+            .then(|| self.request.clone())
+            .flatten();
         let negotiates = matches!(
             self.check_type,
             CheckType::Negotiate | CheckType::ConnectThenNegotiate(_)
@@ -275,6 +294,19 @@ impl CheckKey {
         }
         if !negotiates || self.service != CheckService::Dns {
             self.dns_type = None;
+        }
+        if self.check_type == CheckType::File {
+            // Nothing of a network check applies.
+            self.request = file;
+            self.port = 0;
+            self.protocol = Protocol::Tcp;
+            if self.track_weight == 0 {
+                self.base_weight = 0;
+            }
+        } else {
+            self.track_weight = 0;
+            self.track_reverse = false;
+            self.base_weight = 0;
         }
         if self.check_type != CheckType::External {
             self.command = None;
@@ -847,6 +879,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 #[cfg(test)]
-mod retry_tests;
+mod keepalived_engine_tests;
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ use std::{
 use super::{
     CheckKey, connect,
     connector::Connector,
-    dns, external, ftp,
+    dns, external, file, ftp,
     http::{self, HttpCheck, HttpParams},
     ldap,
     mail::{self, MailCheck, MailProtocol},
@@ -107,6 +107,13 @@ pub enum CheckError {
         /// The cause.
         #[from]
         source: ping::PingError,
+    },
+    /// The file check (keepalived's FILE_CHECK) read a value that means down.
+    #[error(transparent)]
+    File {
+        /// The cause.
+        #[from]
+        source: file::FileError,
     },
     /// The external check failed.
     #[error(transparent)]
@@ -259,6 +266,7 @@ enum Kind {
         dynamic: bool,
     },
     Negotiate(Negotiate),
+    File(file::FileCheck),
     /// `n` connect checks, then a negotiate check; `done` counts connects since the last
     /// successful negotiate (`u32::MAX` after a failed connect forces a negotiate).
     Combined {
@@ -340,6 +348,13 @@ impl Probe {
                 dynamic: key.dynamic_weight,
             },
             CheckType::Negotiate => Kind::Negotiate(Self::negotiate(key, connect)?),
+            CheckType::File => Kind::File(file::FileCheck {
+                path: key.request.clone().unwrap_or_default().into(),
+                weight: key.track_weight,
+                reverse: key.track_reverse,
+                base: key.base_weight,
+                last: 0,
+            }),
             CheckType::ConnectThenNegotiate(n) => Kind::Combined {
                 n,
                 done: 0,
@@ -595,6 +610,13 @@ impl Probe {
                 ("external", r.map_err(CheckError::from))
             }
             Kind::Negotiate(n) => ("negotiate", n.run().await),
+            Kind::File(f) => {
+                let r = f.run().map(|(message, w)| {
+                    weight = w;
+                    message
+                });
+                ("file", r.map_err(CheckError::from))
+            }
             Kind::Combined {
                 n,
                 done,
@@ -727,6 +749,9 @@ mod tests {
             failure_count: 1,
             success_count: 1,
             retry_interval: None,
+            track_weight: 0,
+            track_reverse: false,
+            base_weight: 0,
         }
         .normalized()
     }

@@ -34,6 +34,8 @@ fn spec(check_type: CheckType) -> CheckSpec {
         failure_count: 1,
         success_count: 1,
         retry_interval: None,
+        track_weight: 0,
+        track_reverse: false,
     }
 }
 

@@ -1,6 +1,7 @@
-//! keepalived's `retry` and `delay_before_retry` through the health engine, on loopback: a
-//! real that starts failing goes down after `retry + 1` failed checks, the retries spaced by
-//! `delay_before_retry` (not `delay_loop`), and is checked at `delay_loop` again once down.
+//! keepalived's checking through the health engine, on loopback: `retry` and
+//! `delay_before_retry` (a real that starts failing goes down after `retry + 1` failed checks,
+//! the retries spaced by `delay_before_retry`, not `delay_loop`, and is checked at
+//! `delay_loop` again once down), and `FILE_CHECK`.
 
 use std::{
     path::Path,
@@ -124,4 +125,59 @@ async fn down_after_retry_plus_one_failures_spaced_by_delay_before_retry() {
         "checked {gap:?} after going down (delay_loop 6 s); went down at {:?}",
         down_at - times[2]
     );
+}
+
+#[tokio::test]
+async fn file_check_takes_the_real_down_and_up_and_sets_its_weight() {
+    let dir = std::env::temp_dir().join(format!("lvs-file-engine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (flag, level) = (dir.join("flag"), dir.join("level"));
+    std::fs::write(&flag, "0\n").unwrap();
+    std::fs::write(&level, "3\n").unwrap();
+    let text = format!(
+        "track_file flag {{\n  file {}\n  weight 0\n}}\n\
+         track_file level {{\n  file {}\n  weight 2\n}}\n\
+         virtual_server 192.0.2.1 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+           real_server 127.0.0.1 8080 {{\n    weight 1\n    FILE_CHECK {{\n      track_file flag\n    }}\n  }}\n}}\n\
+         virtual_server 192.0.2.1 81 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+           real_server 127.0.0.1 8081 {{\n    weight 1\n    FILE_CHECK {{\n      track_file level\n    }}\n  }}\n}}\n",
+        flag.display(),
+        level.display()
+    );
+    let config = crate::config::keepalived::parse_str(Path::new("k.conf"), &text).unwrap();
+    let targets: Vec<TargetSpec> = config
+        .virtuals
+        .iter()
+        .map(|v| TargetSpec::from_config(v, &v.reals[0]))
+        .collect();
+    let (flag_key, level_key) = (targets[0].key.clone(), targets[1].key.clone());
+    let (health, mut rx) = HealthChecker::default().spawn();
+    health.set_targets(targets);
+    // The first checks, in either order: the flag up; the level up with weight 2 × 3 added to
+    // the real's weight 1.
+    for _ in 0..2 {
+        let ev = within(10, "the first checks", rx.recv()).await.unwrap();
+        if ev.key == flag_key {
+            assert_eq!(ev.state, HardState::Up, "{}", ev.result.message);
+        } else {
+            assert_eq!(ev.key, level_key);
+            assert_eq!((ev.state, ev.result.weight), (HardState::Up, Some(7)));
+        }
+    }
+    let mut next = async |key: &CheckKey, what: &str| loop {
+        let ev = within(10, what, rx.recv()).await.unwrap();
+        if ev.key == *key {
+            return ev;
+        }
+    };
+    std::fs::write(&flag, "1\n").unwrap();
+    let ev = next(&flag_key, "the flag to take the real down").await;
+    assert_eq!(ev.state, HardState::Down, "{}", ev.result.message);
+    std::fs::write(&flag, "0\n").unwrap();
+    let ev = next(&flag_key, "the flag to bring it back").await;
+    assert_eq!(ev.state, HardState::Up);
+    std::fs::write(&level, "-1\n").unwrap();
+    let ev = next(&level_key, "the level's new weight").await;
+    assert_eq!((ev.state, ev.result.weight), (HardState::Up, Some(0)));
+    let _ = std::fs::remove_dir_all(&dir);
 }
