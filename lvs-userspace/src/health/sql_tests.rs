@@ -222,7 +222,7 @@ async fn run(c: SqlCheck) -> Result<String, SqlError> {
 
 #[tokio::test]
 async fn right_wrong_slow_huge_and_absent() {
-    for dialect in [Dialect::Mysql, Dialect::Pgsql] {
+    for dialect in [Dialect::Pgsql, Dialect::Mysql] {
         let addr = listen(Server::Right, dialect).await;
         // Right: the leading `/` of ldirectord's request is dropped.
         let ok = run(check(dialect, addr, "probe", "/SELECT 1")).await;
