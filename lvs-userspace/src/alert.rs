@@ -575,6 +575,19 @@ impl Alerter {
         pending
     }
 
+    /// Runs keepalived's `quorum_up` or `quorum_down` command of a service (no argument
+    /// added), as [`Alerter::real_script`].
+    pub fn quorum_script(&self, command: &str) -> Pending {
+        let mut pending = Pending::default();
+        pending.push(spawn_command(
+            "quorum_up/quorum_down",
+            command.to_string(),
+            Vec::new(),
+            self.command_timeout,
+        ));
+        pending
+    }
+
     /// A new alerter for `globals` (after a reload) that keeps this one's daemon phase, its
     /// reminders for reals still down (unless `emailalertfreq` is now 0) and the last
     /// `fallbackcommand` word per service. Keeps this one's timeouts.

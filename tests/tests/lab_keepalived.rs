@@ -174,9 +174,17 @@ fn below_its_quorum_the_sorry_server_answers_with_hysteresis() {
     start_sorry_server(&lab).unwrap();
     let vip4 = SocketAddr::new(lab.vip_v4().into(), 80);
     // Three reals of weight 1, quorum 2, hysteresis 1: lost below 1 live real, regained at 3.
+    // quorum_up and quorum_down append to the notes.
+    let notes = notes_path(&lab);
+    let script = |word: &str| format!("\"/bin/sh -c 'echo quorum {word} >> {}'\"", notes.display());
     let conf = keepalived_conf(&lab).replace(
         "    sorry_server 127.0.0.1 80\n",
-        "    sorry_server 127.0.0.1 80\n    quorum 2\n    hysteresis 1\n",
+        &format!(
+            "    sorry_server 127.0.0.1 80\n    quorum 2\n    hysteresis 1\n    quorum_up {}\n    \
+             quorum_down {}\n",
+            script("up"),
+            script("down")
+        ),
     );
     let lvs = RunningLvs::start_file(&lab, "keepalived.conf", &conf).unwrap();
     let all = ["real1", "real2", "real3"];
@@ -189,6 +197,7 @@ fn below_its_quorum_the_sorry_server_answers_with_hysteresis() {
     lab.stop_server(2).unwrap();
     wait_answers(&lab, &lvs, vip4, &["sorry"], Duration::from_secs(10));
     lvs.wait_log("quorum lost", Duration::from_secs(5)).unwrap();
+    wait_note(&lab, &lvs, "quorum down", 1, Duration::from_secs(5));
     // real2 back and up: 1 live, below quorum + hysteresis (3): still the sorry server.
     let real2_up = format!(
         "real server up virtual_service={vip4}/tcp real={}:80",
@@ -209,5 +218,11 @@ fn below_its_quorum_the_sorry_server_answers_with_hysteresis() {
     wait_answers(&lab, &lvs, vip4, &all, Duration::from_secs(15));
     lvs.wait_log("quorum regained", Duration::from_secs(5))
         .unwrap();
+    wait_note(&lab, &lvs, "quorum up", 2, Duration::from_secs(5));
+    // Each ran at its change: up when the reals first passed (as keepalived's `alpha` reals
+    // start down), down when it was lost, up when it was regained.
+    let notes = std::fs::read_to_string(notes_path(&lab)).unwrap();
+    let quorum: Vec<&str> = notes.lines().filter(|l| l.starts_with("quorum")).collect();
+    assert_eq!(quorum, ["quorum up", "quorum down", "quorum up"], "{notes}");
     assert!(lvs.stop());
 }

@@ -787,11 +787,16 @@ impl Agent {
         Ok(())
     }
 
-    /// keepalived's quorum of each service that has one above 1: lost below
-    /// `quorum - hysteresis`, regained at `quorum + hysteresis`; each change logged.
+    /// keepalived's quorum of each service that has one above 1 or a quorum script: lost
+    /// below `quorum - hysteresis`, regained at `quorum + hysteresis`; each change logged, and
+    /// `quorum_up` or `quorum_down` run. The first reckoning of a service (at a start or a
+    /// reload) runs nothing; the reals start unknown, so the quorum reached once they pass
+    /// runs `quorum_up`, as `notify_up` runs when a real first passes.
     fn update_quorums(&mut self) {
         let mut lost = HashSet::new();
-        for v in self.config.virtuals.iter().filter(|v| v.quorum > 1) {
+        let watched =
+            |v: &&VirtualService| v.quorum > 1 || v.quorum_up.is_some() || v.quorum_down.is_some();
+        for v in self.config.virtuals.iter().filter(watched) {
             let key = (v.vip, v.protocol);
             let live = desired::live_weight(v, &View::of(self));
             let had = self.quorum_seen.contains(&key) && !self.quorum_lost.contains(&key);
@@ -800,10 +805,15 @@ impl Agent {
                 lost.insert(key);
             }
             if self.quorum_seen.contains(&key) && held != had {
-                if held {
+                let script = if held {
                     tracing::info!(service = %v.vip, live, quorum = v.quorum, "quorum regained");
+                    v.quorum_up.as_deref()
                 } else {
                     tracing::warn!(service = %v.vip, live, quorum = v.quorum, "quorum lost");
+                    v.quorum_down.as_deref()
+                };
+                if let Some(script) = script {
+                    let _ = self.alerter.quorum_script(script);
                 }
             }
         }
@@ -811,7 +821,7 @@ impl Agent {
             .config
             .virtuals
             .iter()
-            .filter(|v| v.quorum > 1)
+            .filter(watched)
             .map(|v| (v.vip, v.protocol))
             .collect();
         self.quorum_lost = lost;

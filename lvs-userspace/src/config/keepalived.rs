@@ -42,7 +42,11 @@ pub fn parse_with_id(path: &Path, text: &str, config_id: &str) -> Result<Config,
         skipped: Vec::new(),
         groups: HashMap::new(),
         timeouts: None,
+        track_files: HashMap::new(),
     };
+    for s in parsed.stmts.iter().filter(|s| s.key() == "track_file") {
+        m.track_file(s)?;
+    }
     // Groups first: a virtual_server may name one defined further down.
     for s in parsed
         .stmts
@@ -55,14 +59,13 @@ pub fn parse_with_id(path: &Path, text: &str, config_id: &str) -> Result<Config,
     for s in &parsed.stmts {
         match s.key() {
             "virtual_server" => virtuals.extend(m.virtual_server(s)?),
-            "virtual_server_group" => {}
+            "virtual_server_group" | "track_file" => {}
             "global_defs" => m.global_defs(s)?,
             k if k.starts_with("vrrp_")
                 || k.starts_with("static_")
                 || matches!(
                     k,
                     "linkbeat_interfaces"
-                        | "track_file"
                         | "track_process"
                         | "bfd_instance"
                         | "garp_group"
@@ -128,6 +131,8 @@ struct Mapper {
     groups: HashMap<String, Vec<Member>>,
     /// `lvs_timeouts` of `global_defs`.
     timeouts: Option<ConnTimeouts>,
+    /// `track_file`s by name.
+    track_files: HashMap<String, file::TrackFile>,
 }
 
 /// What a `virtual_server` stands for: an address with its port (none: every port), or a
@@ -468,6 +473,9 @@ impl Mapper {
 
 #[path = "keepalived_vs.rs"]
 mod vs;
+
+#[path = "keepalived_file.rs"]
+mod file;
 
 #[cfg(test)]
 #[path = "keepalived_tests.rs"]

@@ -70,6 +70,8 @@ fn keepalived_defaults_are_written_out() {
     assert_eq!(k.timeout, Duration::from_secs(5));
     assert_eq!(k.failure_count, 2);
     assert_eq!(k.success_count, 1);
+    // delay_before_retry's default: 1 s between the retries.
+    assert_eq!(k.retry_interval, Some(Duration::from_secs(1)));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
@@ -270,9 +272,24 @@ fn sorry_server_and_quorum() {
         err(&vs(&format!("{BASE}\n  quorum 0"), ""))
             .starts_with("k.conf:5: quorum: must be 1 or more")
     );
+    // quorum_up and quorum_down: kept, and through the TOML.
+    let c = ok(&vs(
+        &format!("{BASE}\n  quorum_up \"/bin/up now\"\n  quorum_down /bin/down"),
+        "",
+    ));
+    let v = &c.virtuals[0];
+    assert_eq!(
+        (v.quorum_up.as_deref(), v.quorum_down.as_deref()),
+        (Some("/bin/up now"), Some("/bin/down"))
+    );
+    let back =
+        crate::config::toml::parse_str(Path::new("k.toml"), &crate::config::render::to_toml(&c))
+            .unwrap();
+    assert_eq!(back.virtuals[0].quorum_up, v.quorum_up);
+    assert_eq!(back.virtuals[0].quorum_down, v.quorum_down);
     assert!(
-        err(&vs(&format!("{BASE}\n  quorum_up /bin/up"), ""))
-            .starts_with("k.conf:5: quorum_up: quorum scripts are not supported yet")
+        err(&vs(&format!("{BASE}\n  quorum_up /bin/up someone"), ""))
+            .starts_with("k.conf:5: quorum_up: a script user is not supported")
     );
     assert_eq!(
         ok(&vs(
@@ -306,11 +323,31 @@ fn alpha_omega_ha_suspend_and_ignored_keywords() {
             "omega",
             "ha_suspend",
             "nat_mask",
-            "delay_before_retry",
             "smtp_alert",
             "smtp_alert"
         ]
     );
+    // delay_before_retry of the virtual_server: the time between retries of its checks.
+    let c = ok(&vs(
+        &format!("{BASE}\n  delay_before_retry 3"),
+        "    TCP_CHECK {\n      retry 2\n    }",
+    ));
+    let k = &c.virtuals[0].check;
+    assert_eq!(
+        (k.failure_count, k.retry_interval),
+        (3, Some(Duration::from_secs(3)))
+    );
+    // Given in the checker, it wins; retry 0 needs none.
+    let c = ok(&vs(
+        &format!("{BASE}\n  delay_before_retry 3"),
+        "    TCP_CHECK {\n      delay_before_retry 2\n    }",
+    ));
+    assert_eq!(
+        c.virtuals[0].check.retry_interval,
+        Some(Duration::from_secs(2))
+    );
+    let c = ok(&vs(BASE, "    TCP_CHECK {\n      retry 0\n    }"));
+    assert_eq!(c.virtuals[0].check.retry_interval, None);
     assert!(
         err(&vs(&format!("{BASE}\n  weigth 2"), ""))
             .starts_with("k.conf:5: weigth: unknown keyword in virtual_server")
@@ -994,5 +1031,57 @@ fn udp_check_payload_and_reply() {
             "    UDP_CHECK {\n      max_reply_length 10\n    }"
         ))
         .starts_with("k.conf:7: max_reply_length: not supported"),
+    );
+}
+
+#[test]
+fn file_check_reads_its_track_file() {
+    let track = "track_file maint {\n  file /run/maint\n  weight 0\n}\n";
+    let c = ok(&format!(
+        "{track}{}",
+        vs(BASE, "    FILE_CHECK {\n      track_file maint\n    }")
+    ));
+    let k = &c.virtuals[0].check;
+    assert_eq!(k.check_type, CheckType::File);
+    assert_eq!(k.request.as_deref(), Some("/run/maint"));
+    assert_eq!((k.track_weight, k.track_reverse), (0, false));
+    // Read every second, down at the first value that says so.
+    assert_eq!((k.interval, k.failure_count), (Duration::from_secs(1), 1));
+    let back = toml::parse_str(Path::new("k.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(back.virtuals[0].check, *k);
+    // The checker's weight wins over the track_file's (default 1); reverse.
+    let c = ok(&format!(
+        "track_file t {{\n  file /run/w\n}}\n{}",
+        vs(
+            BASE,
+            "    FILE_CHECK {\n      track_file t\n      weight -3 reverse\n    }"
+        )
+    ));
+    let k = &c.virtuals[0].check;
+    assert_eq!((k.track_weight, k.track_reverse), (-3, true));
+    let c = ok(&format!(
+        "track_file t {{\n  file /run/w\n  init_file\n}}\n{}",
+        vs(BASE, "    FILE_CHECK {\n      track_file t\n    }")
+    ));
+    assert_eq!(c.virtuals[0].check.track_weight, 1);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("init_file: lvs does not create")),
+        "{:?}",
+        c.warnings
+    );
+    // Unknown track_file, none named, init_file with a value.
+    assert!(
+        err(&vs(BASE, "    FILE_CHECK {\n      track_file nope\n    }"))
+            .contains("track_file: track_file nope not found"),
+    );
+    assert!(err(&vs(BASE, "    FILE_CHECK {\n    }")).contains("FILE_CHECK: has no track_file"));
+    assert!(
+        err(&format!(
+            "track_file t {{\n  file /run/w\n  init_file 5 overwrite\n}}\n{}",
+            vs(BASE, "    FILE_CHECK {\n      track_file t\n    }")
+        ))
+        .contains("init_file: a value or overwrite is not supported")
     );
 }

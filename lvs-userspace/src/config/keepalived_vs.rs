@@ -18,6 +18,7 @@ struct Timers {
     delay_loop: Option<Val<u64>>,
     connect_timeout: Option<Val<u64>>,
     retry: Option<Val<u64>>,
+    delay_before_retry: Option<Val<u64>>,
     virtualhost: Option<String>,
 }
 
@@ -38,6 +39,11 @@ struct Check {
     digest: Option<String>,
     interval: u64,
     timeout: u64,
+    /// `delay_before_retry`: seconds between checks while retrying.
+    retry_interval: u64,
+    /// FILE_CHECK's weight and reverse.
+    track_weight: i32,
+    track_reverse: bool,
     failures: u64,
 }
 
@@ -49,10 +55,7 @@ struct Real {
     inhibit: bool,
 }
 
-const CHECKERS_REFUSED: &[(&str, &str)] = &[
-    ("FILE_CHECK", "lvs has no file-watching check"),
-    ("BFD_CHECK", "lvs has no BFD"),
-];
+const CHECKERS_REFUSED: &[(&str, &str)] = &[("BFD_CHECK", "lvs has no BFD")];
 
 impl Mapper {
     /// One `virtual_server` block: one raw service per address it stands for (a `group`
@@ -185,12 +188,22 @@ impl Mapper {
                 }
                 "hysteresis" => v.hysteresis = Some(number(i)?),
                 "quorum_up" | "quorum_down" => {
-                    return Err(bad(
-                        &i.loc,
-                        k,
-                        "quorum scripts are not supported yet: lvs runs no script when it turns \
-                         to the sorry server",
-                    ));
+                    let script = match i.args() {
+                        [script] => Val::new(script.to_string(), i.loc.line),
+                        [_, _user, ..] => {
+                            return Err(bad(
+                                &i.loc,
+                                k,
+                                "a script user is not supported: lvs runs scripts as its own user",
+                            ));
+                        }
+                        [] => return Err(bad(&i.loc, k, "needs a script")),
+                    };
+                    if k == "quorum_up" {
+                        v.quorum_up = Some(script);
+                    } else {
+                        v.quorum_down = Some(script);
+                    }
                 }
                 "alpha" => {
                     boolean(i)?;
@@ -200,8 +213,8 @@ impl Mapper {
                     self.warn(
                         &i.loc,
                         k,
-                        "no effect: omega runs the quorum_down and notify_down scripts at \
-                         shutdown, and lvs refuses those scripts",
+                        "no effect: lvs does not run the quorum_down and notify_down scripts \
+                         when it stops (the data plane keeps forwarding across a restart)",
                     );
                 }
                 "ha_suspend" => {
@@ -215,7 +228,10 @@ impl Mapper {
                 "smtp_alert" | "snmp_name" | "hashed" | "nat_mask" | "ip_family" => {
                     self.warn(&i.loc, k, "ignored: no effect in lvs")
                 }
-                "delay_before_retry" | "warmup" => {
+                "delay_before_retry" => {
+                    timers.delay_before_retry = Some(timer(i, &mut self.warnings)?);
+                }
+                "warmup" => {
                     timer(i, &mut self.warnings)?;
                     self.warn(
                         &i.loc,
@@ -406,6 +422,12 @@ impl Mapper {
         v.checktimeout = Some(Val::new(check.timeout, line));
         v.negotiatetimeout = Some(Val::new(check.timeout, line));
         v.failurecount = Some(Val::new(check.failures, line));
+        if check.checktype == "file" {
+            v.track_weight = Some(Val::new(i64::from(check.track_weight), line));
+            v.track_reverse = Some(Val::new(check.track_reverse, line));
+        }
+        // Only while retrying does it matter (retry 0: the first failure takes the real down).
+        v.retry_interval = (check.failures > 1).then(|| Val::new(check.retry_interval, line));
         v.successcount = Some(Val::new(1, line));
         v.reals = read.into_iter().map(|r| r.raw).collect();
         Ok(Some((s.loc.file.clone(), v)))
@@ -461,7 +483,10 @@ impl Mapper {
                 "alpha" => {
                     boolean(i)?;
                 }
-                "delay_before_retry" | "warmup" => {
+                "delay_before_retry" => {
+                    timers.delay_before_retry = Some(timer(i, &mut self.warnings)?);
+                }
+                "warmup" => {
                     timer(i, &mut self.warnings)?;
                     self.warn(
                         &i.loc,
@@ -491,7 +516,7 @@ impl Mapper {
                 "uthreshold" => raw.u_threshold = Some((i.loc.line, number(i)?.value)),
                 "lthreshold" => raw.l_threshold = Some((i.loc.line, number(i)?.value)),
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "PING_CHECK"
-                | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" => checkers.push(i),
+                | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "FILE_CHECK" => checkers.push(i),
                 k => match CHECKERS_REFUSED.iter().find(|(n, _)| *n == k) {
                     Some((_, why)) => {
                         return Err(bad(&i.loc, k, format!("not supported: {why}")));
@@ -518,6 +543,9 @@ impl Mapper {
                 digest: None,
                 interval: timers.delay_loop.as_ref().map_or(60, |d| d.value),
                 timeout: timers.connect_timeout.as_ref().map_or(5, |d| d.value),
+                retry_interval: 1,
+                track_weight: 0,
+                track_reverse: false,
                 failures: 1,
             },
             [(_, c)] => c.clone(),
@@ -574,6 +602,28 @@ impl Mapper {
     ) -> Result<Check, ConfigError> {
         let mut t = inherited.clone();
         let kind = s.key();
+        if kind == "FILE_CHECK" {
+            // Read every second (keepalived reads the file as soon as it changes); no retry.
+            let f = self.file_check(s)?;
+            return Ok(Check {
+                checktype: "file",
+                service: "none",
+                port: None,
+                request: Some(f.path),
+                receive: None,
+                virtualhost: None,
+                command: None,
+                dynamic: false,
+                dns_type: None,
+                digest: None,
+                interval: 1,
+                timeout: 1,
+                retry_interval: 1,
+                track_weight: f.weight,
+                track_reverse: f.reverse,
+                failures: 1,
+            });
+        }
         let (checktype, service, default_retry) = match kind {
             "TCP_CHECK" => ("connect", "none", 1),
             "HTTP_GET" => ("negotiate", "http", 1),
@@ -618,7 +668,10 @@ impl Mapper {
                 }
                 "retry" | "nb_get_retry" => t.retry = Some(number(i)?),
                 "delay_loop" => t.delay_loop = Some(timer(i, &mut self.warnings)?),
-                "delay_before_retry" | "warmup" => {
+                "delay_before_retry" => {
+                    t.delay_before_retry = Some(timer(i, &mut self.warnings)?);
+                }
+                "warmup" => {
                     timer(i, &mut self.warnings)?;
                     self.warn(
                         &i.loc,
@@ -782,6 +835,20 @@ impl Mapper {
             digest,
             interval,
             timeout,
+            // keepalived's defaults: 3 s for HTTP_GET and SSL_GET, delay_loop for DNS_CHECK,
+            // else 1 s (0 is read as 1: lvs counts whole seconds).
+            retry_interval: t
+                .delay_before_retry
+                .as_ref()
+                .map(|d| d.value)
+                .unwrap_or(match kind {
+                    "HTTP_GET" | "SSL_GET" => 3,
+                    "DNS_CHECK" => interval,
+                    _ => 1,
+                })
+                .max(1),
+            track_weight: 0,
+            track_reverse: false,
             failures: t.retry.as_ref().map_or(default_retry, |r| r.value) + 1,
         })
     }

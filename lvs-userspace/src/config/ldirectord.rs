@@ -359,11 +359,8 @@ impl Reader<'_> {
             "schedflags" => self.cur().schedflags = Some(val),
             "login" => self.cur().login = Some(val),
             "passwd" => self.cur().passwd = Some(val),
-            "database" | "secret" => self.warn(
-                line,
-                key,
-                "ignored: only used by sql and radius checks, which lvs does not perform",
-            ),
+            "database" => self.cur().database = Some(val),
+            "secret" => self.cur().secret = Some(val),
             "load" => self.warn(line, key, "ignored: load-based checks are not supported"),
             "monitorfile" => self.warn(
                 line,
@@ -788,7 +785,7 @@ mod tests {
             (130, None),
             (144, None),
             (160, None),
-            (177, Some((181, "service `ldap` is not supported"))),
+            (177, None),
             (195, None),
             (209, None),
             (224, Some((225, "sql01"))),
@@ -796,7 +793,7 @@ mod tests {
             (254, Some((255, "sql01"))),
             (270, None),
             (284, None),
-            (299, Some((309, "service `radius` is not supported"))),
+            (299, None),
             (
                 318,
                 Some((319, "`192.168.6.2::5060` is not a valid address")),
@@ -812,7 +809,7 @@ mod tests {
         let e = parse_str(&fixture("ldirectord-all.cf"), &text)
             .unwrap_err()
             .to_string();
-        let prefix = format!("{}:181: ", fixture("ldirectord-all.cf").display());
+        let prefix = format!("{}:225: ", fixture("ldirectord-all.cf").display());
         assert!(e.starts_with(&prefix), "{e}");
     }
 
@@ -848,7 +845,20 @@ mod tests {
         assert_eq!(v.check.check_type, CheckType::Ping);
         assert_eq!(v.check.failure_count, 3);
         assert_eq!(v.check.service, CheckService::Dns);
-        // Radius with checktype=connect: the service no longer matters, login etc. warn.
+        // Radius: login, passwd and secret.
+        let c = parse_str(&path, &isolate(&text, 299)).unwrap();
+        let v = &c.virtuals[1];
+        assert_eq!(v.check.service, CheckService::Radius);
+        assert_eq!(v.check.login.as_deref(), Some("readuser"));
+        assert_eq!(v.check.passwd.as_deref(), Some("genericpassword"));
+        assert_eq!(v.check.secret.as_deref(), Some("somesecret"));
+        // ldap (with gate): bind as login, search request.
+        let c = parse_str(&path, &isolate(&text.replace(" masq", " gate"), 177)).unwrap();
+        let v = &c.virtuals[1];
+        assert_eq!(v.check.service, CheckService::Ldap);
+        assert_eq!(v.check.request.as_deref(), Some("dc=upmc, dc=fr"));
+        assert_eq!(v.check.login.as_deref(), Some("test"));
+        // Radius with checktype=connect: login etc. warn.
         let t = isolate(&text, 299).replace(
             "\tchecktype=negotiate\n\tservice=radius",
             "\tchecktype=connect\n\tservice=radius",
@@ -856,7 +866,7 @@ mod tests {
         let c = parse_str(&path, &t).unwrap();
         let v = &c.virtuals[1];
         assert_eq!(v.check.check_type, CheckType::Connect);
-        assert_eq!(v.check.service, CheckService::None);
+        assert_eq!(v.check.secret, None);
         assert_eq!(v.check.timeout, Duration::from_secs(1));
         assert_eq!(v.check.negotiate_timeout, Duration::from_secs(1));
         assert!(
@@ -867,7 +877,9 @@ mod tests {
             c.warnings
         );
         assert!(
-            c.warnings.iter().any(|w| w.contains(":309: service: ")),
+            c.warnings
+                .iter()
+                .any(|w| w.contains(":312: secret: ignored")),
             "{:?}",
             c.warnings
         );
@@ -932,11 +944,43 @@ mod tests {
         let c = parse("virtual=10.0.0.1:8080\n real=10.0.0.2 gate\n").unwrap();
         assert_eq!(c.virtuals[0].check.service, CheckService::None);
         assert_eq!(c.virtuals[0].reals[0].addr.port(), 0);
+        // Port 3306 implies mysql, which needs a login and a query (ldirectord never brings
+        // such a real up).
         let e = err("virtual=10.0.0.1:3306\n real=10.0.0.2:3306 gate\n");
         assert!(
-            e.starts_with("test.cf:1: service: port 3306 implies service=mysql"),
+            e.starts_with("test.cf:1: login: a mysql check needs a login"),
             "{e}"
         );
+        let c = parse(
+            "virtual=10.0.0.1:3306\n real=10.0.0.2:3306 gate\n login=\"u\"\n passwd=\"p\"\n \
+             database=\"db\"\n request=\"SELECT 1\"\n",
+        )
+        .unwrap();
+        let ch = &c.virtuals[0].check;
+        assert_eq!(ch.service, CheckService::Mysql);
+        assert_eq!(ch.database.as_deref(), Some("db"));
+        assert_eq!(ch.request.as_deref(), Some("SELECT 1"));
+        let e = err("virtual=10.0.0.1:1521\n real=10.0.0.2:1521 gate\n");
+        assert!(
+            e.starts_with("test.cf:1: service: port 1521 implies service=oracle")
+                && e.contains("Oracle's proprietary client library"),
+            "{e}"
+        );
+        // http_proxy wants an absolute URL; sip and ldap follow their ports.
+        let e = err("virtual=10.0.0.1:3128\n real=10.0.0.2:3128 gate\n request=\"/x\"\n");
+        assert!(
+            e.starts_with("test.cf:3: request: an http_proxy check needs request"),
+            "{e}"
+        );
+        let c = parse(
+            "virtual=10.0.0.1:3128\n real=10.0.0.2:3128 gate\n request=\"http://a.example/\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.virtuals[0].check.service, CheckService::HttpProxy);
+        let c = parse("virtual=10.0.0.1:5060\n real=10.0.0.2:5060 gate\n protocol=udp\n").unwrap();
+        assert_eq!(c.virtuals[0].check.service, CheckService::Sip);
+        let c = parse("virtual=10.0.0.1:389\n real=10.0.0.2:389 gate\n").unwrap();
+        assert_eq!(c.virtuals[0].check.service, CheckService::Ldap);
         parse("virtual=10.0.0.1:3306\n real=10.0.0.2:3306 gate\n checktype=connect\n").unwrap();
     }
 

@@ -46,13 +46,8 @@ fn corpus() {
         ("011.cf", Err((31, pingpong))),
         ("012.cf", Err((35, pingpong))),
         ("013.cf", Err((28, pingpong))),
-        (
-            "014.cf",
-            Err((
-                6,
-                "service: service `mysql` is not supported for negotiate checks",
-            )),
-        ),
+        // A mysql check (login, passwd, database, request).
+        ("014.cf", Ok(1)),
         ("015.cf", Err((33, pingpong))),
         ("016.cf", Err((33, pingpong))),
         ("017.cf", Ok(2)),

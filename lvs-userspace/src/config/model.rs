@@ -487,6 +487,9 @@ pub enum CheckType {
     Off,
     /// N connect checks, then one negotiate check, repeating.
     ConnectThenNegotiate(u32),
+    /// keepalived's `FILE_CHECK`: the number in the file `request` names (a `track_file`),
+    /// read as `track_weight` and `track_reverse` say.
+    File,
 }
 
 /// The protocol spoken by a negotiate check.
@@ -520,6 +523,21 @@ pub enum CheckService {
     /// keepalived's `UDP_CHECK`: send `request` (hex) in a datagram; `receive` (hex, `X`
     /// nibbles wild) set means a reply beginning with it is required (empty: any reply).
     Udp,
+    /// SIP: an `OPTIONS` request for `sip:login`; a `SIP/2.0 200` answer is up.
+    Sip,
+    /// RADIUS: an Access-Request for `login`/`passwd` signed with `secret`; any answer whose
+    /// Response Authenticator is right is up (Accept, Reject or Challenge).
+    Radius,
+    /// HTTP through the real as a proxy: `request` is an absolute `http://` URL fetched
+    /// through it; a 2xx answer (matching `receive`) is up.
+    HttpProxy,
+    /// LDAP: a bind (as `login`/`passwd`, else anonymous), then a base search of the DN in
+    /// `request`; one entry (whose DN matches `receive`) is up.
+    Ldap,
+    /// MySQL: log in (`login`, `passwd`, `database`) and run `request`; a row back is up.
+    Mysql,
+    /// PostgreSQL: log in (`login`, `passwd`, `database`) and run `request`; a row back is up.
+    Pgsql,
 }
 
 /// HTTP method of http/https checks.
@@ -559,6 +577,10 @@ pub struct CheckSpec {
     pub login: Option<String>,
     /// `passwd`, with `login`.
     pub passwd: Option<String>,
+    /// `database` (mysql, pgsql).
+    pub database: Option<String>,
+    /// `secret`: the RADIUS shared secret.
+    pub secret: Option<String>,
     /// `dns_type` (keepalived's DNS_CHECK `type`): the record type a dns check asks for (its
     /// number); when set, a NOERROR answer over UDP passes, as keepalived's check.
     pub dns_type: Option<u16>,
@@ -573,8 +595,17 @@ pub struct CheckSpec {
     pub negotiate_timeout: Duration,
     /// `failurecount`: consecutive failures that take a real down.
     pub failure_count: u32,
+    /// keepalived's `delay_before_retry` (`retry_interval`): while a real that is up has
+    /// failed checks short of `failure_count`, the next check comes this long after the last
+    /// one instead of at `interval`. `None`: always `interval` (ldirectord).
+    pub retry_interval: Option<Duration>,
     /// `successcount`: consecutive successes that bring it back.
     pub success_count: u32,
+    /// A file check's `weight` (keepalived's FILE_CHECK/track_file): 0, a non-zero value in
+    /// the file is down; else the value times it is added to the real's weight.
+    pub track_weight: i32,
+    /// A file check's `reverse`: 0 is down (weight 0), or the product is subtracted.
+    pub track_reverse: bool,
 }
 
 /// A real server of a virtual service.
@@ -680,6 +711,11 @@ pub struct VirtualService {
     /// keepalived's `hysteresis` around the quorum: lost below `quorum - hysteresis`,
     /// regained at `quorum + hysteresis`.
     pub hysteresis: u32,
+    /// keepalived's `quorum_up`: a command run (no argument added) when the service regains
+    /// its quorum.
+    pub quorum_up: Option<String>,
+    /// keepalived's `quorum_down`: run when the service loses its quorum.
+    pub quorum_down: Option<String>,
 }
 
 /// A firewall-mark virtual service: packets the host's netfilter rules mark with `mark`. XDP

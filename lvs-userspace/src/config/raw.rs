@@ -102,6 +102,18 @@ pub(crate) struct RawVirtual {
     pub dynamic_weight: Opt<bool>,
     pub login: Opt<String>,
     pub passwd: Opt<String>,
+    /// `database` (mysql, pgsql).
+    pub database: Opt<String>,
+    /// keepalived's `delay_before_retry` (TOML `retry_interval`), seconds.
+    pub retry_interval: Opt<u64>,
+    /// A file check's `weight` and `reverse` (TOML `track_weight`, `track_reverse`).
+    pub track_weight: Opt<i64>,
+    pub track_reverse: Opt<bool>,
+    /// keepalived's `quorum_up` and `quorum_down` scripts (TOML too).
+    pub quorum_up: Opt<String>,
+    pub quorum_down: Opt<String>,
+    /// `secret` (radius).
+    pub secret: Opt<String>,
     pub dns_type: Opt<String>,
     pub digest: Opt<String>,
     pub checkinterval: Opt<u64>,
@@ -143,6 +155,13 @@ impl RawVirtual {
             dynamic_weight: None,
             login: None,
             passwd: None,
+            database: None,
+            retry_interval: None,
+            quorum_up: None,
+            quorum_down: None,
+            track_weight: None,
+            track_reverse: None,
+            secret: None,
             dns_type: None,
             digest: None,
             checkinterval: None,
@@ -198,17 +217,18 @@ const SCHEDULERS: &str = "wrr, rr, sh, lc, wlc, sed, nq, fo, ovf, dh and mh";
 /// Other ipvs schedulers, refused by name.
 const IPVS_SCHEDULERS: &[&str] = &["lblc", "lblcr", "twos"];
 /// Negotiate services lvs implements, for messages.
-const SERVICES: &str = "http, https, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp, udp and none";
-/// ldirectord services lvs has no negotiate check for.
-const LDIRECTORD_ONLY_SERVICES: &[&str] = &[
-    "ldap",
-    "ldaps",
-    "mysql",
-    "pgsql",
-    "oracle",
-    "radius",
-    "sip",
-    "http_proxy",
+const SERVICES: &str = "http, https, http_proxy, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp, ldap, sip, radius, mysql, pgsql, udp and none";
+/// ldirectord services lvs has no negotiate check for, with the reason.
+const LDIRECTORD_ONLY_SERVICES: &[(&str, &str)] = &[
+    (
+        "ldaps",
+        "lvs's ldap check speaks plain LDAP only (use service=ldap on the plain port)",
+    ),
+    (
+        "oracle",
+        "no maintained Rust client speaks Oracle's protocol without Oracle's proprietary \
+         client library (OCI), which lvs does not link",
+    ),
 ];
 /// The record types a dns check may ask for (keepalived's DNS_CHECK `type`).
 pub(crate) const DNS_TYPES: &str = "A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, RRSIG, DNSKEY";
@@ -1170,6 +1190,7 @@ fn parse_check_type(
         "negotiate" => CheckType::Negotiate,
         "ping" => CheckType::Ping,
         "external" => CheckType::External,
+        "file" => CheckType::File,
         "external-perl" => {
             warn(
                 warnings,
@@ -1403,7 +1424,17 @@ fn resolve_virtual(
         "nntp" => CheckService::Nntp,
         "ftp" => CheckService::Ftp,
         "udp" => CheckService::Udp,
-        other if LDIRECTORD_ONLY_SERVICES.contains(&other) => {
+        "sip" => CheckService::Sip,
+        "radius" => CheckService::Radius,
+        "http_proxy" => CheckService::HttpProxy,
+        "ldap" => CheckService::Ldap,
+        "mysql" => CheckService::Mysql,
+        "pgsql" => CheckService::Pgsql,
+        other if LDIRECTORD_ONLY_SERVICES.iter().any(|(s, _)| *s == other) => {
+            let why = LDIRECTORD_ONLY_SERVICES
+                .iter()
+                .find(|(s, _)| *s == other)
+                .map_or("", |(_, why)| *why);
             if !negotiates {
                 if written {
                     warn(
@@ -1422,8 +1453,8 @@ fn resolve_virtual(
                     service_line,
                     "service",
                     format!(
-                        "service `{other}` is not supported for negotiate checks: lvs checks \
-                         {SERVICES} (or use checktype=connect)"
+                        "service `{other}` is not supported for negotiate checks: {why}; lvs \
+                         checks {SERVICES} (or use checktype=connect)"
                     ),
                 );
             } else {
@@ -1432,7 +1463,8 @@ fn resolve_virtual(
                     "service",
                     format!(
                         "port {port} implies service={other} (ldirectord's default), which lvs \
-                         cannot check: lvs checks {SERVICES}; set service= or checktype=connect"
+                         cannot check: {why}; lvs checks {SERVICES}; set service= or \
+                         checktype=connect"
                     ),
                 );
             }
@@ -1547,6 +1579,11 @@ fn resolve_virtual(
                 | CheckService::Imap
                 | CheckService::Imaps
                 | CheckService::Ftp
+                | CheckService::Sip
+                | CheckService::Radius
+                | CheckService::Ldap
+                | CheckService::Mysql
+                | CheckService::Pgsql
         );
     if !logs_in {
         for (key, val) in [("login", &v.login), ("passwd", &v.passwd)] {
@@ -1556,12 +1593,81 @@ fn resolve_virtual(
                     file,
                     *line,
                     key,
-                    "ignored: only the pop, pops, imap, imaps and ftp checks log in",
+                    "ignored: only the pop, pops, imap, imaps, ftp, ldap, sip, radius, mysql and \
+                     pgsql checks log in",
                 );
             }
         }
         login = None;
         passwd = None;
+    }
+    let sql = negotiates && matches!(service, CheckService::Mysql | CheckService::Pgsql);
+    let database = credential(&v.database, "database");
+    let database = match (&v.database, sql) {
+        (_, true) => database,
+        (Some(Val { line, .. }), false) => {
+            warn(
+                warnings,
+                file,
+                *line,
+                "database",
+                "ignored: only the mysql and pgsql checks use a database",
+            );
+            None
+        }
+        (None, false) => None,
+    };
+    let radius = negotiates && service == CheckService::Radius;
+    let secret = match (&v.secret, radius) {
+        (Some(Val { value, .. }), true) => Some(value.clone()),
+        (Some(Val { line, .. }), false) => {
+            warn(
+                warnings,
+                file,
+                *line,
+                "secret",
+                "ignored: only the radius check uses a secret",
+            );
+            None
+        }
+        (None, _) => None,
+    };
+    // ldirectord's check_sql: "Must specify a login and request string" (it never brings such
+    // a real up; lvs says so when it reads the file).
+    if sql {
+        if login.is_none() {
+            errs.bad(
+                vline,
+                "login",
+                format!("a {service_name} check needs a login (and request, the query to run)"),
+            );
+        }
+        if request
+            .as_deref()
+            .is_none_or(|r| r.trim_start_matches('/').is_empty())
+        {
+            errs.bad(
+                vline,
+                "request",
+                format!(
+                    "a {service_name} check needs request, the SQL query to run (a row back is up)"
+                ),
+            );
+        }
+    }
+    if negotiates && service == CheckService::HttpProxy {
+        let ok = request
+            .as_deref()
+            .map(|r| r.trim_start_matches('/'))
+            .is_some_and(|r| r.len() > 7 && r[..7].eq_ignore_ascii_case("http://"));
+        if !ok {
+            errs.bad(
+                v.request.as_ref().map_or(vline, |r| r.line),
+                "request",
+                "an http_proxy check needs request, the absolute http:// URL to fetch through the \
+                 real",
+            );
+        }
     }
     let dns_type = match &v.dns_type {
         None => None,
@@ -1645,6 +1751,43 @@ fn resolve_virtual(
         .ok(count(file, "successcount", &v.successcount))
         .flatten()
         .unwrap_or(globals.success_count);
+    let retry_interval = errs
+        .ok(check_seconds(file, "retry_interval", &v.retry_interval))
+        .flatten()
+        .map(Duration::from_secs);
+    let is_file = check_type == CheckType::File;
+    if is_file && request.as_deref().is_none_or(str::is_empty) {
+        errs.bad(
+            v.checktype.as_ref().map_or(vline, |c| c.line),
+            "checktype",
+            "a file check needs request, the file to read",
+        );
+    }
+    let track_weight = match &v.track_weight {
+        Some(Val { value, line }) if !is_file => {
+            warn(
+                warnings,
+                file,
+                *line,
+                "track_weight",
+                &format!("{value}: ignored: only a file check has one"),
+            );
+            0
+        }
+        Some(Val { value, line }) => match i32::try_from(*value) {
+            Ok(w) if w > i32::MIN => w,
+            _ => {
+                errs.bad(
+                    *line,
+                    "track_weight",
+                    "must be within -2147483647..2147483647",
+                );
+                0
+            }
+        },
+        None => 0,
+    };
+    let track_reverse = is_file && v.track_reverse.as_ref().is_some_and(|r| r.value);
 
     let quorum = match &v.quorum {
         None => 1,
@@ -1723,6 +1866,8 @@ fn resolve_virtual(
             dynamic_weight: v.dynamic_weight.as_ref().is_some_and(|b| b.value),
             login,
             passwd,
+            database,
+            secret,
             dns_type,
             digest,
             interval,
@@ -1730,9 +1875,14 @@ fn resolve_virtual(
             negotiate_timeout,
             failure_count,
             success_count,
+            retry_interval,
+            track_weight,
+            track_reverse,
         },
         quorum,
         hysteresis,
+        quorum_up: v.quorum_up.as_ref().map(|s| s.value.clone()),
+        quorum_down: v.quorum_down.as_ref().map(|s| s.value.clone()),
     })
 }
 

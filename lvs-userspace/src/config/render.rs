@@ -15,6 +15,7 @@ fn check_type_name(c: CheckType) -> String {
         CheckType::Negotiate => "negotiate".into(),
         CheckType::Ping => "ping".into(),
         CheckType::External => "external".into(),
+        CheckType::File => "file".into(),
         CheckType::On => "on".into(),
         CheckType::Off => "off".into(),
         CheckType::ConnectThenNegotiate(n) => n.to_string(),
@@ -36,6 +37,12 @@ fn service_name(s: CheckService) -> &'static str {
         CheckService::Imaps => "imaps",
         CheckService::Nntp => "nntp",
         CheckService::Ftp => "ftp",
+        CheckService::Sip => "sip",
+        CheckService::Radius => "radius",
+        CheckService::HttpProxy => "http_proxy",
+        CheckService::Ldap => "ldap",
+        CheckService::Mysql => "mysql",
+        CheckService::Pgsql => "pgsql",
     }
 }
 
@@ -239,6 +246,9 @@ pub fn render_check(config: &Config) -> String {
         if let Some(l) = &c.login {
             // Never the password.
             let _ = writeln!(o, "    login {l:?}");
+        }
+        if let Some(d) = &c.database {
+            let _ = writeln!(o, "    database {d:?}");
         }
         match &v.fallback {
             Some(f) => {
@@ -481,6 +491,11 @@ pub fn to_toml(config: &Config) -> String {
         if v.hysteresis != 0 {
             let _ = writeln!(o, "hysteresis = {}", v.hysteresis);
         }
+        for (k, c) in [("quorum_up", &v.quorum_up), ("quorum_down", &v.quorum_down)] {
+            if let Some(c) = c {
+                let _ = writeln!(o, "{k} = {}", q(c));
+            }
+        }
         let c = &v.check;
         let ct = check_type_name(c.check_type);
         let _ = writeln!(o, "checktype = {}", q(&ct));
@@ -510,6 +525,12 @@ pub fn to_toml(config: &Config) -> String {
         if let Some(p) = &c.passwd {
             let _ = writeln!(o, "passwd = {}", q(p));
         }
+        if let Some(d) = &c.database {
+            let _ = writeln!(o, "database = {}", q(d));
+        }
+        if let Some(s) = &c.secret {
+            let _ = writeln!(o, "secret = {}", q(s));
+        }
         if let Some(cmd) = &c.command {
             let _ = writeln!(o, "checkcommand = {}", q(cmd));
         }
@@ -520,6 +541,13 @@ pub fn to_toml(config: &Config) -> String {
         let _ = writeln!(o, "checktimeout = {}", c.timeout.as_secs());
         let _ = writeln!(o, "negotiatetimeout = {}", c.negotiate_timeout.as_secs());
         let _ = writeln!(o, "failurecount = {}", c.failure_count);
+        if let Some(r) = c.retry_interval {
+            let _ = writeln!(o, "retry_interval = {}", r.as_secs());
+        }
+        if c.check_type == CheckType::File {
+            let _ = writeln!(o, "track_weight = {}", c.track_weight);
+            let _ = writeln!(o, "track_reverse = {}", c.track_reverse);
+        }
         let _ = writeln!(o, "successcount = {}", c.success_count);
         let _ = writeln!(o, "verify_tls = {}", c.verify_tls);
         for r in &v.reals {

@@ -64,8 +64,14 @@
 //! virtualhost = "www.example.org"
 //! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
 //! dynamic_weight = true    # external: exit 1 down, 0 up, 2-255 up at weight code-2
+//! retry_interval = 1        # keepalived's delay_before_retry: seconds between retries
+//! # checktype = "file": keepalived's FILE_CHECK, the number in the file `request` names:
+//! track_weight = 0          # 0: non-zero is down; else value × weight added to the weight
+//! track_reverse = false     # 0 is down (weight 0), or the product subtracted
 //! login = "monitor"         # pop, pops, imap, imaps, ftp: log in as this user
 //! passwd = "secret"         # with login
+//! database = "app"          # mysql, pgsql: the database logged into
+//! secret = "shared"         # radius: the shared secret
 //! digest = "9b3a0c85a887a256d6939da88aabd8cd"  # http(s): the body's MD5 (keepalived's digest)
 //! dns_type = "SOA"          # dns: ask this type; a NOERROR answer passes (keepalived's DNS_CHECK)
 //! checkinterval = 10        # these five override the globals
@@ -77,6 +83,8 @@
 //! servicename = "Web site"
 //! quorum = 1                 # keepalived's: sorry server below this summed weight of live reals
 //! hysteresis = 0             # around the quorum
+//! quorum_up = "/usr/local/bin/q-up"     # run (no argument added) when the quorum is regained
+//! quorum_down = "/usr/local/bin/q-down" # run when it is lost
 //! comment = "..."
 //!
 //! [[virtual.real]]
@@ -248,6 +256,8 @@ struct TomlVirtual {
     dynamic_weight: S<bool>,
     login: S<String>,
     passwd: S<String>,
+    database: S<String>,
+    secret: S<String>,
     dns_type: S<String>,
     digest: S<String>,
     checkinterval: S<u64>,
@@ -255,6 +265,11 @@ struct TomlVirtual {
     negotiatetimeout: S<u64>,
     failurecount: S<u64>,
     successcount: S<u64>,
+    retry_interval: S<u64>,
+    quorum_up: S<String>,
+    quorum_down: S<String>,
+    track_weight: S<i64>,
+    track_reverse: S<bool>,
     verify_tls: S<bool>,
     servicename: S<String>,
     comment: S<String>,
@@ -379,6 +394,8 @@ impl TomlFile {
                 rv.dynamic_weight = l.opt(v.dynamic_weight);
                 rv.login = l.opt(v.login);
                 rv.passwd = l.opt(v.passwd);
+                rv.database = l.opt(v.database);
+                rv.secret = l.opt(v.secret);
                 rv.dns_type = l.opt(v.dns_type);
                 rv.digest = l.opt(v.digest);
                 rv.checkinterval = l.opt(v.checkinterval);
@@ -386,6 +403,11 @@ impl TomlFile {
                 rv.negotiatetimeout = l.opt(v.negotiatetimeout);
                 rv.failurecount = l.opt(v.failurecount);
                 rv.successcount = l.opt(v.successcount);
+                rv.retry_interval = l.opt(v.retry_interval);
+                rv.quorum_up = l.opt(v.quorum_up);
+                rv.track_weight = l.opt(v.track_weight);
+                rv.track_reverse = l.opt(v.track_reverse);
+                rv.quorum_down = l.opt(v.quorum_down);
                 rv.verify_tls = l.opt(v.verify_tls);
                 rv.servicename = l.opt(v.servicename);
                 rv.quorum = l.opt(v.quorum);

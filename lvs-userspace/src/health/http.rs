@@ -162,6 +162,8 @@ pub struct HttpCheck {
     connector: Option<Arc<Connector>>,
     /// The connection kept for the next check, if any (plain http only).
     kept: Mutex<Option<Kept>>,
+    /// ldirectord's `http_proxy`: `path` is an absolute URL asked of the real as a proxy.
+    proxied: bool,
 }
 
 /// A connection kept for the next check.
@@ -261,7 +263,22 @@ impl HttpCheck {
             interval: p.interval,
             connector: p.connector,
             kept: Mutex::new(None),
+            proxied: false,
         })
+    }
+
+    /// The check of ldirectord's `http_proxy` service: `url` (absolute, `http://`) fetched
+    /// through the real as an HTTP proxy (LWP's `proxy`): the request line carries the whole
+    /// URL and `Host:` its authority. A redirect is the proxied server's answer, a failure
+    /// like any other non-2xx status (it is not followed).
+    pub fn through_proxy(mut self, url: &str) -> Self {
+        let url = url.trim();
+        let rest = url.get(7..).unwrap_or("");
+        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        self.host = authority.to_string();
+        self.path = format!("http://{authority}{}", request_path(url));
+        self.proxied = true;
+        self
     }
 
     /// The path requested first.
@@ -283,7 +300,7 @@ impl HttpCheck {
         let mut redirects = 0;
         loop {
             let resp = self.fetch(&path).await?;
-            if matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+            if matches!(resp.status, 301 | 302 | 303 | 307 | 308) && !self.proxied {
                 let location = resp.location.clone().unwrap_or_default();
                 if location.is_empty() {
                     return Err(HttpError::Status {
@@ -2143,3 +2160,7 @@ mod proptests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "http_proxy_tests.rs"]
+mod proxy_tests;

@@ -15,14 +15,19 @@ pub mod connect;
 pub mod connector;
 pub mod dns;
 pub mod external;
+pub mod file;
 pub mod ftp;
 pub mod http;
+pub mod ldap;
 pub mod mail;
 pub mod maintenance;
 pub mod ping;
 pub mod probe;
+pub mod radius;
 pub mod silent;
 pub mod simpletcp;
+pub mod sip;
+pub mod sql;
 pub mod state;
 pub mod tls;
 pub mod udp;
@@ -81,6 +86,10 @@ pub struct CheckKey {
     pub dynamic_weight: bool,
     /// `login` and `passwd` (pop, imap).
     pub login: Option<(String, String)>,
+    /// `database` (mysql, pgsql).
+    pub database: Option<String>,
+    /// `secret` (radius).
+    pub secret: Option<String>,
     /// The record type a dns check asks for, when configured (keepalived's DNS_CHECK).
     pub dns_type: Option<u16>,
     /// The MD5 (hex) the body of an http(s) check must have.
@@ -95,8 +104,18 @@ pub struct CheckKey {
     pub negotiate_timeout: Duration,
     /// Consecutive failures that take the real down.
     pub failure_count: u32,
+    /// While soft-failing, the time from one check to the next (keepalived's
+    /// `delay_before_retry`); `None`: `interval`.
+    pub retry_interval: Option<Duration>,
     /// Consecutive successes that bring it back.
     pub success_count: u32,
+    /// A file check's weight (keepalived's FILE_CHECK).
+    pub track_weight: i32,
+    /// A file check's `reverse`.
+    pub track_reverse: bool,
+    /// The real's configured weight, kept only for a file check with a weight (which adds to
+    /// it).
+    pub base_weight: u32,
 }
 
 impl Hash for CheckKey {
@@ -116,6 +135,7 @@ impl Hash for CheckKey {
                 6u32.hash(state);
                 n.hash(state);
             }
+            CheckType::File => 7u32.hash(state),
         }
         (self.service as u8).hash(state);
         self.request.hash(state);
@@ -126,6 +146,8 @@ impl Hash for CheckKey {
         self.command.hash(state);
         self.dynamic_weight.hash(state);
         self.login.hash(state);
+        self.database.hash(state);
+        self.secret.hash(state);
         self.dns_type.hash(state);
         self.digest.hash(state);
         self.virtual_addr.hash(state);
@@ -133,6 +155,10 @@ impl Hash for CheckKey {
         self.timeout.hash(state);
         self.negotiate_timeout.hash(state);
         self.failure_count.hash(state);
+        self.retry_interval.hash(state);
+        self.track_weight.hash(state);
+        self.track_reverse.hash(state);
+        self.base_weight.hash(state);
         self.success_count.hash(state);
     }
 }
@@ -150,6 +176,12 @@ fn service_port(service: CheckService) -> u16 {
         CheckService::Imaps => 993,
         CheckService::Nntp => 119,
         CheckService::Ftp => 21,
+        CheckService::Ldap => 389,
+        CheckService::Radius => 1812,
+        CheckService::HttpProxy => 3128,
+        CheckService::Mysql => 3306,
+        CheckService::Sip => 5060,
+        CheckService::Pgsql => 5432,
         CheckService::SimpleTcp | CheckService::None | CheckService::Udp => 0,
     }
 }
@@ -187,6 +219,8 @@ impl CheckKey {
                 .login
                 .clone()
                 .map(|l| (l, c.passwd.clone().unwrap_or_default())),
+            database: c.database.clone(),
+            secret: c.secret.clone(),
             dns_type: c.dns_type,
             digest: real.digest.clone().or_else(|| c.digest.clone()),
             virtual_addr: Some(vs.vip),
@@ -195,12 +229,20 @@ impl CheckKey {
             negotiate_timeout: c.negotiate_timeout,
             failure_count: c.failure_count,
             success_count: c.success_count,
+            retry_interval: c.retry_interval,
+            track_weight: c.track_weight,
+            track_reverse: c.track_reverse,
+            base_weight: real.weight,
         }
         .normalized()
     }
 
     /// Clears the fields the check type does not use.
     pub fn normalized(mut self) -> CheckKey {
+        // A file check's file is its request.
+        let file = (self.check_type == CheckType::File)
+            .then(|| self.request.clone())
+            .flatten();
         let negotiates = matches!(
             self.check_type,
             CheckType::Negotiate | CheckType::ConnectThenNegotiate(_)
@@ -232,15 +274,39 @@ impl CheckKey {
                     | CheckService::Imap
                     | CheckService::Imaps
                     | CheckService::Ftp
+                    | CheckService::Sip
+                    | CheckService::Radius
+                    | CheckService::Ldap
+                    | CheckService::Mysql
+                    | CheckService::Pgsql
             )
         {
             self.login = None;
+        }
+        if !negotiates || !matches!(self.service, CheckService::Mysql | CheckService::Pgsql) {
+            self.database = None;
+        }
+        if !negotiates || self.service != CheckService::Radius {
+            self.secret = None;
         }
         if !negotiates || !matches!(self.service, CheckService::Http | CheckService::Https) {
             self.digest = None;
         }
         if !negotiates || self.service != CheckService::Dns {
             self.dns_type = None;
+        }
+        if self.check_type == CheckType::File {
+            // Nothing of a network check applies.
+            self.request = file;
+            self.port = 0;
+            self.protocol = Protocol::Tcp;
+            if self.track_weight == 0 {
+                self.base_weight = 0;
+            }
+        } else {
+            self.track_weight = 0;
+            self.track_reverse = false;
+            self.base_weight = 0;
         }
         if self.check_type != CheckType::External {
             self.command = None;
@@ -625,8 +691,19 @@ impl Worker {
             }
             // Boxed: a check's state (its result, the event it sends) is held while it runs,
             // not for the life of the task (10,000 targets idle most of the time).
+            let was_retrying = self.machine.is_soft_failing();
             Box::pin(self.check_once(&names)).await;
             let now = Instant::now();
+            // keepalived's delay_before_retry: a real that is up with failed checks is checked
+            // again that long after the last check ends; once it is down or passes again, the
+            // checks go back to the interval, counted from that check.
+            match self.key.retry_interval {
+                Some(retry) if self.machine.is_soft_failing() => {
+                    next = now + retry.max(Duration::from_millis(10));
+                }
+                Some(_) if was_retrying => next = now + interval,
+                _ => {}
+            }
             while next <= now {
                 next += interval;
             }
@@ -801,5 +878,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+#[cfg(test)]
+mod keepalived_engine_tests;
 #[cfg(test)]
 mod tests;

@@ -13,10 +13,11 @@ use std::{
 use super::{
     CheckKey, connect,
     connector::Connector,
-    dns, external, ftp,
+    dns, external, file, ftp,
     http::{self, HttpCheck, HttpParams},
+    ldap,
     mail::{self, MailCheck, MailProtocol},
-    ping, simpletcp, tls, udp,
+    ping, radius, simpletcp, sip, sql, tls, udp,
 };
 use crate::config::model::{CheckService, CheckType, Protocol};
 
@@ -65,6 +66,34 @@ pub enum CheckError {
         #[from]
         source: mail::MailError,
     },
+    /// The sip check failed.
+    #[error(transparent)]
+    Sip {
+        /// The cause.
+        #[from]
+        source: sip::SipError,
+    },
+    /// The radius check failed.
+    #[error(transparent)]
+    Radius {
+        /// The cause.
+        #[from]
+        source: radius::RadiusError,
+    },
+    /// The mysql or pgsql check failed.
+    #[error(transparent)]
+    Sql {
+        /// The cause.
+        #[from]
+        source: sql::SqlError,
+    },
+    /// The ldap check failed.
+    #[error(transparent)]
+    Ldap {
+        /// The cause.
+        #[from]
+        source: ldap::LdapError,
+    },
     /// The TLS server name could not be made (pops, imaps).
     #[error(transparent)]
     TlsName {
@@ -78,6 +107,13 @@ pub enum CheckError {
         /// The cause.
         #[from]
         source: ping::PingError,
+    },
+    /// The file check (keepalived's FILE_CHECK) read a value that means down.
+    #[error(transparent)]
+    File {
+        /// The cause.
+        #[from]
+        source: file::FileError,
     },
     /// The external check failed.
     #[error(transparent)]
@@ -157,6 +193,10 @@ enum Negotiate {
     },
     Mail(Box<MailCheck>),
     Ftp(Box<ftp::FtpCheck>),
+    Sip(Box<sip::SipCheck>),
+    Radius(Box<radius::RadiusCheck>),
+    Sql(Box<sql::SqlCheck>),
+    Ldap(Box<ldap::LdapCheck>),
     Connect(Connect),
 }
 
@@ -198,6 +238,10 @@ impl Negotiate {
             } => Ok(Box::pin(udp::check(*addr, payload, reply.as_ref(), *timeout)).await?),
             Negotiate::Mail(m) => Ok(Box::pin(m.run()).await?),
             Negotiate::Ftp(f) => Ok(Box::pin(f.run()).await?),
+            Negotiate::Sip(s) => Ok(Box::pin(s.run()).await?),
+            Negotiate::Radius(r) => Ok(Box::pin(r.run()).await?),
+            Negotiate::Sql(s) => Ok(Box::pin(s.run()).await?),
+            Negotiate::Ldap(l) => Ok(Box::pin(l.run()).await?),
             Negotiate::Connect(c) => Box::pin(c.run()).await,
         }
     }
@@ -222,6 +266,7 @@ enum Kind {
         dynamic: bool,
     },
     Negotiate(Negotiate),
+    File(file::FileCheck),
     /// `n` connect checks, then a negotiate check; `done` counts connects since the last
     /// successful negotiate (`u32::MAX` after a failed connect forces a negotiate).
     Combined {
@@ -303,6 +348,13 @@ impl Probe {
                 dynamic: key.dynamic_weight,
             },
             CheckType::Negotiate => Kind::Negotiate(Self::negotiate(key, connect)?),
+            CheckType::File => Kind::File(file::FileCheck {
+                path: key.request.clone().unwrap_or_default().into(),
+                weight: key.track_weight,
+                reverse: key.track_reverse,
+                base: key.base_weight,
+                last: 0,
+            }),
             CheckType::ConnectThenNegotiate(n) => Kind::Combined {
                 n,
                 done: 0,
@@ -433,6 +485,78 @@ impl Probe {
                     timeout,
                 }))
             }
+            CheckService::HttpProxy => {
+                let Some(url) = key.request.as_deref().map(|r| r.trim_start_matches('/')) else {
+                    return Err(CheckError::Invalid {
+                        message: "an http_proxy check needs the URL to fetch (request)".into(),
+                    });
+                };
+                let receive = pattern
+                    .map(regex::bytes::Regex::new)
+                    .transpose()
+                    .map_err(regex_err)?;
+                let check = HttpCheck::new(HttpParams {
+                    addr,
+                    https: false,
+                    method: key.http_method,
+                    request: None,
+                    virtual_host: None,
+                    receive,
+                    verify_tls: false,
+                    timeout,
+                    interval: key.interval,
+                    connector: connect.connector.clone(),
+                    digest: None,
+                })?;
+                Negotiate::Http(Box::new(check.through_proxy(url)))
+            }
+            CheckService::Sip => Negotiate::Sip(Box::new(sip::SipCheck {
+                addr,
+                tcp: key.protocol == Protocol::Tcp,
+                user: key.login.as_ref().map(|(l, _)| l.clone()),
+                timeout,
+            })),
+            CheckService::Radius => {
+                let (user, passwd) = key.login.clone().unwrap_or_default();
+                Negotiate::Radius(Box::new(radius::RadiusCheck {
+                    addr,
+                    user,
+                    passwd,
+                    secret: key.secret.clone().unwrap_or_default(),
+                    timeout,
+                }))
+            }
+            CheckService::Mysql | CheckService::Pgsql => {
+                let (Some((user, passwd)), Some(query)) = (key.login.clone(), key.request.clone())
+                else {
+                    return Err(CheckError::Invalid {
+                        message: "a sql check needs login and request".into(),
+                    });
+                };
+                Negotiate::Sql(Box::new(sql::SqlCheck {
+                    dialect: if key.service == CheckService::Mysql {
+                        sql::Dialect::Mysql
+                    } else {
+                        sql::Dialect::Pgsql
+                    },
+                    addr,
+                    user,
+                    passwd,
+                    database: key.database.clone(),
+                    query,
+                    timeout,
+                }))
+            }
+            CheckService::Ldap => Negotiate::Ldap(Box::new(ldap::LdapCheck {
+                addr,
+                bind: key.login.clone(),
+                base: key.request.clone().unwrap_or_default(),
+                receive: pattern
+                    .map(regex::Regex::new)
+                    .transpose()
+                    .map_err(regex_err)?,
+                timeout,
+            })),
             CheckService::None => Negotiate::Connect(connect),
         })
     }
@@ -486,6 +610,13 @@ impl Probe {
                 ("external", r.map_err(CheckError::from))
             }
             Kind::Negotiate(n) => ("negotiate", n.run().await),
+            Kind::File(f) => {
+                let r = f.run().map(|(message, w)| {
+                    weight = w;
+                    message
+                });
+                ("file", r.map_err(CheckError::from))
+            }
             Kind::Combined {
                 n,
                 done,
@@ -607,6 +738,8 @@ mod tests {
             command: None,
             dynamic_weight: false,
             login: None,
+            database: None,
+            secret: None,
             dns_type: None,
             digest: None,
             virtual_addr: None,
@@ -615,6 +748,10 @@ mod tests {
             negotiate_timeout: Duration::from_secs(2),
             failure_count: 1,
             success_count: 1,
+            retry_interval: None,
+            track_weight: 0,
+            track_reverse: false,
+            base_weight: 0,
         }
         .normalized()
     }

@@ -24,6 +24,8 @@ fn spec(check_type: CheckType) -> CheckSpec {
         dynamic_weight: false,
         login: None,
         passwd: None,
+        database: None,
+        secret: None,
         dns_type: None,
         digest: None,
         interval: Duration::from_secs(3600),
@@ -31,6 +33,9 @@ fn spec(check_type: CheckType) -> CheckSpec {
         negotiate_timeout: Duration::from_secs(1),
         failure_count: 1,
         success_count: 1,
+        retry_interval: None,
+        track_weight: 0,
+        track_reverse: false,
     }
 }
 
@@ -73,6 +78,8 @@ fn virtual_service(vip: &str, check: CheckSpec, reals: Vec<RealServer>) -> Virtu
         check,
         quorum: 1,
         hysteresis: 0,
+        quorum_up: None,
+        quorum_down: None,
     }
 }
 
