@@ -11,7 +11,10 @@
 //! 2. [`conntrack`]: a known flow within its state's idle timeout goes straight to its
 //!    destination, its TCP state moved by the packet (a SYN stays on its real unless the entry
 //!    is in CLOSE or TIME_WAIT).
-//! 3. [`vip`]: is the packet for a virtual service?
+//! 3. [`vip`]: is the packet for a virtual service? If so, the rest of a new flow's stages run
+//!    in `lvs_new_flow` (a tail call), which gets the packet and its service from the
+//!    balancer; in a full bucket, the way the new flow will take is read first
+//!    ([`conntrack::touch_victim`]).
 //! 4. [`scheduler`]: persistence, then the service's ring (for `mh`, [`maglev`]: its Maglev
 //!    table), then its fallback; the connection schedulers in [`sched_conn`] (by the per-real
 //!    counts of [`conns`]) and [`sched_dh`].
@@ -172,8 +175,9 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
     Err(stats::drop(ctx, lvs_common::DropReason::BadDestination))
 }
 
-/// Stages 3-5 for a new flow (tail-called by [`lvs_xdp`]): the virtual service, the
-/// scheduler, the connection table, then the forwarding method.
+/// Stages 4-5 for a new flow (tail-called by [`lvs_xdp`], which found the virtual service and
+/// hands it over with the packet): the scheduler, the connection table, then the forwarding
+/// method.
 #[inline(always)]
 fn new_flow(ctx: &XdpContext) -> Result<u32, u32> {
     // The packet and its service as the balancer found them (this CPU's slot, written before
