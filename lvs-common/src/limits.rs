@@ -142,8 +142,10 @@ pub mod forward_progs {
     pub const NAT: u32 = 2;
     /// The NAT reply program, real → client ([`super::program_names::NAT_REPLY`]).
     pub const NAT_REPLY: u32 = 3;
+    /// The NAT ICMP program ([`super::program_names::NAT_ICMP`]).
+    pub const NAT_ICMP: u32 = 4;
     /// Entries of the array.
-    pub const COUNT: u32 = 4;
+    pub const COUNT: u32 = 5;
 }
 
 /// Program names in the object file.
@@ -161,6 +163,8 @@ pub mod program_names {
     /// A NATed flow's reply (real → client), tail-called by the balancer for a packet that
     /// the NAT reply table knows.
     pub const NAT_REPLY: &str = "lvs_nat_reply";
+    /// ICMP errors about NATed flows, tail-called by the balancer for an ICMP error.
+    pub const NAT_ICMP: &str = "lvs_nat_icmp";
     /// The decapsulator for real servers (`lvs decap`).
     pub const DECAP: &str = "lvs_decap";
     /// The decapsulator's VIPs (`HASH` of [`crate::Addr`] to `u32`). Not pinned.
