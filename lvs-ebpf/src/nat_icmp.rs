@@ -31,6 +31,11 @@ const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_TIME_EXCEEDED: u8 = 11;
 const ICMP_PARAMETERPROB: u8 = 12;
 const IPPROTO_ICMP: u8 = 1;
+/// ICMPv6 errors: destination unreachable (1), packet too big (2), time exceeded (3),
+/// parameter problem (4).
+const ICMPV6_DEST_UNREACH: u8 = 1;
+const ICMPV6_PARAMPROB: u8 = 4;
+const IPPROTO_ICMPV6: u8 = 58;
 /// Bounds the header offsets handed over by the balancer: larger than any frame.
 const HEADER_OFFSET_MASK: usize = 0x3fff;
 
@@ -44,7 +49,12 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
         return XDP_PASS;
     };
     let t = type_code.to_ne_bytes()[0];
-    if t != ICMP_DEST_UNREACH && t != ICMP_TIME_EXCEEDED && t != ICMP_PARAMETERPROB {
+    let error = if pkt.v4 {
+        t == ICMP_DEST_UNREACH || t == ICMP_TIME_EXCEEDED || t == ICMP_PARAMETERPROB
+    } else {
+        (ICMPV6_DEST_UNREACH..=ICMPV6_PARAMPROB).contains(&t)
+    };
+    if !error {
         return XDP_PASS;
     }
     if let Some(slot) = NEW_PACKET.get_ptr_mut(0) {
@@ -63,6 +73,17 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let pkt = *NEW_PACKET.get(0).ok_or(XDP_PASS)?;
     let l3 = pkt.l3 & HEADER_OFFSET_MASK;
     let l4 = pkt.l4 & HEADER_OFFSET_MASK;
+    if pkt.v4 {
+        v4(ctx, ingress, l3, l4)
+    } else {
+        v6(ctx, ingress, l3, l4)
+    }
+}
+
+/// An ICMP error (IPv4). A call of its own (BPF-to-BPF), as [`v6`]: the program's stack does
+/// not hold both.
+#[inline(never)]
+fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
     // Headers are read whole and written back whole: the verifier follows one bounds check
     // per read or write of the packet at these offsets, not one per field.
     if l4 != l3 + 20 {
@@ -137,6 +158,82 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     headers::write(ctx, quoted, q)?;
     headers::write(ctx, l4, icmp)?;
     headers::write(ctx, l3, outer)?;
+    fib::write_macs(ctx, &fib)?;
+    Ok(fib::send(ingress, &fib))
+}
+
+/// The same for an ICMPv6 error (no VLAN tag, no extension headers, outside or quoted: the
+/// offsets are constants, which keeps the function within the BPF stack): the outer source
+/// and the quote's destination become the VIP, its port the VIP's, the hop limit one less;
+/// the ICMPv6 checksum, which covers the pseudo-header too, updated incrementally.
+#[inline(never)]
+fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
+    const L3: usize = 14;
+    const L4: usize = L3 + 40;
+    const Q: usize = L4 + 8;
+    if l3 != L3 || l4 != L4 {
+        return Err(XDP_PASS);
+    }
+    let q1 = read::<u32>(ctx, Q + 4)?.to_ne_bytes();
+    let p = q1[2];
+    if read::<u32>(ctx, Q)?.to_ne_bytes()[0] >> 4 != 6 || (p != proto::TCP && p != proto::UDP) {
+        return Err(XDP_PASS);
+    }
+    let client = read::<[u32; 4]>(ctx, Q + 8)?;
+    let real = read::<[u32; 4]>(ctx, Q + 24)?;
+    let pb = read::<u32>(ctx, Q + 40)?.to_ne_bytes();
+    let sport = u16::from_ne_bytes([pb[0], pb[1]]);
+    let dport = u16::from_ne_bytes([pb[2], pb[3]]);
+    if read::<[u32; 4]>(ctx, L3 + 24)? != client {
+        return Err(XDP_PASS);
+    }
+    let key = FlowKey {
+        src: Addr { words: real },
+        dst: Addr { words: client },
+        sport_be: dport,
+        dport_be: sport,
+        proto: p,
+        _pad0: 0,
+        _pad1: 0,
+    };
+    // SAFETY: the value is copied out at once.
+    let v = unsafe { NAT_REPLIES.get(&key) }.copied().ok_or(XDP_PASS)?;
+    let dest = live_dest(v.dest, v.generation).ok_or(XDP_PASS)?;
+    if dest.method != forward::MASQ || dest.addr != key.src {
+        return Err(XDP_PASS);
+    }
+    let ob = read::<u32>(ctx, L3 + 4)?.to_ne_bytes();
+    if ob[3] <= 1 {
+        return Err(XDP_PASS);
+    }
+    let len = u16::from_be_bytes([ob[0], ob[1]]) as usize + 40;
+    let (rc, fib) = fib::lookup(
+        ctx,
+        ingress,
+        false,
+        IPPROTO_ICMPV6,
+        &v.vip,
+        &key.dst,
+        len,
+        0,
+    );
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(XDP_PASS);
+    }
+    let src = read::<[u32; 4]>(ctx, L3 + 8)?;
+    let vip = v.vip.words;
+    let mut delta = (!dport) as u64 + v.vport_be as u64;
+    for i in 0..4 {
+        // The quote's destination, and the pseudo-header's source.
+        delta += words32(!real[i]) + words32(!src[i]) + 2 * words32(vip[i]);
+    }
+    let c = read::<u16>(ctx, L4 + 2)?;
+    let vp = v.vport_be.to_ne_bytes();
+    headers::write(ctx, Q + 24, vip)?;
+    headers::write(ctx, Q + 40, [pb[0], pb[1], vp[0], vp[1]])?;
+    headers::write(ctx, L4 + 2, finish((!c) as u64 + delta))?;
+    headers::write(ctx, L3 + 4, [ob[0], ob[1], ob[2], ob[3] - 1])?;
+    headers::write(ctx, L3 + 8, vip)?;
     fib::write_macs(ctx, &fib)?;
     Ok(fib::send(ingress, &fib))
 }

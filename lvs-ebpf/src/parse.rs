@@ -25,6 +25,7 @@ const NEXTHDR_ROUTING: u8 = 43;
 const NEXTHDR_DEST: u8 = 60;
 const NEXTHDR_FRAGMENT: u8 = 44;
 const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_ICMPV6: u8 = 58;
 /// Extension headers followed before giving up.
 const MAX_EXT_HEADERS: usize = 6;
 /// IPv4 `frag_off` bits that mark a fragment: more-fragments and the offset.
@@ -55,8 +56,8 @@ pub mod frag {
     /// cost the established flow's path some 25 ns a packet, by how the compiler lays out
     /// the whole program.)
     pub const LONG_CHAIN: u8 = 4;
-    /// Not a fragment kind: an unfragmented ICMP (IPv4) message, no ports; `l4` is its ICMP
-    /// header. [`crate::nat_icmp`] looks at it (an error about a NATed flow).
+    /// Not a fragment kind: an unfragmented ICMP or ICMPv6 message, no ports; `l4` is its
+    /// ICMP header. [`crate::nat_icmp`] looks at it (an error about a NATed flow).
     pub const ICMP: u8 = 5;
 }
 
@@ -258,7 +259,16 @@ fn ipv6(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), u32> {
         pkt.frag = frag::LONG_CHAIN;
         return Ok(());
     }
-    pkt.key.proto = l4_proto(next)?;
+    pkt.key.proto = match l4_proto(next) {
+        Ok(p) => p,
+        Err(verdict) => {
+            if next != IPPROTO_ICMPV6 || pkt.frag != frag::NONE {
+                return Err(verdict);
+            }
+            pkt.frag = frag::ICMP;
+            next
+        }
+    };
     pkt.l4 = off;
     Ok(())
 }

@@ -523,3 +523,55 @@ fn icmp_errors_from_the_inside_are_translated_for_the_client() {
         untouched(&mut dp, &icmp_frame(&quote, 8, 0), "an echo request");
     });
 }
+
+/// The same for IPv6: an inside router's packet too big about the NATed packet reaches the
+/// client from the VIP, the quote's destination VIP:80, the ICMPv6 checksum (pseudo-header
+/// included) recomputed here from scratch.
+#[test]
+fn icmpv6_errors_from_the_inside_are_translated_for_the_client() {
+    in_lab_netns(|| {
+        let mut dp = loaded();
+        let input = to_vip(VIP6.into(), 80, false, SYN);
+        let out = run(&mut dp, &input);
+        assert_eq!(out.verdict, XDP_REDIRECT);
+        let quote = out.frame[14..14 + 48].to_vec();
+        let router = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0xfe);
+        let frame = |src: Ipv6Addr, quote: &[u8], t: u8, hop: u8| {
+            let mut icmp = vec![t, 0, 0, 0, 0, 0, 0x05, 0x00]; // MTU 1280
+            icmp.extend_from_slice(quote);
+            let mut pseudo = src.octets().to_vec();
+            pseudo.extend_from_slice(&CLIENT6.octets());
+            pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, 58]);
+            let c = fold(sum(&pseudo) + sum(&icmp));
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            let mut b = Vec::new();
+            b.extend_from_slice(&DIRECTOR_MAC);
+            b.extend_from_slice(&ROUTER_MAC);
+            b.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            b.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+            b.extend_from_slice(&[58, hop]);
+            b.extend_from_slice(&src.octets());
+            b.extend_from_slice(&CLIENT6.octets());
+            b.extend_from_slice(&icmp);
+            b
+        };
+        let out = run(&mut dp, &frame(router, &quote, 2, 64));
+        assert_eq!(out.verdict, XDP_REDIRECT, "to the client");
+        // The client's own header (hop limit one less, as the director sent it), then TCP.
+        let mut q = input[14..14 + 48].to_vec();
+        q[7] = 63;
+        let mut want = frame(VIP6, &q, 2, 63);
+        want[0..6].copy_from_slice(&ROUTER_MAC);
+        want[6..12].copy_from_slice(&EGRESS_MAC);
+        assert_eq!(out.frame, want);
+
+        let echo = frame(router, &quote, 128, 64);
+        let out = run(&mut dp, &echo);
+        assert_eq!(
+            (out.verdict, &out.frame),
+            (XDP_PASS, &echo),
+            "an echo request"
+        );
+    });
+}
