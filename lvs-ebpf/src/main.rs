@@ -158,7 +158,7 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
         return Err(stats::drop(ctx, lvs_common::DropReason::Malformed));
     }
 
-    if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn, false) {
+    if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn, None) {
         stats::forwarded(dest.service, dest_id, pkt.len, false);
         fragment::first(&pkt, dest.service, dest_id, dest.generation);
         return Ok((dest_id, dest));
