@@ -93,7 +93,8 @@ pub mod map_names {
     /// `ARRAY` (`BPF_F_MMAPABLE`) of `u64` per destination id: its connection counts
     /// ([`crate::conns`]), changed by compare-and-exchange from both sides.
     pub const DEST_CONNS: &str = "LVS_DEST_CONNS";
-    /// `PROG_ARRAY` of the programs the balancer tail-calls (a new flow's stages, the tunnel),
+    /// `PROG_ARRAY` of the programs the balancer tail-calls (a new flow's stages, the tunnel,
+    /// NAT both ways and its ICMP errors),
     /// indexed by [`super::forward_progs`]. Pinned: the kernel empties a program array when
     /// no process holds it, and the balancer must go on scheduling new flows when its agent is
     /// gone; every agent puts its own programs in it before its balancer runs.
