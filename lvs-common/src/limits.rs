@@ -93,7 +93,8 @@ pub mod map_names {
     /// `ARRAY` (`BPF_F_MMAPABLE`) of `u64` per destination id: its connection counts
     /// ([`crate::conns`]), changed by compare-and-exchange from both sides.
     pub const DEST_CONNS: &str = "LVS_DEST_CONNS";
-    /// `PROG_ARRAY` of the programs the balancer tail-calls (a new flow's stages, the tunnel),
+    /// `PROG_ARRAY` of the programs the balancer tail-calls (a new flow's stages, the tunnel,
+    /// NAT both ways and its ICMP errors),
     /// indexed by [`super::forward_progs`]. Pinned: the kernel empties a program array when
     /// no process holds it, and the balancer must go on scheduling new flows when its agent is
     /// gone; every agent puts its own programs in it before its balancer runs.
@@ -142,8 +143,10 @@ pub mod forward_progs {
     pub const NAT: u32 = 2;
     /// The NAT reply program, real → client ([`super::program_names::NAT_REPLY`]).
     pub const NAT_REPLY: u32 = 3;
+    /// The NAT ICMP program ([`super::program_names::NAT_ICMP`]).
+    pub const NAT_ICMP: u32 = 4;
     /// Entries of the array.
-    pub const COUNT: u32 = 4;
+    pub const COUNT: u32 = 5;
 }
 
 /// Program names in the object file.
@@ -161,6 +164,8 @@ pub mod program_names {
     /// A NATed flow's reply (real → client), tail-called by the balancer for a packet that
     /// the NAT reply table knows.
     pub const NAT_REPLY: &str = "lvs_nat_reply";
+    /// ICMP errors about NATed flows, tail-called by the balancer for an ICMP error.
+    pub const NAT_ICMP: &str = "lvs_nat_icmp";
     /// The decapsulator for real servers (`lvs decap`).
     pub const DECAP: &str = "lvs_decap";
     /// The decapsulator's VIPs (`HASH` of [`crate::Addr`] to `u32`). Not pinned.

@@ -82,13 +82,15 @@ use crate::maps::{CONNTRACK, CT_CONFIG, DESTS};
 /// moves the entry's state and refreshes its time. A SYN (`syn`) is only kept on the flow's
 /// real where IPVS's `conn_reuse_mode` 1 keeps it ([`syn_keeps_real`]); otherwise it is a new
 /// connection, and `None` sends it to the scheduler. A NATed flow's state moves by IPVS's
-/// INPUT table, or by its OUTPUT table for the real's replies (`reply`, [`lvs_common::nat`]).
+/// INPUT table, or by its OUTPUT table for a reply of the real in destination slot `r`
+/// (`reply` = `Some(r)`, [`lvs_common::nat`]; a flow that goes elsewhere now is `None`,
+/// untouched).
 #[inline(always)]
 pub fn established(
     key: &FlowKey,
     flags: u8,
     syn: bool,
-    reply: bool,
+    reply: Option<u32>,
 ) -> Option<(u32, &'static Dest)> {
     let words = key.words();
     let (bucket, tag, config) = bucket(&words)?;
@@ -121,9 +123,12 @@ pub fn established(
                 return None;
             }
             let (dest, generation) = split_dest_word(pair);
+            if reply.is_some_and(|r| r != dest) {
+                return None;
+            }
             let d = live_dest(dest, generation)?;
             let to = if d.method == forward::MASQ {
-                lvs_common::nat::next_state(state, flags, reply)
+                lvs_common::nat::next_state(state, flags, reply.is_some())
             } else {
                 next_state(state, flags)
             };

@@ -27,7 +27,8 @@
 //!
 //! A packet that no known flow and no virtual service claims may be a NATed flow's reply:
 //! [`nat_reply`] looks it up in the reply table and, if it is one, translates its source back
-//! to the VIP's in a program of its own (`lvs_nat_reply`, tail-called).
+//! to the VIP's in a program of its own (`lvs_nat_reply`, tail-called); an ICMP error from
+//! the inside about a NATed flow goes to the client translated ([`nat_icmp`], `lvs_nat_icmp`).
 //!
 //! [`stats`] counts along the way. Each stage returns `Result<T, u32>`: a value for the next
 //! stage, or the final XDP verdict. Anything that is not for a virtual service leaves as
@@ -50,6 +51,7 @@ mod headers;
 mod maglev;
 mod maps;
 mod nat;
+mod nat_icmp;
 mod nat_reply;
 mod own_mac;
 mod parse;
@@ -102,6 +104,14 @@ pub fn lvs_nat(ctx: XdpContext) -> u32 {
     }
 }
 
+/// An ICMP error about a NATed flow, tail-called by the balancer ([`nat_icmp`]).
+#[xdp]
+pub fn lvs_nat_icmp(ctx: XdpContext) -> u32 {
+    match nat_icmp::run(&ctx) {
+        Ok(verdict) | Err(verdict) => verdict,
+    }
+}
+
 /// A NATed flow's reply, real → client, tail-called by the balancer ([`nat_reply`]).
 #[xdp]
 pub fn lvs_nat_reply(ctx: XdpContext) -> u32 {
@@ -141,6 +151,9 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
     own_mac::check(ctx)?;
     let pkt = parse::parse(ctx)?;
     if pkt.frag >= parse::frag::LATER {
+        if pkt.frag == parse::frag::ICMP {
+            return Err(nat_icmp::enter(ctx, &pkt));
+        }
         return fragment::later(ctx, &pkt);
     }
     if !wellformed::ok(ctx, &pkt) {
@@ -148,7 +161,7 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
         return Err(stats::drop(ctx, lvs_common::DropReason::Malformed));
     }
 
-    if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn, false) {
+    if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn, None) {
         stats::forwarded(dest.service, dest_id, pkt.len, false);
         fragment::first(&pkt, dest.service, dest_id, dest.generation);
         return Ok((dest_id, dest));

@@ -132,19 +132,7 @@ pub fn translate(
     // The sum of the changed words' complements and their new values.
     let mut delta: u64;
     if pkt.v4 {
-        let tp = read::<u16>(ctx, l3 + 8)?;
-        let [ttl, protocol] = tp.to_ne_bytes();
-        if ttl <= 1 {
-            return Err(XDP_PASS);
-        }
-        let new_tp = word(ttl - 1, protocol);
-        let old = read::<u32>(ctx, addr_off)?;
-        let addr = new.words[3];
-        delta = words32(!old) + words32(addr);
-        let hc = read::<u16>(ctx, l3 + 10)?;
-        let ip = delta + (!tp) as u64 + new_tp as u64;
-        headers::write(ctx, l3 + 8, [new_tp, finish((!hc) as u64 + ip)])?;
-        headers::write(ctx, addr_off, addr)?;
+        (delta, _) = rewrite_ipv4(ctx, l3, addr_off, new.words[3], true)?;
     } else {
         let hop = read::<u8>(ctx, l3 + 7)?;
         if hop <= 1 {
@@ -178,4 +166,37 @@ pub fn translate(
         sum = 0xffff;
     }
     headers::write(ctx, csum_off, sum)
+}
+
+/// Rewrites the IPv4 address at `addr_off` of the header at `l3` to `addr` (wire order read
+/// natively), with one off the TTL if `ttl` (XDP_PASS, untouched, if it would run out), and
+/// updates the header checksum incrementally. Returns the sum of the address words'
+/// complements and new values (for the transport checksum), and the sum of the checksum
+/// word's (for a checksum that covers this header, as an ICMP error's).
+#[inline(always)]
+pub fn rewrite_ipv4(
+    ctx: &XdpContext,
+    l3: usize,
+    addr_off: usize,
+    addr: u32,
+    ttl: bool,
+) -> Result<(u64, u64), u32> {
+    let old = read::<u32>(ctx, addr_off)?;
+    let delta = words32(!old) + words32(addr);
+    let hc = read::<u16>(ctx, l3 + 10)?;
+    let mut ip = delta;
+    if ttl {
+        let tp = read::<u16>(ctx, l3 + 8)?;
+        let [t, protocol] = tp.to_ne_bytes();
+        if t <= 1 {
+            return Err(XDP_PASS);
+        }
+        let new_tp = word(t - 1, protocol);
+        ip += (!tp) as u64 + new_tp as u64;
+        headers::write(ctx, l3 + 8, new_tp)?;
+    }
+    let new_hc = finish((!hc) as u64 + ip);
+    headers::write(ctx, l3 + 10, new_hc)?;
+    headers::write(ctx, addr_off, addr)?;
+    Ok((delta, (!hc) as u64 + new_hc as u64))
 }

@@ -63,10 +63,10 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let v = unsafe { NAT_REPLIES.get(&pkt.key) }
         .copied()
         .ok_or(XDP_PASS)?;
-    let (dest_id, dest) =
-        conntrack::established(&forward_key(&pkt.key, &v), pkt.tcp_flags, false, true)
-            .ok_or(XDP_PASS)?;
-    if dest_id != v.dest || dest.method != forward::MASQ || dest.addr != pkt.key.src {
+    let fwd = forward_key(&pkt.key, &v);
+    let (_, dest) =
+        conntrack::established(&fwd, pkt.tcp_flags, false, Some(v.dest)).ok_or(XDP_PASS)?;
+    if dest.method != forward::MASQ || dest.addr != pkt.key.src {
         return Err(XDP_PASS);
     }
     let (rc, fib) = fib::lookup(

@@ -24,6 +24,8 @@ const NEXTHDR_HOP: u8 = 0;
 const NEXTHDR_ROUTING: u8 = 43;
 const NEXTHDR_DEST: u8 = 60;
 const NEXTHDR_FRAGMENT: u8 = 44;
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_ICMPV6: u8 = 58;
 /// Extension headers followed before giving up.
 const MAX_EXT_HEADERS: usize = 6;
 /// IPv4 `frag_off` bits that mark a fragment: more-fragments and the offset.
@@ -54,6 +56,9 @@ pub mod frag {
     /// cost the established flow's path some 25 ns a packet, by how the compiler lays out
     /// the whole program.)
     pub const LONG_CHAIN: u8 = 4;
+    /// Not a fragment kind: an unfragmented ICMP or ICMPv6 message, no ports; `l4` is its
+    /// ICMP header. [`crate::nat_icmp`] looks at it (an error about a NATed flow).
+    pub const ICMP: u8 = 5;
 }
 
 /// What the later stages need of a packet.
@@ -171,7 +176,17 @@ fn ipv4(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), u32> {
         return Err(XDP_PASS);
     }
     let frag_off = u16::from_be(read::<u16>(ctx, l3 + 6)?);
-    pkt.key.proto = l4_proto(read::<u8>(ctx, l3 + 9)?)?;
+    let p = read::<u8>(ctx, l3 + 9)?;
+    pkt.key.proto = match l4_proto(p) {
+        Ok(p) => p,
+        Err(verdict) => {
+            if p != IPPROTO_ICMP || frag_off & IPV4_FRAG_MASK != 0 {
+                return Err(verdict);
+            }
+            pkt.frag = frag::ICMP;
+            p
+        }
+    };
     pkt.key.src = Addr::from_v4_wire(read::<u32>(ctx, l3 + 12)?);
     pkt.key.dst = Addr::from_v4_wire(read::<u32>(ctx, l3 + 16)?);
     pkt.l4 = l3 + ihl;
@@ -244,7 +259,16 @@ fn ipv6(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), u32> {
         pkt.frag = frag::LONG_CHAIN;
         return Ok(());
     }
-    pkt.key.proto = l4_proto(next)?;
+    pkt.key.proto = match l4_proto(next) {
+        Ok(p) => p,
+        Err(verdict) => {
+            if next != IPPROTO_ICMPV6 || pkt.frag != frag::NONE {
+                return Err(verdict);
+            }
+            pkt.frag = frag::ICMP;
+            next
+        }
+    };
     pkt.l4 = off;
     Ok(())
 }

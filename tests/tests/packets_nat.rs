@@ -448,3 +448,130 @@ fn the_state_follows_both_directions() {
         assert_eq!(conns(&dp), (0, 1));
     });
 }
+
+/// An ICMP error from the inside (a router on the way to the real) about a packet the director
+/// NATed (client → real:8080, quoted) reaches the client as if met at the VIP, as IPVS
+/// translates it: outer source the VIP, the quote's destination VIP:80 (its header checksum
+/// right), the ICMP checksum right, TTL one less. An error about no NATed flow, and an echo
+/// request, pass untouched.
+#[test]
+fn icmp_errors_from_the_inside_are_translated_for_the_client() {
+    in_lab_netns(|| {
+        let mut dp = loaded();
+        let input = to_vip(VIP4.into(), 80, false, SYN);
+        let out = run(&mut dp, &input);
+        assert_eq!(out.verdict, XDP_REDIRECT);
+        // What the router quotes: the packet as it got it, IP header and 8 bytes more.
+        let quote = out.frame[14..14 + 28].to_vec();
+        let router = Ipv4Addr::new(10, 99, 0, 254);
+        let icmp_frame = |quote: &[u8], t: u8, code: u8| {
+            let mut icmp = vec![t, code, 0, 0, 0, 0, 0x05, 0x00]; // next-hop MTU 1280
+            icmp.extend_from_slice(quote);
+            let c = lvs_tests::packet::checksum(&icmp);
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            let mut b = Vec::new();
+            b.extend_from_slice(&DIRECTOR_MAC);
+            b.extend_from_slice(&ROUTER_MAC);
+            b.extend_from_slice(&[0x08, 0x00, 0x45, 0xc0]);
+            b.extend_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+            b.extend_from_slice(&[0, 0, 0, 0, 64, 1, 0, 0]);
+            b.extend_from_slice(&router.octets());
+            b.extend_from_slice(&CLIENT4.octets());
+            fix_ipv4_checksum(&mut b, 14);
+            b.extend_from_slice(&icmp);
+            b
+        };
+        let err = icmp_frame(&quote, 3, 4);
+        let out = run(&mut dp, &err);
+        assert_eq!(out.verdict, XDP_REDIRECT, "to the client");
+
+        // As it must leave, from scratch: the quote as the client sent it but for what the
+        // director changed on the way (TTL), the outer header from the VIP.
+        let mut q = quote.clone();
+        q[16..20].copy_from_slice(&VIP4.octets());
+        q[22..24].copy_from_slice(&80u16.to_be_bytes());
+        q[10..12].fill(0);
+        let c = lvs_tests::packet::checksum(&q[..20]);
+        q[10..12].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(
+            &q[..20],
+            &input[14..34][..8]
+                .iter()
+                .chain(&[63u8])
+                .chain(&input[23..24])
+                .chain(&q[10..12])
+                .chain(&input[26..34])
+                .copied()
+                .collect::<Vec<u8>>()[..],
+            "the quote: the client's header, TTL one less"
+        );
+        let mut want = icmp_frame(&q, 3, 4);
+        want[0..6].copy_from_slice(&ROUTER_MAC);
+        want[6..12].copy_from_slice(&EGRESS_MAC);
+        want[26..30].copy_from_slice(&VIP4.octets());
+        want[22] = 63;
+        fix_ipv4_checksum(&mut want, 14);
+        assert_eq!(out.frame, want);
+
+        let untouched = |dp: &mut Dataplane, b: &[u8], what: &str| {
+            let out = run(dp, b);
+            assert_eq!((out.verdict, out.frame.as_slice()), (XDP_PASS, b), "{what}");
+        };
+        let mut other = quote.clone();
+        other[22..24].copy_from_slice(&8081u16.to_be_bytes());
+        untouched(&mut dp, &icmp_frame(&other, 3, 4), "about no NATed flow");
+        untouched(&mut dp, &icmp_frame(&quote, 8, 0), "an echo request");
+    });
+}
+
+/// The same for IPv6: an inside router's packet too big about the NATed packet reaches the
+/// client from the VIP, the quote's destination VIP:80, the ICMPv6 checksum (pseudo-header
+/// included) recomputed here from scratch.
+#[test]
+fn icmpv6_errors_from_the_inside_are_translated_for_the_client() {
+    in_lab_netns(|| {
+        let mut dp = loaded();
+        let input = to_vip(VIP6.into(), 80, false, SYN);
+        let out = run(&mut dp, &input);
+        assert_eq!(out.verdict, XDP_REDIRECT);
+        let quote = out.frame[14..14 + 48].to_vec();
+        let router = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0xfe);
+        let frame = |src: Ipv6Addr, quote: &[u8], t: u8, hop: u8| {
+            let mut icmp = vec![t, 0, 0, 0, 0, 0, 0x05, 0x00]; // MTU 1280
+            icmp.extend_from_slice(quote);
+            let mut pseudo = src.octets().to_vec();
+            pseudo.extend_from_slice(&CLIENT6.octets());
+            pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, 58]);
+            let c = fold(sum(&pseudo) + sum(&icmp));
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            let mut b = Vec::new();
+            b.extend_from_slice(&DIRECTOR_MAC);
+            b.extend_from_slice(&ROUTER_MAC);
+            b.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            b.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+            b.extend_from_slice(&[58, hop]);
+            b.extend_from_slice(&src.octets());
+            b.extend_from_slice(&CLIENT6.octets());
+            b.extend_from_slice(&icmp);
+            b
+        };
+        let out = run(&mut dp, &frame(router, &quote, 2, 64));
+        assert_eq!(out.verdict, XDP_REDIRECT, "to the client");
+        // The client's own header (hop limit one less, as the director sent it), then TCP.
+        let mut q = input[14..14 + 48].to_vec();
+        q[7] = 63;
+        let mut want = frame(VIP6, &q, 2, 63);
+        want[0..6].copy_from_slice(&ROUTER_MAC);
+        want[6..12].copy_from_slice(&EGRESS_MAC);
+        assert_eq!(out.frame, want);
+
+        let echo = frame(router, &quote, 128, 64);
+        let out = run(&mut dp, &echo);
+        assert_eq!(
+            (out.verdict, &out.frame),
+            (XDP_PASS, &echo),
+            "an echo request"
+        );
+    });
+}

@@ -287,4 +287,28 @@ mod tests {
         );
         assert!(needs_mac(Forwarding::Gate) && !needs_mac(Forwarding::Tunnel));
     }
+
+    #[test]
+    fn a_nated_real_needs_no_mac_and_keeps_its_port() {
+        let c = crate::config::toml::parse_str(
+            std::path::Path::new("x.toml"),
+            "[[virtual]]\naddress = \"10.0.0.1:80\"\n\
+             [[virtual.real]]\naddress = \"10.0.1.2:8080\"\nmethod = \"masq\"\nweight = 2\n\
+             [[virtual.real]]\naddress = \"10.0.1.3\"\nmethod = \"masq\"\n",
+        )
+        .unwrap();
+        let p = plan(&c.virtuals[0], &NoMacs);
+        let masq = |addr: &str, weight, port| DestPlan {
+            addr: addr.parse().unwrap(),
+            weight,
+            table_weight: weight,
+            target: Target::Masq { port },
+        };
+        // Port 0 (none written): the VIP's, kept by the data plane.
+        assert_eq!(
+            p.dests,
+            vec![masq("10.0.1.2", 2, 8080), masq("10.0.1.3", 1, 0)]
+        );
+        assert!(!needs_mac(Forwarding::Masq));
+    }
 }

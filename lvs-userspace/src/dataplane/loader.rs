@@ -870,6 +870,7 @@ fn install_forwarding_programs(ebpf: &mut Ebpf) -> Result<ProgramArray<MapData>,
         (forward_progs::TUNNEL, program_names::TUNNEL),
         (forward_progs::NAT, program_names::NAT),
         (forward_progs::NAT_REPLY, program_names::NAT_REPLY),
+        (forward_progs::NAT_ICMP, program_names::NAT_ICMP),
     ] {
         let fd = load_program(ebpf, name)?
             .fd()

@@ -21,7 +21,10 @@
 //! its FIB lookup and the outer header, beside the floor on known flows. The benchmark runs in
 //! a network namespace of its own whose FIB has a route to the tunnelled reals (through a
 //! veth, to a router with a permanent neighbour entry), with forwarding on, as the FIB helper
-//! needs.
+//! needs. And established flows of a NATed service (`masq`), both directions, each packet
+//! run once the same way: the client's ACK (tail call to `lvs_nat`, FIB lookup, translation)
+//! and the real's (a reply-table lookup, tail call to `lvs_nat_reply`, connection-table
+//! lookup, FIB lookup, translation).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -51,7 +54,9 @@ const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
 
 /// Enters a network namespace of its own (this thread, and the commands it runs) with a route
-/// to 10.98.0.0/24 through a router on a veth, and forwarding on: the FIB the tunnel asks.
+/// to 10.98.0.0/24 through a router on a veth, and forwarding on: the FIB the tunnel asks. The
+/// NATed reals (10.99.0.11-13) are on the veth's subnet, and their clients (100.80.0.0/16)
+/// behind the router.
 fn tunnel_netns() -> Result<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(NEWNET)")?;
     let script = "ip link set lo up
@@ -61,6 +66,10 @@ fn tunnel_netns() -> Result<()> {
         ip addr add 10.99.0.1/24 dev t0
         ip neigh add 10.99.0.254 lladdr 02:00:00:00:00:fe dev t0 nud permanent
         ip route add 10.98.0.0/24 via 10.99.0.254
+        ip neigh add 10.99.0.11 lladdr 02:00:00:00:00:11 dev t0 nud permanent
+        ip neigh add 10.99.0.12 lladdr 02:00:00:00:00:12 dev t0 nud permanent
+        ip neigh add 10.99.0.13 lladdr 02:00:00:00:00:13 dev t0 nud permanent
+        ip route add 100.80.0.0/16 via 10.99.0.254
         sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.lo.forwarding=1";
     let st = std::process::Command::new("sh")
         .args(["-ec", script])
@@ -91,6 +100,107 @@ fn tunnel_plan() -> ServicePlan {
         fallback: None,
         aliases: Vec::new(),
     }
+}
+
+/// Port of the NATed service on the VIP.
+const NAT_PORT: u16 = 85;
+/// The NATed reals' port.
+const NAT_REAL_PORT: u16 = 8080;
+
+/// The NATed service: port [`NAT_PORT`] of the VIP, reals 10.99.0.11-13 (port
+/// [`NAT_REAL_PORT`]) weighted 3:2:1.
+fn nat_plan() -> ServicePlan {
+    ServicePlan {
+        vip: SocketAddr::new(VIP, NAT_PORT),
+        protocol: Protocol::Tcp,
+        scheduler: Scheduler::Wrr,
+        persistence: None,
+        dests: (1..=3u8)
+            .map(|i| DestPlan {
+                addr: IpAddr::V4(Ipv4Addr::new(10, 99, 0, 10 + i)),
+                weight: u32::from(4 - i),
+                table_weight: u32::from(4 - i),
+                target: Target::Masq {
+                    port: NAT_REAL_PORT,
+                },
+            })
+            .collect(),
+        fallback: None,
+        aliases: Vec::new(),
+    }
+}
+
+/// Runs `prog` once on `frame`, wanting `verdict`: the frame it leaves.
+fn frame_after(prog: &Xdp, frame: &[u8], verdict: u32) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; frame.len() + 64];
+    let r = prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ..TestRunOptions::new()
+    })?;
+    ensure!(
+        r.return_value == verdict,
+        "program returned {} instead of {verdict}",
+        r.return_value
+    );
+    out.truncate(r.data_size_out as usize);
+    Ok(out)
+}
+
+/// NATed established flows, both directions: each of 1,000 flows scheduled by a SYN first,
+/// then its ACK to the VIP and its real's ACK to the client each run once per round (a
+/// translated frame is no longer one to translate); prints the lines.
+fn nat_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
+    let programs = programs(&mut setup.dp)?;
+    let (pass, _, balancer) = programs;
+    let ack = Frame::tcp(CLIENT, 40000, VIP, 80, ACK).build();
+    let pass_long = ns_with_verdict(pass, &ack, repeat, XDP_PASS)?;
+    let known: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh(0, i, ACK)).collect();
+    let client = |i: u32| IpAddr::V4(Ipv4Addr::from(0x6450_0000 | i));
+    let (mut forward, mut replies) = (Vec::new(), Vec::new());
+    for i in 0..FRESH {
+        let port = 20000 + i as u16;
+        let syn = Frame::tcp(client(i), port, VIP, NAT_PORT, SYN).build();
+        let out = frame_after(balancer, &syn, XDP_REDIRECT)?;
+        let real = IpAddr::V4(Ipv4Addr::new(out[30], out[31], out[32], out[33]));
+        forward.push(Frame::tcp(client(i), port, VIP, NAT_PORT, ACK).build());
+        let mut reply = Frame::tcp(real, NAT_REAL_PORT, client(i), port, ACK);
+        reply.src_mac = [2, 0, 0, 0, 0, out[33]];
+        replies.push(reply.build());
+    }
+    let (mut po, mut fo, mut to, mut ro) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (p, f, t) = once_each_tunnelled(programs, &known, &forward)?;
+        let (p2, f2, r) = once_each_tunnelled(programs, &known, &replies)?;
+        po.push((p + p2) / 2.0);
+        fo.push((f + f2) / 2.0);
+        to.push(t);
+        ro.push(r);
+    }
+    let overhead = median(po) - pass_long;
+    let (nf, nt, nr) = (
+        median(fo) - overhead,
+        median(to) - overhead,
+        median(ro) - overhead,
+    );
+    println!(
+        "
+NATed established flows (masq: tail call, FIB lookup, addresses, ports, TTL and checksums), each run once ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
+    );
+    println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", nf, 1.0);
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (target <= 1.5x)",
+        "lvs NATed flow, client->real (ACK)",
+        nt,
+        nt / nf
+    );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (target <= 1.5x)",
+        "lvs NATed flow, real->client (ACK)",
+        nr,
+        nr / nf
+    );
+    Ok(())
 }
 
 /// Mean ns of each program on frames run once: the pass program and the floor on `known`,
@@ -294,6 +404,7 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
     let mut all_plans = vec![plan.clone()];
     all_plans.extend(wlc_plans());
     all_plans.push(tunnel_plan());
+    all_plans.push(nat_plan());
     dp.tables.apply(&all_plans)?;
     let first_real = dp
         .tables
@@ -461,6 +572,7 @@ fn main() -> Result<()> {
         );
     }
     tunnel_line(&mut setup, rounds, repeat)?;
+    nat_lines(&mut setup, rounds, repeat)?;
     full_table_line(&mut setup, rounds, repeat)?;
     drop(setup);
     // The same line at 16,777,216 flows (1 GiB).

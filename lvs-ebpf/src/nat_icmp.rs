@@ -1,0 +1,239 @@
+//! ICMP errors about a NATed flow, as IPVS translates them (`ip_vs_out_icmp`): an error from
+//! the inside (the real, or a router on the way to it) about a packet the director sent the
+//! real (client → real:port, quoted in the error) goes to the client as if the packet had met
+//! it at the VIP: the outer source becomes the VIP, and in the quoted packet the destination
+//! address and port become the VIP's and port (its IPv4 header checksum updated), the ICMP
+//! checksum updated incrementally, the TTL one less, the next hop from the FIB. So the client
+//! learns a path MTU (fragmentation needed) or an unreachable real through the director.
+//!
+//! The flow is known by the reply table ([`crate::maps::NAT_REPLIES`]: the quoted packet's
+//! reply) and its destination slot still holding the real. IPv4 only: an ICMPv6 error, an
+//! error quoting IPv4 options or another protocol than TCP/UDP, any other ICMP message and
+//! an error about no NATed flow are XDP_PASS, untouched.
+
+use aya_ebpf::{
+    bindings::{BPF_FIB_LKUP_RET_SUCCESS, xdp_action::XDP_PASS},
+    programs::XdpContext,
+};
+use lvs_common::{Addr, FlowKey, dest::forward, limits::forward_progs, service::proto};
+
+use crate::{
+    conntrack::live_dest,
+    fib,
+    headers::{self, finish, word, words32},
+    maps::{FORWARD_PROGS, NAT_REPLIES, NEW_PACKET},
+    parse::{Packet, read},
+};
+
+/// ICMP types that quote the packet they are about: destination unreachable (with
+/// fragmentation needed), time exceeded, parameter problem.
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+const ICMP_PARAMETERPROB: u8 = 12;
+const IPPROTO_ICMP: u8 = 1;
+/// ICMPv6 errors: destination unreachable (1), packet too big (2), time exceeded (3),
+/// parameter problem (4).
+const ICMPV6_DEST_UNREACH: u8 = 1;
+const ICMPV6_PARAMPROB: u8 = 4;
+const IPPROTO_ICMPV6: u8 = 58;
+/// Bounds the header offsets handed over by the balancer: larger than any frame.
+const HEADER_OFFSET_MASK: usize = 0x3fff;
+
+/// In the balancer, for an unfragmented ICMP message (IPv4): an error is handed to the ICMP
+/// program (`lvs_nat_icmp`, a tail call); anything else (or if the call failed) is XDP_PASS.
+#[inline(always)]
+pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
+    // Type and code as one word (a one-byte read's bounds check compiles to a form the
+    // verifier does not follow here).
+    let Ok(type_code) = read::<u16>(ctx, pkt.l4) else {
+        return XDP_PASS;
+    };
+    let t = type_code.to_ne_bytes()[0];
+    let error = if pkt.v4 {
+        t == ICMP_DEST_UNREACH || t == ICMP_TIME_EXCEEDED || t == ICMP_PARAMETERPROB
+    } else {
+        (ICMPV6_DEST_UNREACH..=ICMPV6_PARAMPROB).contains(&t)
+    };
+    if !error {
+        return XDP_PASS;
+    }
+    if let Some(slot) = NEW_PACKET.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
+        unsafe { *slot = *pkt };
+        // SAFETY: the array holds XDP programs only (the agent writes it).
+        let _ = unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::NAT_ICMP) };
+    }
+    XDP_PASS
+}
+
+/// The ICMP program: the error translated for the client, or XDP_PASS untouched.
+#[inline(always)]
+pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
+    let ingress = fib::ingress(ctx);
+    let pkt = *NEW_PACKET.get(0).ok_or(XDP_PASS)?;
+    let l3 = pkt.l3 & HEADER_OFFSET_MASK;
+    let l4 = pkt.l4 & HEADER_OFFSET_MASK;
+    if pkt.v4 {
+        v4(ctx, ingress, l3, l4)
+    } else {
+        v6(ctx, ingress, l3, l4)
+    }
+}
+
+/// An ICMP error (IPv4). A call of its own (BPF-to-BPF), as [`v6`]: the program's stack does
+/// not hold both.
+#[inline(never)]
+fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
+    // Headers are read whole and written back whole: the verifier follows one bounds check
+    // per read or write of the packet at these offsets, not one per field.
+    if l4 != l3 + 20 {
+        return Err(XDP_PASS);
+    }
+    let mut outer = read::<[u32; 5]>(ctx, l3)?;
+    let mut icmp = read::<[u16; 2]>(ctx, l4)?;
+    let quoted = l4 + 8;
+    let mut q = read::<[u32; 7]>(ctx, quoted)?;
+    let qb = q[2].to_ne_bytes();
+    let p = qb[1];
+    if q[0].to_ne_bytes()[0] != 0x45 || (p != proto::TCP && p != proto::UDP) {
+        return Err(XDP_PASS);
+    }
+    let client = q[3];
+    let real = q[4];
+    let pb = q[5].to_ne_bytes();
+    let sport = u16::from_ne_bytes([pb[0], pb[1]]);
+    let dport = u16::from_ne_bytes([pb[2], pb[3]]);
+    if outer[4] != client {
+        return Err(XDP_PASS);
+    }
+    // The quoted packet's reply, as the reply table holds the flow.
+    let key = FlowKey {
+        src: Addr::from_v4_wire(real),
+        dst: Addr::from_v4_wire(client),
+        sport_be: dport,
+        dport_be: sport,
+        proto: p,
+        _pad0: 0,
+        _pad1: 0,
+    };
+    // SAFETY: the value is copied out at once.
+    let v = unsafe { NAT_REPLIES.get(&key) }.copied().ok_or(XDP_PASS)?;
+    let dest = live_dest(v.dest, v.generation).ok_or(XDP_PASS)?;
+    if dest.method != forward::MASQ || dest.addr != key.src {
+        return Err(XDP_PASS);
+    }
+    let ob = outer[2].to_ne_bytes();
+    if ob[0] <= 1 {
+        // The TTL would run out: the kernel's.
+        return Err(XDP_PASS);
+    }
+    let b0 = outer[0].to_ne_bytes();
+    let len = u16::from_be_bytes([b0[2], b0[3]]) as usize;
+    let (rc, fib) = fib::lookup(ctx, ingress, true, IPPROTO_ICMP, &v.vip, &key.dst, len, 0);
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(XDP_PASS);
+    }
+    let vip = v.vip.words[3];
+
+    // The quote: destination VIP:port, its header checksum.
+    let addr = words32(!real) + words32(vip);
+    let qc = u16::from_ne_bytes([qb[2], qb[3]]);
+    let new_qc = finish((!qc) as u64 + addr);
+    let nq = new_qc.to_ne_bytes();
+    q[2] = u32::from_ne_bytes([qb[0], qb[1], nq[0], nq[1]]);
+    q[4] = vip;
+    let vp = v.vport_be.to_ne_bytes();
+    q[5] = u32::from_ne_bytes([pb[0], pb[1], vp[0], vp[1]]);
+    // The ICMP checksum covers the quote.
+    let delta = addr + (!qc) as u64 + new_qc as u64 + (!dport) as u64 + v.vport_be as u64;
+    icmp[1] = finish((!icmp[1]) as u64 + delta);
+    // The outer header: from the VIP, TTL one less.
+    let old_tp = u16::from_ne_bytes([ob[0], ob[1]]);
+    let new_tp = word(ob[0] - 1, ob[1]);
+    let oc = u16::from_ne_bytes([ob[2], ob[3]]);
+    let osum = words32(!outer[3]) + words32(vip) + (!old_tp) as u64 + new_tp as u64;
+    let nc = finish((!oc) as u64 + osum).to_ne_bytes();
+    outer[2] = u32::from_ne_bytes([ob[0] - 1, ob[1], nc[0], nc[1]]);
+    outer[3] = vip;
+    headers::write(ctx, quoted, q)?;
+    headers::write(ctx, l4, icmp)?;
+    headers::write(ctx, l3, outer)?;
+    fib::write_macs(ctx, &fib)?;
+    Ok(fib::send(ingress, &fib))
+}
+
+/// The same for an ICMPv6 error (no VLAN tag, no extension headers, outside or quoted: the
+/// offsets are constants, which keeps the function within the BPF stack): the outer source
+/// and the quote's destination become the VIP, its port the VIP's, the hop limit one less;
+/// the ICMPv6 checksum, which covers the pseudo-header too, updated incrementally.
+#[inline(never)]
+fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
+    const L3: usize = 14;
+    const L4: usize = L3 + 40;
+    const Q: usize = L4 + 8;
+    if l3 != L3 || l4 != L4 {
+        return Err(XDP_PASS);
+    }
+    let q1 = read::<u32>(ctx, Q + 4)?.to_ne_bytes();
+    let p = q1[2];
+    if read::<u32>(ctx, Q)?.to_ne_bytes()[0] >> 4 != 6 || (p != proto::TCP && p != proto::UDP) {
+        return Err(XDP_PASS);
+    }
+    let client = read::<[u32; 4]>(ctx, Q + 8)?;
+    let real = read::<[u32; 4]>(ctx, Q + 24)?;
+    let pb = read::<u32>(ctx, Q + 40)?.to_ne_bytes();
+    let sport = u16::from_ne_bytes([pb[0], pb[1]]);
+    let dport = u16::from_ne_bytes([pb[2], pb[3]]);
+    if read::<[u32; 4]>(ctx, L3 + 24)? != client {
+        return Err(XDP_PASS);
+    }
+    let key = FlowKey {
+        src: Addr { words: real },
+        dst: Addr { words: client },
+        sport_be: dport,
+        dport_be: sport,
+        proto: p,
+        _pad0: 0,
+        _pad1: 0,
+    };
+    // SAFETY: the value is copied out at once.
+    let v = unsafe { NAT_REPLIES.get(&key) }.copied().ok_or(XDP_PASS)?;
+    let dest = live_dest(v.dest, v.generation).ok_or(XDP_PASS)?;
+    if dest.method != forward::MASQ || dest.addr != key.src {
+        return Err(XDP_PASS);
+    }
+    let ob = read::<u32>(ctx, L3 + 4)?.to_ne_bytes();
+    if ob[3] <= 1 {
+        return Err(XDP_PASS);
+    }
+    let len = u16::from_be_bytes([ob[0], ob[1]]) as usize + 40;
+    let (rc, fib) = fib::lookup(
+        ctx,
+        ingress,
+        false,
+        IPPROTO_ICMPV6,
+        &v.vip,
+        &key.dst,
+        len,
+        0,
+    );
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(XDP_PASS);
+    }
+    let src = read::<[u32; 4]>(ctx, L3 + 8)?;
+    let vip = v.vip.words;
+    let mut delta = (!dport) as u64 + v.vport_be as u64;
+    for i in 0..4 {
+        // The quote's destination, and the pseudo-header's source.
+        delta += words32(!real[i]) + words32(!src[i]) + 2 * words32(vip[i]);
+    }
+    let c = read::<u16>(ctx, L4 + 2)?;
+    let vp = v.vport_be.to_ne_bytes();
+    headers::write(ctx, Q + 24, vip)?;
+    headers::write(ctx, Q + 40, [pb[0], pb[1], vp[0], vp[1]])?;
+    headers::write(ctx, L4 + 2, finish((!c) as u64 + delta))?;
+    headers::write(ctx, L3 + 4, [ob[0], ob[1], ob[2], ob[3] - 1])?;
+    headers::write(ctx, L3 + 8, vip)?;
+    fib::write_macs(ctx, &fib)?;
+    Ok(fib::send(ingress, &fib))
+}
