@@ -981,6 +981,8 @@ mod tests {
         assert_eq!(c.virtuals[0].check.service, CheckService::Sip);
         let c = parse("virtual=10.0.0.1:389\n real=10.0.0.2:389 gate\n").unwrap();
         assert_eq!(c.virtuals[0].check.service, CheckService::Ldap);
+        let c = parse("virtual=10.0.0.1:636\n real=10.0.0.2:636 gate\n").unwrap();
+        assert_eq!(c.virtuals[0].check.service, CheckService::Ldaps);
         parse("virtual=10.0.0.1:3306\n real=10.0.0.2:3306 gate\n checktype=connect\n").unwrap();
     }
 

@@ -534,6 +534,8 @@ pub enum CheckService {
     /// LDAP: a bind (as `login`/`passwd`, else anonymous), then a base search of the DN in
     /// `request`; one entry (whose DN matches `receive`) is up.
     Ldap,
+    /// LDAP over TLS (`ldaps`), certificates verified only with `verify_tls`.
+    Ldaps,
     /// MySQL: log in (`login`, `passwd`, `database`) and run `request`; a row back is up.
     Mysql,
     /// PostgreSQL: log in (`login`, `passwd`, `database`) and run `request`; a row back is up.

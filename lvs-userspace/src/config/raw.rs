@@ -217,19 +217,13 @@ const SCHEDULERS: &str = "wrr, rr, sh, lc, wlc, sed, nq, fo, ovf, dh and mh";
 /// Other ipvs schedulers, refused by name.
 const IPVS_SCHEDULERS: &[&str] = &["lblc", "lblcr", "twos"];
 /// Negotiate services lvs implements, for messages.
-const SERVICES: &str = "http, https, http_proxy, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp, ldap, sip, radius, mysql, pgsql, udp and none";
+const SERVICES: &str = "http, https, http_proxy, simpletcp, dns, smtp, submission, pop, pops, imap, imaps, nntp, ftp, ldap, ldaps, sip, radius, mysql, pgsql, udp and none";
 /// ldirectord services lvs has no negotiate check for, with the reason.
-const LDIRECTORD_ONLY_SERVICES: &[(&str, &str)] = &[
-    (
-        "ldaps",
-        "lvs's ldap check speaks plain LDAP only (use service=ldap on the plain port)",
-    ),
-    (
-        "oracle",
-        "no maintained Rust client speaks Oracle's protocol without Oracle's proprietary \
+const LDIRECTORD_ONLY_SERVICES: &[(&str, &str)] = &[(
+    "oracle",
+    "no maintained Rust client speaks Oracle's protocol without Oracle's proprietary \
          client library (OCI), which lvs does not link",
-    ),
-];
+)];
 /// The record types a dns check may ask for (keepalived's DNS_CHECK `type`).
 pub(crate) const DNS_TYPES: &str = "A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, RRSIG, DNSKEY";
 
@@ -1428,6 +1422,7 @@ fn resolve_virtual(
         "radius" => CheckService::Radius,
         "http_proxy" => CheckService::HttpProxy,
         "ldap" => CheckService::Ldap,
+        "ldaps" => CheckService::Ldaps,
         "mysql" => CheckService::Mysql,
         "pgsql" => CheckService::Pgsql,
         other if LDIRECTORD_ONLY_SERVICES.iter().any(|(s, _)| *s == other) => {
@@ -1582,6 +1577,7 @@ fn resolve_virtual(
                 | CheckService::Sip
                 | CheckService::Radius
                 | CheckService::Ldap
+                | CheckService::Ldaps
                 | CheckService::Mysql
                 | CheckService::Pgsql
         );
@@ -1593,7 +1589,7 @@ fn resolve_virtual(
                     file,
                     *line,
                     key,
-                    "ignored: only the pop, pops, imap, imaps, ftp, ldap, sip, radius, mysql and \
+                    "ignored: only the pop, pops, imap, imaps, ftp, ldap, ldaps, sip, radius, mysql and \
                      pgsql checks log in",
                 );
             }

@@ -41,6 +41,7 @@ fn service_name(s: CheckService) -> &'static str {
         CheckService::Radius => "radius",
         CheckService::HttpProxy => "http_proxy",
         CheckService::Ldap => "ldap",
+        CheckService::Ldaps => "ldaps",
         CheckService::Mysql => "mysql",
         CheckService::Pgsql => "pgsql",
     }

@@ -68,7 +68,7 @@
 //! # checktype = "file": keepalived's FILE_CHECK, the number in the file `request` names:
 //! track_weight = 0          # 0: non-zero is down; else value × weight added to the weight
 //! track_reverse = false     # 0 is down (weight 0), or the product subtracted
-//! login = "monitor"         # pop, pops, imap, imaps, ftp: log in as this user
+//! login = "monitor"         # pop(s), imap(s), ftp, ldap(s), sip, radius, mysql, pgsql
 //! passwd = "secret"         # with login
 //! database = "app"          # mysql, pgsql: the database logged into
 //! secret = "shared"         # radius: the shared secret

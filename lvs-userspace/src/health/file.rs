@@ -153,8 +153,7 @@ mod tests {
 
     #[test]
     fn weight_zero_is_a_flag_and_a_weight_adds() {
-        let dir = std::env::temp_dir().join(format!("lvs-file-check-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testdir::TestDir::new("file-check");
         let path = dir.join("flag");
         let check = |weight, reverse| FileCheck {
             path: path.clone(),
@@ -183,6 +182,5 @@ mod tests {
         assert!(c.run().is_ok());
         std::fs::write(&path, "99999999999").unwrap();
         assert!(c.run().is_ok(), "the last value (0) kept");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -129,8 +129,7 @@ async fn down_after_retry_plus_one_failures_spaced_by_delay_before_retry() {
 
 #[tokio::test]
 async fn file_check_takes_the_real_down_and_up_and_sets_its_weight() {
-    let dir = std::env::temp_dir().join(format!("lvs-file-engine-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::testdir::TestDir::new("file-engine");
     let (flag, level) = (dir.join("flag"), dir.join("level"));
     std::fs::write(&flag, "0\n").unwrap();
     std::fs::write(&level, "3\n").unwrap();
@@ -179,5 +178,4 @@ async fn file_check_takes_the_real_down_and_up_and_sets_its_weight() {
     std::fs::write(&level, "-1\n").unwrap();
     let ev = next(&level_key, "the level's new weight").await;
     assert_eq!((ev.state, ev.result.weight), (HardState::Up, Some(0)));
-    let _ = std::fs::remove_dir_all(&dir);
 }

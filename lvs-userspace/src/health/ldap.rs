@@ -1,5 +1,6 @@
-//! The ldap negotiate check, as ldirectord's `check_ldap` (`Net::LDAP`), through the `ldap3`
-//! crate: a simple bind (as `login` with `passwd` when both are set, else anonymous), then a
+//! The ldap and ldaps negotiate checks, as ldirectord's `check_ldap` (`Net::LDAP`), through
+//! the `ldap3` crate (ldaps: over TLS, the certificate verified only with `verify_tls`, as
+//! the other TLS checks): a simple bind (as `login` with `passwd` when both are set, else anonymous), then a
 //! base-scope search of the DN in `request` (its leading `/` removed; none: the root DSE) for
 //! `(objectClass=*)`. The real is up when exactly one entry comes back and, when `receive` is
 //! set, its DN matches it.
@@ -53,6 +54,8 @@ pub enum LdapError {
 pub struct LdapCheck {
     /// Where the real's LDAP server listens.
     pub addr: SocketAddr,
+    /// `ldaps`: LDAP over TLS with this client configuration.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// `login` and `passwd`, when both are set (else an anonymous bind).
     pub bind: Option<(String, String)>,
     /// `request`: the base DN.
@@ -80,8 +83,12 @@ impl LdapCheck {
                 source: Box::new(e),
             }
         };
-        let url = format!("ldap://{}", self.addr);
-        let settings = ldap3::LdapConnSettings::new().set_conn_timeout(self.timeout);
+        let scheme = if self.tls.is_some() { "ldaps" } else { "ldap" };
+        let url = format!("{scheme}://{}", self.addr);
+        let mut settings = ldap3::LdapConnSettings::new().set_conn_timeout(self.timeout);
+        if let Some(config) = &self.tls {
+            settings = settings.set_config(config.clone());
+        }
         let (conn, mut ldap) = ldap3::LdapConnAsync::with_settings(settings, &url)
             .await
             .map_err(fail("connect"))?;

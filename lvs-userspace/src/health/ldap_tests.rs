@@ -1,9 +1,11 @@
 //! The ldap check against a loopback fake that speaks just enough LDAP (BER by hand: bind,
 //! base search, unbind). Test code only: the check itself goes through `ldap3`.
 
+use std::sync::Arc;
+
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpListener,
 };
 
 use super::*;
@@ -55,13 +57,13 @@ fn result(op: u8, code: u8) -> Vec<u8> {
     tlv(op, &c)
 }
 
-async fn send(s: &mut TcpStream, id: &[u8], op: Vec<u8>) -> std::io::Result<()> {
+async fn send(s: &mut (impl AsyncWrite + Unpin), id: &[u8], op: Vec<u8>) -> std::io::Result<()> {
     let mut c = tlv(0x02, id);
     c.extend(op);
     s.write_all(&tlv(0x30, &c)).await
 }
 
-async fn session(mut s: TcpStream) -> std::io::Result<()> {
+async fn session(mut s: impl AsyncRead + AsyncWrite + Unpin) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -128,9 +130,42 @@ async fn server(how: Server) -> SocketAddr {
     addr
 }
 
+/// The fake over TLS (ldaps), with a fresh self-signed certificate for 127.0.0.1.
+async fn tls_server() -> SocketAddr {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let chain = vec![CertificateDer::from(cert.cert.der().to_vec())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(Ok(tls)) =
+                    tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await
+                {
+                    let _ = session(tls).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
 fn check(addr: SocketAddr, bind: Option<&str>, base: &str, receive: Option<&str>) -> LdapCheck {
     LdapCheck {
         addr,
+        tls: None,
         bind: bind.map(|b| (b.to_string(), "pw".to_string())),
         base: base.into(),
         receive: receive.map(|r| Regex::new(r).unwrap()),
@@ -192,4 +227,34 @@ async fn right_wrong_slow_and_absent() {
         ),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn ldaps_over_tls_and_verified_only_when_asked() {
+    let addr = tls_server().await;
+    let base = "/dc=example,dc=org";
+    let tls = |verify| Some(crate::health::tls::client_config(verify));
+    let c = LdapCheck {
+        tls: tls(false),
+        ..check(addr, Some("cn=probe"), base, None)
+    };
+    assert_eq!(run(c).await.unwrap(), "ldap: \"dc=example,dc=org\"");
+    // A self-signed certificate fails verification.
+    let c = LdapCheck {
+        tls: tls(true),
+        ..check(addr, Some("cn=probe"), base, None)
+    };
+    let e = run(c).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LdapError::Ldap {
+                stage: "connect",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Plain LDAP to a TLS port does not pass.
+    assert!(run(check(addr, None, base, None)).await.is_err());
 }

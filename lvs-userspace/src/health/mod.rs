@@ -177,6 +177,7 @@ fn service_port(service: CheckService) -> u16 {
         CheckService::Nntp => 119,
         CheckService::Ftp => 21,
         CheckService::Ldap => 389,
+        CheckService::Ldaps => 636,
         CheckService::Radius => 1812,
         CheckService::HttpProxy => 3128,
         CheckService::Mysql => 3306,
@@ -259,7 +260,10 @@ impl CheckKey {
             }
         } else if !matches!(self.service, CheckService::Http | CheckService::Https) {
             self.http_method = HttpMethod::Get;
-            if !matches!(self.service, CheckService::Pops | CheckService::Imaps) {
+            if !matches!(
+                self.service,
+                CheckService::Pops | CheckService::Imaps | CheckService::Ldaps
+            ) {
                 self.virtual_host = None;
                 self.verify_tls = false;
             }
@@ -277,6 +281,7 @@ impl CheckKey {
                     | CheckService::Sip
                     | CheckService::Radius
                     | CheckService::Ldap
+                    | CheckService::Ldaps
                     | CheckService::Mysql
                     | CheckService::Pgsql
             )

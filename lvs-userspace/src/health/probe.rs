@@ -547,16 +547,20 @@ impl Probe {
                     timeout,
                 }))
             }
-            CheckService::Ldap => Negotiate::Ldap(Box::new(ldap::LdapCheck {
-                addr,
-                bind: key.login.clone(),
-                base: key.request.clone().unwrap_or_default(),
-                receive: pattern
-                    .map(regex::Regex::new)
-                    .transpose()
-                    .map_err(regex_err)?,
-                timeout,
-            })),
+            CheckService::Ldap | CheckService::Ldaps => {
+                Negotiate::Ldap(Box::new(ldap::LdapCheck {
+                    addr,
+                    tls: (key.service == CheckService::Ldaps)
+                        .then(|| tls::client_config(key.verify_tls)),
+                    bind: key.login.clone(),
+                    base: key.request.clone().unwrap_or_default(),
+                    receive: pattern
+                        .map(regex::Regex::new)
+                        .transpose()
+                        .map_err(regex_err)?,
+                    timeout,
+                }))
+            }
             CheckService::None => Negotiate::Connect(connect),
         })
     }

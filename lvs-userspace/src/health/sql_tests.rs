@@ -275,3 +275,130 @@ async fn right_wrong_slow_huge_and_absent() {
         );
     }
 }
+
+/// A PostgreSQL server of the host's (Debian's `postgresql` package), run as `nobody` on a
+/// loopback port in a scratch directory, stopped (its process group) on drop.
+struct RealPostgres {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _dir: crate::testdir::TestDir,
+}
+
+impl RealPostgres {
+    /// The server, or why there is none (no package, not root).
+    fn start() -> Result<RealPostgres, String> {
+        use std::{os::unix::process::CommandExt as _, process::Command};
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .map_err(|e| format!("no /usr/lib/postgresql: {e}"))?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|b| b.join("initdb").exists())
+            .ok_or("no initdb under /usr/lib/postgresql")?;
+        if !nix::unistd::Uid::effective().is_root() {
+            return Err("not root (the server runs as nobody)".into());
+        }
+        let dir = crate::testdir::TestDir::new("sql-real-postgres");
+        std::fs::write(dir.join("pw"), "pw\n").unwrap();
+        let nobody = |p: &std::path::Path| {
+            nix::unistd::chown(p, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap()
+        };
+        nobody(&dir);
+        nobody(&dir.join("pw"));
+        let out = Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(bin.join("initdb"))
+            .args(["-U", "probe", "--auth=password", "-D"])
+            .arg(dir.join("data"))
+            .arg(format!("--pwfile={}", dir.join("pw").display()))
+            .current_dir(&*dir)
+            .output()
+            .map_err(|e| format!("initdb: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("initdb: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(bin.join("postgres"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .arg("-k")
+            .arg(&*dir)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .current_dir(&*dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("postgres: {e}"))?;
+        Ok(RealPostgres {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for RealPostgres {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn pgsql_against_a_real_postgresql() {
+    let pg = match RealPostgres::start() {
+        Ok(pg) => pg,
+        Err(why) if std::env::var_os("LVS_TEST_ALLOW_SKIP").is_some() => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED pgsql_against_a_real_postgresql: {why}; LVS_TEST_ALLOW_SKIP is set"
+            );
+            return;
+        }
+        Err(why) => panic!(
+            "pgsql_against_a_real_postgresql needs PostgreSQL (Debian's postgresql) and root: \
+             {why}; set LVS_TEST_ALLOW_SKIP=1 to skip"
+        ),
+    };
+    // Up once it accepts connections.
+    within(30, "the PostgreSQL server to listen", async {
+        while TcpStream::connect(pg.addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let mut c = check(Dialect::Pgsql, pg.addr, "probe", "/SELECT 1");
+    c.database = Some("postgres".into());
+    c.timeout = Duration::from_secs(5);
+    // The server may still be starting after its socket listens.
+    let mut ok = c.run().await;
+    for _ in 0..20 {
+        if ok.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        ok = c.run().await;
+    }
+    assert_eq!(ok.unwrap(), "pgsql: a row");
+    c.query = "SELECT 1 WHERE false".into();
+    let e = run(c.clone()).await.unwrap_err();
+    assert!(matches!(e, SqlError::NoRow { .. }), "{e}");
+    c.query = "SELECT * FROM no_such_table".into();
+    let e = run(c.clone()).await.unwrap_err();
+    assert!(matches!(e, SqlError::Pgsql { .. }), "{e}");
+    c.query = "SELECT 1".into();
+    c.passwd = "wrong".into();
+    let e = run(c.clone()).await.unwrap_err();
+    assert!(matches!(e, SqlError::Pgsql { .. }), "{e}");
+    c.passwd = "pw".into();
+    c.database = Some("nope".into());
+    let e = run(c).await.unwrap_err();
+    assert!(matches!(e, SqlError::Pgsql { .. }), "{e}");
+}
