@@ -84,6 +84,9 @@ const PACKAGES: &[(&str, &str)] = &[
     // Firewall-mark services (tests/tests/lab_fwmark.rs): the host's mark rules.
     ("iptables-save", "iptables"),
     ("nft", "nftables"),
+    // The pgsql check against a real server (lvs-userspace/src/health/sql_tests.rs): Debian's
+    // PostgreSQL, whose pg_ctlcluster comes with the server (not with the client alone).
+    ("pg_ctlcluster", "postgresql"),
 ];
 
 fn main() -> Result<()> {
