@@ -59,7 +59,7 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
     }
     if let Some(slot) = NEW_PACKET.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
-        unsafe { *slot = *pkt };
+        unsafe { (*slot).pkt = *pkt };
         // SAFETY: the array holds XDP programs only (the agent writes it).
         let _ = unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::NAT_ICMP) };
     }
@@ -70,7 +70,7 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
-    let pkt = *NEW_PACKET.get(0).ok_or(XDP_PASS)?;
+    let pkt = NEW_PACKET.get(0).ok_or(XDP_PASS)?.pkt;
     let l3 = pkt.l3 & HEADER_OFFSET_MASK;
     let l4 = pkt.l4 & HEADER_OFFSET_MASK;
     if pkt.v4 {
