@@ -269,6 +269,56 @@ pub fn counting_config(
     c
 }
 
+/// A TOML config of the lab's two `wrr` services, `198.18.0.100:80` and
+/// `[fd00:198:18::100]:80`, checked by connect every second, each with three reals of weights
+/// 3, 2 and 1 (the IPv4 service's `v4`, the IPv6 one's `v6`), forwarded by `method`.
+pub fn wrr_3_2_1_config(method: &str, v4: [&str; 3], v6: [&str; 3]) -> String {
+    let mut c = String::from("checkinterval = 1\nchecktimeout = 2\n");
+    for (vip, reals) in [("198.18.0.100:80", v4), ("[fd00:198:18::100]:80", v6)] {
+        c.push_str(&format!(
+            "\n[[virtual]]\naddress = \"{vip}\"\nscheduler = \"wrr\"\nchecktype = \"connect\"\n"
+        ));
+        for (real, weight) in reals.iter().zip([3, 2, 1]) {
+            c.push_str(&format!(
+                "[[virtual.real]]\naddress = \"{real}\"\nweight = {weight}\nmethod = \"{method}\"\n"
+            ));
+        }
+    }
+    c
+}
+
+/// The lab's IPv4 and IPv6 VIPs, port 80.
+pub fn vips(lab: &Lab) -> [SocketAddr; 2] {
+    [
+        SocketAddr::new(lab.vip_v4().into(), 80),
+        SocketAddr::new(lab.vip_v6().into(), 80),
+    ]
+}
+
+/// 600 new connections to `vip` split 3:2:1 over real1, real2 and real3, each within ± 6.
+pub fn assert_split_3_2_1(lab: &Lab, vip: SocketAddr) {
+    let names = who_answers(lab, vip, 600).expect("600 connections through the VIP");
+    for (real, want) in [("real1", 300), ("real2", 200), ("real3", 100)] {
+        let got = count(&names, real);
+        assert!(
+            got.abs_diff(want) <= 6,
+            "{vip}: {real} got {got} of 600, want {want} ± 6"
+        );
+    }
+}
+
+/// Runs `script` with `sh -e` in namespace `ns`; panics with its standard error if it fails.
+pub fn sh_in(ns: &str, script: &str) {
+    let out = crate::wait::output(
+        std::process::Command::new("ip").args(["netns", "exec", ns, "sh", "-ec", script]),
+    );
+    assert!(
+        out.status.success(),
+        "in {ns}: `{script}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `text` without ANSI escape sequences (`ESC [ … letter`), as the log's formatter may colour
 /// its output.
 pub fn strip_ansi(text: &str) -> String {

@@ -5,60 +5,18 @@
 //! VIPs' port 80: the 3:2:1 split, large downloads intact, a long request (an upload of
 //! several segments) intact, replies from the VIP, `lvs status` showing `Masq`.
 
-use std::{net::SocketAddr, process::Command, time::Duration};
+use std::time::Duration;
 
 use lvs::lab::{Lab, LabOptions, big_file_bytes, http_get};
-use lvs_tests::agent::{RunningLvs, count, who_answers};
+use lvs_tests::agent::{RunningLvs, assert_split_3_2_1, sh_in, vips, wrr_3_2_1_config};
 
-const CONFIG: &str = r#"
-checkinterval = 1
-checktimeout = 2
-
-[[virtual]]
-address = "198.18.0.100:80"
-scheduler = "wrr"
-checktype = "connect"
-[[virtual.real]]
-address = "10.88.0.11:8080"
-weight = 3
-method = "masq"
-[[virtual.real]]
-address = "10.88.0.12:8080"
-weight = 2
-method = "masq"
-[[virtual.real]]
-address = "10.88.0.13:8080"
-weight = 1
-method = "masq"
-
-[[virtual]]
-address = "[fd00:198:18::100]:80"
-scheduler = "wrr"
-checktype = "connect"
-[[virtual.real]]
-address = "[fd88::11]:8080"
-weight = 3
-method = "masq"
-[[virtual.real]]
-address = "[fd88::12]:8080"
-weight = 2
-method = "masq"
-[[virtual.real]]
-address = "[fd88::13]:8080"
-weight = 1
-method = "masq"
-"#;
-
-fn sh_in(ns: &str, script: &str) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-ec", script])
-        .output()
-        .expect("ip netns exec");
-    assert!(
-        out.status.success(),
-        "in {ns}: `{script}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// The two services, their reals forwarded by `masq`.
+fn config() -> String {
+    wrr_3_2_1_config(
+        "masq",
+        ["10.88.0.11:8080", "10.88.0.12:8080", "10.88.0.13:8080"],
+        ["[fd88::11]:8080", "[fd88::12]:8080", "[fd88::13]:8080"],
+    )
 }
 
 /// The lab with the reals moved to the inside subnet, their default route the director's
@@ -100,13 +58,6 @@ fn nat_lab() -> Lab {
     lab
 }
 
-fn vips(lab: &Lab) -> [SocketAddr; 2] {
-    [
-        SocketAddr::new(lab.vip_v4().into(), 80),
-        SocketAddr::new(lab.vip_v6().into(), 80),
-    ]
-}
-
 #[test]
 fn nated_split_3_2_1_downloads_and_uploads_intact_through_the_director() {
     let lab = nat_lab();
@@ -126,18 +77,11 @@ fn nated_split_3_2_1_downloads_and_uploads_intact_through_the_director() {
             );
         }
     }
-    let lvs = RunningLvs::start(&lab, CONFIG).unwrap();
+    let lvs = RunningLvs::start(&lab, &config()).unwrap();
     let want = big_file_bytes(lab.big_file_size());
     for vip in vips(&lab) {
         lvs.wait_served(vip, Duration::from_secs(30)).unwrap();
-        let names = who_answers(&lab, vip, 600).unwrap();
-        for (real, want) in [("real1", 300), ("real2", 200), ("real3", 100)] {
-            let got = count(&names, real);
-            assert!(
-                got.abs_diff(want) <= 6,
-                "{vip}: {real} got {got} of 600, want {want} ± 6"
-            );
-        }
+        assert_split_3_2_1(&lab, vip);
         for _ in 0..3 {
             let (status, body) = http_get(lab.client_ns(), vip, "/big.bin").unwrap();
             assert_eq!(status, 200);

@@ -3,63 +3,25 @@
 //! router namespace; every real runs `lvs decap` (this kernel has no ipip module) and answers
 //! the client straight (real3 through its router), never through the director.
 
-use std::{net::SocketAddr, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use lvs::lab::{Lab, LabOptions, big_file_bytes, http_get};
 use lvs_tests::{
-    agent::{RunningLvs, count, lvs_binary, who_answers},
+    agent::{RunningLvs, assert_split_3_2_1, lvs_binary, sh_in, vips, wrr_3_2_1_config},
     wait,
 };
 
-const CONFIG: &str = r#"
-checkinterval = 1
-checktimeout = 2
-
-[[virtual]]
-address = "198.18.0.100:80"
-scheduler = "wrr"
-checktype = "connect"
-[[virtual.real]]
-address = "198.18.0.11:80"
-weight = 3
-method = "ipip"
-[[virtual.real]]
-address = "198.18.0.12:80"
-weight = 2
-method = "ipip"
-[[virtual.real]]
-address = "10.77.0.13:80"
-weight = 1
-method = "ipip"
-
-[[virtual]]
-address = "[fd00:198:18::100]:80"
-scheduler = "wrr"
-checktype = "connect"
-[[virtual.real]]
-address = "[fd00:198:18::11]:80"
-weight = 3
-method = "ipip"
-[[virtual.real]]
-address = "[fd00:198:18::12]:80"
-weight = 2
-method = "ipip"
-[[virtual.real]]
-address = "[fd77::13]:80"
-weight = 1
-method = "ipip"
-"#;
-
-fn sh_in(ns: &str, script: &str) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-ec", script])
-        .output()
-        .expect("ip netns exec");
-    assert!(
-        out.status.success(),
-        "in {ns}: `{script}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// The two services, their reals forwarded by `ipip`.
+fn config() -> String {
+    wrr_3_2_1_config(
+        "ipip",
+        ["198.18.0.11:80", "198.18.0.12:80", "10.77.0.13:80"],
+        [
+            "[fd00:198:18::11]:80",
+            "[fd00:198:18::12]:80",
+            "[fd77::13]:80",
+        ],
+    )
 }
 
 /// The router namespace, removed on drop (also when the test fails).
@@ -166,13 +128,6 @@ fn tunnel_lab() -> (Lab, Router) {
     (lab, router)
 }
 
-fn vips(lab: &Lab) -> [SocketAddr; 2] {
-    [
-        SocketAddr::new(lab.vip_v4().into(), 80),
-        SocketAddr::new(lab.vip_v6().into(), 80),
-    ]
-}
-
 fn rx_bytes(lab: &Lab, ns: &str, ifname: &str) -> u64 {
     let out = wait::succeed(
         lab.command(ns, "cat")
@@ -187,18 +142,11 @@ fn rx_bytes(lab: &Lab, ns: &str, ifname: &str) -> u64 {
 #[test]
 fn tunnelled_split_3_2_1_downloads_intact_replies_direct_and_path_mtu_works() {
     let (lab, _router) = tunnel_lab();
-    let lvs = RunningLvs::start(&lab, CONFIG).unwrap();
+    let lvs = RunningLvs::start(&lab, &config()).unwrap();
     let want = big_file_bytes(lab.big_file_size());
     for vip in vips(&lab) {
         lvs.wait_served(vip, Duration::from_secs(30)).unwrap();
-        let names = who_answers(&lab, vip, 600).unwrap();
-        for (real, want) in [("real1", 300), ("real2", 200), ("real3", 100)] {
-            let got = count(&names, real);
-            assert!(
-                got.abs_diff(want) <= 6,
-                "{vip}: {real} got {got} of 600, want {want} ± 6"
-            );
-        }
+        assert_split_3_2_1(&lab, vip);
 
         for _ in 0..3 {
             let before = rx_bytes(&lab, lab.director_ns(), "eth0");
