@@ -50,21 +50,23 @@ use std::{
     collections::HashMap,
     fmt,
     net::SocketAddr,
-    path::Path,
-    process::Stdio,
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::Command,
-    task::JoinHandle,
-};
+use tokio::task::JoinHandle;
 
 use crate::config::model::{AlertStatus, Globals, Protocol, SmtpSecurity};
 
+mod command;
+mod mail;
 mod smtp;
+
+use command::spawn_command;
+pub use command::{run_callback, run_fallback_command};
+pub(crate) use mail::civil_from_days;
+pub use mail::printable;
+use mail::{envelope_address, send_mail};
 // The tests' SMTP sink writes with it.
 #[cfg(test)]
 use tokio::{io::AsyncWriteExt, net::TcpStream};
@@ -641,423 +643,6 @@ impl Alerter {
     }
 }
 
-/// Runs a fallback command as ldirectord does:
-/// `<command words…> <start|stop> <vip:port> <tcp|udp>`. Logs and returns the outcome.
-pub async fn run_fallback_command(
-    command: &str,
-    start: bool,
-    vip: SocketAddr,
-    protocol: Protocol,
-    timeout: Duration,
-) -> Result<(), AlertError> {
-    let args = vec![
-        if start { "start" } else { "stop" }.to_string(),
-        vip.to_string(),
-        match protocol {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-        .to_string(),
-    ];
-    run_logged("fallbackcommand", command, args, timeout).await
-}
-
-/// Runs the `callback` command after a configuration change, as ldirectord does:
-/// `<command words…> <config file path>`. Logs and returns the outcome.
-pub async fn run_callback(
-    command: &str,
-    config_path: &Path,
-    timeout: Duration,
-) -> Result<(), AlertError> {
-    let args = vec![config_path.display().to_string()];
-    run_logged("callback", command, args, timeout).await
-}
-
-fn spawn_command(
-    what: &'static str,
-    command: String,
-    args: Vec<String>,
-    timeout: Duration,
-) -> JoinHandle<Result<(), AlertError>> {
-    tokio::spawn(async move { run_logged(what, &command, args, timeout).await })
-}
-
-async fn run_logged(
-    what: &'static str,
-    command: &str,
-    args: Vec<String>,
-    timeout: Duration,
-) -> Result<(), AlertError> {
-    let r = run_command(command, &args, timeout).await;
-    match &r {
-        Ok(()) => tracing::info!(command = what, program = %command, ?args, "command ran"),
-        Err(e) => {
-            tracing::error!(command = what, program = %command, ?args, error = %ErrorChain(e), "command failed")
-        }
-    }
-    r
-}
-
-/// Runs `command` (split into words) with `extra` appended as arguments, without a shell,
-/// in its own process group, killing the group after `timeout`.
-async fn run_command(command: &str, extra: &[String], timeout: Duration) -> Result<(), AlertError> {
-    let words = split_words(command).map_err(|reason| AlertError::BadCommand {
-        command: command.to_string(),
-        reason,
-    })?;
-    let Some((program, first)) = words.split_first() else {
-        return Err(AlertError::BadCommand {
-            command: command.to_string(),
-            reason: "empty",
-        });
-    };
-    let mut child = Command::new(program)
-        .args(first)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| AlertError::Spawn {
-            program: program.clone(),
-            source,
-        })?;
-    let pid = child.id();
-    // Read the output concurrently so a chatty command cannot fill the pipe and hang.
-    let out = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(log_lines(program.clone(), s)));
-    let err = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(log_lines(program.clone(), s)));
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(r) => r.map_err(|source| AlertError::Wait {
-            program: program.clone(),
-            source,
-        })?,
-        Err(_) => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            let _ = child.kill().await;
-            // Don't wait for the readers: a grandchild outside the group may hold the pipes.
-            for h in [out, err].into_iter().flatten() {
-                h.abort();
-            }
-            return Err(AlertError::CommandTimeout {
-                program: program.clone(),
-                timeout,
-            });
-        }
-    };
-    for h in [out, err].into_iter().flatten() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), h).await;
-    }
-    if status.success() {
-        Ok(())
-    } else {
-        Err(AlertError::CommandFailed {
-            program: program.clone(),
-            status,
-        })
-    }
-}
-
-async fn log_lines<R: tokio::io::AsyncRead + Unpin>(program: String, r: R) {
-    let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(%program, output = %line, "command output");
-    }
-}
-
-/// Splits a command line into words like a POSIX shell (no expansions): blanks separate
-/// words, `'…'` is literal, `"…"` honours `\"`, `\\`, `\$` and `` \` ``, and `\` outside
-/// quotes escapes the next character.
-pub(crate) fn split_words(s: &str) -> Result<Vec<String>, &'static str> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' | '\n' => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => cur.push(c),
-                        None => return Err("unterminated single quote"),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
-                            Some('\n') => {}
-                            Some(c) => {
-                                cur.push('\\');
-                                cur.push(c);
-                            }
-                            None => return Err("unterminated double quote"),
-                        },
-                        Some(c) => cur.push(c),
-                        None => return Err("unterminated double quote"),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some('\n') => {}
-                    Some(c) => cur.push(c),
-                    None => return Err("trailing backslash"),
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
-}
-
-/// `host:port` for the `smtp` setting: `host`, `host:port`, `ip`, `[ipv6]:port`.
-fn smtp_target(server: &str) -> Option<(String, u16)> {
-    let s = server.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(sa) = s.parse::<SocketAddr>() {
-        return Some((sa.ip().to_string(), sa.port()));
-    }
-    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
-        return Some((ip.to_string(), 25));
-    }
-    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        return inner
-            .parse::<std::net::Ipv6Addr>()
-            .ok()
-            .map(|ip| (ip.to_string(), 25));
-    }
-    // A name only when it looks like one (the config refuses anything else): the resolver
-    // reads `10.0.0.010` as inet_aton(3) does.
-    let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && !h.is_empty() => (h, p.parse::<u16>().ok()?),
-        Some(_) => return None,
-        None => (s, 25),
-    };
-    crate::config::not_a_host_name(host)
-        .is_none()
-        .then(|| (host.to_string(), port))
-}
-
-/// The address inside `Name <addr>`, or the whole thing when it has no angle brackets.
-fn envelope_address(from: &str) -> Option<String> {
-    let s = match (from.rfind('<'), from.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &from[a + 1..b],
-        _ => from,
-    };
-    let s = s.trim();
-    (!s.is_empty() && !s.contains(char::is_whitespace)).then(|| s.to_string())
-}
-
-async fn send_mail(mail: &MailSettings, subject: &str, body: &str) -> Result<(), AlertError> {
-    match tokio::time::timeout(mail.timeout, smtp_deliver(mail, subject, body)).await {
-        Ok(r) => r,
-        Err(_) => Err(AlertError::SmtpTimeout {
-            server: mail.server.clone(),
-            timeout: mail.timeout,
-        }),
-    }
-}
-
-/// `addr` as an envelope address (`lettre` checks its form); a bare local part (`root`) is
-/// qualified with this host's name, as a mail server does.
-fn mail_address(addr: &str, hostname: &str) -> Result<lettre::Address, AlertError> {
-    let bad = |source| AlertError::BadAddress {
-        address: addr.to_string(),
-        source,
-    };
-    let plain = envelope_address(addr).unwrap_or_else(|| addr.trim().to_string());
-    if plain.contains('@') {
-        plain.parse().map_err(bad)
-    } else {
-        lettre::Address::new(&plain, hostname).map_err(bad)
-    }
-}
-
-/// `text` as a mailbox for a header: `Name <addr>` or `addr`; when `lettre` cannot read it as
-/// one, the envelope address alone.
-fn mailbox(text: &str, addr: &lettre::Address) -> lettre::message::Mailbox {
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| lettre::message::Mailbox::new(None, addr.clone()))
-}
-
-/// One delivery over `lettre`'s SMTP client: connect, greeting and EHLO, MAIL, RCPT for every
-/// recipient, DATA, QUIT (STARTTLS and AUTH as configured; see [`smtp::open`]). The message is built by `lettre`
-/// (headers encoded, Message-ID, Date, the body's line ends normalised and dot-stuffed).
-async fn smtp_deliver(mail: &MailSettings, subject: &str, body: &str) -> Result<(), AlertError> {
-    let server = mail.server.as_str();
-    let (host, port) = smtp_target(server).ok_or_else(|| AlertError::BadSmtpServer {
-        server: server.to_string(),
-    })?;
-    // Every address is checked before anything is sent.
-    let from = mail_address(&mail.envelope_from, &mail.hostname)?;
-    let to = mail
-        .recipients
-        .iter()
-        .map(|r| mail_address(r, &mail.hostname))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut message = lettre::Message::builder()
-        .from(mailbox(&mail.from_header, &from))
-        .subject(printable(subject))
-        .date(SystemTime::now())
-        .message_id(Some(format!(
-            "<{}.{}@{}>",
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-            std::process::id(),
-            mail.hostname
-        )))
-        .header(lettre::message::header::ContentType::TEXT_PLAIN);
-    for (text, addr) in mail.recipients.iter().zip(&to) {
-        message = message.to(mailbox(text, addr));
-    }
-    let envelope = lettre::address::Envelope::new(Some(from), to)
-        .map_err(|source| AlertError::Message { source })?;
-    // Plain 7-bit text as ldirectord's mails when it is (ASCII, lines under 998 bytes);
-    // quoted-printable or base64 otherwise.
-    let body = lettre::message::Body::new_with_encoding(
-        printable_lines(body),
-        lettre::message::header::ContentTransferEncoding::SevenBit,
-    )
-    .unwrap_or_else(lettre::message::Body::new);
-    let message = message
-        .body(body)
-        .map_err(|source| AlertError::Message { source })?;
-
-    let mut conn = smtp::open(server, &host, port, &mail.hostname, &mail.security).await?;
-    conn.send(&envelope, &message.formatted())
-        .await
-        .map_err(|e| smtp::smtp_error(server, "message", e))?;
-    // The mail is accepted; a failing QUIT changes nothing.
-    let _ = conn.quit().await;
-    Ok(())
-}
-
-/// `text` with every control character (CR, LF, ESC, … and C1) written as an escape (`\r`,
-/// `\u{1b}`): text from a real server (an HTTP reason phrase, a banner) can go into a log line
-/// or a mail without ending or forging a line.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// [`printable`] line by line: the line ends (LF or CRLF) kept as CRLF, any other control
-/// character, a bare CR included, escaped.
-fn printable_lines(text: &str) -> String {
-    text.split('\n')
-        .map(|l| printable(l.strip_suffix('\r').unwrap_or(l)))
-        .collect::<Vec<_>>()
-        .join("\r\n")
-}
-
-/// The message after `DATA` as the agent wrote it before it sent mail with `lettre` (kept for
-/// the tests that check header folding and dot-stuffing).
-#[cfg(test)]
-fn format_message(mail: &MailSettings, subject: &str, body: &str, now: SystemTime) -> String {
-    let clean = |s: &str| s.replace(['\r', '\n'], " ");
-    let mut m = String::new();
-    m.push_str(&format!("From: {}\r\n", clean(&mail.from_header)));
-    m.push_str(&format!("To: {}\r\n", clean(&mail.recipients.join(", "))));
-    m.push_str(&format!("Subject: {}\r\n", clean(subject)));
-    m.push_str(&format!("Date: {}\r\n", rfc2822_date(now)));
-    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
-    for line in printable_lines(body).split("\r\n") {
-        if line.starts_with('.') {
-            m.push('.');
-        }
-        m.push_str(line);
-        m.push_str("\r\n");
-    }
-    m.push_str(".\r\n");
-    m
-}
-
-/// `Tue, 24 Nov 2026 19:04:50 +0000`.
-#[cfg(test)]
-fn rfc2822_date(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
-        WD[days.rem_euclid(7) as usize],
-        d,
-        MON[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Year, month (1-12), day (1-31) of a day count since 1970-01-01 (Howard Hinnant's
-/// algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -1091,8 +676,12 @@ impl fmt::Display for ErrorChain<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::command::split_words;
+    use super::mail::{format_message, rfc2822_date, smtp_target};
     use super::*;
     use crate::config::model::Globals;
+    use std::{path::Path, time::UNIX_EPOCH};
+    use tokio::io::{AsyncBufReadExt, BufReader};
     use tokio::net::TcpListener;
 
     /// Awaits `fut` for at most `secs` seconds: a longer wait fails the test, naming `what` it
@@ -1659,7 +1248,9 @@ mod tests {
 
 #[cfg(test)]
 mod lettre_tests {
+    use super::mail::{mail_address, printable_lines};
     use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader};
     use tokio::net::TcpListener;
 
     const DEADLINE: Duration = Duration::from_secs(10);
