@@ -2,6 +2,10 @@
 //! `sip:login` (the real's address when no `login` is set) over the service's protocol (UDP
 //! or TCP); the real is up when the answer's status line is `SIP/2.0 200`. The whole exchange
 //! is bounded by the negotiate timeout and the answer by [`MAX_READ`] bytes.
+//!
+//! Written here rather than through a SIP crate: the check sends one fixed `OPTIONS` request and
+//! reads one status line; SIP crates parse and build the whole protocol for user agents and
+//! proxies, far more than this needs.
 
 use std::{
     hash::BuildHasher,
