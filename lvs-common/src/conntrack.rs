@@ -319,21 +319,25 @@ const INPUT_ONLY: [[u8; 11]; 4] = {
     ]
 };
 
-/// [`INPUT_ONLY`] with each row packed into one word, 4 bits per column: the data plane looks
-/// a transition up with a shift, without a table in memory.
-const PACKED: [u64; 4] = {
-    let mut rows = [0u64; 4];
+/// [`INPUT_ONLY`] packed ([`pack_rows`]): the data plane looks a transition up with a shift,
+/// without a table in memory.
+const PACKED: [u64; 4] = pack_rows(INPUT_ONLY);
+
+/// A state table (a row per event, a column per state) with each row packed into one word,
+/// 4 bits per column.
+pub(crate) const fn pack_rows<const N: usize>(table: [[u8; 11]; N]) -> [u64; N] {
+    let mut rows = [0u64; N];
     let mut r = 0;
-    while r < 4 {
+    while r < N {
         let mut c = 0;
         while c < 11 {
-            rows[r] |= (INPUT_ONLY[r][c] as u64) << (4 * c);
+            rows[r] |= (table[r][c] as u64) << (4 * c);
             c += 1;
         }
         r += 1;
     }
     rows
-};
+}
 
 /// The state a TCP connection in `state` moves to on a client→VIP packet with flags `flags`
 /// (IPVS's INPUT-ONLY table); a UDP flow ([`ct_state::UDP`]) stays UDP.

@@ -45,19 +45,7 @@ const BOTH_WAYS: [[u8; 11]; 8] = {
 };
 
 /// [`BOTH_WAYS`] with each row packed into one word, 4 bits per column.
-const PACKED: [u64; 8] = {
-    let mut rows = [0u64; 8];
-    let mut r = 0;
-    while r < 8 {
-        let mut c = 0;
-        while c < 11 {
-            rows[r] |= (BOTH_WAYS[r][c] as u64) << (4 * c);
-            c += 1;
-        }
-        r += 1;
-    }
-    rows
-};
+const PACKED: [u64; 8] = crate::conntrack::pack_rows(BOTH_WAYS);
 
 /// The state a NATed TCP connection in `state` moves to on a packet with flags `flags`, from
 /// the client (`reply` false) or from the real (`reply` true); a UDP flow stays UDP.
