@@ -295,8 +295,16 @@ pub fn vips(lab: &Lab) -> [SocketAddr; 2] {
     ]
 }
 
-/// 600 new connections to `vip` split 3:2:1 over real1, real2 and real3, each within ± 6.
-pub fn assert_split_3_2_1(lab: &Lab, vip: SocketAddr) {
+/// 600 new connections to `vip` split 3:2:1 over real1, real2 and real3, each within ± 6,
+/// once `reals` (real1's address first, as in [`wrr_3_2_1_config`]) are in the data plane at
+/// weights 3, 2 and 1. A VIP that answers may not have all its reals yet: each comes up at
+/// its first passing check, and one that comes up during the 600 misses its share.
+pub fn assert_split_3_2_1(lab: &Lab, lvs: &RunningLvs, vip: SocketAddr, reals: [&str; 3]) {
+    for (real, weight) in reals.iter().zip(["3", "2", "1"]) {
+        let real: SocketAddr = real.parse().expect("a real's address");
+        lvs.wait_real_weight(real, weight, std::time::Duration::from_secs(30))
+            .expect("every real in the data plane before the split");
+    }
     let names = who_answers(lab, vip, 600).expect("600 connections through the VIP");
     for (real, want) in [("real1", 300), ("real2", 200), ("real3", 100)] {
         let got = count(&names, real);

@@ -11,12 +11,14 @@ use lvs::lab::{Lab, LabOptions, big_file_bytes, http_get};
 use lvs_tests::agent::{RunningLvs, assert_split_3_2_1, sh_in, vips, wrr_3_2_1_config};
 
 /// The two services, their reals forwarded by `masq`.
+/// The reals of the IPv4 and the IPv6 service, weights 3, 2 and 1.
+const REALS: [[&str; 3]; 2] = [
+    ["10.88.0.11:8080", "10.88.0.12:8080", "10.88.0.13:8080"],
+    ["[fd88::11]:8080", "[fd88::12]:8080", "[fd88::13]:8080"],
+];
+
 fn config() -> String {
-    wrr_3_2_1_config(
-        "masq",
-        ["10.88.0.11:8080", "10.88.0.12:8080", "10.88.0.13:8080"],
-        ["[fd88::11]:8080", "[fd88::12]:8080", "[fd88::13]:8080"],
-    )
+    wrr_3_2_1_config("masq", REALS[0], REALS[1])
 }
 
 /// The lab with the reals moved to the inside subnet, their default route the director's
@@ -79,9 +81,9 @@ fn nated_split_3_2_1_downloads_and_uploads_intact_through_the_director() {
     }
     let lvs = RunningLvs::start(&lab, &config()).unwrap();
     let want = big_file_bytes(lab.big_file_size());
-    for vip in vips(&lab) {
+    for (vip, reals) in vips(&lab).into_iter().zip(REALS) {
         lvs.wait_served(vip, Duration::from_secs(30)).unwrap();
-        assert_split_3_2_1(&lab, vip);
+        assert_split_3_2_1(&lab, &lvs, vip, reals);
         for _ in 0..3 {
             let (status, body) = http_get(lab.client_ns(), vip, "/big.bin").unwrap();
             assert_eq!(status, 200);

@@ -12,16 +12,14 @@ use lvs_tests::{
 };
 
 /// The two services, their reals forwarded by `ipip`.
+/// The reals of the IPv4 and the IPv6 service, weights 3, 2 and 1.
+const REALS: [[&str; 3]; 2] = [
+    ["198.18.0.11:80", "198.18.0.12:80", "10.77.0.13:80"],
+    ["[fd00:198:18::11]:80", "[fd00:198:18::12]:80", "[fd77::13]:80"],
+];
+
 fn config() -> String {
-    wrr_3_2_1_config(
-        "ipip",
-        ["198.18.0.11:80", "198.18.0.12:80", "10.77.0.13:80"],
-        [
-            "[fd00:198:18::11]:80",
-            "[fd00:198:18::12]:80",
-            "[fd77::13]:80",
-        ],
-    )
+    wrr_3_2_1_config("ipip", REALS[0], REALS[1])
 }
 
 /// The router namespace, removed on drop (also when the test fails).
@@ -144,9 +142,9 @@ fn tunnelled_split_3_2_1_downloads_intact_replies_direct_and_path_mtu_works() {
     let (lab, _router) = tunnel_lab();
     let lvs = RunningLvs::start(&lab, &config()).unwrap();
     let want = big_file_bytes(lab.big_file_size());
-    for vip in vips(&lab) {
+    for (vip, reals) in vips(&lab).into_iter().zip(REALS) {
         lvs.wait_served(vip, Duration::from_secs(30)).unwrap();
-        assert_split_3_2_1(&lab, vip);
+        assert_split_3_2_1(&lab, &lvs, vip, reals);
 
         for _ in 0..3 {
             let before = rx_bytes(&lab, lab.director_ns(), "eth0");
