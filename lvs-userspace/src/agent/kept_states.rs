@@ -4,10 +4,10 @@ use std::{collections::HashMap, net::SocketAddr};
 
 use crate::{
     config::{Config, Protocol},
-    health::{CheckKey, HardState},
+    health::{CheckKey, HardState, real_state},
 };
 
-/// Gives each real of `new` whose check changed (a new [`CheckKey`]: another interval,
+/// Gives each check of a real of `new` that changed (a new [`CheckKey`]: another interval,
 /// timeout, request...) the hard state its old check had in the same virtual service, so a
 /// reload that changes how a real is checked does not take it out until its new check has
 /// run (ldirectord and IPVS keep such reals in the table). The new check still runs at once;
@@ -16,19 +16,19 @@ pub(super) fn carry_states(old: &Config, new: &Config, states: &mut HashMap<Chec
     let mut was: HashMap<(SocketAddr, Protocol, SocketAddr), HardState> = HashMap::new();
     for v in &old.virtuals {
         for r in &v.reals {
-            if let Some(&state) = states.get(&CheckKey::from_config(v, r)) {
+            let keys = CheckKey::all_for(v, r);
+            if let Some(state) = real_state(&keys, |k| states.get(k).copied()) {
                 was.insert((v.vip, v.protocol, r.addr), state);
             }
         }
     }
     for v in &new.virtuals {
         for r in &v.reals {
-            let key = CheckKey::from_config(v, r);
-            if states.contains_key(&key) {
+            let Some(&state) = was.get(&(v.vip, v.protocol, r.addr)) else {
                 continue;
-            }
-            if let Some(&state) = was.get(&(v.vip, v.protocol, r.addr)) {
-                states.insert(key, state);
+            };
+            for key in CheckKey::all_for(v, r) {
+                states.entry(key).or_insert(state);
             }
         }
     }

@@ -43,7 +43,9 @@ use crate::{
     dataplane::{
         AttachMode, Dataplane, LoadError, ServicePlan, Target, plan::vip_key, tables::TablesError,
     },
-    health::{CheckKey, HardState, HealthChecker, HealthEvent, HealthHandle, TargetSpec},
+    health::{
+        CheckKey, HardState, HealthChecker, HealthEvent, HealthHandle, TargetSpec, real_state,
+    },
     logging::LoggingGuard,
     neighbour,
 };
@@ -249,13 +251,15 @@ impl<'a> View<'a> {
 
 impl Knowledge for View<'_> {
     fn is_up(&self, v: &VirtualService, real: &RealServer) -> bool {
-        self.states.get(&CheckKey::from_config(v, real)) == Some(&HardState::Up)
+        real_state(&CheckKey::all_for(v, real), |k| self.states.get(k).copied())
+            == Some(HardState::Up)
     }
 
     fn weight(&self, v: &VirtualService, real: &RealServer) -> u32 {
-        self.weights
-            .get(&CheckKey::from_config(v, real))
-            .copied()
+        // The weight a check set (keepalived's misc_dynamic), whichever of the real's it is.
+        CheckKey::all_for(v, real)
+            .iter()
+            .find_map(|k| self.weights.get(k).copied())
             .unwrap_or(real.weight)
     }
 
@@ -695,8 +699,9 @@ impl Agent {
                     .dest(&key, r.addr.ip())
                     .is_some_and(|d| d.flags & lvs_common::dest::dest_flags::SCHEDULABLE != 0);
                 if schedulable {
-                    self.states
-                        .insert(CheckKey::from_config(v, r), HardState::Up);
+                    for k in CheckKey::all_for(v, r) {
+                        self.states.insert(k, HardState::Up);
+                    }
                     seeded += 1;
                 }
             }
@@ -712,10 +717,10 @@ impl Agent {
         self.config
             .virtuals
             .iter()
-            .flat_map(|v| v.reals.iter().map(move |r| TargetSpec::from_config(v, r)))
-            .map(|mut t| {
-                t.initial = self.states.get(&t.key).copied();
-                t
+            .flat_map(|v| v.reals.iter().flat_map(move |r| CheckKey::all_for(v, r)))
+            .map(|key| TargetSpec {
+                initial: self.states.get(&key).copied(),
+                key,
             })
             .collect()
     }
@@ -725,11 +730,8 @@ impl Agent {
         let targets = self.health_targets();
         self.services_of.clear();
         for (vi, v) in self.config.virtuals.iter().enumerate() {
-            for r in &v.reals {
-                let services = self
-                    .services_of
-                    .entry(CheckKey::from_config(v, r))
-                    .or_default();
+            for key in v.reals.iter().flat_map(|r| CheckKey::all_for(v, r)) {
+                let services = self.services_of.entry(key).or_default();
                 if services.last() != Some(&vi) {
                     services.push(vi);
                 }
@@ -863,40 +865,62 @@ impl Agent {
         if !ev.result.ok {
             self.counters.check_errors += 1;
         }
-        if ev.is_transition() {
-            let new_state = match ev.state {
-                HardState::Up => RealState::Up,
-                HardState::Down => RealState::Down,
-            };
-            let services = self.services_of.get(&ev.key).map_or(&[][..], Vec::as_slice);
-            for v in services.iter().filter_map(|&i| self.config.virtuals.get(i)) {
-                let change = StateChange {
-                    virtual_service: service_name(v),
-                    real: ev.key.real,
-                    new_state,
-                    message: ev.result.message.clone(),
-                };
-                let _ = self.alerter.on_change(&change).await;
-                // keepalived's own scripts of the real, if it has them.
-                let script = v
-                    .reals
-                    .iter()
-                    .find(|r| CheckKey::from_config(v, r).real == ev.key.real)
-                    .and_then(|r| match new_state {
-                        RealState::Up => r.notify_up.as_deref(),
-                        RealState::Down => r.notify_down.as_deref(),
-                    });
-                if let Some(script) = script {
-                    let _ = self.alerter.real_script(script);
-                }
-            }
-        }
         if let Some(w) = ev.result.weight {
             // The real stays in; only its weight changes (the next apply writes it).
             tracing::info!(real = %ev.key.real, weight = w, "weight set by the check");
             self.weights.insert(ev.key.clone(), w);
         }
-        self.states.insert(ev.key, ev.state);
+        if !ev.is_transition() {
+            self.states.insert(ev.key, ev.state);
+            return;
+        }
+        // The reals this check is one of, with their state before it: a real with several
+        // checks changes state only when all are up, or the first of them goes down.
+        let services = self.services_of.get(&ev.key).cloned().unwrap_or_default();
+        let mut reals = Vec::new();
+        for vi in services {
+            let Some(v) = self.config.virtuals.get(vi) else {
+                continue;
+            };
+            for (ri, r) in v.reals.iter().enumerate() {
+                let keys = CheckKey::all_for(v, r);
+                if keys.contains(&ev.key) {
+                    let was = real_state(&keys, |k| self.states.get(k).copied());
+                    reals.push((vi, ri, keys, was));
+                }
+            }
+        }
+        self.states.insert(ev.key.clone(), ev.state);
+        for (vi, ri, keys, was) in reals {
+            let now = real_state(&keys, |k| self.states.get(k).copied());
+            let new_state = match now {
+                Some(s) if now != was => s,
+                _ => continue,
+            };
+            let (v, r) = (
+                &self.config.virtuals[vi],
+                &self.config.virtuals[vi].reals[ri],
+            );
+            let new_state = match new_state {
+                HardState::Up => RealState::Up,
+                HardState::Down => RealState::Down,
+            };
+            let change = StateChange {
+                virtual_service: service_name(v),
+                real: ev.key.real,
+                new_state,
+                message: ev.result.message.clone(),
+            };
+            let _ = self.alerter.on_change(&change).await;
+            // keepalived's own scripts of the real, if it has them.
+            let script = match new_state {
+                RealState::Up => r.notify_up.as_deref(),
+                RealState::Down => r.notify_down.as_deref(),
+            };
+            if let Some(script) = script {
+                let _ = self.alerter.real_script(script);
+            }
+        }
     }
 
     fn on_target(&mut self, up: TargetUpdate) {

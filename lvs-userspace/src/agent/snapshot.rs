@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Agent, View, desired};
 use crate::{
     config::{Protocol, Scheduler},
-    health::{CheckKey, HardState},
+    health::{CheckKey, HardState, real_state},
 };
 
 /// Counters the agent keeps about itself.
@@ -251,7 +251,15 @@ impl Agent {
             for r in &v.reals {
                 let ip = r.addr.ip();
                 let id = tables.dest_id(&key, ip);
-                let h = health.get(&CheckKey::from_config(v, r));
+                // A real with several checks shows the first that is down or failing (else
+                // the service's own), and the state of all together.
+                let keys = CheckKey::all_for(v, r);
+                let state = real_state(&keys, |k| health.get(k).and_then(|h| h.state));
+                let h = keys
+                    .iter()
+                    .filter_map(|k| health.get(k))
+                    .find(|h| h.state == Some(HardState::Down) || h.soft_failing)
+                    .or_else(|| health.get(&keys[0]));
                 reals.push(RealSnapshot {
                     address: with_port(r.addr),
                     forward: r.forwarding.ipvsadm_name().into(),
@@ -264,7 +272,7 @@ impl Agent {
                     lower_threshold: r.thresholds.lower,
                     overloaded: self.overloaded.contains(&CheckKey::from_config(v, r)),
                     health: Some(HealthSnapshot {
-                        state: match h.and_then(|h| h.state) {
+                        state: match state {
                             Some(HardState::Up) => "up",
                             Some(HardState::Down) => "down",
                             None => "unknown",

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::parse_with_id;
-use crate::config::{Config, ConfigError, Location, model::*, to_toml, toml};
+use crate::config::{Config, ConfigError, Location, model::*, render_check, to_toml, toml};
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     parse_with_id(Path::new("k.conf"), text, "lb1")
@@ -460,8 +460,25 @@ fn http_and_ssl_checks() {
         ))
         .starts_with("k.conf:9: digest: `9b3a` is not an MD5")
     );
-    assert!(err(&vs(BASE, "    HTTP_GET {\n      url {\n        path /\n      }\n      url {\n        path /b\n      }\n    }"))
-        .starts_with("k.conf:10: url: several url blocks are not supported"));
+    // Several url blocks: one check each, all of which a real must pass, in the TOML too.
+    let c = ok(&vs(
+        BASE,
+        "    HTTP_GET {\n      url {\n        path /\n      }\n      url {\n        path /b\n        \
+         digest 9b3a0c85a887a256d6939da88aabd8cd\n      }\n    }",
+    ));
+    let v = &c.virtuals[0];
+    assert_eq!(v.check.request.as_deref(), Some("/"));
+    assert_eq!(v.also_checks.len(), 1);
+    assert_eq!(v.also_checks[0].request.as_deref(), Some("/b"));
+    assert_eq!(
+        v.also_checks[0].digest.as_deref(),
+        Some("9b3a0c85a887a256d6939da88aabd8cd")
+    );
+    let keys = crate::health::CheckKey::all_for(v, &v.reals[0]);
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[1].request.as_deref(), Some("/b"));
+    let back = toml::parse_str(std::path::Path::new("k.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(back.virtuals[0].also_checks, v.also_checks);
 }
 
 impl Config {
@@ -589,23 +606,26 @@ fn misc_ping_and_no_checker() {
 
 #[test]
 fn several_checkers_on_one_real() {
+    // keepalived has the real up only while every checker passes: each is a check of its own.
     let c = ok(&vs(
         BASE,
-        "    TCP_CHECK {\n    }\n    HTTP_GET {\n      url {\n        path /x\n      }\n    }",
+        "    TCP_CHECK {\n    }\n    HTTP_GET {\n      url {\n        path /x\n      }\n    }\n    \
+         TCP_CHECK {\n      connect_port 81\n      retry 2\n    }",
     ));
-    assert_eq!(c.virtuals[0].check.service, CheckService::Http);
-    assert!(
-        c.warnings[0].starts_with("k.conf:6: TCP_CHECK: covered by the HTTP check"),
-        "{:?}",
-        c.warnings
-    );
-    assert!(
-        err(&vs(
-            BASE,
-            "    TCP_CHECK {\n    }\n    TCP_CHECK {\n      connect_port 81\n    }"
-        ))
-        .starts_with("k.conf:8: TCP_CHECK: several checkers on one real are not supported")
-    );
+    let v = &c.virtuals[0];
+    assert_eq!(v.check.check_type, CheckType::Connect);
+    assert_eq!(v.also_checks.len(), 2);
+    assert_eq!(v.also_checks[0].service, CheckService::Http);
+    assert_eq!(v.also_checks[0].request.as_deref(), Some("/x"));
+    assert_eq!(v.also_checks[1].port, Some(81));
+    assert_eq!(v.also_checks[1].failure_count, 3);
+    let keys = crate::health::CheckKey::all_for(v, &v.reals[0]);
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(keys[2].port, 81);
+    // `lvs check` lists them; the TOML keeps them.
+    assert_eq!(render_check(&c).matches("  and check ").count(), 2);
+    let back = toml::parse_str(std::path::Path::new("k.toml"), &to_toml(&c)).unwrap();
+    assert_eq!(back.virtuals[0].also_checks, v.also_checks);
     // Reals of one service checked differently.
     let text = format!(
         "virtual_server 10.0.0.1 80 {{\n{BASE}\n  real_server 10.0.0.2 80 {{\n    TCP_CHECK {{\n    }}\n  }}\n  \
@@ -887,10 +907,7 @@ fn corpus() {
     let fnat = "lb_kind: FNAT forwarding (DPVS's full NAT) is not IPVS";
     let expected: &[(&str, Outcome)] = &[
         ("001.conf", Ok(1)),
-        (
-            "002.conf",
-            Err((44, "url: several url blocks are not supported")),
-        ),
+        ("002.conf", Ok(2)),
         ("003.conf", Ok(1)),
         (
             "004.conf",

@@ -51,7 +51,9 @@ struct Check {
 struct Real {
     raw: RawReal,
     loc: Location,
-    check: Check,
+    /// Its checkers (never empty: none written is an `on` check), the first the service's
+    /// check, the others further checks.
+    checks: Vec<Check>,
     inhibit: bool,
 }
 
@@ -381,17 +383,17 @@ impl Mapper {
             self.warn(&at, "quorum", &why);
             q.value = total.max(1);
         }
-        let (check, quiet) = (first.check.clone(), first.inhibit);
+        let (checks, quiet) = (first.checks.clone(), first.inhibit);
         let first_loc = first.loc.clone();
         for r in &read {
-            if r.check != check {
+            if r.checks != checks {
                 return Err(bad(
                     &r.loc,
                     "real_server",
                     format!(
                         "checked differently from the real at {first_loc}: lvs checks every real \
                          of a virtual service the same way ({:?} here, {:?} there)",
-                        r.check, check
+                        r.checks, checks
                     ),
                 ));
             }
@@ -406,29 +408,14 @@ impl Mapper {
                 ));
             }
         }
-        let at = |x: String| Some(Val::new(x, line));
         v.quiescent = Some(Val::new(quiet, line));
-        v.checktype = at(check.checktype.to_string());
-        v.service = at(check.service.to_string());
-        v.checkport = check.port.map(|p| Val::new(u64::from(p), line));
-        v.request = check.request.clone().and_then(at);
-        v.receive = check.receive.clone().and_then(at);
-        v.virtualhost = check.virtualhost.clone().and_then(at);
-        v.checkcommand = check.command.clone().and_then(at);
-        v.dynamic_weight = check.dynamic.then(|| Val::new(true, line));
-        v.dns_type = check.dns_type.clone().and_then(at);
-        v.digest = check.digest.clone().and_then(at);
-        v.checkinterval = Some(Val::new(check.interval, line));
-        v.checktimeout = Some(Val::new(check.timeout, line));
-        v.negotiatetimeout = Some(Val::new(check.timeout, line));
-        v.failurecount = Some(Val::new(check.failures, line));
-        if check.checktype == "file" {
-            v.track_weight = Some(Val::new(i64::from(check.track_weight), line));
-            v.track_reverse = Some(Val::new(check.track_reverse, line));
+        let (check, also) = checks.split_first().expect("a real has at least one check");
+        set_check(&mut v, check, line);
+        for c in also {
+            let mut a = RawVirtual::new(v.address.clone(), v.family);
+            set_check(&mut a, c, line);
+            v.also_checks.push(a);
         }
-        // Only while retrying does it matter (retry 0: the first failure takes the real down).
-        v.retry_interval = (check.failures > 1).then(|| Val::new(check.retry_interval, line));
-        v.successcount = Some(Val::new(1, line));
         v.reals = read.into_iter().map(|r| r.raw).collect();
         Ok(Some((s.loc.file.clone(), v)))
     }
@@ -525,12 +512,14 @@ impl Mapper {
                 },
             }
         }
+        // Every checker of the real, in file order (one per url of an HTTP_GET/SSL_GET):
+        // keepalived has a real up only while all of them pass.
         let mut checks = Vec::new();
         for c in &checkers {
-            checks.push((c, self.checker(c, ip, rport, &timers)?));
+            checks.extend(self.checker(c, ip, rport, &timers)?);
         }
-        let mut check = match checks.as_slice() {
-            [] => Check {
+        if checks.is_empty() {
+            checks.push(Check {
                 checktype: "on",
                 service: "none",
                 port: None,
@@ -547,48 +536,15 @@ impl Mapper {
                 track_weight: 0,
                 track_reverse: false,
                 failures: 1,
-            },
-            [(_, c)] => c.clone(),
-            [(a, ca), (b, cb)]
-                if ca.port == cb.port
-                    && (a.key() == "TCP_CHECK") != (b.key() == "TCP_CHECK")
-                    && matches!(
-                        if a.key() == "TCP_CHECK" {
-                            b.key()
-                        } else {
-                            a.key()
-                        },
-                        "HTTP_GET" | "SSL_GET"
-                    ) =>
-            {
-                let (tcp, http) = if a.key() == "TCP_CHECK" {
-                    (a, cb)
-                } else {
-                    (b, ca)
-                };
-                self.warn(
-                    &tcp.loc,
-                    "TCP_CHECK",
-                    "covered by the HTTP check on the same port (which connects too): lvs runs \
-                     that one only",
-                );
-                http.clone()
-            }
-            [_, (c, _), ..] => {
-                return Err(bad(
-                    &c.loc,
-                    c.key(),
-                    "several checkers on one real are not supported (except a TCP_CHECK with an \
-                     HTTP_GET or SSL_GET on the same port): lvs runs one check per real",
-                ));
-            }
-        };
-        // keepalived's digest is the page of each real: a per-real setting.
-        raw.digest = check.digest.take();
+            });
+        }
+        // keepalived's digest is the page of each real: a per-real setting (of its first
+        // check; the others' are compared with the other reals').
+        raw.digest = checks[0].digest.take();
         Ok(Real {
             raw,
             loc: s.loc.clone(),
-            check,
+            checks,
             inhibit,
         })
     }
@@ -599,13 +555,13 @@ impl Mapper {
         ip: &str,
         rport: u16,
         inherited: &Timers,
-    ) -> Result<Check, ConfigError> {
+    ) -> Result<Vec<Check>, ConfigError> {
         let mut t = inherited.clone();
         let kind = s.key();
         if kind == "FILE_CHECK" {
             // Read every second (keepalived reads the file as soon as it changes); no retry.
             let f = self.file_check(s)?;
-            return Ok(Check {
+            return Ok(vec![Check {
                 checktype: "file",
                 service: "none",
                 port: None,
@@ -622,7 +578,7 @@ impl Mapper {
                 track_weight: f.weight,
                 track_reverse: f.reverse,
                 failures: 1,
-            });
+            }]);
         }
         let (checktype, service, default_retry) = match kind {
             "TCP_CHECK" => ("connect", "none", 1),
@@ -767,25 +723,16 @@ impl Mapper {
                 _ => return Err(bad(&i.loc, k, format!("unknown keyword in {kind}"))),
             }
         }
-        let (mut request, mut receive, mut vhost) = (None, None, t.virtualhost.clone());
-        let mut digest = None;
+        let (mut request, mut receive, vhost) = (None, None, t.virtualhost.clone());
+        let digest = None;
+        // An HTTP_GET/SSL_GET checks each of its urls; every one must pass.
+        let mut pages = Vec::new();
         if matches!(kind, "HTTP_GET" | "SSL_GET") {
-            match urls.as_slice() {
-                [] => request = Some("/".to_string()),
-                [u] => {
-                    let (p, r, h, d) = self.url(u)?;
-                    request = Some(p);
-                    receive = r;
-                    digest = d;
-                    vhost = h.or(vhost);
-                }
-                [_, second, ..] => {
-                    return Err(bad(
-                        &second.loc,
-                        "url",
-                        "several url blocks are not supported: lvs checks one path per service",
-                    ));
-                }
+            for u in &urls {
+                pages.push(self.url(u)?);
+            }
+            if pages.is_empty() {
+                request = Some("/".to_string());
             }
         }
         if kind == "SMTP_CHECK" {
@@ -822,7 +769,7 @@ impl Mapper {
         } else {
             t.connect_timeout.as_ref().map_or(5, |d| d.value)
         };
-        Ok(Check {
+        let check = Check {
             checktype,
             service,
             port: connect_port.filter(|p| *p != rport),
@@ -850,7 +797,20 @@ impl Mapper {
             track_weight: 0,
             track_reverse: false,
             failures: t.retry.as_ref().map_or(default_retry, |r| r.value) + 1,
-        })
+        };
+        if pages.is_empty() {
+            return Ok(vec![check]);
+        }
+        Ok(pages
+            .into_iter()
+            .map(|(path, regex, host, digest)| Check {
+                request: Some(path),
+                receive: regex,
+                virtualhost: host.or_else(|| check.virtualhost.clone()),
+                digest,
+                ..check.clone()
+            })
+            .collect())
     }
 
     /// A `url` block: path, the `regex` the body must match, the Host, and the body's MD5.
@@ -916,4 +876,30 @@ impl Mapper {
         };
         Ok((path, regex, vhost, digest))
     }
+}
+
+/// Writes a checker's settings into `v`'s check keys.
+fn set_check(v: &mut RawVirtual, check: &Check, line: usize) {
+    let at = |x: String| Some(Val::new(x, line));
+    v.checktype = at(check.checktype.to_string());
+    v.service = at(check.service.to_string());
+    v.checkport = check.port.map(|p| Val::new(u64::from(p), line));
+    v.request = check.request.clone().and_then(at);
+    v.receive = check.receive.clone().and_then(at);
+    v.virtualhost = check.virtualhost.clone().and_then(at);
+    v.checkcommand = check.command.clone().and_then(at);
+    v.dynamic_weight = check.dynamic.then(|| Val::new(true, line));
+    v.dns_type = check.dns_type.clone().and_then(at);
+    v.digest = check.digest.clone().and_then(at);
+    v.checkinterval = Some(Val::new(check.interval, line));
+    v.checktimeout = Some(Val::new(check.timeout, line));
+    v.negotiatetimeout = Some(Val::new(check.timeout, line));
+    v.failurecount = Some(Val::new(check.failures, line));
+    if check.checktype == "file" {
+        v.track_weight = Some(Val::new(i64::from(check.track_weight), line));
+        v.track_reverse = Some(Val::new(check.track_reverse, line));
+    }
+    // Only while retrying does it matter (retry 0: the first failure takes the real down).
+    v.retry_interval = (check.failures > 1).then(|| Val::new(check.retry_interval, line));
+    v.successcount = Some(Val::new(1, line));
 }

@@ -707,6 +707,11 @@ pub struct VirtualService {
     pub quiescent: bool,
     /// Health checking.
     pub check: CheckSpec,
+    /// Further checks every real must pass too (keepalived: a real with several checkers, an
+    /// `HTTP_GET` with several `url` blocks; TOML `[[virtual.also_check]]`): a real is up only
+    /// when all its checks are. The real's `request`/`receive`/`digest` overrides apply to
+    /// `check` only.
+    pub also_checks: Vec<CheckSpec>,
     /// keepalived's `quorum`: the summed weight of the reals that are up below which the
     /// service turns to its sorry server (1: ldirectord's "no real is up").
     pub quorum: u32,

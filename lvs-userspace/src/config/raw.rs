@@ -120,6 +120,9 @@ pub(crate) struct RawVirtual {
     pub quorum: Opt<u64>,
     pub hysteresis: Opt<u64>,
     pub reals: Vec<RawReal>,
+    /// Further checks every real must pass too, each written as a virtual with only its check
+    /// keys set (its address, protocol and reals are the enclosing virtual's).
+    pub also_checks: Vec<RawVirtual>,
 }
 
 impl RawVirtual {
@@ -167,6 +170,7 @@ impl RawVirtual {
             hysteresis: None,
             comment: None,
             reals: Vec::new(),
+            also_checks: Vec::new(),
         }
     }
 }

@@ -189,67 +189,9 @@ pub fn render_check(config: &Config) -> String {
             }
             let _ = writeln!(o);
         }
-        let c = &v.check;
-        let _ = write!(o, "  check {}", check_type_name(c.check_type));
-        if matches!(
-            c.check_type,
-            CheckType::Negotiate | CheckType::ConnectThenNegotiate(_)
-        ) {
-            let _ = write!(o, " {}", service_name(c.service));
-        }
-        match c.port {
-            Some(p) => {
-                let _ = write!(o, " on port {p}");
-            }
-            None => {
-                let _ = write!(o, " on the real's port");
-            }
-        }
-        let _ = writeln!(
-            o,
-            ", every {}, timeout {} (negotiate {}), down after {} failure(s), up after {} success(es)",
-            secs(c.interval),
-            secs(c.timeout),
-            secs(c.negotiate_timeout),
-            c.failure_count,
-            c.success_count
-        );
-        if matches!(c.service, CheckService::Http | CheckService::Https) {
-            let _ = write!(
-                o,
-                "    {} {}",
-                method_name(c.http_method),
-                c.request.as_deref().unwrap_or("/")
-            );
-            if let Some(h) = &c.virtual_host {
-                let _ = write!(o, " Host: {h}");
-            }
-            let _ = writeln!(o);
-        } else if let Some(r) = &c.request {
-            let _ = writeln!(o, "    request {r:?}");
-        }
-        if let Some(r) = &c.receive {
-            let _ = writeln!(o, "    expect {r:?}");
-        }
-        if let Some(cmd) = &c.command {
-            let _ = writeln!(o, "    command {cmd}");
-        }
-        if let Some(d) = &c.digest {
-            let _ = writeln!(o, "    body MD5 {d}");
-        }
-        if let Some(t) = c.dns_type {
-            let _ = writeln!(
-                o,
-                "    asks {} over UDP, passes on NOERROR",
-                super::raw::dns_type_name(t)
-            );
-        }
-        if let Some(l) = &c.login {
-            // Never the password.
-            let _ = writeln!(o, "    login {l:?}");
-        }
-        if let Some(d) = &c.database {
-            let _ = writeln!(o, "    database {d:?}");
+        describe_check(&mut o, "check", &v.check);
+        for c in &v.also_checks {
+            describe_check(&mut o, "and check", c);
         }
         match &v.fallback {
             Some(f) => {
@@ -497,60 +439,12 @@ pub fn to_toml(config: &Config) -> String {
                 let _ = writeln!(o, "{k} = {}", q(c));
             }
         }
-        let c = &v.check;
-        let ct = check_type_name(c.check_type);
-        let _ = writeln!(o, "checktype = {}", q(&ct));
-        let _ = writeln!(o, "service = {}", q(service_name(c.service)));
-        if let Some(p) = c.port {
-            let _ = writeln!(o, "checkport = {p}");
+        write_check_keys(&mut o, &v.check);
+        for c in &v.also_checks {
+            let _ = writeln!(o);
+            let _ = writeln!(o, "[[virtual.also_check]]");
+            write_check_keys(&mut o, c);
         }
-        if let Some(r) = &c.request {
-            let _ = writeln!(o, "request = {}", q(r));
-        }
-        if let Some(r) = &c.receive {
-            let _ = writeln!(o, "receive = {}", q(r));
-        }
-        let _ = writeln!(o, "httpmethod = {}", q(method_name(c.http_method)));
-        if let Some(h) = &c.virtual_host {
-            let _ = writeln!(o, "virtualhost = {}", q(h));
-        }
-        if let Some(l) = &c.login {
-            let _ = writeln!(o, "login = {}", q(l));
-        }
-        if let Some(t) = c.dns_type {
-            let _ = writeln!(o, "dns_type = {}", q(super::raw::dns_type_name(t)));
-        }
-        if let Some(d) = &c.digest {
-            let _ = writeln!(o, "digest = {}", q(d));
-        }
-        if let Some(p) = &c.passwd {
-            let _ = writeln!(o, "passwd = {}", q(p));
-        }
-        if let Some(d) = &c.database {
-            let _ = writeln!(o, "database = {}", q(d));
-        }
-        if let Some(s) = &c.secret {
-            let _ = writeln!(o, "secret = {}", q(s));
-        }
-        if let Some(cmd) = &c.command {
-            let _ = writeln!(o, "checkcommand = {}", q(cmd));
-        }
-        if c.dynamic_weight {
-            let _ = writeln!(o, "dynamic_weight = true");
-        }
-        let _ = writeln!(o, "checkinterval = {}", c.interval.as_secs());
-        let _ = writeln!(o, "checktimeout = {}", c.timeout.as_secs());
-        let _ = writeln!(o, "negotiatetimeout = {}", c.negotiate_timeout.as_secs());
-        let _ = writeln!(o, "failurecount = {}", c.failure_count);
-        if let Some(r) = c.retry_interval {
-            let _ = writeln!(o, "retry_interval = {}", r.as_secs());
-        }
-        if c.check_type == CheckType::File {
-            let _ = writeln!(o, "track_weight = {}", c.track_weight);
-            let _ = writeln!(o, "track_reverse = {}", c.track_reverse);
-        }
-        let _ = writeln!(o, "successcount = {}", c.success_count);
-        let _ = writeln!(o, "verify_tls = {}", c.verify_tls);
         for r in &v.reals {
             let _ = writeln!(o);
             let _ = writeln!(o, "[[virtual.real]]");
@@ -580,4 +474,127 @@ pub fn to_toml(config: &Config) -> String {
         }
     }
     o
+}
+
+/// A check's keys, as `[[virtual]]` and `[[virtual.also_check]]` hold them.
+fn write_check_keys(o: &mut String, c: &CheckSpec) {
+    let ct = check_type_name(c.check_type);
+    let _ = writeln!(o, "checktype = {}", q(&ct));
+    let _ = writeln!(o, "service = {}", q(service_name(c.service)));
+    if let Some(p) = c.port {
+        let _ = writeln!(o, "checkport = {p}");
+    }
+    if let Some(r) = &c.request {
+        let _ = writeln!(o, "request = {}", q(r));
+    }
+    if let Some(r) = &c.receive {
+        let _ = writeln!(o, "receive = {}", q(r));
+    }
+    let _ = writeln!(o, "httpmethod = {}", q(method_name(c.http_method)));
+    if let Some(h) = &c.virtual_host {
+        let _ = writeln!(o, "virtualhost = {}", q(h));
+    }
+    if let Some(l) = &c.login {
+        let _ = writeln!(o, "login = {}", q(l));
+    }
+    if let Some(t) = c.dns_type {
+        let _ = writeln!(o, "dns_type = {}", q(super::raw::dns_type_name(t)));
+    }
+    if let Some(d) = &c.digest {
+        let _ = writeln!(o, "digest = {}", q(d));
+    }
+    if let Some(p) = &c.passwd {
+        let _ = writeln!(o, "passwd = {}", q(p));
+    }
+    if let Some(d) = &c.database {
+        let _ = writeln!(o, "database = {}", q(d));
+    }
+    if let Some(s) = &c.secret {
+        let _ = writeln!(o, "secret = {}", q(s));
+    }
+    if let Some(cmd) = &c.command {
+        let _ = writeln!(o, "checkcommand = {}", q(cmd));
+    }
+    if c.dynamic_weight {
+        let _ = writeln!(o, "dynamic_weight = true");
+    }
+    let _ = writeln!(o, "checkinterval = {}", c.interval.as_secs());
+    let _ = writeln!(o, "checktimeout = {}", c.timeout.as_secs());
+    let _ = writeln!(o, "negotiatetimeout = {}", c.negotiate_timeout.as_secs());
+    let _ = writeln!(o, "failurecount = {}", c.failure_count);
+    if let Some(r) = c.retry_interval {
+        let _ = writeln!(o, "retry_interval = {}", r.as_secs());
+    }
+    if c.check_type == CheckType::File {
+        let _ = writeln!(o, "track_weight = {}", c.track_weight);
+        let _ = writeln!(o, "track_reverse = {}", c.track_reverse);
+    }
+    let _ = writeln!(o, "successcount = {}", c.success_count);
+    let _ = writeln!(o, "verify_tls = {}", c.verify_tls);
+}
+
+/// One check of a service for `lvs check`, its first line starting with `label` ("check", or
+/// "and check" for a further one every real must pass too).
+fn describe_check(o: &mut String, label: &str, c: &CheckSpec) {
+    let _ = write!(o, "  {label} {}", check_type_name(c.check_type));
+    if matches!(
+        c.check_type,
+        CheckType::Negotiate | CheckType::ConnectThenNegotiate(_)
+    ) {
+        let _ = write!(o, " {}", service_name(c.service));
+    }
+    match c.port {
+        Some(p) => {
+            let _ = write!(o, " on port {p}");
+        }
+        None => {
+            let _ = write!(o, " on the real's port");
+        }
+    }
+    let _ = writeln!(
+        o,
+        ", every {}, timeout {} (negotiate {}), down after {} failure(s), up after {} success(es)",
+        secs(c.interval),
+        secs(c.timeout),
+        secs(c.negotiate_timeout),
+        c.failure_count,
+        c.success_count
+    );
+    if matches!(c.service, CheckService::Http | CheckService::Https) {
+        let _ = write!(
+            o,
+            "    {} {}",
+            method_name(c.http_method),
+            c.request.as_deref().unwrap_or("/")
+        );
+        if let Some(h) = &c.virtual_host {
+            let _ = write!(o, " Host: {h}");
+        }
+        let _ = writeln!(o);
+    } else if let Some(r) = &c.request {
+        let _ = writeln!(o, "    request {r:?}");
+    }
+    if let Some(r) = &c.receive {
+        let _ = writeln!(o, "    expect {r:?}");
+    }
+    if let Some(cmd) = &c.command {
+        let _ = writeln!(o, "    command {cmd}");
+    }
+    if let Some(d) = &c.digest {
+        let _ = writeln!(o, "    body MD5 {d}");
+    }
+    if let Some(t) = c.dns_type {
+        let _ = writeln!(
+            o,
+            "    asks {} over UDP, passes on NOERROR",
+            super::raw::dns_type_name(t)
+        );
+    }
+    if let Some(l) = &c.login {
+        // Never the password.
+        let _ = writeln!(o, "    login {l:?}");
+    }
+    if let Some(d) = &c.database {
+        let _ = writeln!(o, "    database {d:?}");
+    }
 }

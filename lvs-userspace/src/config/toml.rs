@@ -277,6 +277,69 @@ struct TomlVirtual {
     hysteresis: S<u64>,
     #[serde(default)]
     real: Vec<TomlReal>,
+    /// `[[virtual.also_check]]`: further checks every real must pass too.
+    #[serde(default)]
+    also_check: Vec<TomlCheck>,
+}
+
+/// The check keys of a virtual service, as a `[[virtual.also_check]]` table holds them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlCheck {
+    checktype: S<StrOrInt>,
+    service: S<String>,
+    checkport: S<u64>,
+    request: S<String>,
+    receive: S<String>,
+    httpmethod: S<String>,
+    virtualhost: S<String>,
+    checkcommand: S<String>,
+    dynamic_weight: S<bool>,
+    login: S<String>,
+    passwd: S<String>,
+    database: S<String>,
+    secret: S<String>,
+    dns_type: S<String>,
+    digest: S<String>,
+    checkinterval: S<u64>,
+    checktimeout: S<u64>,
+    negotiatetimeout: S<u64>,
+    failurecount: S<u64>,
+    successcount: S<u64>,
+    retry_interval: S<u64>,
+    track_weight: S<i64>,
+    track_reverse: S<bool>,
+    verify_tls: S<bool>,
+}
+
+impl TomlCheck {
+    /// Writes these keys into `rv`.
+    fn into_raw(self, l: &Lines<'_>, rv: &mut RawVirtual) {
+        rv.checktype = l.opt_string(self.checktype);
+        rv.service = l.opt(self.service);
+        rv.checkport = l.opt(self.checkport);
+        rv.request = l.opt(self.request);
+        rv.receive = l.opt(self.receive);
+        rv.httpmethod = l.opt(self.httpmethod);
+        rv.virtualhost = l.opt(self.virtualhost);
+        rv.checkcommand = l.opt(self.checkcommand);
+        rv.dynamic_weight = l.opt(self.dynamic_weight);
+        rv.login = l.opt(self.login);
+        rv.passwd = l.opt(self.passwd);
+        rv.database = l.opt(self.database);
+        rv.secret = l.opt(self.secret);
+        rv.dns_type = l.opt(self.dns_type);
+        rv.digest = l.opt(self.digest);
+        rv.checkinterval = l.opt(self.checkinterval);
+        rv.checktimeout = l.opt(self.checktimeout);
+        rv.negotiatetimeout = l.opt(self.negotiatetimeout);
+        rv.failurecount = l.opt(self.failurecount);
+        rv.successcount = l.opt(self.successcount);
+        rv.retry_interval = l.opt(self.retry_interval);
+        rv.track_weight = l.opt(self.track_weight);
+        rv.track_reverse = l.opt(self.track_reverse);
+        rv.verify_tls = l.opt(self.verify_tls);
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -383,32 +446,35 @@ impl TomlFile {
                 rv.fallback = l.opt(v.fallback);
                 rv.fallbackcommand = l.opt(v.fallbackcommand);
                 rv.quiescent = l.opt(v.quiescent);
-                rv.checktype = l.opt_string(v.checktype);
-                rv.service = l.opt(v.service);
-                rv.checkport = l.opt(v.checkport);
-                rv.request = l.opt(v.request);
-                rv.receive = l.opt(v.receive);
-                rv.httpmethod = l.opt(v.httpmethod);
-                rv.virtualhost = l.opt(v.virtualhost);
-                rv.checkcommand = l.opt(v.checkcommand);
-                rv.dynamic_weight = l.opt(v.dynamic_weight);
-                rv.login = l.opt(v.login);
-                rv.passwd = l.opt(v.passwd);
-                rv.database = l.opt(v.database);
-                rv.secret = l.opt(v.secret);
-                rv.dns_type = l.opt(v.dns_type);
-                rv.digest = l.opt(v.digest);
-                rv.checkinterval = l.opt(v.checkinterval);
-                rv.checktimeout = l.opt(v.checktimeout);
-                rv.negotiatetimeout = l.opt(v.negotiatetimeout);
-                rv.failurecount = l.opt(v.failurecount);
-                rv.successcount = l.opt(v.successcount);
-                rv.retry_interval = l.opt(v.retry_interval);
+                TomlCheck {
+                    checktype: v.checktype,
+                    service: v.service,
+                    checkport: v.checkport,
+                    request: v.request,
+                    receive: v.receive,
+                    httpmethod: v.httpmethod,
+                    virtualhost: v.virtualhost,
+                    checkcommand: v.checkcommand,
+                    dynamic_weight: v.dynamic_weight,
+                    login: v.login,
+                    passwd: v.passwd,
+                    database: v.database,
+                    secret: v.secret,
+                    dns_type: v.dns_type,
+                    digest: v.digest,
+                    checkinterval: v.checkinterval,
+                    checktimeout: v.checktimeout,
+                    negotiatetimeout: v.negotiatetimeout,
+                    failurecount: v.failurecount,
+                    successcount: v.successcount,
+                    retry_interval: v.retry_interval,
+                    track_weight: v.track_weight,
+                    track_reverse: v.track_reverse,
+                    verify_tls: v.verify_tls,
+                }
+                .into_raw(&l, &mut rv);
                 rv.quorum_up = l.opt(v.quorum_up);
-                rv.track_weight = l.opt(v.track_weight);
-                rv.track_reverse = l.opt(v.track_reverse);
                 rv.quorum_down = l.opt(v.quorum_down);
-                rv.verify_tls = l.opt(v.verify_tls);
                 rv.servicename = l.opt(v.servicename);
                 rv.quorum = l.opt(v.quorum);
                 rv.hysteresis = l.opt(v.hysteresis);
@@ -432,6 +498,15 @@ impl TomlFile {
                             u_threshold: l.opt(r.upper_threshold).map(|v| (v.line, v.value)),
                             l_threshold: l.opt(r.lower_threshold).map(|v| (v.line, v.value)),
                         }
+                    })
+                    .collect();
+                rv.also_checks = v
+                    .also_check
+                    .into_iter()
+                    .map(|c| {
+                        let mut a = RawVirtual::new(rv.address.clone(), None);
+                        c.into_raw(&l, &mut a);
+                        a
                     })
                     .collect();
                 rv
@@ -723,5 +798,37 @@ weight = 0
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("x.toml:3: fallback: "), "{e}");
+    }
+
+    #[test]
+    fn also_checks_every_real_must_pass_too() {
+        let text = "[[virtual]]\naddress = \"10.0.0.1:80\"\nchecktype = \"connect\"\n\
+                    [[virtual.also_check]]\nchecktype = \"negotiate\"\nservice = \"http\"\n\
+                    request = \"/health\"\nreceive = \"ok\"\nfailurecount = 2\n\
+                    [[virtual.real]]\naddress = \"10.0.0.2:80\"\n";
+        let c = parse_str(Path::new("x.toml"), text).unwrap();
+        let v = &c.virtuals[0];
+        assert_eq!(v.check.check_type, CheckType::Connect);
+        assert_eq!(v.also_checks.len(), 1);
+        let a = &v.also_checks[0];
+        assert_eq!(
+            (a.service, a.request.as_deref(), a.receive.as_deref()),
+            (CheckService::Http, Some("/health"), Some("ok"))
+        );
+        assert_eq!(a.failure_count, 2);
+        // Refused as the service's own check keys are, at their line.
+        let bad = text.replace("service = \"http\"", "service = \"gopher\"");
+        let e = parse_str(Path::new("x.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("x.toml:6: service: unknown service `gopher`"),
+            "{e}"
+        );
+        let bad = text.replace("failurecount = 2", "weight = 2");
+        let e = parse_str(Path::new("x.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `weight`"), "{e}");
     }
 }

@@ -188,9 +188,31 @@ fn service_port(service: CheckService) -> u16 {
 }
 
 impl CheckKey {
-    /// The key checking `real` of `vs`, with the per-real request/receive overrides applied.
+    /// The key of the service's own check of `real` of `vs`, with the per-real
+    /// request/receive/digest overrides applied: the real's identity in the agent's maps.
     pub fn from_config(vs: &VirtualService, real: &RealServer) -> CheckKey {
-        let c: &CheckSpec = &vs.check;
+        CheckKey::of_spec(vs, &vs.check, real, true)
+    }
+
+    /// Every check of `real` of `vs`: [`CheckKey::from_config`] first, then the service's
+    /// further checks (`also_checks`). The real is up only when all of them are
+    /// ([`real_state`]).
+    pub fn all_for(vs: &VirtualService, real: &RealServer) -> Vec<CheckKey> {
+        std::iter::once(CheckKey::from_config(vs, real))
+            .chain(
+                vs.also_checks
+                    .iter()
+                    .map(|c| CheckKey::of_spec(vs, c, real, false)),
+            )
+            .collect()
+    }
+
+    /// The key checking `real` of `vs` by `c`; `overrides`: the real's own request, receive
+    /// and digest replace the spec's.
+    fn of_spec(vs: &VirtualService, c: &CheckSpec, real: &RealServer, overrides: bool) -> CheckKey {
+        let own = |o: &Option<String>, spec: &Option<String>| {
+            o.clone().filter(|_| overrides).or_else(|| spec.clone())
+        };
         // A firewall-mark service has no port of its own (ldirectord checks its reals on
         // checkport or the service's well-known port).
         let real_port = if real.addr.port() == 0 && vs.fwmark.is_none() {
@@ -209,8 +231,8 @@ impl CheckKey {
             protocol: vs.protocol,
             check_type: c.check_type,
             service: c.service,
-            request: real.request.clone().or_else(|| c.request.clone()),
-            receive: real.receive.clone().or_else(|| c.receive.clone()),
+            request: own(&real.request, &c.request),
+            receive: own(&real.receive, &c.receive),
             http_method: c.http_method,
             virtual_host: c.virtual_host.clone(),
             verify_tls: c.verify_tls,
@@ -223,7 +245,7 @@ impl CheckKey {
             database: c.database.clone(),
             secret: c.secret.clone(),
             dns_type: c.dns_type,
-            digest: real.digest.clone().or_else(|| c.digest.clone()),
+            digest: own(&real.digest, &c.digest),
             virtual_addr: Some(vs.vip),
             interval: c.interval,
             timeout: c.timeout,
@@ -330,6 +352,24 @@ impl CheckKey {
         }
         self
     }
+}
+
+/// The state of a real whose checks are `keys` ([`CheckKey::all_for`]), given each check's
+/// state: down when one is down, up when all are up, else unknown (keepalived counts a real's
+/// failed checkers and has it up only at none).
+pub fn real_state(
+    keys: &[CheckKey],
+    state: impl Fn(&CheckKey) -> Option<HardState>,
+) -> Option<HardState> {
+    let mut all_up = true;
+    for k in keys {
+        match state(k) {
+            Some(HardState::Down) => return Some(HardState::Down),
+            Some(HardState::Up) => {}
+            None => all_up = false,
+        }
+    }
+    all_up.then_some(HardState::Up)
 }
 
 /// A target to check: its key and the hard state it starts in.

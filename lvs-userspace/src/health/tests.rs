@@ -80,6 +80,7 @@ fn virtual_service(vip: &str, check: CheckSpec, reals: Vec<RealServer>) -> Virtu
         hysteresis: 0,
         quorum_up: None,
         quorum_down: None,
+        also_checks: Vec::new(),
     }
 }
 
@@ -780,4 +781,28 @@ fn scale_10k_connect_targets() {
         }
         assert_eq!(up, 10_000);
     });
+}
+
+#[test]
+fn a_real_is_up_only_when_all_its_checks_are() {
+    let v = virtual_service(
+        "192.0.2.1:80",
+        spec(CheckType::Connect),
+        vec![
+            real("192.0.2.2:80".parse().unwrap()),
+            real("192.0.2.3:80".parse().unwrap()),
+        ],
+    );
+    let keys = vec![
+        CheckKey::from_config(&v, &v.reals[0]),
+        CheckKey::from_config(&v, &v.reals[1]),
+    ];
+    let of = |a: Option<HardState>, b: Option<HardState>| {
+        real_state(&keys, |k| if *k == keys[0] { a } else { b })
+    };
+    use HardState::{Down, Up};
+    assert_eq!(of(Some(Up), Some(Up)), Some(Up));
+    assert_eq!(of(Some(Up), None), None);
+    assert_eq!(of(None, Some(Down)), Some(Down));
+    assert_eq!(of(Some(Down), Some(Up)), Some(Down));
 }

@@ -646,6 +646,28 @@ pub(super) fn resolve_virtual(
         }
     }
 
+    // Each further check is resolved as a virtual of its own on the same address and
+    // protocol (the same defaults, the same refusals), of which only the check is kept.
+    let mut also_checks = Vec::new();
+    for a in &v.also_checks {
+        let mut a = a.clone();
+        a.address = v.address.clone();
+        a.family = v.family;
+        a.protocol = v.protocol.clone();
+        a.reals.clear();
+        a.also_checks.clear();
+        if let Some(resolved) = errs.ok(resolve_virtual(
+            file,
+            &a,
+            g,
+            globals,
+            warnings,
+            &mut Vec::new(),
+        )) {
+            also_checks.push(resolved.check);
+        }
+    }
+
     errs.finish()?;
     Ok(VirtualService {
         location: loc(file, vline),
@@ -694,6 +716,7 @@ pub(super) fn resolve_virtual(
             track_weight,
             track_reverse,
         },
+        also_checks,
         quorum,
         hysteresis,
         quorum_up: v.quorum_up.as_ref().map(|s| s.value.clone()),
