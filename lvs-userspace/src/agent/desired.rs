@@ -56,14 +56,15 @@ pub fn quorum_held(v: &VirtualService, live: u64, had: bool) -> bool {
 
 /// How a server configured with `forwarding` is reached, if it can be now.
 fn target_of(addr: SocketAddr, forwarding: Forwarding, k: &impl Knowledge) -> Option<Target> {
+    // The director itself (a local fallback, a real that is the VIP) gets the packet
+    // untranslated whatever the method, as IPVS's local node.
+    if k.target(addr.ip()) == Some(Target::Local) {
+        return Some(Target::Local);
+    }
     match forwarding {
         Forwarding::Gate => k.target(addr.ip()),
         Forwarding::Tunnel => Some(Target::Tunnel { src: None }),
-        // The director itself (a local fallback) gets the packet untranslated, as from DR.
-        Forwarding::Masq => match k.target(addr.ip()) {
-            Some(Target::Local) => Some(Target::Local),
-            _ => Some(Target::Masq { port: addr.port() }),
-        },
+        Forwarding::Masq => Some(Target::Masq { port: addr.port() }),
     }
 }
 

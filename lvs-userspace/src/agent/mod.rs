@@ -276,24 +276,26 @@ impl Knowledge for View<'_> {
     }
 }
 
-/// Every server address whose MAC the data plane needs: reals and fallbacks reached by direct
-/// routing (a tunnelled one's next hop comes from the kernel's FIB per packet).
+/// Every server address the agent follows: those whose MAC the data plane needs (reals and
+/// fallbacks reached by direct routing; a tunnelled or NATed one's next hop comes from the
+/// kernel's FIB per packet), and those that may be the director itself whatever their method
+/// (a VIP, a loopback address: IPVS's local node, which gets the packet untranslated).
 fn server_addrs(config: &Config) -> HashSet<IpAddr> {
+    let vips: HashSet<IpAddr> = config.virtuals.iter().map(|v| v.vip.ip()).collect();
+    let followed = |addr: SocketAddr, forwarding: config::Forwarding| {
+        let ip = addr.ip();
+        (desired::needs_mac(forwarding) || vips.contains(&ip) || ip.is_loopback()).then_some(ip)
+    };
     config
         .virtuals
         .iter()
         .flat_map(|v| {
             v.reals
                 .iter()
-                .filter(|r| desired::needs_mac(r.forwarding))
-                .map(|r| r.addr.ip())
-                .chain(
-                    v.fallback
-                        .iter()
-                        .filter(|f| desired::needs_mac(f.forwarding))
-                        .map(|f| f.addr.ip()),
-                )
+                .map(|r| (r.addr, r.forwarding))
+                .chain(v.fallback.iter().map(|f| (f.addr, f.forwarding)))
         })
+        .filter_map(|(addr, forwarding)| followed(addr, forwarding))
         .collect()
 }
 

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Agent, View, desired};
 use crate::{
     config::{Protocol, Scheduler},
+    dataplane::plan::Target,
     health::{CheckKey, HardState, real_state},
 };
 
@@ -104,7 +105,7 @@ pub struct RealSnapshot {
     /// Address and port (the service's port when configured as 0).
     pub address: SocketAddr,
     /// Forwarding method as ipvsadm names it ("Route": direct routing, "Tunnel": IP-in-IP,
-    /// "Masq": NAT).
+    /// "Masq": NAT, "Local": the director itself, IPVS's local node).
     pub forward: String,
     /// The configured weight.
     pub weight: u32,
@@ -250,6 +251,7 @@ impl Agent {
             let mut reals = Vec::new();
             for r in &v.reals {
                 let ip = r.addr.ip();
+                let planned = plan.dests.iter().find(|d| d.addr == ip);
                 let id = tables.dest_id(&key, ip);
                 // A real with several checks shows the first that is down or failing (else
                 // the service's own), and the state of all together.
@@ -262,9 +264,14 @@ impl Agent {
                     .or_else(|| health.get(&keys[0]));
                 reals.push(RealSnapshot {
                     address: with_port(r.addr),
-                    forward: r.forwarding.ipvsadm_name().into(),
+                    // ipvsadm's `Local` for a real that is the director itself.
+                    forward: if planned.is_some_and(|d| d.target == Target::Local) {
+                        "Local".into()
+                    } else {
+                        r.forwarding.ipvsadm_name().into()
+                    },
                     weight: r.weight,
-                    effective_weight: plan.dests.iter().find(|d| d.addr == ip).map(|d| d.weight),
+                    effective_weight: planned.map(|d| d.weight),
                     counters: dest_counters(id),
                     active_connections: conns(id).0,
                     inactive_connections: conns(id).1,

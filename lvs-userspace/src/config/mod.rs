@@ -326,17 +326,6 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
                     format!("{} is {what}: it cannot be a real server", r.addr.ip()),
                 ));
             }
-            if r.addr.ip() == v.vip.ip() {
-                return Err(err(
-                    &r.location,
-                    "real",
-                    format!(
-                        "real server {} is the virtual address itself: a real is another host \
-                         (it holds the VIP on its loopback, but is reached at its own address)",
-                        r.addr
-                    ),
-                ));
-            }
         }
         if let Some(first) = config.virtuals[..i].iter().find(|o| {
             o.fwmark.is_none() && v.fwmark.is_none() && o.vip == v.vip && o.protocol == v.protocol
@@ -815,10 +804,6 @@ mod nonsense_tests {
             (
                 "virtual=224.0.0.1:80\n",
                 "n.cf:1: virtual: 224.0.0.1 is a multicast address",
-            ),
-            (
-                "virtual=10.0.0.1:80\n\treal=10.0.0.2:80\n\treal=10.0.0.1:80\n",
-                "n.cf:3: real: real server 10.0.0.1:80 is the virtual address itself",
             ),
             (
                 "virtual=10.0.0.1:80\n\treal=0.0.0.0:80\n",

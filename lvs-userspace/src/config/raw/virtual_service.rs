@@ -621,6 +621,20 @@ pub(super) fn resolve_virtual(
     let mut reals = Vec::new();
     for r in &v.reals {
         if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http, names)) {
+            if let Some(own) = vip.filter(|a| rs.iter().any(|rr| rr.addr.ip() == a.ip())) {
+                warn(
+                    warnings,
+                    file,
+                    r.line,
+                    "real",
+                    &format!(
+                        "{} is the virtual address itself: the director serves this share of \
+                         the connections with its own stack (IPVS's local node), whatever the \
+                         forwarding method",
+                        own.ip()
+                    ),
+                );
+            }
             for rr in &rs {
                 if rr.forwarding != Forwarding::Masq
                     && rr.addr.port() != 0
