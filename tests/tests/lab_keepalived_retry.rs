@@ -208,7 +208,7 @@ fn a_failing_real_leaves_after_retry_plus_one_checks_spaced_by_delay_before_retr
         failed.len(),
         RETRY + 1,
         "real2 left the data plane {:?} after it started failing, with {} failed checks at \
-         {times:?}; keepalived takes it out at the {}th\nlvs log:\n{}",
+         {times:?}; keepalived takes it out at failed check number {}\nlvs log:\n{}",
         since(&out_at),
         failed.len(),
         RETRY + 1,
