@@ -1234,3 +1234,31 @@ fn a_server_of_the_other_family_is_refused_with_the_reason() {
         "2001:db8::2",
     ));
 }
+
+#[test]
+fn a_firewall_mark_service_takes_its_family_as_keepalived_does() {
+    let fw = |lines: &str, reals: &[&str]| {
+        let mut c = format!("virtual_server fwmark 5 {{\n  lb_algo rr\n  lb_kind DR\n{lines}\n");
+        for r in reals {
+            c.push_str(&format!("  real_server {r} 80 {{\n  }}\n"));
+        }
+        c.push_str("}\n");
+        c
+    };
+    // No ip_family: the first real's (keepalived sets it from the first real).
+    let c = ok(&fw("", &["2001:db8::2", "2001:db8::3"]));
+    assert!(c.virtuals[0].reals.iter().all(|r| r.addr.is_ipv6()));
+    let c = ok(&fw("", &["10.0.0.2"]));
+    assert!(c.virtuals[0].reals[0].addr.is_ipv4());
+    // A real of the other family than the first, or than ip_family: refused with the reason.
+    assert_eq!(
+        err(&fw("", &["2001:db8::2", "10.0.0.3"])),
+        "k.conf:7: real_server: 10.0.0.3 is IPv4 and the firewall-mark service 5 is IPv6: IPVS \
+         forwards to a server of the other address family only through a tunnel (TUN), and DR \
+         cannot translate or route between families (keepalived skips this server, with an \
+         error); give it a server of the virtual server's family"
+    );
+    assert!(err(&fw("  ip_family inet", &["2001:db8::2"])).starts_with(
+        "k.conf:5: real_server: 2001:db8::2 is IPv6 and the firewall-mark service 5 is IPv4"
+    ));
+}

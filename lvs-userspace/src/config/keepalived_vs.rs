@@ -67,16 +67,18 @@ fn method_word(m: &str) -> &'static str {
 }
 
 /// A real (or sorry) server `at` (`IP:PORT`, `[IP6]:PORT`) of the family of the virtual
-/// address `vip`: IPVS forwards to a server of the other family only through a tunnel, and
-/// lvs's tunnel keeps the packet's family. keepalived skips such a server with an error; lvs
-/// refuses it, naming `s`'s line.
-fn same_family(s: &Stmt, vip: &str, at: &str, m: Option<&str>) -> Result<(), ConfigError> {
-    let Ok(vip) = vip.parse::<std::net::IpAddr>() else {
-        // Not an address: the virtual address's own error comes first.
-        return Ok(());
-    };
+/// service (`v6`, named `what`): IPVS forwards to a server of the other family only through a
+/// tunnel, and lvs's tunnel keeps the packet's family. keepalived skips such a server with an
+/// error; lvs refuses it, naming `s`'s line.
+fn same_family(
+    s: &Stmt,
+    v6: bool,
+    what: &str,
+    at: &str,
+    m: Option<&str>,
+) -> Result<(), ConfigError> {
     let real_v6 = at.starts_with('[');
-    if vip.is_ipv6() == real_v6 {
+    if v6 == real_v6 {
         return Ok(());
     }
     let fam = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
@@ -100,10 +102,9 @@ fn same_family(s: &Stmt, vip: &str, at: &str, m: Option<&str>) -> Result<(), Con
         &s.loc,
         s.key(),
         format!(
-            "{ip} is {} and the virtual server {vip} is {}: {why}; give it a server of the \
-             virtual server's family",
+            "{ip} is {} and {what} is {}: {why}; give it a server of the virtual server's family",
             fam(real_v6),
-            fam(vip.is_ipv6())
+            fam(v6)
         ),
     ))
 }
@@ -381,6 +382,7 @@ impl Mapper {
             None => Val::new(endpoint(s, vip, vport)?, line),
         };
         v.family = family;
+        let mut sorry_at: Option<(&Stmt, String, &str)> = None;
         if let Some(f) = sorry {
             let (ip, p) = match f.args() {
                 [ip] => (ip, vport),
@@ -390,18 +392,17 @@ impl Mapper {
             let at = endpoint(f, ip, p)?;
             // The sorry server's method: its own, else the service's (as keepalived).
             let m = sorry_method.unwrap_or(kind_method);
-            if mark.is_none() {
-                same_family(f, vip, &at, Some(m))?;
-            }
+            sorry_at = Some((f, at.clone(), m));
             v.fallback = Some(Val::new(format!("{at} {m}"), f.loc.line));
         }
 
         let mut read: Vec<Real> = Vec::new();
+        // The servers as written, for their family: the reals, then the sorry server (the
+        // order keepalived reads them in).
+        let mut servers: Vec<(&Stmt, String, Option<String>)> = Vec::new();
         for r in reals {
             let real = self.real_server(r, vport, weight, inhibit, kind_method, &timers)?;
-            if mark.is_none() {
-                same_family(r, vip, &real.raw.address, real.raw.method.as_deref())?;
-            }
+            servers.push((r, real.raw.address.clone(), real.raw.method.clone()));
             // keepalived keeps one of a real listed twice; so does lvs: the first.
             if let Some(first) = read.iter().find(|o| o.raw.address == real.raw.address) {
                 let why = format!(
@@ -413,6 +414,33 @@ impl Mapper {
                 continue;
             }
             read.push(real);
+        }
+        if let Some((f, at, m)) = &sorry_at {
+            servers.push((f, at.clone(), Some(m.to_string())));
+        }
+        // The service's family: its address's; for a firewall mark, `ip_family` (or the
+        // group's), else the first server's that is not tunnelled, as keepalived sets it.
+        let v6 = match mark {
+            None => vip.parse::<std::net::IpAddr>().ok().map(|a| a.is_ipv6()),
+            Some(_) => family.map(|f| f == Family::V6).or_else(|| {
+                servers
+                    .iter()
+                    .find(|(_, _, m)| m.as_deref() != Some("ipip"))
+                    .or(servers.first())
+                    .map(|(_, at, _)| at.starts_with('['))
+            }),
+        };
+        if let Some(v6) = v6 {
+            let what = match mark {
+                None => format!("the virtual server {vip}"),
+                Some((n, _)) => format!("the firewall-mark service {n}"),
+            };
+            for (st, at, m) in &servers {
+                same_family(st, v6, &what, at, m.as_deref())?;
+            }
+            if mark.is_some() && v.family.is_none() {
+                v.family = Some(if v6 { Family::V6 } else { Family::V4 });
+            }
         }
         let Some(first) = read.first() else {
             self.warn(
