@@ -50,7 +50,7 @@ fn keepalived_conf(lab: &Lab) -> String {
     for r in lab.reals() {
         c.push_str(&format!(
             "    real_server {} 80 {{\n        TCP_CHECK {{\n            connect_timeout 1\n            \
-             nb_get_retry 0\n        }}\n    }}\n",
+             retry 0\n        }}\n    }}\n",
             r.addr_v6
         ));
     }

@@ -17,7 +17,7 @@ fn a_real_that_is_the_vip_is_served_by_the_director_itself() {
     let real1 = lab.reals()[0].addr_v4;
     let conf = format!(
         "virtual_server {v} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  \
-         real_server {v} 80 {{\n    lb_kind TUN\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n  \
+         real_server {v} 80 {{\n    lvs_method TUN\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n  \
          real_server {real1} 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n",
         v = lab.vip_v4()
     );

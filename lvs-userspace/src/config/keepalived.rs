@@ -477,6 +477,9 @@ mod vs;
 #[path = "keepalived_file.rs"]
 mod file;
 
+#[path = "keepalived_keywords.rs"]
+mod keywords;
+
 #[cfg(test)]
 #[path = "keepalived_tests.rs"]
 mod tests;

@@ -3,13 +3,16 @@
 //!
 //! ```text
 //! track_file NAME { file PATH; weight W [reverse]; init_file [VALUE] [overwrite] }
-//! real_server ... { FILE_CHECK { track_file NAME; weight W [reverse|noreverse] } }
+//! real_server ... { FILE_CHECK { track_file NAME; weight W [reverse|noreverse]; dynamic } }
 //! ```
+//!
+//! `dynamic` is in keepalived's man page but not in its parser: keepalived ignores it (and
+//! says "Unknown keyword"); lvs warns that it changes nothing.
 //!
 //! The checker's `weight` defaults to the track_file's (itself 1). What the value read means
 //! is in [`crate::health::file`].
 
-use super::{Mapper, bad};
+use super::{Mapper, bad, keywords::Block};
 use crate::config::{ConfigError, keepalived_lex::Stmt};
 
 /// One `track_file`.
@@ -90,7 +93,7 @@ impl Mapper {
                         ));
                     }
                 },
-                k => return Err(bad(&i.loc, k, "unknown keyword in track_file")),
+                k => self.unknown(&i.loc, k, Block::TrackFile)?,
             }
         }
         let path = file.ok_or_else(|| bad(&s.loc, "track_file", "no file given"))?;
@@ -106,8 +109,8 @@ impl Mapper {
     }
 
     /// A `FILE_CHECK { track_file NAME; weight W [reverse] }`: the file and how to read it.
-    pub(super) fn file_check(&self, s: &Stmt) -> Result<TrackFile, ConfigError> {
-        let mut tracked: Option<&TrackFile> = None;
+    pub(super) fn file_check(&mut self, s: &Stmt) -> Result<TrackFile, ConfigError> {
+        let mut tracked: Option<TrackFile> = None;
         let mut w = None;
         for i in s.block.as_deref().unwrap_or_default() {
             match i.key() {
@@ -115,7 +118,7 @@ impl Mapper {
                     let [name] = i.args() else {
                         return Err(bad(&i.loc, "track_file", "needs a name"));
                     };
-                    tracked = Some(self.track_files.get(name).ok_or_else(|| {
+                    tracked = Some(self.track_files.get(name).cloned().ok_or_else(|| {
                         bad(
                             &i.loc,
                             "track_file",
@@ -124,7 +127,18 @@ impl Mapper {
                     })?);
                 }
                 "weight" => w = Some(weight(i, i64::from(i32::MAX), true)?),
-                k => return Err(bad(&i.loc, k, "unknown keyword in FILE_CHECK")),
+                // keepalived 2.2's man page lists it, but check_file.c does not install it:
+                // keepalived logs "Unknown keyword" and goes on. Its meaning is what a weight
+                // already does.
+                "dynamic" => self.warn(
+                    &i.loc,
+                    "dynamic",
+                    "no effect, as in keepalived 2.2 (which does not read it: \"Unknown \
+                     keyword\"): with a non-zero weight the file's value times the weight is \
+                     always added to the real's weight; with weight 0 the value only takes the \
+                     real down or up",
+                ),
+                k => self.unknown(&i.loc, k, Block::Checker("FILE_CHECK"))?,
             }
         }
         let t = tracked.ok_or_else(|| bad(&s.loc, "FILE_CHECK", "has no track_file"))?;

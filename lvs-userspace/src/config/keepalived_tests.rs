@@ -156,14 +156,36 @@ fn tun_is_the_tunnel_for_every_real_unless_a_real_says_otherwise() {
     let v = &c.virtuals[0];
     assert!(v.reals.iter().all(|r| r.forwarding == Forwarding::Tunnel));
     assert_eq!(v.fallback.as_ref().unwrap().forwarding, Forwarding::Tunnel);
-    // A real's own lb_kind wins; the sorry server's method is its own when given.
-    let c = ok(&vs(
-        "  lb_algo rr\n  lb_kind DR\n  sorry_server 10.0.9.9 80\n  sorry_server_lvs_method TUN",
-        "    lb_kind TUN",
-    ));
+    // A real's own lvs_method wins; the sorry server's method is its own when given.
+    let dr_tun =
+        "  lb_algo rr\n  lb_kind DR\n  sorry_server 10.0.9.9 80\n  sorry_server_lvs_method TUN";
+    let c = ok(&vs(dr_tun, "    lvs_method TUN"));
     let v = &c.virtuals[0];
     assert!(v.reals.iter().all(|r| r.forwarding == Forwarding::Tunnel));
     assert_eq!(v.fallback.as_ref().unwrap().forwarding, Forwarding::Tunnel);
+    // keepalived does not read lb_kind in a real_server (an unknown keyword there): the
+    // service's method applies. Another method than the service's is refused, the same one
+    // warned.
+    assert_eq!(
+        err(&vs(dr_tun, "    lb_kind TUN")),
+        "k.conf:7: lb_kind: keepalived does not read lb_kind in a real_server (\"Unknown \
+         keyword\"): it forwards to this real by the service's method (DR); write `lvs_method \
+         TUN` for the real's own"
+    );
+    let c = ok(&vs(dr_tun, "    lb_kind DR"));
+    assert!(
+        c.virtuals[0]
+            .reals
+            .iter()
+            .all(|r| r.forwarding == Forwarding::Gate)
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.starts_with("k.conf:7: lb_kind: ignored, as keepalived does")),
+        "{:?}",
+        c.warnings
+    );
     let c = ok(&vs(BASE, ""));
     assert!(
         c.virtuals[0]
@@ -348,9 +370,36 @@ fn alpha_omega_ha_suspend_and_ignored_keywords() {
     );
     let c = ok(&vs(BASE, "    TCP_CHECK {\n      retry 0\n    }"));
     assert_eq!(c.virtuals[0].check.retry_interval, None);
+    // A keyword keepalived does not know either: warned with its line and skipped (with its
+    // block), as keepalived does; the weight stays keepalived's default.
+    let c = ok(&vs(
+        &format!("{BASE}\n  weigth 2\n  colour {{\n    blue\n  }}"),
+        "    wieght 3\n    TCP_CHECK {\n      conect_timeout 2\n    }",
+    ));
+    assert!(c.virtuals[0].reals.iter().all(|r| r.weight == 1));
+    assert_eq!(c.virtuals[0].check.timeout, Duration::from_secs(5));
+    let unknown = |line: usize, key: &str, block: &str| {
+        format!(
+            "k.conf:{line}: {key}: unknown keyword in {block}: ignored (with its block, if any), \
+             as keepalived does (it logs \"Unknown keyword\")"
+        )
+    };
+    for w in [
+        unknown(5, "weigth", "virtual_server"),
+        unknown(6, "colour", "virtual_server"),
+        unknown(10, "wieght", "real_server"),
+        unknown(12, "conect_timeout", "TCP_CHECK"),
+    ] {
+        assert!(c.warnings.contains(&w), "{w}\n{:?}", c.warnings);
+    }
+    // A connection keyword where keepalived has none (MISC_CHECK) is unknown there too.
+    let c = ok(&vs(
+        BASE,
+        "    MISC_CHECK {\n      misc_path /bin/true\n      connect_port 81\n    }",
+    ));
     assert!(
-        err(&vs(&format!("{BASE}\n  weigth 2"), ""))
-            .starts_with("k.conf:5: weigth: unknown keyword in virtual_server")
+        c.warnings
+            .contains(&unknown(8, "connect_port", "MISC_CHECK"))
     );
     let t = ok(&vs(BASE, "    uthreshold 10\n    lthreshold 4")).virtuals[0].reals[0].thresholds;
     assert_eq!((t.upper, t.lower), (10, 4));
@@ -381,13 +430,25 @@ fn timers_inherit_and_round_up() {
         err(&vs(&format!("{BASE}\n  delay_loop 0"), "")),
         "k.conf:5: delay_loop: must be above 0 seconds"
     );
-    // nb_get_retry is retry's old name; the checker's delay_loop wins.
+    // nb_get_retry is retry's old name in HTTP_GET and SSL_GET; the checker's delay_loop wins.
+    let c = ok(&vs(
+        BASE,
+        "    HTTP_GET {\n      nb_get_retry 0\n      delay_loop 2\n    }",
+    ));
+    let k = &c.virtuals[0].check;
+    assert_eq!((k.interval, k.failure_count), (Duration::from_secs(2), 1));
+    // keepalived 2 does not read it in another checker: retry's default (1) stays.
     let c = ok(&vs(
         BASE,
         "    TCP_CHECK {\n      nb_get_retry 0\n      delay_loop 2\n    }",
     ));
     let k = &c.virtuals[0].check;
-    assert_eq!((k.interval, k.failure_count), (Duration::from_secs(2), 1));
+    assert_eq!((k.interval, k.failure_count), (Duration::from_secs(2), 2));
+    assert!(
+        c.warnings[0].starts_with("k.conf:7: nb_get_retry: ignored, as keepalived 2 does"),
+        "{:?}",
+        c.warnings
+    );
 }
 
 #[test]
@@ -929,10 +990,16 @@ fn corpus() {
         ("016.conf", Ok(2)),
         ("017.conf", Ok(1)),
         ("018.conf", Ok(1)),
-        // An IPv6 VIP with an IPv4 real: IPVS mixes families for tunnels only.
+        // An IPv6 VIP with an IPv4 real: IPVS mixes families for tunnels only (keepalived
+        // skips the real, then the service without reals).
         (
             "019.conf",
-            Err((24, "real: `10.175.147.247` is an IPv4 address")),
+            Err((
+                24,
+                "real_server: 10.175.147.247 is IPv4 and the virtual server \
+                 fdd6:5a50:af9e:1::5 is IPv6: IPVS forwards to a server of the other address \
+                 family only through a tunnel (TUN), and NAT cannot",
+            )),
         ),
         ("020.conf", Ok(1)),
         ("021.conf", Ok(1)),
@@ -944,12 +1011,9 @@ fn corpus() {
         ),
         ("025.conf", Ok(1)),
         ("026.conf", Ok(1)),
-        // keepalived logs an unknown keyword and goes on (the weight stays 1); lvs refuses
-        // what it cannot read.
-        (
-            "027.conf",
-            Err((24, "weigth: unknown keyword in real_server")),
-        ),
+        // keepalived logs an unknown keyword (`weigth 1`) and goes on (the weight stays 1);
+        // so does lvs, with a warning.
+        ("027.conf", Ok(2)),
         ("028.conf", Ok(1)),
         // Two files in one (the master's and the backup's): the second virtual_server repeats
         // the first (its digests are read).
@@ -1090,4 +1154,117 @@ fn file_check_reads_its_track_file() {
         ))
         .contains("init_file: a value or overwrite is not supported")
     );
+}
+
+#[test]
+fn file_check_dynamic_changes_nothing_as_in_keepalived() {
+    // keepalived 2.2 lists `dynamic` in its man page but does not read it ("Unknown
+    // keyword"): the value times the weight is added to the real's weight with or without it.
+    let conf = |dynamic: &str| {
+        format!(
+            "track_file t {{\n  file /run/w\n  weight 2\n}}\n{}",
+            vs(
+                BASE,
+                &format!("    weight 5\n    FILE_CHECK {{\n      track_file t\n{dynamic}    }}")
+            )
+        )
+    };
+    let with = ok(&conf("      dynamic\n"));
+    let without = ok(&conf(""));
+    assert_eq!(
+        normalized(with.clone()).virtuals,
+        normalized(without.clone()).virtuals
+    );
+    let k = &with.virtuals[0].check;
+    assert_eq!((k.track_weight, k.track_reverse), (2, false));
+    assert!(with.virtuals[0].reals.iter().all(|r| r.weight == 5));
+    assert!(
+        with.warnings
+            .iter()
+            .any(|w| w.starts_with("k.conf:13: dynamic: no effect, as in keepalived 2.2")),
+        "{:?}",
+        with.warnings
+    );
+    assert!(without.warnings.iter().all(|w| !w.contains("dynamic")));
+    // A keyword keepalived's FILE_CHECK does not know is skipped too (keepalived 2.2's
+    // FILE_CHECK reads track_file and weight only).
+    let c = ok(&conf("      retry 3\n"));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.starts_with("k.conf:13: retry: unknown keyword in FILE_CHECK")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn a_server_of_the_other_family_is_refused_with_the_reason() {
+    let v6 = |vs_lines: &str, real: &str| {
+        format!(
+            "virtual_server 2001:db8::1 80 {{\n{vs_lines}\n  real_server {real} 80 {{\n  }}\n}}\n"
+        )
+    };
+    // NAT (keepalived's default) and DR: IPVS mixes families only through a tunnel.
+    assert_eq!(
+        err(&v6(
+            "  lb_algo rr\n  lb_kind NAT\n  protocol TCP",
+            "10.0.0.2"
+        )),
+        "k.conf:5: real_server: 10.0.0.2 is IPv4 and the virtual server 2001:db8::1 is IPv6: \
+         IPVS forwards to a server of the other address family only through a tunnel (TUN), and \
+         NAT cannot translate or route between families (keepalived skips this server, with an \
+         error); give it a server of the virtual server's family"
+    );
+    assert!(
+        err(&vs(BASE, "").replace("10.0.0.3 80", "2001:db8::3 80"))
+            .starts_with("k.conf:8: real_server: 2001:db8::3 is IPv6 and the virtual server 10.0.0.1 is IPv4: IPVS forwards to a server of the other address family only through a tunnel (TUN), and DR cannot")
+    );
+    // TUN: IPVS can, lvs's tunnel cannot.
+    assert!(
+        err(&v6(
+            "  lb_algo rr\n  lb_kind TUN\n  protocol TCP",
+            "10.0.0.2"
+        ))
+        .contains("IPVS tunnels to a server of the other family, but lvs's tunnel does not")
+    );
+    // The sorry server too, at its line.
+    assert!(
+        err(&vs(&format!("{BASE}\n  sorry_server 2001:db8::9 80"), "")).starts_with(
+            "k.conf:5: sorry_server: 2001:db8::9 is IPv6 and the virtual server 10.0.0.1 is IPv4"
+        )
+    );
+    // One family: accepted.
+    ok(&v6(
+        "  lb_algo rr\n  lb_kind DR\n  protocol TCP",
+        "2001:db8::2",
+    ));
+}
+
+#[test]
+fn a_firewall_mark_service_takes_its_family_as_keepalived_does() {
+    let fw = |lines: &str, reals: &[&str]| {
+        let mut c = format!("virtual_server fwmark 5 {{\n  lb_algo rr\n  lb_kind DR\n{lines}\n");
+        for r in reals {
+            c.push_str(&format!("  real_server {r} 80 {{\n  }}\n"));
+        }
+        c.push_str("}\n");
+        c
+    };
+    // No ip_family: the first real's (keepalived sets it from the first real).
+    let c = ok(&fw("", &["2001:db8::2", "2001:db8::3"]));
+    assert!(c.virtuals[0].reals.iter().all(|r| r.addr.is_ipv6()));
+    let c = ok(&fw("", &["10.0.0.2"]));
+    assert!(c.virtuals[0].reals[0].addr.is_ipv4());
+    // A real of the other family than the first, or than ip_family: refused with the reason.
+    assert_eq!(
+        err(&fw("", &["2001:db8::2", "10.0.0.3"])),
+        "k.conf:7: real_server: 10.0.0.3 is IPv4 and the firewall-mark service 5 is IPv6: IPVS \
+         forwards to a server of the other address family only through a tunnel (TUN), and DR \
+         cannot translate or route between families (keepalived skips this server, with an \
+         error); give it a server of the virtual server's family"
+    );
+    assert!(err(&fw("  ip_family inet", &["2001:db8::2"])).starts_with(
+        "k.conf:5: real_server: 2001:db8::2 is IPv6 and the firewall-mark service 5 is IPv4"
+    ));
 }

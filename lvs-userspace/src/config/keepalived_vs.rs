@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use super::{
-    Mapper, Member, SCHEDULERS, bad, boolean, endpoint, fwmark, method, number, one_arg, port,
-    timer,
+    Mapper, Member, SCHEDULERS, bad, boolean, endpoint, fwmark, keywords::Block, method, number,
+    one_arg, port, timer,
 };
 use crate::config::{
     ConfigError, Location, Scheduler,
@@ -58,6 +58,58 @@ struct Real {
 }
 
 const CHECKERS_REFUSED: &[(&str, &str)] = &[("BFD_CHECK", "lvs has no BFD")];
+
+/// keepalived's word for an ldirectord method word.
+fn method_word(m: &str) -> &'static str {
+    match m {
+        "gate" => "DR",
+        "ipip" => "TUN",
+        _ => "NAT",
+    }
+}
+
+/// A real (or sorry) server `at` (`IP:PORT`, `[IP6]:PORT`) of the family of the virtual
+/// service (`v6`, named `what`): IPVS forwards to a server of the other family only through a
+/// tunnel, and lvs's tunnel keeps the packet's family. keepalived skips such a server with an
+/// error; lvs refuses it, naming `s`'s line.
+fn same_family(
+    s: &Stmt,
+    v6: bool,
+    what: &str,
+    at: &str,
+    m: Option<&str>,
+) -> Result<(), ConfigError> {
+    let real_v6 = at.starts_with('[');
+    if v6 == real_v6 {
+        return Ok(());
+    }
+    let fam = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
+    let ip = at
+        .rsplit_once(':')
+        .map_or(at, |(ip, _)| ip)
+        .trim_matches(|c| c == '[' || c == ']');
+    let m = m.map_or("NAT", method_word);
+    let why = if m == "TUN" {
+        "IPVS tunnels to a server of the other family, but lvs's tunnel does not (IPv4 in IPv4, \
+         IPv6 in IPv6)"
+            .to_string()
+    } else {
+        format!(
+            "IPVS forwards to a server of the other address family only through a tunnel (TUN), \
+             and {m} cannot translate or route between families (keepalived skips this server, \
+             with an error)"
+        )
+    };
+    Err(bad(
+        &s.loc,
+        s.key(),
+        format!(
+            "{ip} is {} and {what} is {}: {why}; give it a server of the virtual server's family",
+            fam(real_v6),
+            fam(v6)
+        ),
+    ))
+}
 
 impl Mapper {
     /// One `virtual_server` block: one raw service per address it stands for (a `group`
@@ -260,7 +312,7 @@ impl Mapper {
                     ));
                 }
                 "real_server" => reals.push(i),
-                _ => return Err(bad(&i.loc, k, "unknown keyword in virtual_server")),
+                _ => self.unknown(&i.loc, k, Block::VirtualServer)?,
             }
         }
 
@@ -332,6 +384,7 @@ impl Mapper {
             None => Val::new(endpoint(s, vip, vport)?, line),
         };
         v.family = family;
+        let mut sorry_at: Option<(&Stmt, String, &str)> = None;
         if let Some(f) = sorry {
             let (ip, p) = match f.args() {
                 [ip] => (ip, vport),
@@ -341,12 +394,17 @@ impl Mapper {
             let at = endpoint(f, ip, p)?;
             // The sorry server's method: its own, else the service's (as keepalived).
             let m = sorry_method.unwrap_or(kind_method);
+            sorry_at = Some((f, at.clone(), m));
             v.fallback = Some(Val::new(format!("{at} {m}"), f.loc.line));
         }
 
         let mut read: Vec<Real> = Vec::new();
+        // The servers as written, for their family: the reals, then the sorry server (the
+        // order keepalived reads them in).
+        let mut servers: Vec<(&Stmt, String, Option<String>)> = Vec::new();
         for r in reals {
             let real = self.real_server(r, vport, weight, inhibit, kind_method, &timers)?;
+            servers.push((r, real.raw.address.clone(), real.raw.method.clone()));
             // keepalived keeps one of a real listed twice; so does lvs: the first.
             if let Some(first) = read.iter().find(|o| o.raw.address == real.raw.address) {
                 let why = format!(
@@ -358,6 +416,33 @@ impl Mapper {
                 continue;
             }
             read.push(real);
+        }
+        if let Some((f, at, m)) = &sorry_at {
+            servers.push((f, at.clone(), Some(m.to_string())));
+        }
+        // The service's family: its address's; for a firewall mark, `ip_family` (or the
+        // group's), else the first server's that is not tunnelled, as keepalived sets it.
+        let v6 = match mark {
+            None => vip.parse::<std::net::IpAddr>().ok().map(|a| a.is_ipv6()),
+            Some(_) => family.map(|f| f == Family::V6).or_else(|| {
+                servers
+                    .iter()
+                    .find(|(_, _, m)| m.as_deref() != Some("ipip"))
+                    .or(servers.first())
+                    .map(|(_, at, _)| at.starts_with('['))
+            }),
+        };
+        if let Some(v6) = v6 {
+            let what = match mark {
+                None => format!("the virtual server {vip}"),
+                Some((n, _)) => format!("the firewall-mark service {n}"),
+            };
+            for (st, at, m) in &servers {
+                same_family(st, v6, &what, at, m.as_deref())?;
+            }
+            if mark.is_some() && v.family.is_none() {
+                v.family = Some(if v6 { Family::V6 } else { Family::V4 });
+            }
         }
         let Some(first) = read.first() else {
             self.warn(
@@ -461,7 +546,31 @@ impl Mapper {
             let k = i.key();
             match k {
                 "weight" => raw.weight = Some(number(i)?.value),
-                "lvs_method" | "lb_kind" => raw.method = Some(method(i)?.into()),
+                "lvs_method" => raw.method = Some(method(i)?.into()),
+                // keepalived 2 reads lb_kind in virtual_server only: here it is an unknown
+                // keyword, and the real is forwarded to by the service's method.
+                "lb_kind" => {
+                    let m = method(i)?;
+                    if m != vs_method {
+                        return Err(bad(
+                            &i.loc,
+                            k,
+                            format!(
+                                "keepalived does not read lb_kind in a real_server (\"Unknown \
+                                 keyword\"): it forwards to this real by the service's method \
+                                 ({}); write `lvs_method {}` for the real's own",
+                                method_word(vs_method),
+                                method_word(m)
+                            ),
+                        ));
+                    }
+                    self.warn(
+                        &i.loc,
+                        k,
+                        "ignored, as keepalived does (\"Unknown keyword\": a real_server's \
+                         own method is lvs_method); the same as the service's",
+                    );
+                }
                 "inhibit_on_failure" => inhibit = boolean(i)?,
                 "delay_loop" => timers.delay_loop = Some(timer(i, &mut self.warnings)?),
                 "connect_timeout" => timers.connect_timeout = Some(timer(i, &mut self.warnings)?),
@@ -508,7 +617,7 @@ impl Mapper {
                     Some((_, why)) => {
                         return Err(bad(&i.loc, k, format!("not supported: {why}")));
                     }
-                    None => return Err(bad(&i.loc, k, "unknown keyword in real_server")),
+                    None => self.unknown(&i.loc, k, Block::RealServer)?,
                 },
             }
         }
@@ -622,7 +731,19 @@ impl Mapper {
                         "not supported: lvs's checks leave from the host's own address",
                     ));
                 }
-                "retry" | "nb_get_retry" => t.retry = Some(number(i)?),
+                "retry" => t.retry = Some(number(i)?),
+                "nb_get_retry" if matches!(kind, "HTTP_GET" | "SSL_GET") => {
+                    t.retry = Some(number(i)?)
+                }
+                "nb_get_retry" => self.warn(
+                    &i.loc,
+                    k,
+                    &format!(
+                        "ignored, as keepalived 2 does (\"Unknown keyword\": it reads \
+                         nb_get_retry in HTTP_GET and SSL_GET only): {kind} keeps retry's \
+                         default (write `retry N`)"
+                    ),
+                ),
                 "delay_loop" => t.delay_loop = Some(timer(i, &mut self.warnings)?),
                 "delay_before_retry" => {
                     t.delay_before_retry = Some(timer(i, &mut self.warnings)?);
@@ -720,7 +841,7 @@ impl Mapper {
                     number(i)?;
                     self.warn(&i.loc, k, "ignored: not a keepalived 2.x keyword");
                 }
-                _ => return Err(bad(&i.loc, k, format!("unknown keyword in {kind}"))),
+                _ => self.unknown(&i.loc, k, Block::Checker(kind))?,
             }
         }
         let (mut request, mut receive, vhost) = (None, None, t.virtualhost.clone());
