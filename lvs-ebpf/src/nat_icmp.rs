@@ -5,6 +5,7 @@
 //! address and port become the VIP's and port (its IPv4 header checksum updated), the ICMP
 //! checksum updated incrementally, the TTL one less, the next hop from the FIB. So the client
 //! learns a path MTU (fragmentation needed) or an unreachable real through the director.
+//! Counted as a reply (OutPkts, OutBytes), as IPVS counts it.
 //!
 //! The flow is known by the reply table ([`crate::maps::NAT_REPLIES`]: the quoted packet's
 //! reply) and its destination slot still holding the real. IPv4 only: an ICMPv6 error, an
@@ -23,6 +24,7 @@ use crate::{
     headers::{self, finish, word, words32},
     maps::{FORWARD_PROGS, NAT_REPLIES, NEW_PACKET},
     parse::{Packet, read},
+    stats,
 };
 
 /// ICMP types that quote the packet they are about: destination unreachable (with
@@ -159,6 +161,7 @@ fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> 
     headers::write(ctx, l4, icmp)?;
     headers::write(ctx, l3, outer)?;
     fib::write_macs(ctx, &fib)?;
+    stats::replied(dest.service, v.dest, (ctx.data_end() - ctx.data()) as u64);
     Ok(fib::send(ingress, &fib))
 }
 
@@ -235,5 +238,6 @@ fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> 
     headers::write(ctx, L3 + 4, [ob[0], ob[1], ob[2], ob[3] - 1])?;
     headers::write(ctx, L3 + 8, vip)?;
     fib::write_macs(ctx, &fib)?;
+    stats::replied(dest.service, v.dest, (ctx.data_end() - ctx.data()) as u64);
     Ok(fib::send(ingress, &fib))
 }

@@ -4,7 +4,8 @@
 //! its state's idle timeout and still to that destination, is a reply: its source becomes the
 //! VIP and port again (TTL / hop limit one less, checksums updated incrementally:
 //! [`crate::nat::translate`]), its TCP flags move the flow's state (IPVS's OUTPUT table), and it
-//! leaves by the next hop the kernel's FIB gives for the client ([`crate::fib`]). Anything
+//! leaves by the next hop the kernel's FIB gives for the client ([`crate::fib`]), counted in
+//! the service's and the real's OutPkts and OutBytes ([`crate::stats::replied`]). Anything
 //! else (the director's own traffic, a reply whose flow is gone or expired) is XDP_PASS,
 //! untouched; it costs the balancer one hash lookup.
 //!
@@ -24,6 +25,7 @@ use crate::{
     maps::{FORWARD_PROGS, NAT_REPLIES, NEW_PACKET},
     nat,
     parse::{Packet, frag},
+    stats,
 };
 
 /// Bounds the header offsets handed over by the balancer: larger than any frame.
@@ -64,7 +66,7 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
         .copied()
         .ok_or(XDP_PASS)?;
     let fwd = forward_key(&pkt.key, &v);
-    let (_, dest) =
+    let (dest_id, dest) =
         conntrack::established(&fwd, pkt.tcp_flags, false, Some(v.dest)).ok_or(XDP_PASS)?;
     if dest.method != forward::MASQ || dest.addr != pkt.key.src {
         return Err(XDP_PASS);
@@ -87,5 +89,6 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let addr_off = if pkt.v4 { pkt.l3 + 12 } else { pkt.l3 + 8 };
     nat::translate(ctx, &pkt, addr_off, &v.vip, pkt.l4, v.vport_be)?;
     fib::write_macs(ctx, &fib)?;
+    stats::replied(dest.service, dest_id, pkt.len);
     Ok(fib::send(ingress, &fib))
 }

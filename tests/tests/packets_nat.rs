@@ -288,6 +288,49 @@ fn both_directions_translated_byte_exact() {
     });
 }
 
+/// The replies are counted as IPVS counts them, in the OutPkts and OutBytes of the service
+/// and of the real (whole frames), the client's packets in InPkts and InBytes; an ICMP error
+/// from the inside about the flow is a reply too; a packet passed untranslated (a reply of
+/// no flow) counts nowhere.
+#[test]
+fn replies_are_counted_out_for_the_service_and_the_real() {
+    in_lab_netns(|| {
+        let mut dp = loaded();
+        for vip in [IpAddr::from(VIP4), IpAddr::from(VIP6)] {
+            let real = real_of(vip);
+            let key = lvs::dataplane::plan::vip_key(SocketAddr::new(vip, 80), Protocol::Tcp);
+            let sid = dp.tables.service_id(&key).expect("service id");
+            let did = dp.tables.dest_id(&key, real).expect("dest id");
+            let sent = |dp: &mut Dataplane, b: Vec<u8>| {
+                assert_eq!(run(dp, &b).verdict, XDP_REDIRECT, "{vip}");
+                b.len() as u64
+            };
+            let in1 = sent(&mut dp, to_vip(vip, 80, false, SYN));
+            let out1 = sent(&mut dp, from_real(real, 8080, false, SYN | ACK));
+            let in2 = sent(&mut dp, to_vip(vip, 80, false, ACK));
+            let mut f = Frame::tcp(real, 8080, client_of(real), 40000, ACK);
+            f.src_mac = REAL_MAC;
+            f.payload = vec![7; 1000];
+            let mut data = f.build();
+            set_l4_checksum(&mut data, false);
+            let out2 = sent(&mut dp, data);
+            // A reply of no flow: passed, counted nowhere.
+            let stray = from_real(real, 8081, false, ACK);
+            assert_eq!(run(&mut dp, &stray).verdict, XDP_PASS);
+            let want = lvs_common::Counters {
+                packets: 2,
+                bytes: in1 + in2,
+                connections: 1,
+                out_packets: 2,
+                out_bytes: out1 + out2,
+            };
+            let stats = dp.tables.stats();
+            assert_eq!(stats.service(sid).unwrap(), want, "{vip}: the service");
+            assert_eq!(stats.dest(did).unwrap(), want, "{vip}: the real");
+        }
+    });
+}
+
 /// A UDP-over-IPv4 datagram without a checksum (0) keeps none, both ways; the real's port 0
 /// keeps the VIP's.
 #[test]
@@ -512,6 +555,11 @@ fn icmp_errors_from_the_inside_are_translated_for_the_client() {
         want[22] = 63;
         fix_ipv4_checksum(&mut want, 14);
         assert_eq!(out.frame, want);
+        // Counted as a reply of the flow's real (OutPkts, OutBytes), as IPVS counts it.
+        let key = lvs::dataplane::plan::vip_key(SocketAddr::new(VIP4.into(), 80), Protocol::Tcp);
+        let did = dp.tables.dest_id(&key, REAL4.into()).expect("dest id");
+        let c = dp.tables.stats().dest(did).unwrap();
+        assert_eq!((c.out_packets, c.out_bytes), (1, err.len() as u64));
 
         let untouched = |dp: &mut Dataplane, b: &[u8], what: &str| {
             let out = run(dp, b);
