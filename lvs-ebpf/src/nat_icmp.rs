@@ -8,9 +8,11 @@
 //! Counted as a reply (OutPkts, OutBytes), as IPVS counts it.
 //!
 //! The flow is known by the reply table ([`crate::maps::NAT_REPLIES`]: the quoted packet's
-//! reply) and its destination slot still holding the real. IPv4 only: an ICMPv6 error, an
-//! error quoting IPv4 options or another protocol than TCP/UDP, any other ICMP message and
-//! an error about no NATed flow are XDP_PASS, untouched.
+//! reply) and its destination slot still holding the real. An error quoting a packet from a
+//! VIP is one from the outside about a reply: [`crate::nat_icmp_in`] sends it to the real.
+//! An ICMPv6 error with extension headers or a VLAN tag, an error quoting IPv4 options or
+//! another protocol than TCP/UDP, any other ICMP message and an error about no NATed flow
+//! are XDP_PASS, untouched.
 
 use aya_ebpf::{
     bindings::{BPF_FIB_LKUP_RET_SUCCESS, xdp_action::XDP_PASS},
@@ -23,6 +25,7 @@ use crate::{
     fib,
     headers::{self, finish, word, words32},
     maps::{FORWARD_PROGS, NAT_REPLIES, NEW_PACKET},
+    nat_icmp_in,
     parse::{Packet, read},
     stats,
 };
@@ -75,6 +78,14 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let pkt = NEW_PACKET.get(0).ok_or(XDP_PASS)?.pkt;
     let l3 = pkt.l3 & HEADER_OFFSET_MASK;
     let l4 = pkt.l4 & HEADER_OFFSET_MASK;
+    if nat_icmp_in::quotes_a_vip(ctx, pkt.v4, l4) {
+        // About a packet the director sent from a VIP: from the outside, to the real.
+        return if pkt.v4 {
+            nat_icmp_in::v4(ctx, ingress, l3, l4)
+        } else {
+            nat_icmp_in::v6(ctx, ingress, l3, l4)
+        };
+    }
     if pkt.v4 {
         v4(ctx, ingress, l3, l4)
     } else {

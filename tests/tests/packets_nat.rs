@@ -623,3 +623,160 @@ fn icmpv6_errors_from_the_inside_are_translated_for_the_client() {
         );
     });
 }
+
+/// An ICMPv4 error from `src` to `dst` (TTL `ttl`) of type `t` and code `code` (next-hop
+/// MTU 1280) quoting `quote`, from the router's MAC to the director's, every checksum
+/// computed here from scratch.
+fn icmp4_frame(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, quote: &[u8], t: u8, code: u8) -> Vec<u8> {
+    let mut icmp = vec![t, code, 0, 0, 0, 0, 0x05, 0x00];
+    icmp.extend_from_slice(quote);
+    let c = lvs_tests::packet::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut b = Vec::new();
+    b.extend_from_slice(&DIRECTOR_MAC);
+    b.extend_from_slice(&ROUTER_MAC);
+    b.extend_from_slice(&[0x08, 0x00, 0x45, 0xc0]);
+    b.extend_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+    b.extend_from_slice(&[0, 0, 0, 0, ttl, 1, 0, 0]);
+    b.extend_from_slice(&src.octets());
+    b.extend_from_slice(&dst.octets());
+    fix_ipv4_checksum(&mut b, 14);
+    b.extend_from_slice(&icmp);
+    b
+}
+
+/// An ICMPv6 error from `src` to `dst` (hop limit `hop`) of type `t` (MTU 1280) quoting
+/// `quote`, its checksum (pseudo-header included) computed here from scratch.
+fn icmp6_frame(src: Ipv6Addr, dst: Ipv6Addr, hop: u8, quote: &[u8], t: u8) -> Vec<u8> {
+    let mut icmp = vec![t, 0, 0, 0, 0, 0, 0x05, 0x00];
+    icmp.extend_from_slice(quote);
+    let mut pseudo = src.octets().to_vec();
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    let c = fold(sum(&pseudo) + sum(&icmp));
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut b = Vec::new();
+    b.extend_from_slice(&DIRECTOR_MAC);
+    b.extend_from_slice(&ROUTER_MAC);
+    b.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    b.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    b.extend_from_slice(&[58, hop]);
+    b.extend_from_slice(&src.octets());
+    b.extend_from_slice(&dst.octets());
+    b.extend_from_slice(&icmp);
+    b
+}
+
+/// Opens a NATed TCP flow to `vip`:80 (the client's SYN, the real's SYN-ACK from port 8080)
+/// and returns the real's SYN-ACK as it sent it and as the director sent it on (from the VIP).
+fn opened(dp: &mut Dataplane, vip: IpAddr) -> (Vec<u8>, Vec<u8>) {
+    assert_eq!(run(dp, &to_vip(vip, 80, false, SYN)).verdict, XDP_REDIRECT);
+    let reply = from_real(real_of(vip), 8080, false, SYN | ACK);
+    let out = run(dp, &reply);
+    assert_eq!(out.verdict, XDP_REDIRECT, "{vip}: the reply");
+    (reply, out.frame)
+}
+
+/// An ICMP error from the outside (a router on the way to the client) about a reply the
+/// director sent (VIP:80 → client, quoted), sent to the VIP, goes on to the real as IPVS's
+/// `ip_vs_in_icmp` sends it: outer destination the real, the quote's source REAL:8080 (its
+/// header checksum right), the ICMP checksum right, TTL one less; counted in (InPkts), the
+/// flow's state unmoved. An error about no NATed flow, and an echo request to the VIP, pass
+/// untouched.
+#[test]
+fn icmp_errors_from_the_outside_are_translated_for_the_real() {
+    in_lab_netns(|| {
+        let mut dp = loaded();
+        let (reply, sent) = opened(&mut dp, VIP4.into());
+        let key = lvs::dataplane::plan::vip_key(SocketAddr::new(VIP4.into(), 80), Protocol::Tcp);
+        let did = dp.tables.dest_id(&key, REAL4.into()).expect("dest id");
+        let before = dp.tables.stats().dest(did).unwrap();
+        let conns = dp.tables.conns(did).expect("counts");
+        // What the router quotes: the reply as the director sent it (from the VIP).
+        let quote = sent[14..14 + 28].to_vec();
+        assert_eq!(&quote[12..16], &VIP4.octets());
+        let router = Ipv4Addr::new(10, 99, 0, 254);
+        let err = icmp4_frame(router, VIP4, 64, &quote, 3, 4);
+        let out = run(&mut dp, &err);
+        assert_eq!(out.verdict, XDP_REDIRECT, "to the real");
+
+        // As it must leave, from scratch: the quote is the real's own packet but for what the
+        // director changed on the way (TTL one less), the outer header to the real.
+        let mut q = reply[14..14 + 28].to_vec();
+        q[8] -= 1;
+        q[10..12].fill(0);
+        let c = lvs_tests::packet::checksum(&q[..20]);
+        q[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut want = icmp4_frame(router, REAL4, 63, &q, 3, 4);
+        want[0..6].copy_from_slice(&REAL_MAC);
+        want[6..12].copy_from_slice(&EGRESS_MAC);
+        assert_eq!(out.frame, want);
+        let after = dp.tables.stats().dest(did).unwrap();
+        assert_eq!(
+            (after.packets, after.bytes),
+            (before.packets + 1, before.bytes + err.len() as u64),
+            "counted in"
+        );
+        assert_eq!(after.out_packets, before.out_packets, "not out");
+        assert_eq!(
+            dp.tables.conns(did).expect("counts"),
+            conns,
+            "state unmoved"
+        );
+
+        let untouched = |dp: &mut Dataplane, b: &[u8], what: &str| {
+            let out = run(dp, b);
+            assert_eq!((out.verdict, out.frame.as_slice()), (XDP_PASS, b), "{what}");
+        };
+        let mut other = quote.clone();
+        other[22..24].copy_from_slice(&40001u16.to_be_bytes());
+        untouched(
+            &mut dp,
+            &icmp4_frame(router, VIP4, 64, &other, 3, 4),
+            "about no NATed flow",
+        );
+        untouched(
+            &mut dp,
+            &icmp4_frame(router, VIP4, 64, &quote, 8, 0),
+            "an echo request",
+        );
+        untouched(
+            &mut dp,
+            &icmp4_frame(router, VIP4, 1, &quote, 3, 4),
+            "a TTL that runs out: the kernel's",
+        );
+    });
+}
+
+/// The same for IPv6: a router's packet too big about the reply reaches the real, the quote's
+/// source REAL6:8080, the outer destination the real, the ICMPv6 checksum (pseudo-header
+/// included) recomputed here from scratch.
+#[test]
+fn icmpv6_errors_from_the_outside_are_translated_for_the_real() {
+    in_lab_netns(|| {
+        let mut dp = loaded();
+        let (reply, sent) = opened(&mut dp, VIP6.into());
+        let quote = sent[14..14 + 48].to_vec();
+        let router = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0xfe);
+        let out = run(&mut dp, &icmp6_frame(router, VIP6, 64, &quote, 2));
+        assert_eq!(out.verdict, XDP_REDIRECT, "to the real");
+        // The real's own header (hop limit one less, as the director sent it), then TCP.
+        let mut q = reply[14..14 + 48].to_vec();
+        q[7] -= 1;
+        let mut want = icmp6_frame(router, REAL6, 63, &q, 2);
+        want[0..6].copy_from_slice(&REAL_MAC);
+        want[6..12].copy_from_slice(&EGRESS_MAC);
+        assert_eq!(out.frame, want);
+
+        let mut other = quote.clone();
+        other[42..44].copy_from_slice(&40001u16.to_be_bytes());
+        let stray = icmp6_frame(router, VIP6, 64, &other, 2);
+        let out = run(&mut dp, &stray);
+        assert_eq!(
+            (out.verdict, &out.frame),
+            (XDP_PASS, &stray),
+            "about no NATed flow"
+        );
+    });
+}
