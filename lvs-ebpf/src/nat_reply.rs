@@ -7,7 +7,8 @@
 //! leaves by the next hop the kernel's FIB gives for the client ([`crate::fib`]), counted in
 //! the service's and the real's OutPkts and OutBytes ([`crate::stats::replied`]). Anything
 //! else (the director's own traffic, a reply whose flow is gone or expired) is XDP_PASS,
-//! untouched; it costs the balancer one hash lookup.
+//! untouched; it costs the balancer one hash lookup, and none while no NATed real is in the
+//! tables (the agent's flag, [`crate::maps::NAT_ON`]).
 //!
 //! A reply too big for the route to the client is XDP_PASS, untouched: the kernel, routing it,
 //! sends the real ICMP fragmentation needed / packet too big, and the real's stack lowers
@@ -22,7 +23,7 @@ use lvs_common::{dest::forward, limits::forward_progs, nat::forward_key};
 
 use crate::{
     conntrack, fib,
-    maps::{FORWARD_PROGS, NAT_REPLIES, NEW_PACKET},
+    maps::{FORWARD_PROGS, NAT_ON, NAT_REPLIES, NEW_PACKET},
     nat,
     parse::{Packet, frag},
     stats,
@@ -36,7 +37,8 @@ const HEADER_OFFSET_MASK: usize = 0x3fff;
 /// failed) the verdict is XDP_PASS.
 #[inline(always)]
 pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
-    if pkt.frag != frag::NONE {
+    // No NATed real: no reply to look for (the director's own traffic costs no hash lookup).
+    if pkt.frag != frag::NONE || NAT_ON.get(0).is_none_or(|&on| on == 0) {
         return XDP_PASS;
     }
     // SAFETY: only whether the entry exists is read.

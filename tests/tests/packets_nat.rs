@@ -780,3 +780,60 @@ fn icmpv6_errors_from_the_outside_are_translated_for_the_real() {
         );
     });
 }
+
+/// The NAT flag (`LVS_NAT_ON`) the balancer reads, found through the balancer program.
+fn nat_flag(dp: &mut Dataplane) -> aya::maps::Array<aya::maps::MapData, u32> {
+    let ids = dp
+        .balancer()
+        .expect("the balancer")
+        .info()
+        .expect("its info")
+        .map_ids()
+        .expect("its maps")
+        .expect("map ids");
+    for id in ids {
+        let data = aya::maps::MapData::from_id(id).expect("a map");
+        if data.info().expect("map info").name_as_str() == Some("LVS_NAT_ON") {
+            return aya::maps::Array::try_from(aya::maps::Map::Array(data)).expect("an array");
+        }
+    }
+    panic!("the balancer has no LVS_NAT_ON map");
+}
+
+fn nat_on(dp: &mut Dataplane) -> u32 {
+    nat_flag(dp).get(&0, 0).expect("read")
+}
+
+/// The agent's NAT flag follows the tables: 1 while a NATed real is in them, 0 once none is;
+/// the balancer looks a reply up only while it is 1 (with it cleared by hand, a NATed flow's
+/// reply passes untouched: the lookup the director's own traffic no longer pays).
+#[test]
+fn replies_are_looked_up_only_while_a_nated_real_is_in_the_tables() {
+    in_lab_netns(|| {
+        let mut dp = loaded();
+        assert_eq!(nat_on(&mut dp), 1, "NATed reals");
+        let (reply, _) = opened(&mut dp, VIP4.into());
+        assert_eq!(run(&mut dp, &reply).verdict, XDP_REDIRECT, "translated");
+
+        nat_flag(&mut dp).set(0, 0, 0).expect("clear");
+        let out = run(&mut dp, &reply);
+        assert_eq!(
+            (out.verdict, &out.frame),
+            (XDP_PASS, &reply),
+            "flag 0: not looked up"
+        );
+
+        dp.tables.apply(&[]).expect("no service");
+        assert_eq!(nat_on(&mut dp), 0, "no NATed real");
+        dp.tables
+            .apply(&[nat_service(
+                VIP6.into(),
+                53,
+                Protocol::Udp,
+                REAL6.into(),
+                5353,
+            )])
+            .expect("one NATed real");
+        assert_eq!(nat_on(&mut dp), 1, "a NATed real again");
+    });
+}
