@@ -415,6 +415,46 @@ TCP  198.18.0.100:443 sh persistent 300
         assert_eq!(lines[1].len(), lines[4].len());
     }
 
+    /// A NATed service's replies fill the out columns (ipvsadm's OutPkts, OutBytes), in
+    /// `--stats` and `--rate`, and `ipvsadm -Ln --stats` shows the same.
+    #[test]
+    fn nat_replies_fill_the_out_columns() {
+        let before = sample();
+        let mut now = sample();
+        let svc = &mut now.services[0];
+        (svc.counters.out_packets, svc.counters.out_bytes) = (2800, 4_000_000);
+        let real = &mut svc.reals[0].counters;
+        (real.out_packets, real.out_bytes) = (1400, 2_000_000);
+        let lines: Vec<String> = render_stats(&now).lines().map(String::from).collect();
+        assert_eq!(
+            lines[3],
+            "TCP  198.18.0.100:80                   600     3000     2800   240000  4000000"
+        );
+        assert_eq!(
+            lines[4],
+            "  -> 198.18.0.11:80                    300     1500     1400   120000  2000000"
+        );
+        now.taken_unix_ms += 2000;
+        let t = render_rate(&before, &now);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[3],
+            "TCP  198.18.0.100:80                     0        0     1400        0  2000000"
+        );
+        let views = crate::ipvsadm::output::views(&now);
+        let s = views
+            .iter()
+            .find(|v| v.addr.port() == 80)
+            .expect("the :80 service");
+        assert_eq!((s.stats.outpkts, s.stats.outbytes), (2800, 4_000_000));
+        let r = s
+            .reals
+            .iter()
+            .find(|r| r.addr.ip().to_string() == "198.18.0.11")
+            .expect("real1");
+        assert_eq!((r.stats.outpkts, r.stats.outbytes), (1400, 2_000_000));
+    }
+
     #[test]
     fn rate_is_the_difference_per_second() {
         let before = sample();
