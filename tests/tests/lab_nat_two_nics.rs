@@ -6,7 +6,7 @@
 //! 3:2:1 split, large downloads intact, a long request (an upload) intact, IPv4 and IPv6, the
 //! replies counted out.
 
-use std::{process::Command, time::Duration};
+use std::{net::SocketAddr, process::Command, time::Duration};
 
 use aya::programs::{Xdp, XdpMode};
 use lvs::{
@@ -163,4 +163,81 @@ fn nat_across_two_interfaces_split_downloads_and_uploads_intact() {
         );
     }
     assert!(lvs.stop(), "lvs stops on SIGTERM");
+}
+
+/// Whether an XDP program is attached to the director's `interface`.
+fn xdp_on(lab: &Lab, interface: &str) -> bool {
+    let out = wait::succeed(
+        lab.command(lab.director_ns(), "ip")
+            .args(["link", "show", interface]),
+    );
+    String::from_utf8_lossy(&out.stdout).contains("xdp")
+}
+
+/// The names in the agents' pin directory (instance `default`).
+fn pins(lab: &Lab) -> Vec<String> {
+    std::fs::read_dir(lab.bpffs().unwrap().join("lvs/default"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The balancer on eth1 is pinned (`link-eth1`) beside the main link: killed, the agent leaves
+/// both forwarding (NATed connections still made and answered through the VIP with no agent
+/// running); the next agent takes eth1's link over; one with `cleanstop = yes` removes it
+/// and detaches the balancer from eth1 too.
+#[test]
+fn the_inside_link_outlives_the_agent_and_is_taken_over() {
+    let (lab, _pass) = two_nic_lab();
+    let config = |cleanstop: bool| {
+        format!(
+            "cleanstop = {cleanstop}\n{}",
+            wrr_3_2_1_config("masq", REALS[0], REALS[1])
+        )
+    };
+    let vip = SocketAddr::new(lab.vip_v4().into(), 80);
+    let want = big_file_bytes(lab.big_file_size());
+    let download = |what: &str| {
+        let (status, body) = http_get(lab.client_ns(), vip, "/big.bin").unwrap();
+        assert_eq!(status, 200, "{what}");
+        assert!(
+            body == want,
+            "{what}: big.bin altered ({} bytes)",
+            body.len()
+        );
+    };
+
+    let first = RunningLvs::start_file(&lab, "first.toml", &config(false)).unwrap();
+    first
+        .wait_log("balancer attached here too", Duration::from_secs(15))
+        .unwrap();
+    first.wait_served(vip, Duration::from_secs(30)).unwrap();
+    assert!(
+        pins(&lab).contains(&"link-eth1".to_string()),
+        "eth1's link pinned: {:?}",
+        pins(&lab)
+    );
+    first.kill();
+    assert!(xdp_on(&lab, "eth1"), "the balancer stays on eth1");
+    download("with no agent running");
+
+    let second = RunningLvs::start_file(&lab, "second.toml", &config(true)).unwrap();
+    second
+        .wait_log("adopted the running data plane", Duration::from_secs(15))
+        .unwrap();
+    second
+        .wait_log("balancer attached here too", Duration::from_secs(15))
+        .unwrap();
+    download("after the takeover");
+    assert!(second.stop(), "lvs stops on SIGTERM");
+    assert!(
+        !pins(&lab).contains(&"link-eth1".to_string()),
+        "cleanstop removes eth1's link: {:?}",
+        pins(&lab)
+    );
+    assert!(!xdp_on(&lab, "eth1"), "cleanstop detaches eth1's balancer");
+    assert!(!xdp_on(&lab, "eth0"), "and eth0's");
 }
