@@ -241,3 +241,117 @@ fn the_inside_link_outlives_the_agent_and_is_taken_over() {
     assert!(!xdp_on(&lab, "eth1"), "cleanstop detaches eth1's balancer");
     assert!(!xdp_on(&lab, "eth0"), "and eth0's");
 }
+
+/// Namespaces of a test's own, deleted when it ends (passed or failed).
+struct OwnNetns(Vec<String>);
+
+impl Drop for OwnNetns {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Path MTU discovery through the director (IPVS's `ip_vs_in_icmp`): a client far away,
+/// behind a router whose link to it has an MTU of 1280, downloads 16 MiB through the VIP.
+/// The real's full-size segments stop at the router, which sends "fragmentation needed" to
+/// their source, the VIP; the director translates the error for the real (the quoted
+/// segment's source the real's address and port, the outer destination the real), whose
+/// stack lowers its path MTU to the client: the download arrives whole, and the real's route
+/// to the client shows the MTU. Without the translation the error ends at the director and
+/// the download stalls.
+#[test]
+fn path_mtu_discovery_works_through_the_director() {
+    let (lab, _pass) = two_nic_lab();
+    let rtr = format!("{}-rtr", lab.prefix());
+    let far = format!("{}-far", lab.prefix());
+    let _own = OwnNetns(vec![rtr.clone(), far.clone()]);
+    for ns in [&rtr, &far] {
+        wait::succeed(Command::new("ip").args(["netns", "add", ns]));
+    }
+    wait::succeed(Command::new("ip").args([
+        "-n",
+        lab.switch_ns(),
+        "link",
+        "add",
+        "rt0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &rtr,
+    ]));
+    sh_in(lab.switch_ns(), "ip link set rt0 master br0 up");
+    wait::succeed(Command::new("ip").args([
+        "-n", &rtr, "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", &far,
+    ]));
+    sh_in(
+        &rtr,
+        "ip link set lo up
+         sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.ip_forward=1
+         ethtool -K eth0 tx off > /dev/null
+         ethtool -K eth1 tx off > /dev/null
+         ip addr add 198.18.0.254/24 dev eth0
+         ip link set eth0 up
+         ip link set eth1 mtu 1280
+         ip addr add 10.77.0.1/24 dev eth1
+         ip link set eth1 up",
+    );
+    sh_in(
+        &far,
+        "ip link set lo up
+         ethtool -K eth0 tx off > /dev/null
+         ip addr add 10.77.0.10/24 dev eth0
+         ip link set eth0 up
+         ip route add default via 10.77.0.1",
+    );
+    // The director reaches the far client through the router (its neighbour entry made
+    // before the replies need it).
+    let out = wait::succeed(Command::new("ip").args([
+        "netns",
+        "exec",
+        &rtr,
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]));
+    let mac = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    sh_in(
+        lab.director_ns(),
+        &format!(
+            "ip route add 10.77.0.0/24 via 198.18.0.254
+             ip neigh replace 198.18.0.254 lladdr {mac} dev eth0 nud reachable"
+        ),
+    );
+
+    let lvs = RunningLvs::start(&lab, &wrr_3_2_1_config("masq", REALS[0], REALS[1])).unwrap();
+    let vip = SocketAddr::new(lab.vip_v4().into(), 80);
+    lvs.wait_served(vip, Duration::from_secs(30)).unwrap();
+    let want = big_file_bytes(lab.big_file_size());
+    for _ in 0..3 {
+        let (status, body) = http_get(&far, vip, "/big.bin").unwrap_or_else(|e| {
+            panic!(
+                "a download to the far client failed: {e}\n{}",
+                lvs.status(&["--json"]).unwrap_or_default()
+            )
+        });
+        assert_eq!(status, 200);
+        assert!(body == want, "big.bin altered ({} bytes)", body.len());
+    }
+    // Each real that served learned the path MTU from the translated error.
+    let learned = lab
+        .reals()
+        .iter()
+        .filter(|r| {
+            let out = wait::succeed(
+                lab.command(&r.ns, "ip")
+                    .args(["route", "get", "10.77.0.10"]),
+            );
+            String::from_utf8_lossy(&out.stdout).contains("mtu 1280")
+        })
+        .count();
+    assert!(learned >= 1, "no real learned the path MTU 1280");
+    assert!(lvs.stop(), "lvs stops on SIGTERM");
+}
