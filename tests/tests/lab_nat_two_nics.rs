@@ -355,3 +355,43 @@ fn path_mtu_discovery_works_through_the_director() {
     assert!(learned >= 1, "no real learned the path MTU 1280");
     assert!(lvs.stop(), "lvs stops on SIGTERM");
 }
+
+/// A reload that brings the first NATed real behind eth1 attaches the balancer there then:
+/// before it, only eth0 runs it (the config's reals are direct-routed); after it, the
+/// NATed service answers through eth1.
+#[test]
+fn a_reload_that_adds_nated_reals_attaches_to_their_interface() {
+    let (lab, _pass) = two_nic_lab();
+    let dr_only = "checkinterval = 1\nchecktimeout = 2\n\n[[virtual]]\n\
+                   address = \"198.18.0.100:81\"\nchecktype = \"on\"\n\
+                   [[virtual.real]]\naddress = \"10.88.0.11:81\"\nmethod = \"gate\"\n";
+    let lvs = RunningLvs::start(&lab, dr_only).unwrap();
+    lvs.wait_log("balancer attached", Duration::from_secs(15))
+        .unwrap();
+    assert!(xdp_on(&lab, "eth0"));
+    assert!(
+        !xdp_on(&lab, "eth1"),
+        "no NATed real: eth1 without the balancer"
+    );
+    std::fs::write(
+        lab.work_dir().join("lvs.toml"),
+        wrr_3_2_1_config("masq", REALS[0], REALS[1]),
+    )
+    .unwrap();
+    lvs.reload();
+    lvs.wait_log("balancer attached here too", Duration::from_secs(15))
+        .unwrap();
+    assert!(
+        xdp_on(&lab, "eth1"),
+        "the balancer on eth1 after the reload"
+    );
+    let vip = SocketAddr::new(lab.vip_v4().into(), 80);
+    lvs.wait_served(vip, Duration::from_secs(30)).unwrap();
+    let (status, body) = http_get(lab.client_ns(), vip, "/big.bin").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body == big_file_bytes(lab.big_file_size()),
+        "big.bin altered"
+    );
+    assert!(lvs.stop(), "lvs stops on SIGTERM");
+}
