@@ -15,7 +15,8 @@ use crate::{
 use super::{Agent, tunnel_forwarding, write_own_macs};
 
 /// The egress interfaces (index, name) of the routes to `config`'s NATed reals and
-/// fallbacks, but `main`. A real the kernel has no route to is logged and left out.
+/// fallbacks, but `main` (and but those of the director's own addresses). A real the kernel
+/// has no route to is logged and left out.
 pub fn interfaces(config: &Config, main: u32) -> Vec<(u32, String)> {
     let mut out: Vec<(u32, String)> = Vec::new();
     let masq = config.virtuals.iter().flat_map(|v| {
@@ -25,7 +26,9 @@ pub fn interfaces(config: &Config, main: u32) -> Vec<(u32, String)> {
             .chain(v.fallback.iter().map(|f| (f.forwarding, f.addr.ip())))
     });
     for (forwarding, addr) in masq {
-        if forwarding != Forwarding::Masq {
+        // A real served by the director itself (a local fallback) is reached through no
+        // interface: its packets are passed to the local stack untranslated.
+        if forwarding != Forwarding::Masq || neighbour::is_local(addr).unwrap_or(false) {
             continue;
         }
         match neighbour::lookup_route(addr) {
