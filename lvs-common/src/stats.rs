@@ -10,7 +10,15 @@ pub struct Counters {
     pub bytes: u64,
     /// New connections scheduled.
     pub connections: u64,
+    /// Packets forwarded the other way, server → client (IPVS's OutPkts): a NATed flow's
+    /// replies, and ICMP errors from the inside about it. Always 0 for direct routing and
+    /// tunnelled services, whose replies do not cross the director.
+    pub out_packets: u64,
+    /// Bytes of those packets (whole frames, IPVS's OutBytes).
+    pub out_bytes: u64,
 }
+
+const _: () = assert!(core::mem::size_of::<Counters>() == 40);
 
 impl Counters {
     /// The sum of two counters (used to fold per-CPU values).
@@ -19,6 +27,8 @@ impl Counters {
             packets: self.packets + other.packets,
             bytes: self.bytes + other.bytes,
             connections: self.connections + other.connections,
+            out_packets: self.out_packets + other.out_packets,
+            out_bytes: self.out_bytes + other.out_bytes,
         }
     }
 }

@@ -144,6 +144,42 @@ pub fn established(
     None
 }
 
+/// The destination of a known flow, as [`established`] finds it (within its state's idle
+/// timeout, its destination still holding), without moving its state or refreshing its time:
+/// for an ICMP error about the flow ([`crate::nat_icmp_in`]), which IPVS does not count as
+/// the connection's traffic either.
+#[inline(always)]
+pub fn peek(key: &FlowKey) -> Option<(u32, &'static Dest)> {
+    let words = key.words();
+    let (bucket, tag, config) = bucket(&words)?;
+    for w in 0..CT_WAYS {
+        let h = head(bucket, w);
+        let f = flow(bucket, w);
+        // SAFETY: as in `established`: volatile aligned loads of words of a map value.
+        unsafe {
+            let st = read_volatile(h as *const u64);
+            let (seq, t) = split_seq_tag(st);
+            if rest_is_empty(seq as u64) {
+                return None;
+            }
+            if seq & 1 != 0 || t != tag || !same_flow(&stored_key(f), &words) {
+                continue;
+            }
+            let pair = read_volatile(dest_ptr(f));
+            let seen = read_volatile(addr_of_mut!((*h).last_seen_ns));
+            if read_volatile(h as *const u64) != st {
+                continue;
+            }
+            if !within(seen, bpf_ktime_get_coarse_ns(), &config.timeouts) {
+                return None;
+            }
+            let (dest, generation) = split_dest_word(pair);
+            return live_dest(dest, generation).map(|d| (dest, d));
+        }
+    }
+    None
+}
+
 /// Reads, and drops, the destination word of the way a new flow of `key` would take in a full
 /// bucket (the least recently seen): [`remember`] reads it to uncount the flow it evicts, and
 /// it lies in a cache line of its own, seldom in the cache. Read here, before the scheduler

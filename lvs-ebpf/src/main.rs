@@ -28,7 +28,9 @@
 //! A packet that no known flow and no virtual service claims may be a NATed flow's reply:
 //! [`nat_reply`] looks it up in the reply table and, if it is one, translates its source back
 //! to the VIP's in a program of its own (`lvs_nat_reply`, tail-called); an ICMP error from
-//! the inside about a NATed flow goes to the client translated ([`nat_icmp`], `lvs_nat_icmp`).
+//! the inside about a NATed flow goes to the client translated ([`nat_icmp`], `lvs_nat_icmp`),
+//! one from the outside about a reply goes to the real translated ([`nat_icmp_in`], in the
+//! same program).
 //!
 //! [`stats`] counts along the way. Each stage returns `Result<T, u32>`: a value for the next
 //! stage, or the final XDP verdict. Anything that is not for a virtual service leaves as
@@ -52,6 +54,7 @@ mod maglev;
 mod maps;
 mod nat;
 mod nat_icmp;
+mod nat_icmp_in;
 mod nat_reply;
 mod own_mac;
 mod parse;

@@ -86,6 +86,11 @@ pub static FRAGMENTS: LruHashMap<FragKey, FragValue> =
 
 /// The virtual services' addresses → the protocols they have services for
 /// ([`lvs_common::fragment::vip_protos`]), written by the agent.
+/// 1 when a NATed real is in the tables ([`lvs_common::limits::map_names::NAT_ON`]), written
+/// by the agent: without one, [`crate::nat_reply`] looks nothing up.
+#[map(name = "LVS_NAT_ON")]
+pub static NAT_ON: Array<u32> = Array::with_max_entries(1, 0);
+
 #[map(name = "LVS_VIP_ADDRS")]
 pub static VIP_ADDRS: HashMap<Addr, u32> = HashMap::with_max_entries(MAX_SERVICES, 0);
 /// The forwarding programs the balancer tail-calls, written by the agent.

@@ -5,11 +5,14 @@
 //! address and port become the VIP's and port (its IPv4 header checksum updated), the ICMP
 //! checksum updated incrementally, the TTL one less, the next hop from the FIB. So the client
 //! learns a path MTU (fragmentation needed) or an unreachable real through the director.
+//! Counted as a reply (OutPkts, OutBytes), as IPVS counts it.
 //!
 //! The flow is known by the reply table ([`crate::maps::NAT_REPLIES`]: the quoted packet's
-//! reply) and its destination slot still holding the real. IPv4 only: an ICMPv6 error, an
-//! error quoting IPv4 options or another protocol than TCP/UDP, any other ICMP message and
-//! an error about no NATed flow are XDP_PASS, untouched.
+//! reply) and its destination slot still holding the real. An error quoting a packet from a
+//! VIP is one from the outside about a reply: [`crate::nat_icmp_in`] sends it to the real.
+//! An ICMPv6 error with extension headers or a VLAN tag, an error quoting IPv4 options or
+//! another protocol than TCP/UDP, any other ICMP message and an error about no NATed flow
+//! are XDP_PASS, untouched.
 
 use aya_ebpf::{
     bindings::{BPF_FIB_LKUP_RET_SUCCESS, xdp_action::XDP_PASS},
@@ -22,7 +25,9 @@ use crate::{
     fib,
     headers::{self, finish, word, words32},
     maps::{FORWARD_PROGS, NAT_REPLIES, NEW_PACKET},
+    nat_icmp_in,
     parse::{Packet, read},
+    stats,
 };
 
 /// ICMP types that quote the packet they are about: destination unreachable (with
@@ -73,6 +78,14 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let pkt = NEW_PACKET.get(0).ok_or(XDP_PASS)?.pkt;
     let l3 = pkt.l3 & HEADER_OFFSET_MASK;
     let l4 = pkt.l4 & HEADER_OFFSET_MASK;
+    if nat_icmp_in::quotes_a_vip(ctx, pkt.v4, l4) {
+        // About a packet the director sent from a VIP: from the outside, to the real.
+        return if pkt.v4 {
+            nat_icmp_in::v4(ctx, ingress, l3, l4)
+        } else {
+            nat_icmp_in::v6(ctx, ingress, l3, l4)
+        };
+    }
     if pkt.v4 {
         v4(ctx, ingress, l3, l4)
     } else {
@@ -159,6 +172,7 @@ fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> 
     headers::write(ctx, l4, icmp)?;
     headers::write(ctx, l3, outer)?;
     fib::write_macs(ctx, &fib)?;
+    stats::replied(dest.service, v.dest, (ctx.data_end() - ctx.data()) as u64);
     Ok(fib::send(ingress, &fib))
 }
 
@@ -235,5 +249,6 @@ fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> 
     headers::write(ctx, L3 + 4, [ob[0], ob[1], ob[2], ob[3] - 1])?;
     headers::write(ctx, L3 + 8, vip)?;
     fib::write_macs(ctx, &fib)?;
+    stats::replied(dest.service, v.dest, (ctx.data_end() - ctx.data()) as u64);
     Ok(fib::send(ingress, &fib))
 }

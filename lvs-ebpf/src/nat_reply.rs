@@ -4,9 +4,11 @@
 //! its state's idle timeout and still to that destination, is a reply: its source becomes the
 //! VIP and port again (TTL / hop limit one less, checksums updated incrementally:
 //! [`crate::nat::translate`]), its TCP flags move the flow's state (IPVS's OUTPUT table), and it
-//! leaves by the next hop the kernel's FIB gives for the client ([`crate::fib`]). Anything
+//! leaves by the next hop the kernel's FIB gives for the client ([`crate::fib`]), counted in
+//! the service's and the real's OutPkts and OutBytes ([`crate::stats::replied`]). Anything
 //! else (the director's own traffic, a reply whose flow is gone or expired) is XDP_PASS,
-//! untouched; it costs the balancer one hash lookup.
+//! untouched; it costs the balancer one hash lookup, and none while no NATed real is in the
+//! tables (the agent's flag, [`crate::maps::NAT_ON`]).
 //!
 //! A reply too big for the route to the client is XDP_PASS, untouched: the kernel, routing it,
 //! sends the real ICMP fragmentation needed / packet too big, and the real's stack lowers
@@ -21,9 +23,10 @@ use lvs_common::{dest::forward, limits::forward_progs, nat::forward_key};
 
 use crate::{
     conntrack, fib,
-    maps::{FORWARD_PROGS, NAT_REPLIES, NEW_PACKET},
+    maps::{FORWARD_PROGS, NAT_ON, NAT_REPLIES, NEW_PACKET},
     nat,
     parse::{Packet, frag},
+    stats,
 };
 
 /// Bounds the header offsets handed over by the balancer: larger than any frame.
@@ -34,7 +37,8 @@ const HEADER_OFFSET_MASK: usize = 0x3fff;
 /// failed) the verdict is XDP_PASS.
 #[inline(always)]
 pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
-    if pkt.frag != frag::NONE {
+    // No NATed real: no reply to look for (the director's own traffic costs no hash lookup).
+    if pkt.frag != frag::NONE || NAT_ON.get(0).is_none_or(|&on| on == 0) {
         return XDP_PASS;
     }
     // SAFETY: only whether the entry exists is read.
@@ -64,7 +68,7 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
         .copied()
         .ok_or(XDP_PASS)?;
     let fwd = forward_key(&pkt.key, &v);
-    let (_, dest) =
+    let (dest_id, dest) =
         conntrack::established(&fwd, pkt.tcp_flags, false, Some(v.dest)).ok_or(XDP_PASS)?;
     if dest.method != forward::MASQ || dest.addr != pkt.key.src {
         return Err(XDP_PASS);
@@ -87,5 +91,6 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let addr_off = if pkt.v4 { pkt.l3 + 12 } else { pkt.l3 + 8 };
     nat::translate(ctx, &pkt, addr_off, &v.vip, pkt.l4, v.vport_be)?;
     fib::write_macs(ctx, &fib)?;
+    stats::replied(dest.service, dest_id, pkt.len);
     Ok(fib::send(ingress, &fib))
 }

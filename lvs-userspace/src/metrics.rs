@@ -212,6 +212,20 @@ pub fn render(s: &Snapshot) -> String {
     );
     family(
         &mut out,
+        "lvs_service_out_packets_total",
+        "counter",
+        "Packets forwarded for the virtual service server to client (NAT replies; IPVS's OutPkts).",
+        &per_service(&|v| v.counters.out_packets.to_string()),
+    );
+    family(
+        &mut out,
+        "lvs_service_out_bytes_total",
+        "counter",
+        "Bytes forwarded for the virtual service server to client (NAT replies; IPVS's OutBytes).",
+        &per_service(&|v| v.counters.out_bytes.to_string()),
+    );
+    family(
+        &mut out,
         "lvs_service_connections_total",
         "counter",
         "New connections scheduled for the virtual service.",
@@ -230,6 +244,20 @@ pub fn render(s: &Snapshot) -> String {
         "counter",
         "Bytes forwarded to the real server.",
         &per_real(&|r| Some(r.counters.bytes.to_string())),
+    );
+    family(
+        &mut out,
+        "lvs_real_out_packets_total",
+        "counter",
+        "Packets forwarded from the real server to clients (NAT replies; IPVS's OutPkts).",
+        &per_real(&|r| Some(r.counters.out_packets.to_string())),
+    );
+    family(
+        &mut out,
+        "lvs_real_out_bytes_total",
+        "counter",
+        "Bytes forwarded from the real server to clients (NAT replies; IPVS's OutBytes).",
+        &per_real(&|r| Some(r.counters.out_bytes.to_string())),
     );
     family(
         &mut out,
@@ -348,9 +376,13 @@ mod tests {
             "lvs_service_packets_total",
             "lvs_service_bytes_total",
             "lvs_service_connections_total",
+            "lvs_service_out_packets_total",
+            "lvs_service_out_bytes_total",
             "lvs_real_packets_total",
             "lvs_real_bytes_total",
             "lvs_real_connections_total",
+            "lvs_real_out_packets_total",
+            "lvs_real_out_bytes_total",
             "lvs_real_active_connections",
             "lvs_real_inactive_connections",
             "lvs_real_weight",

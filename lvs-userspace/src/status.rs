@@ -3,8 +3,9 @@
 //!
 //! The fallback ("sorry") server is listed as a real line, as ipvsadm lists ldirectord's
 //! sorry server, with weight 1 while the service is on it and 0 otherwise, and a note under
-//! the service while it is on it. OutPkts and OutBytes are always 0: in direct routing the
-//! replies go from the reals to the clients without crossing the director. InActConn is always
+//! the service while it is on it. OutPkts and OutBytes count NAT replies (server → client);
+//! they stay 0 for direct routing and tunnel reals, whose replies go from the reals to the
+//! clients without crossing the director. InActConn is always
 //! 0: the data plane does not follow TCP state (see [`crate::agent::snapshot`]).
 
 use std::fmt::Write as _;
@@ -170,13 +171,15 @@ fn counter_head(o: &mut String, snap: &Snapshot, columns: [&str; 5]) {
     let _ = writeln!(o, "  -> RemoteAddress:Port");
 }
 
-/// One line of a counter table: connections, packets and bytes in; nothing goes out through
-/// the director in direct routing, so the out columns are 0.
-fn counter_row(o: &mut String, label: &str, [conns, packets, bytes]: [u64; 3]) {
+/// One line of a counter table: connections, packets in, packets out, bytes in, bytes out.
+fn counter_row(
+    o: &mut String,
+    label: &str,
+    [conns, packets, out_packets, bytes, out_bytes]: [u64; 5],
+) {
     let _ = writeln!(
         o,
-        "{label:<33} {conns:>8} {packets:>8} {:>8} {bytes:>8} {:>8}",
-        0, 0
+        "{label:<33} {conns:>8} {packets:>8} {out_packets:>8} {bytes:>8} {out_bytes:>8}"
     );
 }
 
@@ -186,7 +189,15 @@ fn real_label(r: &RealSnapshot) -> String {
 
 /// The table of `ipvsadm -Ln --stats`: totals since each entry entered the data plane.
 pub fn render_stats(snap: &Snapshot) -> String {
-    let totals = |c: &CounterSnapshot| [c.connections, c.packets, c.bytes];
+    let totals = |c: &CounterSnapshot| {
+        [
+            c.connections,
+            c.packets,
+            c.out_packets,
+            c.bytes,
+            c.out_bytes,
+        ]
+    };
     let mut o = String::new();
     counter_head(
         &mut o,
@@ -213,7 +224,9 @@ pub fn render_rate(before: &Snapshot, now: &Snapshot) -> String {
         [
             per_second(c.connections, p.connections, secs),
             per_second(c.packets, p.packets, secs),
+            per_second(c.out_packets, p.out_packets, secs),
             per_second(c.bytes, p.bytes, secs),
+            per_second(c.out_bytes, p.out_bytes, secs),
         ]
     };
     let mut o = String::new();
@@ -258,6 +271,7 @@ pub(crate) mod tests {
                 packets: conns * 5,
                 bytes: conns * 400,
                 connections: conns,
+                ..CounterSnapshot::default()
             },
             active_connections: conns / 100,
             inactive_connections: conns / 300,
@@ -318,6 +332,7 @@ pub(crate) mod tests {
                         packets: 3000,
                         bytes: 240_000,
                         connections: 600,
+                        ..CounterSnapshot::default()
                     },
                     reals: vec![
                         real("198.18.0.11:80", Some(3), 300, "up"),
@@ -398,6 +413,46 @@ TCP  198.18.0.100:443 sh persistent 300
         // Columns line up with the header.
         assert_eq!(lines[1].len(), lines[3].len());
         assert_eq!(lines[1].len(), lines[4].len());
+    }
+
+    /// A NATed service's replies fill the out columns (ipvsadm's OutPkts, OutBytes), in
+    /// `--stats` and `--rate`, and `ipvsadm -Ln --stats` shows the same.
+    #[test]
+    fn nat_replies_fill_the_out_columns() {
+        let before = sample();
+        let mut now = sample();
+        let svc = &mut now.services[0];
+        (svc.counters.out_packets, svc.counters.out_bytes) = (2800, 4_000_000);
+        let real = &mut svc.reals[0].counters;
+        (real.out_packets, real.out_bytes) = (1400, 2_000_000);
+        let lines: Vec<String> = render_stats(&now).lines().map(String::from).collect();
+        assert_eq!(
+            lines[3],
+            "TCP  198.18.0.100:80                   600     3000     2800   240000  4000000"
+        );
+        assert_eq!(
+            lines[4],
+            "  -> 198.18.0.11:80                    300     1500     1400   120000  2000000"
+        );
+        now.taken_unix_ms += 2000;
+        let t = render_rate(&before, &now);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[3],
+            "TCP  198.18.0.100:80                     0        0     1400        0  2000000"
+        );
+        let views = crate::ipvsadm::output::views(&now);
+        let s = views
+            .iter()
+            .find(|v| v.addr.port() == 80)
+            .expect("the :80 service");
+        assert_eq!((s.stats.outpkts, s.stats.outbytes), (2800, 4_000_000));
+        let r = s
+            .reals
+            .iter()
+            .find(|r| r.addr.ip().to_string() == "198.18.0.11")
+            .expect("real1");
+        assert_eq!((r.stats.outpkts, r.stats.outbytes), (1400, 2_000_000));
     }
 
     #[test]

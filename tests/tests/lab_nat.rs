@@ -101,10 +101,43 @@ fn nated_split_3_2_1_downloads_and_uploads_intact_through_the_director() {
             assert_eq!(status, 404, "{vip}: a long request reaches a real whole");
         }
     }
+    // The replies crossed the director and were counted, as IPVS counts them: OutBytes of
+    // each service at least its three downloads, OutPkts of every real some.
+    let stats = lvs.status(&["--stats"]).unwrap();
+    for (vip, reals) in vips(&lab).into_iter().zip(REALS) {
+        let [_, inpkts, outpkts, inbytes, outbytes] = stats_row(&stats, &format!("TCP  {vip} "));
+        assert!(
+            outbytes >= 3 * want.len() as u64 && outpkts >= 3 * want.len() as u64 / 1500,
+            "{vip}: the replies are counted out:\n{stats}"
+        );
+        assert!(
+            inbytes >= 5 * 60_000 && inpkts >= 5 * 40,
+            "{vip}: the uploads are counted in:\n{stats}"
+        );
+        for real in reals {
+            let [.., outpkts, _, _] = stats_row(&stats, &format!("  -> {real} "));
+            assert!(outpkts > 0, "{real}: its replies counted:\n{stats}");
+        }
+    }
     let status = lvs.status(&[]).unwrap();
     assert!(
         status.contains("Masq"),
         "lvs status shows the Forward column Masq:\n{status}"
     );
     assert!(lvs.stop(), "lvs stops on SIGTERM");
+}
+
+/// The five numbers (Conns, InPkts, OutPkts, InBytes, OutBytes) of the `--stats` line that
+/// starts with `head`.
+fn stats_row(stats: &str, head: &str) -> [u64; 5] {
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with(head))
+        .unwrap_or_else(|| panic!("no line {head:?} in:\n{stats}"));
+    let cols: Vec<u64> = line[head.len()..]
+        .split_whitespace()
+        .map(|c| c.parse().expect("a number"))
+        .collect();
+    cols.try_into()
+        .unwrap_or_else(|c| panic!("not five numbers in {line:?}: {c:?}"))
 }

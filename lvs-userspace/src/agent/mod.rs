@@ -14,6 +14,7 @@ mod commanded;
 mod config_read;
 mod conn_list;
 pub mod desired;
+mod inside;
 mod kept_states;
 pub mod neighbours;
 mod overload;
@@ -175,6 +176,8 @@ struct Fixed {
     maintenance_dir: Option<PathBuf>,
     /// The flow tables' sizes.
     tables: config::TableSizes,
+    /// How the balancer is attached (to the NAT inside interfaces too).
+    mode: AttachMode,
 }
 
 /// The settings of `new` that differ from what runs and that only a restart applies, each as
@@ -364,8 +367,9 @@ pub fn service_name(v: &VirtualService) -> String {
 }
 
 /// The Ethernet destinations the balancer takes: `interface`'s own MAC, then the config's
-/// `extra_macs`. An interface without a MAC is logged: only the extra MACs are balanced then.
-fn own_macs(ifindex: u32, config: &Config) -> Vec<[u8; 6]> {
+/// `extra_macs`, then those of the other interfaces it runs on (`inside`, a NAT director's).
+/// An interface without a MAC is logged: only the extra MACs are balanced then.
+fn own_macs(ifindex: u32, inside: &[u32], config: &Config) -> Vec<[u8; 6]> {
     let mut macs = Vec::new();
     match neighbour::link_by_index(ifindex) {
         Ok(neighbour::Link { mac: Some(m), .. }) => macs.push(m.octets()),
@@ -379,6 +383,13 @@ fn own_macs(ifindex: u32, config: &Config) -> Vec<[u8; 6]> {
         ),
     }
     macs.extend(config.globals.extra_macs.iter().copied());
+    for &i in inside {
+        match neighbour::link_by_index(i) {
+            Ok(neighbour::Link { mac: Some(m), .. }) => macs.push(m.octets()),
+            Ok(_) => {}
+            Err(e) => tracing::error!(ifindex = i, "reading the interface's MAC: {e}"),
+        }
+    }
     macs
 }
 
@@ -386,9 +397,10 @@ fn own_macs(ifindex: u32, config: &Config) -> Vec<[u8; 6]> {
 fn write_own_macs(
     dataplane: &mut Dataplane,
     ifindex: u32,
+    inside: &[u32],
     config: &Config,
 ) -> Result<(), crate::dataplane::LoadError> {
-    let macs = own_macs(ifindex, config);
+    let macs = own_macs(ifindex, inside, config);
     tracing::info!(
         ifindex,
         macs = ?macs.iter().map(|m| neighbour::MacAddr(*m).to_string()).collect::<Vec<_>>(),
@@ -447,7 +459,12 @@ pub async fn run(
     forward_kernel_log(&mut dataplane);
     // Before the program runs (attached, or swapped into an adopted link): which Ethernet
     // destinations are ours.
-    if let Err(e) = write_own_macs(&mut dataplane, attach_to, &config) {
+    // The NAT inside interfaces' too: an adopted link there runs this program at once.
+    let inside: Vec<u32> = inside::interfaces(&config, attach_to)
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    if let Err(e) = write_own_macs(&mut dataplane, attach_to, &inside, &config) {
         dataplane.abandon();
         return Err(e.into());
     }
@@ -479,6 +496,7 @@ pub async fn run(
         metrics: config.globals.metrics,
         maintenance_dir: config.globals.maintenance_dir.clone(),
         tables: config.globals.tables,
+        mode: opts.mode,
     };
     let mut agent = Agent {
         fixed,
@@ -729,6 +747,7 @@ impl Agent {
 
     fn start_following(&mut self) {
         tunnel_forwarding::check(&self.config, &self.fixed.interface);
+        self.follow_inside();
         let targets = self.health_targets();
         self.services_of.clear();
         for (vi, v) in self.config.virtuals.iter().enumerate() {
@@ -989,7 +1008,10 @@ impl Agent {
                 self.config = new;
                 self.counters.reloads += 1;
                 // The interface's MAC may have changed too.
-                if let Err(e) = write_own_macs(&mut self.dataplane, self.ifindex, &self.config) {
+                let inside = self.dataplane.inside_interfaces();
+                if let Err(e) =
+                    write_own_macs(&mut self.dataplane, self.ifindex, &inside, &self.config)
+                {
                     tracing::error!("writing the accepted MACs: {e}");
                 }
                 self.start_following();
@@ -1043,6 +1065,7 @@ mod restart_only_tests {
             metrics: Some("127.0.0.1:9100".parse().unwrap()),
             maintenance_dir: None,
             tables: config::TableSizes::default(),
+            mode: AttachMode::Auto,
         }
     }
 

@@ -49,12 +49,19 @@ pub struct AgentCounters {
 /// Packet, byte and connection counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterSnapshot {
-    /// Packets forwarded (client → server only: replies bypass the director).
+    /// Packets forwarded client → server (IPVS's InPkts).
     pub packets: u64,
-    /// Bytes forwarded (whole frames).
+    /// Bytes forwarded client → server (whole frames, IPVS's InBytes).
     pub bytes: u64,
     /// New connections scheduled.
     pub connections: u64,
+    /// Packets forwarded server → client (IPVS's OutPkts): NAT replies only; direct routing
+    /// and tunnel replies bypass the director.
+    #[serde(default)]
+    pub out_packets: u64,
+    /// Bytes of those (whole frames, IPVS's OutBytes).
+    #[serde(default)]
+    pub out_bytes: u64,
 }
 
 impl From<Counters> for CounterSnapshot {
@@ -63,6 +70,8 @@ impl From<Counters> for CounterSnapshot {
             packets: c.packets,
             bytes: c.bytes,
             connections: c.connections,
+            out_packets: c.out_packets,
+            out_bytes: c.out_bytes,
         }
     }
 }

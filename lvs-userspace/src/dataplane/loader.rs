@@ -35,6 +35,8 @@ use super::{
 };
 use crate::config::TableSizes;
 
+mod inside;
+
 /// The table sizes the object declares: what [`Dataplane::load`] and
 /// [`Dataplane::load_pinned`] make (tests and benchmarks); the agent asks for the config's.
 pub const OBJECT_SIZES: TableSizes = TableSizes {
@@ -256,6 +258,8 @@ pub struct Dataplane {
     /// program array when its last file descriptor closes.
     _forward_progs: ProgramArray<MapData>,
     attached: Option<(u32, XdpLinkId)>,
+    /// The balancer on other interfaces (a NAT director's inside ones).
+    inside: Vec<inside::InsideLink>,
     /// Where maps and the link are pinned, when they are.
     pins: Option<PathBuf>,
     /// Whether the tables were adopted from an earlier agent.
@@ -615,6 +619,7 @@ impl Dataplane {
             typed::<Array<_, _>>(&mut ebpf, map_names::DESTS)?,
             typed::<Array<_, _>>(&mut ebpf, map_names::RINGS)?,
             typed::<BpfHashMap<_, _, _>>(&mut ebpf, map_names::VIP_ADDRS)?,
+            typed::<Array<_, _>>(&mut ebpf, map_names::NAT_ON)?,
             stats,
             counts,
         );
@@ -625,6 +630,7 @@ impl Dataplane {
             ebpf,
             tables,
             attached: None,
+            inside: Vec::new(),
             pins,
             adopted: false,
             created: Vec::new(),
@@ -697,15 +703,33 @@ impl Dataplane {
     /// earlier agent pinned is taken over by swapping this program in atomically (no packet
     /// meets no program); otherwise the new link is pinned.
     pub fn attach(&mut self, interface: &str, mode: AttachMode) -> Result<u32, LoadError> {
-        let ifindex = interface_index(interface)?;
-        let name = program_names::BALANCER;
-        let link_pin = self.pins.as_ref().map(|d| d.join(LINK_PIN));
-        if let Some(pin) = link_pin.as_ref().filter(|p| p.exists()) {
-            let pinned = PinnedLink::from_pin(pin).map_err(|e| link_error("opening", pin, e))?;
-            let ifindex = self.hold(ifindex, pin, pinned, "swapping in")?;
+        let (ifindex, link, own) = self.link_to(interface, mode, LINK_PIN)?;
+        self.attached = Some((ifindex, link));
+        if own {
+            self.own_link = true;
+        } else {
             // The old program no longer runs: what it added to the old tables is moved.
             self.finish_resize()?;
-            return Ok(ifindex);
+        }
+        Ok(ifindex)
+    }
+
+    /// Attaches the balancer to `interface`, its link pinned as `pin_file` in the pin
+    /// directory (taken over if an earlier agent pinned it). Returns the interface index, the
+    /// link, and whether the link is this agent's own (not adopted).
+    fn link_to(
+        &mut self,
+        interface: &str,
+        mode: AttachMode,
+        pin_file: &str,
+    ) -> Result<(u32, XdpLinkId, bool), LoadError> {
+        let ifindex = interface_index(interface)?;
+        let name = program_names::BALANCER;
+        let link_pin = self.pins.as_ref().map(|d| d.join(pin_file));
+        if let Some(pin) = link_pin.as_ref().filter(|p| p.exists()) {
+            let pinned = PinnedLink::from_pin(pin).map_err(|e| link_error("opening", pin, e))?;
+            let id = self.hold(pin, pinned, "swapping in")?;
+            return Ok((ifindex, id, false));
         }
         let prog = self.balancer()?;
         let attach = |prog: &mut Xdp, mode| prog.attach_to_if_index(ifindex, mode);
@@ -724,10 +748,8 @@ impl Dataplane {
             };
             occupied_or(interface, ifindex, e)
         })?;
-        self.own_link = true;
         let Some(pin) = link_pin else {
-            self.attached = Some((ifindex, link));
-            return Ok(ifindex);
+            return Ok((ifindex, link, true));
         };
         let owned = self
             .balancer()?
@@ -742,29 +764,26 @@ impl Dataplane {
             .pin(&pin)
             .map_err(|e| link_error("pinning", &pin, e))?;
         self.created.push(pin.clone());
-        self.hold(ifindex, &pin, pinned, "keeping")
+        let id = self.hold(&pin, pinned, "keeping")?;
+        Ok((ifindex, id, true))
     }
 
     /// Makes the pinned link this program's (replacing the program it runs, atomically).
     fn hold(
         &mut self,
-        ifindex: u32,
         pin: &Path,
         pinned: PinnedLink,
         action: &'static str,
-    ) -> Result<u32, LoadError> {
+    ) -> Result<XdpLinkId, LoadError> {
         let link =
             XdpLink::try_from(FdLink::from(pinned)).map_err(|e| link_error(action, pin, e))?;
-        let id = self
-            .balancer()?
+        self.balancer()?
             .attach_to_link(link)
             .map_err(|source| LoadError::Program {
                 action,
                 name: program_names::BALANCER,
                 source,
-            })?;
-        self.attached = Some((ifindex, id));
-        Ok(ifindex)
+            })
     }
 
     /// Ends this agent's hold on the data plane. `detach` (ldirectord's `cleanstop`): the
@@ -775,8 +794,8 @@ impl Dataplane {
             return Ok(());
         }
         if let Some(dir) = self.pins.clone() {
-            for name in map_names::ALL.iter().copied().chain([LINK_PIN]) {
-                let path = dir.join(name);
+            let names = map_names::ALL.iter().copied().chain([LINK_PIN]);
+            for path in names.map(|n| dir.join(n)).chain(inside::inside_pins(&dir)) {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -804,13 +823,15 @@ impl Dataplane {
         if let Some(dir) = &self.pins {
             let _ = std::fs::remove_dir(dir);
         }
+        let _ = self.detach_inside(true);
         if self.own_link {
             let _ = self.detach();
         }
     }
 
-    /// Detaches the balancer, if attached.
+    /// Detaches the balancer, if attached (from every interface it runs on).
     pub fn detach(&mut self) -> Result<(), LoadError> {
+        self.detach_inside(false)?;
         if let Some((_, link)) = self.attached.take() {
             self.balancer()?
                 .detach(link)

@@ -91,6 +91,9 @@ pub struct Tables {
     dests: Array<MapData, Dest>,
     rings: Array<MapData, u32>,
     vip_addrs: BpfHashMap<MapData, Addr, u32>,
+    /// The NAT flag ([`Tables::write_nat_on`]), and what was last written to it.
+    nat_on: Array<MapData, u32>,
+    nat_on_written: Option<bool>,
     stats: Stats,
     counts: Counts,
     written: HashMap<VipKey, ServiceState>,
@@ -113,6 +116,7 @@ impl Tables {
         dests: Array<MapData, Dest>,
         rings: Array<MapData, u32>,
         vip_addrs: BpfHashMap<MapData, Addr, u32>,
+        nat_on: Array<MapData, u32>,
         stats: Stats,
         counts: Counts,
     ) -> Self {
@@ -121,6 +125,8 @@ impl Tables {
             dests,
             rings,
             vip_addrs,
+            nat_on,
+            nat_on_written: None,
             stats,
             counts,
             written: HashMap::new(),
@@ -268,6 +274,7 @@ impl Tables {
             .filter(|&i| !used_services[i as usize])
             .collect();
         self.write_vip_addrs()?;
+        self.write_nat_on()?;
         self.free_dests = Vec::new();
         for id in (0..MAX_DESTS).rev() {
             if used_dests[id as usize] {
@@ -331,7 +338,24 @@ impl Tables {
             .iter()
             .try_for_each(|plan| self.apply_service(plan, &keys));
         self.write_vip_addrs()?;
+        self.write_nat_on()?;
         result
+    }
+
+    /// Writes the NAT flag ([`lvs_common::limits::map_names::NAT_ON`]): 1 while a slot holds
+    /// a NATed destination, which the balancer then looks for replies of.
+    fn write_nat_on(&mut self) -> Result<(), TablesError> {
+        let on = self
+            .slots
+            .iter()
+            .any(|d| d.flags & dest_flags::VALID != 0 && d.method == forward::MASQ);
+        if self.nat_on_written != Some(on) {
+            self.nat_on
+                .set(0, u32::from(on), 0)
+                .map_err(map_err("LVS_NAT_ON"))?;
+            self.nat_on_written = Some(on);
+        }
+        Ok(())
     }
 
     /// Makes the VIP address table ([`lvs_common::limits::map_names::VIP_ADDRS`]) hold each

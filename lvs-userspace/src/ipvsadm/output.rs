@@ -124,8 +124,9 @@ fn service_view(s: &ServiceSnapshot) -> ServiceView {
             stats: Stats {
                 conns: r.counters.connections,
                 inpkts: r.counters.packets,
+                outpkts: r.counters.out_packets,
                 inbytes: r.counters.bytes,
-                ..Stats::default()
+                outbytes: r.counters.out_bytes,
             },
         });
     }
@@ -141,8 +142,9 @@ fn service_view(s: &ServiceSnapshot) -> ServiceView {
             stats: Stats {
                 conns: f.counters.connections,
                 inpkts: f.counters.packets,
+                outpkts: f.counters.out_packets,
                 inbytes: f.counters.bytes,
-                ..Stats::default()
+                outbytes: f.counters.out_bytes,
             },
         });
     }
@@ -161,8 +163,9 @@ fn service_view(s: &ServiceSnapshot) -> ServiceView {
         stats: Stats {
             conns: s.counters.connections,
             inpkts: s.counters.packets,
+            outpkts: s.counters.out_packets,
             inbytes: s.counters.bytes,
-            ..Stats::default()
+            outbytes: s.counters.out_bytes,
         },
         reals,
     }

@@ -203,6 +203,57 @@ NATed established flows (masq: tail call, FIB lookup, addresses, ports, TTL and 
     Ok(())
 }
 
+/// The director's own traffic (a packet to no service that is no NATed flow's reply either):
+/// what the balancer costs it with a NATed real in the tables (one reply-table lookup) and
+/// without one (the agent's NAT flag off: no lookup), side by side in one run.
+fn own_traffic_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
+    let own = Frame::tcp(
+        CLIENT,
+        40000,
+        IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+        22,
+        ACK,
+    )
+    .build();
+    let ack = Frame::tcp(CLIENT, 40000, VIP, 80, ACK).build();
+    let without_nat: Vec<ServicePlan> = setup
+        .plans
+        .iter()
+        .filter(|p| p.vip.port() != NAT_PORT)
+        .cloned()
+        .collect();
+    let (mut fl, mut with, mut without) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        setup.dp.tables.apply(&setup.plans)?;
+        let (_, floor, balancer) = programs(&mut setup.dp)?;
+        fl.push(ns_per_packet(floor, &ack, repeat)?);
+        with.push(ns_with_verdict(balancer, &own, repeat, XDP_PASS)?);
+        setup.dp.tables.apply(&without_nat)?;
+        let (_, _, balancer) = programs(&mut setup.dp)?;
+        without.push(ns_with_verdict(balancer, &own, repeat, XDP_PASS)?);
+    }
+    setup.dp.tables.apply(&setup.plans)?;
+    let (f, w, wo) = (median(fl), median(with), median(without));
+    println!("\nthe director's own traffic (no service, no NATed flow's reply: XDP_PASS)");
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x",
+        "floor (parse, 1 lookup, rewrite)", f, 1.0
+    );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x",
+        "lvs, a NATed real in the tables",
+        w,
+        w / f
+    );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x",
+        "lvs, no NATed real (flag off)",
+        wo,
+        wo / f
+    );
+    Ok(())
+}
+
 /// Mean ns of each program on frames run once: the pass program and the floor on `known`,
 /// the balancer on `tunnelled` (encapsulated: XDP_REDIRECT to the veth).
 fn once_each_tunnelled(
@@ -318,6 +369,8 @@ fn fill_conntrack(dp: &mut Dataplane, dest: u32, generation: u32) -> Result<()> 
 /// needs of it.
 struct Setup {
     dp: Dataplane,
+    /// The services written (the NAT one last).
+    plans: Vec<ServicePlan>,
     first_real: u32,
     first_generation: u32,
     table: Table,
@@ -433,6 +486,7 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
     }
     Ok(Setup {
         dp,
+        plans: all_plans,
         first_real,
         first_generation,
         table,
@@ -573,6 +627,7 @@ fn main() -> Result<()> {
     }
     tunnel_line(&mut setup, rounds, repeat)?;
     nat_lines(&mut setup, rounds, repeat)?;
+    own_traffic_lines(&mut setup, rounds, repeat)?;
     full_table_line(&mut setup, rounds, repeat)?;
     drop(setup);
     // The same line at 16,777,216 flows (1 GiB).

@@ -1,0 +1,242 @@
+//! ICMP errors from the outside about a NATed flow, as IPVS translates them (`ip_vs_in_icmp`,
+//! `ip_vs_nat_icmp` with `outin` 0): a router between the client and the director sends an
+//! error (fragmentation needed, packet too big, unreachable, time exceeded) about a reply the
+//! director sent the client (VIP:port → client, quoted), to the VIP. The director sends it
+//! on to the real as if the real had met it: the outer destination becomes the real, and in
+//! the quoted packet the source address and port become the real's (its IPv4 header checksum
+//! updated), the ICMP checksum updated incrementally (for ICMPv6, the pseudo-header's
+//! destination too), the TTL / hop limit one less, the next hop from the FIB. So the real's
+//! path MTU discovery works through the director. Counted as the flow's traffic in (InPkts,
+//! InBytes), as IPVS counts it.
+//!
+//! The flow is the quoted packet's, reversed (client → VIP), found in the connection table
+//! without moving its state ([`crate::conntrack::peek`]); its destination must be a NATed
+//! real (not the director itself). An error whose quote is not from a VIP goes to
+//! [`crate::nat_icmp`] (the inside's); an error about no NATed flow, with IPv4 options, or
+//! quoting another protocol than TCP/UDP, and an ICMPv6 error with extension headers or a
+//! VLAN tag are XDP_PASS, untouched.
+
+use aya_ebpf::{
+    bindings::{BPF_FIB_LKUP_RET_SUCCESS, xdp_action::XDP_PASS},
+    programs::XdpContext,
+};
+use lvs_common::{
+    Addr, Dest, FlowKey,
+    dest::{dest_flags, forward},
+    service::proto,
+};
+
+use crate::{
+    conntrack, fib,
+    headers::{self, finish, word, words32},
+    maps::VIP_ADDRS,
+    parse::read,
+    stats,
+};
+
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_ICMPV6: u8 = 58;
+/// The fixed offsets of an ICMPv6 error without VLAN tag or extension headers: its IPv6
+/// header, its ICMPv6 header, the quoted packet.
+const L3_6: usize = 14;
+const L4_6: usize = L3_6 + 40;
+const Q_6: usize = L4_6 + 8;
+
+/// Whether the error at `l4` (IPv4 if `v4`) quotes a packet from a virtual address: one the
+/// director sent, so an error from the outside ([`v4`], [`v6`]).
+#[inline(always)]
+pub fn quotes_a_vip(ctx: &XdpContext, v4: bool, l4: usize) -> bool {
+    let src = if v4 {
+        match read::<u32>(ctx, l4 + 8 + 12) {
+            Ok(a) => Addr::from_v4_wire(a),
+            Err(_) => return false,
+        }
+    } else {
+        match read::<[u32; 4]>(ctx, Q_6 + 8) {
+            Ok(words) => Addr { words },
+            Err(_) => return false,
+        }
+    };
+    // SAFETY: only whether the entry exists is read.
+    unsafe { VIP_ADDRS.get(&src) }.is_some()
+}
+
+/// The NATed flow (client → VIP:port) a reply quoted as `vip`:`vport` → `client`:`cport`
+/// belongs to, and its destination, if it is a NATed real's.
+#[inline(always)]
+fn nated_flow(
+    vip: Addr,
+    client: Addr,
+    vport: u16,
+    cport: u16,
+    p: u8,
+) -> Option<(u32, &'static Dest)> {
+    let key = FlowKey {
+        src: client,
+        dst: vip,
+        sport_be: cport,
+        dport_be: vport,
+        proto: p,
+        _pad0: 0,
+        _pad1: 0,
+    };
+    let (id, dest) = conntrack::peek(&key)?;
+    (dest.method == forward::MASQ && dest.flags & dest_flags::LOCAL == 0).then_some((id, dest))
+}
+
+/// An ICMP error from the outside (IPv4). A call of its own (BPF-to-BPF), as [`v6`]: the
+/// program's stack does not hold it beside the inside's.
+#[inline(never)]
+pub fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
+    if l4 != l3 + 20 {
+        return Err(XDP_PASS);
+    }
+    let mut outer = read::<[u32; 5]>(ctx, l3)?;
+    let mut icmp = read::<[u16; 2]>(ctx, l4)?;
+    let quoted = l4 + 8;
+    let mut q = read::<[u32; 7]>(ctx, quoted)?;
+    let qb = q[2].to_ne_bytes();
+    let p = qb[1];
+    if q[0].to_ne_bytes()[0] != 0x45 || (p != proto::TCP && p != proto::UDP) {
+        return Err(XDP_PASS);
+    }
+    let vip = q[3];
+    let client = q[4];
+    let pb = q[5].to_ne_bytes();
+    let vport = u16::from_ne_bytes([pb[0], pb[1]]);
+    let cport = u16::from_ne_bytes([pb[2], pb[3]]);
+    if outer[4] != vip {
+        return Err(XDP_PASS);
+    }
+    let (dest_id, dest) = nated_flow(
+        Addr::from_v4_wire(vip),
+        Addr::from_v4_wire(client),
+        vport,
+        cport,
+        p,
+    )
+    .ok_or(XDP_PASS)?;
+    let ob = outer[2].to_ne_bytes();
+    if ob[0] <= 1 {
+        // The TTL would run out: the kernel's.
+        return Err(XDP_PASS);
+    }
+    let b0 = outer[0].to_ne_bytes();
+    let len = u16::from_be_bytes([b0[2], b0[3]]) as usize;
+    let from = Addr::from_v4_wire(outer[3]);
+    let (rc, fib) = fib::lookup(ctx, ingress, true, IPPROTO_ICMP, &from, &dest.addr, len, 0);
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(XDP_PASS);
+    }
+    let real = dest.addr.words[3];
+    let rport = if dest.port_be != 0 {
+        dest.port_be
+    } else {
+        vport
+    };
+
+    // The quote: source the real and its port, its header checksum.
+    let addr = words32(!vip) + words32(real);
+    let qc = u16::from_ne_bytes([qb[2], qb[3]]);
+    let new_qc = finish((!qc) as u64 + addr);
+    let nq = new_qc.to_ne_bytes();
+    q[2] = u32::from_ne_bytes([qb[0], qb[1], nq[0], nq[1]]);
+    q[3] = real;
+    let rp = rport.to_ne_bytes();
+    q[5] = u32::from_ne_bytes([rp[0], rp[1], pb[2], pb[3]]);
+    // The ICMP checksum covers the quote.
+    let delta = addr + (!qc) as u64 + new_qc as u64 + (!vport) as u64 + rport as u64;
+    icmp[1] = finish((!icmp[1]) as u64 + delta);
+    // The outer header: to the real, TTL one less.
+    let old_tp = u16::from_ne_bytes([ob[0], ob[1]]);
+    let new_tp = word(ob[0] - 1, ob[1]);
+    let oc = u16::from_ne_bytes([ob[2], ob[3]]);
+    let osum = addr + (!old_tp) as u64 + new_tp as u64;
+    let nc = finish((!oc) as u64 + osum).to_ne_bytes();
+    outer[2] = u32::from_ne_bytes([ob[0] - 1, ob[1], nc[0], nc[1]]);
+    outer[4] = real;
+    headers::write(ctx, quoted, q)?;
+    headers::write(ctx, l4, icmp)?;
+    headers::write(ctx, l3, outer)?;
+    fib::write_macs(ctx, &fib)?;
+    stats::forwarded(
+        dest.service,
+        dest_id,
+        (ctx.data_end() - ctx.data()) as u64,
+        false,
+    );
+    Ok(fib::send(ingress, &fib))
+}
+
+/// The same for an ICMPv6 error (no VLAN tag, no extension headers, outside or quoted): the
+/// outer destination and the quote's source become the real, the quote's source port the
+/// real's, the hop limit one less; the ICMPv6 checksum, which covers the pseudo-header too,
+/// updated incrementally.
+#[inline(never)]
+pub fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
+    if l3 != L3_6 || l4 != L4_6 {
+        return Err(XDP_PASS);
+    }
+    let q1 = read::<u32>(ctx, Q_6 + 4)?.to_ne_bytes();
+    let p = q1[2];
+    if read::<u32>(ctx, Q_6)?.to_ne_bytes()[0] >> 4 != 6 || (p != proto::TCP && p != proto::UDP) {
+        return Err(XDP_PASS);
+    }
+    let vip = read::<[u32; 4]>(ctx, Q_6 + 8)?;
+    let client = read::<[u32; 4]>(ctx, Q_6 + 24)?;
+    let pb = read::<u32>(ctx, Q_6 + 40)?.to_ne_bytes();
+    let vport = u16::from_ne_bytes([pb[0], pb[1]]);
+    let cport = u16::from_ne_bytes([pb[2], pb[3]]);
+    if read::<[u32; 4]>(ctx, L3_6 + 24)? != vip {
+        return Err(XDP_PASS);
+    }
+    let (dest_id, dest) =
+        nated_flow(Addr { words: vip }, Addr { words: client }, vport, cport, p).ok_or(XDP_PASS)?;
+    let ob = read::<u32>(ctx, L3_6 + 4)?.to_ne_bytes();
+    if ob[3] <= 1 {
+        return Err(XDP_PASS);
+    }
+    let len = u16::from_be_bytes([ob[0], ob[1]]) as usize + 40;
+    let from = Addr {
+        words: read::<[u32; 4]>(ctx, L3_6 + 8)?,
+    };
+    let (rc, fib) = fib::lookup(
+        ctx,
+        ingress,
+        false,
+        IPPROTO_ICMPV6,
+        &from,
+        &dest.addr,
+        len,
+        0,
+    );
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(XDP_PASS);
+    }
+    let real = dest.addr.words;
+    let rport = if dest.port_be != 0 {
+        dest.port_be
+    } else {
+        vport
+    };
+    let mut delta = (!vport) as u64 + rport as u64;
+    for i in 0..4 {
+        // The quote's source, and the pseudo-header's destination.
+        delta += 2 * (words32(!vip[i]) + words32(real[i]));
+    }
+    let c = read::<u16>(ctx, L4_6 + 2)?;
+    let rp = rport.to_ne_bytes();
+    headers::write(ctx, Q_6 + 8, real)?;
+    headers::write(ctx, Q_6 + 40, [rp[0], rp[1], pb[2], pb[3]])?;
+    headers::write(ctx, L4_6 + 2, finish((!c) as u64 + delta))?;
+    headers::write(ctx, L3_6 + 4, [ob[0], ob[1], ob[2], ob[3] - 1])?;
+    headers::write(ctx, L3_6 + 24, real)?;
+    fib::write_macs(ctx, &fib)?;
+    stats::forwarded(
+        dest.service,
+        dest_id,
+        (ctx.data_end() - ctx.data()) as u64,
+        false,
+    );
+    Ok(fib::send(ingress, &fib))
+}
