@@ -75,7 +75,11 @@ fn new_connections_split_3_2_1_over_ipv4_and_ipv6() {
     let lvs = RunningLvs::start(&lab, CONFIG).unwrap();
     let reals = [
         ["198.18.0.11:80", "198.18.0.12:80", "198.18.0.13:80"],
-        ["[fd00:198:18::11]:80", "[fd00:198:18::12]:80", "[fd00:198:18::13]:80"],
+        [
+            "[fd00:198:18::11]:80",
+            "[fd00:198:18::12]:80",
+            "[fd00:198:18::13]:80",
+        ],
     ];
     for (vip, reals) in vips(&lab).into_iter().zip(reals) {
         lvs.wait_served(vip, Duration::from_secs(15)).unwrap();

@@ -206,18 +206,63 @@ NATed established flows (masq: tail call, FIB lookup, addresses, ports, TTL and 
 /// Mean ns of each program on frames run once: the pass program and the floor on `known`,
 /// the balancer on `tunnelled` (encapsulated: XDP_REDIRECT to the veth).
 fn once_each_tunnelled(
-    (pass, floor, balancer): (&Xdp, &Xdp, &Xdp),
+    programs: (&Xdp, &Xdp, &Xdp),
     known: &[Vec<u8>],
     tunnelled: &[Vec<u8>],
 ) -> Result<(f64, f64, f64)> {
+    once_each_with(programs, known, tunnelled, XDP_REDIRECT)
+}
+
+/// Mean ns of each program on frames run once: the pass program and the floor on `known`,
+/// the balancer on `frames`, wanting `verdict` of it.
+fn once_each_with(
+    (pass, floor, balancer): (&Xdp, &Xdp, &Xdp),
+    known: &[Vec<u8>],
+    frames: &[Vec<u8>],
+    verdict: u32,
+) -> Result<(f64, f64, f64)> {
     let (mut ps, mut fs, mut ts) = (0.0, 0.0, 0.0);
-    for (k, t) in known.iter().zip(tunnelled) {
+    for (k, t) in known.iter().zip(frames) {
         ps += ns_with_verdict(pass, k, 1, XDP_PASS)?;
         fs += ns_per_packet(floor, k, 1)?;
-        ts += ns_with_verdict(balancer, t, 1, XDP_REDIRECT)?;
+        ts += ns_with_verdict(balancer, t, 1, verdict)?;
     }
     let count = known.len() as f64;
     Ok((ps / count, fs / count, ts / count))
+}
+
+/// Direct-routing established flows measured as the tunnelled and NATed ones are (each ACK
+/// run once; the flows of the floor's round 0, scheduled by a SYN first): what the balancer
+/// costs a known flow run once, the tail call and the forwarding method's work aside.
+fn dr_once_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
+    let programs = programs(&mut setup.dp)?;
+    let (pass, _, balancer) = programs;
+    let ack = Frame::tcp(CLIENT, 40000, VIP, 80, ACK).build();
+    let pass_long = ns_with_verdict(pass, &ack, repeat, XDP_PASS)?;
+    let known: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh(0, i, ACK)).collect();
+    for i in 0..FRESH {
+        ns_per_packet(balancer, &fresh(0, i, SYN), 1)?;
+    }
+    let (mut po, mut fo, mut eo) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (p, f, e) = once_each_with(programs, &known, &known, XDP_TX)?;
+        po.push(p);
+        fo.push(f);
+        eo.push(e);
+    }
+    let overhead = median(po) - pass_long;
+    let (df, de) = (median(fo) - overhead, median(eo) - overhead);
+    println!(
+        "\ndirect-routing established flows, each run once as the tunnelled and NATed ones below ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
+    );
+    println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", df, 1.0);
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x",
+        "lvs DR established flow (ACK)",
+        de,
+        de / df
+    );
+    Ok(())
 }
 
 /// Tunnelled established flows: each of 1,000 flows scheduled by a SYN first, then its ACK
@@ -571,6 +616,7 @@ fn main() -> Result<()> {
             wno / wfo
         );
     }
+    dr_once_line(&mut setup, rounds, repeat)?;
     tunnel_line(&mut setup, rounds, repeat)?;
     nat_lines(&mut setup, rounds, repeat)?;
     full_table_line(&mut setup, rounds, repeat)?;
