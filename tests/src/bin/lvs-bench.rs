@@ -36,7 +36,9 @@ use aya::{
 use lvs::dataplane::conntrack::{Table, table_map};
 use lvs::{
     config::{Protocol, Scheduler, TableSizes},
-    dataplane::{Dataplane, DestPlan, ServicePlan, Target, loader::load_program},
+    dataplane::{
+        Dataplane, DestPlan, ServicePlan, Target, loader::load_program, next_hop::NextHopGeneration,
+    },
 };
 use lvs_common::{
     FlowKey,
@@ -169,13 +171,24 @@ fn nat_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
         replies.push(reply.build());
     }
     let (mut po, mut fo, mut to, mut ro) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut tm, mut rm) = (Vec::new(), Vec::new());
+    // The rounds that miss the cache after those that hit it: a bump empties it.
     for _ in 0..rounds {
-        let (p, f, t) = once_each_tunnelled(programs, &known, &forward)?;
-        let (p2, f2, r) = once_each_tunnelled(programs, &known, &replies)?;
+        let (p, f, t) = once_each_tunnelled(programs, &known, &forward, None)?;
+        let (p2, f2, r) = once_each_tunnelled(programs, &known, &replies, None)?;
         po.push((p + p2) / 2.0);
         fo.push((f + f2) / 2.0);
         to.push(t);
         ro.push(r);
+    }
+    for _ in 0..rounds {
+        let g = &mut setup.generation;
+        let (p, f, t) = once_each_tunnelled(programs, &known, &forward, Some(g))?;
+        let (p2, f2, r) = once_each_tunnelled(programs, &known, &replies, Some(g))?;
+        po.push((p + p2) / 2.0);
+        fo.push((f + f2) / 2.0);
+        tm.push(t);
+        rm.push(r);
     }
     let overhead = median(po) - pass_long;
     let (nf, nt, nr) = (
@@ -183,9 +196,10 @@ fn nat_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
         median(to) - overhead,
         median(ro) - overhead,
     );
+    let (ntm, nrm) = (median(tm) - overhead, median(rm) - overhead);
     println!(
         "
-NATed established flows (masq: tail call, FIB lookup, addresses, ports, TTL and checksums), each run once ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
+NATed established flows (masq: tail call, next hop, addresses, ports, TTL and checksums), each run once ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
     );
     println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", nf, 1.0);
     println!(
@@ -200,31 +214,50 @@ NATed established flows (masq: tail call, FIB lookup, addresses, ports, TTL and 
         nr,
         nr / nf
     );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (next-hop cache missed: FIB lookup)",
+        "lvs NATed, client->real, FIB",
+        ntm,
+        ntm / nf
+    );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (next-hop cache missed: FIB lookup)",
+        "lvs NATed, real->client, FIB",
+        nrm,
+        nrm / nf
+    );
     Ok(())
 }
 
 /// Mean ns of each program on frames run once: the pass program and the floor on `known`,
-/// the balancer on `tunnelled` (encapsulated: XDP_REDIRECT to the veth).
+/// the balancer on `tunnelled` (encapsulated: XDP_REDIRECT to the veth). With `miss`, the
+/// next-hop cache's generation is bumped before each run of the balancer (outside the time
+/// measured), so each of its runs asks the FIB, as every packet did before the cache.
 fn once_each_tunnelled(
     programs: (&Xdp, &Xdp, &Xdp),
     known: &[Vec<u8>],
     tunnelled: &[Vec<u8>],
+    miss: Option<&mut NextHopGeneration>,
 ) -> Result<(f64, f64, f64)> {
-    once_each_with(programs, known, tunnelled, XDP_REDIRECT)
+    once_each_with(programs, known, tunnelled, XDP_REDIRECT, miss)
 }
 
 /// Mean ns of each program on frames run once: the pass program and the floor on `known`,
-/// the balancer on `frames`, wanting `verdict` of it.
+/// the balancer on `frames`, wanting `verdict` of it (`miss`: as in [`once_each_tunnelled`]).
 fn once_each_with(
     (pass, floor, balancer): (&Xdp, &Xdp, &Xdp),
     known: &[Vec<u8>],
     frames: &[Vec<u8>],
     verdict: u32,
+    mut miss: Option<&mut NextHopGeneration>,
 ) -> Result<(f64, f64, f64)> {
     let (mut ps, mut fs, mut ts) = (0.0, 0.0, 0.0);
     for (k, t) in known.iter().zip(frames) {
         ps += ns_with_verdict(pass, k, 1, XDP_PASS)?;
         fs += ns_per_packet(floor, k, 1)?;
+        if let Some(g) = miss.as_mut() {
+            g.bump()?;
+        }
         ts += ns_with_verdict(balancer, t, 1, verdict)?;
     }
     let count = known.len() as f64;
@@ -245,7 +278,7 @@ fn dr_once_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     }
     let (mut po, mut fo, mut eo) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let (p, f, e) = once_each_with(programs, &known, &known, XDP_TX)?;
+        let (p, f, e) = once_each_with(programs, &known, &known, XDP_TX, None)?;
         po.push(p);
         fo.push(f);
         eo.push(e);
@@ -281,17 +314,29 @@ fn tunnel_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     let tunnelled: Vec<Vec<u8>> = (0..FRESH)
         .map(|i| Frame::tcp(tunnel_src(i), 20000 + i as u16, VIP, TUNNEL_PORT, ACK).build())
         .collect();
-    let (mut po, mut fo, mut to) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut po, mut fo, mut to, mut mo) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The rounds that miss the cache after those that hit it: a bump empties it.
     for _ in 0..rounds {
-        let (p, f, t) = once_each_tunnelled(programs, &known, &tunnelled)?;
+        let (p, f, t) = once_each_tunnelled(programs, &known, &tunnelled, None)?;
         po.push(p);
         fo.push(f);
         to.push(t);
     }
+    for _ in 0..rounds {
+        let g = &mut setup.generation;
+        let (p, f, m) = once_each_tunnelled(programs, &known, &tunnelled, Some(g))?;
+        po.push(p);
+        fo.push(f);
+        mo.push(m);
+    }
     let overhead = median(po) - pass_long;
-    let (tf, tt) = (median(fo) - overhead, median(to) - overhead);
+    let (tf, tt, tm) = (
+        median(fo) - overhead,
+        median(to) - overhead,
+        median(mo) - overhead,
+    );
     println!(
-        "\ntunnelled established flows (ipip: tail call, FIB lookup, outer header), each run once ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
+        "\ntunnelled established flows (ipip: tail call, next hop, outer header), each run once ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
     );
     println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", tf, 1.0);
     println!(
@@ -299,6 +344,12 @@ fn tunnel_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
         "lvs tunnelled flow (ACK)",
         tt,
         tt / tf
+    );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (next-hop cache missed: FIB lookup)",
+        "lvs tunnelled flow, FIB each time",
+        tm,
+        tm / tf
     );
     Ok(())
 }
@@ -363,6 +414,8 @@ fn fill_conntrack(dp: &mut Dataplane, dest: u32, generation: u32) -> Result<()> 
 /// needs of it.
 struct Setup {
     dp: Dataplane,
+    /// The next-hop cache's generation, bumped to measure its misses.
+    generation: NextHopGeneration,
     first_real: u32,
     first_generation: u32,
     table: Table,
@@ -477,6 +530,7 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
         flows.insert(floor_key(fresh_src(0, i), 10000 + i as u16), macs, 0)?;
     }
     Ok(Setup {
+        generation: NextHopGeneration::of(&mut dp)?,
         dp,
         first_real,
         first_generation,
