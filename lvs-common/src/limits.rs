@@ -117,7 +117,7 @@ pub mod map_names {
     /// balancer when it remembers a NATed flow ([`crate::nat`]).
     pub const NAT_REPLIES: &str = "LVS_NAT_REPLIES";
 
-    /// `LRU_HASH` [`crate::NextHopKey`] → [`crate::NextHop`]: the next-hop cache in front of
+    /// `LRU_HASH` (`BPF_F_NO_COMMON_LRU`) [`crate::NextHopKey`] → [`crate::NextHop`]: the next-hop cache in front of
     /// the FIB lookup ([`crate::next_hop`]), written by the data plane. Not pinned: a cache,
     /// that every agent's programs start empty.
     pub const NEXT_HOPS: &str = "LVS_NEXT_HOPS";
