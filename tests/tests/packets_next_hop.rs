@@ -2,8 +2,9 @@
 //! BPF_PROG_TEST_RUN, in a network namespace of the test's own with the agent's follower of
 //! routing changes running (`NextHopFollower`): a route or neighbour change of a tunnelled or
 //! NATed real (and of a NATed flow's client) is followed by the next packet once the follower
-//! has bumped the generation; without a follower, within the cache's maximum age; a packet too
-//! big for a cached route still gets its ICMP error with the route's MTU.
+//! has bumped the generation, and a neighbour entry announced again with the same MAC bumps
+//! nothing; without a follower, within the cache's maximum age; a packet too big for a cached
+//! route still gets its ICMP error with the route's MTU.
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -55,9 +56,13 @@ fn sh(cmd: &str) {
 /// and clients' routes through A, and forwarding on.
 fn in_lab_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| {
-        let h = s.spawn(|| {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(NEWNET)");
-            sh("ip link set lo up
+        let h =
+            s.spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(NEWNET)");
+                // No IPv6 (the tests are IPv4's): its address and router notifications would
+                // bump the generation at moments of their own.
+                sh("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+                ip link set lo up
                 ip link add d0 address 02:00:00:00:00:d0 mtu 1500 type veth peer name d1
                 ip link set d1 up
                 ip link set d0 up
@@ -69,8 +74,8 @@ fn in_lab_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
                 ip route add 10.96.0.0/24 via 10.99.0.254 mtu lock 1400
                 ip route add 198.18.1.0/24 via 10.99.0.254
                 sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.lo.forwarding=1");
-            f()
-        });
+                f()
+            });
         h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
 }
@@ -250,5 +255,37 @@ fn too_big_for_a_cached_route_gets_the_routes_mtu() {
         assert_eq!(&out.frame[42..62], &big[14..34], "the quoted header");
         // And one that fits still goes.
         assert_eq!(run(&mut dp, &to_vip(81, ACK, 1340)).verdict, XDP_REDIRECT);
+    });
+}
+
+#[test]
+fn a_neighbour_announced_again_with_its_mac_keeps_the_cache() {
+    in_lab_netns(|| {
+        let mut dp = loaded();
+        let _follower = NextHopFollower::spawn(NextHopGeneration::of(&mut dp).unwrap())
+            .expect("following routing changes");
+        let generation = NextHopGeneration::of(&mut dp).unwrap();
+        assert_eq!(
+            next_hop_mac(&mut dp, &to_vip(80, SYN, 0), XDP_REDIRECT),
+            ROUTER_A
+        );
+        // Router A's entry announced (first sight: a change), then announced again in another
+        // state with the same MAC, as an entry going stale and confirmed is: no change.
+        changed(
+            &generation,
+            "ip neigh change 10.99.0.254 lladdr 02:00:00:00:00:fe dev d0 nud stale",
+        );
+        let before = generation.current().unwrap();
+        sh("ip neigh change 10.99.0.254 lladdr 02:00:00:00:00:fe dev d0 nud reachable");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            generation.current().unwrap(),
+            before,
+            "the same MAC announced again bumped the generation"
+        );
+        assert_eq!(
+            next_hop_mac(&mut dp, &to_vip(80, ACK, 0), XDP_REDIRECT),
+            ROUTER_A
+        );
     });
 }
