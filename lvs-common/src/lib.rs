@@ -19,6 +19,7 @@ pub mod hash;
 pub mod limits;
 pub mod mac;
 pub mod nat;
+pub mod next_hop;
 pub mod service;
 pub mod stats;
 
@@ -30,6 +31,7 @@ pub use dest::Dest;
 pub use fragment::{FragKey, FragValue};
 pub use mac::OwnMacs;
 pub use nat::NatReply;
+pub use next_hop::{NextHop, NextHopKey};
 pub use service::{Service, VipKey};
 pub use stats::{Counters, DropReason};
 
@@ -61,5 +63,7 @@ pod!(
     OwnMacs,
     FragKey,
     FragValue,
-    NatReply
+    NatReply,
+    NextHopKey,
+    NextHop
 );

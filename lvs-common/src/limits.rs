@@ -50,6 +50,11 @@ pub const MAX_TX_PORTS: u32 = 64;
 /// Entries of the NAT reply table ([`map_names::NAT_REPLIES`], LRU): one per NATed flow.
 pub const NAT_REPLY_ENTRIES: u32 = 262_144;
 
+/// Entries of the next-hop cache ([`map_names::NEXT_HOPS`], LRU): one per destination a
+/// routed packet goes to (a tunnelled or NATed real, a NATed flow's client) from each source
+/// and ingress interface it is asked for.
+pub const NEXT_HOP_ENTRIES: u32 = 65_536;
+
 /// A value meaning "no destination".
 pub const NO_DEST: u32 = u32::MAX;
 
@@ -115,6 +120,14 @@ pub mod map_names {
     /// address and port → client address and port) → [`crate::NatReply`], written by the
     /// balancer when it remembers a NATed flow ([`crate::nat`]).
     pub const NAT_REPLIES: &str = "LVS_NAT_REPLIES";
+
+    /// `LRU_HASH` (`BPF_F_NO_COMMON_LRU`) [`crate::NextHopKey`] → [`crate::NextHop`]: the next-hop cache in front of
+    /// the FIB lookup ([`crate::next_hop`]), written by the data plane. Not pinned: a cache,
+    /// that every agent's programs start empty.
+    pub const NEXT_HOPS: &str = "LVS_NEXT_HOPS";
+    /// `ARRAY` of one `u32`: the next-hop cache's generation, bumped by the agent on every
+    /// routing change it is told of ([`crate::next_hop`]). Not pinned, as [`NEXT_HOPS`].
+    pub const NEXT_HOP_GENERATION: &str = "LVS_NEXT_HOP_GEN";
 
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
     pub const ALL: [&str; 16] = [

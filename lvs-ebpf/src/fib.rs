@@ -1,19 +1,121 @@
 //! The next hop from the kernel's FIB (`bpf_fib_lookup`), for the forwarding methods that
 //! route ([`crate::tunnel`], [`crate::nat`], [`crate::nat_reply`]): the egress interface, its
-//! MAC, the next hop's MAC (from the kernel's neighbour table) and, when asked
-//! (`BPF_FIB_LOOKUP_SRC`), the route's preferred source address. A route or neighbour change
-//! is followed at the next packet, with nothing for the agent to do. The helper answers only
-//! when forwarding is enabled on the interface the packet came in on (the agent checks that
-//! at start).
+//! MAC, the next hop's MAC (from the kernel's neighbour table), the route's MTU and, when asked
+//! (`BPF_FIB_LOOKUP_SRC`), the route's preferred source address. The helper answers only when
+//! forwarding is enabled on the interface the packet came in on (the agent checks that at
+//! start).
+//!
+//! [`next_hop`] asks the helper only on a miss of the next-hop cache ([`NEXT_HOPS`],
+//! [`lvs_common::next_hop`]): an entry holds while it is of the generation the agent last set
+//! (it bumps it on every route, neighbour, address, link, rule or forwarding change the kernel
+//! announces) and younger than [`lvs_common::next_hop::NEXT_HOP_MAX_AGE_NS`]. A route or
+//! neighbour change is so followed from the packet after the agent heard of it.
 
 use aya_ebpf::{
-    bindings::{bpf_fib_lookup, xdp_action::XDP_TX},
-    helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect},
+    bindings::{
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC, bpf_fib_lookup,
+        xdp_action::XDP_TX,
+    },
+    helpers::{
+        bpf_ktime_get_coarse_ns,
+        generated::{bpf_fib_lookup as fib_lookup, bpf_redirect},
+    },
     programs::XdpContext,
 };
-use lvs_common::Addr;
+use lvs_common::{Addr, NextHop, NextHopKey, next_hop::ASK_SOURCE};
 
-use crate::headers;
+use crate::{
+    headers,
+    maps::{NEXT_HOP_GENERATION, NEXT_HOPS},
+};
+
+/// Why [`next_hop`] gives no next hop.
+pub enum NoHop {
+    /// The packet is longer than the route's MTU (given).
+    TooBig(usize),
+    /// No usable route, no neighbour entry for the next hop, or forwarding off on the
+    /// ingress interface.
+    Unreachable,
+}
+
+/// The next hop of a packet of `tot_len` bytes (its IP length) and protocol `l4_proto` from
+/// `src` to `dst`, come in on interface `ingress`: from the cache if it holds an entry for
+/// everything but the length, else from the FIB (`flags` for the helper: 0 or
+/// `BPF_FIB_LOOKUP_SRC`, which makes [`NextHop::src`] the route's preferred source), then
+/// kept in the cache. Only answers that forward are kept.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn next_hop(
+    ctx: &XdpContext,
+    ingress: u32,
+    v4: bool,
+    l4_proto: u8,
+    src: &Addr,
+    dst: &Addr,
+    tot_len: usize,
+    flags: u32,
+) -> Result<NextHop, NoHop> {
+    let key = NextHopKey {
+        src: *src,
+        dst: *dst,
+        ingress,
+        proto: l4_proto,
+        v4: v4 as u8,
+        flags: if flags & BPF_FIB_LOOKUP_SRC != 0 {
+            ASK_SOURCE
+        } else {
+            0
+        },
+        _pad: 0,
+    };
+    // Read before the FIB is asked: an answer from before a change the agent bumps the
+    // generation for is stored with the generation that bump makes old.
+    let generation = NEXT_HOP_GENERATION.get(0).copied().unwrap_or(0);
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // SAFETY: the value is copied out at once.
+    if let Some(hop) = unsafe { NEXT_HOPS.get(&key) }.copied()
+        && hop.fresh(generation, now)
+    {
+        if tot_len > hop.mtu as usize {
+            return Err(NoHop::TooBig(hop.mtu as usize));
+        }
+        return Ok(hop);
+    }
+    let (rc, fib) = lookup(ctx, ingress, v4, l4_proto, src, dst, tot_len, flags);
+    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
+        return Err(NoHop::TooBig(mtu(&fib)));
+    }
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(NoHop::Unreachable);
+    }
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(&fib.dmac);
+    macs[6..].copy_from_slice(&fib.smac);
+    let hop = NextHop {
+        macs,
+        ifindex: fib.ifindex,
+        // On success the helper reports the route's MTU it checked the length against.
+        mtu: mtu(&fib) as u32,
+        generation,
+        filled_ns: now,
+        src: if key.flags == ASK_SOURCE {
+            // SAFETY: the helper filled the source when asked to.
+            let mut a = *src;
+            if v4 {
+                a = Addr::from_v4_wire(unsafe { fib.__bindgen_anon_3.ipv4_src });
+            } else {
+                a.words = unsafe { fib.__bindgen_anon_3.ipv6_src };
+            }
+            a
+        } else {
+            *src
+        },
+    };
+    // Failure only under memory pressure: the next packet asks the FIB again.
+    let _ = NEXT_HOPS.insert(&key, &hop, 0);
+    Ok(hop)
+}
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -61,7 +163,8 @@ pub fn lookup(
     (rc, fib)
 }
 
-/// The route's MTU, after a lookup that answered `BPF_FIB_LKUP_RET_FRAG_NEEDED`.
+/// The route's MTU, after a lookup that answered `BPF_FIB_LKUP_RET_FRAG_NEEDED` or (kernels
+/// since 5.13) `BPF_FIB_LKUP_RET_SUCCESS`.
 #[inline(always)]
 pub fn mtu(fib: &bpf_fib_lookup) -> usize {
     // SAFETY: the helper wrote the route's MTU into the union.
@@ -80,11 +183,29 @@ pub fn write_macs(ctx: &XdpContext, fib: &bpf_fib_lookup) -> Result<(), u32> {
 /// the one the packet came in on, else a redirect.
 #[inline(always)]
 pub fn send(ingress: u32, fib: &bpf_fib_lookup) -> u32 {
-    if fib.ifindex == ingress {
+    out(ingress, fib.ifindex)
+}
+
+/// [`write_macs`] for a [`next_hop`].
+#[inline(always)]
+pub fn write_hop_macs(ctx: &XdpContext, hop: &NextHop) -> Result<(), u32> {
+    headers::write(ctx, 0, hop.macs)
+}
+
+/// [`send`] for a [`next_hop`].
+#[inline(always)]
+pub fn send_hop(ingress: u32, hop: &NextHop) -> u32 {
+    out(ingress, hop.ifindex)
+}
+
+/// XDP_TX if `egress` is `ingress`, else a redirect to `egress`.
+#[inline(always)]
+fn out(ingress: u32, egress: u32) -> u32 {
+    if egress == ingress {
         return XDP_TX;
     }
     // SAFETY: a helper taking plain integers.
-    (unsafe { bpf_redirect(fib.ifindex, 0) }) as u32
+    (unsafe { bpf_redirect(egress, 0) }) as u32
 }
 
 /// The interface the packet came in on. Read it once per program and pass it on: the

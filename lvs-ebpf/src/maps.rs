@@ -2,16 +2,16 @@
 //! [`lvs_common::limits`].
 
 use aya_ebpf::{
-    bindings::BPF_F_MMAPABLE,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_COMMON_LRU},
     macros::map,
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use lvs_common::{
-    Addr, Counters, CtBucket, CtConfig, Dest, FlowKey, FragKey, FragValue, NatReply, OwnMacs,
-    PersistKey, PersistValue, Service, VipKey,
+    Addr, Counters, CtBucket, CtConfig, Dest, FlowKey, FragKey, FragValue, NatReply, NextHop,
+    NextHopKey, OwnMacs, PersistKey, PersistValue, Service, VipKey,
     limits::{
         CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, NAT_REPLY_ENTRIES,
-        PERSIST_ENTRIES, RING_SIZE, forward_progs,
+        NEXT_HOP_ENTRIES, PERSIST_ENTRIES, RING_SIZE, forward_progs,
     },
     stats::DropReason,
 };
@@ -123,3 +123,14 @@ pub static FORWARD_DEST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "LVS_NAT_REPLIES")]
 pub static NAT_REPLIES: LruHashMap<FlowKey, NatReply> =
     LruHashMap::with_max_entries(NAT_REPLY_ENTRIES, 0);
+
+/// The next-hop cache in front of the FIB lookup ([`crate::fib::next_hop`],
+/// [`lvs_common::next_hop`]). Each CPU has LRU lists of its own (`BPF_F_NO_COMMON_LRU`): a
+/// miss's insert takes no lock shared with the other CPUs (measured: a miss 3–23% cheaper).
+#[map(name = "LVS_NEXT_HOPS")]
+pub static NEXT_HOPS: LruHashMap<NextHopKey, NextHop> =
+    LruHashMap::with_max_entries(NEXT_HOP_ENTRIES, BPF_F_NO_COMMON_LRU);
+
+/// The next-hop cache's generation (one word), bumped by the agent on every routing change.
+#[map(name = "LVS_NEXT_HOP_GEN")]
+pub static NEXT_HOP_GENERATION: Array<u32> = Array::with_max_entries(1, 0);

@@ -3,7 +3,7 @@
 //! down by one as the director routes the packet, the IPv4 header checksum and the TCP/UDP
 //! checksum are updated incrementally (RFC 1624; a UDP-over-IPv4 checksum of 0, none, stays
 //! 0), and the packet leaves by the next hop the kernel's FIB gives for the real
-//! ([`crate::fib`]). A later fragment (no transport header) gets its address rewritten and
+//! ([`crate::fib::next_hop`], through the next-hop cache). A later fragment (no transport header) gets its address rewritten and
 //! its IPv4 header checksum updated: the transport checksum, in the first fragment, already
 //! covers the whole datagram's change.
 //!
@@ -16,17 +16,14 @@
 //! When the balancer remembers a NATed flow it also writes the reply table ([`remember`]),
 //! which [`crate::nat_reply`] translates the real's replies by.
 
-use aya_ebpf::{
-    bindings::{BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, xdp_action::XDP_PASS},
-    programs::XdpContext,
-};
+use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
 use lvs_common::{
     Addr, Dest, NatReply, dest::forward, limits::forward_progs, nat::reply_key, service::proto,
     stats::DropReason,
 };
 
 use crate::{
-    fib,
+    fib::{self, NoHop},
     headers::{self, finish, word, words32},
     maps::{DESTS, FORWARD_DEST, FORWARD_PROGS, NAT_REPLIES},
     parse::{Packet, frag, read},
@@ -58,7 +55,7 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
         .copied()
         .ok_or_else(|| bad_destination(ctx))?;
     let dest = DESTS.get(dest_id).ok_or_else(|| bad_destination(ctx))?;
-    let (rc, fib) = fib::lookup(
+    let hop = match fib::next_hop(
         ctx,
         ingress,
         pkt.v4,
@@ -67,17 +64,15 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
         &dest.addr,
         ip_len(ctx, &pkt)?,
         0,
-    );
-    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
-        return too_big::reply(ctx, &pkt, fib::mtu(&fib));
-    }
-    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
-        return Err(tunnel::no_route(ctx));
-    }
+    ) {
+        Ok(hop) => hop,
+        Err(NoHop::TooBig(mtu)) => return too_big::reply(ctx, &pkt, mtu),
+        Err(NoHop::Unreachable) => return Err(tunnel::no_route(ctx)),
+    };
     let addr_off = if pkt.v4 { pkt.l3 + 16 } else { pkt.l3 + 24 };
     translate(ctx, &pkt, addr_off, &dest.addr, pkt.l4 + 2, dest.port_be)?;
-    fib::write_macs(ctx, &fib)?;
-    Ok(fib::send(ingress, &fib))
+    fib::write_hop_macs(ctx, &hop)?;
+    Ok(fib::send_hop(ingress, &hop))
 }
 
 #[inline(never)]

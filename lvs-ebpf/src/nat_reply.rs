@@ -4,8 +4,8 @@
 //! its state's idle timeout and still to that destination, is a reply: its source becomes the
 //! VIP and port again (TTL / hop limit one less, checksums updated incrementally:
 //! [`crate::nat::translate`]), its TCP flags move the flow's state (IPVS's OUTPUT table), and it
-//! leaves by the next hop the kernel's FIB gives for the client ([`crate::fib`]), counted in
-//! the service's and the real's OutPkts and OutBytes ([`crate::stats::replied`]). Anything
+//! leaves by the next hop the kernel's FIB gives for the client ([`crate::fib::next_hop`]),
+//! counted in the service's and the real's OutPkts and OutBytes ([`crate::stats::replied`]). Anything
 //! else (the director's own traffic, a reply whose flow is gone or expired) is XDP_PASS,
 //! untouched; it costs the balancer one hash lookup, and none while no NATed real is in the
 //! tables (the agent's flag, [`crate::maps::NAT_ON`]).
@@ -15,10 +15,7 @@
 //! its path MTU to the client. Fragments of replies are passed untouched (not translated):
 //! the reals' replies must not be fragmented (TCP's are not, with path MTU discovery).
 
-use aya_ebpf::{
-    bindings::{BPF_FIB_LKUP_RET_SUCCESS, xdp_action::XDP_PASS},
-    programs::XdpContext,
-};
+use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
 use lvs_common::{dest::forward, limits::forward_progs, nat::forward_key};
 
 use crate::{
@@ -73,7 +70,9 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     if dest.method != forward::MASQ || dest.addr != pkt.key.src {
         return Err(XDP_PASS);
     }
-    let (rc, fib) = fib::lookup(
+    // Too big for the route (the kernel tells the real), or no route (nor neighbour): the
+    // kernel's to judge.
+    let hop = fib::next_hop(
         ctx,
         ingress,
         pkt.v4,
@@ -82,15 +81,11 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
         &pkt.key.dst,
         nat::ip_len(ctx, &pkt)?,
         0,
-    );
-    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
-        // Too big for the route (the kernel tells the real), or no route (nor neighbour):
-        // the kernel's to judge.
-        return Err(XDP_PASS);
-    }
+    )
+    .map_err(|_| XDP_PASS)?;
     let addr_off = if pkt.v4 { pkt.l3 + 12 } else { pkt.l3 + 8 };
     nat::translate(ctx, &pkt, addr_off, &v.vip, pkt.l4, v.vport_be)?;
-    fib::write_macs(ctx, &fib)?;
+    fib::write_hop_macs(ctx, &hop)?;
     stats::replied(dest.service, dest_id, pkt.len);
-    Ok(fib::send(ingress, &fib))
+    Ok(fib::send_hop(ingress, &hop))
 }

@@ -1,7 +1,7 @@
 //! Stage 6, tunnel (`ipip`, ipvsadm's `Tunnel`): the packet is encapsulated IPv4 in IPv4 (IPv6
 //! in IPv6 for an IPv6 VIP) to the real server, which may be anywhere the director routes to.
 //!
-//! The next hop comes from the kernel's FIB, per packet ([`crate::fib`]): the egress
+//! The next hop comes from the kernel's FIB, through the next-hop cache ([`fib::next_hop`]): the egress
 //! interface, its MAC, the next hop's MAC and, unless the destination names one, the outer
 //! source address (`BPF_FIB_LOOKUP_SRC`: the route's preferred source, as IPVS chooses it).
 //!
@@ -13,14 +13,12 @@
 //! dropped and counted (`no_route`).
 
 use aya_ebpf::{
-    bindings::{BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC},
-    helpers::generated::bpf_xdp_adjust_head,
-    programs::XdpContext,
+    bindings::BPF_FIB_LOOKUP_SRC, helpers::generated::bpf_xdp_adjust_head, programs::XdpContext,
 };
 use lvs_common::{Dest, limits::forward_progs, stats::DropReason};
 
 use crate::{
-    fib,
+    fib::{self, NoHop},
     headers::{self, finish, word, words32},
     maps::{DESTS, FORWARD_DEST, FORWARD_PROGS},
     parse::{Packet, read},
@@ -95,7 +93,7 @@ pub fn forward(ctx: &XdpContext, ingress: u32, pkt: &Packet, dest: &Dest) -> Res
     let explicit_src = dest.tunnel_src.words != [0; 4];
     let flags = if explicit_src { 0 } else { BPF_FIB_LOOKUP_SRC };
     let proto = if pkt.v4 { IPPROTO_IPIP } else { IPPROTO_IPV6 };
-    let (rc, fib) = fib::lookup(
+    let hop = match fib::next_hop(
         ctx,
         ingress,
         pkt.v4,
@@ -104,13 +102,11 @@ pub fn forward(ctx: &XdpContext, ingress: u32, pkt: &Packet, dest: &Dest) -> Res
         &dest.addr,
         inner_len + outer,
         flags,
-    );
-    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
-        return too_big::reply(ctx, pkt, fib::mtu(&fib).saturating_sub(outer));
-    }
-    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
-        return Err(no_route(ctx));
-    }
+    ) {
+        Ok(hop) => hop,
+        Err(NoHop::TooBig(mtu)) => return too_big::reply(ctx, pkt, mtu.saturating_sub(outer)),
+        Err(NoHop::Unreachable) => return Err(no_route(ctx)),
+    };
 
     // Room for the outer header in front of the frame.
     // SAFETY: the helper moves `data` back by `outer` bytes or fails, leaving it.
@@ -119,7 +115,7 @@ pub fn forward(ctx: &XdpContext, ingress: u32, pkt: &Packet, dest: &Dest) -> Res
     }
     // The Ethernet header: next hop's and egress interface's MACs, then the old type (and VLAN
     // tag), which stand `outer` bytes further on.
-    fib::write_macs(ctx, &fib)?;
+    fib::write_hop_macs(ctx, &hop)?;
     headers::copy::<u16>(ctx, outer + 12, 12)?;
     if l3 > 14 {
         headers::copy::<u32>(ctx, outer + 14, 14)?;
@@ -127,9 +123,8 @@ pub fn forward(ctx: &XdpContext, ingress: u32, pkt: &Packet, dest: &Dest) -> Res
 
     let inner = l3 + outer;
     if pkt.v4 {
-        // SAFETY: the helper filled the source when asked to (BPF_FIB_LOOKUP_SRC), and left
-        // the explicit one otherwise.
-        let src = unsafe { fib.__bindgen_anon_3.ipv4_src };
+        // The route's preferred source when asked (BPF_FIB_LOOKUP_SRC), else the explicit one.
+        let src = hop.src.words[3];
         let dst = dest.addr.words[3];
         // Version and IHL 5, then the inner TOS (the second byte of the first word).
         let first = (read::<u16>(ctx, inner)? & word(0, 0xff)) | word(0x45, 0);
@@ -147,8 +142,7 @@ pub fn forward(ctx: &XdpContext, ingress: u32, pkt: &Packet, dest: &Dest) -> Res
         headers::write(ctx, l3, [first, len, id, df, ttl_proto, finish(sum)])?;
         headers::write(ctx, l3 + 12, [src, dst])?;
     } else {
-        // SAFETY: as above.
-        let src = unsafe { fib.__bindgen_anon_3.ipv6_src };
+        let src = hop.src.words;
         // Version and traffic class of the inner header, flow label 0.
         let first = read::<u32>(ctx, inner)? & u32::from_ne_bytes([0xff, 0xf0, 0, 0]);
         let len = (inner_len as u16).to_be();
@@ -158,5 +152,5 @@ pub fn forward(ctx: &XdpContext, ingress: u32, pkt: &Packet, dest: &Dest) -> Res
         headers::write(ctx, l3 + 24, dest.addr.words)?;
     }
 
-    Ok(fib::send(ingress, &fib))
+    Ok(fib::send_hop(ingress, &hop))
 }

@@ -468,6 +468,10 @@ pub async fn run(
         dataplane.abandon();
         return Err(e.into());
     }
+    // Tunnelled and NATed packets take their next hop from a cache in front of the FIB: every
+    // routing change the kernel announces empties it (a new generation), from before the
+    // program runs.
+    let _next_hops = crate::dataplane::next_hop::follow(&mut dataplane);
     // A start that fails leaves nothing behind (but what it adopted).
     let ifindex = match dataplane.attach(&interface, opts.mode) {
         Ok(i) => i,

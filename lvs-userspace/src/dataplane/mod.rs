@@ -7,6 +7,7 @@ pub mod conns;
 pub mod conntrack;
 pub mod loader;
 pub mod maglev;
+pub mod next_hop;
 pub mod object;
 pub mod plan;
 pub mod resize;

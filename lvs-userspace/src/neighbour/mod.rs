@@ -322,6 +322,7 @@ mod link;
 mod netlink;
 mod resolve;
 mod route;
+mod routing;
 mod watch;
 
 pub use link::{
@@ -332,6 +333,7 @@ pub use resolve::{
     NeighbourTable, Rtnl, neighbour_entry, neighbour_table, resolve, resolve_timeout,
 };
 pub use route::{lookup_route, route_to};
+pub use routing::{RoutingWatch, watch_routing};
 pub use watch::{AsyncNeighbourWatch, NeighbourWatch, watch, watch_async};
 
 #[cfg(test)]

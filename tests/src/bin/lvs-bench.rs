@@ -18,13 +18,16 @@
 //! Also: new flows on `wlc` services of 8, 64 and 1,024 reals, and established flows of a
 //! tunnelled service (`ipip`), each ACK run once as the fresh flows are (the encapsulated frame
 //! cannot be run again: it is no longer a packet to the VIP): the tail call to `lvs_tunnel`,
-//! its FIB lookup and the outer header, beside the floor on known flows. The benchmark runs in
+//! its next hop (from the next-hop cache) and the outer header, beside the floor on known
+//! flows; then the same with the cache's generation bumped before each run, so that each asks
+//! the FIB (`FIB each time`). Before them, direct-routing established flows run once the same
+//! way, what the tunnel's and NAT's lines read against. The benchmark runs in
 //! a network namespace of its own whose FIB has a route to the tunnelled reals (through a
 //! veth, to a router with a permanent neighbour entry), with forwarding on, as the FIB helper
 //! needs. And established flows of a NATed service (`masq`), both directions, each packet
 //! run once the same way: the client's ACK (tail call to `lvs_nat`, FIB lookup, translation)
 //! and the real's (a reply-table lookup, tail call to `lvs_nat_reply`, connection-table
-//! lookup, FIB lookup, translation).
+//! lookup, next hop, translation), each also with the cache missed.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -36,7 +39,9 @@ use aya::{
 use lvs::dataplane::conntrack::{Table, table_map};
 use lvs::{
     config::{Protocol, Scheduler, TableSizes},
-    dataplane::{Dataplane, DestPlan, ServicePlan, Target, loader::load_program},
+    dataplane::{
+        Dataplane, DestPlan, ServicePlan, Target, loader::load_program, next_hop::NextHopGeneration,
+    },
 };
 use lvs_common::{
     FlowKey,
@@ -169,13 +174,24 @@ fn nat_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
         replies.push(reply.build());
     }
     let (mut po, mut fo, mut to, mut ro) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut tm, mut rm) = (Vec::new(), Vec::new());
+    // The rounds that miss the cache after those that hit it: a bump empties it.
     for _ in 0..rounds {
-        let (p, f, t) = once_each_tunnelled(programs, &known, &forward)?;
-        let (p2, f2, r) = once_each_tunnelled(programs, &known, &replies)?;
+        let (p, f, t) = once_each_tunnelled(programs, &known, &forward, None)?;
+        let (p2, f2, r) = once_each_tunnelled(programs, &known, &replies, None)?;
         po.push((p + p2) / 2.0);
         fo.push((f + f2) / 2.0);
         to.push(t);
         ro.push(r);
+    }
+    for _ in 0..rounds {
+        let g = &mut setup.generation;
+        let (p, f, t) = once_each_tunnelled(programs, &known, &forward, Some(g))?;
+        let (p2, f2, r) = once_each_tunnelled(programs, &known, &replies, Some(g))?;
+        po.push((p + p2) / 2.0);
+        fo.push((f + f2) / 2.0);
+        tm.push(t);
+        rm.push(r);
     }
     let overhead = median(po) - pass_long;
     let (nf, nt, nr) = (
@@ -183,9 +199,10 @@ fn nat_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
         median(to) - overhead,
         median(ro) - overhead,
     );
+    let (ntm, nrm) = (median(tm) - overhead, median(rm) - overhead);
     println!(
         "
-NATed established flows (masq: tail call, FIB lookup, addresses, ports, TTL and checksums), each run once ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
+NATed established flows (masq: tail call, next hop, addresses, ports, TTL and checksums), each run once ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
     );
     println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", nf, 1.0);
     println!(
@@ -199,6 +216,18 @@ NATed established flows (masq: tail call, FIB lookup, addresses, ports, TTL and 
         "lvs NATed flow, real->client (ACK)",
         nr,
         nr / nf
+    );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (next-hop cache missed: FIB lookup)",
+        "lvs NATed, client->real, FIB",
+        ntm,
+        ntm / nf
+    );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (next-hop cache missed: FIB lookup)",
+        "lvs NATed, real->client, FIB",
+        nrm,
+        nrm / nf
     );
     Ok(())
 }
@@ -255,20 +284,72 @@ fn own_traffic_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> 
 }
 
 /// Mean ns of each program on frames run once: the pass program and the floor on `known`,
-/// the balancer on `tunnelled` (encapsulated: XDP_REDIRECT to the veth).
+/// the balancer on `tunnelled` (encapsulated: XDP_REDIRECT to the veth). With `miss`, the
+/// next-hop cache's generation is bumped before each run of the balancer (outside the time
+/// measured), so each of its runs asks the FIB, as every packet did before the cache.
 fn once_each_tunnelled(
-    (pass, floor, balancer): (&Xdp, &Xdp, &Xdp),
+    programs: (&Xdp, &Xdp, &Xdp),
     known: &[Vec<u8>],
     tunnelled: &[Vec<u8>],
+    miss: Option<&mut NextHopGeneration>,
+) -> Result<(f64, f64, f64)> {
+    once_each_with(programs, known, tunnelled, XDP_REDIRECT, miss)
+}
+
+/// Mean ns of each program on frames run once: the pass program and the floor on `known`,
+/// the balancer on `frames`, wanting `verdict` of it (`miss`: as in [`once_each_tunnelled`]).
+fn once_each_with(
+    (pass, floor, balancer): (&Xdp, &Xdp, &Xdp),
+    known: &[Vec<u8>],
+    frames: &[Vec<u8>],
+    verdict: u32,
+    mut miss: Option<&mut NextHopGeneration>,
 ) -> Result<(f64, f64, f64)> {
     let (mut ps, mut fs, mut ts) = (0.0, 0.0, 0.0);
-    for (k, t) in known.iter().zip(tunnelled) {
+    for (k, t) in known.iter().zip(frames) {
         ps += ns_with_verdict(pass, k, 1, XDP_PASS)?;
         fs += ns_per_packet(floor, k, 1)?;
-        ts += ns_with_verdict(balancer, t, 1, XDP_REDIRECT)?;
+        if let Some(g) = miss.as_mut() {
+            g.bump()?;
+        }
+        ts += ns_with_verdict(balancer, t, 1, verdict)?;
     }
     let count = known.len() as f64;
     Ok((ps / count, fs / count, ts / count))
+}
+
+/// Direct-routing established flows measured as the tunnelled and NATed ones are (each ACK
+/// run once; the flows of the floor's round 0, scheduled by a SYN first): what the balancer
+/// costs a known flow run once, the tail call and the forwarding method's work aside.
+fn dr_once_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
+    let programs = programs(&mut setup.dp)?;
+    let (pass, _, balancer) = programs;
+    let ack = Frame::tcp(CLIENT, 40000, VIP, 80, ACK).build();
+    let pass_long = ns_with_verdict(pass, &ack, repeat, XDP_PASS)?;
+    let known: Vec<Vec<u8>> = (0..FRESH).map(|i| fresh(0, i, ACK)).collect();
+    for i in 0..FRESH {
+        ns_per_packet(balancer, &fresh(0, i, SYN), 1)?;
+    }
+    let (mut po, mut fo, mut eo) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (p, f, e) = once_each_with(programs, &known, &known, XDP_TX, None)?;
+        po.push(p);
+        fo.push(f);
+        eo.push(e);
+    }
+    let overhead = median(po) - pass_long;
+    let (df, de) = (median(fo) - overhead, median(eo) - overhead);
+    println!(
+        "\ndirect-routing established flows, each run once as the tunnelled and NATed ones below ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
+    );
+    println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", df, 1.0);
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x",
+        "lvs DR established flow (ACK)",
+        de,
+        de / df
+    );
+    Ok(())
 }
 
 /// Tunnelled established flows: each of 1,000 flows scheduled by a SYN first, then its ACK
@@ -287,17 +368,29 @@ fn tunnel_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     let tunnelled: Vec<Vec<u8>> = (0..FRESH)
         .map(|i| Frame::tcp(tunnel_src(i), 20000 + i as u16, VIP, TUNNEL_PORT, ACK).build())
         .collect();
-    let (mut po, mut fo, mut to) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut po, mut fo, mut to, mut mo) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The rounds that miss the cache after those that hit it: a bump empties it.
     for _ in 0..rounds {
-        let (p, f, t) = once_each_tunnelled(programs, &known, &tunnelled)?;
+        let (p, f, t) = once_each_tunnelled(programs, &known, &tunnelled, None)?;
         po.push(p);
         fo.push(f);
         to.push(t);
     }
+    for _ in 0..rounds {
+        let g = &mut setup.generation;
+        let (p, f, m) = once_each_tunnelled(programs, &known, &tunnelled, Some(g))?;
+        po.push(p);
+        fo.push(f);
+        mo.push(m);
+    }
     let overhead = median(po) - pass_long;
-    let (tf, tt) = (median(fo) - overhead, median(to) - overhead);
+    let (tf, tt, tm) = (
+        median(fo) - overhead,
+        median(to) - overhead,
+        median(mo) - overhead,
+    );
     println!(
-        "\ntunnelled established flows (ipip: tail call, FIB lookup, outer header), each run once ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
+        "\ntunnelled established flows (ipip: tail call, next hop, outer header), each run once ({FRESH} x {rounds} rounds; {overhead:.0} ns taken off)"
     );
     println!("{:<34} {:>8.1} {:>9.2}x", "floor (known flows)", tf, 1.0);
     println!(
@@ -305,6 +398,12 @@ fn tunnel_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
         "lvs tunnelled flow (ACK)",
         tt,
         tt / tf
+    );
+    println!(
+        "{:<34} {:>8.1} {:>9.2}x   (next-hop cache missed: FIB lookup)",
+        "lvs tunnelled flow, FIB each time",
+        tm,
+        tm / tf
     );
     Ok(())
 }
@@ -371,6 +470,8 @@ struct Setup {
     dp: Dataplane,
     /// The services written (the NAT one last).
     plans: Vec<ServicePlan>,
+    /// The next-hop cache's generation, bumped to measure its misses.
+    generation: NextHopGeneration,
     first_real: u32,
     first_generation: u32,
     table: Table,
@@ -485,6 +586,7 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
         flows.insert(floor_key(fresh_src(0, i), 10000 + i as u16), macs, 0)?;
     }
     Ok(Setup {
+        generation: NextHopGeneration::of(&mut dp)?,
         dp,
         plans: all_plans,
         first_real,
@@ -625,6 +727,7 @@ fn main() -> Result<()> {
             wno / wfo
         );
     }
+    dr_once_line(&mut setup, rounds, repeat)?;
     tunnel_line(&mut setup, rounds, repeat)?;
     nat_lines(&mut setup, rounds, repeat)?;
     own_traffic_lines(&mut setup, rounds, repeat)?;

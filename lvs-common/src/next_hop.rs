@@ -1,0 +1,94 @@
+//! The next-hop cache in front of the kernel's FIB lookup (`bpf_fib_lookup`), for the
+//! forwarding methods that route (tunnel, NAT both ways).
+//!
+//! The data plane asks the FIB only on a miss, and keeps its answer in an LRU hash
+//! ([`crate::limits::map_names::NEXT_HOPS`]) under everything the lookup was asked with but
+//! the packet's length ([`NextHopKey`]): the route, the neighbour's MAC, the egress interface,
+//! the route's MTU (the too-big check compares each packet's length to it) and, when asked, the
+//! route's preferred source address ([`NextHop`]).
+//!
+//! An entry holds only while it is of the current generation (a counter,
+//! [`crate::limits::map_names::NEXT_HOP_GENERATION`], that the agent bumps on every route,
+//! neighbour, address, link, rule or forwarding-setting change the kernel announces) and no
+//! older than [`NEXT_HOP_MAX_AGE_NS`] (the backstop for changes the agent did not see, or an
+//! agent gone). The generation is read before the FIB is asked, so an answer given before a
+//! change is stored with the generation the change's bump makes old.
+
+use crate::Addr;
+
+/// The longest an entry is used, whatever the generation: 1 s.
+pub const NEXT_HOP_MAX_AGE_NS: u64 = 1_000_000_000;
+
+/// [`NextHopKey::flags`]: the route's preferred source was asked for (`BPF_FIB_LOOKUP_SRC`).
+pub const ASK_SOURCE: u8 = 1;
+
+/// What a FIB lookup is asked with, the packet's length aside.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NextHopKey {
+    /// Source address (all zero when the route's preferred source is asked).
+    pub src: Addr,
+    /// Destination address.
+    pub dst: Addr,
+    /// The interface the packet came in on.
+    pub ingress: u32,
+    /// The transport protocol (IPPROTO_*) the lookup was asked for.
+    pub proto: u8,
+    /// 1 for IPv4, 0 for IPv6.
+    pub v4: u8,
+    /// [`ASK_SOURCE`] or 0.
+    pub flags: u8,
+    /// Explicit padding.
+    pub _pad: u8,
+}
+
+const _: () = assert!(core::mem::size_of::<NextHopKey>() == 40);
+
+/// The FIB's answer for a [`NextHopKey`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextHop {
+    /// The next hop's MAC, then the egress interface's: the Ethernet header's first 12 bytes.
+    pub macs: [u8; 12],
+    /// The egress interface.
+    pub ifindex: u32,
+    /// The route's MTU: a packet longer than this is too big for it.
+    pub mtu: u32,
+    /// The generation the entry was filled in.
+    pub generation: u32,
+    /// When the entry was filled (`bpf_ktime_get_coarse_ns`).
+    pub filled_ns: u64,
+    /// The route's preferred source when asked ([`ASK_SOURCE`]), else the key's source.
+    pub src: Addr,
+}
+
+const _: () = assert!(core::mem::size_of::<NextHop>() == 48);
+
+impl NextHop {
+    /// Whether the entry may be used at `now_ns` while the generation is `generation`: of
+    /// that generation and younger than [`NEXT_HOP_MAX_AGE_NS`].
+    #[inline(always)]
+    pub const fn fresh(&self, generation: u32, now_ns: u64) -> bool {
+        self.generation == generation && now_ns.wrapping_sub(self.filled_ns) < NEXT_HOP_MAX_AGE_NS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_holds_only_in_its_generation_and_while_young() {
+        let hop = NextHop {
+            generation: 7,
+            filled_ns: 10_000,
+            ..NextHop::default()
+        };
+        assert!(hop.fresh(7, 10_000));
+        assert!(hop.fresh(7, 10_000 + NEXT_HOP_MAX_AGE_NS - 1));
+        assert!(!hop.fresh(7, 10_000 + NEXT_HOP_MAX_AGE_NS));
+        assert!(!hop.fresh(8, 10_000), "an older generation is a miss");
+        // A clock before the fill (another CPU filled it a moment later) wraps: too old.
+        assert!(!hop.fresh(7, 9_999));
+    }
+}
