@@ -93,29 +93,81 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     }
 }
 
+/// An ICMPv4 error's headers, read whole (they are written back whole: the verifier follows
+/// one bounds check per read or write of the packet at these offsets, not one per field): the
+/// outer IPv4 header (no options), the ICMP header, and the quoted packet's IPv4 header (no
+/// options) with the first word of its TCP or UDP header. Inside ([`v4`]) and outside
+/// ([`nat_icmp_in::v4`]) errors read them so.
+pub struct Error4 {
+    /// The outer IPv4 header.
+    pub outer: [u32; 5],
+    /// The ICMP type, code and checksum.
+    pub icmp: [u16; 2],
+    /// Where the quoted packet starts.
+    pub quoted: usize,
+    /// The quoted IPv4 header and the ports' word.
+    pub q: [u32; 7],
+    /// The quote's TTL, protocol and checksum word, as bytes.
+    pub qb: [u8; 4],
+    /// The quote's protocol (TCP or UDP).
+    pub p: u8,
+    /// The quote's ports' word, as bytes.
+    pub pb: [u8; 4],
+    /// The quote's source port (network byte order).
+    pub sport: u16,
+    /// The quote's destination port (network byte order).
+    pub dport: u16,
+}
+
+impl Error4 {
+    /// Reads the error whose IPv4 header is at `l3` and ICMP header at `l4`; XDP_PASS for
+    /// IPv4 options (outside or quoted) or a quote of another protocol than TCP or UDP.
+    #[inline(always)]
+    pub fn read(ctx: &XdpContext, l3: usize, l4: usize) -> Result<Error4, u32> {
+        if l4 != l3 + 20 {
+            return Err(XDP_PASS);
+        }
+        let outer = read::<[u32; 5]>(ctx, l3)?;
+        let icmp = read::<[u16; 2]>(ctx, l4)?;
+        let quoted = l4 + 8;
+        let q = read::<[u32; 7]>(ctx, quoted)?;
+        let qb = q[2].to_ne_bytes();
+        let p = qb[1];
+        if q[0].to_ne_bytes()[0] != 0x45 || (p != proto::TCP && p != proto::UDP) {
+            return Err(XDP_PASS);
+        }
+        let pb = q[5].to_ne_bytes();
+        Ok(Error4 {
+            outer,
+            icmp,
+            quoted,
+            q,
+            qb,
+            p,
+            pb,
+            sport: u16::from_ne_bytes([pb[0], pb[1]]),
+            dport: u16::from_ne_bytes([pb[2], pb[3]]),
+        })
+    }
+}
+
 /// An ICMP error (IPv4). A call of its own (BPF-to-BPF), as [`v6`]: the program's stack does
 /// not hold both.
 #[inline(never)]
 fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
-    // Headers are read whole and written back whole: the verifier follows one bounds check
-    // per read or write of the packet at these offsets, not one per field.
-    if l4 != l3 + 20 {
-        return Err(XDP_PASS);
-    }
-    let mut outer = read::<[u32; 5]>(ctx, l3)?;
-    let mut icmp = read::<[u16; 2]>(ctx, l4)?;
-    let quoted = l4 + 8;
-    let mut q = read::<[u32; 7]>(ctx, quoted)?;
-    let qb = q[2].to_ne_bytes();
-    let p = qb[1];
-    if q[0].to_ne_bytes()[0] != 0x45 || (p != proto::TCP && p != proto::UDP) {
-        return Err(XDP_PASS);
-    }
+    let Error4 {
+        mut outer,
+        mut icmp,
+        quoted,
+        mut q,
+        qb,
+        p,
+        pb,
+        sport,
+        dport,
+    } = Error4::read(ctx, l3, l4)?;
     let client = q[3];
     let real = q[4];
-    let pb = q[5].to_ne_bytes();
-    let sport = u16::from_ne_bytes([pb[0], pb[1]]);
-    let dport = u16::from_ne_bytes([pb[2], pb[3]]);
     if outer[4] != client {
         return Err(XDP_PASS);
     }

@@ -30,6 +30,7 @@ use crate::{
     conntrack, fib,
     headers::{self, finish, word, words32},
     maps::VIP_ADDRS,
+    nat_icmp::Error4,
     parse::read,
     stats,
 };
@@ -88,23 +89,19 @@ fn nated_flow(
 /// program's stack does not hold it beside the inside's.
 #[inline(never)]
 pub fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
-    if l4 != l3 + 20 {
-        return Err(XDP_PASS);
-    }
-    let mut outer = read::<[u32; 5]>(ctx, l3)?;
-    let mut icmp = read::<[u16; 2]>(ctx, l4)?;
-    let quoted = l4 + 8;
-    let mut q = read::<[u32; 7]>(ctx, quoted)?;
-    let qb = q[2].to_ne_bytes();
-    let p = qb[1];
-    if q[0].to_ne_bytes()[0] != 0x45 || (p != proto::TCP && p != proto::UDP) {
-        return Err(XDP_PASS);
-    }
+    let Error4 {
+        mut outer,
+        mut icmp,
+        quoted,
+        mut q,
+        qb,
+        p,
+        pb,
+        sport: vport,
+        dport: cport,
+    } = Error4::read(ctx, l3, l4)?;
     let vip = q[3];
     let client = q[4];
-    let pb = q[5].to_ne_bytes();
-    let vport = u16::from_ne_bytes([pb[0], pb[1]]);
-    let cport = u16::from_ne_bytes([pb[2], pb[3]]);
     if outer[4] != vip {
         return Err(XDP_PASS);
     }
