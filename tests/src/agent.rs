@@ -315,6 +315,33 @@ pub fn assert_split_3_2_1(lab: &Lab, lvs: &RunningLvs, vip: SocketAddr, reals: [
     }
 }
 
+/// Through each of the lab's two VIPs (`reals`: their reals, as [`assert_split_3_2_1`] takes
+/// them): the 3:2:1 split, three downloads of the lab's big file intact, and five uploads (a
+/// request line of 60000 bytes, some 40 full-size segments to the real, which answers 404 only
+/// once it has read all of it).
+pub fn assert_split_downloads_and_uploads(lab: &Lab, lvs: &RunningLvs, reals: [[&str; 3]; 2]) {
+    let want = lvs::lab::big_file_bytes(lab.big_file_size());
+    for (vip, reals) in vips(lab).into_iter().zip(reals) {
+        lvs.wait_served(vip, std::time::Duration::from_secs(30))
+            .unwrap();
+        assert_split_3_2_1(lab, lvs, vip, reals);
+        for _ in 0..3 {
+            let (status, body) = http_get(lab.client_ns(), vip, "/big.bin").unwrap();
+            assert_eq!(status, 200);
+            assert!(
+                body == want,
+                "{vip}: big.bin arrived altered ({} bytes)",
+                body.len()
+            );
+        }
+        for _ in 0..5 {
+            let long = format!("/{}", "x".repeat(60_000));
+            let (status, _) = http_get(lab.client_ns(), vip, &long).unwrap();
+            assert_eq!(status, 404, "{vip}: a long request reaches a real whole");
+        }
+    }
+}
+
 /// Runs `script` with `sh -e` in namespace `ns`; panics with its standard error if it fails.
 pub fn sh_in(ns: &str, script: &str) {
     let out = crate::wait::output(

@@ -5,12 +5,11 @@
 //! VIPs' port 80: the 3:2:1 split, large downloads intact, a long request (an upload of
 //! several segments) intact, replies from the VIP, `lvs status` showing `Masq`.
 
-use std::time::Duration;
+use lvs::lab::{Lab, LabOptions};
+use lvs_tests::agent::{
+    RunningLvs, assert_split_downloads_and_uploads, sh_in, vips, wrr_3_2_1_config,
+};
 
-use lvs::lab::{Lab, LabOptions, big_file_bytes, http_get};
-use lvs_tests::agent::{RunningLvs, assert_split_3_2_1, sh_in, vips, wrr_3_2_1_config};
-
-/// The two services, their reals forwarded by `masq`.
 /// The reals of the IPv4 and the IPv6 service, weights 3, 2 and 1.
 const REALS: [[&str; 3]; 2] = [
     ["10.88.0.11:8080", "10.88.0.12:8080", "10.88.0.13:8080"],
@@ -80,34 +79,15 @@ fn nated_split_3_2_1_downloads_and_uploads_intact_through_the_director() {
         }
     }
     let lvs = RunningLvs::start(&lab, &config()).unwrap();
-    let want = big_file_bytes(lab.big_file_size());
-    for (vip, reals) in vips(&lab).into_iter().zip(REALS) {
-        lvs.wait_served(vip, Duration::from_secs(30)).unwrap();
-        assert_split_3_2_1(&lab, &lvs, vip, reals);
-        for _ in 0..3 {
-            let (status, body) = http_get(lab.client_ns(), vip, "/big.bin").unwrap();
-            assert_eq!(status, 200);
-            assert!(
-                body == want,
-                "{vip}: big.bin arrived altered ({} bytes)",
-                body.len()
-            );
-        }
-        // An upload: a request line of 60000 bytes, some 40 full-size segments to the real,
-        // which answers 404 (no such file) only once it has read all of it.
-        for _ in 0..5 {
-            let long = format!("/{}", "x".repeat(60_000));
-            let (status, _) = http_get(lab.client_ns(), vip, &long).unwrap();
-            assert_eq!(status, 404, "{vip}: a long request reaches a real whole");
-        }
-    }
+    assert_split_downloads_and_uploads(&lab, &lvs, REALS);
     // The replies crossed the director and were counted, as IPVS counts them: OutBytes of
     // each service at least its three downloads, OutPkts of every real some.
     let stats = lvs.status(&["--stats"]).unwrap();
     for (vip, reals) in vips(&lab).into_iter().zip(REALS) {
         let [_, inpkts, outpkts, inbytes, outbytes] = stats_row(&stats, &format!("TCP  {vip} "));
         assert!(
-            outbytes >= 3 * want.len() as u64 && outpkts >= 3 * want.len() as u64 / 1500,
+            outbytes >= 3 * lab.big_file_size() as u64
+                && outpkts >= 3 * lab.big_file_size() as u64 / 1500,
             "{vip}: the replies are counted out:\n{stats}"
         );
         assert!(

@@ -15,7 +15,7 @@ use lvs::{
 };
 use lvs_common::limits::program_names;
 use lvs_tests::{
-    agent::{RunningLvs, assert_split_3_2_1, sh_in, vips, wrr_3_2_1_config},
+    agent::{RunningLvs, assert_split_downloads_and_uploads, sh_in, vips, wrr_3_2_1_config},
     wait,
 };
 
@@ -123,27 +123,7 @@ fn nat_across_two_interfaces_split_downloads_and_uploads_intact() {
     let lvs = RunningLvs::start(&lab, &wrr_3_2_1_config("masq", REALS[0], REALS[1])).unwrap();
     lvs.wait_log("balancer attached here too", Duration::from_secs(15))
         .unwrap();
-    let want = big_file_bytes(lab.big_file_size());
-    for (vip, reals) in vips(&lab).into_iter().zip(REALS) {
-        lvs.wait_served(vip, Duration::from_secs(30)).unwrap();
-        assert_split_3_2_1(&lab, &lvs, vip, reals);
-        for _ in 0..3 {
-            let (status, body) = http_get(lab.client_ns(), vip, "/big.bin").unwrap();
-            assert_eq!(status, 200);
-            assert!(
-                body == want,
-                "{vip}: big.bin arrived altered ({} bytes)",
-                body.len()
-            );
-        }
-        // An upload: a request line of 60000 bytes, some 40 full-size segments to the real,
-        // which answers 404 (no such file) only once it has read all of it.
-        for _ in 0..5 {
-            let long = format!("/{}", "x".repeat(60_000));
-            let (status, _) = http_get(lab.client_ns(), vip, &long).unwrap();
-            assert_eq!(status, 404, "{vip}: a long request reaches a real whole");
-        }
-    }
+    assert_split_downloads_and_uploads(&lab, &lvs, REALS);
     // Every reply crossed eth1 → eth0 in XDP and was counted there.
     let stats = lvs.status(&["--stats"]).unwrap();
     for vip in vips(&lab) {
@@ -158,7 +138,7 @@ fn nat_across_two_interfaces_split_downloads_and_uploads_intact() {
             .and_then(|c| c.parse().ok())
             .unwrap_or_else(|| panic!("no OutBytes in {line:?}"));
         assert!(
-            outbytes >= 3 * want.len() as u64,
+            outbytes >= 3 * lab.big_file_size() as u64,
             "{vip}: the replies are counted out:\n{stats}"
         );
     }
