@@ -92,14 +92,70 @@ pub fn established(
     syn: bool,
     reply: Option<u32>,
 ) -> Option<(u32, &'static Dest)> {
+    let (found, config) = find(key)?;
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let (seen, pair) = (found.seen, found.pair);
+    let state = (seen & STATE_MASK) as u8;
+    if !within(seen, now, &config.timeouts) || (syn && !syn_keeps_real(state)) {
+        return None;
+    }
+    let (dest, generation) = split_dest_word(pair);
+    if reply.is_some_and(|r| r != dest) {
+        return None;
+    }
+    let d = live_dest(dest, generation)?;
+    let to = if d.method == forward::MASQ {
+        lvs_common::nat::next_state(state, flags, reply.is_some())
+    } else {
+        next_state(state, flags)
+    };
+    let next = seen_word(now, to);
+    // Only if the word is still the one read (see the module docs); the one that changed the
+    // state moves the flow between its real's counts.
+    // SAFETY: `seen_ptr` points into a map value, valid for this program run and 8-aligned.
+    if next != seen && unsafe { compare_exchange(found.seen_ptr, seen, next) } && to != state {
+        crate::conns::moved(dest, generation, Some(state), Some(to));
+    }
+    Some((dest, d))
+}
+
+/// The destination of a known flow, as [`established`] finds it (within its state's idle
+/// timeout, its destination still holding), without moving its state or refreshing its time:
+/// for an ICMP error about the flow ([`crate::nat_icmp_in`]), which IPVS does not count as
+/// the connection's traffic either.
+#[inline(always)]
+pub fn peek(key: &FlowKey) -> Option<(u32, &'static Dest)> {
+    let (found, config) = find(key)?;
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if !within(found.seen, now, &config.timeouts) {
+        return None;
+    }
+    let (dest, generation) = split_dest_word(found.pair);
+    live_dest(dest, generation).map(|d| (dest, d))
+}
+
+/// A flow's way, read consistently (its head the same before and after the reads).
+struct Found {
+    /// Its last-seen word (time and state).
+    seen_ptr: *mut u64,
+    /// That word as read.
+    seen: u64,
+    /// Its destination word (slot and generation).
+    pair: u64,
+}
+
+/// The way of `key`'s flow in its bucket, and the table's config; `None` when it has none.
+#[inline(always)]
+fn find(key: &FlowKey) -> Option<(Found, &'static CtConfig)> {
     let words = key.words();
     let (bucket, tag, config) = bucket(&words)?;
     for w in 0..CT_WAYS {
         let h = head(bucket, w);
         let f = flow(bucket, w);
         // SAFETY: `h` and `f` point into a map value, valid for this program run and 8-aligned
-        // (see `head`, `flow`); every access is a volatile aligned load or store of a whole
-        // word.
+        // (see `head`, `flow`); every access is a volatile aligned load of a whole word.
         unsafe {
             let st = read_volatile(h as *const u64);
             let (seq, t) = split_seq_tag(st);
@@ -117,64 +173,14 @@ pub fn established(
             if read_volatile(h as *const u64) != st {
                 continue;
             }
-            let now = bpf_ktime_get_coarse_ns();
-            let state = (seen & STATE_MASK) as u8;
-            if !within(seen, now, &config.timeouts) || (syn && !syn_keeps_real(state)) {
-                return None;
-            }
-            let (dest, generation) = split_dest_word(pair);
-            if reply.is_some_and(|r| r != dest) {
-                return None;
-            }
-            let d = live_dest(dest, generation)?;
-            let to = if d.method == forward::MASQ {
-                lvs_common::nat::next_state(state, flags, reply.is_some())
-            } else {
-                next_state(state, flags)
-            };
-            let next = seen_word(now, to);
-            // Only if the word is still the one read (see the module docs); the one that
-            // changed the state moves the flow between its real's counts.
-            if next != seen && compare_exchange(seen_ptr, seen, next) && to != state {
-                crate::conns::moved(dest, generation, Some(state), Some(to));
-            }
-            return Some((dest, d));
-        }
-    }
-    None
-}
-
-/// The destination of a known flow, as [`established`] finds it (within its state's idle
-/// timeout, its destination still holding), without moving its state or refreshing its time:
-/// for an ICMP error about the flow ([`crate::nat_icmp_in`]), which IPVS does not count as
-/// the connection's traffic either.
-#[inline(always)]
-pub fn peek(key: &FlowKey) -> Option<(u32, &'static Dest)> {
-    let words = key.words();
-    let (bucket, tag, config) = bucket(&words)?;
-    for w in 0..CT_WAYS {
-        let h = head(bucket, w);
-        let f = flow(bucket, w);
-        // SAFETY: as in `established`: volatile aligned loads of words of a map value.
-        unsafe {
-            let st = read_volatile(h as *const u64);
-            let (seq, t) = split_seq_tag(st);
-            if rest_is_empty(seq as u64) {
-                return None;
-            }
-            if seq & 1 != 0 || t != tag || !same_flow(&stored_key(f), &words) {
-                continue;
-            }
-            let pair = read_volatile(dest_ptr(f));
-            let seen = read_volatile(addr_of_mut!((*h).last_seen_ns));
-            if read_volatile(h as *const u64) != st {
-                continue;
-            }
-            if !within(seen, bpf_ktime_get_coarse_ns(), &config.timeouts) {
-                return None;
-            }
-            let (dest, generation) = split_dest_word(pair);
-            return live_dest(dest, generation).map(|d| (dest, d));
+            return Some((
+                Found {
+                    seen_ptr,
+                    seen,
+                    pair,
+                },
+                config,
+            ));
         }
     }
     None
