@@ -96,8 +96,8 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
 /// An ICMPv4 error's headers, read whole (they are written back whole: the verifier follows
 /// one bounds check per read or write of the packet at these offsets, not one per field): the
 /// outer IPv4 header (no options), the ICMP header, and the quoted packet's IPv4 header (no
-/// options) with the first word of its TCP or UDP header. Inside ([`v4`]) and outside
-/// ([`nat_icmp_in::v4`]) errors read them so.
+/// options) with the first word of its TCP or UDP header, the error addressed to the quoted
+/// packet's sender. Inside ([`v4`]) and outside ([`nat_icmp_in::v4`]) errors read them so.
 pub struct Error4 {
     /// The outer IPv4 header.
     pub outer: [u32; 5],
@@ -136,6 +136,10 @@ impl Error4 {
         if q[0].to_ne_bytes()[0] != 0x45 || (p != proto::TCP && p != proto::UDP) {
             return Err(XDP_PASS);
         }
+        // Addressed to the quoted packet's sender.
+        if outer[4] != q[3] {
+            return Err(XDP_PASS);
+        }
         let pb = q[5].to_ne_bytes();
         Ok(Error4 {
             outer,
@@ -145,6 +149,62 @@ impl Error4 {
             qb,
             p,
             pb,
+            sport: u16::from_ne_bytes([pb[0], pb[1]]),
+            dport: u16::from_ne_bytes([pb[2], pb[3]]),
+        })
+    }
+}
+
+/// The fixed offsets of an ICMPv6 error without VLAN tag or extension headers (outside or
+/// quoted; constants keep the functions within the BPF stack): its IPv6 header, its ICMPv6
+/// header, the quoted packet.
+pub const L3_6: usize = 14;
+/// See [`L3_6`].
+pub const L4_6: usize = L3_6 + 40;
+/// See [`L3_6`].
+pub const Q_6: usize = L4_6 + 8;
+
+/// What an ICMPv6 error quotes: the quoted packet's protocol (TCP or UDP), addresses and
+/// ports (network byte order), the error addressed to the quoted packet's sender. Inside
+/// ([`v6`]) and outside ([`nat_icmp_in::v6`]) errors read it so.
+pub struct Error6 {
+    /// The quote's protocol.
+    pub p: u8,
+    /// The quote's source address.
+    pub src: [u32; 4],
+    /// The quote's destination address.
+    pub dst: [u32; 4],
+    /// The quote's source port.
+    pub sport: u16,
+    /// The quote's destination port.
+    pub dport: u16,
+}
+
+impl Error6 {
+    /// Reads the error whose IPv6 header is at `l3` and ICMPv6 header at `l4`; XDP_PASS at
+    /// other offsets than [`L3_6`] and [`L4_6`], or for a quote of another protocol than TCP
+    /// or UDP, or not from the error's destination.
+    #[inline(always)]
+    pub fn read(ctx: &XdpContext, l3: usize, l4: usize) -> Result<Error6, u32> {
+        if l3 != L3_6 || l4 != L4_6 {
+            return Err(XDP_PASS);
+        }
+        let q1 = read::<u32>(ctx, Q_6 + 4)?.to_ne_bytes();
+        let p = q1[2];
+        if read::<u32>(ctx, Q_6)?.to_ne_bytes()[0] >> 4 != 6 || (p != proto::TCP && p != proto::UDP)
+        {
+            return Err(XDP_PASS);
+        }
+        let src = read::<[u32; 4]>(ctx, Q_6 + 8)?;
+        let dst = read::<[u32; 4]>(ctx, Q_6 + 24)?;
+        let pb = read::<u32>(ctx, Q_6 + 40)?.to_ne_bytes();
+        if read::<[u32; 4]>(ctx, L3_6 + 24)? != src {
+            return Err(XDP_PASS);
+        }
+        Ok(Error6 {
+            p,
+            src,
+            dst,
             sport: u16::from_ne_bytes([pb[0], pb[1]]),
             dport: u16::from_ne_bytes([pb[2], pb[3]]),
         })
@@ -168,9 +228,6 @@ fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> 
     } = Error4::read(ctx, l3, l4)?;
     let client = q[3];
     let real = q[4];
-    if outer[4] != client {
-        return Err(XDP_PASS);
-    }
     // The quoted packet's reply, as the reply table holds the flow.
     let key = FlowKey {
         src: Addr::from_v4_wire(real),
@@ -234,25 +291,13 @@ fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> 
 /// the ICMPv6 checksum, which covers the pseudo-header too, updated incrementally.
 #[inline(never)]
 fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
-    const L3: usize = 14;
-    const L4: usize = L3 + 40;
-    const Q: usize = L4 + 8;
-    if l3 != L3 || l4 != L4 {
-        return Err(XDP_PASS);
-    }
-    let q1 = read::<u32>(ctx, Q + 4)?.to_ne_bytes();
-    let p = q1[2];
-    if read::<u32>(ctx, Q)?.to_ne_bytes()[0] >> 4 != 6 || (p != proto::TCP && p != proto::UDP) {
-        return Err(XDP_PASS);
-    }
-    let client = read::<[u32; 4]>(ctx, Q + 8)?;
-    let real = read::<[u32; 4]>(ctx, Q + 24)?;
-    let pb = read::<u32>(ctx, Q + 40)?.to_ne_bytes();
-    let sport = u16::from_ne_bytes([pb[0], pb[1]]);
-    let dport = u16::from_ne_bytes([pb[2], pb[3]]);
-    if read::<[u32; 4]>(ctx, L3 + 24)? != client {
-        return Err(XDP_PASS);
-    }
+    let Error6 {
+        p,
+        src: client,
+        dst: real,
+        sport,
+        dport,
+    } = Error6::read(ctx, l3, l4)?;
     let key = FlowKey {
         src: Addr { words: real },
         dst: Addr { words: client },
@@ -268,7 +313,7 @@ fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> 
     if dest.method != forward::MASQ || dest.addr != key.src {
         return Err(XDP_PASS);
     }
-    let ob = read::<u32>(ctx, L3 + 4)?.to_ne_bytes();
+    let ob = read::<u32>(ctx, L3_6 + 4)?.to_ne_bytes();
     if ob[3] <= 1 {
         return Err(XDP_PASS);
     }
@@ -286,20 +331,21 @@ fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> 
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         return Err(XDP_PASS);
     }
-    let src = read::<[u32; 4]>(ctx, L3 + 8)?;
+    let src = read::<[u32; 4]>(ctx, L3_6 + 8)?;
     let vip = v.vip.words;
     let mut delta = (!dport) as u64 + v.vport_be as u64;
     for i in 0..4 {
         // The quote's destination, and the pseudo-header's source.
         delta += words32(!real[i]) + words32(!src[i]) + 2 * words32(vip[i]);
     }
-    let c = read::<u16>(ctx, L4 + 2)?;
+    let c = read::<u16>(ctx, L4_6 + 2)?;
     let vp = v.vport_be.to_ne_bytes();
-    headers::write(ctx, Q + 24, vip)?;
-    headers::write(ctx, Q + 40, [pb[0], pb[1], vp[0], vp[1]])?;
-    headers::write(ctx, L4 + 2, finish((!c) as u64 + delta))?;
-    headers::write(ctx, L3 + 4, [ob[0], ob[1], ob[2], ob[3] - 1])?;
-    headers::write(ctx, L3 + 8, vip)?;
+    headers::write(ctx, Q_6 + 24, vip)?;
+    let sp = sport.to_ne_bytes();
+    headers::write(ctx, Q_6 + 40, [sp[0], sp[1], vp[0], vp[1]])?;
+    headers::write(ctx, L4_6 + 2, finish((!c) as u64 + delta))?;
+    headers::write(ctx, L3_6 + 4, [ob[0], ob[1], ob[2], ob[3] - 1])?;
+    headers::write(ctx, L3_6 + 8, vip)?;
     fib::write_macs(ctx, &fib)?;
     stats::replied(dest.service, v.dest, (ctx.data_end() - ctx.data()) as u64);
     Ok(fib::send(ingress, &fib))

@@ -23,26 +23,19 @@ use aya_ebpf::{
 use lvs_common::{
     Addr, Dest, FlowKey,
     dest::{dest_flags, forward},
-    service::proto,
 };
 
 use crate::{
     conntrack, fib,
     headers::{self, finish, word, words32},
     maps::VIP_ADDRS,
-    nat_icmp::Error4,
+    nat_icmp::{Error4, Error6, L3_6, L4_6, Q_6},
     parse::read,
     stats,
 };
 
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_ICMPV6: u8 = 58;
-/// The fixed offsets of an ICMPv6 error without VLAN tag or extension headers: its IPv6
-/// header, its ICMPv6 header, the quoted packet.
-const L3_6: usize = 14;
-const L4_6: usize = L3_6 + 40;
-const Q_6: usize = L4_6 + 8;
-
 /// Whether the error at `l4` (IPv4 if `v4`) quotes a packet from a virtual address: one the
 /// director sent, so an error from the outside ([`v4`], [`v6`]).
 #[inline(always)]
@@ -102,9 +95,6 @@ pub fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u
     } = Error4::read(ctx, l3, l4)?;
     let vip = q[3];
     let client = q[4];
-    if outer[4] != vip {
-        return Err(XDP_PASS);
-    }
     let (dest_id, dest) = nated_flow(
         Addr::from_v4_wire(vip),
         Addr::from_v4_wire(client),
@@ -171,22 +161,13 @@ pub fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u
 /// updated incrementally.
 #[inline(never)]
 pub fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
-    if l3 != L3_6 || l4 != L4_6 {
-        return Err(XDP_PASS);
-    }
-    let q1 = read::<u32>(ctx, Q_6 + 4)?.to_ne_bytes();
-    let p = q1[2];
-    if read::<u32>(ctx, Q_6)?.to_ne_bytes()[0] >> 4 != 6 || (p != proto::TCP && p != proto::UDP) {
-        return Err(XDP_PASS);
-    }
-    let vip = read::<[u32; 4]>(ctx, Q_6 + 8)?;
-    let client = read::<[u32; 4]>(ctx, Q_6 + 24)?;
-    let pb = read::<u32>(ctx, Q_6 + 40)?.to_ne_bytes();
-    let vport = u16::from_ne_bytes([pb[0], pb[1]]);
-    let cport = u16::from_ne_bytes([pb[2], pb[3]]);
-    if read::<[u32; 4]>(ctx, L3_6 + 24)? != vip {
-        return Err(XDP_PASS);
-    }
+    let Error6 {
+        p,
+        src: vip,
+        dst: client,
+        sport: vport,
+        dport: cport,
+    } = Error6::read(ctx, l3, l4)?;
     let (dest_id, dest) =
         nated_flow(Addr { words: vip }, Addr { words: client }, vport, cport, p).ok_or(XDP_PASS)?;
     let ob = read::<u32>(ctx, L3_6 + 4)?.to_ne_bytes();
@@ -224,7 +205,8 @@ pub fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u
     let c = read::<u16>(ctx, L4_6 + 2)?;
     let rp = rport.to_ne_bytes();
     headers::write(ctx, Q_6 + 8, real)?;
-    headers::write(ctx, Q_6 + 40, [rp[0], rp[1], pb[2], pb[3]])?;
+    let cp = cport.to_ne_bytes();
+    headers::write(ctx, Q_6 + 40, [rp[0], rp[1], cp[0], cp[1]])?;
     headers::write(ctx, L4_6 + 2, finish((!c) as u64 + delta))?;
     headers::write(ctx, L3_6 + 4, [ob[0], ob[1], ob[2], ob[3] - 1])?;
     headers::write(ctx, L3_6 + 24, real)?;
