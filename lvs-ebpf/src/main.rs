@@ -29,8 +29,8 @@
 //! [`nat_reply`] looks it up in the reply table and, if it is one, translates its source back
 //! to the VIP's in a program of its own (`lvs_nat_reply`, tail-called); an ICMP error from
 //! the inside about a NATed flow goes to the client translated ([`nat_icmp`], `lvs_nat_icmp`),
-//! one from the outside about a reply goes to the real translated ([`nat_icmp_in`], in the
-//! same program).
+//! one from the outside about a reply goes to the flow's real ([`nat_icmp_in`], in the same
+//! program): translated for a NATed flow, as it came for a direct-routed or tunnelled one.
 //!
 //! [`stats`] counts along the way. Each stage returns `Result<T, u32>`: a value for the next
 //! stage, or the final XDP verdict. Anything that is not for a virtual service leaves as

@@ -80,11 +80,17 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let l4 = pkt.l4 & HEADER_OFFSET_MASK;
     if nat_icmp_in::quotes_a_vip(ctx, pkt.v4, l4) {
         // About a packet the director sent from a VIP: from the outside, to the real.
-        return if pkt.v4 {
-            nat_icmp_in::v4(ctx, ingress, l3, l4)
+        let verdict = if pkt.v4 {
+            nat_icmp_in::v4(ctx, ingress, l3, l4)?
         } else {
-            nat_icmp_in::v6(ctx, ingress, l3, l4)
+            nat_icmp_in::v6(ctx, ingress, l3, l4)?
         };
+        if verdict == nat_icmp_in::TO_TUNNEL {
+            // SAFETY: the array holds XDP programs only (the agent writes it).
+            let _ = unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::TUNNEL) };
+            return Err(crate::tunnel::no_route(ctx));
+        }
+        return Ok(verdict);
     }
     if pkt.v4 {
         v4(ctx, ingress, l3, l4)

@@ -1,8 +1,16 @@
-//! ICMP errors from the outside about a NATed flow, as IPVS translates them (`ip_vs_in_icmp`,
-//! `ip_vs_nat_icmp` with `outin` 0): a router between the client and the director sends an
-//! error (fragmentation needed, packet too big, unreachable, time exceeded) about a reply the
-//! director sent the client (VIP:port → client, quoted), to the VIP. The director sends it
-//! on to the real as if the real had met it: the outer destination becomes the real, and in
+//! ICMP errors from the outside about a flow, as IPVS's `ip_vs_in_icmp` handles them: a
+//! router between the client and the VIP sends an error (fragmentation needed, packet too
+//! big, unreachable, time exceeded) about a reply to the client (VIP:port → client, quoted),
+//! to the VIP, which reaches the director. It goes on to the flow's real, so that the real's
+//! path MTU discovery works through the director.
+//!
+//! - A direct-routed or tunnelled flow's error goes to the real as it came, by the flow's own
+//!   method (IPVS's `ip_vs_icmp_xmit` hands it to the flow's `packet_xmit`): new MACs
+//!   ([`crate::rewrite`]), or encapsulated ([`crate::tunnel`], a tail call that the ICMP
+//!   program makes when [`v4`] or [`v6`] answers [`TO_TUNNEL`]). The real's replies left
+//!   from the VIP, so the real itself finds the quoted connection.
+//! - A NATed flow's is translated (`ip_vs_nat_icmp` with `outin` 0). The director sends it on
+//!   to the real as if the real had met it: the outer destination becomes the real, and in
 //! the quoted packet the source address and port become the real's (its IPv4 header checksum
 //! updated), the ICMP checksum updated incrementally (for ICMPv6, the pseudo-header's
 //! destination too), the TTL / hop limit one less, the next hop from the FIB. So the real's
@@ -10,8 +18,8 @@
 //! InBytes), as IPVS counts it.
 //!
 //! The flow is the quoted packet's, reversed (client → VIP), found in the connection table
-//! without moving its state ([`crate::conntrack::peek`]); its destination must be a NATed
-//! real (not the director itself). An error whose quote is not from a VIP goes to
+//! without moving its state ([`crate::conntrack::peek`]); its destination must be a real (not
+//! the director itself). An error whose quote is not from a VIP goes to
 //! [`crate::nat_icmp`] (the inside's); an error about no NATed flow, with IPv4 options, or
 //! quoting another protocol than TCP/UDP, and an ICMPv6 error with extension headers or a
 //! VLAN tag are XDP_PASS, untouched.
@@ -28,10 +36,10 @@ use lvs_common::{
 use crate::{
     conntrack, fib,
     headers::{self, finish, word, words32},
-    maps::VIP_ADDRS,
+    maps::{FORWARD_DEST, VIP_ADDRS},
     nat_icmp::{Error4, Error6, L3_6, L4_6, Q_6},
     parse::read,
-    stats,
+    rewrite, stats,
 };
 
 const IPPROTO_ICMP: u8 = 1;
@@ -55,16 +63,16 @@ pub fn quotes_a_vip(ctx: &XdpContext, v4: bool, l4: usize) -> bool {
     unsafe { VIP_ADDRS.get(&src) }.is_some()
 }
 
-/// The NATed flow (client → VIP:port) a reply quoted as `vip`:`vport` → `client`:`cport`
-/// belongs to, and its destination, if it is a NATed real's.
+/// What [`v4`] and [`v6`] answer for a tunnelled flow's error: not an XDP verdict, but "the
+/// packet goes to the tunnel program": its destination is in the tunnel's slot, and the ICMP
+/// program makes the tail call (a tail call must be made from a program's main body, and
+/// these two are calls of their own).
+pub const TO_TUNNEL: u32 = u32::MAX;
+
+/// The flow (client → VIP:port) a reply quoted as `vip`:`vport` → `client`:`cport` belongs
+/// to, and its destination, if it is a real's (not the director's own).
 #[inline(always)]
-fn nated_flow(
-    vip: Addr,
-    client: Addr,
-    vport: u16,
-    cport: u16,
-    p: u8,
-) -> Option<(u32, &'static Dest)> {
+fn flow_of(vip: Addr, client: Addr, vport: u16, cport: u16, p: u8) -> Option<(u32, &'static Dest)> {
     let key = FlowKey {
         src: client,
         dst: vip,
@@ -75,10 +83,30 @@ fn nated_flow(
         _pad1: 0,
     };
     let (id, dest) = conntrack::peek(&key)?;
-    (dest.method == forward::MASQ && dest.flags & dest_flags::LOCAL == 0).then_some((id, dest))
+    (dest.flags & dest_flags::LOCAL == 0).then_some((id, dest))
 }
 
-/// An ICMP error from the outside (IPv4). A call of its own (BPF-to-BPF), as [`v6`]: the
+/// A direct-routed or tunnelled flow's error: counted as the flow's traffic in, then sent to
+/// the real as it came, by the flow's method.
+#[inline(always)]
+fn as_it_came(ctx: &XdpContext, dest_id: u32, dest: &Dest) -> Result<u32, u32> {
+    stats::forwarded(
+        dest.service,
+        dest_id,
+        (ctx.data_end() - ctx.data()) as u64,
+        false,
+    );
+    if dest.method == forward::TUNNEL {
+        let slot = FORWARD_DEST.get_ptr_mut(0).ok_or(XDP_PASS)?;
+        // SAFETY: a per-CPU slot; the ICMP program's tail call runs on this CPU right after.
+        unsafe { *slot = dest_id };
+        return Ok(TO_TUNNEL);
+    }
+    rewrite::forward(ctx, dest)
+}
+
+/// An ICMP error from the outside (IPv4): a NATed flow's translated, another's sent as it
+/// came ([`TO_TUNNEL`] for a tunnelled one). A call of its own (BPF-to-BPF), as [`v6`]: the
 /// program's stack does not hold it beside the inside's.
 #[inline(never)]
 pub fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> {
@@ -95,7 +123,7 @@ pub fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u
     } = Error4::read(ctx, l3, l4)?;
     let vip = q[3];
     let client = q[4];
-    let (dest_id, dest) = nated_flow(
+    let (dest_id, dest) = flow_of(
         Addr::from_v4_wire(vip),
         Addr::from_v4_wire(client),
         vport,
@@ -103,6 +131,9 @@ pub fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u
         p,
     )
     .ok_or(XDP_PASS)?;
+    if dest.method != forward::MASQ {
+        return as_it_came(ctx, dest_id, dest);
+    }
     let ob = outer[2].to_ne_bytes();
     if ob[0] <= 1 {
         // The TTL would run out: the kernel's.
@@ -169,7 +200,10 @@ pub fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u
         dport: cport,
     } = Error6::read(ctx, l3, l4)?;
     let (dest_id, dest) =
-        nated_flow(Addr { words: vip }, Addr { words: client }, vport, cport, p).ok_or(XDP_PASS)?;
+        flow_of(Addr { words: vip }, Addr { words: client }, vport, cport, p).ok_or(XDP_PASS)?;
+    if dest.method != forward::MASQ {
+        return as_it_came(ctx, dest_id, dest);
+    }
     let ob = read::<u32>(ctx, L3_6 + 4)?.to_ne_bytes();
     if ob[3] <= 1 {
         return Err(XDP_PASS);

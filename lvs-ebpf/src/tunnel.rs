@@ -13,7 +13,9 @@
 //! dropped and counted (`no_route`).
 
 use aya_ebpf::{
-    bindings::BPF_FIB_LOOKUP_SRC, helpers::generated::bpf_xdp_adjust_head, programs::XdpContext,
+    bindings::{BPF_FIB_LOOKUP_SRC, xdp_action::XDP_PASS},
+    helpers::generated::bpf_xdp_adjust_head,
+    programs::XdpContext,
 };
 use lvs_common::{Dest, limits::forward_progs, stats::DropReason};
 
@@ -104,6 +106,9 @@ pub fn forward(ctx: &XdpContext, ingress: u32, pkt: &Packet, dest: &Dest) -> Res
         flags,
     ) {
         Ok(hop) => hop,
+        // An ICMP error (from the outside, about this real's flow) gets no error about itself
+        // (RFC 1122 3.2.2, RFC 4443 2.4): the director's stack has it, and ignores it.
+        Err(NoHop::TooBig(_)) if pkt.frag == crate::parse::frag::ICMP => return Err(XDP_PASS),
         Err(NoHop::TooBig(mtu)) => return too_big::reply(ctx, pkt, mtu.saturating_sub(outer)),
         Err(NoHop::Unreachable) => return Err(no_route(ctx)),
     };

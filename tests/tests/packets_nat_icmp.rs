@@ -1,14 +1,18 @@
-//! ICMP errors about a NATed flow on crafted frames through BPF_PROG_TEST_RUN (the namespace
-//! and helpers of `packets_nat.rs`): from the inside (IPVS's `ip_vs_out_icmp`, to the client)
-//! and from the outside (`ip_vs_in_icmp`, to the real), IPv4 and IPv6, every header and
+//! ICMP errors about a flow on crafted frames through BPF_PROG_TEST_RUN (the namespace and
+//! helpers of `packets_nat.rs`): about a NATed flow from the inside (IPVS's `ip_vs_out_icmp`,
+//! to the client) and from the outside (`ip_vs_in_icmp`, to the real), and from the outside
+//! about a direct-routed or tunnelled flow (to the real as it came), IPv4 and IPv6, every header and
 //! checksum compared byte for byte with one recomputed here from scratch; errors about no
 //! NATed flow and other ICMP messages passed untouched.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use lvs::{config::Protocol, dataplane::Dataplane};
+use lvs::{
+    config::Protocol,
+    dataplane::{Dataplane, Target},
+};
 use lvs_tests::{
-    packet::{DIRECTOR_MAC, SYN, fix_ipv4_checksum},
+    packet::{ACK, DIRECTOR_MAC, Frame, SYN, fix_ipv4_checksum},
     xdp::run,
 };
 
@@ -292,5 +296,144 @@ fn icmpv6_errors_from_the_outside_are_translated_for_the_real() {
             (XDP_PASS, &stray),
             "about no NATed flow"
         );
+    });
+}
+
+/// The director's address on the egress link `d0`: the tunnel's outer source.
+const DIRECTOR4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+const DIRECTOR6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 1);
+
+/// A direct-routed (port 81) and a tunnelled (port 82) service on both VIPs, each to the one
+/// real on the egress link.
+fn dr_and_tunnel() -> Dataplane {
+    let d0 = nix::net::if_::if_nametoindex("d0").expect("d0's index");
+    let mut dp = Dataplane::load().expect("load the balancer (verifier)");
+    dp.set_own_macs(&[DIRECTOR_MAC]).expect("own MAC");
+    dp.add_tx_port(d0).expect("d0 in the devmap");
+    let plan = |vip: IpAddr, port: u16, target: Target| {
+        let mut p = nat_service(vip, port, Protocol::Tcp, real_of(vip), 0);
+        p.dests[0].target = target;
+        p
+    };
+    let direct = Target::Remote {
+        mac: REAL_MAC,
+        src_mac: EGRESS_MAC,
+        ifindex: d0,
+    };
+    let tunnel = Target::Tunnel { src: None };
+    dp.tables
+        .apply(&[
+            plan(VIP4.into(), 81, direct),
+            plan(VIP4.into(), 82, tunnel),
+            plan(VIP6.into(), 81, direct),
+            plan(VIP6.into(), 82, tunnel),
+        ])
+        .expect("apply plans");
+    dp
+}
+
+/// The start of the real's reply `vip`:`port` → client:40000 (it leaves from the VIP, by
+/// direct routing or tunnel): what a router on the way to the client quotes.
+fn reply_quote(vip: IpAddr, port: u16) -> Vec<u8> {
+    let b = Frame::tcp(vip, port, client_of(vip), 40000, SYN | ACK).build();
+    let l3 = if vip.is_ipv4() { 20 } else { 40 };
+    b[14..14 + l3 + 8].to_vec()
+}
+
+/// An ICMP error from the outside about a direct-routed or tunnelled flow (a router on the way
+/// to the client met the real's reply, which left from the VIP) goes on to the flow's real as
+/// it came, as IPVS's `ip_vs_in_icmp` hands it to the flow's own transmitter: by direct
+/// routing only the MACs change; by tunnel it is encapsulated whole (IPv4 in IPv4, IPv6 in
+/// IPv6). Counted in; the flow's state unmoved. So the real's path MTU discovery works
+/// through the director. An error about no flow passes untouched.
+#[test]
+fn icmp_errors_from_the_outside_about_dr_and_tunnel_flows_go_to_the_real() {
+    in_lab_netns(|| {
+        let mut dp = dr_and_tunnel();
+        for vip in [IpAddr::from(VIP4), IpAddr::from(VIP6)] {
+            let v4 = vip.is_ipv4();
+            let router: IpAddr = if v4 {
+                Ipv4Addr::new(10, 99, 0, 254).into()
+            } else {
+                Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0xfe).into()
+            };
+            let error = |quote: &[u8]| match (router, vip) {
+                (IpAddr::V4(r), IpAddr::V4(v)) => icmp4_frame(r, v, 64, quote, 3, 4),
+                (IpAddr::V6(r), IpAddr::V6(v)) => icmp6_frame(r, v, 64, quote, 2),
+                _ => unreachable!(),
+            };
+            for port in [81, 82] {
+                let what = format!("{vip} port {port}");
+                assert_eq!(
+                    run(&mut dp, &to_vip(vip, port, false, SYN)).verdict,
+                    XDP_REDIRECT,
+                    "{what}: the client's SYN"
+                );
+                let key = lvs::dataplane::plan::vip_key(SocketAddr::new(vip, port), Protocol::Tcp);
+                let did = dp.tables.dest_id(&key, real_of(vip)).expect("dest id");
+                let before = dp.tables.stats().dest(did).unwrap();
+                let conns = dp.tables.conns(did).expect("counts");
+
+                let err = error(&reply_quote(vip, port));
+                let out = run(&mut dp, &err);
+                assert_eq!(out.verdict, XDP_REDIRECT, "{what}: to the real");
+                let mut want = Vec::new();
+                want.extend_from_slice(&REAL_MAC);
+                want.extend_from_slice(&EGRESS_MAC);
+                if port == 81 {
+                    // Direct routing: the MACs, nothing else.
+                    want.extend_from_slice(&err[12..]);
+                } else if v4 {
+                    // IPv4 in IPv4 as the tunnel builds it: the inner TOS and DF (none
+                    // here), its identification, TTL 64, the route's source.
+                    let inner = &err[14..];
+                    let mut outer = vec![0x45, inner[1]];
+                    outer.extend_from_slice(&((20 + inner.len()) as u16).to_be_bytes());
+                    outer.extend_from_slice(&inner[4..6]);
+                    outer.extend_from_slice(&[inner[6] & 0x40, 0, 64, 4, 0, 0]);
+                    outer.extend_from_slice(&DIRECTOR4.octets());
+                    outer.extend_from_slice(&REAL4.octets());
+                    let c = lvs_tests::packet::checksum(&outer);
+                    outer[10..12].copy_from_slice(&c.to_be_bytes());
+                    want.extend_from_slice(&[0x08, 0x00]);
+                    want.extend_from_slice(&outer);
+                    want.extend_from_slice(inner);
+                } else {
+                    // IPv6 in IPv6: the inner traffic class, flow label 0, hop limit 64.
+                    let inner = &err[14..];
+                    let mut outer = vec![0x60, 0, 0, 0];
+                    outer.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+                    outer.extend_from_slice(&[41, 64]);
+                    outer.extend_from_slice(&DIRECTOR6.octets());
+                    outer.extend_from_slice(&REAL6.octets());
+                    want.extend_from_slice(&[0x86, 0xdd]);
+                    want.extend_from_slice(&outer);
+                    want.extend_from_slice(inner);
+                }
+                assert_eq!(out.frame, want, "{what}: as it must leave");
+                let after = dp.tables.stats().dest(did).unwrap();
+                assert_eq!(
+                    (after.packets, after.bytes),
+                    (before.packets + 1, before.bytes + err.len() as u64),
+                    "{what}: counted in"
+                );
+                assert_eq!(
+                    dp.tables.conns(did).expect("counts"),
+                    conns,
+                    "{what}: state"
+                );
+
+                let mut other = reply_quote(vip, port);
+                let at = other.len() - 6;
+                other[at..at + 2].copy_from_slice(&40001u16.to_be_bytes());
+                let stray = error(&other);
+                let out = run(&mut dp, &stray);
+                assert_eq!(
+                    (out.verdict, &out.frame),
+                    (XDP_PASS, &stray),
+                    "{what}: about no flow"
+                );
+            }
+        }
     });
 }
