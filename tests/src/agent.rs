@@ -342,6 +342,28 @@ pub fn assert_split_downloads_and_uploads(lab: &Lab, lvs: &RunningLvs, reals: [[
     }
 }
 
+/// Moves every real of `lab` from the client's subnet to the NAT labs' inside subnet
+/// (10.88.0.11.., fd88::11..), its default route the director's inside address (10.88.0.1,
+/// fd88::1, which the caller puts on the director's inside interface).
+pub fn move_reals_inside(lab: &Lab) {
+    for (i, r) in lab.reals().iter().enumerate() {
+        let n = 11 + i;
+        sh_in(
+            &r.ns,
+            &format!(
+                "ip addr del {v4}/24 dev eth0
+                 ip -6 addr del {v6}/64 dev eth0
+                 ip addr add 10.88.0.{n}/24 dev eth0
+                 ip -6 addr add fd88::{n}/64 dev eth0 nodad
+                 ip route add default via 10.88.0.1
+                 ip -6 route add default via fd88::1",
+                v4 = r.addr_v4,
+                v6 = r.addr_v6,
+            ),
+        );
+    }
+}
+
 /// Runs `script` with `sh -e` in namespace `ns`; panics with its standard error if it fails.
 pub fn sh_in(ns: &str, script: &str) {
     let out = crate::wait::output(

@@ -7,7 +7,8 @@
 
 use lvs::lab::{Lab, LabOptions};
 use lvs_tests::agent::{
-    RunningLvs, assert_split_downloads_and_uploads, sh_in, vips, wrr_3_2_1_config,
+    RunningLvs, assert_split_downloads_and_uploads, move_reals_inside, sh_in, vips,
+    wrr_3_2_1_config,
 };
 
 /// The reals of the IPv4 and the IPv6 service, weights 3, 2 and 1.
@@ -40,22 +41,7 @@ fn nat_lab() -> Lab {
              sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.{d}.send_redirects=0"
         ),
     );
-    for (i, r) in lab.reals().iter().enumerate() {
-        let n = 11 + i;
-        sh_in(
-            &r.ns,
-            &format!(
-                "ip addr del {v4}/24 dev eth0
-                 ip -6 addr del {v6}/64 dev eth0
-                 ip addr add 10.88.0.{n}/24 dev eth0
-                 ip -6 addr add fd88::{n}/64 dev eth0 nodad
-                 ip route add default via 10.88.0.1
-                 ip -6 route add default via fd88::1",
-                v4 = r.addr_v4,
-                v6 = r.addr_v6,
-            ),
-        );
-    }
+    move_reals_inside(&lab);
     lab
 }
 

@@ -15,7 +15,10 @@ use lvs::{
 };
 use lvs_common::limits::program_names;
 use lvs_tests::{
-    agent::{RunningLvs, assert_split_downloads_and_uploads, sh_in, vips, wrr_3_2_1_config},
+    agent::{
+        RunningLvs, assert_split_downloads_and_uploads, move_reals_inside, sh_in, vips,
+        wrr_3_2_1_config,
+    },
     wait,
 };
 
@@ -69,22 +72,7 @@ fn two_nic_lab() -> (Lab, aya::Ebpf) {
          sysctl -qw net.ipv6.conf.all.forwarding=1
          sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth1.send_redirects=0",
     );
-    for (i, r) in lab.reals().iter().enumerate() {
-        let n = 11 + i;
-        sh_in(
-            &r.ns,
-            &format!(
-                "ip addr del {v4}/24 dev eth0
-                 ip -6 addr del {v6}/64 dev eth0
-                 ip addr add 10.88.0.{n}/24 dev eth0
-                 ip -6 addr add fd88::{n}/64 dev eth0 nodad
-                 ip route add default via 10.88.0.1
-                 ip -6 route add default via fd88::1",
-                v4 = r.addr_v4,
-                v6 = r.addr_v6,
-            ),
-        );
-    }
+    move_reals_inside(&lab);
     let pass = run_in_netns(&sw, || {
         let mut ebpf = aya::Ebpf::load(EBPF_OBJECT).expect("the object");
         let prog: &mut Xdp = ebpf
