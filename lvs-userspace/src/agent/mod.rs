@@ -10,6 +10,7 @@
 //! where an earlier one left pins (after a crash, a SIGKILL, an upgrade, or `cleanstop = no`)
 //! adopts them, and forwarding never stops.
 
+mod attach;
 mod commanded;
 mod config_read;
 mod conn_list;
@@ -18,9 +19,11 @@ mod inside;
 mod kept_states;
 pub mod neighbours;
 mod overload;
+mod restart_only;
 pub mod sd_notify;
 pub mod snapshot;
 mod tunnel_forwarding;
+mod view;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -32,15 +35,17 @@ use std::{
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::{
+    attach::{choose_interface, server_addrs, write_own_macs},
     config_read::{
         FileStamp, READ_STUCK_AFTER, ReadOutcome, ReadWhy, read_off_loop, rules_off_loop, stamp,
     },
-    desired::Knowledge,
     neighbours::{Neighbours, TargetUpdate},
+    restart_only::{Fixed, restart_only_changes},
+    view::View,
 };
 use crate::{
     alert::{Alerter, DaemonPhase, RealState, StateChange},
-    config::{self, Config, ConfigError, Protocol, RealServer, VirtualService},
+    config::{self, Config, ConfigError, Protocol, VirtualService},
     dataplane::{
         AttachMode, Dataplane, LoadError, ServicePlan, Target, plan::vip_key, tables::TablesError,
     },
@@ -162,173 +167,6 @@ pub struct Agent {
     zeroed: Vec<crate::ipvsadm::output::ZeroBase>,
 }
 
-/// Settings applied once, at the start: a reload that changes them is told that they need a
-/// restart (see [`restart_only_changes`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Fixed {
-    /// The interface the balancer is attached to.
-    interface: String,
-    /// Whether `--interface` chose it (then `interface=` never applies).
-    interface_from_option: bool,
-    /// Where the metrics listener listens, if it runs.
-    metrics: Option<SocketAddr>,
-    /// The maintenance directory the checks look at.
-    maintenance_dir: Option<PathBuf>,
-    /// The flow tables' sizes.
-    tables: config::TableSizes,
-    /// How the balancer is attached (to the NAT inside interfaces too).
-    mode: AttachMode,
-}
-
-/// The settings of `new` that differ from what runs and that only a restart applies, each as
-/// a warning that says so; a reload applies everything else.
-fn restart_only_changes(fixed: &Fixed, new: &Config) -> Vec<String> {
-    let file = new.source.display();
-    let needs = "the change needs a restart of lvs and is not applied";
-    let mut out = Vec::new();
-    if !fixed.interface_from_option
-        && let Some(i) = &new.globals.interface
-        && *i != fixed.interface
-    {
-        out.push(format!(
-            "{file}: interface = {i}, but the balancer is attached to {}: {needs}",
-            fixed.interface
-        ));
-    }
-    if new.globals.metrics != fixed.metrics {
-        let show = |m: Option<SocketAddr>| m.map_or("off".to_string(), |a| a.to_string());
-        out.push(format!(
-            "{file}: metrics = {}, but the metrics listener is {}: {needs}",
-            show(new.globals.metrics),
-            match fixed.metrics {
-                Some(a) => format!("on {a}"),
-                None => "off".into(),
-            }
-        ));
-    }
-    if new.globals.maintenance_dir != fixed.maintenance_dir {
-        let show = |m: &Option<PathBuf>| {
-            m.as_ref()
-                .map_or("none".into(), |d| d.display().to_string())
-        };
-        out.push(format!(
-            "{file}: maintenancedir = {}, but the checks look at {}: {needs}",
-            show(&new.globals.maintenance_dir),
-            show(&fixed.maintenance_dir)
-        ));
-    }
-    if new.globals.tables != fixed.tables {
-        let (n, f) = (&new.globals.tables, &fixed.tables);
-        out.push(format!(
-            "{file}: connection_table_size = {}, persistence_table_size = {}, but the tables \
-             hold {} and {}: {needs} (a restart moves the live flows into tables of the new \
-             sizes)",
-            n.connections, n.persistence, f.connections, f.persistence
-        ));
-    }
-    out
-}
-
-struct View<'a> {
-    states: &'a HashMap<CheckKey, HardState>,
-    weights: &'a HashMap<CheckKey, u32>,
-    targets: &'a HashMap<IpAddr, Option<Target>>,
-    /// Services (by VIP and protocol) below their quorum.
-    quorum_lost: &'a HashSet<(SocketAddr, Protocol)>,
-    /// Reals past their connection threshold.
-    overloaded: &'a HashSet<CheckKey>,
-}
-
-impl<'a> View<'a> {
-    /// What `agent` knows now.
-    fn of(agent: &'a Agent) -> View<'a> {
-        View {
-            states: &agent.states,
-            weights: &agent.weights,
-            targets: &agent.targets,
-            quorum_lost: &agent.quorum_lost,
-            overloaded: &agent.overloaded,
-        }
-    }
-}
-
-impl Knowledge for View<'_> {
-    fn is_up(&self, v: &VirtualService, real: &RealServer) -> bool {
-        real_state(&CheckKey::all_for(v, real), |k| self.states.get(k).copied())
-            == Some(HardState::Up)
-    }
-
-    fn weight(&self, v: &VirtualService, real: &RealServer) -> u32 {
-        // The weight a check set (keepalived's misc_dynamic), whichever of the real's it is.
-        CheckKey::all_for(v, real)
-            .iter()
-            .find_map(|k| self.weights.get(k).copied())
-            .unwrap_or(real.weight)
-    }
-
-    fn target(&self, addr: IpAddr) -> Option<Target> {
-        self.targets.get(&addr).copied().flatten()
-    }
-
-    fn quorum_lost(&self, v: &VirtualService) -> bool {
-        self.quorum_lost.contains(&(v.vip, v.protocol))
-    }
-
-    fn overloaded(&self, v: &VirtualService, real: &RealServer) -> bool {
-        self.overloaded.contains(&CheckKey::from_config(v, real))
-    }
-}
-
-/// Every server address the agent follows: those whose MAC the data plane needs (reals and
-/// fallbacks reached by direct routing; a tunnelled or NATed one's next hop comes from the
-/// kernel's FIB per packet), and those that may be the director itself whatever their method
-/// (a VIP, a loopback address: IPVS's local node, which gets the packet untranslated).
-fn server_addrs(config: &Config) -> HashSet<IpAddr> {
-    let vips: HashSet<IpAddr> = config.virtuals.iter().map(|v| v.vip.ip()).collect();
-    let followed = |addr: SocketAddr, forwarding: config::Forwarding| {
-        let ip = addr.ip();
-        (desired::needs_mac(forwarding) || vips.contains(&ip) || ip.is_loopback()).then_some(ip)
-    };
-    config
-        .virtuals
-        .iter()
-        .flat_map(|v| {
-            v.reals
-                .iter()
-                .map(|r| (r.addr, r.forwarding))
-                .chain(v.fallback.iter().map(|f| (f.addr, f.forwarding)))
-        })
-        .filter_map(|(addr, forwarding)| followed(addr, forwarding))
-        .collect()
-}
-
-/// The interface to attach to: the option, the config's, or the one holding a VIP.
-fn choose_interface(opts: &RunOptions, config: &Config) -> Result<String, AgentError> {
-    if let Some(i) = opts
-        .interface
-        .clone()
-        .or_else(|| config.globals.interface.clone())
-    {
-        return Ok(i);
-    }
-    for v in &config.virtuals {
-        let vip = v.vip.ip();
-        if let Some((_, name)) = neighbour::interface_holding(vip)
-            .map_err(|source| AgentError::Interface { vip, source })?
-        {
-            return Ok(name);
-        }
-    }
-    Err(AgentError::NoInterface {
-        vips: config
-            .virtuals
-            .iter()
-            .map(|v| v.vip.ip().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
-}
-
 /// The shortest time between two writes of the tables; see [`run`].
 const APPLY_EVERY: Duration = Duration::from_millis(100);
 /// Forwards the kernel program's log (rare events only: drops that mean something is wrong)
@@ -364,49 +202,6 @@ fn forward_kernel_log(dataplane: &mut Dataplane) {
 /// A service's name for logs and alerts: `VIP:port/proto`.
 pub fn service_name(v: &VirtualService) -> String {
     format!("{}/{:?}", v.vip, v.protocol).to_lowercase()
-}
-
-/// The Ethernet destinations the balancer takes: `interface`'s own MAC, then the config's
-/// `extra_macs`, then those of the other interfaces it runs on (`inside`, a NAT director's).
-/// An interface without a MAC is logged: only the extra MACs are balanced then.
-fn own_macs(ifindex: u32, inside: &[u32], config: &Config) -> Vec<[u8; 6]> {
-    let mut macs = Vec::new();
-    match neighbour::link_by_index(ifindex) {
-        Ok(neighbour::Link { mac: Some(m), .. }) => macs.push(m.octets()),
-        Ok(_) => tracing::error!(
-            ifindex,
-            "the interface has no Ethernet address: only frames to extra_macs are balanced"
-        ),
-        Err(e) => tracing::error!(
-            ifindex,
-            "reading the interface's MAC: {e}: only frames to extra_macs are balanced"
-        ),
-    }
-    macs.extend(config.globals.extra_macs.iter().copied());
-    for &i in inside {
-        match neighbour::link_by_index(i) {
-            Ok(neighbour::Link { mac: Some(m), .. }) => macs.push(m.octets()),
-            Ok(_) => {}
-            Err(e) => tracing::error!(ifindex = i, "reading the interface's MAC: {e}"),
-        }
-    }
-    macs
-}
-
-/// Writes [`own_macs`] into the data plane.
-fn write_own_macs(
-    dataplane: &mut Dataplane,
-    ifindex: u32,
-    inside: &[u32],
-    config: &Config,
-) -> Result<(), crate::dataplane::LoadError> {
-    let macs = own_macs(ifindex, inside, config);
-    tracing::info!(
-        ifindex,
-        macs = ?macs.iter().map(|m| neighbour::MacAddr(*m).to_string()).collect::<Vec<_>>(),
-        "balancing frames to these Ethernet destinations"
-    );
-    dataplane.set_own_macs(&macs)
 }
 
 /// Runs the agent until SIGTERM or SIGINT. `config` is the already loaded `opts.config`;
@@ -1054,89 +849,5 @@ impl Agent {
             ),
             Err(e) => tracing::error!("detaching: {e}"),
         }
-    }
-}
-
-/// Settings a reload cannot apply are named, not ignored in silence.
-#[cfg(test)]
-mod restart_only_tests {
-    use super::*;
-
-    fn fixed() -> Fixed {
-        Fixed {
-            interface: "eth0".into(),
-            interface_from_option: false,
-            metrics: Some("127.0.0.1:9100".parse().unwrap()),
-            maintenance_dir: None,
-            tables: config::TableSizes::default(),
-            mode: AttachMode::Auto,
-        }
-    }
-
-    fn config(text: &str) -> Config {
-        config::toml::parse_str(std::path::Path::new("lvs.toml"), text).unwrap()
-    }
-
-    #[test]
-    fn interface_metrics_and_maintenancedir_changes_are_named() {
-        let same = config("interface = \"eth0\"\nmetrics = true\n");
-        assert_eq!(restart_only_changes(&fixed(), &same), Vec::<String>::new());
-        // Without interface=, the one chosen at the start stays: nothing to say.
-        let chosen = config("metrics = \"127.0.0.1:9100\"\n");
-        assert!(restart_only_changes(&fixed(), &chosen).is_empty());
-        let changed = config(
-            "interface = \"eth1\"\nmetrics = \"127.0.0.1:9200\"\nmaintenancedir = \"/tmp\"\n",
-        );
-        assert_eq!(
-            restart_only_changes(&fixed(), &changed),
-            vec![
-                "lvs.toml: interface = eth1, but the balancer is attached to eth0: the change \
-                 needs a restart of lvs and is not applied"
-                    .to_string(),
-                "lvs.toml: metrics = 127.0.0.1:9200, but the metrics listener is on \
-                 127.0.0.1:9100: the change needs a restart of lvs and is not applied"
-                    .to_string(),
-                "lvs.toml: maintenancedir = /tmp, but the checks look at none: the change needs \
-                 a restart of lvs and is not applied"
-                    .to_string(),
-            ]
-        );
-        let off = config("");
-        assert_eq!(
-            restart_only_changes(&fixed(), &off),
-            vec![
-                "lvs.toml: metrics = off, but the metrics listener is on 127.0.0.1:9100: the \
-                 change needs a restart of lvs and is not applied"
-                    .to_string()
-            ]
-        );
-        // --interface overrides interface=, at the start as after it.
-        let by_option = Fixed {
-            interface_from_option: true,
-            ..fixed()
-        };
-        assert!(
-            restart_only_changes(
-                &by_option,
-                &config("interface = \"eth1\"\nmetrics = true\n")
-            )
-            .is_empty()
-        );
-    }
-
-    #[test]
-    fn table_size_changes_are_named() {
-        let same = config("metrics = true\nconnection_table_size = 4194304\n");
-        assert!(restart_only_changes(&fixed(), &same).is_empty());
-        let grown = config("metrics = true\nconnection_table_size = 16777216\n");
-        assert_eq!(
-            restart_only_changes(&fixed(), &grown),
-            vec![
-                "lvs.toml: connection_table_size = 16777216, persistence_table_size = 262144, \
-                 but the tables hold 4194304 and 262144: the change needs a restart of lvs and \
-                 is not applied (a restart moves the live flows into tables of the new sizes)"
-                    .to_string()
-            ]
-        );
     }
 }
