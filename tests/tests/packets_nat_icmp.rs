@@ -35,23 +35,8 @@ fn icmp_errors_from_the_inside_are_translated_for_the_client() {
         // What the router quotes: the packet as it got it, IP header and 8 bytes more.
         let quote = out.frame[14..14 + 28].to_vec();
         let router = Ipv4Addr::new(10, 99, 0, 254);
-        let icmp_frame = |quote: &[u8], t: u8, code: u8| {
-            let mut icmp = vec![t, code, 0, 0, 0, 0, 0x05, 0x00]; // next-hop MTU 1280
-            icmp.extend_from_slice(quote);
-            let c = lvs_tests::packet::checksum(&icmp);
-            icmp[2..4].copy_from_slice(&c.to_be_bytes());
-            let mut b = Vec::new();
-            b.extend_from_slice(&DIRECTOR_MAC);
-            b.extend_from_slice(&ROUTER_MAC);
-            b.extend_from_slice(&[0x08, 0x00, 0x45, 0xc0]);
-            b.extend_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
-            b.extend_from_slice(&[0, 0, 0, 0, 64, 1, 0, 0]);
-            b.extend_from_slice(&router.octets());
-            b.extend_from_slice(&CLIENT4.octets());
-            fix_ipv4_checksum(&mut b, 14);
-            b.extend_from_slice(&icmp);
-            b
-        };
+        let icmp_frame =
+            |quote: &[u8], t: u8, code: u8| icmp4_frame(router, CLIENT4, 64, quote, t, code);
         let err = icmp_frame(&quote, 3, 4);
         let out = run(&mut dp, &err);
         assert_eq!(out.verdict, XDP_REDIRECT, "to the client");
@@ -112,26 +97,8 @@ fn icmpv6_errors_from_the_inside_are_translated_for_the_client() {
         assert_eq!(out.verdict, XDP_REDIRECT);
         let quote = out.frame[14..14 + 48].to_vec();
         let router = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0xfe);
-        let frame = |src: Ipv6Addr, quote: &[u8], t: u8, hop: u8| {
-            let mut icmp = vec![t, 0, 0, 0, 0, 0, 0x05, 0x00]; // MTU 1280
-            icmp.extend_from_slice(quote);
-            let mut pseudo = src.octets().to_vec();
-            pseudo.extend_from_slice(&CLIENT6.octets());
-            pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
-            pseudo.extend_from_slice(&[0, 0, 0, 58]);
-            let c = fold(sum(&pseudo) + sum(&icmp));
-            icmp[2..4].copy_from_slice(&c.to_be_bytes());
-            let mut b = Vec::new();
-            b.extend_from_slice(&DIRECTOR_MAC);
-            b.extend_from_slice(&ROUTER_MAC);
-            b.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-            b.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
-            b.extend_from_slice(&[58, hop]);
-            b.extend_from_slice(&src.octets());
-            b.extend_from_slice(&CLIENT6.octets());
-            b.extend_from_slice(&icmp);
-            b
-        };
+        let frame =
+            |src: Ipv6Addr, quote: &[u8], t: u8, hop: u8| icmp6_frame(src, CLIENT6, hop, quote, t);
         let out = run(&mut dp, &frame(router, &quote, 2, 64));
         assert_eq!(out.verdict, XDP_REDIRECT, "to the client");
         // The client's own header (hop limit one less, as the director sent it), then TCP.
