@@ -28,7 +28,7 @@ pub trait Knowledge {
     fn quorum_lost(&self, _virt: &VirtualService) -> bool {
         false
     }
-    /// Whether the real is past its connection threshold ([`super::overload`]).
+    /// Whether the real is past its connection threshold (`agent/overload.rs`).
     fn overloaded(&self, _virt: &VirtualService, _real: &RealServer) -> bool {
         false
     }

@@ -10,7 +10,7 @@
 //! through state changes and evictions, the agent's sweep ([`crate::dataplane::conns`], once
 //! a second) uncounts flows that expired without a packet, and a removed real's slot starts
 //! afresh. A snapshot reads one word per real, whatever the size of the connection table
-//! (only `ipvsadm -Lc`, which lists the connections, walks it: [`super::conn_list`]).
+//! (only `ipvsadm -Lc`, which lists the connections, walks it: `agent/conn_list.rs`).
 
 use std::{
     collections::{BTreeMap, HashMap},
