@@ -61,6 +61,10 @@ pub mod service_flags {
     /// `mh-fallback`: a Maglev slot whose real takes no new connections is skipped to the next
     /// slot of the flow's sequence ([`crate::limits::MH_FALLBACK_TRIES`] at most).
     pub const MH_FALLBACK: u32 = 1 << 2;
+    /// IPVS's one-packet scheduling (`--ops`, UDP): every packet is scheduled on its own and
+    /// no connection entry is kept (IPVS never hashes such a connection), so a NATed real's
+    /// replies find none either. Persistence still applies.
+    pub const ONE_PACKET: u32 = 1 << 3;
 }
 
 /// A virtual service as the kernel program sees it. The agent replaces the whole value in one

@@ -18,7 +18,8 @@
 //! 4. [`scheduler`]: persistence, then the service's ring (for `mh`, [`maglev`]: its Maglev
 //!    table), then its fallback; the connection schedulers in [`sched_conn`] (by the per-real
 //!    counts of [`conns`]) and [`sched_dh`].
-//! 5. [`conntrack`] again: remember the choice ([`fragment`]: a first fragment's too).
+//! 5. [`conntrack`] again: remember the choice ([`fragment`]: a first fragment's too); a
+//!    one-packet service (`--ops`) remembers none, each packet is scheduled anew.
 //! 6. By the destination's forwarding method: [`rewrite`] (direct routing, new MACs, XDP_TX
 //!    or XDP_REDIRECT), [`tunnel`] (IP-in-IP, next hop from the kernel's FIB, [`fib`]; a
 //!    packet too big for the path gets [`too_big`]'s ICMP error instead) or [`nat`]
@@ -174,7 +175,9 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
         fragment::not_a_service(&pkt);
         return Err(nat_reply::enter(ctx, &pkt));
     };
-    conntrack::touch_victim(&pkt.key);
+    if !one_packet(service, &pkt.key) {
+        conntrack::touch_victim(&pkt.key);
+    }
     if let Some(slot) = maps::NEW_PACKET.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
         unsafe {
@@ -203,11 +206,22 @@ fn new_flow(ctx: &XdpContext) -> Result<u32, u32> {
         .ok_or_else(|| stats::drop(ctx, lvs_common::DropReason::BadDestination))?;
     let (pkt, service) = (&slot.pkt, &slot.service);
     let (dest_id, dest) = scheduler::pick(ctx, service, &pkt.key)?;
-    conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation);
-    nat::remember(pkt, dest_id, dest);
+    if !one_packet(service, &pkt.key) {
+        conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation);
+        nat::remember(pkt, dest_id, dest);
+    }
     fragment::first(pkt, service.id, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);
     forward(ctx, dest_id, dest)
+}
+
+/// Whether the packet is scheduled on its own, with no connection entry: a UDP packet of a
+/// one-packet service (IPVS applies `--ops` to UDP packets only, also on a firewall-mark
+/// service that takes TCP too).
+#[inline(always)]
+fn one_packet(service: &lvs_common::Service, key: &lvs_common::FlowKey) -> bool {
+    service.flags & lvs_common::service::service_flags::ONE_PACKET != 0
+        && key.proto == lvs_common::service::proto::UDP
 }
 
 /// Stage 6: sends the packet to `dest` by its forwarding method.

@@ -70,6 +70,7 @@ fn plans() -> Vec<ServicePlan> {
         .iter()
         .enumerate()
         .map(|(i, &(vip, port, p))| ServicePlan {
+            one_packet: false,
             vip: SocketAddr::new(vip, port),
             protocol: if p == 6 { Protocol::Tcp } else { Protocol::Udp },
             scheduler: Scheduler::Wrr,

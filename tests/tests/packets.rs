@@ -71,6 +71,7 @@ fn equal_reals() -> Vec<DestPlan> {
 
 fn service(vip: IpAddr, port: u16, protocol: Protocol, dests: Vec<DestPlan>) -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(vip, port),
         protocol,
         scheduler: Scheduler::Wrr,

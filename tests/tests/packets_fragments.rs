@@ -50,6 +50,7 @@ fn reals() -> Vec<DestPlan> {
 
 fn service(vip: IpAddr, port: u16, protocol: Protocol) -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(vip, port),
         protocol,
         scheduler: Scheduler::Rr,

@@ -35,6 +35,7 @@ fn real(i: u8) -> DestPlan {
 /// Mark 3: TCP 80 and 443 of VIP, and every UDP port of VIP2; persistent per client.
 fn marked(aliases: &[(IpAddr, u16, Protocol)]) -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(VIP, 80),
         protocol: Protocol::Tcp,
         scheduler: Scheduler::Wrr,

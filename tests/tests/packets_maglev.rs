@@ -49,6 +49,7 @@ fn real(i: u8, weight: u32, table_weight: u32) -> DestPlan {
 
 fn service(flags: MhFlags, dests: Vec<DestPlan>) -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(VIP, 80),
         protocol: Protocol::Tcp,
         scheduler: Scheduler::Mh(flags),

@@ -82,6 +82,7 @@ fn in_lab_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 fn service(port: u16, real: Ipv4Addr, target: Target) -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(VIP4.into(), port),
         protocol: Protocol::Tcp,
         scheduler: Scheduler::Wrr,

@@ -46,6 +46,7 @@ fn real(i: u8) -> DestPlan {
 
 fn plans() -> Vec<ServicePlan> {
     vec![ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(VIP, 80),
         protocol: Protocol::Tcp,
         scheduler: Scheduler::Rr,

@@ -55,6 +55,7 @@ fn real(i: u8, weight: u32, v6: bool) -> DestPlan {
 
 fn plan(scheduler: Scheduler, weights: &[u32], protocol: Protocol, v6: bool) -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(if v6 { VIP6 } else { VIP4 }, 80),
         protocol,
         scheduler,
@@ -254,6 +255,7 @@ fn active_and_inactive_follow_the_state_and_a_removed_real_starts_afresh() {
     let gone = p.dests[0].addr;
     let before = counts(&dp, &p);
     let p1 = ServicePlan {
+        one_packet: false,
         dests: vec![p.dests[1]],
         ..p.clone()
     };
@@ -479,11 +481,13 @@ fn what_status_shows_is_the_current_generations_counts_and_equals_a_walk() {
         ..p.dests[0]
     };
     let p1 = ServicePlan {
+        one_packet: false,
         dests: vec![other, p.dests[1], p.dests[2]],
         ..p.clone()
     };
     let old_id = dp.tables.dest_id(&p.key(), p.dests[0].addr).expect("id");
     let p0 = ServicePlan {
+        one_packet: false,
         dests: p.dests[1..].to_vec(),
         ..p.clone()
     };
@@ -508,4 +512,53 @@ fn what_status_shows_is_the_current_generations_counts_and_equals_a_walk() {
         want[1..].iter().map(|c| c.0 + c.1).sum::<u64>(),
         "the total counts the slots in use"
     );
+}
+
+/// One-packet scheduling (`ops`): every UDP datagram of the same 5-tuple is scheduled on its
+/// own (rr alternates between the two reals), no flow is remembered or counted as a
+/// connection state, and every datagram counts as a connection (IPVS makes and frees one per
+/// packet); without the flag the datagrams stay on one real. A TCP segment to a service with
+/// the flag (a firewall-mark service takes both) is tracked as usual, as IPVS applies `ops`
+/// to UDP only. IPv4 and IPv6.
+#[test]
+fn one_packet_scheduling_schedules_every_udp_datagram_on_its_own() {
+    for v6 in [false, true] {
+        let mut ops = plan(Scheduler::Rr, &[1, 1], Protocol::Udp, v6);
+        ops.one_packet = true;
+        let mut dp = loaded(std::slice::from_ref(&ops));
+        let went: Vec<Option<u8>> = (0..4).map(|_| send(&mut dp, &ops, 40000, 0)).collect();
+        assert!(
+            went.iter().all(Option::is_some),
+            "v6 {v6}: forwarded: {went:?}"
+        );
+        assert!(
+            went.windows(2).all(|w| w[0] != w[1]),
+            "v6 {v6}: each datagram scheduled anew: {went:?}"
+        );
+        assert_eq!(counts(&dp, &ops), [(0, 0), (0, 0)], "v6 {v6}: no flow kept");
+        let conns: u64 = ops
+            .dests
+            .iter()
+            .map(|d| {
+                let id = dp.tables.dest_id(&ops.key(), d.addr).expect("dest id");
+                dp.tables.stats().dest(id).expect("stats").connections
+            })
+            .sum();
+        assert_eq!(conns, 4, "v6 {v6}: a connection per datagram");
+
+        let tracked = plan(Scheduler::Rr, &[1, 1], Protocol::Udp, v6);
+        let mut dp = loaded(std::slice::from_ref(&tracked));
+        let went: Vec<Option<u8>> = (0..4).map(|_| send(&mut dp, &tracked, 40000, 0)).collect();
+        assert!(went.windows(2).all(|w| w[0] == w[1]), "v6 {v6}: {went:?}");
+
+        let mut tcp = plan(Scheduler::Rr, &[1, 1], Protocol::Tcp, v6);
+        tcp.one_packet = true;
+        let mut dp = loaded(std::slice::from_ref(&tcp));
+        let mut went = vec![send(&mut dp, &tcp, 40000, SYN)];
+        went.extend((0..3).map(|_| send(&mut dp, &tcp, 40000, ACK)));
+        assert!(
+            went.windows(2).all(|w| w[0] == w[1] && w[0].is_some()),
+            "v6 {v6}: TCP tracked: {went:?}"
+        );
+    }
 }

@@ -45,6 +45,7 @@ fn real(i: u8) -> DestPlan {
 
 fn service(port: u16, protocol: Protocol) -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(VIP, port),
         protocol,
         scheduler: Scheduler::Rr,

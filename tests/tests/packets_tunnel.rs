@@ -78,6 +78,7 @@ fn in_lab_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 fn tunnel_service(vip: IpAddr, port: u16, real: IpAddr) -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(vip, port),
         protocol: Protocol::Tcp,
         scheduler: Scheduler::Wrr,

@@ -127,6 +127,7 @@ pub fn plan(v: &VirtualService, k: &impl Knowledge) -> ServicePlan {
         }),
         dests,
         fallback,
+        one_packet: v.one_packet,
         // A firewall-mark service: its first match is `vip`, the others lead to it too.
         aliases: v
             .fwmark

@@ -154,6 +154,9 @@ pub struct ServiceSnapshot {
     /// The scheduler's flags as ipvsadm's `-b` names them (`mh-fallback,mh-port`), when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sched_flags: Option<String>,
+    /// One-packet scheduling (`ops`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_packet: bool,
     /// "wrr", "rr" or "sh".
     pub scheduler: String,
     /// Persistence timeout in seconds, when persistent.
@@ -328,6 +331,7 @@ impl Agent {
                 address: v.vip,
                 protocol: protocol_name(v.protocol).into(),
                 fwmark: v.fwmark.as_ref().map(|f| f.mark),
+                one_packet: v.one_packet,
                 sched_flags: match v.scheduler {
                     crate::config::Scheduler::Mh(f) => crate::ipvsadm::output::flags_text(
                         &[(f.fallback, "mh-fallback"), (f.port, "mh-port")]

@@ -108,6 +108,7 @@ pub fn to_config(path: &Path, rules: &Rules) -> Result<Config, ConfigError> {
         v.schedflags = s.flags.as_ref().map(|f| Val::new(f.clone(), line));
         v.scheduler = Some(Val::new(s.scheduler.clone(), line));
         v.persistent = s.persistent.map(|p| Val::new(u64::from(p), line));
+        v.ops = s.one_packet.then(|| Val::new(true, line));
         v.netmask = s.netmask.map(|m| Val::new(m.to_string(), line));
         v.checktype = Some(Val::new("on".to_string(), line));
         v.service = Some(Val::new("none".to_string(), line));

@@ -403,7 +403,19 @@ fn alpha_omega_ha_suspend_and_ignored_keywords() {
     );
     let t = ok(&vs(BASE, "    uthreshold 10\n    lthreshold 4")).virtuals[0].reals[0].thresholds;
     assert_eq!((t.upper, t.lower), (10, 4));
-    assert!(err(&vs(&format!("{BASE}\n  ops"), "")).starts_with("k.conf:5: ops: one-packet"));
+    // `ops`: one-packet scheduling for a UDP service; on a TCP one keepalived clears it.
+    let tcp = ok(&vs(&format!("{BASE}\n  ops"), ""));
+    assert!(!tcp.virtuals[0].one_packet);
+    assert!(
+        tcp.warnings
+            .iter()
+            .any(|w| w.starts_with("k.conf:5: ops: ignored: one-packet scheduling is only for UDP")),
+        "{:?}",
+        tcp.warnings
+    );
+    let udp = ok(&vs("  lb_algo rr\n  lb_kind DR\n  protocol UDP\n  ops", ""));
+    assert!(udp.virtuals[0].one_packet);
+    assert!(err(&vs(&format!("{BASE}\n  ops yes"), "")).starts_with("k.conf:5: ops: takes no"));
     assert!(
         err(&vs(&format!("{BASE}\n  sh-port"), ""))
             .starts_with("k.conf:5: sh-port: scheduler flags")

@@ -182,6 +182,7 @@ impl Mapper {
         let mut sorry: Option<&Stmt> = None;
         let mut reals: Vec<&Stmt> = Vec::new();
         let mut mh_flags: Vec<(&str, usize)> = Vec::new();
+        let mut ops: Option<usize> = None;
         let mut family: Option<Family> = mark.and_then(|(_, f)| f);
         for i in s.block.iter().flatten() {
             let k = i.key();
@@ -294,11 +295,10 @@ impl Mapper {
                     );
                 }
                 "ops" => {
-                    return Err(bad(
-                        &i.loc,
-                        k,
-                        "one-packet scheduling is not supported: lvs tracks UDP flows",
-                    ));
+                    if !i.args().is_empty() {
+                        return Err(bad(&i.loc, k, "takes no argument"));
+                    }
+                    ops = Some(i.loc.line);
                 }
                 "persistence_engine" => {
                     return Err(bad(&i.loc, k, "persistence engines are not supported"));
@@ -348,6 +348,18 @@ impl Mapper {
             proto.to_string(),
             protocol.map_or(line, |p| p.loc.line),
         ));
+        if let Some(at) = ops {
+            if proto == "udp" || mark.is_some() {
+                v.ops = Some(Val::new(true, at));
+            } else {
+                // keepalived clears the flag with a warning.
+                self.warn(
+                    &Location { file: s.loc.file.clone(), line: at },
+                    "ops",
+                    "ignored: one-packet scheduling is only for UDP services (keepalived clears it)",
+                );
+            }
+        }
         v.scheduler = Some(match sched {
             // keepalived's default (IPVS_DEF_SCHED), and ipvsadm's.
             None => Val::new("wlc".to_string(), line),

@@ -346,14 +346,7 @@ impl Reader<'_> {
             "servicename" => self.cur().servicename = Some(val),
             "comment" => self.cur().comment = Some(val),
             "ops" => match v {
-                "no" => {}
-                "yes" => {
-                    return Err(self.err(
-                        line,
-                        key,
-                        "one-packet scheduling is not supported: lvs tracks UDP flows",
-                    ));
-                }
+                "no" | "yes" => self.cur().ops = Some(Val::new(v == "yes", line)),
                 _ => return Err(self.err(line, key, "ops must be 'yes' or 'no'")),
             },
             "schedflags" => self.cur().schedflags = Some(val),

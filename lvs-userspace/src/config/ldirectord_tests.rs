@@ -550,7 +550,7 @@ fn refusals_and_bad_values_name_file_line_and_key() {
         ),
         (
             "virtual=10.0.0.1:80\n\tops=yes\n",
-            "test.cf:2: ops: one-packet scheduling",
+            "test.cf:2: ops: one-packet scheduling is only for UDP services",
         ),
         (
             "virtual=10.0.0.1:80\n\temailalert=a@b\n",
@@ -714,4 +714,15 @@ fn checktypes_and_warnings() {
         vec!["a@b".to_string(), "c@d".to_string()]
     );
     assert!(c.globals.email_alert_status.starting && !c.globals.email_alert_status.running);
+}
+
+/// `ops=yes` on a UDP service: one-packet scheduling.
+#[test]
+fn ops_yes_on_a_udp_service_is_one_packet_scheduling() {
+    let c =
+        parse("virtual=10.0.0.1:53\n\treal=10.0.0.2:53 gate\n\tprotocol=udp\n\tops=yes\n").unwrap();
+    assert!(c.virtuals[0].one_packet);
+    let c =
+        parse("virtual=10.0.0.1:53\n\treal=10.0.0.2:53 gate\n\tprotocol=udp\n\tops=no\n").unwrap();
+    assert!(!c.virtuals[0].one_packet);
 }

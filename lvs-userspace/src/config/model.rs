@@ -696,6 +696,9 @@ pub struct VirtualService {
     pub persistent: Option<Duration>,
     /// `netmask` for persistence, as a prefix length within the VIP's family.
     pub netmask_prefix: u8,
+    /// `ops`: IPVS's one-packet scheduling. Each UDP packet is scheduled on its own and no
+    /// connection entry is kept (a UDP or firewall-mark service only).
+    pub one_packet: bool,
     /// Real servers, in file order, ranges expanded.
     pub reals: Vec<RealServer>,
     /// The fallback server (the service's own or the global one for its family).

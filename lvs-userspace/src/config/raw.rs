@@ -78,6 +78,8 @@ pub(crate) struct RawVirtual {
     pub schedflags: Opt<String>,
     pub persistent: Opt<u64>,
     pub netmask: Opt<String>,
+    /// One-packet scheduling (`ops`, ipvsadm's `-o`).
+    pub ops: Opt<bool>,
     pub fallback: Opt<String>,
     pub fallbackcommand: Opt<String>,
     pub quiescent: Opt<bool>,
@@ -136,6 +138,7 @@ impl RawVirtual {
             schedflags: None,
             persistent: None,
             netmask: None,
+            ops: None,
             fallback: None,
             fallbackcommand: None,
             quiescent: None,

@@ -158,12 +158,16 @@ pub fn render_check(config: &Config) -> String {
         }
         match v.persistent {
             Some(p) => {
-                let _ = writeln!(o, ", persistent {} per /{}", secs(p), v.netmask_prefix);
+                let _ = write!(o, ", persistent {} per /{}", secs(p), v.netmask_prefix);
             }
             None => {
-                let _ = writeln!(o, ", not persistent");
+                let _ = write!(o, ", not persistent");
             }
         }
+        if v.one_packet {
+            let _ = write!(o, ", one-packet scheduling (ops)");
+        }
+        let _ = writeln!(o);
         let total: u32 = v.reals.iter().map(|r| r.weight).sum();
         if v.reals.is_empty() {
             let _ = writeln!(o, "  no real servers");
@@ -421,6 +425,9 @@ pub fn to_toml(config: &Config) -> String {
             let _ = writeln!(o, "persistent = {}", p.as_secs());
         }
         let _ = writeln!(o, "netmask = {}", v.netmask_prefix);
+        if v.one_packet {
+            let _ = writeln!(o, "ops = true");
+        }
         if let Some(f) = &v.fallback {
             let _ = writeln!(o, "fallback = {}", q(&fallback_text(f)));
         }

@@ -51,6 +51,7 @@
 //! schedflags = "mh-port,mh-fallback"  # mh only (ipvsadm -b): hash the port too; skip unusable reals
 //! persistent = 600          # seconds; omit for no persistence
 //! netmask = "255.255.255.255"   # persistence granularity: dotted quad or prefix length
+//! ops = false               # one-packet scheduling (UDP): every datagram scheduled on its own
 //! fallback = "127.0.0.1:80" # this service's sorry server (overrides the global one)
 //! fallbackcommand = "..."
 //! quiescent = false
@@ -242,6 +243,7 @@ struct TomlVirtual {
     schedflags: S<String>,
     persistent: S<u64>,
     netmask: S<StrOrInt>,
+    ops: S<bool>,
     fallback: S<String>,
     fallbackcommand: S<String>,
     quiescent: S<bool>,
@@ -443,6 +445,7 @@ impl TomlFile {
                 rv.schedflags = l.opt(v.schedflags);
                 rv.persistent = l.opt(v.persistent);
                 rv.netmask = l.opt_string(v.netmask);
+                rv.ops = l.opt(v.ops);
                 rv.fallback = l.opt(v.fallback);
                 rv.fallbackcommand = l.opt(v.fallbackcommand);
                 rv.quiescent = l.opt(v.quiescent);
@@ -606,6 +609,7 @@ receive = "x"
 address = "10.0.0.1:53"
 checktype = "external"
 fallbackcommand = "/bin/sorry"
+ops = true
 
 [[virtual.real]]
 address = "10.0.0.2->10.0.0.4:53"
@@ -622,6 +626,7 @@ weight = 0
         assert_eq!(v.reals[0].location.line, 23);
         let w = &c.virtuals[1];
         assert_eq!(w.protocol, Protocol::Udp);
+        assert!(w.one_packet && !v.one_packet);
         assert_eq!(w.check.service, CheckService::Dns);
         assert_eq!(w.check.command.as_deref(), Some("/bin/true"));
         assert_eq!(w.reals.len(), 3);

@@ -71,6 +71,9 @@ pub struct ServicePlan {
     /// Further (VIP and port, protocol) keys that lead to this same service: the other
     /// matches of a firewall-mark service. One service id, so persistence covers them all.
     pub aliases: Vec<(SocketAddr, Protocol)>,
+    /// IPVS's one-packet scheduling (`--ops`): every packet scheduled on its own, no
+    /// connection entry kept.
+    pub one_packet: bool,
 }
 
 /// An address as the kernel stores it.

@@ -495,7 +495,12 @@ impl Tables {
                 service_flags::PERSISTENT
             } else {
                 0
-            } | mh_flags(plan.scheduler),
+            } | mh_flags(plan.scheduler)
+                | if plan.one_packet {
+                    service_flags::ONE_PACKET
+                } else {
+                    0
+                },
             scheduler: match plan.scheduler {
                 Scheduler::Wrr | Scheduler::Rr => sched::RING_WALK,
                 Scheduler::Sh => sched::SOURCE_HASH,

@@ -59,6 +59,7 @@ fn real(addr: SocketAddr) -> RealServer {
 
 fn virtual_service(vip: &str, check: CheckSpec, reals: Vec<RealServer>) -> VirtualService {
     VirtualService {
+        one_packet: false,
         location: Location {
             file: "test.cf".into(),
             line: 1,

@@ -64,6 +64,8 @@ pub struct ServiceView {
     pub scheduler: String,
     /// Scheduler flags as ipvsadm prints them (`mh-fallback,mh-port`), when set.
     pub flags: Option<String>,
+    /// One-packet scheduling (`ops`, `-o`).
+    pub ops: bool,
     /// Persistence timeout.
     pub persistent: Option<u32>,
     /// Persistence netmask prefix (32 or 128: a host).
@@ -158,6 +160,7 @@ fn service_view(s: &ServiceSnapshot) -> ServiceView {
         fwmark: s.fwmark,
         scheduler: s.scheduler.clone(),
         flags: s.sched_flags.clone(),
+        ops: s.one_packet,
         persistent: s.persistent_s.map(|p| p as u32),
         netmask: s.netmask_prefix,
         stats: Stats {
@@ -193,6 +196,7 @@ pub fn rules_views(rules: &Rules) -> Vec<ServiceView> {
             fwmark: s.key.fwmark,
             scheduler: s.scheduler.clone(),
             flags: s.flags.as_deref().and_then(flags_text),
+            ops: s.one_packet,
             persistent: s.persistent,
             netmask: s
                 .netmask
@@ -464,6 +468,9 @@ fn entry(o: &mut String, s: &ServiceView, f: Format) {
                 let _ = write!(o, " mask {m}");
             }
         }
+        if s.ops {
+            o.push_str(" ops");
+        }
     }
     o.push('\n');
     for r in &s.reals {
@@ -555,6 +562,9 @@ pub fn save(mut services: Vec<ServiceView>, nosort: bool) -> String {
             if let Some(m) = mask(s) {
                 let _ = write!(o, " -M {m}");
             }
+        }
+        if s.ops {
+            o.push_str(" -o");
         }
         o.push('\n');
         for r in &s.reals {

@@ -98,6 +98,9 @@ pub struct Service {
     /// `-b`: scheduler flags (mh's `mh-port,mh-fallback`).
     #[serde(default)]
     pub flags: Option<String>,
+    /// `-o`: one-packet scheduling.
+    #[serde(default)]
+    pub one_packet: bool,
     /// Its reals, in the order they were added.
     pub reals: Vec<Real>,
     /// The line it was read from (a rules file), or 0.
@@ -160,11 +163,6 @@ impl Change {
             None => None,
         };
         let service = |key: Key| -> Result<Service, ArgError> {
-            if inv.one_packet {
-                return Err(ArgError::Fail {
-                    message: "one-packet scheduling (-o) is not supported by lvs".into(),
-                });
-            }
             if let Some(pe) = &inv.pe {
                 return Err(ArgError::Fail {
                     message: format!("persistence engine `{pe}` (--pe) is not supported by lvs"),
@@ -189,6 +187,7 @@ impl Change {
                 persistent: inv.persistent,
                 netmask: inv.netmask,
                 flags: inv.sched_flags.clone(),
+                one_packet: inv.one_packet,
                 reals: Vec::new(),
                 line: 0,
             })
@@ -413,11 +412,21 @@ mod tests {
         assert_eq!(r.apply(&change("-D -f 3")), Err(RuleError::NoSuchService));
     }
 
+    /// `-o` on a UDP service: one-packet scheduling, kept in the rules (and so in `-S`).
+    #[test]
+    fn one_packet_scheduling_is_taken() {
+        let words = ["-A", "-u", "10.0.0.1:53", "-s", "rr", "-o"];
+        let Some(Change::AddService(s)) = Change::from_invocation(&parse(&words).unwrap()).unwrap()
+        else {
+            panic!("not an added service");
+        };
+        assert!(s.one_packet);
+    }
+
     #[test]
     fn what_lvs_cannot_do_is_refused_in_words() {
         for (line, want) in [
             ("-A -t 10.0.0.1:80 -s sh -b sh-port", "scheduler flags"),
-            ("-A -u 10.0.0.1:53 -o", "one-packet"),
             ("-A -t 10.0.0.1:80 --pe sip", "persistence engine"),
             ("--start-daemon master", "sync daemon"),
         ] {

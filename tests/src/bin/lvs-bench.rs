@@ -90,6 +90,7 @@ const TUNNEL_PORT: u16 = 84;
 /// The tunnelled service: port [`TUNNEL_PORT`] of the VIP, reals 10.98.0.11-13 weighted 3:2:1.
 fn tunnel_plan() -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(VIP, TUNNEL_PORT),
         protocol: Protocol::Tcp,
         scheduler: Scheduler::Wrr,
@@ -116,6 +117,7 @@ const NAT_REAL_PORT: u16 = 8080;
 /// [`NAT_REAL_PORT`]) weighted 3:2:1.
 fn nat_plan() -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(VIP, NAT_PORT),
         protocol: Protocol::Tcp,
         scheduler: Scheduler::Wrr,
@@ -502,6 +504,7 @@ fn wlc_plans() -> Vec<ServicePlan> {
     WLC_SIZES
         .iter()
         .map(|&(port, n)| ServicePlan {
+            one_packet: false,
             vip: SocketAddr::new(VIP, port),
             protocol: Protocol::Tcp,
             scheduler: Scheduler::Wlc,
@@ -547,6 +550,7 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
     dp.set_own_macs(&own)
         .context("setting the director's MAC")?;
     let plan = ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(VIP, 80),
         protocol: Protocol::Tcp,
         scheduler: Scheduler::Wrr,

@@ -516,6 +516,7 @@ fn main() -> Result<()> {
     own.extend((1..=3u8).map(|i| [2, 0xaa, 0, 0, 0, i]));
     dp.set_own_macs(&own)?;
     let plan = ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(VIP.into(), 80),
         protocol: Protocol::Tcp,
         scheduler: Scheduler::Wrr,

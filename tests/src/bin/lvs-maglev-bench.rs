@@ -152,6 +152,7 @@ fn main() -> Result<()> {
         })
         .collect();
     let plan = |port: u16, scheduler| ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(vip, port),
         protocol: Protocol::Tcp,
         scheduler,

@@ -75,6 +75,7 @@ pub fn nat_service(
     rport: u16,
 ) -> ServicePlan {
     ServicePlan {
+        one_packet: false,
         vip: SocketAddr::new(vip, port),
         protocol,
         scheduler: Scheduler::Wrr,

@@ -303,6 +303,18 @@ pub(super) fn resolve_virtual(
         }
         Some(p) => Some(Duration::from_secs(p.value)),
     };
+    let one_packet = match &v.ops {
+        Some(Val { value: true, line }) if fwmark.is_none() && protocol != Protocol::Udp => {
+            errs.bad(
+                *line,
+                "ops",
+                "one-packet scheduling is only for UDP services (or firewall-mark ones), as \
+                 in IPVS",
+            );
+            false
+        }
+        o => o.as_ref().is_some_and(|o| o.value),
+    };
     let netmask_prefix = match &v.netmask {
         None => {
             if v6 {
@@ -693,6 +705,7 @@ pub(super) fn resolve_virtual(
         scheduler,
         persistent,
         netmask_prefix,
+        one_packet,
         reals,
         fallback,
         fallback_command: v
