@@ -121,6 +121,7 @@ pub fn to_config(path: &Path, rules: &Rules) -> Result<Config, ConfigError> {
                 request: None,
                 receive: None,
                 digest: None,
+                check_address: None,
                 notify_up: None,
                 notify_down: None,
                 u_threshold: Some((line, u64::from(r.u_threshold))),

@@ -9,6 +9,7 @@ use super::{
 use crate::config::{
     ConfigError, Location, Scheduler,
     keepalived_lex::Stmt,
+    model::CheckSource,
     raw::{Family, RawReal, RawVirtual, Val},
 };
 
@@ -45,6 +46,10 @@ struct Check {
     track_weight: i32,
     track_reverse: bool,
     failures: u64,
+    /// `connect_ip`, when not the real's own address.
+    connect_ip: Option<std::net::IpAddr>,
+    /// `bindto`, `bind_port`, `bind_if`, `fwmark`.
+    source: CheckSource,
 }
 
 /// One real as read.
@@ -534,6 +539,7 @@ impl Mapper {
             request: None,
             receive: None,
             digest: None,
+            check_address: None,
             notify_up: None,
             notify_down: None,
             u_threshold: None,
@@ -645,11 +651,15 @@ impl Mapper {
                 track_weight: 0,
                 track_reverse: false,
                 failures: 1,
+                connect_ip: None,
+                source: CheckSource::default(),
             });
         }
         // keepalived's digest is the page of each real: a per-real setting (of its first
         // check; the others' are compared with the other reals').
         raw.digest = checks[0].digest.take();
+        // So is its first checker's connect_ip: each real's own (the others' must agree).
+        raw.check_address = checks[0].connect_ip.take().map(|a| a.to_string());
         Ok(Real {
             raw,
             loc: s.loc.clone(),
@@ -687,6 +697,8 @@ impl Mapper {
                 track_weight: f.weight,
                 track_reverse: f.reverse,
                 failures: 1,
+                connect_ip: None,
+                source: CheckSource::default(),
             }]);
         }
         let (checktype, service, default_retry) = match kind {
@@ -700,6 +712,10 @@ impl Mapper {
             _ => ("ping", "none", 1),
         };
         let mut connect_port = None;
+        let mut connect_ip: Option<(std::net::IpAddr, &Stmt)> = None;
+        let mut source = CheckSource::default();
+        let mut bindto_at: Option<&Stmt> = None;
+        let mut bind_port_at: Option<&Stmt> = None;
         let mut urls: Vec<&Stmt> = Vec::new();
         let mut misc_path = None;
         let mut misc_timeout = None;
@@ -712,24 +728,33 @@ impl Mapper {
             let connects = !matches!(kind, "MISC_CHECK");
             match k {
                 "connect_port" if connects => connect_port = Some(port(i, one_arg(i)?)?),
-                "connect_ip" if connects => {
-                    if one_arg(i)?.parse::<std::net::IpAddr>().ok() != ip.parse().ok() {
-                        return Err(bad(
-                            &i.loc,
-                            k,
-                            "checking another address than the real's is not supported",
-                        ));
-                    }
-                }
+                "connect_ip" if connects => connect_ip = Some((address(i)?, i)),
                 "connect_timeout" if connects => {
                     t.connect_timeout = Some(timer(i, &mut self.warnings)?)
                 }
-                "bindto" | "bind_port" | "bind_if" | "fwmark" if connects => {
-                    return Err(bad(
-                        &i.loc,
-                        k,
-                        "not supported: lvs's checks leave from the host's own address",
-                    ));
+                "bindto" if connects => {
+                    source.address = Some(address(i)?);
+                    bindto_at = Some(i);
+                }
+                "bind_port" if connects => {
+                    source.port = Some(port(i, one_arg(i)?)?);
+                    bind_port_at = Some(i);
+                }
+                "bind_if" if connects => {
+                    let name = one_arg(i)?;
+                    if name.len() > 15 {
+                        return Err(bad(
+                            &i.loc,
+                            k,
+                            format!("`{name}` is too long for an interface name"),
+                        ));
+                    }
+                    source.interface = Some(name.to_string());
+                }
+                "fwmark" if connects => {
+                    let n = number(i)?.value;
+                    source.mark =
+                        Some(u32::try_from(n).map_err(|_| bad(&i.loc, k, "must fit in 32 bits"))?);
                 }
                 "retry" => t.retry = Some(number(i)?),
                 "nb_get_retry" if matches!(kind, "HTTP_GET" | "SSL_GET") => {
@@ -844,6 +869,52 @@ impl Mapper {
                 _ => self.unknown(&i.loc, k, Block::Checker(kind))?,
             }
         }
+        let real_ip: Option<std::net::IpAddr> = ip.parse().ok();
+        let target = connect_ip.map(|(a, _)| a).or(real_ip);
+        if let (Some(t), Some(b), Some(at)) = (target, source.address, bindto_at)
+            && t.is_ipv4() != b.is_ipv4()
+        {
+            return Err(bad(
+                &at.loc,
+                "bindto",
+                format!("{b} is not of the family of the address checked, {t}"),
+            ));
+        }
+        if let (Some((a, at)), Some(r)) = (connect_ip, real_ip)
+            && a.is_ipv4() != r.is_ipv4()
+        {
+            return Err(bad(
+                &at.loc,
+                "connect_ip",
+                format!("{a} is not of the family of the real, {r}"),
+            ));
+        }
+        if source.interface.is_none() {
+            let link_local = |a: std::net::IpAddr| matches!(a, std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
+            if let Some((a, at)) = connect_ip.filter(|(a, _)| link_local(*a)) {
+                return Err(bad(
+                    &at.loc,
+                    "connect_ip",
+                    format!("the link-local address {a} needs a bind_if, as keepalived requires"),
+                ));
+            }
+            if let (Some(b), Some(at)) = (source.address.filter(|b| link_local(*b)), bindto_at) {
+                return Err(bad(
+                    &at.loc,
+                    "bindto",
+                    format!("the link-local address {b} needs a bind_if (its scope)"),
+                ));
+            }
+        }
+        if let (Some(at), None) = (bind_port_at, source.address) {
+            self.warn(
+                &at.loc,
+                "bind_port",
+                "without bindto, keepalived ignores it; lvs binds this port on the \
+                 wildcard address",
+            );
+        }
+        let connect_ip = connect_ip.map(|(a, _)| a).filter(|a| Some(*a) != real_ip);
         let (mut request, mut receive, vhost) = (None, None, t.virtualhost.clone());
         let digest = None;
         // An HTTP_GET/SSL_GET checks each of its urls; every one must pass.
@@ -918,6 +989,8 @@ impl Mapper {
             track_weight: 0,
             track_reverse: false,
             failures: t.retry.as_ref().map_or(default_retry, |r| r.value) + 1,
+            connect_ip,
+            source,
         };
         if pages.is_empty() {
             return Ok(vec![check]);
@@ -1012,6 +1085,11 @@ fn set_check(v: &mut RawVirtual, check: &Check, line: usize) {
     v.dynamic_weight = check.dynamic.then(|| Val::new(true, line));
     v.dns_type = check.dns_type.clone().and_then(at);
     v.digest = check.digest.clone().and_then(at);
+    v.check_address = check.connect_ip.map(|a| a.to_string()).and_then(at);
+    v.check_source = check.source.address.map(|a| a.to_string()).and_then(at);
+    v.check_source_port = check.source.port.map(|p| Val::new(u64::from(p), line));
+    v.check_interface = check.source.interface.clone().and_then(at);
+    v.check_mark = check.source.mark.map(|m| Val::new(u64::from(m), line));
     v.checkinterval = Some(Val::new(check.interval, line));
     v.checktimeout = Some(Val::new(check.timeout, line));
     v.negotiatetimeout = Some(Val::new(check.timeout, line));
@@ -1023,4 +1101,11 @@ fn set_check(v: &mut RawVirtual, check: &Check, line: usize) {
     // Only while retrying does it matter (retry 0: the first failure takes the real down).
     v.retry_interval = (check.failures > 1).then(|| Val::new(check.retry_interval, line));
     v.successcount = Some(Val::new(1, line));
+}
+
+/// A statement's one argument as an IP address (`connect_ip`, `bindto`).
+fn address(s: &Stmt) -> Result<std::net::IpAddr, ConfigError> {
+    let a = one_arg(s)?;
+    a.parse()
+        .map_err(|_| bad(&s.loc, s.key(), format!("`{a}` is not an IP address")))
 }

@@ -446,6 +446,7 @@ fn parse_real(
         request: None,
         receive: None,
         digest: None,
+        check_address: None,
         notify_up: None,
         notify_down: None,
         u_threshold: None,

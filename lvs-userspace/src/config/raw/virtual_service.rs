@@ -12,7 +12,7 @@ use super::{
     address::{parse_endpoint, split_host_port},
     check::{
         DNS_TYPES, LDIRECTORD_ONLY_SERVICES, SERVICES, check_regex, dns_type_number, http_path,
-        parse_check_type, port_to_service,
+        parse_check_type, port_to_service, resolve_target_and_source,
     },
     real::{parse_fallback, resolve_real},
     resolve::{Errors, check_seconds, count, loc, warn},
@@ -365,6 +365,8 @@ pub(super) fn resolve_virtual(
         }
         None => None,
     };
+    let (check_address, check_source) =
+        resolve_target_and_source(v, check_type, service, &mut errs);
     let check_port = match &v.checkport {
         None => None,
         Some(p) if (1..=65535).contains(&p.value) => Some(p.value as u16),
@@ -729,6 +731,8 @@ pub(super) fn resolve_virtual(
             retry_interval,
             track_weight,
             track_reverse,
+            address: check_address,
+            source: check_source,
         },
         also_checks,
         quorum,
