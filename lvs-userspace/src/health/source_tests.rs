@@ -64,11 +64,16 @@ fn key(
     CheckKey::from_config(&vs, &r)
 }
 
-/// Runs `key`'s probe once, through the shared connector when `pooled`.
+/// Runs `key`'s probe once, through a connector when `pooled`.
 async fn run(key: &CheckKey, pooled: bool) -> Result<String, CheckError> {
-    let pinger = Arc::new(Pinger::new());
     let connector = pooled.then(|| Arc::new(Connector::new().unwrap()));
-    let mut probe = Probe::new(key, &pinger, connector.as_ref());
+    run_on(key, connector.as_ref()).await
+}
+
+/// Runs `key`'s probe once, through `connector` if any.
+async fn run_on(key: &CheckKey, connector: Option<&Arc<Connector>>) -> Result<String, CheckError> {
+    let pinger = Arc::new(Pinger::new());
+    let mut probe = Probe::new(key, &pinger, connector);
     within(10, "a check", probe.run()).await.result
 }
 
@@ -240,14 +245,20 @@ async fn two_checks_differing_in_target_or_source_are_two_keys() {
 #[tokio::test]
 async fn bindto_tcp_pooled_and_not() {
     let (at, mut seen) = tcp_server("127.0.0.1:0", |_| async {}).await;
-    for pooled in [false, true] {
+    // One connector for all the checks, as in the engine.
+    let shared = Arc::new(Connector::new().unwrap());
+    for connector in [None, Some(&shared)] {
         let c = check(CheckType::Connect, CheckService::None, from(SOURCE));
-        run(&key(c, at, None, Protocol::Tcp), pooled).await.unwrap();
+        run_on(&key(c, at, None, Protocol::Tcp), connector)
+            .await
+            .unwrap();
         assert_eq!(peer(&mut seen).await.ip().to_string(), SOURCE);
-        // The pool's own sockets are not left bound: a plain check after it leaves from
+        // A bound socket does not go back to the pool: a plain check after it leaves from
         // the kernel's choice.
         let c = check(CheckType::Connect, CheckService::None, Default::default());
-        run(&key(c, at, None, Protocol::Tcp), pooled).await.unwrap();
+        run_on(&key(c, at, None, Protocol::Tcp), connector)
+            .await
+            .unwrap();
         assert_eq!(peer(&mut seen).await.ip().to_string(), "127.0.0.1");
     }
 }
