@@ -153,6 +153,17 @@ fn bindto_bind_port_bind_if_and_fwmark() {
 }
 
 #[test]
+fn the_source_is_the_same_for_every_real_of_a_service() {
+    let e = err(&two_reals("    TCP_CHECK {\n      bindto {}\n    }"));
+    assert!(
+        e.starts_with(
+            "k.conf:10: real_server: its checkers' bindto, bind_port, bind_if or fwmark differ"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
 fn refusals_name_the_line() {
     // A source of the other family than the address checked.
     let e = err(&two_reals("    TCP_CHECK {\n      bindto fd00::1\n    }"));

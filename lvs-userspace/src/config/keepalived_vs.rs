@@ -475,7 +475,26 @@ impl Mapper {
         }
         let (checks, quiet) = (first.checks.clone(), first.inhibit);
         let first_loc = first.loc.clone();
+        let unsourced = |cs: &[Check]| -> Vec<Check> {
+            cs.iter()
+                .map(|c| Check {
+                    source: CheckSource::default(),
+                    ..c.clone()
+                })
+                .collect()
+        };
         for r in &read {
+            if r.checks != checks && unsourced(&r.checks) == unsourced(&checks) {
+                return Err(bad(
+                    &r.loc,
+                    "real_server",
+                    format!(
+                        "its checkers' bindto, bind_port, bind_if or fwmark differ from those of \
+                         the real at {first_loc}: lvs sets where a virtual service's checks \
+                         leave from for all its reals"
+                    ),
+                ));
+            }
             if r.checks != checks {
                 return Err(bad(
                     &r.loc,
