@@ -172,12 +172,19 @@ fn refusals_name_the_line() {
         "{e}"
     );
     let e = err(&two_reals(
-        "    TCP_CHECK {\n      connect_ip fd00::1\n    }",
+        "    TCP_CHECK {\n      connect_ip fd00::1\n      bindto 10.0.0.250\n    }",
     ));
     assert!(
-        e.starts_with("k.conf:7: connect_ip: fd00::1 is not of the family"),
+        e.starts_with(
+            "k.conf:8: bindto: 10.0.0.250 is not of the family of the address checked, fd00::1"
+        ),
         "{e}"
     );
+    // keepalived checks an IPv4 real at an IPv6 connect_ip if told so: so does lvs.
+    let c = ok(&two_reals(
+        "    TCP_CHECK {\n      connect_ip fd00::1\n    }",
+    ));
+    assert_eq!(c.virtuals[0].reals[0].check_address, Some(ip("fd00::1")));
     // A link-local address needs its interface, as keepalived requires.
     let v6 = "virtual_server fd00::1 80 {\n  lb_kind DR\n  protocol TCP\n  real_server fd00::2 80 {\n    \
               TCP_CHECK {\n      connect_ip fe80::2\n    }\n  }\n}\n";
@@ -223,6 +230,11 @@ fn toml_keys_and_their_refusals() {
             .unwrap_err()
             .to_string()
     };
+    let e = bad("checktype = \"connect\"\ncheck_source = \"fd00::9\"");
+    assert!(
+        e.starts_with("t.toml:6: check_source: fd00::9 is not of the family of 10.1.0.2"),
+        "{e}"
+    );
     let e = bad("checktype = \"connect\"\ncheck_source_port = 70000");
     assert!(
         e.starts_with("t.toml:4: check_source_port: must be in range"),

@@ -899,15 +899,6 @@ impl Mapper {
                 format!("{b} is not of the family of the address checked, {t}"),
             ));
         }
-        if let (Some((a, at)), Some(r)) = (connect_ip, real_ip)
-            && a.is_ipv4() != r.is_ipv4()
-        {
-            return Err(bad(
-                &at.loc,
-                "connect_ip",
-                format!("{a} is not of the family of the real, {r}"),
-            ));
-        }
         if source.interface.is_none() {
             let link_local = |a: std::net::IpAddr| matches!(a, std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
             if let Some((a, at)) = connect_ip.filter(|(a, _)| link_local(*a)) {

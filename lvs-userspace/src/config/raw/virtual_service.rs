@@ -623,6 +623,33 @@ pub(super) fn resolve_virtual(
     let mut reals = Vec::new();
     for r in &v.reals {
         if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http, names)) {
+            // The source must be of the family of each address checked.
+            for rr in &rs {
+                let target = rr.check_address.or(check_address).unwrap_or(rr.addr.ip());
+                if let Some(s) = check_source.address
+                    && s.is_ipv4() != target.is_ipv4()
+                {
+                    errs.bad(
+                        r.line,
+                        "check_source",
+                        format!(
+                            "{s} is not of the family of {target}, which this real is checked at"
+                        ),
+                    );
+                    break;
+                }
+                if let Some(std::net::IpAddr::V6(a)) = rr.check_address
+                    && a.segments()[0] & 0xffc0 == 0xfe80
+                    && check_source.interface.is_none()
+                {
+                    errs.bad(
+                        r.line,
+                        "check_address",
+                        "an IPv6 link-local address needs check_interface (keepalived's bind_if), its scope",
+                    );
+                    break;
+                }
+            }
             if let Some(own) = vip.filter(|a| rs.iter().any(|rr| rr.addr.ip() == a.ip())) {
                 warn(
                     warnings,
