@@ -398,3 +398,53 @@ fn socket_err(s: &CheckSource, to: SocketAddr) -> String {
     let e = socket(Type::STREAM, socket2::Protocol::TCP, s, to).unwrap_err();
     e.to_string()
 }
+
+#[tokio::test]
+async fn connect_ip_for_ping_and_udp() {
+    // A documentation address (nothing answers) as the real, loopback as connect_ip.
+    let real_at: SocketAddr = "192.0.2.1:0".parse().unwrap();
+    let c = check(CheckType::Ping, CheckService::None, Default::default());
+    let msg = run(
+        &key(
+            c,
+            real_at,
+            Some("127.0.0.2".parse().unwrap()),
+            Protocol::Tcp,
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(msg.starts_with("echo reply from 127.0.0.2"), "{msg}");
+    let (udp, mut seen) = udp_server("127.0.0.2:0", false).await;
+    let real_at = SocketAddr::new("192.0.2.1".parse().unwrap(), udp.port());
+    let c = check(CheckType::Connect, CheckService::None, Default::default());
+    run(&key(c, real_at, Some(udp.ip()), Protocol::Udp), true)
+        .await
+        .unwrap();
+    peer(&mut seen).await;
+}
+
+#[test]
+fn a_link_local_address_takes_the_interface_as_its_scope() {
+    let s = CheckSource {
+        interface: Some("lo".into()),
+        ..Default::default()
+    };
+    let lo = if_index("lo", "fe80::1".parse().unwrap()).unwrap();
+    let SocketAddr::V6(a) = target("[fe80::1]:80".parse().unwrap(), &s).unwrap() else {
+        panic!("IPv6 stays IPv6")
+    };
+    assert_eq!(a.scope_id(), lo);
+    // Not link-local: no scope.
+    let SocketAddr::V6(a) = target("[fd00::1]:80".parse().unwrap(), &s).unwrap() else {
+        panic!("IPv6 stays IPv6")
+    };
+    assert_eq!(a.scope_id(), 0);
+    let nowhere = CheckSource {
+        interface: Some("nosuchif0".into()),
+        ..Default::default()
+    };
+    let e = target("[fe80::1]:80".parse().unwrap(), &nowhere).unwrap_err();
+    assert!(e.to_string().contains("nosuchif0"), "{e}");
+}
