@@ -153,14 +153,54 @@ fn bindto_bind_port_bind_if_and_fwmark() {
 }
 
 #[test]
-fn the_source_is_the_same_for_every_real_of_a_service() {
-    let e = err(&two_reals("    TCP_CHECK {\n      bindto {}\n    }"));
+fn each_real_s_first_checker_may_leave_from_its_own_source() {
+    // A director on the reals' two networks: each real checked from its own address there.
+    let c = ok(&two_reals(
+        "    TCP_CHECK {\n      bindto {}\n      fwmark 7\n    }",
+    ));
+    let v = &c.virtuals[0];
+    assert!(v.check.source.is_default(), "{:?}", v.check.source);
+    let own: Vec<_> = v.reals.iter().map(|r| r.check_source.clone()).collect();
+    let from = |a: &str| CheckSource {
+        address: Some(ip(a)),
+        mark: Some(7),
+        ..Default::default()
+    };
+    assert_eq!(own, [from("192.168.9.2"), from("192.168.9.3")]);
+    let text = render_check(&c);
     assert!(
-        e.starts_with(
-            "k.conf:10: real_server: its checkers' bindto, bind_port, bind_if or fwmark differ"
-        ),
+        text.contains("real 10.0.0.3:80 gate weight 1 (50%) checked from 192.168.9.3 with mark 7"),
+        "{text}"
+    );
+    round_trip(&c);
+    // A further checker's source is the service's: the same for every real.
+    let e = err(&two_reals(
+        "    TCP_CHECK {\n    }\n    TCP_CHECK {\n      bindto {}\n    }",
+    ));
+    assert!(
+        e.contains("real_server: its checkers' bindto, bind_port, bind_if or fwmark differ"),
         "{e}"
     );
+    // TOML: a real's own keys over the service's, field by field.
+    let c = toml::parse_str(
+        Path::new("t.toml"),
+        "[[virtual]]\naddress = \"10.0.0.1:80\"\nchecktype = \"connect\"\ncheck_mark = 3\n\
+         check_source = \"10.0.0.250\"\n[[virtual.real]]\naddress = \"10.0.0.2:80\"\n\
+         check_source = \"10.0.0.251\"\n[[virtual.real]]\naddress = \"10.0.0.3:80\"\n",
+    )
+    .unwrap();
+    let v = &c.virtuals[0];
+    let keys: Vec<_> = v
+        .reals
+        .iter()
+        .map(|r| crate::health::CheckKey::from_config(v, r).source)
+        .collect();
+    let want = |a: &str| CheckSource {
+        address: Some(ip(a)),
+        mark: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(keys, [want("10.0.0.251"), want("10.0.0.250")]);
 }
 
 #[test]

@@ -473,6 +473,22 @@ impl Mapper {
             self.warn(&at, "quorum", &why);
             q.value = total.max(1);
         }
+        // The reals' first checkers leaving from different places: each real's own source
+        // (TOML's per-real check_source...), as its connect_ip.
+        if read
+            .iter()
+            .any(|r| r.checks[0].source != first.checks[0].source)
+        {
+            for r in &mut read {
+                let s = std::mem::take(&mut r.checks[0].source);
+                let line = r.loc.line;
+                r.raw.check_source = s.address.map(|a| Val::new(a.to_string(), line));
+                r.raw.check_source_port = s.port.map(|p| Val::new(u64::from(p), line));
+                r.raw.check_interface = s.interface.map(|i| Val::new(i, line));
+                r.raw.check_mark = s.mark.map(|m| Val::new(u64::from(m), line));
+            }
+        }
+        let first = &read[0];
         let (checks, quiet) = (first.checks.clone(), first.inhibit);
         let first_loc = first.loc.clone();
         let unsourced = |cs: &[Check]| -> Vec<Check> {
@@ -559,6 +575,10 @@ impl Mapper {
             receive: None,
             digest: None,
             check_address: None,
+            check_source: None,
+            check_source_port: None,
+            check_interface: None,
+            check_mark: None,
             notify_up: None,
             notify_down: None,
             u_threshold: None,

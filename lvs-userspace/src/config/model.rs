@@ -637,6 +637,16 @@ impl CheckSource {
     pub fn is_default(&self) -> bool {
         *self == CheckSource::default()
     }
+
+    /// These settings where set, `base`'s elsewhere.
+    pub fn over(&self, base: &CheckSource) -> CheckSource {
+        CheckSource {
+            address: self.address.or(base.address),
+            port: self.port.or(base.port),
+            interface: self.interface.clone().or_else(|| base.interface.clone()),
+            mark: self.mark.or(base.mark),
+        }
+    }
 }
 
 /// A real server of a virtual service.
@@ -659,6 +669,10 @@ pub struct RealServer {
     /// Per-real `check_address` override (keepalived's `connect_ip` in a real's first
     /// checker): the service's check goes there instead of to the real's address.
     pub check_address: Option<IpAddr>,
+    /// Per-real overrides of the service's check source, field by field (keepalived's
+    /// `bindto`, `bind_port`, `bind_if`, `fwmark` in a real's first checker when they differ
+    /// between reals): for the service's check only.
+    pub check_source: CheckSource,
     /// keepalived's `notify_up`: a command run (with no argument added) when the real comes
     /// up.
     pub notify_up: Option<String>,

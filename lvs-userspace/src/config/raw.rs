@@ -204,6 +204,12 @@ pub(crate) struct RawReal {
     pub digest: Option<String>,
     /// The check's address for this real (keepalived's `connect_ip`; TOML `check_address`).
     pub check_address: Option<String>,
+    /// Its own check source (keepalived's `bindto`... of its first checker; TOML
+    /// `check_source`, `check_source_port`, `check_interface`, `check_mark`).
+    pub check_source: Opt<String>,
+    pub check_source_port: Opt<u64>,
+    pub check_interface: Opt<String>,
+    pub check_mark: Opt<u64>,
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
     /// Upper and lower connection thresholds, each with its line.

@@ -101,6 +101,8 @@
 //! receive = "pattern"
 //! digest = "..."            # http(s): this real's page MD5
 //! check_address = "10.0.0.9" # the service's check of this real goes there (connect_ip)
+//! check_source = "10.1.0.1"  # and leaves from there (also check_source_port,
+//!                            # check_interface, check_mark): over the service's
 //! notify_up = "/usr/local/bin/up"      # run (no argument added) when this real comes up
 //! notify_down = "/usr/local/bin/down"  # … when it goes down (keepalived's)
 //! upper_threshold = 0       # ipvsadm -x: no new connections from this many on (0: none)
@@ -373,6 +375,10 @@ struct TomlReal {
     receive: Option<String>,
     digest: Option<String>,
     check_address: Option<String>,
+    check_source: S<String>,
+    check_source_port: S<u64>,
+    check_interface: S<String>,
+    check_mark: S<u64>,
     notify_up: Option<String>,
     notify_down: Option<String>,
     upper_threshold: S<u64>,
@@ -521,6 +527,10 @@ impl TomlFile {
                             receive: r.receive,
                             digest: r.digest,
                             check_address: r.check_address,
+                            check_source: l.opt(r.check_source),
+                            check_source_port: l.opt(r.check_source_port),
+                            check_interface: l.opt(r.check_interface),
+                            check_mark: l.opt(r.check_mark),
                             notify_up: r.notify_up,
                             notify_down: r.notify_down,
                             u_threshold: l.opt(r.upper_threshold).map(|v| (v.line, v.value)),

@@ -270,7 +270,11 @@ impl CheckKey {
                 .filter(|_| overrides)
                 .or(c.address)
                 .filter(|a| *a != real.addr.ip()),
-            source: c.source.clone(),
+            source: if overrides {
+                real.check_source.over(&c.source)
+            } else {
+                c.source.clone()
+            },
         }
         .normalized()
     }

@@ -54,6 +54,7 @@ pub(super) fn real(addr: SocketAddr) -> RealServer {
         receive: None,
         digest: None,
         check_address: None,
+        check_source: CheckSource::default(),
         notify_up: None,
         notify_down: None,
         thresholds: Default::default(),

@@ -208,39 +208,16 @@ pub(super) fn resolve_target_and_source(
         }
     };
     let address = ip(&v.check_address, "check_address", errs);
-    let source_addr = ip(&v.check_source, "check_source", errs);
-    let port = v.check_source_port.as_ref().and_then(|p| {
-        if (1..=65535).contains(&p.value) {
-            Some(p.value as u16)
-        } else {
-            errs.bad(p.line, "check_source_port", "must be in range 1..65535");
-            None
-        }
-    });
-    let interface = v.check_interface.as_ref().and_then(|i| {
-        let name = i.value.trim();
-        // IFNAMSIZ is 16 with the terminating NUL.
-        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
-            errs.bad(
-                i.line,
-                "check_interface",
-                format!("`{name}` is not an interface name"),
-            );
-            None
-        } else {
-            Some(name.to_string())
-        }
-    });
-    let mark = v
-        .check_mark
-        .as_ref()
-        .and_then(|m| match u32::try_from(m.value) {
-            Ok(n) => Some(n),
-            Err(_) => {
-                errs.bad(m.line, "check_mark", "must fit in 32 bits");
-                None
-            }
-        });
+    let source = parse_source(
+        SourceKeys {
+            address: &v.check_source,
+            port: &v.check_source_port,
+            interface: &v.check_interface,
+            mark: &v.check_mark,
+        },
+        errs,
+    );
+    let (source_addr, interface) = (source.address, source.interface.clone());
     if let (Some(a), Some(s)) = (address, source_addr)
         && a.is_ipv4() != s.is_ipv4()
     {
@@ -276,12 +253,6 @@ pub(super) fn resolve_target_and_source(
             "has no effect: this check type opens no connection",
         );
     }
-    let source = CheckSource {
-        address: source_addr,
-        port,
-        interface,
-        mark,
-    };
     if !sourced && !source.is_default() {
         let (line, key) = [
             (v.check_source.as_ref().map(|x| x.line), "check_source"),
@@ -307,4 +278,69 @@ pub(super) fn resolve_target_and_source(
         );
     }
     (address, source)
+}
+
+/// The four source keys of a service or a real, as written.
+pub(super) struct SourceKeys<'a> {
+    pub address: &'a super::Opt<String>,
+    pub port: &'a super::Opt<u64>,
+    pub interface: &'a super::Opt<String>,
+    pub mark: &'a super::Opt<u64>,
+}
+
+/// `check_source`, `check_source_port`, `check_interface` and `check_mark`, each refused with
+/// its line when it does not parse.
+pub(super) fn parse_source(
+    k: SourceKeys<'_>,
+    errs: &mut super::resolve::Errors<'_>,
+) -> CheckSource {
+    let address =
+        k.address
+            .as_ref()
+            .and_then(|val| match val.value.trim().parse::<std::net::IpAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    errs.bad(
+                        val.line,
+                        "check_source",
+                        format!("`{}` is not an IP address", val.value),
+                    );
+                    None
+                }
+            });
+    let port = k.port.as_ref().and_then(|p| {
+        if (1..=65535).contains(&p.value) {
+            Some(p.value as u16)
+        } else {
+            errs.bad(p.line, "check_source_port", "must be in range 1..65535");
+            None
+        }
+    });
+    let interface = k.interface.as_ref().and_then(|i| {
+        let name = i.value.trim();
+        // IFNAMSIZ is 16 with the terminating NUL.
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
+            errs.bad(
+                i.line,
+                "check_interface",
+                format!("`{name}` is not an interface name"),
+            );
+            None
+        } else {
+            Some(name.to_string())
+        }
+    });
+    let mark = k.mark.as_ref().and_then(|m| match u32::try_from(m.value) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            errs.bad(m.line, "check_mark", "must fit in 32 bits");
+            None
+        }
+    });
+    CheckSource {
+        address,
+        port,
+        interface,
+        mark,
+    }
 }

@@ -219,6 +219,7 @@ pub(super) fn resolve_real(
             receive: r.receive.clone(),
             digest: r.digest.clone(),
             check_address,
+            check_source: CheckSource::default(),
             notify_up: r.notify_up.clone(),
             notify_down: r.notify_down.clone(),
             thresholds,

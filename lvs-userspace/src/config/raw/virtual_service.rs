@@ -11,8 +11,9 @@ use super::{Family, Opt, RawGlobals, RawVirtual, Val};
 use super::{
     address::{parse_endpoint, split_host_port},
     check::{
-        DNS_TYPES, LDIRECTORD_ONLY_SERVICES, SERVICES, check_regex, dns_type_number, http_path,
-        parse_check_type, port_to_service, resolve_target_and_source,
+        DNS_TYPES, LDIRECTORD_ONLY_SERVICES, SERVICES, SourceKeys, check_regex, dns_type_number,
+        http_path, parse_check_type, parse_source, port_to_service, resolve_target_and_source,
+        takes_source,
     },
     real::{parse_fallback, resolve_real},
     resolve::{Errors, check_seconds, count, loc, warn},
@@ -623,10 +624,31 @@ pub(super) fn resolve_virtual(
     let mut reals = Vec::new();
     for r in &v.reals {
         if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http, names)) {
+            // The real's own source, over the service's.
+            let own = parse_source(
+                SourceKeys {
+                    address: &r.check_source,
+                    port: &r.check_source_port,
+                    interface: &r.check_interface,
+                    mark: &r.check_mark,
+                },
+                &mut errs,
+            );
+            if !own.is_default() && !takes_source(check_type, service) {
+                errs.bad(
+                    r.line,
+                    "check_source",
+                    "not supported for this check: the source of a check is set for connect, \
+                     ping, http(s), http_proxy, simpletcp, dns, smtp, submission, pop(s), \
+                     imap(s), nntp and udp checks",
+                );
+            }
+            let from = own.over(&check_source);
             // The source must be of the family of each address checked.
-            for rr in &rs {
+            for rr in &mut rs {
+                rr.check_source = own.clone();
                 let target = rr.check_address.or(check_address).unwrap_or(rr.addr.ip());
-                if let Some(s) = check_source.address
+                if let Some(s) = from.address
                     && s.is_ipv4() != target.is_ipv4()
                 {
                     errs.bad(
@@ -640,7 +662,7 @@ pub(super) fn resolve_virtual(
                 }
                 if let Some(std::net::IpAddr::V6(a)) = rr.check_address
                     && a.segments()[0] & 0xffc0 == 0xfe80
-                    && check_source.interface.is_none()
+                    && from.interface.is_none()
                 {
                     errs.bad(
                         r.line,
