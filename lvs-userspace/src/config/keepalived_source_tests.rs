@@ -293,7 +293,7 @@ fn toml_keys_and_their_refusals() {
         "{e}"
     );
     let e = bad(
-        "checktype = \"negotiate\"\nservice = \"ftp\"\nrequest = \"f\"\ncheck_source = \"10.0.0.250\"",
+        "checktype = \"negotiate\"\nservice = \"ldap\"\ncheck_source = \"10.0.0.250\"",
     );
     assert!(
         e.contains("check_source: not supported for this check"),

@@ -516,6 +516,7 @@ impl Probe {
                         .transpose()
                         .map_err(regex_err)?,
                     timeout,
+                    source: connect.source.clone(),
                 }))
             }
             CheckService::HttpProxy => {
@@ -549,6 +550,7 @@ impl Probe {
                 tcp: key.protocol == Protocol::Tcp,
                 user: key.login.as_ref().map(|(l, _)| l.clone()),
                 timeout,
+                source: connect.source.clone(),
             })),
             CheckService::Radius => {
                 let (user, passwd) = key.login.clone().unwrap_or_default();
@@ -558,6 +560,7 @@ impl Probe {
                     passwd,
                     secret: key.secret.clone().unwrap_or_default(),
                     timeout,
+                    source: connect.source.clone(),
                 }))
             }
             CheckService::Mysql | CheckService::Pgsql => {
@@ -579,6 +582,7 @@ impl Probe {
                     database: key.database.clone(),
                     query,
                     timeout,
+                    source: connect.source.clone(),
                 }))
             }
             CheckService::Ldap | CheckService::Ldaps => {

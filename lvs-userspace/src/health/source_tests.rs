@@ -448,3 +448,39 @@ fn a_link_local_address_takes_the_interface_as_its_scope() {
     let e = target("[fe80::1]:80".parse().unwrap(), &nowhere).unwrap_err();
     assert!(e.to_string().contains("nosuchif0"), "{e}");
 }
+
+#[tokio::test]
+async fn bindto_ftp_sip_radius_pgsql() {
+    // The servers only note who came: each check fails on its exchange, after connecting
+    // (or sending) from the source.
+    let quick = |service: CheckService| {
+        let mut c = check(CheckType::Negotiate, service, from(SOURCE));
+        c.negotiate_timeout = Duration::from_millis(300);
+        c.request = Some("/x".into());
+        c.login = Some("u".into());
+        c.passwd = Some("p".into());
+        c
+    };
+    for (service, protocol) in [
+        (CheckService::Ftp, Protocol::Tcp),
+        (CheckService::Sip, Protocol::Tcp),
+        (CheckService::Pgsql, Protocol::Tcp),
+    ] {
+        let (at, mut seen) = tcp_server("127.0.0.1:0", |_| async {}).await;
+        let _ = run(&key(quick(service), at, None, protocol), false).await;
+        assert_eq!(
+            peer(&mut seen).await.ip().to_string(),
+            SOURCE,
+            "{service:?}"
+        );
+    }
+    for service in [CheckService::Sip, CheckService::Radius] {
+        let (at, mut seen) = udp_server("127.0.0.1:0", false).await;
+        let _ = run(&key(quick(service), at, None, Protocol::Udp), false).await;
+        assert_eq!(
+            peer(&mut seen).await.ip().to_string(),
+            SOURCE,
+            "{service:?}"
+        );
+    }
+}

@@ -154,8 +154,13 @@ pub(super) fn http_path(r: &str) -> String {
     }
 }
 
+/// Why a check that cannot take a source is refused one.
+pub(super) const SOURCE_CHECKS: &str = "not supported for this check: a check's source is \
+     set for connect, ping and negotiate checks, but not for mysql and ldap(s), whose client \
+     crates open their own connections";
+
 /// Whether a check of `check_type`/`service` opens its sockets through the paths that honour
-/// [`CheckSource`] (keepalived's checkers and the connect, simpletcp and mail checks).
+/// [`CheckSource`]: all but mysql and ldap(s), whose client crates connect by themselves.
 pub(super) fn takes_source(check_type: CheckType, service: CheckService) -> bool {
     match check_type {
         CheckType::Connect | CheckType::Ping => true,
@@ -174,6 +179,10 @@ pub(super) fn takes_source(check_type: CheckType, service: CheckService) -> bool
                 | CheckService::Imaps
                 | CheckService::Nntp
                 | CheckService::Udp
+                | CheckService::Ftp
+                | CheckService::Sip
+                | CheckService::Radius
+                | CheckService::Pgsql
         ),
         CheckType::External | CheckType::On | CheckType::Off | CheckType::File => false,
     }
@@ -269,13 +278,7 @@ pub(super) fn resolve_target_and_source(
         .into_iter()
         .find_map(|(l, k)| l.map(|l| (l, k)))
         .unwrap_or((0, "check_source"));
-        errs.bad(
-            line,
-            key,
-            "not supported for this check: the source of a check is set for connect, ping, \
-             http(s), http_proxy, simpletcp, dns, smtp, submission, pop(s), imap(s), nntp and \
-             udp checks",
-        );
+        errs.bad(line, key, SOURCE_CHECKS);
     }
     (address, source)
 }

@@ -11,9 +11,9 @@ use super::{Family, Opt, RawGlobals, RawVirtual, Val};
 use super::{
     address::{parse_endpoint, split_host_port},
     check::{
-        DNS_TYPES, LDIRECTORD_ONLY_SERVICES, SERVICES, SourceKeys, check_regex, dns_type_number,
-        http_path, parse_check_type, parse_source, port_to_service, resolve_target_and_source,
-        takes_source,
+        DNS_TYPES, LDIRECTORD_ONLY_SERVICES, SERVICES, SOURCE_CHECKS, SourceKeys, check_regex,
+        dns_type_number, http_path, parse_check_type, parse_source, port_to_service,
+        resolve_target_and_source, takes_source,
     },
     real::{parse_fallback, resolve_real},
     resolve::{Errors, check_seconds, count, loc, warn},
@@ -635,13 +635,7 @@ pub(super) fn resolve_virtual(
                 &mut errs,
             );
             if !own.is_default() && !takes_source(check_type, service) {
-                errs.bad(
-                    r.line,
-                    "check_source",
-                    "not supported for this check: the source of a check is set for connect, \
-                     ping, http(s), http_proxy, simpletcp, dns, smtp, submission, pop(s), \
-                     imap(s), nntp and udp checks",
-                );
+                errs.bad(r.line, "check_source", SOURCE_CHECKS);
             }
             let from = own.over(&check_source);
             // The source must be of the family of each address checked.
