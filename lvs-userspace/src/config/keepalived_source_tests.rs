@@ -204,6 +204,23 @@ fn each_real_s_first_checker_may_leave_from_its_own_source() {
 }
 
 #[test]
+fn outside_a_checker_keepalived_does_not_read_them() {
+    let c = ok(&two_reals("    TCP_CHECK {\n    }").replace(
+        "real_server 10.0.0.2 80 {\n",
+        "real_server 10.0.0.2 80 {\n    bindto 10.0.0.250\n",
+    ));
+    assert!(c.virtuals[0].check.source.is_default());
+    assert!(c.virtuals[0].reals[0].check_source.is_default());
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("bindto: unknown keyword in real_server")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
 fn refusals_name_the_line() {
     // A source of the other family than the address checked.
     let e = err(&two_reals("    TCP_CHECK {\n      bindto fd00::1\n    }"));
@@ -292,9 +309,7 @@ fn toml_keys_and_their_refusals() {
         e.contains("check_mark: not supported for this check"),
         "{e}"
     );
-    let e = bad(
-        "checktype = \"negotiate\"\nservice = \"ldap\"\ncheck_source = \"10.0.0.250\"",
-    );
+    let e = bad("checktype = \"negotiate\"\nservice = \"ldap\"\ncheck_source = \"10.0.0.250\"");
     assert!(
         e.contains("check_source: not supported for this check"),
         "{e}"
