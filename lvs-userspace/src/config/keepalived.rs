@@ -481,5 +481,8 @@ mod file;
 mod keywords;
 
 #[cfg(test)]
+#[path = "keepalived_source_tests.rs"]
+mod source_tests;
+#[cfg(test)]
 #[path = "keepalived_tests.rs"]
 mod tests;

@@ -664,17 +664,6 @@ fn misc_ping_and_no_checker() {
         e.starts_with("t.toml:3: dns_type: `SOA` has no effect"),
         "{e}"
     );
-    assert!(
-        err(&vs(BASE, "    TCP_CHECK {\n      bindto 10.0.0.9\n    }"))
-            .starts_with("k.conf:7: bindto: not supported")
-    );
-    assert!(
-        err(&vs(
-            BASE,
-            "    TCP_CHECK {\n      connect_ip 10.0.0.9\n    }"
-        ))
-        .starts_with("k.conf:7: connect_ip: checking another address")
-    );
 }
 
 #[test]
@@ -950,7 +939,7 @@ fn an_included_service_is_named_by_its_file() {
 }
 
 /// The model without places (a converted file has other lines) and warnings.
-fn normalized(mut c: Config) -> Config {
+pub(super) fn normalized(mut c: Config) -> Config {
     let nowhere = Location {
         file: PathBuf::new(),
         line: 0,

@@ -608,6 +608,45 @@ pub struct CheckSpec {
     pub track_weight: i32,
     /// A file check's `reverse`: 0 is down (weight 0), or the product is subtracted.
     pub track_reverse: bool,
+    /// keepalived's `connect_ip` (TOML `check_address`): every real is checked at this
+    /// address (on `port`, else the real's port) instead of its own; the real stays the real.
+    pub address: Option<IpAddr>,
+    /// Where the check's sockets leave from (keepalived's `bindto`, `bind_port`, `bind_if`,
+    /// `fwmark`).
+    pub source: CheckSource,
+}
+
+/// The source side of a check's sockets: every socket a check opens (TCP, UDP, ICMP) is
+/// marked, tied to the interface and bound as set here. The default leaves it all to the
+/// kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CheckSource {
+    /// keepalived's `bindto` (TOML `check_source`): the source address.
+    pub address: Option<IpAddr>,
+    /// keepalived's `bind_port` (TOML `check_source_port`): the source port.
+    pub port: Option<u16>,
+    /// keepalived's `bind_if` (TOML `check_interface`): `SO_BINDTODEVICE`, and the scope of
+    /// an IPv6 link-local source or target.
+    pub interface: Option<String>,
+    /// keepalived's checker `fwmark` (TOML `check_mark`): `SO_MARK` on the sockets.
+    pub mark: Option<u32>,
+}
+
+impl CheckSource {
+    /// Whether nothing is set (the kernel chooses everything).
+    pub fn is_default(&self) -> bool {
+        *self == CheckSource::default()
+    }
+
+    /// These settings where set, `base`'s elsewhere.
+    pub fn over(&self, base: &CheckSource) -> CheckSource {
+        CheckSource {
+            address: self.address.or(base.address),
+            port: self.port.or(base.port),
+            interface: self.interface.clone().or_else(|| base.interface.clone()),
+            mark: self.mark.or(base.mark),
+        }
+    }
 }
 
 /// A real server of a virtual service.
@@ -627,6 +666,13 @@ pub struct RealServer {
     pub receive: Option<String>,
     /// Per-real `digest` override (keepalived's `url { digest }` differs per real).
     pub digest: Option<String>,
+    /// Per-real `check_address` override (keepalived's `connect_ip` in a real's first
+    /// checker): the service's check goes there instead of to the real's address.
+    pub check_address: Option<IpAddr>,
+    /// Per-real overrides of the service's check source, field by field (keepalived's
+    /// `bindto`, `bind_port`, `bind_if`, `fwmark` in a real's first checker when they differ
+    /// between reals): for the service's check only.
+    pub check_source: CheckSource,
     /// keepalived's `notify_up`: a command run (with no argument added) when the real comes
     /// up.
     pub notify_up: Option<String>,

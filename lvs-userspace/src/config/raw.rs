@@ -110,6 +110,14 @@ pub(crate) struct RawVirtual {
     pub secret: Opt<String>,
     pub dns_type: Opt<String>,
     pub digest: Opt<String>,
+    /// keepalived's `connect_ip` (TOML `check_address`).
+    pub check_address: Opt<String>,
+    /// keepalived's `bindto`, `bind_port`, `bind_if`, checker `fwmark` (TOML `check_source`,
+    /// `check_source_port`, `check_interface`, `check_mark`).
+    pub check_source: Opt<String>,
+    pub check_source_port: Opt<u64>,
+    pub check_interface: Opt<String>,
+    pub check_mark: Opt<u64>,
     pub checkinterval: Opt<u64>,
     pub checktimeout: Opt<u64>,
     pub negotiatetimeout: Opt<u64>,
@@ -162,6 +170,11 @@ impl RawVirtual {
             secret: None,
             dns_type: None,
             digest: None,
+            check_address: None,
+            check_source: None,
+            check_source_port: None,
+            check_interface: None,
+            check_mark: None,
             checkinterval: None,
             checktimeout: None,
             negotiatetimeout: None,
@@ -192,6 +205,14 @@ pub(crate) struct RawReal {
     pub request: Option<String>,
     pub receive: Option<String>,
     pub digest: Option<String>,
+    /// The check's address for this real (keepalived's `connect_ip`; TOML `check_address`).
+    pub check_address: Option<String>,
+    /// Its own check source (keepalived's `bindto`... of its first checker; TOML
+    /// `check_source`, `check_source_port`, `check_interface`, `check_mark`).
+    pub check_source: Opt<String>,
+    pub check_source_port: Opt<u64>,
+    pub check_interface: Opt<String>,
+    pub check_mark: Opt<u64>,
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
     /// Upper and lower connection thresholds, each with its line.

@@ -191,6 +191,13 @@ pub fn render_check(config: &Config) -> String {
             if let Some(rec) = &r.receive {
                 let _ = write!(o, " receive {rec:?}");
             }
+            if let Some(a) = r.check_address {
+                let _ = write!(o, " checked at {a}");
+            }
+            if !r.check_source.is_default() {
+                let _ = write!(o, " checked");
+                write_source(&mut o, &r.check_source);
+            }
             let _ = writeln!(o);
         }
         describe_check(&mut o, "check", &v.check);
@@ -467,6 +474,10 @@ pub fn to_toml(config: &Config) -> String {
             if let Some(d) = &r.digest {
                 let _ = writeln!(o, "digest = {}", q(d));
             }
+            if let Some(a) = r.check_address {
+                let _ = writeln!(o, "check_address = {}", q(&a.to_string()));
+            }
+            write_source_keys(&mut o, &r.check_source);
             for (k, c) in [("notify_up", &r.notify_up), ("notify_down", &r.notify_down)] {
                 if let Some(c) = c {
                     let _ = writeln!(o, "{k} = {}", q(c));
@@ -510,6 +521,10 @@ fn write_check_keys(o: &mut String, c: &CheckSpec) {
     if let Some(d) = &c.digest {
         let _ = writeln!(o, "digest = {}", q(d));
     }
+    if let Some(a) = c.address {
+        let _ = writeln!(o, "check_address = {}", q(&a.to_string()));
+    }
+    write_source_keys(o, &c.source);
     if let Some(p) = &c.passwd {
         let _ = writeln!(o, "passwd = {}", q(p));
     }
@@ -603,5 +618,52 @@ fn describe_check(o: &mut String, label: &str, c: &CheckSpec) {
     }
     if let Some(d) = &c.database {
         let _ = writeln!(o, "    database {d:?}");
+    }
+    if let Some(a) = c.address {
+        let _ = writeln!(o, "    checks {a} instead of each real's address");
+    }
+    if !c.source.is_default() {
+        let _ = write!(o, "   ");
+        write_source(o, &c.source);
+        let _ = writeln!(o);
+    }
+}
+
+/// A check source's TOML keys.
+fn write_source_keys(o: &mut String, s: &CheckSource) {
+    if let Some(a) = s.address {
+        let _ = writeln!(o, "check_source = {}", q(&a.to_string()));
+    }
+    if let Some(p) = s.port {
+        let _ = writeln!(o, "check_source_port = {p}");
+    }
+    if let Some(i) = &s.interface {
+        let _ = writeln!(o, "check_interface = {}", q(i));
+    }
+    if let Some(m) = s.mark {
+        let _ = writeln!(o, "check_mark = {m}");
+    }
+}
+
+/// " from ADDR[:PORT] on interface IF with mark N", for `lvs check`.
+fn write_source(o: &mut String, s: &CheckSource) {
+    let _ = write!(o, " from");
+    match (s.address, s.port) {
+        (Some(a), Some(p)) => {
+            let _ = write!(o, " {}", SocketAddr::new(a, p));
+        }
+        (Some(a), None) => {
+            let _ = write!(o, " {a}");
+        }
+        (None, Some(p)) => {
+            let _ = write!(o, " port {p}");
+        }
+        (None, None) => {}
+    }
+    if let Some(i) = &s.interface {
+        let _ = write!(o, " on interface {i}");
+    }
+    if let Some(m) = s.mark {
+        let _ = write!(o, " with mark {m}");
     }
 }

@@ -75,6 +75,11 @@
 //! secret = "shared"         # radius: the shared secret
 //! digest = "9b3a0c85a887a256d6939da88aabd8cd"  # http(s): the body's MD5 (keepalived's digest)
 //! dns_type = "SOA"          # dns: ask this type; a NOERROR answer passes (keepalived's DNS_CHECK)
+//! check_address = "10.0.0.9" # check there instead of at each real (keepalived's connect_ip)
+//! check_source = "10.0.0.1"  # the checks' source address (keepalived's bindto)
+//! check_source_port = 4000   # their source port (bind_port)
+//! check_interface = "eth1"   # SO_BINDTODEVICE, the scope of a link-local address (bind_if)
+//! check_mark = 7             # SO_MARK on the checks' sockets (a checker's fwmark)
 //! checkinterval = 10        # these five override the globals
 //! checktimeout = 5
 //! negotiatetimeout = 30
@@ -96,6 +101,9 @@
 //! request = "/other.html"   # optional per-real overrides
 //! receive = "pattern"
 //! digest = "..."            # http(s): this real's page MD5
+//! check_address = "10.0.0.9" # the service's check of this real goes there (connect_ip)
+//! check_source = "10.1.0.1"  # and leaves from there (also check_source_port,
+//!                            # check_interface, check_mark): over the service's
 //! notify_up = "/usr/local/bin/up"      # run (no argument added) when this real comes up
 //! notify_down = "/usr/local/bin/down"  # … when it goes down (keepalived's)
 //! upper_threshold = 0       # ipvsadm -x: no new connections from this many on (0: none)
@@ -262,6 +270,11 @@ struct TomlVirtual {
     secret: S<String>,
     dns_type: S<String>,
     digest: S<String>,
+    check_address: S<String>,
+    check_source: S<String>,
+    check_source_port: S<u64>,
+    check_interface: S<String>,
+    check_mark: S<u64>,
     checkinterval: S<u64>,
     checktimeout: S<u64>,
     negotiatetimeout: S<u64>,
@@ -303,6 +316,11 @@ struct TomlCheck {
     secret: S<String>,
     dns_type: S<String>,
     digest: S<String>,
+    check_address: S<String>,
+    check_source: S<String>,
+    check_source_port: S<u64>,
+    check_interface: S<String>,
+    check_mark: S<u64>,
     checkinterval: S<u64>,
     checktimeout: S<u64>,
     negotiatetimeout: S<u64>,
@@ -332,6 +350,11 @@ impl TomlCheck {
         rv.secret = l.opt(self.secret);
         rv.dns_type = l.opt(self.dns_type);
         rv.digest = l.opt(self.digest);
+        rv.check_address = l.opt(self.check_address);
+        rv.check_source = l.opt(self.check_source);
+        rv.check_source_port = l.opt(self.check_source_port);
+        rv.check_interface = l.opt(self.check_interface);
+        rv.check_mark = l.opt(self.check_mark);
         rv.checkinterval = l.opt(self.checkinterval);
         rv.checktimeout = l.opt(self.checktimeout);
         rv.negotiatetimeout = l.opt(self.negotiatetimeout);
@@ -353,6 +376,11 @@ struct TomlReal {
     request: Option<String>,
     receive: Option<String>,
     digest: Option<String>,
+    check_address: Option<String>,
+    check_source: S<String>,
+    check_source_port: S<u64>,
+    check_interface: S<String>,
+    check_mark: S<u64>,
     notify_up: Option<String>,
     notify_down: Option<String>,
     upper_threshold: S<u64>,
@@ -465,6 +493,11 @@ impl TomlFile {
                     secret: v.secret,
                     dns_type: v.dns_type,
                     digest: v.digest,
+                    check_address: v.check_address,
+                    check_source: v.check_source,
+                    check_source_port: v.check_source_port,
+                    check_interface: v.check_interface,
+                    check_mark: v.check_mark,
                     checkinterval: v.checkinterval,
                     checktimeout: v.checktimeout,
                     negotiatetimeout: v.negotiatetimeout,
@@ -496,6 +529,11 @@ impl TomlFile {
                             request: r.request,
                             receive: r.receive,
                             digest: r.digest,
+                            check_address: r.check_address,
+                            check_source: l.opt(r.check_source),
+                            check_source_port: l.opt(r.check_source_port),
+                            check_interface: l.opt(r.check_interface),
+                            check_mark: l.opt(r.check_mark),
                             notify_up: r.notify_up,
                             notify_down: r.notify_down,
                             u_threshold: l.opt(r.upper_threshold).map(|v| (v.line, v.value)),

@@ -10,9 +10,8 @@
 
 use std::{io, net::SocketAddr, time::Duration};
 
-use tokio::net::{TcpStream, UdpSocket};
-
 use super::connector::{Connected, Connector};
+use crate::config::model::CheckSource;
 
 /// The longest a UDP probe waits for an ICMP error; silence that long means up. Bounds the
 /// number of sockets open at once with thousands of UDP targets.
@@ -61,15 +60,16 @@ pub async fn check_tcp(
     addr: SocketAddr,
     timeout: Duration,
     connector: Option<&Connector>,
+    source: &CheckSource,
 ) -> Result<String, ConnectError> {
     if let Some(connector) = connector {
-        return match connector.connect(addr, timeout).await {
+        return match connector.connect_from(addr, timeout, source).await {
             Connected::Yes => Ok(format!("connected to {addr}")),
             Connected::Failed(source) => Err(ConnectError::Connect { addr, source }),
             Connected::TimedOut => Err(ConnectError::Timeout { addr, timeout }),
         };
     }
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    match tokio::time::timeout(timeout, super::source::tcp(addr, source)).await {
         Ok(Ok(stream)) => {
             // Close with a reset: no TIME_WAIT left behind per check (as HAProxy's checks).
             let _ = stream.set_zero_linger();
@@ -81,16 +81,14 @@ pub async fn check_tcp(
     }
 }
 
-/// Probes the UDP port `addr`: down only when it is refused within `timeout`.
-pub async fn check_udp(addr: SocketAddr, timeout: Duration) -> Result<String, ConnectError> {
+/// Probes the UDP port `addr` from `from`: down only when it is refused within `timeout`.
+pub async fn check_udp(
+    addr: SocketAddr,
+    timeout: Duration,
+    from: &CheckSource,
+) -> Result<String, ConnectError> {
     let udp = |source| ConnectError::Udp { addr, source };
-    let local: SocketAddr = if addr.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
-    } else {
-        "[::]:0".parse().expect("literal")
-    };
-    let socket = UdpSocket::bind(local).await.map_err(udp)?;
-    socket.connect(addr).await.map_err(udp)?;
+    let socket = super::source::udp(addr, from).await.map_err(udp)?;
     match socket.send(&[]).await {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -114,7 +112,7 @@ pub async fn check_udp(addr: SocketAddr, timeout: Duration) -> Result<String, Co
 mod tests {
     use super::*;
     use crate::health::tests::{ipv6_loopback, within};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, UdpSocket};
 
     #[tokio::test]
     async fn tcp_ok_and_refused() {
@@ -125,7 +123,12 @@ mod tests {
             within(
                 10,
                 "a connect check of a listener",
-                check_tcp(addr, Duration::from_secs(2), connector),
+                check_tcp(
+                    addr,
+                    Duration::from_secs(2),
+                    connector,
+                    &CheckSource::default(),
+                ),
             )
             .await
             .unwrap();
@@ -133,7 +136,12 @@ mod tests {
             let err = within(
                 10,
                 "a connect check of a closed port",
-                check_tcp(addr, Duration::from_secs(2), connector),
+                check_tcp(
+                    addr,
+                    Duration::from_secs(2),
+                    connector,
+                    &CheckSource::default(),
+                ),
             )
             .await
             .unwrap_err();
@@ -151,7 +159,7 @@ mod tests {
         let msg = within(
             10,
             "a connect check of [::1]",
-            check_tcp(addr, Duration::from_secs(2), None),
+            check_tcp(addr, Duration::from_secs(2), None, &CheckSource::default()),
         )
         .await
         .unwrap();
@@ -160,7 +168,7 @@ mod tests {
         let err = within(
             10,
             "a connect check of a closed port on [::1]",
-            check_tcp(addr, Duration::from_secs(2), None),
+            check_tcp(addr, Duration::from_secs(2), None, &CheckSource::default()),
         )
         .await
         .unwrap_err();
@@ -175,7 +183,7 @@ mod tests {
         within(
             10,
             "a udp probe of a silent port",
-            check_udp(addr, Duration::from_millis(200)),
+            check_udp(addr, Duration::from_millis(200), &CheckSource::default()),
         )
         .await
         .unwrap();
@@ -184,7 +192,7 @@ mod tests {
         let err = within(
             10,
             "a udp probe of a closed port",
-            check_udp(addr, Duration::from_secs(2)),
+            check_udp(addr, Duration::from_secs(2), &CheckSource::default()),
         )
         .await
         .unwrap_err();

@@ -30,11 +30,13 @@ use std::{
     time::Duration,
 };
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Protocol, SockAddr, Socket, Type};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     task::JoinHandle,
 };
+
+use crate::config::model::CheckSource;
 
 /// Idle sockets kept beyond those in use; more are closed when returned.
 const SPARE: usize = 256;
@@ -85,6 +87,9 @@ struct Pooled {
     socket: Socket,
     token: u64,
     v6: bool,
+    /// Opened for one check with a source of its own (bound, marked...): closed after it,
+    /// never pooled.
+    own: bool,
 }
 
 /// Outcome of a connect.
@@ -124,7 +129,19 @@ impl Connector {
 
     /// Connects to `addr` within `timeout`, then resets the connection.
     pub async fn connect(&self, addr: SocketAddr, timeout: Duration) -> Connected {
-        match self.lease_and_connect(addr, timeout).await {
+        self.connect_from(addr, timeout, &CheckSource::default())
+            .await
+    }
+
+    /// [`Connector::connect`] from `source`: a socket of its own when `source` is not the
+    /// default (bound, marked...), closed after the check.
+    pub async fn connect_from(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+        source: &CheckSource,
+    ) -> Connected {
+        match self.lease_and_connect(addr, timeout, source).await {
             // The lease ends here: the socket is disconnected and back in the pool.
             Ok((_lease, outcome)) => outcome,
             Err(e) => Connected::Failed(e),
@@ -137,8 +154,10 @@ impl Connector {
         &self,
         addr: SocketAddr,
         timeout: Duration,
+        source: &CheckSource,
     ) -> io::Result<(Lease<'_>, Connected)> {
-        let pooled = self.shared.take(addr)?;
+        let addr = super::source::target(addr, source)?;
+        let pooled = self.shared.take(addr, source)?;
         let lease = Lease {
             shared: &self.shared,
             pooled: Some(pooled),
@@ -159,8 +178,9 @@ impl Connector {
         &self,
         addr: SocketAddr,
         timeout: Duration,
+        source: &CheckSource,
     ) -> io::Result<tokio::net::TcpStream> {
-        let (lease, outcome) = self.lease_and_connect(addr, timeout).await?;
+        let (lease, outcome) = self.lease_and_connect(addr, timeout, source).await?;
         match outcome {
             Connected::Yes => {}
             Connected::Failed(e) => return Err(e),
@@ -204,13 +224,18 @@ impl Connector {
 }
 
 impl Shared {
-    /// An idle socket of `addr`'s family, or a new one.
-    fn take(&self, addr: SocketAddr) -> io::Result<Pooled> {
-        let family = usize::from(addr.is_ipv6());
-        let reused = self.idle.lock().unwrap_or_else(|e| e.into_inner())[family].pop();
-        let pooled = match reused {
-            Some(p) => p,
-            None => self.open(addr)?,
+    /// An idle socket of `addr`'s family, or a new one; one of its own, never pooled, for a
+    /// check from a `source` that is not the default.
+    fn take(&self, addr: SocketAddr, source: &CheckSource) -> io::Result<Pooled> {
+        let pooled = if source.is_default() {
+            let family = usize::from(addr.is_ipv6());
+            let reused = self.idle.lock().unwrap_or_else(|e| e.into_inner())[family].pop();
+            match reused {
+                Some(p) => p,
+                None => self.open(addr, source)?,
+            }
+        } else {
+            self.open(addr, source)?
         };
         self.in_use.fetch_add(1, Ordering::Relaxed);
         self.waiting
@@ -220,12 +245,8 @@ impl Shared {
         Ok(pooled)
     }
 
-    fn open(&self, addr: SocketAddr) -> io::Result<Pooled> {
-        let socket = Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking().cloexec(),
-            Some(Protocol::TCP),
-        )?;
+    fn open(&self, addr: SocketAddr, source: &CheckSource) -> io::Result<Pooled> {
+        let socket = super::source::socket(Type::STREAM, Protocol::TCP, source, addr)?;
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let mut event = libc::epoll_event {
             events: (libc::EPOLLOUT | libc::EPOLLET) as u32,
@@ -247,6 +268,7 @@ impl Shared {
             socket,
             token,
             v6: addr.is_ipv6(),
+            own: !source.is_default(),
         })
     }
 
@@ -258,7 +280,7 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&pooled.token);
         let in_use = self.in_use.fetch_sub(1, Ordering::Relaxed) - 1;
-        if disconnect(pooled.socket.as_raw_fd()).is_err() {
+        if disconnect(pooled.socket.as_raw_fd()).is_err() || pooled.own {
             return;
         }
         let family = usize::from(pooled.v6);
@@ -550,7 +572,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut stream = connector
-            .connect_stream(addr, Duration::from_secs(2))
+            .connect_stream(addr, Duration::from_secs(2), &CheckSource::default())
             .await
             .unwrap();
         let (mut server, _) = within("the handed-over connection", listener.accept())
@@ -571,7 +593,7 @@ mod tests {
         drop(listener);
         for _ in 0..3 {
             let err = connector
-                .connect_stream(addr, Duration::from_secs(2))
+                .connect_stream(addr, Duration::from_secs(2), &CheckSource::default())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);

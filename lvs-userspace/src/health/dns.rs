@@ -18,10 +18,7 @@ use std::{
 };
 
 use regex::Regex;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpStream, UdpSocket},
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The most bytes read from an answer.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -89,6 +86,8 @@ pub struct DnsCheck {
     question: Vec<u8>,
     receive: Option<Regex>,
     timeout: Duration,
+    /// Where its sockets leave from.
+    source: crate::config::model::CheckSource,
 }
 
 impl DnsCheck {
@@ -123,7 +122,14 @@ impl DnsCheck {
             question,
             receive,
             timeout,
+            source: Default::default(),
         })
+    }
+
+    /// The check with its sockets leaving from `source` (keepalived's `bindto`...).
+    pub fn from_source(mut self, source: crate::config::model::CheckSource) -> Self {
+        self.source = source;
+        self
     }
 
     /// Runs the check: `Ok(addresses)` when up.
@@ -147,7 +153,7 @@ impl DnsCheck {
         let addr = self.addr;
         let io = |source| DnsError::Io { addr, source };
         let answer = if self.tcp {
-            let mut s = TcpStream::connect(addr).await.map_err(io)?;
+            let mut s = super::source::tcp(addr, &self.source).await.map_err(io)?;
             let mut framed = (query.len() as u16).to_be_bytes().to_vec();
             framed.extend_from_slice(&query);
             s.write_all(&framed).await.map_err(io)?;
@@ -156,13 +162,7 @@ impl DnsCheck {
             s.read_exact(&mut buf).await.map_err(io)?;
             buf
         } else {
-            let local: SocketAddr = if addr.is_ipv4() {
-                (Ipv4Addr::UNSPECIFIED, 0).into()
-            } else {
-                (Ipv6Addr::UNSPECIFIED, 0).into()
-            };
-            let s = UdpSocket::bind(local).await.map_err(io)?;
-            s.connect(addr).await.map_err(io)?;
+            let s = super::source::udp(addr, &self.source).await.map_err(io)?;
             s.send(&query).await.map_err(io)?;
             let mut buf = vec![0u8; MAX_ANSWER];
             loop {
@@ -305,6 +305,7 @@ fn parse_answer(msg: &[u8], id: u16) -> Result<Vec<String>, DnsError> {
 mod tests {
     use super::*;
     use crate::health::tests::within;
+    use tokio::net::UdpSocket;
 
     impl DnsCheck {
         /// Runs the check once; fails the test if it runs for more than 15 s (every check

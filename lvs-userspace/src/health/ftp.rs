@@ -11,7 +11,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use regex::bytes::Regex;
-use tokio::{io::AsyncReadExt, net::TcpStream};
+use tokio::io::AsyncReadExt;
 
 use super::mail::{Lines, MAX_READ, MailError, short};
 
@@ -31,6 +31,8 @@ pub struct FtpCheck {
     pub receive: Option<Regex>,
     /// The whole exchange's timeout.
     pub timeout: Duration,
+    /// Where its sockets leave from (keepalived's `bindto`...).
+    pub source: crate::config::model::CheckSource,
 }
 
 impl FtpCheck {
@@ -45,7 +47,7 @@ impl FtpCheck {
 
     async fn exchange(&self) -> Result<String, MailError> {
         let addr = self.addr;
-        let tcp = TcpStream::connect(addr)
+        let tcp = super::source::tcp(addr, &self.source)
             .await
             .map_err(|source| MailError::Connect { addr, source })?;
         let mut c = Lines::new(tcp, addr, "ftp");
@@ -78,13 +80,12 @@ impl FtpCheck {
             });
         };
         let data_addr = SocketAddr::new(addr.ip(), port);
-        let mut data =
-            TcpStream::connect(data_addr)
-                .await
-                .map_err(|source| MailError::Connect {
-                    addr: data_addr,
-                    source,
-                })?;
+        let mut data = super::source::tcp(data_addr, &self.source)
+            .await
+            .map_err(|source| MailError::Connect {
+                addr: data_addr,
+                source,
+            })?;
         c.send(&format!("RETR {}\r\n", self.path)).await?;
         let (code, answer) = c.reply("RETR").await?;
         c.expect(code / 100 == 1 || code / 100 == 2, "RETR", &answer)?;
@@ -143,7 +144,7 @@ fn pasv_port(answer: &str) -> Option<u16> {
 mod tests {
     use tokio::{
         io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-        net::TcpListener,
+        net::{TcpListener, TcpStream},
     };
 
     use super::*;
@@ -232,6 +233,7 @@ mod tests {
             path: path.into(),
             receive: receive.map(|r| Regex::new(r).unwrap()),
             timeout: Duration::from_millis(800),
+            source: Default::default(),
         }
     }
 

@@ -51,7 +51,7 @@ use self::head::{Dechunk, Head, parse_head, response_end};
 #[cfg(test)]
 use self::head::{dechunk, find};
 use super::{connector::Connector, tls};
-use crate::config::model::HttpMethod;
+use crate::config::model::{CheckSource, HttpMethod};
 
 /// The most bytes read from one response, headers included.
 pub const MAX_RESPONSE: usize = 64 * 1024;
@@ -165,6 +165,8 @@ pub struct HttpCheck {
     timeout: Duration,
     interval: Duration,
     connector: Option<Arc<Connector>>,
+    /// Where its connections leave from.
+    source: CheckSource,
     /// The connection kept for the next check, if any (plain http only).
     kept: Mutex<Option<Kept>>,
     /// ldirectord's `http_proxy`: `path` is an absolute URL asked of the real as a proxy.
@@ -267,9 +269,16 @@ impl HttpCheck {
             timeout: p.timeout,
             interval: p.interval,
             connector: p.connector,
+            source: CheckSource::default(),
             kept: Mutex::new(None),
             proxied: false,
         })
+    }
+
+    /// The check with its connections leaving from `source` (keepalived's `bindto`...).
+    pub fn from_source(mut self, source: CheckSource) -> Self {
+        self.source = source;
+        self
     }
 
     /// The check of ldirectord's `http_proxy` service: `url` (absolute, `http://`) fetched
@@ -404,8 +413,8 @@ impl HttpCheck {
     async fn connect(&self) -> Result<TcpStream, HttpError> {
         let addr = self.addr;
         let tcp = match &self.connector {
-            Some(c) => c.connect_stream(addr, self.timeout).await,
-            None => TcpStream::connect(addr).await,
+            Some(c) => c.connect_stream(addr, self.timeout, &self.source).await,
+            None => super::source::tcp(addr, &self.source).await,
         }
         .map_err(|source| HttpError::Connect { addr, source })?;
         let _ = tcp.set_nodelay(true);

@@ -21,10 +21,7 @@
 use std::{io, net::SocketAddr, time::Duration};
 
 use rustls::pki_types::ServerName;
-use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
 use crate::alert::printable;
@@ -145,6 +142,8 @@ pub struct MailCheck {
     pub hello: String,
     /// The whole exchange's timeout.
     pub timeout: Duration,
+    /// Where its connection leaves from.
+    pub source: crate::config::model::CheckSource,
 }
 
 impl std::fmt::Debug for MailCheck {
@@ -172,7 +171,7 @@ impl MailCheck {
 
     async fn exchange(&self) -> Result<String, MailError> {
         let addr = self.addr;
-        let tcp = TcpStream::connect(addr)
+        let tcp = super::source::tcp(addr, &self.source)
             .await
             .map_err(|source| MailError::Connect { addr, source })?;
         match &self.tls {
@@ -464,6 +463,7 @@ mod tests {
             login: login.map(|(l, p)| (l.to_string(), p.to_string())),
             hello: "lb.example".into(),
             timeout: Duration::from_millis(500),
+            source: Default::default(),
         }
     }
 

@@ -27,6 +27,7 @@ pub mod radius;
 pub mod silent;
 pub mod simpletcp;
 pub mod sip;
+pub mod source;
 pub mod sql;
 pub mod state;
 pub mod tls;
@@ -36,7 +37,7 @@ pub mod url;
 use std::{
     collections::HashMap,
     hash::{BuildHasher, Hash, Hasher},
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
@@ -48,7 +49,8 @@ pub use probe::CheckError;
 pub use state::{HardState, StateMachine, Transition};
 
 use crate::config::model::{
-    CheckService, CheckSpec, CheckType, Config, HttpMethod, Protocol, RealServer, VirtualService,
+    CheckService, CheckSource, CheckSpec, CheckType, Config, HttpMethod, Protocol, RealServer,
+    VirtualService,
 };
 
 /// Everything that makes one check distinct. Targets with equal keys are checked once.
@@ -116,6 +118,11 @@ pub struct CheckKey {
     /// The real's configured weight, kept only for a file check with a weight (which adds to
     /// it).
     pub base_weight: u32,
+    /// The address checked when it is not the real's (keepalived's `connect_ip`).
+    pub address: Option<IpAddr>,
+    /// Where the check's sockets leave from (keepalived's `bindto`, `bind_port`, `bind_if`,
+    /// `fwmark`).
+    pub source: CheckSource,
 }
 
 impl Hash for CheckKey {
@@ -160,6 +167,8 @@ impl Hash for CheckKey {
         self.track_reverse.hash(state);
         self.base_weight.hash(state);
         self.success_count.hash(state);
+        self.address.hash(state);
+        self.source.hash(state);
     }
 }
 
@@ -256,6 +265,16 @@ impl CheckKey {
             track_weight: c.track_weight,
             track_reverse: c.track_reverse,
             base_weight: real.weight,
+            address: real
+                .check_address
+                .filter(|_| overrides)
+                .or(c.address)
+                .filter(|a| *a != real.addr.ip()),
+            source: if overrides {
+                real.check_source.over(&c.source)
+            } else {
+                c.source.clone()
+            },
         }
         .normalized()
     }
@@ -321,6 +340,14 @@ impl CheckKey {
         }
         if !negotiates || self.service != CheckService::Dns {
             self.dns_type = None;
+        }
+        if matches!(
+            self.check_type,
+            CheckType::External | CheckType::On | CheckType::Off | CheckType::File
+        ) {
+            // No socket of its own.
+            self.address = None;
+            self.source = CheckSource::default();
         }
         if self.check_type == CheckType::File {
             // Nothing of a network check applies.
@@ -791,13 +818,11 @@ impl Worker {
                 (result, transition)
             }
             None => {
-                let run = if self.probe.sends_packets() && self.silent.contains(self.key.real.ip())
-                {
+                let checked = self.key.address.unwrap_or(self.key.real.ip());
+                let run = if self.probe.sends_packets() && self.silent.contains(checked) {
                     probe::ProbeRun {
                         check: "resolve",
-                        result: Err(CheckError::Silent {
-                            addr: self.key.real.ip(),
-                        }),
+                        result: Err(CheckError::Silent { addr: checked }),
                         weight: None,
                     }
                 } else {

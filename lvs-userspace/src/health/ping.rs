@@ -15,12 +15,14 @@ use std::{
     time::Duration,
 };
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Protocol, Type};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::oneshot,
     task::JoinHandle,
 };
+
+use crate::config::model::CheckSource;
 
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
@@ -98,7 +100,10 @@ impl Pinger {
         if let Some(f) = cell.as_ref() {
             return Ok(f.clone());
         }
-        let socket = Arc::new(open(ip, false).map_err(|source| PingError::Socket { ip, source })?);
+        let socket = Arc::new(
+            open(ip, false, &CheckSource::default())
+                .map_err(|source| PingError::Socket { ip, source })?,
+        );
         let pending: Pending = Arc::default();
         let receiver = tokio::spawn(receive(socket.clone(), pending.clone(), ip.is_ipv4()));
         let family = Arc::new(Family {
@@ -190,17 +195,17 @@ fn request_type(ip: IpAddr) -> u8 {
     }
 }
 
-/// A non-blocking raw ICMP socket for `ip`'s family, registered with tokio; connected to `ip`
-/// when `connect`.
-fn open(ip: IpAddr, connect: bool) -> io::Result<AsyncFd<UdpSocket>> {
-    let (domain, proto) = match ip {
-        IpAddr::V4(_) => (Domain::IPV4, Protocol::ICMPV4),
-        IpAddr::V6(_) => (Domain::IPV6, Protocol::ICMPV6),
+/// A non-blocking raw ICMP socket for `ip`'s family, registered with tokio; from `from` and
+/// connected to `ip` when `connect`.
+fn open(ip: IpAddr, connect: bool, from: &CheckSource) -> io::Result<AsyncFd<UdpSocket>> {
+    let proto = match ip {
+        IpAddr::V4(_) => Protocol::ICMPV4,
+        IpAddr::V6(_) => Protocol::ICMPV6,
     };
-    let socket = Socket::new(domain, Type::RAW, Some(proto))?;
-    socket.set_nonblocking(true)?;
+    let to = super::source::target(SocketAddr::new(ip, 0), from)?;
+    let socket = super::source::socket(Type::RAW, proto, from, to)?;
     if connect {
-        socket.connect(&SocketAddr::new(ip, 0).into())?;
+        socket.connect(&to.into())?;
     }
     // std's UdpSocket is a thin datagram wrapper: its send_to/recv_from work on raw sockets.
     let socket = UdpSocket::from(OwnedFd::from(socket));
@@ -210,10 +215,16 @@ fn open(ip: IpAddr, connect: bool) -> io::Result<AsyncFd<UdpSocket>> {
 }
 
 /// Sends one echo request to `ip` with `id`/`seq` and waits up to `timeout` for its reply,
-/// on a socket of its own.
-pub async fn check(ip: IpAddr, id: u16, seq: u16, timeout: Duration) -> Result<String, PingError> {
+/// on a socket of its own, from `from` (keepalived's `bindto`...).
+pub async fn check(
+    ip: IpAddr,
+    id: u16,
+    seq: u16,
+    timeout: Duration,
+    from: &CheckSource,
+) -> Result<String, PingError> {
     let err = |source| PingError::Socket { ip, source };
-    let fd = open(ip, true).map_err(err)?;
+    let fd = open(ip, true, from).map_err(err)?;
     let packet = echo_request(request_type(ip), id, seq, ip.is_ipv4());
     let start = tokio::time::Instant::now();
     fd.async_io(Interest::WRITABLE, |s| s.send(&packet))
@@ -324,6 +335,7 @@ mod tests {
                 0x4c56,
                 1,
                 Duration::from_secs(2),
+                &CheckSource::default(),
             ),
         )
         .await
@@ -339,7 +351,13 @@ mod tests {
         let msg = within(
             10,
             "a ping of ::1",
-            check("::1".parse().unwrap(), 0x4c57, 1, Duration::from_secs(2)),
+            check(
+                "::1".parse().unwrap(),
+                0x4c57,
+                1,
+                Duration::from_secs(2),
+                &CheckSource::default(),
+            ),
         )
         .await
         .unwrap();

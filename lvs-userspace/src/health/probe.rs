@@ -19,7 +19,7 @@ use super::{
     mail::{self, MailCheck, MailProtocol},
     ping, radius, simpletcp, sip, sql, tls, udp,
 };
-use crate::config::model::{CheckService, CheckType, Protocol};
+use crate::config::model::{CheckService, CheckSource, CheckType, Protocol};
 
 /// Why a check failed, or why a target's check could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +183,7 @@ enum Negotiate {
         payload: Vec<u8>,
         receive: Option<regex::bytes::Regex>,
         timeout: Duration,
+        source: CheckSource,
     },
     Dns(dns::DnsCheck),
     Udp {
@@ -190,6 +191,7 @@ enum Negotiate {
         payload: Vec<u8>,
         reply: Option<udp::Pattern>,
         timeout: Duration,
+        source: CheckSource,
     },
     Mail(Box<MailCheck>),
     Ftp(Box<ftp::FtpCheck>),
@@ -207,14 +209,22 @@ struct Connect {
     timeout: Duration,
     /// The shared pool of connect sockets, if it could be opened.
     connector: Option<Arc<Connector>>,
+    /// Where its sockets leave from.
+    source: CheckSource,
 }
 
 impl Connect {
     async fn run(&self) -> Result<String, CheckError> {
         Ok(if self.udp {
-            connect::check_udp(self.addr, self.timeout).await?
+            connect::check_udp(self.addr, self.timeout, &self.source).await?
         } else {
-            connect::check_tcp(self.addr, self.timeout, self.connector.as_deref()).await?
+            connect::check_tcp(
+                self.addr,
+                self.timeout,
+                self.connector.as_deref(),
+                &self.source,
+            )
+            .await?
         })
     }
 }
@@ -228,14 +238,23 @@ impl Negotiate {
                 payload,
                 receive,
                 timeout,
-            } => Ok(Box::pin(simpletcp::check(*addr, payload, receive.as_ref(), *timeout)).await?),
+                source,
+            } => Ok(Box::pin(simpletcp::check(
+                *addr,
+                payload,
+                receive.as_ref(),
+                *timeout,
+                source,
+            ))
+            .await?),
             Negotiate::Dns(d) => Ok(Box::pin(d.run()).await?),
             Negotiate::Udp {
                 addr,
                 payload,
                 reply,
                 timeout,
-            } => Ok(Box::pin(udp::check(*addr, payload, reply.as_ref(), *timeout)).await?),
+                source,
+            } => Ok(Box::pin(udp::check(*addr, payload, reply.as_ref(), *timeout, source)).await?),
             Negotiate::Mail(m) => Ok(Box::pin(m.run()).await?),
             Negotiate::Ftp(f) => Ok(Box::pin(f.run()).await?),
             Negotiate::Sip(s) => Ok(Box::pin(s.run()).await?),
@@ -258,6 +277,8 @@ enum Kind {
         id: u16,
         seq: u16,
         timeout: Duration,
+        /// Not the default: a socket of its own per ping, from there.
+        source: CheckSource,
     },
     External {
         command: String,
@@ -319,12 +340,14 @@ impl Probe {
         pinger: &Arc<ping::Pinger>,
         connector: Option<&Arc<Connector>>,
     ) -> Result<Kind, CheckError> {
-        let addr = SocketAddr::new(key.real.ip(), key.port);
+        // keepalived's connect_ip: the check goes there, the real stays the real.
+        let addr = SocketAddr::new(key.address.unwrap_or(key.real.ip()), key.port);
         let connect = Connect {
             addr,
             udp: key.protocol == Protocol::Udp,
             timeout: key.timeout,
             connector: connector.cloned(),
+            source: key.source.clone(),
         };
         Ok(match key.check_type {
             CheckType::On => Kind::On,
@@ -336,6 +359,7 @@ impl Probe {
                 id: next_ping_id(),
                 seq: 0,
                 timeout: key.timeout,
+                source: key.source.clone(),
             },
             CheckType::External => Kind::External {
                 command: key.command.clone().ok_or(CheckError::NoCommand)?,
@@ -378,19 +402,22 @@ impl Probe {
                     .map(regex::bytes::Regex::new)
                     .transpose()
                     .map_err(regex_err)?;
-                Negotiate::Http(Box::new(HttpCheck::new(HttpParams {
-                    addr,
-                    https: key.service == CheckService::Https,
-                    method: key.http_method,
-                    request: key.request.as_deref(),
-                    virtual_host: key.virtual_host.as_deref(),
-                    receive,
-                    verify_tls: key.verify_tls,
-                    timeout,
-                    interval: key.interval,
-                    connector: connect.connector.clone(),
-                    digest: key.digest.as_deref().and_then(http::parse_digest),
-                })?))
+                Negotiate::Http(Box::new(
+                    HttpCheck::new(HttpParams {
+                        addr,
+                        https: key.service == CheckService::Https,
+                        method: key.http_method,
+                        request: key.request.as_deref(),
+                        virtual_host: key.virtual_host.as_deref(),
+                        receive,
+                        verify_tls: key.verify_tls,
+                        timeout,
+                        interval: key.interval,
+                        connector: connect.connector.clone(),
+                        digest: key.digest.as_deref().and_then(http::parse_digest),
+                    })?
+                    .from_source(connect.source.clone()),
+                ))
             }
             CheckService::Udp => {
                 let hex = |text: &str, wild: bool| {
@@ -406,6 +433,7 @@ impl Probe {
                         .collect(),
                     reply: key.receive.as_deref().map(|r| hex(r, true)).transpose()?,
                     timeout,
+                    source: connect.source.clone(),
                 }
             }
             CheckService::SimpleTcp => Negotiate::SimpleTcp {
@@ -416,18 +444,22 @@ impl Probe {
                     .transpose()
                     .map_err(regex_err)?,
                 timeout,
+                source: connect.source.clone(),
             },
-            CheckService::Dns => Negotiate::Dns(dns::DnsCheck::new(
-                addr,
-                key.protocol == Protocol::Tcp,
-                key.dns_type,
-                key.request.as_deref(),
-                pattern
-                    .map(regex::Regex::new)
-                    .transpose()
-                    .map_err(regex_err)?,
-                timeout,
-            )?),
+            CheckService::Dns => Negotiate::Dns(
+                dns::DnsCheck::new(
+                    addr,
+                    key.protocol == Protocol::Tcp,
+                    key.dns_type,
+                    key.request.as_deref(),
+                    pattern
+                        .map(regex::Regex::new)
+                        .transpose()
+                        .map_err(regex_err)?,
+                    timeout,
+                )?
+                .from_source(connect.source.clone()),
+            ),
             CheckService::Smtp
             | CheckService::Pop
             | CheckService::Pops
@@ -462,6 +494,7 @@ impl Probe {
                         .unwrap_or(mail::DEFAULT_HELLO)
                         .to_string(),
                     timeout,
+                    source: connect.source.clone(),
                 }))
             }
             CheckService::Ftp => {
@@ -483,6 +516,7 @@ impl Probe {
                         .transpose()
                         .map_err(regex_err)?,
                     timeout,
+                    source: connect.source.clone(),
                 }))
             }
             CheckService::HttpProxy => {
@@ -507,7 +541,8 @@ impl Probe {
                     interval: key.interval,
                     connector: connect.connector.clone(),
                     digest: None,
-                })?;
+                })?
+                .from_source(connect.source.clone());
                 Negotiate::Http(Box::new(check.through_proxy(url)))
             }
             CheckService::Sip => Negotiate::Sip(Box::new(sip::SipCheck {
@@ -515,6 +550,7 @@ impl Probe {
                 tcp: key.protocol == Protocol::Tcp,
                 user: key.login.as_ref().map(|(l, _)| l.clone()),
                 timeout,
+                source: connect.source.clone(),
             })),
             CheckService::Radius => {
                 let (user, passwd) = key.login.clone().unwrap_or_default();
@@ -524,6 +560,7 @@ impl Probe {
                     passwd,
                     secret: key.secret.clone().unwrap_or_default(),
                     timeout,
+                    source: connect.source.clone(),
                 }))
             }
             CheckService::Mysql | CheckService::Pgsql => {
@@ -545,6 +582,7 @@ impl Probe {
                     database: key.database.clone(),
                     query,
                     timeout,
+                    source: connect.source.clone(),
                 }))
             }
             CheckService::Ldap | CheckService::Ldaps => {
@@ -595,9 +633,14 @@ impl Probe {
                 id,
                 seq,
                 timeout,
+                source,
             } => {
                 *seq = seq.wrapping_add(1);
-                let r = Box::pin(pinger.ping(addr.ip(), *id, *seq, *timeout)).await;
+                let r = if source.is_default() {
+                    Box::pin(pinger.ping(addr.ip(), *id, *seq, *timeout)).await
+                } else {
+                    Box::pin(ping::check(addr.ip(), *id, *seq, *timeout, source)).await
+                };
                 ("ping", r.map_err(CheckError::from))
             }
             Kind::External {

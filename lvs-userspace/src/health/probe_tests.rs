@@ -97,6 +97,8 @@ fn key(addr: SocketAddr, n: u32) -> CheckKey {
         track_weight: 0,
         track_reverse: false,
         base_weight: 0,
+        address: None,
+        source: Default::default(),
     }
     .normalized()
 }

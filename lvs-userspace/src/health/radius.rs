@@ -17,8 +17,6 @@ use std::{
     time::Duration,
 };
 
-use tokio::net::UdpSocket;
-
 /// RADIUS's largest packet (RFC 2865 §3).
 const MAX_PACKET: usize = 4096;
 
@@ -70,6 +68,8 @@ pub struct RadiusCheck {
     pub secret: String,
     /// The whole exchange's timeout.
     pub timeout: Duration,
+    /// Where its sockets leave from (keepalived's `bindto`...).
+    pub source: crate::config::model::CheckSource,
 }
 
 impl RadiusCheck {
@@ -84,15 +84,7 @@ impl RadiusCheck {
 
     async fn exchange(&self) -> Result<String, RadiusError> {
         let addr = self.addr;
-        let any: IpAddr = if addr.is_ipv4() {
-            [0u8; 4].into()
-        } else {
-            [0u16; 8].into()
-        };
-        let s = UdpSocket::bind((any, 0))
-            .await
-            .map_err(|source| RadiusError::Connect { addr, source })?;
-        s.connect(addr)
+        let s = super::source::udp(addr, &self.source)
             .await
             .map_err(|source| RadiusError::Connect { addr, source })?;
         let local = s
@@ -208,6 +200,7 @@ fn verify(answer: &[u8], authenticator: &[u8; 16], secret: &[u8]) -> Result<u8, 
 mod tests {
     use super::*;
     use crate::health::tests::within;
+    use tokio::net::UdpSocket;
 
     /// How the test server answers.
     #[derive(Clone, Copy)]
@@ -278,6 +271,7 @@ mod tests {
             passwd: passwd.into(),
             secret: "s3cret".into(),
             timeout: Duration::from_millis(800),
+            source: Default::default(),
         };
         within(5, "the radius check", c.run()).await
     }

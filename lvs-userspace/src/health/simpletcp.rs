@@ -9,10 +9,7 @@
 use std::{io, net::SocketAddr, time::Duration};
 
 use regex::bytes::Regex;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The most bytes read from the answer.
 pub const MAX_ANSWER: usize = 64 * 1024;
@@ -67,8 +64,9 @@ pub async fn check(
     payload: &[u8],
     receive: Option<&Regex>,
     timeout: Duration,
+    from: &crate::config::model::CheckSource,
 ) -> Result<String, SimpleTcpError> {
-    tokio::time::timeout(timeout, exchange(addr, payload, receive))
+    tokio::time::timeout(timeout, exchange(addr, payload, receive, from))
         .await
         .unwrap_or(Err(SimpleTcpError::Timeout { timeout }))
 }
@@ -77,9 +75,10 @@ async fn exchange(
     addr: SocketAddr,
     payload: &[u8],
     receive: Option<&Regex>,
+    from: &crate::config::model::CheckSource,
 ) -> Result<String, SimpleTcpError> {
     let io = |source| SimpleTcpError::Io { addr, source };
-    let mut stream = TcpStream::connect(addr)
+    let mut stream = super::source::tcp(addr, from)
         .await
         .map_err(|source| SimpleTcpError::Connect { addr, source })?;
     stream.write_all(payload).await.map_err(io)?;
@@ -140,7 +139,7 @@ mod tests {
         within(
             15,
             "a simpletcp check to end",
-            check(addr, payload, receive, timeout),
+            check(addr, payload, receive, timeout, &Default::default()),
         )
         .await
     }

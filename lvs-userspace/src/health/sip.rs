@@ -14,10 +14,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpStream, UdpSocket},
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The most bytes of an answer read.
 pub const MAX_READ: usize = 64 * 1024;
@@ -71,6 +68,8 @@ pub struct SipCheck {
     pub user: Option<String>,
     /// The whole exchange's timeout.
     pub timeout: Duration,
+    /// Where its sockets leave from (keepalived's `bindto`...).
+    pub source: crate::config::model::CheckSource,
 }
 
 impl SipCheck {
@@ -88,7 +87,9 @@ impl SipCheck {
         let connect = |source| SipError::Connect { addr, source };
         let io = |source| SipError::Io { addr, source };
         let answer = if self.tcp {
-            let mut s = TcpStream::connect(addr).await.map_err(connect)?;
+            let mut s = super::source::tcp(addr, &self.source)
+                .await
+                .map_err(connect)?;
             let local = s.local_addr().map_err(io)?;
             s.write_all(self.request(local).as_bytes())
                 .await
@@ -106,13 +107,9 @@ impl SipCheck {
             }
             got
         } else {
-            let any: IpAddr = if addr.is_ipv4() {
-                [0u8; 4].into()
-            } else {
-                [0u16; 8].into()
-            };
-            let s = UdpSocket::bind((any, 0)).await.map_err(connect)?;
-            s.connect(addr).await.map_err(connect)?;
+            let s = super::source::udp(addr, &self.source)
+                .await
+                .map_err(connect)?;
             let local = s.local_addr().map_err(io)?;
             s.send(self.request(local).as_bytes()).await.map_err(io)?;
             let mut buf = vec![0u8; MAX_READ];
@@ -161,7 +158,7 @@ impl SipCheck {
 
 #[cfg(test)]
 mod tests {
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, UdpSocket};
 
     use super::*;
     use crate::health::tests::within;
@@ -240,6 +237,7 @@ mod tests {
             tcp,
             user: Some("probe".into()),
             timeout: Duration::from_millis(800),
+            source: Default::default(),
         };
         within(5, "the sip check", c.run()).await
     }

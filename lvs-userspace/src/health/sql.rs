@@ -15,10 +15,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The most bytes a check reads.
 pub const MAX_READ: usize = 64 * 1024;
@@ -93,6 +90,8 @@ pub struct SqlCheck {
     pub query: String,
     /// The whole exchange's timeout.
     pub timeout: Duration,
+    /// Where its sockets leave from (keepalived's `bindto`...).
+    pub source: crate::config::model::CheckSource,
 }
 
 impl SqlCheck {
@@ -152,7 +151,7 @@ impl SqlCheck {
         use futures_util::StreamExt as _;
         let err = |source| SqlError::Pgsql { source };
         let addr = self.addr;
-        let tcp = TcpStream::connect(addr)
+        let tcp = super::source::tcp(addr, &self.source)
             .await
             .map_err(|source| SqlError::Connect {
                 dialect: Dialect::Pgsql,

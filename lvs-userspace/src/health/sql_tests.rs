@@ -4,7 +4,7 @@
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
 };
 
 use super::*;
@@ -213,6 +213,7 @@ fn check(dialect: Dialect, addr: SocketAddr, user: &str, query: &str) -> SqlChec
         database: Some("app".into()),
         query: query.into(),
         timeout: Duration::from_millis(1500),
+        source: Default::default(),
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use super::*;
 use crate::config::model::{Forwarding, Location, Scheduler};
 
-fn spec(check_type: CheckType) -> CheckSpec {
+pub(super) fn spec(check_type: CheckType) -> CheckSpec {
     CheckSpec {
         check_type,
         service: CheckService::None,
@@ -36,10 +36,12 @@ fn spec(check_type: CheckType) -> CheckSpec {
         retry_interval: None,
         track_weight: 0,
         track_reverse: false,
+        address: None,
+        source: CheckSource::default(),
     }
 }
 
-fn real(addr: SocketAddr) -> RealServer {
+pub(super) fn real(addr: SocketAddr) -> RealServer {
     RealServer {
         location: Location {
             file: "test.cf".into(),
@@ -51,13 +53,19 @@ fn real(addr: SocketAddr) -> RealServer {
         request: None,
         receive: None,
         digest: None,
+        check_address: None,
+        check_source: CheckSource::default(),
         notify_up: None,
         notify_down: None,
         thresholds: Default::default(),
     }
 }
 
-fn virtual_service(vip: &str, check: CheckSpec, reals: Vec<RealServer>) -> VirtualService {
+pub(super) fn virtual_service(
+    vip: &str,
+    check: CheckSpec,
+    reals: Vec<RealServer>,
+) -> VirtualService {
     VirtualService {
         one_packet: false,
         location: Location {

@@ -8,8 +8,6 @@
 
 use std::{io, net::SocketAddr, time::Duration};
 
-use tokio::net::UdpSocket;
-
 /// Errors of UDP checks.
 #[derive(Debug, thiserror::Error)]
 pub enum UdpError {
@@ -79,15 +77,10 @@ pub async fn check(
     payload: &[u8],
     reply: Option<&Pattern>,
     timeout: Duration,
+    from: &crate::config::model::CheckSource,
 ) -> Result<String, UdpError> {
     let io = |source| UdpError::Io { addr, source };
-    let local: SocketAddr = if addr.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
-    } else {
-        "[::]:0".parse().expect("literal")
-    };
-    let socket = UdpSocket::bind(local).await.map_err(io)?;
-    socket.connect(addr).await.map_err(io)?;
+    let socket = super::source::udp(addr, from).await.map_err(io)?;
     let refused = |e: &io::Error| e.kind() == io::ErrorKind::ConnectionRefused;
     match socket.send(payload).await {
         Ok(_) => {}
@@ -122,6 +115,7 @@ pub async fn check(
 mod tests {
     use super::*;
     use crate::health::tests::within;
+    use tokio::net::UdpSocket;
 
     #[test]
     fn hex_and_wildcards() {
@@ -160,7 +154,14 @@ mod tests {
         let t = Duration::from_millis(500);
         let run = |addr, reply| {
             let payload = payload.clone();
-            async move { within(10, "a udp check", check(addr, &payload, reply, t)).await }
+            async move {
+                within(
+                    10,
+                    "a udp check",
+                    check(addr, &payload, reply, t, &Default::default()),
+                )
+                .await
+            }
         };
         let (right, a) = server(b"\xab\xcd\xef", Duration::ZERO).await;
         run(right, Some(&want)).await.unwrap();

@@ -153,3 +153,197 @@ pub(super) fn http_path(r: &str) -> String {
         format!("/{r}")
     }
 }
+
+/// Why a check that cannot take a source is refused one.
+pub(super) const SOURCE_CHECKS: &str = "not supported for this check: a check's source is \
+     set for connect, ping and negotiate checks, but not for mysql and ldap(s), whose client \
+     crates open their own connections";
+
+/// Whether a check of `check_type`/`service` opens its sockets through the paths that honour
+/// [`CheckSource`]: all but mysql and ldap(s), whose client crates connect by themselves.
+pub(super) fn takes_source(check_type: CheckType, service: CheckService) -> bool {
+    match check_type {
+        CheckType::Connect | CheckType::Ping => true,
+        CheckType::Negotiate | CheckType::ConnectThenNegotiate(_) => matches!(
+            service,
+            CheckService::None
+                | CheckService::Http
+                | CheckService::Https
+                | CheckService::HttpProxy
+                | CheckService::SimpleTcp
+                | CheckService::Dns
+                | CheckService::Smtp
+                | CheckService::Pop
+                | CheckService::Pops
+                | CheckService::Imap
+                | CheckService::Imaps
+                | CheckService::Nntp
+                | CheckService::Udp
+                | CheckService::Ftp
+                | CheckService::Sip
+                | CheckService::Radius
+                | CheckService::Pgsql
+        ),
+        CheckType::External | CheckType::On | CheckType::Off | CheckType::File => false,
+    }
+}
+
+/// The check's target address (`check_address`) and source (`check_source`,
+/// `check_source_port`, `check_interface`, `check_mark`), each refused with its line when it
+/// does not parse or when the check opens no socket that honours it.
+pub(super) fn resolve_target_and_source(
+    v: &super::RawVirtual,
+    check_type: CheckType,
+    service: CheckService,
+    errs: &mut super::resolve::Errors<'_>,
+) -> (Option<std::net::IpAddr>, CheckSource) {
+    let connects = !matches!(
+        check_type,
+        CheckType::External | CheckType::On | CheckType::Off | CheckType::File
+    );
+    let sourced = takes_source(check_type, service);
+    let ip = |val: &super::Opt<String>, key: &str, errs: &mut super::resolve::Errors<'_>| {
+        let val = val.as_ref()?;
+        match val.value.trim().parse::<std::net::IpAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                errs.bad(
+                    val.line,
+                    key,
+                    format!("`{}` is not an IP address", val.value),
+                );
+                None
+            }
+        }
+    };
+    let address = ip(&v.check_address, "check_address", errs);
+    let source = parse_source(
+        SourceKeys {
+            address: &v.check_source,
+            port: &v.check_source_port,
+            interface: &v.check_interface,
+            mark: &v.check_mark,
+        },
+        errs,
+    );
+    let (source_addr, interface) = (source.address, source.interface.clone());
+    if let (Some(a), Some(s)) = (address, source_addr)
+        && a.is_ipv4() != s.is_ipv4()
+    {
+        let line = v.check_source.as_ref().map_or(0, |s| s.line);
+        errs.bad(
+            line,
+            "check_source",
+            format!("{s} is not of the family of check_address {a}"),
+        );
+    }
+    let link_local = |a: &Option<std::net::IpAddr>| matches!(a, Some(std::net::IpAddr::V6(a)) if a.segments()[0] & 0xffc0 == 0xfe80);
+    if interface.is_none() && (link_local(&address) || link_local(&source_addr)) {
+        let line = v
+            .check_address
+            .as_ref()
+            .filter(|_| link_local(&address))
+            .or(v.check_source.as_ref())
+            .map_or(0, |x| x.line);
+        errs.bad(
+            line,
+            if link_local(&address) {
+                "check_address"
+            } else {
+                "check_source"
+            },
+            "an IPv6 link-local address needs check_interface (keepalived's bind_if), its scope",
+        );
+    }
+    if !connects && let Some(a) = &v.check_address {
+        errs.bad(
+            a.line,
+            "check_address",
+            "has no effect: this check type opens no connection",
+        );
+    }
+    if !sourced && !source.is_default() {
+        let (line, key) = [
+            (v.check_source.as_ref().map(|x| x.line), "check_source"),
+            (
+                v.check_source_port.as_ref().map(|x| x.line),
+                "check_source_port",
+            ),
+            (
+                v.check_interface.as_ref().map(|x| x.line),
+                "check_interface",
+            ),
+            (v.check_mark.as_ref().map(|x| x.line), "check_mark"),
+        ]
+        .into_iter()
+        .find_map(|(l, k)| l.map(|l| (l, k)))
+        .unwrap_or((0, "check_source"));
+        errs.bad(line, key, SOURCE_CHECKS);
+    }
+    (address, source)
+}
+
+/// The four source keys of a service or a real, as written.
+pub(super) struct SourceKeys<'a> {
+    pub address: &'a super::Opt<String>,
+    pub port: &'a super::Opt<u64>,
+    pub interface: &'a super::Opt<String>,
+    pub mark: &'a super::Opt<u64>,
+}
+
+/// `check_source`, `check_source_port`, `check_interface` and `check_mark`, each refused with
+/// its line when it does not parse.
+pub(super) fn parse_source(
+    k: SourceKeys<'_>,
+    errs: &mut super::resolve::Errors<'_>,
+) -> CheckSource {
+    let address =
+        k.address
+            .as_ref()
+            .and_then(|val| match val.value.trim().parse::<std::net::IpAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    errs.bad(
+                        val.line,
+                        "check_source",
+                        format!("`{}` is not an IP address", val.value),
+                    );
+                    None
+                }
+            });
+    let port = k.port.as_ref().and_then(|p| {
+        if (1..=65535).contains(&p.value) {
+            Some(p.value as u16)
+        } else {
+            errs.bad(p.line, "check_source_port", "must be in range 1..65535");
+            None
+        }
+    });
+    let interface = k.interface.as_ref().and_then(|i| {
+        let name = i.value.trim();
+        // IFNAMSIZ is 16 with the terminating NUL.
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
+            errs.bad(
+                i.line,
+                "check_interface",
+                format!("`{name}` is not an interface name"),
+            );
+            None
+        } else {
+            Some(name.to_string())
+        }
+    });
+    let mark = k.mark.as_ref().and_then(|m| match u32::try_from(m.value) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            errs.bad(m.line, "check_mark", "must fit in 32 bits");
+            None
+        }
+    });
+    CheckSource {
+        address,
+        port,
+        interface,
+        mark,
+    }
+}

@@ -108,6 +108,17 @@ pub(super) fn resolve_real(
             return Err(ConfigError::invalid(file, r.line, key, why));
         }
     }
+    let check_address = match &r.check_address {
+        None => None,
+        Some(a) => Some(a.trim().parse::<IpAddr>().map_err(|_| {
+            ConfigError::invalid(
+                file,
+                r.line,
+                "check_address",
+                format!("`{a}` is not an IP address"),
+            )
+        })?),
+    };
     if let Some(f) = r.family
         && f != family
     {
@@ -207,6 +218,8 @@ pub(super) fn resolve_real(
             request: request.clone(),
             receive: r.receive.clone(),
             digest: r.digest.clone(),
+            check_address,
+            check_source: CheckSource::default(),
             notify_up: r.notify_up.clone(),
             notify_down: r.notify_down.clone(),
             thresholds,

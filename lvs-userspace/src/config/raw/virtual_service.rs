@@ -11,8 +11,9 @@ use super::{Family, Opt, RawGlobals, RawVirtual, Val};
 use super::{
     address::{parse_endpoint, split_host_port},
     check::{
-        DNS_TYPES, LDIRECTORD_ONLY_SERVICES, SERVICES, check_regex, dns_type_number, http_path,
-        parse_check_type, port_to_service,
+        DNS_TYPES, LDIRECTORD_ONLY_SERVICES, SERVICES, SOURCE_CHECKS, SourceKeys, check_regex,
+        dns_type_number, http_path, parse_check_type, parse_source, port_to_service,
+        resolve_target_and_source, takes_source,
     },
     real::{parse_fallback, resolve_real},
     resolve::{Errors, check_seconds, count, loc, warn},
@@ -377,6 +378,8 @@ pub(super) fn resolve_virtual(
         }
         None => None,
     };
+    let (check_address, check_source) =
+        resolve_target_and_source(v, check_type, service, &mut errs);
     let check_port = match &v.checkport {
         None => None,
         Some(p) if (1..=65535).contains(&p.value) => Some(p.value as u16),
@@ -633,6 +636,48 @@ pub(super) fn resolve_virtual(
     let mut reals = Vec::new();
     for r in &v.reals {
         if let Some(mut rs) = errs.ok(resolve_real(file, r, family, proto_name, is_http, names)) {
+            // The real's own source, over the service's.
+            let own = parse_source(
+                SourceKeys {
+                    address: &r.check_source,
+                    port: &r.check_source_port,
+                    interface: &r.check_interface,
+                    mark: &r.check_mark,
+                },
+                &mut errs,
+            );
+            if !own.is_default() && !takes_source(check_type, service) {
+                errs.bad(r.line, "check_source", SOURCE_CHECKS);
+            }
+            let from = own.over(&check_source);
+            // The source must be of the family of each address checked.
+            for rr in &mut rs {
+                rr.check_source = own.clone();
+                let target = rr.check_address.or(check_address).unwrap_or(rr.addr.ip());
+                if let Some(s) = from.address
+                    && s.is_ipv4() != target.is_ipv4()
+                {
+                    errs.bad(
+                        r.line,
+                        "check_source",
+                        format!(
+                            "{s} is not of the family of {target}, which this real is checked at"
+                        ),
+                    );
+                    break;
+                }
+                if let Some(std::net::IpAddr::V6(a)) = rr.check_address
+                    && a.segments()[0] & 0xffc0 == 0xfe80
+                    && from.interface.is_none()
+                {
+                    errs.bad(
+                        r.line,
+                        "check_address",
+                        "an IPv6 link-local address needs check_interface (keepalived's bind_if), its scope",
+                    );
+                    break;
+                }
+            }
             if let Some(own) = vip.filter(|a| rs.iter().any(|rr| rr.addr.ip() == a.ip())) {
                 warn(
                     warnings,
@@ -742,6 +787,8 @@ pub(super) fn resolve_virtual(
             retry_interval,
             track_weight,
             track_reverse,
+            address: check_address,
+            source: check_source,
         },
         also_checks,
         quorum,
