@@ -484,5 +484,8 @@ mod keywords;
 #[path = "keepalived_source_tests.rs"]
 mod source_tests;
 #[cfg(test)]
+#[path = "keepalived_status_tests.rs"]
+mod status_tests;
+#[cfg(test)]
 #[path = "keepalived_tests.rs"]
 mod tests;

@@ -30,6 +30,7 @@ impl Mapper {
                 dynamic: false,
                 dns_type: None,
                 digest: None,
+                status_codes: StatusCodes::default(),
                 interval: 1,
                 timeout: 1,
                 retry_interval: 1,
@@ -302,6 +303,7 @@ impl Mapper {
             dynamic,
             dns_type,
             digest,
+            status_codes: StatusCodes::default(),
             interval,
             timeout,
             // keepalived's defaults: 3 s for HTTP_GET and SSL_GET, delay_loop for DNS_CHECK,
@@ -327,58 +329,48 @@ impl Mapper {
         }
         Ok(pages
             .into_iter()
-            .map(|(path, regex, host, digest)| Check {
-                request: Some(path),
-                receive: regex,
-                virtualhost: host.or_else(|| check.virtualhost.clone()),
-                digest,
+            .map(|u| Check {
+                request: Some(u.path),
+                receive: u.regex,
+                virtualhost: u.virtualhost.or_else(|| check.virtualhost.clone()),
+                digest: u.digest,
+                status_codes: u.status_codes,
                 ..check.clone()
             })
             .collect())
     }
 
-    /// A `url` block: path, the `regex` the body must match, the Host, and the body's MD5.
-    #[allow(clippy::type_complexity)]
-    fn url(
-        &mut self,
-        s: &Stmt,
-    ) -> Result<(String, Option<String>, Option<String>, Option<String>), ConfigError> {
+    /// A `url` block: path, the `regex` the body must match, the Host, the body's MD5 and the
+    /// statuses that pass.
+    fn url(&mut self, s: &Stmt) -> Result<Url, ConfigError> {
         let (mut path, mut regex, mut vhost, mut digest) = (None, None, None, None);
+        let mut codes: Option<Vec<(u16, u16)>> = None;
         for i in s.block.iter().flatten() {
             let k = i.key();
             match k {
                 "path" => path = Some(one_arg(i)?.to_string()),
                 "virtualhost" => vhost = Some(one_arg(i)?.to_string()),
                 "regex" => regex = Some(one_arg(i)?.to_string()),
+                // keepalived's status_code_handler: codes and ranges, 100 to 599, added to
+                // those of the url's earlier status_code lines (keepalived reports a bad one
+                // and skips it; lvs refuses it).
                 "status_code" => {
-                    let mut codes = Vec::new();
+                    if i.args().is_empty() {
+                        return Err(bad(&i.loc, k, "needs a status code or range"));
+                    }
                     for a in i.args() {
-                        let (lo, hi) = a.split_once('-').unwrap_or((a, a));
-                        match (lo.parse::<u16>(), hi.parse::<u16>()) {
-                            (Ok(lo), Ok(hi)) if lo <= hi => codes.push((lo, hi)),
-                            _ => {
-                                return Err(bad(
-                                    &i.loc,
-                                    k,
-                                    format!("`{a}` is not a status code or range"),
-                                ));
-                            }
-                        }
-                    }
-                    if codes.iter().any(|&(lo, hi)| lo < 200 || hi > 299) {
-                        return Err(bad(
-                            &i.loc,
-                            k,
-                            "status codes outside 200-299 are not supported: lvs's HTTP check \
-                             passes on a 2xx status",
-                        ));
-                    }
-                    if codes != [(200, 299)] {
-                        self.warn(
-                            &i.loc,
-                            k,
-                            "lvs's HTTP check passes on any 2xx status, not only these",
-                        );
+                        let Some(range) = StatusCodes::parse_range(a) else {
+                            return Err(bad(
+                                &i.loc,
+                                k,
+                                format!(
+                                    "`{a}` is not a status code or range of them ({}-{})",
+                                    StatusCodes::MIN,
+                                    StatusCodes::MAX
+                                ),
+                            ));
+                        };
+                        codes.get_or_insert_with(Vec::new).push(range);
                     }
                 }
                 "digest" => {
@@ -398,8 +390,25 @@ impl Mapper {
         let Some(path) = path else {
             return Err(bad(&s.loc, "url", "needs a path"));
         };
-        Ok((path, regex, vhost, digest))
+        Ok(Url {
+            path,
+            regex,
+            virtualhost: vhost,
+            digest,
+            // keepalived's default when a url names none: 200-299.
+            status_codes: codes.map(StatusCodes::from_ranges).unwrap_or_default(),
+        })
     }
+}
+
+/// One `url` of an `HTTP_GET`/`SSL_GET`.
+struct Url {
+    path: String,
+    regex: Option<String>,
+    virtualhost: Option<String>,
+    /// The body's MD5.
+    digest: Option<String>,
+    status_codes: StatusCodes,
 }
 
 /// Writes a checker's settings into `v`'s check keys.
@@ -415,6 +424,10 @@ pub(super) fn set_check(v: &mut RawVirtual, check: &Check, line: usize) {
     v.dynamic_weight = check.dynamic.then(|| Val::new(true, line));
     v.dns_type = check.dns_type.clone().and_then(at);
     v.digest = check.digest.clone().and_then(at);
+    v.status_codes = (check.status_codes != StatusCodes::default())
+        .then(|| Val::new(check.status_codes.to_string(), line));
+    // keepalived never follows a redirect: the 3xx is the status.
+    v.follow_redirects = matches!(check.service, "http" | "https").then(|| Val::new(false, line));
     v.check_address = check.connect_ip.map(|a| a.to_string()).and_then(at);
     v.check_source = check.source.address.map(|a| a.to_string()).and_then(at);
     v.check_source_port = check.source.port.map(|p| Val::new(u64::from(p), line));

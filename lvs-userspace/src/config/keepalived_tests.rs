@@ -494,18 +494,7 @@ fn http_and_ssl_checks() {
         !c.virtuals[0].check.verify_tls,
         "keepalived does not verify certificates"
     );
-    let c = ok(&vs(
-        BASE,
-        "    HTTP_GET {\n      url {\n        path /\n        status_code 200\n      }\n    }",
-    ));
-    assert!(c.warnings[0].contains("any 2xx status"), "{:?}", c.warnings);
-    assert!(
-        err(&vs(
-            BASE,
-            "    HTTP_GET {\n      url {\n        path /\n        status_code 301\n      }\n    }"
-        ))
-        .starts_with("k.conf:9: status_code: status codes outside 200-299 are not supported")
-    );
+    // status_code: see keepalived_status_tests.rs.
     // digest: the page's MD5, a setting of each real (keepalived's pages differ per real).
     let c = ok(&vs(
         BASE,

@@ -9,7 +9,7 @@ use super::{
 use crate::config::{
     ConfigError, Location, Scheduler,
     keepalived_lex::Stmt,
-    model::CheckSource,
+    model::{CheckSource, StatusCodes},
     raw::{Family, RawReal, RawVirtual, Val},
 };
 
@@ -38,6 +38,8 @@ struct Check {
     dynamic: bool,
     dns_type: Option<String>,
     digest: Option<String>,
+    /// An HTTP_GET/SSL_GET url's `status_code`.
+    status_codes: StatusCodes,
     interval: u64,
     timeout: u64,
     /// `delay_before_retry`: seconds between checks while retrying.
@@ -696,6 +698,7 @@ impl Mapper {
                 dynamic: false,
                 dns_type: None,
                 digest: None,
+                status_codes: StatusCodes::default(),
                 interval: timers.delay_loop.as_ref().map_or(60, |d| d.value),
                 timeout: timers.connect_timeout.as_ref().map_or(5, |d| d.value),
                 retry_interval: 1,

@@ -19,6 +19,7 @@ mod mh_tests;
 pub mod model;
 mod raw;
 mod render;
+mod status_codes;
 pub mod toml;
 
 use std::path::{Path, PathBuf};

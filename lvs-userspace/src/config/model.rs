@@ -8,6 +8,8 @@ use std::{
     time::Duration,
 };
 
+pub use super::status_codes::StatusCodes;
+
 /// Where a thing was written: file and 1-based line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
@@ -589,6 +591,13 @@ pub struct CheckSpec {
     /// `digest` (keepalived's `url { digest }`): the MD5 of the body an http(s) check wants,
     /// 32 lower-case hex digits.
     pub digest: Option<String>,
+    /// The statuses an http(s) check passes on (keepalived's `url { status_code }`, TOML
+    /// `status_codes`): 200-299 unless set.
+    pub status_codes: StatusCodes,
+    /// Whether an http(s) check follows a redirect to the same real and judges the answer it
+    /// ends on (ldirectord, whose LWP does; TOML's default), or takes the 3xx as the status
+    /// (keepalived, which never follows one).
+    pub follow_redirects: bool,
     /// `checkinterval`.
     pub interval: Duration,
     /// `checktimeout` (connect, ping, external).

@@ -110,6 +110,10 @@ pub(crate) struct RawVirtual {
     pub secret: Opt<String>,
     pub dns_type: Opt<String>,
     pub digest: Opt<String>,
+    /// keepalived's `url { status_code }` (TOML `status_codes`).
+    pub status_codes: Opt<String>,
+    /// `false` for keepalived's checks, which never follow a redirect (TOML too).
+    pub follow_redirects: Opt<bool>,
     /// keepalived's `connect_ip` (TOML `check_address`).
     pub check_address: Opt<String>,
     /// keepalived's `bindto`, `bind_port`, `bind_if`, checker `fwmark` (TOML `check_source`,
@@ -170,6 +174,8 @@ impl RawVirtual {
             secret: None,
             dns_type: None,
             digest: None,
+            status_codes: None,
+            follow_redirects: None,
             check_address: None,
             check_source: None,
             check_source_port: None,

@@ -521,6 +521,12 @@ fn write_check_keys(o: &mut String, c: &CheckSpec) {
     if let Some(d) = &c.digest {
         let _ = writeln!(o, "digest = {}", q(d));
     }
+    if c.status_codes != StatusCodes::default() {
+        let _ = writeln!(o, "status_codes = {}", q(&c.status_codes.to_string()));
+    }
+    if !c.follow_redirects && matches!(c.service, CheckService::Http | CheckService::Https) {
+        let _ = writeln!(o, "follow_redirects = false");
+    }
     if let Some(a) = c.address {
         let _ = writeln!(o, "check_address = {}", q(&a.to_string()));
     }
@@ -593,8 +599,17 @@ fn describe_check(o: &mut String, label: &str, c: &CheckSpec) {
             let _ = write!(o, " Host: {h}");
         }
         let _ = writeln!(o);
+        let follows = if c.follow_redirects {
+            "follows redirects to the same real"
+        } else {
+            "a redirect is its status, not followed"
+        };
+        let _ = writeln!(o, "    passes on status {}; {follows}", c.status_codes);
     } else if let Some(r) = &c.request {
         let _ = writeln!(o, "    request {r:?}");
+    }
+    if c.service == CheckService::HttpProxy && c.status_codes != StatusCodes::default() {
+        let _ = writeln!(o, "    passes on status {}", c.status_codes);
     }
     if let Some(r) = &c.receive {
         let _ = writeln!(o, "    expect {r:?}");

@@ -74,6 +74,9 @@
 //! database = "app"          # mysql, pgsql: the database logged into
 //! secret = "shared"         # radius: the shared secret
 //! digest = "9b3a0c85a887a256d6939da88aabd8cd"  # http(s): the body's MD5 (keepalived's digest)
+//! status_codes = "200-299"  # http(s), http_proxy: the statuses that pass (keepalived's status_code)
+//! follow_redirects = true  # http(s): follow a redirect to the same real (ldirectord); false:
+//!                           # the 3xx is the status (keepalived)
 //! dns_type = "SOA"          # dns: ask this type; a NOERROR answer passes (keepalived's DNS_CHECK)
 //! check_address = "10.0.0.9" # check there instead of at each real (keepalived's connect_ip)
 //! check_source = "10.0.0.1"  # the checks' source address (keepalived's bindto)
@@ -270,6 +273,8 @@ struct TomlVirtual {
     secret: S<String>,
     dns_type: S<String>,
     digest: S<String>,
+    status_codes: S<String>,
+    follow_redirects: S<bool>,
     check_address: S<String>,
     check_source: S<String>,
     check_source_port: S<u64>,
@@ -316,6 +321,8 @@ struct TomlCheck {
     secret: S<String>,
     dns_type: S<String>,
     digest: S<String>,
+    status_codes: S<String>,
+    follow_redirects: S<bool>,
     check_address: S<String>,
     check_source: S<String>,
     check_source_port: S<u64>,
@@ -350,6 +357,8 @@ impl TomlCheck {
         rv.secret = l.opt(self.secret);
         rv.dns_type = l.opt(self.dns_type);
         rv.digest = l.opt(self.digest);
+        rv.status_codes = l.opt(self.status_codes);
+        rv.follow_redirects = l.opt(self.follow_redirects);
         rv.check_address = l.opt(self.check_address);
         rv.check_source = l.opt(self.check_source);
         rv.check_source_port = l.opt(self.check_source_port);
@@ -493,6 +502,8 @@ impl TomlFile {
                     secret: v.secret,
                     dns_type: v.dns_type,
                     digest: v.digest,
+                    status_codes: v.status_codes,
+                    follow_redirects: v.follow_redirects,
                     check_address: v.check_address,
                     check_source: v.check_source,
                     check_source_port: v.check_source_port,

@@ -4,10 +4,12 @@
 //! `Host:` set to `virtualhost` or the real's address (with the port when it is not the
 //! scheme's, as in a URL), the path percent-encoded; interim answers (`100 Continue`, `103
 //! Early Hints`) are skipped, heads and chunk sizes are read with `httparse`; the check passes
-//! on a final 2xx status and,
-//! when `receive` is set, the regex matching the body. Redirects are followed (at most
-//! [`MAX_REDIRECTS`]), a relative `Location` resolved against the request as RFC 3986 says
-//! ([`super::url`]), only on the same host, and always to the same real. The whole exchange,
+//! on a final status among its [`StatusCodes`] (2xx unless told: keepalived's `status_code`)
+//! and, when `receive` is set, the regex matching the body. Redirects are followed, as
+//! ldirectord's LWP does (at most [`MAX_REDIRECTS`]), a relative `Location` resolved against
+//! the request as RFC 3986 says ([`super::url`]), only on the same host, and always to the
+//! same real; a keepalived check follows none ([`HttpCheck::answering`]): its 3xx is the
+//! status, passing when it is one of the codes. The whole exchange,
 //! redirects included, runs under one timeout (ldirectord's cumulative alarm), and at most
 //! [`MAX_RESPONSE`] bytes of each response are read.
 //!
@@ -51,7 +53,7 @@ use self::head::{Dechunk, Head, parse_head, response_end};
 #[cfg(test)]
 use self::head::{dechunk, find};
 use super::{connector::Connector, tls};
-use crate::config::model::{CheckSource, HttpMethod};
+use crate::config::model::{CheckSource, HttpMethod, StatusCodes};
 
 /// The most bytes read from one response, headers included.
 pub const MAX_RESPONSE: usize = 64 * 1024;
@@ -110,7 +112,7 @@ pub enum HttpError {
         /// What is wrong.
         reason: String,
     },
-    /// A status other than 2xx.
+    /// A status that is not one of the check's codes.
     #[error("status {status} {reason}")]
     Status {
         /// The status code.
@@ -171,6 +173,10 @@ pub struct HttpCheck {
     kept: Mutex<Option<Kept>>,
     /// ldirectord's `http_proxy`: `path` is an absolute URL asked of the real as a proxy.
     proxied: bool,
+    /// The statuses that pass.
+    status_codes: StatusCodes,
+    /// Follow redirects (ldirectord), or take the 3xx as the status (keepalived).
+    follow_redirects: bool,
 }
 
 /// A connection kept for the next check.
@@ -272,12 +278,23 @@ impl HttpCheck {
             source: CheckSource::default(),
             kept: Mutex::new(None),
             proxied: false,
+            status_codes: StatusCodes::default(),
+            follow_redirects: true,
         })
     }
 
     /// The check with its connections leaving from `source` (keepalived's `bindto`...).
     pub fn from_source(mut self, source: CheckSource) -> Self {
         self.source = source;
+        self
+    }
+
+    /// The check passing on `status_codes` (2xx by default), following redirects or not
+    /// (by default it does, as ldirectord; keepalived's checks do not: the 3xx is then the
+    /// status, judged like any other).
+    pub fn answering(mut self, status_codes: StatusCodes, follow_redirects: bool) -> Self {
+        self.status_codes = status_codes;
+        self.follow_redirects = follow_redirects;
         self
     }
 
@@ -314,14 +331,14 @@ impl HttpCheck {
         let mut redirects = 0;
         loop {
             let resp = self.fetch(&path).await?;
-            if matches!(resp.status, 301 | 302 | 303 | 307 | 308) && !self.proxied {
-                let location = resp.location.clone().unwrap_or_default();
-                if location.is_empty() {
-                    return Err(HttpError::Status {
-                        status: resp.status,
-                        reason: resp.reason,
-                    });
-                }
+            let location = resp.location.as_deref().unwrap_or_default();
+            // A redirect without a Location is a status like any other.
+            if matches!(resp.status, 301 | 302 | 303 | 307 | 308)
+                && self.follow_redirects
+                && !self.proxied
+                && !location.is_empty()
+            {
+                let location = location.to_string();
                 if redirects == MAX_REDIRECTS {
                     return Err(HttpError::Redirect {
                         location,
@@ -332,7 +349,7 @@ impl HttpCheck {
                 redirects += 1;
                 continue;
             }
-            if !(200..300).contains(&resp.status) {
+            if !self.status_codes.contains(resp.status) {
                 return Err(HttpError::Status {
                     status: resp.status,
                     reason: resp.reason,

@@ -50,7 +50,7 @@ pub use state::{HardState, StateMachine, Transition};
 
 use crate::config::model::{
     CheckService, CheckSource, CheckSpec, CheckType, Config, HttpMethod, Protocol, RealServer,
-    VirtualService,
+    StatusCodes, VirtualService,
 };
 
 /// Everything that makes one check distinct. Targets with equal keys are checked once.
@@ -96,6 +96,10 @@ pub struct CheckKey {
     pub dns_type: Option<u16>,
     /// The MD5 (hex) the body of an http(s) check must have.
     pub digest: Option<String>,
+    /// The statuses an http(s) or http_proxy check passes on.
+    pub status_codes: StatusCodes,
+    /// Whether an http(s) check follows redirects (else the 3xx is the status).
+    pub follow_redirects: bool,
     /// The virtual service's address, kept only for external checks (their arguments).
     pub virtual_addr: Option<SocketAddr>,
     /// Time between checks.
@@ -157,6 +161,8 @@ impl Hash for CheckKey {
         self.secret.hash(state);
         self.dns_type.hash(state);
         self.digest.hash(state);
+        self.status_codes.hash(state);
+        self.follow_redirects.hash(state);
         self.virtual_addr.hash(state);
         self.interval.hash(state);
         self.timeout.hash(state);
@@ -255,6 +261,8 @@ impl CheckKey {
             secret: c.secret.clone(),
             dns_type: c.dns_type,
             digest: own(&real.digest, &c.digest),
+            status_codes: c.status_codes.clone(),
+            follow_redirects: c.follow_redirects,
             virtual_addr: Some(vs.vip),
             interval: c.interval,
             timeout: c.timeout,
@@ -337,6 +345,17 @@ impl CheckKey {
         }
         if !negotiates || !matches!(self.service, CheckService::Http | CheckService::Https) {
             self.digest = None;
+        }
+        if !negotiates
+            || !matches!(
+                self.service,
+                CheckService::Http | CheckService::Https | CheckService::HttpProxy
+            )
+        {
+            self.status_codes = StatusCodes::default();
+        }
+        if !negotiates || !matches!(self.service, CheckService::Http | CheckService::Https) {
+            self.follow_redirects = true;
         }
         if !negotiates || self.service != CheckService::Dns {
             self.dns_type = None;

@@ -416,7 +416,8 @@ impl Probe {
                         connector: connect.connector.clone(),
                         digest: key.digest.as_deref().and_then(http::parse_digest),
                     })?
-                    .from_source(connect.source.clone()),
+                    .from_source(connect.source.clone())
+                    .answering(key.status_codes.clone(), key.follow_redirects),
                 ))
             }
             CheckService::Udp => {
@@ -542,7 +543,8 @@ impl Probe {
                     connector: connect.connector.clone(),
                     digest: None,
                 })?
-                .from_source(connect.source.clone());
+                .from_source(connect.source.clone())
+                .answering(key.status_codes.clone(), false);
                 Negotiate::Http(Box::new(check.through_proxy(url)))
             }
             CheckService::Sip => Negotiate::Sip(Box::new(sip::SipCheck {

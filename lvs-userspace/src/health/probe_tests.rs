@@ -87,6 +87,8 @@ fn key(addr: SocketAddr, n: u32) -> CheckKey {
         secret: None,
         dns_type: None,
         digest: None,
+        status_codes: Default::default(),
+        follow_redirects: true,
         virtual_addr: None,
         interval: Duration::from_secs(3600),
         timeout: Duration::from_secs(2),

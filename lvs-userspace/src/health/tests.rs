@@ -28,6 +28,8 @@ pub(super) fn spec(check_type: CheckType) -> CheckSpec {
         secret: None,
         dns_type: None,
         digest: None,
+        status_codes: Default::default(),
+        follow_redirects: true,
         interval: Duration::from_secs(3600),
         timeout: Duration::from_secs(1),
         negotiate_timeout: Duration::from_secs(1),

@@ -347,3 +347,57 @@ pub(super) fn parse_source(
         mark,
     }
 }
+
+/// `status_codes` (default 200-299) and `follow_redirects` (default true, as ldirectord's
+/// LWP) of an http(s) check, refused with their line on any other check, when they do not
+/// parse, or when a 3xx is to pass on a check that follows redirects (it never would).
+pub(super) fn resolve_http_answer(
+    v: &super::RawVirtual,
+    service: CheckService,
+    errs: &mut super::resolve::Errors<'_>,
+) -> (StatusCodes, bool) {
+    let is_http = matches!(service, CheckService::Http | CheckService::Https);
+    let follow = match &v.follow_redirects {
+        Some(f) if !is_http => {
+            errs.bad(
+                f.line,
+                "follow_redirects",
+                "has no effect: only http and https checks meet redirects",
+            );
+            true
+        }
+        Some(f) => f.value,
+        None => true,
+    };
+    let codes = match &v.status_codes {
+        None => StatusCodes::default(),
+        Some(c) if !is_http && service != CheckService::HttpProxy => {
+            errs.bad(
+                c.line,
+                "status_codes",
+                "has no effect: only http, https and http_proxy checks have a status",
+            );
+            StatusCodes::default()
+        }
+        Some(c) => match StatusCodes::parse(&c.value) {
+            Ok(codes) if follow && is_http && codes.any_redirect() => {
+                errs.bad(
+                    c.line,
+                    "status_codes",
+                    format!(
+                        "`{}` lists a redirection (3xx), which a check that follows \
+                         redirects never ends on: set follow_redirects = false",
+                        c.value
+                    ),
+                );
+                codes
+            }
+            Ok(codes) => codes,
+            Err(why) => {
+                errs.bad(c.line, "status_codes", why);
+                StatusCodes::default()
+            }
+        },
+    };
+    (codes, follow)
+}

@@ -13,7 +13,7 @@ use super::{
     check::{
         DNS_TYPES, LDIRECTORD_ONLY_SERVICES, SERVICES, SOURCE_CHECKS, SourceKeys, check_regex,
         dns_type_number, http_path, parse_check_type, parse_source, port_to_service,
-        resolve_target_and_source, takes_source,
+        resolve_http_answer, resolve_target_and_source, takes_source,
     },
     real::{parse_fallback, resolve_real},
     resolve::{Errors, check_seconds, count, loc, warn},
@@ -380,6 +380,7 @@ pub(super) fn resolve_virtual(
     };
     let (check_address, check_source) =
         resolve_target_and_source(v, check_type, service, &mut errs);
+    let (status_codes, follow_redirects) = resolve_http_answer(v, service, &mut errs);
     let check_port = match &v.checkport {
         None => None,
         Some(p) if (1..=65535).contains(&p.value) => Some(p.value as u16),
@@ -779,6 +780,8 @@ pub(super) fn resolve_virtual(
             secret,
             dns_type,
             digest,
+            status_codes,
+            follow_redirects,
             interval,
             timeout,
             negotiate_timeout,
