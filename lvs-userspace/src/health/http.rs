@@ -699,3 +699,6 @@ mod proptests;
 
 #[cfg(test)]
 mod proxy_tests;
+
+#[cfg(test)]
+mod status_tests;
