@@ -48,8 +48,10 @@ async fn server() -> (SocketAddr, Arc<AtomicUsize>) {
                 let answer = match path.as_str() {
                     "/200" => "200 OK\r\nContent-Length: 2\r\n\r\nok".to_string(),
                     "/204" => "204 No Content\r\n\r\n".to_string(),
-                    "/301" => "301 Moved Permanently\r\nLocation: /200\r\nContent-Length: 0\r\n\r\n"
-                        .to_string(),
+                    "/301" => {
+                        "301 Moved Permanently\r\nLocation: /200\r\nContent-Length: 0\r\n\r\n"
+                            .to_string()
+                    }
                     "/404" => "404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string(),
                     _ => "500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_string(),
                 };
