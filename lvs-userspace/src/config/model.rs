@@ -531,7 +531,8 @@ pub enum CheckService {
     /// Response Authenticator is right is up (Accept, Reject or Challenge).
     Radius,
     /// HTTP through the real as a proxy: `request` is an absolute `http://` URL fetched
-    /// through it; a 2xx answer (matching `receive`) is up.
+    /// through it; an answer among `status_codes` (2xx unless told; matching `receive`) is
+    /// up.
     HttpProxy,
     /// LDAP: a bind (as `login`/`passwd`, else anonymous), then a base search of the DN in
     /// `request`; one entry (whose DN matches `receive`) is up.

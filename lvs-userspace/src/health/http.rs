@@ -300,8 +300,8 @@ impl HttpCheck {
 
     /// The check of ldirectord's `http_proxy` service: `url` (absolute, `http://`) fetched
     /// through the real as an HTTP proxy (LWP's `proxy`): the request line carries the whole
-    /// URL and `Host:` its authority. A redirect is the proxied server's answer, a failure
-    /// like any other non-2xx status (it is not followed).
+    /// URL and `Host:` its authority. A redirect is the proxied server's answer, judged like
+    /// any other status (it is not followed).
     pub fn through_proxy(mut self, url: &str) -> Self {
         let url = url.trim();
         let rest = url.get(7..).unwrap_or("");
