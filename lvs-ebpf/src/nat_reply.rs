@@ -20,14 +20,11 @@ use lvs_common::{dest::forward, limits::forward_progs, nat::forward_key};
 
 use crate::{
     conntrack, fib,
-    maps::{FORWARD_PROGS, NAT_ON, NAT_REPLIES, NEW_PACKET},
+    maps::{FORWARD_PROGS, NAT_ON, NAT_REPLIES, NEW_PACKET, handed_packet},
     nat,
     parse::{Packet, frag},
     stats,
 };
-
-/// Bounds the header offsets handed over by the balancer: larger than any frame.
-const HEADER_OFFSET_MASK: usize = 0x3fff;
 
 /// In the balancer, for a packet no flow and no service claims: if the reply table knows it,
 /// hands it to the reply program (`lvs_nat_reply`, a tail call). Otherwise (or if the call
@@ -38,32 +35,31 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
     if pkt.frag != frag::NONE || NAT_ON.get(0).is_none_or(|&on| on == 0) {
         return XDP_PASS;
     }
-    // SAFETY: only whether the entry exists is read.
-    if unsafe { NAT_REPLIES.get(&pkt.key) }.is_none() {
+    // SAFETY: the value is copied out at once.
+    let Some(&reply) = (unsafe { NAT_REPLIES.get(&pkt.key) }) else {
         return XDP_PASS;
-    }
+    };
     if let Some(slot) = NEW_PACKET.get_ptr_mut(0) {
-        // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
-        unsafe { (*slot).pkt = *pkt };
+        // SAFETY: this CPU's slot; the tail call runs on this CPU right after. The entry goes
+        // with the packet: the reply program does not look it up again.
+        unsafe {
+            (*slot).pkt = *pkt;
+            (*slot).reply = reply;
+        }
         // SAFETY: the array holds XDP programs only (the agent writes it).
         let _ = unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::NAT_REPLY) };
     }
     XDP_PASS
 }
 
-/// The reply program: the packet as the balancer parsed it, translated back and sent to the
-/// client.
+/// The reply program: the packet as the balancer parsed it and its reply-table entry as the
+/// balancer read it (one lookup, not two), translated back and sent to the client.
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
-    let mut pkt = NEW_PACKET.get(0).ok_or(XDP_PASS)?.pkt;
-    // Offsets the verifier can bound (they are the parser's, within any frame: unchanged).
-    pkt.l3 &= HEADER_OFFSET_MASK;
-    pkt.l4 &= HEADER_OFFSET_MASK;
-    // SAFETY: the value is copied out at once.
-    let v = unsafe { NAT_REPLIES.get(&pkt.key) }
-        .copied()
-        .ok_or(XDP_PASS)?;
+    // The packet and its reply-table entry as the balancer found them.
+    let pkt = handed_packet().ok_or(XDP_PASS)?;
+    let v = NEW_PACKET.get(0).ok_or(XDP_PASS)?.reply;
     let fwd = forward_key(&pkt.key, &v);
     let (dest_id, dest) =
         conntrack::established(&fwd, pkt.tcp_flags, false, Some(v.dest)).ok_or(XDP_PASS)?;

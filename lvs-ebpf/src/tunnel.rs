@@ -49,12 +49,12 @@ pub fn enter(ctx: &XdpContext, dest_id: u32) -> Result<u32, u32> {
     Err(no_route(ctx))
 }
 
-/// The tunnel program: the packet again (parsed, its destination from the balancer), then
-/// [`forward`].
+/// The tunnel program: the packet as the balancer parsed it and its destination, handed over
+/// ([`crate::maps::handed_packet`], [`FORWARD_DEST`]), then [`forward`].
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
-    let pkt = crate::parse::parse(ctx)?;
+    let pkt = crate::maps::handed_packet().ok_or_else(|| bad_destination(ctx))?;
     let dest_id = FORWARD_DEST
         .get(0)
         .copied()
