@@ -7,11 +7,11 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use lvs_common::{
-    Addr, Counters, CtBucket, CtConfig, Dest, FlowKey, FragKey, FragValue, NatReply, NextHop,
-    NextHopKey, OwnMacs, PersistKey, PersistValue, Service, VipKey,
+    Addr, Counters, CtBucket, CtConfig, Dest, DestHop, FlowKey, FragKey, FragValue, NatReply,
+    NextHop, NextHopKey, OwnMacs, PersistKey, PersistValue, Service, VipKey,
     limits::{
-        CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, NAT_REPLY_ENTRIES,
-        NEXT_HOP_ENTRIES, PERSIST_ENTRIES, RING_SIZE, forward_progs,
+        CT_BUCKETS, DEST_HOP_SLOTS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS,
+        NAT_REPLY_ENTRIES, NEXT_HOP_ENTRIES, PERSIST_ENTRIES, RING_SIZE, forward_progs,
     },
     stats::DropReason,
 };
@@ -134,6 +134,11 @@ pub static NAT_REPLIES: LruHashMap<FlowKey, NatReply> =
 #[map(name = "LVS_NEXT_HOPS")]
 pub static NEXT_HOPS: LruHashMap<NextHopKey, NextHop> =
     LruHashMap::with_max_entries(NEXT_HOP_ENTRIES, BPF_F_NO_COMMON_LRU);
+
+/// The per-destination next-hop cache in front of [`NEXT_HOPS`] ([`crate::fib::next_hop`],
+/// [`DestHop`]): each CPU's entry for a destination slot, found by its id, no hashing.
+#[map(name = "LVS_DEST_HOPS")]
+pub static DEST_HOPS: PerCpuArray<DestHop> = PerCpuArray::with_max_entries(DEST_HOP_SLOTS, 0);
 
 /// The next-hop cache's generation (one word), bumped by the agent on every routing change.
 #[map(name = "LVS_NEXT_HOP_GEN")]

@@ -16,7 +16,7 @@
 //! the reals' replies must not be fragmented (TCP's are not, with path MTU discovery).
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
-use lvs_common::{dest::forward, limits::forward_progs, nat::forward_key};
+use lvs_common::{NatReply, dest::forward, limits::forward_progs, nat::forward_key};
 
 use crate::{
     conntrack, fib,
@@ -58,9 +58,31 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
     // The packet and its reply-table entry as the balancer found them.
-    let pkt = handed_packet().ok_or(XDP_PASS)?;
+    let mut pkt = handed_packet().ok_or(XDP_PASS)?;
     let v = NEW_PACKET.get(0).ok_or(XDP_PASS)?.reply;
-    let fwd = forward_key(&pkt.key, &v);
+    // The IP header's offset made a constant (no VLAN tag, or one), each case its own copy of
+    // the rest: with the offset as read from the map, the compiler may check the bounds
+    // through one pointer and write through another, which the verifier refuses.
+    if pkt.l3 == ETH_HLEN {
+        pkt.l3 = ETH_HLEN;
+        reply(ctx, ingress, &pkt, &v)
+    } else if pkt.l3 == ETH_HLEN + VLAN_HLEN {
+        pkt.l3 = ETH_HLEN + VLAN_HLEN;
+        reply(ctx, ingress, &pkt, &v)
+    } else {
+        Err(XDP_PASS)
+    }
+}
+
+/// Length of an Ethernet header, and of a VLAN tag: where the IP header may start.
+const ETH_HLEN: usize = 14;
+const VLAN_HLEN: usize = 4;
+
+/// The reply `pkt` (come in on interface `ingress`), of the flow of reply-table entry `v`:
+/// translated back and sent, if its flow is still established to that real.
+#[inline(always)]
+fn reply(ctx: &XdpContext, ingress: u32, pkt: &Packet, v: &NatReply) -> Result<u32, u32> {
+    let fwd = forward_key(&pkt.key, v);
     let (dest_id, dest) =
         conntrack::established(&fwd, pkt.tcp_flags, false, Some(v.dest)).ok_or(XDP_PASS)?;
     if dest.method != forward::MASQ || dest.addr != pkt.key.src {
@@ -75,12 +97,13 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
         pkt.key.proto,
         &v.vip,
         &pkt.key.dst,
-        nat::ip_len(ctx, &pkt)?,
+        nat::ip_len(ctx, pkt)?,
         0,
+        None,
     )
     .map_err(|_| XDP_PASS)?;
     let addr_off = if pkt.v4 { pkt.l3 + 12 } else { pkt.l3 + 8 };
-    nat::translate(ctx, &pkt, addr_off, &v.vip, pkt.l4, v.vport_be)?;
+    nat::translate(ctx, pkt, addr_off, &v.vip, pkt.l4, v.vport_be)?;
     fib::write_hop_macs(ctx, &hop)?;
     stats::replied(dest.service, dest_id, pkt.len);
     Ok(fib::send_hop(ingress, &hop))

@@ -266,10 +266,7 @@ pub fn restore_prog(frame: RawFd, progs: RawFd, len: usize) -> Vec<Insn> {
     }
     p.push(insn(MOV_X, 1, 6, 0, 0));
     p.extend(ld_map(2, progs));
-    p.extend([
-        insn(MOV_K, 3, 0, 0, 0),
-        insn(CALL, 0, 0, 0, FN_TAIL_CALL),
-    ]);
+    p.extend([insn(MOV_K, 3, 0, 0, 0), insn(CALL, 0, 0, 0, FN_TAIL_CALL)]);
     let pass = p.len();
     p.extend([insn(MOV_K, 0, 0, 0, XDP_PASS), insn(EXIT, 0, 0, 0, 0)]);
     // Point the forward jumps (offset 0 so far) at `pass`.

@@ -372,7 +372,10 @@ fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     // it), leave what a plain run of the program leaves.
     {
         let (pass, floor, balancer) = programs(&mut setup.dp)?;
-        for (c, plain) in cases.iter().zip([pass, floor, balancer, balancer, balancer, balancer]) {
+        for (c, plain) in cases
+            .iter()
+            .zip([pass, floor, balancer, balancer, balancer, balancer])
+        {
             let want = frame_after(plain, &c.frame, c.verdict)?;
             let fd = std::os::fd::AsRawFd::as_raw_fd(&c.wrapped.prog);
             let once = bpf::test_run(fd, &c.frame, 1)?;

@@ -42,8 +42,8 @@ use lvs_common::{
 use lvs_tests::{
     bpf::{
         ADD_K, AND_K, CALL, EXIT, FN_MAP_LOOKUP, FN_SMP_PROCESSOR_ID, FN_TAIL_CALL, Insn, JEQ_K,
-        JGT_X, LDX_DW, LDX_H, LDX_W, LSH_K, MOV_K, MOV_X, OR_X, RSH_K, ST_W, STX_DW, STX_H,
-        STX_W, SUB_X, bpf, fd, insn, ld_map, map_create, map_update, percpu_sum, prog_load, words,
+        JGT_X, LDX_DW, LDX_H, LDX_W, LSH_K, MOV_K, MOV_X, OR_X, RSH_K, ST_W, STX_DW, STX_H, STX_W,
+        SUB_X, bpf, fd, insn, ld_map, map_create, map_update, percpu_sum, prog_load, words,
     },
     packet::{ACK, DIRECTOR_MAC, Frame, SYN, fix_ipv4_checksum},
     xdp::fill_table_image,
