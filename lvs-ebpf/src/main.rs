@@ -141,25 +141,23 @@ pub fn lvs_pass(_ctx: XdpContext) -> u32 {
 fn balance(ctx: &XdpContext) -> Result<u32, u32> {
     // One call of `forward` for every path: its tunnel branch tail-calls, and a tail call must
     // stay in the program's main body (a subprogram may not tail-call without BTF).
-    let (dest_id, dest, pkt) = known(ctx)?;
-    forward(ctx, dest_id, dest, Some(&pkt))
+    let (dest_id, dest) = known(ctx)?;
+    forward(ctx, dest_id, dest)
 }
 
-/// Stages 0-3: the destination of a known flow (or of a later fragment) and the packet, or the
-/// final verdict.
+/// Stages 0-3: the destination of a known flow (or of a later fragment), or the final verdict.
 /// A packet of a virtual service that no known flow holds goes on in the new-flow program
 /// ([`lvs_new_flow`], a tail call): the schedulers are verified apart from the parser's paths,
 /// the product of both passing the verifier's budget.
 #[inline(always)]
-fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest, parse::Packet), u32> {
+fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
     own_mac::check(ctx)?;
     let pkt = parse::parse(ctx)?;
     if pkt.frag >= parse::frag::LATER {
         if pkt.frag == parse::frag::ICMP {
             return Err(nat_icmp::enter(ctx, &pkt));
         }
-        let (dest_id, dest) = fragment::later(ctx, &pkt)?;
-        return Ok((dest_id, dest, pkt));
+        return fragment::later(ctx, &pkt);
     }
     if !wellformed::ok(ctx, &pkt) {
         vip::lookup(&pkt.key)?;
@@ -169,7 +167,7 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest, parse::Pac
     if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn, None) {
         stats::forwarded(dest.service, dest_id, pkt.len, false);
         fragment::first(&pkt, dest.service, dest_id, dest.generation);
-        return Ok((dest_id, dest, pkt));
+        return Ok((dest_id, dest));
     }
 
     let Ok(service) = vip::lookup(&pkt.key) else {
@@ -207,34 +205,20 @@ fn new_flow(ctx: &XdpContext) -> Result<u32, u32> {
     nat::remember(pkt, dest_id, dest);
     fragment::first(pkt, service.id, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);
-    // The packet is in the slot already.
-    forward(ctx, dest_id, dest, None)
+    forward(ctx, dest_id, dest)
 }
 
-/// Stage 6: sends the packet to `dest` by its forwarding method. The tunnel and NAT programs
-/// get the packet as parsed here: `pkt` is written to this CPU's [`maps::NEW_PACKET`] slot
-/// first (`None`: the slot holds it already), so that they do not parse it again.
+/// Stage 6: sends the packet to `dest` by its forwarding method.
 #[inline(always)]
-fn forward(
-    ctx: &XdpContext,
-    dest_id: u32,
-    dest: &lvs_common::Dest,
-    pkt: Option<&parse::Packet>,
-) -> Result<u32, u32> {
+fn forward(ctx: &XdpContext, dest_id: u32, dest: &lvs_common::Dest) -> Result<u32, u32> {
     use lvs_common::dest::{dest_flags, forward};
-    if dest.flags & dest_flags::LOCAL == 0
-        && (dest.method == forward::TUNNEL || dest.method == forward::MASQ)
-    {
-        if let Some(pkt) = pkt
-            && let Some(slot) = maps::NEW_PACKET.get_ptr_mut(0)
-        {
-            // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
-            unsafe { (*slot).pkt = *pkt };
-        }
+    if dest.flags & dest_flags::LOCAL == 0 {
         if dest.method == forward::TUNNEL {
             return tunnel::enter(ctx, dest_id);
         }
-        return nat::enter(ctx, dest_id);
+        if dest.method == forward::MASQ {
+            return nat::enter(ctx, dest_id);
+        }
     }
     rewrite::forward(ctx, dest)
 }

@@ -46,30 +46,17 @@ pub fn enter(ctx: &XdpContext, dest_id: u32) -> Result<u32, u32> {
     Err(tunnel::no_route(ctx))
 }
 
-/// The NAT program: the packet as the balancer parsed it and its destination, handed over
-/// ([`crate::maps::handed_packet`], [`FORWARD_DEST`]), then translated and sent.
+/// The NAT program: the packet again (parsed, its destination from the balancer), then
+/// translated and sent (parsed again, as in [`tunnel::run`]).
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
-    let pkt = crate::maps::handed_packet().ok_or_else(|| bad_destination(ctx))?;
+    let pkt = crate::parse::parse(ctx)?;
     let dest_id = FORWARD_DEST
         .get(0)
         .copied()
         .ok_or_else(|| bad_destination(ctx))?;
     let dest = DESTS.get(dest_id).ok_or_else(|| bad_destination(ctx))?;
-    crate::parse::with_constant_l3!(pkt, |pkt| send(ctx, ingress, pkt, dest_id, dest))
-}
-
-/// Translates `pkt` (come in on interface `ingress`) to `dest` (slot `dest_id`) and gives the
-/// verdict that sends it.
-#[inline(always)]
-fn send(
-    ctx: &XdpContext,
-    ingress: u32,
-    pkt: &Packet,
-    dest_id: u32,
-    dest: &Dest,
-) -> Result<u32, u32> {
     // The route to the real by its address alone, whichever client the packet is from (as
     // IPVS caches a destination's route): one next hop per real, in its slot's entry. The
     // source asked with is a NATed slot's `tunnel_src`, all zero: any.
@@ -80,16 +67,16 @@ fn send(
         pkt.key.proto,
         &dest.tunnel_src,
         &dest.addr,
-        ip_len(ctx, pkt)?,
+        ip_len(ctx, &pkt)?,
         0,
         Some(dest_id),
     ) {
         Ok(hop) => hop,
-        Err(NoHop::TooBig(mtu)) => return too_big::reply(ctx, pkt, mtu),
+        Err(NoHop::TooBig(mtu)) => return too_big::reply(ctx, &pkt, mtu),
         Err(NoHop::Unreachable) => return Err(tunnel::no_route(ctx)),
     };
     let addr_off = if pkt.v4 { pkt.l3 + 16 } else { pkt.l3 + 24 };
-    translate(ctx, pkt, addr_off, &dest.addr, pkt.l4 + 2, dest.port_be)?;
+    translate(ctx, &pkt, addr_off, &dest.addr, pkt.l4 + 2, dest.port_be)?;
     fib::write_hop_macs(ctx, &hop)?;
     Ok(fib::send_hop(ingress, &hop))
 }

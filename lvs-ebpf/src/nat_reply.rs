@@ -22,7 +22,7 @@ use crate::{
     conntrack, fib,
     maps::{FORWARD_PROGS, NAT_ON, NAT_REPLIES, NEW_PACKET, handed_packet},
     nat,
-    parse::{Packet, frag, with_constant_l3},
+    parse::{Packet, frag},
     stats,
 };
 
@@ -58,10 +58,25 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
     // The packet and its reply-table entry as the balancer found them.
-    let pkt = handed_packet().ok_or(XDP_PASS)?;
+    let mut pkt = handed_packet().ok_or(XDP_PASS)?;
     let v = NEW_PACKET.get(0).ok_or(XDP_PASS)?.reply;
-    with_constant_l3!(pkt, |pkt| reply(ctx, ingress, pkt, &v))
+    // The IP header's offset made a constant (no VLAN tag, or one), each case its own copy of
+    // the rest: with the offset as read from the map, the compiler may check the bounds
+    // through one pointer and write through another, which the verifier refuses.
+    if pkt.l3 == ETH_HLEN {
+        pkt.l3 = ETH_HLEN;
+        reply(ctx, ingress, &pkt, &v)
+    } else if pkt.l3 == ETH_HLEN + VLAN_HLEN {
+        pkt.l3 = ETH_HLEN + VLAN_HLEN;
+        reply(ctx, ingress, &pkt, &v)
+    } else {
+        Err(XDP_PASS)
+    }
 }
+
+/// Length of an Ethernet header, and of a VLAN tag: where the IP header may start.
+const ETH_HLEN: usize = 14;
+const VLAN_HLEN: usize = 4;
 
 /// The reply `pkt` (come in on interface `ingress`), of the flow of reply-table entry `v`:
 /// translated back and sent, if its flow is still established to that real.

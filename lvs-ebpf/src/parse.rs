@@ -13,12 +13,12 @@
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
 use lvs_common::{Addr, FlowKey, service::proto};
 
-pub(crate) const ETH_HLEN: usize = 14;
+const ETH_HLEN: usize = 14;
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
-pub(crate) const VLAN_HLEN: usize = 4;
+const VLAN_HLEN: usize = 4;
 const IPV6_HLEN: usize = 40;
 const NEXTHDR_HOP: u8 = 0;
 const NEXTHDR_ROUTING: u8 = 43;
@@ -105,31 +105,6 @@ pub(crate) fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Result<T, u32> {
     // the read is unaligned because packet headers need not be aligned.
     Ok(unsafe { core::ptr::read_unaligned(ptr_at::<T>(ctx, offset)?) })
 }
-
-/// `with_constant_l3!(pkt, |p| body)`: `body` with `p` bound to `pkt`, a packet parsed by
-/// another program and handed over in a map, its IP header's offset made a constant again (no
-/// VLAN tag, or one: each its own copy of `body`, inlined in the caller). With the offset as
-/// read from the map, the compiler may check a header's bounds through one pointer and write
-/// it through another, which the verifier refuses. Any other offset: `Err(XDP_PASS)`. (A
-/// macro, not a function taking a closure: the closure, called twice, would be a subprogram
-/// with a stack frame of its own, past the verifier's 512 bytes.)
-macro_rules! with_constant_l3 {
-    ($pkt:expr, |$p:ident| $body:expr) => {{
-        let mut handed: $crate::parse::Packet = $pkt;
-        if handed.l3 == $crate::parse::ETH_HLEN {
-            handed.l3 = $crate::parse::ETH_HLEN;
-            let $p = &handed;
-            $body
-        } else if handed.l3 == $crate::parse::ETH_HLEN + $crate::parse::VLAN_HLEN {
-            handed.l3 = $crate::parse::ETH_HLEN + $crate::parse::VLAN_HLEN;
-            let $p = &handed;
-            $body
-        } else {
-            Err(aya_ebpf::bindings::xdp_action::XDP_PASS)
-        }
-    }};
-}
-pub(crate) use with_constant_l3;
 
 /// Parses the packet, or gives the verdict for one that is not ours: XDP_PASS.
 #[inline(always)]

@@ -50,18 +50,19 @@ pub fn enter(ctx: &XdpContext, dest_id: u32) -> Result<u32, u32> {
     Err(no_route(ctx))
 }
 
-/// The tunnel program: the packet as the balancer parsed it and its destination, handed over
-/// ([`crate::maps::handed_packet`], [`FORWARD_DEST`]), then [`forward`].
+/// The tunnel program: the packet again (parsed, its destination from the balancer), then
+/// [`forward`]. (Parsed again rather than handed over as the reply program's is: with the
+/// header offsets from a map, the verifier refuses the too-big reply's header writes.)
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
-    let pkt = crate::maps::handed_packet().ok_or_else(|| bad_destination(ctx))?;
+    let pkt = crate::parse::parse(ctx)?;
     let dest_id = FORWARD_DEST
         .get(0)
         .copied()
         .ok_or_else(|| bad_destination(ctx))?;
     let dest = DESTS.get(dest_id).ok_or_else(|| bad_destination(ctx))?;
-    crate::parse::with_constant_l3!(pkt, |pkt| forward(ctx, ingress, pkt, dest_id, dest))
+    forward(ctx, ingress, &pkt, dest_id, dest)
 }
 
 /// Counts a drop for `no_route` and gives XDP_DROP. One call of its own (BPF-to-BPF) for
