@@ -38,7 +38,7 @@
 //! own whose FIB has a route to the tunnelled reals (through a veth, to a router with a
 //! permanent neighbour entry), with forwarding on, as the FIB helper needs.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use anyhow::{Context as _, Result, ensure};
 use aya::{
@@ -69,7 +69,8 @@ const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
 
 /// Enters a network namespace of its own (this thread, and the commands it runs) with a route
-/// to 10.98.0.0/24 through a router on a veth, and forwarding on: the FIB the tunnel asks. The
+/// to 10.98.0.0/24 (and fd00:98::/64) through a router on a veth, and forwarding on: the FIB
+/// the tunnel asks. The
 /// NATed reals (10.99.0.11-13) are on the veth's subnet, and their clients (100.80.0.0/16)
 /// behind the router.
 fn tunnel_netns() -> Result<()> {
@@ -85,7 +86,11 @@ fn tunnel_netns() -> Result<()> {
         ip neigh add 10.99.0.12 lladdr 02:00:00:00:00:12 dev t0 nud permanent
         ip neigh add 10.99.0.13 lladdr 02:00:00:00:00:13 dev t0 nud permanent
         ip route add 100.80.0.0/16 via 10.99.0.254
-        sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.lo.forwarding=1";
+        ip -6 addr add fd00:99::1/64 dev t0 nodad
+        ip -6 neigh add fd00:99::fe lladdr 02:00:00:00:00:fe dev t0 nud permanent
+        ip -6 route add fd00:98::/64 via fd00:99::fe
+        sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.lo.forwarding=1
+        sysctl -qw net.ipv6.conf.all.forwarding=1";
     let st = std::process::Command::new("sh")
         .args(["-ec", script])
         .status()
@@ -115,6 +120,20 @@ fn tunnel_plan() -> ServicePlan {
         fallback: None,
         aliases: Vec::new(),
     }
+}
+
+/// The IPv6 VIP of the IPv6 tunnelled service.
+const VIP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x18, 0, 0, 0, 0, 0, 0x100));
+
+/// The IPv6 tunnelled service: port [`TUNNEL_PORT`] of [`VIP6`], reals fd00:98::11-13
+/// weighted 3:2:1 (IPv6 in IPv6).
+fn tunnel_plan6() -> ServicePlan {
+    let mut plan = tunnel_plan();
+    plan.vip = SocketAddr::new(VIP6, TUNNEL_PORT);
+    for (i, d) in plan.dests.iter_mut().enumerate() {
+        d.addr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x98, 0, 0, 0, 0, 0, 0x11 + i as u16));
+    }
+    plan
 }
 
 /// Port of the NATed service on the VIP.
@@ -286,19 +305,26 @@ fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     let tun_src = IpAddr::V4(Ipv4Addr::new(100, 66, 0, 1));
     let nat_src = IpAddr::V4(Ipv4Addr::new(100, 80, 0, 1));
     let tunnelled = Frame::tcp(tun_src, 30000, VIP, TUNNEL_PORT, ACK).build();
+    let tun_src6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x66, 0, 0, 0, 0, 0, 1));
+    let tunnelled6 = Frame::tcp(tun_src6, 30000, VIP6, TUNNEL_PORT, ACK).build();
     let nat_in = Frame::tcp(nat_src, 30000, VIP, NAT_PORT, ACK).build();
-    let (tun_dest, nat_out, nat_dest) = {
+    let (tun_dest, tun_dest6, nat_out, nat_dest) = {
         let (_, _, balancer) = programs(&mut setup.dp)?;
         let syn = Frame::tcp(tun_src, 30000, VIP, TUNNEL_PORT, SYN).build();
         let out = frame_after(balancer, &syn, XDP_REDIRECT)?;
         // The outer header's destination: the real.
         let tun_real = IpAddr::V4(Ipv4Addr::new(out[30], out[31], out[32], out[33]));
+        let syn = Frame::tcp(tun_src6, 30000, VIP6, TUNNEL_PORT, SYN).build();
+        let out = frame_after(balancer, &syn, XDP_REDIRECT)?;
+        let outer_dst: [u8; 16] = out[38..54].try_into()?;
+        let tun_real6 = IpAddr::V6(Ipv6Addr::from(outer_dst));
         let syn = Frame::tcp(nat_src, 30000, VIP, NAT_PORT, SYN).build();
         let out = frame_after(balancer, &syn, XDP_REDIRECT)?;
         let nat_real = IpAddr::V4(Ipv4Addr::new(out[30], out[31], out[32], out[33]));
         let mut reply = Frame::tcp(nat_real, NAT_REAL_PORT, nat_src, 30000, ACK);
         reply.src_mac = [2, 0, 0, 0, 0, out[33]];
         let tun = tunnel_plan();
+        let tun6 = tunnel_plan6();
         let nat = nat_plan();
         (
             setup
@@ -306,6 +332,11 @@ fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
                 .tables
                 .dest_id(&tun.key(), tun_real)
                 .context("tunnelled real's slot")?,
+            setup
+                .dp
+                .tables
+                .dest_id(&tun6.key(), tun_real6)
+                .context("IPv6 tunnelled real's slot")?,
             reply.build(),
             setup
                 .dp
@@ -353,6 +384,13 @@ fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
                 Some((tun_dest, false)),
             )?,
             case(
+                "lvs tunnelled IPv6 (ACK)",
+                lvs,
+                &tunnelled6,
+                XDP_REDIRECT,
+                Some((tun_dest6, false)),
+            )?,
+            case(
                 "lvs NATed client->real (ACK)",
                 lvs,
                 &nat_in,
@@ -372,10 +410,9 @@ fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     // it), leave what a plain run of the program leaves.
     {
         let (pass, floor, balancer) = programs(&mut setup.dp)?;
-        for (c, plain) in cases
-            .iter()
-            .zip([pass, floor, balancer, balancer, balancer, balancer])
-        {
+        for (c, plain) in cases.iter().zip([
+            pass, floor, balancer, balancer, balancer, balancer, balancer,
+        ]) {
             let want = frame_after(plain, &c.frame, c.verdict)?;
             let fd = std::os::fd::AsRawFd::as_raw_fd(&c.wrapped.prog);
             let once = bpf::test_run(fd, &c.frame, 1)?;
@@ -788,6 +825,7 @@ fn setup(sizes: TableSizes) -> Result<Setup> {
     let mut all_plans = vec![plan.clone()];
     all_plans.extend(wlc_plans());
     all_plans.push(tunnel_plan());
+    all_plans.push(tunnel_plan6());
     all_plans.push(nat_plan());
     dp.tables.apply(&all_plans)?;
     let first_real = dp
