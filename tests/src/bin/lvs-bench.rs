@@ -20,7 +20,8 @@
 //! Then established flows of each forwarding method, warm, as the first lines' established
 //! flow is (one frame, `repeat` runs a round, the flow's bucket in the cache): direct routing,
 //! a tunnelled service (`ipip`: the tail call to `lvs_tunnel`, its next hop from the next-hop
-//! cache, the outer header) and a NATed one (`masq`), both directions (the client's ACK: the
+//! cache, the outer header; IPv4 in IPv4, and IPv6 in IPv6 on an IPv6 VIP) and a NATed one
+//! (`masq`), both directions (the client's ACK: the
 //! tail call to `lvs_nat`, next hop, translation; the real's: a reply-table lookup, the tail
 //! call to `lvs_nat_reply`, the connection-table lookup, next hop, translation). These are the
 //! lines issue 12's targets read against. A repeated run sees the frame as the run before
