@@ -31,7 +31,7 @@ pub use dest::Dest;
 pub use fragment::{FragKey, FragValue};
 pub use mac::OwnMacs;
 pub use nat::NatReply;
-pub use next_hop::{NextHop, NextHopKey};
+pub use next_hop::{DestHop, NextHop, NextHopKey};
 pub use service::{Service, VipKey};
 pub use stats::{Counters, DropReason};
 
@@ -65,5 +65,6 @@ pod!(
     FragValue,
     NatReply,
     NextHopKey,
-    NextHop
+    NextHop,
+    DestHop
 );

@@ -55,6 +55,11 @@ pub const NAT_REPLY_ENTRIES: u32 = 262_144;
 /// and ingress interface it is asked for.
 pub const NEXT_HOP_ENTRIES: u32 = 65_536;
 
+/// Entries of the per-destination next-hop cache ([`map_names::DEST_HOPS`], per CPU): a
+/// destination slot's entry is its id modulo this (a power of two), so up to this many routed
+/// destinations never share one.
+pub const DEST_HOP_SLOTS: u32 = 4096;
+
 /// A value meaning "no destination".
 pub const NO_DEST: u32 = u32::MAX;
 
@@ -125,6 +130,10 @@ pub mod map_names {
     /// the FIB lookup ([`crate::next_hop`]), written by the data plane. Not pinned: a cache,
     /// that every agent's programs start empty.
     pub const NEXT_HOPS: &str = "LVS_NEXT_HOPS";
+    /// `PERCPU_ARRAY` of [`crate::next_hop::DestHop`] ([`super::DEST_HOP_SLOTS`]): the
+    /// per-destination next-hop cache in front of [`NEXT_HOPS`], written by the data plane.
+    /// Not pinned, as [`NEXT_HOPS`].
+    pub const DEST_HOPS: &str = "LVS_DEST_HOPS";
     /// `ARRAY` of one `u32`: the next-hop cache's generation, bumped by the agent on every
     /// routing change it is told of ([`crate::next_hop`]). Not pinned, as [`NEXT_HOPS`].
     pub const NEXT_HOP_GENERATION: &str = "LVS_NEXT_HOP_GEN";

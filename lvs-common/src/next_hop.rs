@@ -64,6 +64,22 @@ pub struct NextHop {
 
 const _: () = assert!(core::mem::size_of::<NextHop>() == 48);
 
+/// An entry of the per-destination next-hop cache ([`crate::limits::map_names::DEST_HOPS`]):
+/// the next hop of the forwarding methods that route to a destination (the tunnel, NAT client
+/// → real), kept by each CPU in the destination slot's entry (the slot's id modulo
+/// [`crate::limits::DEST_HOP_SLOTS`]), with the key it answers, so that the packets of an
+/// established flow find their next hop by an array index instead of hashing the key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestHop {
+    /// What the next hop was asked for.
+    pub key: NextHopKey,
+    /// The answer.
+    pub hop: NextHop,
+}
+
+const _: () = assert!(core::mem::size_of::<DestHop>() == 88);
+
 impl NextHop {
     /// Whether the entry may be used at `now_ns` while the generation is `generation`: of
     /// that generation and younger than [`NEXT_HOP_MAX_AGE_NS`].

@@ -22,11 +22,13 @@ use aya_ebpf::{
     },
     programs::XdpContext,
 };
-use lvs_common::{Addr, NextHop, NextHopKey, next_hop::ASK_SOURCE};
+use lvs_common::{
+    Addr, DestHop, NextHop, NextHopKey, limits::DEST_HOP_SLOTS, next_hop::ASK_SOURCE,
+};
 
 use crate::{
     headers,
-    maps::{NEXT_HOP_GENERATION, NEXT_HOPS},
+    maps::{DEST_HOPS, NEXT_HOP_GENERATION, NEXT_HOPS},
 };
 
 /// Why [`next_hop`] gives no next hop.
@@ -43,6 +45,11 @@ pub enum NoHop {
 /// everything but the length, else from the FIB (`flags` for the helper: 0 or
 /// `BPF_FIB_LOOKUP_SRC`, which makes [`NextHop::src`] the route's preferred source), then
 /// kept in the cache. Only answers that forward are kept.
+///
+/// With `dest` (the destination slot the packet goes to, for the methods that route to a
+/// real), this CPU's entry for the slot in [`DEST_HOPS`] is tried first, and filled from the
+/// cache or the FIB on a miss: an array index and a key compare, where the cache hashes the
+/// key. It holds by the same rules (generation, age).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn next_hop(
@@ -54,6 +61,7 @@ pub fn next_hop(
     dst: &Addr,
     tot_len: usize,
     flags: u32,
+    dest: Option<u32>,
 ) -> Result<NextHop, NoHop> {
     let key = NextHopKey {
         src: *src,
@@ -73,14 +81,21 @@ pub fn next_hop(
     let generation = NEXT_HOP_GENERATION.get(0).copied().unwrap_or(0);
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let slot = dest.and_then(|d| DEST_HOPS.get_ptr_mut(d & (DEST_HOP_SLOTS - 1)));
+    if let Some(entry) = slot {
+        // SAFETY: this CPU's entry, valid for the program run; nothing else writes it
+        // meanwhile (XDP runs to completion on one CPU).
+        let entry = unsafe { &*entry };
+        if entry.key == key && entry.hop.fresh(generation, now) {
+            return fits(entry.hop, tot_len);
+        }
+    }
     // SAFETY: the value is copied out at once.
     if let Some(hop) = unsafe { NEXT_HOPS.get(&key) }.copied()
         && hop.fresh(generation, now)
     {
-        if tot_len > hop.mtu as usize {
-            return Err(NoHop::TooBig(hop.mtu as usize));
-        }
-        return Ok(hop);
+        keep(slot, &key, &hop);
+        return fits(hop, tot_len);
     }
     let (rc, fib) = lookup(ctx, ingress, v4, l4_proto, src, dst, tot_len, flags);
     if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
@@ -114,7 +129,30 @@ pub fn next_hop(
     };
     // Failure only under memory pressure: the next packet asks the FIB again.
     let _ = NEXT_HOPS.insert(&key, &hop, 0);
+    keep(slot, &key, &hop);
     Ok(hop)
+}
+
+/// `hop`, unless a packet of `tot_len` bytes is too big for its route.
+#[inline(always)]
+fn fits(hop: NextHop, tot_len: usize) -> Result<NextHop, NoHop> {
+    if tot_len > hop.mtu as usize {
+        return Err(NoHop::TooBig(hop.mtu as usize));
+    }
+    Ok(hop)
+}
+
+/// Writes `hop`, the answer for `key`, to this CPU's per-destination entry `slot`, if any.
+#[inline(always)]
+fn keep(slot: Option<*mut DestHop>, key: &NextHopKey, hop: &NextHop) {
+    if let Some(entry) = slot {
+        // SAFETY: as in `next_hop`. Field by field: no copy of the whole entry on the stack
+        // (the NAT program's stack is near the verifier's limit).
+        unsafe {
+            (*entry).key = *key;
+            (*entry).hop = *hop;
+        };
+    }
 }
 
 const AF_INET: u8 = 2;

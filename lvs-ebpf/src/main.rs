@@ -181,10 +181,8 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
     if let Some(slot) = maps::NEW_PACKET.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
         unsafe {
-            *slot = maps::NewFlow {
-                pkt,
-                service: *service,
-            }
+            (*slot).pkt = pkt;
+            (*slot).service = *service;
         };
     }
     // SAFETY: the array holds XDP programs only (the agent writes it).

@@ -7,11 +7,11 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use lvs_common::{
-    Addr, Counters, CtBucket, CtConfig, Dest, FlowKey, FragKey, FragValue, NatReply, NextHop,
-    NextHopKey, OwnMacs, PersistKey, PersistValue, Service, VipKey,
+    Addr, Counters, CtBucket, CtConfig, Dest, DestHop, FlowKey, FragKey, FragValue, NatReply,
+    NextHop, NextHopKey, OwnMacs, PersistKey, PersistValue, Service, VipKey,
     limits::{
-        CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, NAT_REPLY_ENTRIES,
-        NEXT_HOP_ENTRIES, PERSIST_ENTRIES, RING_SIZE, forward_progs,
+        CT_BUCKETS, DEST_HOP_SLOTS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS,
+        NAT_REPLY_ENTRIES, NEXT_HOP_ENTRIES, PERSIST_ENTRIES, RING_SIZE, forward_progs,
     },
     stats::DropReason,
 };
@@ -98,7 +98,8 @@ pub static VIP_ADDRS: HashMap<Addr, u32> = HashMap::with_max_entries(MAX_SERVICE
 pub static FORWARD_PROGS: ProgramArray = ProgramArray::with_max_entries(forward_progs::COUNT, 0);
 
 /// What the balancer hands the new-flow program (one per CPU, as [`FORWARD_DEST`]): the parsed
-/// packet and a copy of its virtual service. The new-flow program starts from them rather than
+/// packet and a copy of its virtual service (the reply program: the packet and its
+/// reply-table entry). The new-flow program starts from them rather than
 /// parsing again (so the verifier walks the parser's paths in the balancer only) and looking
 /// the service up a second time.
 #[derive(Clone, Copy)]
@@ -107,6 +108,9 @@ pub struct NewFlow {
     pub pkt: crate::parse::Packet,
     /// Its virtual service as the balancer found it.
     pub service: Service,
+    /// For a NATed flow's reply ([`crate::nat_reply`]): its reply-table entry as the balancer
+    /// read it.
+    pub reply: NatReply,
 }
 
 /// The hand-over to the new-flow program ([`NewFlow`]).
@@ -131,6 +135,25 @@ pub static NAT_REPLIES: LruHashMap<FlowKey, NatReply> =
 pub static NEXT_HOPS: LruHashMap<NextHopKey, NextHop> =
     LruHashMap::with_max_entries(NEXT_HOP_ENTRIES, BPF_F_NO_COMMON_LRU);
 
+/// The per-destination next-hop cache in front of [`NEXT_HOPS`] ([`crate::fib::next_hop`],
+/// [`DestHop`]): each CPU's entry for a destination slot, found by its id, no hashing.
+#[map(name = "LVS_DEST_HOPS")]
+pub static DEST_HOPS: PerCpuArray<DestHop> = PerCpuArray::with_max_entries(DEST_HOP_SLOTS, 0);
+
 /// The next-hop cache's generation (one word), bumped by the agent on every routing change.
 #[map(name = "LVS_NEXT_HOP_GEN")]
 pub static NEXT_HOP_GENERATION: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Bounds the header offsets handed over in [`NEW_PACKET`]: larger than any frame.
+const HEADER_OFFSET_MASK: usize = 0x3fff;
+
+/// The packet as the balancer parsed it, from this CPU's [`NEW_PACKET`] slot (written before
+/// the tail call to the program that reads it), its header offsets bounded for the verifier
+/// (they are the parser's, within any frame: unchanged).
+#[inline(always)]
+pub fn handed_packet() -> Option<crate::parse::Packet> {
+    let mut pkt = NEW_PACKET.get(0)?.pkt;
+    pkt.l3 &= HEADER_OFFSET_MASK;
+    pkt.l4 &= HEADER_OFFSET_MASK;
+    Some(pkt)
+}

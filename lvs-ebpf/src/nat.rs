@@ -3,9 +3,11 @@
 //! down by one as the director routes the packet, the IPv4 header checksum and the TCP/UDP
 //! checksum are updated incrementally (RFC 1624; a UDP-over-IPv4 checksum of 0, none, stays
 //! 0), and the packet leaves by the next hop the kernel's FIB gives for the real
-//! ([`crate::fib::next_hop`], through the next-hop cache). A later fragment (no transport header) gets its address rewritten and
-//! its IPv4 header checksum updated: the transport checksum, in the first fragment, already
-//! covers the whole datagram's change.
+//! ([`crate::fib::next_hop`], through the next-hop caches, the real's entry first). The FIB
+//! is asked for the route to the real's address from any source (as IPVS keeps one route per
+//! real, whatever the client): the clients of a real share its next hop. A later fragment (no
+//! transport header) gets its address rewritten and its IPv4 header checksum updated: the
+//! transport checksum, in the first fragment, already covers the whole datagram's change.
 //!
 //! A packet too big for the route to the real gets what IPVS sends (`__mtu_check_toobig_v4`/
 //! `_v6`): ICMP fragmentation needed / packet too big from the VIP, with the route's MTU
@@ -45,7 +47,7 @@ pub fn enter(ctx: &XdpContext, dest_id: u32) -> Result<u32, u32> {
 }
 
 /// The NAT program: the packet again (parsed, its destination from the balancer), then
-/// translated and sent.
+/// translated and sent (parsed again, as in [`tunnel::run`]).
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
@@ -55,15 +57,19 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
         .copied()
         .ok_or_else(|| bad_destination(ctx))?;
     let dest = DESTS.get(dest_id).ok_or_else(|| bad_destination(ctx))?;
+    // The route to the real by its address alone, whichever client the packet is from (as
+    // IPVS caches a destination's route): one next hop per real, in its slot's entry. The
+    // source asked with is a NATed slot's `tunnel_src`, all zero: any.
     let hop = match fib::next_hop(
         ctx,
         ingress,
         pkt.v4,
         pkt.key.proto,
-        &pkt.key.src,
+        &dest.tunnel_src,
         &dest.addr,
         ip_len(ctx, &pkt)?,
         0,
+        Some(dest_id),
     ) {
         Ok(hop) => hop,
         Err(NoHop::TooBig(mtu)) => return too_big::reply(ctx, &pkt, mtu),

@@ -16,18 +16,15 @@
 //! the reals' replies must not be fragmented (TCP's are not, with path MTU discovery).
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
-use lvs_common::{dest::forward, limits::forward_progs, nat::forward_key};
+use lvs_common::{NatReply, dest::forward, limits::forward_progs, nat::forward_key};
 
 use crate::{
     conntrack, fib,
-    maps::{FORWARD_PROGS, NAT_ON, NAT_REPLIES, NEW_PACKET},
+    maps::{FORWARD_PROGS, NAT_ON, NAT_REPLIES, NEW_PACKET, handed_packet},
     nat,
     parse::{Packet, frag},
     stats,
 };
-
-/// Bounds the header offsets handed over by the balancer: larger than any frame.
-const HEADER_OFFSET_MASK: usize = 0x3fff;
 
 /// In the balancer, for a packet no flow and no service claims: if the reply table knows it,
 /// hands it to the reply program (`lvs_nat_reply`, a tail call). Otherwise (or if the call
@@ -38,33 +35,54 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
     if pkt.frag != frag::NONE || NAT_ON.get(0).is_none_or(|&on| on == 0) {
         return XDP_PASS;
     }
-    // SAFETY: only whether the entry exists is read.
-    if unsafe { NAT_REPLIES.get(&pkt.key) }.is_none() {
+    // SAFETY: the value is copied out at once.
+    let Some(&reply) = (unsafe { NAT_REPLIES.get(&pkt.key) }) else {
         return XDP_PASS;
-    }
+    };
     if let Some(slot) = NEW_PACKET.get_ptr_mut(0) {
-        // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
-        unsafe { (*slot).pkt = *pkt };
+        // SAFETY: this CPU's slot; the tail call runs on this CPU right after. The entry goes
+        // with the packet: the reply program does not look it up again.
+        unsafe {
+            (*slot).pkt = *pkt;
+            (*slot).reply = reply;
+        }
         // SAFETY: the array holds XDP programs only (the agent writes it).
         let _ = unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::NAT_REPLY) };
     }
     XDP_PASS
 }
 
-/// The reply program: the packet as the balancer parsed it, translated back and sent to the
-/// client.
+/// The reply program: the packet as the balancer parsed it and its reply-table entry as the
+/// balancer read it (one lookup, not two), translated back and sent to the client.
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
-    let mut pkt = NEW_PACKET.get(0).ok_or(XDP_PASS)?.pkt;
-    // Offsets the verifier can bound (they are the parser's, within any frame: unchanged).
-    pkt.l3 &= HEADER_OFFSET_MASK;
-    pkt.l4 &= HEADER_OFFSET_MASK;
-    // SAFETY: the value is copied out at once.
-    let v = unsafe { NAT_REPLIES.get(&pkt.key) }
-        .copied()
-        .ok_or(XDP_PASS)?;
-    let fwd = forward_key(&pkt.key, &v);
+    // The packet and its reply-table entry as the balancer found them.
+    let mut pkt = handed_packet().ok_or(XDP_PASS)?;
+    let v = NEW_PACKET.get(0).ok_or(XDP_PASS)?.reply;
+    // The IP header's offset made a constant (no VLAN tag, or one), each case its own copy of
+    // the rest: with the offset as read from the map, the compiler may check the bounds
+    // through one pointer and write through another, which the verifier refuses.
+    if pkt.l3 == ETH_HLEN {
+        pkt.l3 = ETH_HLEN;
+        reply(ctx, ingress, &pkt, &v)
+    } else if pkt.l3 == ETH_HLEN + VLAN_HLEN {
+        pkt.l3 = ETH_HLEN + VLAN_HLEN;
+        reply(ctx, ingress, &pkt, &v)
+    } else {
+        Err(XDP_PASS)
+    }
+}
+
+/// Length of an Ethernet header, and of a VLAN tag: where the IP header may start.
+const ETH_HLEN: usize = 14;
+const VLAN_HLEN: usize = 4;
+
+/// The reply `pkt` (come in on interface `ingress`), of the flow of reply-table entry `v`:
+/// translated back and sent, if its flow is still established to that real.
+#[inline(always)]
+fn reply(ctx: &XdpContext, ingress: u32, pkt: &Packet, v: &NatReply) -> Result<u32, u32> {
+    let fwd = forward_key(&pkt.key, v);
     let (dest_id, dest) =
         conntrack::established(&fwd, pkt.tcp_flags, false, Some(v.dest)).ok_or(XDP_PASS)?;
     if dest.method != forward::MASQ || dest.addr != pkt.key.src {
@@ -79,12 +97,13 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
         pkt.key.proto,
         &v.vip,
         &pkt.key.dst,
-        nat::ip_len(ctx, &pkt)?,
+        nat::ip_len(ctx, pkt)?,
         0,
+        None,
     )
     .map_err(|_| XDP_PASS)?;
     let addr_off = if pkt.v4 { pkt.l3 + 12 } else { pkt.l3 + 8 };
-    nat::translate(ctx, &pkt, addr_off, &v.vip, pkt.l4, v.vport_be)?;
+    nat::translate(ctx, pkt, addr_off, &v.vip, pkt.l4, v.vport_be)?;
     fib::write_hop_macs(ctx, &hop)?;
     stats::replied(dest.service, dest_id, pkt.len);
     Ok(fib::send_hop(ingress, &hop))

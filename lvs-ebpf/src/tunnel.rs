@@ -1,7 +1,8 @@
 //! Stage 6, tunnel (`ipip`, ipvsadm's `Tunnel`): the packet is encapsulated IPv4 in IPv4 (IPv6
 //! in IPv6 for an IPv6 VIP) to the real server, which may be anywhere the director routes to.
 //!
-//! The next hop comes from the kernel's FIB, through the next-hop cache ([`fib::next_hop`]): the egress
+//! The next hop comes from the kernel's FIB, through the next-hop caches ([`fib::next_hop`],
+//! the destination's entry first): the egress
 //! interface, its MAC, the next hop's MAC and, unless the destination names one, the outer
 //! source address (`BPF_FIB_LOOKUP_SRC`: the route's preferred source, as IPVS chooses it).
 //!
@@ -52,7 +53,8 @@ pub fn enter(ctx: &XdpContext, dest_id: u32) -> Result<u32, u32> {
 }
 
 /// The tunnel program: the packet again (parsed, its destination from the balancer), then
-/// [`forward`].
+/// [`forward`]. (Parsed again rather than handed over as the reply program's is: with the
+/// header offsets from a map, the verifier refuses the too-big reply's header writes.)
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
     let ingress = fib::ingress(ctx);
@@ -62,7 +64,7 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
         .copied()
         .ok_or_else(|| bad_destination(ctx))?;
     let dest = DESTS.get(dest_id).ok_or_else(|| bad_destination(ctx))?;
-    forward(ctx, ingress, &pkt, dest)
+    forward(ctx, ingress, &pkt, dest_id, dest)
 }
 
 /// Counts a drop for `no_route` and gives XDP_DROP. One call of its own (BPF-to-BPF) for
@@ -77,10 +79,16 @@ fn bad_destination(ctx: &XdpContext) -> u32 {
     stats::drop(ctx, DropReason::BadDestination)
 }
 
-/// Encapsulates the packet (come in on interface `ingress`) to `dest` and gives the verdict
-/// that sends it.
+/// Encapsulates the packet (come in on interface `ingress`) to `dest` (slot `dest_id`) and
+/// gives the verdict that sends it.
 #[inline(always)]
-pub fn forward(ctx: &XdpContext, ingress: u32, pkt: &Packet, dest: &Dest) -> Result<u32, u32> {
+pub fn forward(
+    ctx: &XdpContext,
+    ingress: u32,
+    pkt: &Packet,
+    dest_id: u32,
+    dest: &Dest,
+) -> Result<u32, u32> {
     let l3 = pkt.l3;
     // The inner packet's length, from its header.
     let (outer, inner_len) = if pkt.v4 {
@@ -104,6 +112,7 @@ pub fn forward(ctx: &XdpContext, ingress: u32, pkt: &Packet, dest: &Dest) -> Res
         &dest.addr,
         inner_len + outer,
         flags,
+        Some(dest_id),
     ) {
         Ok(hop) => hop,
         // An ICMP error (from the outside, about this real's flow) gets no error about itself

@@ -1,8 +1,10 @@
 //! Support for lvs's tests on the real kernel: crafted frames ([`packet`]), the balancer
 //! driven through BPF_PROG_TEST_RUN ([`xdp`]), the `lvs` binary run in the namespace lab
-//! ([`agent`]), and waits that end in bounded time ([`wait`]).
+//! ([`agent`]), waits that end in bounded time ([`wait`]), and the benchmarks' small
+//! hand-assembled programs ([`bpf`]).
 
 pub mod agent;
+pub mod bpf;
 pub mod multidir;
 pub mod packet;
 pub mod wait;

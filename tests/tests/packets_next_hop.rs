@@ -290,3 +290,33 @@ fn a_neighbour_announced_again_with_its_mac_keeps_the_cache() {
         );
     });
 }
+
+#[test]
+fn the_clients_of_a_nated_real_share_its_next_hop() {
+    in_lab_netns(|| {
+        let mut dp = loaded();
+        // Two clients' flows to the NATed real, a SYN and an ACK each.
+        for client in [CLIENT4, Ipv4Addr::new(198, 18, 1, 11)] {
+            for flags in [SYN, ACK] {
+                let frame = Frame::tcp(client.into(), 40000, VIP4.into(), 85, flags).build();
+                assert_eq!(next_hop_mac(&mut dp, &frame, XDP_REDIRECT), NAT_REAL_MAC);
+            }
+        }
+        // The route to the real is asked from any source, as IPVS keeps one route per real:
+        // one entry in the shared cache for both clients, not one each.
+        let real = lvs_common::Addr::from_octets(NAT_REAL.to_ipv6_mapped().octets());
+        let hops: aya::maps::HashMap<_, lvs_common::NextHopKey, lvs_common::NextHop> =
+            aya::maps::HashMap::try_from(
+                dp.ebpf()
+                    .map(lvs_common::limits::map_names::NEXT_HOPS)
+                    .expect("the next-hop cache"),
+            )
+            .expect("a hash map");
+        let to_real = hops
+            .keys()
+            .map(|k| k.expect("a key"))
+            .filter(|k| k.dst == real)
+            .count();
+        assert_eq!(to_real, 1, "next-hop entries for the NATed real");
+    });
+}

@@ -4,6 +4,7 @@
 //! `delay_loop` again once down), and `FILE_CHECK`.
 
 use std::{
+    net::SocketAddr,
     path::Path,
     sync::{
         Arc, Mutex,

@@ -8,7 +8,12 @@ use std::{
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::config::model::{Forwarding, Location, Scheduler};
+use std::net::SocketAddr;
+
+use crate::config::model::{
+    CheckService, CheckSource, CheckSpec, CheckType, Forwarding, HttpMethod, Location, Protocol,
+    Scheduler,
+};
 
 pub(super) fn spec(check_type: CheckType) -> CheckSpec {
     CheckSpec {

@@ -24,13 +24,13 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+    os::fd::{AsFd as _, AsRawFd as _, OwnedFd, RawFd},
     process::Command,
     sync::{Arc, Barrier},
     time::Instant,
 };
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use lvs::{
     config::{Protocol, Scheduler, TableSizes},
     dataplane::{AttachMode, Dataplane, DestPlan, ServicePlan, Target, conntrack::table_map},
@@ -40,6 +40,11 @@ use lvs_common::{
     limits::CT_WAYS,
 };
 use lvs_tests::{
+    bpf::{
+        ADD_K, AND_K, CALL, EXIT, FN_MAP_LOOKUP, FN_SMP_PROCESSOR_ID, FN_TAIL_CALL, Insn, JEQ_K,
+        JGT_X, LDX_DW, LDX_H, LDX_W, LSH_K, MOV_K, MOV_X, OR_X, RSH_K, ST_W, STX_DW, STX_H, STX_W,
+        SUB_X, bpf, fd, insn, ld_map, map_create, map_update, percpu_sum, prog_load, words,
+    },
     packet::{ACK, DIRECTOR_MAC, Frame, SYN, fix_ipv4_checksum},
     xdp::fill_table_image,
 };
@@ -49,57 +54,7 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 /// The fresh sources: 11.0.x.y (x.y set by the wrapper).
 const FRESH_BASE: Ipv4Addr = Ipv4Addr::new(11, 0, 0, 0);
 
-// ---- eBPF assembly -------------------------------------------------------------------------
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
-
-const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: dst | (src << 4),
-        off,
-        imm,
-    }
-}
-
-const LDX_W: u8 = 0x61;
-const LDX_H: u8 = 0x69;
-const LDX_DW: u8 = 0x79;
-const STX_W: u8 = 0x63;
-const STX_H: u8 = 0x6b;
-const STX_DW: u8 = 0x7b;
-const ST_W: u8 = 0x62;
-const MOV_K: u8 = 0xb7;
-const MOV_X: u8 = 0xbf;
-const ADD_K: u8 = 0x07;
-const SUB_X: u8 = 0x1f;
-const RSH_K: u8 = 0x77;
-const LSH_K: u8 = 0x67;
-const AND_K: u8 = 0x57;
-const OR_X: u8 = 0x4f;
-const JGT_X: u8 = 0x2d;
-const JEQ_K: u8 = 0x15;
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
-const LD_IMM64: u8 = 0x18;
-const PSEUDO_MAP_FD: u8 = 1;
-const FN_MAP_LOOKUP: i32 = 1;
-const FN_SMP_PROCESSOR_ID: i32 = 8;
-const FN_TAIL_CALL: i32 = 12;
-
-fn ld_map(dst: u8, fd: RawFd) -> [Insn; 2] {
-    [
-        insn(LD_IMM64, dst, PSEUDO_MAP_FD, 0, fd),
-        insn(0, 0, 0, 0, 0),
-    ]
-}
+// ---- eBPF programs ------------------------------------------------------------------------
 
 /// Swap the Ethernet addresses, XDP_TX (XDP_PASS if the frame is shorter than a header).
 fn bare_prog() -> Vec<Insn> {
@@ -187,85 +142,6 @@ fn vary_prog(seq: RawFd, progs: RawFd) -> Vec<Insn> {
 }
 
 // ---- bpf(2) --------------------------------------------------------------------------------
-
-fn bpf(cmd: u32, attr: &mut [u64]) -> Result<i64> {
-    // SAFETY: `attr` is a zero-padded bpf_attr of the command's layout, alive for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr.as_mut_ptr(),
-            std::mem::size_of_val(attr) as u32,
-        )
-    };
-    if r < 0 {
-        bail!("bpf({cmd}): {}", std::io::Error::last_os_error());
-    }
-    Ok(r)
-}
-
-fn words(pairs: &[u32]) -> [u64; 16] {
-    let mut a = [0u64; 16];
-    for (i, p) in pairs.chunks(2).enumerate() {
-        a[i] = u64::from(p[0]) | (u64::from(*p.get(1).unwrap_or(&0)) << 32);
-    }
-    a
-}
-
-fn fd(r: i64) -> OwnedFd {
-    // SAFETY: a new file descriptor bpf(2) returned, owned from here on.
-    unsafe { OwnedFd::from_raw_fd(r as RawFd) }
-}
-
-/// A map of `map_type` with 4-byte keys.
-fn map_create(map_type: u32, value: u32, entries: u32) -> Result<OwnedFd> {
-    let mut attr = words(&[map_type, 4, value, entries]);
-    Ok(fd(bpf(0, &mut attr)?))
-}
-
-fn map_update(map: RawFd, key: u32, value: &[u8]) -> Result<()> {
-    let key = key.to_ne_bytes();
-    let mut attr = [0u64; 16];
-    attr[0] = map as u64;
-    attr[1] = key.as_ptr() as u64;
-    attr[2] = value.as_ptr() as u64;
-    bpf(2, &mut attr)?;
-    Ok(())
-}
-
-/// The sum over the CPUs of slot 0 of the per-CPU `u64` array `map`.
-fn percpu_sum(map: RawFd, cpus: usize) -> Result<u64> {
-    let key = 0u32.to_ne_bytes();
-    let mut values = vec![0u64; cpus];
-    let mut attr = [0u64; 16];
-    attr[0] = map as u64;
-    attr[1] = key.as_ptr() as u64;
-    attr[2] = values.as_mut_ptr() as u64;
-    bpf(1, &mut attr)?;
-    Ok(values.iter().sum())
-}
-
-fn prog_load(name: &str, insns: &[Insn]) -> Result<OwnedFd> {
-    let license = c"GPL";
-    let mut log = vec![0u8; 65536];
-    let mut attr = [0u64; 16];
-    // prog_type XDP (6), insn_cnt; insns; license; log_level, log_size; log_buf.
-    attr[0] = 6 | ((insns.len() as u64) << 32);
-    attr[1] = insns.as_ptr() as u64;
-    attr[2] = license.as_ptr() as u64;
-    attr[3] = 1 | ((log.len() as u64) << 32);
-    attr[4] = log.as_mut_ptr() as u64;
-    // expected_attach_type BPF_XDP, as aya loads lvs's program: a program array holds
-    // programs of one kind.
-    attr[8] = 37 << 32;
-    match bpf(5, &mut attr) {
-        Ok(r) => Ok(fd(r)),
-        Err(e) => {
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            bail!("{name}: {e}\n{}", String::from_utf8_lossy(&log[..end]))
-        }
-    }
-}
 
 /// Attaches `prog` to the interface `ifindex` (of this thread's namespace) in generic (`skb`)
 /// or native mode with a BPF link (detached when the link's fd closes).

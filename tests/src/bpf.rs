@@ -1,0 +1,310 @@
+//! Small eBPF programs for the benchmarks, assembled here and loaded with bpf(2), so that
+//! benchmark code stays out of the product's object: the instruction encoding, the few
+//! bpf(2) commands the benchmarks use, and the restoring wrapper ([`restore_prog`]) that lets
+//! a program which changes its frame run on it again and again with BPF_PROG_TEST_RUN.
+
+use std::os::fd::{FromRawFd as _, OwnedFd, RawFd};
+
+use anyhow::{Result, bail};
+
+/// One eBPF instruction.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Insn {
+    code: u8,
+    regs: u8,
+    off: i16,
+    imm: i32,
+}
+
+/// An instruction: opcode, destination and source registers, offset, immediate.
+pub const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn {
+        code,
+        regs: dst | (src << 4),
+        off,
+        imm,
+    }
+}
+
+/// `dst = *(u8 *)(src + off)`.
+pub const LDX_B: u8 = 0x71;
+/// `dst = *(u16 *)(src + off)`.
+pub const LDX_H: u8 = 0x69;
+/// `dst = *(u32 *)(src + off)`.
+pub const LDX_W: u8 = 0x61;
+/// `dst = *(u64 *)(src + off)`.
+pub const LDX_DW: u8 = 0x79;
+/// `*(u8 *)(dst + off) = src`.
+pub const STX_B: u8 = 0x73;
+/// `*(u16 *)(dst + off) = src`.
+pub const STX_H: u8 = 0x6b;
+/// `*(u32 *)(dst + off) = src`.
+pub const STX_W: u8 = 0x63;
+/// `*(u64 *)(dst + off) = src`.
+pub const STX_DW: u8 = 0x7b;
+/// `*(u32 *)(dst + off) = imm`.
+pub const ST_W: u8 = 0x62;
+/// `dst = imm`.
+pub const MOV_K: u8 = 0xb7;
+/// `dst = src`.
+pub const MOV_X: u8 = 0xbf;
+/// `dst += imm`.
+pub const ADD_K: u8 = 0x07;
+/// `dst -= src`.
+pub const SUB_X: u8 = 0x1f;
+/// `dst >>= imm`.
+pub const RSH_K: u8 = 0x77;
+/// `dst <<= imm`.
+pub const LSH_K: u8 = 0x67;
+/// `dst &= imm`.
+pub const AND_K: u8 = 0x57;
+/// `dst |= src`.
+pub const OR_X: u8 = 0x4f;
+/// `if dst > src goto +off` (unsigned).
+pub const JGT_X: u8 = 0x2d;
+/// `if dst == imm goto +off`.
+pub const JEQ_K: u8 = 0x15;
+/// `if dst != imm goto +off`.
+pub const JNE_K: u8 = 0x55;
+/// Call helper `imm`.
+pub const CALL: u8 = 0x85;
+/// Return `r0`.
+pub const EXIT: u8 = 0x95;
+/// 64-bit immediate load (two instructions).
+pub const LD_IMM64: u8 = 0x18;
+/// [`LD_IMM64`]'s source register for a map's fd.
+pub const PSEUDO_MAP_FD: u8 = 1;
+/// bpf_map_lookup_elem.
+pub const FN_MAP_LOOKUP: i32 = 1;
+/// bpf_get_smp_processor_id.
+pub const FN_SMP_PROCESSOR_ID: i32 = 8;
+/// bpf_tail_call.
+pub const FN_TAIL_CALL: i32 = 12;
+/// bpf_xdp_adjust_head.
+pub const FN_XDP_ADJUST_HEAD: i32 = 44;
+
+/// `BPF_MAP_TYPE_ARRAY`.
+pub const MAP_ARRAY: u32 = 2;
+/// `BPF_MAP_TYPE_PROG_ARRAY`.
+pub const MAP_PROG_ARRAY: u32 = 3;
+/// `BPF_MAP_TYPE_PERCPU_ARRAY`.
+pub const MAP_PERCPU_ARRAY: u32 = 6;
+
+/// XDP_PASS.
+pub const XDP_PASS: i32 = 2;
+
+/// `dst` = the map of fd `fd`.
+pub fn ld_map(dst: u8, fd: RawFd) -> [Insn; 2] {
+    [
+        insn(LD_IMM64, dst, PSEUDO_MAP_FD, 0, fd),
+        insn(0, 0, 0, 0, 0),
+    ]
+}
+
+/// bpf(2) command `cmd` with the attribute words `attr`: its return value.
+pub fn bpf(cmd: u32, attr: &mut [u64]) -> Result<i64> {
+    // SAFETY: `attr` is a zero-padded bpf_attr of the command's layout, alive for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(attr) as u32,
+        )
+    };
+    if r < 0 {
+        bail!("bpf({cmd}): {}", std::io::Error::last_os_error());
+    }
+    Ok(r)
+}
+
+/// Attribute words from 32-bit fields, in order.
+pub fn words(pairs: &[u32]) -> [u64; 16] {
+    let mut a = [0u64; 16];
+    for (i, p) in pairs.chunks(2).enumerate() {
+        a[i] = u64::from(p[0]) | (u64::from(*p.get(1).unwrap_or(&0)) << 32);
+    }
+    a
+}
+
+/// The file descriptor bpf(2) returned (`r`), owned.
+pub fn fd(r: i64) -> OwnedFd {
+    // SAFETY: a new file descriptor bpf(2) returned, owned from here on.
+    unsafe { OwnedFd::from_raw_fd(r as RawFd) }
+}
+
+/// A map of `map_type` with 4-byte keys, `value`-byte values and `entries` entries.
+pub fn map_create(map_type: u32, value: u32, entries: u32) -> Result<OwnedFd> {
+    let mut attr = words(&[map_type, 4, value, entries]);
+    Ok(fd(bpf(0, &mut attr)?))
+}
+
+/// Writes `value` at `key` of `map`.
+pub fn map_update(map: RawFd, key: u32, value: &[u8]) -> Result<()> {
+    let key = key.to_ne_bytes();
+    let mut attr = [0u64; 16];
+    attr[0] = map as u64;
+    attr[1] = key.as_ptr() as u64;
+    attr[2] = value.as_ptr() as u64;
+    bpf(2, &mut attr)?;
+    Ok(())
+}
+
+/// The sum over the CPUs of slot 0 of the per-CPU `u64` array `map`.
+pub fn percpu_sum(map: RawFd, cpus: usize) -> Result<u64> {
+    let key = 0u32.to_ne_bytes();
+    let mut values = vec![0u64; cpus];
+    let mut attr = [0u64; 16];
+    attr[0] = map as u64;
+    attr[1] = key.as_ptr() as u64;
+    attr[2] = values.as_mut_ptr() as u64;
+    bpf(1, &mut attr)?;
+    Ok(values.iter().sum())
+}
+
+/// Loads `insns` as an XDP program (`name` only names it in errors, with the verifier's log).
+pub fn prog_load(name: &str, insns: &[Insn]) -> Result<OwnedFd> {
+    let license = c"GPL";
+    let mut log = vec![0u8; 65536];
+    let mut attr = [0u64; 16];
+    // prog_type XDP (6), insn_cnt; insns; license; log_level, log_size; log_buf.
+    attr[0] = 6 | ((insns.len() as u64) << 32);
+    attr[1] = insns.as_ptr() as u64;
+    attr[2] = license.as_ptr() as u64;
+    attr[3] = 1 | ((log.len() as u64) << 32);
+    attr[4] = log.as_mut_ptr() as u64;
+    // expected_attach_type BPF_XDP, as aya loads lvs's program: a program array holds
+    // programs of one kind.
+    attr[8] = 37 << 32;
+    match bpf(5, &mut attr) {
+        Ok(r) => Ok(fd(r)),
+        Err(e) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            bail!("{name}: {e}\n{}", String::from_utf8_lossy(&log[..end]))
+        }
+    }
+}
+
+/// What one BPF_PROG_TEST_RUN call gave.
+#[derive(Debug)]
+pub struct TestRun {
+    /// The verdict of the last run.
+    pub verdict: u32,
+    /// The mean ns a run (the kernel's figure).
+    pub duration_ns: u32,
+    /// The frame as the last run left it.
+    pub out: Vec<u8>,
+}
+
+/// BPF_PROG_TEST_RUN of `prog` on `frame`, `repeat` times (received on the loopback
+/// interface, as aya's test runs without a context are).
+pub fn test_run(prog: RawFd, frame: &[u8], repeat: u32) -> Result<TestRun> {
+    let mut out = vec![0u8; frame.len() + 256];
+    let mut attr = [0u64; 16];
+    attr[0] = prog as u32 as u64; // prog_fd, retval
+    attr[1] = frame.len() as u64 | ((out.len() as u64) << 32); // data_size_in, data_size_out
+    attr[2] = frame.as_ptr() as u64;
+    attr[3] = out.as_mut_ptr() as u64;
+    attr[4] = u64::from(repeat); // repeat, duration
+    bpf(10, &mut attr)?;
+    out.truncate((attr[1] >> 32) as usize);
+    Ok(TestRun {
+        verdict: (attr[0] >> 32) as u32,
+        duration_ns: (attr[4] >> 32) as u32,
+        out,
+    })
+}
+
+/// The restoring wrapper: puts the frame back as it was, then tail-calls slot 0 of the
+/// program array `progs`.
+///
+/// BPF_PROG_TEST_RUN with `repeat` (and live frames alike) runs the program again on the
+/// frame as the previous run left it: moved data pointer (an encapsulation's
+/// `bpf_xdp_adjust_head`) and the program's writes included. The wrapper first moves the
+/// frame's start back so that it is `len` bytes long again (`bpf_xdp_adjust_head` by the
+/// difference, called every time, 0 included, so that its cost is the same for every
+/// program wrapped; only the start moves, as only the start of the frames measured does),
+/// then writes its `len` original bytes from slot 0 of the array `frame` (values of at least
+/// `len` bytes, rounded up to 8). Anything it cannot do gives XDP_PASS.
+pub fn restore_prog(frame: RawFd, progs: RawFd, len: usize) -> Vec<Insn> {
+    let len_i = i32::try_from(len).expect("a frame's length");
+    let mut p = vec![insn(MOV_X, 6, 1, 0, 0), insn(ST_W, 10, 0, -4, 0)];
+    p.extend(ld_map(1, frame));
+    p.extend([
+        insn(MOV_X, 2, 10, 0, 0),
+        insn(ADD_K, 2, 0, 0, -4),
+        insn(CALL, 0, 0, 0, FN_MAP_LOOKUP),
+        insn(JEQ_K, 0, 0, 0, 0), // -> pass (patched)
+        insn(MOV_X, 7, 0, 0, 0),
+        // The difference of the frame's length now and `len`: what the start moves by.
+        insn(LDX_W, 2, 6, 0, 0),
+        insn(LDX_W, 3, 6, 4, 0),
+        insn(SUB_X, 3, 2, 0, 0),
+        insn(ADD_K, 3, 0, 0, -len_i),
+        insn(MOV_X, 1, 6, 0, 0),
+        insn(MOV_X, 2, 3, 0, 0),
+        insn(CALL, 0, 0, 0, FN_XDP_ADJUST_HEAD),
+        insn(JNE_K, 0, 0, 0, 0), // -> pass (patched)
+        insn(LDX_W, 2, 6, 0, 0),
+        insn(LDX_W, 3, 6, 4, 0),
+        insn(MOV_X, 4, 2, 0, 0),
+        insn(ADD_K, 4, 0, 0, len_i),
+        insn(JGT_X, 4, 3, 0, 0), // -> pass (patched)
+    ]);
+    let mut off = 0usize;
+    while off < len {
+        let (ld, st, size) = match len - off {
+            8.. => (LDX_DW, STX_DW, 8),
+            4..=7 => (LDX_W, STX_W, 4),
+            2..=3 => (LDX_H, STX_H, 2),
+            _ => (LDX_B, STX_B, 1),
+        };
+        let o = off as i16;
+        p.extend([insn(ld, 5, 7, o, 0), insn(st, 2, 5, o, 0)]);
+        off += size;
+    }
+    p.push(insn(MOV_X, 1, 6, 0, 0));
+    p.extend(ld_map(2, progs));
+    p.extend([insn(MOV_K, 3, 0, 0, 0), insn(CALL, 0, 0, 0, FN_TAIL_CALL)]);
+    let pass = p.len();
+    p.extend([insn(MOV_K, 0, 0, 0, XDP_PASS), insn(EXIT, 0, 0, 0, 0)]);
+    // Point the forward jumps (offset 0 so far) at `pass`.
+    for (i, ins) in p.iter_mut().enumerate() {
+        if matches!(ins.code, JEQ_K | JNE_K | JGT_X) && ins.off == 0 {
+            ins.off = (pass - i - 1) as i16;
+        }
+    }
+    p
+}
+
+/// A program run through [`restore_prog`] on one frame: the wrapper, and the maps it holds.
+pub struct Restoring {
+    /// The wrapper (what to test-run).
+    pub prog: OwnedFd,
+    _frame: OwnedFd,
+    _progs: OwnedFd,
+}
+
+impl Restoring {
+    /// `target` (an XDP program's fd) on `frame`, restored before each run.
+    pub fn new(name: &str, target: RawFd, frame: &[u8]) -> Result<Self> {
+        use std::os::fd::AsRawFd as _;
+        let size = frame.len().div_ceil(8) * 8;
+        let frame_map = map_create(MAP_ARRAY, size as u32, 1)?;
+        let mut value = frame.to_vec();
+        value.resize(size, 0);
+        map_update(frame_map.as_raw_fd(), 0, &value)?;
+        let progs = map_create(MAP_PROG_ARRAY, 4, 1)?;
+        map_update(progs.as_raw_fd(), 0, &target.to_ne_bytes())?;
+        let prog = prog_load(
+            name,
+            &restore_prog(frame_map.as_raw_fd(), progs.as_raw_fd(), frame.len()),
+        )?;
+        Ok(Restoring {
+            prog,
+            _frame: frame_map,
+            _progs: progs,
+        })
+    }
+}
