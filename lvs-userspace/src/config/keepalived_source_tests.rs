@@ -3,23 +3,9 @@
 
 use std::{net::IpAddr, path::Path};
 
-use super::parse_with_id;
-use crate::config::{Config, ConfigError, model::*, render_check, to_toml, toml};
+use crate::config::{Config, model::*, render_check, to_toml, toml};
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
-    parse_with_id(Path::new("k.conf"), text, "lb1")
-}
-
-fn ok(text: &str) -> Config {
-    parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
-}
-
-fn err(text: &str) -> String {
-    match parse(text) {
-        Ok(_) => panic!("accepted:\n{text}"),
-        Err(e) => e.to_string(),
-    }
-}
+use super::tests::{err, ok};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

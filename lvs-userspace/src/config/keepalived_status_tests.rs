@@ -3,23 +3,9 @@
 
 use std::path::Path;
 
-use super::parse_with_id;
-use crate::config::{Config, ConfigError, model::*, render_check, to_toml, toml};
+use crate::config::{Config, model::*, render_check, to_toml, toml};
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
-    parse_with_id(Path::new("k.conf"), text, "lb1")
-}
-
-fn ok(text: &str) -> Config {
-    parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
-}
-
-fn err(text: &str) -> String {
-    match parse(text) {
-        Ok(_) => panic!("accepted:\n{text}"),
-        Err(e) => e.to_string(),
-    }
-}
+use super::tests::{err, ok};
 
 /// A DR service on 10.0.0.1:80, its real 10.0.0.2 checked by `checker` (from line 6 on).
 fn service(checker: &str) -> String {

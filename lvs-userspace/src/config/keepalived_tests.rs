@@ -9,15 +9,15 @@ use std::{
 use super::parse_with_id;
 use crate::config::{Config, ConfigError, Location, model::*, render_check, to_toml, toml};
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
     parse_with_id(Path::new("k.conf"), text, "lb1")
 }
 
-fn ok(text: &str) -> Config {
+pub(super) fn ok(text: &str) -> Config {
     parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn err(text: &str) -> String {
+pub(super) fn err(text: &str) -> String {
     match parse(text) {
         Ok(_) => panic!("accepted:\n{text}"),
         Err(e) => e.to_string(),

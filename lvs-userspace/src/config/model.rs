@@ -545,6 +545,26 @@ pub enum CheckService {
     Pgsql,
 }
 
+impl CheckService {
+    /// Whether a negotiate check of this service logs in with `login` and `passwd`.
+    pub fn logs_in(self) -> bool {
+        matches!(
+            self,
+            CheckService::Pop
+                | CheckService::Pops
+                | CheckService::Imap
+                | CheckService::Imaps
+                | CheckService::Ftp
+                | CheckService::Sip
+                | CheckService::Radius
+                | CheckService::Ldap
+                | CheckService::Ldaps
+                | CheckService::Mysql
+                | CheckService::Pgsql
+        )
+    }
+}
+
 /// HTTP method of http/https checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpMethod {

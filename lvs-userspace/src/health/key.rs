@@ -279,22 +279,7 @@ impl CheckKey {
         } else if self.service == CheckService::Http {
             self.verify_tls = false;
         }
-        if !negotiates
-            || !matches!(
-                self.service,
-                CheckService::Pop
-                    | CheckService::Pops
-                    | CheckService::Imap
-                    | CheckService::Imaps
-                    | CheckService::Ftp
-                    | CheckService::Sip
-                    | CheckService::Radius
-                    | CheckService::Ldap
-                    | CheckService::Ldaps
-                    | CheckService::Mysql
-                    | CheckService::Pgsql
-            )
-        {
+        if !negotiates || !self.service.logs_in() {
             self.login = None;
         }
         if !negotiates || !matches!(self.service, CheckService::Mysql | CheckService::Pgsql) {

@@ -401,21 +401,7 @@ pub(super) fn resolve_virtual(
     };
     let mut login = credential(&v.login, "login").filter(|l| !l.is_empty());
     let mut passwd = credential(&v.passwd, "passwd");
-    let logs_in = negotiates
-        && matches!(
-            service,
-            CheckService::Pop
-                | CheckService::Pops
-                | CheckService::Imap
-                | CheckService::Imaps
-                | CheckService::Ftp
-                | CheckService::Sip
-                | CheckService::Radius
-                | CheckService::Ldap
-                | CheckService::Ldaps
-                | CheckService::Mysql
-                | CheckService::Pgsql
-        );
+    let logs_in = negotiates && service.logs_in();
     if !logs_in {
         for (key, val) in [("login", &v.login), ("passwd", &v.passwd)] {
             if let Some(Val { line, .. }) = val {
