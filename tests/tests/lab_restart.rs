@@ -257,6 +257,16 @@ fn cleanstop_no_leaves_the_data_plane_forwarding() {
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
     let lvs = RunningLvs::start(&lab, &config(false)).unwrap();
     lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
+    // Served by one real is not all three in the data plane (each needs its MAC too): the
+    // agent must leave all three behind.
+    for r in lab.reals() {
+        lvs.wait_real_weight(
+            SocketAddr::new(r.addr_v4.into(), 80),
+            "1",
+            Duration::from_secs(15),
+        )
+        .unwrap();
+    }
     let pid = lvs.pid();
     assert!(lvs.stop(), "lvs exits on SIGTERM");
     assert!(
