@@ -85,9 +85,9 @@ pub struct CtEntry {
     pub dest: u32,
     /// That destination's generation at the time.
     pub generation: u32,
-    /// When a packet of the flow was last seen (`bpf_ktime_get_coarse_ns`: CLOCK_MONOTONIC,
-    /// coarse), with the low [`STATE_BITS`] bits replaced by the flow's [`ct_state`]: one
-    /// word, so a hit changes time and state with one store. Read it with
+    /// When a packet of the flow was last seen (CLOCK_MONOTONIC, coarse: the data plane's
+    /// clock, at most a tick behind `bpf_ktime_get_coarse_ns`), with the low [`STATE_BITS`]
+    /// bits replaced by the flow's [`ct_state`]: one word, so a hit changes time and state with one store. Read it with
     /// [`CtEntry::seen_ns`] and [`CtEntry::state`].
     pub last_seen_ns: u64,
 }
@@ -599,7 +599,8 @@ pub struct PersistKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PersistValue {
-    /// When the entry was last used to schedule a connection (`bpf_ktime_get_ns`).
+    /// When the entry was last used to schedule a connection (CLOCK_MONOTONIC, coarse, as
+    /// [`CtEntry::last_seen_ns`]).
     pub last_used_ns: u64,
     /// The destination id.
     pub dest: u32,

@@ -46,7 +46,7 @@ pub struct FragValue {
     pub service: u32,
     /// Explicit padding, always 0.
     pub _pad: u32,
-    /// When the first fragment was seen (`bpf_ktime_get_coarse_ns`).
+    /// When the first fragment was seen (the data plane's clock: CLOCK_MONOTONIC, coarse).
     pub seen_ns: u64,
 }
 

@@ -100,10 +100,11 @@ pub mod map_names {
     /// the virtual services. Not pinned: every agent writes it from its services before its
     /// program runs.
     pub const VIP_ADDRS: &str = "LVS_VIP_ADDRS";
-    /// `ARRAY` of one `u32`: 1 when a NATed real (or fallback) is in the tables, else 0; the
-    /// balancer looks for NAT replies only then. Not pinned: every agent writes it from its
-    /// tables (adopted or applied) before its program runs.
-    pub const NAT_ON: &str = "LVS_NAT_ON";
+    /// `ARRAY` of one `u32`, [`crate::service::table_flags`]: what the tables hold that the
+    /// balancer looks for only when it is there (a NATed real's replies, a service of every
+    /// port). Not pinned: every agent writes it from its tables (adopted or applied) before
+    /// its program runs.
+    pub const TABLE_FLAGS: &str = "LVS_TABLE_FLAGS";
     /// `ARRAY` (`BPF_F_MMAPABLE`) of `u64` per destination id: its connection counts
     /// ([`crate::conns`]), changed by compare-and-exchange from both sides.
     pub const DEST_CONNS: &str = "LVS_DEST_CONNS";

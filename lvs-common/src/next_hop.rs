@@ -56,7 +56,7 @@ pub struct NextHop {
     pub mtu: u32,
     /// The generation the entry was filled in.
     pub generation: u32,
-    /// When the entry was filled (`bpf_ktime_get_coarse_ns`).
+    /// When the entry was filled (the data plane's clock: CLOCK_MONOTONIC, coarse).
     pub filled_ns: u64,
     /// The route's preferred source when asked ([`ASK_SOURCE`]), else the key's source.
     pub src: Addr,

@@ -100,3 +100,16 @@ impl Service {
         (id * 2 + (generation & 1)) * crate::limits::RING_SIZE + pos
     }
 }
+
+/// Bits of the tables' flags word ([`crate::limits::map_names::TABLE_FLAGS`]), written by the
+/// agent from what its tables hold: each spares the balancer a hash lookup on the packets it
+/// would be for while nothing it looks for is there.
+pub mod table_flags {
+    /// A NATed destination (a real or a fallback) is in the tables: a packet that no flow and
+    /// no service claims may be a NATed flow's reply, looked up in the reply table.
+    pub const NAT: u32 = 1;
+    /// A service of every port (port 0: a persistent service of all ports, or a firewall-mark
+    /// service's match) is in the tables: a packet whose (VIP, port) is no service is looked
+    /// up again with port 0.
+    pub const ANY_PORT: u32 = 2;
+}

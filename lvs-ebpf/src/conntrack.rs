@@ -61,7 +61,6 @@
 
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lvs_common::{
     CtBucket, CtConfig, CtFlow, CtSlot, Dest, FlowKey,
     conntrack::{
@@ -93,8 +92,7 @@ pub fn established(
     reply: Option<u32>,
 ) -> Option<(u32, &'static Dest)> {
     let (found, config) = find(key)?;
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = crate::clock::now();
     let (seen, pair) = (found.seen, found.pair);
     let state = (seen & STATE_MASK) as u8;
     if !within(seen, now, &config.timeouts) || (syn && !syn_keeps_real(state)) {
@@ -127,8 +125,7 @@ pub fn established(
 #[inline(always)]
 pub fn peek(key: &FlowKey) -> Option<(u32, &'static Dest)> {
     let (found, config) = find(key)?;
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = crate::clock::now();
     if !within(found.seen, now, &config.timeouts) {
         return None;
     }
@@ -236,8 +233,7 @@ pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) {
     let Some((bucket, tag, _)) = bucket(&words) else {
         return;
     };
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = crate::clock::now();
     let first = first_state(key.proto == proto::TCP, flags);
     let stamp = seen_word(now, first);
     let mut tried = 0u32;

@@ -16,10 +16,7 @@ use aya_ebpf::{
         BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC, bpf_fib_lookup,
         xdp_action::XDP_TX,
     },
-    helpers::{
-        bpf_ktime_get_coarse_ns,
-        generated::{bpf_fib_lookup as fib_lookup, bpf_redirect},
-    },
+    helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect},
     programs::XdpContext,
 };
 use lvs_common::{
@@ -79,8 +76,7 @@ pub fn next_hop(
     // Read before the FIB is asked: an answer from before a change the agent bumps the
     // generation for is stored with the generation that bump makes old.
     let generation = NEXT_HOP_GENERATION.get(0).copied().unwrap_or(0);
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = crate::clock::now();
     let slot = dest.and_then(|d| DEST_HOPS.get_ptr_mut(d & (DEST_HOP_SLOTS - 1)));
     if let Some(entry) = slot {
         // SAFETY: this CPU's entry, valid for the program run; nothing else writes it

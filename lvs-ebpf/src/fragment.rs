@@ -21,7 +21,6 @@
 
 use aya_ebpf::{
     bindings::{BPF_ANY, xdp_action::XDP_PASS},
-    helpers::bpf_ktime_get_coarse_ns,
     programs::XdpContext,
 };
 use lvs_common::{
@@ -87,8 +86,7 @@ pub fn later(ctx: &XdpContext, pkt: &Packet) -> Result<(u32, &'static Dest), u32
     // SAFETY: the value is copied out at once; a concurrent update at worst gives the
     // datagram's previous entry, checked below like any.
     if let Some(v) = unsafe { FRAGMENTS.get(&key(pkt)) }.copied() {
-        // SAFETY: a helper without arguments.
-        let now = unsafe { bpf_ktime_get_coarse_ns() };
+        let now = crate::clock::now();
         if frag_fresh(v.seen_ns, now) {
             if v.dest == NO_DEST {
                 return Err(XDP_PASS);
@@ -127,8 +125,7 @@ fn write(pkt: &Packet, service: u32, dest: u32, generation: u32) {
         generation,
         service,
         _pad: 0,
-        // SAFETY: a helper without arguments.
-        seen_ns: unsafe { bpf_ktime_get_coarse_ns() },
+        seen_ns: crate::clock::now(),
     };
     // Failure only under memory pressure: the later fragments are then dropped as orphans.
     let _ = FRAGMENTS.insert(&key(pkt), &v, BPF_ANY as u64);

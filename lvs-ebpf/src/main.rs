@@ -44,6 +44,7 @@
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
+mod clock;
 mod conns;
 mod conntrack;
 mod decap;

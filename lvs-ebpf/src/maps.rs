@@ -84,12 +84,14 @@ pub static OWN_MACS: Array<OwnMacs> = Array::with_max_entries(1, 0);
 pub static FRAGMENTS: LruHashMap<FragKey, FragValue> =
     LruHashMap::with_max_entries(FRAG_ENTRIES, 0);
 
+/// What the tables hold that the balancer looks for only when it is there
+/// ([`lvs_common::service::table_flags`]: a NATed real, for [`crate::nat_reply`]; a service
+/// of every port, for [`crate::vip`]), written by the agent.
+#[map(name = "LVS_TABLE_FLAGS")]
+pub static TABLE_FLAGS: Array<u32> = Array::with_max_entries(1, 0);
+
 /// The virtual services' addresses → the protocols they have services for
 /// ([`lvs_common::fragment::vip_protos`]), written by the agent.
-/// 1 when a NATed real is in the tables ([`lvs_common::limits::map_names::NAT_ON`]), written
-/// by the agent: without one, [`crate::nat_reply`] looks nothing up.
-#[map(name = "LVS_NAT_ON")]
-pub static NAT_ON: Array<u32> = Array::with_max_entries(1, 0);
 
 #[map(name = "LVS_VIP_ADDRS")]
 pub static VIP_ADDRS: HashMap<Addr, u32> = HashMap::with_max_entries(MAX_SERVICES, 0);
@@ -143,6 +145,10 @@ pub static DEST_HOPS: PerCpuArray<DestHop> = PerCpuArray::with_max_entries(DEST_
 /// The next-hop cache's generation (one word), bumped by the agent on every routing change.
 #[map(name = "LVS_NEXT_HOP_GEN")]
 pub static NEXT_HOP_GENERATION: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Each CPU's cache of the coarse clock ([`crate::clock`]): the programs' own, not pinned.
+#[map(name = "LVS_CLOCK")]
+pub static CLOCK: PerCpuArray<crate::clock::Cached> = PerCpuArray::with_max_entries(1, 0);
 
 /// Bounds the header offsets handed over in [`NEW_PACKET`]: larger than any frame.
 const HEADER_OFFSET_MASK: usize = 0x3fff;

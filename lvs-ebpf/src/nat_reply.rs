@@ -8,7 +8,7 @@
 //! counted in the service's and the real's OutPkts and OutBytes ([`crate::stats::replied`]). Anything
 //! else (the director's own traffic, a reply whose flow is gone or expired) is XDP_PASS,
 //! untouched; it costs the balancer one hash lookup, and none while no NATed real is in the
-//! tables (the agent's flag, [`crate::maps::NAT_ON`]).
+//! tables (the agent's flag, [`lvs_common::service::table_flags::NAT`]).
 //!
 //! A reply too big for the route to the client is XDP_PASS, untouched: the kernel, routing it,
 //! sends the real ICMP fragmentation needed / packet too big, and the real's stack lowers
@@ -16,14 +16,16 @@
 //! the reals' replies must not be fragmented (TCP's are not, with path MTU discovery).
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
-use lvs_common::{NatReply, dest::forward, limits::forward_progs, nat::forward_key};
+use lvs_common::{
+    NatReply, dest::forward, limits::forward_progs, nat::forward_key, service::table_flags,
+};
 
 use crate::{
     conntrack, fib,
-    maps::{FORWARD_PROGS, NAT_ON, NAT_REPLIES, NEW_PACKET, handed_packet},
+    maps::{FORWARD_PROGS, NAT_REPLIES, NEW_PACKET, handed_packet},
     nat,
     parse::{Packet, frag},
-    stats,
+    stats, vip,
 };
 
 /// In the balancer, for a packet no flow and no service claims: if the reply table knows it,
@@ -32,7 +34,7 @@ use crate::{
 #[inline(always)]
 pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
     // No NATed real: no reply to look for (the director's own traffic costs no hash lookup).
-    if pkt.frag != frag::NONE || NAT_ON.get(0).is_none_or(|&on| on == 0) {
+    if pkt.frag != frag::NONE || !vip::flag(table_flags::NAT) {
         return XDP_PASS;
     }
     // SAFETY: the value is copied out at once.

@@ -8,7 +8,7 @@
 //! its own position, so new connections never contend on a shared counter; over many
 //! connections each CPU reproduces the weighted cycle exactly.
 
-use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_ns, programs::XdpContext};
+use aya_ebpf::{bindings::BPF_ANY, programs::XdpContext};
 use lvs_common::{
     Dest, FlowKey, PersistKey, PersistValue, Service,
     conns::Rule,
@@ -41,8 +41,7 @@ pub fn pick(
         client: key.src.masked(&service.persist_mask),
         service: service.id,
     };
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = crate::clock::now();
     if let Some(ptr) = PERSIST.get_ptr_mut(pkey) {
         // SAFETY: a valid pointer into the map for this program run, copied out at once; a
         // concurrent update can at worst give a stale entry, which the checks below reject.

@@ -1,10 +1,13 @@
 //! Stage 3: find the virtual service of a packet: (VIP, port, protocol), then (VIP, every
-//! port, protocol). Not a virtual service: XDP_PASS.
+//! port, protocol) if the tables hold a service of every port (the agent's flag,
+//! [`lvs_common::service::table_flags::ANY_PORT`]: without one, a packet to no service, such
+//! as the director's own traffic or a NATed flow's reply, costs one lookup, not two). Not a
+//! virtual service: XDP_PASS.
 
 use aya_ebpf::bindings::xdp_action::XDP_PASS;
-use lvs_common::{Addr, FlowKey, Service, VipKey};
+use lvs_common::{Addr, FlowKey, Service, VipKey, service::table_flags};
 
-use crate::maps::{SERVICES, VIP_ADDRS};
+use crate::maps::{SERVICES, TABLE_FLAGS, VIP_ADDRS};
 
 /// The service the packet is addressed to.
 #[inline(always)]
@@ -20,9 +23,18 @@ pub fn lookup(key: &FlowKey) -> Result<&'static Service, u32> {
     if let Some(s) = unsafe { SERVICES.get(vip) } {
         return Ok(s);
     }
+    if !flag(table_flags::ANY_PORT) {
+        return Err(XDP_PASS);
+    }
     vip.port_be = 0;
     // SAFETY: as above.
     unsafe { SERVICES.get(vip) }.ok_or(XDP_PASS)
+}
+
+/// Whether the agent's flags word has `bit` ([`lvs_common::service::table_flags`]).
+#[inline(always)]
+pub fn flag(bit: u32) -> bool {
+    TABLE_FLAGS.get(0).is_some_and(|&f| f & bit != 0)
 }
 
 /// Whether `addr` is the address of a virtual service of one of the protocols in `protos`

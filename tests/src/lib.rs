@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod bpf;
+pub mod clock;
 pub mod multidir;
 pub mod packet;
 pub mod wait;

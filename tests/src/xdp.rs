@@ -91,6 +91,26 @@ pub fn ct_map(dp: &mut Dataplane) -> Array<&mut MapData, CtBucket> {
     Array::try_from(map).expect("connection table of buckets")
 }
 
+/// The tables' flags word (`LVS_TABLE_FLAGS`, [`lvs_common::service::table_flags`]) the
+/// balancer reads, found through the balancer program (the agent holds the map itself).
+pub fn table_flags(dp: &mut Dataplane) -> Array<MapData, u32> {
+    let ids = dp
+        .balancer()
+        .expect("the balancer")
+        .info()
+        .expect("its info")
+        .map_ids()
+        .expect("its maps")
+        .expect("map ids");
+    for id in ids {
+        let data = MapData::from_id(id).expect("a map");
+        if data.info().expect("map info").name_as_str() == Some(map_names::TABLE_FLAGS) {
+            return Array::try_from(aya::maps::Map::Array(data)).expect("an array");
+        }
+    }
+    panic!("the balancer has no {} map", map_names::TABLE_FLAGS);
+}
+
 /// The connection table's hash seed.
 pub fn ct_seed(dp: &mut Dataplane) -> u64 {
     let map = dp.ebpf().map_mut(map_names::CT_SEED).expect("seed map");

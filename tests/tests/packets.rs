@@ -30,7 +30,7 @@ use lvs_tests::{
     wait,
     xdp::{
         Outcome, TEST_RUN_IFINDEX, allowed_cpus, bucket_of, ct_holds, ct_map, ct_seed, flow_key,
-        keys_sharing_buckets, pin_to_cpu, pin_to_one_cpu, run, run_program,
+        keys_sharing_buckets, pin_to_cpu, pin_to_one_cpu, run, run_program, table_flags,
     },
 };
 
@@ -164,6 +164,40 @@ fn port_zero_service_takes_every_port() {
     }
     let f = Frame::udp(CLIENT4, 40000, VIP4, 80).build();
     assert_passed_untouched(&f, &run(&mut dp, &f));
+}
+
+/// The agent's flag for services of every port follows the tables, and the balancer looks a
+/// packet up with port 0 only while it is up: with it cleared by hand, a service of every
+/// port is not found (the lookup the director's own traffic and NAT replies no longer pay).
+#[test]
+fn port_zero_is_looked_up_only_while_a_service_of_every_port_is_in_the_tables() {
+    use lvs_common::service::table_flags::ANY_PORT;
+    let any_port = |dp: &mut Dataplane| table_flags(dp).get(&0, 0).expect("flags") & ANY_PORT;
+    let every = service(VIP4, 0, Protocol::Tcp, vec![real(1, 1)]);
+    let one = service(VIP6, 80, Protocol::Tcp, vec![real(2, 1)]);
+    let mut dp = loaded(std::slice::from_ref(&one));
+    assert_eq!(any_port(&mut dp), 0, "no service of every port");
+    let f = Frame::tcp(CLIENT4, 40000, VIP4, 8080, SYN).build();
+    assert_passed_untouched(&f, &run(&mut dp, &f));
+
+    dp.tables
+        .apply(&[every.clone(), one.clone()])
+        .expect("a service of every port");
+    assert_eq!(any_port(&mut dp), ANY_PORT, "a service of every port");
+    assert_eq!(forwarded_to(&f, &run(&mut dp, &f)), 1);
+
+    table_flags(&mut dp).set(0, 0, 0).expect("clear");
+    let g = Frame::tcp(CLIENT4, 40001, VIP4, 8080, SYN).build();
+    assert_passed_untouched(&g, &run(&mut dp, &g));
+    let v6 = Frame::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    assert_eq!(
+        forwarded_to(&v6, &run(&mut dp, &v6)),
+        2,
+        "a service of its own port is found without the flag"
+    );
+
+    dp.tables.apply(&[one]).expect("none of every port");
+    assert_eq!(any_port(&mut dp), 0, "the service of every port removed");
 }
 
 #[test]
@@ -882,17 +916,6 @@ fn a_real_behind_another_interface_is_reached_by_redirect() {
     );
 }
 
-/// `clock` in nanoseconds.
-fn clock_ns(clock: nix::time::ClockId) -> u64 {
-    let t = nix::time::clock_gettime(clock).expect("clock_gettime");
-    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-}
-
-/// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns` (the persistence entries' timestamps).
-fn monotonic_ns() -> u64 {
-    clock_ns(nix::time::ClockId::CLOCK_MONOTONIC)
-}
-
 /// The one persistence entry of the data plane (reading it does not refresh it).
 fn persist_entry(dp: &mut Dataplane) -> PersistValue {
     let map = dp
@@ -906,15 +929,9 @@ fn persist_entry(dp: &mut Dataplane) -> PersistValue {
     entries[0]
 }
 
-/// Waits (up to 5 s) until `CLOCK_MONOTONIC` reads at least `at_ns`; returns its reading.
+/// Waits (up to 5 s) until the data plane's clock reads past `at_ns`.
 fn wait_clock(at_ns: u64, what: &str) -> u64 {
-    wait::until(
-        Duration::from_secs(5),
-        Duration::from_millis(10),
-        what,
-        || Some(monotonic_ns()).filter(|&now| now >= at_ns),
-        || format!("clock at {} ns, waiting for {at_ns} ns", monotonic_ns()),
-    )
+    lvs_tests::clock::wait_past(at_ns, what, Duration::from_secs(5))
 }
 
 #[test]
@@ -1035,16 +1052,10 @@ fn a_new_flow_in_a_full_bucket_takes_the_way_of_the_least_recently_seen() {
         .max()
         .unwrap_or(0);
     // The table keeps times without their low bits (they hold the state).
-    wait::until(
+    lvs_tests::clock::wait_past(
+        stamped | STATE_MASK,
+        "the data plane's clock past the four flows' stamps",
         Duration::from_secs(2),
-        Duration::from_millis(1),
-        "the coarse clock past the four flows' stamps",
-        || {
-            Some(()).filter(|_| {
-                clock_ns(nix::time::ClockId::CLOCK_MONOTONIC_COARSE) & !STATE_MASK > stamped
-            })
-        },
-        || format!("stamps up to {stamped} ns"),
     );
     let before = connections(&dp);
     for i in [0, 1, 3] {

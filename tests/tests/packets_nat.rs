@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use lvs::{config::Protocol, dataplane::Dataplane};
 use lvs_tests::{
     packet::{ACK, Frame, SYN, fix_ipv4_checksum, fragments},
-    xdp::run,
+    xdp::{run, table_flags},
 };
 
 #[path = "packets_nat/common.rs"]
@@ -271,27 +271,9 @@ fn the_state_follows_both_directions() {
     });
 }
 
-/// The NAT flag (`LVS_NAT_ON`) the balancer reads, found through the balancer program.
-fn nat_flag(dp: &mut Dataplane) -> aya::maps::Array<aya::maps::MapData, u32> {
-    let ids = dp
-        .balancer()
-        .expect("the balancer")
-        .info()
-        .expect("its info")
-        .map_ids()
-        .expect("its maps")
-        .expect("map ids");
-    for id in ids {
-        let data = aya::maps::MapData::from_id(id).expect("a map");
-        if data.info().expect("map info").name_as_str() == Some("LVS_NAT_ON") {
-            return aya::maps::Array::try_from(aya::maps::Map::Array(data)).expect("an array");
-        }
-    }
-    panic!("the balancer has no LVS_NAT_ON map");
-}
-
+/// The NAT bit of the tables' flags.
 fn nat_on(dp: &mut Dataplane) -> u32 {
-    nat_flag(dp).get(&0, 0).expect("read")
+    table_flags(dp).get(&0, 0).expect("read") & lvs_common::service::table_flags::NAT
 }
 
 /// The agent's NAT flag follows the tables: 1 while a NATed real is in them, 0 once none is;
@@ -305,7 +287,7 @@ fn replies_are_looked_up_only_while_a_nated_real_is_in_the_tables() {
         let (reply, _) = opened(&mut dp, VIP4.into());
         assert_eq!(run(&mut dp, &reply).verdict, XDP_REDIRECT, "translated");
 
-        nat_flag(&mut dp).set(0, 0, 0).expect("clear");
+        table_flags(&mut dp).set(0, 0, 0).expect("clear");
         let out = run(&mut dp, &reply);
         assert_eq!(
             (out.verdict, &out.frame),

@@ -18,7 +18,6 @@ use lvs_common::{
 };
 use lvs_tests::{
     packet::{ACK, DIRECTOR_MAC, Frame, SYN},
-    wait,
     xdp::{TEST_RUN_IFINDEX, bucket_of, ct_map, ct_seed, flow_key, pin_to_one_cpu, run},
 };
 
@@ -188,22 +187,9 @@ fn a_retransmitted_syn_stays_on_its_real_and_a_syn_after_close_is_scheduled_afre
     );
 }
 
-/// Now on the connection table's clock (CLOCK_MONOTONIC, coarse).
-fn coarse_ns() -> u64 {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
-        .expect("clock_gettime");
-    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-}
-
-/// Waits (up to 10 s) until the table's clock reads past `at_ns`.
+/// Waits (up to 10 s) until the data plane's clock reads past `at_ns`.
 fn wait_clock(at_ns: u64, what: &str) {
-    wait::until(
-        Duration::from_secs(10),
-        Duration::from_millis(10),
-        what,
-        || Some(()).filter(|_| coarse_ns() > at_ns),
-        || format!("clock at {} ns, waiting for {at_ns} ns", coarse_ns()),
-    );
+    lvs_tests::clock::wait_past(at_ns, what, Duration::from_secs(10));
 }
 
 #[test]

@@ -8,7 +8,8 @@ use std::{collections::HashMap, net::SocketAddr};
 
 use lvs_common::conntrack::ct_state;
 
-use super::{Agent, snapshot::conntrack_now_ns};
+use super::Agent;
+use crate::dataplane::conns::table_now_ns;
 use crate::{
     dataplane::plan::{ip_of, vip_key},
     ipvsadm::output::Connection,
@@ -64,7 +65,7 @@ impl Agent {
                 }
             }
         }
-        let now = conntrack_now_ns();
+        let now = table_now_ns();
         let timeouts = self.config.globals.timeouts.table();
         let mut out = Vec::new();
         let walked = crate::dataplane::conntrack::for_each_way(self.dataplane.ebpf(), |e| {

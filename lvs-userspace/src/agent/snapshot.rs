@@ -218,13 +218,6 @@ pub fn scheduler_name(s: Scheduler) -> &'static str {
     s.name()
 }
 
-/// Now on the connection table's clock: CLOCK_MONOTONIC, coarse, as `bpf_ktime_get_coarse_ns`.
-pub(super) fn conntrack_now_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
-        .map(|t| Duration::from(t).as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 impl Agent {
     /// Builds a [`Snapshot`] of the agent now.
     pub(crate) fn snapshot(&mut self) -> Snapshot {

@@ -27,8 +27,10 @@ use lvs_common::{
     limits::{CT_WAYS, MAX_DESTS},
 };
 
-/// Now on the connection table's clock: CLOCK_MONOTONIC, coarse, as
-/// `bpf_ktime_get_coarse_ns`.
+/// Now on the connection and persistence tables' clock: CLOCK_MONOTONIC, coarse, which the
+/// data plane reads through a per-CPU cache at most one tick behind it (`lvs-ebpf/src/clock.rs`):
+/// a flow the data plane still holds for a tick may read as expired here, never the reverse
+/// (who uncounts a flow is settled by compare-and-exchange on its word, not by the clocks).
 pub fn table_now_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
         .map(|t| std::time::Duration::from(t).as_nanos() as u64)

@@ -519,7 +519,7 @@ impl Dataplane {
             typed::<Array<_, _>>(&mut ebpf, map_names::DESTS)?,
             typed::<Array<_, _>>(&mut ebpf, map_names::RINGS)?,
             typed::<BpfHashMap<_, _, _>>(&mut ebpf, map_names::VIP_ADDRS)?,
-            typed::<Array<_, _>>(&mut ebpf, map_names::NAT_ON)?,
+            typed::<Array<_, _>>(&mut ebpf, map_names::TABLE_FLAGS)?,
             stats,
             counts,
         );

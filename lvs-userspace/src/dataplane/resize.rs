@@ -49,13 +49,6 @@ fn ct_error(source: super::conntrack::ConntrackError) -> LoadError {
     LoadError::Conntrack { source }
 }
 
-/// The current time on the connection table's clock.
-fn now_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
-        .map(|t| std::time::Duration::from(t).as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 impl Resize {
     /// Starts moving the flow tables pinned in `dir` (of sizes `from`) into the new, unpinned
     /// maps of `ebpf` (of sizes `to`): settings, live flows, persistence entries. Refuses,
@@ -123,7 +116,7 @@ impl Resize {
         let old = Table::map(&self.old_ct, false).map_err(ct_error)?;
         let new = Table::map(super::conntrack::table_map(ebpf).map_err(ct_error)?, true)
             .map_err(ct_error)?;
-        let now = now_ns();
+        let now = super::conns::table_now_ns();
         let (mut live, mut unfit) = (0, 0);
         old.for_each_way(|e: &CtEntry| {
             if e.is_live(now, &self.config.timeouts) {
@@ -205,7 +198,7 @@ impl Resize {
     }
 
     fn count_live(&self, ebpf: &Ebpf) -> Result<u64, LoadError> {
-        let now = now_ns();
+        let now = super::conns::table_now_ns();
         let mut n = 0;
         super::conntrack::for_each_way(ebpf, |e| n += e.is_live(now, &self.config.timeouts) as u64)
             .map_err(ct_error)?;

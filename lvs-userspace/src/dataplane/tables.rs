@@ -23,7 +23,7 @@ use lvs_common::{
     dest::{dest_flags, forward},
     fragment::vip_protos,
     limits::{MAX_DESTS, MAX_SERVICES, NO_DEST, RING_SIZE},
-    service::{sched, service_flags},
+    service::{sched, service_flags, table_flags},
 };
 
 use super::{
@@ -91,9 +91,9 @@ pub struct Tables {
     dests: Array<MapData, Dest>,
     rings: Array<MapData, u32>,
     vip_addrs: BpfHashMap<MapData, Addr, u32>,
-    /// The NAT flag ([`Tables::write_nat_on`]), and what was last written to it.
-    nat_on: Array<MapData, u32>,
-    nat_on_written: Option<bool>,
+    /// The tables' flags ([`Tables::write_flags`]), and what was last written to them.
+    flags: Array<MapData, u32>,
+    flags_written: Option<u32>,
     stats: Stats,
     counts: Counts,
     written: HashMap<VipKey, ServiceState>,
@@ -116,7 +116,7 @@ impl Tables {
         dests: Array<MapData, Dest>,
         rings: Array<MapData, u32>,
         vip_addrs: BpfHashMap<MapData, Addr, u32>,
-        nat_on: Array<MapData, u32>,
+        flags: Array<MapData, u32>,
         stats: Stats,
         counts: Counts,
     ) -> Self {
@@ -125,8 +125,8 @@ impl Tables {
             dests,
             rings,
             vip_addrs,
-            nat_on,
-            nat_on_written: None,
+            flags,
+            flags_written: None,
             stats,
             counts,
             written: HashMap::new(),
@@ -274,7 +274,7 @@ impl Tables {
             .filter(|&i| !used_services[i as usize])
             .collect();
         self.write_vip_addrs()?;
-        self.write_nat_on()?;
+        self.write_flags(0)?;
         self.free_dests = Vec::new();
         for id in (0..MAX_DESTS).rev() {
             if used_dests[id as usize] {
@@ -323,6 +323,14 @@ impl Tables {
         let wanted: HashMap<VipKey, &ServicePlan> = plans.iter().map(|p| (p.key(), p)).collect();
         let mut keys: HashSet<VipKey> = wanted.keys().copied().collect();
         keys.extend(plans.iter().flat_map(|p| p.alias_keys()));
+        // A service of every port is looked for only once its flag is up: up before the
+        // service is written, down (if it goes) only after.
+        let any_port = if keys.iter().any(|k| k.port_be == 0) {
+            table_flags::ANY_PORT
+        } else {
+            0
+        };
+        self.write_flags(any_port)?;
         let gone: Vec<VipKey> = self
             .written
             .keys()
@@ -338,22 +346,30 @@ impl Tables {
             .iter()
             .try_for_each(|plan| self.apply_service(plan, &keys));
         self.write_vip_addrs()?;
-        self.write_nat_on()?;
+        self.write_flags(0)?;
         result
     }
 
-    /// Writes the NAT flag ([`lvs_common::limits::map_names::NAT_ON`]): 1 while a slot holds
-    /// a NATed destination, which the balancer then looks for replies of.
-    fn write_nat_on(&mut self) -> Result<(), TablesError> {
-        let on = self
+    /// Writes the tables' flags ([`lvs_common::limits::map_names::TABLE_FLAGS`]): what the
+    /// written tables hold ([`table_flags::NAT`] while a slot holds a NATed destination,
+    /// [`table_flags::ANY_PORT`] while a service of every port is written), with `also`.
+    fn write_flags(&mut self, also: u32) -> Result<(), TablesError> {
+        let nat = self
             .slots
             .iter()
             .any(|d| d.flags & dest_flags::VALID != 0 && d.method == forward::MASQ);
-        if self.nat_on_written != Some(on) {
-            self.nat_on
-                .set(0, u32::from(on), 0)
-                .map_err(map_err("LVS_NAT_ON"))?;
-            self.nat_on_written = Some(on);
+        let any_port = self
+            .written
+            .iter()
+            .any(|(k, s)| k.port_be == 0 || s.aliases.iter().any(|a| a.port_be == 0));
+        let flags = also
+            | if nat { table_flags::NAT } else { 0 }
+            | if any_port { table_flags::ANY_PORT } else { 0 };
+        if self.flags_written != Some(flags) {
+            self.flags
+                .set(0, flags, 0)
+                .map_err(map_err("LVS_TABLE_FLAGS"))?;
+            self.flags_written = Some(flags);
         }
         Ok(())
     }

@@ -435,8 +435,11 @@ fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     let drops = all_drops(setup)?;
     let mut times = vec![Vec::new(); cases.len()];
     // LVS_BENCH_WARM=text: only the cases whose name holds it, besides the wrapper and the
-    // floor (to profile one).
-    let only = std::env::var("LVS_BENCH_WARM").unwrap_or_default();
+    // floor (to profile one); `1` (as the quick look in `main` is asked for) is every case.
+    let only = std::env::var("LVS_BENCH_WARM")
+        .ok()
+        .filter(|v| v != "1")
+        .unwrap_or_default();
     for _ in 0..rounds {
         for (i, (c, t)) in cases.iter().zip(times.iter_mut()).enumerate() {
             if i >= 2 && !c.name.contains(only.as_str()) {
