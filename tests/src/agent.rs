@@ -2,12 +2,15 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
-use lvs::lab::{Lab, http_get};
+use lvs::{
+    agent::snapshot::Snapshot,
+    lab::{Lab, http_get},
+};
 
 /// The `lvs` binary under test: `$LVS_BIN`, else `lvs` in the target directory these tests
 /// (or this tool) were built into (`cargo xtask test` builds it first).
@@ -141,21 +144,55 @@ impl<'a> RunningLvs<'a> {
     /// `lvs status --control <its socket> ARGS` (from the root namespace: the socket is a
     /// file), with a deadline: its standard output, or its standard error if it failed.
     pub fn status(&self, args: &[&str]) -> Result<String> {
-        let out = crate::wait::output(
-            std::process::Command::new(lvs_binary())
-                .arg("status")
-                .arg("--control")
-                .arg(&self.control)
-                .args(args),
-        );
-        if !out.status.success() {
-            bail!(
-                "lvs status {args:?} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+        status_at(&self.control, args)
+    }
+
+    /// Waits until the service at `vip` has each of `reals` (address and port as `lvs status`
+    /// writes them, and the weight the config gives it) in the data plane at that weight:
+    /// up after its checks *and* its MAC known. A real that is up but whose MAC is still
+    /// being resolved is out of the kernel's tables (`lvs status` shows `-`, as for a real
+    /// that is down), so a VIP that answers may have only some of its reals yet: wait here
+    /// before anything that counts on all of them (a split, per-real counts, a stop or a
+    /// reload that must find them in the pinned maps). Asking for the status makes the agent
+    /// write pending changes first: what it shows is what the kernel's tables hold.
+    pub fn wait_in_data_plane(
+        &self,
+        vip: SocketAddr,
+        reals: &[(SocketAddr, u32)],
+        within: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let missing = match self.status(&["--json"]) {
+                Ok(json) => data_plane_gaps(&json, vip, reals),
+                Err(e) => vec![e.to_string()],
+            };
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the service {vip} has not all its reals in the data plane within \
+                     {within:?}: {}; last status:\n{}\nlvs log:\n{}",
+                    missing.join("; "),
+                    self.status(&[]).unwrap_or_else(|e| e.to_string()),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// [`RunningLvs::wait_in_data_plane`], then [`RunningLvs::wait_served`]: every real of
+    /// `reals` takes new connections of `vip`, and the VIP answers.
+    pub fn wait_ready(
+        &self,
+        vip: SocketAddr,
+        reals: &[(SocketAddr, u32)],
+        within: Duration,
+    ) -> Result<()> {
+        self.wait_in_data_plane(vip, reals, within)?;
+        self.wait_served(vip, within)
     }
 
     /// The first service's reals as `lvs status --json` shows them: address, ActiveConn,
@@ -177,8 +214,11 @@ impl<'a> RunningLvs<'a> {
     }
 
     /// Waits until `lvs status` shows `real` (as the table writes it, `198.18.0.13:80`) with
-    /// `weight` in its weight column (`-`: out of the data plane). Asking for the status makes
-    /// the agent write pending changes first, so this is what the kernel's tables hold.
+    /// `weight` in its weight column (`-`: out of the data plane, whether down or up with its
+    /// MAC still unknown; a number: in it). Asking for the status makes the agent write
+    /// pending changes first, so this is what the kernel's tables hold. Any service's line
+    /// for `real` counts: to wait for the reals of one service, or for several reals, use
+    /// [`RunningLvs::wait_in_data_plane`].
     pub fn wait_real_weight(&self, real: SocketAddr, weight: &str, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         let prefix = format!("  -> {real} ");
@@ -228,6 +268,72 @@ impl<'a> RunningLvs<'a> {
     pub fn stop(self) -> bool {
         self.lab.terminate(self.pid, Duration::from_secs(5))
     }
+}
+
+/// `lvs status --control CONTROL ARGS` (from the root namespace: the socket is a file), with
+/// a deadline: its standard output, or its standard error if it failed.
+pub fn status_at(control: &Path, args: &[&str]) -> Result<String> {
+    let out = crate::wait::output(
+        std::process::Command::new(lvs_binary())
+            .arg("status")
+            .arg("--control")
+            .arg(control)
+            .args(args),
+    );
+    if !out.status.success() {
+        bail!(
+            "lvs status {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// What keeps `reals` (address, weight) from being in the data plane of the service at `vip`,
+/// by `json` (`lvs status --json`): one line per real that is not there at its weight (its
+/// weight there, `-` when out, and its health), or why the snapshot says nothing of it; empty
+/// when all are.
+pub fn data_plane_gaps(json: &str, vip: SocketAddr, reals: &[(SocketAddr, u32)]) -> Vec<String> {
+    let snap: Snapshot = match serde_json::from_str(json) {
+        Ok(s) => s,
+        Err(e) => return vec![format!("lvs status --json is not a snapshot: {e}")],
+    };
+    let services: Vec<_> = snap.services.iter().filter(|s| s.address == vip).collect();
+    if services.is_empty() {
+        return vec![format!("no service at {vip} in lvs status")];
+    }
+    let mut gaps = Vec::new();
+    for &(addr, weight) in reals {
+        let listed: Vec<_> = services
+            .iter()
+            .flat_map(|s| s.reals.iter())
+            .filter(|r| r.address == addr)
+            .collect();
+        if listed.is_empty() {
+            gaps.push(format!("{addr} is not a real of {vip}"));
+        }
+        for r in listed {
+            if r.effective_weight != Some(weight) {
+                gaps.push(format!(
+                    "{addr} at weight {} (want {weight}), health {}",
+                    r.effective_weight
+                        .map_or_else(|| "-".to_string(), |w| w.to_string()),
+                    r.health.as_ref().map_or("?", |h| h.state.as_str())
+                ));
+            }
+        }
+    }
+    gaps
+}
+
+/// The lab's reals on `port` (IPv4), each at `weight`: what
+/// [`RunningLvs::wait_in_data_plane`] takes for a service of them all at one weight.
+pub fn lab_reals(lab: &Lab, port: u16, weight: u32) -> Vec<(SocketAddr, u32)> {
+    lab.reals()
+        .iter()
+        .map(|r| (SocketAddr::new(r.addr_v4.into(), port), weight))
+        .collect()
 }
 
 /// One real of `lvs status --json` ([`RunningLvs::real_counts`]).
@@ -300,11 +406,13 @@ pub fn vips(lab: &Lab) -> [SocketAddr; 2] {
 /// weights 3, 2 and 1. A VIP that answers may not have all its reals yet: each comes up at
 /// its first passing check, and one that comes up during the 600 misses its share.
 pub fn assert_split_3_2_1(lab: &Lab, lvs: &RunningLvs, vip: SocketAddr, reals: [&str; 3]) {
-    for (real, weight) in reals.iter().zip(["3", "2", "1"]) {
-        let real: SocketAddr = real.parse().expect("a real's address");
-        lvs.wait_real_weight(real, weight, std::time::Duration::from_secs(30))
-            .expect("every real in the data plane before the split");
-    }
+    let weighted: Vec<(SocketAddr, u32)> = reals
+        .iter()
+        .map(|r| r.parse().expect("a real's address"))
+        .zip([3, 2, 1])
+        .collect();
+    lvs.wait_in_data_plane(vip, &weighted, Duration::from_secs(30))
+        .expect("every real in the data plane before the split");
     let names = who_answers(lab, vip, 600).expect("600 connections through the VIP");
     for (real, want) in [("real1", 300), ("real2", 200), ("real3", 100)] {
         let got = count(&names, real);

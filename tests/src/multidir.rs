@@ -24,7 +24,7 @@ use std::{
 use lvs::lab::{cleanup_stale, mount_bpffs, run_in_netns, unmount_bpffs};
 
 use crate::{
-    agent::lvs_binary,
+    agent::{data_plane_gaps, lvs_binary, status_at},
     wait::{self, until},
 };
 
@@ -295,24 +295,33 @@ impl Multi {
         self.spawn(&format!("lvs-d{d}"), &ns, bin.to_str().unwrap(), &args);
     }
 
-    /// Waits until the lvs of each of `directors` has every real of both services up (so
-    /// that they all build the same tables before connections start).
+    /// Waits until the lvs of each of `directors` has every real of both services in its data
+    /// plane at weight 1 (up after its checks and its MAC known: a real only up is not in the
+    /// kernel's tables yet), so that they all build the same tables before connections start.
     pub fn wait_reals_up(&self, directors: &[usize], describe: impl Fn() -> String) {
         for &d in directors {
-            let log = self.dir.join(format!("lvs-d{d}.log"));
+            let control = self.control(d);
+            let gaps = || -> Vec<String> {
+                let json = match status_at(&control, &["--json"]) {
+                    Ok(json) => json,
+                    Err(e) => return vec![e.to_string()],
+                };
+                [MH_PORT, WRR_PORT]
+                    .into_iter()
+                    .flat_map(|port| {
+                        let reals: Vec<(SocketAddr, u32)> = (1..=REALS)
+                            .map(|i| (SocketAddr::from((host(10 + i), port)), 1))
+                            .collect();
+                        data_plane_gaps(&json, SocketAddr::from((VIP, port)), &reals)
+                    })
+                    .collect()
+            };
             until(
                 Duration::from_secs(30),
                 Duration::from_millis(100),
-                &format!("director {d} has every real up"),
-                || {
-                    let text = std::fs::read_to_string(&log).unwrap_or_default();
-                    let up = text
-                        .lines()
-                        .filter(|l| l.contains("real server up"))
-                        .count();
-                    (up >= usize::from(REALS) * 2).then_some(())
-                },
-                &describe,
+                &format!("director {d} has every real in its data plane"),
+                || gaps().is_empty().then_some(()),
+                || format!("director {d}: {}\n{}", gaps().join("; "), describe()),
             );
         }
     }

@@ -11,7 +11,7 @@ use std::{
 };
 
 use lvs::lab::{Lab, LabOptions, http_get, run_in_netns};
-use lvs_tests::agent::RunningLvs;
+use lvs_tests::agent::{RunningLvs, lab_reals};
 
 /// Connections held open to the metrics port: far more than the agent's open-files limit.
 const FLOOD: usize = 1500;
@@ -45,6 +45,10 @@ fn idle_connections_to_the_metrics_port_take_no_real_down() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Up is not yet served: the VIP must be served before the flood for "still serves" to
+    // mean anything, and each real is in the data plane once its MAC is known too.
+    lvs.wait_ready(vip, &lab_reals(&lab, 80, 1), Duration::from_secs(15))
+        .unwrap();
     raise_open_files_limit();
 
     // The flood, from the client: connections that send nothing.

@@ -104,6 +104,14 @@ fn answers(lab: &Lab, addr: SocketAddr, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The seed's two reals at their weights (`gate 2`, `gate 1`).
+fn seed_reals() -> [(SocketAddr, u32); 2] {
+    [
+        ("192.168.1.107:80".parse().unwrap(), 2),
+        ("192.168.1.109:80".parse().unwrap(), 1),
+    ]
+}
+
 fn served(lab: &Lab, addr: SocketAddr) -> bool {
     matches!(http_get(lab.client_ns(), addr, "/index.html"), Ok((200, _)))
 }
@@ -133,6 +141,9 @@ fn the_seed_runs_unchanged_with_an_iptables_rule_marking_its_traffic() {
     for port in [80, 443] {
         wait_served(&lab, vip(&lab, port), &log);
     }
+    // wrr 2:1 needs both reals in the data plane (up and their MACs known), not one answering.
+    lvs.wait_in_data_plane(vip(&lab, 80), &seed_reals(), Duration::from_secs(20))
+        .unwrap();
     // wrr 2:1 over the seed's two reals, on both marked ports.
     for port in [80, 443] {
         let names = answers(&lab, vip(&lab, port), 60);
@@ -169,6 +180,9 @@ fn persistence_on_a_mark_covers_all_its_ports() {
     for port in [80, 443] {
         wait_served(&lab, vip(&lab, port), &log);
     }
+    // Both reals in the data plane: with one only, staying on it proves nothing.
+    lvs.wait_in_data_plane(vip(&lab, 80), &seed_reals(), Duration::from_secs(20))
+        .unwrap();
     // HTTP and HTTPS of one client stay on one real, whichever port came first.
     let mut names = Vec::new();
     for _ in 0..10 {

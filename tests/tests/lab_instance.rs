@@ -10,7 +10,7 @@ use std::{
 
 use lvs::lab::{Lab, LabOptions};
 use lvs_tests::{
-    agent::{RunningLvs, lvs_binary, who_answers},
+    agent::{RunningLvs, lab_reals, lvs_binary, who_answers},
     wait::output_within,
 };
 
@@ -53,7 +53,10 @@ fn a_second_agent_on_the_same_instance_is_refused_and_the_first_keeps_serving() 
     .unwrap();
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
     let first = RunningLvs::start(&lab, CONFIG).unwrap();
-    first.wait_served(vip, Duration::from_secs(15)).unwrap();
+    // Both reals in the data plane (up and their MACs known): the first must forward to each.
+    first
+        .wait_ready(vip, &lab_reals(&lab, 80, 1)[..2], Duration::from_secs(15))
+        .unwrap();
     assert!(status_answers(&first), "the first agent answers");
 
     // The same instance, the same control socket: as an operator typing it twice would.

@@ -97,11 +97,17 @@ ipvsadm -a -t $vip:80 -r $rs3 -w 1
 
 /// Waits until the data plane holds each real at its weight (its MAC found: a real the
 /// command just added is reached once its neighbour entry is).
-fn in_data_plane(lvs: &RunningLvs, weights: &[(&str, &str)]) {
-    for (real, w) in weights {
-        lvs.wait_real_weight(real.parse().unwrap(), w, Duration::from_secs(15))
-            .unwrap();
-    }
+fn in_data_plane(lvs: &RunningLvs, weights: &[(&str, u32)]) {
+    let reals: Vec<(SocketAddr, u32)> = weights
+        .iter()
+        .map(|(r, w)| (r.parse().unwrap(), *w))
+        .collect();
+    lvs.wait_in_data_plane(
+        "198.18.0.100:80".parse().unwrap(),
+        &reals,
+        Duration::from_secs(15),
+    )
+    .unwrap();
 }
 
 /// The client's source ports: each connection of the test takes the next, so no two share a
@@ -205,9 +211,9 @@ fn a_script_of_ipvsadm_commands_drives_the_agent_and_saves_and_restores() {
     in_data_plane(
         &lvs,
         &[
-            ("198.18.0.11:80", "3"),
-            ("198.18.0.12:80", "2"),
-            ("198.18.0.13:80", "1"),
+            ("198.18.0.11:80", 3),
+            ("198.18.0.12:80", 2),
+            ("198.18.0.13:80", 1),
         ],
     );
     let ports = Ports::new();
@@ -345,7 +351,7 @@ fn a_script_of_ipvsadm_commands_drives_the_agent_and_saves_and_restores() {
     let lvs = agent(&lab, "first.toml");
     assert_eq!(bin.ok(&lvs.control, "-S -n"), saved, "{}", lvs.log());
     lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
-    in_data_plane(&lvs, &[("198.18.0.11:80", "1"), ("198.18.0.12:80", "2")]);
+    in_data_plane(&lvs, &[("198.18.0.11:80", 1), ("198.18.0.12:80", 2)]);
     split(&lab, &bin, &lvs, &ports, [200, 400, 0]);
     assert!(lvs.stop());
 
@@ -355,7 +361,7 @@ fn a_script_of_ipvsadm_commands_drives_the_agent_and_saves_and_restores() {
     bin.ok(&fresh.control, &format!("-R < {}", file.display()));
     assert_eq!(bin.ok(&fresh.control, "-S -n"), saved);
     fresh.wait_served(vip, Duration::from_secs(15)).unwrap();
-    in_data_plane(&fresh, &[("198.18.0.11:80", "1"), ("198.18.0.12:80", "2")]);
+    in_data_plane(&fresh, &[("198.18.0.11:80", 1), ("198.18.0.12:80", 2)]);
     split(&lab, &bin, &fresh, &ports, [200, 400, 0]);
     assert!(fresh.stop());
 }

@@ -132,6 +132,24 @@ fn reals(lab: &Lab) -> Vec<(String, SocketAddr)> {
         .collect()
 }
 
+/// Waits until the three reals of the port-80 service are in the data plane at their weights
+/// (3, 2, 1): up is not enough, each is in the kernel's tables once its MAC is known too, and
+/// the checks that follow count connections (and weights) per real.
+fn in_data_plane(lvs: &RunningLvs) {
+    let reals = [
+        ("198.18.0.11:80", 3),
+        ("198.18.0.12:80", 2),
+        ("198.18.0.13:80", 1),
+    ]
+    .map(|(r, w)| (r.parse().unwrap(), w));
+    lvs.wait_in_data_plane(
+        "198.18.0.100:80".parse().unwrap(),
+        &reals,
+        Duration::from_secs(15),
+    )
+    .unwrap();
+}
+
 fn all_up(t: &str) -> bool {
     ["198.18.0.11:80", "198.18.0.12:80", "198.18.0.13:80"]
         .iter()
@@ -152,6 +170,7 @@ fn status_lists_the_service_and_counts_connections_per_real() {
     assert_eq!(mode(sock.parent().unwrap()), 0o700);
     assert_eq!(mode(&sock), 0o600);
 
+    in_data_plane(&lvs);
     let table = wait_table(&sock, Duration::from_secs(10), "all three reals up", all_up);
     assert!(
         table.starts_with("IP Virtual Server version lvs-0.1.0 (size=4194304)\n"),
@@ -313,6 +332,7 @@ fn scrape(lab: &Lab) -> HashMap<String, f64> {
 fn metrics_match_the_traffic_sent() {
     let lab = lab();
     let lvs = start(&lab);
+    in_data_plane(&lvs);
     wait_table(
         &lvs.control,
         Duration::from_secs(10),

@@ -8,7 +8,7 @@ use std::{
 };
 
 use lvs::lab::{Lab, LabOptions, http_get};
-use lvs_tests::agent::{RunningLvs, start_sorry_server};
+use lvs_tests::agent::{RunningLvs, lab_reals, start_sorry_server};
 
 /// A config with the sorry server as fallback and an http check of the three reals, whose
 /// interval and timeout are `interval` seconds.
@@ -62,15 +62,8 @@ fn reloads_that_change_the_check_keep_every_real_in_and_alert_nothing() {
     }
     // Up is not yet served: each real is in the data plane once its MAC is known too. Until
     // then new connections go to the fallback, which is not what the reloads are about.
-    for r in lab.reals() {
-        lvs.wait_real_weight(
-            SocketAddr::new(r.addr_v4.into(), 80),
-            "1",
-            Duration::from_secs(15),
-        )
+    lvs.wait_ready(vip, &lab_reals(&lab, 80, 1), Duration::from_secs(15))
         .unwrap();
-    }
-    lvs.wait_served(vip, Duration::from_secs(10)).unwrap();
 
     let mut answers = Vec::new();
     for i in 1..=10u64 {

@@ -8,7 +8,7 @@ use std::{
 };
 
 use lvs::lab::{Lab, LabOptions};
-use lvs_tests::agent::{RunningLvs, who_answers};
+use lvs_tests::agent::{RunningLvs, lab_reals, who_answers};
 
 const CONFIG: &str = r#"
 checkinterval = 1
@@ -70,7 +70,9 @@ fn a_fifo_at_the_config_path_is_refused_and_the_agent_goes_on() {
     let lab = lab();
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
     let lvs = RunningLvs::start(&lab, CONFIG).unwrap();
-    lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
+    // Both reals in the data plane (up and their MACs known), not only one answering.
+    lvs.wait_ready(vip, &lab_reals(&lab, 80, 1)[..2], Duration::from_secs(15))
+        .unwrap();
 
     // A FIFO with no writer in place of the config: opening it for reading would block.
     std::fs::remove_file(&lvs.config).unwrap();
@@ -107,7 +109,9 @@ fn an_empty_or_half_written_config_is_refused_and_autoreload_goes_on() {
     let lab = lab();
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
     let lvs = RunningLvs::start(&lab, CONFIG).unwrap();
-    lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
+    // Both reals in the data plane (up and their MACs known), not only one answering.
+    lvs.wait_ready(vip, &lab_reals(&lab, 80, 1)[..2], Duration::from_secs(15))
+        .unwrap();
     let both = |what: &str| {
         let names = who_answers(&lab, vip, 8)
             .unwrap_or_else(|e| panic!("{what}: {e}; lvs log:\n{}", lvs.log()));

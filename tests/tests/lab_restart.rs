@@ -18,7 +18,7 @@ use std::{
 use lvs::lab::{Lab, LabOptions, big_file_bytes, http_get, run_in_netns};
 use lvs_common::limits::map_names;
 use lvs_tests::{
-    agent::{RunningLvs, connect_small_rcvbuf, count, who_answers},
+    agent::{RunningLvs, connect_small_rcvbuf, count, lab_reals, who_answers},
     wait,
 };
 
@@ -168,7 +168,10 @@ fn a_download_survives_sigkill_and_restart_of_the_agent() {
     let size = lab.big_file_size();
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
     let first = RunningLvs::start(&lab, &config(true)).unwrap();
-    first.wait_served(vip, Duration::from_secs(15)).unwrap();
+    // Every real in the data plane, not only one answering: each must be in `before`.
+    first
+        .wait_ready(vip, &lab_reals(&lab, 80, 1), Duration::from_secs(15))
+        .unwrap();
     let before = who_answers(&lab, vip, 30).unwrap();
 
     // Held at half the file: at least 8 MiB are left to cross after the second agent is in.
@@ -256,17 +259,10 @@ fn cleanstop_no_leaves_the_data_plane_forwarding() {
     .unwrap();
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
     let lvs = RunningLvs::start(&lab, &config(false)).unwrap();
-    lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
     // Served by one real is not all three in the data plane (each needs its MAC too): the
     // agent must leave all three behind.
-    for r in lab.reals() {
-        lvs.wait_real_weight(
-            SocketAddr::new(r.addr_v4.into(), 80),
-            "1",
-            Duration::from_secs(15),
-        )
+    lvs.wait_ready(vip, &lab_reals(&lab, 80, 1), Duration::from_secs(15))
         .unwrap();
-    }
     let pid = lvs.pid();
     assert!(lvs.stop(), "lvs exits on SIGTERM");
     assert!(

@@ -16,7 +16,7 @@ use std::{
 
 use lvs::lab::{Lab, LabOptions, http_get};
 use lvs_tests::{
-    agent::{RunningLvs, count, who_answers},
+    agent::{RunningLvs, count, lab_reals, who_answers},
     wait::output,
 };
 
@@ -68,7 +68,10 @@ fn a_refused_table_write_keeps_the_last_good_tables_and_is_logged_and_counted() 
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
     let metrics = SocketAddr::new(lab.director_v4().into(), 9100);
     let lvs = RunningLvs::start(&lab, &config(&lab, vip, metrics, 1)).unwrap();
-    lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
+    // Every real in the data plane before the freeze: the first must take connections, and
+    // a real whose MAC came in after it would make a write fail before the reload does.
+    lvs.wait_ready(vip, &lab_reals(&lab, 80, 1), Duration::from_secs(15))
+        .unwrap();
     let first = lab.reals()[0].name.clone();
     let names = who_answers(&lab, vip, 30).unwrap();
     assert!(count(&names, &first) > 0, "{first} not served: {names:?}");

@@ -12,7 +12,7 @@ use std::{
 
 use lvs::lab::{Lab, LabOptions, run_in_netns};
 use lvs_tests::{
-    agent::{RealCounts, RunningLvs, count, counting_config, lvs_binary, who_answers},
+    agent::{RealCounts, RunningLvs, count, counting_config, lab_reals, lvs_binary, who_answers},
     wait,
 };
 
@@ -43,7 +43,10 @@ fn a_real_at_its_upper_threshold_takes_no_new_connection_until_below_its_lower_o
     let extra = format!("upper_threshold = {UPPER}\nlower_threshold = 1\n");
     let config = counting_config(&lab, vip, "rr", TCPFIN_S, &extra);
     let lvs = RunningLvs::start(&lab, &config).unwrap();
-    lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
+    // Every real in the data plane: rr must give real1 every third connection, and the
+    // others must take what real1 refuses.
+    lvs.wait_ready(vip, &lab_reals(&lab, 80, 1), Duration::from_secs(15))
+        .unwrap();
     let real1 = format!("{}:80", lab.reals()[0].addr_v4);
 
     // ipvsadm's thresholds view: Uthreshold and Lthreshold of each real.

@@ -133,6 +133,9 @@ fn vrrp_failover_and_return_keep_mh_connections() {
     // It comes back: link up, lvs and keepalived started again; it takes the VIP back.
     sh(Some(&m.ns("d1")), "ip link set eth0 up");
     m.start_lvs(1);
+    // Its reals in its data plane before its keepalived can take the VIP back: an mh table
+    // without one of them would send that real's flows elsewhere.
+    m.wait_reals_up(&[1], || m.logs(LOGS));
     start_keepalived(&mut m, 1);
     vip_on(
         &m,

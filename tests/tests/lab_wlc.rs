@@ -11,7 +11,7 @@ use std::{
 
 use lvs::lab::{Lab, LabOptions, run_in_netns};
 use lvs_tests::{
-    agent::{RunningLvs, counting_config},
+    agent::{RunningLvs, counting_config, lab_reals},
     wait,
 };
 
@@ -33,7 +33,9 @@ fn wlc_sends_new_connections_away_from_the_real_holding_a_long_download() {
     let lab = Lab::create(LabOptions::default()).expect("lab");
     let vip = SocketAddr::new(lab.vip_v4().into(), 80);
     let lvs = RunningLvs::start(&lab, &counting_config(&lab, vip, "wlc", TCPFIN_S, "")).unwrap();
-    lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
+    // Every real in the data plane: the short connections must have others to go to.
+    lvs.wait_ready(vip, &lab_reals(&lab, 80, 1), Duration::from_secs(15))
+        .unwrap();
     // The probe connections age out of FIN_WAIT, and the agent's sweep uncounts them in the
     // data plane too (the scheduler reads those counts, not the status).
     wait::until(
