@@ -45,31 +45,39 @@
 //! timeout; STARTTLS and AUTH as `smtp_starttls`, `smtp_username` and `smtp_password_file`
 //! say, see the `smtp` module, which also says why there is no HELO fallback); control characters in a subject or check text are escaped first
 //! ([`printable`]).
+//!
+//! Here: the [`Alerter`]. Beside it in `alert/`: what alerts are about (`change.rs`), the
+//! errors (`error.rs`), the background jobs (`pending.rs`), commands (`command.rs`) and mail
+//! (`mail.rs`, `smtp.rs`).
 
 use std::{
     collections::HashMap,
-    fmt,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use tokio::task::JoinHandle;
-
 use crate::config::model::{AlertStatus, Globals, Protocol, SmtpSecurity};
 
+mod change;
 mod command;
+mod error;
 mod mail;
+mod pending;
 mod smtp;
 
+pub use change::{DaemonPhase, RealState, StateChange};
 use command::spawn_command;
 pub use command::{run_callback, run_fallback_command};
+pub use error::AlertError;
+use error::ErrorChain;
 pub(crate) use mail::civil_from_days;
 pub use mail::printable;
 use mail::{envelope_address, send_mail};
-// The tests' SMTP sink writes with it.
+pub use pending::Pending;
+// The tests' SMTP sinks write with these and hold their tasks.
 #[cfg(test)]
-use tokio::{io::AsyncWriteExt, net::TcpStream};
+use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinHandle};
 
 /// How long a command may run before it is killed.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,272 +85,6 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The mail server used when `smtp` is not set.
 pub const DEFAULT_SMTP_SERVER: &str = "127.0.0.1:25";
-
-/// Everything that can go wrong while alerting.
-#[derive(Debug, thiserror::Error)]
-pub enum AlertError {
-    /// A configured command is empty or badly quoted.
-    #[error("bad command {command:?}: {reason}")]
-    BadCommand {
-        /// The command as configured.
-        command: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A command could not be started.
-    #[error("cannot run {program:?}")]
-    Spawn {
-        /// The program.
-        program: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Waiting for a command failed.
-    #[error("waiting for {program:?}")]
-    Wait {
-        /// The program.
-        program: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A command ran past its timeout and was killed.
-    #[error("{program:?} did not finish within {timeout:?} and was killed")]
-    CommandTimeout {
-        /// The program.
-        program: String,
-        /// The timeout it ran past.
-        timeout: Duration,
-    },
-    /// A command exited unsuccessfully.
-    #[error("{program:?} failed ({status})")]
-    CommandFailed {
-        /// The program.
-        program: String,
-        /// Its exit status.
-        status: std::process::ExitStatus,
-    },
-    /// The `smtp` setting cannot be read as `host` or `host:port`.
-    #[error("bad smtp server {server:?}")]
-    BadSmtpServer {
-        /// The setting.
-        server: String,
-    },
-    /// Talking to the mail server failed at the transport level.
-    #[error("smtp {server}: {stage}")]
-    SmtpIo {
-        /// The mail server.
-        server: String,
-        /// What was being done.
-        stage: &'static str,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The mail server refused something.
-    #[error("smtp {server}: {stage}: server replied {reply:?}")]
-    SmtpRejected {
-        /// The mail server.
-        server: String,
-        /// What was being done.
-        stage: &'static str,
-        /// The server's (last) reply line.
-        reply: String,
-    },
-    /// The mail server could not be talked to (its connection or its answers).
-    #[error("smtp {server}: {stage}")]
-    Smtp {
-        /// The mail server.
-        server: String,
-        /// What was being done: `greeting` (greeting and EHLO) or `message` (MAIL to the
-        /// end of DATA).
-        stage: &'static str,
-        /// Why.
-        #[source]
-        source: lettre::transport::smtp::Error,
-    },
-    /// An address of the mail (`emailalert`, `emailalertfrom`) is not a mail address.
-    #[error("{address:?} is not a mail address")]
-    BadAddress {
-        /// The address as configured.
-        address: String,
-        /// Why.
-        #[source]
-        source: lettre::address::AddressError,
-    },
-    /// The message could not be built.
-    #[error("building the alert mail")]
-    Message {
-        /// Why.
-        #[source]
-        source: lettre::error::Error,
-    },
-    /// The delivery took longer than the SMTP timeout.
-    #[error("smtp {server}: no delivery within {timeout:?}")]
-    SmtpTimeout {
-        /// The mail server.
-        server: String,
-        /// The timeout.
-        timeout: Duration,
-    },
-    /// The mail server refused `EHLO`; `lettre` has no `HELO` fallback (see the `smtp`
-    /// module).
-    #[error(
-        "smtp {server}: the server refused EHLO ({reply}); lvs sends mail with ESMTP only \
-         (no HELO fallback): use a mail server or relay that accepts EHLO"
-    )]
-    EhloRefused {
-        /// The mail server.
-        server: String,
-        /// Its reply.
-        reply: String,
-    },
-    /// `smtp_starttls = required` and the server does not offer STARTTLS.
-    #[error("smtp {server}: smtp_starttls is required but the server does not offer STARTTLS")]
-    StartTlsNotOffered {
-        /// The mail server.
-        server: String,
-    },
-    /// AUTH is configured, STARTTLS opportunistic, and the server offered none.
-    #[error(
-        "smtp {server}: the server offers no STARTTLS; the AUTH password is not sent in clear \
-         (smtp_starttls = \"never\" allows it on loopback only)"
-    )]
-    AuthInClear {
-        /// The mail server.
-        server: String,
-    },
-    /// AUTH is configured and the server offers neither PLAIN nor LOGIN.
-    #[error("smtp {server}: the server offers no AUTH PLAIN or LOGIN")]
-    AuthNotOffered {
-        /// The mail server.
-        server: String,
-    },
-    /// A file of the mail settings (`smtp_password_file`, `smtp_ca_file`) cannot be read.
-    #[error("reading {}", path.display())]
-    SmtpFile {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A spawned alert task panicked or was cancelled.
-    #[error("alert task failed")]
-    Task {
-        /// Why.
-        #[source]
-        source: tokio::task::JoinError,
-    },
-}
-
-/// The health of a real server after a hard state change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RealState {
-    /// It passes its checks and takes traffic.
-    Up,
-    /// It failed its checks and was taken out.
-    Down,
-}
-
-impl RealState {
-    /// `"up"` or `"down"`, as passed to the `notify` command.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RealState::Up => "up",
-            RealState::Down => "down",
-        }
-    }
-}
-
-impl fmt::Display for RealState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One hard state change of one real server.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StateChange {
-    /// The virtual service, written `vip:port/proto`, e.g. `198.18.0.100:80/tcp`.
-    pub virtual_service: String,
-    /// The real server.
-    pub real: SocketAddr,
-    /// Its new state.
-    pub new_state: RealState,
-    /// The result of the last check, for the log and the mail.
-    pub message: String,
-}
-
-/// The daemon's phase, which `emailalertstatus` filters on (ldirectord's `$DAEMON_STATUS`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DaemonPhase {
-    /// Starting up: the first checks are being made (`starting`).
-    Starting,
-    /// Normal operation (`running`).
-    Running,
-    /// Shutting down (`stopping`).
-    Stopping,
-    /// Reloading the configuration (`reloading`, the model's `sent`).
-    Reloading,
-}
-
-impl DaemonPhase {
-    /// ldirectord's name for the phase.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DaemonPhase::Starting => "starting",
-            DaemonPhase::Running => "running",
-            DaemonPhase::Stopping => "stopping",
-            DaemonPhase::Reloading => "reloading",
-        }
-    }
-
-    /// Whether `filter` lets mail through in this phase.
-    pub fn enabled_in(self, filter: &AlertStatus) -> bool {
-        match self {
-            DaemonPhase::Starting => filter.starting,
-            DaemonPhase::Running => filter.running,
-            DaemonPhase::Stopping => filter.stopping,
-            DaemonPhase::Reloading => filter.sent,
-        }
-    }
-}
-
-/// The background work started by one call; dropping it lets the work go on unobserved.
-#[derive(Debug, Default)]
-pub struct Pending {
-    tasks: Vec<JoinHandle<Result<(), AlertError>>>,
-}
-
-impl Pending {
-    /// How many background jobs (command runs, mails) were started.
-    pub fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
-    /// Whether nothing was started.
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
-
-    /// Waits for every job and returns their outcomes (already logged), in start order.
-    pub async fn wait(self) -> Vec<Result<(), AlertError>> {
-        let mut out = Vec::with_capacity(self.tasks.len());
-        for t in self.tasks {
-            out.push(match t.await {
-                Ok(r) => r,
-                Err(source) => Err(AlertError::Task { source }),
-            });
-        }
-        out
-    }
-
-    fn push(&mut self, t: JoinHandle<Result<(), AlertError>>) {
-        self.tasks.push(t);
-    }
-}
 
 /// The mail settings, shared with the delivery tasks.
 #[derive(Debug)]
@@ -659,159 +401,9 @@ fn username() -> String {
         .unwrap_or_else(|| "root".to_string())
 }
 
-/// Displays an error with its sources, `a: b: c`.
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut s = self.0.source();
-        while let Some(e) = s {
-            write!(f, ": {e}")?;
-            s = e.source();
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 #[path = "alert_tests.rs"]
 mod tests;
 
 #[cfg(test)]
-mod lettre_tests {
-    use super::mail::{mail_address, printable_lines};
-    use super::*;
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    use tokio::net::TcpListener;
-
-    const DEADLINE: Duration = Duration::from_secs(10);
-
-    /// A one-session SMTP sink on loopback that records the raw bytes of the DATA part (up to
-    /// the `.` line) and how many messages it was given.
-    async fn sink() -> (SocketAddr, JoinHandle<(Vec<u8>, usize)>) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let session = async {
-                let (sock, _) = l.accept().await.unwrap();
-                let (r, mut w) = sock.into_split();
-                let mut r = BufReader::new(r);
-                w.write_all(b"220 sink ESMTP\r\n").await.unwrap();
-                let (mut data, mut messages, mut in_data) = (Vec::new(), 0, false);
-                loop {
-                    // Lines as bytes, split at LF only: a bare CR stays inside its line.
-                    let mut line = Vec::new();
-                    if r.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
-                        return (data, messages);
-                    }
-                    if in_data {
-                        if line == b".\r\n" {
-                            in_data = false;
-                            messages += 1;
-                            w.write_all(b"250 queued\r\n").await.unwrap();
-                        } else {
-                            data.extend_from_slice(&line);
-                        }
-                        continue;
-                    }
-                    let up = String::from_utf8_lossy(&line).to_ascii_uppercase();
-                    let reply: &[u8] = if up.starts_with("EHLO") {
-                        b"250-sink\r\n250 8BITMIME\r\n"
-                    } else if up.starts_with("DATA") {
-                        in_data = true;
-                        b"354 go ahead\r\n"
-                    } else if up.starts_with("QUIT") {
-                        w.write_all(b"221 bye\r\n").await.unwrap();
-                        return (data, messages);
-                    } else if up.starts_with("MAIL") || up.starts_with("RCPT") {
-                        b"250 ok\r\n"
-                    } else {
-                        // Anything else (a smuggled command) is refused and counted nowhere.
-                        b"500 what\r\n"
-                    };
-                    w.write_all(reply).await.unwrap();
-                }
-            };
-            tokio::time::timeout(DEADLINE, session)
-                .await
-                .expect("the SMTP sink's session did not end within 10 s")
-        });
-        (addr, task)
-    }
-
-    #[tokio::test]
-    async fn a_reason_phrase_with_bare_crs_arrives_as_one_message_without_them() {
-        let (addr, sink) = sink().await;
-        let g = Globals {
-            email_alert: vec!["a@x.y".to_string()],
-            email_alert_from: Some("lb@x.y".to_string()),
-            smtp: Some(addr.to_string()),
-            ..Globals::default()
-        };
-        let a = Alerter::with_timeouts(&g, Duration::from_millis(500), Duration::from_secs(5));
-        let change = StateChange {
-            virtual_service: "198.18.0.100:80/tcp".to_string(),
-            real: "10.0.0.2:80".parse().unwrap(),
-            new_state: RealState::Down,
-            // As a real's reason phrase reaches it, bare CRs and all.
-            message: "status 503 a\r.\rMAIL FROM:<x@y>\rRCPT TO:<evil@z>\r\n.\r\nhidden"
-                .to_string(),
-        };
-        let results =
-            tokio::time::timeout(DEADLINE, async { a.on_change(&change).await.wait().await })
-                .await
-                .expect("the alert was not sent within 10 s");
-        for r in results {
-            r.unwrap();
-        }
-        let (data, messages) = tokio::time::timeout(DEADLINE, sink)
-            .await
-            .expect("the SMTP sink did not end within 10 s")
-            .unwrap();
-        assert_eq!(messages, 1, "{}", String::from_utf8_lossy(&data));
-        for (i, b) in data.iter().enumerate() {
-            if *b == b'\r' {
-                assert_eq!(data.get(i + 1), Some(&b'\n'), "bare CR at {i}: {data:?}");
-            }
-            if *b == b'\n' {
-                assert!(i > 0 && data[i - 1] == b'\r', "bare LF at {i}: {data:?}");
-            }
-        }
-        // Long lines go quoted-printable: its soft line breaks taken out.
-        let text = String::from_utf8_lossy(&data).replace("=\r\n", "");
-        assert!(text.contains("Message-ID: <"), "{text}");
-        assert!(
-            text.contains(
-                r"Check-Result: status 503 a\r.\rMAIL FROM:<x@y>\rRCPT TO:<evil@z>\r\n.\r\nhidden"
-            ),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(printable("200 OK"), "200 OK");
-        assert_eq!(
-            printable("a\r.\rb\n\u{1b}[2J\u{85}"),
-            r"a\r.\rb\n\u{1b}[2J\u{85}"
-        );
-        assert_eq!(printable_lines("a\r\nb\rc\nd"), "a\r\nb\\rc\r\nd");
-    }
-
-    #[test]
-    fn addresses_are_checked_and_local_parts_qualified() {
-        assert_eq!(mail_address("a@x.y", "h").unwrap().to_string(), "a@x.y");
-        assert_eq!(
-            mail_address("\"Ops\" <ops@x.y>", "h").unwrap().to_string(),
-            "ops@x.y"
-        );
-        assert_eq!(mail_address("root", "lb1").unwrap().to_string(), "root@lb1");
-        for bad in ["Ops Team", "a@b\r\nRSET", "a b@x.y", ""] {
-            assert!(
-                matches!(mail_address(bad, "h"), Err(AlertError::BadAddress { .. })),
-                "{bad:?}"
-            );
-        }
-    }
-}
+mod lettre_tests;
