@@ -473,7 +473,7 @@ pub struct Fallback {
 }
 
 /// Kind of health check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CheckType {
     /// TCP connect (UDP: an ICMP-aware datagram probe).
     Connect,
@@ -495,7 +495,7 @@ pub enum CheckType {
 }
 
 /// The protocol spoken by a negotiate check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CheckService {
     /// HTTP.
     Http,
@@ -566,7 +566,7 @@ impl CheckService {
 }
 
 /// HTTP method of http/https checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HttpMethod {
     /// GET (ldirectord's default).
     Get,
@@ -575,7 +575,7 @@ pub enum HttpMethod {
 }
 
 /// How one virtual service checks its reals, with every default applied.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CheckSpec {
     /// The kind of check.
     pub check_type: CheckType,
