@@ -110,17 +110,7 @@ impl Mapper {
                     ),
                 ),
                 "delay_loop" => t.delay_loop = Some(timer(i, &mut self.warnings)?),
-                "delay_before_retry" => {
-                    t.delay_before_retry = Some(timer(i, &mut self.warnings)?);
-                }
-                "warmup" => {
-                    timer(i, &mut self.warnings)?;
-                    self.warn(
-                        &i.loc,
-                        k,
-                        "ignored: lvs checks at delay_loop and counts failures with retry",
-                    );
-                }
+                "delay_before_retry" | "warmup" => self.retry_timer(i, &mut t)?,
                 "alpha" => {
                     boolean(i)?;
                 }

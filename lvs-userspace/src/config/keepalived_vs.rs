@@ -64,6 +64,24 @@ struct Real {
     inhibit: bool,
 }
 
+impl Mapper {
+    /// `delay_before_retry` (into `t`) or `warmup` (checked, then ignored): read alike in a
+    /// `virtual_server`, a `real_server` and a checker.
+    fn retry_timer(&mut self, i: &Stmt, t: &mut Timers) -> Result<(), ConfigError> {
+        let secs = timer(i, &mut self.warnings)?;
+        if i.key() == "warmup" {
+            self.warn(
+                &i.loc,
+                i.key(),
+                "ignored: lvs checks at delay_loop and counts failures with retry",
+            );
+        } else {
+            t.delay_before_retry = Some(secs);
+        }
+        Ok(())
+    }
+}
+
 const CHECKERS_REFUSED: &[(&str, &str)] = &[("BFD_CHECK", "lvs has no BFD")];
 
 /// keepalived's word for an ldirectord method word.
@@ -290,17 +308,7 @@ impl Mapper {
                 "smtp_alert" | "snmp_name" | "hashed" | "nat_mask" | "ip_family" => {
                     self.warn(&i.loc, k, "ignored: no effect in lvs")
                 }
-                "delay_before_retry" => {
-                    timers.delay_before_retry = Some(timer(i, &mut self.warnings)?);
-                }
-                "warmup" => {
-                    timer(i, &mut self.warnings)?;
-                    self.warn(
-                        &i.loc,
-                        k,
-                        "ignored: lvs checks at delay_loop and counts failures with retry",
-                    );
-                }
+                "delay_before_retry" | "warmup" => self.retry_timer(i, &mut timers)?,
                 "ops" => {
                     if !i.args().is_empty() {
                         return Err(bad(&i.loc, k, "takes no argument"));
@@ -638,17 +646,7 @@ impl Mapper {
                 "alpha" => {
                     boolean(i)?;
                 }
-                "delay_before_retry" => {
-                    timers.delay_before_retry = Some(timer(i, &mut self.warnings)?);
-                }
-                "warmup" => {
-                    timer(i, &mut self.warnings)?;
-                    self.warn(
-                        &i.loc,
-                        k,
-                        "ignored: lvs checks at delay_loop and counts failures with retry",
-                    );
-                }
+                "delay_before_retry" | "warmup" => self.retry_timer(i, &mut timers)?,
                 "smtp_alert" | "snmp_name" => self.warn(&i.loc, k, "ignored: no effect in lvs"),
                 "notify_up" | "notify_down" => {
                     let script = match i.args() {
@@ -726,3 +724,61 @@ impl Mapper {
 #[path = "keepalived_checker.rs"]
 mod checker;
 use checker::set_check;
+
+#[cfg(test)]
+mod retry_timer_tests {
+    use std::time::Duration;
+
+    use super::super::tests::{err, ok};
+
+    /// A virtual_server with `vs` lines, one real with `real` lines and a TCP_CHECK with
+    /// `check` lines: at lines 5, 7 and 9.
+    fn conf(vs: &str, real: &str, check: &str) -> String {
+        format!(
+            "virtual_server 10.0.0.1 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{vs}\n  \
+             real_server 10.0.0.2 80 {{\n{real}\n    TCP_CHECK {{\n{check}\n    }}\n  }}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn delay_before_retry_and_warmup_at_every_level() {
+        let retry = |vs, real, check| ok(&conf(vs, real, check)).virtuals[0].check.retry_interval;
+        let secs = |n| Some(Duration::from_secs(n));
+        // The innermost delay_before_retry wins.
+        let (vs, real, check) = (
+            "  delay_before_retry 3",
+            "    delay_before_retry 4",
+            "      delay_before_retry 5",
+        );
+        assert_eq!(retry(vs, "", ""), secs(3));
+        assert_eq!(retry(vs, real, ""), secs(4));
+        assert_eq!(retry(vs, real, check), secs(5));
+        assert_eq!(retry("", real, ""), secs(4));
+        assert_eq!(retry("", "", check), secs(5));
+        // warmup: read as a time, then ignored with a warning at its line, at every level.
+        let (vs, real, check) = ("  warmup 2", "    warmup 2", "      warmup 2");
+        for (text, line) in [
+            (conf(vs, "", ""), 5),
+            (conf("", real, ""), 7),
+            (conf("", "", check), 9),
+        ] {
+            let c = ok(&text);
+            assert_eq!(
+                c.warnings,
+                [format!(
+                    "k.conf:{line}: warmup: ignored: lvs checks at delay_loop and counts \
+                     failures with retry"
+                )]
+            );
+            assert_eq!(c.virtuals[0].check.retry_interval, retry("", "", ""));
+            assert_eq!(
+                err(&text.replace("warmup 2", "warmup x")),
+                format!("k.conf:{line}: warmup: `x` is not a number of seconds")
+            );
+            assert_eq!(
+                err(&text.replace("warmup 2", "delay_before_retry 0")),
+                format!("k.conf:{line}: delay_before_retry: must be above 0 seconds")
+            );
+        }
+    }
+}
