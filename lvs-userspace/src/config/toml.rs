@@ -314,6 +314,16 @@ impl Lines<'_> {
     fn opt_string(&self, s: S<StrOrInt>) -> Opt<String> {
         self.opt(s).map(|v| Val::new(v.value.into_string(), v.line))
     }
+
+    fn opt_list(&self, s: S<OneOrMany>) -> Opt<Vec<String>> {
+        self.opt(s).map(|v| {
+            let list = match v.value {
+                OneOrMany::One(s) => vec![s],
+                OneOrMany::Many(m) => m,
+            };
+            Val::new(list, v.line)
+        })
+    }
 }
 
 impl TomlFile {
@@ -332,13 +342,7 @@ impl TomlFile {
             autoreload: l.opt(self.autoreload),
             logfile: l.opt(self.logfile),
             supervised: l.opt(self.supervised),
-            emailalert: l.opt(self.emailalert).map(|v| {
-                let list = match v.value {
-                    OneOrMany::One(s) => vec![s],
-                    OneOrMany::Many(m) => m,
-                };
-                Val::new(list, v.line)
-            }),
+            emailalert: l.opt_list(self.emailalert),
             emailalertfrom: l.opt(self.emailalertfrom),
             emailalertfreq: l.opt(self.emailalertfreq),
             emailalertstatus: l.opt(self.emailalertstatus),
@@ -366,13 +370,7 @@ impl TomlFile {
             timeout_udp: l.opt(self.timeout_udp),
             connection_table_size: l.opt(self.connection_table_size),
             persistence_table_size: l.opt(self.persistence_table_size),
-            extra_macs: l.opt(self.extra_macs).map(|v| {
-                let list = match v.value {
-                    OneOrMany::One(s) => vec![s],
-                    OneOrMany::Many(m) => m,
-                };
-                Val::new(list, v.line)
-            }),
+            extra_macs: l.opt_list(self.extra_macs),
         };
         let virtuals = self
             .virtuals
