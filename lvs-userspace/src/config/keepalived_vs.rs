@@ -54,6 +54,35 @@ struct Check {
     source: CheckSource,
 }
 
+impl Check {
+    /// A `checktype` check that opens no socket and speaks no service (no checker: `on`;
+    /// `FILE_CHECK`), every `interval` seconds with `timeout`: down at the first failure,
+    /// nothing else set.
+    fn socketless(checktype: &'static str, interval: u64, timeout: u64) -> Check {
+        Check {
+            checktype,
+            service: "none",
+            port: None,
+            request: None,
+            receive: None,
+            virtualhost: None,
+            command: None,
+            dynamic: false,
+            dns_type: None,
+            digest: None,
+            status_codes: StatusCodes::default(),
+            interval,
+            timeout,
+            retry_interval: 1,
+            track_weight: 0,
+            track_reverse: false,
+            failures: 1,
+            connect_ip: None,
+            source: CheckSource::default(),
+        }
+    }
+}
+
 /// One real as read.
 struct Real {
     raw: RawReal,
@@ -685,27 +714,11 @@ impl Mapper {
             checks.extend(self.checker(c, ip, rport, &timers)?);
         }
         if checks.is_empty() {
-            checks.push(Check {
-                checktype: "on",
-                service: "none",
-                port: None,
-                request: None,
-                receive: None,
-                virtualhost: None,
-                command: None,
-                dynamic: false,
-                dns_type: None,
-                digest: None,
-                status_codes: StatusCodes::default(),
-                interval: timers.delay_loop.as_ref().map_or(60, |d| d.value),
-                timeout: timers.connect_timeout.as_ref().map_or(5, |d| d.value),
-                retry_interval: 1,
-                track_weight: 0,
-                track_reverse: false,
-                failures: 1,
-                connect_ip: None,
-                source: CheckSource::default(),
-            });
+            checks.push(Check::socketless(
+                "on",
+                timers.delay_loop.as_ref().map_or(60, |d| d.value),
+                timers.connect_timeout.as_ref().map_or(5, |d| d.value),
+            ));
         }
         // keepalived's digest is the page of each real: a per-real setting (of its first
         // check; the others' are compared with the other reals').
@@ -724,61 +737,3 @@ impl Mapper {
 #[path = "keepalived_checker.rs"]
 mod checker;
 use checker::set_check;
-
-#[cfg(test)]
-mod retry_timer_tests {
-    use std::time::Duration;
-
-    use super::super::tests::{err, ok};
-
-    /// A virtual_server with `vs` lines, one real with `real` lines and a TCP_CHECK with
-    /// `check` lines: at lines 5, 7 and 9.
-    fn conf(vs: &str, real: &str, check: &str) -> String {
-        format!(
-            "virtual_server 10.0.0.1 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{vs}\n  \
-             real_server 10.0.0.2 80 {{\n{real}\n    TCP_CHECK {{\n{check}\n    }}\n  }}\n}}\n"
-        )
-    }
-
-    #[test]
-    fn delay_before_retry_and_warmup_at_every_level() {
-        let retry = |vs, real, check| ok(&conf(vs, real, check)).virtuals[0].check.retry_interval;
-        let secs = |n| Some(Duration::from_secs(n));
-        // The innermost delay_before_retry wins.
-        let (vs, real, check) = (
-            "  delay_before_retry 3",
-            "    delay_before_retry 4",
-            "      delay_before_retry 5",
-        );
-        assert_eq!(retry(vs, "", ""), secs(3));
-        assert_eq!(retry(vs, real, ""), secs(4));
-        assert_eq!(retry(vs, real, check), secs(5));
-        assert_eq!(retry("", real, ""), secs(4));
-        assert_eq!(retry("", "", check), secs(5));
-        // warmup: read as a time, then ignored with a warning at its line, at every level.
-        let (vs, real, check) = ("  warmup 2", "    warmup 2", "      warmup 2");
-        for (text, line) in [
-            (conf(vs, "", ""), 5),
-            (conf("", real, ""), 7),
-            (conf("", "", check), 9),
-        ] {
-            let c = ok(&text);
-            assert_eq!(
-                c.warnings,
-                [format!(
-                    "k.conf:{line}: warmup: ignored: lvs checks at delay_loop and counts \
-                     failures with retry"
-                )]
-            );
-            assert_eq!(c.virtuals[0].check.retry_interval, retry("", "", ""));
-            assert_eq!(
-                err(&text.replace("warmup 2", "warmup x")),
-                format!("k.conf:{line}: warmup: `x` is not a number of seconds")
-            );
-            assert_eq!(
-                err(&text.replace("warmup 2", "delay_before_retry 0")),
-                format!("k.conf:{line}: delay_before_retry: must be above 0 seconds")
-            );
-        }
-    }
-}
