@@ -489,3 +489,6 @@ mod status_tests;
 #[cfg(test)]
 #[path = "keepalived_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "keepalived_timer_tests.rs"]
+mod timer_tests;

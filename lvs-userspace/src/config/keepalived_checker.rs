@@ -20,25 +20,10 @@ impl Mapper {
             // Read every second (keepalived reads the file as soon as it changes); no retry.
             let f = self.file_check(s)?;
             return Ok(vec![Check {
-                checktype: "file",
-                service: "none",
-                port: None,
                 request: Some(f.path),
-                receive: None,
-                virtualhost: None,
-                command: None,
-                dynamic: false,
-                dns_type: None,
-                digest: None,
-                status_codes: StatusCodes::default(),
-                interval: 1,
-                timeout: 1,
-                retry_interval: 1,
                 track_weight: f.weight,
                 track_reverse: f.reverse,
-                failures: 1,
-                connect_ip: None,
-                source: CheckSource::default(),
+                ..Check::socketless("file", 1, 1)
             }]);
         }
         let (checktype, service, default_retry) = match kind {
@@ -110,17 +95,7 @@ impl Mapper {
                     ),
                 ),
                 "delay_loop" => t.delay_loop = Some(timer(i, &mut self.warnings)?),
-                "delay_before_retry" => {
-                    t.delay_before_retry = Some(timer(i, &mut self.warnings)?);
-                }
-                "warmup" => {
-                    timer(i, &mut self.warnings)?;
-                    self.warn(
-                        &i.loc,
-                        k,
-                        "ignored: lvs checks at delay_loop and counts failures with retry",
-                    );
-                }
+                "delay_before_retry" | "warmup" => self.retry_timer(i, &mut t)?,
                 "alpha" => {
                     boolean(i)?;
                 }

@@ -179,7 +179,7 @@ fn each_real_s_first_checker_may_leave_from_its_own_source() {
     let keys: Vec<_> = v
         .reals
         .iter()
-        .map(|r| crate::health::CheckKey::from_config(v, r).source)
+        .map(|r| crate::health::CheckKey::from_config(v, r).spec.source)
         .collect();
     let want = |a: &str| CheckSource {
         address: Some(ip(a)),

@@ -54,6 +54,35 @@ struct Check {
     source: CheckSource,
 }
 
+impl Check {
+    /// A `checktype` check that opens no socket and speaks no service (no checker: `on`;
+    /// `FILE_CHECK`), every `interval` seconds with `timeout`: down at the first failure,
+    /// nothing else set.
+    fn socketless(checktype: &'static str, interval: u64, timeout: u64) -> Check {
+        Check {
+            checktype,
+            service: "none",
+            port: None,
+            request: None,
+            receive: None,
+            virtualhost: None,
+            command: None,
+            dynamic: false,
+            dns_type: None,
+            digest: None,
+            status_codes: StatusCodes::default(),
+            interval,
+            timeout,
+            retry_interval: 1,
+            track_weight: 0,
+            track_reverse: false,
+            failures: 1,
+            connect_ip: None,
+            source: CheckSource::default(),
+        }
+    }
+}
+
 /// One real as read.
 struct Real {
     raw: RawReal,
@@ -62,6 +91,24 @@ struct Real {
     /// check, the others further checks.
     checks: Vec<Check>,
     inhibit: bool,
+}
+
+impl Mapper {
+    /// `delay_before_retry` (into `t`) or `warmup` (checked, then ignored): read alike in a
+    /// `virtual_server`, a `real_server` and a checker.
+    fn retry_timer(&mut self, i: &Stmt, t: &mut Timers) -> Result<(), ConfigError> {
+        let secs = timer(i, &mut self.warnings)?;
+        if i.key() == "warmup" {
+            self.warn(
+                &i.loc,
+                i.key(),
+                "ignored: lvs checks at delay_loop and counts failures with retry",
+            );
+        } else {
+            t.delay_before_retry = Some(secs);
+        }
+        Ok(())
+    }
 }
 
 const CHECKERS_REFUSED: &[(&str, &str)] = &[("BFD_CHECK", "lvs has no BFD")];
@@ -290,17 +337,7 @@ impl Mapper {
                 "smtp_alert" | "snmp_name" | "hashed" | "nat_mask" | "ip_family" => {
                     self.warn(&i.loc, k, "ignored: no effect in lvs")
                 }
-                "delay_before_retry" => {
-                    timers.delay_before_retry = Some(timer(i, &mut self.warnings)?);
-                }
-                "warmup" => {
-                    timer(i, &mut self.warnings)?;
-                    self.warn(
-                        &i.loc,
-                        k,
-                        "ignored: lvs checks at delay_loop and counts failures with retry",
-                    );
-                }
+                "delay_before_retry" | "warmup" => self.retry_timer(i, &mut timers)?,
                 "ops" => {
                     if !i.args().is_empty() {
                         return Err(bad(&i.loc, k, "takes no argument"));
@@ -638,17 +675,7 @@ impl Mapper {
                 "alpha" => {
                     boolean(i)?;
                 }
-                "delay_before_retry" => {
-                    timers.delay_before_retry = Some(timer(i, &mut self.warnings)?);
-                }
-                "warmup" => {
-                    timer(i, &mut self.warnings)?;
-                    self.warn(
-                        &i.loc,
-                        k,
-                        "ignored: lvs checks at delay_loop and counts failures with retry",
-                    );
-                }
+                "delay_before_retry" | "warmup" => self.retry_timer(i, &mut timers)?,
                 "smtp_alert" | "snmp_name" => self.warn(&i.loc, k, "ignored: no effect in lvs"),
                 "notify_up" | "notify_down" => {
                     let script = match i.args() {
@@ -687,27 +714,11 @@ impl Mapper {
             checks.extend(self.checker(c, ip, rport, &timers)?);
         }
         if checks.is_empty() {
-            checks.push(Check {
-                checktype: "on",
-                service: "none",
-                port: None,
-                request: None,
-                receive: None,
-                virtualhost: None,
-                command: None,
-                dynamic: false,
-                dns_type: None,
-                digest: None,
-                status_codes: StatusCodes::default(),
-                interval: timers.delay_loop.as_ref().map_or(60, |d| d.value),
-                timeout: timers.connect_timeout.as_ref().map_or(5, |d| d.value),
-                retry_interval: 1,
-                track_weight: 0,
-                track_reverse: false,
-                failures: 1,
-                connect_ip: None,
-                source: CheckSource::default(),
-            });
+            checks.push(Check::socketless(
+                "on",
+                timers.delay_loop.as_ref().map_or(60, |d| d.value),
+                timers.connect_timeout.as_ref().map_or(5, |d| d.value),
+            ));
         }
         // keepalived's digest is the page of each real: a per-real setting (of its first
         // check; the others' are compared with the other reals').

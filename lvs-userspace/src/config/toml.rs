@@ -118,6 +118,10 @@ use std::path::Path;
 use ::toml::Spanned;
 use serde::Deserialize;
 
+mod check;
+
+use check::{TomlCheck, with_check_keys};
+
 use super::{
     Config, ConfigError, Location,
     raw::{Opt, RawConfig, RawGlobals, RawReal, RawVirtual, Val, resolve},
@@ -245,134 +249,32 @@ struct TomlFile {
     virtuals: Vec<TomlVirtual>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TomlVirtual {
-    address: Spanned<String>,
-    protocol: S<String>,
-    scheduler: S<String>,
-    schedflags: S<String>,
-    persistent: S<u64>,
-    netmask: S<StrOrInt>,
-    ops: S<bool>,
-    fallback: S<String>,
-    fallbackcommand: S<String>,
-    quiescent: S<bool>,
-    checktype: S<StrOrInt>,
-    service: S<String>,
-    checkport: S<u64>,
-    request: S<String>,
-    receive: S<String>,
-    httpmethod: S<String>,
-    virtualhost: S<String>,
-    checkcommand: S<String>,
-    dynamic_weight: S<bool>,
-    login: S<String>,
-    passwd: S<String>,
-    database: S<String>,
-    secret: S<String>,
-    dns_type: S<String>,
-    digest: S<String>,
-    status_codes: S<String>,
-    follow_redirects: S<bool>,
-    check_address: S<String>,
-    check_source: S<String>,
-    check_source_port: S<u64>,
-    check_interface: S<String>,
-    check_mark: S<u64>,
-    checkinterval: S<u64>,
-    checktimeout: S<u64>,
-    negotiatetimeout: S<u64>,
-    failurecount: S<u64>,
-    successcount: S<u64>,
-    retry_interval: S<u64>,
-    quorum_up: S<String>,
-    quorum_down: S<String>,
-    track_weight: S<i64>,
-    track_reverse: S<bool>,
-    verify_tls: S<bool>,
-    servicename: S<String>,
-    comment: S<String>,
-    quorum: S<u64>,
-    hysteresis: S<u64>,
-    #[serde(default)]
-    real: Vec<TomlReal>,
-    /// `[[virtual.also_check]]`: further checks every real must pass too.
-    #[serde(default)]
-    also_check: Vec<TomlCheck>,
-}
-
-/// The check keys of a virtual service, as a `[[virtual.also_check]]` table holds them.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TomlCheck {
-    checktype: S<StrOrInt>,
-    service: S<String>,
-    checkport: S<u64>,
-    request: S<String>,
-    receive: S<String>,
-    httpmethod: S<String>,
-    virtualhost: S<String>,
-    checkcommand: S<String>,
-    dynamic_weight: S<bool>,
-    login: S<String>,
-    passwd: S<String>,
-    database: S<String>,
-    secret: S<String>,
-    dns_type: S<String>,
-    digest: S<String>,
-    status_codes: S<String>,
-    follow_redirects: S<bool>,
-    check_address: S<String>,
-    check_source: S<String>,
-    check_source_port: S<u64>,
-    check_interface: S<String>,
-    check_mark: S<u64>,
-    checkinterval: S<u64>,
-    checktimeout: S<u64>,
-    negotiatetimeout: S<u64>,
-    failurecount: S<u64>,
-    successcount: S<u64>,
-    retry_interval: S<u64>,
-    track_weight: S<i64>,
-    track_reverse: S<bool>,
-    verify_tls: S<bool>,
-}
-
-impl TomlCheck {
-    /// Writes these keys into `rv`.
-    fn into_raw(self, l: &Lines<'_>, rv: &mut RawVirtual) {
-        rv.checktype = l.opt_string(self.checktype);
-        rv.service = l.opt(self.service);
-        rv.checkport = l.opt(self.checkport);
-        rv.request = l.opt(self.request);
-        rv.receive = l.opt(self.receive);
-        rv.httpmethod = l.opt(self.httpmethod);
-        rv.virtualhost = l.opt(self.virtualhost);
-        rv.checkcommand = l.opt(self.checkcommand);
-        rv.dynamic_weight = l.opt(self.dynamic_weight);
-        rv.login = l.opt(self.login);
-        rv.passwd = l.opt(self.passwd);
-        rv.database = l.opt(self.database);
-        rv.secret = l.opt(self.secret);
-        rv.dns_type = l.opt(self.dns_type);
-        rv.digest = l.opt(self.digest);
-        rv.status_codes = l.opt(self.status_codes);
-        rv.follow_redirects = l.opt(self.follow_redirects);
-        rv.check_address = l.opt(self.check_address);
-        rv.check_source = l.opt(self.check_source);
-        rv.check_source_port = l.opt(self.check_source_port);
-        rv.check_interface = l.opt(self.check_interface);
-        rv.check_mark = l.opt(self.check_mark);
-        rv.checkinterval = l.opt(self.checkinterval);
-        rv.checktimeout = l.opt(self.checktimeout);
-        rv.negotiatetimeout = l.opt(self.negotiatetimeout);
-        rv.failurecount = l.opt(self.failurecount);
-        rv.successcount = l.opt(self.successcount);
-        rv.retry_interval = l.opt(self.retry_interval);
-        rv.track_weight = l.opt(self.track_weight);
-        rv.track_reverse = l.opt(self.track_reverse);
-        rv.verify_tls = l.opt(self.verify_tls);
+with_check_keys! {
+    /// A `[[virtual]]` table: the service's keys, then its own check's.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TomlVirtual {
+        address: Spanned<String>,
+        protocol: S<String>,
+        scheduler: S<String>,
+        schedflags: S<String>,
+        persistent: S<u64>,
+        netmask: S<StrOrInt>,
+        ops: S<bool>,
+        fallback: S<String>,
+        fallbackcommand: S<String>,
+        quiescent: S<bool>,
+        quorum_up: S<String>,
+        quorum_down: S<String>,
+        servicename: S<String>,
+        comment: S<String>,
+        quorum: S<u64>,
+        hysteresis: S<u64>,
+        #[serde(default)]
+        real: Vec<TomlReal>,
+        /// `[[virtual.also_check]]`: further checks every real must pass too.
+        #[serde(default)]
+        also_check: Vec<TomlCheck>,
     }
 }
 
@@ -412,6 +314,16 @@ impl Lines<'_> {
     fn opt_string(&self, s: S<StrOrInt>) -> Opt<String> {
         self.opt(s).map(|v| Val::new(v.value.into_string(), v.line))
     }
+
+    fn opt_list(&self, s: S<OneOrMany>) -> Opt<Vec<String>> {
+        self.opt(s).map(|v| {
+            let list = match v.value {
+                OneOrMany::One(s) => vec![s],
+                OneOrMany::Many(m) => m,
+            };
+            Val::new(list, v.line)
+        })
+    }
 }
 
 impl TomlFile {
@@ -430,13 +342,7 @@ impl TomlFile {
             autoreload: l.opt(self.autoreload),
             logfile: l.opt(self.logfile),
             supervised: l.opt(self.supervised),
-            emailalert: l.opt(self.emailalert).map(|v| {
-                let list = match v.value {
-                    OneOrMany::One(s) => vec![s],
-                    OneOrMany::Many(m) => m,
-                };
-                Val::new(list, v.line)
-            }),
+            emailalert: l.opt_list(self.emailalert),
             emailalertfrom: l.opt(self.emailalertfrom),
             emailalertfreq: l.opt(self.emailalertfreq),
             emailalertstatus: l.opt(self.emailalertstatus),
@@ -464,19 +370,14 @@ impl TomlFile {
             timeout_udp: l.opt(self.timeout_udp),
             connection_table_size: l.opt(self.connection_table_size),
             persistence_table_size: l.opt(self.persistence_table_size),
-            extra_macs: l.opt(self.extra_macs).map(|v| {
-                let list = match v.value {
-                    OneOrMany::One(s) => vec![s],
-                    OneOrMany::Many(m) => m,
-                };
-                Val::new(list, v.line)
-            }),
+            extra_macs: l.opt_list(self.extra_macs),
         };
         let virtuals = self
             .virtuals
             .into_iter()
-            .map(|v| {
-                let mut rv = RawVirtual::new(l.val(v.address), None);
+            .map(|mut v| {
+                let mut rv = RawVirtual::new(l.val(v.address.clone()), None);
+                v.checks_into_raw(&l, &mut rv);
                 rv.protocol = l.opt(v.protocol);
                 rv.scheduler = l.opt(v.scheduler);
                 rv.schedflags = l.opt(v.schedflags);
@@ -486,40 +387,6 @@ impl TomlFile {
                 rv.fallback = l.opt(v.fallback);
                 rv.fallbackcommand = l.opt(v.fallbackcommand);
                 rv.quiescent = l.opt(v.quiescent);
-                TomlCheck {
-                    checktype: v.checktype,
-                    service: v.service,
-                    checkport: v.checkport,
-                    request: v.request,
-                    receive: v.receive,
-                    httpmethod: v.httpmethod,
-                    virtualhost: v.virtualhost,
-                    checkcommand: v.checkcommand,
-                    dynamic_weight: v.dynamic_weight,
-                    login: v.login,
-                    passwd: v.passwd,
-                    database: v.database,
-                    secret: v.secret,
-                    dns_type: v.dns_type,
-                    digest: v.digest,
-                    status_codes: v.status_codes,
-                    follow_redirects: v.follow_redirects,
-                    check_address: v.check_address,
-                    check_source: v.check_source,
-                    check_source_port: v.check_source_port,
-                    check_interface: v.check_interface,
-                    check_mark: v.check_mark,
-                    checkinterval: v.checkinterval,
-                    checktimeout: v.checktimeout,
-                    negotiatetimeout: v.negotiatetimeout,
-                    failurecount: v.failurecount,
-                    successcount: v.successcount,
-                    retry_interval: v.retry_interval,
-                    track_weight: v.track_weight,
-                    track_reverse: v.track_reverse,
-                    verify_tls: v.verify_tls,
-                }
-                .into_raw(&l, &mut rv);
                 rv.quorum_up = l.opt(v.quorum_up);
                 rv.quorum_down = l.opt(v.quorum_down);
                 rv.servicename = l.opt(v.servicename);
@@ -555,11 +422,7 @@ impl TomlFile {
                 rv.also_checks = v
                     .also_check
                     .into_iter()
-                    .map(|c| {
-                        let mut a = RawVirtual::new(rv.address.clone(), None);
-                        c.into_raw(&l, &mut a);
-                        a
-                    })
+                    .map(|c| c.into_raw(&l, &rv.address))
                     .collect();
                 rv
             })

@@ -1,11 +1,7 @@
 //! What makes one check distinct ([`CheckKey`]: targets with equal keys are checked once),
 //! built from the config, and a real's state from the states of its checks ([`real_state`]).
 
-use std::{
-    hash::{Hash, Hasher},
-    net::{IpAddr, SocketAddr},
-    time::Duration,
-};
+use std::{net::SocketAddr, ops::Deref, time::Duration};
 
 use super::HardState;
 use crate::config::model::{
@@ -15,9 +11,14 @@ use crate::config::model::{
 
 /// Everything that makes one check distinct. Targets with equal keys are checked once.
 ///
+/// A key is the check's [`CheckSpec`] (`spec`, which it also reads as: `key.interval`) and
+/// what it is checking: the real, the port, the service's protocol and, for the check types
+/// that use them, the service's address and the real's weight. Every field of the spec is
+/// part of the key, so a check the config changes in any way is a new check.
+///
 /// Build it with [`CheckKey::from_config`], which also clears the fields the check type does
 /// not use (a connect check ignores `request`...), so that more targets share a check.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CheckKey {
     /// The real: its address and port (the service's port when configured as 0). Its port is
     /// the one used for `maintenancedir` names and passed to external checks.
@@ -28,113 +29,25 @@ pub struct CheckKey {
     /// The virtual service's protocol (UDP connect checks probe with a datagram; DNS over TCP
     /// for TCP services).
     pub protocol: Protocol,
-    /// The check type.
-    pub check_type: CheckType,
-    /// The negotiate protocol.
-    pub service: CheckService,
-    /// The request (per-real override applied).
-    pub request: Option<String>,
-    /// The receive regex (per-real override applied).
-    pub receive: Option<String>,
-    /// The http method.
-    pub http_method: HttpMethod,
-    /// The Host header / TLS server name.
-    pub virtual_host: Option<String>,
-    /// Verify TLS certificates.
-    pub verify_tls: bool,
-    /// The external command.
-    pub command: Option<String>,
-    /// keepalived's `misc_dynamic`: the external command's exit code sets the weight.
-    pub dynamic_weight: bool,
-    /// `login` and `passwd` (pop, imap).
-    pub login: Option<(String, String)>,
-    /// `database` (mysql, pgsql).
-    pub database: Option<String>,
-    /// `secret` (radius).
-    pub secret: Option<String>,
-    /// The record type a dns check asks for, when configured (keepalived's DNS_CHECK).
-    pub dns_type: Option<u16>,
-    /// The MD5 (hex) the body of an http(s) check must have.
-    pub digest: Option<String>,
-    /// The statuses an http(s) or http_proxy check passes on.
-    pub status_codes: StatusCodes,
-    /// Whether an http(s) check follows redirects (else the 3xx is the status).
-    pub follow_redirects: bool,
     /// The virtual service's address, kept only for external checks (their arguments).
     pub virtual_addr: Option<SocketAddr>,
-    /// Time between checks.
-    pub interval: Duration,
-    /// Timeout of connect, ping and external checks.
-    pub timeout: Duration,
-    /// Timeout of negotiate checks.
-    pub negotiate_timeout: Duration,
-    /// Consecutive failures that take the real down.
-    pub failure_count: u32,
-    /// While soft-failing, the time from one check to the next (keepalived's
-    /// `delay_before_retry`); `None`: `interval`.
-    pub retry_interval: Option<Duration>,
-    /// Consecutive successes that bring it back.
-    pub success_count: u32,
-    /// A file check's weight (keepalived's FILE_CHECK).
-    pub track_weight: i32,
-    /// A file check's `reverse`.
-    pub track_reverse: bool,
     /// The real's configured weight, kept only for a file check with a weight (which adds to
     /// it).
     pub base_weight: u32,
-    /// The address checked when it is not the real's (keepalived's `connect_ip`).
-    pub address: Option<IpAddr>,
-    /// Where the check's sockets leave from (keepalived's `bindto`, `bind_port`, `bind_if`,
-    /// `fwmark`).
-    pub source: CheckSource,
+    /// The check, with the real's overrides applied (its `request`, `receive`, `digest`,
+    /// `check_address` and source settings) and normalized ([`CheckKey::normalized`]): its
+    /// `port` is always `None` (the port checked is [`CheckKey::port`]), its `passwd` is set
+    /// (empty if not configured) exactly when `login` is, and the fields its type does not
+    /// use are cleared.
+    pub spec: CheckSpec,
 }
 
-impl Hash for CheckKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // The config enums do not derive Hash; hash their discriminants by hand.
-        self.real.hash(state);
-        self.port.hash(state);
-        (self.protocol as u8).hash(state);
-        match self.check_type {
-            CheckType::Connect => 0u32.hash(state),
-            CheckType::Negotiate => 1u32.hash(state),
-            CheckType::Ping => 2u32.hash(state),
-            CheckType::External => 3u32.hash(state),
-            CheckType::On => 4u32.hash(state),
-            CheckType::Off => 5u32.hash(state),
-            CheckType::ConnectThenNegotiate(n) => {
-                6u32.hash(state);
-                n.hash(state);
-            }
-            CheckType::File => 7u32.hash(state),
-        }
-        (self.service as u8).hash(state);
-        self.request.hash(state);
-        self.receive.hash(state);
-        (self.http_method as u8).hash(state);
-        self.virtual_host.hash(state);
-        self.verify_tls.hash(state);
-        self.command.hash(state);
-        self.dynamic_weight.hash(state);
-        self.login.hash(state);
-        self.database.hash(state);
-        self.secret.hash(state);
-        self.dns_type.hash(state);
-        self.digest.hash(state);
-        self.status_codes.hash(state);
-        self.follow_redirects.hash(state);
-        self.virtual_addr.hash(state);
-        self.interval.hash(state);
-        self.timeout.hash(state);
-        self.negotiate_timeout.hash(state);
-        self.failure_count.hash(state);
-        self.retry_interval.hash(state);
-        self.track_weight.hash(state);
-        self.track_reverse.hash(state);
-        self.base_weight.hash(state);
-        self.success_count.hash(state);
-        self.address.hash(state);
-        self.source.hash(state);
+impl Deref for CheckKey {
+    type Target = CheckSpec;
+
+    /// The check's parameters: `key.interval` is `key.spec.interval`.
+    fn deref(&self) -> &CheckSpec {
+        &self.spec
     }
 }
 
@@ -185,9 +98,6 @@ impl CheckKey {
     /// The key checking `real` of `vs` by `c`; `overrides`: the real's own request, receive
     /// and digest replace the spec's.
     fn of_spec(vs: &VirtualService, c: &CheckSpec, real: &RealServer, overrides: bool) -> CheckKey {
-        let own = |o: &Option<String>, spec: &Option<String>| {
-            o.clone().filter(|_| overrides).or_else(|| spec.clone())
-        };
         // A firewall-mark service has no port of its own (ldirectord checks its reals on
         // checkport or the service's well-known port).
         let real_port = if real.addr.port() == 0 && vs.fwmark.is_none() {
@@ -200,148 +110,134 @@ impl CheckKey {
             .port
             .or((real_port != 0).then_some(real_port))
             .unwrap_or_else(|| service_port(c.service));
+        let mut spec = c.clone();
+        if overrides {
+            spec.request = real.request.clone().or(spec.request);
+            spec.receive = real.receive.clone().or(spec.receive);
+            spec.digest = real.digest.clone().or(spec.digest);
+            spec.address = real.check_address.or(spec.address);
+            spec.source = real.check_source.over(&c.source);
+        }
+        spec.address = spec.address.filter(|a| *a != real.addr.ip());
         CheckKey {
             real: real_addr,
             port,
             protocol: vs.protocol,
-            check_type: c.check_type,
-            service: c.service,
-            request: own(&real.request, &c.request),
-            receive: own(&real.receive, &c.receive),
-            http_method: c.http_method,
-            virtual_host: c.virtual_host.clone(),
-            verify_tls: c.verify_tls,
-            command: c.command.clone(),
-            dynamic_weight: c.dynamic_weight,
-            login: c
-                .login
-                .clone()
-                .map(|l| (l, c.passwd.clone().unwrap_or_default())),
-            database: c.database.clone(),
-            secret: c.secret.clone(),
-            dns_type: c.dns_type,
-            digest: own(&real.digest, &c.digest),
-            status_codes: c.status_codes.clone(),
-            follow_redirects: c.follow_redirects,
             virtual_addr: Some(vs.vip),
-            interval: c.interval,
-            timeout: c.timeout,
-            negotiate_timeout: c.negotiate_timeout,
-            failure_count: c.failure_count,
-            success_count: c.success_count,
-            retry_interval: c.retry_interval,
-            track_weight: c.track_weight,
-            track_reverse: c.track_reverse,
             base_weight: real.weight,
-            address: real
-                .check_address
-                .filter(|_| overrides)
-                .or(c.address)
-                .filter(|a| *a != real.addr.ip()),
-            source: if overrides {
-                real.check_source.over(&c.source)
-            } else {
-                c.source.clone()
-            },
+            spec,
         }
         .normalized()
     }
 
-    /// Clears the fields the check type does not use.
+    /// Clears the fields the check type does not use, the spec's `port` (the key's is the one
+    /// checked), and `passwd` without `login` (an unset one with it is empty).
     pub fn normalized(mut self) -> CheckKey {
+        let s = &mut self.spec;
+        s.port = None;
         // A file check's file is its request.
-        let file = (self.check_type == CheckType::File)
-            .then(|| self.request.clone())
+        let file = (s.check_type == CheckType::File)
+            .then(|| s.request.clone())
             .flatten();
         let negotiates = matches!(
-            self.check_type,
+            s.check_type,
             CheckType::Negotiate | CheckType::ConnectThenNegotiate(_)
         );
-        if !negotiates || self.service == CheckService::None {
-            self.request = None;
-            self.receive = None;
-            self.http_method = HttpMethod::Get;
-            self.virtual_host = None;
-            self.verify_tls = false;
-            self.negotiate_timeout = Duration::ZERO;
+        if !negotiates || s.service == CheckService::None {
+            s.request = None;
+            s.receive = None;
+            s.http_method = HttpMethod::Get;
+            s.virtual_host = None;
+            s.verify_tls = false;
+            s.negotiate_timeout = Duration::ZERO;
             if !negotiates {
-                self.service = CheckService::None;
+                s.service = CheckService::None;
             }
-        } else if !matches!(self.service, CheckService::Http | CheckService::Https) {
-            self.http_method = HttpMethod::Get;
+        } else if !matches!(s.service, CheckService::Http | CheckService::Https) {
+            s.http_method = HttpMethod::Get;
             if !matches!(
-                self.service,
+                s.service,
                 CheckService::Pops | CheckService::Imaps | CheckService::Ldaps
             ) {
-                self.virtual_host = None;
-                self.verify_tls = false;
+                s.virtual_host = None;
+                s.verify_tls = false;
             }
-        } else if self.service == CheckService::Http {
-            self.verify_tls = false;
+        } else if s.service == CheckService::Http {
+            s.verify_tls = false;
         }
-        if !negotiates || !self.service.logs_in() {
-            self.login = None;
+        if !negotiates || !s.service.logs_in() {
+            s.login = None;
         }
-        if !negotiates || !matches!(self.service, CheckService::Mysql | CheckService::Pgsql) {
-            self.database = None;
+        let passwd = s.passwd.take();
+        s.passwd = s.login.is_some().then(|| passwd.unwrap_or_default());
+        if !negotiates || !matches!(s.service, CheckService::Mysql | CheckService::Pgsql) {
+            s.database = None;
         }
-        if !negotiates || self.service != CheckService::Radius {
-            self.secret = None;
+        if !negotiates || s.service != CheckService::Radius {
+            s.secret = None;
         }
-        if !negotiates || !matches!(self.service, CheckService::Http | CheckService::Https) {
-            self.digest = None;
+        if !negotiates || !matches!(s.service, CheckService::Http | CheckService::Https) {
+            s.digest = None;
         }
         if !negotiates
             || !matches!(
-                self.service,
+                s.service,
                 CheckService::Http | CheckService::Https | CheckService::HttpProxy
             )
         {
-            self.status_codes = StatusCodes::default();
+            s.status_codes = StatusCodes::default();
         }
-        if !negotiates || !matches!(self.service, CheckService::Http | CheckService::Https) {
-            self.follow_redirects = true;
+        if !negotiates || !matches!(s.service, CheckService::Http | CheckService::Https) {
+            s.follow_redirects = true;
         }
-        if !negotiates || self.service != CheckService::Dns {
-            self.dns_type = None;
+        if !negotiates || s.service != CheckService::Dns {
+            s.dns_type = None;
         }
         if matches!(
-            self.check_type,
+            s.check_type,
             CheckType::External | CheckType::On | CheckType::Off | CheckType::File
         ) {
             // No socket of its own.
-            self.address = None;
-            self.source = CheckSource::default();
+            s.address = None;
+            s.source = CheckSource::default();
         }
-        if self.check_type == CheckType::File {
+        if s.check_type == CheckType::File {
             // Nothing of a network check applies.
-            self.request = file;
+            s.request = file;
             self.port = 0;
             self.protocol = Protocol::Tcp;
-            if self.track_weight == 0 {
+            if s.track_weight == 0 {
                 self.base_weight = 0;
             }
         } else {
-            self.track_weight = 0;
-            self.track_reverse = false;
+            s.track_weight = 0;
+            s.track_reverse = false;
             self.base_weight = 0;
         }
-        if self.check_type != CheckType::External {
-            self.command = None;
-            self.dynamic_weight = false;
+        if s.check_type != CheckType::External {
+            s.command = None;
+            s.dynamic_weight = false;
             self.virtual_addr = None;
         }
         if matches!(
-            self.check_type,
+            s.check_type,
             CheckType::Ping | CheckType::On | CheckType::Off
         ) {
             self.port = 0;
             self.protocol = Protocol::Tcp;
         }
-        if matches!(self.check_type, CheckType::On | CheckType::Off) {
-            self.timeout = Duration::ZERO;
+        if matches!(s.check_type, CheckType::On | CheckType::Off) {
+            s.timeout = Duration::ZERO;
         }
         self
+    }
+
+    /// `login` with its `passwd` (empty if none was configured), for the checks that log in.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        let s = &self.spec;
+        s.login
+            .clone()
+            .map(|l| (l, s.passwd.clone().unwrap_or_default()))
     }
 }
 
@@ -361,4 +257,73 @@ pub fn real_state(
         }
     }
     all_up.then_some(HardState::Up)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::tests::{real, spec, virtual_service};
+
+    /// The key of a service at 192.0.2.1:80 checking its one real, 10.0.0.1:80, with `c`.
+    fn key_of(c: CheckSpec) -> CheckKey {
+        let v = virtual_service(
+            "192.0.2.1:80",
+            c,
+            vec![real("10.0.0.1:80".parse().unwrap())],
+        );
+        CheckKey::from_config(&v, &v.reals[0])
+    }
+
+    fn pop() -> CheckSpec {
+        let mut c = spec(CheckType::Negotiate);
+        c.service = CheckService::Pop;
+        c.login = Some("u".into());
+        c
+    }
+
+    #[test]
+    fn what_makes_two_checks_the_same() {
+        // The port checked, however it was configured.
+        let mut c = spec(CheckType::Connect);
+        let implicit = key_of(c.clone());
+        c.port = Some(80);
+        assert_eq!(key_of(c.clone()), implicit, "checkport = the real's port");
+        assert_eq!((implicit.port, implicit.spec.port), (80, None));
+        c.port = Some(81);
+        assert_ne!(key_of(c).port, implicit.port);
+
+        // A password only with a login, and an unset one is empty.
+        let mut c = pop();
+        let no_passwd = key_of(c.clone());
+        c.passwd = Some(String::new());
+        assert_eq!(key_of(c.clone()), no_passwd, "no passwd = an empty one");
+        assert_eq!(no_passwd.credentials(), Some(("u".into(), String::new())));
+        c.passwd = Some("p".into());
+        assert_ne!(key_of(c.clone()), no_passwd);
+        c.login = None;
+        let mut no_login = pop();
+        no_login.login = None;
+        assert_eq!(key_of(c), key_of(no_login), "passwd alone");
+        let mut c = pop();
+        c.service = CheckService::Http;
+        c.passwd = Some("p".into());
+        let http = key_of(c);
+        assert_eq!(
+            (http.credentials(), &http.passwd),
+            (None, &None),
+            "http logs in not"
+        );
+
+        // Any other parameter of the check is another check.
+        let base = spec(CheckType::Connect);
+        let mut c = base.clone();
+        c.interval += Duration::from_secs(1);
+        assert_ne!(key_of(c), key_of(base.clone()));
+        let mut c = base.clone();
+        c.retry_interval = Some(Duration::from_secs(1));
+        assert_ne!(key_of(c), key_of(base.clone()));
+        let mut c = base.clone();
+        c.failure_count = 2;
+        assert_ne!(key_of(c), key_of(base));
+    }
 }

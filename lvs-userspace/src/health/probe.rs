@@ -486,7 +486,7 @@ impl Probe {
                     addr,
                     protocol,
                     tls,
-                    login: key.login.clone(),
+                    login: key.credentials(),
                     hello: key
                         .request
                         .as_deref()
@@ -505,8 +505,7 @@ impl Probe {
                     });
                 };
                 let login = key
-                    .login
-                    .clone()
+                    .credentials()
                     .unwrap_or_else(|| ("anonymous".to_string(), ftp::DEFAULT_PASSWD.to_string()));
                 Negotiate::Ftp(Box::new(ftp::FtpCheck {
                     addr,
@@ -550,12 +549,12 @@ impl Probe {
             CheckService::Sip => Negotiate::Sip(Box::new(sip::SipCheck {
                 addr,
                 tcp: key.protocol == Protocol::Tcp,
-                user: key.login.as_ref().map(|(l, _)| l.clone()),
+                user: key.login.clone(),
                 timeout,
                 source: connect.source.clone(),
             })),
             CheckService::Radius => {
-                let (user, passwd) = key.login.clone().unwrap_or_default();
+                let (user, passwd) = key.credentials().unwrap_or_default();
                 Negotiate::Radius(Box::new(radius::RadiusCheck {
                     addr,
                     user,
@@ -566,7 +565,7 @@ impl Probe {
                 }))
             }
             CheckService::Mysql | CheckService::Pgsql => {
-                let (Some((user, passwd)), Some(query)) = (key.login.clone(), key.request.clone())
+                let (Some((user, passwd)), Some(query)) = (key.credentials(), key.request.clone())
                 else {
                     return Err(CheckError::Invalid {
                         message: "a sql check needs login and request".into(),
@@ -592,7 +591,7 @@ impl Probe {
                     addr,
                     tls: (key.service == CheckService::Ldaps)
                         .then(|| tls::client_config(key.verify_tls)),
-                    bind: key.login.clone(),
+                    bind: key.credentials(),
                     base: key.request.clone().unwrap_or_default(),
                     receive: pattern
                         .map(regex::Regex::new)

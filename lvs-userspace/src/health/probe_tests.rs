@@ -10,7 +10,7 @@ use tokio::{
 };
 
 use super::*;
-use crate::{config::model::HttpMethod, health::tests::within};
+use crate::health::tests::{spec, within};
 
 /// What the server saw on one connection.
 #[derive(Debug, PartialEq)]
@@ -69,38 +69,19 @@ async fn observing_server(healthy: Arc<AtomicBool>) -> (SocketAddr, mpsc::Receiv
 
 /// `checktype = n` of an http service at `addr` expecting `alive`.
 fn key(addr: SocketAddr, n: u32) -> CheckKey {
+    let mut spec = spec(CheckType::ConnectThenNegotiate(n));
+    spec.service = CheckService::Http;
+    spec.request = Some("/health".into());
+    spec.receive = Some("alive".into());
+    spec.timeout = Duration::from_secs(2);
+    spec.negotiate_timeout = Duration::from_secs(2);
     CheckKey {
         real: addr,
         port: addr.port(),
         protocol: Protocol::Tcp,
-        check_type: CheckType::ConnectThenNegotiate(n),
-        service: CheckService::Http,
-        request: Some("/health".into()),
-        receive: Some("alive".into()),
-        http_method: HttpMethod::Get,
-        virtual_host: None,
-        verify_tls: false,
-        command: None,
-        dynamic_weight: false,
-        login: None,
-        database: None,
-        secret: None,
-        dns_type: None,
-        digest: None,
-        status_codes: Default::default(),
-        follow_redirects: true,
         virtual_addr: None,
-        interval: Duration::from_secs(3600),
-        timeout: Duration::from_secs(2),
-        negotiate_timeout: Duration::from_secs(2),
-        failure_count: 1,
-        success_count: 1,
-        retry_interval: None,
-        track_weight: 0,
-        track_reverse: false,
         base_weight: 0,
-        address: None,
-        source: Default::default(),
+        spec,
     }
     .normalized()
 }

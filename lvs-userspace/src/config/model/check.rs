@@ -6,7 +6,7 @@ use std::{net::IpAddr, time::Duration};
 use super::StatusCodes;
 
 /// Kind of health check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CheckType {
     /// TCP connect (UDP: an ICMP-aware datagram probe).
     Connect,
@@ -28,7 +28,7 @@ pub enum CheckType {
 }
 
 /// The protocol spoken by a negotiate check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CheckService {
     /// HTTP.
     Http,
@@ -99,7 +99,7 @@ impl CheckService {
 }
 
 /// HTTP method of http/https checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HttpMethod {
     /// GET (ldirectord's default).
     Get,
@@ -108,7 +108,7 @@ pub enum HttpMethod {
 }
 
 /// How one virtual service checks its reals, with every default applied.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CheckSpec {
     /// The kind of check.
     pub check_type: CheckType,
