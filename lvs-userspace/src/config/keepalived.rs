@@ -481,6 +481,15 @@ mod file;
 mod keywords;
 
 #[cfg(test)]
+#[path = "keepalived_checks_tests.rs"]
+mod checks_tests;
+#[cfg(test)]
+#[path = "keepalived_corpus_tests.rs"]
+mod corpus_tests;
+#[cfg(test)]
+#[path = "keepalived_fwmark_group_tests.rs"]
+mod fwmark_group_tests;
+#[cfg(test)]
 #[path = "keepalived_source_tests.rs"]
 mod source_tests;
 #[cfg(test)]
