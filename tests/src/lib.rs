@@ -4,6 +4,7 @@
 //! hand-assembled programs ([`bpf`]).
 
 pub mod agent;
+pub mod bench;
 pub mod bpf;
 pub mod clock;
 pub mod multidir;

@@ -19,6 +19,7 @@
 //! `$LVS_BIN`. `LVS_FAILOVER_TRIALS` sets the number of trials (default 3). The lab is removed
 //! on exit, on error, and on SIGINT/SIGTERM.
 
+use lvs_tests::bench::median;
 use std::{
     net::SocketAddr,
     process::ExitCode,
@@ -126,11 +127,6 @@ fn random_fraction() -> f64 {
     use std::hash::BuildHasher as _;
     let r = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
     (r >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn config(lab: &Lab, interval: u64, timeout: u64) -> String {

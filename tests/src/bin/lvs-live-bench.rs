@@ -23,7 +23,7 @@
 //! here and loaded with bpf(2): benchmark code stays out of the product's object.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, SocketAddr},
     os::fd::{AsFd as _, AsRawFd as _, OwnedFd, RawFd},
     process::Command,
     sync::{Arc, Barrier},
@@ -33,7 +33,7 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 use lvs::{
     config::{Protocol, Scheduler, TableSizes},
-    dataplane::{AttachMode, Dataplane, DestPlan, ServicePlan, Target, conntrack::table_map},
+    dataplane::{AttachMode, Dataplane, ServicePlan, conntrack::table_map},
 };
 use lvs_common::{
     conntrack::{ct_state, seen_word},
@@ -322,10 +322,7 @@ fn rate(
     Ok(delivered as f64 / secs)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use lvs_tests::bench::median;
 
 fn main() -> Result<()> {
     let repeat: u32 = std::env::var("LVS_LIVE_REPEAT")
@@ -374,18 +371,7 @@ fn main() -> Result<()> {
         None => TableSizes::default(),
     };
     let mut dp = Dataplane::load_sized(sizes).context("loading lvs")?;
-    let reals: Vec<DestPlan> = (1..=3u8)
-        .map(|i| DestPlan {
-            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i)),
-            weight: u32::from(4 - i),
-            table_weight: u32::from(4 - i),
-            target: Target::Remote {
-                mac: [2, 0xaa, 0, 0, 0, i],
-                src_mac: DIRECTOR_MAC,
-                ifindex: d0_index,
-            },
-        })
-        .collect();
+    let reals = lvs_tests::bench::reals_3_2_1(d0_index);
     // Live frames are recycled with the program's writes in them (addressed to a real): the
     // reals' MACs are taken too.
     let mut own = vec![DIRECTOR_MAC];

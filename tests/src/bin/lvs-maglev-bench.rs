@@ -17,17 +17,15 @@
 //! mid-flow miss: scheduled by the table and remembered), and SYNs of `wrr` flows for
 //! reference.
 
+use lvs_tests::bench::{median, ns_with_verdict};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use anyhow::{Context as _, Result, ensure};
-use aya::{
-    maps::HashMap,
-    programs::{TestRun, TestRunOptions, Xdp},
-};
+use anyhow::{Context as _, Result};
+use aya::{maps::HashMap, programs::Xdp};
 use lvs::{
     config::{MhFlags, Protocol, Scheduler},
     dataplane::{
-        Dataplane, DestPlan, ServicePlan, Target,
+        Dataplane, ServicePlan,
         loader::load_program,
         maglev::{self, Member},
     },
@@ -44,27 +42,6 @@ use lvs_tests::{
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
-
-fn ns(prog: &Xdp, frame: &[u8], repeat: u32, verdict: u32) -> Result<f64> {
-    let mut out = vec![0u8; frame.len() + 64];
-    let r = prog.test_run(TestRunOptions {
-        data_in: Some(frame),
-        data_out: Some(&mut out),
-        repeat,
-        ..TestRunOptions::new()
-    })?;
-    ensure!(
-        r.return_value == verdict,
-        "program returned {} instead of {verdict}",
-        r.return_value
-    );
-    Ok(r.duration.as_nanos() as f64)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn real_addr(i: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x0a40_0000 + i))
@@ -139,18 +116,7 @@ fn main() -> Result<()> {
     pin_to_one_cpu();
 
     let vip = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100));
-    let reals: Vec<DestPlan> = (1..=3u8)
-        .map(|i| DestPlan {
-            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i)),
-            weight: u32::from(4 - i),
-            table_weight: u32::from(4 - i),
-            target: Target::Remote {
-                mac: [2, 0xaa, 0, 0, 0, i],
-                src_mac: DIRECTOR_MAC,
-                ifindex: TEST_RUN_IFINDEX,
-            },
-        })
-        .collect();
+    let reals = lvs_tests::bench::reals_3_2_1(TEST_RUN_IFINDEX);
     let plan = |port: u16, scheduler| ServicePlan {
         one_packet: false,
         vip: SocketAddr::new(vip, port),
@@ -197,7 +163,7 @@ fn main() -> Result<()> {
         program(program_names::PASS)?,
     );
     let known: Vec<Vec<u8>> = (0..FRESH).map(|i| frame(0, i, 80, ACK)).collect();
-    let pass_long = ns(pass, &known[0], repeat, XDP_PASS)?;
+    let pass_long = ns_with_verdict(pass, &known[0], repeat, XDP_PASS)?;
 
     // Each round: fresh sources for every kind, so none is in the connection table.
     let kinds: [(&str, u16, u8); 3] = [
@@ -211,11 +177,11 @@ fn main() -> Result<()> {
         let mut sums = [0.0; 3];
         for i in 0..FRESH {
             let k = &known[i as usize];
-            p += ns(pass, k, 1, XDP_PASS)?;
-            f += ns(floor, k, 1, XDP_TX)?;
+            p += ns_with_verdict(pass, k, 1, XDP_PASS)?;
+            f += ns_with_verdict(floor, k, 1, XDP_TX)?;
             for (j, &(_, port, flags)) in kinds.iter().enumerate() {
                 let r = 1 + round * 3 + j as u32;
-                sums[j] += ns(balancer, &frame(r, i, port, flags), 1, XDP_TX)?;
+                sums[j] += ns_with_verdict(balancer, &frame(r, i, port, flags), 1, XDP_TX)?;
             }
         }
         let count = f64::from(FRESH);

@@ -5,6 +5,7 @@
 use anyhow::{Result, ensure};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use lvs_common::limits::CT_WAYS;
+pub use lvs_tests::bench::{median, ns_with_verdict};
 use lvs_tests::packet::{ACK, Frame, SYN};
 
 use crate::setup::*;
@@ -28,27 +29,6 @@ pub fn frame_after(prog: &Xdp, frame: &[u8], verdict: u32) -> Result<Vec<u8>> {
 
 pub fn ns_per_packet(prog: &Xdp, frame: &[u8], repeat: u32) -> Result<f64> {
     ns_with_verdict(prog, frame, repeat, XDP_TX)
-}
-
-pub fn ns_with_verdict(prog: &Xdp, frame: &[u8], repeat: u32, verdict: u32) -> Result<f64> {
-    let mut out = vec![0u8; frame.len() + 64];
-    let r = prog.test_run(TestRunOptions {
-        data_in: Some(frame),
-        data_out: Some(&mut out),
-        repeat,
-        ..TestRunOptions::new()
-    })?;
-    ensure!(
-        r.return_value == verdict,
-        "program returned {} instead of {verdict}",
-        r.return_value
-    );
-    Ok(r.duration.as_nanos() as f64)
-}
-
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// The three programs on frames each run once, interleaved: the mean ns of the pass program

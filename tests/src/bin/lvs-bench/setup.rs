@@ -106,18 +106,7 @@ pub fn wlc_plans() -> Vec<ServicePlan> {
 }
 
 pub fn setup(sizes: TableSizes) -> Result<Setup> {
-    let reals = (1..=3u8)
-        .map(|i| DestPlan {
-            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10 + i)),
-            weight: u32::from(4 - i),
-            table_weight: u32::from(4 - i),
-            target: Target::Remote {
-                mac: [2, 0xaa, 0, 0, 0, i],
-                src_mac: DIRECTOR_MAC,
-                ifindex: TEST_RUN_IFINDEX,
-            },
-        })
-        .collect();
+    let reals = lvs_tests::bench::reals_3_2_1(TEST_RUN_IFINDEX);
     let mut dp = Dataplane::load_sized(sizes).context("loading the balancer")?;
     // The frames are addressed to the director, as the agent's own MAC would have them. A
     // repeated run sees the frame as the run before left it, addressed to a real: the reals'
