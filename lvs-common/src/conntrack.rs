@@ -87,8 +87,8 @@ pub struct CtEntry {
     pub generation: u32,
     /// When a packet of the flow was last seen (CLOCK_MONOTONIC, coarse: the data plane's
     /// clock, at most a tick behind `bpf_ktime_get_coarse_ns`), with the low [`STATE_BITS`]
-    /// bits replaced by the flow's [`ct_state`]: one word, so a hit changes time and state with one store. Read it with
-    /// [`CtEntry::seen_ns`] and [`CtEntry::state`].
+    /// bits replaced by the flow's [`ct_state`]: one word, so a hit changes time and state
+    /// with one store. Read it with [`CtEntry::seen_ns`] and [`CtEntry::state`].
     pub last_seen_ns: u64,
 }
 

@@ -92,7 +92,6 @@ pub static TABLE_FLAGS: Array<u32> = Array::with_max_entries(1, 0);
 
 /// The virtual services' addresses → the protocols they have services for
 /// ([`lvs_common::fragment::vip_protos`]), written by the agent.
-
 #[map(name = "LVS_VIP_ADDRS")]
 pub static VIP_ADDRS: HashMap<Addr, u32> = HashMap::with_max_entries(MAX_SERVICES, 0);
 /// The forwarding programs the balancer tail-calls, written by the agent.
