@@ -4,9 +4,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, ensure};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
-use lvs::dataplane::plan::{DestPlan, Target};
+use lvs::dataplane::{
+    Dataplane,
+    plan::{DestPlan, ServicePlan, Target},
+};
 
 use crate::packet::DIRECTOR_MAC;
 
@@ -48,4 +51,18 @@ pub fn reals_3_2_1(ifindex: u32) -> Vec<DestPlan> {
             },
         })
         .collect()
+}
+
+/// The destination slot of `plan`'s first real as written in `dp`, and its generation: what a
+/// benchmark fills the connection table with.
+pub fn first_real_slot(dp: &Dataplane, plan: &ServicePlan) -> Result<(u32, u32)> {
+    let slot = dp
+        .tables
+        .dest_id(&plan.key(), plan.dests[0].addr)
+        .context("the first real's slot")?;
+    let generation = dp
+        .tables
+        .dest_generation(slot)
+        .context("the first real's generation")?;
+    Ok((slot, generation))
 }

@@ -390,14 +390,7 @@ fn main() -> Result<()> {
     dp.tables.apply(std::slice::from_ref(&plan))?;
     dp.attach(&d0, AttachMode::Native)
         .context("attaching lvs natively")?;
-    let first_real = dp
-        .tables
-        .dest_id(&plan.key(), plan.dests[0].addr)
-        .context("real")?;
-    let generation = dp
-        .tables
-        .dest_generation(first_real)
-        .context("generation")?;
+    let (first_real, generation) = lvs_tests::bench::first_real_slot(&dp, &plan)?;
 
     // A full table (the default size), as in the per-packet benchmark.
     let table_flows = {

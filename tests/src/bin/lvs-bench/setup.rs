@@ -132,14 +132,7 @@ pub fn setup(sizes: TableSizes) -> Result<Setup> {
     all_plans.push(tunnel_plan6());
     all_plans.push(nat_plan());
     dp.tables.apply(&all_plans)?;
-    let first_real = dp
-        .tables
-        .dest_id(&plan.key(), plan.dests[0].addr)
-        .context("first real's slot")?;
-    let first_generation = dp
-        .tables
-        .dest_generation(first_real)
-        .context("first real's generation")?;
+    let (first_real, first_generation) = lvs_tests::bench::first_real_slot(&dp, &plan)?;
     let table = Table::map(table_map(dp.ebpf())?, false)?;
     let ebpf = dp.ebpf();
     load_program(ebpf, program_names::FLOOR)?;
