@@ -12,7 +12,8 @@
 //!
 //! # Who counts what
 //!
-//! Every way of the connection table that holds a flow whose state is not [`CT_GONE`] is
+//! Every way of the connection table that holds a flow whose state is not [`CT_GONE`] (nor a
+//! NATed flow's reply way, [`crate::conntrack::CT_REPLY`], which is no flow of its own) is
 //! counted once, in its destination's word, as active or inactive by its state
 //! ([`crate::conntrack::is_active_state`]). The one that changes a way's time-and-state word
 //! from counted to something else owns the matching change of the counts: the data plane when a
@@ -114,7 +115,8 @@ pub const fn delta(from: Option<u8>, to: Option<u8>) -> (i32, i32) {
 /// flow.
 #[inline(always)]
 pub const fn counted(seq: u64, seen: u64) -> bool {
-    seq != 0 && (seen & STATE_MASK) as u8 != CT_GONE
+    let state = (seen & STATE_MASK) as u8;
+    seq != 0 && state != CT_GONE && state != crate::conntrack::CT_REPLY
 }
 
 /// A connection scheduler's candidate as the ring holds it: destination id (low 16 bits) and

@@ -61,6 +61,29 @@ impl FlowKey {
             ),
         ]
     }
+
+    /// The key whose [`FlowKey::words`] are `w`.
+    #[inline(always)]
+    pub const fn from_words(w: &[u64; FLOW_WORDS]) -> FlowKey {
+        let (s0, s1) = halves(w[0]);
+        let (s2, s3) = halves(w[1]);
+        let (d0, d1) = halves(w[2]);
+        let (d2, d3) = halves(w[3]);
+        let b = w[4].to_ne_bytes();
+        FlowKey {
+            src: Addr {
+                words: [s0, s1, s2, s3],
+            },
+            dst: Addr {
+                words: [d0, d1, d2, d3],
+            },
+            sport_be: u16::from_ne_bytes([b[0], b[1]]),
+            dport_be: u16::from_ne_bytes([b[2], b[3]]),
+            proto: b[4],
+            _pad0: b[5],
+            _pad1: u16::from_ne_bytes([b[6], b[7]]),
+        }
+    }
 }
 
 /// Whether two keys, as [`FlowKey::words`], are the same flow.
@@ -156,9 +179,56 @@ pub const fn dest_word(dest: u32, generation: u32) -> u64 {
     word(dest.to_ne_bytes(), generation.to_ne_bytes())
 }
 
+/// The destination half of a reply way's destination word ([`reply_word`]): no destination
+/// slot has this id.
+pub const CT_REPLY_DEST: u32 = u32::MAX;
+
+/// The state of a reply way: a NATed flow's replies (real → client) under their own 5-tuple,
+/// as IPVS's NAT connections are found by either direction. Its destination word
+/// ([`reply_word`]) is the place of the flow's own way, which the reply's translation, state
+/// and idle timeout are taken from; the reply way itself is not a connection (not counted, not
+/// listed), and its time only ranks it for eviction.
+pub const CT_REPLY: u8 = 13;
+
+/// Bits of a way's index in its bucket, in a [`reply_word`].
+const WAY_BITS: u32 = CT_WAYS.trailing_zeros();
+
+const _: () = {
+    assert!(CT_WAYS == 1 << WAY_BITS);
+    assert!((CT_REPLY as usize) < CT_STATES);
+    assert!(CT_REPLY as usize >= ct_state::NAMES.len());
+    assert!(CT_REPLY != crate::conns::CT_GONE);
+};
+
+/// The destination word of a reply way whose flow is in way `way` of bucket `bucket`.
+#[inline(always)]
+pub const fn reply_word(bucket: u32, way: u32) -> u64 {
+    dest_word(
+        CT_REPLY_DEST,
+        (bucket << WAY_BITS) | (way & (CT_WAYS as u32 - 1)),
+    )
+}
+
+/// The place (bucket, way) of the flow a reply way's destination word ([`reply_word`]) points
+/// to; `None` for a flow's own destination word.
+#[inline(always)]
+pub const fn reply_place(pair: u64) -> Option<(u32, u32)> {
+    let (dest, place) = split_dest_word(pair);
+    if dest != CT_REPLY_DEST {
+        return None;
+    }
+    Some((place >> WAY_BITS, place & (CT_WAYS as u32 - 1)))
+}
+
 /// The (`dest`, `generation`) pair from the word at [`CT_DEST_OFFSET`].
 #[inline(always)]
 pub const fn split_dest_word(w: u64) -> (u32, u32) {
+    halves(w)
+}
+
+/// The two `u32`s that stand in memory as the word `w` (the first, then the second).
+#[inline(always)]
+const fn halves(w: u64) -> (u32, u32) {
     let b = w.to_ne_bytes();
     (
         u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
@@ -196,7 +266,16 @@ impl CtEntry {
     /// a writer was at work is not one.
     #[inline(always)]
     pub const fn is_live(&self, now_ns: u64, timeouts: &CtTimeouts) -> bool {
-        !self.is_empty() && self.is_stable() && within(self.last_seen_ns, now_ns, timeouts)
+        !self.is_empty()
+            && self.is_stable()
+            && !self.is_reply()
+            && within(self.last_seen_ns, now_ns, timeouts)
+    }
+
+    /// Whether the way is a NATed flow's reply way ([`CT_REPLY`]), not a flow of its own.
+    #[inline(always)]
+    pub const fn is_reply(&self) -> bool {
+        self.state() == CT_REPLY || self.dest == CT_REPLY_DEST
     }
 
     /// Whether the way holds `key`.
@@ -427,6 +506,17 @@ impl CtTimeouts {
         secs[ct_state::LISTEN as usize] = 120;
         secs[ct_state::SYNACK as usize] = 120;
         secs[ct_state::UDP as usize] = udp;
+        // A reply way lives as long as its flow does (the data plane judges it by its flow's
+        // state); for the agent's listings, the longest of them.
+        let mut longest = 0;
+        let mut i = 0;
+        while i < CT_STATES {
+            if secs[i] > longest {
+                longest = secs[i];
+            }
+            i += 1;
+        }
+        secs[CT_REPLY as usize] = longest;
         CtTimeouts { secs }
     }
 

@@ -47,9 +47,6 @@ pub const FRAG_ENTRIES: u32 = 32_768;
 /// Interfaces the program may redirect to (devmap entries).
 pub const MAX_TX_PORTS: u32 = 64;
 
-/// Entries of the NAT reply table ([`map_names::NAT_REPLIES`], LRU): one per NATed flow.
-pub const NAT_REPLY_ENTRIES: u32 = 262_144;
-
 /// Entries of the next-hop cache ([`map_names::NEXT_HOPS`], LRU): one per destination a
 /// routed packet goes to (a tunnelled or NATed real, a NATed flow's client) from each source
 /// and ingress interface it is asked for.
@@ -122,11 +119,6 @@ pub mod map_names {
     /// balancer and the programs a restarted agent put in [`FORWARD_PROGS`] share it.
     pub const NEW_PACKET: &str = "LVS_NEW_PACKET";
 
-    /// `LRU_HASH` [`crate::FlowKey`] (a NATed flow's reply as it leaves the real: real
-    /// address and port → client address and port) → [`crate::NatReply`], written by the
-    /// balancer when it remembers a NATed flow ([`crate::nat`]).
-    pub const NAT_REPLIES: &str = "LVS_NAT_REPLIES";
-
     /// `LRU_HASH` (`BPF_F_NO_COMMON_LRU`) [`crate::NextHopKey`] → [`crate::NextHop`]: the next-hop cache in front of
     /// the FIB lookup ([`crate::next_hop`]), written by the data plane. Not pinned: a cache,
     /// that every agent's programs start empty.
@@ -140,7 +132,7 @@ pub mod map_names {
     pub const NEXT_HOP_GENERATION: &str = "LVS_NEXT_HOP_GEN";
 
     /// Every map of the balancer: what is pinned, and what a restarted agent adopts.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 15] = [
         SERVICES,
         DESTS,
         RINGS,
@@ -156,8 +148,12 @@ pub mod map_names {
         FORWARD_PROGS,
         FORWARD_DEST,
         NEW_PACKET,
-        NAT_REPLIES,
     ];
+
+    /// Pinned maps of earlier builds that this one no longer has: removed with the others
+    /// when the agent stops with its data plane (`LVS_NAT_REPLIES`, the NAT reply table, is
+    /// now the connection table's reply ways).
+    pub const RETIRED: [&str; 1] = ["LVS_NAT_REPLIES"];
 }
 
 /// Indexes in the forwarding programs' array ([`map_names::FORWARD_PROGS`]).

@@ -1,11 +1,12 @@
-//! NAT (`masq`): the reply table's value, and the reply's key.
+//! NAT (`masq`): IPVS's state tables for connections seen both ways, the replies' 5-tuple, and
+//! what a reply is translated back by.
 //!
-//! When the balancer remembers a flow to a NATed real, it also writes the reply table
-//! ([`crate::limits::map_names::NAT_REPLIES`]) under the 5-tuple the real's replies carry
-//! ([`reply_key`]: real address and port → client address and port). A packet that no flow
-//! and no virtual service claims is looked up there: a hit is a reply, whose source becomes
-//! the VIP and port of the value again, if the flow the value leads to ([`forward_key`]) is
-//! still in the connection table and still goes to that real.
+//! When the balancer remembers a flow to a NATed real, it also writes a reply way into the
+//! connection table under the 5-tuple the real's replies carry ([`reply_key`]: real address
+//! and port → client address and port), pointing to the flow's own way
+//! ([`crate::conntrack::CT_REPLY`]). A packet that finds a reply way is a reply if the way it
+//! points to still holds a flow whose replies are exactly its 5-tuple: its source becomes the
+//! flow's VIP and port again ([`NatReply`]).
 
 use crate::{
     Addr, FlowKey,
@@ -66,8 +67,8 @@ pub const fn next_state(state: u8, flags: u8, reply: bool) -> u8 {
     ((row >> (4 * col)) & 0xf) as u8
 }
 
-/// The reply table's value: what the reply's source is translated back to, and the flow it
-/// belongs to.
+/// What a NATed flow's reply is translated back by, as the data plane reads it from the flow's
+/// way: its source's new address and port, and the flow's destination.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NatReply {
@@ -106,20 +107,6 @@ pub fn reply_key(key: &FlowKey, real: &Addr, real_port_be: u16) -> FlowKey {
     }
 }
 
-/// The flow (client → VIP) a reply (`reply`, real → client) belongs to, by the table's value.
-#[inline(always)]
-pub fn forward_key(reply: &FlowKey, v: &NatReply) -> FlowKey {
-    FlowKey {
-        src: reply.dst,
-        dst: v.vip,
-        sport_be: reply.dport_be,
-        dport_be: v.vport_be,
-        proto: reply.proto,
-        _pad0: 0,
-        _pad1: 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,7 +137,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_leads_back_to_its_flow() {
+    fn a_reply_key_swaps_the_ends_and_takes_the_real_port() {
         let key = FlowKey {
             src: Addr::from_v4_wire(u32::from_ne_bytes([10, 0, 0, 1])),
             dst: Addr::from_v4_wire(u32::from_ne_bytes([10, 0, 0, 100])),
@@ -165,12 +152,6 @@ mod tests {
             let r = reply_key(&key, &real, port.to_be());
             assert_eq!((r.src, r.dst), (real, key.src));
             assert_eq!((r.sport_be, r.dport_be), (want.to_be(), key.sport_be));
-            let v = NatReply {
-                vip: key.dst,
-                vport_be: key.dport_be,
-                ..NatReply::default()
-            };
-            assert_eq!(forward_key(&r, &v), key);
         }
     }
 }

@@ -105,9 +105,8 @@ impl Service {
 /// agent from what its tables hold: each spares the balancer a hash lookup on the packets it
 /// would be for while nothing it looks for is there.
 pub mod table_flags {
-    /// A NATed destination (a real or a fallback) is in the tables: a packet that no flow and
-    /// no service claims may be a NATed flow's reply, looked up in the reply table.
-    pub const NAT: u32 = 1;
+    // Bit 0 (1) was the NAT reply table's flag, which the connection table's reply ways
+    // replaced: left unused.
     /// A service of every port (port 0: a persistent service of all ports, or a firewall-mark
     /// service's match) is in the tables: a packet whose (VIP, port) is no service is looked
     /// up again with port 0.

@@ -45,23 +45,29 @@ fn change(dest: u32, generation: u32, da: i32, di: i32) {
 }
 
 /// A way held (sequence number `seq`, time-and-state word `seen`, destination `pair`) and
-/// was just taken for a new flow of (`dest`, `generation`) in state `first`: uncounts what it
-/// held, if it was counted, and counts the new flow. When both are flows of the same
-/// destination slot and generation (an eviction in a full table often is, on a service of few
-/// reals), the two make one change, often none at all (active for active), rather than two
-/// compare-and-exchanges of one word.
+/// was just taken for a new flow of (`dest`, `generation`) in state `first` (`None`: for a
+/// reply way, which is not counted): uncounts what it held, if it was counted, and counts the
+/// new flow. When both are flows of the same destination slot and generation (an eviction in
+/// a full table often is, on a service of few reals), the two make one change, often none at
+/// all (active for active), rather than two compare-and-exchanges of one word.
 #[inline(always)]
-pub fn took(seq: u64, seen: u64, pair: u64, dest: u32, generation: u32, first: u8) {
+pub fn took(seq: u64, seen: u64, pair: u64, new: Option<(u32, u32, u8)>) {
     if !counted(seq, seen) {
-        moved(dest, generation, None, Some(first));
+        if let Some((dest, generation, first)) = new {
+            moved(dest, generation, None, Some(first));
+        }
         return;
     }
     let (old_dest, old_generation) = lvs_common::conntrack::split_dest_word(pair);
     let state = (seen & lvs_common::conntrack::STATE_MASK) as u8;
-    if old_dest == dest && old_generation == generation {
-        moved(dest, generation, Some(state), Some(first));
-    } else {
-        moved(old_dest, old_generation, Some(state), None);
-        moved(dest, generation, None, Some(first));
+    match new {
+        Some((dest, generation, first)) if old_dest == dest && old_generation == generation => {
+            moved(dest, generation, Some(state), Some(first));
+        }
+        Some((dest, generation, first)) => {
+            moved(old_dest, old_generation, Some(state), None);
+            moved(dest, generation, None, Some(first));
+        }
+        None => moved(old_dest, old_generation, Some(state), None),
     }
 }

@@ -62,49 +62,149 @@
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 
 use lvs_common::{
-    CtBucket, CtConfig, CtFlow, CtSlot, Dest, FlowKey,
+    CtBucket, CtConfig, CtFlow, CtSlot, Dest, FlowKey, NatReply,
     conntrack::{
-        CT_DEST_OFFSET, CT_KEY_OFFSET, CT_NO_CLAIM, FLOW_WORDS, STATE_MASK, claim_rank, dest_word,
-        first_state, next_seq, next_state, next_way, rest_is_empty, rest_ranks_higher, same_flow,
-        seen_word, seq_tag, split_dest_word, split_seq_tag, syn_keeps_real, within,
+        CT_DEST_OFFSET, CT_KEY_OFFSET, CT_NO_CLAIM, CT_REPLY, FLOW_WORDS, STATE_MASK, claim_rank,
+        dest_word, first_state, next_seq, next_state, next_way, reply_place, reply_word,
+        rest_is_empty, rest_ranks_higher, same_flow, seen_word, seq_tag, split_dest_word,
+        split_seq_tag, syn_keeps_real, within,
     },
     dest::forward,
     hash::ct_place,
     limits::CT_WAYS,
+    nat::reply_key,
     service::proto,
 };
 
 use crate::maps::{CONNTRACK, CT_CONFIG, DESTS};
 
-/// The destination of a known flow, if the flow is known, its entry is within its state's idle
-/// timeout, and its destination still holds; the packet (TCP header flags `flags`, 0 for UDP)
-/// moves the entry's state and refreshes its time. A SYN (`syn`) is only kept on the flow's
-/// real where IPVS's `conn_reuse_mode` 1 keeps it ([`syn_keeps_real`]); otherwise it is a new
-/// connection, and `None` sends it to the scheduler. A NATed flow's state moves by IPVS's
-/// INPUT table, or by its OUTPUT table for a reply of the real in destination slot `r`
-/// (`reply` = `Some(r)`, [`lvs_common::nat`]; a flow that goes elsewhere now is `None`,
-/// untouched).
+/// What the connection table knows of a packet ([`established`]).
+pub enum Known {
+    /// A flow of its own: its destination slot and destination.
+    Flow(u32, &'static Dest),
+    /// A NATed flow's reply, found by its own 5-tuple: the reply way's destination word, the
+    /// place of the flow's way ([`lvs_common::conntrack::reply_place`]), for [`follow`].
+    Reply(u64),
+}
+
+/// What the table knows of a packet (5-tuple `key`, TCP header flags `flags`, 0 for UDP):
+///
+/// - a flow of its own, if its entry is within its state's idle timeout and its destination
+///   still holds; the packet moves the entry's state (IPVS's INPUT-ONLY table, or its INPUT
+///   table for a NATed flow) and refreshes its time. A SYN (`syn`) is only kept on the flow's
+///   real where IPVS's `conn_reuse_mode` 1 keeps it ([`syn_keeps_real`]); otherwise it is a
+///   new connection, and `None` sends it to the scheduler.
+/// - a NATed flow's reply ([`CT_REPLY`]): the reply way's time is refreshed (it ranks the way
+///   for eviction); the flow itself is judged and moved by [`follow`].
 #[inline(always)]
-pub fn established(
-    key: &FlowKey,
-    flags: u8,
-    syn: bool,
-    reply: Option<u32>,
-) -> Option<(u32, &'static Dest)> {
+pub fn established(key: &FlowKey, flags: u8, syn: bool) -> Option<Known> {
     let (found, config) = find(key)?;
     let now = crate::clock::now();
+    if reply_place(found.pair).is_some() {
+        let next = seen_word(now, CT_REPLY);
+        if next != found.seen {
+            // SAFETY: as in `hit`. Lost to a writer that took the way meanwhile: its word stays.
+            let _ = unsafe { compare_exchange(found.seen_ptr, found.seen, next) };
+        }
+        return Some(Known::Reply(found.pair));
+    }
+    hit(&found, config, now, flags, syn, false).map(|(id, d)| Known::Flow(id, d))
+}
+
+/// The flow of a reply (5-tuple `reply`) whose reply way's destination word is `pair`
+/// ([`Known::Reply`]): its destination slot, destination, and the VIP and port the reply goes
+/// back from. Only if the way there still holds a flow whose replies are exactly these
+/// ([`reply_key`]: its client, its real's address and port), within its state's idle timeout,
+/// its destination still holding. With `flags` (the reply's TCP header flags), the reply moves
+/// the flow's state by IPVS's OUTPUT table and refreshes its time; without, the flow is only
+/// read (an ICMP error about it).
+#[inline(always)]
+pub fn follow(
+    pair: u64,
+    reply: &FlowKey,
+    flags: Option<u8>,
+) -> Option<(u32, &'static Dest, NatReply)> {
+    let (b, w) = reply_place(pair)?;
+    let config = CT_CONFIG.get(0)?;
+    let bucket = CONNTRACK.get_ptr_mut(b)?;
+    let (h, f) = (head(bucket, w as usize), flow(bucket, w as usize));
+    // SAFETY: as in `find`.
+    let (found, words) = unsafe {
+        let st = read_volatile(h as *const u64);
+        let (seq, _) = split_seq_tag(st);
+        if seq == 0 || seq & 1 != 0 {
+            return None;
+        }
+        let words = stored_key(f);
+        let pair = read_volatile(dest_ptr(f));
+        let seen_ptr = addr_of_mut!((*h).last_seen_ns);
+        let seen = read_volatile(seen_ptr);
+        if read_volatile(h as *const u64) != st {
+            return None;
+        }
+        (
+            Found {
+                seen_ptr,
+                seen,
+                pair,
+            },
+            words,
+        )
+    };
+    let key = FlowKey::from_words(&words);
+    let now = crate::clock::now();
+    let (dest_id, dest) = match flags {
+        Some(flags) => hit(&found, config, now, flags, false, true)?,
+        None => live(&found, config, now)?,
+    };
+    if dest.method != forward::MASQ || reply_key(&key, &dest.addr, dest.port_be) != *reply {
+        return None;
+    }
+    let (_, generation) = split_dest_word(found.pair);
+    Some((
+        dest_id,
+        dest,
+        NatReply {
+            vip: key.dst,
+            vport_be: key.dport_be,
+            _pad: 0,
+            dest: dest_id,
+            generation,
+            _pad1: 0,
+        },
+    ))
+}
+
+/// The flow of a NATed flow's reply `reply` as [`follow`] reads it (no state moved), if the
+/// table holds the reply: for an ICMP error about the reply ([`crate::nat_icmp`]).
+#[inline(always)]
+pub fn reply_of(reply: &FlowKey) -> Option<(u32, &'static Dest, NatReply)> {
+    let (found, _) = find(reply)?;
+    follow(found.pair, reply, None)
+}
+
+/// A flow's way `found` hit by a packet with TCP header flags `flags` (a SYN: `syn`; from
+/// the real: `reply`, which only a NATed flow's way is hit by): its destination, if it is
+/// within its state's idle timeout and the destination still holds, its state moved and its
+/// time refreshed.
+#[inline(always)]
+fn hit(
+    found: &Found,
+    config: &CtConfig,
+    now: u64,
+    flags: u8,
+    syn: bool,
+    reply: bool,
+) -> Option<(u32, &'static Dest)> {
     let (seen, pair) = (found.seen, found.pair);
     let state = (seen & STATE_MASK) as u8;
     if !within(seen, now, &config.timeouts) || (syn && !syn_keeps_real(state)) {
         return None;
     }
     let (dest, generation) = split_dest_word(pair);
-    if reply.is_some_and(|r| r != dest) {
-        return None;
-    }
     let d = live_dest(dest, generation)?;
     let to = if d.method == forward::MASQ {
-        lvs_common::nat::next_state(state, flags, reply.is_some())
+        lvs_common::nat::next_state(state, flags, reply)
     } else {
         next_state(state, flags)
     };
@@ -118,19 +218,25 @@ pub fn established(
     Some((dest, d))
 }
 
-/// The destination of a known flow, as [`established`] finds it (within its state's idle
-/// timeout, its destination still holding), without moving its state or refreshing its time:
-/// for an ICMP error about the flow ([`crate::nat_icmp_in`]), which IPVS does not count as
-/// the connection's traffic either.
+/// A flow's way `found`, read without a packet: its destination if it is within its state's
+/// idle timeout and the destination still holds.
 #[inline(always)]
-pub fn peek(key: &FlowKey) -> Option<(u32, &'static Dest)> {
-    let (found, config) = find(key)?;
-    let now = crate::clock::now();
+fn live(found: &Found, config: &CtConfig, now: u64) -> Option<(u32, &'static Dest)> {
     if !within(found.seen, now, &config.timeouts) {
         return None;
     }
     let (dest, generation) = split_dest_word(found.pair);
     live_dest(dest, generation).map(|d| (dest, d))
+}
+
+/// The destination of a known flow, as [`established`] finds it (within its state's idle
+/// timeout, its destination still holding), without moving its state or refreshing its time:
+/// for an ICMP error about the flow ([`crate::nat_icmp_in`]), which IPVS does not count as
+/// the connection's traffic either. A reply way is no flow: `None`.
+#[inline(always)]
+pub fn peek(key: &FlowKey) -> Option<(u32, &'static Dest)> {
+    let (found, config) = find(key)?;
+    live(&found, config, crate::clock::now())
 }
 
 /// A flow's way, read consistently (its head the same before and after the reads).
@@ -147,7 +253,7 @@ struct Found {
 #[inline(always)]
 fn find(key: &FlowKey) -> Option<(Found, &'static CtConfig)> {
     let words = key.words();
-    let (bucket, tag, config) = bucket(&words)?;
+    let (_, bucket, tag, config) = bucket(&words)?;
     for w in 0..CT_WAYS {
         let h = head(bucket, w);
         let f = flow(bucket, w);
@@ -192,13 +298,13 @@ fn find(key: &FlowKey) -> Option<(Found, &'static CtConfig)> {
 #[inline(always)]
 pub fn touch_victim(key: &FlowKey) {
     let words = key.words();
-    let Some((bucket, _, _)) = bucket(&words) else {
+    let Some((_, bucket, _, _)) = bucket(&words) else {
         return;
     };
     let mut ranks = [CT_NO_CLAIM; CT_WAYS];
     for (w, rank) in ranks.iter_mut().enumerate() {
         let h = head(bucket, w);
-        // SAFETY: as in `established`.
+        // SAFETY: as in `find`.
         unsafe {
             let (seq, _) = split_seq_tag(read_volatile(h as *const u64));
             if rest_is_empty(seq as u64) {
@@ -212,7 +318,7 @@ pub fn touch_victim(key: &FlowKey) {
         }
     }
     if let Some(w) = next_way(&ranks, 0) {
-        // SAFETY: as in `established`; the value is not used.
+        // SAFETY: as in `find`; the value is not used.
         let _ = unsafe { read_volatile(dest_ptr(flow(bucket, w))) };
     }
 }
@@ -226,33 +332,51 @@ pub fn live_dest(id: u32, generation: u32) -> Option<&'static Dest> {
 
 /// Remembers that the flow goes to `dest`, in the way of its bucket that already holds it, else
 /// an empty one, else the least recently seen one, in the state its first packet (TCP header
-/// flags `flags`) gives it ([`first_state`]).
+/// flags `flags`) gives it ([`first_state`]). Returns the destination word a reply way of the
+/// flow points to it by ([`reply_word`], [`remember_reply`]); `None` if no way could be
+/// claimed.
 #[inline(always)]
-pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) {
-    let words = key.words();
-    let Some((bucket, tag, _)) = bucket(&words) else {
-        return;
-    };
-    let now = crate::clock::now();
+pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) -> Option<u64> {
     let first = first_state(key.proto == proto::TCP, flags);
-    let stamp = seen_word(now, first);
+    let (place, seq, old_seen, old_pair) = claim(key, first, dest_word(dest, generation))?;
+    crate::conns::took(seq, old_seen, old_pair, Some((dest, generation, first)));
+    Some(place)
+}
+
+/// Remembers a NATed flow's replies (5-tuple `reply`) as a reply way ([`CT_REPLY`]) pointing
+/// to the flow's way (`flow`, from [`remember`]), claimed as a flow's way is: a reply is then
+/// found by its own 5-tuple, as IPVS's NAT connections are. The way it takes is uncounted as
+/// any (a reply way is not counted itself).
+#[inline(always)]
+pub fn remember_reply(reply: &FlowKey, flow: u64) {
+    if let Some((_, seq, old_seen, old_pair)) = claim(reply, CT_REPLY, flow) {
+        crate::conns::took(seq, old_seen, old_pair, None);
+    }
+}
+
+/// Claims a way for `key` (its own way, else an empty one, else the least recently seen one)
+/// and fills it: the key, destination word `pair`, the time now in `state`. Returns the way's
+/// place as a reply way would point to it ([`reply_word`]) and what the way held before: its
+/// sequence number, time-and-state word and destination word (which the caller uncounts).
+#[inline(always)]
+fn claim(key: &FlowKey, state: u8, pair: u64) -> Option<(u64, u64, u64, u64)> {
+    let words = key.words();
+    let (index, bucket, tag, _) = bucket(&words)?;
+    let stamp = seen_word(crate::clock::now(), state);
     let mut tried = 0u32;
     for _ in 0..CT_WAYS {
         // Ranked afresh after a lost claim: the ranking stops at an empty way, and the next
         // choice may be a way it did not read.
         let (heads, ranks) = rank_ways(bucket, &words, tag, tried);
-        let Some(w) = next_way(&ranks, tried) else {
-            return;
-        };
-        let w = w & (CT_WAYS - 1);
+        let w = next_way(&ranks, tried)? & (CT_WAYS - 1);
         let h = head(bucket, w);
         let f = flow(bucket, w);
         let st = heads[w];
         let (seq, _) = split_seq_tag(st);
-        // SAFETY: as in `established`; the (seq, tag) word starts the head. The claim writes
+        // SAFETY: as in `find`; the (seq, tag) word starts the head. The claim writes
         // the new tag with the odd sequence number: readers skip the way until it is even.
         if unsafe { compare_exchange(h as *mut u64, st, seq_tag(seq | 1, tag)) } {
-            // SAFETY: as in `established`. The way is ours until `seq` is even again.
+            // SAFETY: as in `find`. The way is ours until `seq` is even again.
             let (old_seen, old_pair) = unsafe {
                 // Exchanged, not stored: the agent may uncount the old flow meanwhile
                 // ([`lvs_common::conns`]), and only one of us may.
@@ -262,17 +386,17 @@ pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) {
                 for (i, &word) in words.iter().enumerate() {
                     write_volatile(k.add(i), word);
                 }
-                write_volatile(dest_ptr(f), dest_word(dest, generation));
+                write_volatile(dest_ptr(f), pair);
                 // Last: the compiler keeps volatile accesses in program order (the BPF backend
                 // cannot compile a `compiler_fence`), and so does the JIT.
                 write_volatile(h as *mut u64, seq_tag(next_seq(seq), tag));
                 (old_seen, old_pair)
             };
-            crate::conns::took(seq as u64, old_seen, old_pair, dest, generation, first);
-            return;
+            return Some((reply_word(index, w as u32), seq as u64, old_seen, old_pair));
         }
         tried |= 1 << w;
     }
+    None
 }
 
 /// The (seq, tag) words and [`claim_rank`]s of the ways of `bucket` for a writer of the flow
@@ -293,7 +417,7 @@ fn rank_ways(
             continue;
         }
         let h = head(bucket, w);
-        // SAFETY: as in `established`.
+        // SAFETY: as in `find`.
         let rank = unsafe {
             let st = read_volatile(h as *const u64);
             let (seq, t) = split_seq_tag(st);
@@ -313,12 +437,12 @@ fn rank_ways(
     (heads, ranks)
 }
 
-/// The flow's bucket and tag, and the table's settings.
+/// The flow's bucket (index and pointer) and tag, and the table's settings.
 #[inline(always)]
-fn bucket(words: &[u64; FLOW_WORDS]) -> Option<(*mut CtBucket, u32, &'static CtConfig)> {
+fn bucket(words: &[u64; FLOW_WORDS]) -> Option<(u32, *mut CtBucket, u32, &'static CtConfig)> {
     let config = CT_CONFIG.get(0)?;
     let (index, tag) = ct_place(words, config.seed, config.bucket_mask);
-    Some((CONNTRACK.get_ptr_mut(index)?, tag, config))
+    Some((index, CONNTRACK.get_ptr_mut(index)?, tag, config))
 }
 
 /// The head of way `w` (taken modulo [`CT_WAYS`]) of `bucket`.

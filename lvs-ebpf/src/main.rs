@@ -26,9 +26,9 @@
 //!    (destination address and port translated to the real's, next hop from the FIB), the
 //!    latter two programs of their own (`lvs_tunnel`, `lvs_nat`) that the balancer tail-calls.
 //!
-//! A packet that no known flow and no virtual service claims may be a NATed flow's reply:
-//! [`nat_reply`] looks it up in the reply table and, if it is one, translates its source back
-//! to the VIP's in a program of its own (`lvs_nat_reply`, tail-called); an ICMP error from
+//! A NATed flow's reply is known to the connection table by its own 5-tuple (a reply way,
+//! stage 2): [`nat_reply`] follows it to its flow and translates its source back to the
+//! VIP's in a program of its own (`lvs_nat_reply`, tail-called); an ICMP error from
 //! the inside about a NATed flow goes to the client translated ([`nat_icmp`], `lvs_nat_icmp`),
 //! one from the outside about a reply goes to the flow's real ([`nat_icmp_in`], in the same
 //! program): translated for a NATed flow, as it came for a direct-routed or tunnelled one.
@@ -166,15 +166,19 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
         return Err(stats::drop(ctx, lvs_common::DropReason::Malformed));
     }
 
-    if let Some((dest_id, dest)) = conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn, None) {
-        stats::forwarded(dest.service, dest_id, pkt.len, false);
-        fragment::first(&pkt, dest.service, dest_id, dest.generation);
-        return Ok((dest_id, dest));
+    match conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn) {
+        Some(conntrack::Known::Flow(dest_id, dest)) => {
+            stats::forwarded(dest.service, dest_id, pkt.len, false);
+            fragment::first(&pkt, dest.service, dest_id, dest.generation);
+            return Ok((dest_id, dest));
+        }
+        Some(conntrack::Known::Reply(flow)) => return Err(nat_reply::enter(ctx, &pkt, flow)),
+        None => {}
     }
 
     let Ok(service) = vip::lookup(&pkt.key) else {
         fragment::not_a_service(&pkt);
-        return Err(nat_reply::enter(ctx, &pkt));
+        return Err(xdp_action::XDP_PASS);
     };
     if !one_packet(service, &pkt.key) {
         conntrack::touch_victim(&pkt.key);
@@ -205,9 +209,10 @@ fn new_flow(ctx: &XdpContext) -> Result<u32, u32> {
         .ok_or_else(|| stats::drop(ctx, lvs_common::DropReason::BadDestination))?;
     let (pkt, service) = (&slot.pkt, &slot.service);
     let (dest_id, dest) = scheduler::pick(ctx, service, &pkt.key)?;
-    if !one_packet(service, &pkt.key) {
-        conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation);
-        nat::remember(pkt, dest_id, dest);
+    if !one_packet(service, &pkt.key)
+        && let Some(flow) = conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation)
+    {
+        nat::remember(pkt, dest, flow);
     }
     fragment::first(pkt, service.id, dest_id, dest.generation);
     stats::forwarded(service.id, dest_id, pkt.len, true);

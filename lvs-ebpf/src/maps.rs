@@ -7,11 +7,11 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use lvs_common::{
-    Addr, Counters, CtBucket, CtConfig, Dest, DestHop, FlowKey, FragKey, FragValue, NatReply,
-    NextHop, NextHopKey, OwnMacs, PersistKey, PersistValue, Service, VipKey,
+    Addr, Counters, CtBucket, CtConfig, Dest, DestHop, FragKey, FragValue, NextHop, NextHopKey,
+    OwnMacs, PersistKey, PersistValue, Service, VipKey,
     limits::{
         CT_BUCKETS, DEST_HOP_SLOTS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS,
-        NAT_REPLY_ENTRIES, NEXT_HOP_ENTRIES, PERSIST_ENTRIES, RING_SIZE, forward_progs,
+        NEXT_HOP_ENTRIES, PERSIST_ENTRIES, RING_SIZE, forward_progs,
     },
     stats::DropReason,
 };
@@ -100,7 +100,7 @@ pub static FORWARD_PROGS: ProgramArray = ProgramArray::with_max_entries(forward_
 
 /// What the balancer hands the new-flow program (one per CPU, as [`FORWARD_DEST`]): the parsed
 /// packet and a copy of its virtual service (the reply program: the packet and its
-/// reply-table entry). The new-flow program starts from them rather than
+/// reply way). The new-flow program starts from them rather than
 /// parsing again (so the verifier walks the parser's paths in the balancer only) and looking
 /// the service up a second time.
 #[derive(Clone, Copy)]
@@ -109,9 +109,12 @@ pub struct NewFlow {
     pub pkt: crate::parse::Packet,
     /// Its virtual service as the balancer found it.
     pub service: Service,
-    /// For a NATed flow's reply ([`crate::nat_reply`]): its reply-table entry as the balancer
-    /// read it.
-    pub reply: NatReply,
+    /// For a NATed flow's reply ([`crate::nat_reply`]): its reply way's destination word, the
+    /// place of its flow, as the balancer found it.
+    pub reply: u64,
+    /// Unused: keeps the slot the size it has in the pinned maps of earlier builds (which
+    /// handed a 32-byte reply-table entry here).
+    pub _spare: [u64; 3],
 }
 
 /// The hand-over to the new-flow program ([`NewFlow`]).
@@ -122,12 +125,6 @@ pub static NEW_PACKET: PerCpuArray<NewFlow> = PerCpuArray::with_max_entries(1, 0
 /// completion on one CPU, tail call included).
 #[map(name = "LVS_FORWARD_DEST")]
 pub static FORWARD_DEST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
-
-/// The NAT reply table: a NATed flow's replies (real → client 5-tuple) → the VIP and port they
-/// are translated back to, and the flow's destination ([`crate::nat`], [`crate::nat_reply`]).
-#[map(name = "LVS_NAT_REPLIES")]
-pub static NAT_REPLIES: LruHashMap<FlowKey, NatReply> =
-    LruHashMap::with_max_entries(NAT_REPLY_ENTRIES, 0);
 
 /// The next-hop cache in front of the FIB lookup ([`crate::fib::next_hop`],
 /// [`lvs_common::next_hop`]). Each CPU has LRU lists of its own (`BPF_F_NO_COMMON_LRU`): a

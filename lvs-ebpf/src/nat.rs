@@ -15,19 +15,20 @@
 //! A packet whose TTL would run out is XDP_PASS, untouched: the kernel answers it as a
 //! router does.
 //!
-//! When the balancer remembers a NATed flow it also writes the reply table ([`remember`]),
-//! which [`crate::nat_reply`] translates the real's replies by.
+//! When the balancer remembers a NATed flow it also writes the flow's reply way into the
+//! connection table ([`remember`]), by which [`crate::nat_reply`] knows the real's replies.
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
 use lvs_common::{
-    Addr, Dest, NatReply, dest::forward, limits::forward_progs, nat::reply_key, service::proto,
+    Addr, Dest, dest::forward, limits::forward_progs, nat::reply_key, service::proto,
     stats::DropReason,
 };
 
 use crate::{
+    conntrack,
     fib::{self, NoHop},
     headers::{self, finish, word, words32},
-    maps::{DESTS, FORWARD_DEST, FORWARD_PROGS, NAT_REPLIES},
+    maps::{DESTS, FORWARD_DEST, FORWARD_PROGS},
     parse::{Packet, frag, read},
     stats, too_big, tunnel,
 };
@@ -86,24 +87,15 @@ fn bad_destination(ctx: &XdpContext) -> u32 {
     stats::drop(ctx, DropReason::BadDestination)
 }
 
-/// After the balancer remembered the flow of `pkt` to destination `dest_id`: for a NATed
-/// destination, the reply table learns the flow's replies.
+/// After the balancer remembered the flow of `pkt` to `dest` (in the way `flow` points to,
+/// [`conntrack::remember`]): for a NATed destination, the connection table learns the flow's
+/// replies ([`conntrack::remember_reply`]), under the 5-tuple they carry ([`reply_key`]).
 #[inline(always)]
-pub fn remember(pkt: &Packet, dest_id: u32, dest: &Dest) {
+pub fn remember(pkt: &Packet, dest: &Dest, flow: u64) {
     if dest.method != forward::MASQ {
         return;
     }
-    let key = reply_key(&pkt.key, &dest.addr, dest.port_be);
-    let value = NatReply {
-        vip: pkt.key.dst,
-        vport_be: pkt.key.dport_be,
-        _pad: 0,
-        dest: dest_id,
-        generation: dest.generation,
-        _pad1: 0,
-    };
-    // Failure only under memory pressure: the replies are then passed untranslated.
-    let _ = NAT_REPLIES.insert(&key, &value, 0);
+    conntrack::remember_reply(&reply_key(&pkt.key, &dest.addr, dest.port_be), flow);
 }
 
 /// The IP packet's length, from its header.

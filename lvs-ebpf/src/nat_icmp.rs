@@ -7,8 +7,8 @@
 //! learns a path MTU (fragmentation needed) or an unreachable real through the director.
 //! Counted as a reply (OutPkts, OutBytes), as IPVS counts it.
 //!
-//! The flow is known by the reply table ([`crate::maps::NAT_REPLIES`]: the quoted packet's
-//! reply) and its destination slot still holding the real. An error quoting a packet from a
+//! The flow is known by the connection table's reply way for the quoted packet's reply
+//! ([`crate::conntrack::reply_of`]), its destination slot still holding the real. An error quoting a packet from a
 //! VIP is one from the outside about a reply: [`crate::nat_icmp_in`] sends it to the real.
 //! An ICMPv6 error with extension headers or a VLAN tag, an error quoting IPv4 options or
 //! another protocol than TCP/UDP, any other ICMP message and an error about no NATed flow
@@ -18,13 +18,12 @@ use aya_ebpf::{
     bindings::{BPF_FIB_LKUP_RET_SUCCESS, xdp_action::XDP_PASS},
     programs::XdpContext,
 };
-use lvs_common::{Addr, FlowKey, dest::forward, limits::forward_progs, service::proto};
+use lvs_common::{Addr, FlowKey, limits::forward_progs, service::proto};
 
 use crate::{
-    conntrack::live_dest,
-    fib,
+    conntrack, fib,
     headers::{self, finish, word, words32},
-    maps::{FORWARD_PROGS, NAT_REPLIES, NEW_PACKET},
+    maps::{FORWARD_PROGS, NEW_PACKET},
     nat_icmp_in,
     parse::{Packet, read},
     stats,
@@ -244,12 +243,7 @@ fn v4(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> 
         _pad0: 0,
         _pad1: 0,
     };
-    // SAFETY: the value is copied out at once.
-    let v = unsafe { NAT_REPLIES.get(&key) }.copied().ok_or(XDP_PASS)?;
-    let dest = live_dest(v.dest, v.generation).ok_or(XDP_PASS)?;
-    if dest.method != forward::MASQ || dest.addr != key.src {
-        return Err(XDP_PASS);
-    }
+    let (_, dest, v) = conntrack::reply_of(&key).ok_or(XDP_PASS)?;
     let ob = outer[2].to_ne_bytes();
     if ob[0] <= 1 {
         // The TTL would run out: the kernel's.
@@ -313,12 +307,7 @@ fn v6(ctx: &XdpContext, ingress: u32, l3: usize, l4: usize) -> Result<u32, u32> 
         _pad0: 0,
         _pad1: 0,
     };
-    // SAFETY: the value is copied out at once.
-    let v = unsafe { NAT_REPLIES.get(&key) }.copied().ok_or(XDP_PASS)?;
-    let dest = live_dest(v.dest, v.generation).ok_or(XDP_PASS)?;
-    if dest.method != forward::MASQ || dest.addr != key.src {
-        return Err(XDP_PASS);
-    }
+    let (_, dest, v) = conntrack::reply_of(&key).ok_or(XDP_PASS)?;
     let ob = read::<u32>(ctx, L3_6 + 4)?.to_ne_bytes();
     if ob[3] <= 1 {
         return Err(XDP_PASS);

@@ -4,15 +4,15 @@
 //! port differs from the VIP's, every header and checksum compared byte for byte with one
 //! recomputed here from scratch; a reply whose flow is unknown and the director's own traffic
 //! passed untouched; later fragments translated; the state of a NATed connection moved by both
-//! directions; the replies counted out; the reply lookup skipped with the agent's NAT flag
-//! off. ICMP errors: `packets_nat_icmp.rs`.
+//! directions; the replies counted out; a reply found by its own 5-tuple in the connection
+//! table. ICMP errors: `packets_nat_icmp.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use lvs::{config::Protocol, dataplane::Dataplane};
 use lvs_tests::{
     packet::{ACK, Frame, SYN, fix_ipv4_checksum, fragments},
-    xdp::{run, table_flags},
+    xdp::run,
 };
 
 #[path = "packets_nat/common.rs"]
@@ -271,41 +271,114 @@ fn the_state_follows_both_directions() {
     });
 }
 
-/// The NAT bit of the tables' flags.
-fn nat_on(dp: &mut Dataplane) -> u32 {
-    table_flags(dp).get(&0, 0).expect("read") & lvs_common::service::table_flags::NAT
-}
-
-/// The agent's NAT flag follows the tables: 1 while a NATed real is in them, 0 once none is;
-/// the balancer looks a reply up only while it is 1 (with it cleared by hand, a NATed flow's
-/// reply passes untouched: the lookup the director's own traffic no longer pays).
+/// A NATed flow's reply is known by its own 5-tuple in the connection table: a reply way
+/// (state `CT_REPLY`, no destination of its own) that points to the flow's way, and is not
+/// counted (the real holds one connection). A reply whose way points to a way that no longer
+/// holds its flow (taken by another flow) passes untouched, and so does one whose flow's real
+/// port is not the reply's.
 #[test]
-fn replies_are_looked_up_only_while_a_nated_real_is_in_the_tables() {
+fn a_reply_is_found_by_its_own_5_tuple_in_the_connection_table() {
+    use lvs_common::conntrack::{CT_REPLY, CT_REPLY_DEST, reply_place};
+    use lvs_tests::xdp::{bucket_of, ct_map, ct_seed, flow_key};
     in_lab_netns(|| {
         let mut dp = loaded();
-        assert_eq!(nat_on(&mut dp), 1, "NATed reals");
-        let (reply, _) = opened(&mut dp, VIP4.into());
-        assert_eq!(run(&mut dp, &reply).verdict, XDP_REDIRECT, "translated");
-
-        table_flags(&mut dp).set(0, 0, 0).expect("clear");
-        let out = run(&mut dp, &reply);
+        let vip: IpAddr = VIP4.into();
+        let (reply, _) = opened(&mut dp, vip);
+        let id = dp
+            .tables
+            .dest_id(
+                &nat_service(vip, 80, Protocol::Tcp, REAL4.into(), 8080).key(),
+                REAL4.into(),
+            )
+            .expect("the real's slot");
         assert_eq!(
-            (out.verdict, &out.frame),
-            (XDP_PASS, &reply),
-            "flag 0: not looked up"
+            dp.tables.conns(id).expect("counts"),
+            (1, 0),
+            "one connection"
         );
+        let seed = ct_seed(&mut dp);
+        let flow = flow_key(client_of(vip), 40000, vip, 80, 6);
+        let rkey = flow_key(REAL4.into(), 8080, client_of(vip), 40000, 6);
+        let (fb, rb) = (bucket_of(&flow, seed), bucket_of(&rkey, seed));
+        let ways = ct_map(&mut dp).get(&rb, 0).expect("bucket").ways();
+        let r = ways
+            .iter()
+            .find(|e| e.key == rkey)
+            .expect("a reply way under the reply's 5-tuple");
+        assert_eq!((r.state(), r.dest), (CT_REPLY, CT_REPLY_DEST));
+        let (b, w) =
+            reply_place(lvs_common::conntrack::dest_word(r.dest, r.generation)).expect("a place");
+        assert_eq!(b, fb, "the flow's bucket");
+        let mut bucket = ct_map(&mut dp).get(&fb, 0).expect("bucket");
+        assert_eq!(bucket.flows[w as usize].key, flow, "the flow's way");
 
-        dp.tables.apply(&[]).expect("no service");
-        assert_eq!(nat_on(&mut dp), 0, "no NATed real");
-        dp.tables
-            .apply(&[nat_service(
-                VIP6.into(),
-                53,
-                Protocol::Udp,
-                REAL6.into(),
-                5353,
-            )])
-            .expect("one NATed real");
-        assert_eq!(nat_on(&mut dp), 1, "a NATed real again");
+        // The flow's way taken by another flow (another client port): the reply is no reply.
+        bucket.flows[w as usize].key.sport_be = 40001u16.to_be();
+        ct_map(&mut dp).set(fb, bucket, 0).expect("write");
+        let out = run(&mut dp, &reply);
+        assert_eq!((out.verdict, &out.frame), (XDP_PASS, &reply), "flow gone");
+        // Back: translated again.
+        bucket.flows[w as usize].key = flow;
+        ct_map(&mut dp).set(fb, bucket, 0).expect("write");
+        assert_eq!(run(&mut dp, &reply).verdict, XDP_REDIRECT, "flow back");
+    });
+}
+
+/// A NATed flow's replies are still translated after the pinned connection table is resized:
+/// the agent makes each NATed flow's reply way anew in the new table, pointing to the flow's
+/// new way (a reply way's place in the old table means nothing in the new one).
+#[test]
+fn a_resized_table_keeps_the_replies_of_nated_flows() {
+    use lvs::{
+        config::TableSizes,
+        lab::{mount_bpffs, unmount_bpffs},
+    };
+    in_lab_netns(|| {
+        let dir = std::env::temp_dir().join(format!("lvs-natresize-{}", std::process::id()));
+        mount_bpffs(&dir).expect("mounting a bpffs");
+        let pins = dir.join("lvs/test");
+        let load = |connections| {
+            let mut dp = Dataplane::load_pinned_sized(
+                &pins,
+                TableSizes {
+                    connections,
+                    persistence: 1024,
+                },
+            )
+            .expect("load pinned");
+            dp.set_own_macs(&[lvs_tests::packet::DIRECTOR_MAC])
+                .expect("own MAC");
+            dp.tables
+                .apply(&[
+                    nat_service(VIP4.into(), 80, Protocol::Tcp, REAL4.into(), 8080),
+                    nat_service(VIP6.into(), 80, Protocol::Tcp, REAL6.into(), 8080),
+                ])
+                .expect("apply plans");
+            dp
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut dp = load(16384);
+            let before: Vec<_> = [IpAddr::from(VIP4), VIP6.into()]
+                .into_iter()
+                .map(|vip| opened(&mut dp, vip))
+                .collect();
+            drop(dp);
+            let mut dp = load(65536);
+            assert_eq!(dp.sizes().connections, 65536, "resized");
+            for (reply, translated) in &before {
+                let out = run(&mut dp, reply);
+                assert_eq!(
+                    (out.verdict, &out.frame),
+                    (XDP_REDIRECT, translated),
+                    "the reply after the resize"
+                );
+            }
+            dp.release(true).expect("release");
+        }));
+        unmount_bpffs(&dir);
+        let _ = std::fs::remove_dir(&dir);
+        if let Err(p) = outcome {
+            std::panic::resume_unwind(p);
+        }
     });
 }

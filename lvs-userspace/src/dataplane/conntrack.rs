@@ -14,9 +14,10 @@ use aya::{
     maps::{Map, MapData},
 };
 use lvs_common::{
-    CtBucket, CtEntry, CtFlow, CtSlot,
+    CtBucket, CtEntry, CtFlow, CtSlot, FlowKey,
     conntrack::{
-        CT_DEST_OFFSET, CT_KEY_OFFSET, CT_SEEN_OFFSET, dest_word, next_seq, seq_tag, split_seq_tag,
+        CT_DEST_OFFSET, CT_KEY_OFFSET, CT_REPLY, CT_SEEN_OFFSET, dest_word, next_seq, reply_word,
+        seen_word, seq_tag, split_seq_tag,
     },
     hash::ct_place,
     limits::{CT_WAYS, map_names},
@@ -60,13 +61,14 @@ impl Drop for Table {
     }
 }
 
-/// Where a flow went in [`Table::insert`].
+/// Where a flow went in [`Table::insert`]: with the place of its way as a reply way points to
+/// it ([`reply_word`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inserted {
     /// Into an empty way of its bucket.
-    Added,
-    /// Nowhere: its bucket already holds the flow (a newer entry, kept).
-    Present,
+    Added(u64),
+    /// Nowhere: its bucket already holds the flow (a newer entry, kept), in that way.
+    Present(u64),
     /// Nowhere: every way of its bucket is taken.
     Full,
 }
@@ -134,8 +136,24 @@ impl Table {
     /// lock with compare-and-exchange): the data plane may be writing the same table. The
     /// table must be mapped writable.
     pub fn insert(&self, entry: &CtEntry, seed: u64) -> Inserted {
+        self.put(
+            &entry.key,
+            dest_word(entry.dest, entry.generation),
+            entry.last_seen_ns,
+            seed,
+        )
+    }
+
+    /// Puts a reply way ([`CT_REPLY`]) for the replies `reply` of the flow at `flow` (where
+    /// [`Table::insert`] put it) into its bucket under `seed`, seen at `now_ns`, as
+    /// [`Table::insert`] puts a flow.
+    pub fn insert_reply(&self, reply: &FlowKey, flow: u64, now_ns: u64, seed: u64) -> Inserted {
+        self.put(reply, flow, seen_word(now_ns, CT_REPLY), seed)
+    }
+
+    fn put(&self, key: &FlowKey, pair: u64, seen: u64, seed: u64) -> Inserted {
         let mask = self.buckets as u32 - 1;
-        let words = entry.key.words();
+        let words = key.words();
         let (b, tag) = ct_place(&words, seed, mask);
         // SAFETY: `b` is below the number of buckets.
         let bucket = unsafe { self.ptr.as_ptr().add(b as usize) };
@@ -148,6 +166,7 @@ impl Table {
         let head = |w: usize| offset_of!(CtBucket, heads) + w * size_of::<CtSlot>();
         let flow = |w: usize| offset_of!(CtBucket, flows) + w * size_of::<CtFlow>();
         for w in 0..CT_WAYS {
+            let place = reply_word(b, w as u32);
             let st = at(head(w));
             let (seq, t) = split_seq_tag(st.load(Ordering::SeqCst));
             if seq != 0 {
@@ -156,7 +175,7 @@ impl Table {
                         at(flow(w) + CT_KEY_OFFSET + 8 * i).load(Ordering::SeqCst) == words[i]
                     });
                 if held && seq & 1 == 0 {
-                    return Inserted::Present;
+                    return Inserted::Present(place);
                 }
                 continue;
             }
@@ -169,11 +188,10 @@ impl Table {
             for (i, &k) in words.iter().enumerate() {
                 at(flow(w) + CT_KEY_OFFSET + 8 * i).store(k, Ordering::SeqCst);
             }
-            at(flow(w) + CT_DEST_OFFSET)
-                .store(dest_word(entry.dest, entry.generation), Ordering::SeqCst);
-            at(head(w) + CT_SEEN_OFFSET).store(entry.last_seen_ns, Ordering::SeqCst);
+            at(flow(w) + CT_DEST_OFFSET).store(pair, Ordering::SeqCst);
+            at(head(w) + CT_SEEN_OFFSET).store(seen, Ordering::SeqCst);
             st.store(seq_tag(next_seq(0), tag), Ordering::SeqCst);
-            return Inserted::Added;
+            return Inserted::Added(place);
         }
         Inserted::Full
     }

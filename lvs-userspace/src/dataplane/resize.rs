@@ -4,7 +4,8 @@
 //! The connection table, its settings and the persistence table are made anew (unpinned)
 //! beside the pinned ones. The settings keep the pinned seed and timeouts, with the new
 //! bucket mask; every live flow of the pinned table is put into its bucket of the new table
-//! (re-hashed: the bucket index has more or fewer bits). If any live flow finds its new
+//! (re-hashed: the bucket index has more or fewer bits), and a NATed flow's reply way made
+//! anew, pointing to the flow's new way. If any live flow (or reply way) finds its new
 //! bucket full (a smaller table), nothing is changed and the start is refused
 //! ([`super::loader::LoadError::Resize`]): no flow is dropped without the operator asking.
 //! The persistence entries are copied most recently used first.
@@ -21,7 +22,10 @@ use aya::{
     Ebpf,
     maps::{Array, HashMap as BpfHashMap, Map, MapData},
 };
-use lvs_common::{CtConfig, CtEntry, PersistKey, PersistValue, limits::map_names};
+use lvs_common::{
+    CtConfig, CtEntry, Dest, PersistKey, PersistValue, dest::forward, limits::map_names,
+    nat::reply_key,
+};
 
 use super::{
     conntrack::{Inserted, Table},
@@ -110,22 +114,41 @@ impl Resize {
         Ok(resize)
     }
 
-    /// Copies the live flows of the old table into the new one (those it does not hold yet):
-    /// how many were live, and how many found their bucket full.
+    /// Copies the live flows of the old table into the new one (those it does not hold yet),
+    /// with a reply way for each NATed flow (pointing to the flow's way in the new table): how
+    /// many flows were live, and how many flows or reply ways found their bucket full.
     fn copy_flows(&self, ebpf: &Ebpf) -> Result<(u64, u64), LoadError> {
         let old = Table::map(&self.old_ct, false).map_err(ct_error)?;
         let new = Table::map(super::conntrack::table_map(ebpf).map_err(ct_error)?, true)
             .map_err(ct_error)?;
         let now = super::conns::table_now_ns();
         let (mut live, mut unfit) = (0, 0);
+        let mut nated = Vec::new();
         old.for_each_way(|e: &CtEntry| {
             if e.is_live(now, &self.config.timeouts) {
                 live += 1;
-                if new.insert(e, self.config.seed) == Inserted::Full {
-                    unfit += 1;
+                match new.insert(e, self.config.seed) {
+                    Inserted::Full => unfit += 1,
+                    Inserted::Added(place) | Inserted::Present(place) => nated.push((*e, place)),
                 }
             }
         });
+        // The pinned destinations: the program's own map may already be the agent's tables'.
+        let name = map_names::DESTS;
+        let dests: Array<MapData, Dest> = Array::try_from(Map::Array(pinned(&self.dir, name)?))
+            .map_err(|source| LoadError::Map { name, source })?;
+        for (e, place) in nated {
+            let Ok(dest) = dests.get(&e.dest, 0) else {
+                continue;
+            };
+            if dest.method != forward::MASQ || !dest.holds(e.generation) {
+                continue;
+            }
+            let reply = reply_key(&e.key, &dest.addr, dest.port_be);
+            if new.insert_reply(&reply, place, now, self.config.seed) == Inserted::Full {
+                unfit += 1;
+            }
+        }
         Ok((live, unfit))
     }
 

@@ -351,20 +351,14 @@ impl Tables {
     }
 
     /// Writes the tables' flags ([`lvs_common::limits::map_names::TABLE_FLAGS`]): what the
-    /// written tables hold ([`table_flags::NAT`] while a slot holds a NATed destination,
-    /// [`table_flags::ANY_PORT`] while a service of every port is written), with `also`.
+    /// written tables hold ([`table_flags::ANY_PORT`] while a service of every port is
+    /// written), with `also`.
     fn write_flags(&mut self, also: u32) -> Result<(), TablesError> {
-        let nat = self
-            .slots
-            .iter()
-            .any(|d| d.flags & dest_flags::VALID != 0 && d.method == forward::MASQ);
         let any_port = self
             .written
             .iter()
             .any(|(k, s)| k.port_be == 0 || s.aliases.iter().any(|a| a.port_be == 0));
-        let flags = also
-            | if nat { table_flags::NAT } else { 0 }
-            | if any_port { table_flags::ANY_PORT } else { 0 };
+        let flags = also | if any_port { table_flags::ANY_PORT } else { 0 };
         if self.flags_written != Some(flags) {
             self.flags
                 .set(0, flags, 0)

@@ -153,7 +153,11 @@ impl Dataplane {
             return Ok(());
         }
         if let Some(dir) = self.pins.clone() {
-            let names = map_names::ALL.iter().copied().chain([LINK_PIN]);
+            let names = map_names::ALL
+                .iter()
+                .chain(&map_names::RETIRED)
+                .copied()
+                .chain([LINK_PIN]);
             for path in names.map(|n| dir.join(n)).chain(inside::inside_pins(&dir)) {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
