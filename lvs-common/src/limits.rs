@@ -52,9 +52,9 @@ pub const MAX_TX_PORTS: u32 = 64;
 /// and ingress interface it is asked for.
 pub const NEXT_HOP_ENTRIES: u32 = 65_536;
 
-/// Entries of the per-destination next-hop cache ([`map_names::DEST_HOPS`], per CPU): a
+/// Entries of each half of the per-CPU next-hop cache ([`map_names::DEST_HOPS`]): a
 /// destination slot's entry is its id modulo this (a power of two), so up to this many routed
-/// destinations never share one.
+/// destinations never share one; a client's (for NATed replies) a hash of its address.
 pub const DEST_HOP_SLOTS: u32 = 4096;
 
 /// A value meaning "no destination".
@@ -123,8 +123,8 @@ pub mod map_names {
     /// the FIB lookup ([`crate::next_hop`]), written by the data plane. Not pinned: a cache,
     /// that every agent's programs start empty.
     pub const NEXT_HOPS: &str = "LVS_NEXT_HOPS";
-    /// `PERCPU_ARRAY` of [`crate::next_hop::DestHop`] ([`super::DEST_HOP_SLOTS`]): the
-    /// per-destination next-hop cache in front of [`NEXT_HOPS`], written by the data plane.
+    /// `PERCPU_ARRAY` of [`crate::next_hop::DestHop`] ([`crate::next_hop::HOP_ENTRIES`]): the
+    /// per-destination and per-client next-hop cache in front of [`NEXT_HOPS`], written by the data plane.
     /// Not pinned, as [`NEXT_HOPS`].
     pub const DEST_HOPS: &str = "LVS_DEST_HOPS";
     /// `ARRAY` of one `u32`: the next-hop cache's generation, bumped by the agent on every

@@ -14,7 +14,7 @@
 //! agent gone). The generation is read before the FIB is asked, so an answer given before a
 //! change is stored with the generation the change's bump makes old.
 
-use crate::Addr;
+use crate::{Addr, limits::DEST_HOP_SLOTS};
 
 /// The longest an entry is used, whatever the generation: 1 s.
 pub const NEXT_HOP_MAX_AGE_NS: u64 = 1_000_000_000;
@@ -64,11 +64,12 @@ pub struct NextHop {
 
 const _: () = assert!(core::mem::size_of::<NextHop>() == 48);
 
-/// An entry of the per-destination next-hop cache ([`crate::limits::map_names::DEST_HOPS`]):
-/// the next hop of the forwarding methods that route to a destination (the tunnel, NAT client
-/// → real), kept by each CPU in the destination slot's entry (the slot's id modulo
-/// [`crate::limits::DEST_HOP_SLOTS`]), with the key it answers, so that the packets of an
-/// established flow find their next hop by an array index instead of hashing the key.
+/// An entry of the per-CPU next-hop cache ([`crate::limits::map_names::DEST_HOPS`]): the next
+/// hop of the forwarding methods that route to a destination (the tunnel, NAT client → real)
+/// in the destination slot's entry ([`dest_hop_entry`]), and of NATed flows' replies to a
+/// client in the entry of the client's address ([`client_hop_entry`]), kept by each CPU with
+/// the key it answers, so that the packets of an established flow find their next hop by an
+/// array index instead of hashing the key.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DestHop {
@@ -108,3 +109,23 @@ mod tests {
         assert!(!hop.fresh(7, 9_999));
     }
 }
+
+/// The entry of [`DestHop`]s that destination slot `dest` uses: its id modulo
+/// [`DEST_HOP_SLOTS`], in the first half.
+#[inline(always)]
+pub const fn dest_hop_entry(dest: u32) -> u32 {
+    dest & (DEST_HOP_SLOTS - 1)
+}
+
+/// The entry of [`DestHop`]s that replies to `client` use: a multiplicative hash of its
+/// address (clients that share an entry take turns: the key tells them apart), in the second
+/// half.
+#[inline(always)]
+pub const fn client_hop_entry(client: &Addr) -> u32 {
+    let w = &client.words;
+    let h = (w[0] ^ w[1] ^ w[2] ^ w[3]).wrapping_mul(0x9e37_79b1);
+    DEST_HOP_SLOTS + (h >> (32 - DEST_HOP_SLOTS.trailing_zeros()))
+}
+
+/// Entries of the per-CPU next-hop cache: destination slots', then clients'.
+pub const HOP_ENTRIES: u32 = 2 * DEST_HOP_SLOTS;

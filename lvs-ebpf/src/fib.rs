@@ -19,9 +19,7 @@ use aya_ebpf::{
     helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect},
     programs::XdpContext,
 };
-use lvs_common::{
-    Addr, DestHop, NextHop, NextHopKey, limits::DEST_HOP_SLOTS, next_hop::ASK_SOURCE,
-};
+use lvs_common::{Addr, DestHop, NextHop, NextHopKey, next_hop::ASK_SOURCE};
 
 use crate::{
     headers,
@@ -43,10 +41,11 @@ pub enum NoHop {
 /// `BPF_FIB_LOOKUP_SRC`, which makes [`NextHop::src`] the route's preferred source), then
 /// kept in the cache. Only answers that forward are kept.
 ///
-/// With `dest` (the destination slot the packet goes to, for the methods that route to a
-/// real), this CPU's entry for the slot in [`DEST_HOPS`] is tried first, and filled from the
-/// cache or the FIB on a miss: an array index and a key compare, where the cache hashes the
-/// key. It holds by the same rules (generation, age).
+/// With `entry` (an entry of [`DEST_HOPS`]: the destination slot's for the methods that route
+/// to a real, [`lvs_common::next_hop::dest_hop_entry`]; the client's for a NATed reply,
+/// [`lvs_common::next_hop::client_hop_entry`]), this CPU's entry is tried first, and filled
+/// from the cache or the FIB on a miss: an array index and a key compare, where the cache
+/// hashes the key. It holds by the same rules (generation, age).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn next_hop(
@@ -58,7 +57,7 @@ pub fn next_hop(
     dst: &Addr,
     tot_len: usize,
     flags: u32,
-    dest: Option<u32>,
+    entry: Option<u32>,
 ) -> Result<NextHop, NoHop> {
     let key = NextHopKey {
         src: *src,
@@ -77,7 +76,7 @@ pub fn next_hop(
     // generation for is stored with the generation that bump makes old.
     let generation = NEXT_HOP_GENERATION.get(0).copied().unwrap_or(0);
     let now = crate::clock::now();
-    let slot = dest.and_then(|d| DEST_HOPS.get_ptr_mut(d & (DEST_HOP_SLOTS - 1)));
+    let slot = entry.and_then(|e| DEST_HOPS.get_ptr_mut(e));
     if let Some(entry) = slot {
         // SAFETY: this CPU's entry, valid for the program run; nothing else writes it
         // meanwhile (XDP runs to completion on one CPU).

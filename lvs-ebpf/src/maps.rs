@@ -10,9 +10,10 @@ use lvs_common::{
     Addr, Counters, CtBucket, CtConfig, Dest, DestHop, FragKey, FragValue, NextHop, NextHopKey,
     OwnMacs, PersistKey, PersistValue, Service, VipKey,
     limits::{
-        CT_BUCKETS, DEST_HOP_SLOTS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS,
-        NEXT_HOP_ENTRIES, PERSIST_ENTRIES, RING_SIZE, forward_progs,
+        CT_BUCKETS, FRAG_ENTRIES, MAX_DESTS, MAX_SERVICES, MAX_TX_PORTS, NEXT_HOP_ENTRIES,
+        PERSIST_ENTRIES, RING_SIZE, forward_progs,
     },
+    next_hop::HOP_ENTRIES,
     stats::DropReason,
 };
 
@@ -133,10 +134,11 @@ pub static FORWARD_DEST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 pub static NEXT_HOPS: LruHashMap<NextHopKey, NextHop> =
     LruHashMap::with_max_entries(NEXT_HOP_ENTRIES, BPF_F_NO_COMMON_LRU);
 
-/// The per-destination next-hop cache in front of [`NEXT_HOPS`] ([`crate::fib::next_hop`],
-/// [`DestHop`]): each CPU's entry for a destination slot, found by its id, no hashing.
+/// The per-CPU next-hop cache in front of [`NEXT_HOPS`] ([`crate::fib::next_hop`],
+/// [`DestHop`]): each CPU's entry for a destination slot, found by its id, and for a NATed
+/// reply's client, by a hash of its address ([`lvs_common::next_hop`]): no hash map.
 #[map(name = "LVS_DEST_HOPS")]
-pub static DEST_HOPS: PerCpuArray<DestHop> = PerCpuArray::with_max_entries(DEST_HOP_SLOTS, 0);
+pub static DEST_HOPS: PerCpuArray<DestHop> = PerCpuArray::with_max_entries(HOP_ENTRIES, 0);
 
 /// The next-hop cache's generation (one word), bumped by the agent on every routing change.
 #[map(name = "LVS_NEXT_HOP_GEN")]

@@ -20,8 +20,8 @@
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
 use lvs_common::{
-    Addr, Dest, dest::forward, limits::forward_progs, nat::reply_key, service::proto,
-    stats::DropReason,
+    Addr, Dest, dest::forward, limits::forward_progs, nat::reply_key, next_hop::dest_hop_entry,
+    service::proto, stats::DropReason,
 };
 
 use crate::{
@@ -70,7 +70,7 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
         &dest.addr,
         ip_len(ctx, &pkt)?,
         0,
-        Some(dest_id),
+        Some(dest_hop_entry(dest_id)),
     ) {
         Ok(hop) => hop,
         Err(NoHop::TooBig(mtu)) => return too_big::reply(ctx, &pkt, mtu),

@@ -18,7 +18,7 @@
 //! the reals' replies must not be fragmented (TCP's are not, with path MTU discovery).
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
-use lvs_common::{NatReply, limits::forward_progs};
+use lvs_common::{NatReply, limits::forward_progs, next_hop::client_hop_entry};
 
 use crate::{
     conntrack, fib,
@@ -99,7 +99,7 @@ fn reply(
         &pkt.key.dst,
         nat::ip_len(ctx, pkt)?,
         0,
-        None,
+        Some(client_hop_entry(&pkt.key.dst)),
     )
     .map_err(|_| XDP_PASS)?;
     let addr_off = if pkt.v4 { pkt.l3 + 12 } else { pkt.l3 + 8 };

@@ -18,7 +18,7 @@ use aya_ebpf::{
     helpers::generated::bpf_xdp_adjust_head,
     programs::XdpContext,
 };
-use lvs_common::{Dest, limits::forward_progs, stats::DropReason};
+use lvs_common::{Dest, limits::forward_progs, next_hop::dest_hop_entry, stats::DropReason};
 
 use crate::{
     fib::{self, NoHop},
@@ -112,7 +112,7 @@ pub fn forward(
         &dest.addr,
         inner_len + outer,
         flags,
-        Some(dest_id),
+        Some(dest_hop_entry(dest_id)),
     ) {
         Ok(hop) => hop,
         // An ICMP error (from the outside, about this real's flow) gets no error about itself
