@@ -21,19 +21,7 @@ pub fn forwarded(service: u32, dest: u32, len: u64, new: bool) {
 /// ICMP error from the inside about it): IPVS's OutPkts and OutBytes.
 #[inline(always)]
 pub fn replied(service: u32, dest: u32, len: u64) {
-    out_of_service(service, len);
-    out_of_dest(dest, len);
-}
-
-// Calls of their own (BPF-to-BPF), one lookup each: inlined side by side, the compiler tests
-// both pointers for null at once (`r1 |= r0`), which the verifier refuses.
-#[inline(never)]
-fn out_of_service(service: u32, len: u64) {
     add_out(SERVICE_STATS.get_ptr_mut(service), len);
-}
-
-#[inline(never)]
-fn out_of_dest(dest: u32, len: u64) {
     add_out(DEST_STATS.get_ptr_mut(dest), len);
 }
 
