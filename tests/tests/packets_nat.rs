@@ -324,39 +324,51 @@ fn a_reply_is_found_by_its_own_5_tuple_in_the_connection_table() {
     });
 }
 
+/// Runs `f` with a pin directory on a bpf filesystem of its own, mounted for the test and
+/// removed after it (also when `f` panics), and a loader of NATed data planes pinned there
+/// with tables of the given size.
+fn with_pins(name: &str, f: impl FnOnce(&dyn Fn(u32) -> Dataplane, &std::path::Path)) {
+    use lvs::{
+        config::TableSizes,
+        lab::{mount_bpffs, unmount_bpffs},
+    };
+    let dir = std::env::temp_dir().join(format!("lvs-{name}-{}", std::process::id()));
+    mount_bpffs(&dir).expect("mounting a bpffs");
+    let pins = dir.join("lvs/test");
+    let load = |connections| {
+        let mut dp = Dataplane::load_pinned_sized(
+            &pins,
+            TableSizes {
+                connections,
+                persistence: 1024,
+            },
+        )
+        .expect("load pinned");
+        dp.set_own_macs(&[lvs_tests::packet::DIRECTOR_MAC])
+            .expect("own MAC");
+        dp.tables
+            .apply(&[
+                nat_service(VIP4.into(), 80, Protocol::Tcp, REAL4.into(), 8080),
+                nat_service(VIP6.into(), 80, Protocol::Tcp, REAL6.into(), 8080),
+            ])
+            .expect("apply plans");
+        dp
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&load, &pins)));
+    unmount_bpffs(&dir);
+    let _ = std::fs::remove_dir(&dir);
+    if let Err(p) = outcome {
+        std::panic::resume_unwind(p);
+    }
+}
+
 /// A NATed flow's replies are still translated after the pinned connection table is resized:
 /// the agent makes each NATed flow's reply way anew in the new table, pointing to the flow's
 /// new way (a reply way's place in the old table means nothing in the new one).
 #[test]
 fn a_resized_table_keeps_the_replies_of_nated_flows() {
-    use lvs::{
-        config::TableSizes,
-        lab::{mount_bpffs, unmount_bpffs},
-    };
     in_lab_netns(|| {
-        let dir = std::env::temp_dir().join(format!("lvs-natresize-{}", std::process::id()));
-        mount_bpffs(&dir).expect("mounting a bpffs");
-        let pins = dir.join("lvs/test");
-        let load = |connections| {
-            let mut dp = Dataplane::load_pinned_sized(
-                &pins,
-                TableSizes {
-                    connections,
-                    persistence: 1024,
-                },
-            )
-            .expect("load pinned");
-            dp.set_own_macs(&[lvs_tests::packet::DIRECTOR_MAC])
-                .expect("own MAC");
-            dp.tables
-                .apply(&[
-                    nat_service(VIP4.into(), 80, Protocol::Tcp, REAL4.into(), 8080),
-                    nat_service(VIP6.into(), 80, Protocol::Tcp, REAL6.into(), 8080),
-                ])
-                .expect("apply plans");
-            dp
-        };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        with_pins("natresize", |load, _| {
             let mut dp = load(16384);
             let before: Vec<_> = [IpAddr::from(VIP4), VIP6.into()]
                 .into_iter()
@@ -374,11 +386,55 @@ fn a_resized_table_keeps_the_replies_of_nated_flows() {
                 );
             }
             dp.release(true).expect("release");
-        }));
-        unmount_bpffs(&dir);
-        let _ = std::fs::remove_dir(&dir);
-        if let Err(p) = outcome {
-            std::panic::resume_unwind(p);
-        }
+        });
+    });
+}
+
+/// A pinned table kept from an lvs that held NATed replies in a map of its own
+/// (`LVS_NAT_REPLIES`: its pin is there, the table's NATed flows have no reply way) is given
+/// reply ways for its NATed flows when the agent adopts it, and the old map's pin goes.
+#[test]
+fn a_table_from_before_reply_ways_gets_them_when_adopted() {
+    use lvs_common::limits::map_names;
+    use lvs_tests::xdp::{bucket_of, ct_map, ct_seed, flow_key};
+    in_lab_netns(|| {
+        with_pins("natupgrade", |load, pins| {
+            let mut dp = load(lvs_common::limits::CONNTRACK_ENTRIES);
+            let vip: IpAddr = VIP4.into();
+            let (reply, translated) = opened(&mut dp, vip);
+            // (The table of the object's size: the one `bucket_of` hashes into.)
+            // As an earlier lvs left it: the reply way's key is another flow's (none), and the
+            // old map's pin is there (any map will do).
+            let rkey = flow_key(REAL4.into(), 8080, client_of(vip), 40000, 6);
+            let b = bucket_of(&rkey, ct_seed(&mut dp));
+            let mut bucket = ct_map(&mut dp).get(&b, 0).expect("bucket");
+            let w = (0..bucket.flows.len())
+                .find(|&w| bucket.flows[w].key == rkey)
+                .expect("the reply way");
+            bucket.flows[w].key.dport_be = 1u16.to_be();
+            ct_map(&mut dp).set(b, bucket, 0).expect("write");
+            let out = run(&mut dp, &reply);
+            assert_eq!(
+                (out.verdict, &out.frame),
+                (XDP_PASS, &reply),
+                "no reply way"
+            );
+            let retired = pins.join(map_names::RETIRED[0]);
+            aya::maps::MapData::from_pin(pins.join(map_names::DROPS))
+                .expect("a pinned map")
+                .pin(&retired)
+                .expect("pin");
+            drop(dp);
+
+            let mut dp = load(lvs_common::limits::CONNTRACK_ENTRIES);
+            let out = run(&mut dp, &reply);
+            assert_eq!(
+                (out.verdict, &out.frame),
+                (XDP_REDIRECT, &translated),
+                "the reply after the adoption"
+            );
+            assert!(!retired.exists(), "the old map's pin is gone");
+            dp.release(true).expect("release");
+        });
     });
 }

@@ -14,13 +14,15 @@ use aya::{
     maps::{Map, MapData},
 };
 use lvs_common::{
-    CtBucket, CtEntry, CtFlow, CtSlot, FlowKey,
+    CtBucket, CtEntry, CtFlow, CtSlot, Dest, FlowKey,
     conntrack::{
         CT_DEST_OFFSET, CT_KEY_OFFSET, CT_REPLY, CT_SEEN_OFFSET, dest_word, next_seq, reply_word,
         seen_word, seq_tag, split_seq_tag,
     },
+    dest::forward,
     hash::ct_place,
     limits::{CT_WAYS, map_names},
+    nat::reply_key,
 };
 
 /// Errors of reading the connection table.
@@ -124,11 +126,46 @@ impl Table {
     /// meanwhile: a way copied while a writer held it has an odd sequence number
     /// ([`CtEntry::seq`]), and its other fields may mix two flows.
     pub fn for_each_way(&self, mut f: impl FnMut(&CtEntry)) {
+        self.for_each_way_at(|_, e| f(e));
+    }
+
+    /// [`Table::for_each_way`], with each way's place as a reply way points to it
+    /// ([`reply_word`]).
+    pub fn for_each_way_at(&self, mut f: impl FnMut(u64, &CtEntry)) {
         for i in 0..self.buckets {
             // SAFETY: within the mapping; a volatile copy, as the kernel writes the memory.
             let bucket = unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(i)) };
-            bucket.ways().iter().for_each(&mut f);
+            for (w, e) in bucket.ways().iter().enumerate() {
+                f(reply_word(i as u32, w as u32), e);
+            }
         }
+    }
+
+    /// Writes a reply way for each NATed flow of `flows` (a flow and its place in this table,
+    /// from [`Table::insert`] or [`Table::for_each_way_at`]) whose destination slot, as
+    /// `dest_of` gives it, still holds its generation and is NATed; seen at `now_ns`, under
+    /// `seed`. Returns how many found their bucket full.
+    pub fn insert_replies(
+        &self,
+        flows: &[(CtEntry, u64)],
+        dest_of: impl Fn(u32) -> Option<Dest>,
+        now_ns: u64,
+        seed: u64,
+    ) -> u64 {
+        let mut unfit = 0;
+        for (e, place) in flows {
+            let Some(dest) = dest_of(e.dest) else {
+                continue;
+            };
+            if dest.method != forward::MASQ || !dest.holds(e.generation) {
+                continue;
+            }
+            let reply = reply_key(&e.key, &dest.addr, dest.port_be);
+            if self.insert_reply(&reply, *place, now_ns, seed) == Inserted::Full {
+                unfit += 1;
+            }
+        }
+        unfit
     }
 
     /// Puts `entry`'s flow (key, destination, time and state) into its bucket under `seed`,

@@ -24,6 +24,7 @@ use lvs_common::{
 
 use super::{
     conns::{Counts, table_now_ns},
+    conntrack::{self, Table},
     object::EBPF_OBJECT,
     resize::{RESIZED, Resize},
     stats::Stats,
@@ -136,6 +137,7 @@ impl Dataplane {
             source,
         })?;
         let resize_from = check_layout(dir, sizes)?;
+        let resized = resize_from.is_some();
         let made_anew = |n: &&str| resize_from.is_some() && RESIZED.contains(n);
         let created: Vec<PathBuf> = map_names::ALL
             .iter()
@@ -186,6 +188,16 @@ impl Dataplane {
             dp.abandon();
             return Err(e);
         }
+        // A table kept from a build that kept NATed flows' replies in a map of their own: its
+        // NATed flows get their reply ways once (a resize made them already), and the old
+        // map's pin goes.
+        let retired = dir.join(map_names::RETIRED[0]);
+        if retired.exists() {
+            if !resized && !dp.created.contains(&dir.join(map_names::CONNTRACK)) {
+                dp.insert_reply_ways()?;
+            }
+            let _ = std::fs::remove_file(&retired);
+        }
         // A table kept from a build that kept no counts: count it once.
         let new_counts = dir.join(map_names::DEST_CONNS);
         let new_table = dir.join(map_names::CONNTRACK);
@@ -197,6 +209,29 @@ impl Dataplane {
                 .rebuild(&slots, table_now_ns(), &timeouts);
         }
         Ok(dp)
+    }
+
+    /// Writes a reply way for each live NATed flow of the connection table (one that has it
+    /// keeps it): for a table kept from a build without reply ways.
+    fn insert_reply_ways(&mut self) -> Result<(), LoadError> {
+        let config = self.ct_config()?;
+        let ct = |source| LoadError::Conntrack { source };
+        let table = Table::map(conntrack::table_map(&self.ebpf).map_err(ct)?, true).map_err(ct)?;
+        let (now, timeouts, seed) = (table_now_ns(), config.timeouts, config.seed);
+        let mut flows = Vec::new();
+        table.for_each_way_at(|place, e| {
+            if e.is_live(now, &timeouts) {
+                flows.push((*e, place));
+            }
+        });
+        let slots = self.tables.slots();
+        let unfit = table.insert_replies(&flows, |id| slots.get(id as usize).copied(), now, seed);
+        tracing::info!(
+            flows = flows.len(),
+            unfit,
+            "reply ways written for the NATed flows of a table kept from an earlier lvs"
+        );
+        Ok(())
     }
 
     /// Ends a resize of the pinned flow tables, if one is under way.

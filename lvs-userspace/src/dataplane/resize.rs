@@ -22,10 +22,7 @@ use aya::{
     Ebpf,
     maps::{Array, HashMap as BpfHashMap, Map, MapData},
 };
-use lvs_common::{
-    CtConfig, CtEntry, Dest, PersistKey, PersistValue, dest::forward, limits::map_names,
-    nat::reply_key,
-};
+use lvs_common::{CtConfig, CtEntry, Dest, PersistKey, PersistValue, limits::map_names};
 
 use super::{
     conntrack::{Inserted, Table},
@@ -137,18 +134,7 @@ impl Resize {
         let name = map_names::DESTS;
         let dests: Array<MapData, Dest> = Array::try_from(Map::Array(pinned(&self.dir, name)?))
             .map_err(|source| LoadError::Map { name, source })?;
-        for (e, place) in nated {
-            let Ok(dest) = dests.get(&e.dest, 0) else {
-                continue;
-            };
-            if dest.method != forward::MASQ || !dest.holds(e.generation) {
-                continue;
-            }
-            let reply = reply_key(&e.key, &dest.addr, dest.port_be);
-            if new.insert_reply(&reply, place, now, self.config.seed) == Inserted::Full {
-                unfit += 1;
-            }
-        }
+        unfit += new.insert_replies(&nated, |id| dests.get(&id, 0).ok(), now, self.config.seed);
         Ok((live, unfit))
     }
 

@@ -91,6 +91,11 @@ impl Dataplane {
 
     /// The connection table's idle timeouts.
     pub fn timeouts(&mut self) -> Result<CtTimeouts, LoadError> {
+        self.ct_config().map(|c| c.timeouts)
+    }
+
+    /// The connection table's settings (seed, timeouts, size), as the data plane reads them.
+    pub(super) fn ct_config(&mut self) -> Result<CtConfig, LoadError> {
         let name = map_names::CT_SEED;
         let map = self
             .ebpf
@@ -100,7 +105,6 @@ impl Dataplane {
             Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
         configs
             .get(&0, 0)
-            .map(|c| c.timeouts)
             .map_err(|source| LoadError::Map { name, source })
     }
 }
