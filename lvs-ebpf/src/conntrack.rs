@@ -12,6 +12,17 @@
 //! 64-byte entries made it read four. A new flow costs one compare-and-exchange and a few
 //! stores, with no allocation, no list to update, no lock.
 //!
+//! # NATed flows' replies
+//!
+//! A NATed flow takes a second way, under its replies' 5-tuple (real → client): a reply way
+//! ([`remember_reply`], state [`CT_REPLY`]) whose destination word is the place (bucket, way)
+//! of the flow's own way ([`lvs_common::conntrack::reply_word`]). So a reply is known at the
+//! balancer's first lookup, like any flow ([`Known::Reply`]), and [`follow`] reads the flow's
+//! way by its place, with no hash: the reply counts only if that way still holds a flow whose
+//! replies are exactly the packet's 5-tuple ([`lvs_common::nat::reply_key`]). A reply way is
+//! claimed, and evicted, as any way; it is not a connection (never counted), and its own time
+//! only ranks it for eviction: its flow's state and timeout decide.
+//!
 //! # Concurrency: each way is a sequence lock
 //!
 //! A writer (a new flow, [`remember`]) ranks the bucket's ways ([`claim_rank`]): the way that
@@ -151,16 +162,19 @@ pub fn follow(
             words,
         )
     };
+    // The way's flow must be the reply's before anything is moved: the way may have been
+    // taken by another flow since the reply way was written.
     let key = FlowKey::from_words(&words);
+    let (id, generation) = split_dest_word(found.pair);
+    let d = live_dest(id, generation)?;
+    if d.method != forward::MASQ || reply_key(&key, &d.addr, d.port_be) != *reply {
+        return None;
+    }
     let now = crate::clock::now();
     let (dest_id, dest) = match flags {
         Some(flags) => hit(&found, config, now, flags, false, true)?,
         None => live(&found, config, now)?,
     };
-    if dest.method != forward::MASQ || reply_key(&key, &dest.addr, dest.port_be) != *reply {
-        return None;
-    }
-    let (_, generation) = split_dest_word(found.pair);
     Some((
         dest_id,
         dest,

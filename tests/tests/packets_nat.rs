@@ -312,11 +312,21 @@ fn a_reply_is_found_by_its_own_5_tuple_in_the_connection_table() {
         let mut bucket = ct_map(&mut dp).get(&fb, 0).expect("bucket");
         assert_eq!(bucket.flows[w as usize].key, flow, "the flow's way");
 
-        // The flow's way taken by another flow (another client port): the reply is no reply.
+        // The flow's way taken by another flow (another client port): the reply (a RST) is
+        // no reply, and leaves that flow's state and counts alone.
+        let state = bucket.ways()[w as usize].state();
         bucket.flows[w as usize].key.sport_be = 40001u16.to_be();
         ct_map(&mut dp).set(fb, bucket, 0).expect("write");
-        let out = run(&mut dp, &reply);
-        assert_eq!((out.verdict, &out.frame), (XDP_PASS, &reply), "flow gone");
+        let rst = from_real(REAL4.into(), 8080, false, 0x04);
+        let out = run(&mut dp, &rst);
+        assert_eq!((out.verdict, &out.frame), (XDP_PASS, &rst), "flow gone");
+        let after = ct_map(&mut dp).get(&fb, 0).expect("bucket").ways()[w as usize];
+        assert_eq!(
+            after.state(),
+            state,
+            "the other flow's state, moved by the RST"
+        );
+        assert_eq!(dp.tables.conns(id).expect("counts"), (1, 0), "its counts");
         // Back: translated again.
         bucket.flows[w as usize].key = flow;
         ct_map(&mut dp).set(fb, bucket, 0).expect("write");
