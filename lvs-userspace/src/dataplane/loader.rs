@@ -193,8 +193,12 @@ impl Dataplane {
         // map's pin goes.
         let retired = dir.join(map_names::RETIRED[0]);
         if retired.exists() {
-            if !resized && !dp.created.contains(&dir.join(map_names::CONNTRACK)) {
-                dp.insert_reply_ways()?;
+            if !resized
+                && !dp.created.contains(&dir.join(map_names::CONNTRACK))
+                && let Err(e) = dp.insert_reply_ways()
+            {
+                dp.abandon();
+                return Err(e);
             }
             let _ = std::fs::remove_file(&retired);
         }
