@@ -200,13 +200,36 @@ pub struct TestRun {
 /// BPF_PROG_TEST_RUN of `prog` on `frame`, `repeat` times (received on the loopback
 /// interface, as aya's test runs without a context are).
 pub fn test_run(prog: RawFd, frame: &[u8], repeat: u32) -> Result<TestRun> {
+    test_run_on(prog, frame, repeat, None)
+}
+
+/// The XDP context of a test run of `frame` received on interface `ingress` (of this
+/// thread's network namespace), queue 0: `struct xdp_md` (data, data_end, data_meta,
+/// ingress_ifindex, rx_queue_index, egress_ifindex), as BPF_PROG_TEST_RUN takes it.
+pub fn xdp_md(frame: &[u8], ingress: u32) -> [u32; 6] {
+    [0, frame.len() as u32, 0, ingress, 0, 0]
+}
+
+/// [`test_run`], the frame received on interface `ingress` if given (its index in this
+/// thread's network namespace), else on the loopback interface.
+pub fn test_run_on(
+    prog: RawFd,
+    frame: &[u8],
+    repeat: u32,
+    ingress: Option<u32>,
+) -> Result<TestRun> {
     let mut out = vec![0u8; frame.len() + 256];
+    let ctx = ingress.map(|i| xdp_md(frame, i));
     let mut attr = [0u64; 16];
     attr[0] = prog as u32 as u64; // prog_fd, retval
     attr[1] = frame.len() as u64 | ((out.len() as u64) << 32); // data_size_in, data_size_out
     attr[2] = frame.as_ptr() as u64;
     attr[3] = out.as_mut_ptr() as u64;
     attr[4] = u64::from(repeat); // repeat, duration
+    if let Some(ctx) = &ctx {
+        attr[5] = size_of_val(ctx) as u64; // ctx_size_in, ctx_size_out
+        attr[6] = ctx.as_ptr() as u64; // ctx_in
+    }
     bpf(10, &mut attr)?;
     out.truncate((attr[1] >> 32) as usize);
     Ok(TestRun {

@@ -12,10 +12,27 @@ use crate::setup::*;
 
 /// Runs `prog` once on `frame`, wanting `verdict`: the frame it leaves.
 pub fn frame_after(prog: &Xdp, frame: &[u8], verdict: u32) -> Result<Vec<u8>> {
+    frame_after_on(prog, frame, verdict, None)
+}
+
+/// [`frame_after`], the frame received on interface `ingress` if given (else on loopback).
+pub fn frame_after_on(
+    prog: &Xdp,
+    frame: &[u8],
+    verdict: u32,
+    ingress: Option<u32>,
+) -> Result<Vec<u8>> {
     let mut out = vec![0u8; frame.len() + 64];
+    let ctx: Option<Vec<u8>> = ingress.map(|i| {
+        lvs_tests::bpf::xdp_md(frame, i)
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .collect()
+    });
     let r = prog.test_run(TestRunOptions {
         data_in: Some(frame),
         data_out: Some(&mut out),
+        ctx_in: ctx.as_deref(),
         ..TestRunOptions::new()
     })?;
     ensure!(

@@ -23,6 +23,9 @@ struct WarmCase {
     verdict: u32,
     /// The destination slot whose counter must grow by one a run: (slot, reply direction).
     counted: Option<(u32, bool)>,
+    /// The interface the frame is received on (its index), if not loopback: the one its
+    /// route leaves by, for a one-armed director's lines (XDP_TX instead of a redirect).
+    ingress: Option<u32>,
 }
 
 /// The packets and bytes a destination slot counted: forwarded, or (`reply`) replied.
@@ -54,6 +57,10 @@ fn all_drops(setup: &Setup) -> Result<u64> {
 /// and output bytes are those of a wrapped run) and while it is (the verdict of every call,
 /// no drop counted, and its destination counting one packet a run: forwarded, or for the NAT
 /// reply replied), so that no line is an early XDP_PASS.
+///
+/// The tunnel and NAT lines are measured twice: received on loopback, they leave by another
+/// interface (`t0`: a redirect, as on a two-armed director); received on `t0`, the interface
+/// their routes leave by, they leave by XDP_TX (a one-armed director).
 pub fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     let ack = Frame::tcp(CLIENT, 40000, VIP, 80, ACK).build();
     let tun_src = IpAddr::V4(Ipv4Addr::new(100, 66, 0, 1));
@@ -111,15 +118,22 @@ pub fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
             fd(program_names::FLOOR)?,
             fd(program_names::BALANCER)?,
         );
-        let case = |name, target, frame: &Vec<u8>, verdict, counted| -> Result<WarmCase> {
+        let on = |ingress, name, target, frame: &Vec<u8>, verdict, counted| -> Result<WarmCase> {
             Ok(WarmCase {
                 name,
                 wrapped: Restoring::new(name, target, frame)?,
                 frame: frame.clone(),
                 verdict,
                 counted,
+                ingress,
             })
         };
+        let case = |name, target, frame: &Vec<u8>, verdict, counted| {
+            on(None, name, target, frame, verdict, counted)
+        };
+        // The tunnel's and NAT's routes leave by `t0` (`tunnel_nat.rs`): received there, the
+        // director is one-armed.
+        let arm = Some(lvs::dataplane::loader::interface_index("t0")?);
         [
             case("wrapper (pass)", pass, &ack, XDP_PASS, None)?,
             case("floor", floor, &ack, XDP_TX, None)?,
@@ -158,19 +172,42 @@ pub fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
                 XDP_REDIRECT,
                 Some((nat_dest, true)),
             )?,
+            on(
+                arm,
+                "lvs tunnelled, one-armed (ACK)",
+                lvs,
+                &tunnelled,
+                XDP_TX,
+                Some((tun_dest, false)),
+            )?,
+            on(
+                arm,
+                "lvs NATed c->r, one-armed (ACK)",
+                lvs,
+                &nat_in,
+                XDP_TX,
+                Some((nat_dest, false)),
+            )?,
+            on(
+                arm,
+                "lvs NATed r->c, one-armed (ACK)",
+                lvs,
+                &nat_out,
+                XDP_TX,
+                Some((nat_dest, true)),
+            )?,
         ]
     };
     // Before measuring: a wrapped run, and a second one on its output (the wrapper restores
     // it), leave what a plain run of the program leaves.
     {
         let (pass, floor, balancer) = programs(&mut setup.dp)?;
-        for (c, plain) in cases.iter().zip([
-            pass, floor, balancer, balancer, balancer, balancer, balancer,
-        ]) {
-            let want = frame_after(plain, &c.frame, c.verdict)?;
+        let plain = [pass, floor].into_iter().chain(std::iter::repeat(balancer));
+        for (c, plain) in cases.iter().zip(plain) {
+            let want = frame_after_on(plain, &c.frame, c.verdict, c.ingress)?;
             let fd = std::os::fd::AsRawFd::as_raw_fd(&c.wrapped.prog);
-            let once = bpf::test_run(fd, &c.frame, 1)?;
-            let again = bpf::test_run(fd, &once.out, 1)?;
+            let once = bpf::test_run_on(fd, &c.frame, 1, c.ingress)?;
+            let again = bpf::test_run_on(fd, &once.out, 1, c.ingress)?;
             for r in [&once, &again] {
                 ensure!(
                     r.verdict == c.verdict && r.out == want,
@@ -199,7 +236,7 @@ pub fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
             }
             let before = c.counted.map(|k| counted(setup, k)).transpose()?;
             let fd = std::os::fd::AsRawFd::as_raw_fd(&c.wrapped.prog);
-            let r = bpf::test_run(fd, &c.frame, repeat)?;
+            let r = bpf::test_run_on(fd, &c.frame, repeat, c.ingress)?;
             ensure!(
                 r.verdict == c.verdict,
                 "{}: {} instead of {}",
