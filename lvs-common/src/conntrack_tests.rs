@@ -190,3 +190,32 @@ fn writers_prefer_the_own_key_then_empty_then_the_least_recently_seen() {
     // An entry seen at time 0 still ranks after an empty way.
     assert!(claim_rank(2, false, 0) > claim_rank(0, false, 0));
 }
+
+#[test]
+fn a_key_comes_back_from_its_words() {
+    let key = FlowKey {
+        src: Addr {
+            words: [1, 2, 3, 0xdead_beef],
+        },
+        dst: Addr {
+            words: [5, 6, 7, 8],
+        },
+        sport_be: 0x1234,
+        dport_be: 0x5678,
+        proto: 17,
+        _pad0: 0,
+        _pad1: 0,
+    };
+    assert_eq!(FlowKey::from_words(&key.words()), key);
+}
+
+#[test]
+fn a_reply_way_points_to_its_flows_place() {
+    for (b, w) in [(0, 0), (1, 3), ((1 << 24) - 1, 2)] {
+        let word = reply_word(b, w);
+        assert_eq!(reply_place(word), Some((b, w)));
+        assert_eq!(split_dest_word(word).0, CT_REPLY_DEST);
+    }
+    // A flow's own destination word is no reply way's.
+    assert_eq!(reply_place(dest_word(7, 3)), None);
+}

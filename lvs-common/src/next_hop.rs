@@ -90,26 +90,6 @@ impl NextHop {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_entry_holds_only_in_its_generation_and_while_young() {
-        let hop = NextHop {
-            generation: 7,
-            filled_ns: 10_000,
-            ..NextHop::default()
-        };
-        assert!(hop.fresh(7, 10_000));
-        assert!(hop.fresh(7, 10_000 + NEXT_HOP_MAX_AGE_NS - 1));
-        assert!(!hop.fresh(7, 10_000 + NEXT_HOP_MAX_AGE_NS));
-        assert!(!hop.fresh(8, 10_000), "an older generation is a miss");
-        // A clock before the fill (another CPU filled it a moment later) wraps: too old.
-        assert!(!hop.fresh(7, 9_999));
-    }
-}
-
 /// The entry of [`DestHop`]s that destination slot `dest` uses: its id modulo
 /// [`DEST_HOP_SLOTS`], in the first half.
 #[inline(always)]
@@ -129,3 +109,39 @@ pub const fn client_hop_entry(client: &Addr) -> u32 {
 
 /// Entries of the per-CPU next-hop cache: destination slots', then clients'.
 pub const HOP_ENTRIES: u32 = 2 * DEST_HOP_SLOTS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_holds_only_in_its_generation_and_while_young() {
+        let hop = NextHop {
+            generation: 7,
+            filled_ns: 10_000,
+            ..NextHop::default()
+        };
+        assert!(hop.fresh(7, 10_000));
+        assert!(hop.fresh(7, 10_000 + NEXT_HOP_MAX_AGE_NS - 1));
+        assert!(!hop.fresh(7, 10_000 + NEXT_HOP_MAX_AGE_NS));
+        assert!(!hop.fresh(8, 10_000), "an older generation is a miss");
+        // A clock before the fill (another CPU filled it a moment later) wraps: too old.
+        assert!(!hop.fresh(7, 9_999));
+    }
+
+    #[test]
+    fn destinations_and_clients_have_entries_of_their_own_half() {
+        assert_eq!(dest_hop_entry(5), 5);
+        assert_eq!(dest_hop_entry(DEST_HOP_SLOTS + 5), 5);
+        let mut seen = [false; DEST_HOP_SLOTS as usize];
+        for i in 0..1024u32 {
+            let client = Addr::from_v4_wire((0xc612_0000 + i).to_be());
+            let e = client_hop_entry(&client);
+            assert!((DEST_HOP_SLOTS..HOP_ENTRIES).contains(&e), "{e}");
+            seen[(e - DEST_HOP_SLOTS) as usize] = true;
+        }
+        // 1,024 neighbouring clients spread over the half (few share an entry).
+        let used = seen.iter().filter(|&&s| s).count();
+        assert!(used > 900, "{used} entries");
+    }
+}
