@@ -147,20 +147,7 @@ pub fn follow(
             return None;
         }
         let words = stored_key(f);
-        let pair = read_volatile(dest_ptr(f));
-        let seen_ptr = addr_of_mut!((*h).last_seen_ns);
-        let seen = read_volatile(seen_ptr);
-        if read_volatile(h as *const u64) != st {
-            return None;
-        }
-        (
-            Found {
-                seen_ptr,
-                seen,
-                pair,
-            },
-            words,
-        )
+        (settled(h, f, st)?, words)
     };
     // The way's flow must be the reply's before anything is moved: the way may have been
     // taken by another flow since the reply way was written.
@@ -284,23 +271,33 @@ fn find(key: &FlowKey) -> Option<(Found, &'static CtConfig)> {
             if seq & 1 != 0 || t != tag || !same_flow(&stored_key(f), &words) {
                 continue;
             }
-            let pair = read_volatile(dest_ptr(f));
-            let seen_ptr = addr_of_mut!((*h).last_seen_ns);
-            let seen = read_volatile(seen_ptr);
-            if read_volatile(h as *const u64) != st {
-                continue;
+            if let Some(found) = settled(h, f, st) {
+                return Some((found, config));
             }
-            return Some((
-                Found {
-                    seen_ptr,
-                    seen,
-                    pair,
-                },
-                config,
-            ));
         }
     }
     None
+}
+
+/// The rest of way (`h`, `f`) whose (seq, tag) word read `st` (even), after its key: its
+/// destination and time-and-state words, if the way did not change meanwhile (the word reads
+/// `st` again).
+///
+/// # Safety
+/// `h` and `f` are a way's head and flow in a map value (see [`head`], [`flow`]).
+#[inline(always)]
+unsafe fn settled(h: *mut CtSlot, f: *mut CtFlow, st: u64) -> Option<Found> {
+    // SAFETY: the caller's contract; every access is a volatile aligned load of a whole word.
+    unsafe {
+        let pair = read_volatile(dest_ptr(f));
+        let seen_ptr = addr_of_mut!((*h).last_seen_ns);
+        let seen = read_volatile(seen_ptr);
+        (read_volatile(h as *const u64) == st).then_some(Found {
+            seen_ptr,
+            seen,
+            pair,
+        })
+    }
 }
 
 /// Reads, and drops, the destination word of the way a new flow of `key` would take in a full
