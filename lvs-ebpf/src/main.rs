@@ -42,6 +42,8 @@
 // `AtomicU64::compare_exchange` does not exist for the BPF target. (Host builds, such as
 // `cargo clippy --workspace` on stable, use the atomic type instead.)
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+// `asm!` (an assembler comment that keeps tail-call sites apart, [`maps::tail_call`]).
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 mod clock;
@@ -190,9 +192,7 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
             (*slot).service = *service;
         };
     }
-    // SAFETY: the array holds XDP programs only (the agent writes it).
-    let _ =
-        unsafe { maps::FORWARD_PROGS.tail_call(ctx, lvs_common::limits::forward_progs::NEW_FLOW) };
+    maps::tail_call::<{ lvs_common::limits::forward_progs::NEW_FLOW }>(ctx);
     // Only if the new-flow program is missing from the array.
     Err(stats::drop(ctx, lvs_common::DropReason::BadDestination))
 }

@@ -99,6 +99,24 @@ pub static VIP_ADDRS: HashMap<Addr, u32> = HashMap::with_max_entries(MAX_SERVICE
 #[map(name = "LVS_FORWARD_PROGS")]
 pub static FORWARD_PROGS: ProgramArray = ProgramArray::with_max_entries(forward_progs::COUNT, 0);
 
+/// Tail-calls program `INDEX` of [`FORWARD_PROGS`]; returns only if the array holds none there.
+///
+/// Each call site must stay the only one of its index: the verifier gives a tail call whose
+/// index is one constant a direct jump (patched when the agent writes the array), and one
+/// whose index varies an indirect jump, which costs a retpoline where the kernel has them
+/// (some 10 ns a packet, measured). The compiler merges two sites that differ only in the
+/// index (the tunnel's and NAT's, say) into one with a variable index; the empty assembly
+/// after the call, a different text for each index, keeps them apart.
+#[inline(always)]
+pub fn tail_call<const INDEX: u32>(ctx: &aya_ebpf::programs::XdpContext) {
+    // SAFETY: the array holds XDP programs only (the agent writes it).
+    // (An error for BPF, the unit type in host builds that only type-check this crate.)
+    #[allow(clippy::let_unit_value)]
+    let _ = unsafe { FORWARD_PROGS.tail_call(ctx, INDEX) };
+    // SAFETY: an assembler comment; no instruction.
+    unsafe { core::arch::asm!("/* tail call {} failed */", const INDEX, options(nostack)) };
+}
+
 /// What the balancer hands the new-flow program (one per CPU, as [`FORWARD_DEST`]): the parsed
 /// packet and a copy of its virtual service (the reply program: the packet and its
 /// reply way). The new-flow program starts from them rather than

@@ -28,7 +28,7 @@ use crate::{
     conntrack,
     fib::{self, NoHop},
     headers::{self, finish, word, words32},
-    maps::{DESTS, FORWARD_DEST, FORWARD_PROGS},
+    maps::{DESTS, FORWARD_DEST, tail_call},
     parse::{Packet, frag, read},
     stats, too_big, tunnel,
 };
@@ -41,8 +41,7 @@ pub fn enter(ctx: &XdpContext, dest_id: u32) -> Result<u32, u32> {
     if let Some(slot) = FORWARD_DEST.get_ptr_mut(0) {
         // SAFETY: a per-CPU slot; the tail call runs on this CPU right after.
         unsafe { *slot = dest_id };
-        // SAFETY: the array holds XDP programs only (the agent writes it).
-        unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::NAT) };
+        tail_call::<{ forward_progs::NAT }>(ctx);
     }
     Err(tunnel::no_route(ctx))
 }

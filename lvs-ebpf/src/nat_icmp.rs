@@ -23,7 +23,7 @@ use lvs_common::{Addr, FlowKey, limits::forward_progs, service::proto};
 use crate::{
     conntrack, fib,
     headers::{self, finish, word, words32},
-    maps::{FORWARD_PROGS, NEW_PACKET},
+    maps::{NEW_PACKET, tail_call},
     nat_icmp_in,
     parse::{Packet, read},
     stats,
@@ -64,8 +64,7 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet) -> u32 {
     if let Some(slot) = NEW_PACKET.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
         unsafe { (*slot).pkt = *pkt };
-        // SAFETY: the array holds XDP programs only (the agent writes it).
-        let _ = unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::NAT_ICMP) };
+        tail_call::<{ forward_progs::NAT_ICMP }>(ctx);
     }
     XDP_PASS
 }
@@ -85,8 +84,7 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
             nat_icmp_in::v6(ctx, ingress, l3, l4)?
         };
         if verdict == nat_icmp_in::TO_TUNNEL {
-            // SAFETY: the array holds XDP programs only (the agent writes it).
-            let _ = unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::TUNNEL) };
+            tail_call::<{ forward_progs::TUNNEL }>(ctx);
             return Err(crate::tunnel::no_route(ctx));
         }
         return Ok(verdict);

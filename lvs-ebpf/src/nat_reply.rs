@@ -22,7 +22,7 @@ use lvs_common::{NatReply, limits::forward_progs, next_hop::client_hop_entry};
 
 use crate::{
     conntrack, fib,
-    maps::{FORWARD_PROGS, NEW_PACKET, handed_packet},
+    maps::{NEW_PACKET, handed_packet, tail_call},
     nat,
     parse::{Packet, frag},
     stats,
@@ -43,8 +43,7 @@ pub fn enter(ctx: &XdpContext, pkt: &Packet, flow: u64) -> u32 {
             (*slot).pkt = *pkt;
             (*slot).reply = flow;
         }
-        // SAFETY: the array holds XDP programs only (the agent writes it).
-        let _ = unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::NAT_REPLY) };
+        tail_call::<{ forward_progs::NAT_REPLY }>(ctx);
     }
     XDP_PASS
 }

@@ -23,7 +23,7 @@ use lvs_common::{Dest, limits::forward_progs, next_hop::dest_hop_entry, stats::D
 use crate::{
     fib::{self, NoHop},
     headers::{self, finish, word, words32},
-    maps::{DESTS, FORWARD_DEST, FORWARD_PROGS},
+    maps::{DESTS, FORWARD_DEST, tail_call},
     parse::{Packet, read},
     stats, too_big,
 };
@@ -46,8 +46,7 @@ pub fn enter(ctx: &XdpContext, dest_id: u32) -> Result<u32, u32> {
     if let Some(slot) = FORWARD_DEST.get_ptr_mut(0) {
         // SAFETY: a per-CPU slot; the tail call runs on this CPU right after.
         unsafe { *slot = dest_id };
-        // SAFETY: the array holds XDP programs only (the agent writes it).
-        unsafe { FORWARD_PROGS.tail_call(ctx, forward_progs::TUNNEL) };
+        tail_call::<{ forward_progs::TUNNEL }>(ctx);
     }
     Err(no_route(ctx))
 }
