@@ -9,7 +9,8 @@
 //!   SYN_RECV, where a SYN stays on its real, as in IPVS: a lookup and a state check, no
 //!   scheduling). What a new connection costs is the fresh 5-tuples' figure below.
 //!
-//! The median of the rounds is printed, with the ratio to the floor. Then SYNs of fresh
+//! The median of the rounds is printed, with the ratio to the floor (the warm lines of the
+//! forwarding methods also print their fastest round's, see [`warm_lines`]). Then SYNs of fresh
 //! 5-tuples, each run once, beside the floor on known flows run the same way: first into the
 //! nearly empty table, then into a full one (every way of every bucket written beforehand, so
 //! each new flow evicts one), at the default table size (4,194,304 flows); then the same
@@ -65,7 +66,12 @@ fn main() -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let rounds = 7;
+    // LVS_BENCH_ROUNDS: more rounds (with a smaller LVS_BENCH_REPEAT) for a steadier fastest
+    // round on a noisy machine.
+    let rounds: u32 = std::env::var("LVS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
     pin_to_one_cpu();
     tunnel_netns()?;
 
