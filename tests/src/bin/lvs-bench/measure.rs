@@ -5,7 +5,7 @@
 use anyhow::{Result, ensure};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use lvs_common::limits::CT_WAYS;
-pub use lvs_tests::bench::{median, ns_with_verdict};
+pub use lvs_tests::bench::{fastest, median, ns_with_verdict};
 use lvs_tests::packet::{ACK, Frame, SYN};
 
 use crate::setup::*;
