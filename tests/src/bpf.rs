@@ -17,6 +17,33 @@ pub struct Insn {
     imm: i32,
 }
 
+impl Insn {
+    /// The opcode.
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
+    /// The destination register.
+    pub fn dst(&self) -> u8 {
+        self.regs & 0x0f
+    }
+
+    /// The source register.
+    pub fn src(&self) -> u8 {
+        self.regs >> 4
+    }
+
+    /// The offset.
+    pub fn off(&self) -> i16 {
+        self.off
+    }
+
+    /// The immediate.
+    pub fn imm(&self) -> i32 {
+        self.imm
+    }
+}
+
 /// An instruction: opcode, destination and source registers, offset, immediate.
 pub const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn {
@@ -117,6 +144,30 @@ pub fn bpf(cmd: u32, attr: &mut [u64]) -> Result<i64> {
         bail!("bpf({cmd}): {}", std::io::Error::last_os_error());
     }
     Ok(r)
+}
+
+/// The instructions of the loaded program `prog` as the verifier left them (its "xlated"
+/// code: BPF_OBJ_GET_INFO_BY_FD).
+pub fn xlated(prog: RawFd) -> Result<Vec<Insn>> {
+    // struct bpf_prog_info: xlated_prog_len at byte 20, xlated_prog_insns at byte 32.
+    let mut info = [0u64; 32];
+    let get = |info: &mut [u64; 32]| {
+        let mut attr = [0u64; 16];
+        attr[0] = prog as u32 as u64 | ((std::mem::size_of_val(info) as u64) << 32);
+        attr[1] = info.as_mut_ptr() as u64;
+        bpf(15, &mut attr)
+    };
+    get(&mut info)?;
+    let len = (info[2] >> 32) as usize;
+    let mut insns = vec![insn(0, 0, 0, 0, 0); len / std::mem::size_of::<Insn>()];
+    info = [0u64; 32];
+    info[2] = (len as u64) << 32;
+    info[4] = insns.as_mut_ptr() as u64;
+    get(&mut info)?;
+    if len == 0 || (info[2] >> 32) as usize != len {
+        bail!("the kernel gave no translated instructions of program fd {prog}");
+    }
+    Ok(insns)
 }
 
 /// Attribute words from 32-bit fields, in order.

@@ -1,7 +1,7 @@
 //! The balancer on crafted frames through BPF_PROG_TEST_RUN: parsing, scheduling, the
 //! connection table (eviction, concurrent writers, its seed across a reload), persistence,
-//! fallback, removal and quiescing, counters. One test binary; each concern in a file of its
-//! own under `packets/`.
+//! fallback, removal and quiescing, counters; and its tail calls, direct jumps. One test
+//! binary; each concern in a file of its own under `packets/`.
 
 #[path = "packets/common.rs"]
 mod common;
@@ -20,3 +20,6 @@ mod counters_redirect;
 
 #[path = "packets/conn_table.rs"]
 mod conn_table;
+
+#[path = "packets/tail_calls.rs"]
+mod tail_calls;
