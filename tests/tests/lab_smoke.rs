@@ -210,7 +210,10 @@ fn chosen_source_ports_and_an_xdp_program_on_the_director() {
     for target in [real, real6] {
         for _ in 0..2 {
             let (status, body) = lab::http_get_from_port(lab.client_ns(), 40001, target, "/")
-                .unwrap_or_else(|e| panic!("{target}: {e}"));
+                .unwrap_or_else(|e| {
+                    let source = std::error::Error::source(&e);
+                    panic!("{target}: {e}: {source:?}")
+                });
             assert_eq!((status, body.as_slice()), (200, &b"real3\n"[..]));
         }
         let local = lab::run_in_netns(lab.client_ns(), || {

@@ -65,9 +65,33 @@ pub fn http_get_from_port(
     })?
 }
 
+/// How long [`connect_from_port`] tries again while the last connection between the same two
+/// ends is still closing.
+const PORT_REUSE_WAIT: Duration = Duration::from_secs(3);
+
 /// A TCP connection to `addr` from local port `src_port` (any local address), in the calling
 /// thread's namespace, with a 5 s connect timeout.
+///
+/// A connection just closed from the same port to the same address holds their 4-tuple until
+/// the peer's last ACK comes back (LAST_ACK, microseconds on a veth, longer on a busy machine),
+/// and connect(2) refuses it meanwhile with `EADDRNOTAVAIL`: that is tried again, for
+/// [`PORT_REUSE_WAIT`] at most.
 pub fn connect_from_port(src_port: u16, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let deadline = Instant::now() + PORT_REUSE_WAIT;
+    loop {
+        match connect_once(src_port, addr) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// One attempt of [`connect_from_port`].
+fn connect_once(src_port: u16, addr: SocketAddr) -> std::io::Result<TcpStream> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let family = if addr.is_ipv4() {
         libc::AF_INET
