@@ -104,9 +104,10 @@ pub static FORWARD_PROGS: ProgramArray = ProgramArray::with_max_entries(forward_
 /// Each call site must stay the only one of its index: the verifier gives a tail call whose
 /// index is one constant a direct jump (patched when the agent writes the array), and one
 /// whose index varies an indirect jump, which costs a retpoline where the kernel has them
-/// (some 10 ns a packet, measured). The compiler merges two sites that differ only in the
-/// index (the tunnel's and NAT's, say) into one with a variable index; the empty assembly
-/// after the call, a different text for each index, keeps them apart.
+/// (about 20 ns of a tunnelled or NATed packet, measured on such a VM). The compiler merges
+/// two sites that differ only in the index (the tunnel's and NAT's, say) into one with a
+/// variable index; the empty assembly after the call, a different text for each index, keeps
+/// them apart. `tests/tests/packets/tail_calls.rs` checks the loaded programs.
 #[inline(always)]
 pub fn tail_call<const INDEX: u32>(ctx: &aya_ebpf::programs::XdpContext) {
     // SAFETY: the array holds XDP programs only (the agent writes it).

@@ -10,11 +10,11 @@
 //!   scheduling). What a new connection costs is the fresh 5-tuples' figure below.
 //!
 //! The median of the rounds is printed, with the ratio to the floor, and the fastest round's
-//! (these first lines and the warm lines of the forwarding methods, see [`warm_lines`]). Then SYNs of fresh
-//! 5-tuples, each run once, beside the floor on known flows run the same way: first into the
-//! nearly empty table, then into a full one (every way of every bucket written beforehand, so
-//! each new flow evicts one), at the default table size (4,194,304 flows); then the same
-//! full-table line at 16,777,216 flows.
+//! (these first lines and the warm lines of the forwarding methods, see [`warm_lines`]).
+//! Then SYNs of fresh 5-tuples, each run once, beside the floor on known flows run the same
+//! way: first into the nearly empty table, then into a full one (every way of every bucket
+//! written beforehand, so each new flow evicts one), at the default table size (4,194,304
+//! flows); then the same full-table line at 16,777,216 flows.
 //!
 //! Also: new flows on `wlc` services of 8, 64 and 1,024 reals.
 //!
@@ -71,6 +71,7 @@ fn main() -> Result<()> {
     let rounds: u32 = std::env::var("LVS_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
+        .filter(|&r| r > 0)
         .unwrap_or(7);
     pin_to_one_cpu();
     tunnel_netns()?;

@@ -45,26 +45,25 @@ fn all_drops(setup: &Setup) -> Result<u64> {
     Ok(sum)
 }
 
-/// Established flows of each forwarding method, warm: each frame run `repeat` times per round
-/// (as the first lines' established flow is), rounds interleaved, medians.
+/// Established flows of each forwarding method, warm: each frame run `repeat` times per round (as
+/// the first lines' established flow is), rounds interleaved, medians.
 ///
-/// A tunnelled or NATed frame cannot simply be run again: BPF_PROG_TEST_RUN runs each repeat
-/// on the frame as the run before left it (encapsulated, or already translated). So every
-/// program here, the floor included, runs behind the restoring wrapper
-/// ([`lvs_tests::bpf::restore_prog`]: the frame's start and bytes put back as they were, then a
-/// tail call to the program). The wrapper's own cost (and the tail call's) is that of the
-/// wrapper in front of the pass program, taken off every line; the ratios are to the floor
-/// measured the same way. Besides the medians, each line prints its fastest round beside the
-/// floor's fastest (each less the wrapper's fastest): on a virtual machine whose neighbours
-/// slow whole rounds down, the medians swing by a third from one run to the next while the
-/// fastest rounds hold within a few nanoseconds. Each case is checked before it is measured (a plain run's verdict
-/// and output bytes are those of a wrapped run) and while it is (the verdict of every call,
-/// no drop counted, and its destination counting one packet a run: forwarded, or for the NAT
-/// reply replied), so that no line is an early XDP_PASS.
+/// A tunnelled or NATed frame cannot simply be run again: BPF_PROG_TEST_RUN runs each repeat on the
+/// frame as the run before left it (encapsulated, or already translated). So every program here,
+/// the floor included, runs behind the restoring wrapper ([`lvs_tests::bpf::restore_prog`]: the
+/// frame's start and bytes put back as they were, then a tail call to the program). The wrapper's
+/// own cost (and the tail call's) is that of the wrapper in front of the pass program, taken off
+/// every line; the ratios are to the floor measured the same way. Besides the medians, each line
+/// prints its fastest round beside the floor's fastest (each less the wrapper's fastest): on a
+/// virtual machine whose neighbours slow whole rounds down, the medians swing by a third from one
+/// run to the next while the fastest rounds hold within a few nanoseconds. Each case is checked
+/// before it is measured (a plain run's verdict and output bytes are those of a wrapped run) and
+/// while it is (the verdict of every call, no drop counted, and its destination counting one packet
+/// a run: forwarded, or for the NAT reply replied), so that no line is an early XDP_PASS.
 ///
 /// The tunnel and NAT lines are measured twice: received on loopback, they leave by another
-/// interface (`t0`: a redirect, as on a two-armed director); received on `t0`, the interface
-/// their routes leave by, they leave by XDP_TX (a one-armed director).
+/// interface (`t0`: a redirect, as on a two-armed director); received on `t0`, the interface their
+/// routes leave by, they leave by XDP_TX (a one-armed director).
 pub fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
     let ack = Frame::tcp(CLIENT, 40000, VIP, 80, ACK).build();
     let tun_src = IpAddr::V4(Ipv4Addr::new(100, 66, 0, 1));
