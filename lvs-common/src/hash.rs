@@ -70,8 +70,13 @@ pub const fn ct_bucket(words: &[u64; FLOW_WORDS], seed: u64, bucket_mask: u32) -
 /// table has at most 2^32 buckets).
 #[inline(always)]
 pub const fn ct_place(words: &[u64; FLOW_WORDS], seed: u64, bucket_mask: u32) -> (u32, u32) {
-    let h = flow_hash(words, seed);
-    (h as u32 & bucket_mask, (h >> 32) as u32)
+    ct_split(flow_hash(words, seed), bucket_mask)
+}
+
+/// The bucket and tag of a flow of hash `hash` ([`flow_hash`]), as [`ct_place`] gives them.
+#[inline(always)]
+pub const fn ct_split(hash: u64, bucket_mask: u32) -> (u32, u32) {
+    (hash as u32 & bucket_mask, (hash >> 32) as u32)
 }
 
 /// The `mh` scheduler's hash of a client (`client`, and its source port `port` with `mh-port`,

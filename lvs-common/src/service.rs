@@ -87,7 +87,9 @@ pub struct Service {
     pub fallback: u32,
     /// Persistence timeout in seconds (with [`service_flags::PERSISTENT`]).
     pub persist_timeout_s: u32,
-    /// Explicit padding, always 0.
+    /// Explicit padding, always 0 in the services map. (The balancer's copy of a service that
+    /// it hands to the new-flow program marks a word it hands with it here, see `lvs-ebpf`'s
+    /// `maps::HASH_HANDED`.)
     pub _pad: u32,
     /// Client addresses are masked with this before the persistence lookup.
     pub persist_mask: Addr,

@@ -81,7 +81,7 @@ use lvs_common::{
         split_seq_tag, syn_keeps_real, within,
     },
     dest::forward,
-    hash::ct_place,
+    hash::{ct_split, flow_hash},
     limits::CT_WAYS,
     nat::reply_key,
     service::proto,
@@ -96,6 +96,10 @@ pub enum Known {
     /// A NATed flow's reply, found by its own 5-tuple: the reply way's destination word, the
     /// place of the flow's way ([`lvs_common::conntrack::reply_place`]), for [`follow`].
     Reply(u64),
+    /// No flow of its own that holds (none, or one past its timeout, or a SYN that starts a
+    /// new connection): the flow's hash ([`flow_hash`]), which gives its bucket and tag, for
+    /// a writer ([`touch_victim`], [`remember`]), so that a new flow's key is hashed once.
+    New(u64),
 }
 
 /// What the table knows of a packet (5-tuple `key`, TCP header flags `flags`, 0 for UDP):
@@ -109,7 +113,10 @@ pub enum Known {
 ///   for eviction); the flow itself is judged and moved by [`follow`].
 #[inline(always)]
 pub fn established(key: &FlowKey, flags: u8, syn: bool) -> Option<Known> {
-    let (found, config) = find(key)?;
+    let (found, config, hash) = find(key)?;
+    let Some(found) = found else {
+        return Some(Known::New(hash));
+    };
     let now = crate::clock::now();
     if reply_place(found.pair).is_some() {
         let next = seen_word(now, CT_REPLY);
@@ -119,7 +126,10 @@ pub fn established(key: &FlowKey, flags: u8, syn: bool) -> Option<Known> {
         }
         return Some(Known::Reply(found.pair));
     }
-    hit(&found, config, now, flags, syn, false).map(|(id, d)| Known::Flow(id, d))
+    Some(
+        hit(&found, config, now, flags, syn, false)
+            .map_or(Known::New(hash), |(id, d)| Known::Flow(id, d)),
+    )
 }
 
 /// The flow of a reply (5-tuple `reply`) whose reply way's destination word is `pair`
@@ -180,8 +190,8 @@ pub fn follow(
 /// table holds the reply: for an ICMP error about the reply ([`crate::nat_icmp`]).
 #[inline(always)]
 pub fn reply_of(reply: &FlowKey) -> Option<(u32, &'static Dest, NatReply)> {
-    let (found, _) = find(reply)?;
-    follow(found.pair, reply, None)
+    let (found, _, _) = find(reply)?;
+    follow(found?.pair, reply, None)
 }
 
 /// A flow's way `found` hit by a packet with TCP header flags `flags` (a SYN: `syn`; from
@@ -236,8 +246,8 @@ fn live(found: &Found, config: &CtConfig, now: u64) -> Option<(u32, &'static Des
 /// the connection's traffic either. A reply way is no flow: `None`.
 #[inline(always)]
 pub fn peek(key: &FlowKey) -> Option<(u32, &'static Dest)> {
-    let (found, config) = find(key)?;
-    live(&found, config, crate::clock::now())
+    let (found, config, _) = find(key)?;
+    live(&found?, config, crate::clock::now())
 }
 
 /// A flow's way, read consistently (its head the same before and after the reads).
@@ -250,11 +260,14 @@ struct Found {
     pair: u64,
 }
 
-/// The way of `key`'s flow in its bucket, and the table's config; `None` when it has none.
+/// The way of `key`'s flow in its bucket (`None` when it has none), the table's config and
+/// the flow's hash ([`flow_hash`]); `None` without the table.
 #[inline(always)]
-fn find(key: &FlowKey) -> Option<(Found, &'static CtConfig)> {
+fn find(key: &FlowKey) -> Option<(Option<Found>, &'static CtConfig, u64)> {
     let words = key.words();
-    let (_, bucket, tag, config) = bucket(&words)?;
+    let config = CT_CONFIG.get(0)?;
+    let hash = flow_hash(&words, config.seed);
+    let (_, bucket, tag) = bucket(hash, config)?;
     for w in 0..CT_WAYS {
         let h = head(bucket, w);
         let f = flow(bucket, w);
@@ -264,7 +277,7 @@ fn find(key: &FlowKey) -> Option<(Found, &'static CtConfig)> {
             let st = read_volatile(h as *const u64);
             let (seq, t) = split_seq_tag(st);
             if rest_is_empty(seq as u64) {
-                return None;
+                return Some((None, config, hash));
             }
             // The tag first: a flow that is not this one is told apart in the bucket's first
             // line, without reading its key.
@@ -272,11 +285,11 @@ fn find(key: &FlowKey) -> Option<(Found, &'static CtConfig)> {
                 continue;
             }
             if let Some(found) = settled(h, f, st) {
-                return Some((found, config));
+                return Some((Some(found), config, hash));
             }
         }
     }
-    None
+    Some((None, config, hash))
 }
 
 /// The rest of way (`h`, `f`) whose (seq, tag) word read `st` (even), after its key: its
@@ -300,16 +313,16 @@ unsafe fn settled(h: *mut CtSlot, f: *mut CtFlow, st: u64) -> Option<Found> {
     }
 }
 
-/// Reads, and drops, the destination word of the way a new flow of `key` would take in a full
+/// Reads, and drops, the destination word of the way a new flow (of hash `hash`, from
+/// [`Known::New`]) would take in a full
 /// bucket (the least recently seen): [`remember`] reads it to uncount the flow it evicts, and
 /// it lies in a cache line of its own, seldom in the cache. Read here, before the scheduler
 /// runs, the miss overlaps the scheduler's work instead of stalling the writer. Nothing is
 /// decided by what is read (the writer reads the word again once it holds the way); a bucket
 /// with an empty way reads nothing more.
 #[inline(always)]
-pub fn touch_victim(key: &FlowKey) {
-    let words = key.words();
-    let Some((_, bucket, _, _)) = bucket(&words) else {
+pub fn touch_victim(hash: u64) {
+    let Some((_, bucket, _)) = CT_CONFIG.get(0).and_then(|config| bucket(hash, config)) else {
         return;
     };
     let mut ranks = [CT_NO_CLAIM; CT_WAYS];
@@ -341,15 +354,16 @@ pub fn live_dest(id: u32, generation: u32) -> Option<&'static Dest> {
     dest.holds(generation).then_some(dest)
 }
 
-/// Remembers that the flow goes to `dest`, in the way of its bucket that already holds it, else
-/// an empty one, else the least recently seen one, in the state its first packet (TCP header
-/// flags `flags`) gives it ([`first_state`]). Returns the destination word a reply way of the
+/// Remembers that the flow `key` (of hash `hash`, [`Known::New`] or [`hash_of`]) goes to
+/// `dest`, in the way of its bucket that already holds it, else an empty one, else the least
+/// recently seen one, in the state its first packet (TCP header flags `flags`) gives it
+/// ([`first_state`]). Returns the destination word a reply way of the
 /// flow points to it by ([`reply_word`], [`remember_reply`]); `None` if no way could be
 /// claimed.
 #[inline(always)]
-pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) -> Option<u64> {
+pub fn remember(key: &FlowKey, hash: u64, flags: u8, dest: u32, generation: u32) -> Option<u64> {
     let first = first_state(key.proto == proto::TCP, flags);
-    let (place, seq, old_seen, old_pair) = claim(key, first, dest_word(dest, generation))?;
+    let (place, seq, old_seen, old_pair) = claim(key, hash, first, dest_word(dest, generation))?;
     crate::conns::took(seq, old_seen, old_pair, Some((dest, generation, first)));
     Some(place)
 }
@@ -360,19 +374,23 @@ pub fn remember(key: &FlowKey, flags: u8, dest: u32, generation: u32) -> Option<
 /// any (a reply way is not counted itself).
 #[inline(always)]
 pub fn remember_reply(reply: &FlowKey, flow: u64) {
-    if let Some((_, seq, old_seen, old_pair)) = claim(reply, CT_REPLY, flow) {
+    let Some(hash) = hash_of(reply) else {
+        return;
+    };
+    if let Some((_, seq, old_seen, old_pair)) = claim(reply, hash, CT_REPLY, flow) {
         crate::conns::took(seq, old_seen, old_pair, None);
     }
 }
 
-/// Claims a way for `key` (its own way, else an empty one, else the least recently seen one)
+/// Claims a way for `key` (of hash `hash`: its own way, else an empty one, else the least
+/// recently seen one)
 /// and fills it: the key, destination word `pair`, the time now in `state`. Returns the way's
 /// place as a reply way would point to it ([`reply_word`]) and what the way held before: its
 /// sequence number, time-and-state word and destination word (which the caller uncounts).
 #[inline(always)]
-fn claim(key: &FlowKey, state: u8, pair: u64) -> Option<(u64, u64, u64, u64)> {
+fn claim(key: &FlowKey, hash: u64, state: u8, pair: u64) -> Option<(u64, u64, u64, u64)> {
     let words = key.words();
-    let (index, bucket, tag, _) = bucket(&words)?;
+    let (index, bucket, tag) = bucket(hash, CT_CONFIG.get(0)?)?;
     let stamp = seen_word(crate::clock::now(), state);
     let mut tried = 0u32;
     for _ in 0..CT_WAYS {
@@ -448,12 +466,19 @@ fn rank_ways(
     (heads, ranks)
 }
 
-/// The flow's bucket (index and pointer) and tag, and the table's settings.
+/// The hash of flow `key` under the table's seed ([`flow_hash`]), for a writer that was not
+/// handed it ([`Known::New`]).
 #[inline(always)]
-fn bucket(words: &[u64; FLOW_WORDS]) -> Option<(u32, *mut CtBucket, u32, &'static CtConfig)> {
-    let config = CT_CONFIG.get(0)?;
-    let (index, tag) = ct_place(words, config.seed, config.bucket_mask);
-    Some((index, CONNTRACK.get_ptr_mut(index)?, tag, config))
+pub fn hash_of(key: &FlowKey) -> Option<u64> {
+    Some(flow_hash(&key.words(), CT_CONFIG.get(0)?.seed))
+}
+
+/// The bucket (index and pointer) and tag of the flow of hash `hash` in the table of
+/// `config` ([`ct_split`]).
+#[inline(always)]
+fn bucket(hash: u64, config: &CtConfig) -> Option<(u32, *mut CtBucket, u32)> {
+    let (index, tag) = ct_split(hash, config.bucket_mask);
+    Some((index, CONNTRACK.get_ptr_mut(index)?, tag))
 }
 
 /// The head of way `w` (taken modulo [`CT_WAYS`]) of `bucket`.

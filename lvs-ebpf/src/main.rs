@@ -12,9 +12,9 @@
 //!    destination, its TCP state moved by the packet (a SYN stays on its real unless the entry
 //!    is in CLOSE or TIME_WAIT).
 //! 3. [`vip`]: is the packet for a virtual service? If so, the rest of a new flow's stages run
-//!    in `lvs_new_flow` (a tail call), which gets the packet and its service from the
-//!    balancer; in a full bucket, the way the new flow will take is read first
-//!    ([`conntrack::touch_victim`]).
+//!    in `lvs_new_flow` (a tail call), which gets the packet, its service and its flow's hash
+//!    from the balancer (a new flow's key is hashed once); in a full bucket, the way the new
+//!    flow will take is read first ([`conntrack::touch_victim`]).
 //! 4. [`scheduler`]: persistence, then the service's ring (for `mh`, [`maglev`]: its Maglev
 //!    table), then its fallback; the connection schedulers in [`sched_conn`] (by the per-real
 //!    counts of [`conns`]) and [`sched_dh`].
@@ -168,28 +168,38 @@ fn known(ctx: &XdpContext) -> Result<(u32, &'static lvs_common::Dest), u32> {
         return Err(stats::drop(ctx, lvs_common::DropReason::Malformed));
     }
 
-    match conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn) {
+    let hash = match conntrack::established(&pkt.key, pkt.tcp_flags, pkt.syn) {
         Some(conntrack::Known::Flow(dest_id, dest)) => {
             stats::forwarded(dest.service, dest_id, pkt.len, false);
             fragment::first(&pkt, dest.service, dest_id, dest.generation);
             return Ok((dest_id, dest));
         }
         Some(conntrack::Known::Reply(flow)) => return Err(nat_reply::enter(ctx, &pkt, flow)),
-        None => {}
-    }
+        Some(conntrack::Known::New(hash)) => Some(hash),
+        None => None,
+    };
 
     let Ok(service) = vip::lookup(&pkt.key) else {
         fragment::not_a_service(&pkt);
         return Err(xdp_action::XDP_PASS);
     };
-    if !one_packet(service, &pkt.key) {
-        conntrack::touch_victim(&pkt.key);
+    if !one_packet(service, &pkt.key)
+        && let Some(hash) = hash
+    {
+        conntrack::touch_victim(hash);
     }
     if let Some(slot) = maps::NEW_PACKET.get_ptr_mut(0) {
-        // SAFETY: this CPU's slot; the tail call runs on this CPU right after.
+        // SAFETY: this CPU's slot; the tail call runs on this CPU right after. The service is
+        // a map value of another map, so the two never overlap: a non-overlapping copy, which
+        // the compiler turns into word loads and stores (an assignment through these raw
+        // pointers became a call to `memmove`, a loop of one byte a turn).
         unsafe {
             (*slot).pkt = pkt;
-            (*slot).service = *service;
+            core::ptr::copy_nonoverlapping(service, core::ptr::addr_of_mut!((*slot).service), 1);
+            if let Some(hash) = hash {
+                (*slot).hash = hash;
+                (*slot).service._pad = maps::HASH_HANDED;
+            }
         };
     }
     maps::tail_call::<{ lvs_common::limits::forward_progs::NEW_FLOW }>(ctx);
@@ -210,7 +220,9 @@ fn new_flow(ctx: &XdpContext) -> Result<u32, u32> {
     let (pkt, service) = (&slot.pkt, &slot.service);
     let (dest_id, dest) = scheduler::pick(ctx, service, &pkt.key)?;
     if !one_packet(service, &pkt.key)
-        && let Some(flow) = conntrack::remember(&pkt.key, pkt.tcp_flags, dest_id, dest.generation)
+        && let Some(hash) = maps::handed_hash(slot).or_else(|| conntrack::hash_of(&pkt.key))
+        && let Some(flow) =
+            conntrack::remember(&pkt.key, hash, pkt.tcp_flags, dest_id, dest.generation)
     {
         nat::remember(pkt, dest, flow);
     }

@@ -132,9 +132,26 @@ pub struct NewFlow {
     /// For a NATed flow's reply ([`crate::nat_reply`]): its reply way's destination word, the
     /// place of its flow, as the balancer found it.
     pub reply: u64,
+    /// For a new flow: its hash in the connection table as the balancer's lookup computed it
+    /// ([`crate::conntrack::Known::New`]), if the slot's copy of the service is marked with
+    /// [`HASH_HANDED`] ([`handed_hash`]).
+    pub hash: u64,
     /// Unused: keeps the slot the size it has in the pinned maps of earlier builds (which
     /// handed a 32-byte reply-table entry here).
-    pub _spare: [u64; 3],
+    pub _spare: [u64; 2],
+}
+
+/// Marks [`NewFlow::hash`] as the hash of the packet in the slot: the slot's copy of the
+/// service has its padding word (0 in the services map) set to this. The slot is pinned, so
+/// a restarted agent's new-flow program may for a moment follow the balancer of an earlier
+/// build, which copies the service with its padding 0 on every new flow and never writes
+/// `hash`: such a packet's flow is hashed anew, never by another packet's hash.
+pub const HASH_HANDED: u32 = 1;
+
+/// The hash handed with the packet in `slot` ([`NewFlow::hash`]), if it is the packet's.
+#[inline(always)]
+pub fn handed_hash(slot: &NewFlow) -> Option<u64> {
+    (slot.service._pad == HASH_HANDED).then_some(slot.hash)
 }
 
 /// The hand-over to the new-flow program ([`NewFlow`]).

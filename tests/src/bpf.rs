@@ -214,6 +214,34 @@ pub fn percpu_sum(map: RawFd, cpus: usize) -> Result<u64> {
     Ok(values.iter().sum())
 }
 
+/// The values of `key` of the per-CPU map `map` (values of `value_size` bytes) on each of
+/// `cpus` CPUs (the possible CPUs), as raw bytes.
+pub fn percpu_get(map: RawFd, key: u32, value_size: usize, cpus: usize) -> Result<Vec<Vec<u8>>> {
+    let stride = value_size.div_ceil(8) * 8;
+    let key = key.to_ne_bytes();
+    let mut values = vec![0u8; stride * cpus];
+    let mut attr = [0u64; 16];
+    attr[0] = map as u64;
+    attr[1] = key.as_ptr() as u64;
+    attr[2] = values.as_mut_ptr() as u64;
+    bpf(1, &mut attr)?;
+    Ok(values
+        .chunks(stride)
+        .map(|v| v[..value_size].to_vec())
+        .collect())
+}
+
+/// Writes `values` (one per possible CPU, each the map's value size) at `key` of the per-CPU
+/// map `map`.
+pub fn percpu_set(map: RawFd, key: u32, values: &[Vec<u8>]) -> Result<()> {
+    let stride = values.first().map_or(0, |v| v.len().div_ceil(8) * 8);
+    let mut all = vec![0u8; stride * values.len()];
+    for (chunk, v) in all.chunks_mut(stride).zip(values) {
+        chunk[..v.len()].copy_from_slice(v);
+    }
+    map_update(map, key, &all)
+}
+
 /// Loads `insns` as an XDP program (`name` only names it in errors, with the verifier's log).
 pub fn prog_load(name: &str, insns: &[Insn]) -> Result<OwnedFd> {
     let license = c"GPL";
@@ -302,6 +330,16 @@ pub fn test_run_on(
 /// then writes its `len` original bytes from slot 0 of the array `frame` (values of at least
 /// `len` bytes, rounded up to 8). Anything it cannot do gives XDP_PASS.
 pub fn restore_prog(frame: RawFd, progs: RawFd, len: usize) -> Vec<Insn> {
+    wrapper_prog(frame, progs, len, None)
+}
+
+/// The restoring wrapper, and with `fresh` (an array map of one `u64`, the count of runs so
+/// far), one that also gives each run a 5-tuple no run before had ([`Fresh`]): after the frame
+/// is restored, the count plus one gives the TCP source port (its low 16 bits) and the last two
+/// bytes of the IPv4 source address (15 more bits); the IPv4 ID takes off what the address
+/// adds, so the header checksum holds if the frame's ID is 0xffff and its address ends in
+/// two zero bytes ([`fresh_template`]).
+fn wrapper_prog(frame: RawFd, progs: RawFd, len: usize, fresh: Option<RawFd>) -> Vec<Insn> {
     let len_i = i32::try_from(len).expect("a frame's length");
     let mut p = vec![insn(MOV_X, 6, 1, 0, 0), insn(ST_W, 10, 0, -4, 0)];
     p.extend(ld_map(1, frame));
@@ -338,6 +376,29 @@ pub fn restore_prog(frame: RawFd, progs: RawFd, len: usize) -> Vec<Insn> {
         p.extend([insn(ld, 5, 7, o, 0), insn(st, 2, 5, o, 0)]);
         off += size;
     }
+    if let Some(count) = fresh {
+        p.push(insn(MOV_X, 8, 2, 0, 0));
+        p.extend(ld_map(1, count));
+        p.extend([
+            insn(MOV_X, 2, 10, 0, 0),
+            insn(ADD_K, 2, 0, 0, -4),
+            insn(CALL, 0, 0, 0, FN_MAP_LOOKUP),
+            insn(JEQ_K, 0, 0, 0, 0), // -> pass (patched)
+            insn(LDX_DW, 3, 0, 0, 0),
+            insn(ADD_K, 3, 0, 0, 1),
+            insn(STX_DW, 0, 3, 0, 0),
+            // The TCP source port.
+            insn(STX_H, 8, 3, 34, 0),
+            // The source address's last two bytes, and the IPv4 ID that balances them.
+            insn(MOV_X, 4, 3, 0, 0),
+            insn(RSH_K, 4, 0, 0, 16),
+            insn(AND_K, 4, 0, 0, 0x7fff),
+            insn(STX_H, 8, 4, 28, 0),
+            insn(MOV_K, 5, 0, 0, 0xffff),
+            insn(SUB_X, 5, 4, 0, 0),
+            insn(STX_H, 8, 5, 18, 0),
+        ]);
+    }
     p.push(insn(MOV_X, 1, 6, 0, 0));
     p.extend(ld_map(2, progs));
     p.extend([insn(MOV_K, 3, 0, 0, 0), insn(CALL, 0, 0, 0, FN_TAIL_CALL)]);
@@ -350,6 +411,69 @@ pub fn restore_prog(frame: RawFd, progs: RawFd, len: usize) -> Vec<Insn> {
         }
     }
     p
+}
+
+/// The template of [`Fresh`]'s frames: `frame` (Ethernet, IPv4 without options, TCP) with
+/// the last two bytes of its source address zero and IPv4 ID 0xffff, its header checksum
+/// recomputed.
+pub fn fresh_template(frame: &[u8]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    f[28..30].copy_from_slice(&[0, 0]);
+    f[18..20].copy_from_slice(&[0xff, 0xff]);
+    crate::packet::fix_ipv4_checksum(&mut f, 14);
+    f
+}
+
+/// A program run through the restoring wrapper on one frame whose 5-tuple is new at every
+/// run (see [`wrapper_prog`]): a new flow's cost with the program's code and its maps'
+/// small tables warm, as on a director taking many new connections a second.
+pub struct Fresh {
+    /// The wrapper (what to test-run).
+    pub prog: OwnedFd,
+    _frame: OwnedFd,
+    _progs: OwnedFd,
+    count: OwnedFd,
+}
+
+impl Fresh {
+    /// `target` (an XDP program's fd) on [`fresh_template`] of `frame`, a new source port and
+    /// address at every run. Runs go on counting from `start` (a 5-tuple is not seen twice
+    /// until 2^31 runs have passed).
+    pub fn new(name: &str, target: RawFd, frame: &[u8], start: u64) -> Result<Self> {
+        use std::os::fd::AsRawFd as _;
+        let frame = fresh_template(frame);
+        let size = frame.len().div_ceil(8) * 8;
+        let frame_map = map_create(MAP_ARRAY, size as u32, 1)?;
+        let mut value = frame.clone();
+        value.resize(size, 0);
+        map_update(frame_map.as_raw_fd(), 0, &value)?;
+        let progs = map_create(MAP_PROG_ARRAY, 4, 1)?;
+        map_update(progs.as_raw_fd(), 0, &target.to_ne_bytes())?;
+        let count = map_create(MAP_ARRAY, 8, 1)?;
+        map_update(count.as_raw_fd(), 0, &start.to_ne_bytes())?;
+        let prog = prog_load(
+            name,
+            &wrapper_prog(
+                frame_map.as_raw_fd(),
+                progs.as_raw_fd(),
+                frame.len(),
+                Some(count.as_raw_fd()),
+            ),
+        )?;
+        Ok(Fresh {
+            prog,
+            _frame: frame_map,
+            _progs: progs,
+            count,
+        })
+    }
+
+    /// Starts the runs' count again at `start`: the next runs give the 5-tuples they gave
+    /// from there before.
+    pub fn restart(&self, start: u64) -> Result<()> {
+        use std::os::fd::AsRawFd as _;
+        map_update(self.count.as_raw_fd(), 0, &start.to_ne_bytes())
+    }
 }
 
 /// A program run through [`restore_prog`] on one frame: the wrapper, and the maps it holds.

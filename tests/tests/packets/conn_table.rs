@@ -20,8 +20,8 @@ use lvs_tests::{
     packet::{ACK, DIRECTOR_MAC, Frame, SYN},
     wait,
     xdp::{
-        allowed_cpus, bucket_of, ct_map, ct_seed, flow_key, keys_sharing_buckets, pin_to_cpu,
-        pin_to_one_cpu, run, run_program,
+        allowed_cpus, bucket_of, ct_holds, ct_map, ct_seed, flow_key, keys_sharing_buckets,
+        pin_to_cpu, pin_to_one_cpu, run, run_program,
     },
 };
 
@@ -359,4 +359,120 @@ fn a_reloaded_data_plane_keeps_the_seed_and_finds_its_flows() {
         "the flow was found, not scheduled again"
     );
     dp.release(true).unwrap();
+}
+
+/// The new-flow program writes a flow in the bucket of the hash the balancer handed it with
+/// the packet only while the hand-over is marked as that packet's (the slot's copy of the
+/// service has `lvs-ebpf`'s `maps::HASH_HANDED` in its padding word). The slot is pinned and
+/// shared across a restart, so a balancer of an earlier build may fill it: it copies the
+/// service with its padding 0 and leaves the hash word as it was (another packet's); that
+/// packet's flow is hashed anew.
+#[test]
+fn a_new_flow_is_hashed_anew_unless_its_hash_was_handed_with_it() {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+
+    use lvs_common::{Service, VipKey, hash::flow_hash, limits::map_names};
+
+    pin_to_one_cpu();
+    let cpu = allowed_cpus()[0];
+    let s = service(VIP4, 80, Protocol::Tcp, equal_reals());
+    let service_key = s.key();
+    let mut dp = loaded(&[s]);
+    let seed = ct_seed(&mut dp);
+    let a = flow_key(CLIENT4, 50001, VIP4, 80, proto::TCP);
+    let b = (50002..)
+        .map(|port| flow_key(CLIENT4, port, VIP4, 80, proto::TCP))
+        .find(|b| bucket_of(b, seed) != bucket_of(&a, seed))
+        .expect("a flow in another bucket");
+    let (hash_a, hash_b) = (flow_hash(&a.words(), seed), flow_hash(&b.words(), seed));
+
+    // B's SYN through the balancer: the slot holds B's packet, its service and its hash.
+    let syn_b = frame_of(&b, SYN);
+    assert_eq!(run(&mut dp, &syn_b).verdict, XDP_TX);
+    assert!(ct_holds(&mut dp, &b));
+    // The services map is the tables' (taken from the object): found among the balancer's.
+    let service: Service = {
+        let ids = dp
+            .balancer()
+            .expect("balancer")
+            .info()
+            .expect("program info")
+            .map_ids()
+            .expect("map ids")
+            .expect("the balancer's maps");
+        let id = ids
+            .into_iter()
+            .find(|&id| {
+                aya::maps::MapInfo::from_id(id)
+                    .is_ok_and(|m| m.name_as_str() == Some(map_names::SERVICES))
+            })
+            .expect("the services map");
+        let data = aya::maps::MapData::from_id(id).expect("services map");
+        let services: aya::maps::HashMap<_, VipKey, Service> =
+            aya::maps::HashMap::try_from(aya::maps::Map::HashMap(data)).expect("services");
+        services.get(&service_key, 0).expect("the service")
+    };
+    let (slot_fd, size) = {
+        let map = dp
+            .ebpf()
+            .map(map_names::NEW_PACKET)
+            .expect("new-packet map");
+        let aya::maps::Map::PerCpuArray(data) = map else {
+            panic!("{} is no per-CPU array", map_names::NEW_PACKET);
+        };
+        let size = data.info().expect("map info").value_size() as usize;
+        (data.fd().as_fd().as_raw_fd(), size)
+    };
+    let cpus = aya::util::nr_cpus().expect("CPUs");
+    let mut slots = lvs_tests::bpf::percpu_get(slot_fd, 0, size, cpus).expect("the slot");
+    let find = |bytes: &[u8], what: &[u8]| bytes.windows(what.len()).position(|w| w == what);
+    let at_hash = find(&slots[cpu], &hash_b.to_ne_bytes()).expect("B's hash in the slot");
+    // The service's copy, marked: its padding word (after seven `u32`s) is 1.
+    // SAFETY: `Service` is `repr(C)` plain data of `u32`s, read as its bytes.
+    let mut marked = unsafe {
+        std::slice::from_raw_parts(
+            (&service as *const Service).cast::<u8>(),
+            size_of::<Service>(),
+        )
+    }
+    .to_vec();
+    assert_eq!(marked[28..32], [0; 4], "the services map's padding is 0");
+    marked[28..32].copy_from_slice(&1u32.to_ne_bytes());
+    let at_pad = find(&slots[cpu], &marked).expect("the marked service copy in the slot") + 28;
+
+    // (padding word, hash word) as the hand-over leaves them, and whether B's flow is then
+    // found in its own bucket.
+    let cases = [
+        (1u32, hash_b, true, "marked, B's own hash"),
+        (
+            1,
+            hash_a,
+            false,
+            "marked, A's hash: written where A's flow would go",
+        ),
+        (
+            0,
+            hash_a,
+            true,
+            "unmarked (an earlier build's balancer), A's hash: hashed anew",
+        ),
+    ];
+    for (pad, hash, found, what) in cases {
+        for bucket in [bucket_of(&a, seed), bucket_of(&b, seed)] {
+            ct_map(&mut dp)
+                .set(bucket, CtBucket::default(), 0)
+                .expect("emptying a bucket");
+        }
+        slots[cpu][at_hash..at_hash + 8].copy_from_slice(&hash.to_ne_bytes());
+        slots[cpu][at_pad..at_pad + 4].copy_from_slice(&pad.to_ne_bytes());
+        lvs_tests::bpf::percpu_set(slot_fd, 0, &slots).expect("writing the slot");
+        let new_flow: &Xdp = dp
+            .ebpf()
+            .program(lvs_common::limits::program_names::NEW_FLOW)
+            .expect("the new-flow program")
+            .try_into()
+            .expect("an XDP program");
+        assert_eq!(run_program(new_flow, &syn_b).verdict, XDP_TX, "{what}");
+        assert_eq!(ct_holds(&mut dp, &b), found, "{what}");
+    }
 }
