@@ -46,6 +46,7 @@
 //! order of the lines).
 
 mod cold;
+mod flood;
 mod measure;
 mod setup;
 mod tunnel_nat;
@@ -59,7 +60,7 @@ use lvs_tests::{
     xdp::pin_to_one_cpu,
 };
 
-use crate::{cold::*, measure::*, setup::*, tunnel_nat::*, warm::*};
+use crate::{cold::*, flood::*, measure::*, setup::*, tunnel_nat::*, warm::*};
 
 fn main() -> Result<()> {
     let repeat: u32 = std::env::var("LVS_BENCH_REPEAT")
@@ -80,6 +81,22 @@ fn main() -> Result<()> {
     let syn = Frame::tcp(CLIENT, 40000, VIP, 80, SYN).build();
     let ack = Frame::tcp(CLIENT, 40000, VIP, 80, ACK).build();
     // LVS_BENCH_WARM=1: only the warm lines of the forwarding methods, for a quick look.
+    // LVS_BENCH_FRESH=N: only the warm new-flow lines, into a full table of N flows (the
+    // default size if N is not a number), to profile them.
+    if let Ok(flows) = std::env::var("LVS_BENCH_FRESH") {
+        let connections = flows.parse().unwrap_or(TableSizes::default().connections);
+        drop(setup);
+        let mut setup = crate::setup::setup(TableSizes {
+            connections,
+            ..TableSizes::default()
+        })?;
+        let flows = (setup.table.buckets() * CT_WAYS / 16) as u32;
+        let next = established_cold_buckets_line(&mut setup, rounds, flows, 1 << 40)?;
+        fill_conntrack(&mut setup.dp, setup.first_real, setup.first_generation)?;
+        let what = format!("a full table of {} flows", setup.table.buckets() * CT_WAYS);
+        fresh_warm_lines(&mut setup, &what, rounds, repeat, next)?;
+        return Ok(());
+    }
     if std::env::var_os("LVS_BENCH_WARM").is_some() {
         let (_, _, balancer) = programs(&mut setup.dp)?;
         ns_per_packet(balancer, &syn, 1)?;

@@ -108,5 +108,12 @@ pub fn full_table_line(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()
         no,
         no / fo
     );
+    crate::flood::fresh_warm_lines(
+        setup,
+        &format!("the full table of {flows} flows"),
+        rounds,
+        repeat,
+        0,
+    )?;
     Ok(())
 }
