@@ -40,10 +40,18 @@
 //! own whose FIB has a route to the tunnelled reals (through a veth, to a router with a
 //! permanent neighbour entry), with forwarding on, as the FIB helper needs.
 //!
+//! Then, behind a wrapper that gives each run a new 5-tuple (`flood.rs`): established flows
+//! whose buckets are out of the cache (a sixteenth of the table's flows opened, then their
+//! ACKs in turn), and after each full-table line (both sizes) new flows into that full table
+//! with the code and the small maps warm (the DR service and the `wlc` ones), as on a
+//! director taking many new connections a second. The cold lines above pay besides for the
+//! code and every map coming back after the test run's call. `LVS_BENCH_FRESH=N` runs only
+//! these at a table of N flows (for a profile; `LVS_BENCH_CASE` picks cases by name).
+//!
 //! The code: `setup.rs` (the data plane, its services and frames), `tunnel_nat.rs` (the
 //! namespace and services of the tunnel and NAT lines), `measure.rs` (how a program is timed),
-//! `warm.rs` and `cold.rs` (the lines of each forwarding method, warm and cold), this file (the
-//! order of the lines).
+//! `warm.rs` and `cold.rs` (the lines of each forwarding method, warm and cold), `flood.rs`
+//! (new flows and cold buckets behind the fresh wrapper), this file (the order of the lines).
 
 mod cold;
 mod flood;
@@ -185,6 +193,8 @@ fn main() -> Result<()> {
     tunnel_line(&mut setup, rounds, repeat)?;
     nat_lines(&mut setup, rounds, repeat)?;
     own_traffic_lines(&mut setup, rounds, repeat)?;
+    let flows = (setup.table.buckets() * CT_WAYS / 16) as u32;
+    established_cold_buckets_line(&mut setup, rounds, flows, 1 << 40)?;
     full_table_line(&mut setup, rounds, repeat)?;
     drop(setup);
     // The same line at 16,777,216 flows (1 GiB).
