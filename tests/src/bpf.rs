@@ -333,6 +333,19 @@ pub fn restore_prog(frame: RawFd, progs: RawFd, len: usize) -> Vec<Insn> {
     wrapper_prog(frame, progs, len, None)
 }
 
+/// `r0` = slot 0 of the array map `map` (its key, 0, at `r10 - 4`), or a jump to the
+/// wrapper's XDP_PASS (patched by [`wrapper_prog`]) if there is none.
+fn lookup_slot0(map: RawFd) -> Vec<Insn> {
+    let mut p = ld_map(1, map).to_vec();
+    p.extend([
+        insn(MOV_X, 2, 10, 0, 0),
+        insn(ADD_K, 2, 0, 0, -4),
+        insn(CALL, 0, 0, 0, FN_MAP_LOOKUP),
+        insn(JEQ_K, 0, 0, 0, 0), // -> pass (patched)
+    ]);
+    p
+}
+
 /// The restoring wrapper, and with `fresh` (an array map of one `u64`, the count of runs so
 /// far), one that also gives each run a 5-tuple no run before had ([`Fresh`]): after the frame
 /// is restored, the count plus one gives the TCP source port (its low 16 bits) and the last two
@@ -342,12 +355,8 @@ pub fn restore_prog(frame: RawFd, progs: RawFd, len: usize) -> Vec<Insn> {
 fn wrapper_prog(frame: RawFd, progs: RawFd, len: usize, fresh: Option<RawFd>) -> Vec<Insn> {
     let len_i = i32::try_from(len).expect("a frame's length");
     let mut p = vec![insn(MOV_X, 6, 1, 0, 0), insn(ST_W, 10, 0, -4, 0)];
-    p.extend(ld_map(1, frame));
+    p.extend(lookup_slot0(frame));
     p.extend([
-        insn(MOV_X, 2, 10, 0, 0),
-        insn(ADD_K, 2, 0, 0, -4),
-        insn(CALL, 0, 0, 0, FN_MAP_LOOKUP),
-        insn(JEQ_K, 0, 0, 0, 0), // -> pass (patched)
         insn(MOV_X, 7, 0, 0, 0),
         // The difference of the frame's length now and `len`: what the start moves by.
         insn(LDX_W, 2, 6, 0, 0),
@@ -378,12 +387,8 @@ fn wrapper_prog(frame: RawFd, progs: RawFd, len: usize, fresh: Option<RawFd>) ->
     }
     if let Some(count) = fresh {
         p.push(insn(MOV_X, 8, 2, 0, 0));
-        p.extend(ld_map(1, count));
+        p.extend(lookup_slot0(count));
         p.extend([
-            insn(MOV_X, 2, 10, 0, 0),
-            insn(ADD_K, 2, 0, 0, -4),
-            insn(CALL, 0, 0, 0, FN_MAP_LOOKUP),
-            insn(JEQ_K, 0, 0, 0, 0), // -> pass (patched)
             insn(LDX_DW, 3, 0, 0, 0),
             insn(ADD_K, 3, 0, 0, 1),
             insn(STX_DW, 0, 3, 0, 0),

@@ -135,40 +135,61 @@ pub fn fresh_warm_lines(
             t.push(f64::from(r.duration_ns));
         }
     }
-    let wrapper = median(times[0].clone());
-    let wrapper_fastest = fastest(&times[0]);
-    let floor: Vec<f64> = times[1].iter().map(|t| t - wrapper).collect();
-    let floor_median = median(floor.clone());
-    let floor_fastest = fastest(&times[1]) - wrapper_fastest;
+    let (wrapper, wrapper_fastest) = (median(times[0].clone()), fastest(&times[0]));
     println!(
         "\nnew flows into {what}, warm: a new 5-tuple each run, {repeat} runs a round ({rounds} interleaved rounds, median, and the fastest round; the fresh wrapper's {wrapper:.1} ns (fastest {wrapper_fastest:.1}) taken off)"
     );
+    let rows: Vec<_> = cases
+        .iter()
+        .zip(&times)
+        .skip(2)
+        .map(|(c, t)| {
+            let target = match c.dests.len() {
+                3 => "   (target <= 2x)",
+                8 => "   (target <= 2.5x)",
+                _ => "",
+            };
+            (c.name.as_str(), t.as_slice(), target)
+        })
+        .collect();
+    print_lines(&times[0], &times[1], &rows);
+    Ok(start + u64::from(repeat) * u64::from(rounds))
+}
+
+/// The median and the fastest of the rounds `times`, each less the wrapper's (`wrapper`: its
+/// rounds).
+fn less_wrapper(times: &[f64], wrapper: &[f64]) -> (f64, f64) {
+    let (w, wf) = (median(wrapper.to_vec()), fastest(wrapper));
+    (
+        median(times.iter().map(|t| t - w).collect()),
+        fastest(times) - wf,
+    )
+}
+
+/// Prints the floor's line (its rounds `floor`) and each of `rows` (name, rounds, target note)
+/// beside it: median and fastest round, each less the wrapper's (its rounds `wrapper`), and
+/// their ratios to the floor's.
+fn print_lines(wrapper: &[f64], floor: &[f64], rows: &[(&str, &[f64], &str)]) {
+    let (fm, ff) = less_wrapper(floor, wrapper);
     println!(
         "{:<34} {:>8} {:>10} {:>8} {:>10}",
         "program", "ns/pkt", "vs floor", "fastest", "vs floor"
     );
     println!(
         "{:<34} {:>8.1} {:>9.2}x {:>8.1} {:>9.2}x",
-        "floor (a lookup that misses)", floor_median, 1.0, floor_fastest, 1.0
+        "floor (a lookup that misses)", fm, 1.0, ff, 1.0
     );
-    for (c, t) in cases.iter().zip(&times).skip(2) {
-        let m = median(t.iter().map(|t| t - wrapper).collect());
-        let f = fastest(t) - wrapper_fastest;
-        let target = match c.dests.len() {
-            3 => "   (target <= 2x)",
-            8 => "   (target <= 2.5x)",
-            _ => "",
-        };
+    for (name, times, target) in rows {
+        let (m, f) = less_wrapper(times, wrapper);
         println!(
             "{:<34} {:>8.1} {:>9.2}x {:>8.1} {:>9.2}x{target}",
-            c.name,
+            name,
             m,
-            m / floor_median,
+            m / fm,
             f,
-            f / floor_fastest
+            f / ff
         );
     }
-    Ok(start + u64::from(repeat) * u64::from(rounds))
 }
 
 /// Established flows whose buckets are out of the cache, the code warm: `flows` flows of the
@@ -254,30 +275,14 @@ pub fn established_cold_buckets_line(
         again * 100 < u64::from(flows) * u64::from(rounds),
         "{again} ACKs of opened flows were scheduled again"
     );
-    let wrapper = median(times[0].clone());
-    let wrapper_fastest = fastest(&times[0]);
-    let f = median(times[1].iter().map(|t| t - wrapper).collect());
-    let ff = fastest(&times[1]) - wrapper_fastest;
-    let l = median(times[2].iter().map(|t| t - wrapper).collect());
-    let lf = fastest(&times[2]) - wrapper_fastest;
+    let (wrapper, wrapper_fastest) = (median(times[0].clone()), fastest(&times[0]));
     println!(
         "\nestablished flows, their buckets out of the cache: {flows} DR flows opened, then their ACKs in turn, {flows} runs a round ({rounds} rounds; {again} ACKs whose flow a full bucket had evicted scheduled again; the fresh wrapper's {wrapper:.1} ns (fastest {wrapper_fastest:.1}) taken off)"
     );
-    println!(
-        "{:<34} {:>8} {:>10} {:>8} {:>10}",
-        "program", "ns/pkt", "vs floor", "fastest", "vs floor"
-    );
-    println!(
-        "{:<34} {:>8.1} {:>9.2}x {:>8.1} {:>9.2}x",
-        "floor (a lookup that misses)", f, 1.0, ff, 1.0
-    );
-    println!(
-        "{:<34} {:>8.1} {:>9.2}x {:>8.1} {:>9.2}x",
-        "lvs DR established, cold bucket",
-        l,
-        l / f,
-        lf,
-        lf / ff
+    print_lines(
+        &times[0],
+        &times[1],
+        &[("lvs DR established, cold bucket", &times[2], "")],
     );
     Ok(start + u64::from(flows))
 }
