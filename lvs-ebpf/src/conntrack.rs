@@ -3,7 +3,9 @@
 //!
 //! The table is ours, not a kernel hash map: a set-associative hash table in a plain array map
 //! ([`CONNTRACK`]), shared by all CPUs and written in place. A flow's bucket is the keyed hash
-//! [`ct_bucket`] of its 5-tuple under the table's random seed ([`CT_SEED`]); the bucket holds
+//! [`flow_hash`] of its 5-tuple under the table's random seed ([`CT_SEED`]), masked
+//! ([`lvs_common::hash::ct_bucket`]; hashed once a packet: a new flow's writer is handed the
+//! lookup's hash, [`Known::New`]); the bucket holds
 //! [`CT_WAYS`] ways. The bucket's first cache line holds every way's head ([`CtSlot`]: sequence
 //! lock, a 32-bit tag from the hash's bits the index does not use, time and state); the other
 //! three hold the ways' flows ([`CtFlow`]: key, destination). Looking a flow up reads the first
@@ -314,12 +316,11 @@ unsafe fn settled(h: *mut CtSlot, f: *mut CtFlow, st: u64) -> Option<Found> {
 }
 
 /// Reads, and drops, the destination word of the way a new flow (of hash `hash`, from
-/// [`Known::New`]) would take in a full
-/// bucket (the least recently seen): [`remember`] reads it to uncount the flow it evicts, and
-/// it lies in a cache line of its own, seldom in the cache. Read here, before the scheduler
-/// runs, the miss overlaps the scheduler's work instead of stalling the writer. Nothing is
-/// decided by what is read (the writer reads the word again once it holds the way); a bucket
-/// with an empty way reads nothing more.
+/// [`Known::New`]) would take in a full bucket (the least recently seen): [`remember`] reads
+/// it to uncount the flow it evicts, and it lies in a cache line of its own, seldom in the
+/// cache. Read here, before the scheduler runs, the miss overlaps the scheduler's work instead
+/// of stalling the writer. Nothing is decided by what is read (the writer reads the word again
+/// once it holds the way); a bucket with an empty way reads nothing more.
 #[inline(always)]
 pub fn touch_victim(hash: u64) {
     let Some((_, bucket, _)) = CT_CONFIG.get(0).and_then(|config| bucket(hash, config)) else {
@@ -357,9 +358,8 @@ pub fn live_dest(id: u32, generation: u32) -> Option<&'static Dest> {
 /// Remembers that the flow `key` (of hash `hash`, [`Known::New`] or [`hash_of`]) goes to
 /// `dest`, in the way of its bucket that already holds it, else an empty one, else the least
 /// recently seen one, in the state its first packet (TCP header flags `flags`) gives it
-/// ([`first_state`]). Returns the destination word a reply way of the
-/// flow points to it by ([`reply_word`], [`remember_reply`]); `None` if no way could be
-/// claimed.
+/// ([`first_state`]). Returns the destination word a reply way of the flow points to it by
+/// ([`reply_word`], [`remember_reply`]); `None` if no way could be claimed.
 #[inline(always)]
 pub fn remember(key: &FlowKey, hash: u64, flags: u8, dest: u32, generation: u32) -> Option<u64> {
     let first = first_state(key.proto == proto::TCP, flags);
@@ -383,10 +383,10 @@ pub fn remember_reply(reply: &FlowKey, flow: u64) {
 }
 
 /// Claims a way for `key` (of hash `hash`: its own way, else an empty one, else the least
-/// recently seen one)
-/// and fills it: the key, destination word `pair`, the time now in `state`. Returns the way's
-/// place as a reply way would point to it ([`reply_word`]) and what the way held before: its
-/// sequence number, time-and-state word and destination word (which the caller uncounts).
+/// recently seen one) and fills it: the key, destination word `pair`, the time now in
+/// `state`. Returns the way's place as a reply way would point to it ([`reply_word`]) and what
+/// the way held before: its sequence number, time-and-state word and destination word (which
+/// the caller uncounts).
 #[inline(always)]
 fn claim(key: &FlowKey, hash: u64, state: u8, pair: u64) -> Option<(u64, u64, u64, u64)> {
     let words = key.words();
