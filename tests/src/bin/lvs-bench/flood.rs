@@ -6,11 +6,9 @@
 //! own) pay besides for the code and every map coming back into the cache after the test
 //! run's call; both are printed.
 
-use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
+use std::os::fd::AsRawFd as _;
 
 use anyhow::{Context as _, Result, ensure};
-use aya::programs::Xdp;
-use lvs_common::limits::program_names;
 use lvs_tests::{
     bench::fastest,
     bpf::{self, Fresh},
@@ -53,16 +51,7 @@ pub fn fresh_warm_lines(
     start: u64,
 ) -> Result<u64> {
     let cases = {
-        let ebpf = setup.dp.ebpf();
-        let fd = |name: &'static str| -> Result<RawFd> {
-            let prog: &Xdp = ebpf.program(name).context(name)?.try_into()?;
-            Ok(prog.fd()?.as_fd().as_raw_fd())
-        };
-        let (pass, floor, lvs) = (
-            fd(program_names::PASS)?,
-            fd(program_names::FLOOR)?,
-            fd(program_names::BALANCER)?,
-        );
+        let (pass, floor, lvs) = program_fds(&mut setup.dp)?;
         let syn = |port| Frame::tcp(FRESH_SOURCE, 1, VIP, port, SYN).build();
         let mut cases = vec![
             Case {
@@ -83,12 +72,7 @@ pub fn fresh_warm_lines(
             p.vip.ip() == VIP
                 && (p.vip.port() == 80 || WLC_SIZES.iter().any(|w| w.0 == p.vip.port()))
         }) {
-            let dests = plan
-                .dests
-                .iter()
-                .map(|d| setup.dp.tables.dest_id(&plan.key(), d.addr))
-                .collect::<Option<Vec<u32>>>()
-                .context("a real's slot")?;
+            let dests = dest_ids(setup, plan)?;
             let name = if plan.vip.port() == 80 {
                 "lvs new flow (SYN), wrr of 3".to_string()
             } else {
@@ -116,7 +100,7 @@ pub fn fresh_warm_lines(
     for _ in 0..rounds {
         for (c, t) in cases.iter().zip(times.iter_mut()) {
             let before = connections(setup, &c.dests)?;
-            let r = bpf::test_run(c.wrapped.prog.as_raw_fd(), &[0u8; 64][..54], repeat)?;
+            let r = bpf::test_run(c.wrapped.prog.as_raw_fd(), &[0u8; 54], repeat)?;
             ensure!(
                 r.verdict == c.verdict,
                 "{}: {} instead of {}",
@@ -196,39 +180,24 @@ fn print_lines(wrapper: &[f64], floor: &[f64], rows: &[(&str, &[f64], &str)]) {
 /// DR service opened by SYNs through the fresh wrapper, then their ACKs through it in the same
 /// order, `flows` runs a round, each ACK meeting its own flow's bucket anywhere in the table
 /// (as on a director holding many flows). Checked: every run forwarded, fewer than 1% of the
-/// ACKs scheduled again (those whose flow a bucket that drew more than four evicted). Beside the floor through the same wrapper (its one small hash map stays cached: the
-/// ratio says what the table's size costs over that). Runs count from `start`; returns where
-/// they stopped.
+/// ACKs scheduled again (those whose flow a bucket that drew more than four evicted). Beside
+/// the floor through the same wrapper (its one small hash map stays cached: the ratio says
+/// what the table's size costs over that). Runs count from `start`; returns where they
+/// stopped.
 pub fn established_cold_buckets_line(
     setup: &mut Setup,
     rounds: u32,
     flows: u32,
     start: u64,
 ) -> Result<u64> {
-    let (pass, floor, lvs) = {
-        let ebpf = setup.dp.ebpf();
-        let fd = |name: &'static str| -> Result<RawFd> {
-            let prog: &Xdp = ebpf.program(name).context(name)?.try_into()?;
-            Ok(prog.fd()?.as_fd().as_raw_fd())
-        };
-        (
-            fd(program_names::PASS)?,
-            fd(program_names::FLOOR)?,
-            fd(program_names::BALANCER)?,
-        )
-    };
+    let (pass, floor, lvs) = program_fds(&mut setup.dp)?;
     let frame = |flags| Frame::tcp(FRESH_SOURCE, 1, VIP, 80, flags).build();
     let plan = setup
         .plans
         .iter()
         .find(|p| p.vip.ip() == VIP && p.vip.port() == 80)
         .context("the DR service")?;
-    let dests = plan
-        .dests
-        .iter()
-        .map(|d| setup.dp.tables.dest_id(&plan.key(), d.addr))
-        .collect::<Option<Vec<u32>>>()
-        .context("a real's slot")?;
+    let dests = dest_ids(setup, plan)?;
     let opened = Fresh::new("open", lvs, &frame(SYN), start)?;
     let before = connections(setup, &dests)?;
     let r = bpf::test_run(opened.prog.as_raw_fd(), &[0u8; 54], flows)?;

@@ -2,7 +2,10 @@
 //! 64 and 1,024 reals, the tunnel and NAT services), its programs, the frames of known and
 //! fresh flows, and the connection table filled to its last way.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    os::fd::{AsFd as _, AsRawFd as _, RawFd},
+};
 
 use anyhow::{Context as _, Result};
 use aya::{maps::HashMap, programs::Xdp};
@@ -170,6 +173,23 @@ pub fn programs(dp: &mut Dataplane) -> Result<(&Xdp, &Xdp, &Xdp)> {
         program(program_names::FLOOR)?,
         program(program_names::BALANCER)?,
     ))
+}
+
+/// The file descriptors of the (pass, floor, balancer) programs of `dp`, for the wrappers
+/// that tail-call them.
+pub fn program_fds(dp: &mut Dataplane) -> Result<(RawFd, RawFd, RawFd)> {
+    let (pass, floor, balancer) = programs(dp)?;
+    let fd = |prog: &Xdp| -> Result<RawFd> { Ok(prog.fd()?.as_fd().as_raw_fd()) };
+    Ok((fd(pass)?, fd(floor)?, fd(balancer)?))
+}
+
+/// The destination slots of the reals of `plan`, in its order.
+pub fn dest_ids(setup: &Setup, plan: &ServicePlan) -> Result<Vec<u32>> {
+    plan.dests
+        .iter()
+        .map(|d| setup.dp.tables.dest_id(&plan.key(), d.addr))
+        .collect::<Option<Vec<u32>>>()
+        .context("a real's slot")
 }
 
 /// The benchmark's data plane with a table of 16,777,216 flows.

@@ -5,9 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{Context as _, Result, ensure};
-use aya::programs::Xdp;
 use lvs::dataplane::ServicePlan;
-use lvs_common::limits::program_names;
 use lvs_tests::{
     bench::fastest,
     bpf::{self, Restoring},
@@ -110,17 +108,7 @@ pub fn warm_lines(setup: &mut Setup, rounds: u32, repeat: u32) -> Result<()> {
         )
     };
     let cases = {
-        let ebpf = setup.dp.ebpf();
-        let fd = |name: &'static str| -> Result<std::os::fd::RawFd> {
-            use std::os::fd::{AsFd as _, AsRawFd as _};
-            let prog: &Xdp = ebpf.program(name).context(name)?.try_into()?;
-            Ok(prog.fd()?.as_fd().as_raw_fd())
-        };
-        let (pass, floor, lvs) = (
-            fd(program_names::PASS)?,
-            fd(program_names::FLOOR)?,
-            fd(program_names::BALANCER)?,
-        );
+        let (pass, floor, lvs) = program_fds(&mut setup.dp)?;
         let on = |ingress, name, target, frame: &Vec<u8>, verdict, counted| -> Result<WarmCase> {
             Ok(WarmCase {
                 name,
