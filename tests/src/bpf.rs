@@ -204,14 +204,10 @@ pub fn map_update(map: RawFd, key: u32, value: &[u8]) -> Result<()> {
 
 /// The sum over the CPUs of slot 0 of the per-CPU `u64` array `map`.
 pub fn percpu_sum(map: RawFd, cpus: usize) -> Result<u64> {
-    let key = 0u32.to_ne_bytes();
-    let mut values = vec![0u64; cpus];
-    let mut attr = [0u64; 16];
-    attr[0] = map as u64;
-    attr[1] = key.as_ptr() as u64;
-    attr[2] = values.as_mut_ptr() as u64;
-    bpf(1, &mut attr)?;
-    Ok(values.iter().sum())
+    Ok(percpu_get(map, 0, 8, cpus)?
+        .iter()
+        .map(|v| u64::from_ne_bytes(v[..8].try_into().expect("8 bytes")))
+        .sum())
 }
 
 /// The values of `key` of the per-CPU map `map` (values of `value_size` bytes) on each of
@@ -447,13 +443,7 @@ impl Fresh {
     pub fn new(name: &str, target: RawFd, frame: &[u8], start: u64) -> Result<Self> {
         use std::os::fd::AsRawFd as _;
         let frame = fresh_template(frame);
-        let size = frame.len().div_ceil(8) * 8;
-        let frame_map = map_create(MAP_ARRAY, size as u32, 1)?;
-        let mut value = frame.clone();
-        value.resize(size, 0);
-        map_update(frame_map.as_raw_fd(), 0, &value)?;
-        let progs = map_create(MAP_PROG_ARRAY, 4, 1)?;
-        map_update(progs.as_raw_fd(), 0, &target.to_ne_bytes())?;
+        let (frame_map, progs) = frame_and_target(&frame, target)?;
         let count = map_create(MAP_ARRAY, 8, 1)?;
         map_update(count.as_raw_fd(), 0, &start.to_ne_bytes())?;
         let prog = prog_load(
@@ -481,6 +471,20 @@ impl Fresh {
     }
 }
 
+/// The maps every wrapper holds: slot 0 of an array with `frame` (its length rounded up to
+/// 8), and a program array whose slot 0 is `target`.
+fn frame_and_target(frame: &[u8], target: RawFd) -> Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::AsRawFd as _;
+    let size = frame.len().div_ceil(8) * 8;
+    let frame_map = map_create(MAP_ARRAY, size as u32, 1)?;
+    let mut value = frame.to_vec();
+    value.resize(size, 0);
+    map_update(frame_map.as_raw_fd(), 0, &value)?;
+    let progs = map_create(MAP_PROG_ARRAY, 4, 1)?;
+    map_update(progs.as_raw_fd(), 0, &target.to_ne_bytes())?;
+    Ok((frame_map, progs))
+}
+
 /// A program run through [`restore_prog`] on one frame: the wrapper, and the maps it holds.
 pub struct Restoring {
     /// The wrapper (what to test-run).
@@ -493,13 +497,7 @@ impl Restoring {
     /// `target` (an XDP program's fd) on `frame`, restored before each run.
     pub fn new(name: &str, target: RawFd, frame: &[u8]) -> Result<Self> {
         use std::os::fd::AsRawFd as _;
-        let size = frame.len().div_ceil(8) * 8;
-        let frame_map = map_create(MAP_ARRAY, size as u32, 1)?;
-        let mut value = frame.to_vec();
-        value.resize(size, 0);
-        map_update(frame_map.as_raw_fd(), 0, &value)?;
-        let progs = map_create(MAP_PROG_ARRAY, 4, 1)?;
-        map_update(progs.as_raw_fd(), 0, &target.to_ne_bytes())?;
+        let (frame_map, progs) = frame_and_target(frame, target)?;
         let prog = prog_load(
             name,
             &restore_prog(frame_map.as_raw_fd(), progs.as_raw_fd(), frame.len()),
