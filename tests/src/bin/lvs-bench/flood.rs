@@ -9,6 +9,7 @@
 use std::os::fd::AsRawFd as _;
 
 use anyhow::{Context as _, Result, ensure};
+use lvs_common::limits::CT_WAYS;
 use lvs_tests::{
     bench::fastest,
     bpf::{self, Fresh},
@@ -176,6 +177,14 @@ fn print_lines(wrapper: &[f64], floor: &[f64], rows: &[(&str, &[f64], &str)]) {
     }
 }
 
+/// [`established_cold_buckets_line`] with a sixteenth of the table's flows (a few buckets
+/// draw more than their four ways), counting from 2^40 (apart from the new-flow lines'
+/// 5-tuples, which count from 0); returns where its runs stopped.
+pub fn cold_buckets_line(setup: &mut Setup, rounds: u32) -> Result<u64> {
+    let flows = u32::try_from(setup.table.buckets() * CT_WAYS / 16).context("flows")?;
+    established_cold_buckets_line(setup, rounds, flows, 1 << 40)
+}
+
 /// Established flows whose buckets are out of the cache, the code warm: `flows` flows of the
 /// DR service opened by SYNs through the fresh wrapper, then their ACKs through it in the same
 /// order, `flows` runs a round, each ACK meeting its own flow's bucket anywhere in the table
@@ -184,7 +193,7 @@ fn print_lines(wrapper: &[f64], floor: &[f64], rows: &[(&str, &[f64], &str)]) {
 /// the floor through the same wrapper (its one small hash map stays cached: the ratio says
 /// what the table's size costs over that). Runs count from `start`; returns where they
 /// stopped.
-pub fn established_cold_buckets_line(
+fn established_cold_buckets_line(
     setup: &mut Setup,
     rounds: u32,
     flows: u32,

@@ -85,26 +85,24 @@ fn main() -> Result<()> {
     pin_to_one_cpu();
     tunnel_netns()?;
 
-    let mut setup = setup(TableSizes::default())?;
-    let syn = Frame::tcp(CLIENT, 40000, VIP, 80, SYN).build();
-    let ack = Frame::tcp(CLIENT, 40000, VIP, 80, ACK).build();
-    // LVS_BENCH_WARM=1: only the warm lines of the forwarding methods, for a quick look.
-    // LVS_BENCH_FRESH=N: only the warm new-flow lines, into a full table of N flows (the
-    // default size if N is not a number), to profile them.
+    // LVS_BENCH_FRESH=N: only the lines behind the fresh wrapper (`flood.rs`), at a table of
+    // N flows (the default size if N is not a number), to profile them.
     if let Ok(flows) = std::env::var("LVS_BENCH_FRESH") {
-        let connections = flows.parse().unwrap_or(TableSizes::default().connections);
-        drop(setup);
-        let mut setup = crate::setup::setup(TableSizes {
-            connections,
+        let mut setup = setup(TableSizes {
+            connections: flows.parse().unwrap_or(TableSizes::default().connections),
             ..TableSizes::default()
         })?;
-        let flows = (setup.table.buckets() * CT_WAYS / 16) as u32;
-        let next = established_cold_buckets_line(&mut setup, rounds, flows, 1 << 40)?;
+        let next = cold_buckets_line(&mut setup, rounds)?;
         fill_conntrack(&mut setup.dp, setup.first_real, setup.first_generation)?;
         let what = format!("a full table of {} flows", setup.table.buckets() * CT_WAYS);
         fresh_warm_lines(&mut setup, &what, rounds, repeat, next)?;
         return Ok(());
     }
+
+    let mut setup = setup(TableSizes::default())?;
+    let syn = Frame::tcp(CLIENT, 40000, VIP, 80, SYN).build();
+    let ack = Frame::tcp(CLIENT, 40000, VIP, 80, ACK).build();
+    // LVS_BENCH_WARM=1: only the warm lines of the forwarding methods, for a quick look.
     if std::env::var_os("LVS_BENCH_WARM").is_some() {
         let (_, _, balancer) = programs(&mut setup.dp)?;
         ns_per_packet(balancer, &syn, 1)?;
@@ -193,8 +191,7 @@ fn main() -> Result<()> {
     tunnel_line(&mut setup, rounds, repeat)?;
     nat_lines(&mut setup, rounds, repeat)?;
     own_traffic_lines(&mut setup, rounds, repeat)?;
-    let flows = (setup.table.buckets() * CT_WAYS / 16) as u32;
-    established_cold_buckets_line(&mut setup, rounds, flows, 1 << 40)?;
+    cold_buckets_line(&mut setup, rounds)?;
     full_table_line(&mut setup, rounds, repeat)?;
     drop(setup);
     // The same line at 16,777,216 flows (1 GiB).
