@@ -20,6 +20,10 @@ use crate::{measure::median, setup::*};
 
 /// The source address of the fresh frames (its last two bytes set by the wrapper).
 const FRESH_SOURCE: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(100, 99, 0, 0));
+/// The same for the `mh` mid-flow misses, whose ACKs must not meet the flows the `mh` SYNs
+/// opened (both count from the same start, on the same port).
+const MIDFLOW_SOURCE: std::net::IpAddr =
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(100, 98, 0, 0));
 
 /// A case: the wrapped program, its verdict, and the destination slots of its service (their
 /// new connections must grow by one a run).
@@ -41,7 +45,8 @@ fn connections(setup: &Setup, dests: &[u32]) -> Result<u64> {
 }
 
 /// New flows into the table as it is (`what` says how full), warm: the DR service (`wrr`, 3
-/// reals) and the `wlc` services of [`WLC_SIZES`], beside the floor (which misses its hash map
+/// reals), the `mh` service on the same reals (a SYN, and a mid-flow ACK with no entry), and
+/// the `wlc` services of [`WLC_SIZES`], beside the floor (which misses its hash map
 /// on a new 5-tuple: the same parse and lookup), each less the wrapper's cost in front of the
 /// pass program. Runs count on from `start`; returns where they stopped.
 pub fn fresh_warm_lines(
@@ -53,7 +58,15 @@ pub fn fresh_warm_lines(
 ) -> Result<u64> {
     let cases = {
         let (pass, floor, lvs) = program_fds(&mut setup.dp)?;
-        let syn = |port| Frame::tcp(FRESH_SOURCE, 1, VIP, port, SYN).build();
+        let frame = |port, flags| {
+            let source = if flags == ACK {
+                MIDFLOW_SOURCE
+            } else {
+                FRESH_SOURCE
+            };
+            Frame::tcp(source, 1, VIP, port, flags).build()
+        };
+        let syn = |port| frame(port, SYN);
         let mut cases = vec![
             Case {
                 name: "wrapper (pass)".into(),
@@ -71,20 +84,31 @@ pub fn fresh_warm_lines(
         // The services' 5-tuples differ by their port, so all cases count from `start`.
         for plan in setup.plans.iter().filter(|p| {
             p.vip.ip() == VIP
-                && (p.vip.port() == 80 || WLC_SIZES.iter().any(|w| w.0 == p.vip.port()))
+                && (p.vip.port() == 80
+                    || p.vip.port() == MH_PORT
+                    || WLC_SIZES.iter().any(|w| w.0 == p.vip.port()))
         }) {
             let dests = dest_ids(setup, plan)?;
-            let name = if plan.vip.port() == 80 {
-                "lvs new flow (SYN), wrr of 3".to_string()
-            } else {
-                format!("lvs new flow (SYN), wlc of {}", dests.len())
+            let port = plan.vip.port();
+            let mut new = |name: String, flags| -> Result<()> {
+                cases.push(Case {
+                    wrapped: Fresh::new(&name, lvs, &frame(port, flags), start)?,
+                    name,
+                    verdict: XDP_TX,
+                    dests: dests.clone(),
+                });
+                Ok(())
             };
-            cases.push(Case {
-                wrapped: Fresh::new(&name, lvs, &syn(plan.vip.port()), start)?,
-                name,
-                verdict: XDP_TX,
-                dests,
-            });
+            match port {
+                80 => new("lvs new flow (SYN), wrr of 3".into(), SYN)?,
+                // A mid-flow packet with no entry (another director had the flow) goes where
+                // the flow's SYN would have gone and is remembered: a new connection too.
+                MH_PORT => {
+                    new("lvs new flow (SYN), mh of 3".into(), SYN)?;
+                    new("lvs mid-flow miss (ACK), mh of 3".into(), ACK)?;
+                }
+                _ => new(format!("lvs new flow (SYN), wlc of {}", dests.len()), SYN)?,
+            }
         }
         cases
     };

@@ -43,7 +43,8 @@
 //! Then, behind a wrapper that gives each run a new 5-tuple (`flood.rs`): established flows
 //! whose buckets are out of the cache (a sixteenth of the table's flows opened, then their
 //! ACKs in turn), and after each full-table line (both sizes) new flows into that full table
-//! with the code and the small maps warm (the DR service and the `wlc` ones), as on a
+//! with the code and the small maps warm (the DR service, the `mh` one with its mid-flow
+//! misses, and the `wlc` ones), as on a
 //! director taking many new connections a second. The cold lines above pay besides for the
 //! code and every map coming back after the test run's call. `LVS_BENCH_FRESH=N` runs only
 //! these at a table of N flows (for a profile; `LVS_BENCH_CASE` picks cases by name).

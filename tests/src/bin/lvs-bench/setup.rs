@@ -1,5 +1,5 @@
-//! The data plane the benchmark measures: its services (one DR service, `wlc` services of 8,
-//! 64 and 1,024 reals, the tunnel and NAT services), its programs, the frames of known and
+//! The data plane the benchmark measures: its services (one DR service, an `mh` one on the
+//! same reals, `wlc` services of 8, 64 and 1,024 reals, the tunnel and NAT services), its programs, the frames of known and
 //! fresh flows, and the connection table filled to its last way.
 
 use std::{
@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use aya::{maps::HashMap, programs::Xdp};
 use lvs::dataplane::conntrack::{Table, table_map};
 use lvs::{
-    config::{Protocol, Scheduler, TableSizes},
+    config::{MhFlags, Protocol, Scheduler, TableSizes},
     dataplane::{
         Dataplane, DestPlan, ServicePlan, Target, loader::load_program, next_hop::NextHopGeneration,
     },
@@ -77,6 +77,10 @@ pub fn fresh_to(port: u16, round: u32, i: u32, flags: u8) -> Vec<u8> {
     Frame::tcp(fresh_src(round, i), 10000 + i as u16, VIP, port, flags).build()
 }
 
+/// The port of the VIP's `mh` service (the DR service's 3 reals, 3:2:1; 84 and 85 are the
+/// tunnel's and NAT's, `tunnel_nat.rs`).
+pub const MH_PORT: u16 = 86;
+
 /// `wlc` services of 8, 64 and 1,024 reals, on ports 81, 82 and 83 of the VIP: (port, reals).
 pub const WLC_SIZES: [(u16, u32); 3] = [(81, 8), (82, 64), (83, 1024)];
 
@@ -129,7 +133,12 @@ pub fn setup(sizes: TableSizes) -> Result<Setup> {
         fallback: None,
         aliases: Vec::new(),
     };
-    let mut all_plans = vec![plan.clone()];
+    let mh = ServicePlan {
+        vip: SocketAddr::new(VIP, MH_PORT),
+        scheduler: Scheduler::Mh(MhFlags::default()),
+        ..plan.clone()
+    };
+    let mut all_plans = vec![plan.clone(), mh];
     all_plans.extend(wlc_plans());
     all_plans.push(tunnel_plan());
     all_plans.push(tunnel_plan6());
