@@ -50,10 +50,11 @@ fn assert_stopped_real_removed(lab: &Lab, lvs: &RunningLvs, vip: SocketAddr, ind
     );
 }
 
-#[test]
-fn a_stopped_server_is_removed_within_the_bound() {
+/// A service on the VIP `vip_of` gives, its three reals checked by connect, all answering;
+/// then real `index`'s server stopped ([`assert_stopped_real_removed`]).
+fn stopped_server_removed(vip_of: fn(&Lab) -> SocketAddr, index: usize) {
     let lab = lab();
-    let vip = vip4(&lab);
+    let vip = vip_of(&lab);
     let lvs = RunningLvs::start(
         &lab,
         &config(&lab, "", vip, "checktype = \"connect\"", &[0, 1, 2]),
@@ -66,28 +67,18 @@ fn a_stopped_server_is_removed_within_the_bound() {
         &["real1", "real2", "real3"],
         Duration::from_secs(15),
     );
-    assert_stopped_real_removed(&lab, &lvs, vip, 2);
+    assert_stopped_real_removed(&lab, &lvs, vip, index);
     assert!(lvs.stop(), "lvs stops on SIGTERM");
 }
 
 #[test]
+fn a_stopped_server_is_removed_within_the_bound() {
+    stopped_server_removed(vip4, 2);
+}
+
+#[test]
 fn a_stopped_server_is_removed_from_the_ipv6_service() {
-    let lab = lab();
-    let vip = vip6(&lab);
-    let lvs = RunningLvs::start(
-        &lab,
-        &config(&lab, "", vip, "checktype = \"connect\"", &[0, 1, 2]),
-    )
-    .unwrap();
-    wait_all_answer(
-        &lab,
-        &lvs,
-        vip,
-        &["real1", "real2", "real3"],
-        Duration::from_secs(15),
-    );
-    assert_stopped_real_removed(&lab, &lvs, vip, 1);
-    assert!(lvs.stop(), "lvs stops on SIGTERM");
+    stopped_server_removed(vip6, 1);
 }
 
 /// A classic BPF program for tc ingress (`bpf da bytecode`, offsets from the Ethernet

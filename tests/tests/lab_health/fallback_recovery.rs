@@ -13,6 +13,22 @@ use lvs_tests::{
 
 use super::common::*;
 
+/// Asks `vip` every 20 ms from `since` until `want` answers or the bound and 2 s more have
+/// passed: the last answer, and the time from `since` to it.
+fn answered_by(
+    lab: &lvs::lab::Lab,
+    vip: SocketAddr,
+    want: &str,
+    since: Instant,
+) -> (Result<String, String>, Duration) {
+    let mut answer = ask(lab, vip);
+    while answer.as_deref() != Ok(want) && since.elapsed() < bound() + Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+        answer = ask(lab, vip);
+    }
+    (answer, since.elapsed())
+}
+
 #[test]
 fn with_every_real_down_the_fallback_answers_until_one_recovers() {
     let lab = lab();
@@ -41,12 +57,7 @@ fn with_every_real_down_the_fallback_answers_until_one_recovers() {
     for i in 0..3 {
         lab.stop_server(i).unwrap();
     }
-    let mut answer = ask(&lab, vip);
-    while answer.as_deref() != Ok("sorry") && t0.elapsed() < bound() + Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(20));
-        answer = ask(&lab, vip);
-    }
-    let took = t0.elapsed();
+    let (answer, took) = answered_by(&lab, vip, "sorry", t0);
     assert!(
         answer.as_deref() == Ok("sorry") && took <= bound(),
         "the fallback answered after {took:?} (last answer {answer:?}), bound {:?}; lvs log:\n{}",
@@ -59,13 +70,7 @@ fn with_every_real_down_the_fallback_answers_until_one_recovers() {
 
     // real1 recovers: new connections leave the fallback for it.
     lab.start_server(0).unwrap();
-    let t1 = Instant::now();
-    let mut answer = ask(&lab, vip);
-    while answer.as_deref() != Ok("real1") && t1.elapsed() < bound() + Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(20));
-        answer = ask(&lab, vip);
-    }
-    let took = t1.elapsed();
+    let (answer, took) = answered_by(&lab, vip, "real1", Instant::now());
     assert!(
         answer.as_deref() == Ok("real1") && took <= bound(),
         "real1 answered again after {took:?} (last answer {answer:?}), bound {:?}; lvs log:\n{}",
