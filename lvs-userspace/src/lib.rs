@@ -20,3 +20,5 @@ pub mod neighbour;
 pub mod status;
 #[cfg(test)]
 pub(crate) mod testdir;
+#[cfg(test)]
+pub(crate) mod testtls;

@@ -348,20 +348,7 @@ mod tests {
     /// A one-session SMTP server on loopback with a fresh certificate for 127.0.0.1; returns
     /// its address, the certificate (PEM) and the session's log.
     async fn server(cfg: Server) -> (std::net::SocketAddr, String, Log) {
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-        let pem = cert.cert.pem();
-        let chain = vec![CertificateDer::from(cert.cert.der().to_vec())];
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (acceptor, pem) = crate::testtls::acceptor(&["127.0.0.1"]);
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let log: Log = Arc::default();

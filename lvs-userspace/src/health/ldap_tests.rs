@@ -1,8 +1,6 @@
 //! The ldap check against a loopback fake that speaks just enough LDAP (BER by hand: bind,
 //! base search, unbind). Test code only: the check itself goes through `ldap3`.
 
-use std::sync::Arc;
-
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpListener,
@@ -132,19 +130,7 @@ async fn server(how: Server) -> SocketAddr {
 
 /// The fake over TLS (ldaps), with a fresh self-signed certificate for 127.0.0.1.
 async fn tls_server() -> SocketAddr {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let chain = vec![CertificateDer::from(cert.cert.der().to_vec())];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (acceptor, _) = crate::testtls::acceptor(&["127.0.0.1"]);
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
