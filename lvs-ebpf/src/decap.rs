@@ -42,7 +42,7 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
                 return Ok(XDP_PASS);
             }
             let dst = u32::from_ne_bytes([inner[16], inner[17], inner[18], inner[19]]);
-            if DECAP_VIPS.get_ptr(&Addr::from_v4_wire(dst)).is_none() {
+            if DECAP_VIPS.get_ptr(Addr::from_v4_wire(dst)).is_none() {
                 return Ok(XDP_PASS);
             }
             20
@@ -54,7 +54,7 @@ pub fn run(ctx: &XdpContext) -> Result<u32, u32> {
             let dst = Addr {
                 words: read::<[u32; 4]>(ctx, l3 + 40 + 24)?,
             };
-            if DECAP_VIPS.get_ptr(&dst).is_none() {
+            if DECAP_VIPS.get_ptr(dst).is_none() {
                 return Ok(XDP_PASS);
             }
             40

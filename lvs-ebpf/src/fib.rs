@@ -86,7 +86,7 @@ pub fn next_hop(
         }
     }
     // SAFETY: the value is copied out at once.
-    if let Some(hop) = unsafe { NEXT_HOPS.get(&key) }.copied()
+    if let Some(hop) = unsafe { NEXT_HOPS.get(key) }.copied()
         && hop.fresh(generation, now)
     {
         keep(slot, &key, &hop);
@@ -123,7 +123,7 @@ pub fn next_hop(
         },
     };
     // Failure only under memory pressure: the next packet asks the FIB again.
-    let _ = NEXT_HOPS.insert(&key, &hop, 0);
+    let _ = NEXT_HOPS.insert(key, hop, 0);
     keep(slot, &key, &hop);
     Ok(hop)
 }

@@ -85,7 +85,7 @@ pub fn later(ctx: &XdpContext, pkt: &Packet) -> Result<(u32, &'static Dest), u32
     }
     // SAFETY: the value is copied out at once; a concurrent update at worst gives the
     // datagram's previous entry, checked below like any.
-    if let Some(v) = unsafe { FRAGMENTS.get(&key(pkt)) }.copied() {
+    if let Some(v) = unsafe { FRAGMENTS.get(key(pkt)) }.copied() {
         let now = crate::clock::now();
         if frag_fresh(v.seen_ns, now) {
             if v.dest == NO_DEST {
@@ -128,5 +128,5 @@ fn write(pkt: &Packet, service: u32, dest: u32, generation: u32) {
         seen_ns: crate::clock::now(),
     };
     // Failure only under memory pressure: the later fragments are then dropped as orphans.
-    let _ = FRAGMENTS.insert(&key(pkt), &v, BPF_ANY as u64);
+    let _ = FRAGMENTS.insert(key(pkt), v, BPF_ANY as u64);
 }

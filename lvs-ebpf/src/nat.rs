@@ -133,8 +133,8 @@ pub fn translate(
         headers::write(ctx, l3 + 7, hop - 1)?;
         let old = read::<[u32; 4]>(ctx, addr_off)?;
         delta = 0;
-        for i in 0..4 {
-            delta += words32(!old[i]) + words32(new.words[i]);
+        for (o, n) in old.iter().zip(new.words) {
+            delta += words32(!o) + words32(n);
         }
         headers::write(ctx, addr_off, new.words)?;
     }

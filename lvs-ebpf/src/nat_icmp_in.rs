@@ -11,11 +11,11 @@
 //!   from the VIP, so the real itself finds the quoted connection.
 //! - A NATed flow's is translated (`ip_vs_nat_icmp` with `outin` 0). The director sends it on
 //!   to the real as if the real had met it: the outer destination becomes the real, and in
-//! the quoted packet the source address and port become the real's (its IPv4 header checksum
-//! updated), the ICMP checksum updated incrementally (for ICMPv6, the pseudo-header's
-//! destination too), the TTL / hop limit one less, the next hop from the FIB. So the real's
-//! path MTU discovery works through the director. Counted as the flow's traffic in (InPkts,
-//! InBytes), as IPVS counts it.
+//!   the quoted packet the source address and port become the real's (its IPv4 header
+//!   checksum updated), the ICMP checksum updated incrementally (for ICMPv6, the
+//!   pseudo-header's destination too), the TTL / hop limit one less, the next hop from the
+//!   FIB. So the real's path MTU discovery works through the director. Counted as the flow's
+//!   traffic in (InPkts, InBytes), as IPVS counts it.
 //!
 //! The flow is the quoted packet's, reversed (client → VIP), found in the connection table
 //! without moving its state ([`crate::conntrack::peek`]); its destination must be a real (not
@@ -60,7 +60,7 @@ pub fn quotes_a_vip(ctx: &XdpContext, v4: bool, l4: usize) -> bool {
         }
     };
     // SAFETY: only whether the entry exists is read.
-    unsafe { VIP_ADDRS.get(&src) }.is_some()
+    unsafe { VIP_ADDRS.get(src) }.is_some()
 }
 
 /// What [`v4`] and [`v6`] answer for a tunnelled flow's error: not an XDP verdict, but "the
