@@ -122,6 +122,8 @@ pub struct ChangeRequest {
     pub connections: bool,
     /// `-Z`.
     pub zero: Option<ZeroScope>,
+    /// `-R`: the `-A`/`-a` lines of a configuration file's service are left to the file.
+    pub restore: bool,
     /// Where the answer goes.
     pub reply: oneshot::Sender<Result<IpvsadmAnswer, (usize, String)>>,
 }
@@ -140,6 +142,11 @@ pub struct Request {
     /// For `ipvsadm -Z`: zero the counters of every service, or of one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zero: Option<ZeroScope>,
+    /// For `ipvsadm -R`: the changes are a restore, whose `-A`/`-a` lines of a configuration
+    /// file's service are left to the file (ipvsadm -R goes on past the kernel's "Service
+    /// already exists"), so that the output of `-S` restores.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restore: bool,
 }
 
 /// What `ipvsadm -Z` zeroes.
@@ -374,9 +381,7 @@ async fn serve_one(
                 },
                 None => Response::error("the agent is stopping"),
             },
-            Ok(r) if r.cmd == "ipvsadm" => {
-                make_changes(changes.as_ref(), r.changes, r.connections, r.zero).await
-            }
+            Ok(r) if r.cmd == "ipvsadm" => make_changes(changes.as_ref(), r).await,
             Ok(r) => Response::error(format!("unknown command `{}`", r.cmd)),
         },
     };
@@ -398,20 +403,16 @@ impl Response {
 }
 
 /// Hands the ipvsadm command's changes to the agent's loop and waits for its answer.
-async fn make_changes(
-    to: Option<&mpsc::Sender<ChangeRequest>>,
-    changes: Vec<Change>,
-    connections: bool,
-    zero: Option<ZeroScope>,
-) -> Response {
+async fn make_changes(to: Option<&mpsc::Sender<ChangeRequest>>, r: Request) -> Response {
     let Some(to) = to else {
         return Response::error("this agent takes no ipvsadm changes");
     };
     let (reply, rx) = oneshot::channel();
     let request = ChangeRequest {
-        changes,
-        connections,
-        zero,
+        changes: r.changes,
+        connections: r.connections,
+        zero: r.zero,
+        restore: r.restore,
         reply,
     };
     if to.send(request).await.is_err() {
@@ -463,6 +464,22 @@ pub fn ipvsadm(
             changes,
             connections,
             zero: None,
+            restore: false,
+        },
+    )
+}
+
+/// Client side: `ipvsadm -R`'s changes (blocking): as [`ipvsadm`], the `-A`/`-a` lines of a
+/// configuration file's service left to the file.
+pub fn ipvsadm_restore(path: &Path, changes: Vec<Change>) -> Result<IpvsadmAnswer, ChangeError> {
+    ipvsadm_request(
+        path,
+        &Request {
+            cmd: "ipvsadm".into(),
+            changes,
+            connections: false,
+            zero: None,
+            restore: true,
         },
     )
 }
@@ -476,6 +493,7 @@ pub fn ipvsadm_zero(path: &Path, zero: ZeroScope) -> Result<IpvsadmAnswer, Chang
             changes: Vec::new(),
             connections: false,
             zero: Some(zero),
+            restore: false,
         },
     )
 }
@@ -537,6 +555,7 @@ pub fn status(path: &Path) -> Result<Snapshot, ControlError> {
         changes: Vec::new(),
         connections: false,
         zero: None,
+        restore: false,
     };
     match exchange(path, &request)? {
         Response {

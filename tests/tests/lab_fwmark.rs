@@ -8,7 +8,10 @@
 //! `logfile="/var/log/ldirectord.log"` is kept: the agent runs in a mount namespace of its
 //! own where /var/log is a directory of the lab.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr, os::unix::process::CommandExt as _, path::Path, process::Command,
+    time::Duration,
+};
 
 use lvs::lab::{Lab, LabOptions, http_get};
 use lvs_tests::{
@@ -160,6 +163,26 @@ fn the_seed_runs_unchanged_with_an_iptables_rule_marking_its_traffic() {
         "the seed's logfile is written: {}",
         read_log(&log)
     );
+    // `ipvsadm -Ln -f 3` lists the mark's service alone; a mark with no service is "No such
+    // service", exit 1, as ipvsadm's `list_service` answers.
+    let ipvsadm = |args: &[&str]| {
+        wait::output(
+            Command::new(lvs_binary())
+                .arg0("ipvsadm")
+                .args(args)
+                .env("LVS_CONTROL", &lvs.control),
+        )
+    };
+    let one = ipvsadm(&["-Ln", "-f", "3"]);
+    let listed = String::from_utf8_lossy(&one.stdout);
+    assert!(
+        one.status.success() && listed.lines().any(|l| l.starts_with("FWM  3 wrr")),
+        "ipvsadm -Ln -f 3: {listed}{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let none = ipvsadm(&["-Ln", "-f", "4"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&none.stderr), "No such service\n");
     assert!(lvs.stop(), "lvs stops on SIGTERM");
 }
 

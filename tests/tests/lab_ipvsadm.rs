@@ -246,6 +246,17 @@ fn a_script_of_ipvsadm_commands_drives_the_agent_and_saves_and_restores() {
             "{line:?} wanted {want:?}\n{listed}"
         );
     }
+    // One service: its lines alone; a service that is not there: "No such service", exit 1.
+    let one = bin.ok(&lvs.control, "-Ln -t 198.18.0.100:80");
+    assert_eq!(
+        one.lines().nth(2),
+        Some("TCP  198.18.0.100:80 wrr"),
+        "{one}"
+    );
+    assert_eq!(one.lines().count(), 6, "{one}");
+    let none = bin.sh(&lvs.control, "ipvsadm -Ln -t 198.18.0.100:81");
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&none.stderr), "No such service\n");
     let stats = bin.ok(&lvs.control, "-Ln --stats");
     assert!(
         stats.contains(
@@ -567,6 +578,33 @@ fn the_config_files_services_are_the_files() {
         bin.ok(&lvs.control, "-S -n"),
         "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n"
     );
+    // -R of what -S saved (the file's service too, as ipvsadm-save saves every service): the
+    // file's lines are left to the file, with a note, and the command's service comes back, as
+    // ipvsadm -R goes on past the kernel's "Service already exists".
+    let saved = lab.work_dir().join("saved.rules");
+    std::fs::write(
+        &saved,
+        "-A -t 198.18.0.100:80 -s rr\n\
+         -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n\
+         -A -t 198.18.0.100:8080 -s rr\n\
+         -a -t 198.18.0.100:8080 -r 198.18.0.12:8080 -g -w 1\n",
+    )
+    .unwrap();
+    let out = bin.sh(&lvs.control, &format!("ipvsadm -R < {}", saved.display()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("is a service of the configuration file")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("owned.toml:4"), "{err}");
+    assert_eq!(
+        bin.ok(&lvs.control, "-S -n"),
+        std::fs::read_to_string(&saved).unwrap()
+    );
+    bin.ok(&lvs.control, "-C");
     // A reload that brings the command's service: the file's takes it over.
     bin.ok(&lvs.control, "-A -t 198.18.0.100:8080 -s wrr");
     std::fs::write(

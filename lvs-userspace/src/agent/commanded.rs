@@ -207,18 +207,20 @@ impl Agent {
         }
     }
 
-    /// Answers the ipvsadm command: makes its `changes` ([`Agent::on_changes`]), then tells
-    /// the timeouts in force and, when asked, the connection table.
+    /// Answers the ipvsadm command: makes its `changes` ([`Agent::on_changes`]; `restore`:
+    /// they are `-R`'s), then tells the timeouts in force and, when asked, the connection
+    /// table.
     pub(super) fn on_ipvsadm(
         &mut self,
         changes: &[Change],
         connections: bool,
         zero: Option<ZeroScope>,
+        restore: bool,
     ) -> Result<IpvsadmAnswer, (usize, String)> {
         let notes = if changes.is_empty() {
             Vec::new()
         } else {
-            self.on_changes(changes)?
+            self.on_changes(changes, restore)?
         };
         if let Some(scope) = zero {
             let views = output::views(&self.snapshot());
@@ -255,13 +257,33 @@ impl Agent {
 
     /// Makes the ipvsadm command's `changes`, all or none: `Err((index of the change that
     /// failed, why))`, or notes to show the operator. The maps are written before it returns.
-    fn on_changes(&mut self, changes: &[Change]) -> Result<Vec<String>, (usize, String)> {
+    ///
+    /// A change to a service of the configuration file is refused, except in a `restore`
+    /// (`-R`): there the `-A`/`-a` lines of the file's services are left to the file, with a
+    /// note. So the output of `-S`, which lists the file's services too, restores, as `ipvsadm
+    /// -R` goes on past the kernel's "Service already exists".
+    fn on_changes(
+        &mut self,
+        changes: &[Change],
+        restore: bool,
+    ) -> Result<Vec<String>, (usize, String)> {
         let mut rules = self.commanded.clone();
         let mut notes = Vec::new();
         for (i, change) in changes.iter().enumerate() {
             if let Some(key) = change.key()
                 && let Some(v) = file_service(&self.file_config, &key)
             {
+                if restore && matches!(change, Change::AddService(_) | Change::AddReal(..)) {
+                    let note = format!(
+                        "{key} is a service of the configuration file ({}): its -A and -a \
+                         lines are left to the file",
+                        v.location
+                    );
+                    if !notes.contains(&note) {
+                        notes.push(note);
+                    }
+                    continue;
+                }
                 return Err((
                     i,
                     format!(

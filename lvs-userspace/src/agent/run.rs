@@ -287,7 +287,7 @@ pub async fn run(
                 // Made at once: the pending changes are written with them.
                 pending = false;
                 last_apply = Instant::now();
-                let _ = req.reply.send(agent.on_ipvsadm(&req.changes, req.connections, req.zero));
+                let _ = req.reply.send(agent.on_ipvsadm(&req.changes, req.connections, req.zero, req.restore));
                 continue;
             }
             Some(req) = snapshot_requests.recv() => {

@@ -199,7 +199,7 @@ fn restore(program: &str, control: &Path, stdin: &mut dyn BufRead) -> Out {
     if changes.is_empty() {
         return Out::ok(String::new());
     }
-    match control::ipvsadm(control, changes, false) {
+    match control::ipvsadm_restore(control, changes) {
         Ok(answer) => Out {
             stdout: String::new(),
             stderr: notes(&answer.notes),
@@ -249,7 +249,8 @@ fn list(inv: &Invocation, control: &Path) -> Out {
             Err(e) => return change_error(e, None),
         }
     }
-    if inv.rate {
+    // With --stats too, ipvsadm prints the counters (its FMT_STATS wins over FMT_RATE).
+    if inv.rate && !inv.stats {
         let before = views;
         std::thread::sleep(std::time::Duration::from_secs(1));
         let now = match control::status(control) {
@@ -259,15 +260,16 @@ fn list(inv: &Invocation, control: &Path) -> Out {
         let secs = (now.taken_unix_ms.saturating_sub(snap.taken_unix_ms)) as f64 / 1000.0;
         views = output::rates(&before, &output::views(&now), secs);
     }
-    match inv.service {
-        None => Out::ok(output::list(views, snap.conn_table_size, f)),
-        Some(ServiceArg::Addr(proto, addr)) => {
-            match views.iter().find(|s| s.proto == proto && s.addr == addr) {
-                Some(s) => Out::ok(output::list_one(s, f)),
-                None => Out::err("No such service\n".into(), 255),
-            }
-        }
-        Some(_) => Out::err("No such service\n".into(), 255),
+    // ipvsadm's `list_service`: a service that is not there is "No such service", exit 1.
+    let key = match inv.service {
+        None => return Out::ok(output::list(views, snap.conn_table_size, f)),
+        Some(ServiceArg::Addr(proto, addr)) => Key::addr(proto, addr),
+        Some(ServiceArg::Fwmark(mark, v6)) => Key::mark(mark, v6),
+        Some(ServiceArg::Sctp(_)) => return Out::err("No such service\n".into(), 1),
+    };
+    match views.iter().find(|s| s.is(&key)) {
+        Some(s) => Out::ok(output::list_one(s, f)),
+        None => Out::err("No such service\n".into(), 1),
     }
 }
 

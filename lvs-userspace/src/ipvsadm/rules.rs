@@ -273,6 +273,7 @@ impl Rules {
                 old.persistent = s.persistent;
                 old.netmask = s.netmask;
                 old.flags = s.flags.clone();
+                old.one_packet = s.one_packet;
             }
             Change::DeleteService(k) => {
                 let i = find(self, k).ok_or(RuleError::NoSuchService)?;
@@ -371,6 +372,12 @@ mod tests {
         r.apply(&change("-E -t 10.0.0.1:80 -p")).unwrap();
         assert_eq!(r.services[0].scheduler, "wlc");
         assert_eq!(r.services[0].persistent, Some(360));
+        // -E sends the service's whole flags: -o set, then cleared by an -E without it.
+        r.apply(&change("-A -u 10.0.0.1:53 -s rr")).unwrap();
+        r.apply(&change("-E -u 10.0.0.1:53 -s rr -o")).unwrap();
+        assert!(r.services[1].one_packet);
+        r.apply(&change("-E -u 10.0.0.1:53 -s rr")).unwrap();
+        assert!(!r.services[1].one_packet);
         assert_eq!(
             r.apply(&change("-D -t 10.0.0.1:81")),
             Err(RuleError::NoSuchService)
