@@ -7,11 +7,14 @@
 //! - `include PATTERN` (and keepalived's `includer`, `includem`, `includew`, `includeb`,
 //!   `includea`) reads the matching files in place, sorted; a relative pattern is taken from
 //!   the including file's directory. `*`, `?` and `[...]` are expanded in the last component
-//!   only; a literal file that does not exist is an error, a pattern matching nothing a warning.
+//!   only; a pattern matching nothing, a plain `include`'s file that does not exist, and a file
+//!   that is not regular or has an execute bit are skipped with a warning (keepalived logs
+//!   them and goes on); a reporting variant's missing file is an error.
 //! - `$NAME=value` defines a variable; `$NAME` and `${NAME}` are replaced by its value
-//!   (recursively) in later lines; `${_PWD}` is the current file's directory. A variable that
-//!   is not defined is an error, as are keepalived's other predefined ones (`${_INSTANCE}`...)
-//!   and multi-line definitions (a value ending in `\`).
+//!   (recursively) in later lines, as keepalived replaces them (see `substitute`); `${_PWD}` is
+//!   the current file's directory. A `$NAME` that no definition has is left as it is, with a
+//!   warning (a shell variable in a script line); keepalived's other predefined variables
+//!   (`${_INSTANCE}`...) and multi-line definitions (a value ending in `\`) are refused.
 //! - `@ID line` is read only when ID is the config id, `@^ID line` only when it is not. The
 //!   config id is keepalived's default: the host name up to its first dot (lvs has no `-i`).
 //! - `~SEQ(...)` lines are refused: lvs does not expand them.
@@ -226,7 +229,14 @@ impl Lexer {
                     "`~SEQ` and `~` list expansion are not supported: write the lines out",
                 ));
             }
-            let line = self.substitute(path, &loc, line, 0)?;
+            let mut undefined = Vec::new();
+            let line = self.substitute(path, &loc, line, 0, &mut undefined)?;
+            for name in undefined {
+                self.warnings.push(format!(
+                    "{loc}: `${name}` is no variable defined before this line: left as it is, \
+                     as keepalived leaves it"
+                ));
+            }
             let line = line.trim();
             let words = split_words(&loc, line)?;
             if let Some(Tok::Word(first)) = words.first()
@@ -239,7 +249,7 @@ impl Lexer {
                 let [Tok::Word(pattern)] = args.as_slice() else {
                     return Err(bad(&loc, first, "takes one file name or pattern"));
                 };
-                self.include(path, &loc, pattern, depth)?;
+                self.include(path, &loc, first == "include", pattern, depth)?;
                 continue;
             }
             for w in words {
@@ -250,10 +260,15 @@ impl Lexer {
         Ok(())
     }
 
+    /// The files of `include PATTERN` (`plain`: `include`, not one of keepalived's reporting
+    /// variants such as `includer`) read in place, as keepalived reads them: a file that is
+    /// not a regular file or has an execute bit is skipped with a warning, and so is a plain
+    /// include's file that does not exist (keepalived logs both and goes on).
     fn include(
         &mut self,
         from: &Path,
         loc: &Location,
+        plain: bool,
         pattern: &str,
         depth: usize,
     ) -> Result<(), ConfigError> {
@@ -313,6 +328,26 @@ impl Lexer {
             vec![full]
         };
         for f in files {
+            use std::os::unix::fs::PermissionsExt as _;
+            match std::fs::metadata(&f) {
+                Err(e) if plain && e.kind() == std::io::ErrorKind::NotFound => {
+                    self.warnings.push(format!(
+                        "{loc}: include: {} does not exist: nothing included (keepalived logs \
+                         it and goes on)",
+                        f.display()
+                    ));
+                    continue;
+                }
+                Ok(m) if !m.is_file() || m.permissions().mode() & 0o111 != 0 => {
+                    self.warnings.push(format!(
+                        "{loc}: include: {} is not a regular non-executable file: skipped, as \
+                         keepalived skips it",
+                        f.display()
+                    ));
+                    continue;
+                }
+                _ => {}
+            }
             let text = super::read_text(&f).map_err(|e| {
                 bad(
                     loc,
@@ -325,13 +360,18 @@ impl Lexer {
         Ok(())
     }
 
-    /// `line` with `$NAME` and `${NAME}` replaced.
+    /// `line` with `$NAME` and `${NAME}` replaced, as keepalived's `replace_param` replaces
+    /// them: a name of letters, digits and `_` (not starting with a digit), which without
+    /// braces ends at a space, a tab or the end of the line. Anything else after a `$`, and a
+    /// name no definition has (pushed to `undefined`), is left as it is (shell and awk
+    /// variables in a script line, a password starting with `$`).
     fn substitute(
         &self,
         path: &Path,
         loc: &Location,
         line: &str,
         depth: usize,
+        undefined: &mut Vec<String>,
     ) -> Result<String, ConfigError> {
         if !line.contains('$') {
             return Ok(line.to_string());
@@ -348,29 +388,31 @@ impl Lexer {
         while let Some(i) = rest.find('$') {
             out.push_str(&rest[..i]);
             let after = &rest[i + 1..];
-            let (name, next) = if let Some(b) = after.strip_prefix('{') {
-                match b.find('}') {
-                    Some(e) => (&b[..e], &b[e + 1..]),
-                    None => return Err(bad(loc, "$", "`${` without its closing `}`")),
-                }
-            } else {
-                let e = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                (&after[..e], &after[e..])
+            let braced = after.strip_prefix('{');
+            let body = braced.unwrap_or(after);
+            let e = body
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(body.len());
+            let name = &body[..e];
+            let next = match braced {
+                Some(_) => body[e..].strip_prefix('}'),
+                None => Some(&body[e..]).filter(|n| n.is_empty() || n.starts_with([' ', '\t'])),
             };
-            if name.is_empty() {
+            let Some(next) =
+                next.filter(|_| name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+            else {
+                // Not a variable's name: the `$` stays, and the text after it is read on.
                 out.push('$');
                 rest = after;
                 continue;
-            }
+            };
             let value = if name == "_PWD" {
                 path.parent()
                     .unwrap_or(Path::new("."))
                     .display()
                     .to_string()
             } else if let Some(v) = self.vars.get(name) {
-                self.substitute(path, loc, v, depth + 1)?
+                self.substitute(path, loc, v, depth + 1, undefined)?
             } else if name.starts_with('_') {
                 return Err(bad(
                     loc,
@@ -380,13 +422,10 @@ impl Lexer {
                     ),
                 ));
             } else {
-                return Err(bad(
-                    loc,
-                    name,
-                    format!(
-                        "variable `${name}` is not defined (define it with `${name}=value` before it is used)"
-                    ),
-                ));
+                undefined.push(name.to_string());
+                out.push('$');
+                rest = after;
+                continue;
             };
             out.push_str(&value);
             rest = next;

@@ -65,9 +65,22 @@ fn unbalanced_braces_name_their_line() {
 fn variables_are_defined_and_replaced() {
     let text = "$VIP=10.0.0.1\n$PORT = 80\n$BOTH=${VIP} $PORT\nvirtual_server $BOTH {\n}\n";
     assert_eq!(tree(text), ["virtual_server 10.0.0.1 80@4 {}"]);
+    // As keepalived's replace_param: a name no definition has, or one followed by anything
+    // but a space, a tab or the end of the line, is left as it is (a shell variable).
     assert_eq!(
-        error("virtual_server $NOPE 80 {\n}\n"),
-        "k.conf:1: NOPE: variable `$NOPE` is not defined (define it with `$NOPE=value` before it is used)"
+        tree("$P=80\nscript \"/bin/sh -c 'kill -0 $MAINPID'\" $P\nx $P:1 ${P}:1 $1 $\n"),
+        [
+            "script /bin/sh -c 'kill -0 $MAINPID' 80@2",
+            "x $P:1 80:1 $1 $@3"
+        ]
+    );
+    let p = parse(Path::new("k.conf"), "auth_pass $NOPE\n", "lb1").unwrap();
+    assert_eq!(show(&p.stmts), ["auth_pass $NOPE@1"]);
+    assert_eq!(
+        p.warnings,
+        [
+            "k.conf:1: `$NOPE` is no variable defined before this line: left as it is, as keepalived leaves it"
+        ]
     );
     assert!(error("$A=$A\nx $A\n").contains("nest deeper than 16"));
     assert!(error("x ${_INSTANCE}\n").contains("`_INSTANCE` is not supported"));
@@ -133,7 +146,39 @@ fn includes_read_files_in_place_relative_to_the_includer() {
     assert!(
         p.warnings[0].ends_with("include: `conf.d/[x]*.conf` matches no file: nothing included")
     );
-    let e = parse(&main, "\ninclude missing.conf\n", "lb1")
+    // A plain include's missing file, and an executable file, are skipped with a warning,
+    // as keepalived skips them; a reporting variant's missing file is an error.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(dir.join("conf.d/x.conf"), "x 1\n").unwrap();
+    std::fs::set_permissions(
+        dir.join("conf.d/x.conf"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let p = parse(
+        &main,
+        "include missing.conf\ninclude conf.d/*.conf\n",
+        "lb1",
+    )
+    .unwrap();
+    assert_eq!(show(&p.stmts), ["a 1@1", "leaf@1 {}", "b 1@1"]);
+    assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+    assert!(
+        p.warnings[0].ends_with(
+            "missing.conf does not exist: nothing included (keepalived logs it and goes on)"
+        ),
+        "{:?}",
+        p.warnings
+    );
+    assert!(
+        p.warnings[1].ends_with(
+            "x.conf is not a regular non-executable file: skipped, as keepalived skips it"
+        ),
+        "{:?}",
+        p.warnings
+    );
+    std::fs::remove_file(dir.join("conf.d/x.conf")).unwrap();
+    let e = parse(&main, "\nincluder missing.conf\n", "lb1")
         .unwrap_err()
         .to_string();
     assert!(

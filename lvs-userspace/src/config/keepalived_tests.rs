@@ -217,6 +217,12 @@ fn persistence_as_keepalived_reads_it() {
         (g.persistent, g.netmask_prefix),
         (Some(Duration::from_secs(360)), 24)
     );
+    // Port 0 is no port: every port, persistent for 360 s (keepalived's check_data.c).
+    let zero = ok(&vs(BASE, "").replace("virtual_server 10.0.0.1 80", "virtual_server 10.0.0.1 0"));
+    assert_eq!(
+        (zero.virtuals[0].vip.port(), zero.virtuals[0].persistent),
+        (0, Some(Duration::from_secs(360)))
+    );
 }
 
 #[test]

@@ -218,7 +218,9 @@ impl Mapper {
         member: &Member,
     ) -> Result<Option<(PathBuf, RawVirtual)>, ConfigError> {
         let (vip, vport, mark) = match member {
-            Member::Addr(ip, p) => (ip.as_str(), *p, None),
+            // Port 0 is no port (keepalived's check_data.c: a zero port makes the service
+            // persistent, as a missing one does); a group's member alike.
+            Member::Addr(ip, p) => (ip.as_str(), p.filter(|&p| p != 0), None),
             Member::Fwmark(n, fam) => ("", Some(0), Some((*n, *fam))),
         };
         let line = s.loc.line;
