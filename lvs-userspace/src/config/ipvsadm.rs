@@ -122,6 +122,7 @@ pub fn to_config(path: &Path, rules: &Rules) -> Result<Config, ConfigError> {
                 request: None,
                 receive: None,
                 digest: None,
+                checkcommand: None,
                 check_address: None,
                 check_source: None,
                 check_source_port: None,

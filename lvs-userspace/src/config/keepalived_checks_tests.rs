@@ -231,6 +231,56 @@ fn several_checkers_on_one_real() {
     );
 }
 
+/// A MISC_CHECK script given each real's own address (keepalived runs one checker per real):
+/// each real keeps its command, its check runs it, and the TOML says so and reads back the same.
+#[test]
+fn each_real_may_run_its_own_misc_check_script() {
+    let text = format!(
+        "virtual_server 10.0.0.1 3306 {{\n{BASE}\n  real_server 10.0.0.2 3306 {{\n    MISC_CHECK {{\n      \
+         misc_path \"/usr/local/bin/slave.sh 10.0.0.2\"\n    }}\n  }}\n  \
+         real_server 10.0.0.3 3306 {{\n    MISC_CHECK {{\n      misc_path \"/usr/local/bin/slave.sh 10.0.0.3\"\n    }}\n  }}\n}}\n"
+    );
+    let c = ok(&text);
+    let v = &c.virtuals[0];
+    let commands: Vec<Option<String>> = v
+        .reals
+        .iter()
+        .map(|r| {
+            crate::health::CheckKey::all_for(v, r)[0]
+                .spec
+                .command
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            Some("/usr/local/bin/slave.sh 10.0.0.2".to_string()),
+            Some("/usr/local/bin/slave.sh 10.0.0.3".to_string())
+        ]
+    );
+    let toml = to_toml(&c);
+    assert!(
+        toml.contains("checkcommand = \"/usr/local/bin/slave.sh 10.0.0.3\""),
+        "{toml}"
+    );
+    let back = toml::parse_str(std::path::Path::new("k.toml"), &toml).unwrap();
+    let own = |v: &crate::config::VirtualService| -> Vec<Option<String>> {
+        v.reals.iter().map(|r| r.check_command.clone()).collect()
+    };
+    assert_eq!(own(&back.virtuals[0]), own(v));
+    assert_eq!(back.virtuals[0].check, v.check);
+    // Another checker on one of them is still refused.
+    assert!(
+        err(&text.replacen(
+            "MISC_CHECK {\n      misc_path \"/usr/local/bin/slave.sh 10.0.0.3\"\n    }",
+            "TCP_CHECK {\n    }",
+            1
+        ))
+        .contains("checked differently")
+    );
+}
+
 #[test]
 fn udp_check_payload_and_reply() {
     let udp = "  lb_algo rr\n  lb_kind DR\n  protocol UDP";

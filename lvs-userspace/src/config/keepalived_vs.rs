@@ -541,6 +541,18 @@ impl Mapper {
                 r.raw.check_mark = s.mark.map(|m| Val::new(u64::from(m), line));
             }
         }
+        // The reals' first checkers running different MISC_CHECK scripts (a script given each
+        // real's address, as keepalived runs one checker per real): each real's own command
+        // (TOML's per-real checkcommand), the service's the first real's.
+        let first_command = read[0].checks[0].command.clone();
+        if read[0].checks[0].checktype == "external" {
+            for r in &mut read {
+                if r.checks[0].checktype == "external" && r.checks[0].command != first_command {
+                    r.raw.checkcommand = r.checks[0].command.clone();
+                    r.checks[0].command = first_command.clone();
+                }
+            }
+        }
         let first = &read[0];
         let (checks, quiet) = (first.checks.clone(), first.inhibit);
         let first_loc = first.loc.clone();
@@ -627,6 +639,7 @@ impl Mapper {
             request: None,
             receive: None,
             digest: None,
+            checkcommand: None,
             check_address: None,
             check_source: None,
             check_source_port: None,

@@ -439,6 +439,7 @@ fn parse_real(
         request: None,
         receive: None,
         digest: None,
+        checkcommand: None,
         check_address: None,
         check_source: None,
         check_source_port: None,

@@ -211,6 +211,9 @@ pub(crate) struct RawReal {
     pub request: Option<String>,
     pub receive: Option<String>,
     pub digest: Option<String>,
+    /// Its own external check command (keepalived's `misc_path` when it differs per real;
+    /// TOML `checkcommand` in the real).
+    pub checkcommand: Option<String>,
     /// The check's address for this real (keepalived's `connect_ip`; TOML `check_address`).
     pub check_address: Option<String>,
     /// Its own check source (keepalived's `bindto`... of its first checker; TOML

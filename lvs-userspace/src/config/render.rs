@@ -191,6 +191,9 @@ pub fn render_check(config: &Config) -> String {
             if let Some(rec) = &r.receive {
                 let _ = write!(o, " receive {rec:?}");
             }
+            if let Some(c) = &r.check_command {
+                let _ = write!(o, " checkcommand {c:?}");
+            }
             if let Some(a) = r.check_address {
                 let _ = write!(o, " checked at {a}");
             }
@@ -473,6 +476,9 @@ pub fn to_toml(config: &Config) -> String {
             }
             if let Some(d) = &r.digest {
                 let _ = writeln!(o, "digest = {}", q(d));
+            }
+            if let Some(c) = &r.check_command {
+                let _ = writeln!(o, "checkcommand = {}", q(c));
             }
             if let Some(a) = r.check_address {
                 let _ = writeln!(o, "check_address = {}", q(&a.to_string()));

@@ -287,6 +287,7 @@ struct TomlReal {
     request: Option<String>,
     receive: Option<String>,
     digest: Option<String>,
+    checkcommand: Option<String>,
     check_address: Option<String>,
     check_source: S<String>,
     check_source_port: S<u64>,
@@ -407,6 +408,7 @@ impl TomlFile {
                             request: r.request,
                             receive: r.receive,
                             digest: r.digest,
+                            checkcommand: r.checkcommand,
                             check_address: r.check_address,
                             check_source: l.opt(r.check_source),
                             check_source_port: l.opt(r.check_source_port),
@@ -526,6 +528,10 @@ ops = true
 [[virtual.real]]
 address = "10.0.0.2->10.0.0.4:53"
 weight = 0
+
+[[virtual.real]]
+address = "10.0.0.5:53"
+checkcommand = "/bin/check 10.0.0.5"
 "#;
         let c = parse_str(Path::new("t.toml"), text).unwrap();
         let v = &c.virtuals[0];
@@ -541,7 +547,22 @@ weight = 0
         assert!(w.one_packet && !v.one_packet);
         assert_eq!(w.check.service, CheckService::Dns);
         assert_eq!(w.check.command.as_deref(), Some("/bin/true"));
-        assert_eq!(w.reals.len(), 3);
+        assert_eq!(w.reals.len(), 4);
+        assert_eq!(
+            w.reals[3].check_command.as_deref(),
+            Some("/bin/check 10.0.0.5")
+        );
+        // A real's own checkcommand on a service whose check is not external: refused.
+        let e = parse_str(
+            Path::new("t.toml"),
+            "[[virtual]]\naddress = \"10.0.0.1:80\"\n[[virtual.real]]\naddress = \"10.0.0.2\"\ncheckcommand = \"/bin/x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("checkcommand: a real's own checkcommand needs checktype"),
+            "{e}"
+        );
         assert_eq!(w.check.negotiate_timeout, Duration::from_secs(30));
         assert_eq!(c.globals.email_alert.len(), 2);
         round_trip(c);

@@ -95,8 +95,8 @@ impl CheckKey {
             .collect()
     }
 
-    /// The key checking `real` of `vs` by `c`; `overrides`: the real's own request, receive
-    /// and digest replace the spec's.
+    /// The key checking `real` of `vs` by `c`; `overrides`: the real's own request, receive,
+    /// digest, check command, address and source replace the spec's.
     fn of_spec(vs: &VirtualService, c: &CheckSpec, real: &RealServer, overrides: bool) -> CheckKey {
         // A firewall-mark service has no port of its own (ldirectord checks its reals on
         // checkport or the service's well-known port).
@@ -115,6 +115,7 @@ impl CheckKey {
             spec.request = real.request.clone().or(spec.request);
             spec.receive = real.receive.clone().or(spec.receive);
             spec.digest = real.digest.clone().or(spec.digest);
+            spec.command = real.check_command.clone().or(spec.command);
             spec.address = real.check_address.or(spec.address);
             spec.source = real.check_source.over(&c.source);
         }

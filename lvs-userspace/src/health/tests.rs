@@ -60,6 +60,7 @@ pub(super) fn real(addr: SocketAddr) -> RealServer {
         request: None,
         receive: None,
         digest: None,
+        check_command: None,
         check_address: None,
         check_source: CheckSource::default(),
         notify_up: None,

@@ -55,6 +55,9 @@ pub struct RealServer {
     pub receive: Option<String>,
     /// Per-real `digest` override (keepalived's `url { digest }` differs per real).
     pub digest: Option<String>,
+    /// Per-real `checkcommand` override of an external check (keepalived's `misc_path`
+    /// differs per real, as a script given each real's address).
+    pub check_command: Option<String>,
     /// Per-real `check_address` override (keepalived's `connect_ip` in a real's first
     /// checker): the service's check goes there instead of to the real's address.
     pub check_address: Option<IpAddr>,

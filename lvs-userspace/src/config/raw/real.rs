@@ -218,6 +218,7 @@ pub(super) fn resolve_real(
             request: request.clone(),
             receive: r.receive.clone(),
             digest: r.digest.clone(),
+            check_command: r.checkcommand.clone(),
             check_address,
             check_source: CheckSource::default(),
             notify_up: r.notify_up.clone(),

@@ -636,6 +636,13 @@ pub(super) fn resolve_virtual(
             if !own.is_default() && !takes_source(check_type, service) {
                 errs.bad(r.line, "check_source", SOURCE_CHECKS);
             }
+            if r.checkcommand.is_some() && check_type != CheckType::External {
+                errs.bad(
+                    r.line,
+                    "checkcommand",
+                    "a real's own checkcommand needs checktype = \"external\" on its service",
+                );
+            }
             let from = own.over(&check_source);
             // The source must be of the family of each address checked.
             for rr in &mut rs {
