@@ -553,10 +553,8 @@ pub fn save(mut services: Vec<ServiceView>, nosort: bool) -> String {
             Some(m) => format!("-f {m}"),
             None => format!("{} {}", proto_switch(s.proto), addr(s.addr)),
         };
+        // ipvsadm 1.31's order (print_service_entry, FMT_RULE): -s, -p, -M, -o, -b.
         let _ = write!(o, "-A {svc} -s {}", s.scheduler);
-        if let Some(f) = &s.flags {
-            let _ = write!(o, " -b {f}");
-        }
         if let Some(t) = s.persistent {
             let _ = write!(o, " -p {t}");
             if let Some(m) = mask(s) {
@@ -566,15 +564,23 @@ pub fn save(mut services: Vec<ServiceView>, nosort: bool) -> String {
         if s.ops {
             o.push_str(" -o");
         }
+        if let Some(f) = &s.flags {
+            let _ = write!(o, " -b {f}");
+        }
         o.push('\n');
         for r in &s.reals {
-            let _ = writeln!(
+            let _ = write!(
                 o,
                 "-a {svc} -r {} {} -w {}",
                 addr(r.addr),
                 r.method.switch(),
                 r.weight
             );
+            // print_tunnel_rule: a tunnel's type (lvs's is IP-in-IP).
+            if r.method == crate::ipvsadm::args::Method::Tunnel {
+                o.push_str(" --tun-type ipip");
+            }
+            o.push('\n');
         }
     }
     o

@@ -236,6 +236,7 @@ fn firewall_marks_are_listed_and_saved_as_ipvsadm_prints_them() {
     };
     let mut t = vec![mark(7, true, "mh"), mark(3, false, "wlc")];
     t.push(table().remove(2));
+    t[0].reals[0].method = Method::Tunnel;
     assert_eq!(
         list(t.clone(), 4096, Format::default()),
         concat!(
@@ -246,19 +247,24 @@ fn firewall_marks_are_listed_and_saved_as_ipvsadm_prints_them() {
             "FWM  3 wlc persistent 300 ops\n",
             "  -> 10.0.1.1:0                   Route   3      0          0         \n",
             "FWM  7 IPv6 mh (mh-fallback,mh-port) persistent 300\n",
-            "  -> 10.0.1.1:0                   Route   3      0          0         \n",
+            "  -> 10.0.1.1:0                   Tunnel  3      0          0         \n",
         )
     );
     assert_eq!(
-        save(t, false),
+        save(t.clone(), false),
         concat!(
             "-A -t 10.0.0.2:443 -s sh -p 300 -M 255.255.255.0\n",
             "-A -f 3 -s wlc -p 300 -o\n",
             "-a -f 3 -r 10.0.1.1:0 -g -w 3\n",
-            "-A -f 7 -6 -s mh -b mh-fallback,mh-port -p 300\n",
-            "-a -f 7 -6 -r 10.0.1.1:0 -g -w 3\n",
+            "-A -f 7 -6 -s mh -p 300 -b mh-fallback,mh-port\n",
+            "-a -f 7 -6 -r 10.0.1.1:0 -i -w 3 --tun-type ipip\n",
         )
     );
+    // What -S writes, -R reads.
+    for line in save(t, false).lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        crate::ipvsadm::args::parse(&words).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+    }
 }
 
 #[test]
