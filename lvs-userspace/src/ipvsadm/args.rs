@@ -721,6 +721,19 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, ArgError> {
         }
         Command::AddReal | Command::EditReal => {
             let method = inv.method.unwrap_or(Method::Route);
+            let service_v6 = match inv.service {
+                Some(ServiceArg::Addr(_, a) | ServiceArg::Sctp(a)) => Some(a.is_ipv6()),
+                Some(ServiceArg::Fwmark(_, v6)) => Some(v6),
+                None => None,
+            };
+            if let (Some(v6), Some(r)) = (service_v6, inv.real)
+                && r.is_ipv6() != v6
+                && method != Method::Tunnel
+            {
+                return Err(fail(
+                    "Different address family is allowed only for tunneling servers",
+                ));
+            }
             if !matches!(inv.service, Some(ServiceArg::Fwmark(..)))
                 && matches!(method, Method::Route | Method::Tunnel)
                 && let Some(r) = &mut inv.real

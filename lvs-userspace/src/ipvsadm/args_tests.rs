@@ -162,6 +162,16 @@ fn ipvsadm_messages_and_exit_codes() {
             2,
         ),
         (
+            "-a -t 10.0.0.1:80 -r [2001:db8::1]:80 -g",
+            "Different address family is allowed only for tunneling servers",
+            2,
+        ),
+        (
+            "-a -f 3 -6 -r 10.0.1.1 -m",
+            "Different address family is allowed only for tunneling servers",
+            2,
+        ),
+        (
             "-A -t 300.0.0.1:80",
             "illegal virtual server address[:port] specified",
             2,
