@@ -133,3 +133,58 @@ fn reloads_that_change_the_check_keep_every_real_in_and_alert_nothing() {
     lvs.wait_served(vip, Duration::from_secs(5)).unwrap();
     assert!(lvs.stop(), "lvs did not stop on SIGTERM within 5 s");
 }
+
+/// ldirectord's `callback`: run with the config file's path whenever the file changes on
+/// disk, with `autoreload` off too (the change itself is then not applied), as ldirectord's
+/// `check_cfgfile`; a SIGHUP reloads without running it.
+#[test]
+fn the_callback_runs_when_the_file_changes_even_without_autoreload() {
+    let lab = Lab::create(LabOptions::default()).expect("lab");
+    let vip = SocketAddr::new(lab.vip_v4().into(), 80);
+    let ran = lab.work_dir().join("callback-ran");
+    let script = lab.work_dir().join("callback.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", ran.display()),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let config = |scheduler: &str| {
+        format!(
+            "autoreload = false\ncallback = \"{}\"\n\n[[virtual]]\naddress = \"{vip}\"\n\
+             scheduler = \"{scheduler}\"\nchecktype = \"on\"\n[[virtual.real]]\naddress = \"{}:80\"\n",
+            script.display(),
+            lab.reals()[0].addr_v4
+        )
+    };
+    let lvs = RunningLvs::start(&lab, &config("rr")).unwrap();
+    lvs.wait_served(vip, Duration::from_secs(15)).unwrap();
+    // A change on disk: the callback runs with the file's path; nothing is reloaded. (The
+    // agent polls the file's stamp each second; a second apart, the mtime surely moves.)
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&lvs.config, config("wrr")).unwrap();
+    lvs.wait_log("changed on disk: not reloaded", Duration::from_secs(10))
+        .unwrap();
+    lvs_tests::wait::until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        "the callback's run",
+        || std::fs::read_to_string(&ran).ok().filter(|s| !s.is_empty()),
+        || format!("lvs log:\n{}", lvs.log()),
+    );
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap(),
+        format!("{}\n", lvs.config.display())
+    );
+    assert!(!lvs.log().contains("config reloaded"), "{}", lvs.log());
+    // SIGHUP reloads, without the callback.
+    lvs.reload();
+    lvs.wait_log("config reloaded", Duration::from_secs(10))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(std::fs::read_to_string(&ran).unwrap().lines().count(), 1);
+    assert!(lvs.stop(), "lvs did not stop on SIGTERM within 5 s");
+}

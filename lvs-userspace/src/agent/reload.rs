@@ -1,10 +1,39 @@
 //! Reloading: a config read anew (after a SIGHUP, a change of the file, or of the host's
-//! firewall-mark rules) replaces the running one, or is refused and changes nothing.
+//! firewall-mark rules) replaces the running one, or is refused and changes nothing. A change
+//! of the file also runs ldirectord's `callback`.
 
 use super::{Agent, attach::write_own_macs, kept_states, restart_only::restart_only_changes};
 use crate::config::{Config, ConfigError};
 
 impl Agent {
+    /// The config file changed on disk (the poll found a new stamp, and read it: `loaded`).
+    /// As ldirectord's `check_cfgfile`: reloaded with `autoreload`, ignored without it, and
+    /// either way the `callback` runs with the file's path (to copy it to the other director,
+    /// say), whether the new config loads or not. A SIGHUP or a change of the firewall-mark
+    /// rules reloads without it.
+    pub(super) async fn changed_on_disk(&mut self, loaded: Result<Config, ConfigError>) {
+        let path = self.config_path.clone();
+        if self.config.globals.autoreload {
+            tracing::info!("{} changed: reloading", path.display());
+        } else {
+            tracing::info!(
+                "{} changed on disk: not reloaded (autoreload = no; SIGHUP reloads it)",
+                path.display()
+            );
+        }
+        if let Some(cb) = self.config.globals.callback.clone() {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let _ =
+                    crate::alert::run_callback(&cb, &path, crate::alert::DEFAULT_COMMAND_TIMEOUT)
+                        .await;
+            });
+        }
+        if self.config.globals.autoreload {
+            self.reload(loaded).await;
+        }
+    }
+
     /// Applies a config read anew; a config that does not load, or one without any virtual
     /// service that does not say `allow_empty`, leaves everything as it is.
     pub(super) async fn reload(&mut self, loaded: Result<Config, ConfigError>) {
@@ -57,17 +86,6 @@ impl Agent {
                 }
                 self.start_following();
                 tracing::info!(services = self.config.virtuals.len(), "config reloaded");
-                if let Some(cb) = self.config.globals.callback.clone() {
-                    let path = self.config_path.clone();
-                    tokio::spawn(async move {
-                        let _ = crate::alert::run_callback(
-                            &cb,
-                            &path,
-                            crate::alert::DEFAULT_COMMAND_TIMEOUT,
-                        )
-                        .await;
-                    });
-                }
             }
             Err(e) => {
                 self.counters.reload_failures += 1;

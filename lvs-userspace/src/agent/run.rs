@@ -271,11 +271,12 @@ pub async fn run(
                         }
                     }
                     ReadOutcome::Read { why, stamp, result } => {
-                        if why == ReadWhy::Poll {
-                            tracing::info!("{} changed: reloading", agent.config_path.display());
-                        }
                         agent.config_stamp = stamp;
-                        agent.reload(*result).await;
+                        if why == ReadWhy::Poll {
+                            agent.changed_on_disk(*result).await;
+                        } else {
+                            agent.reload(*result).await;
+                        }
                     }
                 }
             }
@@ -335,7 +336,9 @@ pub async fn run(
                         rules_off_loop(agent.file_config.clone(), agent.config_stamp, read_tx.clone());
                         reading = Some((Instant::now(), false));
                     }
-                    None if agent.config.globals.autoreload => {
+                    // The file is watched with autoreload, or for ldirectord's callback, which
+                    // runs on a change even without it.
+                    None if agent.config.globals.autoreload || agent.config.globals.callback.is_some() => {
                         read_off_loop(agent.config_path.clone(), agent.config_format, ReadWhy::Poll, agent.config_stamp, read_tx.clone());
                         reading = Some((Instant::now(), false));
                     }
