@@ -160,7 +160,20 @@ impl Mapper {
                          SMTP_CHECK per real with connect_ip/connect_port",
                     ));
                 }
-                "misc_path" if kind == "MISC_CHECK" => misc_path = Some(one_arg(i)?.to_string()),
+                // keepalived reads the rest of the line, and splits it with quotes and escapes
+                // when it runs it: one quoted value is that text; several words are quoted
+                // back where they need it, so that they split as they were read.
+                "misc_path" if kind == "MISC_CHECK" => {
+                    misc_path = Some(match i.args() {
+                        [] => return Err(bad(&i.loc, k, "needs a value")),
+                        [one] => one.clone(),
+                        words => words
+                            .iter()
+                            .map(|w| requote(w))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    })
+                }
                 "misc_timeout" if kind == "MISC_CHECK" => {
                     misc_timeout = Some(timer(i, &mut self.warnings)?.value)
                 }
@@ -251,12 +264,6 @@ impl Mapper {
             let Some(p) = misc_path else {
                 return Err(bad(&s.loc, kind, "needs a misc_path"));
             };
-            self.warn(
-                &s.loc,
-                kind,
-                "lvs runs misc_path with ldirectord's four arguments appended (virtual address \
-                 and port, real address and port), which keepalived does not",
-            );
             Some(p)
         } else {
             None
@@ -397,6 +404,9 @@ pub(super) fn set_check(v: &mut RawVirtual, check: &Check, line: usize) {
     v.virtualhost = check.virtualhost.clone().and_then(at);
     v.checkcommand = check.command.clone().and_then(at);
     v.dynamic_weight = check.dynamic.then(|| Val::new(true, line));
+    // A MISC_CHECK's misc_path runs as keepalived runs it.
+    v.checkcommand_style =
+        (check.checktype == "external").then(|| Val::new("keepalived".into(), line));
     v.dns_type = check.dns_type.clone().and_then(at);
     v.digest = check.digest.clone().and_then(at);
     v.status_codes = (check.status_codes != StatusCodes::default())
@@ -426,4 +436,14 @@ fn address(s: &Stmt) -> Result<std::net::IpAddr, ConfigError> {
     let a = one_arg(s)?;
     a.parse()
         .map_err(|_| bad(&s.loc, s.key(), format!("`{a}` is not an IP address")))
+}
+
+/// `word` as keepalived's command splitter reads it back as one word: in double quotes, with
+/// `"` and `\` escaped, when it holds whitespace, a quote or a `\`.
+fn requote(word: &str) -> String {
+    if word.contains(|c: char| c.is_whitespace() || "'\"\\".contains(c)) {
+        format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        word.to_string()
+    }
 }

@@ -103,12 +103,35 @@ fn misc_ping_and_no_checker() {
     assert_eq!(k.check_type, CheckType::External);
     assert_eq!(k.command.as_deref(), Some("/bin/check -x"));
     assert_eq!((k.timeout, k.failure_count), (Duration::from_secs(7), 1));
-    assert!(
-        c.warnings[0].contains("ldirectord's four arguments"),
-        "{:?}",
-        c.warnings
-    );
+    // Run as keepalived runs misc_path: split with its quotes, nothing appended.
+    assert_eq!(k.command_style, CommandStyle::Keepalived);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert!(!k.dynamic_weight);
+    // The rest of the line, unquoted (keepalived reads it so), with a quoted word in it.
+    let c = ok(&vs(
+        BASE,
+        "    MISC_CHECK {\n      misc_path /bin/sh -c \"nc -z h 80\"\n    }",
+    ));
+    let command = c.virtuals[0].check.command.clone().unwrap();
+    assert_eq!(
+        crate::health::external::keepalived_words(&command).unwrap(),
+        ["/bin/sh", "-c", "nc -z h 80"]
+    );
+    let toml = crate::config::render::to_toml(&c);
+    assert!(
+        toml.contains("checkcommand_style = \"keepalived\""),
+        "{toml}"
+    );
+    let back = toml::parse_str(std::path::Path::new("k.toml"), &toml).unwrap();
+    assert_eq!(back.virtuals[0].check, c.virtuals[0].check);
+    // A quote misc_path does not close: refused at its line.
+    assert!(
+        err(&vs(
+            BASE,
+            "    MISC_CHECK {\n      misc_path \"/bin/x 'a\"\n    }"
+        ))
+        .contains("quote is not closed"),
+    );
     let c = ok(&vs(
         BASE,
         "    MISC_CHECK {\n      misc_path /bin/x\n      misc_dynamic\n    }",

@@ -94,6 +94,9 @@ pub(crate) struct RawVirtual {
     /// keepalived's `misc_dynamic` (TOML `dynamic_weight`): the external check's exit code
     /// sets the real's weight.
     pub dynamic_weight: Opt<bool>,
+    /// How `checkcommand` runs: `ldirectord` (its words and four arguments) or `keepalived`
+    /// (`misc_path`: split with quotes and escapes, nothing appended).
+    pub checkcommand_style: Opt<String>,
     pub login: Opt<String>,
     pub passwd: Opt<String>,
     /// `database` (mysql, pgsql).
@@ -163,6 +166,7 @@ impl RawVirtual {
             virtualhost: None,
             checkcommand: None,
             dynamic_weight: None,
+            checkcommand_style: None,
             login: None,
             passwd: None,
             database: None,

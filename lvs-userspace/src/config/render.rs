@@ -548,6 +548,9 @@ fn write_check_keys(o: &mut String, c: &CheckSpec) {
     }
     if let Some(cmd) = &c.command {
         let _ = writeln!(o, "checkcommand = {}", q(cmd));
+        if c.command_style == CommandStyle::Keepalived {
+            let _ = writeln!(o, "checkcommand_style = \"keepalived\"");
+        }
     }
     if c.dynamic_weight {
         let _ = writeln!(o, "dynamic_weight = true");
@@ -621,7 +624,11 @@ fn describe_check(o: &mut String, label: &str, c: &CheckSpec) {
         let _ = writeln!(o, "    expect {r:?}");
     }
     if let Some(cmd) = &c.command {
-        let _ = writeln!(o, "    command {cmd}");
+        let style = match c.command_style {
+            CommandStyle::Ldirectord => "with the virtual and real addresses and ports appended",
+            CommandStyle::Keepalived => "split as keepalived splits it, nothing appended",
+        };
+        let _ = writeln!(o, "    command {cmd} ({style})");
     }
     if let Some(d) = &c.digest {
         let _ = writeln!(o, "    body MD5 {d}");

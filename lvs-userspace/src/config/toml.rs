@@ -65,6 +65,7 @@
 //! virtualhost = "www.example.org"
 //! checkcommand = "/usr/local/bin/check"   # for checktype = "external"
 //! dynamic_weight = true    # external: exit 1 down, 0 up, 2-255 up at weight code-2
+//! checkcommand_style = "keepalived"  # external: split as keepalived's misc_path, no arguments added
 //! retry_interval = 1        # keepalived's delay_before_retry: seconds between retries
 //! # checktype = "file": keepalived's FILE_CHECK, the number in the file `request` names:
 //! track_weight = 0          # 0: non-zero is down; else value × weight added to the weight

@@ -46,6 +46,14 @@ pub enum ExternalError {
         /// Its exit status.
         status: std::process::ExitStatus,
     },
+    /// The command cannot be split into words (keepalived's quoting).
+    #[error("cannot split {command:?} into words: {why}")]
+    Words {
+        /// The command.
+        command: String,
+        /// What is wrong.
+        why: String,
+    },
     /// The command ran past the timeout and was killed.
     #[error("{command:?} killed after {timeout:?}")]
     Timeout {
@@ -71,28 +79,106 @@ pub fn arguments(virtual_addr: SocketAddr, real: SocketAddr) -> [String; 4] {
     ]
 }
 
-/// Runs `command` with `args`, killing it at `timeout`: up on exit 0.
+/// ldirectord's command line: `command`'s words (split at whitespace; an lvs leniency,
+/// ldirectord would exec the whole text) and its four arguments ([`arguments`]).
+pub fn ldirectord_words(command: &str, args: &[String; 4]) -> Vec<String> {
+    command
+        .split_whitespace()
+        .map(str::to_string)
+        .chain(args.iter().cloned())
+        .collect()
+}
+
+/// keepalived's command line (`misc_path`, as its `alloc_strvec_quoted_escaped` splits it):
+/// words at whitespace, `'...'` and `"..."` quoting (the quotes dropped), `\` escaping the
+/// next character (`\n`, `\t`... and `\xHH`, `\NNN` octal as C's), nothing appended. `Err`
+/// says what is wrong (a quote not closed, a `\` at the end).
+pub fn keepalived_words(command: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut chars = command.chars().peekable();
+    loop {
+        while chars.next_if(|c| " \t\n\r\x0b\x0c".contains(*c)).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(words);
+        }
+        let mut word = String::new();
+        let mut quote: Option<char> = None;
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (_, '\\') => word.push(unescape(&mut chars).ok_or("a `\\` ends it")?),
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.push(c),
+                (None, '\'' | '"') => quote = Some(c),
+                (None, c) if " \t\n\r\x0b\x0c".contains(c) => break,
+                (None, c) => word.push(c),
+            }
+        }
+        if let Some(q) = quote {
+            return Err(format!("its {q} quote is not closed"));
+        }
+        words.push(word);
+    }
+}
+
+/// The character a `\` stands for, the escape's characters taken from `chars` (keepalived's
+/// escapes, as C's); `None` at the end of the text.
+fn unescape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<char> {
+    let c = chars.next()?;
+    let digits = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+                  radix: u32,
+                  max: usize,
+                  first: u32| {
+        let mut v = first;
+        for _ in 0..max {
+            match chars.peek().and_then(|d| d.to_digit(radix)) {
+                Some(d) => {
+                    v = v * radix + d;
+                    chars.next();
+                }
+                None => break,
+            }
+        }
+        char::from_u32(v & 0xff)
+    };
+    Some(match c {
+        'x' if chars.peek().is_some_and(char::is_ascii_hexdigit) => digits(chars, 16, 2, 0)?,
+        'c' if chars.peek().is_some() => char::from_u32(u32::from(chars.next()? as u8 & 0x1f))?,
+        '0'..='7' => digits(chars, 8, 2, c.to_digit(8)?)?,
+        'a' => '\x07',
+        'b' => '\x08',
+        'E' => '\x1b',
+        'f' => '\x0c',
+        'n' => '\n',
+        'r' => '\r',
+        't' => '\t',
+        'v' => '\x0b',
+        c => c,
+    })
+}
+
+/// Runs `command` with ldirectord's `args`, killing it at `timeout`: up on exit 0.
 pub async fn check(
     command: &str,
     args: &[String; 4],
     timeout: Duration,
 ) -> Result<String, ExternalError> {
-    run(command, args, timeout, false).await.map(|(m, _)| m)
+    run(command, &ldirectord_words(command, args), timeout, false)
+        .await
+        .map(|(m, _)| m)
 }
 
-/// Runs `command` with `args`, killing it at `timeout`. With `dynamic` (keepalived's
+/// Runs `words` (the program and its arguments, [`ldirectord_words`] or
+/// [`keepalived_words`] of `command`), killing it at `timeout`. With `dynamic` (keepalived's
 /// `misc_dynamic`), an exit code 2-255 is up with the weight `code - 2`, returned beside the
 /// message; exit 0 is up with the weight unchanged (`None`); anything else is down.
 pub async fn run(
     command: &str,
-    args: &[String; 4],
+    words: &[String],
     timeout: Duration,
     dynamic: bool,
 ) -> Result<(String, Option<u32>), ExternalError> {
-    let mut words = command.split_whitespace();
-    let program = words.next().ok_or(ExternalError::Empty)?;
+    let (program, args) = words.split_first().ok_or(ExternalError::Empty)?;
     let mut child = Command::new(program)
-        .args(words)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -220,7 +306,12 @@ mod tests {
             let got = within(
                 15,
                 "a misc_dynamic script",
-                run(s.to_str().unwrap(), &args(), Duration::from_secs(5), true),
+                run(
+                    s.to_str().unwrap(),
+                    &ldirectord_words(s.to_str().unwrap(), &args()),
+                    Duration::from_secs(5),
+                    true,
+                ),
             )
             .await;
             match want {
@@ -236,10 +327,47 @@ mod tests {
         let got = within(
             15,
             "a plain script",
-            run(s.to_str().unwrap(), &args(), Duration::from_secs(5), false),
+            run(
+                s.to_str().unwrap(),
+                &ldirectord_words(s.to_str().unwrap(), &args()),
+                Duration::from_secs(5),
+                false,
+            ),
         )
         .await;
         assert!(matches!(got, Err(ExternalError::Failed { .. })), "{got:?}");
+    }
+
+    /// keepalived's misc_path: split with quotes and escapes, run with nothing appended.
+    #[tokio::test]
+    async fn keepalived_commands_are_split_as_keepalived_splits_them() {
+        assert_eq!(
+            keepalived_words(r#" /bin/sh -c 'nc -z "h" 80' a\ b "x\"y" \x41\101\t "#).unwrap(),
+            ["/bin/sh", "-c", "nc -z \"h\" 80", "a b", "x\"y", "AA\t"]
+        );
+        assert!(
+            keepalived_words("/bin/x 'open")
+                .unwrap_err()
+                .contains("' quote is not closed")
+        );
+        assert!(keepalived_words("/bin/x \\").is_err());
+        let (_dir, s) = script(
+            "count.sh",
+            r#"[ "$#" = 2 ] && [ "$2" = "b c" ] && exit 0; exit 1"#,
+        );
+        let command = format!("{} a 'b c'", s.display());
+        within(
+            15,
+            "the keepalived-style script",
+            run(
+                &command,
+                &keepalived_words(&command).unwrap(),
+                Duration::from_secs(5),
+                false,
+            ),
+        )
+        .await
+        .unwrap();
     }
 
     #[test]

@@ -217,6 +217,7 @@ impl CheckKey {
         }
         if s.check_type != CheckType::External {
             s.command = None;
+            s.command_style = crate::config::CommandStyle::default();
             s.dynamic_weight = false;
             self.virtual_addr = None;
         }

@@ -282,7 +282,8 @@ enum Kind {
     },
     External {
         command: String,
-        args: Box<[String; 4]>,
+        /// The program and its arguments.
+        words: Vec<String>,
         timeout: Duration,
         dynamic: bool,
     },
@@ -361,16 +362,30 @@ impl Probe {
                 timeout: key.timeout,
                 source: key.source.clone(),
             },
-            CheckType::External => Kind::External {
-                command: key.command.clone().ok_or(CheckError::NoCommand)?,
-                args: Box::new(external::arguments(
-                    key.virtual_addr
-                        .unwrap_or(SocketAddr::new(key.real.ip(), 0)),
-                    key.real,
-                )),
-                timeout: key.timeout,
-                dynamic: key.dynamic_weight,
-            },
+            CheckType::External => {
+                let command = key.command.clone().ok_or(CheckError::NoCommand)?;
+                let words = match key.command_style {
+                    crate::config::CommandStyle::Ldirectord => external::ldirectord_words(
+                        &command,
+                        &external::arguments(
+                            key.virtual_addr
+                                .unwrap_or(SocketAddr::new(key.real.ip(), 0)),
+                            key.real,
+                        ),
+                    ),
+                    crate::config::CommandStyle::Keepalived => external::keepalived_words(&command)
+                        .map_err(|why| external::ExternalError::Words {
+                            command: command.clone(),
+                            why,
+                        })?,
+                };
+                Kind::External {
+                    command,
+                    words,
+                    timeout: key.timeout,
+                    dynamic: key.dynamic_weight,
+                }
+            }
             CheckType::Negotiate => Kind::Negotiate(Self::negotiate(key, connect)?),
             CheckType::File => Kind::File(file::FileCheck {
                 path: key.request.clone().unwrap_or_default().into(),
@@ -646,11 +661,11 @@ impl Probe {
             }
             Kind::External {
                 command,
-                args,
+                words,
                 timeout,
                 dynamic,
             } => {
-                let r = Box::pin(external::run(command, args, *timeout, *dynamic)).await;
+                let r = Box::pin(external::run(command, words, *timeout, *dynamic)).await;
                 let r = r.map(|(message, w)| {
                     weight = w;
                     message

@@ -26,6 +26,7 @@ pub(super) fn spec(check_type: CheckType) -> CheckSpec {
         virtual_host: None,
         verify_tls: false,
         command: None,
+        command_style: crate::config::CommandStyle::Ldirectord,
         dynamic_weight: false,
         login: None,
         passwd: None,

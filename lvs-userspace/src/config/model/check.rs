@@ -107,6 +107,18 @@ pub enum HttpMethod {
     Head,
 }
 
+/// How an external check's command becomes a program and its arguments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CommandStyle {
+    /// ldirectord's `checkcommand`: its words, then the virtual address and port and the
+    /// real's address and port.
+    #[default]
+    Ldirectord,
+    /// keepalived's `misc_path`: split with quotes and escapes as keepalived splits it,
+    /// nothing appended (TOML `checkcommand_style = "keepalived"`).
+    Keepalived,
+}
+
 /// How one virtual service checks its reals, with every default applied.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CheckSpec {
@@ -128,6 +140,8 @@ pub struct CheckSpec {
     pub verify_tls: bool,
     /// `checkcommand` for external checks.
     pub command: Option<String>,
+    /// How `command` is run.
+    pub command_style: CommandStyle,
     /// keepalived's `misc_dynamic`: an external check's exit code 1 means down, 0 up, and
     /// 2-255 up with the real's weight set to the code minus 2.
     pub dynamic_weight: bool,

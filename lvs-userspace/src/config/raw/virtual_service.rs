@@ -529,6 +529,38 @@ pub(super) fn resolve_virtual(
             Some(value.trim().to_ascii_lowercase())
         }
     };
+    let command_style = match v
+        .checkcommand_style
+        .as_ref()
+        .map(|s| (s.value.as_str(), s.line))
+    {
+        None | Some(("ldirectord", _)) => CommandStyle::Ldirectord,
+        Some(("keepalived", _)) => CommandStyle::Keepalived,
+        Some((other, line)) => {
+            errs.bad(
+                line,
+                "checkcommand_style",
+                format!("`{other}` is not `ldirectord` or `keepalived`"),
+            );
+            CommandStyle::Ldirectord
+        }
+    };
+    if command_style == CommandStyle::Keepalived {
+        let commands = v
+            .checkcommand
+            .iter()
+            .map(|c| (c.value.as_str(), c.line))
+            .chain(
+                v.reals
+                    .iter()
+                    .filter_map(|r| Some((r.checkcommand.as_deref()?, r.line))),
+            );
+        for (c, line) in commands {
+            if let Err(why) = crate::health::external::keepalived_words(c) {
+                errs.bad(line, "checkcommand", format!("`{c}`: {why}"));
+            }
+        }
+    }
     let command = match (&v.checkcommand, check_type) {
         (Some(c), _) => Some(c.value.clone()),
         // ldirectord's default checkcommand.
@@ -766,6 +798,7 @@ pub(super) fn resolve_virtual(
                 .as_ref()
                 .map_or(globals.verify_tls, |b| b.value),
             command,
+            command_style,
             dynamic_weight: v.dynamic_weight.as_ref().is_some_and(|b| b.value),
             login,
             passwd,

@@ -27,6 +27,7 @@ macro_rules! with_check_keys {
             virtualhost: String => opt,
             checkcommand: String => opt,
             dynamic_weight: bool => opt,
+            checkcommand_style: String => opt,
             login: String => opt,
             passwd: String => opt,
             database: String => opt,
